@@ -1,0 +1,13 @@
+// CAF atoms of the member / brand / program actors (CAF 0.17: atom_constant).
+#pragma once
+
+#include <caf/atom.hpp>
+
+namespace loyalty::actors {
+
+using revert_atom = caf::atom_constant<caf::atom("revert")>;        // writer refused an op
+using passivate_atom = caf::atom_constant<caf::atom("passivate")>;  // idle: leave memory
+using supervise_atom = caf::atom_constant<caf::atom("supervise")>;  // brand: monitor this member
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;          // root: periodic passivation sweep
+
+} // namespace loyalty::actors

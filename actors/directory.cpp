@@ -1,0 +1,139 @@
+#include "actors/directory.hpp"
+
+#include "actors/atoms.hpp"
+#include "actors/member.hpp"
+#include "config/log.hpp"
+
+#include <caf/send.hpp>
+#include <caf/spawn_options.hpp>
+
+#include <algorithm>
+
+namespace loyalty::actors {
+
+void member_slot::rejected(const ledger::op& o, errc) noexcept {
+  bool reload = o.kind == ledger::op_kind::enroll;
+  if (!reload && o.balance_delta == 0 && o.lifetime_delta == 0)
+    return;
+  dir_.send_if_active(*this, caf::make_message(revert_atom::value, o.balance_delta, o.lifetime_delta, reload));
+}
+
+directory::directory(caf::actor_system& sys, engine_context& ctx, std::uint32_t active_max,
+                     std::uint32_t idle_ticks)
+  : sys_(sys), ctx_(ctx), active_max_(active_max), idle_ticks_(idle_ticks), shards_(shard_count) {}
+
+caf::actor directory::spawn_member(const std::shared_ptr<member_slot>& slot) {
+  active_.fetch_add(1, std::memory_order_relaxed);
+  activations_.fetch_add(1, std::memory_order_relaxed);
+  slot->pending.store(0);
+  slot->last_active_tick.store(tick(), std::memory_order_relaxed);
+  return sys_.spawn<caf::lazy_init>(member_actor, slot, &ctx_);
+}
+
+bool directory::send(std::uint64_t member_id, caf::message msg) {
+  auto& sh = shard_for(member_id);
+  std::lock_guard<std::mutex> guard(sh.mtx);
+  if (stopping_.load())
+    return false;
+  auto& slot = sh.slots[member_id];
+  if (!slot)
+    slot = std::make_shared<member_slot>(member_id, *this);
+  if (!slot->actor)
+    slot->actor = spawn_member(slot);
+  slot->pending.fetch_add(1, std::memory_order_acq_rel);
+  caf::anon_send(slot->actor, std::move(msg));
+  return true;
+}
+
+void directory::send_if_active(member_slot& slot, caf::message msg) {
+  auto& sh = shard_for(slot.member_id);
+  std::lock_guard<std::mutex> guard(sh.mtx);
+  if (!slot.actor)
+    return;  // a reactivated actor loads committed state, which never held the op
+  slot.pending.fetch_add(1, std::memory_order_acq_rel);
+  caf::anon_send(slot.actor, std::move(msg));
+}
+
+bool directory::try_passivate(member_slot& slot, const caf::actor_addr& self) {
+  auto& sh = shard_for(slot.member_id);
+  std::lock_guard<std::mutex> guard(sh.mtx);
+  if (slot.pending.load() != 0 || slot.inflight.load() != 0)
+    return false;
+  if (!slot.actor || slot.actor.address() != self)
+    return false;
+  slot.actor = nullptr;
+  sh.slots.erase(slot.member_id);  // may destroy the slot's map reference; the actor holds another
+  active_.fetch_sub(1, std::memory_order_relaxed);
+  passivations_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void directory::on_down(const std::shared_ptr<member_slot>& slot, const caf::actor_addr& who,
+                        bool crashed) {
+  if (!crashed || stopping_.load())
+    return;  // passivated (already removed) or engine shutdown
+  crashes_.fetch_add(1, std::memory_order_relaxed);
+  auto& sh = shard_for(slot->member_id);
+  std::lock_guard<std::mutex> guard(sh.mtx);
+  if (slot->actor && slot->actor.address() == who) {
+    slot->actor = nullptr;  // next message spawns a fresh actor that reloads from the ledger
+    slot->pending.store(0);
+    active_.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+void directory::sweep() {
+  auto now = tick_.fetch_add(1, std::memory_order_relaxed) + 1;
+  auto active = active_.load(std::memory_order_relaxed);
+  // Past the cap, also passivate actors idle for at least one tick, until the
+  // excess is covered (an approximation of least-recently-used).
+  std::uint64_t excess = active > active_max_ ? active - active_max_ : 0;
+  for (auto& sh : shards_) {
+    std::lock_guard<std::mutex> guard(sh.mtx);
+    for (auto it = sh.slots.begin(); it != sh.slots.end();) {
+      auto& slot = *it->second;
+      if (!slot.actor) {
+        if (slot.inflight.load() == 0) {
+          it = sh.slots.erase(it);
+          continue;
+        }
+        ++it;
+        continue;
+      }
+      auto idle = now - slot.last_active_tick.load(std::memory_order_relaxed);
+      bool passivate = idle >= idle_ticks_ || (excess > 0 && idle >= 1);
+      if (passivate && slot.pending.load() == 0) {
+        if (excess > 0)
+          --excess;
+        slot.pending.fetch_add(1, std::memory_order_acq_rel);
+        caf::anon_send(slot.actor, passivate_atom::value);
+      }
+      ++it;
+    }
+  }
+}
+
+directory_stats directory::stats() const noexcept {
+  return {active_.load(), activations_.load(), passivations_.load(), crashes_.load()};
+}
+
+void directory::shutdown() {
+  stopping_.store(true);
+  for (auto& sh : shards_) {
+    std::lock_guard<std::mutex> guard(sh.mtx);
+    for (auto& [id, slot] : sh.slots)
+      if (slot->actor)
+        caf::anon_send_exit(slot->actor, caf::exit_reason::user_shutdown);
+    sh.slots.clear();
+  }
+  active_.store(0);
+}
+
+caf::actor directory::actor_of(std::uint64_t member_id) {
+  auto& sh = shard_for(member_id);
+  std::lock_guard<std::mutex> guard(sh.mtx);
+  auto it = sh.slots.find(member_id);
+  return it == sh.slots.end() ? caf::actor{} : it->second->actor;
+}
+
+} // namespace loyalty::actors

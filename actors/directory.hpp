@@ -1,0 +1,118 @@
+// The member directory: member id -> the slot of its actor. It routes every
+// member request to the one actor that owns that member, activating it on
+// first use, and it is where passivation and crash recovery meet.
+//
+// Protocol (why it is race-free):
+//  - Senders enqueue to a member actor only while holding the slot's shard
+//    mutex, after incrementing slot.pending.
+//  - The actor decrements pending for every message it dequeues.
+//  - An actor passivates only under the same mutex, when pending == 0 and
+//    inflight == 0 (no op of this member in the ledger writer). So no message
+//    can be lost to a passivating actor, and a reactivated actor never loads
+//    state that misses an uncommitted op of its predecessor.
+//  - A crashed actor (down with a non-normal reason) leaves its slot with
+//    no actor; the next message spawns a new one, which first waits for the
+//    ledger writer (barrier) if the slot still has ops in flight.
+#pragma once
+
+#include "actors/policy.hpp"
+#include "ledger/ledger.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/message.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace loyalty::actors {
+
+class directory;
+struct engine_context;
+
+class member_slot final : public ledger::op_owner {
+public:
+  member_slot(std::uint64_t id, directory& dir) : member_id(id), dir_(dir) {}
+  const std::uint64_t member_id;
+  caf::actor actor;                      // guarded by the shard mutex; null when not active
+  std::atomic<std::uint32_t> pending{0}; // messages enqueued, not yet dequeued
+  std::atomic<std::uint32_t> last_active_tick{0};
+  // Writer thread: an op this member's actor applied tentatively was not posted.
+  void rejected(const ledger::op& o, errc code) noexcept override;
+
+private:
+  directory& dir_;
+};
+
+struct directory_stats {
+  std::uint64_t active = 0;
+  std::uint64_t activations = 0;
+  std::uint64_t passivations = 0;
+  std::uint64_t crashes = 0;
+};
+
+class directory {
+public:
+  directory(caf::actor_system& sys, engine_context& ctx, std::uint32_t active_max,
+            std::uint32_t idle_ticks);
+
+  // Any thread. Finds or activates the member's actor and enqueues `msg`
+  // (a caf::message) to it. False (message dropped) only during shutdown.
+  bool send(std::uint64_t member_id, caf::message msg);
+
+  // Called by a member actor on its own thread in reply to passivate_atom.
+  // True if the slot was removed and the actor must quit now.
+  [[nodiscard]] bool try_passivate(member_slot& slot, const caf::actor_addr& self);
+
+  // Called by the supervising actor when a member actor went down.
+  void on_down(const std::shared_ptr<member_slot>& slot, const caf::actor_addr& who, bool crashed);
+
+  // Called by the program root once per tick: asks idle actors (and, past
+  // active_max, the least recently active ones) to passivate; drops slots
+  // left without actor and without ops in flight.
+  void sweep();
+
+  // Enqueue under the shard lock to the slot's live actor (for revert).
+  void send_if_active(member_slot& slot, caf::message msg);
+
+  // The current tick (seconds of engine uptime), for last_active stamps.
+  [[nodiscard]] std::uint32_t tick() const noexcept { return tick_.load(std::memory_order_relaxed); }
+  [[nodiscard]] directory_stats stats() const noexcept;
+  [[nodiscard]] std::size_t active() const noexcept { return active_.load(); }
+
+  // Engine shutdown: stops every member actor; no more activations.
+  void shutdown();
+
+  // Tests: the live actor of a member, or null.
+  [[nodiscard]] caf::actor actor_of(std::uint64_t member_id);
+
+private:
+  struct shard {
+    std::mutex mtx;
+    std::unordered_map<std::uint64_t, std::shared_ptr<member_slot>> slots;
+  };
+  static constexpr std::size_t shard_count = 64;
+  shard& shard_for(std::uint64_t id) noexcept { return shards_[(id * 0x9E3779B97F4A7C15ull) >> 58]; }
+  caf::actor spawn_member(const std::shared_ptr<member_slot>& slot);
+
+  caf::actor_system& sys_;
+  engine_context& ctx_;
+  const std::uint32_t active_max_;
+  const std::uint32_t idle_ticks_;
+  std::vector<shard> shards_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::uint32_t> tick_{0};
+  std::atomic<std::uint64_t> active_{0};
+  std::atomic<std::uint64_t> activations_{0};
+  std::atomic<std::uint64_t> passivations_{0};
+  std::atomic<std::uint64_t> crashes_{0};
+};
+
+} // namespace loyalty::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<loyalty::actors::member_slot>)

@@ -1,0 +1,50 @@
+#include "config/errc.hpp"
+
+#include <array>
+
+namespace loyalty {
+
+std::string_view default_message(errc e) noexcept {
+  switch (e) {
+    case errc::ok: return "ok";
+    case errc::malformed_frame: return "the frame is not one valid msgpack value; closing the connection";
+    case errc::frame_too_large: return "the frame length is over the limit; closing the connection";
+    case errc::hello_required: return "send hello before any other operation";
+    case errc::unsupported_version: return "this server does not speak the requested protocol version";
+    case errc::unknown_operation: return "unknown operation";
+    case errc::missing_field: return "a required field is missing";
+    case errc::wrong_type: return "a field has the wrong type";
+    case errc::invalid_argument: return "a field has an invalid value";
+    case errc::batch_too_large: return "the batch holds more operations than allowed";
+    case errc::invalid_amount: return "amounts and points must be positive";
+    case errc::amount_overflow: return "the amount or the resulting balance does not fit in 64 bits";
+    case errc::currency_mismatch: return "the currency is not the program currency";
+    case errc::unknown_member: return "no member with this id is enrolled";
+    case errc::member_exists: return "a member with this id is already enrolled";
+    case errc::unknown_brand: return "no brand with this code in the program";
+    case errc::insufficient_points: return "the member does not have enough points";
+    case errc::txn_id_conflict: return "this txn id was already used for a different request";
+    case errc::overloaded: return "too many requests in flight; nothing was posted, retry later";
+    case errc::too_many_connections: return "connection limit reached; closing the connection";
+    case errc::unavailable: return "the member actor stopped before answering; retry with the same txn id";
+    case errc::busy: return "an operation of this kind is already running";
+    case errc::internal_error: return "internal error; nothing was posted";
+  }
+  return "internal error";
+}
+
+errc errc_from_string(std::string_view name) noexcept {
+  static constexpr std::array all{
+    errc::ok, errc::malformed_frame, errc::frame_too_large, errc::hello_required,
+    errc::unsupported_version, errc::unknown_operation, errc::missing_field, errc::wrong_type,
+    errc::invalid_argument, errc::batch_too_large, errc::invalid_amount, errc::amount_overflow,
+    errc::currency_mismatch, errc::unknown_member, errc::member_exists, errc::unknown_brand,
+    errc::insufficient_points, errc::txn_id_conflict, errc::overloaded,
+    errc::too_many_connections, errc::unavailable, errc::busy, errc::internal_error};
+  for (auto e : all)
+    if (to_string(e) == name)
+      return e;
+  return errc::internal_error;
+}
+
+} // namespace loyalty

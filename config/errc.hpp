@@ -1,0 +1,80 @@
+// Error codes of loyaltyd: one list, shared by the ledger, the actors and the
+// wire protocol, because every one of them ends up in a response frame.
+// The numeric values are part of the wire contract (docs/PROTOCOL.md): never
+// renumber, only append.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace loyalty {
+
+enum class errc : std::uint16_t {
+  ok = 0,
+  // -- framing and protocol (1..19) -----------------------------------------
+  malformed_frame = 1,      // payload is not one valid msgpack value; connection closed
+  frame_too_large = 2,      // length prefix over frame_bytes_max; connection closed
+  hello_required = 3,       // first request on a connection must be `hello`
+  unsupported_version = 4,  // hello asked for a protocol version we do not speak
+  unknown_operation = 5,    // `op` names no operation
+  missing_field = 6,        // a required field is absent
+  wrong_type = 7,           // a field has the wrong msgpack type
+  invalid_argument = 8,     // a field has the right type but an impossible value
+  batch_too_large = 9,      // a batch carries more than batch_ops_max operations
+  // -- amounts (20..29) -----------------------------------------------------
+  invalid_amount = 20,      // zero or negative amount / points
+  amount_overflow = 21,     // an amount, product or balance would leave int64
+  currency_mismatch = 22,   // earn currency is not the program currency
+  // -- members and policy (30..49) -------------------------------------------
+  unknown_member = 30,      // member id was never enrolled
+  member_exists = 31,       // enroll of an id that is already enrolled
+  unknown_brand = 32,       // brand code not in the program
+  insufficient_points = 33, // redeem of more points than available
+  // -- idempotency (50..59) -----------------------------------------------------
+  txn_id_conflict = 50,     // client txn id already used with different content
+  // -- capacity and engine state (60..79) -------------------------------------
+  overloaded = 60,          // in-flight limit reached: retry later, nothing posted
+  too_many_connections = 61,// connection limit reached; connection closed
+  unavailable = 62,         // the member actor stopped before answering; retry with the same txn id
+  busy = 63,                // an admin operation of this kind is already running
+  internal_error = 70,      // a bug; nothing was posted
+};
+
+// Stable snake_case name, as it appears in the `error` field of a response.
+[[nodiscard]] constexpr std::string_view to_string(errc e) noexcept {
+  switch (e) {
+    case errc::ok: return "ok";
+    case errc::malformed_frame: return "malformed_frame";
+    case errc::frame_too_large: return "frame_too_large";
+    case errc::hello_required: return "hello_required";
+    case errc::unsupported_version: return "unsupported_version";
+    case errc::unknown_operation: return "unknown_operation";
+    case errc::missing_field: return "missing_field";
+    case errc::wrong_type: return "wrong_type";
+    case errc::invalid_argument: return "invalid_argument";
+    case errc::batch_too_large: return "batch_too_large";
+    case errc::invalid_amount: return "invalid_amount";
+    case errc::amount_overflow: return "amount_overflow";
+    case errc::currency_mismatch: return "currency_mismatch";
+    case errc::unknown_member: return "unknown_member";
+    case errc::member_exists: return "member_exists";
+    case errc::unknown_brand: return "unknown_brand";
+    case errc::insufficient_points: return "insufficient_points";
+    case errc::txn_id_conflict: return "txn_id_conflict";
+    case errc::overloaded: return "overloaded";
+    case errc::too_many_connections: return "too_many_connections";
+    case errc::unavailable: return "unavailable";
+    case errc::busy: return "busy";
+    case errc::internal_error: return "internal_error";
+  }
+  return "internal_error";
+}
+
+// Default human-readable message for a code (responses may carry a more
+// specific one).
+[[nodiscard]] std::string_view default_message(errc e) noexcept;
+
+// Parses a name produced by to_string; returns internal_error for unknown names.
+[[nodiscard]] errc errc_from_string(std::string_view name) noexcept;
+
+} // namespace loyalty

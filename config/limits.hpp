@@ -1,0 +1,50 @@
+// Every hard limit of the engine in one place, unit last in the name, each
+// with the reason for its value. Configurable limits have their defaults here
+// and their knobs in the engine configuration (config/loyaltyd.toml).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace loyalty::limits {
+
+// Largest frame payload accepted. A batch of batch_ops_max earns with 64-byte
+// txn ids is about 200 KiB; 1 MiB leaves room without letting one client make
+// the server buffer arbitrary amounts.
+inline constexpr std::uint32_t frame_bytes_max = 1u << 20;
+
+// Operations in one batch frame: bounds the work one frame can queue.
+inline constexpr std::size_t batch_ops_max = 1000;
+
+// Client transaction ids are opaque bytes. 64 bytes fits a UUID in text form
+// (36) or any ULID / hash; longer ids only bloat the index.
+inline constexpr std::size_t txn_id_bytes_max = 64;
+
+// Protocol versions this build speaks.
+inline constexpr std::uint32_t protocol_version_min = 1;
+inline constexpr std::uint32_t protocol_version_max = 1;
+
+// Defaults of the configurable limits (see config/loyaltyd.toml).
+// In-flight requests per connection: deep enough for a pipelined client to
+// keep the group commit full, small enough that one client cannot take the
+// whole engine budget.
+inline constexpr std::uint32_t inflight_per_connection_max_default = 8192;
+// In-flight requests in the whole engine: every one of them is an entry in
+// some queue (mailbox, writer queue), so this bounds all of those queues.
+inline constexpr std::uint32_t inflight_total_max_default = 131072;
+// Concurrent connections: each costs buffers and an fd.
+inline constexpr std::uint32_t connections_max_default = 1024;
+// Journal entries per LMDB write transaction: large enough to amortize the
+// fsync (about 1-3 ms here), small enough that one commit stays short.
+inline constexpr std::uint32_t batch_entries_max_default = 10000;
+// How long the writer waits for more entries after the first one arrived
+// before committing anyway. Adds at most this much latency at low load.
+inline constexpr std::uint32_t commit_window_us_default = 200;
+// Member actors active at once; past it, idle ones are passivated.
+inline constexpr std::uint32_t active_members_max_default = 1000000;
+// A member actor idle this long is passivated.
+inline constexpr std::uint32_t member_idle_s_default = 60;
+// LMDB map size: address space only (sparse file); 64 GiB holds ~200M entries.
+inline constexpr std::uint64_t map_bytes_default = 64ull << 30;
+
+} // namespace loyalty::limits

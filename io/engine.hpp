@@ -1,0 +1,67 @@
+// The engine assembled: ledger (LMDB + writer), CAF actor system with the
+// program root, brand and member actors, and the TCP server. loyaltyd's main
+// and the integration tests both run exactly this.
+#pragma once
+
+#include "actors/directory.hpp"
+#include "actors/program_root.hpp"
+#include "config/clock.hpp"
+#include "config/program.hpp"
+#include "io/server.hpp"
+#include "ledger/ledger.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace loyalty::io {
+
+struct engine_options {
+  engine_settings settings;
+  program prog;
+  const loyalty::clock* clock = nullptr;  // null: the system clock
+  // How often idle member actors are looked for; member_idle_s counts in
+  // these ticks' seconds. Tests shorten it.
+  std::chrono::milliseconds sweep_interval{1000};
+};
+
+class engine {
+public:
+  // Opens the ledger, starts the actors and the server. Null with `error`
+  // set (a sentence) on failure.
+  [[nodiscard]] static std::unique_ptr<engine> start(engine_options opts, std::string& error);
+  ~engine();  // stop()
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  // Stops serving, lets the ledger writer commit what it was given, stops
+  // every actor. Idempotent.
+  void stop();
+
+  [[nodiscard]] std::uint16_t port() const noexcept { return server_->port(); }
+  [[nodiscard]] const program& prog() const noexcept { return opts_.prog; }
+  [[nodiscard]] ledger::ledger& ledger() noexcept { return *ledger_; }
+  [[nodiscard]] actors::directory& directory() noexcept { return *dir_; }
+  [[nodiscard]] caf::actor_system& system() noexcept { return *system_; }
+  [[nodiscard]] const actors::supervision_stats& supervision() const noexcept { return sup_; }
+
+private:
+  explicit engine(engine_options opts);
+  engine_options opts_;
+  loyalty::system_clock sys_clock_;
+  // Declaration order is destruction order reversed: the server (and the
+  // io_contexts that queued outcomes refer to) goes last.
+  std::unique_ptr<server> server_;
+  std::unique_ptr<ledger::ledger> ledger_;
+  actors::engine_context ctx_;
+  actors::supervision_stats sup_;
+  std::unique_ptr<caf::actor_system_config> cfg_;
+  std::unique_ptr<caf::actor_system> system_;
+  std::unique_ptr<actors::directory> dir_;
+  bool stopped_ = false;
+};
+
+} // namespace loyalty::io

@@ -1,0 +1,114 @@
+// loyaltyd: the engine. Loads the settings and the program, opens the ledger,
+// starts the actors and the server, and serves until SIGINT or SIGTERM.
+#include "config/log.hpp"
+#include "io/engine.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+namespace {
+
+int load_failed(const std::vector<loyalty::config_error>& errors) {
+  for (auto& e : errors)
+    std::fprintf(stderr, "loyaltyd: %s\n", e.message.c_str());
+  return 2;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"loyaltyd: actor-based loyalty transaction engine with a durable double-entry ledger.\n"
+               "Serves the binary wire protocol (docs/PROTOCOL.md) until SIGINT or SIGTERM."};
+  std::string config_path = "config/loyaltyd.toml";
+  std::string data_dir, host, durability;
+  int port = -1;
+  bool verify_only = false;
+  app.add_option("-c,--config", config_path, "engine settings file (TOML); names the program file")
+    ->capture_default_str();
+  app.add_option("-d,--data-dir", data_dir, "LMDB data directory (overrides the settings file)");
+  app.add_option("--host", host, "address to listen on (overrides the settings file)");
+  app.add_option("-p,--port", port, "TCP port to listen on; 0 picks a free one (overrides the settings file)")
+    ->check(CLI::Range(0, 65535));
+  app.add_option("--durability", durability,
+                 "fsync (default) or nosync_unsafe: acknowledged commits may be lost on power cut; benchmarks only")
+    ->check(CLI::IsMember({"fsync", "nosync_unsafe"}));
+  app.add_flag("--verify", verify_only,
+               "check the ledger invariants of the data directory, print the report and exit (0 valid, 1 not)");
+  CLI11_PARSE(app, argc, argv);
+
+  std::vector<loyalty::config_error> errors;
+  auto settings = loyalty::load_settings(config_path, errors);
+  if (!settings)
+    return load_failed(errors);
+  if (!data_dir.empty())
+    settings->data_dir = data_dir;
+  if (!host.empty())
+    settings->listen_host = host;
+  if (port >= 0)
+    settings->listen_port = static_cast<std::uint16_t>(port);
+  if (durability == "nosync_unsafe")
+    settings->sync = loyalty::durability::nosync_unsafe;
+  else if (durability == "fsync")
+    settings->sync = loyalty::durability::fsync;
+  auto prog = loyalty::load_program(settings->program_path, errors);
+  if (!prog)
+    return load_failed(errors);
+
+  if (verify_only) {
+    loyalty::system_clock clk;
+    loyalty::ledger::options lo;
+    lo.dir = settings->data_dir;
+    lo.map_bytes = settings->map_bytes;
+    lo.clock = &clk;
+    lo.tier_of = [&](std::int64_t l) { return prog->tier_for(l); };
+    std::string error;
+    auto led = loyalty::ledger::ledger::open(lo, error);
+    if (!led) {
+      std::fprintf(stderr, "loyaltyd: %s\n", error.c_str());
+      return 2;
+    }
+    auto rep = led->verify();
+    std::printf("%s: %llu entries, %llu postings, %llu accounts, %llu members, %llu txn ids\n",
+                rep.ok ? "valid" : "INVALID", static_cast<unsigned long long>(rep.entries),
+                static_cast<unsigned long long>(rep.postings), static_cast<unsigned long long>(rep.accounts),
+                static_cast<unsigned long long>(rep.members), static_cast<unsigned long long>(rep.txn_ids));
+    for (auto& p : rep.problems)
+      std::printf("problem: %s\n", p.c_str());
+    return rep.ok ? 0 : 1;
+  }
+
+  // Block the stop signals in every thread; main waits for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  loyalty::io::engine_options opts;
+  opts.settings = *settings;
+  opts.prog = std::move(*prog);
+  std::string error;
+  auto eng = loyalty::io::engine::start(std::move(opts), error);
+  if (!eng) {
+    std::fprintf(stderr, "loyaltyd: %s\n", error.c_str());
+    return 1;
+  }
+  loyalty::log(loyalty::log_level::info, "program '%s' (%zu brands, %zu tiers), data in %s, durability %s",
+               eng->prog().name.c_str(), eng->prog().brands.size(), eng->prog().tiers.size(),
+               settings->data_dir.c_str(),
+               settings->sync == loyalty::durability::fsync ? "fsync" : "nosync_unsafe (NOT durable)");
+  std::printf("loyaltyd listening on %s:%u\n", settings->listen_host.c_str(), eng->port());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  loyalty::log(loyalty::log_level::info, "signal %d: stopping; committing what was accepted", sig);
+  eng->stop();
+  eng.reset();
+  loyalty::log(loyalty::log_level::info, "stopped");
+  return 0;
+}

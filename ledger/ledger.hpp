@@ -1,0 +1,208 @@
+// The ledger: an LMDB environment holding an append-only double-entry journal,
+// account balances, an index from client transaction id to journal entry, and
+// member records; plus the single writer thread that group-commits the
+// operations of all members.
+//
+// Thread affinity:
+//  - submit(), barrier(), read functions and verify() may be called from any
+//    thread.
+//  - The one LMDB write transaction lives on the writer's own thread.
+//  - completion_target::complete() and op_owner::rejected() are called on the
+//    writer thread and must not block.
+//
+// Durability: by default (durability::fsync) an outcome is handed to its
+// completion target only after mdb_txn_commit() returned, i.e. after fsync.
+// A failed commit is fail-stop: the process logs one line and exits (status
+// 70) without completing anything of that batch.
+#pragma once
+
+#include "config/clock.hpp"
+#include "config/errc.hpp"
+#include "config/program.hpp"
+#include "ledger/records.hpp"
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace loyalty::ledger {
+
+// What the writer reports for one op, after the batch holding it committed.
+struct outcome {
+  std::uint64_t tag = 0;         // the op's tag, opaque to the ledger
+  errc code = errc::ok;
+  bool replayed = false;         // txn id seen before: original result, nothing posted
+  std::uint64_t seq = 0;         // journal seq of the (original) entry; 0 for barrier
+  std::int64_t points = 0;       // points moved by the entry
+  std::int64_t balance = 0;      // member balance after the entry (barrier: now)
+  std::int64_t lifetime = 0;     // member lifetime earned points after the entry (barrier: now)
+  std::uint32_t tier = 0;        // tier index after the entry (barrier: now)
+  std::uint32_t brand_id = 0;    // the op's brand_id, echoed
+};
+
+// Receives outcomes. Implemented by the io layer (a connection). Called on the
+// writer thread with all outcomes of one batch for this target; must not block.
+class completion_target {
+public:
+  virtual ~completion_target() = default;
+  virtual void complete(std::vector<outcome>&& outcomes) noexcept = 0;
+};
+
+struct op;
+
+// The member whose actor produced an op. `inflight` counts its submitted,
+// not yet completed ops; the writer decrements it after completing each op.
+// `rejected` is called (writer thread, before the batch commits) whenever an
+// op the actor had already applied to its tentative state is not posted: a
+// replay (code == ok), txn_id_conflict, insufficient_points or
+// amount_overflow found at commit time, member_exists. The actor undoes the
+// op's balance_delta / lifetime_delta (or reloads, for enroll).
+class op_owner {
+public:
+  virtual ~op_owner() = default;
+  std::atomic<std::int64_t> inflight{0};
+  virtual void rejected(const op& o, errc code) noexcept = 0;
+};
+
+enum class op_kind : std::uint8_t {
+  enroll,   // create member record + enroll journal entry (no postings)
+  post,     // a journal entry with postings
+  barrier,  // posts nothing; completes after every earlier op committed, with
+            // the member's committed balance / lifetime (used for `balance`)
+};
+
+struct op {
+  op_kind kind = op_kind::post;
+  entry_kind entry = entry_kind::earn;
+  std::uint64_t member_id = 0;
+  std::uint32_t brand_id = 0;
+  std::uint8_t txn_id_bytes = 0;
+  std::array<char, limits::txn_id_bytes_max> txn_id{};
+  std::uint64_t request_hash = 0;
+  std::uint64_t occurred_at_us = 0;
+  std::int64_t amount_minor = 0;
+  std::int64_t points = 0;
+  // If set, the writer refuses the entry with insufficient_points when the
+  // member's committed balance would go below zero.
+  bool require_nonnegative = false;
+  // If not ok, the actor already found the request invalid for the member's
+  // current state (e.g. insufficient_points). The writer still looks the txn
+  // id up first, so that a retry of an earlier, successful request returns
+  // its original result (replay) or txn_id_conflict; otherwise it completes
+  // with this code and posts nothing. rejected() is not called for such ops.
+  errc precheck = errc::ok;
+  std::uint8_t posting_count = 0;
+  std::array<posting, postings_per_entry_max> postings{};
+  // The actor's tentative changes, undone by the actor on rejection.
+  std::int64_t balance_delta = 0;
+  std::int64_t lifetime_delta = 0;
+  // Where the outcome goes.
+  std::shared_ptr<completion_target> target;
+  std::uint64_t tag = 0;
+  std::shared_ptr<op_owner> owner;  // may be null
+
+  [[nodiscard]] std::string_view txn() const noexcept { return {txn_id.data(), txn_id_bytes}; }
+  void set_txn(std::string_view id) noexcept;  // precondition: id.size() <= txn_id_bytes_max
+};
+
+// Stable 64-bit hash (FNV-1a) over a canonical encoding of a request's
+// content; stored in the journal so a reused txn id with different content
+// is detected across restarts. Never change its definition.
+[[nodiscard]] std::uint64_t content_hash(std::string_view bytes) noexcept;
+
+struct member_state {
+  member_record record;
+  account_record points;  // member_points account (zeroes if never posted)
+  [[nodiscard]] std::int64_t balance() const noexcept {
+    return static_cast<std::int64_t>(points.credit_total - points.debit_total);
+  }
+  [[nodiscard]] std::int64_t lifetime() const noexcept {
+    return static_cast<std::int64_t>(points.credit_total);
+  }
+};
+
+struct verify_report {
+  bool ok = true;
+  std::uint64_t entries = 0;
+  std::uint64_t postings = 0;
+  std::uint64_t accounts = 0;
+  std::uint64_t members = 0;
+  std::uint64_t txn_ids = 0;
+  std::vector<std::string> problems;  // first verify_problems_max problems
+};
+inline constexpr std::size_t verify_problems_max = 100;
+
+struct writer_stats {
+  std::uint64_t commits = 0;
+  std::uint64_t entries = 0;        // ops processed (all kinds)
+  std::uint64_t batch_max = 0;      // largest batch seen
+  // batch size histogram: bucket i counts batches with size in [2^i, 2^(i+1))
+  std::array<std::uint64_t, 16> batch_hist{};
+  std::uint64_t commit_us_total = 0;  // time spent in mdb_txn_commit
+};
+
+struct options {
+  std::string dir;                    // created if missing
+  std::uint64_t map_bytes = limits::map_bytes_default;
+  durability sync = durability::fsync;
+  std::uint32_t batch_entries_max = limits::batch_entries_max_default;
+  std::uint32_t commit_window_us = limits::commit_window_us_default;
+  const loyalty::clock* clock = nullptr;              // required
+  std::function<std::uint32_t(std::int64_t)> tier_of; // lifetime -> tier index; required
+};
+
+class ledger {
+public:
+  // Opens (creating if needed) the environment and starts the writer thread.
+  // On failure returns null and sets `error` to a sentence naming the cause.
+  [[nodiscard]] static std::unique_ptr<ledger> open(const options& opts, std::string& error);
+
+  ~ledger();  // stops the writer after draining what was submitted
+  ledger(const ledger&) = delete;
+  ledger& operator=(const ledger&) = delete;
+
+  // Hands an op to the writer. Never blocks on I/O; the queue is bounded by
+  // the engine's admission control (inflight_total_max), not here.
+  // Increments o.owner->inflight if owner is set.
+  void submit(op&& o);
+
+  // Blocks until every op submitted before this call has been committed and
+  // completed. For rare paths (reactivation after a crash, shutdown, tests).
+  void barrier();
+
+  // Committed state, read in a fresh read transaction.
+  [[nodiscard]] std::optional<member_state> load_member(std::uint64_t member_id) const;
+  [[nodiscard]] std::optional<account_record> load_account(std::uint64_t account) const;
+  [[nodiscard]] std::uint64_t last_seq() const;
+
+  // Reads one journal entry (header, postings, txn id). Empty if absent.
+  struct entry {
+    journal_header header;
+    std::vector<posting> postings;
+    std::string txn_id;
+  };
+  [[nodiscard]] std::optional<entry> read_entry(std::uint64_t seq) const;
+
+  // Checks the invariants (docs/ARCHITECTURE.md): every entry balances; the sum
+  // over all accounts of (debits - credits) is zero; every stored account
+  // equals the sum of its postings; every txn id maps to exactly one entry
+  // and back; every member account belongs to an enrolled member.
+  // Runs in its own read transaction; safe while the writer runs.
+  [[nodiscard]] verify_report verify() const;
+
+  [[nodiscard]] writer_stats stats() const;
+
+  class impl;
+
+private:
+  explicit ledger(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace loyalty::ledger

@@ -1,0 +1,105 @@
+// On-disk record layouts of the ledger. Every struct here is written to LMDB
+// byte for byte (little-endian, x86-64), so each has a fixed size checked at
+// compile time and only explicit-width integers. Changing a layout changes
+// the file format: bump schema_version and write a migration.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace loyalty::ledger {
+
+inline constexpr std::uint64_t schema_version = 1;
+
+// -- account ids ---------------------------------------------------------------
+// An account id is 64 bits: the kind in the top 8 bits, the owning entity
+// (member id or brand id) in the low 56 bits. Member ids are therefore limited
+// to 1 .. 2^56-1.
+enum class account_kind : std::uint8_t {
+  member_points = 1,   // credit-normal: points the member holds
+  brand_issued = 2,    // debit-normal: points the brand has issued (liability origin)
+  brand_redeemed = 3,  // credit-normal: points members have redeemed at the brand
+};
+
+inline constexpr std::uint64_t entity_id_max = (std::uint64_t{1} << 56) - 1;
+
+[[nodiscard]] constexpr std::uint64_t account_id(account_kind kind, std::uint64_t entity) noexcept {
+  return (static_cast<std::uint64_t>(kind) << 56) | (entity & entity_id_max);
+}
+[[nodiscard]] constexpr account_kind kind_of(std::uint64_t account) noexcept {
+  return static_cast<account_kind>(account >> 56);
+}
+[[nodiscard]] constexpr std::uint64_t entity_of(std::uint64_t account) noexcept {
+  return account & entity_id_max;
+}
+
+// -- journal ---------------------------------------------------------------------
+enum class entry_kind : std::uint16_t {
+  enroll = 1,  // no postings; creates the member record
+  earn = 2,    // debit brand_issued(brand), credit member_points(member)
+  redeem = 3,  // debit member_points(member), credit brand_redeemed(member's brand)
+};
+
+enum class posting_side : std::uint32_t { debit = 1, credit = 2 };
+
+// Journal value layout: journal_header, then posting_count postings, then
+// txn_id_bytes bytes of the client transaction id. Key: seq (uint64, native
+// byte order, MDB_INTEGERKEY), strictly increasing, appended only.
+struct journal_header {
+  std::uint64_t seq;             // journal sequence number, == the key
+  std::uint64_t occurred_at_us;  // client's time of the business event (earn), else commit time
+  std::uint64_t committed_at_us; // engine clock when the batch was written
+  std::uint64_t member_id;
+  std::uint64_t request_hash;    // hash of the request content, for txn_id_conflict
+  std::int64_t amount_minor;     // earn: purchase amount in minor units; else 0
+  std::int64_t points;           // points moved for the member (>= 0)
+  std::int64_t balance_after;    // member's points balance after this entry
+  std::int64_t lifetime_after;   // member's lifetime earned points after this entry
+  std::uint32_t brand_id;
+  std::uint32_t tier_after;      // tier index after this entry
+  std::uint16_t kind;            // entry_kind
+  std::uint8_t posting_count;
+  std::uint8_t txn_id_bytes;     // 0: no client txn id (enroll)
+  std::uint32_t reserved0;       // zero; room for policy version / key id
+  std::uint64_t reserved1;       // zero
+};
+static_assert(sizeof(journal_header) == 96);
+static_assert(std::is_trivially_copyable_v<journal_header>);
+
+struct posting {
+  std::uint64_t account;
+  std::uint64_t amount;    // > 0
+  std::uint32_t side;      // posting_side
+  std::uint32_t reserved;  // zero
+};
+static_assert(sizeof(posting) == 24);
+static_assert(std::is_trivially_copyable_v<posting>);
+
+inline constexpr std::size_t postings_per_entry_max = 4;
+
+// Accounts: key = account id (uint64, MDB_INTEGERKEY).
+// balance of a credit-normal account = credit_total - debit_total.
+struct account_record {
+  std::uint64_t debit_total;
+  std::uint64_t credit_total;
+  std::uint64_t posting_count;
+  std::uint64_t last_seq;  // seq of the last entry that touched it
+};
+static_assert(sizeof(account_record) == 32);
+static_assert(std::is_trivially_copyable_v<account_record>);
+
+// Members: key = member id (uint64, MDB_INTEGERKEY).
+struct member_record {
+  std::uint64_t member_id;
+  std::uint64_t enrolled_at_us;
+  std::uint64_t enroll_seq;  // journal seq of the enroll entry
+  std::uint32_t brand_id;    // home brand
+  std::uint32_t status;      // 1 = active
+};
+static_assert(sizeof(member_record) == 32);
+static_assert(std::is_trivially_copyable_v<member_record>);
+
+// Txn index: key = client txn id bytes (1..64), value = journal seq (uint64).
+
+} // namespace loyalty::ledger

@@ -1,0 +1,342 @@
+// Member, brand and program actors on a real CAF actor system over a real
+// LMDB ledger in a temporary directory.
+#include "actors/atoms.hpp"
+#include "actors/member.hpp"
+#include "actors/program_root.hpp"
+#include "config/clock.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+using namespace loyalty;
+using namespace std::chrono_literals;
+
+namespace {
+
+program test_program() {
+  program p;
+  p.name = "t";
+  p.currency = "EUR";
+  p.brands.push_back({1, "acme", "Acme", {1, 100}});
+  p.brands.push_back({2, "globex", "Globex", {2, 100}});
+  p.tiers.push_back({"member", 0, {1, 1}});
+  p.tiers.push_back({"silver", 1000, {3, 2}});
+  return p;
+}
+
+struct collector final : ledger::completion_target {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::map<std::uint64_t, ledger::outcome> got;
+  void complete(std::vector<ledger::outcome>&& v) noexcept override {
+    std::lock_guard<std::mutex> g(mtx);
+    for (auto& o : v)
+      got[o.tag] = o;
+    cv.notify_all();
+  }
+  ledger::outcome wait(std::uint64_t tag) {
+    std::unique_lock<std::mutex> g(mtx);
+    REQUIRE(cv.wait_for(g, 20s, [&] { return got.count(tag) != 0; }));
+    return got[tag];
+  }
+};
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    char tmpl[] = "/tmp/loyalty-actors-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~temp_dir() { std::filesystem::remove_all(path); }
+};
+
+// The actor half of the engine, without the server.
+struct rig {
+  program prog = test_program();
+  manual_clock clock;
+  std::unique_ptr<ledger::ledger> led;
+  actors::engine_context ctx;
+  actors::supervision_stats sup;
+  std::unique_ptr<caf::actor_system_config> cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::unique_ptr<actors::directory> dir;
+  std::shared_ptr<collector> out = std::make_shared<collector>();
+  std::uint64_t next_tag = 1;
+
+  explicit rig(const std::string& dirpath, std::uint32_t active_max = 1000, std::uint32_t idle_ticks = 1000) {
+    ledger::options lo;
+    lo.dir = dirpath;
+    lo.map_bytes = 1ull << 30;
+    lo.commit_window_us = 0;
+    lo.clock = &clock;
+    lo.tier_of = [this](std::int64_t l) { return prog.tier_for(l); };
+    std::string err;
+    led = ledger::ledger::open(lo, err);
+    INFO(err);
+    REQUIRE(led);
+    cfg = std::make_unique<caf::actor_system_config>();
+    cfg->set("scheduler.max-threads", std::size_t{2});
+    sys = std::make_unique<caf::actor_system>(*cfg);
+    ctx.prog = &prog;
+    ctx.ledger = led.get();
+    ctx.clock = &clock;
+    dir = std::make_unique<actors::directory>(*sys, ctx, active_max, idle_ticks);
+    ctx.dir = dir.get();
+    // A long sweep interval: tests call dir->sweep() themselves.
+    actors::start_program(*sys, ctx, sup, std::chrono::hours(1));
+  }
+
+  ~rig() {
+    dir->shutdown();
+    for (auto& b : ctx.brand_actors)
+      caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(ctx.root, caf::exit_reason::user_shutdown);
+    sys->await_all_actors_done();
+    led->barrier();
+  }
+
+  std::uint64_t send(actors::member_request r, std::shared_ptr<collector> to = nullptr) {
+    auto tag = next_tag++;
+    r.reply = std::make_shared<actors::reply_guard>(to ? to : out, tag);
+    auto member = r.member;
+    dir->send(member, caf::make_message(std::move(r)));
+    return tag;
+  }
+  ledger::outcome call(actors::member_request r) { return out->wait(send(std::move(r))); }
+
+  static actors::member_request enroll(std::uint64_t m, std::uint32_t brand = 1) {
+    actors::member_request r;
+    r.kind = actors::request_kind::enroll;
+    r.member = m;
+    r.brand_id = brand;
+    return r;
+  }
+  static actors::member_request with_txn(actors::member_request r, const std::string& txn) {
+    r.txn_bytes = static_cast<std::uint8_t>(txn.size());
+    std::copy(txn.begin(), txn.end(), r.txn.begin());
+    r.hash = actors::request_hash(r.kind, r.member, r.brand_id, r.amount_minor, r.occurred_at_us, r.points, "EUR");
+    return r;
+  }
+  static actors::member_request earn(std::uint64_t m, std::int64_t amount, const std::string& txn,
+                                     std::uint32_t brand = 1) {
+    actors::member_request r;
+    r.kind = actors::request_kind::earn;
+    r.member = m;
+    r.brand_id = brand;
+    r.amount_minor = amount;
+    r.occurred_at_us = 1;
+    return with_txn(r, txn);
+  }
+  static actors::member_request redeem(std::uint64_t m, std::int64_t points, const std::string& txn) {
+    actors::member_request r;
+    r.kind = actors::request_kind::redeem;
+    r.member = m;
+    r.points = points;
+    return with_txn(r, txn);
+  }
+  static actors::member_request balance(std::uint64_t m) {
+    actors::member_request r;
+    r.kind = actors::request_kind::balance;
+    r.member = m;
+    return r;
+  }
+};
+
+template <class Pred>
+bool eventually(Pred p) {
+  for (int i = 0; i < 2000; ++i) {
+    if (p())
+      return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return false;
+}
+
+} // namespace
+
+TEST_CASE("an enrolled member earns and redeems, and its balance survives a restart", "[actors]") {
+  temp_dir tmp;
+  {
+    rig r(tmp.path);
+    CHECK(r.call(rig::enroll(7)).code == errc::ok);
+    auto e = r.call(rig::earn(7, 12345, "e1"));  // 123.45 EUR at 1 point per EUR
+    REQUIRE(e.code == errc::ok);
+    CHECK(e.points == 123);
+    CHECK(e.balance == 123);
+    auto d = r.call(rig::redeem(7, 23, "r1"));
+    REQUIRE(d.code == errc::ok);
+    CHECK(d.balance == 100);
+    CHECK(d.lifetime == 123);
+  }
+  rig r(tmp.path);
+  auto b = r.call(rig::balance(7));
+  REQUIRE(b.code == errc::ok);
+  CHECK(b.balance == 100);
+  CHECK(b.lifetime == 123);
+  CHECK(b.brand_id == 1);
+  CHECK(r.led->verify().ok);
+}
+
+TEST_CASE("operations on a member that was never enrolled are unknown_member", "[actors]") {
+  temp_dir tmp;
+  rig r(tmp.path);
+  CHECK(r.call(rig::earn(99, 500, "x")).code == errc::unknown_member);
+  CHECK(r.call(rig::balance(99)).code == errc::unknown_member);
+  CHECK(r.call(rig::redeem(99, 1, "y")).code == errc::unknown_member);
+  CHECK(r.led->last_seq() == 0);
+}
+
+TEST_CASE("enrolling the same member twice is member_exists and posts nothing", "[actors]") {
+  temp_dir tmp;
+  rig r(tmp.path);
+  CHECK(r.call(rig::enroll(5)).code == errc::ok);
+  auto seq = r.led->last_seq();
+  CHECK(r.call(rig::enroll(5, 2)).code == errc::member_exists);
+  CHECK(r.led->last_seq() == seq);
+}
+
+TEST_CASE("a redeem of more points than available is refused and posts nothing", "[actors]") {
+  temp_dir tmp;
+  rig r(tmp.path);
+  r.call(rig::enroll(1));
+  r.call(rig::earn(1, 1000, "e"));
+  auto seq = r.led->last_seq();
+  auto d = r.call(rig::redeem(1, 11, "too-much"));
+  CHECK(d.code == errc::insufficient_points);
+  CHECK(r.led->last_seq() == seq);
+  CHECK(r.call(rig::balance(1)).balance == 10);
+}
+
+TEST_CASE("a replayed earn returns the original result and the balance does not move", "[actors]") {
+  temp_dir tmp;
+  rig r(tmp.path);
+  r.call(rig::enroll(1));
+  auto first = r.call(rig::earn(1, 5000, "same"));
+  auto again = r.call(rig::earn(1, 5000, "same"));
+  CHECK(again.code == errc::ok);
+  CHECK(again.replayed);
+  CHECK(again.seq == first.seq);
+  CHECK(again.balance == first.balance);
+  // The actor's tentative state was corrected: the next earn builds on 50.
+  auto next = r.call(rig::earn(1, 100, "next"));
+  CHECK(next.balance == 51);
+  CHECK(r.call(rig::earn(1, 5001, "same")).code == errc::txn_id_conflict);
+  CHECK(r.call(rig::balance(1)).balance == 51);
+  CHECK(r.led->verify().ok);
+}
+
+TEST_CASE("a redeem retried after the points were spent returns its original result", "[actors]") {
+  temp_dir tmp;
+  rig r(tmp.path);
+  r.call(rig::enroll(1));
+  r.call(rig::earn(1, 1000, "e"));
+  auto d = r.call(rig::redeem(1, 10, "spend-all"));
+  REQUIRE(d.code == errc::ok);
+  auto retry = r.call(rig::redeem(1, 10, "spend-all"));
+  CHECK(retry.code == errc::ok);
+  CHECK(retry.replayed);
+  CHECK(retry.seq == d.seq);
+  CHECK(r.call(rig::balance(1)).balance == 0);
+}
+
+TEST_CASE("reaching a tier's threshold upgrades at once and its multiplier applies to the next earn", "[actors]") {
+  temp_dir tmp;
+  rig r(tmp.path);
+  r.call(rig::enroll(3));
+  auto e = r.call(rig::earn(3, 100000, "big"));  // 1000 points: silver
+  CHECK(e.tier == 1);
+  auto f = r.call(rig::earn(3, 1000, "after"));  // 10 points * 3/2
+  CHECK(f.points == 15);
+}
+
+TEST_CASE("two carts redeeming the same points at once cannot both spend them", "[actors]") {
+  temp_dir tmp;
+  rig r(tmp.path);
+  r.call(rig::enroll(1));
+  r.call(rig::earn(1, 10000, "e"));  // 100 points
+  auto cart_a = std::make_shared<collector>();
+  auto cart_b = std::make_shared<collector>();
+  std::vector<std::uint64_t> tags_a, tags_b;
+  std::mutex tag_mtx;
+  std::thread ta([&] {
+    for (int i = 0; i < 30; ++i) {
+      std::lock_guard<std::mutex> g(tag_mtx);
+      tags_a.push_back(r.send(rig::redeem(1, 7, "a" + std::to_string(i)), cart_a));
+    }
+  });
+  std::thread tb([&] {
+    for (int i = 0; i < 30; ++i) {
+      std::lock_guard<std::mutex> g(tag_mtx);
+      tags_b.push_back(r.send(rig::redeem(1, 7, "b" + std::to_string(i)), cart_b));
+    }
+  });
+  ta.join();
+  tb.join();
+  std::int64_t spent = 0;
+  for (auto t : tags_a)
+    if (cart_a->wait(t).code == errc::ok)
+      spent += 7;
+  for (auto t : tags_b)
+    if (cart_b->wait(t).code == errc::ok)
+      spent += 7;
+  CHECK(spent == 98);  // 14 redeems of 7 fit in 100, the 15th does not
+  CHECK(r.call(rig::balance(1)).balance == 2);
+  CHECK(r.led->verify().ok);
+}
+
+TEST_CASE("a member actor that dies is logged by its brand and reactivated from the ledger", "[actors]") {
+  temp_dir tmp;
+  rig r(tmp.path);
+  r.call(rig::enroll(42, 2));
+  r.call(rig::earn(42, 10000, "before"));  // 200 points at globex
+  auto victim = r.dir->actor_of(42);
+  REQUIRE(victim);
+  REQUIRE(eventually([&] { return r.sup.monitored.load() == 1; }));
+  caf::anon_send_exit(victim, caf::exit_reason::kill);
+  REQUIRE(eventually([&] { return r.sup.member_failures.load() == 1; }));
+  CHECK(r.dir->stats().crashes == 1);
+  auto b = r.call(rig::balance(42));
+  CHECK(b.code == errc::ok);
+  CHECK(b.balance == 200);
+  auto fresh = r.dir->actor_of(42);
+  REQUIRE(fresh);
+  CHECK(fresh.address() != victim.address());
+  CHECK(r.call(rig::earn(42, 100, "after")).balance == 202);
+}
+
+TEST_CASE("idle member actors are passivated and come back with their state", "[actors]") {
+  temp_dir tmp;
+  rig r(tmp.path, 1000, /*idle_ticks*/ 1);
+  r.call(rig::enroll(1));
+  r.call(rig::earn(1, 700, "e"));
+  REQUIRE(r.dir->active() == 1);
+  r.dir->sweep();  // idle for one tick
+  r.dir->sweep();
+  REQUIRE(eventually([&] { return r.dir->active() == 0; }));
+  CHECK(r.dir->stats().passivations == 1);
+  CHECK(r.call(rig::balance(1)).balance == 7);
+  CHECK(r.dir->stats().activations == 2);
+}
+
+TEST_CASE("past the active cap, idle members are passivated down to the cap", "[actors]") {
+  temp_dir tmp;
+  rig r(tmp.path, /*active_max*/ 5);
+  for (std::uint64_t m = 1; m <= 20; ++m)
+    REQUIRE(r.call(rig::enroll(m)).code == errc::ok);
+  CHECK(r.dir->active() == 20);
+  r.dir->sweep();
+  r.dir->sweep();
+  REQUIRE(eventually([&] { return r.dir->active() <= 5; }));
+  for (std::uint64_t m = 1; m <= 20; ++m)
+    CHECK(r.call(rig::balance(m)).code == errc::ok);
+}

@@ -1,0 +1,409 @@
+// The engine over real TCP on loopback: a real engine (ledger in a temporary
+// directory, CAF actors, Asio server on an ephemeral port) and the client
+// library, the load generator and loyaltyctl as integrators use them.
+#include "io/client.hpp"
+#include "io/codec.hpp"
+#include "io/engine.hpp"
+
+#include <msgpack.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+using namespace loyalty;
+using namespace loyalty::io;
+
+namespace {
+
+program test_program() {
+  program p;
+  p.name = "t";
+  p.currency = "EUR";
+  p.brands.push_back({1, "acme", "Acme", {1, 100}});
+  p.brands.push_back({2, "globex", "Globex", {2, 100}});
+  p.tiers.push_back({"member", 0, {1, 1}});
+  p.tiers.push_back({"silver", 1000, {3, 2}});
+  return p;
+}
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    char tmpl[] = "/tmp/loyalty-server-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~temp_dir() { std::filesystem::remove_all(path); }
+};
+
+engine_settings test_settings(const std::filesystem::path& dir) {
+  engine_settings s;
+  s.listen_host = "127.0.0.1";
+  s.listen_port = 0;
+  s.data_dir = (dir / "data").string();
+  s.map_bytes = 1ull << 30;
+  s.commit_window_us = 100;
+  s.actor_threads = 2;
+  return s;
+}
+
+std::unique_ptr<engine> start_engine(const engine_settings& s) {
+  engine_options o;
+  o.settings = s;
+  o.prog = test_program();
+  std::string err;
+  auto e = engine::start(std::move(o), err);
+  INFO(err);
+  REQUIRE(e);
+  return e;
+}
+
+std::unique_ptr<client> connect(const engine& e, bool hello = true) {
+  std::string err;
+  auto c = client::connect("127.0.0.1", e.port(), err);
+  INFO(err);
+  REQUIRE(c);
+  if (hello)
+    REQUIRE(c->hello().ok());
+  return c;
+}
+
+// A raw frame from a msgpack map built by `fill`.
+template <class F>
+std::string frame(F fill) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  fill(pk);
+  std::string out(4, '\0');
+  write_be32(reinterpret_cast<unsigned char*>(out.data()), static_cast<std::uint32_t>(buf.size()));
+  out.append(buf.data(), buf.size());
+  return out;
+}
+
+response receive_one(client& c) {
+  response r;
+  std::string err;
+  INFO(err);
+  REQUIRE(c.receive(r, err, std::chrono::seconds(20)));
+  return r;
+}
+
+request earn_req(std::uint64_t member, std::int64_t amount, std::string txn, std::string brand = "acme") {
+  request r;
+  r.op = opcode::earn;
+  r.member = member;
+  r.brand = std::move(brand);
+  r.amount = amount;
+  r.currency = "EUR";
+  r.occurred_at_us = 1'700'000'000'000'000ull;
+  r.txn = std::move(txn);
+  return r;
+}
+
+} // namespace
+
+TEST_CASE("a member enrolls, earns, redeems and reads its balance over TCP", "[io][server]") {
+  temp_dir tmp;
+  auto e = start_engine(test_settings(tmp.path));
+  auto c = connect(*e);
+  CHECK(c->enroll(1, "acme").ok());
+  auto earned = c->earn("t-1", 1, "acme", 25000, "EUR", 1'700'000'000'000'000ull);
+  REQUIRE(earned.ok());
+  CHECK(earned.points == 250);
+  CHECK(earned.tier == "member");
+  CHECK_FALSE(earned.replayed);
+  auto spent = c->redeem("t-2", 1, 50);
+  REQUIRE(spent.ok());
+  CHECK(spent.balance == 200);
+  auto bal = c->balance(1);
+  REQUIRE(bal.ok());
+  CHECK(bal.balance == 200);
+  CHECK(bal.lifetime == 250);
+  CHECK(bal.brand == "acme");
+  auto v = c->verify();
+  REQUIRE(v.ok());
+  CHECK(v.verify.valid);
+  CHECK(v.verify.entries == 3);
+}
+
+TEST_CASE("a request before hello is refused and the connection stays usable", "[io][server]") {
+  temp_dir tmp;
+  auto e = start_engine(test_settings(tmp.path));
+  auto c = connect(*e, false);
+  auto r = c->call([] {
+    request q;
+    q.op = opcode::balance;
+    q.member = 1;
+    return q;
+  }());
+  CHECK(r.code == errc::hello_required);
+  CHECK(c->hello().ok());
+  CHECK(c->balance(1).code == errc::unknown_member);
+}
+
+TEST_CASE("a hello with an unsupported version is answered and the connection closed", "[io][server]") {
+  temp_dir tmp;
+  auto e = start_engine(test_settings(tmp.path));
+  auto c = connect(*e, false);
+  auto f = frame([](auto& pk) {
+    pk.pack_map(3);
+    pk.pack("op"), pk.pack("hello");
+    pk.pack("id"), pk.pack(1);
+    pk.pack("version"), pk.pack(99);
+  });
+  c->send_raw(f.data(), f.size());
+  CHECK(receive_one(*c).code == errc::unsupported_version);
+  response r;
+  std::string err;
+  CHECK_FALSE(c->receive(r, err, std::chrono::seconds(10)));
+}
+
+TEST_CASE("a thousand pipelined earns on one connection are all answered and all posted", "[io][server]") {
+  temp_dir tmp;
+  auto e = start_engine(test_settings(tmp.path));
+  auto c = connect(*e);
+  for (std::uint64_t m = 1; m <= 10; ++m)
+    REQUIRE(c->enroll(m, "acme").ok());
+  std::set<std::uint64_t> ids;
+  for (int i = 0; i < 1000; ++i)
+    ids.insert(c->send(earn_req(1 + i % 10, 100, "p-" + std::to_string(i))));
+  std::int64_t points = 0;
+  for (int i = 0; i < 1000; ++i) {
+    auto r = receive_one(*c);
+    REQUIRE(r.ok());
+    CHECK(ids.erase(r.id) == 1);
+    points += r.points;
+  }
+  CHECK(ids.empty());
+  CHECK(points == 1000);
+  for (std::uint64_t m = 1; m <= 10; ++m)
+    CHECK(c->balance(m).balance == 100);
+  CHECK(e->ledger().verify().ok);
+}
+
+TEST_CASE("every kind of bad request gets its error code, posts nothing, and the connection stays usable",
+          "[io][server]") {
+  temp_dir tmp;
+  auto e = start_engine(test_settings(tmp.path));
+  auto c = connect(*e);
+  REQUIRE(c->enroll(1, "acme").ok());
+  REQUIRE(c->earn("ok-1", 1, "acme", 1000, "EUR", 1).ok());
+  auto seq = e->ledger().last_seq();
+
+  auto raw = [&](const std::string& f) {
+    c->send_raw(f.data(), f.size());
+    return receive_one(*c);
+  };
+  // Missing field.
+  CHECK(raw(frame([](auto& pk) {
+          pk.pack_map(3);
+          pk.pack("op"), pk.pack("earn");
+          pk.pack("id"), pk.pack(10);
+          pk.pack("member"), pk.pack(1);
+        })).code == errc::missing_field);
+  // Wrong type: amount as a string.
+  CHECK(raw(frame([](auto& pk) {
+          pk.pack_map(8);
+          pk.pack("op"), pk.pack("earn");
+          pk.pack("id"), pk.pack(11);
+          pk.pack("txn"), pk.pack("w");
+          pk.pack("member"), pk.pack(1);
+          pk.pack("brand"), pk.pack("acme");
+          pk.pack("amount"), pk.pack("100");
+          pk.pack("currency"), pk.pack("EUR");
+          pk.pack("occurred_at"), pk.pack(1);
+        })).code == errc::wrong_type);
+  // Amount above INT64_MAX.
+  CHECK(raw(frame([](auto& pk) {
+          pk.pack_map(8);
+          pk.pack("op"), pk.pack("earn");
+          pk.pack("id"), pk.pack(12);
+          pk.pack("txn"), pk.pack("o");
+          pk.pack("member"), pk.pack(1);
+          pk.pack("brand"), pk.pack("acme");
+          pk.pack("amount"), pk.pack(std::uint64_t{1} << 63);
+          pk.pack("currency"), pk.pack("EUR");
+          pk.pack("occurred_at"), pk.pack(1);
+        })).code == errc::amount_overflow);
+  // Unknown operation.
+  CHECK(raw(frame([](auto& pk) {
+          pk.pack_map(2);
+          pk.pack("op"), pk.pack("teleport");
+          pk.pack("id"), pk.pack(13);
+        })).code == errc::unknown_operation);
+  // Not a map.
+  CHECK(raw(frame([](auto& pk) { pk.pack(42); })).code == errc::wrong_type);
+
+  CHECK(c->call(earn_req(1, -5, "neg")).code == errc::invalid_amount);
+  CHECK(c->call(earn_req(1, 0, "zero")).code == errc::invalid_amount);
+  CHECK(c->call(earn_req(2, 100, "nobody")).code == errc::unknown_member);
+  CHECK(c->call(earn_req(1, 100, "b", "initech")).code == errc::unknown_brand);
+  auto usd = earn_req(1, 100, "usd");
+  usd.currency = "USD";
+  CHECK(c->call(usd).code == errc::currency_mismatch);
+  CHECK(c->enroll(1, "acme").code == errc::member_exists);
+  CHECK(c->redeem("r-big", 1, 11).code == errc::insufficient_points);
+  CHECK(c->redeem("ok-1", 1, 1).code == errc::txn_id_conflict);
+  request neg_redeem;
+  neg_redeem.op = opcode::redeem;
+  neg_redeem.member = 1;
+  neg_redeem.points = -3;
+  neg_redeem.txn = "nr";
+  CHECK(c->call(neg_redeem).code == errc::invalid_amount);
+  auto long_txn = earn_req(1, 100, std::string(65, 'x'));
+  CHECK(c->call(long_txn).code == errc::invalid_argument);
+
+  CHECK(e->ledger().last_seq() == seq);
+  auto b = c->balance(1);
+  REQUIRE(b.ok());
+  CHECK(b.balance == 10);
+  auto replay = c->earn("ok-1", 1, "acme", 1000, "EUR", 1);
+  CHECK(replay.ok());
+  CHECK(replay.replayed);
+  CHECK(e->ledger().last_seq() == seq);
+}
+
+TEST_CASE("a frame over the size limit gets frame_too_large and the connection is closed, others go on",
+          "[io][server]") {
+  temp_dir tmp;
+  auto e = start_engine(test_settings(tmp.path));
+  auto other = connect(*e);
+  auto c = connect(*e);
+  unsigned char hdr[4];
+  write_be32(hdr, limits::frame_bytes_max + 1);
+  c->send_raw(hdr, 4);
+  CHECK(receive_one(*c).code == errc::frame_too_large);
+  response r;
+  std::string err;
+  CHECK_FALSE(c->receive(r, err, std::chrono::seconds(10)));
+  CHECK(other->enroll(5, "acme").ok());
+}
+
+TEST_CASE("an unreadable frame gets malformed_frame and the connection is closed", "[io][server]") {
+  temp_dir tmp;
+  auto e = start_engine(test_settings(tmp.path));
+  auto c = connect(*e);
+  const unsigned char bad[] = {0, 0, 0, 3, 0xc1, 0xc1, 0xc1};  // 0xc1 is never valid msgpack
+  c->send_raw(bad, sizeof bad);
+  CHECK(receive_one(*c).code == errc::malformed_frame);
+  response r;
+  std::string err;
+  CHECK_FALSE(c->receive(r, err, std::chrono::seconds(10)));
+  CHECK(connect(*e)->enroll(9, "acme").ok());
+}
+
+TEST_CASE("a batch carries many operations and answers each in order", "[io][server]") {
+  temp_dir tmp;
+  auto e = start_engine(test_settings(tmp.path));
+  auto c = connect(*e);
+  request b;
+  b.op = opcode::batch;
+  request en;
+  en.op = opcode::enroll;
+  en.id = 1;
+  en.member = 77;
+  en.brand = "globex";
+  b.ops.push_back(en);
+  auto ea = earn_req(77, 1000, "bx-1", "globex");
+  ea.id = 2;
+  b.ops.push_back(ea);
+  auto bad = earn_req(78, 1000, "bx-2");
+  bad.id = 3;
+  b.ops.push_back(bad);
+  auto r = c->call(b);
+  REQUIRE(r.ok());
+  REQUIRE(r.results.size() == 3);
+  CHECK(r.results[0].ok());
+  CHECK(r.results[0].id == 1);
+  CHECK(r.results[1].ok());
+  CHECK(r.results[1].points == 20);
+  CHECK(r.results[2].code == errc::unknown_member);
+  CHECK(r.results[2].id == 3);
+}
+
+TEST_CASE("past the in-flight limit a request is answered overloaded at once and nothing is posted",
+          "[io][server]") {
+  temp_dir tmp;
+  auto s = test_settings(tmp.path);
+  s.inflight_per_connection_max = 4;
+  auto e = start_engine(s);
+  auto c = connect(*e);
+  request b;
+  b.op = opcode::batch;
+  for (std::uint64_t i = 1; i <= 5; ++i) {
+    request en;
+    en.op = opcode::enroll;
+    en.id = i;
+    en.member = i;
+    en.brand = "acme";
+    b.ops.push_back(en);
+  }
+  CHECK(c->call(b).code == errc::overloaded);
+  CHECK(e->ledger().last_seq() == 0);
+  b.ops.pop_back();
+  CHECK(c->call(b).ok());
+}
+
+TEST_CASE("past the connection limit a new connection is told too_many_connections and closed", "[io][server]") {
+  temp_dir tmp;
+  auto s = test_settings(tmp.path);
+  s.connections_max = 2;
+  auto e = start_engine(s);
+  auto a = connect(*e);
+  auto b = connect(*e);
+  std::string err;
+  auto c = client::connect("127.0.0.1", e->port(), err);
+  REQUIRE(c);
+  CHECK(receive_one(*c).code == errc::too_many_connections);
+  CHECK(a->balance(1).code == errc::unknown_member);
+}
+
+TEST_CASE("an earn retried after an engine restart returns the original result and posts nothing",
+          "[io][server]") {
+  temp_dir tmp;
+  auto s = test_settings(tmp.path);
+  response first;
+  {
+    auto e = start_engine(s);
+    auto c = connect(*e);
+    REQUIRE(c->enroll(1, "acme").ok());
+    first = c->earn("restart-1", 1, "acme", 4200, "EUR", 5);
+    REQUIRE(first.ok());
+  }
+  auto e = start_engine(s);
+  auto c = connect(*e);
+  auto again = c->earn("restart-1", 1, "acme", 4200, "EUR", 5);
+  REQUIRE(again.ok());
+  CHECK(again.replayed);
+  CHECK(again.seq == first.seq);
+  CHECK(again.balance == first.balance);
+  CHECK(c->balance(1).balance == 42);
+  CHECK(c->earn("restart-1", 1, "acme", 4300, "EUR", 5).code == errc::txn_id_conflict);
+}
+
+TEST_CASE("loyalty-loadgen drives the engine and writes a JSON summary; loyaltyctl verifies it",
+          "[io][server][tools]") {
+  temp_dir tmp;
+  auto e = start_engine(test_settings(tmp.path));
+  auto json = (tmp.path / "summary.json").string();
+  std::ostringstream cmd;
+  cmd << LOYALTY_LOADGEN_BIN << " --port " << e->port()
+      << " --members 200 --connections 2 --depth 16 --duration 2 --seed 7 --json " << json << " > "
+      << (tmp.path / "loadgen.out").string() << " 2>&1";
+  int rc = std::system(cmd.str().c_str());
+  std::ifstream out((tmp.path / "loadgen.out").string());
+  std::string text((std::istreambuf_iterator<char>(out)), {});
+  INFO(text);
+  REQUIRE(rc == 0);
+  std::ifstream js(json);
+  std::string summary((std::istreambuf_iterator<char>(js)), {});
+  CHECK(summary.find("\"seed\"") != std::string::npos);
+  CHECK(e->ledger().last_seq() > 200);  // 200 enrolls and some earns
+  std::ostringstream ctl;
+  ctl << LOYALTYCTL_BIN << " --port " << e->port() << " verify > /dev/null";
+  CHECK(std::system(ctl.str().c_str()) == 0);
+}
