@@ -15,7 +15,7 @@ points_result earn_points(const program& prog, const brand_def& b, std::uint32_t
   if (tier < prog.tiers.size())
     mult = prog.tiers[tier].multiplier;
   // Config bounds num and den to 1e9, so amount (< 2^63) * 1e9 * 1e9 < 2^123.
-  using u128 = unsigned __int128;
+  __extension__ typedef unsigned __int128 u128;
   u128 num = static_cast<u128>(amount_minor) * b.earn_rate.num * mult.num;
   u128 den = static_cast<u128>(b.earn_rate.den) * mult.den;
   u128 pts = num / den;  // floor, once

@@ -298,7 +298,7 @@ TEST_CASE("a member actor that dies is logged by its brand and reactivated from 
   temp_dir tmp;
   rig r(tmp.path);
   r.call(rig::enroll(42, 2));
-  r.call(rig::earn(42, 10000, "before"));  // 200 points at globex
+  r.call(rig::earn(42, 10000, "before", 2));  // 200 points at globex
   auto victim = r.dir->actor_of(42);
   REQUIRE(victim);
   REQUIRE(eventually([&] { return r.sup.monitored.load() == 1; }));
@@ -311,7 +311,7 @@ TEST_CASE("a member actor that dies is logged by its brand and reactivated from 
   auto fresh = r.dir->actor_of(42);
   REQUIRE(fresh);
   CHECK(fresh.address() != victim.address());
-  CHECK(r.call(rig::earn(42, 100, "after")).balance == 202);
+  CHECK(r.call(rig::earn(42, 100, "after", 2)).balance == 202);
 }
 
 TEST_CASE("idle member actors are passivated and come back with their state", "[actors]") {

@@ -1,0 +1,219 @@
+// verify(): recomputes everything the ledger stores from the journal, in one
+// read transaction, and reports every disagreement.
+#include "ledger/detail/impl.hpp"
+
+#include <unordered_map>
+#include <unordered_set>
+
+namespace loyalty::ledger {
+
+namespace {
+
+struct sums {
+  std::uint64_t debit = 0;
+  std::uint64_t credit = 0;
+  std::uint64_t postings = 0;
+};
+
+std::string printable(std::string_view id) {
+  bool text = !id.empty();
+  for (unsigned char c : id)
+    text = text && c >= 0x20 && c < 0x7f;
+  if (text)
+    return "'" + std::string(id) + "'";
+  static const char* hex = "0123456789abcdef";
+  std::string out = "0x";
+  for (unsigned char c : id) {
+    out += hex[c >> 4];
+    out += hex[c & 15];
+  }
+  return out;
+}
+
+class auditor {
+public:
+  auditor(MDB_txn* txn, const dbs& db, verify_report& rep) : txn_(txn), db_(db), rep_(rep) {}
+
+  void problem(std::string s) {
+    rep_.ok = false;
+    if (rep_.problems.size() < verify_problems_max)
+      rep_.problems.push_back(std::move(s));
+  }
+
+  void journal() {
+    detail::cursor cur(txn_, db_.journal);
+    MDB_val k{}, v{};
+    std::uint64_t expect = 1;
+    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+      std::uint64_t seq = 0;
+      std::memcpy(&seq, k.mv_data, sizeof seq);
+      rep_.entries++;
+      if (seq != expect)
+        problem("journal: expected seq " + std::to_string(expect) + ", found " + std::to_string(seq));
+      expect = seq + 1;
+      entry(seq, v);
+    }
+  }
+
+  void entry(std::uint64_t seq, const MDB_val& v) {
+    const auto where = "entry " + std::to_string(seq);
+    if (v.mv_size < sizeof(journal_header)) {
+      problem(where + ": shorter than its header");
+      return;
+    }
+    journal_header h{};
+    std::memcpy(&h, v.mv_data, sizeof h);
+    if (h.seq != seq)
+      problem(where + ": header says seq " + std::to_string(h.seq));
+    if (h.posting_count > postings_per_entry_max || h.txn_id_bytes > limits::txn_id_bytes_max ||
+        v.mv_size != sizeof h + h.posting_count * sizeof(posting) + h.txn_id_bytes) {
+      problem(where + ": size does not match its header");
+      return;
+    }
+    auto* p = static_cast<const char*>(v.mv_data) + sizeof h;
+    std::uint64_t debits = 0, credits = 0;
+    for (std::size_t i = 0; i < h.posting_count; ++i) {
+      posting q{};
+      std::memcpy(&q, p + i * sizeof q, sizeof q);
+      rep_.postings++;
+      if (q.amount == 0)
+        problem(where + ": posting of zero");
+      auto& s = computed_[q.account];
+      s.postings++;
+      if (q.side == static_cast<std::uint32_t>(posting_side::debit)) {
+        debits += q.amount;
+        s.debit += q.amount;
+      } else if (q.side == static_cast<std::uint32_t>(posting_side::credit)) {
+        credits += q.amount;
+        s.credit += q.amount;
+      } else {
+        problem(where + ": posting with side " + std::to_string(q.side));
+      }
+    }
+    if (debits != credits)
+      problem(where + ": debits " + std::to_string(debits) + " != credits " + std::to_string(credits));
+    if (h.kind == static_cast<std::uint16_t>(entry_kind::enroll))
+      enrolled_.insert(h.member_id);
+    if (h.txn_id_bytes > 0) {
+      std::string id(p + h.posting_count * sizeof(posting), h.txn_id_bytes);
+      auto [it, fresh] = txn_of_entry_.emplace(std::move(id), seq);
+      if (!fresh)
+        problem("txn id " + printable(it->first) + " is in entries " + std::to_string(it->second) + " and " +
+                std::to_string(seq));
+    }
+  }
+
+  void accounts() {
+    detail::cursor cur(txn_, db_.accounts);
+    MDB_val k{}, v{};
+    __extension__ typedef unsigned __int128 u128;  // sums of up to 2^64 u64 totals
+    u128 total_debit = 0, total_credit = 0;
+    std::unordered_set<std::uint64_t> stored;
+    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+      std::uint64_t id = 0;
+      std::memcpy(&id, k.mv_data, sizeof id);
+      rep_.accounts++;
+      stored.insert(id);
+      const auto where = "account " + describe(id);
+      if (v.mv_size != sizeof(account_record)) {
+        problem(where + ": record has the wrong size");
+        continue;
+      }
+      account_record a{};
+      std::memcpy(&a, v.mv_data, sizeof a);
+      total_debit += a.debit_total;
+      total_credit += a.credit_total;
+      auto it = computed_.find(id);
+      sums s = it == computed_.end() ? sums{} : it->second;
+      if (a.debit_total != s.debit || a.credit_total != s.credit || a.posting_count != s.postings)
+        problem(where + ": stored debits/credits/postings " + std::to_string(a.debit_total) + "/" +
+                std::to_string(a.credit_total) + "/" + std::to_string(a.posting_count) + " but the journal sums to " +
+                std::to_string(s.debit) + "/" + std::to_string(s.credit) + "/" + std::to_string(s.postings));
+      if (kind_of(id) == account_kind::member_points && members_.count(entity_of(id)) == 0)
+        problem(where + ": belongs to no enrolled member");
+    }
+    for (auto& [id, s] : computed_)
+      if (stored.count(id) == 0)
+        problem("account " + describe(id) + ": has postings but no stored record");
+    if (total_debit != total_credit)
+      problem("the sum over all accounts of (debits - credits) is not zero");
+  }
+
+  void members() {
+    detail::cursor cur(txn_, db_.members);
+    MDB_val k{}, v{};
+    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+      std::uint64_t id = 0;
+      std::memcpy(&id, k.mv_data, sizeof id);
+      rep_.members++;
+      members_.insert(id);
+      if (enrolled_.count(id) == 0)
+        problem("member " + std::to_string(id) + ": has a record but no enroll entry");
+    }
+    for (auto id : enrolled_)
+      if (members_.count(id) == 0)
+        problem("member " + std::to_string(id) + ": enrolled in the journal but has no record");
+  }
+
+  void txn_index() {
+    detail::cursor cur(txn_, db_.txn_index);
+    MDB_val k{}, v{};
+    std::size_t matched = 0;
+    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+      rep_.txn_ids++;
+      std::string id(static_cast<const char*>(k.mv_data), k.mv_size);
+      std::uint64_t seq = 0;
+      if (v.mv_size == sizeof seq)
+        std::memcpy(&seq, v.mv_data, sizeof seq);
+      auto it = txn_of_entry_.find(id);
+      if (it == txn_of_entry_.end())
+        problem("txn id " + printable(id) + ": indexed to entry " + std::to_string(seq) + " which does not carry it");
+      else if (it->second != seq)
+        problem("txn id " + printable(id) + ": indexed to entry " + std::to_string(seq) + " but carried by entry " +
+                std::to_string(it->second));
+      else
+        ++matched;
+    }
+    if (matched != txn_of_entry_.size())
+      problem(std::to_string(txn_of_entry_.size() - matched) + " entries carry a txn id missing from the index");
+  }
+
+private:
+  static std::string describe(std::uint64_t id) {
+    static const char* names[] = {"?", "member_points", "brand_issued", "brand_redeemed"};
+    auto k = static_cast<unsigned>(kind_of(id));
+    return std::string(k < 4 ? names[k] : "?") + "(" + std::to_string(entity_of(id)) + ")";
+  }
+
+  MDB_txn* txn_;
+  const dbs& db_;
+  verify_report& rep_;
+  std::unordered_map<std::uint64_t, sums> computed_;
+  std::unordered_map<std::string, std::uint64_t> txn_of_entry_;
+  std::unordered_set<std::uint64_t> enrolled_;
+  std::unordered_set<std::uint64_t> members_;
+};
+
+} // namespace
+
+verify_report ledger::impl::verify() const {
+  verify_report rep;
+  detail::read_txn txn(env);
+  if (!txn.get()) {
+    rep.ok = false;
+    rep.problems.push_back(detail::mdb_error("cannot begin a read transaction", txn.rc()));
+    return rep;
+  }
+  auditor a(txn.get(), db, rep);
+  a.journal();
+  a.members();
+  a.accounts();
+  a.txn_index();
+  return rep;
+}
+
+} // namespace loyalty::ledger

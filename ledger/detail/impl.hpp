@@ -1,0 +1,69 @@
+// Private to ledger/: the state behind ledger::ledger.
+#pragma once
+
+#include "ledger/detail/lmdb.hpp"
+#include "ledger/ledger.hpp"
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+namespace loyalty::ledger {
+
+struct dbs {
+  MDB_dbi journal = 0;
+  MDB_dbi accounts = 0;
+  MDB_dbi members = 0;
+  MDB_dbi txn_index = 0;
+  MDB_dbi meta = 0;
+};
+
+class ledger::impl {
+public:
+  explicit impl(const options& o) : opts(o) {}
+  ~impl();
+
+  [[nodiscard]] bool open(std::string& error);
+  void start_writer();
+  void submit(op&& o);
+  void barrier();
+
+  // -- writer thread ------------------------------------------------------------
+  void run();
+  void commit_batch(std::vector<op>& batch);
+  outcome apply(MDB_txn* txn, op& o, std::uint64_t now_us);
+  outcome apply_enroll(MDB_txn* txn, op& o, std::uint64_t now_us);
+  outcome apply_post(MDB_txn* txn, op& o, std::uint64_t now_us);
+  outcome apply_barrier(MDB_txn* txn, const op& o);
+  // Replay lookup: true if o's txn id is already in the index; fills `out`.
+  bool lookup_txn(MDB_txn* txn, const op& o, outcome& out);
+  void complete(std::vector<op>& batch, std::vector<outcome>& outcomes);
+
+  // -- shared helpers --------------------------------------------------------------
+  [[nodiscard]] std::optional<ledger::entry> read_entry(MDB_txn* txn, std::uint64_t seq) const;
+  [[nodiscard]] verify_report verify() const;
+
+  options opts;
+  MDB_env* env = nullptr;
+  dbs db;
+  std::uint64_t next_seq = 1;  // writer thread only (after open)
+
+  std::mutex mtx;
+  std::condition_variable wake;        // writer waits for ops
+  std::condition_variable done;        // barrier waits for completions
+  std::vector<op> queue;               // guarded by mtx
+  bool writer_sleeping = false;        // guarded by mtx
+  bool stopping = false;               // guarded by mtx
+  std::uint64_t submitted = 0;         // guarded by mtx
+  std::uint64_t completed = 0;         // guarded by mtx
+  std::chrono::steady_clock::time_point first_arrival;  // guarded by mtx
+  writer_stats stats;                  // guarded by mtx
+  std::atomic<std::uint64_t> last_committed_seq{0};
+  std::thread writer;
+
+  // Reused by the writer to group outcomes per completion target.
+  std::unordered_map<completion_target*, std::vector<outcome>> by_target;
+};
+
+} // namespace loyalty::ledger

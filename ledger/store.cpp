@@ -1,0 +1,567 @@
+// The ledger's LMDB environment, reads, and the group-commit writer thread.
+#include "ledger/detail/impl.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <limits>
+
+namespace loyalty::ledger {
+
+using detail::fail_stop;
+using detail::val;
+using detail::val_of;
+
+namespace {
+
+constexpr char schema_key[] = "schema_version";
+
+// Journal value: header, postings, txn id bytes.
+std::size_t journal_value_size(const journal_header& h) {
+  return sizeof(journal_header) + h.posting_count * sizeof(posting) + h.txn_id_bytes;
+}
+
+// Credit-normal balance of an account, as a signed number; false if it does
+// not fit in int64.
+bool signed_balance(const account_record& a, std::int64_t& out) {
+  if (a.credit_total >= a.debit_total) {
+    auto d = a.credit_total - a.debit_total;
+    if (d > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      return false;
+    out = static_cast<std::int64_t>(d);
+    return true;
+  }
+  auto d = a.debit_total - a.credit_total;
+  if (d > (std::uint64_t{1} << 63))
+    return false;
+  out = d == (std::uint64_t{1} << 63) ? std::numeric_limits<std::int64_t>::min() : -static_cast<std::int64_t>(d);
+  return true;
+}
+
+std::int64_t lifetime_of(const account_record& a) {
+  return a.credit_total > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
+           ? std::numeric_limits<std::int64_t>::max()
+           : static_cast<std::int64_t>(a.credit_total);
+}
+
+} // namespace
+
+// -- free functions of the header ----------------------------------------------
+
+void op::set_txn(std::string_view id) noexcept {
+  LEDGER_ASSERT(id.size() <= txn_id.size());
+  std::memcpy(txn_id.data(), id.data(), id.size());
+  txn_id_bytes = static_cast<std::uint8_t>(id.size());
+}
+
+std::uint64_t content_hash(std::string_view bytes) noexcept {
+  std::uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// -- open / close -------------------------------------------------------------------
+
+bool ledger::impl::open(std::string& error) {
+  std::error_code fec;
+  std::filesystem::create_directories(opts.dir, fec);
+  if (fec) {
+    error = "cannot create data directory " + opts.dir + ": " + fec.message();
+    return false;
+  }
+  int rc = mdb_env_create(&env);
+  if (rc != MDB_SUCCESS) {
+    error = detail::mdb_error("mdb_env_create", rc);
+    return false;
+  }
+  mdb_env_set_maxdbs(env, 8);
+  mdb_env_set_maxreaders(env, 256);
+  rc = mdb_env_set_mapsize(env, opts.map_bytes);
+  if (rc != MDB_SUCCESS) {
+    error = detail::mdb_error("mdb_env_set_mapsize", rc);
+    return false;
+  }
+  unsigned flags = MDB_NOTLS;
+  if (opts.sync == durability::nosync_unsafe)
+    flags |= MDB_NOSYNC;
+  rc = mdb_env_open(env, opts.dir.c_str(), flags, 0644);
+  if (rc != MDB_SUCCESS) {
+    error = "cannot open ledger in " + opts.dir + ": " + mdb_strerror(rc);
+    return false;
+  }
+  MDB_txn* txn = nullptr;
+  rc = mdb_txn_begin(env, nullptr, 0, &txn);
+  if (rc != MDB_SUCCESS) {
+    error = detail::mdb_error("mdb_txn_begin", rc);
+    return false;
+  }
+  auto open_db = [&](const char* name, unsigned f, MDB_dbi& out) {
+    int r = mdb_dbi_open(txn, name, f | MDB_CREATE, &out);
+    if (r != MDB_SUCCESS && error.empty())
+      error = std::string("cannot open database '") + name + "': " + mdb_strerror(r);
+  };
+  open_db("journal", MDB_INTEGERKEY, db.journal);
+  open_db("accounts", MDB_INTEGERKEY, db.accounts);
+  open_db("members", MDB_INTEGERKEY, db.members);
+  open_db("txn_index", 0, db.txn_index);
+  open_db("meta", 0, db.meta);
+  if (error.empty()) {
+    std::uint64_t version = 0;
+    MDB_val key = val(schema_key, sizeof schema_key - 1);
+    if (detail::get_record(txn, db.meta, key, version)) {
+      if (version != schema_version)
+        error = "data directory " + opts.dir + " has ledger schema version " + std::to_string(version) +
+                ", this build reads version " + std::to_string(schema_version);
+    } else {
+      MDB_val v = val_of(schema_version);
+      if (int r = mdb_put(txn, db.meta, &key, &v, 0); r != MDB_SUCCESS)
+        error = detail::mdb_error("writing the schema version", r);
+    }
+  }
+  if (error.empty()) {
+    detail::cursor cur(txn, db.journal);
+    MDB_val k{}, v{};
+    if (cur.rc() == MDB_SUCCESS && mdb_cursor_get(cur.get(), &k, &v, MDB_LAST) == MDB_SUCCESS) {
+      std::uint64_t last = 0;
+      std::memcpy(&last, k.mv_data, sizeof last);
+      next_seq = last + 1;
+    }
+  }
+  if (!error.empty()) {
+    mdb_txn_abort(txn);
+    return false;
+  }
+  rc = mdb_txn_commit(txn);
+  if (rc != MDB_SUCCESS) {
+    error = detail::mdb_error("mdb_txn_commit", rc);
+    return false;
+  }
+  last_committed_seq.store(next_seq - 1);
+  return true;
+}
+
+ledger::impl::~impl() {
+  if (writer.joinable()) {
+    {
+      std::lock_guard<std::mutex> lk(mtx);
+      stopping = true;
+    }
+    wake.notify_all();
+    writer.join();
+  }
+  if (env)
+    mdb_env_close(env);
+}
+
+void ledger::impl::start_writer() {
+  writer = std::thread([this] { run(); });
+}
+
+// -- submission -----------------------------------------------------------------------
+
+void ledger::impl::submit(op&& o) {
+  if (o.owner)
+    o.owner->inflight.fetch_add(1, std::memory_order_acq_rel);
+  bool notify = false;
+  {
+    std::lock_guard<std::mutex> lk(mtx);
+    LEDGER_ASSERT(!stopping);
+    if (queue.empty())
+      first_arrival = std::chrono::steady_clock::now();
+    queue.push_back(std::move(o));
+    ++submitted;
+    // Wake the writer only if it sleeps and has a reason to get up now:
+    // no syscall per op while it is busy committing.
+    notify = writer_sleeping && (queue.size() == 1 || queue.size() >= opts.batch_entries_max);
+  }
+  if (notify)
+    wake.notify_one();
+}
+
+void ledger::impl::barrier() {
+  std::unique_lock<std::mutex> lk(mtx);
+  auto target = submitted;
+  if (target != completed)
+    wake.notify_one();
+  done.wait(lk, [&] { return completed >= target; });
+}
+
+// -- the writer -------------------------------------------------------------------------
+
+void ledger::impl::run() {
+  std::vector<op> batch;
+  const auto window = std::chrono::microseconds(opts.commit_window_us);
+  const std::size_t max = std::max<std::uint32_t>(1, opts.batch_entries_max);
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lk(mtx);
+      while (queue.empty() && !stopping) {
+        writer_sleeping = true;
+        wake.wait(lk);
+        writer_sleeping = false;
+      }
+      if (queue.empty())
+        break;  // stopping, drained
+      if (window.count() > 0 && queue.size() < max && !stopping) {
+        writer_sleeping = true;
+        wake.wait_until(lk, first_arrival + window, [&] { return queue.size() >= max || stopping; });
+        writer_sleeping = false;
+      }
+      if (queue.size() <= max) {
+        batch.swap(queue);
+      } else {
+        batch.assign(std::make_move_iterator(queue.begin()), std::make_move_iterator(queue.begin() + max));
+        queue.erase(queue.begin(), queue.begin() + max);
+        first_arrival = std::chrono::steady_clock::now();
+      }
+    }
+    commit_batch(batch);
+    batch.clear();
+  }
+}
+
+void ledger::impl::commit_batch(std::vector<op>& batch) {
+  MDB_txn* txn = nullptr;
+  if (int rc = mdb_txn_begin(env, nullptr, 0, &txn); rc != MDB_SUCCESS)
+    fail_stop("mdb_txn_begin", rc);
+  const auto now = opts.clock->now_us();
+  std::vector<outcome> outcomes;
+  outcomes.reserve(batch.size());
+  for (auto& o : batch)
+    outcomes.push_back(apply(txn, o, now));
+  auto t0 = std::chrono::steady_clock::now();
+  if (int rc = mdb_txn_commit(txn); rc != MDB_SUCCESS)
+    fail_stop("mdb_txn_commit", rc);
+  auto commit_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+  last_committed_seq.store(next_seq - 1, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lk(mtx);
+    stats.commits++;
+    stats.entries += batch.size();
+    stats.batch_max = std::max<std::uint64_t>(stats.batch_max, batch.size());
+    auto bucket = std::min<std::size_t>(stats.batch_hist.size() - 1, 63 - __builtin_clzll(batch.size()));
+    stats.batch_hist[bucket]++;
+    stats.commit_us_total += static_cast<std::uint64_t>(commit_us.count());
+  }
+  complete(batch, outcomes);
+}
+
+void ledger::impl::complete(std::vector<op>& batch, std::vector<outcome>& outcomes) {
+  // Group per target, preserving order, so each connection gets one call.
+  completion_target* last = nullptr;
+  std::vector<outcome>* last_vec = nullptr;
+  std::vector<std::pair<completion_target*, std::shared_ptr<completion_target>>> order;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    auto* t = batch[i].target.get();
+    if (t == nullptr)
+      continue;
+    if (t != last) {
+      auto [it, fresh] = by_target.try_emplace(t);
+      if (fresh || it->second.empty())
+        order.emplace_back(t, batch[i].target);
+      last = t;
+      last_vec = &it->second;
+    }
+    last_vec->push_back(outcomes[i]);
+  }
+  for (auto& [raw, keep] : order) {
+    auto it = by_target.find(raw);
+    keep->complete(std::move(it->second));
+    it->second = {};
+  }
+  if (by_target.size() > 4096)
+    by_target.clear();  // do not keep buckets for every connection ever seen
+  for (auto& o : batch)
+    if (o.owner)
+      o.owner->inflight.fetch_sub(1, std::memory_order_acq_rel);
+  {
+    std::lock_guard<std::mutex> lk(mtx);
+    completed += batch.size();
+  }
+  done.notify_all();
+}
+
+outcome ledger::impl::apply(MDB_txn* txn, op& o, std::uint64_t now_us) {
+  switch (o.kind) {
+    case op_kind::enroll: return apply_enroll(txn, o, now_us);
+    case op_kind::post: return apply_post(txn, o, now_us);
+    case op_kind::barrier: return apply_barrier(txn, o);
+  }
+  LEDGER_ASSERT(false && "unknown op kind");
+  return {};
+}
+
+namespace {
+
+void put_or_die(MDB_txn* txn, MDB_dbi dbi, MDB_val key, MDB_val value, unsigned flags, const char* what) {
+  if (int rc = mdb_put(txn, dbi, &key, &value, flags); rc != MDB_SUCCESS)
+    fail_stop(what, rc);
+}
+
+account_record load_account_or_zero(MDB_txn* txn, MDB_dbi dbi, std::uint64_t id) {
+  account_record a{};
+  int rc = 0;
+  if (!detail::get_record(txn, dbi, val_of(id), a, &rc)) {
+    if (rc != MDB_NOTFOUND && rc != MDB_SUCCESS)
+      fail_stop("reading an account", rc);
+    a = account_record{};
+  }
+  return a;
+}
+
+} // namespace
+
+outcome ledger::impl::apply_enroll(MDB_txn* txn, op& o, std::uint64_t now_us) {
+  outcome out;
+  out.tag = o.tag;
+  out.brand_id = o.brand_id;
+  member_record existing{};
+  if (detail::get_record(txn, db.members, val_of(o.member_id), existing)) {
+    out.code = errc::member_exists;
+    if (o.owner)
+      o.owner->rejected(o, out.code);
+    return out;
+  }
+  const std::uint64_t seq = next_seq++;
+  journal_header h{};
+  h.seq = seq;
+  h.occurred_at_us = now_us;
+  h.committed_at_us = now_us;
+  h.member_id = o.member_id;
+  h.brand_id = o.brand_id;
+  h.kind = static_cast<std::uint16_t>(entry_kind::enroll);
+  h.tier_after = opts.tier_of(0);
+  put_or_die(txn, db.journal, val_of(seq), val_of(h), MDB_APPEND, "appending to the journal");
+  member_record m{o.member_id, now_us, seq, o.brand_id, 1};
+  put_or_die(txn, db.members, val_of(o.member_id), val_of(m), MDB_NOOVERWRITE, "writing a member record");
+  out.seq = seq;
+  out.tier = h.tier_after;
+  return out;
+}
+
+bool ledger::impl::lookup_txn(MDB_txn* txn, const op& o, outcome& out) {
+  MDB_val k = val(o.txn_id.data(), o.txn_id_bytes), v{};
+  int rc = mdb_get(txn, db.txn_index, &k, &v);
+  if (rc == MDB_NOTFOUND)
+    return false;
+  if (rc != MDB_SUCCESS)
+    fail_stop("reading the txn index", rc);
+  LEDGER_ASSERT(v.mv_size == sizeof(std::uint64_t));
+  std::uint64_t seq = 0;
+  std::memcpy(&seq, v.mv_data, sizeof seq);
+  MDB_val jk = val_of(seq), jv{};
+  rc = mdb_get(txn, db.journal, &jk, &jv);
+  if (rc != MDB_SUCCESS)
+    fail_stop("reading the journal entry of an indexed txn id", rc);
+  LEDGER_ASSERT(jv.mv_size >= sizeof(journal_header));
+  journal_header h{};
+  std::memcpy(&h, jv.mv_data, sizeof h);
+  LEDGER_ASSERT(h.seq == seq);
+  if (h.request_hash != o.request_hash || h.kind != static_cast<std::uint16_t>(o.entry) ||
+      h.member_id != o.member_id) {
+    out.code = errc::txn_id_conflict;
+    return true;
+  }
+  out.code = errc::ok;
+  out.replayed = true;
+  out.seq = seq;
+  out.points = h.points;
+  out.balance = h.balance_after;
+  out.lifetime = h.lifetime_after;
+  out.tier = h.tier_after;
+  out.brand_id = h.brand_id;
+  return true;
+}
+
+outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
+  outcome out;
+  out.tag = o.tag;
+  out.brand_id = o.brand_id;
+  auto refuse = [&](errc code) {
+    out.code = code;
+    if (o.owner && o.precheck == errc::ok)
+      o.owner->rejected(o, code);
+    return out;
+  };
+  if (o.txn_id_bytes > 0 && lookup_txn(txn, o, out))
+    return refuse(out.code);
+  if (o.precheck != errc::ok) {
+    out.code = o.precheck;
+    return out;
+  }
+  LEDGER_ASSERT(o.posting_count <= postings_per_entry_max);
+  // Load every touched account once (an account may appear twice).
+  std::array<std::uint64_t, postings_per_entry_max> ids{};
+  std::array<account_record, postings_per_entry_max> recs{};
+  std::size_t n = 0;
+  std::uint64_t debits = 0, credits = 0;
+  for (std::size_t i = 0; i < o.posting_count; ++i) {
+    const auto& p = o.postings[i];
+    LEDGER_ASSERT(p.amount > 0);
+    std::size_t j = 0;
+    while (j < n && ids[j] != p.account)
+      ++j;
+    if (j == n) {
+      ids[n] = p.account;
+      recs[n] = load_account_or_zero(txn, db.accounts, p.account);
+      ++n;
+    }
+    auto& total = p.side == static_cast<std::uint32_t>(posting_side::debit) ? recs[j].debit_total : recs[j].credit_total;
+    auto& sum = p.side == static_cast<std::uint32_t>(posting_side::debit) ? debits : credits;
+    LEDGER_ASSERT(p.side == static_cast<std::uint32_t>(posting_side::debit) ||
+                  p.side == static_cast<std::uint32_t>(posting_side::credit));
+    if (__builtin_add_overflow(total, p.amount, &total) || __builtin_add_overflow(sum, p.amount, &sum))
+      return refuse(errc::amount_overflow);
+    recs[j].posting_count++;
+  }
+  LEDGER_ASSERT(debits == credits);
+  // The member's points account after this entry.
+  const std::uint64_t member_acct = account_id(account_kind::member_points, o.member_id);
+  account_record member{};
+  bool touched = false;
+  for (std::size_t j = 0; j < n; ++j)
+    if (ids[j] == member_acct) {
+      member = recs[j];
+      touched = true;
+    }
+  if (!touched)
+    member = load_account_or_zero(txn, db.accounts, member_acct);
+  std::int64_t balance = 0;
+  for (std::size_t j = 0; j < n; ++j) {
+    std::int64_t b = 0;
+    if (!signed_balance(recs[j], b))
+      return refuse(errc::amount_overflow);
+  }
+  if (!signed_balance(member, balance) || member.credit_total > static_cast<std::uint64_t>(INT64_MAX))
+    return refuse(errc::amount_overflow);
+  if (o.require_nonnegative && balance < 0)
+    return refuse(errc::insufficient_points);
+
+  const std::uint64_t seq = next_seq++;
+  for (std::size_t j = 0; j < n; ++j) {
+    recs[j].last_seq = seq;
+    put_or_die(txn, db.accounts, val_of(ids[j]), val_of(recs[j]), 0, "writing an account");
+  }
+  journal_header h{};
+  h.seq = seq;
+  h.occurred_at_us = o.occurred_at_us != 0 ? o.occurred_at_us : now_us;
+  h.committed_at_us = now_us;
+  h.member_id = o.member_id;
+  h.request_hash = o.request_hash;
+  h.amount_minor = o.amount_minor;
+  h.points = o.points;
+  h.balance_after = balance;
+  h.lifetime_after = lifetime_of(member);
+  h.brand_id = o.brand_id;
+  h.tier_after = opts.tier_of(h.lifetime_after);
+  h.kind = static_cast<std::uint16_t>(o.entry);
+  h.posting_count = o.posting_count;
+  h.txn_id_bytes = o.txn_id_bytes;
+  std::array<char, sizeof(journal_header) + postings_per_entry_max * sizeof(posting) + limits::txn_id_bytes_max> buf;
+  std::memcpy(buf.data(), &h, sizeof h);
+  std::memcpy(buf.data() + sizeof h, o.postings.data(), o.posting_count * sizeof(posting));
+  std::memcpy(buf.data() + sizeof h + o.posting_count * sizeof(posting), o.txn_id.data(), o.txn_id_bytes);
+  put_or_die(txn, db.journal, val_of(seq), val(buf.data(), journal_value_size(h)), MDB_APPEND,
+             "appending to the journal");
+  if (o.txn_id_bytes > 0)
+    put_or_die(txn, db.txn_index, val(o.txn_id.data(), o.txn_id_bytes), val_of(seq), MDB_NOOVERWRITE,
+               "indexing a txn id");
+  out.seq = seq;
+  out.points = o.points;
+  out.balance = balance;
+  out.lifetime = h.lifetime_after;
+  out.tier = h.tier_after;
+  return out;
+}
+
+outcome ledger::impl::apply_barrier(MDB_txn* txn, const op& o) {
+  outcome out;
+  out.tag = o.tag;
+  out.brand_id = o.brand_id;
+  if (o.member_id == 0)
+    return out;
+  auto a = load_account_or_zero(txn, db.accounts, account_id(account_kind::member_points, o.member_id));
+  signed_balance(a, out.balance);
+  out.lifetime = lifetime_of(a);
+  out.tier = opts.tier_of(out.lifetime);
+  return out;
+}
+
+// -- reads -------------------------------------------------------------------------------
+
+std::optional<ledger::entry> ledger::impl::read_entry(MDB_txn* txn, std::uint64_t seq) const {
+  MDB_val k = val_of(seq), v{};
+  if (mdb_get(txn, db.journal, &k, &v) != MDB_SUCCESS || v.mv_size < sizeof(journal_header))
+    return std::nullopt;
+  ledger::entry e;
+  std::memcpy(&e.header, v.mv_data, sizeof e.header);
+  if (v.mv_size != journal_value_size(e.header))
+    return std::nullopt;
+  auto* p = static_cast<const char*>(v.mv_data) + sizeof(journal_header);
+  e.postings.resize(e.header.posting_count);
+  std::memcpy(e.postings.data(), p, e.header.posting_count * sizeof(posting));
+  e.txn_id.assign(p + e.header.posting_count * sizeof(posting), e.header.txn_id_bytes);
+  return e;
+}
+
+// -- ledger (public) -------------------------------------------------------------------------
+
+ledger::ledger(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+ledger::~ledger() = default;
+
+std::unique_ptr<ledger> ledger::open(const options& opts, std::string& error) {
+  if (opts.clock == nullptr || !opts.tier_of) {
+    error = "ledger options need a clock and a tier function";
+    return nullptr;
+  }
+  auto p = std::make_unique<impl>(opts);
+  if (!p->open(error))
+    return nullptr;
+  p->start_writer();
+  return std::unique_ptr<ledger>(new ledger(std::move(p)));
+}
+
+void ledger::submit(op&& o) { impl_->submit(std::move(o)); }
+
+void ledger::barrier() { impl_->barrier(); }
+
+std::optional<member_state> ledger::load_member(std::uint64_t member_id) const {
+  detail::read_txn txn(impl_->env);
+  if (!txn.get())
+    return std::nullopt;
+  member_state s{};
+  if (!detail::get_record(txn.get(), impl_->db.members, val_of(member_id), s.record))
+    return std::nullopt;
+  detail::get_record(txn.get(), impl_->db.accounts, val_of(account_id(account_kind::member_points, member_id)),
+                     s.points);
+  return s;
+}
+
+std::optional<account_record> ledger::load_account(std::uint64_t account) const {
+  detail::read_txn txn(impl_->env);
+  account_record a{};
+  if (!txn.get() || !detail::get_record(txn.get(), impl_->db.accounts, val_of(account), a))
+    return std::nullopt;
+  return a;
+}
+
+std::uint64_t ledger::last_seq() const { return impl_->last_committed_seq.load(std::memory_order_acquire); }
+
+std::optional<ledger::entry> ledger::read_entry(std::uint64_t seq) const {
+  detail::read_txn txn(impl_->env);
+  if (!txn.get())
+    return std::nullopt;
+  return impl_->read_entry(txn.get(), seq);
+}
+
+verify_report ledger::verify() const { return impl_->verify(); }
+
+writer_stats ledger::stats() const {
+  std::lock_guard<std::mutex> lk(impl_->mtx);
+  return impl_->stats;
+}
+
+} // namespace loyalty::ledger
