@@ -1,0 +1,271 @@
+#include "io/client.hpp"
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace loyalty::io {
+
+// -- client ------------------------------------------------------------------------
+
+client::client() : sock_(ctx_) { in_.resize(64 * 1024); }
+
+std::unique_ptr<client> client::connect(const std::string& host, std::uint16_t port, std::string& error) {
+  std::unique_ptr<client> c(new client());
+  asio::error_code ec;
+  asio::ip::tcp::resolver resolver(c->ctx_);
+  auto endpoints = resolver.resolve(host, std::to_string(port), ec);
+  if (!ec)
+    asio::connect(c->sock_, endpoints, ec);
+  if (ec) {
+    error = "cannot connect to " + host + ":" + std::to_string(port) + ": " + ec.message();
+    return nullptr;
+  }
+  c->sock_.set_option(asio::ip::tcp::no_delay(true), ec);
+  return c;
+}
+
+response client::hello(const std::string& name) {
+  request r;
+  r.op = opcode::hello;
+  r.version = limits::protocol_version_max;
+  r.client_name = name;
+  return call(std::move(r));
+}
+
+std::uint64_t client::send(request r) {
+  if (r.id == 0)
+    r.id = next_id_++;
+  out_.clear();
+  encode_request(out_, r);
+  send_raw(out_.data(), out_.size());
+  return r.id;
+}
+
+void client::send_raw(const void* data, std::size_t size) {
+  asio::error_code ec;
+  asio::write(sock_, asio::buffer(data, size), ec);
+  if (ec)
+    throw std::runtime_error("send failed: " + ec.message());
+}
+
+bool client::read_frame(response& out, std::string& error, std::chrono::milliseconds timeout) {
+  // Blocking reads bounded by SO_RCVTIMEO: a dead server cannot hang a client.
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  ::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  for (;;) {
+    if (in_len_ >= frame_header_bytes) {
+      auto len = read_be32(reinterpret_cast<const unsigned char*>(in_.data()));
+      if (len == 0 || len > limits::frame_bytes_max) {
+        error = "the server sent a frame of impossible length " + std::to_string(len);
+        return false;
+      }
+      if (in_.size() < frame_header_bytes + len)
+        in_.resize(frame_header_bytes + len);
+      if (in_len_ >= frame_header_bytes + len) {
+        bool ok = decode_response(in_.data() + frame_header_bytes, len, out, error);
+        std::memmove(in_.data(), in_.data() + frame_header_bytes + len, in_len_ - frame_header_bytes - len);
+        in_len_ -= frame_header_bytes + len;
+        return ok;
+      }
+    }
+    asio::error_code ec;
+    auto n = sock_.read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_), ec);
+    if (ec) {
+      error = ec == asio::error::eof ? "the server closed the connection"
+              : (ec == asio::error::would_block || ec == asio::error::try_again) ? "timed out waiting for a response"
+                                                                                  : ec.message();
+      return false;
+    }
+    in_len_ += n;
+  }
+}
+
+bool client::receive(response& out, std::string& error, std::chrono::milliseconds timeout) {
+  if (!stash_.empty()) {
+    out = std::move(stash_.front());
+    stash_.pop_front();
+    return true;
+  }
+  return read_frame(out, error, timeout);
+}
+
+response client::call(request r) {
+  auto id = send(std::move(r));
+  for (;;) {
+    response resp;
+    std::string error;
+    if (!read_frame(resp, error, std::chrono::seconds(60)))
+      throw std::runtime_error(error);
+    // Error frames for unparseable input carry id 0; the connection-level
+    // ones are returned to whoever waits.
+    if (resp.id == id || (resp.id == 0 && resp.code != errc::ok))
+      return resp;
+    stash_.push_back(std::move(resp));
+  }
+}
+
+response client::enroll(std::uint64_t member, const std::string& brand) {
+  request r;
+  r.op = opcode::enroll;
+  r.member = member;
+  r.brand = brand;
+  return call(std::move(r));
+}
+
+response client::earn(const std::string& txn, std::uint64_t member, const std::string& brand, std::int64_t amount,
+                      const std::string& currency, std::uint64_t occurred_at_us) {
+  request r;
+  r.op = opcode::earn;
+  r.txn = txn;
+  r.member = member;
+  r.brand = brand;
+  r.amount = amount;
+  r.currency = currency;
+  r.occurred_at_us = occurred_at_us;
+  return call(std::move(r));
+}
+
+response client::redeem(const std::string& txn, std::uint64_t member, std::int64_t points) {
+  request r;
+  r.op = opcode::redeem;
+  r.txn = txn;
+  r.member = member;
+  r.points = points;
+  return call(std::move(r));
+}
+
+response client::balance(std::uint64_t member) {
+  request r;
+  r.op = opcode::balance;
+  r.member = member;
+  return call(std::move(r));
+}
+
+response client::verify() {
+  request r;
+  r.op = opcode::verify;
+  return call(std::move(r));
+}
+
+response client::stats() {
+  request r;
+  r.op = opcode::stats;
+  return call(std::move(r));
+}
+
+// -- async_connection -----------------------------------------------------------------
+
+void async_connection::connect(const std::string& host, std::uint16_t port,
+                               std::function<void(std::error_code)> done) {
+  asio::error_code ec;
+  auto addr = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  if (ec) {
+    done(ec);
+    return;
+  }
+  sock_.async_connect(asio::ip::tcp::endpoint(addr, port),
+                      [self = shared_from_this(), done = std::move(done)](const asio::error_code& e) {
+                        if (!e) {
+                          self->open_ = true;
+                          asio::error_code ignored;
+                          self->sock_.set_option(asio::ip::tcp::no_delay(true), ignored);
+                          self->read();
+                        }
+                        done(e);
+                      });
+}
+
+std::uint64_t async_connection::submit(request r, handler h) {
+  r.id = next_id_++;
+  encode_request(out_, r);
+  handlers_.emplace(r.id, std::move(h));
+  if (!write_active_)
+    write();
+  return r.id;
+}
+
+void async_connection::write() {
+  if (!open_ || out_.empty())
+    return;
+  write_active_ = true;
+  writing_.swap(out_);
+  out_.clear();
+  asio::async_write(sock_, asio::buffer(writing_), [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
+    self->write_active_ = false;
+    self->writing_.clear();
+    if (ec) {
+      self->fail("write failed: " + ec.message());
+      return;
+    }
+    self->write();
+  });
+}
+
+void async_connection::read() {
+  if (in_len_ == in_.size())
+    in_.resize(in_.size() * 2);
+  sock_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+                        [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
+                          if (ec) {
+                            self->fail(ec == asio::error::eof ? "the server closed the connection" : ec.message());
+                            return;
+                          }
+                          self->in_len_ += n;
+                          std::size_t pos = 0;
+                          response resp;
+                          while (self->in_len_ - pos >= frame_header_bytes) {
+                            auto len = read_be32(reinterpret_cast<const unsigned char*>(self->in_.data() + pos));
+                            if (len == 0 || len > limits::frame_bytes_max) {
+                              self->fail("the server sent a frame of impossible length");
+                              return;
+                            }
+                            if (self->in_len_ - pos < frame_header_bytes + len) {
+                              if (self->in_.size() < frame_header_bytes + len)
+                                self->in_.resize(frame_header_bytes + len);
+                              break;
+                            }
+                            std::string err;
+                            if (!decode_response(self->in_.data() + pos + frame_header_bytes, len, resp, err)) {
+                              self->fail(err);
+                              return;
+                            }
+                            pos += frame_header_bytes + len;
+                            auto it = self->handlers_.find(resp.id);
+                            if (it != self->handlers_.end()) {
+                              auto h = std::move(it->second);
+                              self->handlers_.erase(it);
+                              h(resp);
+                            } else if (resp.code != errc::ok) {
+                              self->fail(std::string("connection-level error: ") + std::string(to_string(resp.code)) +
+                                         ": " + resp.message);
+                              return;
+                            }
+                          }
+                          std::memmove(self->in_.data(), self->in_.data() + pos, self->in_len_ - pos);
+                          self->in_len_ -= pos;
+                          self->read();
+                        });
+}
+
+void async_connection::fail(const std::string& why) {
+  if (!open_)
+    return;
+  open_ = false;
+  asio::error_code ec;
+  sock_.close(ec);
+  if (on_error)
+    on_error(why);
+}
+
+void async_connection::close() {
+  open_ = false;
+  asio::error_code ec;
+  sock_.close(ec);
+}
+
+} // namespace loyalty::io
