@@ -44,6 +44,14 @@ inline constexpr std::uint32_t commit_window_us_default = 200;
 inline constexpr std::uint32_t active_members_max_default = 1000000;
 // A member actor idle this long is passivated.
 inline constexpr std::uint32_t member_idle_s_default = 60;
+// Account balances changed since the last checkpoint are kept in memory and
+// written to the accounts table in one transaction (a checkpoint) when this
+// many have accumulated or checkpoint_interval_ms has passed. Between
+// checkpoints a commit writes only sequential journal and index pages, not
+// one random accounts page per member touched. Bounds memory (~100 B each)
+// and the journal tail replayed at start.
+inline constexpr std::uint32_t checkpoint_accounts_max_default = 262144;
+inline constexpr std::uint32_t checkpoint_interval_ms_default = 10000;
 // LMDB map size: address space only (sparse file); 64 GiB holds ~200M entries.
 inline constexpr std::uint64_t map_bytes_default = 64ull << 30;
 

@@ -279,7 +279,8 @@ std::optional<engine_settings> load_settings(const std::string& path,
     return std::nullopt;
   const std::string w = "[engine]";
   ck.only_keys(*e, {"program", "listen_host", "listen_port", "data_dir", "map_gib", "durability",
-                    "batch_entries_max", "commit_window_us", "inflight_per_connection_max",
+                    "batch_entries_max", "commit_window_us", "checkpoint_accounts_max",
+                    "checkpoint_interval_ms", "inflight_per_connection_max",
                     "inflight_total_max", "connections_max", "active_members_max",
                     "member_idle_s", "io_threads", "actor_threads"},
                w);
@@ -312,6 +313,8 @@ std::optional<engine_settings> load_settings(const std::string& path,
   };
   u32("batch_entries_max", s.batch_entries_max, 1, 1'000'000);
   u32("commit_window_us", s.commit_window_us, 0, 1'000'000);
+  u32("checkpoint_accounts_max", s.checkpoint_accounts_max, 1, 100'000'000);
+  u32("checkpoint_interval_ms", s.checkpoint_interval_ms, 1, 3'600'000);
   u32("inflight_per_connection_max", s.inflight_per_connection_max, 1, 1'000'000);
   u32("inflight_total_max", s.inflight_total_max, 1, 10'000'000);
   u32("connections_max", s.connections_max, 1, 100'000);

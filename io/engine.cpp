@@ -22,6 +22,8 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   lo.sync = s.sync;
   lo.batch_entries_max = s.batch_entries_max;
   lo.commit_window_us = s.commit_window_us;
+  lo.checkpoint_accounts_max = s.checkpoint_accounts_max;
+  lo.checkpoint_interval_ms = s.checkpoint_interval_ms;
   lo.clock = clk;
   const program* prog = &e->opts_.prog;
   lo.tier_of = [prog](std::int64_t lifetime) { return prog->tier_for(lifetime); };

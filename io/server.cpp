@@ -602,6 +602,10 @@ std::vector<std::pair<std::string, std::uint64_t>> server::impl::stats() {
   out.emplace_back("ledger_entries", ws.entries);
   out.emplace_back("ledger_batch_max", ws.batch_max);
   out.emplace_back("ledger_commit_us_total", ws.commit_us_total);
+  out.emplace_back("ledger_checkpoints", ws.checkpoints);
+  out.emplace_back("ledger_checkpoint_accounts", ws.checkpoint_accounts);
+  out.emplace_back("ledger_checkpoint_us_total", ws.checkpoint_us_total);
+  out.emplace_back("ledger_accounts_cached", ws.accounts_cached);
   for (std::size_t i = 0; i < ws.batch_hist.size(); ++i)
     if (ws.batch_hist[i] > 0)
       out.emplace_back("ledger_batches_size_ge_" + std::to_string(std::uint64_t{1} << i), ws.batch_hist[i]);

@@ -73,13 +73,16 @@ public:
     }
     auto* p = static_cast<const char*>(v.mv_data) + sizeof h;
     std::uint64_t debits = 0, credits = 0;
+    // The accounts table holds balances as of the checkpoint; later entries
+    // are checked for balance but summed separately (they live in memory).
+    auto& sums_map = seq <= rep_.checkpoint_seq ? computed_ : tail_;
     for (std::size_t i = 0; i < h.posting_count; ++i) {
       posting q{};
       std::memcpy(&q, p + i * sizeof q, sizeof q);
       rep_.postings++;
       if (q.amount == 0)
         problem(where + ": posting of zero");
-      auto& s = computed_[q.account];
+      auto& s = sums_map[q.account];
       s.postings++;
       if (q.side == static_cast<std::uint32_t>(posting_side::debit)) {
         debits += q.amount;
@@ -136,7 +139,10 @@ public:
     }
     for (auto& [id, s] : computed_)
       if (stored.count(id) == 0)
-        problem("account " + describe(id) + ": has postings but no stored record");
+        problem("account " + describe(id) + ": has postings up to the checkpoint but no stored record");
+    for (auto& [id, s] : tail_)
+      if (kind_of(id) == account_kind::member_points && members_.count(entity_of(id)) == 0)
+        problem("account " + describe(id) + ": belongs to no enrolled member");
     if (total_debit != total_credit)
       problem("the sum over all accounts of (debits - credits) is not zero");
   }
@@ -192,7 +198,8 @@ private:
   MDB_txn* txn_;
   const dbs& db_;
   verify_report& rep_;
-  std::unordered_map<std::uint64_t, sums> computed_;
+  std::unordered_map<std::uint64_t, sums> computed_;  // entries up to the checkpoint
+  std::unordered_map<std::uint64_t, sums> tail_;      // entries after it
   std::unordered_map<std::string, std::uint64_t> txn_of_entry_;
   std::unordered_set<std::uint64_t> enrolled_;
   std::unordered_set<std::uint64_t> members_;
@@ -208,6 +215,8 @@ verify_report ledger::impl::verify() const {
     rep.problems.push_back(detail::mdb_error("cannot begin a read transaction", txn.rc()));
     return rep;
   }
+  constexpr char key[] = "accounts_seq";
+  detail::get_record(txn.get(), db.meta, detail::val(key, sizeof key - 1), rep.checkpoint_seq);
   auditor a(txn.get(), db, rep);
   a.journal();
   a.members();

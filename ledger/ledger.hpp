@@ -134,6 +134,7 @@ struct verify_report {
   std::uint64_t accounts = 0;
   std::uint64_t members = 0;
   std::uint64_t txn_ids = 0;
+  std::uint64_t checkpoint_seq = 0;  // the accounts table reflects entries up to this seq
   std::vector<std::string> problems;  // first verify_problems_max problems
 };
 inline constexpr std::size_t verify_problems_max = 100;
@@ -145,6 +146,10 @@ struct writer_stats {
   // batch size histogram: bucket i counts batches with size in [2^i, 2^(i+1))
   std::array<std::uint64_t, 16> batch_hist{};
   std::uint64_t commit_us_total = 0;  // time spent in mdb_txn_commit
+  std::uint64_t checkpoints = 0;      // account checkpoints written
+  std::uint64_t checkpoint_accounts = 0;  // accounts written by them, in all
+  std::uint64_t checkpoint_us_total = 0;  // time spent writing and committing them
+  std::uint64_t accounts_cached = 0;  // account balances newer than the last checkpoint (now)
 };
 
 struct options {
@@ -153,6 +158,11 @@ struct options {
   durability sync = durability::fsync;
   std::uint32_t batch_entries_max = limits::batch_entries_max_default;
   std::uint32_t commit_window_us = limits::commit_window_us_default;
+  std::uint32_t checkpoint_accounts_max = limits::checkpoint_accounts_max_default;
+  std::uint32_t checkpoint_interval_ms = limits::checkpoint_interval_ms_default;
+  // Tests only: false skips the checkpoint a clean close writes, leaving the
+  // ledger as a crash would (the next open replays the journal tail).
+  bool checkpoint_on_close = true;
   const loyalty::clock* clock = nullptr;              // required
   std::function<std::uint32_t(std::int64_t)> tier_of; // lifetime -> tier index; required
 };
@@ -191,8 +201,10 @@ public:
 
   // Checks the invariants (docs/ARCHITECTURE.md): every entry balances; the sum
   // over all accounts of (debits - credits) is zero; every stored account
-  // equals the sum of its postings; every txn id maps to exactly one entry
-  // and back; every member account belongs to an enrolled member.
+  // equals the sum of its postings up to the last checkpoint (balances newer
+  // than that live in the writer's memory and are rebuilt from the journal on
+  // open); every txn id maps to exactly one entry and back; every member
+  // account belongs to an enrolled member.
   // Runs in its own read transaction; safe while the writer runs.
   [[nodiscard]] verify_report verify() const;
 

@@ -10,7 +10,9 @@
 
 namespace loyalty::ledger {
 
-inline constexpr std::uint64_t schema_version = 1;
+// 2: account balances are checkpointed; meta "accounts_seq" names the last
+//    journal seq the accounts table reflects.
+inline constexpr std::uint64_t schema_version = 2;
 
 // -- account ids ---------------------------------------------------------------
 // An account id is 64 bits: the kind in the top 8 bits, the owning entity
@@ -78,7 +80,9 @@ static_assert(std::is_trivially_copyable_v<posting>);
 
 inline constexpr std::size_t postings_per_entry_max = 4;
 
-// Accounts: key = account id (uint64, MDB_INTEGERKEY).
+// Accounts: key = account id (uint64, MDB_INTEGERKEY). Written at
+// checkpoints: the table reflects the journal up to meta "accounts_seq";
+// later entries are replayed from the journal when the ledger opens.
 // balance of a credit-normal account = credit_total - debit_total.
 struct account_record {
   std::uint64_t debit_total;

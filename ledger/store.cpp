@@ -14,6 +14,7 @@ using detail::val_of;
 namespace {
 
 constexpr char schema_key[] = "schema_version";
+constexpr char accounts_seq_key[] = "accounts_seq";
 
 // Journal value: header, postings, txn id bytes.
 std::size_t journal_value_size(const journal_header& h) {
@@ -129,6 +130,12 @@ bool ledger::impl::open(std::string& error) {
       next_seq = last + 1;
     }
   }
+  if (error.empty()) {
+    MDB_val key = val(accounts_seq_key, sizeof accounts_seq_key - 1);
+    detail::get_record(txn, db.meta, key, accounts_seq);
+    if (!replay_tail(txn, error) && error.empty())
+      error = "cannot replay the journal after the last checkpoint";
+  }
   if (!error.empty()) {
     mdb_txn_abort(txn);
     return false;
@@ -150,6 +157,15 @@ ledger::impl::~impl() {
     }
     wake.notify_all();
     writer.join();
+  }
+  if (env && !cache.empty() && opts.checkpoint_on_close) {
+    // A clean stop leaves nothing to replay at the next start.
+    MDB_txn* txn = nullptr;
+    if (mdb_txn_begin(env, nullptr, 0, &txn) == MDB_SUCCESS) {
+      write_checkpoint(txn);
+      if (mdb_txn_commit(txn) != MDB_SUCCESS)
+        std::fprintf(stderr, "loyaltyd: final account checkpoint failed; the next start replays the journal tail\n");
+    }
   }
   if (env)
     mdb_env_close(env);
@@ -231,13 +247,29 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
   outcomes.reserve(batch.size());
   for (auto& o : batch)
     outcomes.push_back(apply(txn, o, now));
+  const bool checkpoint = checkpoint_due();
+  const std::size_t checkpointed = checkpoint ? cache.size() : 0;
   auto t0 = std::chrono::steady_clock::now();
+  if (checkpoint)
+    write_checkpoint(txn);
   if (int rc = mdb_txn_commit(txn); rc != MDB_SUCCESS)
     fail_stop("mdb_txn_commit", rc);
   auto commit_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
   last_committed_seq.store(next_seq - 1, std::memory_order_release);
+  if (checkpoint) {
+    // Only now is the accounts table the truth for these balances.
+    std::lock_guard<std::mutex> lk(cache_mtx);
+    cache.clear();
+    accounts_seq = next_seq - 1;
+    last_checkpoint = std::chrono::steady_clock::now();
+  }
   {
     std::lock_guard<std::mutex> lk(mtx);
+    if (checkpoint) {
+      stats.checkpoints++;
+      stats.checkpoint_accounts += checkpointed;
+      stats.checkpoint_us_total += static_cast<std::uint64_t>(commit_us.count());
+    }
     stats.commits++;
     stats.entries += batch.size();
     stats.batch_max = std::max<std::uint64_t>(stats.batch_max, batch.size());
@@ -405,7 +437,7 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
       ++j;
     if (j == n) {
       ids[n] = p.account;
-      recs[n] = load_account_or_zero(txn, db.accounts, p.account);
+      recs[n] = account(txn, p.account);
       ++n;
     }
     auto& total = p.side == static_cast<std::uint32_t>(posting_side::debit) ? recs[j].debit_total : recs[j].credit_total;
@@ -427,7 +459,7 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
       touched = true;
     }
   if (!touched)
-    member = load_account_or_zero(txn, db.accounts, member_acct);
+    member = account(txn, member_acct);
   std::int64_t balance = 0;
   for (std::size_t j = 0; j < n; ++j) {
     std::int64_t b = 0;
@@ -440,9 +472,14 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
     return refuse(errc::insufficient_points);
 
   const std::uint64_t seq = next_seq++;
-  for (std::size_t j = 0; j < n; ++j) {
-    recs[j].last_seq = seq;
-    put_or_die(txn, db.accounts, val_of(ids[j]), val_of(recs[j]), 0, "writing an account");
+  {
+    // Balances go to the write-back cache; the journal entry below is what
+    // makes them durable, and a checkpoint later writes them to the table.
+    std::lock_guard<std::mutex> lk(cache_mtx);
+    for (std::size_t j = 0; j < n; ++j) {
+      recs[j].last_seq = seq;
+      cache[ids[j]] = recs[j];
+    }
   }
   journal_header h{};
   h.seq = seq;
@@ -482,11 +519,70 @@ outcome ledger::impl::apply_barrier(MDB_txn* txn, const op& o) {
   out.brand_id = o.brand_id;
   if (o.member_id == 0)
     return out;
-  auto a = load_account_or_zero(txn, db.accounts, account_id(account_kind::member_points, o.member_id));
+  auto a = account(txn, account_id(account_kind::member_points, o.member_id));
   signed_balance(a, out.balance);
   out.lifetime = lifetime_of(a);
   out.tier = opts.tier_of(out.lifetime);
   return out;
+}
+
+// -- account cache and checkpoints ----------------------------------------------------------
+
+account_record ledger::impl::account(MDB_txn* txn, std::uint64_t id) const {
+  if (auto it = cache.find(id); it != cache.end())
+    return it->second;
+  return load_account_or_zero(txn, db.accounts, id);
+}
+
+bool ledger::impl::checkpoint_due() const {
+  if (cache.empty())
+    return false;
+  return cache.size() >= opts.checkpoint_accounts_max ||
+         std::chrono::steady_clock::now() - last_checkpoint >= std::chrono::milliseconds(opts.checkpoint_interval_ms);
+}
+
+void ledger::impl::write_checkpoint(MDB_txn* txn) {
+  // Key order: neighbouring accounts share pages, and LMDB appends faster.
+  std::vector<std::uint64_t> ids;
+  ids.reserve(cache.size());
+  for (auto& [id, rec] : cache)
+    ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  for (auto id : ids)
+    put_or_die(txn, db.accounts, val_of(id), val_of(cache.at(id)), 0, "writing an account checkpoint");
+  const std::uint64_t through = next_seq - 1;
+  put_or_die(txn, db.meta, val(accounts_seq_key, sizeof accounts_seq_key - 1), val_of(through), 0,
+             "recording the checkpoint");
+}
+
+bool ledger::impl::replay_tail(MDB_txn* txn, std::string& error) {
+  detail::cursor cur(txn, db.journal);
+  if (cur.rc() != MDB_SUCCESS) {
+    error = detail::mdb_error("opening a journal cursor", cur.rc());
+    return false;
+  }
+  std::uint64_t start = accounts_seq + 1;
+  MDB_val k = val_of(start), v{};
+  for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+    if (v.mv_size < sizeof(journal_header)) {
+      error = "journal entry shorter than its header after the checkpoint";
+      return false;
+    }
+    journal_header h{};
+    std::memcpy(&h, v.mv_data, sizeof h);
+    auto* p = static_cast<const char*>(v.mv_data) + sizeof h;
+    for (std::size_t i = 0; i < h.posting_count; ++i) {
+      posting q{};
+      std::memcpy(&q, p + i * sizeof q, sizeof q);
+      auto a = account(txn, q.account);
+      (q.side == static_cast<std::uint32_t>(posting_side::debit) ? a.debit_total : a.credit_total) += q.amount;
+      a.posting_count++;
+      a.last_seq = h.seq;
+      cache[q.account] = a;
+    }
+  }
+  return true;
 }
 
 // -- reads -------------------------------------------------------------------------------
@@ -529,18 +625,23 @@ void ledger::submit(op&& o) { impl_->submit(std::move(o)); }
 void ledger::barrier() { impl_->barrier(); }
 
 std::optional<member_state> ledger::load_member(std::uint64_t member_id) const {
+  // Under cache_mtx, so a checkpoint cannot move a balance from the cache to
+  // the table between the two lookups.
+  std::lock_guard<std::mutex> lk(impl_->cache_mtx);
   detail::read_txn txn(impl_->env);
   if (!txn.get())
     return std::nullopt;
   member_state s{};
   if (!detail::get_record(txn.get(), impl_->db.members, val_of(member_id), s.record))
     return std::nullopt;
-  detail::get_record(txn.get(), impl_->db.accounts, val_of(account_id(account_kind::member_points, member_id)),
-                     s.points);
+  s.points = impl_->account(txn.get(), account_id(account_kind::member_points, member_id));
   return s;
 }
 
 std::optional<account_record> ledger::load_account(std::uint64_t account) const {
+  std::lock_guard<std::mutex> lk(impl_->cache_mtx);
+  if (auto it = impl_->cache.find(account); it != impl_->cache.end())
+    return it->second;
   detail::read_txn txn(impl_->env);
   account_record a{};
   if (!txn.get() || !detail::get_record(txn.get(), impl_->db.accounts, val_of(account), a))
@@ -560,8 +661,14 @@ std::optional<ledger::entry> ledger::read_entry(std::uint64_t seq) const {
 verify_report ledger::verify() const { return impl_->verify(); }
 
 writer_stats ledger::stats() const {
-  std::lock_guard<std::mutex> lk(impl_->mtx);
-  return impl_->stats;
+  writer_stats st;
+  {
+    std::lock_guard<std::mutex> lk(impl_->mtx);
+    st = impl_->stats;
+  }
+  std::lock_guard<std::mutex> lk(impl_->cache_mtx);
+  st.accounts_cached = impl_->cache.size();
+  return st;
 }
 
 } // namespace loyalty::ledger

@@ -71,12 +71,14 @@ struct fixture {
 
   fixture() { reopen(); }
 
-  void reopen(std::uint32_t window_us = 0) {
+  void reopen(std::uint32_t window_us = 0, std::uint32_t checkpoint_accounts = 1000000, bool checkpoint_on_close = true) {
     led.reset();
     options o;
     o.dir = (tmp.path / "data").string();
     o.map_bytes = 1ull << 30;
     o.commit_window_us = window_us;
+    o.checkpoint_accounts_max = checkpoint_accounts;
+    o.checkpoint_on_close = checkpoint_on_close;
     o.clock = &clock;
     o.tier_of = [](std::int64_t l) { return l >= 1000 ? 1u : 0u; };
     std::string err;
@@ -408,4 +410,46 @@ TEST_CASE("the relaxed nosync_unsafe mode opens and posts", "[ledger]") {
   e.tag = 1;
   led->submit(std::move(e));
   CHECK(out->by_tag(1).code == errc::ok);
+}
+
+TEST_CASE("balances newer than the last checkpoint are rebuilt from the journal after a crash", "[ledger]") {
+  fixture f;
+  f.reopen(0, 1000000, /*checkpoint_on_close*/ false);
+  for (std::uint64_t m = 1; m <= 10; ++m) {
+    f.run(f.enroll(m));
+    f.run(f.earn(m, static_cast<std::int64_t>(m), "c" + std::to_string(m)));
+  }
+  f.run(f.redeem(3, 2, "r3"));
+  auto seq = f.led->last_seq();
+  CHECK(f.led->stats().checkpoints == 0);
+  f.reopen(0, 1000000, false);  // as after kill -9: nothing was checkpointed
+  auto rep = f.led->verify();
+  CHECK(rep.checkpoint_seq == 0);
+  CHECK(rep.ok);
+  CHECK(f.led->last_seq() == seq);
+  for (std::uint64_t m = 1; m <= 10; ++m)
+    CHECK(f.led->load_member(m)->balance() == static_cast<std::int64_t>(m == 3 ? 1 : m));
+  CHECK(f.run(f.redeem(3, 2, "too-much")).code == errc::insufficient_points);
+  CHECK(f.run(f.earn(5, 1, "c5")).replayed);
+}
+
+TEST_CASE("checkpoints write cached balances to the accounts table and verify checks them", "[ledger]") {
+  fixture f;
+  f.reopen(0, /*checkpoint_accounts*/ 4, /*checkpoint_on_close*/ false);
+  for (std::uint64_t m = 1; m <= 30; ++m) {
+    f.run(f.enroll(m));
+    f.run(f.earn(m, 10, "k" + std::to_string(m)));
+  }
+  auto st = f.led->stats();
+  CHECK(st.checkpoints > 0);
+  CHECK(st.accounts_cached < 4);
+  auto rep = f.led->verify();
+  CHECK(rep.ok);
+  CHECK(rep.checkpoint_seq > 0);
+  CHECK(rep.checkpoint_seq <= f.led->last_seq());
+  f.reopen(0, 4, false);
+  for (std::uint64_t m = 1; m <= 30; ++m)
+    CHECK(f.led->load_member(m)->balance() == 10);
+  CHECK(f.led->load_account(account_id(account_kind::brand_issued, 1))->debit_total == 300);
+  CHECK(f.led->verify().ok);
 }

@@ -36,6 +36,15 @@ public:
   outcome apply_enroll(MDB_txn* txn, op& o, std::uint64_t now_us);
   outcome apply_post(MDB_txn* txn, op& o, std::uint64_t now_us);
   outcome apply_barrier(MDB_txn* txn, const op& o);
+  // Account balances: the write-back cache first, then the accounts table.
+  // Writer thread (or under cache_mtx).
+  account_record account(MDB_txn* txn, std::uint64_t id) const;
+  // Writes every cached account into the accounts table inside `txn` and
+  // records accounts_seq; the cache is cleared after the commit.
+  void write_checkpoint(MDB_txn* txn);
+  [[nodiscard]] bool checkpoint_due() const;
+  // On open: rebuilds the cache from journal entries after accounts_seq.
+  [[nodiscard]] bool replay_tail(MDB_txn* txn, std::string& error);
   // Replay lookup: true if o's txn id is already in the index; fills `out`.
   bool lookup_txn(MDB_txn* txn, const op& o, outcome& out);
   void complete(std::vector<op>& batch, std::vector<outcome>& outcomes);
@@ -61,6 +70,13 @@ public:
   writer_stats stats;                  // guarded by mtx
   std::atomic<std::uint64_t> last_committed_seq{0};
   std::thread writer;
+
+  // Write-back cache of account balances newer than the last checkpoint.
+  // Mutated only by the writer, under cache_mtx; read by others under it.
+  mutable std::mutex cache_mtx;
+  std::unordered_map<std::uint64_t, account_record> cache;
+  std::uint64_t accounts_seq = 0;  // writer thread: seq the accounts table reflects
+  std::chrono::steady_clock::time_point last_checkpoint = std::chrono::steady_clock::now();
 
   // Reused by the writer to group outcomes per completion target.
   std::unordered_map<completion_target*, std::vector<outcome>> by_target;
