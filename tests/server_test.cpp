@@ -9,7 +9,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <cstdlib>
+#include <fcntl.h>
+#include <map>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -406,4 +412,112 @@ TEST_CASE("loyalty-loadgen drives the engine and writes a JSON summary; loyaltyc
   std::ostringstream ctl;
   ctl << LOYALTYCTL_BIN << " --port " << e->port() << " verify > /dev/null";
   CHECK(std::system(ctl.str().c_str()) == 0);
+}
+
+namespace {
+
+// A loyaltyd process of our own, so it can be killed with SIGKILL.
+struct engine_process {
+  pid_t pid = -1;
+  std::uint16_t port = 0;
+
+  engine_process(const std::filesystem::path& dir) {
+    auto settings = dir / "loyaltyd.toml";
+    {
+      std::ofstream f(settings);
+      f << "[engine]\nprogram = \"" LOYALTY_SOURCE_DIR "/config/examples/retail.toml\"\n"
+        << "listen_port = 0\ndata_dir = \"" << (dir / "data").string() << "\"\nmap_gib = 1\n";
+    }
+    auto out = (dir / "stdout.txt").string();
+    std::filesystem::remove(out);
+    pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, 1);
+      int err = ::open((dir / "stderr.txt").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(err, 2);
+      execl(LOYALTYD_BIN, LOYALTYD_BIN, "--config", settings.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 1000 && port == 0; ++i) {
+      std::ifstream f(out);
+      std::string line;
+      while (std::getline(f, line)) {
+        auto at = line.rfind(':');
+        if (line.rfind("loyaltyd listening on ", 0) == 0 && at != std::string::npos)
+          port = static_cast<std::uint16_t>(std::stoi(line.substr(at + 1)));
+      }
+      if (port == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(port != 0);
+  }
+  void kill9() {
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    pid = -1;
+  }
+  ~engine_process() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      int status = 0;
+      waitpid(pid, &status, 0);
+    }
+  }
+};
+
+} // namespace
+
+TEST_CASE("every earn acknowledged before kill -9 is in the ledger after restart, and retries are safe",
+          "[io][server][crash]") {
+  temp_dir tmp;
+  constexpr int members = 20, earns = 3000;
+  std::map<std::string, response> acked;
+  {
+    engine_process eng(tmp.path);
+    std::string err;
+    auto c = client::connect("127.0.0.1", eng.port, err);
+    REQUIRE(c);
+    REQUIRE(c->hello().ok());
+    for (int m = 1; m <= members; ++m)
+      REQUIRE(c->enroll(static_cast<std::uint64_t>(m), "acme").ok());
+    std::map<std::uint64_t, std::string> txn_of;
+    for (int i = 0; i < earns; ++i) {
+      auto txn = "k-" + std::to_string(i);
+      txn_of[c->send(earn_req(1 + i % members, 100 + i, txn))] = txn;
+    }
+    for (int i = 0; i < earns / 3; ++i) {  // read a third of the answers, then crash
+      auto r = receive_one(*c);
+      REQUIRE(r.ok());
+      acked[txn_of[r.id]] = r;
+    }
+    eng.kill9();
+  }
+  engine_process eng(tmp.path);
+  std::string err;
+  auto c = client::connect("127.0.0.1", eng.port, err);
+  REQUIRE(c);
+  REQUIRE(c->hello().ok());
+  std::int64_t total = 0;
+  for (int i = 0; i < earns; ++i) {
+    auto txn = "k-" + std::to_string(i);
+    auto r = c->call(earn_req(1 + i % members, 100 + i, txn));
+    REQUIRE(r.ok());
+    total += r.points;
+    if (auto it = acked.find(txn); it != acked.end()) {
+      CHECK(r.replayed);
+      CHECK(r.seq == it->second.seq);
+      CHECK(r.balance == it->second.balance);
+    }
+  }
+  std::int64_t balances = 0;
+  for (int m = 1; m <= members; ++m)
+    balances += c->balance(static_cast<std::uint64_t>(m)).balance;
+  CHECK(balances == total);  // every earn exactly once
+  auto v = c->verify();
+  REQUIRE(v.ok());
+  CHECK(v.verify.valid);
+  CHECK(v.verify.txn_ids == static_cast<std::uint64_t>(earns));
 }
