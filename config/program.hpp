@@ -14,36 +14,141 @@
 namespace loyalty {
 
 // A non-negative rational number num/den, den > 0. Rates and multipliers are
-// rationals so that no float ever touches points.
+// rationals so that no float ever touches points. Config bounds num and den
+// to 1e9, so amount (< 2^63) * num * num2 / ... fits in 128 bits.
 struct rational {
   std::uint64_t num = 1;
   std::uint64_t den = 1;
 };
 
+// Days, hours and instants are evaluated in the program's fixed UTC offset
+// (program.utc_offset_minutes): "the promotion runs on Fridays 08-20" means
+// local store time. Instants are microseconds since the Unix epoch (UTC).
+inline constexpr std::uint64_t us_per_day = 86'400'000'000ull;
+
 struct brand_def {
   std::uint32_t id = 0;     // stable numeric id, recorded in the ledger
   std::string code;         // what integrators send in `brand`
   std::string name;
-  rational earn_rate;       // points per minor currency unit
+  rational earn_rate;       // base points per minor currency unit
 };
+
+// -- tiers ------------------------------------------------------------------------
+enum class tier_metric : std::uint8_t {
+  qualifying_points,  // points earned from purchases (base + rules), net of refunds
+  spend,              // purchase amount in minor units, net of refunds
+};
+
+enum class calendar_period : std::uint8_t { none, month, quarter, year };
 
 struct tier_def {
   std::string name;
-  std::int64_t threshold = 0;  // lifetime qualifying points needed
+  std::int64_t threshold = 0;  // metric over the window needed to hold this tier
   rational multiplier;         // applied to the base earn of this tier's members
+};
+
+struct tier_policy {
+  tier_metric metric = tier_metric::qualifying_points;
+  // Rolling window the metric is summed over, in days; 0 = since enrollment.
+  std::uint32_t window_days = 0;
+  // Upgrades take effect at once. Downgrades are evaluated at the end of each
+  // review period (none: never downgrade) and take effect grace_days later.
+  calendar_period review = calendar_period::none;
+  std::uint32_t grace_days = 0;
+};
+
+// -- earn rules ------------------------------------------------------------------------
+enum class rule_trigger : std::uint8_t {
+  purchase,        // every earn whose basket / channel / time matches
+  enroll,          // welcome bonus, once, on enrollment
+  first_purchase,  // once, on the member's first earn
+  event,           // a non-purchase event of `event_kind` (survey, review, ...)
+};
+
+// When a rule applies, by the transaction's occurred-at time in program-local
+// time. Every part is optional; an empty window always matches.
+struct time_window {
+  std::uint64_t from_us = 0;           // inclusive; 0 = open
+  std::uint64_t to_us = 0;             // exclusive; 0 = open
+  std::uint8_t weekdays = 0x7f;        // bit 0 = Monday ... bit 6 = Sunday
+  std::uint8_t hour_from = 0;          // local hour, inclusive, 0..23
+  std::uint8_t hour_to = 24;           // local hour, exclusive, 1..24
+};
+
+struct earn_rule {
+  std::uint32_t id = 0;                // stable numeric id, recorded in the ledger
+  std::string code;                    // stable text id, shown in responses
+  rule_trigger trigger = rule_trigger::purchase;
+  std::string event_kind;              // trigger == event: the event name it answers
+  // Matching (purchase / first_purchase): empty = any. A line item matches if
+  // its sku is in skus (when given) and its category in categories (when
+  // given); the transaction must match brands and channels (when given).
+  std::vector<std::uint32_t> brands;   // brand ids
+  std::vector<std::string> skus;
+  std::vector<std::string> categories;
+  std::vector<std::string> channels;
+  time_window window;
+  std::int64_t min_amount = 0;         // matching amount must be >= this (minor units)
+  // Effect, exactly one of:
+  //  multiplier m (>= 1): extra points = floor(matching amount x brand rate x (m - 1));
+  //  bonus_points: fixed points once per matching transaction / event.
+  std::optional<rational> multiplier;
+  std::int64_t bonus_points = 0;
+  // Caps, in points given by this rule (0 = none): per member over all time,
+  // and over all members. Per-member use count cap for events (0 = none).
+  std::int64_t cap_per_member = 0;
+  std::int64_t cap_total = 0;
+  std::uint32_t uses_per_member_max = 0;
+};
+
+// -- lifecycle --------------------------------------------------------------------------
+struct lifecycle_policy {
+  // Points of a purchase are pending this many days after occurred-at (the
+  // return window), then available. 0 = available at once.
+  std::uint32_t pending_days = 0;
+  // A lot expires this many days after it was earned (0 = never), then
+  // rounded up to the end of the calendar period (none: not rounded).
+  std::uint32_t expiry_days = 0;
+  calendar_period expiry_rounding = calendar_period::none;
+  // All points expire after this many days without activity (0 = never).
+  std::uint32_t inactivity_days = 0;
+  // How far a refund may push a balance below zero (points); a refund beyond
+  // it is refused with negative_balance_limit. INT64_MAX = no cap.
+  std::int64_t negative_balance_max = INT64_MAX;
+  // Holds: default and largest TTL in seconds.
+  std::uint32_t hold_ttl_default_s = 900;
+  std::uint32_t hold_ttl_max_s = 86'400;
+};
+
+// -- rewards ----------------------------------------------------------------------------------
+struct reward_def {
+  std::uint32_t id = 0;        // stable numeric id, recorded in the ledger
+  std::string code;            // what integrators send in `reward`
+  std::string name;
+  std::int64_t cost = 0;       // points, > 0
+  std::int64_t stock = -1;     // units available at program start; -1 = unlimited
+  std::uint32_t brand_id = 0;  // brand that fulfils it (its redeemed account)
 };
 
 struct program {
   std::string name;
   std::string currency = "EUR";   // ISO 4217 code earns must carry
   std::uint32_t minor_units = 2;  // documentation only: amounts are minor units
+  std::int32_t utc_offset_minutes = 0;  // program-local time for windows, days, periods
   std::vector<brand_def> brands;  // sorted by id
+  tier_policy tier_rules;
   std::vector<tier_def> tiers;    // sorted by threshold; tiers[0].threshold == 0
+  std::vector<earn_rule> rules;   // in file order; ids unique
+  lifecycle_policy lifecycle;
+  std::vector<reward_def> rewards;
 
   [[nodiscard]] const brand_def* find_brand(std::string_view code) const noexcept;
   [[nodiscard]] const brand_def* find_brand(std::uint32_t id) const noexcept;
-  // Index into tiers of the highest tier whose threshold <= lifetime.
-  [[nodiscard]] std::uint32_t tier_for(std::int64_t lifetime_points) const noexcept;
+  [[nodiscard]] const earn_rule* find_rule(std::uint32_t id) const noexcept;
+  [[nodiscard]] const reward_def* find_reward(std::string_view code) const noexcept;
+  [[nodiscard]] const reward_def* find_reward(std::uint32_t id) const noexcept;
+  // Index into tiers of the highest tier whose threshold <= metric value.
+  [[nodiscard]] std::uint32_t tier_for(std::int64_t metric_value) const noexcept;
 };
 
 enum class durability {

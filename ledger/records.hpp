@@ -80,6 +80,57 @@ static_assert(std::is_trivially_copyable_v<posting>);
 
 inline constexpr std::size_t postings_per_entry_max = 4;
 
+// -- entry details ---------------------------------------------------------------
+// A journal entry states the policy decision it carries, not only the money
+// it moves: which lots it created or drew from, which holds it opened or
+// closed, which rules gave how many points, how the member's tier track
+// moved. A member's book (member_book.hpp) is the fold of these records over
+// the member's entries, so it can always be rebuilt from the journal, and
+// "which rule made these points" is answered by the ledger alone.
+// Details follow the txn id bytes in the journal value.
+enum class detail_kind : std::uint16_t {
+  lot_add = 1,      // id: lot id, brand, a: points, b: available_at_us, c: expires_at_us
+  lot_take = 2,     // id: lot id, brand, a: points (> 0), b: expires_at_us, c: earned_at_us;
+                    //   aux != 0: the points go into hold `aux` (opened earlier in the entry)
+  lot_restore = 3,  // id: lot id, brand, a: points (> 0), b: expires_at_us, c: earned_at_us;
+                    //   recreates the lot if it was used up
+  hold_open = 4,    // id: hold id, brand, a: points, b: expires_at_us
+  hold_close = 5,   // id: hold id, a: points captured (0: released), aux: hold_close_reason
+  qualify = 6,      // id: local day, a: metric delta (may be negative)
+  rule_line = 7,    // id: rule id (0 for base / tier), aux: rule_line_kind, a: points
+                    //   (negative: clawback), b: matched amount (minor units)
+  reward = 8,       // id: reward id, a: units (+1 redeemed, -1 reversed)
+  debt = 9,         // a: change of the member's debt (points owed after refunds)
+  tier_state = 10,  // id: secured tier, aux: pending tier, a: prune buckets before this day,
+                    //   b: pending_at_us, c: reviewed_through_us
+  activity = 11,    // b: the member's last activity instant (inactivity expiry counts from it)
+};
+
+enum class hold_close_reason : std::uint32_t { captured = 1, released = 2, expired = 3 };
+enum class rule_line_kind : std::uint32_t { base = 1, tier = 2, rule = 3 };
+
+// flags: the record applies to the entry's counterparty member (a transfer's
+// receiver), not to member_id.
+inline constexpr std::uint16_t detail_counterparty = 0x8000;
+
+struct entry_detail {
+  std::uint16_t kind;   // detail_kind
+  std::uint16_t flags;
+  std::uint32_t id;
+  std::uint32_t brand;
+  std::uint32_t aux;
+  std::int64_t a;
+  std::uint64_t b;
+  std::uint64_t c;
+};
+static_assert(sizeof(entry_detail) == 40);
+static_assert(std::is_trivially_copyable_v<entry_detail>);
+
+// Records in one entry: an earn with every rule firing, or a redemption drawing
+// on many lots, stays far below this; a spend that would need more lots than
+// this is refused (the member can spend in two steps).
+inline constexpr std::size_t details_per_entry_max = 128;
+
 // Accounts: key = account id (uint64, MDB_INTEGERKEY). Written at
 // checkpoints: the table reflects the journal up to meta "accounts_seq";
 // later entries are replayed from the journal when the ledger opens.

@@ -1,0 +1,333 @@
+// The fold of journal details into a member's book, and the book's encoding.
+#include "ledger/member_book.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace loyalty::ledger {
+
+namespace {
+
+lot* find_lot(member_book& b, std::uint32_t id) {
+  auto it = std::lower_bound(b.lots.begin(), b.lots.end(), id, [](const lot& l, std::uint32_t v) { return l.id < v; });
+  return it != b.lots.end() && it->id == id ? &*it : nullptr;
+}
+
+hold* find_hold(member_book& b, std::uint32_t id) {
+  auto it = std::lower_bound(b.holds.begin(), b.holds.end(), id, [](const hold& h, std::uint32_t v) { return h.id < v; });
+  return it != b.holds.end() && it->id == id ? &*it : nullptr;
+}
+
+void insert_lot(member_book& b, const lot& l) {
+  auto it = std::lower_bound(b.lots.begin(), b.lots.end(), l.id, [](const lot& x, std::uint32_t v) { return x.id < v; });
+  b.lots.insert(it, l);
+}
+
+bool fail(std::string& why, const char* what, std::uint32_t id) {
+  why.assign(what);
+  why.push_back(' ');
+  why.append(std::to_string(id));
+  return false;
+}
+
+bool apply_one(member_book& b, const entry_detail& d, std::uint64_t seq, std::uint64_t occurred_at_us, std::string& why) {
+  switch (static_cast<detail_kind>(d.kind)) {
+    case detail_kind::lot_add: {
+      if (d.a < 0 || d.id == 0 || find_lot(b, d.id) != nullptr || d.id < b.next_lot_id)
+        return fail(why, "lot_add of an existing or invalid lot", d.id);
+      if (d.a > 0)  // an earn worth 0 points still advances the id, creates nothing
+        insert_lot(b, lot{d.id, d.brand, d.a, d.a, occurred_at_us, d.b, d.c, seq});
+      b.next_lot_id = d.id + 1;
+      return true;
+    }
+    case detail_kind::lot_take: {
+      lot* l = find_lot(b, d.id);
+      if (l == nullptr || d.a <= 0 || d.a > l->points)
+        return fail(why, "lot_take of more points than lot holds:", d.id);
+      l->points -= d.a;
+      if (d.aux != 0) {
+        hold* h = find_hold(b, d.aux);
+        if (h == nullptr)
+          return fail(why, "lot_take into a hold that is not open:", d.aux);
+        h->takes.push_back(lot_take{d.id, d.brand, d.a, d.b, d.c});
+      }
+      if (l->points == 0)
+        b.lots.erase(b.lots.begin() + (l - b.lots.data()));
+      return true;
+    }
+    case detail_kind::lot_restore: {
+      if (d.a <= 0 || d.id == 0 || d.id >= b.next_lot_id)
+        return fail(why, "lot_restore of an invalid lot", d.id);
+      if (lot* l = find_lot(b, d.id)) {
+        if (__builtin_add_overflow(l->points, d.a, &l->points))
+          return fail(why, "lot_restore overflows lot", d.id);
+      } else {
+        insert_lot(b, lot{d.id, d.brand, d.a, d.a, d.c, 0, d.b, seq});
+      }
+      return true;
+    }
+    case detail_kind::hold_open: {
+      if (d.a <= 0 || d.id == 0 || d.id < b.next_hold_id)
+        return fail(why, "hold_open of an existing or invalid hold", d.id);
+      b.holds.push_back(hold{d.id, d.brand, d.a, occurred_at_us, d.b, seq, {}});
+      b.next_hold_id = d.id + 1;
+      return true;
+    }
+    case detail_kind::hold_close: {
+      hold* h = find_hold(b, d.id);
+      if (h == nullptr)
+        return fail(why, "hold_close of a hold that is not open:", d.id);
+      b.holds.erase(b.holds.begin() + (h - b.holds.data()));
+      return true;
+    }
+    case detail_kind::qualify:
+      add_qualifying(b.tier, d.id, d.a);
+      return true;
+    case detail_kind::rule_line: {
+      if (__builtin_add_overflow(b.lifetime_earned, d.a, &b.lifetime_earned))
+        return fail(why, "rule_line overflows lifetime points of rule", d.id);
+      if (d.aux != static_cast<std::uint32_t>(rule_line_kind::rule))
+        return true;
+      auto it = std::lower_bound(b.counters.begin(), b.counters.end(), d.id,
+                                 [](const rule_counter& c, std::uint32_t v) { return c.rule_id < v; });
+      if (it == b.counters.end() || it->rule_id != d.id)
+        it = b.counters.insert(it, rule_counter{d.id, 0, 0});
+      if (__builtin_add_overflow(it->points, d.a, &it->points))
+        return fail(why, "rule_line overflows the counter of rule", d.id);
+      if (d.a > 0)
+        it->uses++;
+      return true;
+    }
+    case detail_kind::reward:
+      return true;  // stock is program-wide, not the member's
+    case detail_kind::debt:
+      if (__builtin_add_overflow(b.debt, d.a, &b.debt) || b.debt < 0)
+        return fail(why, "debt would leave 0..INT64_MAX, change", static_cast<std::uint32_t>(d.a));
+      return true;
+    case detail_kind::tier_state: {
+      b.tier.secured = d.id;
+      b.tier.pending_tier = d.aux;
+      b.tier.pending_at_us = d.b;
+      b.tier.reviewed_through_us = d.c;
+      auto& bk = b.tier.buckets;
+      bk.erase(bk.begin(), std::lower_bound(bk.begin(), bk.end(), static_cast<std::uint32_t>(d.a),
+                                            [](const qualify_bucket& q, std::uint32_t v) { return q.day < v; }));
+      return true;
+    }
+    case detail_kind::activity:
+      b.last_activity_us = std::max(b.last_activity_us, d.b);
+      return true;
+  }
+  return fail(why, "unknown detail kind", d.kind);
+}
+
+} // namespace
+
+bool apply_details(member_book& book, std::span<const entry_detail> records, bool counterparty, std::uint64_t seq,
+                   std::uint64_t occurred_at_us, std::string& why) {
+  for (const auto& d : records) {
+    if (((d.flags & detail_counterparty) != 0) != counterparty)
+      continue;
+    if (!apply_one(book, d, seq, occurred_at_us, why))
+      return false;
+  }
+  return true;
+}
+
+void add_qualifying(tier_track& track, std::uint32_t day, std::int64_t delta) {
+  auto& bk = track.buckets;
+  auto it = std::lower_bound(bk.begin(), bk.end(), day, [](const qualify_bucket& q, std::uint32_t v) { return q.day < v; });
+  if (it == bk.end() || it->day != day) {
+    if (delta <= 0)
+      return;  // nothing booked that day (pruned or never): nothing to take back
+    bk.insert(it, qualify_bucket{day, 0, delta});
+    return;
+  }
+  std::int64_t v = 0;
+  if (__builtin_add_overflow(it->amount, delta, &v))
+    v = delta > 0 ? INT64_MAX : 0;
+  it->amount = std::max<std::int64_t>(0, v);
+}
+
+bool sum_lots(const member_book& book, std::int64_t& out) noexcept {
+  std::int64_t s = 0;
+  for (const auto& l : book.lots)
+    if (__builtin_add_overflow(s, l.points, &s))
+      return false;
+  out = s;
+  return true;
+}
+
+bool sum_holds(const member_book& book, std::int64_t& out) noexcept {
+  std::int64_t s = 0;
+  for (const auto& h : book.holds)
+    if (__builtin_add_overflow(s, h.points, &s))
+      return false;
+  out = s;
+  return true;
+}
+
+// -- encoding -------------------------------------------------------------------------------
+
+namespace {
+
+// Stored book: book_header, then `lots` lot records, then for each hold a
+// hold_record followed by its `takes` lot_take records, then the buckets,
+// then the counters. Format 1.
+struct book_header {
+  std::uint32_t format;
+  std::uint32_t next_lot_id;
+  std::uint32_t next_hold_id;
+  std::uint32_t lots;
+  std::uint32_t holds;
+  std::uint32_t takes;  // over all holds
+  std::uint32_t buckets;
+  std::uint32_t counters;
+  std::uint64_t enrolled_at_us;
+  std::uint64_t last_activity_us;
+  std::uint64_t first_purchase_seq;
+  std::int64_t lifetime_earned;
+  std::int64_t debt;
+  std::uint32_t tier_secured;
+  std::uint32_t tier_pending;
+  std::uint64_t tier_pending_at_us;
+  std::uint64_t tier_reviewed_through_us;
+};
+static_assert(sizeof(book_header) == 96);
+static_assert(std::is_trivially_copyable_v<book_header>);
+
+struct hold_record {
+  std::uint32_t id;
+  std::uint32_t brand_id;
+  std::int64_t points;
+  std::uint64_t opened_at_us;
+  std::uint64_t expires_at_us;
+  std::uint64_t source_seq;
+  std::uint32_t takes;
+  std::uint32_t reserved;
+};
+static_assert(sizeof(hold_record) == 48);
+static_assert(std::is_trivially_copyable_v<hold_record>);
+
+constexpr std::uint32_t book_format = 1;
+
+template <class T>
+void put(std::vector<char>& out, const T& v) {
+  auto at = out.size();
+  out.resize(at + sizeof(T));
+  std::memcpy(out.data() + at, &v, sizeof(T));
+}
+
+template <class T>
+void put_all(std::vector<char>& out, const std::vector<T>& v) {
+  auto at = out.size();
+  out.resize(at + v.size() * sizeof(T));
+  if (!v.empty())
+    std::memcpy(out.data() + at, v.data(), v.size() * sizeof(T));
+}
+
+class reader {
+public:
+  reader(const char* p, std::size_t n) : p_(p), n_(n) {}
+  template <class T>
+  bool get(T& v) {
+    if (n_ < sizeof(T))
+      return false;
+    std::memcpy(&v, p_, sizeof(T));
+    p_ += sizeof(T);
+    n_ -= sizeof(T);
+    return true;
+  }
+  template <class T>
+  bool get_all(std::vector<T>& v, std::size_t count) {
+    if (count > n_ / sizeof(T))
+      return false;
+    v.resize(count);
+    if (count > 0)
+      std::memcpy(v.data(), p_, count * sizeof(T));
+    p_ += count * sizeof(T);
+    n_ -= count * sizeof(T);
+    return true;
+  }
+  [[nodiscard]] bool done() const { return n_ == 0; }
+
+private:
+  const char* p_;
+  std::size_t n_;
+};
+
+} // namespace
+
+void encode_book(const member_book& b, std::vector<char>& out) {
+  std::uint32_t takes = 0;
+  for (const auto& h : b.holds)
+    takes += static_cast<std::uint32_t>(h.takes.size());
+  book_header h{book_format,
+                b.next_lot_id,
+                b.next_hold_id,
+                static_cast<std::uint32_t>(b.lots.size()),
+                static_cast<std::uint32_t>(b.holds.size()),
+                takes,
+                static_cast<std::uint32_t>(b.tier.buckets.size()),
+                static_cast<std::uint32_t>(b.counters.size()),
+                b.enrolled_at_us,
+                b.last_activity_us,
+                b.first_purchase_seq,
+                b.lifetime_earned,
+                b.debt,
+                b.tier.secured,
+                b.tier.pending_tier,
+                b.tier.pending_at_us,
+                b.tier.reviewed_through_us};
+  out.reserve(out.size() + sizeof h + b.lots.size() * sizeof(lot) + b.holds.size() * sizeof(hold_record) +
+              takes * sizeof(lot_take) + b.tier.buckets.size() * sizeof(qualify_bucket) +
+              b.counters.size() * sizeof(rule_counter));
+  put(out, h);
+  put_all(out, b.lots);
+  for (const auto& x : b.holds) {
+    put(out, hold_record{x.id, x.brand_id, x.points, x.opened_at_us, x.expires_at_us, x.source_seq,
+                         static_cast<std::uint32_t>(x.takes.size()), 0});
+    put_all(out, x.takes);
+  }
+  put_all(out, b.tier.buckets);
+  put_all(out, b.counters);
+}
+
+bool decode_book(const char* data, std::size_t size, member_book& out) {
+  reader r(data, size);
+  book_header h{};
+  if (!r.get(h) || h.format != book_format)
+    return false;
+  member_book b;
+  b.enrolled_at_us = h.enrolled_at_us;
+  b.last_activity_us = h.last_activity_us;
+  b.first_purchase_seq = h.first_purchase_seq;
+  b.lifetime_earned = h.lifetime_earned;
+  b.debt = h.debt;
+  b.next_lot_id = h.next_lot_id;
+  b.next_hold_id = h.next_hold_id;
+  b.tier.secured = h.tier_secured;
+  b.tier.pending_tier = h.tier_pending;
+  b.tier.pending_at_us = h.tier_pending_at_us;
+  b.tier.reviewed_through_us = h.tier_reviewed_through_us;
+  if (!r.get_all(b.lots, h.lots))
+    return false;
+  std::uint64_t takes = 0;
+  b.holds.reserve(std::min<std::uint32_t>(h.holds, 1024));
+  for (std::uint32_t i = 0; i < h.holds; ++i) {
+    hold_record hr{};
+    if (!r.get(hr))
+      return false;
+    hold x{hr.id, hr.brand_id, hr.points, hr.opened_at_us, hr.expires_at_us, hr.source_seq, {}};
+    if (!r.get_all(x.takes, hr.takes))
+      return false;
+    takes += hr.takes;
+    b.holds.push_back(std::move(x));
+  }
+  if (takes != h.takes || !r.get_all(b.tier.buckets, h.buckets) || !r.get_all(b.counters, h.counters) || !r.done())
+    return false;
+  out = std::move(b);
+  return true;
+}
+
+} // namespace loyalty::ledger

@@ -1,0 +1,142 @@
+// A member's book: everything the program's policy needs to know about one
+// member beyond its account balances — point lots with their availability and
+// expiry, open holds, the tier qualification track and per-rule counters.
+//
+// Plain data (STYLE 10): member actors keep one as their state, policy
+// functions (actors/policy.hpp) read and change it, and the ledger persists it
+// in the member's record. It is always a fold of the member's journal entries
+// (docs/ARCHITECTURE.md): nothing in it is known only to memory.
+//
+// Units: points are int64; instants are microseconds since the Unix epoch;
+// days are days since 1970-01-01 in program-local time.
+#pragma once
+
+#include "ledger/records.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace loyalty::ledger {
+
+// Points earned by one transaction (or transferred in, or restored), with
+// their own availability and expiry. Spending consumes the lot that expires
+// soonest first (never-expiring lots last), among available lots.
+struct lot {
+  std::uint32_t id;               // per member, assigned in journal order from next_lot_id
+  std::uint32_t brand_id;         // brand that issued the points
+  std::int64_t points;            // remaining, >= 0
+  std::int64_t original;          // as created
+  std::uint64_t earned_at_us;     // occurred-at of the earning transaction
+  std::uint64_t available_at_us;  // pending until then (0 = at once)
+  std::uint64_t expires_at_us;    // expires at this instant (0 = never)
+  std::uint64_t source_seq;       // journal entry that created the lot (0 until committed)
+};
+static_assert(sizeof(lot) == 56);
+static_assert(std::is_trivially_copyable_v<lot>);
+
+// Points taken out of one lot, remembered so that they can go back to it
+// (hold release, redemption reversal) with the lot's original expiry.
+struct lot_take {
+  std::uint32_t lot_id;
+  std::uint32_t brand_id;
+  std::int64_t points;            // > 0
+  std::uint64_t expires_at_us;    // of the lot, so a pruned lot can be recreated
+  std::uint64_t earned_at_us;
+};
+static_assert(sizeof(lot_take) == 32);
+static_assert(std::is_trivially_copyable_v<lot_take>);
+
+// Points reserved for a pending purchase: out of their lots, not spendable,
+// until captured (spent) or released (back to the lots). A hold past its
+// expiry is released by the engine.
+struct hold {
+  std::uint32_t id;               // per member, from next_hold_id
+  std::uint32_t brand_id;         // brand where it will be captured
+  std::int64_t points;            // > 0
+  std::uint64_t opened_at_us;
+  std::uint64_t expires_at_us;
+  std::uint64_t source_seq;       // journal entry that opened it
+  std::vector<lot_take> takes;    // where the points came from; sums to points
+};
+
+// Qualifying metric (points or spend, per program) booked on one local day.
+struct qualify_bucket {
+  std::uint32_t day;
+  std::uint32_t reserved;         // zero
+  std::int64_t amount;            // may drop through refunds, never below 0
+};
+static_assert(sizeof(qualify_bucket) == 16);
+static_assert(std::is_trivially_copyable_v<qualify_bucket>);
+
+// Tier qualification: upgrades are immediate, downgrades happen at review.
+// effective tier = max(secured, tier reached by the metric over the window),
+// where `secured` is what the last review granted; a review that lowers it
+// takes effect grace days later (pending_tier / pending_at_us).
+struct tier_track {
+  std::uint32_t secured = 0;            // tier index granted at the last review
+  std::uint32_t pending_tier = 0;       // lower tier a review decided, if pending_at_us != 0
+  std::uint64_t pending_at_us = 0;      // when the pending downgrade takes effect
+  std::uint64_t reviewed_through_us = 0;// end of the last review period processed
+  std::vector<qualify_bucket> buckets;  // ascending by day; older than needed are pruned
+};
+
+// What one rule has given this member: for per-member caps.
+struct rule_counter {
+  std::uint32_t rule_id;
+  std::uint32_t uses;
+  std::int64_t points;
+};
+static_assert(sizeof(rule_counter) == 16);
+static_assert(std::is_trivially_copyable_v<rule_counter>);
+
+struct member_book {
+  std::uint64_t enrolled_at_us = 0;
+  std::uint64_t last_activity_us = 0;    // inactivity expiry counts from here
+  std::uint64_t first_purchase_seq = 0;  // 0 until the first earn committed
+  std::int64_t lifetime_earned = 0;      // points ever credited by earn rules, net of clawbacks
+  std::int64_t debt = 0;                 // points owed after a refund of spent points (>= 0)
+  std::uint32_t next_lot_id = 1;
+  std::uint32_t next_hold_id = 1;
+  std::vector<lot> lots;                 // points > 0 only; ascending id
+  std::vector<hold> holds;               // open holds; ascending id
+  tier_track tier;
+  std::vector<rule_counter> counters;    // ascending rule_id
+};
+
+// -- the fold ----------------------------------------------------------------------
+// Applies the detail records of one journal entry that belong to this member
+// (counterparty == false: records without detail_counterparty; true: those
+// with it) in order. Deterministic: the member actor (tentative state), the
+// ledger writer (committed state) and recovery (journal replay) all call it
+// and reach the same book. `seq` is the entry's seq (0 while not yet
+// committed: lots and holds then carry source_seq 0), `occurred_at_us` its
+// occurred-at time.
+// Returns false, with `why` set, if a record does not fit the book (a lot or
+// hold that is not there, more points taken than a lot holds, an id reused):
+// the entry must be refused, and the book is then unspecified (partly
+// applied) — callers apply to a copy when they must survive that, or reload.
+[[nodiscard]] bool apply_details(member_book& book, std::span<const entry_detail> records, bool counterparty,
+                                 std::uint64_t seq, std::uint64_t occurred_at_us, std::string& why);
+
+// Adds `delta` to the bucket of `day` (creating it), keeping buckets ascending;
+// a bucket never goes below zero (a refund of a purchase whose qualifying
+// amount already dropped out of a pruned bucket removes what is left).
+void add_qualifying(tier_track& track, std::uint32_t day, std::int64_t delta);
+
+// Sum of the lots' remaining points, or of the holds' points; false if the
+// sum would leave int64.
+[[nodiscard]] bool sum_lots(const member_book& book, std::int64_t& out) noexcept;
+[[nodiscard]] bool sum_holds(const member_book& book, std::int64_t& out) noexcept;
+
+// -- encoding -------------------------------------------------------------------------
+// The book as stored in the ledger (little-endian fixed layouts, see
+// member_book.cpp). decode_book returns false for a value that is not a
+// well-formed book (wrong size or version, counts that do not add up).
+void encode_book(const member_book& book, std::vector<char>& out);
+[[nodiscard]] bool decode_book(const char* data, std::size_t size, member_book& out);
+
+} // namespace loyalty::ledger
