@@ -67,10 +67,17 @@ public:
     if (h.seq != seq)
       problem(where + ": header says seq " + std::to_string(h.seq));
     if (h.posting_count > postings_per_entry_max || h.txn_id_bytes > limits::txn_id_bytes_max ||
-        v.mv_size != sizeof h + h.posting_count * sizeof(posting) + h.txn_id_bytes) {
+        h.detail_count > details_per_entry_max ||
+        v.mv_size != sizeof h + h.posting_count * sizeof(posting) + h.txn_id_bytes +
+                        h.detail_count * sizeof(entry_detail)) {
       problem(where + ": size does not match its header");
       return;
     }
+    chain(where, seq, h.member_id, h.prev_member_seq);
+    if (h.counterparty_id != 0)
+      chain(where, seq, h.counterparty_id, h.counterparty_prev_seq);
+    details(where, h, static_cast<const char*>(v.mv_data) + sizeof h + h.posting_count * sizeof(posting) +
+                        h.txn_id_bytes);
     auto* p = static_cast<const char*>(v.mv_data) + sizeof h;
     std::uint64_t debits = 0, credits = 0;
     // The accounts table holds balances as of the checkpoint; later entries
@@ -107,6 +114,30 @@ public:
     }
   }
 
+  // Invariant: each entry names the member's previous entry, so the history
+  // chain from a member's head visits exactly its entries, newest first.
+  void chain(const std::string& where, std::uint64_t seq, std::uint64_t member, std::uint64_t prev) {
+    auto& last = last_entry_[member];
+    if (prev != last)
+      problem(where + ": previous entry of member " + std::to_string(member) + " is " + std::to_string(last) +
+              ", the entry says " + std::to_string(prev));
+    last = seq;
+    if (seq <= rep_.checkpoint_seq)
+      last_at_checkpoint_[member] = seq;
+  }
+
+  void details(const std::string& where, const journal_header& h, const char* p) {
+    for (std::size_t i = 0; i < h.detail_count; ++i) {
+      entry_detail d{};
+      std::memcpy(&d, p + i * sizeof d, sizeof d);
+      if (d.kind < static_cast<std::uint16_t>(detail_kind::lot_add) ||
+          d.kind > static_cast<std::uint16_t>(detail_kind::activity))
+        problem(where + ": detail " + std::to_string(i) + " has unknown kind " + std::to_string(d.kind));
+      if ((d.flags & detail_counterparty) != 0 && h.counterparty_id == 0)
+        problem(where + ": detail " + std::to_string(i) + " is for a counterparty the entry does not have");
+    }
+  }
+
   void accounts() {
     detail::cursor cur(txn_, db_.accounts);
     MDB_val k{}, v{};
@@ -134,8 +165,15 @@ public:
         problem(where + ": stored debits/credits/postings " + std::to_string(a.debit_total) + "/" +
                 std::to_string(a.credit_total) + "/" + std::to_string(a.posting_count) + " but the journal sums to " +
                 std::to_string(s.debit) + "/" + std::to_string(s.credit) + "/" + std::to_string(s.postings));
-      if (kind_of(id) == account_kind::member_points && members_.count(entity_of(id)) == 0)
-        problem(where + ": belongs to no enrolled member");
+      if (kind_of(id) == account_kind::member_points) {
+        if (members_.count(entity_of(id)) == 0)
+          problem(where + ": belongs to no enrolled member");
+        auto last = last_at_checkpoint_.find(entity_of(id));
+        auto expect = last == last_at_checkpoint_.end() ? 0 : last->second;
+        if (a.last_seq != expect)
+          problem(where + ": member head is entry " + std::to_string(a.last_seq) +
+                  " but the member's last entry up to the checkpoint is " + std::to_string(expect));
+      }
     }
     for (auto& [id, s] : computed_)
       if (stored.count(id) == 0)
@@ -203,6 +241,8 @@ private:
   std::unordered_map<std::string, std::uint64_t> txn_of_entry_;
   std::unordered_set<std::uint64_t> enrolled_;
   std::unordered_set<std::uint64_t> members_;
+  std::unordered_map<std::uint64_t, std::uint64_t> last_entry_;          // member -> newest entry
+  std::unordered_map<std::uint64_t, std::uint64_t> last_at_checkpoint_;  // member -> newest entry <= checkpoint
 };
 
 } // namespace

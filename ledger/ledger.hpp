@@ -99,6 +99,11 @@ struct op {
   errc precheck = errc::ok;
   std::uint8_t posting_count = 0;
   std::array<posting, postings_per_entry_max> postings{};
+  // The decision the entry records (lots, holds, rule lines, ...), at most
+  // details_per_entry_max. Heap-allocated: most ops carry a handful.
+  std::vector<entry_detail> details;
+  std::uint64_t ref_seq = 0;          // entry this one acts on, 0 = none
+  std::uint64_t counterparty_id = 0;  // transfer receiver (an enrolled member), 0 = none
   // The actor's tentative changes, undone by the actor on rejection.
   std::int64_t balance_delta = 0;
   std::int64_t lifetime_delta = 0;
@@ -196,8 +201,18 @@ public:
     journal_header header;
     std::vector<posting> postings;
     std::string txn_id;
+    std::vector<entry_detail> details;
   };
   [[nodiscard]] std::optional<entry> read_entry(std::uint64_t seq) const;
+
+  // A member's committed entries, newest first, following its history chain
+  // (the entries where it is the counterparty included): at most `limit`
+  // entries, from the newest (before_seq == 0; may wait for the commit in
+  // progress) or after `before_seq`, the oldest entry an earlier page
+  // returned. Empty for an unknown member or a before_seq that is not one of
+  // the member's entries. Any thread.
+  [[nodiscard]] std::vector<entry> history(std::uint64_t member_id, std::uint64_t before_seq,
+                                           std::size_t limit) const;
 
   // Checks the invariants (docs/ARCHITECTURE.md): every entry balances; the sum
   // over all accounts of (debits - credits) is zero; every stored account

@@ -12,7 +12,9 @@ namespace loyalty::ledger {
 
 // 2: account balances are checkpointed; meta "accounts_seq" names the last
 //    journal seq the accounts table reflects.
-inline constexpr std::uint64_t schema_version = 2;
+// 3: journal header of 128 bytes with the member's history chain, the
+//    referenced entry and a counterparty; entry detail records.
+inline constexpr std::uint64_t schema_version = 3;
 
 // -- account ids ---------------------------------------------------------------
 // An account id is 64 bits: the kind in the top 8 bits, the owning entity
@@ -46,15 +48,25 @@ enum class entry_kind : std::uint16_t {
 enum class posting_side : std::uint32_t { debit = 1, credit = 2 };
 
 // Journal value layout: journal_header, then posting_count postings, then
-// txn_id_bytes bytes of the client transaction id. Key: seq (uint64, native
-// byte order, MDB_INTEGERKEY), strictly increasing, appended only.
+// txn_id_bytes bytes of the client transaction id, then detail_count
+// entry_detail records. Key: seq (uint64, native byte order,
+// MDB_INTEGERKEY), strictly increasing, appended only.
+//
+// History chain: prev_member_seq is the previous entry of member_id, and
+// counterparty_prev_seq the previous entry of counterparty_id, so a member's
+// entries are read newest first by following the chain from its head (the
+// last_seq of its member_points account) without any per-member index.
 struct journal_header {
   std::uint64_t seq;             // journal sequence number, == the key
-  std::uint64_t occurred_at_us;  // client's time of the business event (earn), else commit time
+  std::uint64_t occurred_at_us;  // client's time of the business event, else commit time
   std::uint64_t committed_at_us; // engine clock when the batch was written
   std::uint64_t member_id;
   std::uint64_t request_hash;    // hash of the request content, for txn_id_conflict
-  std::int64_t amount_minor;     // earn: purchase amount in minor units; else 0
+  std::uint64_t prev_member_seq; // previous entry of member_id; 0 = none
+  std::uint64_t ref_seq;         // entry this one acts on (refund -> earn, capture -> hold, ...); 0 = none
+  std::uint64_t counterparty_id; // the other member of a transfer; 0 = none
+  std::uint64_t counterparty_prev_seq;  // previous entry of counterparty_id; 0 = none
+  std::int64_t amount_minor;     // earn / refund: amount in minor units; else 0
   std::int64_t points;           // points moved for the member (>= 0)
   std::int64_t balance_after;    // member's points balance after this entry
   std::int64_t lifetime_after;   // member's lifetime earned points after this entry
@@ -63,10 +75,11 @@ struct journal_header {
   std::uint16_t kind;            // entry_kind
   std::uint8_t posting_count;
   std::uint8_t txn_id_bytes;     // 0: no client txn id (enroll)
-  std::uint32_t reserved0;       // zero; room for policy version / key id
-  std::uint64_t reserved1;       // zero
+  std::uint16_t detail_count;
+  std::uint16_t reserved0;       // zero
+  std::uint64_t reserved1;       // zero; room for policy version / key id
 };
-static_assert(sizeof(journal_header) == 96);
+static_assert(sizeof(journal_header) == 128);
 static_assert(std::is_trivially_copyable_v<journal_header>);
 
 struct posting {
@@ -135,6 +148,8 @@ inline constexpr std::size_t details_per_entry_max = 128;
 // checkpoints: the table reflects the journal up to meta "accounts_seq";
 // later entries are replayed from the journal when the ledger opens.
 // balance of a credit-normal account = credit_total - debit_total.
+// last_seq of a member_points account is the member's head: its last entry,
+// whether or not that entry posted to the account (enroll, holds, ...).
 struct account_record {
   std::uint64_t debit_total;
   std::uint64_t credit_total;

@@ -16,10 +16,13 @@ namespace {
 constexpr char schema_key[] = "schema_version";
 constexpr char accounts_seq_key[] = "accounts_seq";
 
-// Journal value: header, postings, txn id bytes.
+// Journal value: header, postings, txn id bytes, details.
 std::size_t journal_value_size(const journal_header& h) {
-  return sizeof(journal_header) + h.posting_count * sizeof(posting) + h.txn_id_bytes;
+  return sizeof(journal_header) + h.posting_count * sizeof(posting) + h.txn_id_bytes +
+         h.detail_count * sizeof(entry_detail);
 }
+
+std::uint64_t head_account(std::uint64_t member) { return account_id(account_kind::member_points, member); }
 
 // Credit-normal balance of an account, as a signed number; false if it does
 // not fit in int64.
@@ -362,6 +365,7 @@ outcome ledger::impl::apply_enroll(MDB_txn* txn, op& o, std::uint64_t now_us) {
   h.occurred_at_us = now_us;
   h.committed_at_us = now_us;
   h.member_id = o.member_id;
+  h.prev_member_seq = advance_head(txn, o.member_id, seq);
   h.brand_id = o.brand_id;
   h.kind = static_cast<std::uint16_t>(entry_kind::enroll);
   h.tier_after = opts.tier_of(0);
@@ -424,6 +428,8 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
     return out;
   }
   LEDGER_ASSERT(o.posting_count <= postings_per_entry_max);
+  LEDGER_ASSERT(o.details.size() <= details_per_entry_max);
+  LEDGER_ASSERT(o.counterparty_id != o.member_id);
   // Load every touched account once (an account may appear twice).
   std::array<std::uint64_t, postings_per_entry_max> ids{};
   std::array<account_record, postings_per_entry_max> recs{};
@@ -476,12 +482,19 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
     // Balances go to the write-back cache; the journal entry below is what
     // makes them durable, and a checkpoint later writes them to the table.
     std::lock_guard<std::mutex> lk(cache_mtx);
-    for (std::size_t j = 0; j < n; ++j) {
-      recs[j].last_seq = seq;
-      cache[ids[j]] = recs[j];
-    }
+    for (std::size_t j = 0; j < n; ++j)
+      cache[ids[j]] = recs[j];  // last_seq: advance_head below, or here for brand accounts
+    for (std::size_t j = 0; j < n; ++j)
+      if (kind_of(ids[j]) != account_kind::member_points)
+        cache[ids[j]].last_seq = seq;
   }
   journal_header h{};
+  h.prev_member_seq = advance_head(txn, o.member_id, seq);
+  if (o.counterparty_id != 0) {
+    h.counterparty_id = o.counterparty_id;
+    h.counterparty_prev_seq = advance_head(txn, o.counterparty_id, seq);
+  }
+  h.ref_seq = o.ref_seq;
   h.seq = seq;
   h.occurred_at_us = o.occurred_at_us != 0 ? o.occurred_at_us : now_us;
   h.committed_at_us = now_us;
@@ -496,12 +509,21 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   h.kind = static_cast<std::uint16_t>(o.entry);
   h.posting_count = o.posting_count;
   h.txn_id_bytes = o.txn_id_bytes;
-  std::array<char, sizeof(journal_header) + postings_per_entry_max * sizeof(posting) + limits::txn_id_bytes_max> buf;
-  std::memcpy(buf.data(), &h, sizeof h);
-  std::memcpy(buf.data() + sizeof h, o.postings.data(), o.posting_count * sizeof(posting));
-  std::memcpy(buf.data() + sizeof h + o.posting_count * sizeof(posting), o.txn_id.data(), o.txn_id_bytes);
-  put_or_die(txn, db.journal, val_of(seq), val(buf.data(), journal_value_size(h)), MDB_APPEND,
-             "appending to the journal");
+  h.detail_count = static_cast<std::uint16_t>(o.details.size());
+  // Written straight into LMDB's page (MDB_RESERVE): no staging copy.
+  const std::size_t size = journal_value_size(h);
+  MDB_val jk = val_of(seq), jv{size, nullptr};
+  if (int rc = mdb_put(txn, db.journal, &jk, &jv, MDB_APPEND | MDB_RESERVE); rc != MDB_SUCCESS)
+    fail_stop("appending to the journal", rc);
+  auto* w = static_cast<char*>(jv.mv_data);
+  std::memcpy(w, &h, sizeof h);
+  w += sizeof h;
+  std::memcpy(w, o.postings.data(), o.posting_count * sizeof(posting));
+  w += o.posting_count * sizeof(posting);
+  std::memcpy(w, o.txn_id.data(), o.txn_id_bytes);
+  w += o.txn_id_bytes;
+  if (!o.details.empty())
+    std::memcpy(w, o.details.data(), o.details.size() * sizeof(entry_detail));
   if (o.txn_id_bytes > 0)
     put_or_die(txn, db.txn_index, val(o.txn_id.data(), o.txn_id_bytes), val_of(seq), MDB_NOOVERWRITE,
                "indexing a txn id");
@@ -532,6 +554,17 @@ account_record ledger::impl::account(MDB_txn* txn, std::uint64_t id) const {
   if (auto it = cache.find(id); it != cache.end())
     return it->second;
   return load_account_or_zero(txn, db.accounts, id);
+}
+
+std::uint64_t ledger::impl::advance_head(MDB_txn* txn, std::uint64_t member, std::uint64_t seq) {
+  const auto id = head_account(member);
+  auto a = account(txn, id);
+  const auto prev = a.last_seq;
+  LEDGER_ASSERT(prev < seq);
+  a.last_seq = seq;
+  std::lock_guard<std::mutex> lk(cache_mtx);
+  cache[id] = a;
+  return prev;
 }
 
 bool ledger::impl::checkpoint_due() const {
@@ -571,6 +604,10 @@ bool ledger::impl::replay_tail(MDB_txn* txn, std::string& error) {
     }
     journal_header h{};
     std::memcpy(&h, v.mv_data, sizeof h);
+    if (v.mv_size != journal_value_size(h)) {
+      error = "journal entry " + std::to_string(h.seq) + " after the checkpoint does not match its header's size";
+      return false;
+    }
     auto* p = static_cast<const char*>(v.mv_data) + sizeof h;
     for (std::size_t i = 0; i < h.posting_count; ++i) {
       posting q{};
@@ -578,9 +615,13 @@ bool ledger::impl::replay_tail(MDB_txn* txn, std::string& error) {
       auto a = account(txn, q.account);
       (q.side == static_cast<std::uint32_t>(posting_side::debit) ? a.debit_total : a.credit_total) += q.amount;
       a.posting_count++;
-      a.last_seq = h.seq;
+      if (kind_of(q.account) != account_kind::member_points)
+        a.last_seq = h.seq;  // member heads move in advance_head
       cache[q.account] = a;
     }
+    advance_head(txn, h.member_id, h.seq);
+    if (h.counterparty_id != 0)
+      advance_head(txn, h.counterparty_id, h.seq);
   }
   return true;
 }
@@ -599,6 +640,10 @@ std::optional<ledger::entry> ledger::impl::read_entry(MDB_txn* txn, std::uint64_
   e.postings.resize(e.header.posting_count);
   std::memcpy(e.postings.data(), p, e.header.posting_count * sizeof(posting));
   e.txn_id.assign(p + e.header.posting_count * sizeof(posting), e.header.txn_id_bytes);
+  p += e.header.posting_count * sizeof(posting) + e.header.txn_id_bytes;
+  e.details.resize(e.header.detail_count);
+  if (!e.details.empty())
+    std::memcpy(e.details.data(), p, e.details.size() * sizeof(entry_detail));
   return e;
 }
 
@@ -656,6 +701,45 @@ std::optional<ledger::entry> ledger::read_entry(std::uint64_t seq) const {
   if (!txn.get())
     return std::nullopt;
   return impl_->read_entry(txn.get(), seq);
+}
+
+std::vector<ledger::entry> ledger::history(std::uint64_t member_id, std::uint64_t before_seq,
+                                           std::size_t limit) const {
+  auto prev_of = [member_id](const entry& e) {
+    return e.header.member_id == member_id ? e.header.prev_member_seq : e.header.counterparty_prev_seq;
+  };
+  auto belongs = [member_id](const entry& e) {
+    return e.header.member_id == member_id || e.header.counterparty_id == member_id;
+  };
+  std::uint64_t next = 0;
+  if (before_seq == 0) {
+    auto head = load_account(head_account(member_id));
+    if (!head)
+      return {};
+    next = head->last_seq;
+    // The head may name an entry of the batch being committed right now.
+    if (next > last_seq())
+      impl_->barrier();
+  }
+  std::vector<entry> out;
+  detail::read_txn txn(impl_->env);
+  if (!txn.get())
+    return out;
+  if (before_seq != 0) {
+    // The page goes on after `before_seq`, an entry of this member that an
+    // earlier page returned: one read, however deep the paging.
+    auto e = impl_->read_entry(txn.get(), before_seq);
+    if (!e || !belongs(*e))
+      return out;
+    next = prev_of(*e);
+  }
+  while (next != 0 && out.size() < limit) {
+    auto e = impl_->read_entry(txn.get(), next);
+    LEDGER_ASSERT(e && belongs(*e));
+    next = prev_of(*e);
+    out.push_back(std::move(*e));
+  }
+  return out;
 }
 
 verify_report ledger::verify() const { return impl_->verify(); }

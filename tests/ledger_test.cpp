@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
@@ -452,4 +453,136 @@ TEST_CASE("checkpoints write cached balances to the accounts table and verify ch
     CHECK(f.led->load_member(m)->balance() == 10);
   CHECK(f.led->load_account(account_id(account_kind::brand_issued, 1))->debit_total == 300);
   CHECK(f.led->verify().ok);
+}
+
+namespace {
+
+std::vector<std::uint64_t> seqs_of(const std::vector<ledger::ledger::entry>& v) {
+  std::vector<std::uint64_t> out;
+  for (auto& e : v)
+    out.push_back(e.header.seq);
+  return out;
+}
+
+op transfer(fixture& f, std::uint64_t from, std::uint64_t to, std::int64_t points, std::string_view txn) {
+  op o = f.earn(from, points, txn, 7);
+  o.entry = entry_kind::redeem;  // the postings are what matter here
+  o.require_nonnegative = true;
+  o.counterparty_id = to;
+  o.postings[0] = {account_id(account_kind::member_points, from), static_cast<std::uint64_t>(points),
+                   static_cast<std::uint32_t>(posting_side::debit), 0};
+  o.postings[1] = {account_id(account_kind::member_points, to), static_cast<std::uint64_t>(points),
+                   static_cast<std::uint32_t>(posting_side::credit), 0};
+  entry_detail take{static_cast<std::uint16_t>(detail_kind::lot_take), 0, 1, 1, 0, points, 0, 0};
+  entry_detail give{static_cast<std::uint16_t>(detail_kind::lot_add), detail_counterparty, 1, 1, 0, points, 0, 99};
+  o.details = {take, give};
+  return o;
+}
+
+} // namespace
+
+TEST_CASE("a member's history is its entries newest first, paged after the last entry shown", "[ledger]") {
+  fixture f;
+  f.run(f.enroll(1));
+  f.run(f.enroll(2));
+  std::vector<std::uint64_t> mine{1};
+  for (int i = 0; i < 5; ++i) {
+    mine.push_back(f.run(f.earn(1, 10, "a" + std::to_string(i))).seq);
+    f.run(f.earn(2, 10, "b" + std::to_string(i)));
+  }
+  std::reverse(mine.begin(), mine.end());
+  auto p1 = f.led->history(1, 0, 4);
+  REQUIRE(p1.size() == 4);
+  auto p2 = f.led->history(1, p1.back().header.seq, 4);
+  REQUIRE(p2.size() == 2);
+  auto all = seqs_of(p1);
+  for (auto s : seqs_of(p2))
+    all.push_back(s);
+  CHECK(all == mine);
+  CHECK(p2.back().header.kind == static_cast<std::uint16_t>(entry_kind::enroll));
+  CHECK(f.led->history(1, p2.back().header.seq, 4).empty());
+  CHECK(f.led->history(3, 0, 10).empty());                  // never enrolled
+  CHECK(f.led->history(1, p1.front().header.seq - 1, 10).empty());  // member 2's entry, not 1's
+}
+
+TEST_CASE("a transfer is in both members' histories and its details read back as written", "[ledger]") {
+  fixture f;
+  f.run(f.enroll(1));
+  f.run(f.enroll(2));
+  f.run(f.earn(1, 100, "e1"));
+  auto t = f.run(transfer(f, 1, 2, 30, "t1"));
+  REQUIRE(t.code == errc::ok);
+  auto e = f.led->read_entry(t.seq);
+  REQUIRE(e);
+  CHECK(e->header.counterparty_id == 2);
+  CHECK(e->header.counterparty_prev_seq == 2);  // member 2's enrollment
+  REQUIRE(e->details.size() == 2);
+  CHECK(e->details[1].flags == detail_counterparty);
+  CHECK(e->details[1].c == 99);
+  auto h2 = f.led->history(2, 0, 10);
+  REQUIRE(h2.size() == 2);
+  CHECK(h2[0].header.seq == t.seq);
+  CHECK(seqs_of(f.led->history(1, 0, 10)) == std::vector<std::uint64_t>{t.seq, 3, 1});
+  CHECK(f.led->load_member(2)->balance() == 30);
+  auto rep = f.led->verify();
+  INFO((rep.problems.empty() ? "" : rep.problems[0]));
+  CHECK(rep.ok);
+}
+
+TEST_CASE("the history chain and member heads survive checkpoints and a crash", "[ledger]") {
+  fixture f;
+  f.reopen(0, 2, false);  // checkpoint after every 2 changed balances; a close is a crash
+  f.run(f.enroll(1));
+  f.run(f.enroll(2));
+  for (int i = 0; i < 6; ++i)
+    f.run(f.earn(1 + i % 2, 5, "c" + std::to_string(i)));
+  f.run(transfer(f, 1, 2, 4, "tx"));
+  f.reopen(0, 1000000, false);  // replays the journal after the last checkpoint
+  auto e = f.run(f.earn(2, 5, "after"));
+  REQUIRE(e.code == errc::ok);
+  auto h = f.led->history(2, 0, 100);
+  REQUIRE(h.size() == 6);  // enroll, 3 earns, the transfer, the new earn
+  CHECK(h[0].header.seq == e.seq);
+  CHECK(h.back().header.kind == static_cast<std::uint16_t>(entry_kind::enroll));
+  auto rep = f.led->verify();
+  INFO((rep.problems.empty() ? "" : rep.problems[0]));
+  CHECK(rep.ok);
+  CHECK(rep.checkpoint_seq > 0);
+}
+
+TEST_CASE("verify reports an entry that breaks its member's history chain", "[ledger]") {
+  fixture f;
+  f.run(f.enroll(1));
+  auto e = f.run(f.earn(1, 40, "ok"));
+  f.led.reset();
+  {
+    MDB_env* env = nullptr;
+    REQUIRE(mdb_env_create(&env) == 0);
+    mdb_env_set_maxdbs(env, 8);
+    REQUIRE(mdb_env_open(env, (f.tmp.path / "data").c_str(), 0, 0644) == 0);
+    MDB_txn* txn = nullptr;
+    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+    MDB_dbi journal;
+    REQUIRE(mdb_dbi_open(txn, "journal", MDB_INTEGERKEY, &journal) == 0);
+    std::uint64_t seq = e.seq;
+    MDB_val k{sizeof seq, &seq}, v{};
+    REQUIRE(mdb_get(txn, journal, &k, &v) == 0);
+    std::vector<char> value(static_cast<char*>(v.mv_data), static_cast<char*>(v.mv_data) + v.mv_size);
+    journal_header h{};
+    std::memcpy(&h, value.data(), sizeof h);
+    h.prev_member_seq = 0;  // forget the enrollment
+    std::memcpy(value.data(), &h, sizeof h);
+    MDB_val nv{value.size(), value.data()};
+    REQUIRE(mdb_put(txn, journal, &k, &nv, 0) == 0);
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+  }
+  f.reopen();
+  auto rep = f.led->verify();
+  CHECK_FALSE(rep.ok);
+  std::string all;
+  for (auto& p : rep.problems)
+    all += p + "\n";
+  INFO(all);
+  CHECK(all.find("previous entry of member 1 is 1, the entry says 0") != std::string::npos);
 }

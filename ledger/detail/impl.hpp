@@ -39,6 +39,9 @@ public:
   // Account balances: the write-back cache first, then the accounts table.
   // Writer thread (or under cache_mtx).
   account_record account(MDB_txn* txn, std::uint64_t id) const;
+  // Makes `seq` the member's newest entry (its member_points account's
+  // last_seq, in the cache) and returns the previous one (0 = none).
+  std::uint64_t advance_head(MDB_txn* txn, std::uint64_t member, std::uint64_t seq);
   // Writes every cached account into the accounts table inside `txn` and
   // records accounts_seq; the cache is cleared after the commit.
   void write_checkpoint(MDB_txn* txn);
