@@ -9,9 +9,13 @@
 
 #include "config/errc.hpp"
 #include "config/program.hpp"
+#include "ledger/member_book.hpp"
 
 #include <cstdint>
+#include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace loyalty::actors {
 
@@ -47,5 +51,291 @@ enum class request_kind : std::uint8_t { enroll = 1, earn = 2, redeem = 3, balan
                                          std::uint32_t brand_id, std::int64_t amount_minor,
                                          std::uint64_t occurred_at_us, std::int64_t points,
                                          std::string_view currency) noexcept;
+
+// =============================================================================
+// Issue 3: policy as data. Everything below is pure: it reads the program and
+// a member's plain book (ledger/member_book.hpp), takes time as a parameter
+// and never reads a clock. Instants are microseconds since the Unix epoch
+// (UTC); "local" means utc + program.utc_offset_minutes (a fixed offset, no
+// time zone database); days are days since 1970-01-01 in local time. Points
+// and amounts are int64; every product is formed in unsigned 128-bit
+// arithmetic and floored once per rule line. A result outside int64 is
+// errc::amount_overflow.
+// =============================================================================
+
+// -- calendar ----------------------------------------------------------------------
+
+// A proleptic Gregorian date; month 1..12, day 1..31.
+struct civil_date {
+  std::int64_t year = 1970;
+  std::uint32_t month = 1;
+  std::uint32_t day = 1;
+};
+
+// Days since 1970-01-01 of a date, and back (Howard Hinnant's algorithms).
+// Exact for every date in int64 range that this engine can meet.
+[[nodiscard]] std::int64_t days_from_civil(std::int64_t year, std::uint32_t month,
+                                           std::uint32_t day) noexcept;
+[[nodiscard]] civil_date civil_from_days(std::int64_t days) noexcept;
+
+// Local wall-clock time of an instant, in microseconds since the local epoch
+// (negative before it). Instants are clamped to 2^62 us (year ~148,000).
+[[nodiscard]] std::int64_t local_us(const program& prog, std::uint64_t utc_us) noexcept;
+// Local day of an instant; instants before the local epoch are day 0.
+[[nodiscard]] std::uint32_t local_day(const program& prog, std::uint64_t utc_us) noexcept;
+// Local weekday of an instant, 0 = Monday ... 6 = Sunday (matches time_window
+// bit numbering).
+[[nodiscard]] std::uint32_t local_weekday(const program& prog, std::uint64_t utc_us) noexcept;
+// Local hour of an instant, 0..23.
+[[nodiscard]] std::uint32_t local_hour(const program& prog, std::uint64_t utc_us) noexcept;
+// The UTC instant of local midnight starting `day` (0 if that is before the
+// Unix epoch).
+[[nodiscard]] std::uint64_t local_day_start(const program& prog, std::uint32_t day) noexcept;
+// First UTC instant of the local calendar month / quarter / year containing
+// utc_us, and the first UTC instant after it (= start of the next period).
+// period == none returns utc_us itself (nothing to round to).
+[[nodiscard]] std::uint64_t period_start(const program& prog, std::uint64_t utc_us,
+                                         calendar_period period) noexcept;
+[[nodiscard]] std::uint64_t period_end(const program& prog, std::uint64_t utc_us,
+                                       calendar_period period) noexcept;
+
+// Whether a rule's time window admits an instant: from_us <= utc_us < to_us
+// (0 = open; the loader stores both as UTC instants, docs/PROGRAM.md section
+// 9), the bit of the local weekday is set, hour_from <= local hour < hour_to.
+[[nodiscard]] bool window_matches(const program& prog, const time_window& w,
+                                  std::uint64_t utc_us) noexcept;
+
+// -- lots ------------------------------------------------------------------------------
+
+// When a lot earned at earned_at_us expires: 0 (never) if
+// lifecycle.expiry_days == 0; else earned_at + expiry_days, then, unless
+// expiry_rounding is none, moved to period_end of that instant (the end of
+// its local month / quarter / year). Saturates at UINT64_MAX (never reached).
+[[nodiscard]] std::uint64_t lot_expiry(const program& prog, std::uint64_t earned_at_us) noexcept;
+// When points of a purchase that occurred at occurred_at_us become spendable:
+// occurred_at + lifecycle.pending_days (the return window). Saturating.
+[[nodiscard]] std::uint64_t lot_available_at(const program& prog,
+                                             std::uint64_t occurred_at_us) noexcept;
+// A lot is expired from its expiry instant on (now >= expires_at, 0 = never),
+// and available when its pending time has come and it is not expired.
+[[nodiscard]] bool lot_expired(const ledger::lot& l, std::uint64_t now_us) noexcept;
+[[nodiscard]] bool lot_available(const ledger::lot& l, std::uint64_t now_us) noexcept;
+
+// -- earn evaluation -----------------------------------------------------------
+
+// One line of a basket. Amounts are minor currency units, >= 0. quantity is
+// informational (rules match on sku / category and amount only).
+struct line_item {
+  std::string sku;
+  std::string category;
+  std::int64_t quantity = 1;
+  std::int64_t amount = 0;
+};
+
+// A purchase as the policy sees it. amount is the total (> 0); if lines are
+// given they must sum to it. No lines = the whole amount is one line with an
+// empty sku and category (so only rules without sku / category lists match).
+struct basket {
+  std::uint32_t brand_id = 0;
+  std::string channel;
+  std::string store;
+  std::uint64_t occurred_at_us = 0;
+  std::vector<line_item> lines;
+  std::int64_t amount = 0;
+};
+
+// The journal's kind of a rule line (ledger/records.hpp, rule_line detail):
+// base = amount x brand rate; tier = amount x rate x (tier multiplier - 1);
+// rule = an earn rule (purchase, first_purchase, enroll or event).
+using line_kind = ledger::rule_line_kind;
+
+// Points from one source, as they are journaled (and later clawed back).
+struct rule_line {
+  line_kind kind = line_kind::base;
+  std::uint32_t rule_id = 0;         // 0 for base and tier
+  std::int64_t points = 0;           // after caps; negative in clawbacks
+  std::int64_t matched_amount = 0;   // amount the line was computed from (0 for events)
+};
+
+// The result of an evaluation. On any code but ok, lines is empty and the
+// sums are 0.
+struct earn_decision {
+  errc code = errc::ok;
+  std::vector<rule_line> lines;
+  std::int64_t points = 0;      // sum of lines
+  std::int64_t qualifying = 0;  // tier metric delta: points (qualifying_points) or amount (spend)
+};
+
+// Points a rule has given all members so far, for cap_total. A read-only
+// view the caller assembles (any order); a rule missing from it has given 0.
+struct rule_total {
+  std::uint32_t rule_id = 0;
+  std::int64_t points = 0;
+};
+using rule_totals = std::span<const rule_total>;
+
+// Points for a purchase by a member whose effective tier is `tier` (index
+// into prog.tiers; out of range = no tier line). Lines, in this order:
+//  - base: floor(amount x brand rate), always present (even if 0);
+//  - tier: floor(amount x rate x (m - 1)) if the tier multiplier m > 1;
+//  - one per matching purchase rule, and per matching first_purchase rule
+//    while book.first_purchase_seq == 0 and the member has no counter for
+//    it, in program order. A rule matches if brands / channels admit the
+//    basket, its window admits occurred_at, at least one line item matches
+//    its skus / categories and the matched amount >= min_amount. Multiplier
+//    rules give floor(matched x rate x (m - 1)), bonus rules bonus_points.
+//    Caps (cap_per_member against the member's counter, cap_total against
+//    `totals`, uses_per_member_max) limit the points; a rule line left with
+//    0 points is not emitted (and so uses nothing).
+// qualifying = total points, or basket.amount for the spend metric.
+// Errors: unknown_brand; invalid_amount (amount <= 0 or a negative line);
+// invalid_argument (lines do not sum to amount); amount_overflow.
+[[nodiscard]] earn_decision evaluate_earn(const program& prog, const ledger::member_book& book,
+                                          std::uint32_t tier, const basket& b, rule_totals totals);
+
+// Where and when a non-purchase transaction (event, enrollment) happened:
+// rules' brands, channels and time window apply to them too.
+struct occasion {
+  std::uint32_t brand_id = 0;   // 0 = none: matches only rules without brands
+  std::string_view channel;     // empty = none: matches only rules without channels
+  std::uint64_t at_us = 0;      // occurred-at (UTC)
+};
+
+// Bonus points for a non-purchase event of `event_kind`: one line per event
+// rule answering that kind whose brands, channels and window admit the
+// occasion, with bonus_points limited by the rule's caps (as in
+// evaluate_earn). All matching rules capped or outside their window is ok
+// with no lines. qualifying is 0 (events do not qualify for tiers).
+// Errors: invalid_argument if no rule answers event_kind; amount_overflow.
+[[nodiscard]] earn_decision evaluate_event(const program& prog, const ledger::member_book& book,
+                                           std::string_view event_kind, const occasion& when,
+                                           rule_totals totals);
+
+// Welcome points of a member enrolling: one line per enroll rule whose
+// brands, channels and window admit the occasion, limited by cap_total (a new
+// member has no counters). qualifying is 0. Errors: amount_overflow.
+[[nodiscard]] earn_decision evaluate_enroll(const program& prog, const occasion& when,
+                                            rule_totals totals);
+
+// -- spending ----------------------------------------------------------------------
+
+struct spend_plan {
+  errc code = errc::ok;
+  std::vector<ledger::lot_take> takes;  // sums to the points asked; empty on error
+};
+
+// Which lots `points` (> 0) come out of at now_us: available lots only
+// (lot_available), soonest expiry first, never-expiring lots last, ties by
+// lot id. The book is not changed; the caller applies the takes.
+// Errors: invalid_amount (points <= 0); insufficient_points if the available
+// sum minus book.debt is below points (debt is owed before anything is spent).
+[[nodiscard]] spend_plan plan_spend(const ledger::member_book& book, std::uint64_t now_us,
+                                    std::int64_t points);
+
+// A member's points at now_us, by state. available = available lots - debt
+// (may be negative); pending = lots not yet available and not expired; held =
+// points in open holds; expired_unswept = points in lots past expiry that the
+// sweeper has not yet posted. next_expiry_at_us is the soonest expiry among
+// unexpired lots (available or pending; 0 = none) and next_expiry_points the
+// points expiring at that instant. code is amount_overflow if a sum leaves
+// int64 (then the sums are 0). Inactivity expiry is not considered here.
+struct balance_view {
+  errc code = errc::ok;
+  std::int64_t available = 0;
+  std::int64_t pending = 0;
+  std::int64_t held = 0;
+  std::int64_t expired_unswept = 0;
+  std::int64_t next_expiry_points = 0;
+  std::uint64_t next_expiry_at_us = 0;
+};
+[[nodiscard]] balance_view balance_of(const ledger::member_book& book, std::uint64_t now_us) noexcept;
+
+// -- tiers ------------------------------------------------------------------------------
+
+// Qualifying deltas are booked with ledger::add_qualifying (the fold of the
+// `qualify` detail): pass earn_decision::qualifying and the local_day of the
+// purchase's occurred-at; for a refund, the (negative) delta and the day of
+// the original purchase, so that it lowers the bucket it was booked in.
+
+// The metric at at_us: the sum of buckets with day in
+// (local_day(at) - window_days, local_day(at)]; with window_days == 0 every
+// bucket up to local_day(at). Saturates at INT64_MAX.
+[[nodiscard]] std::int64_t metric_over_window(const program& prog, const ledger::tier_track& track,
+                                              std::uint64_t at_us) noexcept;
+
+// The outcome of the reviews due at a given time, as the tier_track fields
+// to journal in one tier_state detail (ledger/records.hpp). changed == false:
+// nothing to journal (no review was due, nothing to apply or prune).
+struct tier_review {
+  bool changed = false;
+  std::uint32_t secured = 0;
+  std::uint32_t pending_tier = 0;
+  std::uint64_t pending_at_us = 0;
+  std::uint64_t reviewed_through_us = 0;
+  std::uint32_t prune_before_day = 0;  // buckets with day < this are dropped
+};
+
+// Runs every review that is due at now_us, oldest first, then applies a due
+// downgrade and computes the pruning; the track is not changed (journal the
+// result, or apply_tier_review it). Call it before effective_tier on each
+// member activity; it is cheap when nothing is due.
+//  - Review periods are the local calendar periods of tier_rules.review. The
+//    first one reviewed is the period containing the member's first bucket
+//    (or now_us if there is none): while reviewed_through_us == 0 the result
+//    anchors reviewed_through_us at that period's start (changed == true).
+//  - For each period end E with reviewed_through < E <= now: a downgrade due
+//    by E is applied; new = tier_for(metric_over_window at E - 1us); if new
+//    >= secured (= the effective tier at E, as the metric gives new), secured
+//    = new and a pending downgrade is cancelled; else the downgrade to new is
+//    pending at E + grace_days (a downgrade already pending keeps its date and
+//    takes the new tier, so a grace longer than a period cannot postpone it
+//    for ever). reviewed_through = E.
+//  - review == none: no reviews, secured never changes (tiers drop only as
+//    the metric drops).
+//  - prune_before_day = local_day(now) - window_days + 1: neither the current
+//    window nor any later review can reach an older bucket (window 0: 0).
+[[nodiscard]] tier_review review_tier(const program& prog, const ledger::tier_track& track,
+                                      std::uint64_t now_us);
+
+// Applies a review to a track as the ledger fold applies its tier_state
+// detail: the four fields, then buckets before prune_before_day are dropped.
+void apply_tier_review(ledger::tier_track& track, const tier_review& review);
+
+// The member's tier at now_us: max(secured, or pending_tier once
+// pending_at_us <= now; tier_for(metric_over_window(now))). Upgrades by the
+// metric count at once; it does not run reviews (see review_tier).
+[[nodiscard]] std::uint32_t effective_tier(const program& prog, const ledger::tier_track& track,
+                                           std::uint64_t now_us) noexcept;
+
+// -- refunds -------------------------------------------------------------------------
+
+// Clawback of a partial or full refund, proportional to amount. A purchase of
+// original_amount A (> 0) earned `original` lines (points >= 0); refunded_before
+// R0 (>= 0) was refunded already and refund_now r (> 0) is refunded now, R =
+// R0 + r <= A. Returns one line per original line, same order and kind, with
+// points = floor(p x (A - R) / A) - floor(p x (A - R0) / A) (<= 0, may be 0)
+// and matched_amount = -r: after any sequence of refunds each line keeps
+// floor(p x (A - R) / A), so a full refund claws back exactly everything.
+// qualifying = the points sum, or -r for the spend metric.
+// Errors: invalid_amount (A <= 0, R0 < 0, r <= 0, R > A, a line below 0);
+// amount_overflow.
+[[nodiscard]] earn_decision refund_lines(const program& prog, std::span<const rule_line> original,
+                                         std::int64_t original_amount, std::int64_t refunded_before,
+                                         std::int64_t refund_now);
+
+// Clawback of refunded line items. Each original line's refunded matched
+// amount R_i is recomputed from the refunded items with evaluate_earn's
+// sku / category matching (base and tier lines, and rules no longer in the
+// program, match every item), clamped to its matched_amount M_i; the line
+// keeps floor(p x (M_i - R_i) / M_i) (M_i == 0: everything once the whole
+// purchase is refunded). A = the base line's matched_amount. Returns one line
+// per original line with matched_amount = -(R_i now); qualifying as above.
+// Errors: invalid_argument (no base line); invalid_amount (an item amount < 0,
+// nothing refunded now, refunded total > A, a line's points or matched amount
+// below 0); amount_overflow.
+[[nodiscard]] earn_decision refund_lines_by_items(const program& prog,
+                                                  std::span<const rule_line> original,
+                                                  std::span<const line_item> refunded_before,
+                                                  std::span<const line_item> refund_now);
 
 } // namespace loyalty::actors

@@ -1,6 +1,7 @@
 // Policy evaluation on the hot path: earn points for a purchase (128-bit
-// floor of amount x rate x tier multiplier), the request content hash, and
-// the member's plain state transition that builds the journal entry.
+// floor of amount x rate x tier multiplier), the request content hash, the
+// member's plain state transition that builds the journal entry, and the
+// issue-3 policy functions (earn evaluation over a basket, spend planning).
 #include "actors/member.hpp"
 #include "actors/policy.hpp"
 
@@ -68,5 +69,68 @@ void bm_prepare_earn(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(bm_prepare_earn);
+
+// Issue 3: a 5-line basket with 3 matching purchase rules (sku multiplier,
+// category multiplier, channel bonus with a per-member cap) in gold tier.
+void bm_evaluate_earn(benchmark::State& state) {
+  auto prog = bench_program();
+  loyalty::earn_rule beans;
+  beans.id = 10;
+  beans.skus = {"BEANS-1", "BEANS-2"};
+  beans.multiplier = loyalty::rational{2, 1};
+  loyalty::earn_rule dairy;
+  dairy.id = 11;
+  dairy.categories = {"dairy"};
+  dairy.multiplier = loyalty::rational{5, 2};
+  loyalty::earn_rule app;
+  app.id = 12;
+  app.channels = {"app"};
+  app.bonus_points = 40;
+  app.cap_per_member = 1'000'000;
+  prog.rules = {beans, dairy, app};
+  loyalty::ledger::member_book book;
+  book.first_purchase_seq = 1;
+  book.counters = {{12, 3, 120}};
+  loyalty::actors::basket b;
+  b.brand_id = 1;
+  b.channel = "app";
+  b.occurred_at_us = 1'700'000'000'000'000ull;
+  b.lines = {{"BEANS-1", "coffee", 1, 1250}, {"MILK", "dairy", 2, 330}, {"BEANS-2", "coffee", 1, 999},
+             {"CHEESE", "dairy", 1, 475}, {"BREAD", "bakery", 1, 260}};
+  b.amount = 3314;
+  std::vector<loyalty::actors::rule_total> totals = {{10, 5'000}, {11, 7'000}, {12, 9'000}};
+  std::int64_t sum = 0;
+  for (auto _ : state) {
+    auto d = loyalty::actors::evaluate_earn(prog, book, 2, b, totals);
+    sum += d.points;
+    benchmark::DoNotOptimize(d);
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_evaluate_earn);
+
+// Issue 3: spending over 50 lots (mixed expiries, some pending), taking
+// about half of the available points.
+void bm_plan_spend(benchmark::State& state) {
+  loyalty::ledger::member_book book;
+  std::mt19937_64 rng(7);
+  const std::uint64_t now = 1'700'000'000'000'000ull;
+  std::int64_t total = 0;
+  for (std::uint32_t i = 1; i <= 50; ++i) {
+    std::uint64_t expires = i % 5 == 0 ? 0 : now + (rng() % 365) * 86'400'000'000ull;
+    std::uint64_t available = i % 10 == 3 ? now + 1 : 0;
+    std::int64_t pts = 10 + static_cast<std::int64_t>(rng() % 500);
+    if (available == 0)
+      total += pts;
+    book.lots.push_back({i, 1, pts, pts, now - 1, available, expires, i});
+  }
+  for (auto _ : state) {
+    auto plan = loyalty::actors::plan_spend(book, now, total / 2);
+    benchmark::DoNotOptimize(plan);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_plan_spend);
 
 } // namespace

@@ -26,10 +26,31 @@ const brand_def* program::find_brand(std::uint32_t id) const noexcept {
   return nullptr;
 }
 
-std::uint32_t program::tier_for(std::int64_t lifetime_points) const noexcept {
+const earn_rule* program::find_rule(std::uint32_t id) const noexcept {
+  for (const auto& r : rules)
+    if (r.id == id)
+      return &r;
+  return nullptr;
+}
+
+const reward_def* program::find_reward(std::string_view code) const noexcept {
+  for (const auto& r : rewards)
+    if (r.code == code)
+      return &r;
+  return nullptr;
+}
+
+const reward_def* program::find_reward(std::uint32_t id) const noexcept {
+  for (const auto& r : rewards)
+    if (r.id == id)
+      return &r;
+  return nullptr;
+}
+
+std::uint32_t program::tier_for(std::int64_t metric_value) const noexcept {
   std::uint32_t result = 0;
   for (std::uint32_t i = 0; i < tiers.size(); ++i)
-    if (tiers[i].threshold <= lifetime_points)
+    if (tiers[i].threshold <= metric_value)
       result = i;
   return result;
 }
@@ -51,14 +72,18 @@ public:
   }
   void fail(const std::string& msg) { errors_.push_back({file_ + ": " + msg}); }
 
-  // Reports keys of `t` not in `allowed`.
+  // Reports keys of `t` not in `allowed`, in line order.
   void only_keys(const toml::value& t, std::initializer_list<std::string_view> allowed,
                  const std::string& what) {
     if (!t.is_table())
       return;
+    std::vector<std::pair<std::size_t, std::string>> unknown;
     for (const auto& [k, v] : t.as_table())
       if (std::find(allowed.begin(), allowed.end(), k) == allowed.end())
-        fail(v, "unknown key '" + k + "' in " + what);
+        unknown.emplace_back(v.location().line(), k);
+    std::sort(unknown.begin(), unknown.end());
+    for (const auto& [line, k] : unknown)
+      fail(t.as_table().at(k), "unknown key '" + k + "' in " + what);
   }
 
   const toml::value* get(const toml::value& t, const std::string& key, bool required,
@@ -75,6 +100,33 @@ public:
       return nullptr;
     }
     return &it->second;
+  }
+
+  // An optional section [key] of the root: nullptr when absent or not a table.
+  const toml::value* section(const toml::value& root, const std::string& key) {
+    auto v = get(root, key, false, "the program file");
+    if (v && !v->is_table()) {
+      fail(*v, "'" + key + "' must be a table ([" + key + "])");
+      return nullptr;
+    }
+    return v;
+  }
+
+  // An array of tables [[key]]: nullptr when absent or not an array. Elements
+  // that are not tables are reported here; callers skip them.
+  const toml::array* table_array(const toml::value& root, const std::string& key, bool required) {
+    auto v = get(root, key, required, "the program file");
+    if (!v)
+      return nullptr;
+    if (!v->is_array() || (required && v->as_array().empty())) {
+      fail(*v, std::string(key) + " must be " + (required ? "a non-empty " : "an ") +
+                 "array of tables ([[" + key + "]])");
+      return nullptr;
+    }
+    for (const auto& e : v->as_array())
+      if (!e.is_table())
+        fail(e, "each element of " + key + " must be a table ([[" + key + "]])");
+    return &v->as_array();
   }
 
   std::optional<std::string> str(const toml::value& t, const std::string& key, bool required,
@@ -128,6 +180,65 @@ public:
     return rational{static_cast<std::uint64_t>(*num), static_cast<std::uint64_t>(*den)};
   }
 
+  // One of a fixed set of strings, mapped to its value.
+  template <class T>
+  std::optional<T> choice(const toml::value& t, const std::string& key, bool required,
+                          const std::string& what,
+                          std::initializer_list<std::pair<std::string_view, T>> options) {
+    auto s = str(t, key, required, what);
+    if (!s)
+      return std::nullopt;
+    for (const auto& [name, value] : options)
+      if (name == *s)
+        return value;
+    std::string list;
+    for (const auto& [name, value] : options)
+      list += (list.empty() ? "\"" : ", \"") + std::string(name) + "\"";
+    fail(*get(t, key, false, what),
+         "'" + key + "' in " + what + " must be one of " + list + ", got \"" + *s + "\"");
+    return std::nullopt;
+  }
+
+  // A non-empty array of strings, each checked by `valid` (which describes the
+  // problem, or returns an empty string). Duplicates are reported.
+  template <class Valid>
+  std::optional<std::vector<std::string>> str_list(const toml::value& t, const std::string& key,
+                                                   const std::string& what, Valid&& valid) {
+    auto v = get(t, key, false, what);
+    if (!v)
+      return std::nullopt;
+    if (!v->is_array()) {
+      fail(*v, "'" + key + "' in " + what + " must be an array of strings");
+      return std::nullopt;
+    }
+    if (v->as_array().empty()) {
+      fail(*v, "'" + key + "' in " + what + " must not be empty (omit it to match any)");
+      return std::nullopt;
+    }
+    std::vector<std::string> out;
+    bool ok = true;
+    for (const auto& e : v->as_array()) {
+      if (!e.is_string()) {
+        fail(e, "each element of '" + key + "' in " + what + " must be a string");
+        ok = false;
+        continue;
+      }
+      const std::string& s = e.as_string().str;
+      if (auto problem = valid(s); !problem.empty()) {
+        fail(e, "'" + key + "' in " + what + ": \"" + s + "\" " + problem);
+        ok = false;
+      } else if (std::find(out.begin(), out.end(), s) != out.end()) {
+        fail(e, "'" + key + "' in " + what + " lists \"" + s + "\" twice");
+        ok = false;
+      } else {
+        out.push_back(s);
+      }
+    }
+    if (!ok)
+      return std::nullopt;
+    return out;
+  }
+
 private:
   std::string file_;
   std::vector<config_error>& errors_;
@@ -141,81 +252,516 @@ bool valid_code(const std::string& s) {
   });
 }
 
+std::string code_problem(const std::string& s) {
+  return valid_code(s) ? std::string() : "must be 1..64 of a-z 0-9 _ -";
+}
+
+std::string length_problem(const std::string& s) {
+  return (s.empty() || s.size() > 64) ? "must be 1..64 bytes long" : std::string();
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (month 1..12).
+constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept {
+  y -= m <= 2 ? 1 : 0;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+static_assert(days_from_civil(1970, 1, 1) == 0);
+static_assert(days_from_civil(2000, 3, 1) == 11017);
+
+bool valid_date(const toml::local_date& d) {
+  static constexpr unsigned days_in[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const int y = d.year;
+  const unsigned m = d.month;  // 0..11
+  if (m > 11 || d.day < 1)
+    return false;
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return d.day <= days_in[m] + ((m == 1 && leap) ? 1 : 0);
+}
+
+// Microseconds of a local date (+ time) since 1970-01-01T00:00 of that clock.
+std::int64_t local_us(const toml::local_date& d, const toml::local_time* t) {
+  std::int64_t s = days_from_civil(d.year, d.month + 1u, d.day) * 86'400;
+  std::int64_t us = 0;
+  if (t) {
+    s += t->hour * 3600 + t->minute * 60 + t->second;
+    us = t->millisecond * 1000 + t->microsecond;  // nanoseconds are truncated
+  }
+  return s * 1'000'000 + us;
+}
+
+// An instant: a local date-time or local date (program-local, shifted by the
+// program's UTC offset) or an offset date-time. Microseconds since the epoch.
+std::optional<std::uint64_t> instant(checker& ck, const toml::value& t, const std::string& key,
+                                     const std::string& what, std::int32_t utc_offset_minutes) {
+  auto v = ck.get(t, key, false, what);
+  if (!v)
+    return std::nullopt;
+  std::int64_t us = 0;
+  const toml::local_date* date = nullptr;
+  if (v->is_offset_datetime()) {
+    const auto& odt = v->as_offset_datetime();
+    date = &odt.date;
+    const std::int64_t off = odt.offset.hour * 60 + odt.offset.minute;
+    us = local_us(odt.date, &odt.time) - off * 60'000'000;
+  } else if (v->is_local_datetime()) {
+    const auto& ldt = v->as_local_datetime();
+    date = &ldt.date;
+    us = local_us(ldt.date, &ldt.time) - std::int64_t{utc_offset_minutes} * 60'000'000;
+  } else if (v->is_local_date()) {
+    date = &v->as_local_date();
+    us = local_us(*date, nullptr) - std::int64_t{utc_offset_minutes} * 60'000'000;
+  } else {
+    ck.fail(*v, "'" + key + "' in " + what +
+                  " must be a date-time (2026-11-27T08:00:00, program-local), an offset "
+                  "date-time (2026-11-27T08:00:00+01:00) or a date (2026-11-27)");
+    return std::nullopt;
+  }
+  if (!valid_date(*date)) {
+    ck.fail(*v, "'" + key + "' in " + what + " is not a calendar date");
+    return std::nullopt;
+  }
+  if (us < 0) {
+    ck.fail(*v, "'" + key + "' in " + what + " must not be before 1970-01-01T00:00:00Z");
+    return std::nullopt;
+  }
+  return static_cast<std::uint64_t>(us);
+}
+
+void parse_head(checker& ck, const toml::value& root, program& p) {
+  auto head = ck.get(root, "program", true, "the program file");
+  if (!head)
+    return;
+  const std::string w = "[program]";
+  if (!head->is_table()) {
+    ck.fail(*head, "'program' must be a table ([program])");
+    return;
+  }
+  ck.only_keys(*head, {"name", "currency", "minor_units", "utc_offset_minutes", "point_rounding"}, w);
+  if (auto name = ck.str(*head, "name", true, w)) {
+    p.name = *name;
+    if (p.name.empty())
+      ck.fail(*ck.get(*head, "name", false, w), "'name' in [program] must not be empty");
+  }
+  if (auto cur = ck.str(*head, "currency", true, w)) {
+    p.currency = *cur;
+    if (p.currency.size() != 3 ||
+        !std::all_of(p.currency.begin(), p.currency.end(), [](char c) { return c >= 'A' && c <= 'Z'; }))
+      ck.fail(*ck.get(*head, "currency", false, w), "currency must be a 3-letter ISO 4217 code in capitals");
+  }
+  p.minor_units = static_cast<std::uint32_t>(ck.integer(*head, "minor_units", false, w, 0, 4).value_or(2));
+  p.utc_offset_minutes =
+    static_cast<std::int32_t>(ck.integer(*head, "utc_offset_minutes", false, w, -720, 840).value_or(0));
+  // Only one rounding exists; the key lets a program state it explicitly.
+  ck.choice<int>(*head, "point_rounding", false, w, {{"floor", 0}});
+}
+
+// Brand code -> id (0 when the id itself was invalid: the program fails anyway).
+using brand_index = std::vector<std::pair<std::string, std::uint32_t>>;
+
+const std::uint32_t* lookup(const brand_index& idx, const std::string& code) {
+  for (const auto& [c, id] : idx)
+    if (c == code)
+      return &id;
+  return nullptr;
+}
+
+void parse_brands(checker& ck, const toml::value& root, program& p, brand_index& idx) {
+  auto brands = ck.table_array(root, "brands", true);
+  if (!brands)
+    return;
+  std::set<std::uint32_t> ids;
+  const std::string what = "[[brands]]";
+  for (const auto& b : *brands) {
+    if (!b.is_table())
+      continue;
+    ck.only_keys(b, {"id", "code", "name", "earn_rate", "earn_mode"}, what);
+    brand_def d;
+    auto id = ck.integer(b, "id", true, what, 1, 0xFFFFFFFF);
+    auto code = ck.str(b, "code", true, what);
+    d.name = ck.str(b, "name", false, what).value_or("");
+    auto rate = ck.ratio(b, "earn_rate", true, what, true);
+    if (id) {
+      d.id = static_cast<std::uint32_t>(*id);
+      if (!ids.insert(d.id).second)
+        ck.fail(*ck.get(b, "id", false, what), "duplicate brand id " + std::to_string(d.id));
+    }
+    if (code) {
+      d.code = *code;
+      if (!valid_code(d.code))
+        ck.fail(*ck.get(b, "code", false, what), "brand code '" + d.code + "' must be 1..64 of a-z 0-9 _ -");
+      else if (lookup(idx, d.code))
+        ck.fail(*ck.get(b, "code", false, what), "duplicate brand code '" + d.code + "'");
+      else
+        idx.emplace_back(d.code, d.id);
+    }
+    if (rate)
+      d.earn_rate = *rate;
+    if (auto mode = ck.str(b, "earn_mode", false, what)) {
+      if (*mode == "steps")
+        d.earn_in_steps = true;
+      else if (*mode != "proportional")
+        ck.fail(*ck.get(b, "earn_mode", false, what), "earn_mode must be \"proportional\" or \"steps\"");
+    }
+    p.brands.push_back(std::move(d));
+  }
+}
+
+void parse_tier_policy(checker& ck, const toml::value& root, program& p) {
+  auto tp = ck.section(root, "tier_policy");
+  if (!tp)
+    return;
+  const std::string w = "[tier_policy]";
+  ck.only_keys(*tp, {"metric", "window_days", "review", "grace_days"}, w);
+  auto& r = p.tier_rules;
+  if (auto m = ck.choice<tier_metric>(*tp, "metric", false, w,
+                                      {{"qualifying_points", tier_metric::qualifying_points},
+                                       {"spend", tier_metric::spend}}))
+    r.metric = *m;
+  if (auto d = ck.integer(*tp, "window_days", false, w, 0, 3660))
+    r.window_days = static_cast<std::uint32_t>(*d);
+  auto review = ck.choice<calendar_period>(*tp, "review", false, w,
+                                           {{"none", calendar_period::none},
+                                            {"month", calendar_period::month},
+                                            {"quarter", calendar_period::quarter},
+                                            {"year", calendar_period::year}});
+  if (review)
+    r.review = *review;
+  if (auto g = ck.integer(*tp, "grace_days", false, w, 0, 366)) {
+    r.grace_days = static_cast<std::uint32_t>(*g);
+    if (r.grace_days > 0 && r.review == calendar_period::none &&
+        (review || !ck.get(*tp, "review", false, w)))
+      ck.fail(*ck.get(*tp, "grace_days", false, w),
+              "'grace_days' in [tier_policy] has no effect when review = \"none\" (tiers are never "
+              "lowered); set review or remove grace_days");
+  }
+}
+
+void parse_tiers(checker& ck, const toml::value& root, program& p) {
+  auto tiers = ck.table_array(root, "tiers", true);
+  if (!tiers)
+    return;
+  std::set<std::string> names;
+  const std::string what = "[[tiers]]";
+  // Last tier with a valid threshold, to compare the next one against.
+  std::optional<std::size_t> prev;
+  std::optional<std::int64_t> first_threshold;
+  const toml::value* first_threshold_at = nullptr;
+  for (const auto& t : *tiers) {
+    if (!t.is_table())
+      continue;
+    ck.only_keys(t, {"name", "threshold", "multiplier"}, what);
+    tier_def d;
+    if (auto name = ck.str(t, "name", true, what)) {
+      d.name = *name;
+      if (d.name.empty())
+        ck.fail(*ck.get(t, "name", false, what), "tier name must not be empty");
+      else if (!names.insert(d.name).second)
+        ck.fail(*ck.get(t, "name", false, what), "duplicate tier name '" + d.name + "'");
+    }
+    auto th = ck.integer(t, "threshold", true, what, 0, INT64_MAX);
+    if (th)
+      d.threshold = *th;
+    if (auto m = ck.ratio(t, "multiplier", true, what, false)) {
+      d.multiplier = *m;
+      if (m->num < m->den)
+        ck.fail(*ck.get(t, "multiplier", false, what),
+                "tier '" + d.name + "' multiplier " + std::to_string(m->num) + "/" +
+                  std::to_string(m->den) + " must be at least 1 (num >= den)");
+    }
+    if (th && prev && d.threshold <= p.tiers[*prev].threshold) {
+      const auto& before = p.tiers[*prev];
+      ck.fail(*ck.get(t, "threshold", false, what),
+              "tier '" + d.name + "' threshold " + std::to_string(d.threshold) +
+                (d.threshold == before.threshold ? " equals" : " is below") + " tier '" + before.name +
+                "' threshold " + std::to_string(before.threshold) +
+                ": the tiers overlap; tier thresholds must strictly increase in file order");
+    }
+    if (th && p.tiers.empty()) {
+      first_threshold = th;
+      first_threshold_at = ck.get(t, "threshold", false, what);
+    }
+    p.tiers.push_back(std::move(d));
+    if (th)
+      prev = p.tiers.size() - 1;
+  }
+  if (first_threshold && *first_threshold != 0)
+    ck.fail(*first_threshold_at,
+            "the first tier must have threshold = 0 (every member holds a tier), got " +
+              std::to_string(*first_threshold));
+}
+
+void parse_rules(checker& ck, const toml::value& root, program& p, const brand_index& brands) {
+  auto rules = ck.table_array(root, "rules", false);
+  if (!rules)
+    return;
+  std::set<std::uint32_t> ids;
+  std::set<std::string> codes;
+  p.rules.reserve(rules->size());
+  for (const auto& r : *rules) {
+    if (!r.is_table())
+      continue;
+    const std::string what = "[[rules]]";
+    ck.only_keys(r, {"id", "code", "trigger", "event", "brands", "skus", "categories", "channels",
+                     "from", "to", "weekdays", "hours", "min_amount", "multiplier", "bonus_points",
+                     "cap_per_member", "cap_total", "uses_per_member_max"},
+                 what);
+    earn_rule d;
+    if (auto id = ck.integer(r, "id", true, what, 1, 0x7FFFFFFF)) {
+      d.id = static_cast<std::uint32_t>(*id);
+      if (!ids.insert(d.id).second)
+        ck.fail(*ck.get(r, "id", false, what), "duplicate rule id " + std::to_string(d.id));
+    }
+    if (auto code = ck.str(r, "code", true, what)) {
+      d.code = *code;
+      if (!valid_code(d.code))
+        ck.fail(*ck.get(r, "code", false, what), "rule code '" + d.code + "' must be 1..64 of a-z 0-9 _ -");
+      else if (!codes.insert(d.code).second)
+        ck.fail(*ck.get(r, "code", false, what), "duplicate rule code '" + d.code + "'");
+    }
+    // Name the rule in cross-key messages.
+    const std::string self = "rule '" + (d.code.empty() ? std::to_string(d.id) : d.code) + "'";
+    auto trig = ck.choice<rule_trigger>(r, "trigger", true, what,
+                                        {{"purchase", rule_trigger::purchase},
+                                         {"enroll", rule_trigger::enroll},
+                                         {"first_purchase", rule_trigger::first_purchase},
+                                         {"event", rule_trigger::event}});
+    if (trig)
+      d.trigger = *trig;
+    const bool basket = trig && (*trig == rule_trigger::purchase || *trig == rule_trigger::first_purchase);
+    const char* trig_name = !trig ? "" :
+                            *trig == rule_trigger::enroll ? "enroll" :
+                            *trig == rule_trigger::event ? "event" :
+                            *trig == rule_trigger::first_purchase ? "first_purchase" : "purchase";
+
+    // event <-> trigger
+    if (auto ev = ck.str(r, "event", false, what)) {
+      d.event_kind = *ev;
+      if (!valid_code(d.event_kind))
+        ck.fail(*ck.get(r, "event", false, what), "event '" + d.event_kind + "' must be 1..64 of a-z 0-9 _ -");
+      else if (trig && *trig != rule_trigger::event)
+        ck.fail(*ck.get(r, "event", false, what),
+                self + ": 'event' is only for trigger = \"event\" (trigger is \"" + trig_name + "\")");
+    } else if (trig && *trig == rule_trigger::event && !ck.get(r, "event", false, what)) {
+      ck.fail(r, self + ": trigger = \"event\" needs 'event' (the event name it answers)");
+    }
+
+    // matching
+    if (auto bl = ck.str_list(r, "brands", what, code_problem)) {
+      bool ok = true;
+      const auto& arr = ck.get(r, "brands", false, what)->as_array();
+      for (std::size_t i = 0; i < bl->size(); ++i) {
+        if (auto id = lookup(brands, (*bl)[i])) {
+          d.brands.push_back(*id);
+        } else {
+          ck.fail(arr[i], self + " names unknown brand '" + (*bl)[i] + "' (not in [[brands]])");
+          ok = false;
+        }
+      }
+      if (!ok)
+        d.brands.clear();
+    }
+    for (const char* key : {"skus", "categories"}) {
+      if (auto l = ck.str_list(r, key, what, length_problem)) {
+        if (trig && !basket)
+          ck.fail(*ck.get(r, key, false, what),
+                  self + ": '" + key + "' is only for purchase and first_purchase rules (trigger is \"" +
+                    trig_name + "\")");
+        (std::string_view(key) == "skus" ? d.skus : d.categories) = std::move(*l);
+      }
+    }
+    if (auto l = ck.str_list(r, "channels", what, length_problem))
+      d.channels = std::move(*l);
+
+    // time window
+    auto from = instant(ck, r, "from", what, p.utc_offset_minutes);
+    auto to = instant(ck, r, "to", what, p.utc_offset_minutes);
+    if (from)
+      d.window.from_us = *from;
+    if (to)
+      d.window.to_us = *to;
+    if (from && to && *to <= *from)
+      ck.fail(*ck.get(r, "to", false, what),
+              self + ": 'to' must be after 'from' (the window ends before it starts)");
+    if (auto wd = ck.str_list(r, "weekdays", what, [](const std::string& s) {
+          static constexpr std::string_view days[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+          return std::find(std::begin(days), std::end(days), s) == std::end(days)
+                   ? std::string("is not a weekday (mon tue wed thu fri sat sun)")
+                   : std::string();
+        })) {
+      static constexpr std::string_view days[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+      std::uint8_t mask = 0;
+      for (const auto& s : *wd)
+        mask |= static_cast<std::uint8_t>(1u << (std::find(std::begin(days), std::end(days), s) - std::begin(days)));
+      d.window.weekdays = mask;
+    }
+    if (auto h = ck.get(r, "hours", false, what)) {
+      const std::string msg = "'hours' in " + what + " must be [from, to] local hours with 0 <= from < to <= 24";
+      if (!h->is_array() || h->as_array().size() != 2 || !h->as_array()[0].is_integer() ||
+          !h->as_array()[1].is_integer()) {
+        ck.fail(*h, msg);
+      } else {
+        auto hf = h->as_array()[0].as_integer();
+        auto ht = h->as_array()[1].as_integer();
+        if (hf < 0 || hf > 23 || ht < 1 || ht > 24 || hf >= ht) {
+          ck.fail(*h, msg + ", got [" + std::to_string(hf) + ", " + std::to_string(ht) + "]");
+        } else {
+          d.window.hour_from = static_cast<std::uint8_t>(hf);
+          d.window.hour_to = static_cast<std::uint8_t>(ht);
+        }
+      }
+    }
+    if (auto m = ck.integer(r, "min_amount", false, what, 0, INT64_MAX)) {
+      d.min_amount = *m;
+      if (trig && !basket)
+        ck.fail(*ck.get(r, "min_amount", false, what),
+                self + ": 'min_amount' is only for purchase and first_purchase rules (trigger is \"" +
+                  trig_name + "\")");
+    }
+
+    // effect: exactly one of multiplier / bonus_points
+    auto mult = ck.ratio(r, "multiplier", false, what, false);
+    auto bonus = ck.integer(r, "bonus_points", false, what, 1, INT64_MAX);
+    const bool has_mult = ck.get(r, "multiplier", false, what) != nullptr;
+    const bool has_bonus = ck.get(r, "bonus_points", false, what) != nullptr;
+    if (mult) {
+      d.multiplier = *mult;
+      if (mult->num < mult->den)
+        ck.fail(*ck.get(r, "multiplier", false, what),
+                self + ": multiplier " + std::to_string(mult->num) + "/" + std::to_string(mult->den) +
+                  " must be at least 1 (num >= den)");
+    }
+    if (bonus)
+      d.bonus_points = *bonus;
+    if (has_mult && has_bonus)
+      ck.fail(*ck.get(r, "bonus_points", false, what),
+              self + " has both 'multiplier' and 'bonus_points'; give exactly one");
+    else if (!has_mult && !has_bonus)
+      ck.fail(r, self + " has neither 'multiplier' nor 'bonus_points'; give exactly one");
+    else if (has_mult && trig && *trig != rule_trigger::purchase)
+      ck.fail(*ck.get(r, "multiplier", false, what),
+              self + ": 'multiplier' is only for purchase rules; trigger \"" + trig_name +
+                "\" needs 'bonus_points'");
+
+    // caps
+    if (auto c = ck.integer(r, "cap_per_member", false, what, 0, INT64_MAX))
+      d.cap_per_member = *c;
+    if (auto c = ck.integer(r, "cap_total", false, what, 0, INT64_MAX))
+      d.cap_total = *c;
+    if (auto c = ck.integer(r, "uses_per_member_max", false, what, 0, 0xFFFFFFFF))
+      d.uses_per_member_max = static_cast<std::uint32_t>(*c);
+    p.rules.push_back(std::move(d));
+  }
+}
+
+void parse_lifecycle(checker& ck, const toml::value& root, program& p) {
+  auto lc = ck.section(root, "lifecycle");
+  if (!lc)
+    return;
+  const std::string w = "[lifecycle]";
+  ck.only_keys(*lc, {"pending_days", "expiry_days", "expiry_rounding", "inactivity_days",
+                     "negative_balance_max", "hold_ttl_default_s", "hold_ttl_max_s"},
+               w);
+  auto& l = p.lifecycle;
+  if (auto v = ck.integer(*lc, "pending_days", false, w, 0, 3660))
+    l.pending_days = static_cast<std::uint32_t>(*v);
+  auto expiry = ck.integer(*lc, "expiry_days", false, w, 0, 36600);
+  if (expiry)
+    l.expiry_days = static_cast<std::uint32_t>(*expiry);
+  if (auto v = ck.choice<calendar_period>(*lc, "expiry_rounding", false, w,
+                                          {{"none", calendar_period::none},
+                                           {"month", calendar_period::month},
+                                           {"quarter", calendar_period::quarter},
+                                           {"year", calendar_period::year}})) {
+    l.expiry_rounding = *v;
+    if (*v != calendar_period::none && l.expiry_days == 0 &&
+        (expiry || !ck.get(*lc, "expiry_days", false, w)))
+      ck.fail(*ck.get(*lc, "expiry_rounding", false, w),
+              "'expiry_rounding' in [lifecycle] needs expiry_days > 0 (points never expire)");
+  }
+  if (auto v = ck.integer(*lc, "inactivity_days", false, w, 0, 36600))
+    l.inactivity_days = static_cast<std::uint32_t>(*v);
+  if (auto v = ck.integer(*lc, "negative_balance_max", false, w, 0, INT64_MAX))
+    l.negative_balance_max = *v;
+  auto ttl_max = ck.integer(*lc, "hold_ttl_max_s", false, w, 1, 2'592'000);
+  if (ttl_max)
+    l.hold_ttl_max_s = static_cast<std::uint32_t>(*ttl_max);
+  auto ttl_default = ck.integer(*lc, "hold_ttl_default_s", false, w, 1, 2'592'000);
+  if (ttl_default)
+    l.hold_ttl_default_s = static_cast<std::uint32_t>(*ttl_default);
+  const bool max_ok = ttl_max || !ck.get(*lc, "hold_ttl_max_s", false, w);
+  const bool default_ok = ttl_default || !ck.get(*lc, "hold_ttl_default_s", false, w);
+  if (max_ok && default_ok && l.hold_ttl_default_s > l.hold_ttl_max_s) {
+    if (ttl_default)
+      ck.fail(*ck.get(*lc, "hold_ttl_default_s", false, w),
+              "'hold_ttl_default_s' in [lifecycle] (" + std::to_string(l.hold_ttl_default_s) +
+                ") must not exceed hold_ttl_max_s (" + std::to_string(l.hold_ttl_max_s) + ")");
+    else
+      ck.fail(*ck.get(*lc, "hold_ttl_max_s", false, w),
+              "'hold_ttl_max_s' in [lifecycle] (" + std::to_string(l.hold_ttl_max_s) +
+                ") is below the default hold_ttl_default_s (" + std::to_string(l.hold_ttl_default_s) +
+                "); set hold_ttl_default_s too");
+  }
+}
+
+void parse_rewards(checker& ck, const toml::value& root, program& p, const brand_index& brands) {
+  auto rewards = ck.table_array(root, "rewards", false);
+  if (!rewards)
+    return;
+  std::set<std::uint32_t> ids;
+  std::set<std::string> codes;
+  const std::string what = "[[rewards]]";
+  for (const auto& r : *rewards) {
+    if (!r.is_table())
+      continue;
+    ck.only_keys(r, {"id", "code", "name", "cost", "stock", "brand"}, what);
+    reward_def d;
+    if (auto id = ck.integer(r, "id", true, what, 1, 0xFFFFFFFF)) {
+      d.id = static_cast<std::uint32_t>(*id);
+      if (!ids.insert(d.id).second)
+        ck.fail(*ck.get(r, "id", false, what), "duplicate reward id " + std::to_string(d.id));
+    }
+    if (auto code = ck.str(r, "code", true, what)) {
+      d.code = *code;
+      if (!valid_code(d.code))
+        ck.fail(*ck.get(r, "code", false, what), "reward code '" + d.code + "' must be 1..64 of a-z 0-9 _ -");
+      else if (!codes.insert(d.code).second)
+        ck.fail(*ck.get(r, "code", false, what), "duplicate reward code '" + d.code + "'");
+    }
+    d.name = ck.str(r, "name", false, what).value_or("");
+    if (auto c = ck.integer(r, "cost", true, what, 1, INT64_MAX))
+      d.cost = *c;
+    if (auto s = ck.integer(r, "stock", false, what, 0, INT64_MAX))
+      d.stock = *s;
+    if (auto b = ck.str(r, "brand", true, what)) {
+      if (auto id = lookup(brands, *b))
+        d.brand_id = *id;
+      else
+        ck.fail(*ck.get(r, "brand", false, what),
+                "reward '" + d.code + "' names unknown brand '" + *b + "' (not in [[brands]])");
+    }
+    p.rewards.push_back(std::move(d));
+  }
+}
+
 std::optional<program> build_program(const toml::value& root, const std::string& file,
                                      std::vector<config_error>& errors) {
   auto before = errors.size();
   checker ck(file, errors);
   program p;
-  ck.only_keys(root, {"program", "brands", "tiers"}, "the program file");
-  if (auto head = ck.get(root, "program", true, "the program file")) {
-    ck.only_keys(*head, {"name", "currency", "minor_units"}, "[program]");
-    p.name = ck.str(*head, "name", true, "[program]").value_or("");
-    p.currency = ck.str(*head, "currency", true, "[program]").value_or("EUR");
-    if (p.currency.size() != 3 ||
-        !std::all_of(p.currency.begin(), p.currency.end(), [](char c) { return c >= 'A' && c <= 'Z'; }))
-      if (auto cv = ck.get(*head, "currency", false, "[program]"))
-        ck.fail(*cv, "currency must be a 3-letter ISO 4217 code in capitals");
-    p.minor_units = static_cast<std::uint32_t>(ck.integer(*head, "minor_units", false, "[program]", 0, 4).value_or(2));
-  }
-  if (auto brands = ck.get(root, "brands", true, "the program file")) {
-    if (!brands->is_array() || brands->as_array().empty()) {
-      ck.fail(*brands, "brands must be a non-empty array of tables ([[brands]])");
-    } else {
-      std::set<std::uint32_t> ids;
-      std::set<std::string> codes;
-      for (const auto& b : brands->as_array()) {
-        const std::string what = "[[brands]]";
-        ck.only_keys(b, {"id", "code", "name", "earn_rate"}, what);
-        brand_def d;
-        auto id = ck.integer(b, "id", true, what, 1, 0xFFFFFFFF);
-        auto code = ck.str(b, "code", true, what);
-        d.name = ck.str(b, "name", false, what).value_or("");
-        auto rate = ck.ratio(b, "earn_rate", true, what, true);
-        if (id) {
-          d.id = static_cast<std::uint32_t>(*id);
-          if (!ids.insert(d.id).second)
-            ck.fail(*ck.get(b, "id", false, what), "duplicate brand id " + std::to_string(d.id));
-        }
-        if (code) {
-          d.code = *code;
-          if (!valid_code(d.code))
-            ck.fail(*ck.get(b, "code", false, what), "brand code '" + d.code + "' must be 1..64 of a-z 0-9 _ -");
-          else if (!codes.insert(d.code).second)
-            ck.fail(*ck.get(b, "code", false, what), "duplicate brand code '" + d.code + "'");
-        }
-        if (rate)
-          d.earn_rate = *rate;
-        p.brands.push_back(std::move(d));
-      }
-    }
-  }
-  if (auto tiers = ck.get(root, "tiers", true, "the program file")) {
-    if (!tiers->is_array() || tiers->as_array().empty()) {
-      ck.fail(*tiers, "tiers must be a non-empty array of tables ([[tiers]])");
-    } else {
-      std::set<std::string> names;
-      for (const auto& t : tiers->as_array()) {
-        const std::string what = "[[tiers]]";
-        ck.only_keys(t, {"name", "threshold", "multiplier"}, what);
-        tier_def d;
-        d.name = ck.str(t, "name", true, what).value_or("");
-        if (!d.name.empty() && !names.insert(d.name).second)
-          ck.fail(t, "duplicate tier name '" + d.name + "'");
-        auto th = ck.integer(t, "threshold", true, what, 0, INT64_MAX);
-        if (th)
-          d.threshold = *th;
-        auto m = ck.ratio(t, "multiplier", true, what, false);
-        if (m)
-          d.multiplier = *m;
-        if (!p.tiers.empty() && th && d.threshold <= p.tiers.back().threshold)
-          ck.fail(*ck.get(t, "threshold", false, what),
-                  "tier thresholds must strictly increase in file order ('" + d.name + "')");
-        p.tiers.push_back(std::move(d));
-      }
-      if (!p.tiers.empty() && p.tiers.front().threshold != 0)
-        ck.fail(tiers->as_array().front(), "the first tier must have threshold = 0");
-    }
-  }
+  ck.only_keys(root, {"program", "brands", "tier_policy", "tiers", "rules", "lifecycle", "rewards"},
+               "the program file");
+  brand_index brands;
+  parse_head(ck, root, p);
+  parse_brands(ck, root, p, brands);
+  parse_tier_policy(ck, root, p);
+  parse_tiers(ck, root, p);
+  parse_rules(ck, root, p, brands);
+  parse_lifecycle(ck, root, p);
+  parse_rewards(ck, root, p, brands);
   std::sort(p.brands.begin(), p.brands.end(), [](auto& a, auto& b) { return a.id < b.id; });
   if (errors.size() != before)
     return std::nullopt;

@@ -31,6 +31,10 @@ struct brand_def {
   std::string code;         // what integrators send in `brand`
   std::string name;
   rational earn_rate;       // base points per minor currency unit
+  // Whole steps: earn_rate.num points for every whole earn_rate.den minor
+  // units ("5 points per 2.50 spent": 3.00 earns 5, not 6). Otherwise
+  // proportional: floor(amount x num / den) once per rule line.
+  bool earn_in_steps = false;
 };
 
 // -- tiers ------------------------------------------------------------------------
