@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 
@@ -125,6 +126,32 @@ struct fixture {
     o.lifetime_delta = 0;
     return o;
   }
+  // Closes the ledger and changes its files behind its back, in one raw
+  // LMDB write transaction, to test what verify and open make of it.
+  void tamper(const std::function<void(MDB_txn*)>& change) {
+    led.reset();
+    MDB_env* env = nullptr;
+    REQUIRE(mdb_env_create(&env) == 0);
+    mdb_env_set_maxdbs(env, 8);
+    REQUIRE(mdb_env_open(env, (tmp.path / "data").c_str(), 0, 0644) == 0);
+    MDB_txn* txn = nullptr;
+    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+    change(txn);
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+  }
+
+  // Reopens, runs verify, which must fail, and returns its problems, one a line.
+  std::string failed_verify() {
+    reopen();
+    auto rep = led->verify();
+    CHECK_FALSE(rep.ok);
+    std::string all;
+    for (auto& p : rep.problems)
+      all += p + "\n";
+    return all;
+  }
+
   outcome run(op o, std::shared_ptr<op_owner> owner = nullptr) {
     o.target = out;
     o.tag = tag++;
@@ -327,14 +354,7 @@ TEST_CASE("verify reports a corrupted account and a dangling txn index entry", "
   fixture f;
   f.run(f.enroll(1));
   f.run(f.earn(1, 40, "ok"));
-  f.led.reset();
-  {
-    MDB_env* env = nullptr;
-    REQUIRE(mdb_env_create(&env) == 0);
-    mdb_env_set_maxdbs(env, 8);
-    REQUIRE(mdb_env_open(env, (f.tmp.path / "data").c_str(), 0, 0644) == 0);
-    MDB_txn* txn = nullptr;
-    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+  f.tamper([&](MDB_txn* txn) {
     MDB_dbi accounts, index;
     REQUIRE(mdb_dbi_open(txn, "accounts", MDB_INTEGERKEY, &accounts) == 0);
     REQUIRE(mdb_dbi_open(txn, "txn_index", 0, &index) == 0);
@@ -346,15 +366,8 @@ TEST_CASE("verify reports a corrupted account and a dangling txn index entry", "
     char ghost[] = "ghost";
     MDB_val gk{5, ghost}, gv{sizeof seq, &seq};
     REQUIRE(mdb_put(txn, index, &gk, &gv, 0) == 0);
-    REQUIRE(mdb_txn_commit(txn) == 0);
-    mdb_env_close(env);
-  }
-  f.reopen();
-  auto rep = f.led->verify();
-  CHECK_FALSE(rep.ok);
-  std::string all;
-  for (auto& p : rep.problems)
-    all += p + "\n";
+  });
+  auto all = f.failed_verify();
   INFO(all);
   CHECK(all.find("account member_points(1)") != std::string::npos);
   CHECK(all.find("'ghost'") != std::string::npos);
@@ -363,23 +376,14 @@ TEST_CASE("verify reports a corrupted account and a dangling txn index entry", "
 
 TEST_CASE("a data directory of another schema version is refused with a clear error", "[ledger]") {
   fixture f;
-  f.led.reset();
-  {
-    MDB_env* env = nullptr;
-    REQUIRE(mdb_env_create(&env) == 0);
-    mdb_env_set_maxdbs(env, 8);
-    REQUIRE(mdb_env_open(env, (f.tmp.path / "data").c_str(), 0, 0644) == 0);
-    MDB_txn* txn = nullptr;
-    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+  f.tamper([&](MDB_txn* txn) {
     MDB_dbi meta;
     REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
     std::uint64_t v = 99;
     char key[] = "schema_version";
     MDB_val k{sizeof key - 1, key}, val{sizeof v, &v};
     REQUIRE(mdb_put(txn, meta, &k, &val, 0) == 0);
-    REQUIRE(mdb_txn_commit(txn) == 0);
-    mdb_env_close(env);
-  }
+  });
   options o;
   o.dir = (f.tmp.path / "data").string();
   o.map_bytes = 1ull << 30;
@@ -554,14 +558,7 @@ TEST_CASE("verify reports an entry that breaks its member's history chain", "[le
   fixture f;
   f.run(f.enroll(1));
   auto e = f.run(f.earn(1, 40, "ok"));
-  f.led.reset();
-  {
-    MDB_env* env = nullptr;
-    REQUIRE(mdb_env_create(&env) == 0);
-    mdb_env_set_maxdbs(env, 8);
-    REQUIRE(mdb_env_open(env, (f.tmp.path / "data").c_str(), 0, 0644) == 0);
-    MDB_txn* txn = nullptr;
-    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+  f.tamper([&](MDB_txn* txn) {
     MDB_dbi journal;
     REQUIRE(mdb_dbi_open(txn, "journal", MDB_INTEGERKEY, &journal) == 0);
     std::uint64_t seq = e.seq;
@@ -574,15 +571,8 @@ TEST_CASE("verify reports an entry that breaks its member's history chain", "[le
     std::memcpy(value.data(), &h, sizeof h);
     MDB_val nv{value.size(), value.data()};
     REQUIRE(mdb_put(txn, journal, &k, &nv, 0) == 0);
-    REQUIRE(mdb_txn_commit(txn) == 0);
-    mdb_env_close(env);
-  }
-  f.reopen();
-  auto rep = f.led->verify();
-  CHECK_FALSE(rep.ok);
-  std::string all;
-  for (auto& p : rep.problems)
-    all += p + "\n";
+  });
+  auto all = f.failed_verify();
   INFO(all);
   CHECK(all.find("previous entry of member 1 is 1, the entry says 0") != std::string::npos);
 }

@@ -20,6 +20,18 @@ void fold(member_book& book, std::initializer_list<entry_detail> records, std::u
   REQUIRE(apply_details(book, v, false, seq, at, why));
 }
 
+// Encodes, decodes and encodes again: the decoded book and identical bytes.
+member_book round_trip(const member_book& b) {
+  std::vector<char> bytes;
+  encode_book(b, bytes);
+  member_book d;
+  REQUIRE(decode_book(bytes.data(), bytes.size(), d));
+  std::vector<char> again;
+  encode_book(d, again);
+  REQUIRE(again == bytes);
+  return d;
+}
+
 std::int64_t lots_total(const member_book& b) {
   std::int64_t s = 0;
   REQUIRE(sum_lots(b, s));
@@ -170,13 +182,7 @@ TEST_CASE("a book survives encode and decode exactly", "[ledger][book]") {
        1);
   fold(b, {rec(detail_kind::hold_open, 1, 10, 2000), rec(detail_kind::lot_take, 1, 10, 7000, 0, 1)}, 2);
   fold(b, {rec(detail_kind::rule_line, 12, 8, 0, 0, static_cast<std::uint32_t>(rule_line_kind::rule))}, 3);
-  std::vector<char> bytes;
-  encode_book(b, bytes);
-  member_book d;
-  REQUIRE(decode_book(bytes.data(), bytes.size(), d));
-  std::vector<char> again;
-  encode_book(d, again);
-  CHECK(again == bytes);
+  auto d = round_trip(b);
   CHECK(d.last_activity_us == 4242);
   REQUIRE(d.holds.size() == 1);
   CHECK(d.holds[0].takes.size() == 1);
@@ -244,12 +250,6 @@ TEST_CASE("random earn, spend, hold and release sequences keep lots and holds co
         taken += t.points;
       REQUIRE(taken == h.points);
     }
-    std::vector<char> bytes;
-    encode_book(b, bytes);
-    member_book d;
-    REQUIRE(decode_book(bytes.data(), bytes.size(), d));
-    std::vector<char> again;
-    encode_book(d, again);
-    REQUIRE(again == bytes);
+    round_trip(b);
   }
 }
