@@ -23,12 +23,23 @@ std::string_view default_message(errc e) noexcept {
     case errc::member_exists: return "a member with this id is already enrolled";
     case errc::unknown_brand: return "no brand with this code in the program";
     case errc::insufficient_points: return "the member does not have enough points";
+    case errc::unknown_reward: return "no reward with this code in the catalog";
+    case errc::out_of_stock: return "the reward is out of stock";
+    case errc::unknown_hold: return "no open hold with this id for this member";
+    case errc::unknown_txn: return "the referenced txn id is not a transaction of this member that this operation applies to";
+    case errc::already_reversed: return "the referenced transaction is already fully refunded or reversed";
+    case errc::negative_balance_limit: return "the refund would take the balance below the program's negative balance limit";
+    case errc::alias_taken: return "the alias belongs to another member";
+    case errc::unknown_alias: return "no member has this alias";
+    case errc::unknown_event: return "no event rule answers this event kind";
+    case errc::same_member: return "a transfer needs two different members";
     case errc::txn_id_conflict: return "this txn id was already used for a different request";
     case errc::overloaded: return "too many requests in flight; nothing was posted, retry later";
     case errc::too_many_connections: return "connection limit reached; closing the connection";
     case errc::unavailable: return "the member actor stopped before answering; retry with the same txn id";
     case errc::busy: return "an operation of this kind is already running";
     case errc::internal_error: return "internal error; nothing was posted";
+    case errc::not_authorized: return "this operation needs the admin key in hello";
   }
   return "internal error";
 }
@@ -40,7 +51,10 @@ errc errc_from_string(std::string_view name) noexcept {
     errc::invalid_argument, errc::batch_too_large, errc::invalid_amount, errc::amount_overflow,
     errc::currency_mismatch, errc::unknown_member, errc::member_exists, errc::unknown_brand,
     errc::insufficient_points, errc::txn_id_conflict, errc::overloaded,
-    errc::too_many_connections, errc::unavailable, errc::busy, errc::internal_error};
+    errc::too_many_connections, errc::unavailable, errc::busy, errc::internal_error,
+    errc::unknown_reward, errc::out_of_stock, errc::unknown_hold, errc::unknown_txn,
+    errc::already_reversed, errc::negative_balance_limit, errc::alias_taken, errc::unknown_alias,
+    errc::unknown_event, errc::same_member, errc::not_authorized};
   for (auto e : all)
     if (to_string(e) == name)
       return e;

@@ -30,6 +30,17 @@ enum class errc : std::uint16_t {
   member_exists = 31,       // enroll of an id that is already enrolled
   unknown_brand = 32,       // brand code not in the program
   insufficient_points = 33, // redeem of more points than available
+  // issue 3
+  unknown_reward = 34,      // reward code not in the catalog
+  out_of_stock = 35,        // the reward's stock is used up
+  unknown_hold = 36,        // capture / release of a hold that is not open (closed, expired, never opened)
+  unknown_txn = 37,         // refund / reverse_redemption names a txn id that is not this member's earn / redemption
+  already_reversed = 38,    // the referenced purchase is fully refunded, or the redemption already reversed
+  negative_balance_limit = 39, // a refund would push the balance below the program's negative_balance_max
+  alias_taken = 40,         // link_alias of an alias that belongs to another member
+  unknown_alias = 41,       // no member has this alias
+  unknown_event = 42,       // no event rule answers this event kind
+  same_member = 43,         // transfer to the sending member itself
   // -- idempotency (50..59) -----------------------------------------------------
   txn_id_conflict = 50,     // client txn id already used with different content
   // -- capacity and engine state (60..79) -------------------------------------
@@ -38,6 +49,8 @@ enum class errc : std::uint16_t {
   unavailable = 62,         // the member actor stopped before answering; retry with the same txn id
   busy = 63,                // an admin operation of this kind is already running
   internal_error = 70,      // a bug; nothing was posted
+  // -- authorization (80..89) -------------------------------------------------
+  not_authorized = 80,      // an admin operation on a connection whose hello gave no valid admin key
 };
 
 // Stable snake_case name, as it appears in the `error` field of a response.
@@ -60,12 +73,23 @@ enum class errc : std::uint16_t {
     case errc::member_exists: return "member_exists";
     case errc::unknown_brand: return "unknown_brand";
     case errc::insufficient_points: return "insufficient_points";
+    case errc::unknown_reward: return "unknown_reward";
+    case errc::out_of_stock: return "out_of_stock";
+    case errc::unknown_hold: return "unknown_hold";
+    case errc::unknown_txn: return "unknown_txn";
+    case errc::already_reversed: return "already_reversed";
+    case errc::negative_balance_limit: return "negative_balance_limit";
+    case errc::alias_taken: return "alias_taken";
+    case errc::unknown_alias: return "unknown_alias";
+    case errc::unknown_event: return "unknown_event";
+    case errc::same_member: return "same_member";
     case errc::txn_id_conflict: return "txn_id_conflict";
     case errc::overloaded: return "overloaded";
     case errc::too_many_connections: return "too_many_connections";
     case errc::unavailable: return "unavailable";
     case errc::busy: return "busy";
     case errc::internal_error: return "internal_error";
+    case errc::not_authorized: return "not_authorized";
   }
   return "internal_error";
 }

@@ -26,9 +26,31 @@ enum class opcode : std::uint8_t {
   verify,
   stats,
   batch,
+  // issue 3 (appended: the order is the op_names table of the codec)
+  event,
+  hold,
+  capture,
+  release,
+  redeem_reward,
+  refund,
+  reverse_redemption,
+  adjust,
+  transfer,
+  link_alias,
+  lookup,
+  history,
+  expire,
 };
 
 [[nodiscard]] const char* to_string(opcode op) noexcept;
+
+// One line of a purchase (earn) or of a return (refund).
+struct item {
+  std::string sku;                 // 0..64 bytes
+  std::string category;            // 0..64 bytes
+  std::int64_t qty = 1;            // >= 1, informational
+  std::int64_t amount = 0;         // minor units, >= 0
+};
 
 struct request {
   opcode op = opcode::none;
@@ -48,7 +70,23 @@ struct request {
   std::int64_t amount = 0;         // earn: minor currency units, > 0
   std::string currency;            // earn: ISO 4217 code
   std::uint64_t occurred_at_us = 0;// earn: microseconds since Unix epoch
-  std::int64_t points = 0;         // redeem: > 0
+  std::int64_t points = 0;         // redeem, hold, transfer: > 0; adjust: != 0; capture: 0 = all
+  // issue 3
+  std::string key;                 // hello: admin key (optional)
+  std::string alias;               // any member op: instead of `member`; link_alias: the alias
+  std::vector<item> items;         // earn / refund line items (optional)
+  std::string channel, store;      // earn / event: where (optional, <= 64 bytes)
+  std::string event;               // event: the event kind (<= 64 bytes)
+  std::uint64_t ttl_s = 0;         // hold: lifetime in seconds, 0 = program default
+  std::uint64_t hold = 0;          // capture / release: the hold id
+  std::string reward;              // redeem_reward: reward code
+  std::string ref;                 // refund: txn id of the earn; reverse_redemption: of the redemption
+  std::string reason;              // adjust: why (required, 1..200 bytes)
+  std::uint64_t to = 0;            // transfer: receiving member
+  std::uint64_t before = 0;        // history: page below this seq (0 = newest)
+  std::uint32_t limit = 0;         // history: entries per page (0 = 20, max 100)
+  std::uint64_t as_of_us = 0;      // expire: as-of instant (0 = now)
+  bool has_member = false;         // decoder: `member` was given (expire without one sweeps all)
   // batch
   std::vector<request> ops;
 };
@@ -57,6 +95,28 @@ struct verify_result {
   bool valid = false;
   std::uint64_t entries = 0, postings = 0, accounts = 0, members = 0, txn_ids = 0;
   std::vector<std::string> problems;
+};
+
+// One earn rule line of an earn / event / refund / enroll answer.
+struct line {
+  std::string kind;                // "base", "tier" or "rule"
+  std::string rule;                // rule code ("" for base and tier)
+  std::int64_t points = 0;         // negative in a refund (clawback)
+  std::int64_t amount = 0;         // matched amount (minor units); negative in a refund
+};
+
+// One journal entry as `history` shows it.
+struct history_entry {
+  std::uint64_t seq = 0;
+  std::string kind;                // entry kind name (docs/PROTOCOL.md)
+  std::string txn;                 // client txn id ("" for enroll)
+  std::uint64_t occurred_at_us = 0, committed_at_us = 0;
+  std::int64_t points = 0;         // signed change of this member's account
+  std::int64_t balance = 0;        // the entry's member's account after it (0 for a counterparty view)
+  std::int64_t amount = 0;
+  std::string brand;
+  std::uint64_t ref = 0;           // referenced entry seq
+  std::uint64_t counterparty = 0;  // the other member of a transfer
 };
 
 struct response {
@@ -75,6 +135,21 @@ struct response {
   std::string tier;
   std::string brand;
   bool replayed = false;
+  // issue 3
+  std::vector<line> lines;         // earn / event / refund / enroll
+  std::int64_t available = 0, pending = 0, held = 0, debt = 0;   // balance
+  std::string next_tier;           // balance: "" at the top tier
+  std::int64_t qualifying = 0;     // balance: tier metric over the window now
+  std::int64_t to_next_tier = 0;   // balance: metric still missing for next_tier
+  std::int64_t next_expiry_points = 0;
+  std::uint64_t next_expiry_at_us = 0;
+  std::uint64_t hold = 0;          // hold: the new hold id
+  std::uint64_t expires_at_us = 0; // hold
+  std::string reward;              // redeem_reward
+  std::vector<history_entry> entries;  // history
+  std::uint64_t next_before = 0;   // history: pass as `before` for the next page; 0 = no more
+  std::int64_t expired = 0;        // expire: points expired
+  std::uint64_t members = 0;       // expire: members looked at
   // verify
   verify_result verify;
   // stats: name -> value, in the order the server lists them

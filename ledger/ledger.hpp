@@ -19,6 +19,7 @@
 #include "config/clock.hpp"
 #include "config/errc.hpp"
 #include "config/program.hpp"
+#include "ledger/member_book.hpp"
 #include "ledger/records.hpp"
 
 #include <array>
@@ -44,6 +45,12 @@ struct outcome {
   std::int64_t lifetime = 0;     // member lifetime earned points after the entry (barrier: now)
   std::uint32_t tier = 0;        // tier index after the entry (barrier: now)
   std::uint32_t brand_id = 0;    // the op's brand_id, echoed
+  // The op's details, moved out of it once its entry committed (empty for a
+  // replay, a refusal, a barrier): the server reads rule lines, hold ids,
+  // ... from them.
+  std::vector<entry_detail> details;
+  // The op's note, moved through untouched (opaque to the ledger).
+  std::shared_ptr<const void> note;
 };
 
 // Receives outcomes. Implemented by the io layer (a connection). Called on the
@@ -111,6 +118,21 @@ struct op {
   std::shared_ptr<completion_target> target;
   std::uint64_t tag = 0;
   std::shared_ptr<op_owner> owner;  // may be null
+  // A transfer's receiver, which applied the counterparty details tentatively
+  // too: told the same as `owner` when the op is not posted. May be null.
+  std::shared_ptr<op_owner> counterparty_owner;
+  // link_alias: the alias (1..txn_id_bytes_max bytes). The writer inserts it
+  // into the aliases table; one that names another member refuses the op
+  // with alias_taken, one that already names this member completes ok with
+  // replayed = true and posts nothing.
+  std::string alias;
+  // If set, the journal header's lifetime_after / tier_after come from these
+  // (the member actor's book) instead of the member_points account.
+  bool has_member_state = false;
+  std::int64_t lifetime_after = 0;
+  std::uint32_t tier_after = 0;
+  // Passed to the outcome untouched (e.g. the balance view of a barrier).
+  std::shared_ptr<const void> note;
 
   [[nodiscard]] std::string_view txn() const noexcept { return {txn_id.data(), txn_id_bytes}; }
   void set_txn(std::string_view id) noexcept;  // precondition: id.size() <= txn_id_bytes_max
@@ -196,6 +218,22 @@ public:
   [[nodiscard]] std::optional<account_record> load_account(std::uint64_t account) const;
   [[nodiscard]] std::uint64_t last_seq() const;
 
+  // The journal seq of a committed client txn id, or empty.
+  [[nodiscard]] std::optional<std::uint64_t> find_txn(std::string_view txn_id) const;
+  // The member an alias names, or empty.
+  [[nodiscard]] std::optional<std::uint64_t> find_alias(std::string_view alias) const;
+  // Every committed counter (records.hpp counter_kind), as (counter_id, value).
+  [[nodiscard]] std::vector<std::pair<std::uint64_t, std::int64_t>> counters() const;
+  // A member's committed book: the fold (apply_details) of all its entries,
+  // oldest first, the ones where it is the counterparty included. Empty for
+  // an unknown member; `why` is set and the result empty if a record does not
+  // fit (a corrupt journal). Reads every entry of the member: O(its entries).
+  [[nodiscard]] std::optional<member_book> fold_book(std::uint64_t member_id, std::string& why) const;
+  // Calls f(member_id) for each enrolled member with id > after, ascending,
+  // at most `limit` members; returns the last id visited (0 if none).
+  std::uint64_t for_each_member(std::uint64_t after, std::size_t limit,
+                                const std::function<void(std::uint64_t)>& f) const;
+
   // Reads one journal entry (header, postings, txn id). Empty if absent.
   struct entry {
     journal_header header;
@@ -219,7 +257,11 @@ public:
   // equals the sum of its postings up to the last checkpoint (balances newer
   // than that live in the writer's memory and are rebuilt from the journal on
   // open); every txn id maps to exactly one entry and back; every member
-  // account belongs to an enrolled member.
+  // account belongs to an enrolled member; every alias names an enrolled
+  // member; every counter equals the sum of its details over the journal;
+  // and each member's book (the fold of its entries) fits its entries and
+  // its points: sum of lots + sum of holds - debt == the balance of its
+  // member_points account (at the journal's end).
   // Runs in its own read transaction; safe while the writer runs.
   [[nodiscard]] verify_report verify() const;
 

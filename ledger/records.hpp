@@ -24,6 +24,7 @@ enum class account_kind : std::uint8_t {
   member_points = 1,   // credit-normal: points the member holds
   brand_issued = 2,    // debit-normal: points the brand has issued (liability origin)
   brand_redeemed = 3,  // credit-normal: points members have redeemed at the brand
+  brand_expired = 4,   // credit-normal: breakage, points of the brand's lots that expired
 };
 
 inline constexpr std::uint64_t entity_id_max = (std::uint64_t{1} << 56) - 1;
@@ -43,6 +44,19 @@ enum class entry_kind : std::uint16_t {
   enroll = 1,  // no postings; creates the member record
   earn = 2,    // debit brand_issued(brand), credit member_points(member)
   redeem = 3,  // debit member_points(member), credit brand_redeemed(member's brand)
+  // issue 3 (docs/ARCHITECTURE.md lists the postings and details of each)
+  event = 4,               // like earn, for a non-purchase event
+  hold = 5,                // no postings: lots -> hold
+  capture = 6,             // debit member_points, credit brand_redeemed(hold's brand)
+  release = 7,             // no postings: hold -> lots (by request or on expiry)
+  refund = 8,              // debit member_points, credit brand_issued(earn's brand): clawback
+  reverse_redemption = 9,  // debit brand_redeemed, credit member_points: lots restored
+  adjust = 10,             // +: debit brand_issued, credit member_points; -: the reverse
+  transfer = 11,           // debit member_points(member), credit member_points(counterparty)
+  expire = 12,             // debit member_points, credit brand_expired(lot's brand)
+  link_alias = 13,         // no postings: an alias now names the member
+  redeem_reward = 14,      // as redeem, for a catalog reward (reward detail)
+  tier_review = 15,        // no postings: a tier review the sweep journaled
 };
 
 enum class posting_side : std::uint32_t { debit = 1, credit = 2 };
@@ -117,6 +131,8 @@ enum class detail_kind : std::uint16_t {
   tier_state = 10,  // id: secured tier, aux: pending tier, a: prune buckets before this day,
                     //   b: pending_at_us, c: reviewed_through_us
   activity = 11,    // b: the member's last activity instant (inactivity expiry counts from it)
+  alias = 12,       // a: content_hash of the alias linked by a link_alias entry (the alias
+                    //   itself is the key of the aliases table)
 };
 
 enum class hold_close_reason : std::uint32_t { captured = 1, released = 2, expired = 3 };
@@ -171,5 +187,19 @@ static_assert(sizeof(member_record) == 32);
 static_assert(std::is_trivially_copyable_v<member_record>);
 
 // Txn index: key = client txn id bytes (1..64), value = journal seq (uint64).
+
+// Aliases: key = alias bytes (1..64), value = member id (uint64). Written by
+// the link_alias entry in the same transaction; never overwritten.
+
+// Counters: program-wide totals that caps and stock are checked against,
+// updated in the same write transaction as the entries that move them.
+// key = counter_id(kind, id) (uint64, MDB_INTEGERKEY), value = int64.
+enum class counter_kind : std::uint8_t {
+  rule_points = 1,   // id = earn rule id: sum of its rule_line details (net of clawbacks)
+  reward_units = 2,  // id = reward id: sum of its reward details (redeemed - reversed)
+};
+[[nodiscard]] constexpr std::uint64_t counter_id(counter_kind kind, std::uint32_t id) noexcept {
+  return (static_cast<std::uint64_t>(kind) << 56) | id;
+}
 
 } // namespace loyalty::ledger
