@@ -5,7 +5,8 @@
 
 namespace loyalty::actors {
 
-using revert_atom = caf::atom_constant<caf::atom("revert")>;        // writer refused an op
+using transfer_done_atom = caf::atom_constant<caf::atom("xferdone")>;  // receiver took (or refused) a transfer leg
+using housekeep_atom = caf::atom_constant<caf::atom("housekeep")>;    // a hold may have expired
 using passivate_atom = caf::atom_constant<caf::atom("passivate")>;  // idle: leave memory
 using supervise_atom = caf::atom_constant<caf::atom("supervise")>;  // brand: monitor this member
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;          // root: periodic passivation sweep

@@ -12,10 +12,10 @@
 namespace loyalty::actors {
 
 void member_slot::rejected(const ledger::op& o, errc) noexcept {
-  bool reload = o.kind == ledger::op_kind::enroll;
-  if (!reload && o.balance_delta == 0 && o.lifetime_delta == 0)
-    return;
-  dir_.send_if_active(*this, caf::make_message(revert_atom::value, o.balance_delta, o.lifetime_delta, reload));
+  auto& ctx = dir_.context();
+  if (o.owner.get() == this && ctx.counters != nullptr)
+    ctx.counters->undo(*ctx.prog, o.details);
+  stale.store(true);
 }
 
 directory::directory(caf::actor_system& sys, engine_context& ctx, std::uint32_t active_max,

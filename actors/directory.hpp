@@ -42,7 +42,12 @@ public:
   caf::actor actor;                      // guarded by the shard mutex; null when not active
   std::atomic<std::uint32_t> pending{0}; // messages enqueued, not yet dequeued
   std::atomic<std::uint32_t> last_active_tick{0};
-  // Writer thread: an op this member's actor applied tentatively was not posted.
+  // Set by the writer when an op the actor applied to its book was not
+  // posted: the actor reloads its book from the ledger before its next message.
+  std::atomic<bool> stale{false};
+  // Writer thread: an op this member's actor applied tentatively was not
+  // posted. Undoes the op's program-wide reservations (caps, stock) and
+  // marks the slot stale.
   void rejected(const ledger::op& o, errc code) noexcept override;
 
 private:
@@ -77,8 +82,10 @@ public:
   // left without actor and without ops in flight.
   void sweep();
 
-  // Enqueue under the shard lock to the slot's live actor (for revert).
+  // Enqueue under the shard lock to the slot's live actor.
   void send_if_active(member_slot& slot, caf::message msg);
+
+  [[nodiscard]] engine_context& context() noexcept { return ctx_; }
 
   // The current tick (seconds of engine uptime), for last_active stamps.
   [[nodiscard]] std::uint32_t tick() const noexcept { return tick_.load(std::memory_order_relaxed); }

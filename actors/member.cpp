@@ -5,8 +5,62 @@
 
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
+#include <caf/skip.hpp>
+
+#include <algorithm>
+#include <chrono>
 
 namespace loyalty::actors {
+
+// -- program_counters ------------------------------------------------------------
+
+void program_counters::load(const program& prog,
+                            const std::vector<std::pair<std::uint64_t, std::int64_t>>& committed) {
+  rules_ = std::make_unique<std::atomic<std::int64_t>[]>(prog.rules.size());
+  rewards_ = std::make_unique<std::atomic<std::int64_t>[]>(prog.rewards.size());
+  for (std::size_t i = 0; i < prog.rules.size(); ++i)
+    rules_[i].store(0);
+  for (std::size_t i = 0; i < prog.rewards.size(); ++i)
+    rewards_[i].store(0);
+  for (const auto& [id, value] : committed) {
+    const auto kind = static_cast<ledger::counter_kind>(id >> 56);
+    const auto entity = static_cast<std::uint32_t>(id & 0xffffffffu);
+    if (kind == ledger::counter_kind::rule_points) {
+      if (const earn_rule* r = prog.find_rule(entity))
+        rules_[static_cast<std::size_t>(r - prog.rules.data())].store(value);
+    } else if (kind == ledger::counter_kind::reward_units) {
+      if (const reward_def* w = prog.find_reward(entity))
+        rewards_[static_cast<std::size_t>(w - prog.rewards.data())].store(value);
+    }
+  }
+}
+
+std::atomic<std::int64_t>* program_counters::rule(const program& prog, std::uint32_t rule_id) const noexcept {
+  const earn_rule* r = prog.find_rule(rule_id);
+  if (r == nullptr || r->cap_total <= 0 || !rules_)
+    return nullptr;
+  return &rules_[static_cast<std::size_t>(r - prog.rules.data())];
+}
+
+std::atomic<std::int64_t>* program_counters::reward(const program& prog, std::uint32_t reward_id) const noexcept {
+  const reward_def* w = prog.find_reward(reward_id);
+  if (w == nullptr || w->stock < 0 || !rewards_)
+    return nullptr;
+  return &rewards_[static_cast<std::size_t>(w - prog.rewards.data())];
+}
+
+void program_counters::undo(const program& prog, const std::vector<ledger::entry_detail>& details) const noexcept {
+  for (const auto& d : details) {
+    if (d.kind == static_cast<std::uint16_t>(ledger::detail_kind::rule_line) &&
+        d.aux == static_cast<std::uint32_t>(ledger::rule_line_kind::rule)) {
+      if (auto* c = rule(prog, d.id))
+        c->fetch_sub(d.a);
+    } else if (d.kind == static_cast<std::uint16_t>(ledger::detail_kind::reward)) {
+      if (auto* c = reward(prog, d.id))
+        c->fetch_sub(d.a);
+    }
+  }
+}
 
 // -- reply_guard -------------------------------------------------------------
 
@@ -18,14 +72,14 @@ reply_guard::~reply_guard() {
 void reply_guard::answer(errc code) {
   ledger::outcome o;
   o.code = code;
-  answer(o);
+  answer(std::move(o));
 }
 
 void reply_guard::answer(ledger::outcome o) {
   answered_ = true;
   o.tag = tag_;
   std::vector<ledger::outcome> v;
-  v.push_back(o);
+  v.push_back(std::move(o));
   target_->complete(std::move(v));
 }
 
@@ -35,91 +89,916 @@ void reply_guard::hand_over(ledger::op& o) {
   o.tag = tag_;
 }
 
-// -- plain transitions ----------------------------------------------------------
+namespace {
+class discarding_target final : public ledger::completion_target {
+public:
+  void complete(std::vector<ledger::outcome>&&) noexcept override {}
+};
+} // namespace
+
+std::shared_ptr<ledger::completion_target> discard_target() {
+  static const auto t = std::make_shared<discarding_target>();
+  return t;
+}
+
+// -- building entries ---------------------------------------------------------------
 
 namespace {
 
-void fill_common(ledger::op& op, const member_request& r) {
-  op.member_id = r.member;
-  op.brand_id = r.brand_id;
-  op.txn_id_bytes = r.txn_bytes;
-  op.txn_id = r.txn;
-  op.request_hash = r.hash;
-  op.occurred_at_us = r.occurred_at_us;
+using ledger::detail_kind;
+using ledger::entry_detail;
+using ledger::posting_side;
+
+constexpr std::int64_t i64_max = INT64_MAX;
+// Lots one spend may draw on: each becomes one detail record (two for a
+// transfer), and an entry holds at most details_per_entry_max.
+constexpr std::size_t takes_max = 60;
+
+std::uint64_t u(std::int64_t v) noexcept { return static_cast<std::uint64_t>(v); }
+
+entry_detail detail(detail_kind kind, std::uint32_t id, std::uint32_t brand, std::uint32_t aux, std::int64_t a,
+                    std::uint64_t b = 0, std::uint64_t c = 0, std::uint16_t flags = 0) {
+  return entry_detail{static_cast<std::uint16_t>(kind), flags, id, brand, aux, a, b, c};
 }
 
-void add_posting(ledger::op& op, std::uint64_t account, std::int64_t amount, ledger::posting_side side) {
+void add_posting(ledger::op& op, std::uint64_t account, std::int64_t amount, posting_side side) {
   auto& p = op.postings[op.posting_count++];
   p.account = account;
-  p.amount = static_cast<std::uint64_t>(amount);
+  p.amount = u(amount);
   p.side = static_cast<std::uint32_t>(side);
   p.reserved = 0;
 }
 
-} // namespace
-
-errc prepare_enroll(member_data& m, const member_request& r, ledger::op& op) {
-  if (m.enrolled)
-    return errc::member_exists;
-  op.kind = ledger::op_kind::enroll;
-  op.entry = ledger::entry_kind::enroll;
-  fill_common(op, r);
-  m.enrolled = true;
-  m.brand_id = r.brand_id;
-  return errc::ok;
+std::uint64_t member_acct(std::uint64_t member) {
+  return ledger::account_id(ledger::account_kind::member_points, member);
 }
+std::uint64_t brand_acct(ledger::account_kind k, std::uint32_t brand) { return ledger::account_id(k, brand); }
 
-errc prepare_earn(member_data& m, const program& prog, const member_request& r, ledger::op& op) {
-  if (!m.enrolled)
-    return errc::unknown_member;
-  const brand_def* b = prog.find_brand(r.brand_id);
-  if (b == nullptr)
-    return errc::unknown_brand;
-  auto pts = earn_points(prog, *b, m.tier, r.amount_minor);
-  if (pts.code != errc::ok)
-    return pts.code;
-  auto bal = checked_add(m.balance, pts.points);
-  auto life = checked_add(m.lifetime, pts.points);
-  if (bal.code != errc::ok || life.code != errc::ok)
-    return errc::amount_overflow;
-  op.kind = ledger::op_kind::post;
-  op.entry = ledger::entry_kind::earn;
-  fill_common(op, r);
-  op.amount_minor = r.amount_minor;
-  op.points = pts.points;
-  if (pts.points > 0) {  // a purchase too small for one point is still journaled
-    add_posting(op, ledger::account_id(ledger::account_kind::brand_issued, b->id), pts.points,
-                ledger::posting_side::debit);
-    add_posting(op, ledger::account_id(ledger::account_kind::member_points, r.member), pts.points,
-                ledger::posting_side::credit);
+// Member points moves with its brand counter-account: credit (+) or debit (-)
+// the member.
+void move_points(ledger::op& op, std::uint64_t member, std::int64_t signed_points, std::uint64_t other) {
+  if (signed_points > 0) {
+    add_posting(op, other, signed_points, posting_side::debit);
+    add_posting(op, member_acct(member), signed_points, posting_side::credit);
+  } else if (signed_points < 0) {
+    add_posting(op, member_acct(member), -signed_points, posting_side::debit);
+    add_posting(op, other, -signed_points, posting_side::credit);
   }
-  op.balance_delta = pts.points;
-  op.lifetime_delta = pts.points;
-  m.balance = bal.points;
-  m.lifetime = life.points;
-  m.tier = prog.tier_for(m.lifetime);
+}
+
+void start(ledger::op& op, const member_request& r, ledger::entry_kind kind, std::uint32_t brand) {
+  op.kind = ledger::op_kind::post;
+  op.entry = kind;
+  op.member_id = r.member;
+  op.brand_id = brand;
+  op.txn_id_bytes = r.txn_bytes;
+  op.txn_id = r.txn;
+  op.request_hash = r.hash;
+}
+
+// Change of the member's points account an op makes.
+bool member_delta(const ledger::op& op, std::uint64_t member, std::int64_t& out) {
+  std::int64_t d = 0;
+  for (std::size_t i = 0; i < op.posting_count; ++i) {
+    const auto& p = op.postings[i];
+    if (p.account != member_acct(member))
+      continue;
+    auto amt = static_cast<std::int64_t>(p.amount);
+    if (p.side == static_cast<std::uint32_t>(posting_side::debit))
+      amt = -amt;
+    if (__builtin_add_overflow(d, amt, &d))
+      return false;
+  }
+  out = d;
+  return true;
+}
+
+std::uint32_t tier_now(const program& prog, const ledger::tier_track& t, std::uint64_t now) {
+  return effective_tier(prog, t, now);
+}
+
+// Applies a finished op to the tentative state and stamps the member state
+// the writer journals. False (state must be reloaded) if the book refuses
+// a record, which means a bug in the op's construction.
+bool finish(member_data& m, const env& e, ledger::op& op, bool counterparty = false) {
+  std::int64_t delta = 0;
+  const std::uint64_t member = counterparty ? op.counterparty_id : op.member_id;
+  if (!member_delta(op, member, delta))
+    return false;
+  std::string why;
+  if (!ledger::apply_details(m.book, op.details, counterparty, 0, op.occurred_at_us, why)) {
+    log(log_level::error, "member %llu: an entry it built does not fit its book: %s", static_cast<unsigned long long>(member), why.c_str());
+    return false;
+  }
+  m.balance += delta;  // checked by the callers before building
+  if (!counterparty) {
+    op.has_member_state = true;
+    op.lifetime_after = m.book.lifetime_earned;
+    op.tier_after = tier_now(e.prog, m.book.tier, e.now_us);
+  }
+  return true;
+}
+
+// A tier review due now, as the first detail of a member-initiated entry.
+void add_review(const member_data& m, const env& e, ledger::op& op, ledger::tier_track& reviewed,
+                const ledger::tier_track*& track) {
+  track = &m.book.tier;
+  auto rv = review_tier(e.prog, m.book.tier, e.now_us);
+  if (!rv.changed)
+    return;
+  op.details.push_back(detail(detail_kind::tier_state, rv.secured, 0, rv.pending_tier, rv.prune_before_day,
+                              rv.pending_at_us, rv.reviewed_through_us));
+  reviewed = m.book.tier;
+  apply_tier_review(reviewed, rv);
+  track = &reviewed;
+}
+
+std::vector<rule_total> totals_of(const env& e) {
+  std::vector<rule_total> t;
+  if (e.counters == nullptr)
+    return t;
+  for (const auto& r : e.prog.rules)
+    if (auto* c = e.counters->rule(e.prog, r.id))
+      t.push_back({r.id, c->load(std::memory_order_relaxed)});
+  return t;
+}
+
+// Reserves the points of capped rule lines against the program-wide totals
+// (lines that got less are trimmed, lines left with 0 dropped) and recomputes
+// the sums.
+void reserve_caps(const env& e, earn_decision& d) {
+  if (e.counters == nullptr)
+    return;
+  for (auto& l : d.lines) {
+    if (l.kind != line_kind::rule)
+      continue;
+    auto* c = e.counters->rule(e.prog, l.rule_id);
+    if (c == nullptr || l.points <= 0)
+      continue;
+    const std::int64_t cap = e.prog.find_rule(l.rule_id)->cap_total;
+    std::int64_t cur = c->load();
+    std::int64_t take = 0;
+    do {
+      take = std::min(l.points, std::max<std::int64_t>(0, cap - cur));
+    } while (!c->compare_exchange_weak(cur, cur + take));
+    l.points = take;
+  }
+  std::erase_if(d.lines, [](const rule_line& l) { return l.kind == line_kind::rule && l.points == 0; });
+  std::int64_t sum = 0;
+  for (const auto& l : d.lines)
+    sum += l.points;  // only ever smaller than the checked sum
+  if (e.prog.tier_rules.metric == tier_metric::qualifying_points)
+    d.qualifying = sum;
+  d.points = sum;
+}
+
+void add_lines(ledger::op& op, const earn_decision& d, std::uint32_t brand) {
+  for (const auto& l : d.lines)
+    op.details.push_back(detail(detail_kind::rule_line, l.rule_id, brand, static_cast<std::uint32_t>(l.kind), l.points,
+                                u(l.matched_amount)));
+}
+
+// Takes `points` out of lots: soonest-expiring unexpired lots first
+// (available before pending), the rest becomes debt. For clawbacks and
+// negative adjustments, which may reach pending points and go below zero.
+// `first` is a lot to draw on before any other (the refunded earn's).
+struct clawback {
+  std::vector<ledger::lot_take> takes;
+  std::int64_t debt = 0;
+};
+clawback plan_clawback(const ledger::member_book& book, std::uint64_t now, std::int64_t points, std::uint32_t first) {
+  clawback c;
+  std::vector<const ledger::lot*> order;
+  for (const auto& l : book.lots)
+    if (!lot_expired(l, now) && l.points > 0)
+      order.push_back(&l);
+  std::stable_sort(order.begin(), order.end(), [&](const ledger::lot* a, const ledger::lot* b) {
+    auto key = [&](const ledger::lot* l) {
+      return std::tuple(l->id != first, !lot_available(*l, now), l->expires_at_us == 0 ? UINT64_MAX : l->expires_at_us,
+                        l->id);
+    };
+    return key(a) < key(b);
+  });
+  std::int64_t left = points;
+  for (const auto* l : order) {
+    if (left == 0 || c.takes.size() == takes_max)
+      break;
+    const std::int64_t t = std::min(left, l->points);
+    c.takes.push_back({l->id, l->brand_id, t, l->expires_at_us, l->earned_at_us});
+    left -= t;
+  }
+  c.debt = left;
+  return c;
+}
+
+void add_takes(ledger::op& op, const std::vector<ledger::lot_take>& takes, std::uint32_t hold_id = 0) {
+  for (const auto& t : takes)
+    op.details.push_back(detail(detail_kind::lot_take, t.lot_id, t.brand_id, hold_id, t.points, t.expires_at_us,
+                                t.earned_at_us));
+}
+
+void add_restore(ledger::op& op, const ledger::lot_take& t) {
+  op.details.push_back(
+    detail(detail_kind::lot_restore, t.lot_id, t.brand_id, 0, t.points, t.expires_at_us, t.earned_at_us));
+}
+
+void add_activity(ledger::op& op, std::uint64_t at) {
+  op.details.push_back(detail(detail_kind::activity, 0, 0, 0, 0, at));
+}
+
+void add_text(ledger::op& op, std::string_view text) {
+  for (std::size_t off = 0; off < text.size(); off += 28) {
+    entry_detail d{};
+    d.kind = static_cast<std::uint16_t>(detail_kind::note);
+    d.id = static_cast<std::uint32_t>(off);
+    d.aux = static_cast<std::uint32_t>(text.size());
+    char buf[28]{};
+    std::memcpy(buf, text.data() + off, std::min<std::size_t>(28, text.size() - off));
+    std::memcpy(&d.brand, buf, 4);
+    std::memcpy(&d.a, buf + 4, 8);
+    std::memcpy(&d.b, buf + 12, 8);
+    std::memcpy(&d.c, buf + 20, 8);
+    op.details.push_back(d);
+  }
+}
+
+std::uint32_t home_or(const member_data& m, std::uint32_t brand) { return brand != 0 ? brand : m.brand_id; }
+
+errc fail(std::string& message, errc code, std::string text) {
+  message = std::move(text);
+  return code;
+}
+
+errc check_balance(const member_data& m, std::int64_t plus) {
+  std::int64_t b = 0;
+  return __builtin_add_overflow(m.balance, plus, &b) ? errc::amount_overflow : errc::ok;
+}
+
+basket basket_of(const member_request& r, std::uint64_t occurred) {
+  basket b;
+  b.brand_id = r.brand_id;
+  b.channel = r.channel;
+  b.store = r.store;
+  b.occurred_at_us = occurred;
+  b.amount = r.amount_minor;
+  b.lines = r.items;
+  return b;
+}
+
+// -- the operations ------------------------------------------------------------------------
+
+errc do_earn(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
+  if (e.prog.find_brand(r.brand_id) == nullptr)
+    return errc::unknown_brand;
+  const std::uint64_t occurred = r.occurred_at_us != 0 ? r.occurred_at_us : e.now_us;
+  ledger::op op;
+  ledger::tier_track reviewed;
+  const ledger::tier_track* track = nullptr;
+  add_review(m, e, op, reviewed, track);
+  const auto totals = totals_of(e);
+  auto d = evaluate_earn(e.prog, m.book, tier_now(e.prog, *track, e.now_us), basket_of(r, occurred), totals);
+  if (d.code == errc::invalid_argument)
+    return fail(msg, d.code, "line item amounts do not add up to the amount");
+  if (d.code != errc::ok)
+    return d.code;
+  if (errc c = check_balance(m, d.points); c != errc::ok)
+    return c;
+  if (std::int64_t life = 0; __builtin_add_overflow(m.book.lifetime_earned, d.points, &life))
+    return errc::amount_overflow;
+  reserve_caps(e, d);
+  start(op, r, ledger::entry_kind::earn, r.brand_id);
+  op.occurred_at_us = occurred;
+  op.amount_minor = r.amount_minor;
+  op.points = d.points;
+  op.details.push_back(detail(detail_kind::lot_add, m.book.next_lot_id, r.brand_id, 0, d.points,
+                              lot_available_at(e.prog, occurred), lot_expiry(e.prog, occurred)));
+  if (d.qualifying != 0)
+    op.details.push_back(detail(detail_kind::qualify, local_day(e.prog, occurred), 0, 0, d.qualifying));
+  add_lines(op, d, r.brand_id);
+  add_activity(op, occurred);
+  move_points(op, r.member, d.points, brand_acct(ledger::account_kind::brand_issued, r.brand_id));
+  ops.push_back(std::move(op));
   return errc::ok;
 }
 
-errc prepare_redeem(member_data& m, const program&, const member_request& r, ledger::op& op) {
-  if (!m.enrolled)
-    return errc::unknown_member;
+errc do_event(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
+  const std::uint64_t at = r.occurred_at_us != 0 ? r.occurred_at_us : e.now_us;
+  const std::uint32_t brand = home_or(m, r.brand_id);
+  ledger::op op;
+  ledger::tier_track reviewed;
+  const ledger::tier_track* track = nullptr;
+  add_review(m, e, op, reviewed, track);
+  occasion when{r.brand_id, r.channel, at};
+  auto d = evaluate_event(e.prog, m.book, r.event_kind, when, totals_of(e));
+  if (d.code == errc::invalid_argument)
+    return fail(msg, errc::unknown_event, "no event rule answers '" + r.event_kind + "'");
+  if (d.code != errc::ok)
+    return d.code;
+  if (errc c = check_balance(m, d.points); c != errc::ok)
+    return c;
+  if (std::int64_t life = 0; __builtin_add_overflow(m.book.lifetime_earned, d.points, &life))
+    return errc::amount_overflow;
+  reserve_caps(e, d);
+  start(op, r, ledger::entry_kind::event, brand);
+  op.occurred_at_us = at;
+  op.points = d.points;
+  op.details.push_back(detail(detail_kind::lot_add, m.book.next_lot_id, brand, 0, d.points, 0, lot_expiry(e.prog, at)));
+  add_lines(op, d, brand);
+  add_activity(op, at);
+  move_points(op, r.member, d.points, brand_acct(ledger::account_kind::brand_issued, brand));
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
+errc plan(const member_data& m, const env& e, std::int64_t points, spend_plan& p, std::string& msg) {
+  p = plan_spend(m.book, e.now_us, points);
+  if (p.code != errc::ok)
+    return p.code;
+  if (p.takes.size() > takes_max)
+    return fail(msg, errc::invalid_argument,
+                "the points are spread over more than " + std::to_string(takes_max) + " lots; spend them in two steps");
+  return errc::ok;
+}
+
+errc do_redeem(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
   if (r.points <= 0)
     return errc::invalid_amount;
-  if (r.points > m.balance)
-    return errc::insufficient_points;
-  op.kind = ledger::op_kind::post;
-  op.entry = ledger::entry_kind::redeem;
-  fill_common(op, r);
-  op.brand_id = m.brand_id;  // redeemed at the member's home brand
+  spend_plan p;
+  if (errc c = plan(m, e, r.points, p, msg); c != errc::ok)
+    return c;
+  ledger::op op;
+  ledger::tier_track reviewed;
+  const ledger::tier_track* track = nullptr;
+  add_review(m, e, op, reviewed, track);
+  start(op, r, ledger::entry_kind::redeem, m.brand_id);  // redeemed at the member's home brand
+  op.occurred_at_us = e.now_us;
   op.points = r.points;
   op.require_nonnegative = true;
-  add_posting(op, ledger::account_id(ledger::account_kind::member_points, r.member), r.points,
-              ledger::posting_side::debit);
-  add_posting(op, ledger::account_id(ledger::account_kind::brand_redeemed, m.brand_id), r.points,
-              ledger::posting_side::credit);
-  op.balance_delta = -r.points;
-  m.balance -= r.points;
+  add_takes(op, p.takes);
+  add_activity(op, e.now_us);
+  move_points(op, r.member, -r.points, brand_acct(ledger::account_kind::brand_redeemed, m.brand_id));
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
+errc do_redeem_reward(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops,
+                      std::string& msg) {
+  const reward_def* w = e.prog.find_reward(r.reward_id);
+  if (w == nullptr)
+    return errc::unknown_reward;
+  spend_plan p;
+  if (errc c = plan(m, e, w->cost, p, msg); c != errc::ok)
+    return c;
+  if (auto* stock = e.counters ? e.counters->reward(e.prog, w->id) : nullptr) {
+    if (stock->fetch_add(1) + 1 > w->stock) {
+      stock->fetch_sub(1);
+      return errc::out_of_stock;
+    }
+  }
+  const std::uint32_t brand = home_or(m, w->brand_id);
+  ledger::op op;
+  ledger::tier_track reviewed;
+  const ledger::tier_track* track = nullptr;
+  add_review(m, e, op, reviewed, track);
+  start(op, r, ledger::entry_kind::redeem_reward, brand);
+  op.occurred_at_us = e.now_us;
+  op.points = w->cost;
+  op.require_nonnegative = true;
+  add_takes(op, p.takes);
+  op.details.push_back(detail(detail_kind::reward, w->id, brand, 0, 1));
+  add_activity(op, e.now_us);
+  move_points(op, r.member, -w->cost, brand_acct(ledger::account_kind::brand_redeemed, brand));
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
+errc do_hold(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
+  if (r.points <= 0)
+    return errc::invalid_amount;
+  const auto& lc = e.prog.lifecycle;
+  const std::uint64_t ttl = r.ttl_s != 0 ? r.ttl_s : lc.hold_ttl_default_s;
+  if (ttl > lc.hold_ttl_max_s)
+    return fail(msg, errc::invalid_argument, "ttl_s is over the program's hold_ttl_max_s (" +
+                                               std::to_string(lc.hold_ttl_max_s) + ")");
+  spend_plan p;
+  if (errc c = plan(m, e, r.points, p, msg); c != errc::ok)
+    return c;
+  const std::uint32_t brand = home_or(m, r.brand_id);
+  const std::uint32_t id = m.book.next_hold_id;
+  ledger::op op;
+  ledger::tier_track reviewed;
+  const ledger::tier_track* track = nullptr;
+  add_review(m, e, op, reviewed, track);
+  start(op, r, ledger::entry_kind::hold, brand);
+  op.occurred_at_us = e.now_us;
+  op.points = r.points;
+  op.details.push_back(detail(detail_kind::hold_open, id, brand, 0, r.points, e.now_us + ttl * 1'000'000ull));
+  add_takes(op, p.takes, id);
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
+const ledger::hold* find_hold(const member_data& m, std::uint32_t id) {
+  for (const auto& h : m.book.holds)
+    if (h.id == id)
+      return &h;
+  return nullptr;
+}
+
+// Closes a hold: `captured` points spent (taken from its takes in order),
+// the rest restored to the lots they came from.
+void close_hold(ledger::op& op, const ledger::hold& h, std::int64_t captured, ledger::hold_close_reason why) {
+  op.details.push_back(detail(detail_kind::hold_close, h.id, h.brand_id, static_cast<std::uint32_t>(why), captured));
+  std::int64_t spend = captured;
+  for (auto t : h.takes) {
+    const std::int64_t used = std::min(spend, t.points);
+    spend -= used;
+    t.points -= used;
+    if (t.points > 0)
+      add_restore(op, t);
+  }
+}
+
+errc do_capture(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string&) {
+  const ledger::hold* h = find_hold(m, r.hold_id);
+  if (h == nullptr)
+    return errc::unknown_hold;
+  const std::int64_t pts = r.points != 0 ? r.points : h->points;
+  if (pts <= 0 || pts > h->points)
+    return errc::invalid_amount;
+  ledger::op op;
+  ledger::tier_track reviewed;
+  const ledger::tier_track* track = nullptr;
+  add_review(m, e, op, reviewed, track);
+  start(op, r, ledger::entry_kind::capture, h->brand_id);
+  op.occurred_at_us = e.now_us;
+  op.points = pts;
+  op.ref_seq = h->source_seq;
+  close_hold(op, *h, pts, ledger::hold_close_reason::captured);
+  add_activity(op, e.now_us);
+  move_points(op, r.member, -pts, brand_acct(ledger::account_kind::brand_redeemed, h->brand_id));
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
+errc do_release(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string&) {
+  const ledger::hold* h = find_hold(m, r.hold_id);
+  if (h == nullptr)
+    return errc::unknown_hold;
+  ledger::op op;
+  start(op, r, ledger::entry_kind::release, h->brand_id);
+  op.occurred_at_us = e.now_us;
+  op.points = h->points;
+  op.ref_seq = h->source_seq;
+  close_hold(op, *h, 0, ledger::hold_close_reason::released);
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
+// The committed entry a refund or reversal refers to, and what later
+// entries already did to it (committed: the caller settles in-flight ops
+// first).
+struct referenced {
+  ledger::ledger::entry entry;
+  std::vector<ledger::ledger::entry> followers;  // entries of the member with ref_seq == entry seq
+};
+
+errc find_referenced(const env& e, const member_request& r, std::initializer_list<ledger::entry_kind> kinds,
+                     referenced& out, std::string& msg) {
+  auto seq = e.ledger->find_txn(r.ref);
+  if (!seq)
+    return fail(msg, errc::unknown_txn, "no transaction with txn id '" + r.ref + "'");
+  auto entry = e.ledger->read_entry(*seq);
+  bool kind_ok = false;
+  if (entry)
+    for (auto k : kinds)
+      kind_ok = kind_ok || entry->header.kind == static_cast<std::uint16_t>(k);
+  if (!entry || !kind_ok || entry->header.member_id != r.member)
+    return fail(msg, errc::unknown_txn, "txn id '" + r.ref + "' is not one of this member's transactions this applies to");
+  out.entry = std::move(*entry);
+  // The member's entries newer than the referenced one, newest first.
+  std::uint64_t before = 0;
+  for (;;) {
+    auto page = e.ledger->history(r.member, before, 256);
+    bool reached = page.empty();
+    for (auto& x : page) {
+      if (x.header.seq <= *seq) {
+        reached = true;
+        break;
+      }
+      if (x.header.ref_seq == *seq && x.header.member_id == r.member)
+        out.followers.push_back(std::move(x));
+    }
+    if (reached || page.size() < 256)
+      break;
+    before = page.back().header.seq;
+  }
+  return errc::ok;
+}
+
+std::vector<rule_line> lines_of(const std::vector<entry_detail>& details) {
+  std::vector<rule_line> v;
+  for (const auto& d : details)
+    if (d.kind == static_cast<std::uint16_t>(detail_kind::rule_line))
+      v.push_back({static_cast<line_kind>(d.aux), d.id, d.a, static_cast<std::int64_t>(d.b)});
+  return v;
+}
+
+errc do_refund(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
+  referenced ref;
+  if (errc c = find_referenced(e, r, {ledger::entry_kind::earn}, ref, msg); c != errc::ok)
+    return c;
+  const auto original = lines_of(ref.entry.details);
+  std::vector<std::int64_t> kept, refunded(original.size(), 0);
+  for (const auto& l : original)
+    kept.push_back(l.points);
+  std::int64_t before = 0;
+  for (const auto& f : ref.followers) {
+    if (f.header.kind != static_cast<std::uint16_t>(ledger::entry_kind::refund))
+      continue;
+    before += f.header.amount_minor;
+    auto back = lines_of(f.details);
+    for (std::size_t i = 0; i < back.size() && i < original.size(); ++i) {
+      kept[i] += back[i].points;
+      refunded[i] -= back[i].matched_amount;
+    }
+  }
+  const std::int64_t whole = ref.entry.header.amount_minor;
+  auto d = refund_clawback(e.prog, original, kept, refunded, before, r.amount_minor, r.items);
+  if (d.code == errc::already_reversed)
+    return fail(msg, d.code, "the purchase is already refunded in full");
+  if (d.code == errc::invalid_amount)
+    return fail(msg, d.code, "the refund is more than what is left of the purchase (" +
+                               std::to_string(whole - before) + " of " + std::to_string(whole) + ")");
+  if (d.code != errc::ok)
+    return d.code;
+  std::int64_t refund_amount = r.amount_minor;
+  if (!r.items.empty()) {
+    refund_amount = 0;
+    for (const auto& it : r.items)
+      refund_amount += it.amount;  // checked by refund_clawback
+  } else if (refund_amount == 0) {
+    refund_amount = whole - before;
+  }
+  const std::int64_t claw = -d.points;
+  std::uint32_t earn_lot = 0;
+  for (const auto& x : ref.entry.details)
+    if (x.kind == static_cast<std::uint16_t>(detail_kind::lot_add))
+      earn_lot = x.id;
+  auto cb = plan_clawback(m.book, e.now_us, claw, earn_lot);
+  const std::int64_t after = m.balance - claw;
+  if (after < 0 && -after > e.prog.lifecycle.negative_balance_max)
+    return fail(msg, errc::negative_balance_limit,
+                "the refund would take the balance to " + std::to_string(after) + ", below -" +
+                  std::to_string(e.prog.lifecycle.negative_balance_max));
+  const std::uint32_t brand = ref.entry.header.brand_id;
+  ledger::op op;
+  ledger::tier_track reviewed;
+  const ledger::tier_track* track = nullptr;
+  add_review(m, e, op, reviewed, track);
+  start(op, r, ledger::entry_kind::refund, brand);
+  op.occurred_at_us = r.occurred_at_us != 0 ? r.occurred_at_us : e.now_us;
+  op.amount_minor = refund_amount;
+  op.points = claw;
+  op.ref_seq = ref.entry.header.seq;
+  add_lines(op, d, brand);
+  add_takes(op, cb.takes);
+  if (cb.debt > 0)
+    op.details.push_back(detail(detail_kind::debt, 0, brand, 0, cb.debt));
+  if (d.qualifying != 0)
+    op.details.push_back(
+      detail(detail_kind::qualify, local_day(e.prog, ref.entry.header.occurred_at_us), 0, 0, d.qualifying));
+  move_points(op, r.member, -claw, brand_acct(ledger::account_kind::brand_issued, brand));
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
+errc do_reverse(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
+  referenced ref;
+  if (errc c = find_referenced(e, r, {ledger::entry_kind::redeem, ledger::entry_kind::redeem_reward}, ref, msg);
+      c != errc::ok)
+    return c;
+  for (const auto& f : ref.followers)
+    if (f.header.kind == static_cast<std::uint16_t>(ledger::entry_kind::reverse_redemption))
+      return fail(msg, errc::already_reversed, "the redemption is already reversed");
+  const std::uint32_t brand = ref.entry.header.brand_id;
+  ledger::op op;
+  start(op, r, ledger::entry_kind::reverse_redemption, brand);
+  op.occurred_at_us = e.now_us;
+  op.ref_seq = ref.entry.header.seq;
+  std::int64_t restored = 0, expired = 0;
+  for (const auto& x : ref.entry.details) {
+    if (x.kind == static_cast<std::uint16_t>(detail_kind::reward)) {
+      op.details.push_back(detail(detail_kind::reward, x.id, x.brand, 0, -x.a));
+      if (auto* c = e.counters ? e.counters->reward(e.prog, x.id) : nullptr)
+        c->fetch_sub(x.a);
+    }
+    if (x.kind != static_cast<std::uint16_t>(detail_kind::lot_take))
+      continue;
+    ledger::lot_take t{x.id, x.brand, x.a, x.b, x.c};
+    if (t.expires_at_us != 0 && t.expires_at_us <= e.now_us) {
+      expired += t.points;  // stays expired: breakage
+      continue;
+    }
+    add_restore(op, t);
+    restored += t.points;
+  }
+  if (errc c = check_balance(m, restored); c != errc::ok) {
+    e.counters ? e.counters->undo(e.prog, op.details) : void();
+    return c;
+  }
+  op.points = restored;
+  const auto redeemed = brand_acct(ledger::account_kind::brand_redeemed, brand);
+  if (restored + expired > 0)
+    add_posting(op, redeemed, restored + expired, posting_side::debit);
+  if (restored > 0)
+    add_posting(op, member_acct(r.member), restored, posting_side::credit);
+  if (expired > 0)
+    add_posting(op, brand_acct(ledger::account_kind::brand_expired, brand), expired, posting_side::credit);
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
+errc do_adjust(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
+  if (r.points == 0 || r.points == INT64_MIN)
+    return errc::invalid_amount;
+  const std::uint32_t brand = home_or(m, r.brand_id);
+  if (e.prog.find_brand(brand) == nullptr)
+    return errc::unknown_brand;
+  ledger::op op;
+  start(op, r, ledger::entry_kind::adjust, brand);
+  op.occurred_at_us = e.now_us;
+  op.points = r.points > 0 ? r.points : -r.points;
+  if (r.points > 0) {
+    if (errc c = check_balance(m, r.points); c != errc::ok)
+      return c;
+    op.details.push_back(
+      detail(detail_kind::lot_add, m.book.next_lot_id, brand, 0, r.points, 0, lot_expiry(e.prog, e.now_us)));
+  } else {
+    auto cb = plan_clawback(m.book, e.now_us, -r.points, 0);
+    const std::int64_t after = m.balance + r.points;  // m.balance > INT64_MIN + INT64_MAX
+    if (after < 0 && -after > e.prog.lifecycle.negative_balance_max)
+      return fail(msg, errc::negative_balance_limit,
+                  "the adjustment would take the balance to " + std::to_string(after));
+    add_takes(op, cb.takes);
+    if (cb.debt > 0)
+      op.details.push_back(detail(detail_kind::debt, 0, brand, 0, cb.debt));
+  }
+  add_text(op, r.reason);
+  move_points(op, r.member, r.points, brand_acct(ledger::account_kind::brand_issued, brand));
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
+errc do_link_alias(member_data&, const env& e, const member_request& r, std::vector<ledger::op>& ops,
+                   std::string& msg) {
+  if (auto owner = e.ledger->find_alias(r.alias); owner && *owner != r.member)
+    return fail(msg, errc::alias_taken, "the alias belongs to another member");
+  ledger::op op;
+  start(op, r, ledger::entry_kind::link_alias, 0);
+  op.occurred_at_us = e.now_us;
+  op.alias = r.alias;
+  op.details.push_back(detail(detail_kind::alias, 0, 0, 0, static_cast<std::int64_t>(ledger::content_hash(r.alias))));
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
+} // namespace
+
+// -- housekeeping ----------------------------------------------------------------------
+
+// Keeps m.due_at_us at or before the next instant housekeeping has work,
+// after records that add lots or holds (cheap: no scan of the book).
+void note_due(member_data& m, const program& prog, const std::vector<entry_detail>& details) {
+  for (const auto& d : details) {
+    std::uint64_t at = UINT64_MAX;
+    switch (static_cast<detail_kind>(d.kind)) {
+      case detail_kind::lot_add: at = d.c; break;
+      case detail_kind::lot_restore: at = d.b; break;
+      case detail_kind::hold_open: at = d.b; break;
+      default: continue;
+    }
+    if (at != 0)
+      m.due_at_us = std::min(m.due_at_us, at);
+    if (prog.lifecycle.inactivity_days != 0 && m.book.last_activity_us != 0)
+      m.due_at_us = std::min(m.due_at_us, m.book.last_activity_us +
+                                            static_cast<std::uint64_t>(prog.lifecycle.inactivity_days) * us_per_day);
+  }
+}
+
+std::uint64_t next_due(const member_data& m, const program& prog) noexcept {
+  std::uint64_t due = UINT64_MAX;
+  for (const auto& h : m.book.holds)
+    due = std::min(due, h.expires_at_us);
+  for (const auto& l : m.book.lots)
+    if (l.expires_at_us != 0)
+      due = std::min(due, l.expires_at_us);
+  const auto days = prog.lifecycle.inactivity_days;
+  if (days != 0 && m.book.last_activity_us != 0 && !m.book.lots.empty())
+    due = std::min(due, m.book.last_activity_us + static_cast<std::uint64_t>(days) * us_per_day);
+  return due;
+}
+
+void housekeeping(member_data& m, const env& e, std::uint64_t as_of, std::vector<ledger::op>& ops) {
+  if (m.due_at_us > as_of)
+    return;
+  const env at{e.prog, e.ledger, e.counters, as_of};
+  auto base = [&](ledger::entry_kind kind, std::uint32_t brand) {
+    ledger::op op;
+    op.kind = ledger::op_kind::post;
+    op.entry = kind;
+    op.member_id = m.id;
+    op.brand_id = brand;
+    op.occurred_at_us = as_of;
+    return op;
+  };
+  // 1. Holds past their expiry go back to their lots.
+  while (true) {
+    auto it = std::find_if(m.book.holds.begin(), m.book.holds.end(),
+                           [&](const ledger::hold& h) { return h.expires_at_us <= as_of; });
+    if (it == m.book.holds.end())
+      break;
+    const ledger::hold h = *it;
+    auto op = base(ledger::entry_kind::release, h.brand_id);
+    op.points = h.points;
+    op.ref_seq = h.source_seq;
+    close_hold(op, h, 0, ledger::hold_close_reason::expired);
+    if (!finish(m, at, op)) {
+      m.loaded = false;
+      return;
+    }
+    ops.push_back(std::move(op));
+  }
+  // 2. Lots past their expiry, or every lot after the inactivity period:
+  //    one entry per brand (the breakage account is the brand's).
+  const auto days = e.prog.lifecycle.inactivity_days;
+  const bool inactive = days != 0 && m.book.last_activity_us != 0 &&
+                        m.book.last_activity_us + static_cast<std::uint64_t>(days) * us_per_day <= as_of;
+  std::vector<ledger::lot_take> due;
+  for (const auto& l : m.book.lots)
+    if (l.points > 0 && (inactive || lot_expired(l, as_of)))
+      due.push_back({l.id, l.brand_id, l.points, l.expires_at_us, l.earned_at_us});
+  std::stable_sort(due.begin(), due.end(), [](const auto& a, const auto& b) { return a.brand_id < b.brand_id; });
+  for (std::size_t i = 0; i < due.size();) {
+    auto op = base(ledger::entry_kind::expire, due[i].brand_id);
+    std::int64_t sum = 0;
+    std::size_t j = i;
+    for (; j < due.size() && due[j].brand_id == due[i].brand_id && j - i < takes_max; ++j) {
+      sum += due[j].points;  // lots of one member sum within int64 (the account holds them)
+      op.details.push_back(detail(detail_kind::lot_take, due[j].lot_id, due[j].brand_id, 0, due[j].points,
+                                  due[j].expires_at_us, due[j].earned_at_us));
+    }
+    op.points = sum;
+    move_points(op, m.id, -sum, brand_acct(ledger::account_kind::brand_expired, due[i].brand_id));
+    if (!finish(m, at, op)) {
+      m.loaded = false;
+      return;
+    }
+    ops.push_back(std::move(op));
+    i = j;
+  }
+  m.due_at_us = next_due(m, e.prog);
+}
+
+// -- prepare ------------------------------------------------------------------------
+
+balance_note balance_of_member(const member_data& m, const program& prog, std::uint64_t now) {
+  balance_note n;
+  n.view = balance_of(m.book, now);
+  ledger::tier_track reviewed;
+  const ledger::tier_track* track = &m.book.tier;
+  if (auto rv = review_tier(prog, m.book.tier, now); rv.changed) {
+    reviewed = m.book.tier;
+    apply_tier_review(reviewed, rv);
+    track = &reviewed;
+  }
+  n.tier = effective_tier(prog, *track, now);
+  n.qualifying = metric_over_window(prog, *track, now);
+  if (n.tier + 1 < prog.tiers.size())
+    n.to_next_tier = std::max<std::int64_t>(0, prog.tiers[n.tier + 1].threshold - n.qualifying);
+  n.lifetime = m.book.lifetime_earned;
+  n.brand_id = m.brand_id;
+  n.debt = m.book.debt;
+  return n;
+}
+
+errc prepare_transfer(member_data& m, const env& e, const member_request& r, transfer_leg& leg, std::string& msg) {
+  if (!m.enrolled)
+    return errc::unknown_member;
+  if (r.to == r.member)
+    return errc::same_member;
+  if (r.points <= 0)
+    return errc::invalid_amount;
+  spend_plan p;
+  if (errc c = plan(m, e, r.points, p, msg); c != errc::ok)
+    return c;
+  auto& op = leg.op;
+  start(op, r, ledger::entry_kind::transfer, m.brand_id);
+  op.occurred_at_us = e.now_us;
+  op.points = r.points;
+  op.counterparty_id = r.to;
+  op.require_nonnegative = true;
+  add_takes(op, p.takes);
+  add_activity(op, e.now_us);
+  add_posting(op, member_acct(r.member), r.points, posting_side::debit);
+  add_posting(op, member_acct(r.to), r.points, posting_side::credit);
+  if (!finish(m, e, op)) {
+    m.loaded = false;
+    return errc::internal_error;
+  }
+  leg.sender = r.member;
+  leg.points = r.points;
+  leg.takes = std::move(p.takes);
+  return errc::ok;
+}
+
+errc accept_transfer(member_data& m, const env& e, transfer_leg& leg) {
+  if (!m.enrolled)
+    return errc::unknown_member;
+  if (errc c = check_balance(m, leg.points); c != errc::ok)
+    return c;
+  std::uint32_t id = m.book.next_lot_id;
+  for (const auto& t : leg.takes)  // each lot keeps its brand and its expiry
+    leg.op.details.push_back(
+      detail(detail_kind::lot_add, id++, t.brand_id, 0, t.points, 0, t.expires_at_us, ledger::detail_counterparty));
+  if (!finish(m, e, leg.op, true)) {
+    m.loaded = false;
+    return errc::internal_error;
+  }
+  note_due(m, e.prog, leg.op.details);
+  return errc::ok;
+}
+
+errc prepare(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops,
+             std::string& message) {
+  if (r.kind == request_kind::enroll) {
+    if (m.enrolled)
+      return errc::member_exists;
+    if (e.prog.find_brand(r.brand_id) == nullptr)
+      return errc::unknown_brand;
+    occasion when{r.brand_id, r.channel, e.now_us};
+    auto d = evaluate_enroll(e.prog, when, totals_of(e));
+    if (d.code != errc::ok)
+      return d.code;
+    reserve_caps(e, d);
+    ledger::op en;
+    en.kind = ledger::op_kind::enroll;
+    en.entry = ledger::entry_kind::enroll;
+    en.member_id = r.member;
+    en.brand_id = r.brand_id;
+    en.occurred_at_us = e.now_us;
+    ops.push_back(std::move(en));
+    m.enrolled = true;
+    m.brand_id = r.brand_id;
+    m.id = r.member;
+    if (d.points > 0) {  // the welcome bonus: its own entry, right after
+      ledger::op op;
+      start(op, r, ledger::entry_kind::event, r.brand_id);
+      op.txn_id_bytes = 0;
+      op.occurred_at_us = e.now_us;
+      op.points = d.points;
+      op.details.push_back(
+        detail(detail_kind::lot_add, m.book.next_lot_id, r.brand_id, 0, d.points, 0, lot_expiry(e.prog, e.now_us)));
+      add_lines(op, d, r.brand_id);
+      add_activity(op, e.now_us);
+      move_points(op, r.member, d.points, brand_acct(ledger::account_kind::brand_issued, r.brand_id));
+      if (!finish(m, e, op))
+        return errc::internal_error;
+      ops.push_back(std::move(op));
+    }
+    m.due_at_us = next_due(m, e.prog);
+    return errc::ok;
+  }
+  if (!m.enrolled)
+    return errc::unknown_member;
+  const std::size_t first = ops.size();
+  errc code = errc::ok;
+  switch (r.kind) {
+    case request_kind::earn: code = do_earn(m, e, r, ops, message); break;
+    case request_kind::event: code = do_event(m, e, r, ops, message); break;
+    case request_kind::redeem: code = do_redeem(m, e, r, ops, message); break;
+    case request_kind::redeem_reward: code = do_redeem_reward(m, e, r, ops, message); break;
+    case request_kind::hold: code = do_hold(m, e, r, ops, message); break;
+    case request_kind::capture: code = do_capture(m, e, r, ops, message); break;
+    case request_kind::release: code = do_release(m, e, r, ops, message); break;
+    case request_kind::refund: code = do_refund(m, e, r, ops, message); break;
+    case request_kind::reverse_redemption: code = do_reverse(m, e, r, ops, message); break;
+    case request_kind::adjust: code = do_adjust(m, e, r, ops, message); break;
+    case request_kind::link_alias: code = do_link_alias(m, e, r, ops, message); break;
+    default: return errc::internal_error;  // balance, expire, transfer: the actor handles them
+  }
+  if (code != errc::ok)
+    return code;
+  for (std::size_t i = first; i < ops.size(); ++i)
+    if (!finish(m, e, ops[i])) {
+      m.loaded = false;
+      if (e.counters)
+        e.counters->undo(e.prog, ops[i].details);
+      ops.resize(first);
+      return errc::internal_error;
+    }
+  for (std::size_t i = first; i < ops.size(); ++i)
+    note_due(m, e.prog, ops[i].details);
   return errc::ok;
 }
 
@@ -129,6 +1008,33 @@ namespace {
 
 using self_ptr = caf::stateful_actor<member_state>*;
 
+env env_of(self_ptr self) {
+  auto& c = *self->state.ctx;
+  return env{*c.prog, c.ledger, c.counters, c.clock->now_us()};
+}
+
+ledger::entry_kind entry_of(request_kind k) {
+  using ek = ledger::entry_kind;
+  switch (k) {
+    case request_kind::enroll: return ek::enroll;
+    case request_kind::earn: return ek::earn;
+    case request_kind::redeem: return ek::redeem;
+    case request_kind::event: return ek::event;
+    case request_kind::hold: return ek::hold;
+    case request_kind::capture: return ek::capture;
+    case request_kind::release: return ek::release;
+    case request_kind::redeem_reward: return ek::redeem_reward;
+    case request_kind::refund: return ek::refund;
+    case request_kind::reverse_redemption: return ek::reverse_redemption;
+    case request_kind::adjust: return ek::adjust;
+    case request_kind::transfer: return ek::transfer;
+    case request_kind::link_alias: return ek::link_alias;
+    case request_kind::balance:
+    case request_kind::expire: break;
+  }
+  return ek::earn;
+}
+
 caf::actor supervisor_for(const engine_context& ctx, const member_data& m) {
   if (m.enrolled)
     for (std::size_t i = 0; i < ctx.prog->brands.size(); ++i)
@@ -137,89 +1043,313 @@ caf::actor supervisor_for(const engine_context& ctx, const member_data& m) {
   return ctx.root;
 }
 
-// Loads committed state on first use. If a crashed predecessor left ops in
-// the writer, wait for them first so the loaded state includes them.
-void ensure_loaded(self_ptr self) {
+// Loads the committed book (waiting first for ops of this member still in
+// the writer, so that it includes them).
+void load(self_ptr self) {
   auto& st = self->state;
-  if (st.data.loaded)
-    return;
   if (st.slot->inflight.load() > 0)
     st.ctx->ledger->barrier();
+  st.slot->stale.store(false);
   member_data m;
-  if (auto ms = st.ctx->ledger->load_member(st.slot->member_id)) {
+  m.id = st.slot->member_id;
+  if (auto ms = st.ctx->ledger->load_member(m.id)) {
+    std::string why;
+    auto book = st.ctx->ledger->fold_book(m.id, why);
+    if (!book) {
+      log(log_level::error, "member %llu: its journal entries do not fold into a book: %s", static_cast<unsigned long long>(m.id), why.c_str());
+      throw std::runtime_error("member book does not fold");  // the brand logs it; the next message retries
+    }
     m.enrolled = true;
     m.brand_id = ms->record.brand_id;
     m.balance = ms->balance();
-    m.lifetime = ms->lifetime();
-    m.tier = st.ctx->prog->tier_for(m.lifetime);
+    m.book = std::move(*book);
   }
   m.loaded = true;
-  bool was_enrolled = st.data.enrolled;
-  st.data = m;
-  if (m.enrolled && !was_enrolled)
-    caf::anon_send(supervisor_for(*st.ctx, m), supervise_atom::value, self->address(), st.slot);
+  m.due_at_us = next_due(m, *st.ctx->prog);
+  const bool was_enrolled = st.data.enrolled;
+  st.data = std::move(m);
+  st.inflight_txns.clear();
+  if (st.data.enrolled && !was_enrolled)
+    caf::anon_send(supervisor_for(*st.ctx, st.data), supervise_atom::value, self->address(), st.slot);
 }
 
-void submit(self_ptr self, member_request& r, ledger::op& op) {
-  r.reply->hand_over(op);
+void ensure_loaded(self_ptr self) {
+  auto& st = self->state;
+  if (st.slot->stale.exchange(false))
+    st.data.loaded = false;
+  if (!st.data.loaded)
+    load(self);
+}
+
+std::shared_ptr<const void> message_note(std::string msg) {
+  if (msg.empty())
+    return nullptr;
+  auto n = std::make_shared<answer_note>();
+  n->message = std::move(msg);
+  return n;
+}
+
+void submit_one(self_ptr self, ledger::op&& op) {
   op.owner = self->state.slot;
+  if (!op.target)
+    op.target = discard_target();
+  if (op.txn_id_bytes > 0)
+    self->state.inflight_txns.emplace_back(op.txn());
   self->state.ctx->ledger->submit(std::move(op));
 }
 
-// A request the actor refuses for the member's state, but which carries a
-// txn id: the writer checks for a replay of an earlier success first.
-void refuse_via_writer(self_ptr self, member_request& r, errc code) {
+void submit_all(self_ptr self, std::vector<ledger::op>& ops) {
+  for (auto& op : ops)
+    submit_one(self, std::move(op));
+  ops.clear();
+}
+
+// A request refused for the member's state (or a retry of a txn id seen
+// before), which carries a txn id: the writer checks for a replay of an
+// earlier success first, else answers `code`.
+void refuse_via_writer(self_ptr self, member_request& r, errc code, std::string msg) {
   ledger::op op;
   op.kind = ledger::op_kind::post;
-  op.entry = r.kind == request_kind::earn ? ledger::entry_kind::earn : ledger::entry_kind::redeem;
+  op.entry = entry_of(r.kind);  // a replay must match the stored entry's kind
   op.member_id = r.member;
   op.brand_id = r.brand_id;
   op.txn_id_bytes = r.txn_bytes;
   op.txn_id = r.txn;
   op.request_hash = r.hash;
   op.precheck = code;
+  op.note = message_note(std::move(msg));
   r.reply->hand_over(op);
   self->state.ctx->ledger->submit(std::move(op));
+}
+
+void answer_error(self_ptr self, member_request& r, errc code, std::string msg) {
+  if (r.txn_bytes > 0 && code != errc::unknown_member) {
+    refuse_via_writer(self, r, code, std::move(msg));
+    return;
+  }
+  ledger::outcome o;
+  o.code = code;
+  o.note = message_note(std::move(msg));
+  r.reply->answer(std::move(o));
+}
+
+// Answers after everything submitted before it committed, with a note.
+void answer_with_barrier(self_ptr self, member_request& r, std::shared_ptr<answer_note> note) {
+  ledger::op op;
+  op.kind = ledger::op_kind::barrier;
+  op.member_id = r.member;
+  op.brand_id = self->state.data.brand_id;
+  op.note = std::move(note);
+  r.reply->hand_over(op);
+  submit_one(self, std::move(op));
+}
+
+void schedule_housekeeping(self_ptr self) {
+  const auto due = self->state.data.due_at_us;
+  const auto now = self->state.ctx->clock->now_us();
+  if (due == UINT64_MAX || due <= now || due - now > 3'600'000'000ull)
+    return;  // the expiry sweep and the next request cover the rest
+  self->delayed_send(self, std::chrono::microseconds(due - now), housekeep_atom::value);
+}
+
+bool is_replay(self_ptr self, const member_request& r) {
+  auto& st = self->state;
+  if (st.slot->inflight.load() == 0)
+    st.inflight_txns.clear();
+  const auto txn = r.txn_id();
+  for (const auto& t : st.inflight_txns)
+    if (t == txn)
+      return true;
+  return st.ctx->ledger->find_txn(txn).has_value();
+}
+
+caf::behavior awaiting_behavior(self_ptr self);
+
+void send_transfer(self_ptr self, member_request& r, std::vector<ledger::op>& ops) {
+  auto& st = self->state;
+  auto e = env_of(self);
+  transfer_leg leg;
+  std::string msg;
+  errc code = prepare_transfer(st.data, e, r, leg, msg);
+  submit_all(self, ops);
+  if (code != errc::ok) {
+    answer_error(self, r, code, std::move(msg));
+    return;
+  }
+  r.reply->hand_over(leg.op);
+  leg.op.owner = st.slot;
+  auto target = leg.op.target;
+  auto tag = leg.op.tag;
+  st.inflight_txns.emplace_back(leg.op.txn());
+  if (!st.ctx->dir->send(r.to, caf::make_message(std::move(leg)))) {
+    ledger::outcome o;  // shutting down: the leg was dropped
+    o.tag = tag;
+    o.code = errc::unavailable;
+    target->complete({std::move(o)});
+    st.data.loaded = false;
+    return;
+  }
+  st.awaiting_transfer = true;
+  self->become(caf::keep_behavior, awaiting_behavior(self));
+}
+
+void receive_transfer(self_ptr self, transfer_leg& leg) {
+  auto& st = self->state;
+  ensure_loaded(self);
+  auto e = env_of(self);
+  errc code = accept_transfer(st.data, e, leg);
+  if (code == errc::ok) {
+    leg.op.counterparty_owner = st.slot;
+    st.ctx->ledger->submit(std::move(leg.op));
+  } else {
+    ledger::outcome o;
+    o.tag = leg.op.tag;
+    o.code = code;
+    if (code == errc::unknown_member)
+      o.note = message_note("the receiving member " + std::to_string(leg.op.counterparty_id) + " is not enrolled");
+    if (leg.op.target)
+      leg.op.target->complete({std::move(o)});
+  }
+  st.ctx->dir->send(leg.sender, caf::make_message(transfer_done_atom::value, code == errc::ok));
 }
 
 void handle(self_ptr self, member_request& r) {
   auto& st = self->state;
   ensure_loaded(self);
-  ledger::op op;
-  errc code = errc::ok;
-  switch (r.kind) {
-    case request_kind::enroll:
-      code = prepare_enroll(st.data, r, op);
-      if (code == errc::ok) {
-        submit(self, r, op);
-        caf::anon_send(supervisor_for(*st.ctx, st.data), supervise_atom::value, self->address(), st.slot);
-        return;
-      }
-      break;
-    case request_kind::earn:
-      code = prepare_earn(st.data, *st.ctx->prog, r, op);
-      break;
-    case request_kind::redeem:
-      code = prepare_redeem(st.data, *st.ctx->prog, r, op);
-      break;
-    case request_kind::balance:
-      if (!st.data.enrolled) {
-        code = errc::unknown_member;
-        break;
-      }
-      op.kind = ledger::op_kind::barrier;
-      op.member_id = r.member;
-      op.brand_id = st.data.brand_id;
-      submit(self, r, op);
+  auto e = env_of(self);
+  if (r.kind == request_kind::enroll) {
+    std::vector<ledger::op> ops;
+    std::string msg;
+    errc code = prepare(st.data, e, r, ops, msg);
+    if (code != errc::ok) {
+      answer_error(self, r, code, std::move(msg));
       return;
+    }
+    r.reply->hand_over(ops.back());
+    submit_all(self, ops);
+    caf::anon_send(supervisor_for(*st.ctx, st.data), supervise_atom::value, self->address(), st.slot);
+    return;
   }
-  if (code == errc::ok) {
-    submit(self, r, op);
-  } else if (r.txn_bytes > 0 && code != errc::unknown_member) {
-    refuse_via_writer(self, r, code);
-  } else {
-    r.reply->answer(code);
+  if (!st.data.enrolled) {
+    answer_error(self, r, errc::unknown_member, {});
+    return;
   }
+  if (r.txn_bytes > 0 && is_replay(self, r)) {
+    refuse_via_writer(self, r, errc::unavailable, "the txn id is still being committed; retry");
+    return;
+  }
+  std::uint64_t as_of = e.now_us;
+  if (r.kind == request_kind::expire && r.as_of_us != 0) {
+    if (r.as_of_us > e.now_us) {
+      answer_error(self, r, errc::invalid_argument, "as_of_us is in the future");
+      return;
+    }
+    as_of = r.as_of_us;
+  }
+  std::vector<ledger::op> ops;
+  housekeeping(st.data, e, as_of, ops);
+  if (!st.data.loaded) {  // a bug: the book refused its own records
+    submit_all(self, ops);
+    answer_error(self, r, errc::internal_error, {});
+    return;
+  }
+  switch (r.kind) {
+    case request_kind::balance: {
+      submit_all(self, ops);
+      auto n = std::make_shared<answer_note>();
+      n->has_balance = true;
+      n->balance = balance_of_member(st.data, e.prog, e.now_us);
+      answer_with_barrier(self, r, std::move(n));
+      schedule_housekeeping(self);
+      return;
+    }
+    case request_kind::expire: {
+      auto n = std::make_shared<answer_note>();
+      n->members = 1;
+      for (const auto& op : ops)
+        if (op.entry == ledger::entry_kind::expire)
+          n->expired += op.points;
+      if (auto rv = review_tier(e.prog, st.data.book.tier, e.now_us); rv.changed) {
+        ledger::op op;
+        op.kind = ledger::op_kind::post;
+        op.entry = ledger::entry_kind::tier_review;
+        op.member_id = r.member;
+        op.brand_id = st.data.brand_id;
+        op.occurred_at_us = e.now_us;
+        op.details.push_back(ledger::entry_detail{static_cast<std::uint16_t>(ledger::detail_kind::tier_state), 0,
+                                                  rv.secured, 0, rv.pending_tier,
+                                                  static_cast<std::int64_t>(rv.prune_before_day), rv.pending_at_us,
+                                                  rv.reviewed_through_us});
+        std::string why;
+        if (ledger::apply_details(st.data.book, op.details, false, 0, op.occurred_at_us, why)) {
+          op.has_member_state = true;
+          op.lifetime_after = st.data.book.lifetime_earned;
+          op.tier_after = effective_tier(e.prog, st.data.book.tier, e.now_us);
+          ops.push_back(std::move(op));
+        } else {
+          st.data.loaded = false;
+        }
+      }
+      submit_all(self, ops);
+      answer_with_barrier(self, r, std::move(n));
+      return;
+    }
+    case request_kind::transfer:
+      send_transfer(self, r, ops);
+      return;
+    case request_kind::refund:
+    case request_kind::reverse_redemption:
+      // They read what earlier entries did to the referenced one: settle
+      // everything in flight first.
+      submit_all(self, ops);
+      if (st.slot->inflight.load() > 0)
+        st.ctx->ledger->barrier();
+      ensure_loaded(self);
+      break;
+    default:
+      break;
+  }
+  std::string msg;
+  const std::size_t before = ops.size();
+  errc code = prepare(st.data, e, r, ops, msg);
+  if (code != errc::ok) {
+    submit_all(self, ops);
+    answer_error(self, r, code, std::move(msg));
+    return;
+  }
+  if (ops.size() > before)
+    r.reply->hand_over(ops.back());
+  submit_all(self, ops);
+  schedule_housekeeping(self);
+}
+
+void on_housekeeping(self_ptr self) {
+  auto& st = self->state;
+  ensure_loaded(self);
+  if (!st.data.enrolled)
+    return;
+  auto e = env_of(self);
+  std::vector<ledger::op> ops;
+  housekeeping(st.data, e, e.now_us, ops);
+  submit_all(self, ops);
+  schedule_housekeeping(self);
+}
+
+caf::behavior awaiting_behavior(self_ptr self) {
+  auto dequeued = [self] { self->state.slot->pending.fetch_sub(1, std::memory_order_acq_rel); };
+  return {
+    [self, dequeued](transfer_leg& leg) {
+      dequeued();
+      receive_transfer(self, leg);
+    },
+    [self, dequeued](transfer_done_atom, bool ok) {
+      dequeued();
+      self->state.awaiting_transfer = false;
+      if (!ok)
+        self->state.data.loaded = false;  // the leg was refused: take the points back from the ledger
+      self->unbecome();
+    },
+  };
 }
 
 } // namespace
@@ -228,6 +1358,7 @@ caf::behavior member_actor(caf::stateful_actor<member_state>* self, std::shared_
                            engine_context* ctx) {
   self->state.slot = std::move(slot);
   self->state.ctx = ctx;
+  self->set_default_handler(caf::skip);  // while awaiting a transfer, other messages wait
   auto dequeued = [self] {
     auto& s = *self->state.slot;
     s.pending.fetch_sub(1, std::memory_order_acq_rel);
@@ -238,17 +1369,11 @@ caf::behavior member_actor(caf::stateful_actor<member_state>* self, std::shared_
       dequeued();
       handle(self, r);
     },
-    [self, dequeued](revert_atom, std::int64_t balance_delta, std::int64_t lifetime_delta, bool reload) {
+    [self, dequeued](transfer_leg& leg) {
       dequeued();
-      auto& d = self->state.data;
-      if (reload) {
-        d.loaded = false;  // reload committed state on the next request
-        return;
-      }
-      d.balance -= balance_delta;
-      d.lifetime -= lifetime_delta;
-      d.tier = self->state.ctx->prog->tier_for(d.lifetime);
+      receive_transfer(self, leg);
     },
+    [self](housekeep_atom) { on_housekeeping(self); },
     [self, dequeued](passivate_atom) {
       dequeued();
       if (self->state.ctx->dir->try_passivate(*self->state.slot, self->address()))

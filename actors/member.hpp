@@ -1,9 +1,14 @@
-// Member actors: one per member, owning its balance, lifetime points and
-// tier. All operations on one member are serialized by its mailbox, so there
-// are no locks and no double spend. The actor checks and applies an operation
-// to its tentative state, then hands the journal entry to the ledger writer,
-// which answers the client after the group commit. The actor sends exactly
-// one message per transaction on the hot path: none.
+// Member actors: one per member, owning its book (point lots, holds, tier
+// track, rule counters) and its account balance. All operations on one member
+// are serialized by its mailbox, so there are no locks and no double spend:
+// two carts cannot both spend the same points. The actor evaluates the
+// program's policy (actors/policy.hpp) on its tentative book — committed
+// entries plus the ones it handed to the ledger writer and that are not yet
+// committed — turns the decision into one journal entry (postings and detail
+// records, ledger/records.hpp) and hands it to the writer, which answers the
+// client after the group commit. If the writer does not post an entry the
+// actor had applied (a txn id replayed while in flight), the actor reloads
+// its book from the ledger: the book is always a fold of the journal.
 #pragma once
 
 #include "actors/directory.hpp"
@@ -19,9 +24,29 @@
 #include <array>
 #include <atomic>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace loyalty::actors {
+
+// Program-wide totals that caps and stock are checked against: points given
+// by each rule with a cap_total, units taken of each reward with a limited
+// stock. Reservations are made atomically by member actors (any thread)
+// before they hand an entry to the writer, and undone if the writer does not
+// post it; the committed values are the ledger's counters table, from which
+// these are loaded at start.
+class program_counters {
+public:
+  void load(const program& prog, const std::vector<std::pair<std::uint64_t, std::int64_t>>& committed);
+  // Null unless the rule has a cap_total / the reward a limited stock.
+  [[nodiscard]] std::atomic<std::int64_t>* rule(const program& prog, std::uint32_t rule_id) const noexcept;
+  [[nodiscard]] std::atomic<std::int64_t>* reward(const program& prog, std::uint32_t reward_id) const noexcept;
+  // Undoes the reservations an entry's details made (writer refused it).
+  void undo(const program& prog, const std::vector<ledger::entry_detail>& details) const noexcept;
+
+private:
+  std::unique_ptr<std::atomic<std::int64_t>[]> rules_, rewards_;  // by position in the program
+};
 
 // Everything actors share. Owned by the engine; outlives every actor.
 struct engine_context {
@@ -29,6 +54,7 @@ struct engine_context {
   ledger::ledger* ledger = nullptr;
   const loyalty::clock* clock = nullptr;
   directory* dir = nullptr;
+  program_counters* counters = nullptr;
   std::vector<caf::actor> brand_actors;  // index: position of the brand in prog->brands
   caf::actor root;                        // supervises members that are not enrolled
 };
@@ -57,23 +83,85 @@ private:
   bool answered_ = false;
 };
 
+// A completion target that drops outcomes: for entries the engine posts on
+// its own (expiry, hold release on expiry) that no client waits for.
+[[nodiscard]] std::shared_ptr<ledger::completion_target> discard_target();
+
 struct member_request {
   request_kind kind = request_kind::balance;
   std::uint64_t member = 0;
-  std::uint32_t brand_id = 0;
+  std::uint32_t brand_id = 0;          // enroll, earn, event, hold, adjust (0 = member's home brand)
   std::uint8_t txn_bytes = 0;
   std::array<char, limits::txn_id_bytes_max> txn{};
-  std::int64_t amount_minor = 0;
-  std::uint64_t occurred_at_us = 0;
-  std::int64_t points = 0;
-  std::uint64_t hash = 0;
+  std::uint64_t hash = 0;              // canonical content hash (request_content_hash)
+  std::int64_t amount_minor = 0;       // earn: total; refund: amount (0 = by items / full)
+  std::uint64_t occurred_at_us = 0;    // earn / event / refund; 0 = now
+  std::int64_t points = 0;             // redeem, hold, capture (0 = all), adjust (signed), transfer
+  std::vector<line_item> items;        // earn / refund
+  std::string channel, store, event_kind;
+  std::uint64_t ttl_s = 0;             // hold; 0 = program default
+  std::uint32_t hold_id = 0;           // capture / release
+  std::uint32_t reward_id = 0;         // redeem_reward
+  std::string ref;                     // refund / reverse_redemption: the referenced txn id
+  std::string reason;                  // adjust
+  std::uint64_t to = 0;                // transfer
+  std::string alias;                   // link_alias
+  std::uint64_t as_of_us = 0;          // expire; 0 = now
   std::shared_ptr<reply_guard> reply;
+
+  [[nodiscard]] std::string_view txn_id() const noexcept { return {txn.data(), txn_bytes}; }
+};
+
+// What `balance` answers, computed by the member actor from its book and
+// carried to the server as the barrier op's note.
+struct balance_note {
+  balance_view view;
+  std::int64_t lifetime = 0;
+  std::uint32_t tier = 0;
+  std::uint32_t brand_id = 0;
+  std::int64_t qualifying = 0;         // metric over the window now
+  std::int64_t to_next_tier = 0;       // 0 at the top tier
+  std::int64_t debt = 0;
+};
+
+// The note of an outcome (ledger::outcome::note) a member actor produces:
+// an error's message, or what balance / expire answer.
+struct answer_note {
+  std::string message;
+  bool has_balance = false;
+  balance_note balance;
+  std::int64_t expired = 0;   // expire: points expired
+  std::uint64_t members = 0;  // expire: members looked at
+};
+
+// A transfer's entry on its way from the sender's actor to the receiver's,
+// which adds its own records and hands it to the writer.
+struct transfer_leg {
+  ledger::op op;
+  std::uint64_t sender = 0;
+  std::int64_t points = 0;
+  std::vector<ledger::lot_take> takes;  // from the sender's lots: one receiver lot each
+};
+
+struct member_data {
+  std::uint64_t id = 0;
+  std::uint64_t due_at_us = UINT64_MAX;  // housekeeping is due then (a hold or lot expires, inactivity)
+  bool loaded = false;
+  bool enrolled = false;
+  std::uint32_t brand_id = 0;   // home brand
+  std::int64_t balance = 0;     // member_points account: committed + in flight
+  ledger::member_book book;     // committed + in flight
 };
 
 struct member_state {
   std::shared_ptr<member_slot> slot;
   engine_context* ctx = nullptr;
   member_data data;
+  bool awaiting_transfer = false;  // sent a transfer leg, waiting for the receiver
+  // Txn ids of entries handed to the writer since the member last had none
+  // in flight: a retry of one of them is answered by the writer (replay),
+  // never applied twice to the book.
+  std::vector<std::string> inflight_txns;
   static inline const char* name = "member";
 };
 
@@ -81,14 +169,42 @@ struct member_state {
 caf::behavior member_actor(caf::stateful_actor<member_state>* self,
                            std::shared_ptr<member_slot> slot, engine_context* ctx);
 
-// Plain transitions, called by the actor and directly by tests. Each returns
-// ok and fills `op` (to submit), or an error (nothing changed).
-[[nodiscard]] errc prepare_enroll(member_data& m, const member_request& r, ledger::op& op);
-[[nodiscard]] errc prepare_earn(member_data& m, const program& prog, const member_request& r,
-                                ledger::op& op);
-[[nodiscard]] errc prepare_redeem(member_data& m, const program& prog, const member_request& r,
-                                  ledger::op& op);
+// -- plain transitions ----------------------------------------------------------------
+// Called by the actor (and by tests directly). Each checks a request against
+// the member's data at `now_us`, and on ok fills `op` (to submit) and applies
+// it to `m` (tentative state); on an error nothing changed.
+struct env {
+  const program& prog;
+  const ledger::ledger* ledger;  // may be null where no refund, reversal or alias is prepared
+  program_counters* counters;  // may be null (no caps enforced across members)
+  std::uint64_t now_us;
+};
+
+// The request's entries are appended to `ops`; the last one carries the answer.
+[[nodiscard]] errc prepare(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops,
+                           std::string& message);
+
+// Housekeeping due at `as_of_us` before any operation: releases holds past
+// their expiry, then expires lots past theirs (and all lots after
+// lifecycle.inactivity_days without activity). Appends one op per entry to
+// post (none if nothing is due) and applies them to `m`.
+void housekeeping(member_data& m, const env& e, std::uint64_t as_of_us, std::vector<ledger::op>& ops);
+
+// What `balance` shows at now: the view of the book, with a tier review that
+// is due applied (not journaled).
+[[nodiscard]] balance_note balance_of_member(const member_data& m, const program& prog, std::uint64_t now);
+
+// A transfer in two steps: the sender takes the points out of its lots and
+// fills the leg; the receiver adds one lot per take (same brand and expiry)
+// and hands the entry to the writer.
+[[nodiscard]] errc prepare_transfer(member_data& m, const env& e, const member_request& r, transfer_leg& leg,
+                                    std::string& message);
+[[nodiscard]] errc accept_transfer(member_data& m, const env& e, transfer_leg& leg);
+
+// When housekeeping next has work for a book (UINT64_MAX: never).
+[[nodiscard]] std::uint64_t next_due(const member_data& m, const program& prog) noexcept;
 
 } // namespace loyalty::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(loyalty::actors::member_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(loyalty::actors::transfer_leg)

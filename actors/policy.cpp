@@ -685,4 +685,75 @@ earn_decision refund_lines_by_items(const program& prog, std::span<const rule_li
   return d;
 }
 
+// -- content hash ----------------------------------------------------------------------
+
+content_hasher& content_hasher::add(std::uint64_t v) {
+  for (int i = 0; i < 8; ++i)
+    bytes_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  return *this;
+}
+
+content_hasher& content_hasher::add(std::string_view s) {
+  add(static_cast<std::uint64_t>(s.size()));
+  bytes_.append(s);
+  return *this;
+}
+
+std::uint64_t content_hasher::value() const noexcept { return ledger::content_hash(bytes_); }
+
+// -- refund clawback ---------------------------------------------------------------------
+
+earn_decision refund_clawback(const program& prog, std::span<const rule_line> original,
+                              std::span<const std::int64_t> kept, std::span<const std::int64_t> refunded,
+                              std::int64_t refunded_before, std::int64_t refund_amount,
+                              std::span<const line_item> items) {
+  if (kept.size() != original.size() || refunded.size() != original.size())
+    return failed(errc::invalid_amount);
+  auto base = std::find_if(original.begin(), original.end(),
+                           [](const rule_line& l) { return l.kind == line_kind::base; });
+  if (base == original.end())
+    return failed(errc::invalid_argument);
+  const std::int64_t a = base->matched_amount;
+  if (a <= 0 || refunded_before < 0 || refunded_before > a)
+    return failed(errc::invalid_amount);
+  if (refunded_before == a)
+    return failed(errc::already_reversed);
+  const bool by_items = !items.empty();
+  std::int64_t r = refund_amount;
+  if (by_items) {
+    auto t = items_total(items);
+    if (t.code != errc::ok)
+      return failed(t.code);
+    r = t.points;
+  } else if (r == 0) {
+    r = a - refunded_before;
+  }
+  std::int64_t total = 0;
+  if (r <= 0 || __builtin_add_overflow(refunded_before, r, &total) || total > a)
+    return failed(errc::invalid_amount);
+  earn_decision d;
+  d.lines.reserve(original.size());
+  for (std::size_t i = 0; i < original.size(); ++i) {
+    const auto& l = original[i];
+    if (l.points < 0 || l.matched_amount < 0 || kept[i] < 0 || kept[i] > l.points || refunded[i] < 0)
+      return failed(errc::invalid_amount);
+    const std::int64_t m = l.matched_amount;
+    const std::int64_t r0 = std::min(refunded[i], m);
+    std::int64_t r1 = 0, target = 0;
+    if (by_items) {
+      const earn_rule* rule = l.kind == line_kind::rule ? rule_by_id(prog, l.rule_id) : nullptr;
+      r1 = std::min(r0 + refunded_matching(rule, items), m);
+      target = total == a ? 0 : kept_by_items(l.points, m, r1, false);
+    } else {
+      r1 = std::max(r0, m - keep_share(m, a - total, a));
+      target = total == a ? 0 : keep_share(l.points, a - total, a);
+    }
+    const std::int64_t delta = std::min<std::int64_t>(0, target - kept[i]);
+    if (errc c = push_line(d, {l.kind, l.rule_id, delta, -(r1 - r0)}); c != errc::ok)
+      return failed(c);
+  }
+  d.qualifying = prog.tier_rules.metric == tier_metric::spend ? -r : d.points;
+  return d;
+}
+
 } // namespace loyalty::actors

@@ -19,15 +19,6 @@
 
 namespace loyalty::actors {
 
-// What a member actor owns, as plain data.
-struct member_data {
-  bool loaded = false;
-  bool enrolled = false;
-  std::uint32_t brand_id = 0;
-  std::int64_t balance = 0;   // committed + in-flight (tentative) points
-  std::int64_t lifetime = 0;  // lifetime earned points, committed + in-flight
-  std::uint32_t tier = 0;
-};
 
 struct points_result {
   errc code = errc::ok;
@@ -42,7 +33,28 @@ struct points_result {
 // a + b for non-negative b, or amount_overflow.
 [[nodiscard]] points_result checked_add(std::int64_t a, std::int64_t b) noexcept;
 
-enum class request_kind : std::uint8_t { enroll = 1, earn = 2, redeem = 3, balance = 4 };
+enum class request_kind : std::uint8_t {
+  enroll = 1, earn = 2, redeem = 3, balance = 4,
+  // issue 3
+  event = 5, hold = 6, capture = 7, release = 8, redeem_reward = 9, refund = 10,
+  reverse_redemption = 11, adjust = 12, transfer = 13, link_alias = 14, expire = 15,
+};
+
+// Canonical content hash of any request (issue 3 on): the request kind, then
+// each content field in a fixed order, integers as 8 little-endian bytes and
+// strings as their 8-byte length then bytes, hashed with ledger::content_hash.
+// A reused txn id whose hash differs is a txn_id_conflict.
+class content_hasher {
+public:
+  explicit content_hasher(request_kind kind) { add(static_cast<std::uint64_t>(kind)); }
+  content_hasher& add(std::uint64_t v);
+  content_hasher& add(std::int64_t v) { return add(static_cast<std::uint64_t>(v)); }
+  content_hasher& add(std::string_view s);
+  [[nodiscard]] std::uint64_t value() const noexcept;
+
+private:
+  std::string bytes_;
+};
 
 // Canonical content hash of a request, stored with its journal entry: a reused
 // txn id whose content hash differs is a txn_id_conflict. The encoding is
@@ -337,5 +349,28 @@ void apply_tier_review(ledger::tier_track& track, const tier_review& review);
                                                   std::span<const rule_line> original,
                                                   std::span<const line_item> refunded_before,
                                                   std::span<const line_item> refund_now);
+
+// Clawback of one refund of a purchase, given what each of its original lines
+// (points p_i >= 0 over matched amount m_i, the base line's m = A) still keeps
+// (kept_i, after earlier refunds' clawbacks) and how much of its matched amount
+// earlier refunds took (refunded_i); refunded_before R0 of A was refunded.
+// Exactly one way of refunding:
+//  - refund_amount r > 0: each line is to keep floor(p x (A - R) / A), R = R0 + r;
+//  - items (non-empty): each line's refunded matched amount r1_i = refunded_i +
+//    the refunded items it matches (as in refund_lines_by_items), at most m_i;
+//    it is to keep floor(p x (m_i - r1_i) / m_i); r = the items' total;
+//  - neither: the rest of the purchase, r = A - R0.
+// Once R == A every line keeps 0, so a purchase refunded in full, in any
+// sequence of partial refunds, claws back everything it gave. A line's point
+// delta is min(0, target - kept_i): a refund never gives points back.
+// matched_amount of each returned line is -(its refunded matched amount now).
+// qualifying = the points sum, or -r for the spend metric.
+// Errors: already_reversed (R0 == A); invalid_amount (r <= 0, an item
+// amount < 0, R > A, inconsistent spans); amount_overflow.
+[[nodiscard]] earn_decision refund_clawback(const program& prog, std::span<const rule_line> original,
+                                            std::span<const std::int64_t> kept,
+                                            std::span<const std::int64_t> refunded,
+                                            std::int64_t refunded_before, std::int64_t refund_amount,
+                                            std::span<const line_item> items);
 
 } // namespace loyalty::actors

@@ -828,7 +828,8 @@ std::optional<engine_settings> load_settings(const std::string& path,
                     "batch_entries_max", "commit_window_us", "checkpoint_accounts_max",
                     "checkpoint_interval_ms", "inflight_per_connection_max",
                     "inflight_total_max", "connections_max", "active_members_max",
-                    "member_idle_s", "io_threads", "actor_threads"},
+                    "member_idle_s", "io_threads", "actor_threads", "admin_key",
+                    "expiry_sweep_interval_s", "expiry_sweep_members_per_s"},
                w);
   auto base = std::filesystem::path(path).parent_path();
   if (auto prog = ck.str(*e, "program", true, w)) {
@@ -868,6 +869,14 @@ std::optional<engine_settings> load_settings(const std::string& path,
   u32("member_idle_s", s.member_idle_s, 1, 86'400 * 365);
   u32("io_threads", s.io_threads, 1, 64);
   u32("actor_threads", s.actor_threads, 0, 256);
+  u32("expiry_sweep_interval_s", s.expiry_sweep_interval_s, 0, 86'400 * 366);
+  u32("expiry_sweep_members_per_s", s.expiry_sweep_members_per_s, 1, 10'000'000);
+  if (auto k = ck.str(*e, "admin_key", false, w)) {
+    if (k->size() < 16 || k->size() > 128)
+      ck.fail(*ck.get(*e, "admin_key", false, w), "admin_key must be 16 to 128 bytes");
+    else
+      s.admin_key = *k;
+  }
   if (errors.size() != before)
     return std::nullopt;
   return s;

@@ -178,6 +178,13 @@ struct engine_settings {
   std::uint32_t member_idle_s = limits::member_idle_s_default;
   std::uint32_t io_threads = 1;
   std::uint32_t actor_threads = 0;  // 0: one per core
+  // The key a hello must carry for admin operations (adjust, expire); empty:
+  // admin operations are refused on every connection. 16..128 bytes.
+  std::string admin_key;
+  // The expiry sweep visits every member this often (0 = never; `expire`
+  // still works), at most expiry_sweep_members_per_s members per second.
+  std::uint32_t expiry_sweep_interval_s = 3600;
+  std::uint32_t expiry_sweep_members_per_s = 20000;
 };
 
 struct config_error {

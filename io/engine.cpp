@@ -39,17 +39,22 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   auto interval_ms = std::max<std::int64_t>(1, e->opts_.sweep_interval.count());
   auto idle_ticks = static_cast<std::uint32_t>(
     std::max<std::int64_t>(1, static_cast<std::int64_t>(s.member_idle_s) * 1000 / interval_ms));
+  e->counters_.load(*prog, e->ledger_->counters());
+  e->ctx_.counters = &e->counters_;
   e->ctx_.prog = prog;
   e->ctx_.ledger = e->ledger_.get();
   e->ctx_.clock = clk;
   e->dir_ = std::make_unique<actors::directory>(*e->system_, e->ctx_, s.active_members_max, idle_ticks);
   e->ctx_.dir = e->dir_.get();
   actors::start_program(*e->system_, e->ctx_, e->sup_, e->opts_.sweep_interval);
+  e->sweeper_ = std::make_unique<actors::expiry_sweeper>(*e->dir_, *e->ledger_);
 
   server_deps deps;
   deps.prog = prog;
   deps.dir = e->dir_.get();
   deps.ledger = e->ledger_.get();
+  deps.sweeper = e->sweeper_.get();
+  deps.clock = clk;
   auto* sup = &e->sup_;
   deps.extra_stats = [sup] {
     return std::vector<std::pair<std::string, std::uint64_t>>{
@@ -62,6 +67,21 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
     e->stop();
     return nullptr;
   }
+  if (s.expiry_sweep_interval_s != 0) {
+    auto* raw = e.get();
+    e->sweep_thread_ = std::thread([raw, clk, interval = std::chrono::seconds(s.expiry_sweep_interval_s),
+                                    rate = s.expiry_sweep_members_per_s] {
+      std::unique_lock<std::mutex> lk(raw->sweep_mtx_);
+      while (!raw->sweep_cv_.wait_for(lk, interval, [raw] { return raw->stopping_.load(); })) {
+        lk.unlock();
+        auto res = raw->sweeper_->run(clk->now_us(), rate, raw->stopping_);
+        if (res.code == errc::ok)
+          log(log_level::info, "expiry sweep: %llu members, %lld points expired",
+              static_cast<unsigned long long>(res.members), static_cast<long long>(res.expired));
+        lk.lock();
+      }
+    });
+  }
   return e;
 }
 
@@ -69,6 +89,13 @@ void engine::stop() {
   if (stopped_)
     return;
   stopped_ = true;
+  {
+    std::lock_guard<std::mutex> lk(sweep_mtx_);
+    stopping_.store(true);
+  }
+  sweep_cv_.notify_all();
+  if (sweep_thread_.joinable())
+    sweep_thread_.join();
   if (server_)
     server_->stop();  // no new requests
   if (dir_)

@@ -4,7 +4,9 @@
 #pragma once
 
 #include "actors/directory.hpp"
+#include "actors/member.hpp"
 #include "actors/program_root.hpp"
+#include "actors/sweeper.hpp"
 #include "config/clock.hpp"
 #include "config/program.hpp"
 #include "io/server.hpp"
@@ -13,8 +15,12 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 
 namespace loyalty::io {
@@ -47,6 +53,7 @@ public:
   [[nodiscard]] actors::directory& directory() noexcept { return *dir_; }
   [[nodiscard]] caf::actor_system& system() noexcept { return *system_; }
   [[nodiscard]] const actors::supervision_stats& supervision() const noexcept { return sup_; }
+  [[nodiscard]] actors::expiry_sweeper& sweeper() noexcept { return *sweeper_; }
 
 private:
   explicit engine(engine_options opts);
@@ -57,10 +64,17 @@ private:
   std::unique_ptr<server> server_;
   std::unique_ptr<ledger::ledger> ledger_;
   actors::engine_context ctx_;
+  actors::program_counters counters_;
   actors::supervision_stats sup_;
   std::unique_ptr<caf::actor_system_config> cfg_;
   std::unique_ptr<caf::actor_system> system_;
   std::unique_ptr<actors::directory> dir_;
+  std::unique_ptr<actors::expiry_sweeper> sweeper_;
+  // The periodic expiry sweep (settings.expiry_sweep_interval_s).
+  std::thread sweep_thread_;
+  std::mutex sweep_mtx_;
+  std::condition_variable sweep_cv_;
+  std::atomic<bool> stopping_{false};
   bool stopped_ = false;
 };
 

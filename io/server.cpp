@@ -1,6 +1,7 @@
 #include "io/server.hpp"
 
 #include "actors/member.hpp"
+#include "actors/sweeper.hpp"
 #include "config/log.hpp"
 #include "io/codec.hpp"
 
@@ -23,7 +24,56 @@ constexpr std::size_t out_bytes_max = 8u << 20;
 // Initial read buffer; grows up to one maximal frame.
 constexpr std::size_t read_chunk_bytes = 64u << 10;
 
-constexpr std::size_t opcode_count = static_cast<std::size_t>(opcode::batch) + 1;
+constexpr std::size_t opcode_count = static_cast<std::size_t>(opcode::expire) + 1;
+
+// Compares without an early exit, so the time taken does not tell how much
+// of a guessed key was right.
+bool same_key(std::string_view a, std::string_view b) {
+  if (a.size() != b.size())
+    return false;  // the length is not the secret
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+actors::request_kind kind_of(opcode op) {
+  using k = actors::request_kind;
+  switch (op) {
+    case opcode::enroll: return k::enroll;
+    case opcode::earn: return k::earn;
+    case opcode::redeem: return k::redeem;
+    case opcode::event: return k::event;
+    case opcode::hold: return k::hold;
+    case opcode::capture: return k::capture;
+    case opcode::release: return k::release;
+    case opcode::redeem_reward: return k::redeem_reward;
+    case opcode::refund: return k::refund;
+    case opcode::reverse_redemption: return k::reverse_redemption;
+    case opcode::adjust: return k::adjust;
+    case opcode::transfer: return k::transfer;
+    case opcode::link_alias: return k::link_alias;
+    case opcode::expire: return k::expire;
+    default: return k::balance;
+  }
+}
+
+const char* entry_kind_name(std::uint16_t kind) {
+  static constexpr const char* names[] = {"",       "enroll",  "earn",    "redeem",  "event",
+                                          "hold",   "capture", "release", "refund",  "reverse_redemption",
+                                          "adjust", "transfer", "expire", "link_alias", "redeem_reward",
+                                          "tier_review"};
+  return kind < std::size(names) ? names[kind] : "unknown";
+}
+
+const char* line_kind_name(std::uint32_t aux) {
+  switch (static_cast<ledger::rule_line_kind>(aux)) {
+    case ledger::rule_line_kind::base: return "base";
+    case ledger::rule_line_kind::tier: return "tier";
+    case ledger::rule_line_kind::rule: return "rule";
+  }
+  return "rule";
+}
 constexpr std::size_t errc_slots = 128;
 
 } // namespace
@@ -62,6 +112,7 @@ public:
 
   std::mutex verify_mtx;
   std::thread verify_thread;
+  std::thread sweep_thread;  // an admin `expire` of all members; guarded by verify_mtx
   std::atomic<bool> verify_running{false};
   std::atomic<bool> stopped{false};
 };
@@ -203,10 +254,26 @@ private:
       case opcode::verify: return on_verify(req);
       case opcode::stats: return on_stats(req);
       case opcode::batch: return on_batch(req);
+      case opcode::expire:
+        if (!req.has_member && req.alias.empty())
+          return on_sweep(req);
+        [[fallthrough]];
       case opcode::enroll:
       case opcode::earn:
       case opcode::redeem:
       case opcode::balance:
+      case opcode::event:
+      case opcode::hold:
+      case opcode::capture:
+      case opcode::release:
+      case opcode::redeem_reward:
+      case opcode::refund:
+      case opcode::reverse_redemption:
+      case opcode::adjust:
+      case opcode::transfer:
+      case opcode::link_alias:
+      case opcode::lookup:
+      case opcode::history:
         if (!admit(1)) {
           reply_error(req.op, req.id, errc::overloaded, {});
           return;
@@ -224,6 +291,14 @@ private:
                     " to " + std::to_string(limits::protocol_version_max));
       close_after_write_ = true;
       return;
+    }
+    if (!req.key.empty()) {
+      if (srv_.settings.admin_key.empty() || !same_key(req.key, srv_.settings.admin_key)) {
+        log(log_level::warn, "hello with a key that is not the admin key refused");
+        reply_error(opcode::hello, req.id, errc::not_authorized, "the key is not valid");
+        return;
+      }
+      admin_ = true;
     }
     hello_done_ = true;
     response r;
@@ -275,6 +350,44 @@ private:
     });
   }
 
+  // `expire` of every member: a pass of the expiry sweeper, answered when done.
+  void on_sweep(const request& req) {
+    if (!admin_) {
+      reply_error(opcode::expire, req.id, errc::not_authorized, {});
+      return;
+    }
+    if (srv_.deps.sweeper == nullptr) {
+      reply_error(opcode::expire, req.id, errc::unavailable, "this engine has no expiry sweeper");
+      return;
+    }
+    std::lock_guard<std::mutex> guard(srv_.verify_mtx);
+    if (srv_.sweep_thread.joinable())
+      srv_.sweep_thread.join();
+    const std::uint64_t now = srv_.deps.clock->now_us();
+    if (req.as_of_us > now) {
+      reply_error(opcode::expire, req.id, errc::invalid_argument, "as_of_us is in the future");
+      return;
+    }
+    const std::uint64_t as_of = req.as_of_us != 0 ? req.as_of_us : now;
+    srv_.sweep_thread = std::thread([self = shared_from_this(), id = req.id, as_of] {
+      auto res = self->srv_.deps.sweeper->run(as_of, 0, self->srv_.stopped);
+      asio::post(self->ctx_, [self, id, res] {
+        if (res.code != errc::ok) {
+          self->reply_error(opcode::expire, id, res.code,
+                            res.code == errc::busy ? "an expiry sweep is already running" : std::string{});
+        } else {
+          response r;
+          r.op = opcode::expire;
+          r.id = id;
+          r.members = res.members;
+          r.expired = res.expired;
+          self->send(r);
+        }
+        self->flush();
+      });
+    });
+  }
+
   void on_batch(request& req) {
     std::uint32_t n = 0;
     for (auto& sub : req.ops)
@@ -318,51 +431,157 @@ private:
     srv_.inflight.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  // Sends one admitted member request to its actor.
+  // Sends one admitted member request to its actor; answers the ones the
+  // server can answer itself (lookup, history, and every refusal that needs
+  // no member state) at once.
   void route(const request& req, std::int32_t batch, std::uint32_t index) {
     const program& prog = *srv_.deps.prog;
+    auto refuse = [&](errc code, std::string msg) {
+      release_one();
+      deliver_now(req, batch, index, code, std::move(msg));
+    };
+    if ((req.op == opcode::adjust || req.op == opcode::expire) && !admin_)
+      return refuse(errc::not_authorized, {});
+    std::uint64_t member = req.member;
+    if (!req.alias.empty() && req.op != opcode::link_alias) {
+      auto m = srv_.deps.ledger->find_alias(req.alias);
+      if (!m)
+        return refuse(errc::unknown_alias, {});
+      member = *m;
+    }
+    if (req.op == opcode::lookup) {
+      response r;
+      r.op = req.op;
+      r.id = req.id;
+      r.member = member;
+      release_one();
+      return deliver(batch, index, std::move(r));
+    }
+    if (req.op == opcode::history)
+      return history(req, member, batch, index);
+    if (req.op == opcode::expire && !req.has_member && req.alias.empty())
+      return refuse(errc::invalid_argument, "an expire of every member cannot be part of a batch");
     actors::member_request mr;
-    mr.member = req.member;
-    if (req.op == opcode::enroll || req.op == opcode::earn) {
+    mr.kind = kind_of(req.op);
+    mr.member = member;
+    if (!req.brand.empty()) {
       const brand_def* b = prog.find_brand(req.brand);
-      if (b == nullptr) {
-        release_one();
-        deliver_now(req, batch, index, errc::unknown_brand, "no brand '" + req.brand + "' in the program");
-        return;
-      }
+      if (b == nullptr)
+        return refuse(errc::unknown_brand, "no brand '" + req.brand + "' in the program");
       mr.brand_id = b->id;
     }
-    if (req.op == opcode::earn && req.currency != prog.currency) {
-      release_one();
-      deliver_now(req, batch, index, errc::currency_mismatch,
-                  "currency '" + req.currency + "' is not the program currency '" + prog.currency + "'");
-      return;
+    if (req.op == opcode::earn && req.currency != prog.currency)
+      return refuse(errc::currency_mismatch,
+                    "currency '" + req.currency + "' is not the program currency '" + prog.currency + "'");
+    if (req.op == opcode::redeem_reward) {
+      const reward_def* w = prog.find_reward(req.reward);
+      if (w == nullptr)
+        return refuse(errc::unknown_reward, "no reward '" + req.reward + "' in the catalog");
+      mr.reward_id = w->id;
     }
-    switch (req.op) {
-      case opcode::enroll: mr.kind = actors::request_kind::enroll; break;
-      case opcode::earn: mr.kind = actors::request_kind::earn; break;
-      case opcode::redeem: mr.kind = actors::request_kind::redeem; break;
-      default: mr.kind = actors::request_kind::balance; break;
+    if (req.op == opcode::transfer) {
+      if (req.to == member)
+        return refuse(errc::same_member, {});
+      if (!srv_.deps.ledger->load_member(req.to))
+        return refuse(errc::unknown_member, "the receiving member " + std::to_string(req.to) + " is not enrolled");
     }
     mr.txn_bytes = static_cast<std::uint8_t>(req.txn.size());
     std::memcpy(mr.txn.data(), req.txn.data(), req.txn.size());
     mr.amount_minor = req.amount;
     mr.occurred_at_us = req.occurred_at_us;
     mr.points = req.points;
-    mr.hash = actors::request_hash(mr.kind, mr.member, mr.brand_id, mr.amount_minor, mr.occurred_at_us,
-                                   mr.points, req.currency);
+    mr.items.reserve(req.items.size());
+    for (const auto& it : req.items)
+      mr.items.push_back({it.sku, it.category, it.qty, it.amount});
+    mr.channel = req.channel;
+    mr.store = req.store;
+    mr.event_kind = req.event;
+    mr.ttl_s = req.ttl_s;
+    mr.hold_id = static_cast<std::uint32_t>(std::min<std::uint64_t>(req.hold, UINT32_MAX));
+    mr.ref = req.ref;
+    mr.reason = req.reason;
+    mr.to = req.to;
+    mr.alias = req.op == opcode::link_alias ? req.alias : std::string{};
+    mr.as_of_us = req.as_of_us;
+    mr.hash = content_hash_of(req, mr);
     auto tag = alloc_pending();
     auto& p = pending_[tag];
     p.id = req.id;
     p.op = req.op;
-    p.member = req.member;
+    p.member = member;
     p.batch = batch;
     p.index = index;
     mr.reply = std::make_shared<actors::reply_guard>(shared_from_this(), tag);
-    if (!srv_.deps.dir->send(req.member, caf::make_message(std::move(mr)))) {
+    if (!srv_.deps.dir->send(member, caf::make_message(std::move(mr)))) {
       // Shutting down: the guard already answered `unavailable` when the
       // message was dropped.
     }
+  }
+
+  // The canonical content of a request, for txn_id_conflict: every field
+  // that can change what it posts, in a fixed order.
+  static std::uint64_t content_hash_of(const request& req, const actors::member_request& mr) {
+    actors::content_hasher h(mr.kind);
+    h.add(mr.member).add(std::uint64_t{mr.brand_id}).add(req.amount).add(std::string_view(req.currency));
+    h.add(req.occurred_at_us).add(req.points);
+    h.add(static_cast<std::uint64_t>(req.items.size()));
+    for (const auto& it : req.items)
+      h.add(std::string_view(it.sku)).add(std::string_view(it.category)).add(it.qty).add(it.amount);
+    h.add(std::string_view(req.channel)).add(std::string_view(req.store)).add(std::string_view(req.event));
+    h.add(req.ttl_s).add(req.hold).add(std::string_view(req.reward)).add(std::string_view(req.ref));
+    h.add(std::string_view(req.reason)).add(req.to).add(std::string_view(mr.alias));
+    return h.value();
+  }
+
+  void history(const request& req, std::uint64_t member, std::int32_t batch, std::uint32_t index) {
+    release_one();
+    if (!srv_.deps.ledger->load_member(member)) {
+      deliver_now(req, batch, index, errc::unknown_member, {});
+      return;
+    }
+    const std::size_t limit = req.limit == 0 ? 20 : req.limit;
+    auto page = srv_.deps.ledger->history(member, req.before, limit);
+    if (page.empty() && req.before != 0) {
+      deliver_now(req, batch, index, errc::invalid_argument,
+                  "before " + std::to_string(req.before) + " is not one of this member's entries");
+      return;
+    }
+    const program& prog = *srv_.deps.prog;
+    response r;
+    r.op = opcode::history;
+    r.id = req.id;
+    r.member = member;
+    const auto acct = ledger::account_id(ledger::account_kind::member_points, member);
+    for (const auto& e : page) {
+      history_entry h;
+      h.seq = e.header.seq;
+      h.kind = entry_kind_name(e.header.kind);
+      h.txn = e.txn_id;
+      h.occurred_at_us = e.header.occurred_at_us;
+      h.committed_at_us = e.header.committed_at_us;
+      for (const auto& p : e.postings)
+        if (p.account == acct)
+          h.points += p.side == static_cast<std::uint32_t>(ledger::posting_side::credit)
+                        ? static_cast<std::int64_t>(p.amount)
+                        : -static_cast<std::int64_t>(p.amount);
+      h.balance = e.header.member_id == member ? e.header.balance_after : 0;
+      h.amount = e.header.amount_minor;
+      if (const brand_def* b = prog.find_brand(e.header.brand_id))
+        h.brand = b->code;
+      h.ref = e.header.ref_seq;
+      h.counterparty = e.header.member_id == member ? e.header.counterparty_id : e.header.member_id;
+      r.entries.push_back(std::move(h));
+    }
+    if (page.size() == limit)
+      r.next_before = page.back().header.seq;
+    deliver(batch, index, std::move(r));
+  }
+
+  void deliver(std::int32_t batch, std::uint32_t index, response r) {
+    if (batch >= 0)
+      finish_in_batch(static_cast<std::uint32_t>(batch), index, std::move(r));
+    else
+      send(r);
   }
 
   void deliver_now(const request& req, std::int32_t batch, std::uint32_t index, errc code, std::string msg) {
@@ -391,8 +610,9 @@ private:
   }
 
   response to_response(const pending& p, const ledger::outcome& o) {
+    const auto* note = static_cast<const actors::answer_note*>(o.note.get());
     if (o.code != errc::ok)
-      return error_response(p.op, p.id, o.code, {});
+      return error_response(p.op, p.id, o.code, note != nullptr ? note->message : std::string{});
     const program& prog = *srv_.deps.prog;
     response r;
     r.op = p.op;
@@ -405,9 +625,59 @@ private:
     r.replayed = o.replayed;
     if (o.tier < prog.tiers.size())
       r.tier = prog.tiers[o.tier].name;
+    if (note != nullptr && note->has_balance) {
+      const auto& b = note->balance;
+      r.available = b.view.available;
+      r.pending = b.view.pending;
+      r.held = b.view.held;
+      r.debt = b.debt;
+      r.lifetime = b.lifetime;
+      r.tier = b.tier < prog.tiers.size() ? prog.tiers[b.tier].name : std::string{};
+      r.next_tier = b.tier + 1 < prog.tiers.size() ? prog.tiers[b.tier + 1].name : std::string{};
+      r.qualifying = b.qualifying;
+      r.to_next_tier = b.to_next_tier;
+      r.next_expiry_points = b.view.next_expiry_points;
+      r.next_expiry_at_us = b.view.next_expiry_at_us;
+    }
     if (p.op == opcode::balance)
       if (const brand_def* b = prog.find_brand(o.brand_id))
         r.brand = b->code;
+    if (p.op == opcode::expire && note != nullptr) {
+      r.expired = note->expired;
+      r.members = note->members;
+    }
+    // Rule lines, hold id, reward: from the entry's records (read back for a replay).
+    const std::vector<ledger::entry_detail>* details = &o.details;
+    std::optional<ledger::ledger::entry> stored;
+    if (o.replayed && o.seq != 0 && o.details.empty()) {
+      stored = srv_.deps.ledger->read_entry(o.seq);
+      if (stored)
+        details = &stored->details;
+    }
+    for (const auto& d : *details) {
+      switch (static_cast<ledger::detail_kind>(d.kind)) {
+        case ledger::detail_kind::rule_line: {
+          line l;
+          l.kind = line_kind_name(d.aux);
+          if (d.aux == static_cast<std::uint32_t>(ledger::rule_line_kind::rule))
+            if (const earn_rule* rule = prog.find_rule(d.id))
+              l.rule = rule->code;
+          l.points = d.a;
+          l.amount = static_cast<std::int64_t>(d.b);
+          r.lines.push_back(std::move(l));
+          break;
+        }
+        case ledger::detail_kind::hold_open:
+          r.hold = d.id;
+          r.expires_at_us = d.b;
+          break;
+        case ledger::detail_kind::reward:
+          if (const reward_def* w = prog.find_reward(d.id))
+            r.reward = w->code;
+          break;
+        default: break;
+      }
+    }
     return r;
   }
 
@@ -505,6 +775,7 @@ private:
   std::vector<char> out_, wbuf_;
   bool reading_ = false, writing_ = false, read_paused_ = false;
   bool close_after_write_ = false, closed_ = false, hello_done_ = false;
+  bool admin_ = false;  // hello carried the admin key
   std::uint32_t inflight_ = 0;
   std::vector<pending> pending_;
   std::vector<std::uint32_t> free_pending_;
@@ -585,6 +856,8 @@ void server::impl::stop() {
   std::lock_guard<std::mutex> guard(verify_mtx);
   if (verify_thread.joinable())
     verify_thread.join();
+  if (sweep_thread.joinable())
+    sweep_thread.join();
 }
 
 std::vector<std::pair<std::string, std::uint64_t>> server::impl::stats() {

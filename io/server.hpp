@@ -9,6 +9,8 @@
 #pragma once
 
 #include "actors/directory.hpp"
+#include "actors/sweeper.hpp"
+#include "config/clock.hpp"
 #include "config/program.hpp"
 #include "ledger/ledger.hpp"
 
@@ -26,6 +28,8 @@ struct server_deps {
   const program* prog = nullptr;
   actors::directory* dir = nullptr;
   ledger::ledger* ledger = nullptr;
+  actors::expiry_sweeper* sweeper = nullptr;  // `expire` of all members; may be null
+  const loyalty::clock* clock = nullptr;      // required
   // Extra name/value pairs for the `stats` operation (engine-wide counters).
   std::function<std::vector<std::pair<std::string, std::uint64_t>>()> extra_stats;
 };

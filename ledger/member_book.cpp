@@ -86,6 +86,11 @@ bool apply_one(member_book& b, const entry_detail& d, std::uint64_t seq, std::ui
     case detail_kind::rule_line: {
       if (__builtin_add_overflow(b.lifetime_earned, d.a, &b.lifetime_earned))
         return fail(why, "rule_line overflows lifetime points of rule", d.id);
+      // The first purchase: the first base line over a positive amount (a
+      // tentative entry, seq 0, marks it with 1 until it commits).
+      if (d.aux == static_cast<std::uint32_t>(rule_line_kind::base) && static_cast<std::int64_t>(d.b) > 0 &&
+          b.first_purchase_seq == 0)
+        b.first_purchase_seq = seq != 0 ? seq : 1;
       if (d.aux != static_cast<std::uint32_t>(rule_line_kind::rule))
         return true;
       auto it = std::lower_bound(b.counters.begin(), b.counters.end(), d.id,
@@ -100,6 +105,9 @@ bool apply_one(member_book& b, const entry_detail& d, std::uint64_t seq, std::ui
     }
     case detail_kind::reward:
       return true;  // stock is program-wide, not the member's
+    case detail_kind::alias:
+    case detail_kind::note:
+      return true;  // not part of the book
     case detail_kind::debt:
       if (__builtin_add_overflow(b.debt, d.a, &b.debt) || b.debt < 0)
         return fail(why, "debt would leave 0..INT64_MAX, change", static_cast<std::uint32_t>(d.a));

@@ -133,6 +133,8 @@ enum class detail_kind : std::uint16_t {
   activity = 11,    // b: the member's last activity instant (inactivity expiry counts from it)
   alias = 12,       // a: content_hash of the alias linked by a link_alias entry (the alias
                     //   itself is the key of the aliases table)
+  note = 13,        // free text of the entry (an adjustment's reason), 28 bytes per record:
+                    //   id: byte offset, aux: total length, bytes in brand, a, b, c
 };
 
 enum class hold_close_reason : std::uint32_t { captured = 1, released = 2, expired = 3 };
