@@ -72,16 +72,6 @@ bool load_counters(MDB_txn* txn, MDB_dbi dbi, std::unordered_map<std::uint64_t, 
   return true;
 }
 
-// The counter a detail moves, or 0 for a detail that moves none.
-std::uint64_t counter_of(const entry_detail& d) {
-  if (d.kind == static_cast<std::uint16_t>(detail_kind::rule_line) &&
-      d.aux == static_cast<std::uint32_t>(rule_line_kind::rule))
-    return counter_id(counter_kind::rule_points, d.id);
-  if (d.kind == static_cast<std::uint16_t>(detail_kind::reward))
-    return counter_id(counter_kind::reward_units, d.id);
-  return 0;
-}
-
 } // namespace
 
 // -- free functions of the header ----------------------------------------------

@@ -70,6 +70,11 @@ struct fixture {
   std::shared_ptr<collector> out = std::make_shared<collector>();
   std::unique_ptr<class ledger> led;
   std::uint64_t tag = 1;
+  // Newest lot id handed out per member: earns carry a lot_add of a fresh
+  // id, redeems take from the newest lot, so the books fit the postings
+  // (verify checks it). Ids of ops that were not posted leave gaps, which
+  // the fold allows.
+  std::map<std::uint64_t, std::uint32_t> last_lot;
 
   fixture() { reopen(); }
 
@@ -97,34 +102,40 @@ struct fixture {
     o.brand_id = brand;
     return o;
   }
-  op earn(std::uint64_t m, std::int64_t points, std::string_view txn, std::uint64_t hash = 1) {
+  // An entry moving `points` from `from` to `to` (two postings).
+  static op moving(entry_kind kind, std::uint64_t member, std::uint64_t from, std::uint64_t to, std::int64_t points,
+                   std::string_view txn, std::uint64_t hash) {
     op o;
     o.kind = op_kind::post;
-    o.entry = entry_kind::earn;
-    o.member_id = m;
+    o.entry = kind;
+    o.member_id = member;
     o.brand_id = 1;
     o.set_txn(txn);
     o.request_hash = hash;
     o.points = points;
     o.posting_count = 2;
-    o.postings[0] = {account_id(account_kind::brand_issued, 1), static_cast<std::uint64_t>(points),
-                     static_cast<std::uint32_t>(posting_side::debit), 0};
-    o.postings[1] = {account_id(account_kind::member_points, m), static_cast<std::uint64_t>(points),
-                     static_cast<std::uint32_t>(posting_side::credit), 0};
+    o.postings[0] = {from, static_cast<std::uint64_t>(points), static_cast<std::uint32_t>(posting_side::debit), 0};
+    o.postings[1] = {to, static_cast<std::uint64_t>(points), static_cast<std::uint32_t>(posting_side::credit), 0};
+    return o;
+  }
+  op earn(std::uint64_t m, std::int64_t points, std::string_view txn, std::uint64_t hash = 1) {
+    op o = moving(entry_kind::earn, m, account_id(account_kind::brand_issued, 1),
+                  account_id(account_kind::member_points, m), points, txn, hash);
+    o.details = {detail(detail_kind::lot_add, ++last_lot[m], points)};
     o.balance_delta = o.lifetime_delta = points;
     return o;
   }
   op redeem(std::uint64_t m, std::int64_t points, std::string_view txn, std::uint64_t hash = 2) {
-    op o = earn(m, points, txn, hash);
-    o.entry = entry_kind::redeem;
+    op o = moving(entry_kind::redeem, m, account_id(account_kind::member_points, m),
+                  account_id(account_kind::brand_redeemed, 1), points, txn, hash);
     o.require_nonnegative = true;
-    o.postings[0] = {account_id(account_kind::member_points, m), static_cast<std::uint64_t>(points),
-                     static_cast<std::uint32_t>(posting_side::debit), 0};
-    o.postings[1] = {account_id(account_kind::brand_redeemed, 1), static_cast<std::uint64_t>(points),
-                     static_cast<std::uint32_t>(posting_side::credit), 0};
+    o.details = {detail(detail_kind::lot_take, last_lot[m], points)};
     o.balance_delta = -points;
-    o.lifetime_delta = 0;
     return o;
+  }
+  static entry_detail detail(detail_kind kind, std::uint32_t id, std::int64_t a, std::uint32_t aux = 0,
+                             std::uint64_t b = 0, std::uint64_t c = 0, std::uint16_t flags = 0) {
+    return entry_detail{static_cast<std::uint16_t>(kind), flags, id, 1, aux, a, b, c};
   }
   // Closes the ledger and changes its files behind its back, in one raw
   // LMDB write transaction, to test what verify and open make of it.
@@ -468,18 +479,14 @@ std::vector<std::uint64_t> seqs_of(const std::vector<ledger::ledger::entry>& v) 
   return out;
 }
 
+// Takes `points` from the sender's newest lot into a new lot of the receiver.
 op transfer(fixture& f, std::uint64_t from, std::uint64_t to, std::int64_t points, std::string_view txn) {
-  op o = f.earn(from, points, txn, 7);
-  o.entry = entry_kind::redeem;  // the postings are what matter here
+  op o = fixture::moving(entry_kind::transfer, from, account_id(account_kind::member_points, from),
+                         account_id(account_kind::member_points, to), points, txn, 7);
   o.require_nonnegative = true;
   o.counterparty_id = to;
-  o.postings[0] = {account_id(account_kind::member_points, from), static_cast<std::uint64_t>(points),
-                   static_cast<std::uint32_t>(posting_side::debit), 0};
-  o.postings[1] = {account_id(account_kind::member_points, to), static_cast<std::uint64_t>(points),
-                   static_cast<std::uint32_t>(posting_side::credit), 0};
-  entry_detail take{static_cast<std::uint16_t>(detail_kind::lot_take), 0, 1, 1, 0, points, 0, 0};
-  entry_detail give{static_cast<std::uint16_t>(detail_kind::lot_add), detail_counterparty, 1, 1, 0, points, 0, 99};
-  o.details = {take, give};
+  o.details = {fixture::detail(detail_kind::lot_take, f.last_lot[from], points),
+               fixture::detail(detail_kind::lot_add, ++f.last_lot[to], points, 0, 0, 99, detail_counterparty)};
   return o;
 }
 

@@ -21,6 +21,17 @@ struct dbs {
   MDB_dbi counters = 0;
 };
 
+// The counter (records.hpp counter_kind) a detail moves by its `a`, or 0 for
+// a detail that moves none.
+[[nodiscard]] inline std::uint64_t counter_of(const entry_detail& d) noexcept {
+  if (d.kind == static_cast<std::uint16_t>(detail_kind::rule_line) &&
+      d.aux == static_cast<std::uint32_t>(rule_line_kind::rule))
+    return counter_id(counter_kind::rule_points, d.id);
+  if (d.kind == static_cast<std::uint16_t>(detail_kind::reward))
+    return counter_id(counter_kind::reward_units, d.id);
+  return 0;
+}
+
 // Where a walk along a member's history chain stopped.
 struct chain_walk {
   std::uint64_t next = 0;  // the entry after the last one read (0: reached the first entry)
