@@ -2,12 +2,28 @@
 // read transaction, and reports every disagreement.
 #include "ledger/detail/impl.hpp"
 
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
 namespace loyalty::ledger {
 
 namespace {
+
+__extension__ typedef __int128 i128;  // sums of int64 / uint64 values that cannot overflow
+
+std::string to_string(i128 v) {
+  if (v >= INT64_MIN && v <= INT64_MAX)
+    return std::to_string(static_cast<std::int64_t>(v));
+  std::string out;
+  const bool negative = v < 0;
+  do {
+    auto digit = static_cast<int>(v % 10);
+    out.insert(out.begin(), static_cast<char>('0' + (negative ? -digit : digit)));
+    v /= 10;
+  } while (v != 0);
+  return negative ? "-" + out : out;
+}
 
 struct sums {
   std::uint64_t debit = 0;
@@ -32,7 +48,8 @@ std::string printable(std::string_view id) {
 
 class auditor {
 public:
-  auditor(MDB_txn* txn, const dbs& db, verify_report& rep) : txn_(txn), db_(db), rep_(rep) {}
+  auditor(MDB_txn* txn, const ledger::impl& led, verify_report& rep)
+      : txn_(txn), led_(led), db_(led.db), rep_(rep) {}
 
   void problem(std::string s) {
     rep_.ok = false;
@@ -66,6 +83,9 @@ public:
     std::memcpy(&h, v.mv_data, sizeof h);
     if (h.seq != seq)
       problem(where + ": header says seq " + std::to_string(h.seq));
+    if (h.kind < static_cast<std::uint16_t>(entry_kind::enroll) ||
+        h.kind > static_cast<std::uint16_t>(entry_kind::tier_review))
+      problem(where + ": unknown kind " + std::to_string(h.kind));
     if (h.posting_count > postings_per_entry_max || h.txn_id_bytes > limits::txn_id_bytes_max ||
         h.detail_count > details_per_entry_max ||
         v.mv_size != sizeof h + h.posting_count * sizeof(posting) + h.txn_id_bytes +
@@ -131,10 +151,12 @@ public:
       entry_detail d{};
       std::memcpy(&d, p + i * sizeof d, sizeof d);
       if (d.kind < static_cast<std::uint16_t>(detail_kind::lot_add) ||
-          d.kind > static_cast<std::uint16_t>(detail_kind::activity))
+          d.kind > static_cast<std::uint16_t>(detail_kind::alias))
         problem(where + ": detail " + std::to_string(i) + " has unknown kind " + std::to_string(d.kind));
       if ((d.flags & detail_counterparty) != 0 && h.counterparty_id == 0)
         problem(where + ": detail " + std::to_string(i) + " is for a counterparty the entry does not have");
+      if (auto id = counter_of(d); id != 0)
+        counted_[id] += d.a;
     }
   }
 
@@ -226,14 +248,104 @@ public:
       problem(std::to_string(txn_of_entry_.size() - matched) + " entries carry a txn id missing from the index");
   }
 
+  // Invariant: an alias names an enrolled member.
+  void aliases() {
+    detail::cursor cur(txn_, db_.aliases);
+    MDB_val k{}, v{};
+    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+      const auto where = "alias " + printable({static_cast<const char*>(k.mv_data), k.mv_size});
+      std::uint64_t member = 0;
+      if (k.mv_size > limits::txn_id_bytes_max)
+        problem(where + ": longer than " + std::to_string(limits::txn_id_bytes_max) + " bytes");
+      if (v.mv_size != sizeof member) {
+        problem(where + ": record has the wrong size");
+        continue;
+      }
+      std::memcpy(&member, v.mv_data, sizeof member);
+      if (members_.count(member) == 0)
+        problem(where + ": names member " + std::to_string(member) + ", who is not enrolled");
+    }
+  }
+
+  // Invariant: a counter is the sum of its details over the journal.
+  void counters() {
+    detail::cursor cur(txn_, db_.counters);
+    MDB_val k{}, v{};
+    std::unordered_set<std::uint64_t> stored;
+    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+      std::uint64_t id = 0;
+      std::int64_t value = 0;
+      if (k.mv_size != sizeof id || v.mv_size != sizeof value) {
+        problem("counters: a record of the wrong size");
+        continue;
+      }
+      std::memcpy(&id, k.mv_data, sizeof id);
+      std::memcpy(&value, v.mv_data, sizeof value);
+      stored.insert(id);
+      auto it = counted_.find(id);
+      const i128 sum = it == counted_.end() ? 0 : it->second;
+      if (value != sum)
+        problem("counter " + describe_counter(id) + ": stored " + std::to_string(value) +
+                " but its details sum to " + to_string(sum));
+    }
+    for (auto& [id, sum] : counted_)
+      if (sum != 0 && stored.count(id) == 0)
+        problem("counter " + describe_counter(id) + ": its details sum to " + to_string(sum) + " but it has no record");
+  }
+
+  // Invariant: each member's book is the fold of its entries, and its points
+  // (lots + holds - debt) are its member_points balance.
+  void books() {
+    std::vector<std::uint64_t> ids(members_.begin(), members_.end());
+    std::sort(ids.begin(), ids.end());  // problems in a stable order
+    for (auto id : ids) {
+      auto head = last_entry_.find(id);
+      std::string why;
+      auto book = led_.fold_book(txn_, id, head == last_entry_.end() ? 0 : head->second, why);
+      if (!book) {
+        problem(why.empty() ? "member " + std::to_string(id) + ": no book" : why);
+        continue;
+      }
+      std::int64_t lots = 0, holds = 0;
+      if (!sum_lots(*book, lots) || !sum_holds(*book, holds)) {
+        problem("member " + std::to_string(id) + ": the points of its lots or holds leave int64");
+        continue;
+      }
+      const i128 points = i128{lots} + holds - book->debt;
+      const i128 balance = balance_of(account_id(account_kind::member_points, id));
+      if (points != balance)
+        problem("member " + std::to_string(id) + ": lots + holds - debt = " + std::to_string(lots) + " + " +
+                std::to_string(holds) + " - " + std::to_string(book->debt) + " = " + to_string(points) +
+                " but its member_points balance is " + to_string(balance));
+    }
+  }
+
 private:
   static std::string describe(std::uint64_t id) {
-    static const char* names[] = {"?", "member_points", "brand_issued", "brand_redeemed"};
+    static const char* names[] = {"?", "member_points", "brand_issued", "brand_redeemed", "brand_expired"};
     auto k = static_cast<unsigned>(kind_of(id));
-    return std::string(k < 4 ? names[k] : "?") + "(" + std::to_string(entity_of(id)) + ")";
+    return std::string(k < 5 ? names[k] : "?") + "(" + std::to_string(entity_of(id)) + ")";
+  }
+
+  static std::string describe_counter(std::uint64_t id) {
+    static const char* names[] = {"?", "rule_points", "reward_units"};
+    auto k = static_cast<unsigned>(id >> 56);
+    return std::string(k < 3 ? names[k] : "?") + "(" + std::to_string(id & 0xffffffffu) + ")";
+  }
+
+  // Credit-normal balance of an account over the whole journal.
+  i128 balance_of(std::uint64_t account) const {
+    i128 b = 0;
+    for (const auto* m : {&computed_, &tail_})
+      if (auto it = m->find(account); it != m->end())
+        b += i128{it->second.credit} - i128{it->second.debit};
+    return b;
   }
 
   MDB_txn* txn_;
+  const ledger::impl& led_;
   const dbs& db_;
   verify_report& rep_;
   std::unordered_map<std::uint64_t, sums> computed_;  // entries up to the checkpoint
@@ -243,6 +355,7 @@ private:
   std::unordered_set<std::uint64_t> members_;
   std::unordered_map<std::uint64_t, std::uint64_t> last_entry_;          // member -> newest entry
   std::unordered_map<std::uint64_t, std::uint64_t> last_at_checkpoint_;  // member -> newest entry <= checkpoint
+  std::unordered_map<std::uint64_t, i128> counted_;  // counter -> sum of its details
 };
 
 } // namespace
@@ -257,11 +370,14 @@ verify_report ledger::impl::verify() const {
   }
   constexpr char key[] = "accounts_seq";
   detail::get_record(txn.get(), db.meta, detail::val(key, sizeof key - 1), rep.checkpoint_seq);
-  auditor a(txn.get(), db, rep);
+  auditor a(txn.get(), *this, rep);
   a.journal();
   a.members();
   a.accounts();
   a.txn_index();
+  a.aliases();
+  a.counters();
+  a.books();
   return rep;
 }
 

@@ -47,6 +47,31 @@ std::int64_t lifetime_of(const account_record& a) {
            : static_cast<std::int64_t>(a.credit_total);
 }
 
+// The counters table into `out`; false (error set) for a record that is not
+// an int64.
+bool load_counters(MDB_txn* txn, MDB_dbi dbi, std::unordered_map<std::uint64_t, std::int64_t>& out,
+                   std::string& error) {
+  detail::cursor cur(txn, dbi);
+  if (cur.rc() != MDB_SUCCESS) {
+    error = detail::mdb_error("opening a counters cursor", cur.rc());
+    return false;
+  }
+  MDB_val k{}, v{};
+  for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+    std::uint64_t id = 0;
+    std::int64_t value = 0;
+    if (k.mv_size != sizeof id || v.mv_size != sizeof value) {
+      error = "the counters table holds a record of the wrong size";
+      return false;
+    }
+    std::memcpy(&id, k.mv_data, sizeof id);
+    std::memcpy(&value, v.mv_data, sizeof value);
+    out[id] = value;
+  }
+  return true;
+}
+
 } // namespace
 
 // -- free functions of the header ----------------------------------------------
@@ -111,6 +136,8 @@ bool ledger::impl::open(std::string& error) {
   open_db("members", MDB_INTEGERKEY, db.members);
   open_db("txn_index", 0, db.txn_index);
   open_db("meta", 0, db.meta);
+  open_db("aliases", 0, db.aliases);
+  open_db("counters", MDB_INTEGERKEY, db.counters);
   if (error.empty()) {
     std::uint64_t version = 0;
     MDB_val key = val(schema_key, sizeof schema_key - 1);
@@ -133,6 +160,8 @@ bool ledger::impl::open(std::string& error) {
       next_seq = last + 1;
     }
   }
+  if (error.empty())
+    load_counters(txn, db.counters, counter_values, error);
   if (error.empty()) {
     MDB_val key = val(accounts_seq_key, sizeof accounts_seq_key - 1);
     detail::get_record(txn, db.meta, key, accounts_seq);
@@ -183,6 +212,8 @@ void ledger::impl::start_writer() {
 void ledger::impl::submit(op&& o) {
   if (o.owner)
     o.owner->inflight.fetch_add(1, std::memory_order_acq_rel);
+  if (o.counterparty_owner)
+    o.counterparty_owner->inflight.fetch_add(1, std::memory_order_acq_rel);
   bool notify = false;
   {
     std::lock_guard<std::mutex> lk(mtx);
@@ -308,9 +339,12 @@ void ledger::impl::complete(std::vector<op>& batch, std::vector<outcome>& outcom
   }
   if (by_target.size() > 4096)
     by_target.clear();  // do not keep buckets for every connection ever seen
-  for (auto& o : batch)
+  for (auto& o : batch) {
     if (o.owner)
       o.owner->inflight.fetch_sub(1, std::memory_order_acq_rel);
+    if (o.counterparty_owner)
+      o.counterparty_owner->inflight.fetch_sub(1, std::memory_order_acq_rel);
+  }
   {
     std::lock_guard<std::mutex> lk(mtx);
     completed += batch.size();
@@ -319,13 +353,22 @@ void ledger::impl::complete(std::vector<op>& batch, std::vector<outcome>& outcom
 }
 
 outcome ledger::impl::apply(MDB_txn* txn, op& o, std::uint64_t now_us) {
+  LEDGER_ASSERT(o.kind == op_kind::enroll || o.kind == op_kind::post || o.kind == op_kind::barrier);
+  outcome out;
   switch (o.kind) {
-    case op_kind::enroll: return apply_enroll(txn, o, now_us);
-    case op_kind::post: return apply_post(txn, o, now_us);
-    case op_kind::barrier: return apply_barrier(txn, o);
+    case op_kind::enroll: out = apply_enroll(txn, o, now_us); break;
+    case op_kind::post: out = apply_post(txn, o, now_us); break;
+    case op_kind::barrier: out = apply_barrier(txn, o); break;
   }
-  LEDGER_ASSERT(false && "unknown op kind");
-  return {};
+  out.note = std::move(o.note);  // after rejected(), which may still read the op
+  return out;
+}
+
+void ledger::impl::reject(const op& o, errc code) {
+  if (o.owner)
+    o.owner->rejected(o, code);
+  if (o.counterparty_owner)
+    o.counterparty_owner->rejected(o, code);
 }
 
 namespace {
@@ -355,8 +398,7 @@ outcome ledger::impl::apply_enroll(MDB_txn* txn, op& o, std::uint64_t now_us) {
   member_record existing{};
   if (detail::get_record(txn, db.members, val_of(o.member_id), existing)) {
     out.code = errc::member_exists;
-    if (o.owner)
-      o.owner->rejected(o, out.code);
+    reject(o, out.code);
     return out;
   }
   const std::uint64_t seq = next_seq++;
@@ -417,8 +459,8 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   out.brand_id = o.brand_id;
   auto refuse = [&](errc code) {
     out.code = code;
-    if (o.owner && o.precheck == errc::ok)
-      o.owner->rejected(o, code);
+    if (o.precheck == errc::ok)
+      reject(o, code);
     return out;
   };
   if (o.txn_id_bytes > 0 && lookup_txn(txn, o, out))
@@ -427,6 +469,8 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
     out.code = o.precheck;
     return out;
   }
+  if (o.entry == entry_kind::link_alias && settle_alias(txn, o, out))
+    return out;
   LEDGER_ASSERT(o.posting_count <= postings_per_entry_max);
   LEDGER_ASSERT(o.details.size() <= details_per_entry_max);
   LEDGER_ASSERT(o.counterparty_id != o.member_id);
@@ -476,6 +520,9 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
     return refuse(errc::amount_overflow);
   if (o.require_nonnegative && balance < 0)
     return refuse(errc::insufficient_points);
+  std::vector<std::pair<std::uint64_t, std::int64_t>> counted;  // stays unallocated for most entries
+  if (!count_details(o, counted))
+    return refuse(errc::amount_overflow);
 
   const std::uint64_t seq = next_seq++;
   {
@@ -503,9 +550,9 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   h.amount_minor = o.amount_minor;
   h.points = o.points;
   h.balance_after = balance;
-  h.lifetime_after = lifetime_of(member);
+  h.lifetime_after = o.has_member_state ? o.lifetime_after : lifetime_of(member);
   h.brand_id = o.brand_id;
-  h.tier_after = opts.tier_of(h.lifetime_after);
+  h.tier_after = o.has_member_state ? o.tier_after : opts.tier_of(h.lifetime_after);
   h.kind = static_cast<std::uint16_t>(o.entry);
   h.posting_count = o.posting_count;
   h.txn_id_bytes = o.txn_id_bytes;
@@ -527,12 +574,75 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   if (o.txn_id_bytes > 0)
     put_or_die(txn, db.txn_index, val(o.txn_id.data(), o.txn_id_bytes), val_of(seq), MDB_NOOVERWRITE,
                "indexing a txn id");
+  if (o.entry == entry_kind::link_alias)
+    put_or_die(txn, db.aliases, val(o.alias.data(), o.alias.size()), val_of(o.member_id), MDB_NOOVERWRITE,
+               "linking an alias");
+  for (const auto& [id, value] : counted) {
+    put_or_die(txn, db.counters, val_of(id), val_of(value), 0, "updating a counter");
+    counter_values[id] = value;  // a failed commit stops the process: memory never runs ahead
+  }
   out.seq = seq;
   out.points = o.points;
   out.balance = balance;
   out.lifetime = h.lifetime_after;
   out.tier = h.tier_after;
+  out.details = std::move(o.details);
   return out;
+}
+
+bool ledger::impl::settle_alias(MDB_txn* txn, op& o, outcome& out) {
+  LEDGER_ASSERT(!o.alias.empty());
+  LEDGER_ASSERT(o.alias.size() <= limits::txn_id_bytes_max);
+  MDB_val k = val(o.alias.data(), o.alias.size()), v{};
+  int rc = mdb_get(txn, db.aliases, &k, &v);
+  if (rc == MDB_NOTFOUND)
+    return false;
+  if (rc != MDB_SUCCESS)
+    fail_stop("reading the aliases table", rc);
+  LEDGER_ASSERT(v.mv_size == sizeof(std::uint64_t));
+  std::uint64_t owner = 0;
+  std::memcpy(&owner, v.mv_data, sizeof owner);
+  if (owner != o.member_id) {
+    out.code = errc::alias_taken;
+    reject(o, out.code);
+    return true;
+  }
+  // Already this member's: the link holds, nothing to post. Like a txn id
+  // replay, the owner hears that the op was not posted.
+  out.code = errc::ok;
+  out.replayed = true;
+  out.seq = 0;
+  member_now(txn, o.member_id, out);
+  if (o.has_member_state) {
+    out.lifetime = o.lifetime_after;
+    out.tier = o.tier_after;
+  }
+  reject(o, out.code);
+  return true;
+}
+
+bool ledger::impl::count_details(const op& o, std::vector<std::pair<std::uint64_t, std::int64_t>>& next) const {
+  for (const auto& d : o.details) {
+    const auto id = counter_of(d);
+    if (id == 0)
+      continue;
+    auto it = std::find_if(next.begin(), next.end(), [id](const auto& c) { return c.first == id; });
+    if (it == next.end()) {
+      auto known = counter_values.find(id);
+      next.emplace_back(id, known == counter_values.end() ? 0 : known->second);
+      it = next.end() - 1;
+    }
+    if (__builtin_add_overflow(it->second, d.a, &it->second))
+      return false;
+  }
+  return true;
+}
+
+void ledger::impl::member_now(MDB_txn* txn, std::uint64_t member, outcome& out) {
+  auto a = account(txn, head_account(member));
+  signed_balance(a, out.balance);
+  out.lifetime = lifetime_of(a);
+  out.tier = opts.tier_of(out.lifetime);
 }
 
 outcome ledger::impl::apply_barrier(MDB_txn* txn, const op& o) {
@@ -541,10 +651,7 @@ outcome ledger::impl::apply_barrier(MDB_txn* txn, const op& o) {
   out.brand_id = o.brand_id;
   if (o.member_id == 0)
     return out;
-  auto a = account(txn, account_id(account_kind::member_points, o.member_id));
-  signed_balance(a, out.balance);
-  out.lifetime = lifetime_of(a);
-  out.tier = opts.tier_of(out.lifetime);
+  member_now(txn, o.member_id, out);
   return out;
 }
 
@@ -647,6 +754,76 @@ std::optional<ledger::entry> ledger::impl::read_entry(MDB_txn* txn, std::uint64_
   return e;
 }
 
+std::optional<account_record> ledger::impl::load_account(std::uint64_t id) const {
+  std::lock_guard<std::mutex> lk(cache_mtx);
+  if (auto it = cache.find(id); it != cache.end())
+    return it->second;
+  detail::read_txn txn(env);
+  account_record a{};
+  if (!txn.get() || !detail::get_record(txn.get(), db.accounts, val_of(id), a))
+    return std::nullopt;
+  return a;
+}
+
+std::optional<std::uint64_t> ledger::impl::head_for_read(std::uint64_t member) {
+  auto a = load_account(head_account(member));
+  if (!a)
+    return std::nullopt;
+  // The head may name an entry of the batch being committed right now.
+  if (a->last_seq > last_committed_seq.load(std::memory_order_acquire))
+    barrier();
+  return a->last_seq;
+}
+
+chain_walk ledger::impl::walk_chain(MDB_txn* txn, std::uint64_t member, std::uint64_t from, std::size_t limit,
+                                    std::vector<ledger::entry>& out) const {
+  chain_walk w{from, false};
+  for (std::size_t n = 0; w.next != 0 && n < limit; ++n) {
+    auto e = read_entry(txn, w.next);
+    if (!e || (e->header.member_id != member && e->header.counterparty_id != member)) {
+      w.broken = true;
+      break;
+    }
+    const auto prev = e->header.member_id == member ? e->header.prev_member_seq : e->header.counterparty_prev_seq;
+    if (prev >= w.next) {  // a chain runs strictly backwards; anything else would loop
+      w.broken = true;
+      break;
+    }
+    w.next = prev;
+    out.push_back(std::move(*e));
+  }
+  return w;
+}
+
+std::optional<member_book> ledger::impl::fold_book(MDB_txn* txn, std::uint64_t member, std::uint64_t head,
+                                                   std::string& why) const {
+  member_record rec{};
+  if (!detail::get_record(txn, db.members, val_of(member), rec))
+    return std::nullopt;
+  std::vector<ledger::entry> entries;
+  const auto w = walk_chain(txn, member, head, std::numeric_limits<std::size_t>::max(), entries);
+  const std::string who = "member " + std::to_string(member);
+  if (w.broken) {
+    why = who + ": history chain breaks at entry " + std::to_string(w.next);
+    return std::nullopt;
+  }
+  if (entries.empty() || entries.back().header.seq != rec.enroll_seq) {
+    why = who + ": history chain does not end at its enroll entry " + std::to_string(rec.enroll_seq);
+    return std::nullopt;
+  }
+  member_book book;
+  book.enrolled_at_us = rec.enrolled_at_us;
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    const auto& h = it->header;
+    std::string bad;
+    if (!apply_details(book, it->details, h.member_id != member, h.seq, h.occurred_at_us, bad)) {
+      why = who + ": entry " + std::to_string(h.seq) + " does not fit the book: " + bad;
+      return std::nullopt;
+    }
+  }
+  return book;
+}
+
 // -- ledger (public) -------------------------------------------------------------------------
 
 ledger::ledger(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
@@ -684,14 +861,7 @@ std::optional<member_state> ledger::load_member(std::uint64_t member_id) const {
 }
 
 std::optional<account_record> ledger::load_account(std::uint64_t account) const {
-  std::lock_guard<std::mutex> lk(impl_->cache_mtx);
-  if (auto it = impl_->cache.find(account); it != impl_->cache.end())
-    return it->second;
-  detail::read_txn txn(impl_->env);
-  account_record a{};
-  if (!txn.get() || !detail::get_record(txn.get(), impl_->db.accounts, val_of(account), a))
-    return std::nullopt;
-  return a;
+  return impl_->load_account(account);
 }
 
 std::uint64_t ledger::last_seq() const { return impl_->last_committed_seq.load(std::memory_order_acquire); }
@@ -705,21 +875,12 @@ std::optional<ledger::entry> ledger::read_entry(std::uint64_t seq) const {
 
 std::vector<ledger::entry> ledger::history(std::uint64_t member_id, std::uint64_t before_seq,
                                            std::size_t limit) const {
-  auto prev_of = [member_id](const entry& e) {
-    return e.header.member_id == member_id ? e.header.prev_member_seq : e.header.counterparty_prev_seq;
-  };
-  auto belongs = [member_id](const entry& e) {
-    return e.header.member_id == member_id || e.header.counterparty_id == member_id;
-  };
-  std::uint64_t next = 0;
+  std::uint64_t from = 0;
   if (before_seq == 0) {
-    auto head = load_account(head_account(member_id));
+    auto head = impl_->head_for_read(member_id);
     if (!head)
       return {};
-    next = head->last_seq;
-    // The head may name an entry of the batch being committed right now.
-    if (next > last_seq())
-      impl_->barrier();
+    from = *head;
   }
   std::vector<entry> out;
   detail::read_txn txn(impl_->env);
@@ -728,19 +889,96 @@ std::vector<ledger::entry> ledger::history(std::uint64_t member_id, std::uint64_
   if (before_seq != 0) {
     // The page goes on after `before_seq`, an entry of this member that an
     // earlier page returned: one read, however deep the paging.
-    auto e = impl_->read_entry(txn.get(), before_seq);
-    if (!e || !belongs(*e))
+    std::vector<entry> one;
+    auto w = impl_->walk_chain(txn.get(), member_id, before_seq, 1, one);
+    if (w.broken || one.empty())
       return out;
-    next = prev_of(*e);
+    from = w.next;
   }
-  while (next != 0 && out.size() < limit) {
-    auto e = impl_->read_entry(txn.get(), next);
-    if (!e || !belongs(*e))
-      break;  // a broken chain (verify reports it): show what is readable, never abort a read
-    next = prev_of(*e);
-    out.push_back(std::move(*e));
+  // A broken chain (verify reports it): show what is readable, never abort a read.
+  (void)impl_->walk_chain(txn.get(), member_id, from, limit, out);
+  return out;
+}
+
+std::optional<std::uint64_t> ledger::find_txn(std::string_view txn_id) const {
+  if (txn_id.empty() || txn_id.size() > limits::txn_id_bytes_max)
+    return std::nullopt;
+  detail::read_txn txn(impl_->env);
+  std::uint64_t seq = 0;
+  if (!txn.get() || !detail::get_record(txn.get(), impl_->db.txn_index, val(txn_id.data(), txn_id.size()), seq))
+    return std::nullopt;
+  return seq;
+}
+
+std::optional<std::uint64_t> ledger::find_alias(std::string_view alias) const {
+  if (alias.empty() || alias.size() > limits::txn_id_bytes_max)
+    return std::nullopt;
+  detail::read_txn txn(impl_->env);
+  std::uint64_t member = 0;
+  if (!txn.get() || !detail::get_record(txn.get(), impl_->db.aliases, val(alias.data(), alias.size()), member))
+    return std::nullopt;
+  return member;
+}
+
+std::vector<std::pair<std::uint64_t, std::int64_t>> ledger::counters() const {
+  std::vector<std::pair<std::uint64_t, std::int64_t>> out;
+  detail::read_txn txn(impl_->env);
+  if (!txn.get())
+    return out;
+  detail::cursor cur(txn.get(), impl_->db.counters);
+  if (cur.rc() != MDB_SUCCESS)
+    return out;
+  MDB_val k{}, v{};
+  for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+    std::uint64_t id = 0;
+    std::int64_t value = 0;
+    if (k.mv_size != sizeof id || v.mv_size != sizeof value)
+      continue;  // verify reports it; open refuses it
+    std::memcpy(&id, k.mv_data, sizeof id);
+    std::memcpy(&value, v.mv_data, sizeof value);
+    out.emplace_back(id, value);
   }
   return out;
+}
+
+std::optional<member_book> ledger::fold_book(std::uint64_t member_id, std::string& why) const {
+  why.clear();
+  auto head = impl_->head_for_read(member_id);
+  if (!head)
+    return std::nullopt;
+  detail::read_txn txn(impl_->env);
+  if (!txn.get()) {
+    why = detail::mdb_error("cannot begin a read transaction", txn.rc());
+    return std::nullopt;
+  }
+  return impl_->fold_book(txn.get(), member_id, *head, why);
+}
+
+std::uint64_t ledger::for_each_member(std::uint64_t after, std::size_t limit,
+                                      const std::function<void(std::uint64_t)>& f) const {
+  // Collected first: f runs outside the read transaction, so a slow f does
+  // not pin old pages.
+  std::vector<std::uint64_t> ids;
+  if (after != std::numeric_limits<std::uint64_t>::max() && limit > 0) {
+    detail::read_txn txn(impl_->env);
+    if (!txn.get())
+      return 0;
+    detail::cursor cur(txn.get(), impl_->db.members);
+    if (cur.rc() != MDB_SUCCESS)
+      return 0;
+    std::uint64_t first = after + 1;
+    MDB_val k = val_of(first), v{};
+    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS && ids.size() < limit;
+         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+      std::uint64_t id = 0;
+      std::memcpy(&id, k.mv_data, sizeof id);
+      ids.push_back(id);
+    }
+  }
+  for (auto id : ids)
+    f(id);
+  return ids.empty() ? 0 : ids.back();
 }
 
 verify_report ledger::verify() const { return impl_->verify(); }

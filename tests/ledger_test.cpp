@@ -70,6 +70,11 @@ struct fixture {
   std::shared_ptr<collector> out = std::make_shared<collector>();
   std::unique_ptr<class ledger> led;
   std::uint64_t tag = 1;
+  // Newest lot id handed out per member: earns carry a lot_add of a fresh
+  // id, redeems take from the newest lot, so the books fit the postings
+  // (verify checks it). Ids of ops that were not posted leave gaps, which
+  // the fold allows.
+  std::map<std::uint64_t, std::uint32_t> last_lot;
 
   fixture() { reopen(); }
 
@@ -97,34 +102,40 @@ struct fixture {
     o.brand_id = brand;
     return o;
   }
-  op earn(std::uint64_t m, std::int64_t points, std::string_view txn, std::uint64_t hash = 1) {
+  // An entry moving `points` from `from` to `to` (two postings).
+  static op moving(entry_kind kind, std::uint64_t member, std::uint64_t from, std::uint64_t to, std::int64_t points,
+                   std::string_view txn, std::uint64_t hash) {
     op o;
     o.kind = op_kind::post;
-    o.entry = entry_kind::earn;
-    o.member_id = m;
+    o.entry = kind;
+    o.member_id = member;
     o.brand_id = 1;
     o.set_txn(txn);
     o.request_hash = hash;
     o.points = points;
     o.posting_count = 2;
-    o.postings[0] = {account_id(account_kind::brand_issued, 1), static_cast<std::uint64_t>(points),
-                     static_cast<std::uint32_t>(posting_side::debit), 0};
-    o.postings[1] = {account_id(account_kind::member_points, m), static_cast<std::uint64_t>(points),
-                     static_cast<std::uint32_t>(posting_side::credit), 0};
+    o.postings[0] = {from, static_cast<std::uint64_t>(points), static_cast<std::uint32_t>(posting_side::debit), 0};
+    o.postings[1] = {to, static_cast<std::uint64_t>(points), static_cast<std::uint32_t>(posting_side::credit), 0};
+    return o;
+  }
+  op earn(std::uint64_t m, std::int64_t points, std::string_view txn, std::uint64_t hash = 1) {
+    op o = moving(entry_kind::earn, m, account_id(account_kind::brand_issued, 1),
+                  account_id(account_kind::member_points, m), points, txn, hash);
+    o.details = {detail(detail_kind::lot_add, ++last_lot[m], points)};
     o.balance_delta = o.lifetime_delta = points;
     return o;
   }
   op redeem(std::uint64_t m, std::int64_t points, std::string_view txn, std::uint64_t hash = 2) {
-    op o = earn(m, points, txn, hash);
-    o.entry = entry_kind::redeem;
+    op o = moving(entry_kind::redeem, m, account_id(account_kind::member_points, m),
+                  account_id(account_kind::brand_redeemed, 1), points, txn, hash);
     o.require_nonnegative = true;
-    o.postings[0] = {account_id(account_kind::member_points, m), static_cast<std::uint64_t>(points),
-                     static_cast<std::uint32_t>(posting_side::debit), 0};
-    o.postings[1] = {account_id(account_kind::brand_redeemed, 1), static_cast<std::uint64_t>(points),
-                     static_cast<std::uint32_t>(posting_side::credit), 0};
+    o.details = {detail(detail_kind::lot_take, last_lot[m], points)};
     o.balance_delta = -points;
-    o.lifetime_delta = 0;
     return o;
+  }
+  static entry_detail detail(detail_kind kind, std::uint32_t id, std::int64_t a, std::uint32_t aux = 0,
+                             std::uint64_t b = 0, std::uint64_t c = 0, std::uint16_t flags = 0) {
+    return entry_detail{static_cast<std::uint16_t>(kind), flags, id, 1, aux, a, b, c};
   }
   // Closes the ledger and changes its files behind its back, in one raw
   // LMDB write transaction, to test what verify and open make of it.
@@ -468,18 +479,14 @@ std::vector<std::uint64_t> seqs_of(const std::vector<ledger::ledger::entry>& v) 
   return out;
 }
 
+// Takes `points` from the sender's newest lot into a new lot of the receiver.
 op transfer(fixture& f, std::uint64_t from, std::uint64_t to, std::int64_t points, std::string_view txn) {
-  op o = f.earn(from, points, txn, 7);
-  o.entry = entry_kind::redeem;  // the postings are what matter here
+  op o = fixture::moving(entry_kind::transfer, from, account_id(account_kind::member_points, from),
+                         account_id(account_kind::member_points, to), points, txn, 7);
   o.require_nonnegative = true;
   o.counterparty_id = to;
-  o.postings[0] = {account_id(account_kind::member_points, from), static_cast<std::uint64_t>(points),
-                   static_cast<std::uint32_t>(posting_side::debit), 0};
-  o.postings[1] = {account_id(account_kind::member_points, to), static_cast<std::uint64_t>(points),
-                   static_cast<std::uint32_t>(posting_side::credit), 0};
-  entry_detail take{static_cast<std::uint16_t>(detail_kind::lot_take), 0, 1, 1, 0, points, 0, 0};
-  entry_detail give{static_cast<std::uint16_t>(detail_kind::lot_add), detail_counterparty, 1, 1, 0, points, 0, 99};
-  o.details = {take, give};
+  o.details = {fixture::detail(detail_kind::lot_take, f.last_lot[from], points),
+               fixture::detail(detail_kind::lot_add, ++f.last_lot[to], points, 0, 0, 99, detail_counterparty)};
   return o;
 }
 
@@ -575,4 +582,450 @@ TEST_CASE("verify reports an entry that breaks its member's history chain", "[le
   auto all = f.failed_verify();
   INFO(all);
   CHECK(all.find("previous entry of member 1 is 1, the entry says 0") != std::string::npos);
+}
+
+// -- issue 3: aliases, counters, books, and what the writer passes through ----------------
+
+namespace {
+
+op link(std::uint64_t m, std::string_view alias, std::string_view txn) {
+  op o;
+  o.kind = op_kind::post;
+  o.entry = entry_kind::link_alias;
+  o.member_id = m;
+  o.brand_id = 1;
+  o.set_txn(txn);
+  o.request_hash = content_hash(alias);
+  o.alias = std::string(alias);
+  o.details = {fixture::detail(detail_kind::alias, 0, static_cast<std::int64_t>(content_hash(alias)))};
+  return o;
+}
+
+// An entry without postings (hold, ...), carrying only details.
+op bookkeeping(entry_kind kind, std::uint64_t m, std::string_view txn, std::vector<entry_detail> details) {
+  op o = fixture::moving(kind, m, 0, 0, 0, txn, 5);
+  o.posting_count = 0;
+  o.details = std::move(details);
+  return o;
+}
+
+std::vector<char> encoded(const member_book& b) {
+  std::vector<char> out;
+  encode_book(b, out);
+  return out;
+}
+
+std::string all_problems(const verify_report& rep) {
+  std::string all;
+  for (auto& p : rep.problems)
+    all += p + "\n";
+  return all;
+}
+
+constexpr std::uint64_t rule_points(std::uint32_t rule) { return counter_id(counter_kind::rule_points, rule); }
+constexpr std::uint64_t reward_units(std::uint32_t reward) { return counter_id(counter_kind::reward_units, reward); }
+
+} // namespace
+
+TEST_CASE("a link_alias entry makes the alias name the member, and linking it to the same member again posts nothing",
+          "[ledger]") {
+  fixture f;
+  f.run(f.enroll(1));
+  auto owner = std::make_shared<recording_owner>();
+  auto linked = f.run(link(1, "card-1", "l1"), owner);
+  REQUIRE(linked.code == errc::ok);
+  CHECK_FALSE(linked.replayed);
+  CHECK(linked.seq == 2);
+  CHECK(owner->rejections.empty());
+  CHECK(f.led->find_alias("card-1") == std::optional<std::uint64_t>(1));
+  auto e = f.led->read_entry(linked.seq);
+  REQUIRE(e);
+  CHECK(e->header.kind == static_cast<std::uint16_t>(entry_kind::link_alias));
+  CHECK(e->postings.empty());
+  REQUIRE(e->details.size() == 1);
+  CHECK(e->details[0].kind == static_cast<std::uint16_t>(detail_kind::alias));
+
+  auto again = f.run(link(1, "card-1", "l2"), owner);
+  CHECK(again.code == errc::ok);
+  CHECK(again.replayed);
+  CHECK(again.seq == 0);
+  CHECK(f.led->last_seq() == linked.seq);
+  CHECK_FALSE(f.led->find_txn("l2"));
+  REQUIRE(owner->rejections.size() == 1);  // not posted: the owner undoes its tentative state
+  CHECK(owner->rejections[0] == errc::ok);
+
+  f.reopen();
+  CHECK(f.led->find_alias("card-1") == std::optional<std::uint64_t>(1));
+  CHECK_FALSE(f.led->find_alias("card-2"));
+  CHECK_FALSE(f.led->find_alias(""));
+  CHECK(f.run(link(1, "card-1", "l3")).replayed);
+  CHECK(f.led->last_seq() == linked.seq);
+  auto rep = f.led->verify();
+  INFO(all_problems(rep));
+  CHECK(rep.ok);
+}
+
+TEST_CASE("an alias of another member is refused with alias_taken and nothing of the op is written", "[ledger]") {
+  fixture f;
+  f.reopen(/*window*/ 50000);  // 50 ms: ops submitted together share a batch
+  f.run(f.enroll(1));
+  f.run(f.enroll(2));
+  REQUIRE(f.run(link(1, "card-1", "l1")).code == errc::ok);
+  const auto seq = f.led->last_seq();
+  auto owner = std::make_shared<recording_owner>();
+  auto taken = f.run(link(2, "card-1", "l2"), owner);
+  CHECK(taken.code == errc::alias_taken);
+  CHECK_FALSE(taken.replayed);
+  REQUIRE(owner->rejections.size() == 1);
+  CHECK(owner->rejections[0] == errc::alias_taken);
+  CHECK(f.led->last_seq() == seq);
+  CHECK_FALSE(f.led->find_txn("l2"));
+  CHECK(f.led->find_alias("card-1") == std::optional<std::uint64_t>(1));
+  CHECK(f.led->history(2, 0, 10).size() == 1);  // its enrollment only
+
+  // Two members claiming one alias in the same batch: the first one wins.
+  auto a = link(1, "card-9", "x1");
+  auto b = link(2, "card-9", "x2");
+  a.target = b.target = f.out;
+  a.tag = 900;
+  b.tag = 901;
+  f.led->submit(std::move(a));
+  f.led->submit(std::move(b));
+  CHECK(f.out->by_tag(900).code == errc::ok);
+  CHECK(f.out->by_tag(901).code == errc::alias_taken);
+  CHECK(f.led->find_alias("card-9") == std::optional<std::uint64_t>(1));
+  auto rep = f.led->verify();
+  INFO(all_problems(rep));
+  CHECK(rep.ok);
+}
+
+namespace {
+
+// Member 1 earns with rule lines, gives some back, redeems a reward twice and
+// has one redemption reversed. Lot 1 holds 160 points, lot 2 30.
+void post_counted_entries(fixture& f) {
+  using F = fixture;
+  f.run(f.enroll(1));
+  auto e1 = f.earn(1, 160, "c1");  // lot 1
+  e1.details.push_back(F::detail(detail_kind::rule_line, 0, 100, static_cast<std::uint32_t>(rule_line_kind::base)));
+  e1.details.push_back(F::detail(detail_kind::rule_line, 0, 0, static_cast<std::uint32_t>(rule_line_kind::tier)));
+  e1.details.push_back(F::detail(detail_kind::rule_line, 7, 50, static_cast<std::uint32_t>(rule_line_kind::rule)));
+  e1.details.push_back(F::detail(detail_kind::rule_line, 9, 10, static_cast<std::uint32_t>(rule_line_kind::rule)));
+  REQUIRE(f.run(std::move(e1)).code == errc::ok);
+  auto e2 = f.earn(1, 30, "c2");  // lot 2
+  e2.details.push_back(F::detail(detail_kind::rule_line, 7, 30, static_cast<std::uint32_t>(rule_line_kind::rule)));
+  REQUIRE(f.run(std::move(e2)).code == errc::ok);
+  // A refund claws 20 points of rule 7 back, out of lot 2.
+  auto refund = F::moving(entry_kind::refund, 1, account_id(account_kind::member_points, 1),
+                          account_id(account_kind::brand_issued, 1), 20, "c3", 3);
+  refund.details = {F::detail(detail_kind::lot_take, 2, 20),
+                    F::detail(detail_kind::rule_line, 7, -20, static_cast<std::uint32_t>(rule_line_kind::rule))};
+  REQUIRE(f.run(std::move(refund)).code == errc::ok);
+  for (auto txn : {"r1", "r2"}) {
+    auto r = f.redeem(1, 10, txn);
+    r.entry = entry_kind::redeem_reward;
+    r.details = {F::detail(detail_kind::lot_take, 1, 10), F::detail(detail_kind::reward, 3, 1)};
+    REQUIRE(f.run(std::move(r)).code == errc::ok);
+  }
+  auto reverse = F::moving(entry_kind::reverse_redemption, 1, account_id(account_kind::brand_redeemed, 1),
+                           account_id(account_kind::member_points, 1), 10, "c4", 4);
+  reverse.details = {F::detail(detail_kind::lot_restore, 1, 10), F::detail(detail_kind::reward, 3, -1)};
+  REQUIRE(f.run(std::move(reverse)).code == errc::ok);
+}
+
+} // namespace
+
+TEST_CASE("counters sum the rule lines of rules and the reward units of all entries, clawbacks included, "
+          "and survive reopening",
+          "[ledger]") {
+  fixture f;
+  post_counted_entries(f);
+  using counters_t = std::vector<std::pair<std::uint64_t, std::int64_t>>;
+  const counters_t expected{{rule_points(7), 60}, {rule_points(9), 10}, {reward_units(3), 1}};
+  CHECK(f.led->counters() == expected);  // base and tier lines count for no rule
+  auto rep = f.led->verify();
+  INFO(all_problems(rep));
+  CHECK(rep.ok);
+  f.reopen();
+  CHECK(f.led->counters() == expected);
+  // The writer continues from the stored values.
+  auto more = f.earn(1, 5, "c5");
+  more.details.push_back(fixture::detail(detail_kind::rule_line, 9, 5, static_cast<std::uint32_t>(rule_line_kind::rule)));
+  REQUIRE(f.run(std::move(more)).code == errc::ok);
+  CHECK(f.led->counters() == counters_t{{rule_points(7), 60}, {rule_points(9), 15}, {reward_units(3), 1}});
+  CHECK(f.led->verify().ok);
+}
+
+TEST_CASE("a counter that would leave int64 refuses the entry with amount_overflow and writes nothing of it",
+          "[ledger]") {
+  fixture f;
+  f.run(f.enroll(1));
+  auto big = f.earn(1, 1, "a");
+  big.details.push_back(
+    fixture::detail(detail_kind::rule_line, 5, INT64_MAX, static_cast<std::uint32_t>(rule_line_kind::rule)));
+  REQUIRE(f.run(std::move(big)).code == errc::ok);
+  const auto seq = f.led->last_seq();
+  auto owner = std::make_shared<recording_owner>();
+  auto one_more = f.earn(1, 1, "b");
+  one_more.details.push_back(
+    fixture::detail(detail_kind::rule_line, 5, 1, static_cast<std::uint32_t>(rule_line_kind::rule)));
+  CHECK(f.run(std::move(one_more), owner).code == errc::amount_overflow);
+  REQUIRE(owner->rejections.size() == 1);
+  CHECK(owner->rejections[0] == errc::amount_overflow);
+  CHECK(f.led->last_seq() == seq);
+  CHECK_FALSE(f.led->find_txn("b"));
+  CHECK(f.led->load_member(1)->balance() == 1);
+  using counters_t = std::vector<std::pair<std::uint64_t, std::int64_t>>;
+  CHECK(f.led->counters() == counters_t{{rule_points(5), INT64_MAX}});
+  CHECK(f.led->verify().ok);
+}
+
+TEST_CASE("verify reports a counter that differs from its details and an alias of no member", "[ledger]") {
+  fixture f;
+  post_counted_entries(f);
+  f.tamper([&](MDB_txn* txn) {
+    MDB_dbi counters, aliases;
+    REQUIRE(mdb_dbi_open(txn, "counters", MDB_INTEGERKEY, &counters) == 0);
+    REQUIRE(mdb_dbi_open(txn, "aliases", 0, &aliases) == 0);
+    std::uint64_t id7 = rule_points(7), id9 = rule_points(9);
+    std::int64_t wrong = 61;
+    MDB_val k7{sizeof id7, &id7}, v7{sizeof wrong, &wrong}, k9{sizeof id9, &id9};
+    REQUIRE(mdb_put(txn, counters, &k7, &v7, 0) == 0);
+    REQUIRE(mdb_del(txn, counters, &k9, nullptr) == 0);
+    char alias[] = "ghost-card";
+    std::uint64_t nobody = 42;
+    MDB_val ka{sizeof alias - 1, alias}, va{sizeof nobody, &nobody};
+    REQUIRE(mdb_put(txn, aliases, &ka, &va, 0) == 0);
+  });
+  auto all = f.failed_verify();
+  INFO(all);
+  CHECK(all.find("counter rule_points(7): stored 61 but its details sum to 60") != std::string::npos);
+  CHECK(all.find("counter rule_points(9): its details sum to 10 but it has no record") != std::string::npos);
+  CHECK(all.find("alias 'ghost-card': names member 42, who is not enrolled") != std::string::npos);
+}
+
+TEST_CASE("a member's book folded from the journal equals the book built by applying the same details, "
+          "the transfer it received included",
+          "[ledger]") {
+  using F = fixture;
+  fixture f;
+  f.run(f.enroll(1));
+  f.run(f.enroll(2));
+  // Each posted op with the member it belongs to, as the fold must see it.
+  struct posted {
+    std::uint64_t seq;
+    std::uint64_t occurred_at_us;
+    std::uint64_t member;
+    std::uint64_t counterparty;
+    std::vector<entry_detail> details;
+  };
+  std::vector<posted> log;
+  std::uint64_t at = 1'000'000;
+  auto post = [&](op o) {
+    o.occurred_at_us = at += 1000;
+    posted p{0, o.occurred_at_us, o.member_id, o.counterparty_id, o.details};
+    auto out = f.run(std::move(o));
+    REQUIRE(out.code == errc::ok);
+    REQUIRE_FALSE(out.replayed);
+    p.seq = out.seq;
+    log.push_back(std::move(p));
+  };
+  auto earn = f.earn(1, 200, "e1");  // lot 1
+  earn.details.push_back(F::detail(detail_kind::rule_line, 0, 150, static_cast<std::uint32_t>(rule_line_kind::base)));
+  earn.details.push_back(F::detail(detail_kind::rule_line, 7, 50, static_cast<std::uint32_t>(rule_line_kind::rule)));
+  earn.details.push_back(F::detail(detail_kind::qualify, 3, 200));
+  earn.details.push_back(F::detail(detail_kind::activity, 0, 0, 0, 1'001'000));
+  post(std::move(earn));
+  post(bookkeeping(entry_kind::hold, 1, "h1",
+                   {F::detail(detail_kind::hold_open, 1, 60, 0, 9'000'000), F::detail(detail_kind::lot_take, 1, 60, 1)}));
+  post(transfer(f, 1, 2, 30, "t1"));  // lot 1 of member 1 -> lot 1 of member 2
+  post(f.earn(2, 10, "e2"));          // lot 2 of member 2
+  // A refund of more than is left in the lots: 10 points of debt.
+  auto refund = F::moving(entry_kind::refund, 1, account_id(account_kind::member_points, 1),
+                          account_id(account_kind::brand_issued, 1), 120, "rf", 3);
+  refund.details = {F::detail(detail_kind::lot_take, 1, 110), F::detail(detail_kind::debt, 0, 10),
+                    F::detail(detail_kind::rule_line, 7, -50, static_cast<std::uint32_t>(rule_line_kind::rule))};
+  post(std::move(refund));
+
+  auto expected = [&](std::uint64_t m) {
+    member_book b;
+    b.enrolled_at_us = f.led->load_member(m)->record.enrolled_at_us;
+    for (auto& p : log) {
+      if (p.member != m && p.counterparty != m)
+        continue;
+      std::string why;
+      REQUIRE(apply_details(b, p.details, p.member != m, p.seq, p.occurred_at_us, why));
+    }
+    return b;
+  };
+  auto check_books = [&] {
+    for (std::uint64_t m : {1, 2}) {
+      std::string why;
+      auto book = f.led->fold_book(m, why);
+      INFO("member " << m << ": " << why);
+      REQUIRE(book);
+      CHECK(why.empty());
+      CHECK(encoded(*book) == encoded(expected(m)));
+    }
+  };
+  check_books();
+  std::string why;
+  auto one = f.led->fold_book(1, why);
+  REQUIRE(one);
+  CHECK(one->lots.empty());  // 200 - 60 held - 30 given - 110 refunded
+  REQUIRE(one->holds.size() == 1);
+  CHECK(one->holds[0].points == 60);
+  CHECK(one->debt == 10);
+  CHECK(one->lifetime_earned == 150);
+  auto two = f.led->fold_book(2, why);
+  REQUIRE(two);
+  REQUIRE(two->lots.size() == 2);
+  CHECK(two->lots[0].points == 30);
+  CHECK(two->lots[0].source_seq == log[2].seq);  // the transfer
+  CHECK(two->lots[0].expires_at_us == 99);
+  CHECK_FALSE(f.led->fold_book(3, why));
+  CHECK(why.empty());
+
+  auto rep = f.led->verify();
+  INFO(all_problems(rep));
+  CHECK(rep.ok);
+  f.reopen(0, 1000000, /*checkpoint_on_close*/ false);  // the heads come back from the journal tail
+  check_books();
+}
+
+TEST_CASE("verify reports a member whose lots do not add up to its points and one whose entries do not fit its book",
+          "[ledger]") {
+  fixture f;
+  f.run(f.enroll(1));
+  f.run(f.enroll(2));
+  auto short_lot = f.earn(1, 50, "e1");
+  short_lot.details[0].a = 40;  // the lot says 40, the postings 50
+  REQUIRE(f.run(std::move(short_lot)).code == errc::ok);
+  f.run(f.earn(2, 20, "e2"));
+  auto r = f.redeem(2, 5, "r2");
+  r.details[0].id = 9;  // a lot member 2 never had
+  const auto bad_seq = f.run(std::move(r)).seq;
+  auto rep = f.led->verify();
+  CHECK_FALSE(rep.ok);
+  auto all = all_problems(rep);
+  INFO(all);
+  CHECK(all.find("member 1: lots + holds - debt = 40 + 0 - 0 = 40 but its member_points balance is 50") !=
+        std::string::npos);
+  CHECK(all.find("member 2: entry " + std::to_string(bad_seq) + " does not fit the book") != std::string::npos);
+  std::string why;
+  CHECK_FALSE(f.led->fold_book(2, why));
+  CHECK(why.find("entry " + std::to_string(bad_seq)) != std::string::npos);
+}
+
+TEST_CASE("an outcome carries the details of its posted entry and the op's note, whatever became of the op",
+          "[ledger]") {
+  fixture f;
+  auto note = std::make_shared<int>(42);
+  auto with_note = [&](op o) {
+    o.note = note;
+    return o;
+  };
+  CHECK(f.run(with_note(f.enroll(1))).note == note);
+  auto posted = f.run(with_note(f.earn(1, 25, "e1")));
+  REQUIRE(posted.code == errc::ok);
+  CHECK(posted.note == note);
+  REQUIRE(posted.details.size() == 1);
+  CHECK(posted.details[0].kind == static_cast<std::uint16_t>(detail_kind::lot_add));
+  CHECK(posted.details[0].a == 25);
+
+  auto replay = f.run(with_note(f.earn(1, 25, "e1")));
+  CHECK(replay.replayed);
+  CHECK(replay.details.empty());
+  CHECK(replay.note == note);
+  auto refused = f.run(with_note(f.redeem(1, 26, "r1")));
+  CHECK(refused.code == errc::insufficient_points);
+  CHECK(refused.details.empty());
+  CHECK(refused.note == note);
+  auto prechecked = f.redeem(1, 26, "r2");
+  prechecked.precheck = errc::insufficient_points;
+  CHECK(f.run(with_note(std::move(prechecked))).note == note);
+  op b;
+  b.kind = op_kind::barrier;
+  b.member_id = 1;
+  auto barrier = f.run(with_note(std::move(b)));
+  CHECK(barrier.note == note);
+  CHECK(barrier.balance == 25);
+  CHECK(barrier.details.empty());
+  CHECK(f.run(with_note(f.enroll(1))).note == note);  // member_exists
+}
+
+TEST_CASE("with has_member_state the journal header takes the member's lifetime and tier from the op", "[ledger]") {
+  fixture f;
+  f.run(f.enroll(1));
+  auto o = f.earn(1, 100, "m1");
+  o.has_member_state = true;
+  o.lifetime_after = 777;
+  o.tier_after = 3;
+  auto out = f.run(std::move(o));
+  REQUIRE(out.code == errc::ok);
+  CHECK(out.lifetime == 777);
+  CHECK(out.tier == 3);
+  auto e = f.led->read_entry(out.seq);
+  REQUIRE(e);
+  CHECK(e->header.lifetime_after == 777);
+  CHECK(e->header.tier_after == 3);
+  CHECK(e->header.balance_after == 100);  // the balance still comes from the account
+  auto replay = f.run(f.earn(1, 100, "m1"));
+  CHECK(replay.replayed);
+  CHECK(replay.lifetime == 777);
+  CHECK(replay.tier == 3);
+  auto plain = f.run(f.earn(1, 2000, "m2"));  // without: the member_points account decides
+  CHECK(plain.lifetime == 2100);
+  CHECK(plain.tier == 1);
+}
+
+TEST_CASE("a transfer's counterparty owner hears of a replay and a refusal and its in-flight count returns to zero",
+          "[ledger]") {
+  fixture f;
+  f.run(f.enroll(1));
+  f.run(f.enroll(2));
+  f.run(f.earn(1, 100, "e1"));
+  auto sender = std::make_shared<recording_owner>();
+  auto receiver = std::make_shared<recording_owner>();
+  auto send = [&](std::int64_t points, std::string_view txn) {
+    auto o = transfer(f, 1, 2, points, txn);
+    o.counterparty_owner = receiver;
+    return f.run(std::move(o), sender);
+  };
+  REQUIRE(send(30, "t1").code == errc::ok);
+  CHECK(sender->rejections.empty());
+  CHECK(receiver->rejections.empty());
+  auto replay = send(30, "t1");
+  CHECK(replay.replayed);
+  REQUIRE(receiver->rejections.size() == 1);
+  CHECK(receiver->rejections[0] == errc::ok);
+  CHECK(sender->rejections == receiver->rejections);
+  CHECK(send(500, "t2").code == errc::insufficient_points);
+  REQUIRE(receiver->rejections.size() == 2);
+  CHECK(receiver->rejections[1] == errc::insufficient_points);
+  CHECK(sender->rejections == receiver->rejections);
+  f.led->barrier();
+  CHECK(sender->inflight.load() == 0);
+  CHECK(receiver->inflight.load() == 0);
+  CHECK(f.led->load_member(2)->balance() == 30);
+}
+
+TEST_CASE("find_txn names the entry of a committed txn id and for_each_member pages members in id order",
+          "[ledger]") {
+  fixture f;
+  for (std::uint64_t m : {5, 1, 9, 3})
+    f.run(f.enroll(m));
+  auto e = f.run(f.earn(3, 10, "t-3"));
+  CHECK(f.led->find_txn("t-3") == std::optional<std::uint64_t>(e.seq));
+  CHECK_FALSE(f.led->find_txn("t-4"));
+  CHECK_FALSE(f.led->find_txn(""));
+  std::vector<std::uint64_t> seen;
+  auto visit = [&](std::uint64_t id) { seen.push_back(id); };
+  CHECK(f.led->for_each_member(0, 2, visit) == 3);
+  CHECK(seen == std::vector<std::uint64_t>{1, 3});
+  CHECK(f.led->for_each_member(3, 10, visit) == 9);
+  CHECK(seen == std::vector<std::uint64_t>{1, 3, 5, 9});
+  CHECK(f.led->for_each_member(9, 10, visit) == 0);
+  CHECK(f.led->for_each_member(0, 0, visit) == 0);
+  CHECK(seen.size() == 4);
 }

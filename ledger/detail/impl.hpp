@@ -17,6 +17,25 @@ struct dbs {
   MDB_dbi members = 0;
   MDB_dbi txn_index = 0;
   MDB_dbi meta = 0;
+  MDB_dbi aliases = 0;
+  MDB_dbi counters = 0;
+};
+
+// The counter (records.hpp counter_kind) a detail moves by its `a`, or 0 for
+// a detail that moves none.
+[[nodiscard]] inline std::uint64_t counter_of(const entry_detail& d) noexcept {
+  if (d.kind == static_cast<std::uint16_t>(detail_kind::rule_line) &&
+      d.aux == static_cast<std::uint32_t>(rule_line_kind::rule))
+    return counter_id(counter_kind::rule_points, d.id);
+  if (d.kind == static_cast<std::uint16_t>(detail_kind::reward))
+    return counter_id(counter_kind::reward_units, d.id);
+  return 0;
+}
+
+// Where a walk along a member's history chain stopped.
+struct chain_walk {
+  std::uint64_t next = 0;  // the entry after the last one read (0: reached the first entry)
+  bool broken = false;     // `next` is missing or not the member's
 };
 
 class ledger::impl {
@@ -36,6 +55,17 @@ public:
   outcome apply_enroll(MDB_txn* txn, op& o, std::uint64_t now_us);
   outcome apply_post(MDB_txn* txn, op& o, std::uint64_t now_us);
   outcome apply_barrier(MDB_txn* txn, const op& o);
+  // link_alias before posting: true if the op is settled without an entry
+  // (alias_taken, or already this member's: `out` filled).
+  bool settle_alias(MDB_txn* txn, op& o, outcome& out);
+  // The counters after o's details, into `next` (changed ones only); false
+  // if one would leave int64. Writer thread.
+  [[nodiscard]] bool count_details(const op& o, std::vector<std::pair<std::uint64_t, std::int64_t>>& next) const;
+  // Fills balance / lifetime / tier of `out` with the member's committed
+  // account now (this batch included).
+  void member_now(MDB_txn* txn, std::uint64_t member, outcome& out);
+  // Tells the op's owner and counterparty owner that it was not posted.
+  static void reject(const op& o, errc code);
   // Account balances: the write-back cache first, then the accounts table.
   // Writer thread (or under cache_mtx).
   account_record account(MDB_txn* txn, std::uint64_t id) const;
@@ -55,6 +85,21 @@ public:
   // -- shared helpers --------------------------------------------------------------
   [[nodiscard]] std::optional<ledger::entry> read_entry(MDB_txn* txn, std::uint64_t seq) const;
   [[nodiscard]] verify_report verify() const;
+  // Follows the member's history chain from entry `from`, newest first,
+  // appending at most `limit` entries to `out`.
+  chain_walk walk_chain(MDB_txn* txn, std::uint64_t member, std::uint64_t from, std::size_t limit,
+                        std::vector<ledger::entry>& out) const;
+  // The member's head (newest entry) for a read that must see everything
+  // committed so far: waits for the batch in progress if it holds the head.
+  // Empty for a member without entries. Not on the writer thread.
+  [[nodiscard]] std::optional<std::uint64_t> head_for_read(std::uint64_t member);
+  // A committed (or being committed) account: the cache, then the table.
+  [[nodiscard]] std::optional<account_record> load_account(std::uint64_t id) const;
+  // The fold of the member's entries from `head` back to its enrollment, in
+  // `txn`. Empty with `why` empty for a member without a record; empty with
+  // `why` set for a chain or record that does not fit.
+  [[nodiscard]] std::optional<member_book> fold_book(MDB_txn* txn, std::uint64_t member, std::uint64_t head,
+                                                     std::string& why) const;
 
   options opts;
   MDB_env* env = nullptr;
@@ -80,6 +125,9 @@ public:
   std::unordered_map<std::uint64_t, account_record> cache;
   std::uint64_t accounts_seq = 0;  // writer thread: seq the accounts table reflects
   std::chrono::steady_clock::time_point last_checkpoint = std::chrono::steady_clock::now();
+
+  // Committed counters (the counters table), loaded at open. Writer thread.
+  std::unordered_map<std::uint64_t, std::int64_t> counter_values;
 
   // Reused by the writer to group outcomes per completion target.
   std::unordered_map<completion_target*, std::vector<outcome>> by_target;
