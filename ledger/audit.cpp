@@ -151,7 +151,7 @@ public:
       entry_detail d{};
       std::memcpy(&d, p + i * sizeof d, sizeof d);
       if (d.kind < static_cast<std::uint16_t>(detail_kind::lot_add) ||
-          d.kind > static_cast<std::uint16_t>(detail_kind::alias))
+          d.kind > static_cast<std::uint16_t>(detail_kind::note))
         problem(where + ": detail " + std::to_string(i) + " has unknown kind " + std::to_string(d.kind));
       if ((d.flags & detail_counterparty) != 0 && h.counterparty_id == 0)
         problem(where + ": detail " + std::to_string(i) + " is for a counterparty the entry does not have");

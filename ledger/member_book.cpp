@@ -125,8 +125,6 @@ bool apply_one(member_book& b, const entry_detail& d, std::uint64_t seq, std::ui
     case detail_kind::activity:
       b.last_activity_us = std::max(b.last_activity_us, d.b);
       return true;
-    case detail_kind::alias:
-      return true;  // the aliases table holds the alias, not the book
   }
   return fail(why, "unknown detail kind", d.kind);
 }
