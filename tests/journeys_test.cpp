@@ -1,0 +1,562 @@
+// The journeys a program owner signs off, end to end over real TCP: a real
+// engine (LMDB in a temporary directory, CAF member actors, the Asio server)
+// driven through the client library, with an injected clock that the tests
+// move instead of sleeping. Each journey checks the answers, the balance
+// view and, at the end, that the ledger verifies.
+#include "io/client.hpp"
+#include "io/engine.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <thread>
+
+using namespace loyalty;
+using namespace loyalty::io;
+
+namespace {
+
+constexpr std::uint64_t t0 = 1'772'452'800'000'000ull;  // 2026-03-02T12:00:00Z, a Monday
+constexpr std::uint64_t day = 86'400'000'000ull;
+constexpr const char* admin_key = "journeys-admin-key-0123456789";
+
+// Points: 1 per 1.00 EUR at shop and web; silver from 300 qualifying points
+// (x1.5); welcome 50, first purchase 100, web purchases double, a survey 20
+// once, toys +30 with a 60-point budget over all members. Points are pending
+// 14 days, lots live 730 days, 180 days without activity forfeit everything.
+constexpr const char* program_toml = R"(
+[program]
+name = "journeys"
+currency = "EUR"
+minor_units = 2
+utc_offset_minutes = 0
+
+[[brands]]
+id = 1
+code = "shop"
+name = "Shop"
+earn_rate = { num = 1, den = 100 }
+
+[[brands]]
+id = 2
+code = "web"
+name = "Web"
+earn_rate = { num = 1, den = 100 }
+
+[[brands]]
+id = 3
+code = "wash"
+name = "Car wash"
+earn_rate = { num = 5, den = 250 }
+earn_mode = "steps"
+
+[tier_policy]
+metric = "qualifying_points"
+window_days = 365
+review = "none"
+
+[[tiers]]
+name = "member"
+threshold = 0
+multiplier = { num = 1, den = 1 }
+
+[[tiers]]
+name = "silver"
+threshold = 300
+multiplier = { num = 3, den = 2 }
+
+[[rules]]
+id = 1
+code = "welcome"
+trigger = "enroll"
+bonus_points = 50
+
+[[rules]]
+id = 2
+code = "first-buy"
+trigger = "first_purchase"
+bonus_points = 100
+
+[[rules]]
+id = 3
+code = "web-double"
+trigger = "purchase"
+channels = ["web"]
+multiplier = { num = 2, den = 1 }
+
+[[rules]]
+id = 4
+code = "survey"
+trigger = "event"
+event_kind = "survey"
+bonus_points = 20
+uses_per_member_max = 1
+
+[[rules]]
+id = 5
+code = "toy-bonus"
+trigger = "purchase"
+categories = ["toys"]
+bonus_points = 30
+cap_total = 60
+
+[lifecycle]
+pending_days = 14
+expiry_days = 730
+inactivity_days = 180
+negative_balance_max = 500
+hold_ttl_default_s = 900
+hold_ttl_max_s = 3600
+
+[[rewards]]
+id = 1
+code = "mug"
+name = "Mug"
+cost = 100
+stock = 1
+brand = "shop"
+
+[[rewards]]
+id = 2
+code = "voucher"
+name = "Voucher"
+cost = 200
+brand = "web"
+)";
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    char tmpl[] = "/tmp/loyalty-journeys-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~temp_dir() { std::filesystem::remove_all(path); }
+};
+
+struct rig {
+  temp_dir dir;
+  manual_clock clock{t0};
+  std::unique_ptr<engine> eng;
+  std::unique_ptr<client> c;      // plain integrator
+  std::unique_ptr<client> admin;  // hello with the admin key
+
+  rig() { start(); }
+
+  void start() {
+    engine_options o;
+    o.settings.listen_host = "127.0.0.1";
+    o.settings.listen_port = 0;
+    o.settings.data_dir = (dir.path / "data").string();
+    o.settings.map_bytes = 1ull << 30;
+    o.settings.commit_window_us = 50;
+    o.settings.actor_threads = 2;
+    o.settings.admin_key = admin_key;
+    o.settings.expiry_sweep_interval_s = 0;
+    std::vector<config_error> errors;
+    auto prog = parse_program(program_toml, "journeys.toml", errors);
+    for (const auto& e : errors)
+      INFO(e.message);
+    REQUIRE(prog);
+    o.prog = std::move(*prog);
+    o.clock = &clock;
+    std::string err;
+    eng = engine::start(std::move(o), err);
+    INFO(err);
+    REQUIRE(eng);
+    c = connect("");
+    admin = connect(admin_key);
+  }
+
+  void restart() {
+    c.reset();
+    admin.reset();
+    eng.reset();
+    start();
+  }
+
+  std::unique_ptr<client> connect(const std::string& key) {
+    std::string err;
+    auto x = client::connect("127.0.0.1", eng->port(), err);
+    INFO(err);
+    REQUIRE(x);
+    REQUIRE(x->hello("journeys", key).ok());
+    return x;
+  }
+
+  void enroll(std::uint64_t m, const std::string& brand = "shop") {
+    auto r = c->enroll(m, brand);
+    INFO(r.message);
+    REQUIRE(r.ok());
+  }
+
+  // Gives a member `points` available points (an admin goodwill credit).
+  void credit(std::uint64_t m, std::int64_t points) {
+    auto r = admin->adjust("credit-" + std::to_string(m) + "-" + std::to_string(clock.now_us()), m, points,
+                           "test credit", "shop");
+    INFO(r.message);
+    REQUIRE(r.ok());
+  }
+
+  response balance(std::uint64_t m) {
+    auto r = c->balance(m);
+    INFO(r.message);
+    REQUIRE(r.ok());
+    return r;
+  }
+
+  void check_verify() {
+    auto v = c->verify();
+    REQUIRE(v.ok());
+    for (const auto& p : v.verify.problems)
+      INFO(p);
+    CHECK(v.verify.valid);
+  }
+};
+
+std::vector<std::pair<std::string, std::int64_t>> lines_of(const response& r) {
+  std::vector<std::pair<std::string, std::int64_t>> v;
+  for (const auto& l : r.lines)
+    v.emplace_back(l.kind == "rule" ? l.rule : l.kind, l.points);
+  return v;
+}
+
+using lines = std::vector<std::pair<std::string, std::int64_t>>;
+
+item it(std::string sku, std::string category, std::int64_t amount) {
+  item i;
+  i.sku = std::move(sku);
+  i.category = std::move(category);
+  i.amount = amount;
+  return i;
+}
+
+} // namespace
+
+TEST_CASE("a customer joins, buys online and in store, reaches a tier and redeems a reward", "[journeys]") {
+  rig g;
+  auto en = g.c->enroll(1, "shop");
+  REQUIRE(en.ok());
+  CHECK(lines_of(en) == lines{{"welcome", 50}});
+
+  // Online: base 100, first purchase 100, web double 100 = 300: silver at once.
+  auto web = g.c->earn("j1-web", 1, "web", 10000, "EUR", t0, {it("book-1", "books", 10000)}, "web");
+  INFO(web.message);
+  REQUIRE(web.ok());
+  CHECK(lines_of(web) == lines{{"base", 100}, {"first-buy", 100}, {"web-double", 100}});
+  CHECK(web.points == 300);
+  CHECK(web.tier == "silver");
+
+  auto b = g.balance(1);
+  CHECK(b.available == 50);  // the welcome bonus is not a purchase: available at once
+  CHECK(b.pending == 300);   // the purchase waits out its 14-day return window
+  CHECK(b.tier == "silver");
+  CHECK(b.lifetime == 350);
+  CHECK(b.qualifying == 300);
+  CHECK(b.next_tier.empty());
+
+  // In store, as silver: base 20 and the tier's +50 % = 10.
+  auto shop = g.c->earn("j1-shop", 1, "shop", 2000, "EUR", t0 + 1000, {}, "store", "store-7");
+  REQUIRE(shop.ok());
+  CHECK(lines_of(shop) == lines{{"base", 20}, {"tier", 10}});
+
+  // Not yet spendable: the points are pending.
+  CHECK(g.c->redeem_reward("j1-mug-early", 1, "mug").code == errc::insufficient_points);
+  g.clock.advance(15 * day);
+  b = g.balance(1);
+  CHECK(b.available == 380);
+  CHECK(b.pending == 0);
+  CHECK(b.next_expiry_at_us == t0 + 730 * day);  // the welcome lot and the online purchase's
+  CHECK(b.next_expiry_points == 350);
+
+  auto mug = g.c->redeem_reward("j1-mug", 1, "mug");
+  INFO(mug.message);
+  REQUIRE(mug.ok());
+  CHECK(mug.reward == "mug");
+  CHECK(mug.balance == 280);
+  // The only mug is gone: another member gets out_of_stock and keeps its points.
+  g.enroll(2);
+  g.credit(2, 500);
+  CHECK(g.c->redeem_reward("j1-mug-2", 2, "mug").code == errc::out_of_stock);
+  CHECK(g.balance(2).available == 550);
+
+  auto h = g.c->history(1);
+  REQUIRE(h.ok());
+  REQUIRE(h.entries.size() == 5);
+  CHECK(h.entries[0].kind == "redeem_reward");
+  CHECK(h.entries[0].points == -100);
+  CHECK(h.entries[1].kind == "earn");
+  CHECK(h.entries[1].txn == "j1-shop");
+  CHECK(h.entries[4].kind == "enroll");
+  g.check_verify();
+}
+
+TEST_CASE("a return claws back points proportionally, undoes the tier, and a reversed reward restores its points",
+          "[journeys]") {
+  rig g;
+  g.enroll(3);
+  REQUIRE(g.c->earn("j2-buy", 3, "web", 10000, "EUR", t0, {it("lamp", "home", 6000), it("rug", "home", 4000)}, "web")
+            .ok());
+  CHECK(g.balance(3).tier == "silver");
+  g.clock.advance(15 * day);
+  auto red = g.c->redeem_reward("j2-voucher", 3, "voucher");
+  REQUIRE(red.ok());
+  CHECK(red.balance == 150);
+
+  // Half the purchase back by amount: each line keeps floor(p x 5000 / 10000).
+  auto half = g.c->refund("j2-ret-1", 3, "j2-buy", 5000);
+  INFO(half.message);
+  REQUIRE(half.ok());
+  CHECK(lines_of(half) == lines{{"base", -50}, {"first-buy", -50}, {"web-double", -50}});
+  CHECK(half.points == 150);
+  auto b = g.balance(3);
+  CHECK(b.tier == "member");  // 150 qualifying points left: the upgrade is undone
+  CHECK(b.qualifying == 150);
+  CHECK(b.available == 0);
+
+  // The voucher comes back: its points return to the lots they came from.
+  auto rev = g.c->reverse_redemption("j2-rev", 3, "j2-voucher");
+  INFO(rev.message);
+  REQUIRE(rev.ok());
+  CHECK(rev.points == 200);
+  CHECK(g.balance(3).available == 200);
+  CHECK(g.c->reverse_redemption("j2-rev-again", 3, "j2-voucher").code == errc::already_reversed);
+
+  // The rest of the purchase, by line item: the rug (4000) then the lamp.
+  auto rug = g.c->refund_items("j2-ret-2", 3, "j2-buy", {it("rug", "home", 4000)});
+  INFO(rug.message);
+  REQUIRE(rug.ok());
+  auto lamp = g.c->refund("j2-ret-3", 3, "j2-buy");
+  REQUIRE(lamp.ok());
+  CHECK(half.points + rug.points + lamp.points == 300);  // a full return claws back exactly everything
+  b = g.balance(3);
+  CHECK(b.available == 50);  // the welcome bonus only
+  CHECK(b.lifetime == 50);
+  CHECK(b.qualifying == 0);
+  CHECK(g.c->refund("j2-ret-4", 3, "j2-buy", 1).code == errc::already_reversed);
+  CHECK(g.c->refund("j2-ret-5", 3, "no-such-txn").code == errc::unknown_txn);
+  CHECK(g.c->refund("j2-ret-6", 3, "j2-voucher").code == errc::unknown_txn);  // not a purchase
+  g.check_verify();
+}
+
+TEST_CASE("a purchase refunded after its points were spent leaves a debt, capped by the program", "[journeys]") {
+  rig g;
+  g.enroll(4);
+  REQUIRE(g.c->earn("j3-buy", 4, "shop", 10000, "EUR", t0).ok());  // base 100 + first purchase 100
+  g.clock.advance(15 * day);
+  REQUIRE(g.c->redeem("j3-spend", 4, 250).ok());
+  auto ref = g.c->refund("j3-ret", 4, "j3-buy");
+  INFO(ref.message);
+  REQUIRE(ref.ok());
+  CHECK(ref.points == 200);
+  CHECK(ref.balance == -200);
+  auto b = g.balance(4);
+  CHECK(b.available == -200);
+  CHECK(b.debt == 200);
+  // New points pay nothing out until the debt is covered: no free points
+  // through a purchase-refund loop.
+  REQUIRE(g.c->earn("j3-buy-2", 4, "shop", 10000, "EUR", g.clock.now_us()).ok());
+  g.clock.advance(15 * day);
+  CHECK(g.balance(4).available == -100);
+  CHECK(g.c->redeem("j3-spend-2", 4, 1).code == errc::insufficient_points);
+
+  // Past the program's cap of 500 points of debt, a refund is refused and changes nothing.
+  g.enroll(5);
+  REQUIRE(g.c->earn("j3-big", 5, "shop", 100000, "EUR", g.clock.now_us()).ok());  // 1000 + 100
+  g.clock.advance(15 * day);
+  REQUIRE(g.c->redeem("j3-big-spend", 5, 1150).ok());
+  auto refused = g.c->refund("j3-big-ret", 5, "j3-big");
+  CHECK(refused.code == errc::negative_balance_limit);
+  CHECK(g.balance(5).available == 0);
+  g.check_verify();
+}
+
+TEST_CASE("two people sharing one account at once cannot both spend the same points", "[journeys]") {
+  rig g;
+  g.enroll(6);
+  g.credit(6, 350);  // with the welcome bonus: 400
+  auto other = g.connect("");
+  // Two carts each hold 300 of the 400 points, pipelined from two connections.
+  for (int round = 0; round < 20; ++round) {
+    request a, b;
+    a.op = b.op = opcode::hold;
+    a.member = b.member = 6;
+    a.points = b.points = 300;
+    a.txn = "j4-a-" + std::to_string(round);
+    b.txn = "j4-b-" + std::to_string(round);
+    g.c->send(a);
+    other->send(b);
+    response ra, rb;
+    std::string err;
+    REQUIRE(g.c->receive(ra, err));
+    REQUIRE(other->receive(rb, err));
+    REQUIRE((ra.ok() != rb.ok()));  // exactly one hold
+    const response& won = ra.ok() ? ra : rb;
+    const response& lost = ra.ok() ? rb : ra;
+    CHECK(lost.code == errc::insufficient_points);
+    CHECK(g.balance(6).held == 300);
+    REQUIRE(g.c->release("j4-rel-" + std::to_string(round), 6, won.hold).ok());
+  }
+  auto b = g.balance(6);
+  CHECK(b.available == 400);
+  CHECK(b.held == 0);
+  // A hold captured in part spends that part and gives the rest back.
+  auto h = g.c->hold("j4-h", 6, 300);
+  REQUIRE(h.ok());
+  auto cap = g.c->capture("j4-cap", 6, h.hold, 120);
+  INFO(cap.message);
+  REQUIRE(cap.ok());
+  CHECK(cap.points == 120);
+  b = g.balance(6);
+  CHECK(b.available == 280);
+  CHECK(b.held == 0);
+  CHECK(g.c->capture("j4-cap-2", 6, h.hold).code == errc::unknown_hold);
+  g.check_verify();
+}
+
+TEST_CASE("an inactive account's points expire into breakage, by member and by the sweep", "[journeys]") {
+  rig g;
+  g.enroll(7);
+  g.enroll(8);
+  REQUIRE(g.c->earn("j5-a", 7, "shop", 10000, "EUR", t0).ok());
+  REQUIRE(g.c->earn("j5-b", 8, "shop", 5000, "EUR", t0).ok());
+  g.clock.advance(100 * day);
+  REQUIRE(g.c->event("j5-survey", 8, "survey").ok());  // member 8 stays active
+  g.clock.advance(100 * day);                           // member 7: 200 days without activity
+
+  CHECK(g.c->expire(7).code == errc::not_authorized);  // an admin operation
+  auto ex = g.admin->expire(7, g.clock.now_us());
+  INFO(ex.message);
+  REQUIRE(ex.ok());
+  CHECK(ex.expired == 250);
+  CHECK(g.balance(7).available == 0);
+  auto h = g.c->history(7, 0, 1);
+  REQUIRE(h.entries.size() == 1);
+  CHECK(h.entries[0].kind == "expire");
+  CHECK(h.entries[0].points == -250);
+  CHECK(h.next_before == h.entries[0].seq);
+
+  // The sweep over every member: member 8 keeps everything.
+  auto all = g.admin->expire_all();
+  INFO(all.message);
+  REQUIRE(all.ok());
+  CHECK(all.members == 2);
+  CHECK(all.expired == 0);
+  CHECK(g.balance(8).available == 50 + 150 + 20);
+  g.clock.advance(181 * day);
+  all = g.admin->expire_all();
+  REQUIRE(all.ok());
+  CHECK(all.expired == 220);
+  CHECK(g.balance(8).available == 0);
+  g.check_verify();
+}
+
+TEST_CASE("an expired hold releases itself and can no longer be captured", "[journeys]") {
+  rig g;
+  g.enroll(9);
+  auto h = g.c->hold("j6-h", 9, 40, "", 60);
+  INFO(h.message);
+  REQUIRE(h.ok());
+  CHECK(h.expires_at_us == t0 + 60'000'000ull);
+  auto b = g.balance(9);
+  CHECK(b.available == 10);
+  CHECK(b.held == 40);
+  CHECK(g.c->hold("j6-too-long", 9, 5, "", 7200).code == errc::invalid_argument);  // over hold_ttl_max_s
+  g.clock.advance(61'000'000ull);
+  b = g.balance(9);
+  CHECK(b.available == 50);
+  CHECK(b.held == 0);
+  CHECK(g.c->capture("j6-cap", 9, h.hold).code == errc::unknown_hold);
+  auto hist = g.c->history(9, 0, 2);
+  REQUIRE(hist.entries.size() == 2);
+  CHECK(hist.entries[0].kind == "release");
+  g.check_verify();
+}
+
+TEST_CASE("transfers, aliases, events, caps and admin adjustments over the wire", "[journeys]") {
+  rig g;
+  g.enroll(10);
+  g.enroll(11, "web");
+  // Aliases: a card number names member 10 on any operation.
+  REQUIRE(g.c->link_alias("j7-card", 10, "card-4411").ok());
+  CHECK(g.c->lookup("card-4411").member == 10);
+  CHECK(g.c->link_alias("j7-card-2", 11, "card-4411").code == errc::alias_taken);
+  CHECK(g.c->lookup("card-0000").code == errc::unknown_alias);
+  CHECK(g.c->balance("card-4411").available == 50);
+
+  // Transfer: the receiver's lots keep the sender's expiry.
+  auto t = g.c->transfer("j7-t", "card-4411", 11, 30);
+  INFO(t.message);
+  REQUIRE(t.ok());
+  CHECK(g.balance(10).available == 20);
+  CHECK(g.balance(11).available == 80);
+  CHECK(g.c->transfer("j7-t-self", 10, 10, 1).code == errc::same_member);
+  CHECK(g.c->transfer("j7-t-none", 10, 999, 1).code == errc::unknown_member);
+  CHECK(g.c->transfer("j7-t-much", 10, 11, 21).code == errc::insufficient_points);
+
+  // Events: the survey pays once; unknown kinds are refused.
+  auto s1 = g.c->event("j7-s1", 10, "survey");
+  REQUIRE(s1.ok());
+  CHECK(lines_of(s1) == lines{{"survey", 20}});
+  auto s2 = g.c->event("j7-s2", 10, "survey");
+  REQUIRE(s2.ok());
+  CHECK(s2.points == 0);
+  CHECK(g.c->event("j7-s3", 10, "karaoke").code == errc::unknown_event);
+
+  // A program-wide budget: toys give 30 to the first two buyers only.
+  for (std::uint64_t m = 20; m < 23; ++m)
+    g.enroll(m);
+  std::int64_t bonus = 0;
+  for (std::uint64_t m = 20; m < 23; ++m) {
+    auto r = g.c->earn("j7-toy-" + std::to_string(m), m, "shop", 1000, "EUR", t0, {it("car", "toys", 1000)});
+    REQUIRE(r.ok());
+    for (const auto& l : r.lines)
+      if (l.rule == "toy-bonus")
+        bonus += l.points;
+  }
+  CHECK(bonus == 60);
+
+  // Adjustments are admin only and need a reason.
+  CHECK(g.c->adjust("j7-adj", 10, 5, "goodwill", "shop").code == errc::not_authorized);
+  auto adj = g.admin->adjust("j7-adj", 10, -25, "correction: duplicate survey", "shop");
+  INFO(adj.message);
+  REQUIRE(adj.ok());
+  CHECK(g.balance(10).available == 15);
+  std::string err;
+  auto bad = client::connect("127.0.0.1", g.eng->port(), err);
+  REQUIRE(bad);
+  CHECK(bad->hello("x", "not-the-admin-key-at-all").code == errc::not_authorized);
+
+  // Whole-step earning: 5 points per 2.50 spent; 3.00 earns 5, not 6.
+  auto wash = g.c->earn("j7-wash", 10, "wash", 300, "EUR", t0);
+  REQUIRE(wash.ok());
+  CHECK(lines_of(wash) == lines{{"base", 5}, {"first-buy", 100}});
+  g.check_verify();
+}
+
+TEST_CASE("retries are idempotent, conflicts are refused, and state survives a restart", "[journeys]") {
+  rig g;
+  g.enroll(12);
+  auto first = g.c->earn("j8-e", 12, "web", 10000, "EUR", t0, {}, "web");
+  REQUIRE(first.ok());
+  auto again = g.c->earn("j8-e", 12, "web", 10000, "EUR", t0, {}, "web");
+  REQUIRE(again.ok());
+  CHECK(again.replayed);
+  CHECK(again.seq == first.seq);
+  CHECK(lines_of(again) == lines_of(first));
+  CHECK(g.c->earn("j8-e", 12, "web", 9999, "EUR", t0, {}, "web").code == errc::txn_id_conflict);
+  auto h = g.c->hold("j8-h", 12, 30);
+  REQUIRE(h.ok());
+  auto before = g.balance(12);
+  g.restart();
+  auto after = g.balance(12);
+  CHECK(after.available == before.available);
+  CHECK(after.pending == before.pending);
+  CHECK(after.held == 30);
+  CHECK(after.tier == before.tier);
+  CHECK(after.lifetime == before.lifetime);
+  auto h2 = g.c->hold("j8-h", 12, 30);  // a retry after the restart
+  CHECK(h2.replayed);
+  CHECK(h2.hold == h.hold);
+  REQUIRE(g.c->capture("j8-cap", 12, h.hold).ok());
+  g.check_verify();
+}
