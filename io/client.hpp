@@ -12,11 +12,27 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <utility>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 namespace loyalty::io {
+
+// The member an operation addresses: an id, or an alias that link_alias
+// attached to one (docs/PROTOCOL.md section 2.1). Converts implicitly from
+// either, so `c.balance(42)` and `c.balance("card-4411")` both work.
+struct member_ref {
+  std::uint64_t id = 0;
+  std::string alias;  // used when not empty
+
+  member_ref(std::uint64_t member) : id(member) {}          // NOLINT(google-explicit-constructor)
+  member_ref(std::string member_alias) : alias(std::move(member_alias)) {}  // NOLINT
+  member_ref(const char* member_alias) : alias(member_alias) {}           // NOLINT
+
+  // Sets request.member or request.alias.
+  void apply(request& r) const;
+};
 
 // Blocking client over one TCP connection. Pipelining is allowed: send many
 // requests, then receive their responses in completion order. Not
@@ -27,8 +43,9 @@ public:
   [[nodiscard]] static std::unique_ptr<client> connect(const std::string& host, std::uint16_t port,
                                                        std::string& error);
 
-  // hello with protocol version 1; returns the server's answer.
-  response hello(const std::string& name = "loyalty-client");
+  // hello with protocol version 1; returns the server's answer. `key` is the
+  // admin key that adjust and expire need (empty: none).
+  response hello(const std::string& name = "loyalty-client", const std::string& key = "");
 
   // Sends a request. Assigns r.id from a counter when it is 0; returns the id.
   // Throws std::runtime_error if the connection is broken.
@@ -46,12 +63,45 @@ public:
   // std::runtime_error if the connection fails.
   response call(request r);
 
-  // Convenience wrappers around call().
+  // Convenience wrappers around call(), one per operation; arguments as in
+  // docs/PROTOCOL.md section 3 (0 / empty = leave the optional field out).
+  // Each returns the server's answer, errors included; they throw only as
+  // call() does.
   response enroll(std::uint64_t member, const std::string& brand);
-  response earn(const std::string& txn, std::uint64_t member, const std::string& brand, std::int64_t amount,
+  response earn(const std::string& txn, const member_ref& member, const std::string& brand, std::int64_t amount,
                 const std::string& currency, std::uint64_t occurred_at_us);
-  response redeem(const std::string& txn, std::uint64_t member, std::int64_t points);
-  response balance(std::uint64_t member);
+  // earn of a basket: the items' amounts must add up to `amount`.
+  response earn(const std::string& txn, const member_ref& member, const std::string& brand, std::int64_t amount,
+                const std::string& currency, std::uint64_t occurred_at_us, std::vector<item> items,
+                const std::string& channel = "", const std::string& store = "");
+  response redeem(const std::string& txn, const member_ref& member, std::int64_t points);
+  response balance(const member_ref& member);
+  response event(const std::string& txn, const member_ref& member, const std::string& event,
+                 const std::string& brand = "", std::uint64_t occurred_at_us = 0, const std::string& channel = "",
+                 const std::string& store = "");
+  response hold(const std::string& txn, const member_ref& member, std::int64_t points,
+                const std::string& brand = "", std::uint64_t ttl_s = 0);
+  // points 0 = the whole hold.
+  response capture(const std::string& txn, const member_ref& member, std::uint64_t hold, std::int64_t points = 0);
+  response release(const std::string& txn, const member_ref& member, std::uint64_t hold);
+  response redeem_reward(const std::string& txn, const member_ref& member, const std::string& reward);
+  // amount 0 = refund whatever is left of the purchase `ref`.
+  response refund(const std::string& txn, const member_ref& member, const std::string& ref, std::int64_t amount = 0,
+                  std::uint64_t occurred_at_us = 0);
+  response refund_items(const std::string& txn, const member_ref& member, const std::string& ref,
+                        std::vector<item> items, std::uint64_t occurred_at_us = 0);
+  response reverse_redemption(const std::string& txn, const member_ref& member, const std::string& ref);
+  // Admin: needs the key in hello.
+  response adjust(const std::string& txn, const member_ref& member, std::int64_t points, const std::string& reason,
+                  const std::string& brand);
+  response transfer(const std::string& txn, const member_ref& from, std::uint64_t to, std::int64_t points);
+  response link_alias(const std::string& txn, std::uint64_t member, const std::string& alias);
+  response lookup(const std::string& alias);
+  // before 0 = from the newest entry; limit 0 = the server's default (20).
+  response history(const member_ref& member, std::uint64_t before = 0, std::uint32_t limit = 0);
+  // Admin: expire every member's due points (as_of_us 0 = now), or one member's.
+  response expire_all(std::uint64_t as_of_us = 0);
+  response expire(const member_ref& member, std::uint64_t as_of_us = 0);
   response verify();
   response stats();
 

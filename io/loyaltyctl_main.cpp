@@ -27,6 +27,18 @@ std::string json_escape(const std::string& s) {
   return out;
 }
 
+const char* boolean(bool b) { return b ? "true" : "false"; }
+
+std::string quoted(const std::string& s) { return "\"" + json_escape(s) + "\""; }
+
+void print_lines_json(const std::vector<line>& lines, std::ostream& os) {
+  os << ",\"lines\":[";
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    os << (i ? "," : "") << "{\"kind\":" << quoted(lines[i].kind) << ",\"rule\":" << quoted(lines[i].rule)
+       << ",\"points\":" << lines[i].points << ",\"amount\":" << lines[i].amount << "}";
+  os << "]";
+}
+
 void print_json(const response& r, std::ostream& os) {
   os << "{\"id\":" << r.id << ",\"op\":\"" << to_string(r.op) << "\",\"ok\":" << (r.ok() ? "true" : "false");
   if (!r.ok()) {
@@ -34,20 +46,69 @@ void print_json(const response& r, std::ostream& os) {
        << json_escape(r.message) << "\"}";
     return;
   }
+  auto posting = [&](bool with_tier) {
+    os << ",\"seq\":" << r.seq << ",\"member\":" << r.member << ",\"points\":" << r.points << ",\"balance\":"
+       << r.balance;
+    if (with_tier)
+      os << ",\"lifetime\":" << r.lifetime << ",\"tier\":" << quoted(r.tier);
+    os << ",\"replayed\":" << boolean(r.replayed);
+  };
   switch (r.op) {
     case opcode::hello:
       os << ",\"version\":" << r.version << ",\"server\":\"" << json_escape(r.server) << "\"";
       break;
-    case opcode::enroll: os << ",\"seq\":" << r.seq << ",\"member\":" << r.member; break;
-    case opcode::earn:
-    case opcode::redeem:
+    case opcode::enroll:
       os << ",\"seq\":" << r.seq << ",\"member\":" << r.member << ",\"points\":" << r.points << ",\"balance\":"
-         << r.balance << ",\"lifetime\":" << r.lifetime << ",\"tier\":\"" << json_escape(r.tier)
-         << "\",\"replayed\":" << (r.replayed ? "true" : "false");
+         << r.balance << ",\"tier\":" << quoted(r.tier);
+      print_lines_json(r.lines, os);
       break;
+    case opcode::earn:
+    case opcode::event:
+    case opcode::refund:
+      posting(true);
+      print_lines_json(r.lines, os);
+      break;
+    case opcode::redeem: posting(true); break;
+    case opcode::hold:
+      posting(false);
+      os << ",\"hold\":" << r.hold << ",\"expires_at_us\":" << r.expires_at_us;
+      break;
+    case opcode::redeem_reward:
+      posting(false);
+      os << ",\"reward\":" << quoted(r.reward);
+      break;
+    case opcode::capture:
+    case opcode::release:
+    case opcode::reverse_redemption:
+    case opcode::adjust:
+    case opcode::transfer: posting(false); break;
     case opcode::balance:
       os << ",\"member\":" << r.member << ",\"brand\":\"" << json_escape(r.brand) << "\",\"balance\":" << r.balance
-         << ",\"lifetime\":" << r.lifetime << ",\"tier\":\"" << json_escape(r.tier) << "\"";
+         << ",\"lifetime\":" << r.lifetime << ",\"tier\":\"" << json_escape(r.tier) << "\""
+         << ",\"available\":" << r.available << ",\"pending\":" << r.pending << ",\"held\":" << r.held
+         << ",\"debt\":" << r.debt << ",\"next_tier\":" << quoted(r.next_tier) << ",\"qualifying\":"
+         << r.qualifying << ",\"to_next_tier\":" << r.to_next_tier << ",\"next_expiry_points\":"
+         << r.next_expiry_points << ",\"next_expiry_at_us\":" << r.next_expiry_at_us;
+      break;
+    case opcode::link_alias:
+      os << ",\"seq\":" << r.seq << ",\"member\":" << r.member << ",\"replayed\":" << boolean(r.replayed);
+      break;
+    case opcode::lookup: os << ",\"member\":" << r.member; break;
+    case opcode::history: {
+      os << ",\"member\":" << r.member << ",\"entries\":[";
+      for (std::size_t i = 0; i < r.entries.size(); ++i) {
+        const auto& e = r.entries[i];
+        os << (i ? "," : "") << "{\"seq\":" << e.seq << ",\"kind\":" << quoted(e.kind) << ",\"txn\":"
+           << quoted(e.txn) << ",\"occurred_at_us\":" << e.occurred_at_us << ",\"committed_at_us\":"
+           << e.committed_at_us << ",\"points\":" << e.points << ",\"balance\":" << e.balance
+           << ",\"amount\":" << e.amount << ",\"brand\":" << quoted(e.brand) << ",\"ref\":" << e.ref
+           << ",\"counterparty\":" << e.counterparty << "}";
+      }
+      os << "],\"next_before\":" << r.next_before;
+      break;
+    }
+    case opcode::expire:
+      os << ",\"expired\":" << r.expired << ",\"members\":" << r.members << ",\"seq\":" << r.seq;
       break;
     case opcode::verify: {
       os << ",\"valid\":" << (r.verify.valid ? "true" : "false") << ",\"entries\":" << r.verify.entries
@@ -70,24 +131,115 @@ void print_json(const response& r, std::ostream& os) {
   os << "}";
 }
 
-void print_text(const response& r) {
+void print_lines_text(const std::vector<line>& lines) {
+  for (const auto& l : lines)
+    std::cout << "  " << l.kind << (l.rule.empty() ? "" : " " + l.rule) << ": " << l.points << " points (amount "
+              << l.amount << ")\n";
+}
+
+// "; member M balance B, lifetime L, tier T (seq S)" after an entry.
+void print_after(const response& r, bool with_tier) {
+  std::cout << (r.replayed ? " (replay of an earlier request: nothing posted now)" : "") << "; member " << r.member
+            << " balance " << r.balance;
+  if (with_tier)
+    std::cout << ", lifetime " << r.lifetime << ", tier " << r.tier;
+  std::cout << " (seq " << r.seq << ")\n";
+}
+
+void print_text(const response& r, const request& q) {
   if (!r.ok()) {
     std::cerr << "loyaltyctl: " << to_string(r.code) << ": " << r.message << "\n";
     return;
   }
   switch (r.op) {
     case opcode::hello: std::cout << r.server << " (protocol " << r.version << ")\n"; break;
-    case opcode::enroll: std::cout << "enrolled member " << r.member << " (seq " << r.seq << ")\n"; break;
+    case opcode::enroll:
+      std::cout << "enrolled member " << r.member << " (seq " << r.seq << ")";
+      if (r.points != 0)
+        std::cout << "; welcome points " << r.points << ", balance " << r.balance;
+      std::cout << "\n";
+      print_lines_text(r.lines);
+      break;
     case opcode::earn:
     case opcode::redeem:
-      std::cout << (r.op == opcode::earn ? "earned " : "redeemed ") << r.points << " points"
-                << (r.replayed ? " (replay of an earlier request: nothing posted now)" : "") << "; member "
-                << r.member << " balance " << r.balance << ", lifetime " << r.lifetime << ", tier " << r.tier
-                << " (seq " << r.seq << ")\n";
+      std::cout << (r.op == opcode::earn ? "earned " : "redeemed ") << r.points << " points";
+      print_after(r, true);
+      print_lines_text(r.lines);
       break;
+    case opcode::event:
+      std::cout << "event '" << q.event << "' earned " << r.points << " points";
+      print_after(r, true);
+      print_lines_text(r.lines);
+      break;
+    case opcode::refund:
+      std::cout << "refund took back " << -r.points << " points";
+      print_after(r, true);
+      print_lines_text(r.lines);
+      break;
+    case opcode::hold:
+      std::cout << "held " << r.points << " points as hold " << r.hold << ", expires at " << r.expires_at_us
+                << " us";
+      print_after(r, false);
+      break;
+    case opcode::capture:
+      std::cout << "captured " << r.points << " points of hold " << q.hold;
+      print_after(r, false);
+      break;
+    case opcode::release:
+      std::cout << "released " << r.points << " points of hold " << q.hold;
+      print_after(r, false);
+      break;
+    case opcode::redeem_reward:
+      std::cout << "redeemed reward " << r.reward << " for " << r.points << " points";
+      print_after(r, false);
+      break;
+    case opcode::reverse_redemption:
+      std::cout << "reversed redemption: " << r.points << " points back";
+      print_after(r, false);
+      break;
+    case opcode::adjust:
+      std::cout << "adjusted by " << r.points << " points";
+      print_after(r, false);
+      break;
+    case opcode::transfer:
+      std::cout << "transferred " << r.points << " points to member " << q.to;
+      print_after(r, false);
+      break;
+    case opcode::link_alias:
+      std::cout << "alias '" << q.alias << "' names member " << r.member
+                << (r.replayed ? " (it did already: nothing posted now)" : "") << " (seq " << r.seq << ")\n";
+      break;
+    case opcode::lookup: std::cout << "alias '" << q.alias << "' names member " << r.member << "\n"; break;
     case opcode::balance:
       std::cout << "member " << r.member << " (" << r.brand << "): balance " << r.balance << ", lifetime "
                 << r.lifetime << ", tier " << r.tier << "\n";
+      std::cout << "  available " << r.available << ", pending " << r.pending << ", held " << r.held << ", debt "
+                << r.debt << "\n";
+      if (!r.next_tier.empty())
+        std::cout << "  next tier " << r.next_tier << ": " << r.to_next_tier << " to go (now " << r.qualifying
+                  << ")\n";
+      if (r.next_expiry_at_us != 0)
+        std::cout << "  " << r.next_expiry_points << " points expire at " << r.next_expiry_at_us << " us\n";
+      break;
+    case opcode::history:
+      std::cout << "member " << r.member << ": " << r.entries.size() << " entries, newest first\n";
+      for (const auto& e : r.entries) {
+        std::cout << "  seq " << e.seq << " " << e.kind << " " << e.points << " points, balance " << e.balance;
+        if (!e.txn.empty()) std::cout << ", txn " << json_escape(e.txn);
+        if (e.amount != 0) std::cout << ", amount " << e.amount;
+        if (!e.brand.empty()) std::cout << ", brand " << e.brand;
+        if (e.ref != 0) std::cout << ", ref seq " << e.ref;
+        if (e.counterparty != 0) std::cout << ", counterparty " << e.counterparty;
+        std::cout << ", at " << e.occurred_at_us << " us\n";
+      }
+      if (r.next_before != 0)
+        std::cout << "more: --before " << r.next_before << "\n";
+      break;
+    case opcode::expire:
+      std::cout << "expired " << r.expired << " points (" << r.members << " members looked at)";
+      if (r.seq != 0)
+        std::cout << " (seq " << r.seq << ")";
+      std::cout << "\n";
       break;
     case opcode::verify:
       std::cout << (r.verify.valid ? "valid" : "INVALID") << ": " << r.verify.entries << " entries, "
@@ -104,56 +256,234 @@ void print_text(const response& r) {
   }
 }
 
+// --items "sku:category:qty:amount,...": empty sku / category allowed, empty
+// qty = 1. Returns an error sentence, or "" when every item parsed.
+std::string parse_items(const std::string& text, std::vector<item>& out) {
+  out.clear();
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto end = text.find(',', start);
+    if (end == std::string::npos)
+      end = text.size();
+    std::string one = text.substr(start, end - start);
+    std::vector<std::string> parts;
+    std::size_t p = 0;
+    for (;;) {
+      auto colon = one.find(':', p);
+      parts.push_back(one.substr(p, colon == std::string::npos ? std::string::npos : colon - p));
+      if (colon == std::string::npos)
+        break;
+      p = colon + 1;
+    }
+    if (parts.size() != 4)
+      return "item '" + one + "' is not sku:category:qty:amount";
+    item it;
+    it.sku = parts[0];
+    it.category = parts[1];
+    try {
+      std::size_t used = 0;
+      if (!parts[2].empty()) {
+        it.qty = std::stoll(parts[2], &used);
+        if (used != parts[2].size())
+          throw std::invalid_argument("qty");
+      }
+      it.amount = std::stoll(parts[3], &used);
+      if (used != parts[3].size())
+        throw std::invalid_argument("amount");
+    } catch (const std::exception&) {
+      return "item '" + one + "': qty and amount must be integers";
+    }
+    out.push_back(std::move(it));
+    start = end + 1;
+  }
+  return {};
+}
+
+std::uint64_t now_us() {
+  return static_cast<std::uint64_t>(
+    std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count());
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"loyaltyctl: talk to a running loyaltyd over its wire protocol (docs/PROTOCOL.md).\n"
+               "Member operations name the member with --member ID or --alias TEXT (one of them);\n"
+               "adjust and expire are admin operations and need --key (the engine's admin key).\n"
                "Exit status: 0 success, 1 the engine answered with an error (or verify found problems),\n"
-               "2 connection or protocol failure."};
+               "2 connection or protocol failure; a wrong command line exits with 100 or more."};
   std::string host = "127.0.0.1";
   int port = 7411;
   bool json = false;
+  std::string key;
   app.add_option("--host", host, "engine address")->capture_default_str();
   app.add_option("--port", port, "engine port")->capture_default_str()->check(CLI::Range(1, 65535));
   app.add_flag("--json", json, "print the response as JSON");
+  app.add_option("--key", key, "admin key, sent in hello (needed by adjust and expire)");
   app.require_subcommand(1);
 
   request req;
+  std::string items_text;
+  const CLI::Validator items_check(
+    [](std::string& text) {
+      std::vector<item> items;
+      return parse_items(text, items);
+    },
+    "sku:category:qty:amount,...");
+  // Member addressing: --member or --alias (checked after parsing, where
+  // `required` says whether one of them must be given).
+  struct member_opts {
+    CLI::App* sub;
+    bool required;
+  };
+  std::vector<member_opts> member_subs;
+  auto add_member = [&](CLI::App* sub, bool required, const char* what = "member id (1..2^56-1)") {
+    auto* m = sub->add_option("--member", req.member, what);
+    auto* a = sub->add_option("--alias", req.alias, "member alias (instead of --member)");
+    m->excludes(a);
+    member_subs.push_back({sub, required});
+  };
+  auto add_txn = [&](CLI::App* sub) {
+    sub->add_option("--txn", req.txn, "client transaction id, 1..64 bytes (retries with the same id are safe)")
+      ->required();
+  };
+
   auto* hello = app.add_subcommand("hello", "check the connection and the protocol version");
   auto* enroll = app.add_subcommand("enroll", "enroll a member at a brand");
   enroll->add_option("member", req.member, "member id (1..2^56-1)")->required();
   enroll->add_option("brand", req.brand, "brand code from the program")->required();
+
   auto* earn = app.add_subcommand("earn", "post a purchase: the member earns points");
-  earn->add_option("--txn", req.txn, "client transaction id (retries with the same id are safe)")->required();
-  earn->add_option("--member", req.member, "member id")->required();
+  add_txn(earn);
+  add_member(earn, true);
   earn->add_option("--brand", req.brand, "brand code")->required();
   earn->add_option("--amount", req.amount, "purchase amount in minor currency units (cents)")->required();
   req.currency = "EUR";
   earn->add_option("--currency", req.currency, "ISO 4217 currency code")->capture_default_str();
   earn->add_option("--occurred-at", req.occurred_at_us, "time of the purchase, microseconds since the epoch (default: now)");
+  earn->add_option("--items", items_text,
+                   "line items sku:category:qty:amount,... (empty sku, category allowed; empty qty = 1); "
+                   "the amounts must add up to --amount")
+    ->check(items_check);
+  earn->add_option("--channel", req.channel, "channel of the purchase (app, store, ...)");
+  earn->add_option("--store", req.store, "store code");
+
   auto* redeem = app.add_subcommand("redeem", "spend points");
-  redeem->add_option("--txn", req.txn, "client transaction id")->required();
-  redeem->add_option("--member", req.member, "member id")->required();
+  add_txn(redeem);
+  add_member(redeem, true);
   redeem->add_option("--points", req.points, "points to spend")->required();
-  auto* balance = app.add_subcommand("balance", "show a member's points and tier");
-  balance->add_option("member", req.member, "member id")->required();
+
+  auto* balance = app.add_subcommand("balance", "show a member's points, tier and next expiry");
+  balance->add_option("member", req.member, "member id (or use --alias)");
+  balance->add_option("--alias", req.alias, "member alias (instead of the member id)");
+
+  auto* event = app.add_subcommand("event", "report a non-purchase event (survey, app install, ...) for bonus points");
+  add_txn(event);
+  add_member(event, true);
+  event->add_option("--event", req.event, "event kind, as the program's event rules name it")->required();
+  event->add_option("--brand", req.brand, "brand code (optional)");
+  event->add_option("--channel", req.channel, "channel (optional)");
+  event->add_option("--store", req.store, "store code (optional)");
+  event->add_option("--occurred-at", req.occurred_at_us, "microseconds since the epoch (default: when the engine gets it)");
+
+  auto* hold = app.add_subcommand("hold", "reserve points for a later capture or release");
+  add_txn(hold);
+  add_member(hold, true);
+  hold->add_option("--points", req.points, "points to reserve")->required();
+  hold->add_option("--brand", req.brand, "brand where the points will be captured (default: the home brand)");
+  hold->add_option("--ttl", req.ttl_s, "hold lifetime in seconds (default: the program's)");
+
+  auto* capture = app.add_subcommand("capture", "spend the points of a hold");
+  add_txn(capture);
+  add_member(capture, true);
+  capture->add_option("--hold", req.hold, "hold id from the hold answer")->required();
+  capture->add_option("--points", req.points, "points to spend (default: the whole hold; the rest goes back)");
+
+  auto* release = app.add_subcommand("release", "cancel a hold: its points go back to the member");
+  add_txn(release);
+  add_member(release, true);
+  release->add_option("--hold", req.hold, "hold id")->required();
+
+  auto* redeem_reward = app.add_subcommand("redeem-reward", "redeem a catalogue reward at its cost");
+  add_txn(redeem_reward);
+  add_member(redeem_reward, true);
+  redeem_reward->add_option("--reward", req.reward, "reward code from the program")->required();
+
+  auto* refund = app.add_subcommand("refund", "refund (part of) a purchase: its points are taken back");
+  add_txn(refund);
+  add_member(refund, true);
+  refund->add_option("--ref", req.ref, "txn id of the earn being refunded")->required();
+  auto* refund_amount =
+    refund->add_option("--amount", req.amount, "amount refunded now, minor units (default: all that is left)");
+  refund->add_option("--items", items_text, "refunded line items sku:category:qty:amount,... (instead of --amount)")
+    ->check(items_check)
+    ->excludes(refund_amount);
+  refund->add_option("--occurred-at", req.occurred_at_us, "microseconds since the epoch (default: when the engine gets it)");
+
+  auto* reverse = app.add_subcommand("reverse-redemption", "undo a redemption: the points come back");
+  add_txn(reverse);
+  add_member(reverse, true);
+  reverse->add_option("--ref", req.ref, "txn id of the redemption")->required();
+
+  auto* adjust = app.add_subcommand("adjust", "admin: credit (+) or debit (-) points by hand; needs --key");
+  add_txn(adjust);
+  add_member(adjust, true);
+  adjust->add_option("--points", req.points, "signed points, not 0 (write --points=-50 for a debit)")->required();
+  adjust->add_option("--reason", req.reason, "why, 1..200 bytes (kept in the journal)")->required();
+  adjust->add_option("--brand", req.brand, "brand whose points these are")->required();
+
+  auto* transfer = app.add_subcommand("transfer", "move points from one member to another");
+  add_txn(transfer);
+  add_member(transfer, true, "sending member id");
+  transfer->add_option("--to", req.to, "receiving member id")->required();
+  transfer->add_option("--points", req.points, "points to move")->required();
+
+  auto* link_alias = app.add_subcommand("link-alias", "attach an alias (card number, app id, ...) to a member, for good");
+  add_txn(link_alias);
+  link_alias->add_option("--member", req.member, "member id")->required();
+  link_alias->add_option("--alias", req.alias, "the alias, 1..64 bytes")->required();
+
+  auto* lookup = app.add_subcommand("lookup", "show the member id an alias names");
+  lookup->add_option("alias", req.alias, "the alias")->required();
+
+  auto* history = app.add_subcommand("history", "list a member's journal entries, newest first");
+  add_member(history, true);
+  history->add_option("--before", req.before, "only entries with seq below this (the 'more' hint of the last page)");
+  history->add_option("--limit", req.limit, "entries per page, 1..100 (default 20)");
+
+  auto* expire = app.add_subcommand("expire", "admin: post due point expiries now, for one member or all; needs --key");
+  add_member(expire, false, "member id (default: every member)");
+  expire->add_option("--as-of", req.as_of_us, "expire as of this instant, microseconds since the epoch (default: now)");
+
   auto* verify = app.add_subcommand("verify", "check every ledger invariant (exit 0 if valid, 1 if not)");
   auto* stats = app.add_subcommand("stats", "show the engine's counters");
   CLI11_PARSE(app, argc, argv);
 
-  if (*hello) req.op = opcode::hello;
-  if (*enroll) req.op = opcode::enroll;
-  if (*earn) {
-    req.op = opcode::earn;
-    if (req.occurred_at_us == 0)
-      req.occurred_at_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                        std::chrono::system_clock::now().time_since_epoch())
-                                                        .count());
+  const std::vector<std::pair<CLI::App*, opcode>> subs{
+    {hello, opcode::hello}, {enroll, opcode::enroll}, {earn, opcode::earn}, {redeem, opcode::redeem},
+    {balance, opcode::balance}, {event, opcode::event}, {hold, opcode::hold}, {capture, opcode::capture},
+    {release, opcode::release}, {redeem_reward, opcode::redeem_reward}, {refund, opcode::refund},
+    {reverse, opcode::reverse_redemption}, {adjust, opcode::adjust}, {transfer, opcode::transfer},
+    {link_alias, opcode::link_alias}, {lookup, opcode::lookup}, {history, opcode::history},
+    {expire, opcode::expire}, {verify, opcode::verify}, {stats, opcode::stats}};
+  for (auto& [sub, op] : subs)
+    if (*sub)
+      req.op = op;
+  for (auto& m : member_subs)
+    if (*m.sub && m.required && req.member == 0 && req.alias.empty())
+      return app.exit(CLI::RequiredError(m.sub->get_name() + ": --member or --alias"));
+  if (*balance && req.member == 0 && req.alias.empty())
+    return app.exit(CLI::RequiredError("balance: a member id or --alias"));
+  if (*balance && req.member != 0 && !req.alias.empty())
+    return app.exit(CLI::ExcludesError("balance: a member id and --alias", CLI::ExitCodes::ExcludesError));
+  if (!items_text.empty()) {
+    auto err = parse_items(items_text, req.items);
+    if (!err.empty())
+      return app.exit(CLI::ValidationError("--items", err));
   }
-  if (*redeem) req.op = opcode::redeem;
-  if (*balance) req.op = opcode::balance;
-  if (*verify) req.op = opcode::verify;
-  if (*stats) req.op = opcode::stats;
+  if (*earn && req.occurred_at_us == 0)
+    req.occurred_at_us = now_us();
 
   std::string error;
   auto c = client::connect(host, static_cast<std::uint16_t>(port), error);
@@ -162,7 +492,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    auto h = c->hello("loyaltyctl");
+    auto h = c->hello("loyaltyctl", key);
     if (!h.ok()) {
       std::cerr << "loyaltyctl: hello refused: " << to_string(h.code) << ": " << h.message << "\n";
       return 2;
@@ -172,7 +502,7 @@ int main(int argc, char** argv) {
       print_json(r, std::cout);
       std::cout << "\n";
     } else {
-      print_text(r);
+      print_text(r, req);
     }
     if (!r.ok())
       return 1;

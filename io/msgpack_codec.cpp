@@ -4,6 +4,7 @@
 #include <msgpack.hpp>
 
 #include <array>
+#include <cassert>
 #include <cstring>
 #include <limits>
 
@@ -11,8 +12,15 @@ namespace loyalty::io {
 
 namespace {
 
-constexpr std::array<const char*, 9> op_names{"none", "hello", "enroll", "earn", "redeem",
-                                              "balance", "verify", "stats", "batch"};
+// Indexed by opcode: the order of the enum.
+constexpr std::array<const char*, 22> op_names{
+  "none", "hello", "enroll", "earn", "redeem", "balance", "verify", "stats", "batch",
+  "event", "hold", "capture", "release", "redeem_reward", "refund", "reverse_redemption",
+  "adjust", "transfer", "link_alias", "lookup", "history", "expire"};
+static_assert(op_names.size() == static_cast<std::size_t>(opcode::expire) + 1);
+
+constexpr std::uint64_t member_id_max = (std::uint64_t{1} << 56) - 1;
+constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
 
 opcode opcode_from(std::string_view s) {
   for (std::size_t i = 1; i < op_names.size(); ++i)
@@ -62,9 +70,15 @@ public:
   }
 
   enum field : std::size_t { f_op, f_id, f_version, f_client, f_member, f_brand, f_txn, f_amount,
-                             f_currency, f_occurred_at, f_points, f_ops, f_count };
+                             f_currency, f_occurred_at, f_points, f_ops,
+                             f_key, f_alias, f_items, f_channel, f_store, f_event, f_ttl_s, f_hold,
+                             f_reward, f_ref, f_reason, f_to, f_before, f_limit, f_as_of, f_count };
   static constexpr std::array<const char*, f_count> field_names{
-    "op", "id", "version", "client", "member", "brand", "txn", "amount", "currency", "occurred_at", "points", "ops"};
+    "op", "id", "version", "client", "member", "brand", "txn", "amount", "currency", "occurred_at", "points", "ops",
+    "key", "alias", "items", "channel", "store", "event", "ttl_s", "hold",
+    "reward", "ref", "reason", "to", "before", "limit", "as_of_us"};
+
+  bool has(field f) const { return fields_[f] != nullptr; }
 
   const msgpack::object* get(field f, bool required) {
     auto* o = fields_[f];
@@ -89,8 +103,8 @@ public:
   }
 
   // Amounts and points: msgpack integers, > 0, <= INT64_MAX.
-  bool amount(field f, std::int64_t& out) {
-    auto* o = get(f, true);
+  bool amount(field f, std::int64_t& out, bool required = true) {
+    auto* o = get(f, required);
     if (o == nullptr)
       return false;
     std::string name = std::string("field '") + field_names[f] + "'";
@@ -137,8 +151,108 @@ public:
   void member() {
     if (!u64(f_member, r_.member))
       return;
-    if (r_.member == 0 || r_.member > (std::uint64_t{1} << 56) - 1)
+    r_.has_member = true;
+    if (r_.member == 0 || r_.member > member_id_max)
       fail(errc::invalid_argument, "field 'member' must be between 1 and 2^56-1");
+  }
+
+  // A member op addresses its member by id or by alias, never both. Neither
+  // is missing_field 'member' unless the member is optional (expire).
+  void member_or_alias(bool required = true) {
+    if (has(f_member) && has(f_alias)) {
+      fail(errc::invalid_argument, "give either 'member' or 'alias', not both");
+      return;
+    }
+    if (has(f_alias))
+      str(f_alias, r_.alias, code_bytes_max);
+    else if (required || has(f_member))
+      member();
+  }
+
+  void txn() { str(f_txn, r_.txn, limits::txn_id_bytes_max, true, true); }
+
+  // An optional string that may be empty (empty = not given).
+  void opt_str(field f, std::string& out, std::size_t max_bytes) {
+    auto* o = get(f, false);
+    if (o == nullptr)
+      return;
+    if (o->type != msgpack::type::STR) {
+      fail(errc::wrong_type, std::string("field '") + field_names[f] + "' must be a string");
+      return;
+    }
+    if (o->via.str.size > max_bytes) {
+      fail(errc::invalid_argument,
+           std::string("field '") + field_names[f] + "' must be at most " + std::to_string(max_bytes) + " bytes");
+      return;
+    }
+    out.assign(o->via.str.ptr, o->via.str.size);
+  }
+
+  // An unsigned integer in [lo, hi].
+  void u64_in(field f, std::uint64_t& out, std::uint64_t lo, std::uint64_t hi, bool required,
+              const char* range) {
+    if (!u64(f, out, required))
+      return;
+    if (out < lo || out > hi)
+      fail(errc::invalid_argument, std::string("field '") + field_names[f] + "' must be " + range);
+  }
+
+  // adjust's points: any int64 but 0 and INT64_MIN (whose negation does not fit).
+  void signed_points(field f, std::int64_t& out) {
+    auto* o = get(f, true);
+    if (o == nullptr)
+      return;
+    std::string name = std::string("field '") + field_names[f] + "'";
+    if (o->type == msgpack::type::POSITIVE_INTEGER) {
+      if (o->via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        fail(errc::amount_overflow, name + " is above 2^63-1");
+        return;
+      }
+      out = static_cast<std::int64_t>(o->via.u64);
+    } else if (o->type == msgpack::type::NEGATIVE_INTEGER) {
+      out = o->via.i64;
+    } else {
+      fail(errc::wrong_type, name + " must be an integer");
+      return;
+    }
+    if (out == 0 || out == std::numeric_limits<std::int64_t>::min())
+      fail(errc::invalid_amount, name + " must be non-zero and above -2^63");
+  }
+
+  // Line items: an array of 1..items_max maps {sku, category, qty, amount}.
+  // Returns false if absent or invalid.
+  bool items(std::vector<item>& out) {
+    auto* o = get(f_items, false);
+    if (o == nullptr)
+      return false;
+    if (o->type != msgpack::type::ARRAY) {
+      fail(errc::wrong_type, "field 'items' must be an array");
+      return false;
+    }
+    const auto& a = o->via.array;
+    if (a.size == 0 || a.size > items_max) {
+      fail(errc::invalid_argument, "field 'items' must hold 1 to " + std::to_string(items_max) + " items");
+      return false;
+    }
+    out.resize(a.size);
+    for (std::uint32_t i = 0; i < a.size && !failed(); ++i)
+      one_item(a.ptr[i], out[i], "items[" + std::to_string(i) + "]");
+    return !failed();
+  }
+
+  // Checks that item amounts sum to `amount` exactly (amounts are >= 0, so
+  // stopping once the sum passes `amount` avoids any overflow).
+  void items_sum_to(const std::vector<item>& items, std::int64_t amount) {
+    std::int64_t sum = 0;
+    for (const auto& it : items) {
+      if (it.amount > amount - sum) {
+        fail(errc::invalid_argument, "the item amounts add up to more than 'amount'");
+        return;
+      }
+      sum += it.amount;
+    }
+    if (sum != amount)
+      fail(errc::invalid_argument, "the item amounts add up to less than 'amount'");
   }
 
   void currency() {
@@ -152,6 +266,49 @@ public:
   }
 
 private:
+  void one_item(const msgpack::object& o, item& it, const std::string& where) {
+    if (o.type != msgpack::type::MAP) {
+      fail(errc::wrong_type, where + " must be a map");
+      return;
+    }
+    bool have_amount = false;
+    for (std::uint32_t j = 0; j < o.via.map.size && !failed(); ++j) {
+      const auto& k = o.via.map.ptr[j].key;
+      const auto& v = o.via.map.ptr[j].val;
+      if (is_str(k, "sku") || is_str(k, "category")) {
+        std::string& s = is_str(k, "sku") ? it.sku : it.category;
+        const char* name = is_str(k, "sku") ? "sku" : "category";
+        if (v.type != msgpack::type::STR)
+          fail(errc::wrong_type, where + "." + name + " must be a string");
+        else if (v.via.str.size > code_bytes_max)
+          fail(errc::invalid_argument, where + "." + name + " must be at most " + std::to_string(code_bytes_max) + " bytes");
+        else
+          s.assign(v.via.str.ptr, v.via.str.size);
+      } else if (is_str(k, "qty")) {
+        if (v.type == msgpack::type::NEGATIVE_INTEGER)
+          fail(errc::invalid_argument, where + ".qty must be at least 1");
+        else if (v.type != msgpack::type::POSITIVE_INTEGER)
+          fail(errc::wrong_type, where + ".qty must be an integer");
+        else if (v.via.u64 == 0 || v.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+          fail(errc::invalid_argument, where + ".qty must be between 1 and 2^63-1");
+        else
+          it.qty = static_cast<std::int64_t>(v.via.u64);
+      } else if (is_str(k, "amount")) {
+        have_amount = true;
+        if (v.type == msgpack::type::NEGATIVE_INTEGER)
+          fail(errc::invalid_amount, where + ".amount must not be negative");
+        else if (v.type != msgpack::type::POSITIVE_INTEGER)
+          fail(errc::wrong_type, where + ".amount must be an integer");
+        else if (v.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+          fail(errc::amount_overflow, where + ".amount is above 2^63-1");
+        else
+          it.amount = static_cast<std::int64_t>(v.via.u64);
+      }
+    }
+    if (!have_amount)
+      fail(errc::missing_field, where + ".amount is missing");
+  }
+
   request& r_;
   std::array<const msgpack::object*, f_count> fields_{};
 };
@@ -167,27 +324,115 @@ void decode_fields(reader& rd, request& r, bool in_batch) {
         r.version = v > 0xFFFFFFFFu ? 0xFFFFFFFFu : static_cast<std::uint32_t>(v);
       if (rd.get(f::f_client, false))
         rd.str(f::f_client, r.client_name, 64);
+      rd.opt_str(f::f_key, r.key, admin_key_bytes_max);
       break;
     }
     case opcode::enroll:
       rd.member();
       rd.str(f::f_brand, r.brand, 64);
+      if (rd.has(f::f_alias))
+        rd.fail(errc::invalid_argument, "enroll takes 'member', not 'alias' (link an alias after enrolling)");
       break;
     case opcode::earn:
-      rd.str(f::f_txn, r.txn, limits::txn_id_bytes_max, true, true);
-      rd.member();
+      rd.txn();
+      rd.member_or_alias();
       rd.str(f::f_brand, r.brand, 64);
       rd.amount(f::f_amount, r.amount);
       rd.currency();
       rd.u64(f::f_occurred_at, r.occurred_at_us);
+      if (rd.items(r.items))
+        rd.items_sum_to(r.items, r.amount);
+      rd.opt_str(f::f_channel, r.channel, code_bytes_max);
+      rd.opt_str(f::f_store, r.store, code_bytes_max);
       break;
     case opcode::redeem:
-      rd.str(f::f_txn, r.txn, limits::txn_id_bytes_max, true, true);
-      rd.member();
+      rd.txn();
+      rd.member_or_alias();
       rd.amount(f::f_points, r.points);
       break;
     case opcode::balance:
+      rd.member_or_alias();
+      break;
+    case opcode::event:
+      rd.txn();
+      rd.member_or_alias();
+      rd.str(f::f_event, r.event, code_bytes_max);
+      if (rd.has(f::f_brand))
+        rd.str(f::f_brand, r.brand, code_bytes_max);
+      rd.opt_str(f::f_channel, r.channel, code_bytes_max);
+      rd.opt_str(f::f_store, r.store, code_bytes_max);
+      rd.u64(f::f_occurred_at, r.occurred_at_us, false);
+      break;
+    case opcode::hold:
+      rd.txn();
+      rd.member_or_alias();
+      rd.amount(f::f_points, r.points);
+      if (rd.has(f::f_brand))
+        rd.str(f::f_brand, r.brand, code_bytes_max);
+      rd.u64_in(f::f_ttl_s, r.ttl_s, 1, u64_max, false, "at least 1");
+      break;
+    case opcode::capture:
+    case opcode::release:
+      rd.txn();
+      rd.member_or_alias();
+      rd.u64_in(f::f_hold, r.hold, 1, u64_max, true, "at least 1");
+      if (r.op == opcode::capture)
+        rd.amount(f::f_points, r.points, false);
+      break;
+    case opcode::redeem_reward:
+      rd.txn();
+      rd.member_or_alias();
+      rd.str(f::f_reward, r.reward, code_bytes_max);
+      break;
+    case opcode::refund:
+      rd.txn();
+      rd.member_or_alias();
+      rd.str(f::f_ref, r.ref, limits::txn_id_bytes_max, true, true);
+      if (rd.has(f::f_amount) && rd.has(f::f_items)) {
+        rd.fail(errc::invalid_argument, "a refund gives 'amount' or 'items', not both");
+        break;
+      }
+      rd.amount(f::f_amount, r.amount, false);
+      rd.items(r.items);
+      rd.u64(f::f_occurred_at, r.occurred_at_us, false);
+      break;
+    case opcode::reverse_redemption:
+      rd.txn();
+      rd.member_or_alias();
+      rd.str(f::f_ref, r.ref, limits::txn_id_bytes_max, true, true);
+      break;
+    case opcode::adjust:
+      rd.txn();
+      rd.member_or_alias();
+      rd.signed_points(f::f_points, r.points);
+      rd.str(f::f_reason, r.reason, reason_bytes_max);
+      rd.str(f::f_brand, r.brand, code_bytes_max);
+      break;
+    case opcode::transfer:
+      rd.txn();
+      rd.member_or_alias();
+      rd.u64_in(f::f_to, r.to, 1, member_id_max, true, "between 1 and 2^56-1");
+      rd.amount(f::f_points, r.points);
+      break;
+    case opcode::link_alias:
+      rd.txn();
       rd.member();
+      rd.str(f::f_alias, r.alias, code_bytes_max);
+      break;
+    case opcode::lookup:
+      rd.str(f::f_alias, r.alias, code_bytes_max);
+      break;
+    case opcode::history: {
+      rd.member_or_alias();
+      rd.u64(f::f_before, r.before, false);
+      std::uint64_t limit = 0;
+      rd.u64_in(f::f_limit, limit, 1, history_limit_max, false, "between 1 and 100");
+      r.limit = static_cast<std::uint32_t>(limit);
+      break;
+    }
+    case opcode::expire:
+      rd.member_or_alias(false);
+      rd.u64(f::f_as_of, r.as_of_us, false);
       break;
     case opcode::verify:
     case opcode::stats:
@@ -244,8 +489,9 @@ void decode_map(const msgpack::object& o, request& r, bool in_batch) {
   }
   if (rd.failed())
     return;
-  if (in_batch && r.op != opcode::enroll && r.op != opcode::earn && r.op != opcode::redeem &&
-      r.op != opcode::balance && r.op != opcode::batch) {
+  // Connection and engine-wide operations stay out of batches; every member
+  // operation (and lookup) may be batched. A nested batch is refused below.
+  if (in_batch && (r.op == opcode::hello || r.op == opcode::verify || r.op == opcode::stats)) {
     rd.fail(errc::invalid_argument, "operation '" + op + "' cannot be part of a batch");
     return;
   }
@@ -266,142 +512,378 @@ void pack_str(packer& pk, std::string_view s) {
 
 void kv(packer& pk, std::string_view key) { pack_str(pk, key); }
 
-void pack_response(packer& pk, const response& r) {
-  const bool ok = r.code == errc::ok;
-  std::uint32_t n = 3;
-  if (!ok)
-    n += 3;
-  else
-    switch (r.op) {
-      case opcode::hello: n += 3; break;
-      case opcode::enroll: n += 2; break;
-      case opcode::earn:
-      case opcode::redeem: n += 7; break;
-      case opcode::balance: n += 5; break;
-      case opcode::verify: n += 7; break;
-      case opcode::stats:
-      case opcode::batch: n += 1; break;
-      case opcode::none: break;
-    }
-  pk.pack_map(n);
-  kv(pk, "id"), pk.pack_uint64(r.id);
-  kv(pk, "op"), pack_str(pk, op_names[static_cast<std::size_t>(r.op)]);
-  kv(pk, "ok"), ok ? pk.pack_true() : pk.pack_false();
-  if (!ok) {
-    kv(pk, "error"), pack_str(pk, to_string(r.code));
-    kv(pk, "code"), pk.pack_uint16(static_cast<std::uint16_t>(r.code));
-    kv(pk, "message"), pack_str(pk, r.message);
-    return;
+// The key / value pairs of one map. A map is written by running its body
+// twice: once with a null packer to count the pairs, once to write them, so
+// optional fields cannot make the header's count disagree with the body.
+class map_out {
+public:
+  explicit map_out(packer* pk) : pk_(pk) {}
+
+  void u64(std::string_view k, std::uint64_t v) { if (key(k)) pk_->pack_uint64(v); }
+  void i64(std::string_view k, std::int64_t v) { if (key(k)) pk_->pack_int64(v); }
+  void str(std::string_view k, std::string_view v) { if (key(k)) pack_str(*pk_, v); }
+  void bin(std::string_view k, std::string_view v) {
+    if (!key(k))
+      return;
+    pk_->pack_bin(static_cast<std::uint32_t>(v.size()));
+    pk_->pack_bin_body(v.data(), static_cast<std::uint32_t>(v.size()));
   }
+  void boolean(std::string_view k, bool v) { if (key(k)) v ? pk_->pack_true() : pk_->pack_false(); }
+  // A value the caller packs itself (array, nested map).
+  template <class F>
+  void value(std::string_view k, F pack_value) { if (key(k)) pack_value(*pk_); }
+
+  [[nodiscard]] std::uint32_t count() const noexcept { return count_; }
+
+private:
+  bool key(std::string_view k) {
+    ++count_;
+    if (pk_ == nullptr)
+      return false;
+    pack_str(*pk_, k);
+    return true;
+  }
+
+  packer* pk_;
+  std::uint32_t count_ = 0;
+};
+
+template <class Body>
+void pack_map(packer& pk, Body&& body) {
+  map_out counting(nullptr);
+  body(counting);
+  pk.pack_map(counting.count());
+  map_out writing(&pk);
+  body(writing);
+  assert(writing.count() == counting.count());
+}
+
+void pack_items(packer& pk, const std::vector<item>& items) {
+  pk.pack_array(static_cast<std::uint32_t>(items.size()));
+  for (const auto& it : items)
+    pack_map(pk, [&](map_out& m) {
+      m.str("sku", it.sku);
+      m.str("category", it.category);
+      m.i64("qty", it.qty);
+      m.i64("amount", it.amount);
+    });
+}
+
+void pack_lines(packer& pk, const std::vector<line>& lines) {
+  pk.pack_array(static_cast<std::uint32_t>(lines.size()));
+  for (const auto& l : lines)
+    pack_map(pk, [&](map_out& m) {
+      m.str("kind", l.kind);
+      m.str("rule", l.rule);
+      m.i64("points", l.points);
+      m.i64("amount", l.amount);
+    });
+}
+
+void pack_entries(packer& pk, const std::vector<history_entry>& entries) {
+  pk.pack_array(static_cast<std::uint32_t>(entries.size()));
+  for (const auto& e : entries)
+    pack_map(pk, [&](map_out& m) {
+      m.u64("seq", e.seq);
+      m.str("kind", e.kind);
+      m.bin("txn", e.txn);  // txn ids are bytes
+      m.u64("occurred_at_us", e.occurred_at_us);
+      m.u64("committed_at_us", e.committed_at_us);
+      m.i64("points", e.points);
+      m.i64("balance", e.balance);
+      m.i64("amount", e.amount);
+      m.str("brand", e.brand);
+      m.u64("ref", e.ref);
+      m.u64("counterparty", e.counterparty);
+    });
+}
+
+void pack_response(packer& pk, const response& r);
+
+// The result fields of a successful response, by operation. Issue-1 ops
+// (enroll, earn, redeem, balance) keep their original fields in their
+// original order; what issue 3 added to them is written only when it is not
+// zero / empty, so an answer without it is byte-identical to before.
+void response_fields(map_out& m, const response& r) {
+  auto posting = [&](bool with_tier) {
+    m.u64("seq", r.seq);
+    m.u64("member", r.member);
+    m.i64("points", r.points);
+    m.i64("balance", r.balance);
+    if (with_tier) {
+      m.i64("lifetime", r.lifetime);
+      m.str("tier", r.tier);
+    }
+    m.boolean("replayed", r.replayed);
+  };
+  auto lines = [&] { m.value("lines", [&](packer& p) { pack_lines(p, r.lines); }); };
   switch (r.op) {
     case opcode::hello:
-      kv(pk, "version"), pk.pack_uint32(r.version);
-      kv(pk, "server"), pack_str(pk, r.server);
-      kv(pk, "limits"), pk.pack_map(3);
-      kv(pk, "frame_bytes_max"), pk.pack_uint32(r.frame_bytes_max);
-      kv(pk, "inflight_max"), pk.pack_uint32(r.inflight_max);
-      kv(pk, "batch_ops_max"), pk.pack_uint32(r.batch_ops_max);
+      m.u64("version", r.version);
+      m.str("server", r.server);
+      m.value("limits", [&](packer& p) {
+        pack_map(p, [&](map_out& l) {
+          l.u64("frame_bytes_max", r.frame_bytes_max);
+          l.u64("inflight_max", r.inflight_max);
+          l.u64("batch_ops_max", r.batch_ops_max);
+        });
+      });
       break;
     case opcode::enroll:
-      kv(pk, "seq"), pk.pack_uint64(r.seq);
-      kv(pk, "member"), pk.pack_uint64(r.member);
+      m.u64("seq", r.seq);
+      m.u64("member", r.member);
+      if (r.points != 0) m.i64("points", r.points);
+      if (r.balance != 0) m.i64("balance", r.balance);
+      if (r.lifetime != 0) m.i64("lifetime", r.lifetime);
+      if (!r.tier.empty()) m.str("tier", r.tier);
+      if (r.replayed) m.boolean("replayed", r.replayed);
+      if (!r.lines.empty()) lines();
       break;
     case opcode::earn:
+      posting(true);
+      if (!r.lines.empty()) lines();
+      break;
     case opcode::redeem:
-      kv(pk, "seq"), pk.pack_uint64(r.seq);
-      kv(pk, "member"), pk.pack_uint64(r.member);
-      kv(pk, "points"), pk.pack_int64(r.points);
-      kv(pk, "balance"), pk.pack_int64(r.balance);
-      kv(pk, "lifetime"), pk.pack_int64(r.lifetime);
-      kv(pk, "tier"), pack_str(pk, r.tier);
-      kv(pk, "replayed"), r.replayed ? pk.pack_true() : pk.pack_false();
+      posting(true);
+      break;
+    case opcode::event:
+    case opcode::refund:
+      posting(true);
+      lines();
+      break;
+    case opcode::hold:
+      posting(false);
+      m.u64("hold", r.hold);
+      m.u64("expires_at_us", r.expires_at_us);
+      break;
+    case opcode::redeem_reward:
+      posting(false);
+      m.str("reward", r.reward);
+      break;
+    case opcode::capture:
+    case opcode::release:
+    case opcode::reverse_redemption:
+    case opcode::adjust:
+    case opcode::transfer:
+      posting(false);
       break;
     case opcode::balance:
-      kv(pk, "member"), pk.pack_uint64(r.member);
-      kv(pk, "brand"), pack_str(pk, r.brand);
-      kv(pk, "balance"), pk.pack_int64(r.balance);
-      kv(pk, "lifetime"), pk.pack_int64(r.lifetime);
-      kv(pk, "tier"), pack_str(pk, r.tier);
+      m.u64("member", r.member);
+      m.str("brand", r.brand);
+      m.i64("balance", r.balance);
+      m.i64("lifetime", r.lifetime);
+      m.str("tier", r.tier);
+      if (r.available != 0) m.i64("available", r.available);
+      if (r.pending != 0) m.i64("pending", r.pending);
+      if (r.held != 0) m.i64("held", r.held);
+      if (r.debt != 0) m.i64("debt", r.debt);
+      if (!r.next_tier.empty()) m.str("next_tier", r.next_tier);
+      if (r.qualifying != 0) m.i64("qualifying", r.qualifying);
+      if (r.to_next_tier != 0) m.i64("to_next_tier", r.to_next_tier);
+      if (r.next_expiry_points != 0) m.i64("next_expiry_points", r.next_expiry_points);
+      if (r.next_expiry_at_us != 0) m.u64("next_expiry_at_us", r.next_expiry_at_us);
+      break;
+    case opcode::link_alias:
+      m.u64("seq", r.seq);
+      m.u64("member", r.member);
+      m.boolean("replayed", r.replayed);
+      break;
+    case opcode::lookup:
+      m.u64("member", r.member);
+      break;
+    case opcode::history:
+      m.u64("member", r.member);
+      m.value("entries", [&](packer& p) { pack_entries(p, r.entries); });
+      m.u64("next_before", r.next_before);
+      break;
+    case opcode::expire:
+      m.i64("expired", r.expired);
+      m.u64("members", r.members);
+      m.u64("seq", r.seq);
       break;
     case opcode::verify:
-      kv(pk, "valid"), r.verify.valid ? pk.pack_true() : pk.pack_false();
-      kv(pk, "entries"), pk.pack_uint64(r.verify.entries);
-      kv(pk, "postings"), pk.pack_uint64(r.verify.postings);
-      kv(pk, "accounts"), pk.pack_uint64(r.verify.accounts);
-      kv(pk, "members"), pk.pack_uint64(r.verify.members);
-      kv(pk, "txn_ids"), pk.pack_uint64(r.verify.txn_ids);
-      kv(pk, "problems"), pk.pack_array(static_cast<std::uint32_t>(r.verify.problems.size()));
-      for (auto& p : r.verify.problems)
-        pack_str(pk, p);
+      m.boolean("valid", r.verify.valid);
+      m.u64("entries", r.verify.entries);
+      m.u64("postings", r.verify.postings);
+      m.u64("accounts", r.verify.accounts);
+      m.u64("members", r.verify.members);
+      m.u64("txn_ids", r.verify.txn_ids);
+      m.value("problems", [&](packer& p) {
+        p.pack_array(static_cast<std::uint32_t>(r.verify.problems.size()));
+        for (auto& s : r.verify.problems)
+          pack_str(p, s);
+      });
       break;
     case opcode::stats:
-      kv(pk, "stats"), pk.pack_map(static_cast<std::uint32_t>(r.stats.size()));
-      for (auto& [name, value] : r.stats)
-        kv(pk, name), pk.pack_uint64(value);
+      m.value("stats", [&](packer& p) {
+        p.pack_map(static_cast<std::uint32_t>(r.stats.size()));
+        for (auto& [name, value] : r.stats)
+          kv(p, name), p.pack_uint64(value);
+      });
       break;
     case opcode::batch:
-      kv(pk, "results"), pk.pack_array(static_cast<std::uint32_t>(r.results.size()));
-      for (auto& sub : r.results)
-        pack_response(pk, sub);
+      m.value("results", [&](packer& p) {
+        p.pack_array(static_cast<std::uint32_t>(r.results.size()));
+        for (auto& sub : r.results)
+          pack_response(p, sub);
+      });
       break;
     case opcode::none:
       break;
   }
 }
 
-void pack_request(packer& pk, const request& r) {
-  std::uint32_t n = 2;
-  switch (r.op) {
-    case opcode::hello: n += r.client_name.empty() ? 1 : 2; break;
-    case opcode::enroll: n += 2; break;
-    case opcode::earn: n += 6; break;
-    case opcode::redeem: n += 3; break;
-    case opcode::balance: n += 1; break;
-    case opcode::batch: n += 1; break;
-    default: break;
-  }
-  pk.pack_map(n);
-  kv(pk, "op"), pack_str(pk, op_names[static_cast<std::size_t>(r.op)]);
-  kv(pk, "id"), pk.pack_uint64(r.id);
-  auto txn = [&] {
-    kv(pk, "txn");
-    pk.pack_bin(static_cast<std::uint32_t>(r.txn.size()));
-    pk.pack_bin_body(r.txn.data(), static_cast<std::uint32_t>(r.txn.size()));
+void pack_response(packer& pk, const response& r) {
+  pack_map(pk, [&](map_out& m) {
+    const bool ok = r.code == errc::ok;
+    m.u64("id", r.id);
+    m.str("op", op_names[static_cast<std::size_t>(r.op)]);
+    m.boolean("ok", ok);
+    if (!ok) {
+      m.str("error", to_string(r.code));
+      m.u64("code", static_cast<std::uint16_t>(r.code));
+      m.str("message", r.message);
+      return;
+    }
+    response_fields(m, r);
+  });
+}
+
+void pack_request(packer& pk, const request& r);
+
+// The fields of a request. Optional fields are written only when set (not
+// zero / empty), so decode_request(encode_request(r)) == r.
+void request_fields(map_out& m, const request& r) {
+  // The member: by alias if one is set (with `member` too if that is set:
+  // the server refuses both), else by id; `optional` leaves out member 0.
+  auto who = [&](bool optional) {
+    if (!r.alias.empty())
+      m.str("alias", r.alias);
+    if (r.alias.empty() ? !(optional && r.member == 0) : r.member != 0)
+      m.u64("member", r.member);
   };
+  auto txn = [&] { m.bin("txn", r.txn); };
   switch (r.op) {
     case opcode::hello:
-      kv(pk, "version"), pk.pack_uint32(r.version);
-      if (!r.client_name.empty())
-        kv(pk, "client"), pack_str(pk, r.client_name);
+      m.u64("version", r.version);
+      if (!r.client_name.empty()) m.str("client", r.client_name);
+      if (!r.key.empty()) m.str("key", r.key);
       break;
     case opcode::enroll:
-      kv(pk, "member"), pk.pack_uint64(r.member);
-      kv(pk, "brand"), pack_str(pk, r.brand);
+      m.u64("member", r.member);
+      m.str("brand", r.brand);
+      if (!r.alias.empty()) m.str("alias", r.alias);  // refused by the server: enroll is by id
       break;
     case opcode::earn:
       txn();
-      kv(pk, "member"), pk.pack_uint64(r.member);
-      kv(pk, "brand"), pack_str(pk, r.brand);
-      kv(pk, "amount"), pk.pack_int64(r.amount);
-      kv(pk, "currency"), pack_str(pk, r.currency);
-      kv(pk, "occurred_at"), pk.pack_uint64(r.occurred_at_us);
+      who(false);
+      m.str("brand", r.brand);
+      m.i64("amount", r.amount);
+      m.str("currency", r.currency);
+      m.u64("occurred_at", r.occurred_at_us);
+      if (!r.items.empty()) m.value("items", [&](packer& p) { pack_items(p, r.items); });
+      if (!r.channel.empty()) m.str("channel", r.channel);
+      if (!r.store.empty()) m.str("store", r.store);
       break;
     case opcode::redeem:
       txn();
-      kv(pk, "member"), pk.pack_uint64(r.member);
-      kv(pk, "points"), pk.pack_int64(r.points);
+      who(false);
+      m.i64("points", r.points);
       break;
     case opcode::balance:
-      kv(pk, "member"), pk.pack_uint64(r.member);
+      who(false);
+      break;
+    case opcode::event:
+      txn();
+      who(false);
+      m.str("event", r.event);
+      if (!r.brand.empty()) m.str("brand", r.brand);
+      if (!r.channel.empty()) m.str("channel", r.channel);
+      if (!r.store.empty()) m.str("store", r.store);
+      if (r.occurred_at_us != 0) m.u64("occurred_at", r.occurred_at_us);
+      break;
+    case opcode::hold:
+      txn();
+      who(false);
+      m.i64("points", r.points);
+      if (!r.brand.empty()) m.str("brand", r.brand);
+      if (r.ttl_s != 0) m.u64("ttl_s", r.ttl_s);
+      break;
+    case opcode::capture:
+    case opcode::release:
+      txn();
+      who(false);
+      m.u64("hold", r.hold);
+      if (r.op == opcode::capture && r.points != 0) m.i64("points", r.points);
+      break;
+    case opcode::redeem_reward:
+      txn();
+      who(false);
+      m.str("reward", r.reward);
+      break;
+    case opcode::refund:
+      txn();
+      who(false);
+      m.bin("ref", r.ref);
+      if (r.amount != 0) m.i64("amount", r.amount);
+      if (!r.items.empty()) m.value("items", [&](packer& p) { pack_items(p, r.items); });
+      if (r.occurred_at_us != 0) m.u64("occurred_at", r.occurred_at_us);
+      break;
+    case opcode::reverse_redemption:
+      txn();
+      who(false);
+      m.bin("ref", r.ref);
+      break;
+    case opcode::adjust:
+      txn();
+      who(false);
+      m.i64("points", r.points);
+      m.str("reason", r.reason);
+      m.str("brand", r.brand);
+      break;
+    case opcode::transfer:
+      txn();
+      who(false);
+      m.u64("to", r.to);
+      m.i64("points", r.points);
+      break;
+    case opcode::link_alias:
+      txn();
+      m.u64("member", r.member);
+      m.str("alias", r.alias);
+      break;
+    case opcode::lookup:
+      m.str("alias", r.alias);
+      break;
+    case opcode::history:
+      who(false);
+      if (r.before != 0) m.u64("before", r.before);
+      if (r.limit != 0) m.u64("limit", r.limit);
+      break;
+    case opcode::expire:
+      who(true);
+      if (r.as_of_us != 0) m.u64("as_of_us", r.as_of_us);
       break;
     case opcode::batch:
-      kv(pk, "ops"), pk.pack_array(static_cast<std::uint32_t>(r.ops.size()));
-      for (auto& sub : r.ops)
-        pack_request(pk, sub);
+      m.value("ops", [&](packer& p) {
+        p.pack_array(static_cast<std::uint32_t>(r.ops.size()));
+        for (auto& sub : r.ops)
+          pack_request(p, sub);
+      });
       break;
-    default:
+    case opcode::verify:
+    case opcode::stats:
+    case opcode::none:
       break;
   }
+}
+
+void pack_request(packer& pk, const request& r) {
+  pack_map(pk, [&](map_out& m) {
+    m.str("op", op_names[static_cast<std::size_t>(r.op)]);
+    m.u64("id", r.id);
+    request_fields(m, r);
+  });
 }
 
 template <class F>
@@ -434,26 +916,77 @@ std::string as_str(const msgpack::object& o) {
     throw std::runtime_error("expected a string");
   return {o.via.str.ptr, o.via.str.size};
 }
+// Txn ids: bin (as the server writes them) or str.
+std::string as_bytes(const msgpack::object& o) {
+  if (o.type == msgpack::type::BIN)
+    return {o.via.bin.ptr, o.via.bin.size};
+  return as_str(o);
+}
 bool as_bool(const msgpack::object& o) {
   if (o.type != msgpack::type::BOOLEAN)
     throw std::runtime_error("expected a boolean");
   return o.via.boolean;
 }
+const msgpack::object_array& as_array(const msgpack::object& o) {
+  if (o.type != msgpack::type::ARRAY)
+    throw std::runtime_error("expected an array");
+  return o.via.array;
+}
+// Calls f(key, value) for each string key of a map; other keys are skipped.
+template <class F>
+void each_field(const msgpack::object& o, F f) {
+  if (o.type != msgpack::type::MAP)
+    throw std::runtime_error("expected a map");
+  for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+    const auto& k = o.via.map.ptr[i].key;
+    if (k.type == msgpack::type::STR)
+      f(std::string_view(k.via.str.ptr, k.via.str.size), o.via.map.ptr[i].val);
+  }
+}
+
+line unpack_line(const msgpack::object& o) {
+  line l;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "kind") l.kind = as_str(v);
+    else if (key == "rule") l.rule = as_str(v);
+    else if (key == "points") l.points = as_i64(v);
+    else if (key == "amount") l.amount = as_i64(v);
+  });
+  return l;
+}
+
+history_entry unpack_entry(const msgpack::object& o) {
+  history_entry e;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "seq") e.seq = as_u64(v);
+    else if (key == "kind") e.kind = as_str(v);
+    else if (key == "txn") e.txn = as_bytes(v);
+    else if (key == "occurred_at_us") e.occurred_at_us = as_u64(v);
+    else if (key == "committed_at_us") e.committed_at_us = as_u64(v);
+    else if (key == "points") e.points = as_i64(v);
+    else if (key == "balance") e.balance = as_i64(v);
+    else if (key == "amount") e.amount = as_i64(v);
+    else if (key == "brand") e.brand = as_str(v);
+    else if (key == "ref") e.ref = as_u64(v);
+    else if (key == "counterparty") e.counterparty = as_u64(v);
+  });
+  return e;
+}
 
 void unpack_response(const msgpack::object& o, response& r) {
   if (o.type != msgpack::type::MAP)
     throw std::runtime_error("a response must be a map");
+  // The op first: `entries` and `members` mean different things in the
+  // answers of verify and of history / expire.
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "op") r.op = opcode_from(as_str(v));
+  });
+  const bool is_verify = r.op == opcode::verify;
   bool ok = true;
   std::string error_name;
   bool have_code = false;
-  for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
-    const auto& k = o.via.map.ptr[i].key;
-    const auto& v = o.via.map.ptr[i].val;
-    if (k.type != msgpack::type::STR)
-      continue;
-    std::string_view key(k.via.str.ptr, k.via.str.size);
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
     if (key == "id") r.id = as_u64(v);
-    else if (key == "op") r.op = opcode_from(as_str(v));
     else if (key == "ok") ok = as_bool(v);
     else if (key == "error") error_name = as_str(v);
     else if (key == "code") { r.code = static_cast<errc>(as_u64(v)); have_code = true; }
@@ -461,11 +994,11 @@ void unpack_response(const msgpack::object& o, response& r) {
     else if (key == "version") r.version = static_cast<std::uint32_t>(as_u64(v));
     else if (key == "server") r.server = as_str(v);
     else if (key == "limits" && v.type == msgpack::type::MAP) {
-      for (std::uint32_t j = 0; j < v.via.map.size; ++j) {
-        if (is_str(v.via.map.ptr[j].key, "frame_bytes_max")) r.frame_bytes_max = static_cast<std::uint32_t>(as_u64(v.via.map.ptr[j].val));
-        if (is_str(v.via.map.ptr[j].key, "inflight_max")) r.inflight_max = static_cast<std::uint32_t>(as_u64(v.via.map.ptr[j].val));
-        if (is_str(v.via.map.ptr[j].key, "batch_ops_max")) r.batch_ops_max = static_cast<std::uint32_t>(as_u64(v.via.map.ptr[j].val));
-      }
+      each_field(v, [&](std::string_view lk, const msgpack::object& lv) {
+        if (lk == "frame_bytes_max") r.frame_bytes_max = static_cast<std::uint32_t>(as_u64(lv));
+        else if (lk == "inflight_max") r.inflight_max = static_cast<std::uint32_t>(as_u64(lv));
+        else if (lk == "batch_ops_max") r.batch_ops_max = static_cast<std::uint32_t>(as_u64(lv));
+      });
     }
     else if (key == "seq") r.seq = as_u64(v);
     else if (key == "member") r.member = as_u64(v);
@@ -475,11 +1008,35 @@ void unpack_response(const msgpack::object& o, response& r) {
     else if (key == "tier") r.tier = as_str(v);
     else if (key == "brand") r.brand = as_str(v);
     else if (key == "replayed") r.replayed = as_bool(v);
-    else if (key == "valid") r.verify.valid = as_bool(v);
+    else if (key == "lines") {
+      const auto& a = as_array(v);
+      for (std::uint32_t j = 0; j < a.size; ++j)
+        r.lines.push_back(unpack_line(a.ptr[j]));
+    }
+    else if (key == "available") r.available = as_i64(v);
+    else if (key == "pending") r.pending = as_i64(v);
+    else if (key == "held") r.held = as_i64(v);
+    else if (key == "debt") r.debt = as_i64(v);
+    else if (key == "next_tier") r.next_tier = as_str(v);
+    else if (key == "qualifying") r.qualifying = as_i64(v);
+    else if (key == "to_next_tier") r.to_next_tier = as_i64(v);
+    else if (key == "next_expiry_points") r.next_expiry_points = as_i64(v);
+    else if (key == "next_expiry_at_us") r.next_expiry_at_us = as_u64(v);
+    else if (key == "hold") r.hold = as_u64(v);
+    else if (key == "expires_at_us") r.expires_at_us = as_u64(v);
+    else if (key == "reward") r.reward = as_str(v);
+    else if (key == "next_before") r.next_before = as_u64(v);
+    else if (key == "expired") r.expired = as_i64(v);
+    else if (key == "entries" && v.type == msgpack::type::ARRAY) {
+      const auto& a = v.via.array;
+      for (std::uint32_t j = 0; j < a.size; ++j)
+        r.entries.push_back(unpack_entry(a.ptr[j]));
+    }
     else if (key == "entries") r.verify.entries = as_u64(v);
+    else if (key == "members") (is_verify ? r.verify.members : r.members) = as_u64(v);
+    else if (key == "valid") r.verify.valid = as_bool(v);
     else if (key == "postings") r.verify.postings = as_u64(v);
     else if (key == "accounts") r.verify.accounts = as_u64(v);
-    else if (key == "members") r.verify.members = as_u64(v);
     else if (key == "txn_ids") r.verify.txn_ids = as_u64(v);
     else if (key == "problems" && v.type == msgpack::type::ARRAY) {
       for (std::uint32_t j = 0; j < v.via.array.size; ++j)
@@ -494,7 +1051,7 @@ void unpack_response(const msgpack::object& o, response& r) {
       for (std::uint32_t j = 0; j < v.via.array.size; ++j)
         unpack_response(v.via.array.ptr[j], r.results[j]);
     }
-  }
+  });
   if (ok)
     r.code = errc::ok;
   else if (!have_code)

@@ -9,6 +9,7 @@
 #include "config/errc.hpp"
 #include "config/limits.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -43,6 +44,22 @@ enum class opcode : std::uint8_t {
 };
 
 [[nodiscard]] const char* to_string(opcode op) noexcept;
+
+// Bounds of request fields added in issue 3, checked by the decoder
+// (docs/PROTOCOL.md section 7).
+// Line items per earn / refund: a large basket; a frame of 256 items with
+// 64-byte sku and category stays far below frame_bytes_max.
+inline constexpr std::size_t items_max = 256;
+// Codes and names: alias, event, reward, brand, sku, category, channel,
+// store; the same bound as txn ids so an alias can be a txn-like identifier.
+inline constexpr std::size_t code_bytes_max = 64;
+// hello's admin key: room for a 512-bit key in hex, or a base64 token.
+inline constexpr std::size_t admin_key_bytes_max = 128;
+// adjust's reason: one sentence for the audit trail.
+inline constexpr std::size_t reason_bytes_max = 200;
+// history page size: a page of 100 entries is about 20 KiB on the wire.
+inline constexpr std::uint32_t history_limit_max = 100;
+inline constexpr std::uint32_t history_limit_default = 20;
 
 // One line of a purchase (earn) or of a return (refund).
 struct item {

@@ -27,11 +27,19 @@ std::unique_ptr<client> client::connect(const std::string& host, std::uint16_t p
   return c;
 }
 
-response client::hello(const std::string& name) {
+void member_ref::apply(request& r) const {
+  if (alias.empty())
+    r.member = id;
+  else
+    r.alias = alias;
+}
+
+response client::hello(const std::string& name, const std::string& key) {
   request r;
   r.op = opcode::hello;
   r.version = limits::protocol_version_max;
   r.client_name = name;
+  r.key = key;
   return call(std::move(r));
 }
 
@@ -117,32 +125,159 @@ response client::enroll(std::uint64_t member, const std::string& brand) {
   return call(std::move(r));
 }
 
-response client::earn(const std::string& txn, std::uint64_t member, const std::string& brand, std::int64_t amount,
-                      const std::string& currency, std::uint64_t occurred_at_us) {
+namespace {
+
+request make(opcode op, const std::string& txn, const member_ref& member) {
   request r;
-  r.op = opcode::earn;
+  r.op = op;
   r.txn = txn;
-  r.member = member;
+  member.apply(r);
+  return r;
+}
+
+} // namespace
+
+response client::earn(const std::string& txn, const member_ref& member, const std::string& brand,
+                      std::int64_t amount, const std::string& currency, std::uint64_t occurred_at_us) {
+  return earn(txn, member, brand, amount, currency, occurred_at_us, {});
+}
+
+response client::earn(const std::string& txn, const member_ref& member, const std::string& brand,
+                      std::int64_t amount, const std::string& currency, std::uint64_t occurred_at_us,
+                      std::vector<item> items, const std::string& channel, const std::string& store) {
+  auto r = make(opcode::earn, txn, member);
   r.brand = brand;
   r.amount = amount;
   r.currency = currency;
   r.occurred_at_us = occurred_at_us;
+  r.items = std::move(items);
+  r.channel = channel;
+  r.store = store;
   return call(std::move(r));
 }
 
-response client::redeem(const std::string& txn, std::uint64_t member, std::int64_t points) {
-  request r;
-  r.op = opcode::redeem;
-  r.txn = txn;
-  r.member = member;
+response client::redeem(const std::string& txn, const member_ref& member, std::int64_t points) {
+  auto r = make(opcode::redeem, txn, member);
   r.points = points;
   return call(std::move(r));
 }
 
-response client::balance(std::uint64_t member) {
+response client::balance(const member_ref& member) { return call(make(opcode::balance, "", member)); }
+
+response client::event(const std::string& txn, const member_ref& member, const std::string& event,
+                       const std::string& brand, std::uint64_t occurred_at_us, const std::string& channel,
+                       const std::string& store) {
+  auto r = make(opcode::event, txn, member);
+  r.event = event;
+  r.brand = brand;
+  r.occurred_at_us = occurred_at_us;
+  r.channel = channel;
+  r.store = store;
+  return call(std::move(r));
+}
+
+response client::hold(const std::string& txn, const member_ref& member, std::int64_t points,
+                      const std::string& brand, std::uint64_t ttl_s) {
+  auto r = make(opcode::hold, txn, member);
+  r.points = points;
+  r.brand = brand;
+  r.ttl_s = ttl_s;
+  return call(std::move(r));
+}
+
+response client::capture(const std::string& txn, const member_ref& member, std::uint64_t hold,
+                         std::int64_t points) {
+  auto r = make(opcode::capture, txn, member);
+  r.hold = hold;
+  r.points = points;
+  return call(std::move(r));
+}
+
+response client::release(const std::string& txn, const member_ref& member, std::uint64_t hold) {
+  auto r = make(opcode::release, txn, member);
+  r.hold = hold;
+  return call(std::move(r));
+}
+
+response client::redeem_reward(const std::string& txn, const member_ref& member, const std::string& reward) {
+  auto r = make(opcode::redeem_reward, txn, member);
+  r.reward = reward;
+  return call(std::move(r));
+}
+
+response client::refund(const std::string& txn, const member_ref& member, const std::string& ref,
+                        std::int64_t amount, std::uint64_t occurred_at_us) {
+  auto r = make(opcode::refund, txn, member);
+  r.ref = ref;
+  r.amount = amount;
+  r.occurred_at_us = occurred_at_us;
+  return call(std::move(r));
+}
+
+response client::refund_items(const std::string& txn, const member_ref& member, const std::string& ref,
+                              std::vector<item> items, std::uint64_t occurred_at_us) {
+  auto r = make(opcode::refund, txn, member);
+  r.ref = ref;
+  r.items = std::move(items);
+  r.occurred_at_us = occurred_at_us;
+  return call(std::move(r));
+}
+
+response client::reverse_redemption(const std::string& txn, const member_ref& member, const std::string& ref) {
+  auto r = make(opcode::reverse_redemption, txn, member);
+  r.ref = ref;
+  return call(std::move(r));
+}
+
+response client::adjust(const std::string& txn, const member_ref& member, std::int64_t points,
+                        const std::string& reason, const std::string& brand) {
+  auto r = make(opcode::adjust, txn, member);
+  r.points = points;
+  r.reason = reason;
+  r.brand = brand;
+  return call(std::move(r));
+}
+
+response client::transfer(const std::string& txn, const member_ref& from, std::uint64_t to, std::int64_t points) {
+  auto r = make(opcode::transfer, txn, from);
+  r.to = to;
+  r.points = points;
+  return call(std::move(r));
+}
+
+response client::link_alias(const std::string& txn, std::uint64_t member, const std::string& alias) {
   request r;
-  r.op = opcode::balance;
+  r.op = opcode::link_alias;
+  r.txn = txn;
   r.member = member;
+  r.alias = alias;
+  return call(std::move(r));
+}
+
+response client::lookup(const std::string& alias) {
+  request r;
+  r.op = opcode::lookup;
+  r.alias = alias;
+  return call(std::move(r));
+}
+
+response client::history(const member_ref& member, std::uint64_t before, std::uint32_t limit) {
+  auto r = make(opcode::history, "", member);
+  r.before = before;
+  r.limit = limit;
+  return call(std::move(r));
+}
+
+response client::expire_all(std::uint64_t as_of_us) {
+  request r;
+  r.op = opcode::expire;
+  r.as_of_us = as_of_us;
+  return call(std::move(r));
+}
+
+response client::expire(const member_ref& member, std::uint64_t as_of_us) {
+  auto r = make(opcode::expire, "", member);
+  r.as_of_us = as_of_us;
   return call(std::move(r));
 }
 

@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
+#include <functional>
 #include <sstream>
+#include <tuple>
 
 using namespace loyalty;
 using namespace loyalty::io;
@@ -379,4 +381,648 @@ TEST_CASE("error code names round-trip through their strings", "[io][codec]") {
     CHECK(errc_from_string(name) == e);
     CHECK_FALSE(default_message(e).empty());
   }
+}
+
+// -- issue 3 operations ---------------------------------------------------------------------
+
+namespace loyalty::io {
+// Field-wise equality of the wire structs, for exact round-trip checks.
+bool operator==(const item& a, const item& b) {
+  return std::tie(a.sku, a.category, a.qty, a.amount) == std::tie(b.sku, b.category, b.qty, b.amount);
+}
+bool operator==(const line& a, const line& b) {
+  return std::tie(a.kind, a.rule, a.points, a.amount) == std::tie(b.kind, b.rule, b.points, b.amount);
+}
+bool operator==(const history_entry& a, const history_entry& b) {
+  return std::tie(a.seq, a.kind, a.txn, a.occurred_at_us, a.committed_at_us, a.points, a.balance, a.amount,
+                  a.brand, a.ref, a.counterparty) ==
+         std::tie(b.seq, b.kind, b.txn, b.occurred_at_us, b.committed_at_us, b.points, b.balance, b.amount,
+                  b.brand, b.ref, b.counterparty);
+}
+} // namespace loyalty::io
+
+namespace {
+
+request via_wire(const request& q) {
+  std::vector<char> buf;
+  encode_request(buf, q);
+  REQUIRE(read_be32(reinterpret_cast<const unsigned char*>(buf.data())) == buf.size() - 4);
+  return decode_request(buf.data() + 4, buf.size() - 4);
+}
+
+response via_wire(const response& r) {
+  std::vector<char> buf;
+  encode_response(buf, r);
+  response back;
+  std::string error;
+  INFO(to_string(r.op));
+  REQUIRE(decode_response(buf.data() + 4, buf.size() - 4, back, error));
+  return back;
+}
+
+// Every field a request can carry (has_member is the decoder's: compared by
+// the caller).
+void check_same(const request& a, const request& b) {
+  INFO("request " << to_string(a.op) << " id " << a.id << ": " << b.error_message);
+  CHECK(b.error == errc::ok);
+  CHECK(a.op == b.op);
+  CHECK(a.id == b.id);
+  CHECK(a.version == b.version);
+  CHECK(a.client_name == b.client_name);
+  CHECK(a.member == b.member);
+  CHECK(a.brand == b.brand);
+  CHECK(a.txn == b.txn);
+  CHECK(a.amount == b.amount);
+  CHECK(a.currency == b.currency);
+  CHECK(a.occurred_at_us == b.occurred_at_us);
+  CHECK(a.points == b.points);
+  CHECK(a.key == b.key);
+  CHECK(a.alias == b.alias);
+  CHECK(a.items == b.items);
+  CHECK(a.channel == b.channel);
+  CHECK(a.store == b.store);
+  CHECK(a.event == b.event);
+  CHECK(a.ttl_s == b.ttl_s);
+  CHECK(a.hold == b.hold);
+  CHECK(a.reward == b.reward);
+  CHECK(a.ref == b.ref);
+  CHECK(a.reason == b.reason);
+  CHECK(a.to == b.to);
+  CHECK(a.before == b.before);
+  CHECK(a.limit == b.limit);
+  CHECK(a.as_of_us == b.as_of_us);
+  REQUIRE(a.ops.size() == b.ops.size());
+  for (std::size_t i = 0; i < a.ops.size(); ++i)
+    check_same(a.ops[i], b.ops[i]);
+}
+
+void check_same(const response& a, const response& b) {
+  INFO("response " << to_string(a.op) << " id " << a.id);
+  CHECK(a.op == b.op);
+  CHECK(a.id == b.id);
+  CHECK(a.code == b.code);
+  CHECK(a.message == b.message);
+  CHECK(a.seq == b.seq);
+  CHECK(a.member == b.member);
+  CHECK(a.points == b.points);
+  CHECK(a.balance == b.balance);
+  CHECK(a.lifetime == b.lifetime);
+  CHECK(a.tier == b.tier);
+  CHECK(a.brand == b.brand);
+  CHECK(a.replayed == b.replayed);
+  CHECK(a.lines == b.lines);
+  CHECK(a.available == b.available);
+  CHECK(a.pending == b.pending);
+  CHECK(a.held == b.held);
+  CHECK(a.debt == b.debt);
+  CHECK(a.next_tier == b.next_tier);
+  CHECK(a.qualifying == b.qualifying);
+  CHECK(a.to_next_tier == b.to_next_tier);
+  CHECK(a.next_expiry_points == b.next_expiry_points);
+  CHECK(a.next_expiry_at_us == b.next_expiry_at_us);
+  CHECK(a.hold == b.hold);
+  CHECK(a.expires_at_us == b.expires_at_us);
+  CHECK(a.reward == b.reward);
+  CHECK(a.entries == b.entries);
+  CHECK(a.next_before == b.next_before);
+  CHECK(a.expired == b.expired);
+  CHECK(a.members == b.members);
+  CHECK(a.verify.entries == b.verify.entries);
+  CHECK(a.verify.members == b.verify.members);
+  REQUIRE(a.results.size() == b.results.size());
+  for (std::size_t i = 0; i < a.results.size(); ++i)
+    check_same(a.results[i], b.results[i]);
+}
+
+request make(opcode op, std::uint64_t id) {
+  request r;
+  r.op = op;
+  r.id = id;
+  return r;
+}
+
+// One request of each issue-3 kind with every field it can carry set.
+std::vector<request> issue3_requests() {
+  std::vector<request> v;
+  auto r = make(opcode::event, 100);
+  r.txn = "ev-1", r.member = 5, r.event = "survey", r.brand = "acme", r.channel = "app", r.store = "s-9";
+  r.occurred_at_us = 1'700'000'000'000'000ull;
+  v.push_back(r);
+  r = make(opcode::hold, 101);
+  r.txn = std::string("\x00h", 2), r.alias = "card-4411", r.points = 300, r.brand = "acme", r.ttl_s = 600;
+  v.push_back(r);
+  r = make(opcode::capture, 102);
+  r.txn = "cap-1", r.member = 5, r.hold = 17, r.points = 250;
+  v.push_back(r);
+  r = make(opcode::release, 103);
+  r.txn = "rel-1", r.member = 5, r.hold = 18;
+  v.push_back(r);
+  r = make(opcode::redeem_reward, 104);
+  r.txn = "rw-1", r.member = 5, r.reward = "free-coffee";
+  v.push_back(r);
+  r = make(opcode::refund, 105);
+  r.txn = "rf-1", r.member = 5, r.ref = std::string("\xff\x00order", 7), r.amount = 1000, r.occurred_at_us = 9;
+  v.push_back(r);
+  r = make(opcode::refund, 106);
+  r.txn = "rf-2", r.alias = "bob", r.ref = "order-2";
+  r.items = {{"sku-1", "dairy", 2, 350}, {"", "", 1, 0}};
+  v.push_back(r);
+  r = make(opcode::reverse_redemption, 107);
+  r.txn = "rr-1", r.member = 5, r.ref = "rw-1";
+  v.push_back(r);
+  r = make(opcode::adjust, 108);
+  r.txn = "adj-1", r.member = 5, r.points = -INT64_MAX, r.reason = "goodwill correction", r.brand = "acme";
+  v.push_back(r);
+  r = make(opcode::transfer, 109);
+  r.txn = "tr-1", r.member = 5, r.to = (std::uint64_t{1} << 56) - 1, r.points = 40;
+  v.push_back(r);
+  r = make(opcode::link_alias, 110);
+  r.txn = "la-1", r.member = 5, r.alias = std::string(64, 'a');
+  v.push_back(r);
+  r = make(opcode::lookup, 111);
+  r.alias = "card-4411";
+  v.push_back(r);
+  r = make(opcode::history, 112);
+  r.member = 5, r.before = 1234, r.limit = 100;
+  v.push_back(r);
+  r = make(opcode::expire, 113);
+  r.as_of_us = 1'800'000'000'000'000ull;
+  v.push_back(r);
+  r = make(opcode::expire, 114);
+  r.alias = "bob";
+  v.push_back(r);
+  r = make(opcode::earn, 115);
+  r.txn = "e-items", r.member = 5, r.brand = "acme", r.amount = 1000, r.currency = "EUR", r.occurred_at_us = 1;
+  r.items = {{"sku-1", "dairy", 3, 600}, {"sku-2", "", 1, 400}};
+  r.channel = "store", r.store = "berlin-1";
+  v.push_back(r);
+  r = make(opcode::redeem, 116);
+  r.txn = "rd-alias", r.alias = "bob", r.points = 5;
+  v.push_back(r);
+  r = make(opcode::balance, 117);
+  r.alias = "bob";
+  v.push_back(r);
+  r = make(opcode::hello, 118);
+  r.version = 1, r.client_name = "pos", r.key = std::string(128, 'k');
+  v.push_back(r);
+  return v;
+}
+
+// One response of each issue-3 shape with every field it carries set.
+std::vector<response> issue3_responses() {
+  std::vector<response> v;
+  auto base = [](opcode op, std::uint64_t id) {
+    response r;
+    r.op = op;
+    r.id = id;
+    r.seq = 900 + id;
+    r.member = 5;
+    r.points = -12;
+    r.balance = -7;
+    r.replayed = true;
+    return r;
+  };
+  const std::vector<line> lines{{"base", "", 10, 1000}, {"tier", "", 2, 1000}, {"rule", "double-dairy", 6, 600}};
+  for (auto op : {opcode::earn, opcode::event, opcode::refund, opcode::enroll}) {
+    auto r = base(op, static_cast<std::uint64_t>(op));
+    r.lifetime = 1049, r.tier = "silver", r.lines = lines;
+    v.push_back(r);
+  }
+  for (auto op : {opcode::redeem_reward, opcode::capture, opcode::release, opcode::reverse_redemption,
+                  opcode::adjust, opcode::transfer, opcode::hold}) {
+    auto r = base(op, static_cast<std::uint64_t>(op));
+    if (op == opcode::hold)
+      r.hold = 77, r.expires_at_us = 1'700'000'900'000'000ull;
+    if (op == opcode::redeem_reward)
+      r.reward = "free-coffee";
+    v.push_back(r);
+  }
+  response b;
+  b.op = opcode::balance, b.id = 30, b.member = 5, b.brand = "acme", b.balance = 100, b.lifetime = 900;
+  b.tier = "silver", b.available = 80, b.pending = 15, b.held = 5, b.debt = 3, b.next_tier = "gold";
+  b.qualifying = 900, b.to_next_tier = 100, b.next_expiry_points = 20, b.next_expiry_at_us = 1'800'000'000'000'000ull;
+  v.push_back(b);
+  response la;
+  la.op = opcode::link_alias, la.id = 31, la.seq = 44, la.member = 5, la.replayed = true;
+  v.push_back(la);
+  response lk;
+  lk.op = opcode::lookup, lk.id = 32, lk.member = 5;
+  v.push_back(lk);
+  response h;
+  h.op = opcode::history, h.id = 33, h.member = 5, h.next_before = 40;
+  h.entries = {{45, "transfer", std::string("t\x00x", 3), 10, 11, -40, 60, 0, "acme", 0, 6},
+               {41, "refund", "rf-1", 12, 13, -10, 100, -1000, "acme", 39, 0},
+               {40, "enroll", "", 1, 2, 0, 0, 0, "acme", 0, 0}};
+  v.push_back(h);
+  response x;
+  x.op = opcode::expire, x.id = 34, x.expired = 1234, x.members = 1'000'000, x.seq = 0;
+  v.push_back(x);
+  response x1 = x;
+  x1.id = 35, x1.members = 1, x1.seq = 77;
+  v.push_back(x1);
+  response err;
+  err.op = opcode::adjust, err.id = 36, err.code = errc::not_authorized, err.message = "needs the admin key";
+  v.push_back(err);
+  return v;
+}
+
+using pk_t = msgpack::packer<msgpack::sbuffer>;
+using value_fn = std::function<void(pk_t&)>;
+struct field {
+  std::string key;
+  value_fn value;
+};
+template <class T>
+value_fn val(T v) {
+  return [v](pk_t& pk) { pk.pack(v); };
+}
+value_fn nil() {
+  return [](pk_t& pk) { pk.pack_nil(); };
+}
+
+// A request map {op, id: 7, fields...}, decoded.
+request decode_op(const std::string& op, const std::vector<field>& fields) {
+  return decode(payload([&](pk_t& pk) {
+    pk.pack_map(static_cast<std::uint32_t>(fields.size() + 2));
+    pk.pack("op"), pk.pack(op);
+    pk.pack("id"), pk.pack(7);
+    for (auto& f : fields)
+      pk.pack(f.key), f.value(pk);
+  }));
+}
+
+// The minimal valid fields of each member op that takes txn (member by id).
+std::vector<field> minimal(const std::string& op) {
+  std::vector<field> f{{"member", val(5)}};
+  if (op != "balance" && op != "history" && op != "expire")
+    f.push_back({"txn", val(std::string("t-1"))});
+  if (op == "earn")
+    f.insert(f.end(), {{"brand", val(std::string("acme"))}, {"amount", val(1000)},
+                       {"currency", val(std::string("EUR"))}, {"occurred_at", val(1)}});
+  if (op == "redeem" || op == "hold" || op == "transfer")
+    f.push_back({"points", val(10)});
+  if (op == "event") f.push_back({"event", val(std::string("survey"))});
+  if (op == "capture" || op == "release") f.push_back({"hold", val(3)});
+  if (op == "redeem_reward") f.push_back({"reward", val(std::string("free-coffee"))});
+  if (op == "refund" || op == "reverse_redemption") f.push_back({"ref", val(std::string("order-1"))});
+  if (op == "adjust")
+    f.insert(f.end(), {{"points", val(-5)}, {"reason", val(std::string("fix"))}, {"brand", val(std::string("acme"))}});
+  if (op == "transfer") f.push_back({"to", val(6)});
+  return f;
+}
+
+std::vector<field> with(std::vector<field> f, const std::string& key, value_fn v) {
+  std::erase_if(f, [&](const field& x) { return x.key == key; });
+  if (v)
+    f.push_back({key, std::move(v)});
+  return f;
+}
+std::vector<field> without(std::vector<field> f, const std::string& key) { return with(std::move(f), key, {}); }
+
+const std::vector<std::string> member_ops{"earn", "redeem", "balance", "event", "hold", "capture", "release",
+                                          "redeem_reward", "refund", "reverse_redemption", "adjust",
+                                          "transfer", "history", "expire"};
+const std::vector<std::string> txn_ops{"earn", "redeem", "event", "hold", "capture", "release", "redeem_reward",
+                                       "refund", "reverse_redemption", "adjust", "transfer", "link_alias"};
+
+// items of n lines of `each` minor units.
+value_fn items_of(std::size_t n, std::int64_t each) {
+  return [n, each](pk_t& pk) {
+    pk.pack_array(static_cast<std::uint32_t>(n));
+    for (std::size_t i = 0; i < n; ++i) {
+      pk.pack_map(2);
+      pk.pack("sku"), pk.pack("s" + std::to_string(i));
+      pk.pack("amount"), pk.pack(each);
+    }
+  };
+}
+// items with one line given as raw key / value pairs.
+value_fn one_item(const std::vector<field>& kv) {
+  return [kv](pk_t& pk) {
+    pk.pack_array(1);
+    pk.pack_map(static_cast<std::uint32_t>(kv.size()));
+    for (auto& f : kv)
+      pk.pack(f.key), f.value(pk);
+  };
+}
+
+} // namespace
+
+TEST_CASE("every issue-3 request survives encode_request and decode_request field for field", "[io][codec]") {
+  for (const auto& q : issue3_requests()) {
+    auto back = via_wire(q);
+    check_same(q, back);
+    CHECK(back.has_member == (q.member != 0));
+  }
+}
+
+TEST_CASE("every issue-3 response survives encode_response and decode_response field for field", "[io][codec]") {
+  for (const auto& r : issue3_responses())
+    check_same(r, via_wire(r));
+  response b;
+  b.op = opcode::batch;
+  b.id = 50;
+  b.results = issue3_responses();
+  check_same(b, via_wire(b));
+}
+
+TEST_CASE("answers of enroll, earn and balance without issue-3 fields encode as before", "[io][codec]") {
+  // The hex examples pin earn; here: the issue-3 fields appear only when set.
+  auto keys = [](const response& r) {
+    std::vector<char> buf;
+    encode_response(buf, r);
+    auto oh = msgpack::unpack(buf.data() + 4, buf.size() - 4);
+    std::vector<std::string> k;
+    for (std::uint32_t i = 0; i < oh.get().via.map.size; ++i)
+      k.push_back(oh.get().via.map.ptr[i].key.as<std::string>());
+    return k;
+  };
+  response e;
+  e.op = opcode::enroll, e.id = 1, e.seq = 2, e.member = 3;
+  CHECK(keys(e) == std::vector<std::string>{"id", "op", "ok", "seq", "member"});
+  e.lines = {{"rule", "welcome", 500, 0}};
+  e.points = 500;
+  CHECK(keys(e) == std::vector<std::string>{"id", "op", "ok", "seq", "member", "points", "lines"});
+  response b;
+  b.op = opcode::balance, b.id = 1, b.member = 3, b.brand = "acme", b.tier = "member";
+  CHECK(keys(b) == std::vector<std::string>{"id", "op", "ok", "member", "brand", "balance", "lifetime", "tier"});
+  b.held = 5;
+  CHECK(keys(b).back() == "held");
+  response h;
+  h.op = opcode::hold, h.id = 1;  // a new op: every field, even when zero
+  CHECK(keys(h) == std::vector<std::string>{"id", "op", "ok", "seq", "member", "points", "balance", "replayed",
+                                            "hold", "expires_at_us"});
+}
+
+TEST_CASE("member ops take member or alias, not both and not neither", "[io][codec]") {
+  for (const auto& op : member_ops) {
+    INFO(op);
+    auto by_id = decode_op(op, minimal(op));
+    CHECK(by_id.error == errc::ok);
+    CHECK(by_id.has_member);
+    CHECK(by_id.member == 5);
+    auto by_alias = decode_op(op, with(without(minimal(op), "member"), "alias", val(std::string("card-1"))));
+    CHECK(by_alias.error == errc::ok);
+    CHECK_FALSE(by_alias.has_member);
+    CHECK(by_alias.alias == "card-1");
+    auto both = decode_op(op, with(minimal(op), "alias", val(std::string("card-1"))));
+    CHECK(both.error == errc::invalid_argument);
+    CHECK(both.id == 7);
+    auto neither = decode_op(op, without(minimal(op), "member"));
+    if (op == "expire") {
+      CHECK(neither.error == errc::ok);
+      CHECK_FALSE(neither.has_member);
+    } else {
+      CHECK(neither.error == errc::missing_field);
+      CHECK(neither.error_message.find("'member'") != std::string::npos);
+    }
+    auto no_alias = without(minimal(op), "member");
+    CHECK(decode_op(op, with(no_alias, "alias", val(std::string()))).error == errc::invalid_argument);
+    CHECK(decode_op(op, with(no_alias, "alias", val(std::string(65, 'a')))).error == errc::invalid_argument);
+    CHECK(decode_op(op, with(no_alias, "alias", val(std::string(64, 'a')))).error == errc::ok);
+    CHECK(decode_op(op, with(no_alias, "alias", val(12))).error == errc::wrong_type);
+    CHECK(decode_op(op, with(minimal(op), "member", val(0))).error == errc::invalid_argument);
+    CHECK(decode_op(op, with(minimal(op), "member", val(std::uint64_t{1} << 56))).error == errc::invalid_argument);
+  }
+}
+
+TEST_CASE("enroll refuses an alias; link_alias needs member and alias; lookup needs alias", "[io][codec]") {
+  std::vector<field> enroll{{"member", val(5)}, {"brand", val(std::string("acme"))}};
+  CHECK(decode_op("enroll", enroll).error == errc::ok);
+  CHECK(decode_op("enroll", with(enroll, "alias", val(std::string("bob")))).error == errc::invalid_argument);
+  CHECK(decode_op("enroll", with(without(enroll, "member"), "alias", val(std::string("bob")))).error ==
+        errc::missing_field);
+  std::vector<field> link{{"txn", val(std::string("l-1"))}, {"member", val(5)}, {"alias", val(std::string("bob"))}};
+  auto ok = decode_op("link_alias", link);
+  CHECK(ok.error == errc::ok);
+  CHECK(ok.member == 5);
+  CHECK(ok.alias == "bob");
+  CHECK(decode_op("link_alias", without(link, "alias")).error == errc::missing_field);
+  CHECK(decode_op("link_alias", without(link, "member")).error == errc::missing_field);
+  CHECK(decode_op("link_alias", with(link, "alias", val(std::string(65, 'b')))).error == errc::invalid_argument);
+  CHECK(decode_op("link_alias", with(link, "member", val(0))).error == errc::invalid_argument);
+  CHECK(decode_op("lookup", {{"alias", val(std::string("bob"))}}).alias == "bob");
+  CHECK(decode_op("lookup", {}).error == errc::missing_field);
+  CHECK(decode_op("lookup", {{"alias", val(std::string())}}).error == errc::invalid_argument);
+  CHECK(decode_op("lookup", {{"alias", val(3)}}).error == errc::wrong_type);
+}
+
+TEST_CASE("every op with a txn requires one of 1 to 64 bytes", "[io][codec]") {
+  for (const auto& op : txn_ops) {
+    INFO(op);
+    auto f = op == "link_alias" ? std::vector<field>{{"txn", val(std::string("l"))}, {"member", val(5)},
+                                                      {"alias", val(std::string("a"))}}
+                                : minimal(op);
+    CHECK(decode_op(op, f).error == errc::ok);
+    CHECK(decode_op(op, without(f, "txn")).error == errc::missing_field);
+    CHECK(decode_op(op, with(f, "txn", val(std::string(65, 't')))).error == errc::invalid_argument);
+    CHECK(decode_op(op, with(f, "txn", val(std::string()))).error == errc::invalid_argument);
+    CHECK(decode_op(op, with(f, "txn", val(4))).error == errc::wrong_type);
+  }
+}
+
+TEST_CASE("hello takes an optional admin key of at most 128 bytes", "[io][codec]") {
+  std::vector<field> h{{"version", val(1)}};
+  CHECK(decode_op("hello", h).key.empty());
+  CHECK(decode_op("hello", with(h, "key", val(std::string(128, 'k')))).key == std::string(128, 'k'));
+  CHECK(decode_op("hello", with(h, "key", val(std::string(129, 'k')))).error == errc::invalid_argument);
+  CHECK(decode_op("hello", with(h, "key", val(42))).error == errc::wrong_type);
+}
+
+TEST_CASE("earn line items are validated and must add up to the amount", "[io][codec]") {
+  auto earn = minimal("earn");  // amount 1000
+  auto ok = decode_op("earn", with(earn, "items", items_of(4, 250)));
+  REQUIRE(ok.error == errc::ok);
+  REQUIRE(ok.items.size() == 4);
+  CHECK(ok.items[3].sku == "s3");
+  CHECK(ok.items[3].qty == 1);  // default
+  CHECK(ok.items[3].amount == 250);
+  CHECK(decode_op("earn", with(earn, "items", items_of(4, 249))).error == errc::invalid_argument);
+  CHECK(decode_op("earn", with(earn, "items", items_of(4, 251))).error == errc::invalid_argument);
+  CHECK(decode_op("earn", with(earn, "items", items_of(0, 0))).error == errc::invalid_argument);
+  CHECK(decode_op("earn", with(with(earn, "amount", val(items_max)), "items", items_of(items_max, 1))).error ==
+        errc::ok);
+  CHECK(decode_op("earn", with(with(earn, "amount", val(items_max + 1)), "items", items_of(items_max + 1, 1)))
+          .error == errc::invalid_argument);
+  CHECK(decode_op("earn", with(earn, "items", val(std::string("x")))).error == errc::wrong_type);
+  // Sums that would overflow int64 are caught without overflowing.
+  auto huge = with(earn, "amount", val(INT64_MAX));
+  CHECK(decode_op("earn", with(huge, "items", items_of(2, INT64_MAX))).error == errc::invalid_argument);
+  CHECK(decode_op("earn", with(huge, "items", items_of(1, INT64_MAX))).error == errc::ok);
+  auto item_err = [&](const std::vector<field>& kv) { return decode_op("earn", with(earn, "items", one_item(kv))); };
+  const std::string long_code(65, 'c');
+  CHECK(item_err({{"amount", val(1000)}, {"qty", val(3)}, {"category", val(std::string("dairy"))}}).error ==
+        errc::ok);
+  CHECK(item_err({{"sku", val(std::string("a"))}}).error == errc::missing_field);
+  CHECK(item_err({{"amount", val(-1)}}).error == errc::invalid_amount);
+  CHECK(item_err({{"amount", val(std::uint64_t{1} << 63)}}).error == errc::amount_overflow);
+  CHECK(item_err({{"amount", val(std::string("1000"))}}).error == errc::wrong_type);
+  CHECK(item_err({{"amount", val(1000)}, {"qty", val(0)}}).error == errc::invalid_argument);
+  CHECK(item_err({{"amount", val(1000)}, {"qty", val(-2)}}).error == errc::invalid_argument);
+  CHECK(item_err({{"amount", val(1000)}, {"qty", val(1.5)}}).error == errc::wrong_type);
+  CHECK(item_err({{"amount", val(1000)}, {"sku", val(long_code)}}).error == errc::invalid_argument);
+  CHECK(item_err({{"amount", val(1000)}, {"category", val(7)}}).error == errc::wrong_type);
+  auto not_map = decode_op("earn", with(earn, "items", [](pk_t& pk) { pk.pack_array(1), pk.pack(5); }));
+  CHECK(not_map.error == errc::wrong_type);
+  CHECK(not_map.error_message.find("items[0]") != std::string::npos);
+  auto where = decode_op("earn", with(earn, "channel", val(long_code)));
+  CHECK(where.error == errc::invalid_argument);
+  CHECK(decode_op("earn", with(earn, "store", val(1))).error == errc::wrong_type);
+  auto at = decode_op("earn", with(with(earn, "channel", val(std::string("app"))), "store", val(std::string("s1"))));
+  CHECK(at.channel == "app");
+  CHECK(at.store == "s1");
+}
+
+TEST_CASE("event, hold, capture, release and redeem_reward fields are validated", "[io][codec]") {
+  const std::string long_code(65, 'c');
+  auto ev = minimal("event");
+  CHECK(decode_op("event", without(ev, "event")).error == errc::missing_field);
+  CHECK(decode_op("event", with(ev, "event", val(std::string()))).error == errc::invalid_argument);
+  CHECK(decode_op("event", with(ev, "event", val(long_code))).error == errc::invalid_argument);
+  CHECK(decode_op("event", with(ev, "brand", val(long_code))).error == errc::invalid_argument);
+  CHECK(decode_op("event", with(ev, "occurred_at", val(std::string("now")))).error == errc::wrong_type);
+  CHECK(decode_op("event", with(ev, "occurred_at", val(55))).occurred_at_us == 55);
+  auto hold = minimal("hold");
+  CHECK(decode_op("hold", without(hold, "points")).error == errc::missing_field);
+  CHECK(decode_op("hold", with(hold, "points", val(0))).error == errc::invalid_amount);
+  CHECK(decode_op("hold", with(hold, "points", val(-3))).error == errc::invalid_amount);
+  CHECK(decode_op("hold", with(hold, "ttl_s", val(0))).error == errc::invalid_argument);
+  CHECK(decode_op("hold", with(hold, "ttl_s", val(60))).ttl_s == 60);
+  CHECK(decode_op("hold", with(hold, "ttl_s", nil())).error == errc::wrong_type);
+  CHECK(decode_op("hold", with(hold, "brand", val(std::string("acme")))).brand == "acme");
+  auto cap = minimal("capture");
+  CHECK(decode_op("capture", cap).points == 0);  // the whole hold
+  CHECK(decode_op("capture", with(cap, "points", val(7))).points == 7);
+  CHECK(decode_op("capture", with(cap, "points", val(0))).error == errc::invalid_amount);
+  CHECK(decode_op("capture", without(cap, "hold")).error == errc::missing_field);
+  CHECK(decode_op("capture", with(cap, "hold", val(0))).error == errc::invalid_argument);
+  CHECK(decode_op("capture", with(cap, "hold", val(std::string("3")))).error == errc::wrong_type);
+  auto rel = minimal("release");
+  CHECK(decode_op("release", rel).hold == 3);
+  CHECK(decode_op("release", without(rel, "hold")).error == errc::missing_field);
+  CHECK(decode_op("release", with(rel, "hold", val(-1))).error == errc::invalid_argument);
+  auto rw = minimal("redeem_reward");
+  CHECK(decode_op("redeem_reward", rw).reward == "free-coffee");
+  CHECK(decode_op("redeem_reward", without(rw, "reward")).error == errc::missing_field);
+  CHECK(decode_op("redeem_reward", with(rw, "reward", val(long_code))).error == errc::invalid_argument);
+}
+
+TEST_CASE("refund, reverse_redemption, adjust and transfer fields are validated", "[io][codec]") {
+  auto rf = minimal("refund");
+  auto full = decode_op("refund", rf);
+  CHECK(full.error == errc::ok);
+  CHECK(full.amount == 0);  // a full refund
+  CHECK(full.items.empty());
+  CHECK(decode_op("refund", with(rf, "amount", val(300))).amount == 300);
+  CHECK(decode_op("refund", with(rf, "amount", val(0))).error == errc::invalid_amount);
+  CHECK(decode_op("refund", with(rf, "items", items_of(2, 100))).items.size() == 2);
+  CHECK(decode_op("refund", with(rf, "items", items_of(257, 1))).error == errc::invalid_argument);
+  CHECK(decode_op("refund", with(with(rf, "items", items_of(1, 100)), "amount", val(100))).error ==
+        errc::invalid_argument);
+  CHECK(decode_op("refund", without(rf, "ref")).error == errc::missing_field);
+  CHECK(decode_op("refund", with(rf, "ref", val(std::string(65, 'r')))).error == errc::invalid_argument);
+  CHECK(decode_op("refund", with(rf, "occurred_at", val(-1))).error == errc::invalid_argument);
+  auto rr = minimal("reverse_redemption");
+  CHECK(decode_op("reverse_redemption", rr).ref == "order-1");
+  CHECK(decode_op("reverse_redemption", without(rr, "ref")).error == errc::missing_field);
+  CHECK(decode_op("reverse_redemption", with(rr, "ref", val(std::string()))).error == errc::invalid_argument);
+  auto adj = minimal("adjust");
+  CHECK(decode_op("adjust", adj).points == -5);
+  CHECK(decode_op("adjust", with(adj, "points", val(INT64_MAX))).points == INT64_MAX);
+  CHECK(decode_op("adjust", with(adj, "points", val(-INT64_MAX))).points == -INT64_MAX);
+  CHECK(decode_op("adjust", with(adj, "points", val(0))).error == errc::invalid_amount);
+  CHECK(decode_op("adjust", with(adj, "points", val(INT64_MIN))).error == errc::invalid_amount);
+  CHECK(decode_op("adjust", with(adj, "points", val(std::uint64_t{1} << 63))).error == errc::amount_overflow);
+  CHECK(decode_op("adjust", with(adj, "points", val(2.5))).error == errc::wrong_type);
+  CHECK(decode_op("adjust", without(adj, "points")).error == errc::missing_field);
+  CHECK(decode_op("adjust", without(adj, "reason")).error == errc::missing_field);
+  CHECK(decode_op("adjust", with(adj, "reason", val(std::string(200, 'w')))).error == errc::ok);
+  CHECK(decode_op("adjust", with(adj, "reason", val(std::string(201, 'w')))).error == errc::invalid_argument);
+  CHECK(decode_op("adjust", with(adj, "reason", val(std::string()))).error == errc::invalid_argument);
+  CHECK(decode_op("adjust", without(adj, "brand")).error == errc::missing_field);
+  auto tr = minimal("transfer");
+  CHECK(decode_op("transfer", tr).to == 6);
+  CHECK(decode_op("transfer", without(tr, "to")).error == errc::missing_field);
+  CHECK(decode_op("transfer", with(tr, "to", val(0))).error == errc::invalid_argument);
+  CHECK(decode_op("transfer", with(tr, "to", val(std::uint64_t{1} << 56))).error == errc::invalid_argument);
+  CHECK(decode_op("transfer", with(tr, "to", val(std::string("6")))).error == errc::wrong_type);
+  CHECK(decode_op("transfer", with(tr, "points", val(0))).error == errc::invalid_amount);
+  CHECK(decode_op("transfer", without(tr, "points")).error == errc::missing_field);
+}
+
+TEST_CASE("history pages take before and a limit of 1 to 100; expire takes an as-of instant", "[io][codec]") {
+  auto h = minimal("history");
+  auto first = decode_op("history", h);
+  CHECK(first.before == 0);
+  CHECK(first.limit == 0);  // the server's default page, history_limit_default
+  auto page = decode_op("history", with(with(h, "before", val(99)), "limit", val(100)));
+  CHECK(page.before == 99);
+  CHECK(page.limit == 100);
+  CHECK(decode_op("history", with(h, "limit", val(0))).error == errc::invalid_argument);
+  CHECK(decode_op("history", with(h, "limit", val(101))).error == errc::invalid_argument);
+  CHECK(decode_op("history", with(h, "limit", val(std::uint64_t{1} << 40))).error == errc::invalid_argument);
+  CHECK(decode_op("history", with(h, "before", val(std::string("x")))).error == errc::wrong_type);
+  auto all = decode_op("expire", {{"as_of_us", val(1234)}});
+  CHECK(all.error == errc::ok);
+  CHECK(all.as_of_us == 1234);
+  CHECK_FALSE(all.has_member);
+  CHECK(decode_op("expire", {{"as_of_us", val(-1)}}).error == errc::invalid_argument);
+  CHECK(decode_op("expire", {{"as_of_us", val(std::string("now"))}}).error == errc::wrong_type);
+}
+
+TEST_CASE("a batch carries the issue-3 ops; hello, verify, stats and batch stay out", "[io][codec]") {
+  request b = make(opcode::batch, 1);
+  for (const auto& q : issue3_requests())
+    if (q.op != opcode::hello)
+      b.ops.push_back(q);
+  REQUIRE(b.ops.size() > 13);
+  auto back = via_wire(b);
+  check_same(b, back);
+  for (const char* op : {"hello", "verify", "stats", "batch"}) {
+    INFO(op);
+    auto mixed = decode(payload([&](pk_t& pk) {
+      pk.pack_map(3);
+      pk.pack("op"), pk.pack("batch");
+      pk.pack("id"), pk.pack(1);
+      pk.pack("ops"), pk.pack_array(3);
+      pk.pack_map(3), pk.pack("op"), pk.pack("lookup"), pk.pack("id"), pk.pack(2), pk.pack("alias"), pk.pack("a");
+      pk.pack_map(3), pk.pack("op"), pk.pack(op), pk.pack("id"), pk.pack(3), pk.pack("version"), pk.pack(1);
+      pk.pack_map(4), pk.pack("op"), pk.pack("hold"), pk.pack("id"), pk.pack(4), pk.pack("member"), pk.pack(1),
+        pk.pack("points"), pk.pack(5);  // no txn
+    }));
+    REQUIRE(mixed.error == errc::ok);
+    REQUIRE(mixed.ops.size() == 3);
+    CHECK(mixed.ops[0].error == errc::ok);
+    CHECK(mixed.ops[1].error == errc::invalid_argument);
+    CHECK(mixed.ops[2].error == errc::missing_field);
+    CHECK(mixed.ops[2].id == 4);
+  }
+}
+
+TEST_CASE("the hold hex examples in docs/PROTOCOL.md are exactly what the codec writes", "[io][codec][docs]") {
+  std::vector<char> b;
+  request h;
+  h.op = opcode::hold;
+  h.id = 4;
+  h.txn = "hold-88";
+  h.member = 1001;
+  h.points = 100;
+  h.ttl_s = 600;
+  encode_request(b, h);
+  CHECK(hex(b) == doc_hex("hold-request"));
+  auto back = decode_request(b.data() + 4, b.size() - 4);
+  CHECK(back.error == errc::ok);
+  CHECK(back.ttl_s == 600);
+  b.clear();
+  response hr;
+  hr.op = opcode::hold;
+  hr.id = 4;
+  hr.seq = 43;
+  hr.member = 1001;
+  hr.points = 100;
+  hr.balance = 149;
+  hr.hold = 1;
+  hr.expires_at_us = 1763813400000000ull;
+  encode_response(b, hr);
+  CHECK(hex(b) == doc_hex("hold-response"));
 }
