@@ -1235,7 +1235,9 @@ void handle(self_ptr self, member_request& r) {
     return;
   }
   if (r.txn_bytes > 0 && is_replay(self, r)) {
-    refuse_via_writer(self, r, errc::unavailable, "the txn id is still being committed; retry");
+    // The writer answers with the original result (or txn_id_conflict);
+    // `unavailable` only if the original was never posted.
+    refuse_via_writer(self, r, errc::unavailable, {});
     return;
   }
   std::uint64_t as_of = e.now_us;

@@ -88,7 +88,7 @@ multiplier = { num = 2, den = 1 }
 id = 4
 code = "survey"
 trigger = "event"
-event_kind = "survey"
+event = "survey"
 bonus_points = 20
 uses_per_member_max = 1
 
@@ -154,8 +154,10 @@ struct rig {
     o.settings.expiry_sweep_interval_s = 0;
     std::vector<config_error> errors;
     auto prog = parse_program(program_toml, "journeys.toml", errors);
+    std::string why;
     for (const auto& e : errors)
-      INFO(e.message);
+      why += e.message + "\n";
+    INFO(why);
     REQUIRE(prog);
     o.prog = std::move(*prog);
     o.clock = &clock;
@@ -207,8 +209,10 @@ struct rig {
   void check_verify() {
     auto v = c->verify();
     REQUIRE(v.ok());
+    std::string why;
     for (const auto& p : v.verify.problems)
-      INFO(p);
+      why += p + "\n";
+    INFO(why);
     CHECK(v.verify.valid);
   }
 };
