@@ -1,13 +1,18 @@
 // loyalty-loadgen: capacity testing for loyaltyd over its wire protocol.
-// Enrolls members in bulk, then drives earns and redeems closed-loop (as fast
-// as acknowledged, with a pipeline depth per connection) or open-loop (a fixed
-// rate; latency counts from each request's intended send time, so a stalled
-// engine cannot hide its latency). Uses only the client library.
+// Enrolls members in bulk, then drives a mix of operations (earns with line
+// items, redeems, events, holds followed by a capture or release, refunds of
+// earlier earns, reward redemptions, transfers, balances, history pages)
+// closed-loop (as fast as acknowledged, with a pipeline depth per connection)
+// or open-loop (a fixed rate; latency counts from each request's intended
+// send time, so a stalled engine cannot hide its latency). Uses only the
+// client library.
 #include "io/client.hpp"
 #include "loadgen/histogram.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -38,6 +43,11 @@ struct options {
   std::string mode = "closed";
   double rate = 0;
   std::string mix = "earn=90,redeem=10";
+  std::uint32_t items = 0;            // line items per earn basket (0: none)
+  std::string categories = "grocery,coffee,electronics,home";
+  std::string channel;                // earn channel ("" = none)
+  std::string event = "survey";
+  std::string reward = "coffee";
   std::uint64_t seed = 0;
   std::string json;
 };
@@ -82,7 +92,9 @@ class run {
 public:
   explicit run(options o) : o_(std::move(o)), rng_(o_.seed) {
     if (!parse_mix())
-      throw std::runtime_error("--mix must look like earn=90,redeem=10 (percentages adding up to 100)");
+      throw std::runtime_error(
+        "--mix must look like earn=90,redeem=10: percentages adding up to 100, of earn, redeem, event, hold, "
+        "refund, reward, transfer, balance, history");
   }
 
   int execute() {
@@ -96,27 +108,35 @@ public:
   }
 
 private:
+  // The operations a mix may name, in the order of the weights table.
+  enum class kind : int { earn, redeem, event, hold, refund, reward, transfer, balance, history, count };
+  static constexpr std::array<const char*, static_cast<int>(kind::count)> kind_names{
+    "earn", "redeem", "event", "hold", "refund", "reward", "transfer", "balance", "history"};
+
   bool parse_mix() {
     std::stringstream ss(o_.mix);
     std::string part;
-    int earn = -1, redeem = -1;
+    int sum = 0;
+    weights_.fill(0);
     while (std::getline(ss, part, ',')) {
       auto eq = part.find('=');
       if (eq == std::string::npos)
         return false;
       auto key = part.substr(0, eq);
       int v = std::atoi(part.substr(eq + 1).c_str());
-      if (key == "earn")
-        earn = v;
-      else if (key == "redeem")
-        redeem = v;
-      else
+      auto it = std::find(kind_names.begin(), kind_names.end(), key);
+      if (it == kind_names.end() || v < 0)
         return false;
+      weights_[static_cast<std::size_t>(it - kind_names.begin())] = v;
+      sum += v;
     }
-    earn = std::max(earn, 0);
-    redeem = std::max(redeem, 0);
-    earn_pct_ = earn;
-    return earn + redeem == 100;
+    std::stringstream cs(o_.categories);
+    for (std::string c; std::getline(cs, c, ',');)
+      if (!c.empty())
+        categories_.push_back(c);
+    if (categories_.empty())
+      categories_.push_back("grocery");
+    return sum == 100;
   }
 
   bool connect_all() {
@@ -217,32 +237,140 @@ private:
     return failures_ == 0;
   }
 
-  request next_request(std::uint32_t conn) {
+  kind pick() {
+    int x = static_cast<int>(rng_() % 100);
+    for (std::size_t i = 0; i < weights_.size(); ++i) {
+      if (x < weights_[i])
+        return static_cast<kind>(i);
+      x -= weights_[i];
+    }
+    return kind::earn;
+  }
+
+  request earn_request(std::uint64_t member, std::uint32_t conn) {
     request r;
-    std::uniform_int_distribution<std::uint64_t> member(1, o_.members);
-    r.member = member(rng_);
+    r.op = opcode::earn;
+    r.member = member;
     r.txn = make_txn(conn, ++counters_[conn]);
-    if (static_cast<int>(rng_() % 100) < earn_pct_) {
-      r.op = opcode::earn;
-      r.brand = o_.brand;
-      r.currency = o_.currency;
+    r.brand = o_.brand;
+    r.currency = o_.currency;
+    r.channel = o_.channel;
+    r.occurred_at_us = now_us();
+    if (o_.items == 0) {
       r.amount = static_cast<std::int64_t>(100 + rng_() % 19901);
-      r.occurred_at_us = now_us();
-    } else {
-      r.op = opcode::redeem;
-      r.points = static_cast<std::int64_t>(1 + rng_() % 50);
+      return r;
+    }
+    for (std::uint32_t i = 0; i < o_.items; ++i) {
+      item it;
+      it.sku = "sku-" + std::to_string(rng_() % 5000);
+      it.category = categories_[rng_() % categories_.size()];
+      it.qty = 1 + static_cast<std::int64_t>(rng_() % 3);
+      it.amount = static_cast<std::int64_t>(50 + rng_() % 4951);
+      r.amount += it.amount;
+      r.items.push_back(std::move(it));
     }
     return r;
+  }
+
+  // The next request of a connection: a follow-up (capture or release of a
+  // hold it opened) first, else one drawn from the mix.
+  request next_request(std::uint32_t conn) {
+    auto& follow = followups_[conn];
+    if (!follow.empty()) {
+      request r = std::move(follow.front());
+      follow.pop_front();
+      r.txn = make_txn(conn, ++counters_[conn]);
+      return r;
+    }
+    std::uniform_int_distribution<std::uint64_t> member(1, o_.members);
+    const std::uint64_t m = member(rng_);
+    kind k = pick();
+    if (k == kind::refund && earned_.empty())
+      k = kind::earn;
+    if (k == kind::earn)
+      return earn_request(m, conn);
+    request r;
+    r.member = m;
+    r.txn = make_txn(conn, ++counters_[conn]);
+    switch (k) {
+      case kind::redeem:
+        r.op = opcode::redeem;
+        r.points = static_cast<std::int64_t>(1 + rng_() % 50);
+        break;
+      case kind::event:
+        r.op = opcode::event;
+        r.event = o_.event;
+        break;
+      case kind::hold:
+        r.op = opcode::hold;
+        r.points = static_cast<std::int64_t>(1 + rng_() % 50);
+        break;
+      case kind::refund: {
+        const auto& e = earned_[rng_() % earned_.size()];
+        r.op = opcode::refund;
+        r.member = e.member;
+        r.ref = e.txn;
+        r.amount = std::max<std::int64_t>(1, e.amount / 2);  // a second refund of it takes the rest
+        break;
+      }
+      case kind::reward:
+        r.op = opcode::redeem_reward;
+        r.reward = o_.reward;
+        break;
+      case kind::transfer:
+        r.op = opcode::transfer;
+        r.to = m % o_.members + 1;
+        r.points = static_cast<std::int64_t>(1 + rng_() % 20);
+        if (r.to == m)
+          r.op = opcode::balance;  // one member: nobody to transfer to
+        break;
+      case kind::balance:
+        r.op = opcode::balance;
+        r.txn.clear();
+        break;
+      case kind::history:
+        r.op = opcode::history;
+        r.txn.clear();
+        r.limit = 10;
+        break;
+      default:
+        break;
+    }
+    return r;
+  }
+
+  // What an answer adds to the workload: a hold gets a capture or a release,
+  // an earn can be refunded later.
+  void learn(std::uint32_t conn, const request& q, const response& r) {
+    if (!r.ok())
+      return;
+    if (q.op == opcode::hold) {
+      request f;
+      f.op = rng_() % 2 == 0 ? opcode::capture : opcode::release;
+      f.member = q.member;
+      f.hold = r.hold;
+      followups_[conn].push_back(std::move(f));
+    } else if (q.op == opcode::earn && weights_[static_cast<int>(kind::refund)] > 0) {
+      constexpr std::size_t keep = 4096;
+      earned_record e{q.member, q.txn, q.amount};
+      if (earned_.size() < keep)
+        earned_.push_back(std::move(e));
+      else
+        earned_[rng_() % keep] = std::move(e);
+    }
   }
 
   // Sends one request whose latency counts from `intended`.
   void send(std::uint32_t ci, steady::time_point intended) {
     ++sent_;
-    conns_[ci]->submit(next_request(ci), [this, ci, intended](const response& r) {
+    auto q = std::make_shared<request>(next_request(ci));
+    conns_[ci]->submit(*q, [this, ci, intended, q](const response& r) {
       auto lat = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - intended).count());
       total_.add(r, lat);
       second_.add(r, lat);
+      by_op_[to_string(q->op)].add(r, lat);
+      learn(ci, *q, r);
       on_done(ci);
     });
   }
@@ -265,6 +393,7 @@ private:
   void drive() {
     counters_.assign(conns_.size(), 0);
     backlog_.assign(conns_.size(), {});
+    followups_.assign(conns_.size(), {});
     const bool open = o_.mode == "open";
     std::printf("run: mode %s%s, %u connections, depth %u, %.0f s, mix %s, members %llu, seed %llu\n",
                 o_.mode.c_str(), open ? (", rate " + std::to_string(static_cast<long long>(o_.rate)) + "/s").c_str() : "",
@@ -349,6 +478,10 @@ private:
                 static_cast<unsigned long long>(total_.errors));
     for (auto& [code, n] : total_.by_code)
       std::printf("  error %-22s %llu\n", code.c_str(), static_cast<unsigned long long>(n));
+    for (auto& [op, t] : by_op_)
+      std::printf("  op %-20s %10llu ok %8llu errors  p99 %.3f ms\n", op.c_str(),
+                  static_cast<unsigned long long>(t.ok), static_cast<unsigned long long>(t.errors),
+                  ms(t.latency_us.percentile(0.99)));
     std::printf("  latency ms     p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n", ms(h.percentile(0.5)),
                 ms(h.percentile(0.9)), ms(h.percentile(0.99)), ms(h.percentile(0.999)), ms(h.max()));
     if (!o_.json.empty()) {
@@ -365,6 +498,13 @@ private:
         f << (first ? "" : ", ") << "\"" << code << "\": " << n;
         first = false;
       }
+      f << "},\n  \"by_op\": {";
+      first = true;
+      for (auto& [op, t] : by_op_) {
+        f << (first ? "" : ", ") << "\"" << op << "\": {\"ok\": " << t.ok << ", \"errors\": " << t.errors
+          << ", \"p99_us\": " << t.latency_us.percentile(0.99) << "}";
+        first = false;
+      }
       f << "},\n  \"latency_us\": {\"p50\": " << h.percentile(0.5) << ", \"p90\": " << h.percentile(0.9)
         << ", \"p99\": " << h.percentile(0.99) << ", \"p999\": " << h.percentile(0.999) << ", \"max\": " << h.max()
         << "}\n}\n";
@@ -373,9 +513,19 @@ private:
     }
   }
 
+  struct earned_record {
+    std::uint64_t member;
+    std::string txn;
+    std::int64_t amount;
+  };
+
   options o_;
   std::mt19937_64 rng_;
-  int earn_pct_ = 90;
+  std::array<int, static_cast<std::size_t>(kind::count)> weights_{};
+  std::vector<std::string> categories_;
+  std::vector<std::deque<request>> followups_;
+  std::vector<earned_record> earned_;
+  std::map<std::string, tally> by_op_;
   asio::io_context ctx_{1};
   std::vector<std::shared_ptr<async_connection>> conns_;
   std::vector<std::uint32_t> counters_;
@@ -393,8 +543,8 @@ private:
 int main(int argc, char** argv) {
   options o;
   CLI::App app{"loyalty-loadgen: capacity testing for loyaltyd.\n"
-               "Enrolls members 1..N (batched; already enrolled members count as done), then sends earns and\n"
-               "redeems for uniformly random members. closed mode keeps --depth requests in flight per\n"
+               "Enrolls members 1..N (batched; already enrolled members count as done), then sends the\n"
+               "--mix of operations for uniformly random members. closed mode keeps --depth requests in flight per\n"
                "connection; open mode sends --rate requests/s on a fixed schedule and measures latency from\n"
                "each request's intended send time. Txn ids are 16 time-ordered bytes: send time in µs,\n"
                "connection index, counter (big-endian). Prints a progress line each second and a summary."};
@@ -411,7 +561,18 @@ int main(int argc, char** argv) {
   app.add_option("--duration", o.duration_s, "seconds of load after enrolling")->capture_default_str()->check(CLI::Range(0.1, 86400.0));
   app.add_option("--mode", o.mode, "closed or open")->capture_default_str()->check(CLI::IsMember({"closed", "open"}));
   app.add_option("--rate", o.rate, "open mode: requests per second")->check(CLI::Range(1.0, 1e8));
-  app.add_option("--mix", o.mix, "operation mix in percent")->capture_default_str();
+  app.add_option("--mix", o.mix,
+                 "operation mix in percent: earn, redeem, event, hold (each answered hold is then captured or "
+                 "released, half each), refund (half of an earlier earn of this run), reward (redeem_reward of "
+                 "--reward), transfer, balance, history")
+    ->capture_default_str();
+  app.add_option("--items", o.items, "line items per earn basket (0: an amount only)")
+    ->capture_default_str()->check(CLI::Range(0, 256));
+  app.add_option("--categories", o.categories, "categories the items are drawn from, comma-separated")
+    ->capture_default_str();
+  app.add_option("--channel", o.channel, "channel of earns (empty: none)");
+  app.add_option("--event", o.event, "event kind of `event` operations")->capture_default_str();
+  app.add_option("--reward", o.reward, "reward code of `reward` operations")->capture_default_str();
   app.add_option("--seed", o.seed, "random seed (default: from the clock; printed)");
   app.add_option("--json", o.json, "write the summary as JSON to this file");
   CLI11_PARSE(app, argc, argv);
