@@ -419,6 +419,48 @@ TEST_CASE("loyalty-loadgen drives the engine and writes a JSON summary; loyaltyc
   CHECK(std::system(ctl.str().c_str()) == 0);
 }
 
+TEST_CASE("the load generator drives a mix of every operation against the retail program and the ledger verifies",
+          "[io][server][tools]") {
+  temp_dir tmp;
+  engine_options o;
+  o.settings = test_settings(tmp.path);
+  std::vector<config_error> errors;
+  auto prog = load_program(LOYALTY_SOURCE_DIR "/config/examples/retail.toml", errors);
+  REQUIRE(prog);
+  o.prog = std::move(*prog);
+  std::string err;
+  auto e = engine::start(std::move(o), err);
+  INFO(err);
+  REQUIRE(e);
+  auto json = (tmp.path / "mix.json").string();
+  std::ostringstream cmd;
+  cmd << LOYALTY_LOADGEN_BIN << " --port " << e->port()
+      << " --members 100 --connections 2 --depth 8 --duration 2 --seed 11 --items 3 --channel app"
+      << " --mix earn=40,redeem=5,event=5,hold=10,refund=10,reward=5,transfer=10,balance=10,history=5"
+      << " --json " << json << " > " << (tmp.path / "mix.out").string() << " 2>&1";
+  int rc = std::system(cmd.str().c_str());
+  std::ifstream out((tmp.path / "mix.out").string());
+  std::string text((std::istreambuf_iterator<char>(out)), {});
+  INFO(text);
+  REQUIRE(rc == 0);
+  std::ifstream js(json);
+  std::string summary((std::istreambuf_iterator<char>(js)), {});
+  for (const char* op : {"earn", "redeem", "event", "hold", "capture", "release", "refund", "redeem_reward",
+                         "transfer", "balance", "history"}) {
+    INFO(op);
+    CHECK(summary.find(std::string("\"") + op + "\": {\"ok\": ") != std::string::npos);
+  }
+  // Only refusals the workload provokes on purpose: nothing internal.
+  CHECK(summary.find("internal_error") == std::string::npos);
+  CHECK(summary.find("unavailable") == std::string::npos);
+  auto v = e->ledger().verify();
+  std::string why;
+  for (const auto& p : v.problems)
+    why += p + "\n";
+  INFO(why);
+  CHECK(v.ok);
+}
+
 namespace {
 
 // A loyaltyd process of our own, so it can be killed with SIGKILL.
