@@ -1,10 +1,10 @@
 // Policy evaluation: pure functions over the program (config) and a member's
-// plain state. Member actors call these; tests call them directly.
+// plain book. Member actors call these; tests call them directly.
 //
-// Rounding rule (issue 2): points = floor(amount_minor * rate.num * mult.num
-//                                         / (rate.den * mult.den)),
-// evaluated once per earn in unsigned 128-bit arithmetic. A result above
-// INT64_MAX is amount_overflow, never a wrap.
+// Rounding: every earn is a list of lines (base, tier bonus, one per rule),
+// each floored once in unsigned 128-bit arithmetic (evaluate_earn). A result
+// above INT64_MAX is amount_overflow, never a wrap. earn_points below is the
+// issue-2 single-floor formula, kept for its tests and benchmark only.
 #pragma once
 
 #include "config/errc.hpp"
