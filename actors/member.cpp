@@ -347,6 +347,33 @@ basket basket_of(const member_request& r, std::uint64_t occurred) {
 
 // -- the operations ------------------------------------------------------------------------
 
+// The shared part of an earn and an event: checks, cap reservation, the
+// entry's start and its lot (points of a purchase are pending until
+// available_at; the lot expires by the program's rule from `at`).
+errc credit(const member_data& m, const env& e, const member_request& r, earn_decision& d, ledger::entry_kind kind,
+            std::uint32_t brand, std::uint64_t at, std::uint64_t available_at, ledger::op& op) {
+  if (errc c = check_balance(m, d.points); c != errc::ok)
+    return c;
+  if (std::int64_t life = 0; __builtin_add_overflow(m.book.lifetime_earned, d.points, &life))
+    return errc::amount_overflow;
+  reserve_caps(e, d);
+  start(op, r, kind, brand);
+  op.occurred_at_us = at;
+  op.points = d.points;
+  op.details.push_back(
+    detail(detail_kind::lot_add, m.book.next_lot_id, brand, 0, d.points, available_at, lot_expiry(e.prog, at)));
+  return errc::ok;
+}
+
+// ... and its end: the rule lines, the activity, the postings.
+void credit_tail(ledger::op& op, const earn_decision& d, const member_request& r, std::uint64_t at,
+                 std::vector<ledger::op>& ops) {
+  add_lines(op, d, op.brand_id);
+  add_activity(op, at);
+  move_points(op, r.member, d.points, brand_acct(ledger::account_kind::brand_issued, op.brand_id));
+  ops.push_back(std::move(op));
+}
+
 errc do_earn(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
   if (e.prog.find_brand(r.brand_id) == nullptr)
     return errc::unknown_brand;
@@ -361,23 +388,14 @@ errc do_earn(member_data& m, const env& e, const member_request& r, std::vector<
     return fail(msg, d.code, "line item amounts do not add up to the amount");
   if (d.code != errc::ok)
     return d.code;
-  if (errc c = check_balance(m, d.points); c != errc::ok)
+  if (errc c = credit(m, e, r, d, ledger::entry_kind::earn, r.brand_id, occurred,
+                      lot_available_at(e.prog, occurred), op);
+      c != errc::ok)
     return c;
-  if (std::int64_t life = 0; __builtin_add_overflow(m.book.lifetime_earned, d.points, &life))
-    return errc::amount_overflow;
-  reserve_caps(e, d);
-  start(op, r, ledger::entry_kind::earn, r.brand_id);
-  op.occurred_at_us = occurred;
   op.amount_minor = r.amount_minor;
-  op.points = d.points;
-  op.details.push_back(detail(detail_kind::lot_add, m.book.next_lot_id, r.brand_id, 0, d.points,
-                              lot_available_at(e.prog, occurred), lot_expiry(e.prog, occurred)));
   if (d.qualifying != 0)
     op.details.push_back(detail(detail_kind::qualify, local_day(e.prog, occurred), 0, 0, d.qualifying));
-  add_lines(op, d, r.brand_id);
-  add_activity(op, occurred);
-  move_points(op, r.member, d.points, brand_acct(ledger::account_kind::brand_issued, r.brand_id));
-  ops.push_back(std::move(op));
+  credit_tail(op, d, r, occurred, ops);
   return errc::ok;
 }
 
@@ -394,19 +412,9 @@ errc do_event(member_data& m, const env& e, const member_request& r, std::vector
     return fail(msg, errc::unknown_event, "no event rule answers '" + r.event_kind + "'");
   if (d.code != errc::ok)
     return d.code;
-  if (errc c = check_balance(m, d.points); c != errc::ok)
+  if (errc c = credit(m, e, r, d, ledger::entry_kind::event, brand, at, 0, op); c != errc::ok)
     return c;
-  if (std::int64_t life = 0; __builtin_add_overflow(m.book.lifetime_earned, d.points, &life))
-    return errc::amount_overflow;
-  reserve_caps(e, d);
-  start(op, r, ledger::entry_kind::event, brand);
-  op.occurred_at_us = at;
-  op.points = d.points;
-  op.details.push_back(detail(detail_kind::lot_add, m.book.next_lot_id, brand, 0, d.points, 0, lot_expiry(e.prog, at)));
-  add_lines(op, d, brand);
-  add_activity(op, at);
-  move_points(op, r.member, d.points, brand_acct(ledger::account_kind::brand_issued, brand));
-  ops.push_back(std::move(op));
+  credit_tail(op, d, r, at, ops);
   return errc::ok;
 }
 

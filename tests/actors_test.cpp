@@ -1,5 +1,6 @@
 // Member, brand and program actors on a real CAF actor system over a real
 // LMDB ledger in a temporary directory.
+#include "temp_dir.hpp"
 #include "actors/atoms.hpp"
 #include "actors/member.hpp"
 #include "actors/program_root.hpp"
@@ -51,13 +52,8 @@ struct collector final : ledger::completion_target {
   }
 };
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    char tmpl[] = "/tmp/loyalty-actors-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~temp_dir() { std::filesystem::remove_all(path); }
+struct temp_dir : test::temp_dir {
+  temp_dir() : test::temp_dir("actors") {}
 };
 
 // The actor half of the engine, without the server.

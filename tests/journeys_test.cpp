@@ -3,6 +3,7 @@
 // driven through the client library, with an injected clock that the tests
 // move instead of sleeping. Each journey checks the answers, the balance
 // view and, at the end, that the ledger verifies.
+#include "temp_dir.hpp"
 #include "io/client.hpp"
 #include "io/engine.hpp"
 
@@ -124,13 +125,8 @@ cost = 200
 brand = "web"
 )";
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    char tmpl[] = "/tmp/loyalty-journeys-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~temp_dir() { std::filesystem::remove_all(path); }
+struct temp_dir : test::temp_dir {
+  temp_dir() : test::temp_dir("journeys") {}
 };
 
 struct rig {

@@ -1,4 +1,5 @@
 // The ledger on a real LMDB environment in a temporary directory.
+#include "temp_dir.hpp"
 #include "ledger/ledger.hpp"
 
 #include <lmdb.h>  // only to corrupt data behind the ledger's back
@@ -19,13 +20,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    char tmpl[] = "/tmp/loyalty-ledger-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~temp_dir() { std::filesystem::remove_all(path); }
+struct temp_dir : test::temp_dir {
+  temp_dir() : test::temp_dir("ledger") {}
 };
 
 struct collector final : completion_target {

@@ -1,6 +1,7 @@
 // The engine over real TCP on loopback: a real engine (ledger in a temporary
 // directory, CAF actors, Asio server on an ephemeral port) and the client
 // library, the load generator and loyaltyctl as integrators use them.
+#include "temp_dir.hpp"
 #include "io/client.hpp"
 #include "io/codec.hpp"
 #include "io/engine.hpp"
@@ -37,13 +38,8 @@ program test_program() {
   return p;
 }
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    char tmpl[] = "/tmp/loyalty-server-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~temp_dir() { std::filesystem::remove_all(path); }
+struct temp_dir : test::temp_dir {
+  temp_dir() : test::temp_dir("server") {}
 };
 
 engine_settings test_settings(const std::filesystem::path& dir) {
