@@ -64,8 +64,10 @@ public:
         continue;  // unknown keys are ignored
       std::string_view name(k.via.str.ptr, k.via.str.size);
       for (std::size_t f = 0; f < field_names.size(); ++f)
-        if (name == field_names[f])
+        if (name == field_names[f]) {
           fields_[f] = &m.ptr[i].val;
+          break;
+        }
     }
   }
 
@@ -73,7 +75,7 @@ public:
                              f_currency, f_occurred_at, f_points, f_ops,
                              f_key, f_alias, f_items, f_channel, f_store, f_event, f_ttl_s, f_hold,
                              f_reward, f_ref, f_reason, f_to, f_before, f_limit, f_as_of, f_count };
-  static constexpr std::array<const char*, f_count> field_names{
+  static constexpr std::array<std::string_view, f_count> field_names{
     "op", "id", "version", "client", "member", "brand", "txn", "amount", "currency", "occurred_at", "points", "ops",
     "key", "alias", "items", "channel", "store", "event", "ttl_s", "hold",
     "reward", "ref", "reason", "to", "before", "limit", "as_of_us"};
@@ -83,7 +85,7 @@ public:
   const msgpack::object* get(field f, bool required) {
     auto* o = fields_[f];
     if (o == nullptr && required)
-      fail(errc::missing_field, std::string("field '") + field_names[f] + "' is missing");
+      fail(errc::missing_field, std::string("field '") + std::string(field_names[f]) + "' is missing");
     return o;
   }
 
@@ -96,9 +98,9 @@ public:
       return true;
     }
     if (o->type == msgpack::type::NEGATIVE_INTEGER)
-      fail(errc::invalid_argument, std::string("field '") + field_names[f] + "' must not be negative");
+      fail(errc::invalid_argument, std::string("field '") + std::string(field_names[f]) + "' must not be negative");
     else
-      fail(errc::wrong_type, std::string("field '") + field_names[f] + "' must be an unsigned integer");
+      fail(errc::wrong_type, std::string("field '") + std::string(field_names[f]) + "' must be an unsigned integer");
     return false;
   }
 
@@ -107,7 +109,7 @@ public:
     auto* o = get(f, required);
     if (o == nullptr)
       return false;
-    std::string name = std::string("field '") + field_names[f] + "'";
+    std::string name = std::string("field '") + std::string(field_names[f]) + "'";
     if (o->type == msgpack::type::NEGATIVE_INTEGER) {
       fail(errc::invalid_amount, name + " must be positive");
       return false;
@@ -132,7 +134,7 @@ public:
     auto* o = get(f, required);
     if (o == nullptr)
       return false;
-    std::string name = std::string("field '") + field_names[f] + "'";
+    std::string name = std::string("field '") + std::string(field_names[f]) + "'";
     if (o->type == msgpack::type::STR)
       out.assign(o->via.str.ptr, o->via.str.size);
     else if (allow_bin && o->type == msgpack::type::BIN)
@@ -177,12 +179,12 @@ public:
     if (o == nullptr)
       return;
     if (o->type != msgpack::type::STR) {
-      fail(errc::wrong_type, std::string("field '") + field_names[f] + "' must be a string");
+      fail(errc::wrong_type, std::string("field '") + std::string(field_names[f]) + "' must be a string");
       return;
     }
     if (o->via.str.size > max_bytes) {
       fail(errc::invalid_argument,
-           std::string("field '") + field_names[f] + "' must be at most " + std::to_string(max_bytes) + " bytes");
+           std::string("field '") + std::string(field_names[f]) + "' must be at most " + std::to_string(max_bytes) + " bytes");
       return;
     }
     out.assign(o->via.str.ptr, o->via.str.size);
@@ -194,7 +196,7 @@ public:
     if (!u64(f, out, required))
       return;
     if (out < lo || out > hi)
-      fail(errc::invalid_argument, std::string("field '") + field_names[f] + "' must be " + range);
+      fail(errc::invalid_argument, std::string("field '") + std::string(field_names[f]) + "' must be " + range);
   }
 
   // adjust's points: any int64 but 0 and INT64_MIN (whose negation does not fit).
@@ -202,7 +204,7 @@ public:
     auto* o = get(f, true);
     if (o == nullptr)
       return;
-    std::string name = std::string("field '") + field_names[f] + "'";
+    std::string name = std::string("field '") + std::string(field_names[f]) + "'";
     if (o->type == msgpack::type::POSITIVE_INTEGER) {
       if (o->via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
         fail(errc::amount_overflow, name + " is above 2^63-1");
