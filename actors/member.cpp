@@ -109,7 +109,6 @@ using ledger::detail_kind;
 using ledger::entry_detail;
 using ledger::posting_side;
 
-constexpr std::int64_t i64_max = INT64_MAX;
 // Lots one spend may draw on: each becomes one detail record (two for a
 // transfer), and an entry holds at most details_per_entry_max.
 constexpr std::size_t takes_max = 60;
@@ -712,7 +711,8 @@ errc do_reverse(member_data& m, const env& e, const member_request& r, std::vect
     restored += t.points;
   }
   if (errc c = check_balance(m, restored); c != errc::ok) {
-    e.counters ? e.counters->undo(e.prog, op.details) : void();
+    if (e.counters != nullptr)
+      e.counters->undo(e.prog, op.details);  // the reward unit taken back above
     return c;
   }
   op.points = restored;
