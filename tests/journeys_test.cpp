@@ -3,7 +3,7 @@
 // driven through the client library, with an injected clock that the tests
 // move instead of sleeping. Each journey checks the answers, the balance
 // view and, at the end, that the ledger verifies.
-#include "temp_dir.hpp"
+#include "engine_rig.hpp"
 #include "io/client.hpp"
 #include "io/engine.hpp"
 
@@ -19,7 +19,6 @@ namespace {
 
 constexpr std::uint64_t t0 = 1'772'452'800'000'000ull;  // 2026-03-02T12:00:00Z, a Monday
 constexpr std::uint64_t day = 86'400'000'000ull;
-constexpr const char* admin_key = "journeys-admin-key-0123456789";
 
 // Points: 1 per 1.00 EUR at shop and web; silver from 300 qualifying points
 // (x1.5); welcome 50, first purchase 100, web purchases double, a survey 20
@@ -125,61 +124,8 @@ cost = 200
 brand = "web"
 )";
 
-struct temp_dir : test::temp_dir {
-  temp_dir() : test::temp_dir("journeys") {}
-};
-
-struct rig {
-  temp_dir dir;
-  manual_clock clock{t0};
-  std::unique_ptr<engine> eng;
-  std::unique_ptr<client> c;      // plain integrator
-  std::unique_ptr<client> admin;  // hello with the admin key
-
-  rig() { start(); }
-
-  void start() {
-    engine_options o;
-    o.settings.listen_host = "127.0.0.1";
-    o.settings.listen_port = 0;
-    o.settings.data_dir = (dir.path / "data").string();
-    o.settings.map_bytes = 1ull << 30;
-    o.settings.commit_window_us = 50;
-    o.settings.actor_threads = 2;
-    o.settings.admin_key = admin_key;
-    o.settings.expiry_sweep_interval_s = 0;
-    std::vector<config_error> errors;
-    auto prog = parse_program(program_toml, "journeys.toml", errors);
-    std::string why;
-    for (const auto& e : errors)
-      why += e.message + "\n";
-    INFO(why);
-    REQUIRE(prog);
-    o.prog = std::move(*prog);
-    o.clock = &clock;
-    std::string err;
-    eng = engine::start(std::move(o), err);
-    INFO(err);
-    REQUIRE(eng);
-    c = connect("");
-    admin = connect(admin_key);
-  }
-
-  void restart() {
-    c.reset();
-    admin.reset();
-    eng.reset();
-    start();
-  }
-
-  std::unique_ptr<client> connect(const std::string& key) {
-    std::string err;
-    auto x = client::connect("127.0.0.1", eng->port(), err);
-    INFO(err);
-    REQUIRE(x);
-    REQUIRE(x->hello("journeys", key).ok());
-    return x;
-  }
+struct rig : test::engine_rig {
+  rig() : test::engine_rig("journeys", program_toml, t0) {}
 
   void enroll(std::uint64_t m, const std::string& brand = "shop") {
     auto r = c->enroll(m, brand);
@@ -200,16 +146,6 @@ struct rig {
     INFO(r.message);
     REQUIRE(r.ok());
     return r;
-  }
-
-  void check_verify() {
-    auto v = c->verify();
-    REQUIRE(v.ok());
-    std::string why;
-    for (const auto& p : v.verify.problems)
-      why += p + "\n";
-    INFO(why);
-    CHECK(v.verify.valid);
   }
 };
 

@@ -13,7 +13,7 @@
 //
 // Longer runs: LOYALTY_FUZZ_SEED=<seed> LOYALTY_FUZZ_STEPS=20000 ./build/tests/ops_fuzz_test
 // (with LOYALTY_FUZZ_SEED set, only that seed runs).
-#include "temp_dir.hpp"
+#include "engine_rig.hpp"
 
 #include "actors/policy.hpp"
 #include "io/client.hpp"
@@ -34,7 +34,6 @@ namespace {
 constexpr std::uint64_t t0 = 1'772'452'800'000'000ull;  // 2026-03-02T12:00:00Z
 constexpr std::uint64_t minute = 60'000'000ull;
 constexpr std::uint64_t day = 86'400'000'000ull;
-constexpr const char* admin_key = "fuzz-admin-key-0123456789";
 constexpr std::uint64_t members = 6;
 
 // Short lifetimes so that pending periods, expiry, inactivity and hold TTLs
@@ -133,52 +132,8 @@ cost = 25
 brand = "web"
 )";
 
-struct engine_rig {
-  test::temp_dir dir{"fuzz"};
-  manual_clock clock{t0};
-  std::unique_ptr<engine> eng;
-  std::unique_ptr<client> c, admin;
-
-  engine_rig() { start(); }
-
-  void start() {
-    engine_options o;
-    o.settings.listen_host = "127.0.0.1";
-    o.settings.listen_port = 0;
-    o.settings.data_dir = (dir.path / "data").string();
-    o.settings.map_bytes = 1ull << 30;
-    o.settings.commit_window_us = 0;
-    o.settings.actor_threads = 2;
-    o.settings.admin_key = admin_key;
-    o.settings.expiry_sweep_interval_s = 0;
-    std::vector<config_error> errors;
-    auto prog = parse_program(program_toml, "fuzz.toml", errors);
-    REQUIRE(prog);
-    o.prog = std::move(*prog);
-    o.clock = &clock;
-    std::string err;
-    eng = engine::start(std::move(o), err);
-    INFO(err);
-    REQUIRE(eng);
-    c = connect("");
-    admin = connect(admin_key);
-  }
-
-  std::unique_ptr<client> connect(const std::string& key) {
-    std::string err;
-    auto x = client::connect("127.0.0.1", eng->port(), err);
-    INFO(err);
-    REQUIRE(x);
-    REQUIRE(x->hello("fuzz", key).ok());
-    return x;
-  }
-
-  void restart() {
-    c.reset();
-    admin.reset();
-    eng.reset();
-    start();
-  }
+struct engine_rig : test::engine_rig {
+  engine_rig() : test::engine_rig("fuzz", program_toml, t0) {}
 };
 
 std::uint64_t env_u64(const char* name, std::uint64_t fallback) {
@@ -437,15 +392,7 @@ private:
     }
   }
 
-  void check_verify() {
-    auto v = g_.c->verify();
-    REQUIRE(v.ok());
-    std::string why;
-    for (const auto& p : v.verify.problems)
-      why += p + "\n";
-    INFO(why);
-    REQUIRE(v.verify.valid);
-  }
+  void check_verify() { g_.check_verify(); }
 
   engine_rig g_;
   std::mt19937_64 rng_;

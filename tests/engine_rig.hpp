@@ -1,0 +1,90 @@
+// A whole engine in the test process (LMDB in a temporary directory, CAF
+// member actors, the Asio server on an ephemeral loopback port) running a
+// program given as TOML text, with a manual clock the test moves instead of
+// sleeping, and two clients over real TCP: a plain integrator and one whose
+// hello carried the admin key.
+#pragma once
+
+#include "temp_dir.hpp"
+
+#include "io/client.hpp"
+#include "io/engine.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <string>
+
+namespace loyalty::test {
+
+inline constexpr const char* admin_key = "test-admin-key-0123456789";
+
+struct engine_rig {
+  temp_dir dir;
+  manual_clock clock;
+  std::string program_text;  // the program, as TOML
+  std::unique_ptr<io::engine> eng;
+  std::unique_ptr<io::client> c;      // plain integrator
+  std::unique_ptr<io::client> admin;  // hello with the admin key
+
+  engine_rig(const std::string& what, std::string toml, std::uint64_t start_us)
+    : dir(what), clock(start_us), program_text(std::move(toml)) {
+    start();
+  }
+
+  void start() {
+    io::engine_options o;
+    o.settings.listen_host = "127.0.0.1";
+    o.settings.listen_port = 0;
+    o.settings.data_dir = (dir.path / "data").string();
+    o.settings.map_bytes = 1ull << 30;
+    o.settings.commit_window_us = 50;
+    o.settings.actor_threads = 2;
+    o.settings.admin_key = admin_key;
+    o.settings.expiry_sweep_interval_s = 0;
+    std::vector<config_error> errors;
+    auto prog = parse_program(program_text, "test-program.toml", errors);
+    std::string why;
+    for (const auto& e : errors)
+      why += e.message + "\n";
+    INFO(why);
+    REQUIRE(prog);
+    o.prog = std::move(*prog);
+    o.clock = &clock;
+    std::string err;
+    eng = io::engine::start(std::move(o), err);
+    INFO(err);
+    REQUIRE(eng);
+    c = connect("");
+    admin = connect(admin_key);
+  }
+
+  // Stops the engine (as a clean shutdown) and starts it on the same data.
+  void restart() {
+    c.reset();
+    admin.reset();
+    eng.reset();
+    start();
+  }
+
+  std::unique_ptr<io::client> connect(const std::string& key) {
+    std::string err;
+    auto x = io::client::connect("127.0.0.1", eng->port(), err);
+    INFO(err);
+    REQUIRE(x);
+    REQUIRE(x->hello("test", key).ok());
+    return x;
+  }
+
+  void check_verify() {
+    auto v = c->verify();
+    REQUIRE(v.ok());
+    std::string why;
+    for (const auto& p : v.verify.problems)
+      why += p + "\n";
+    INFO(why);
+    REQUIRE(v.verify.valid);
+  }
+};
+
+} // namespace loyalty::test
