@@ -274,6 +274,35 @@ TEST_CASE("a return claws back points proportionally, undoes the tier, and a rev
   g.check_verify();
 }
 
+TEST_CASE("a reversed redemption restores points to their lots, except those whose lot has expired since",
+          "[journeys]") {
+  rig g;
+  g.enroll(13);  // welcome 50, expires at t0 + 730 days
+  g.clock.advance(150 * day);
+  REQUIRE(g.c->event("j9-survey", 13, "survey").ok());  // 20, expires at t0 + 880 days
+  g.clock.advance(150 * day);
+  g.credit(13, 100);  // expires at t0 + 1030 days
+  REQUIRE(g.c->redeem("j9-spend", 13, 170).ok());  // takes every lot: soonest expiry first
+  for (int i = 0; i < 3; ++i) {  // stays active: no inactivity expiry
+    g.clock.advance(146 * day);
+    REQUIRE(g.c->event("j9-visit-" + std::to_string(i), 13, "survey").ok());
+  }
+  REQUIRE(g.clock.now_us() == t0 + 738 * day);  // the welcome lot has expired, the others have not
+  auto rev = g.c->reverse_redemption("j9-rev", 13, "j9-spend");
+  INFO(rev.message);
+  REQUIRE(rev.ok());
+  CHECK(rev.points == 120);
+  auto b = g.balance(13);
+  CHECK(b.available == 120);
+  CHECK(b.next_expiry_at_us == t0 + 880 * day);
+  CHECK(b.next_expiry_points == 20);
+  auto h = g.c->history(13, 0, 1);
+  REQUIRE(h.entries.size() == 1);
+  CHECK(h.entries[0].kind == "reverse_redemption");
+  CHECK(h.entries[0].points == 120);
+  g.check_verify();
+}
+
 TEST_CASE("a purchase refunded after its points were spent leaves a debt, capped by the program", "[journeys]") {
   rig g;
   g.enroll(4);
