@@ -758,12 +758,12 @@ errc do_adjust(member_data& m, const env& e, const member_request& r, std::vecto
   return errc::ok;
 }
 
-errc do_link_alias(member_data&, const env& e, const member_request& r, std::vector<ledger::op>& ops,
+errc do_link_alias(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops,
                    std::string& msg) {
   if (auto owner = e.ledger->find_alias(r.alias); owner && *owner != r.member)
     return fail(msg, errc::alias_taken, "the alias belongs to another member");
   ledger::op op;
-  start(op, r, ledger::entry_kind::link_alias, 0);
+  start(op, r, ledger::entry_kind::link_alias, m.brand_id);
   op.occurred_at_us = e.now_us;
   op.alias = r.alias;
   op.details.push_back(detail(detail_kind::alias, 0, 0, 0, static_cast<std::int64_t>(ledger::content_hash(r.alias))));
@@ -897,11 +897,14 @@ errc prepare_transfer(member_data& m, const env& e, const member_request& r, tra
     return errc::same_member;
   if (r.points <= 0)
     return errc::invalid_amount;
+  if (r.scope_brand != 0 && m.brand_id != r.scope_brand)
+    return fail(msg, errc::not_authorized, "the key may act for its own brand only");
   spend_plan p;
   if (errc c = plan(m, e, r.points, p, msg); c != errc::ok)
     return c;
   auto& op = leg.op;
   start(op, r, ledger::entry_kind::transfer, m.brand_id);
+  op.key_id = r.key_id;
   op.occurred_at_us = e.now_us;
   op.points = r.points;
   op.counterparty_id = r.to;
@@ -944,6 +947,8 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
       return errc::member_exists;
     if (e.prog.find_brand(r.brand_id) == nullptr)
       return errc::unknown_brand;
+    if (r.scope_brand != 0 && r.brand_id != r.scope_brand)
+      return fail(message, errc::not_authorized, "the key may enroll members at its own brand only");
     occasion when{r.brand_id, r.channel, e.now_us};
     auto d = evaluate_enroll(e.prog, when, totals_of(e));
     if (d.code != errc::ok)
@@ -955,6 +960,7 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
     en.member_id = r.member;
     en.brand_id = r.brand_id;
     en.occurred_at_us = e.now_us;
+    en.key_id = r.key_id;
     ops.push_back(std::move(en));
     m.enrolled = true;
     m.brand_id = r.brand_id;
@@ -963,6 +969,7 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
       ledger::op op;
       start(op, r, ledger::entry_kind::event, r.brand_id);
       op.txn_id_bytes = 0;
+      op.key_id = r.key_id;
       op.occurred_at_us = e.now_us;
       op.points = d.points;
       op.details.push_back(
@@ -997,6 +1004,16 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
   }
   if (code != errc::ok)
     return code;
+  for (std::size_t i = first; i < ops.size(); ++i) {
+    if (r.scope_brand != 0 && ops[i].brand_id != r.scope_brand) {
+      for (std::size_t j = first; j < ops.size(); ++j)
+        if (e.counters != nullptr)
+          e.counters->undo(e.prog, ops[j].details);
+      ops.resize(first);
+      return fail(message, errc::not_authorized, "the key may act for its own brand only");
+    }
+    ops[i].key_id = r.key_id;
+  }
   for (std::size_t i = first; i < ops.size(); ++i)
     if (!finish(m, e, ops[i])) {
       m.loaded = false;
@@ -1266,6 +1283,12 @@ void handle(self_ptr self, member_request& r) {
   switch (r.kind) {
     case request_kind::balance: {
       submit_all(self, ops);
+      if (r.scope_brand != 0 && st.data.brand_id != r.scope_brand) {
+        log(log_level::warn, "key %u: balance of member %llu of another brand refused", r.key_id,
+            static_cast<unsigned long long>(r.member));
+        answer_error(self, r, errc::not_authorized, "the key may read members of its brand only");
+        return;
+      }
       auto n = std::make_shared<answer_note>();
       n->has_balance = true;
       n->balance = balance_of_member(st.data, e.prog, e.now_us);
@@ -1323,6 +1346,9 @@ void handle(self_ptr self, member_request& r) {
   const std::size_t before = ops.size();
   errc code = prepare(st.data, e, r, ops, msg);
   if (code != errc::ok) {
+    if (code == errc::not_authorized)
+      log(log_level::warn, "key %u: a request for member %llu refused: %s", r.key_id,
+          static_cast<unsigned long long>(r.member), msg.c_str());
     submit_all(self, ops);
     answer_error(self, r, code, std::move(msg));
     return;

@@ -107,6 +107,8 @@ struct member_request {
   std::uint64_t to = 0;                // transfer
   std::string alias;                   // link_alias
   std::uint64_t as_of_us = 0;          // expire; 0 = now
+  std::uint32_t key_id = 0;            // the API key that sent it, journaled with its entries
+  std::uint32_t scope_brand = 0;       // a brand key's brand: the request may act for it only (0 = any)
   std::shared_ptr<reply_guard> reply;
 
   [[nodiscard]] std::string_view txn_id() const noexcept { return {txn.data(), txn_bytes}; }

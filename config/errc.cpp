@@ -38,8 +38,9 @@ std::string_view default_message(errc e) noexcept {
     case errc::too_many_connections: return "connection limit reached; closing the connection";
     case errc::unavailable: return "the member actor stopped before answering; retry with the same txn id";
     case errc::busy: return "an operation of this kind is already running";
+    case errc::rate_limited: return "this key's request rate limit is reached; nothing was posted, retry later";
     case errc::internal_error: return "internal error; nothing was posted";
-    case errc::not_authorized: return "this operation needs the admin key in hello";
+    case errc::not_authorized: return "the key given in hello does not allow this operation";
   }
   return "internal error";
 }
@@ -54,7 +55,7 @@ errc errc_from_string(std::string_view name) noexcept {
     errc::too_many_connections, errc::unavailable, errc::busy, errc::internal_error,
     errc::unknown_reward, errc::out_of_stock, errc::unknown_hold, errc::unknown_txn,
     errc::already_reversed, errc::negative_balance_limit, errc::alias_taken, errc::unknown_alias,
-    errc::unknown_event, errc::same_member, errc::not_authorized};
+    errc::unknown_event, errc::same_member, errc::not_authorized, errc::rate_limited};
   for (auto e : all)
     if (to_string(e) == name)
       return e;

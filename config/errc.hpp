@@ -48,9 +48,10 @@ enum class errc : std::uint16_t {
   too_many_connections = 61,// connection limit reached; connection closed
   unavailable = 62,         // the member actor stopped before answering; retry with the same txn id
   busy = 63,                // an admin operation of this kind is already running
+  rate_limited = 64,        // the key's requests-per-second limit is reached: retry later, nothing posted
   internal_error = 70,      // a bug; nothing was posted
   // -- authorization (80..89) -------------------------------------------------
-  not_authorized = 80,      // an admin operation on a connection whose hello gave no valid admin key
+  not_authorized = 80,      // no valid key in hello, or the key's scope does not allow this operation
 };
 
 // Stable snake_case name, as it appears in the `error` field of a response.
@@ -88,6 +89,7 @@ enum class errc : std::uint16_t {
     case errc::too_many_connections: return "too_many_connections";
     case errc::unavailable: return "unavailable";
     case errc::busy: return "busy";
+    case errc::rate_limited: return "rate_limited";
     case errc::internal_error: return "internal_error";
     case errc::not_authorized: return "not_authorized";
   }

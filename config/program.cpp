@@ -807,6 +807,80 @@ std::optional<program> load_program(const std::string& path, std::vector<config_
   return build_program(*root, path, errors);
 }
 
+namespace {
+
+bool hex_digest(const std::string& text, std::array<unsigned char, 32>& out) {
+  if (text.size() != 64)
+    return false;
+  for (std::size_t i = 0; i < 32; ++i) {
+    unsigned v = 0;
+    for (int k = 0; k < 2; ++k) {
+      char c = text[2 * i + static_cast<std::size_t>(k)];
+      unsigned d = c >= '0' && c <= '9' ? static_cast<unsigned>(c - '0')
+                 : c >= 'a' && c <= 'f' ? static_cast<unsigned>(c - 'a' + 10)
+                                        : 16;
+      if (d == 16)
+        return false;
+      v = v * 16 + d;
+    }
+    out[i] = static_cast<unsigned char>(v);
+  }
+  return true;
+}
+
+// [[keys]]: id, name, sha256 (64 lowercase hex digits), scope, rate_per_s.
+// Brand and partner codes are checked against the program at engine start.
+void parse_keys(checker& ck, const toml::value& root, engine_settings& s) {
+  if (!root.contains("keys"))
+    return;
+  auto keys = ck.table_array(root, "keys", false);
+  if (!keys)
+    return;
+  const std::string what = "[[keys]]";
+  std::set<std::uint32_t> ids;
+  std::set<std::array<unsigned char, 32>> hashes;
+  for (const auto& k : *keys) {
+    if (!k.is_table())
+      continue;
+    ck.only_keys(k, {"id", "name", "sha256", "scope", "rate_per_s"}, what);
+    api_key key;
+    if (auto id = ck.integer(k, "id", true, what, 1, 0x7FFFFFFF)) {
+      key.id = static_cast<std::uint32_t>(*id);
+      if (!ids.insert(key.id).second)
+        ck.fail(*ck.get(k, "id", false, what), "duplicate key id " + std::to_string(key.id));
+    }
+    key.name = ck.str(k, "name", true, what).value_or("");
+    if (auto h = ck.str(k, "sha256", true, what)) {
+      if (!hex_digest(*h, key.sha256))
+        ck.fail(*ck.get(k, "sha256", false, what),
+                "sha256 must be 64 lowercase hex digits (make a key with `loyaltyctl keygen`)");
+      else if (!hashes.insert(key.sha256).second)
+        ck.fail(*ck.get(k, "sha256", false, what), "two keys have the same sha256");
+    }
+    if (auto sc = ck.str(k, "scope", true, what)) {
+      auto colon = sc->find(':');
+      auto head = sc->substr(0, colon);
+      auto code = colon == std::string::npos ? std::string{} : sc->substr(colon + 1);
+      if (*sc == "admin") {
+        key.scope = key_scope::admin;
+      } else if (*sc == "read") {
+        key.scope = key_scope::read;
+      } else if ((head == "brand" || head == "partner") && valid_code(code)) {
+        key.scope = head == "brand" ? key_scope::brand : key_scope::partner;
+        key.scope_code = code;
+      } else {
+        ck.fail(*ck.get(k, "scope", false, what),
+                "scope must be \"admin\", \"read\", \"brand:CODE\" or \"partner:CODE\"");
+      }
+    }
+    if (auto r = ck.integer(k, "rate_per_s", false, what, 0, 10'000'000))
+      key.rate_per_s = static_cast<std::uint32_t>(*r);
+    s.keys.push_back(std::move(key));
+  }
+}
+
+} // namespace
+
 std::optional<engine_settings> load_settings(const std::string& path,
                                              std::vector<config_error>& errors) {
   if (!std::filesystem::exists(path)) {
@@ -819,7 +893,7 @@ std::optional<engine_settings> load_settings(const std::string& path,
   auto before = errors.size();
   checker ck(path, errors);
   engine_settings s;
-  ck.only_keys(*root, {"engine"}, "the settings file");
+  ck.only_keys(*root, {"engine", "keys"}, "the settings file");
   const toml::value* e = ck.get(*root, "engine", true, "the settings file");
   if (!e)
     return std::nullopt;
@@ -828,7 +902,7 @@ std::optional<engine_settings> load_settings(const std::string& path,
                     "batch_entries_max", "commit_window_us", "checkpoint_accounts_max",
                     "checkpoint_interval_ms", "inflight_per_connection_max",
                     "inflight_total_max", "connections_max", "active_members_max",
-                    "member_idle_s", "io_threads", "actor_threads", "admin_key",
+                    "member_idle_s", "io_threads", "actor_threads",
                     "expiry_sweep_interval_s", "expiry_sweep_members_per_s"},
                w);
   auto base = std::filesystem::path(path).parent_path();
@@ -871,12 +945,7 @@ std::optional<engine_settings> load_settings(const std::string& path,
   u32("actor_threads", s.actor_threads, 0, 256);
   u32("expiry_sweep_interval_s", s.expiry_sweep_interval_s, 0, 86'400 * 366);
   u32("expiry_sweep_members_per_s", s.expiry_sweep_members_per_s, 1, 10'000'000);
-  if (auto k = ck.str(*e, "admin_key", false, w)) {
-    if (k->size() < 16 || k->size() > 128)
-      ck.fail(*ck.get(*e, "admin_key", false, w), "admin_key must be 16 to 128 bytes");
-    else
-      s.admin_key = *k;
-  }
+  parse_keys(ck, *root, s);
   if (errors.size() != before)
     return std::nullopt;
   return s;

@@ -5,6 +5,7 @@
 
 #include "config/limits.hpp"
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -160,6 +161,28 @@ enum class durability {
   nosync_unsafe, // MDB_NOSYNC: acknowledged commits can be lost on power cut; benchmarks only
 };
 
+// -- API keys -------------------------------------------------------------------------------
+// A client's hello carries a key; the engine keeps only its SHA-256 and
+// grants the key's scope to the connection (docs/OPERATIONS.md, "API keys").
+enum class key_scope : std::uint8_t {
+  admin,    // every operation
+  read,     // balance, history, lookup, explain, stats, verify
+  brand,    // post and read only for one brand (scope_code)
+  partner,  // partner operations of one partner (scope_code)
+};
+
+struct api_key {
+  std::uint32_t id = 0;                  // 1 .. 2^31-1, recorded in every journal entry it posts
+  std::string name;                      // shown in logs and `explain`; never the key
+  std::array<unsigned char, 32> sha256{};
+  key_scope scope = key_scope::read;
+  std::string scope_code;                // brand or partner code
+  std::uint32_t rate_per_s = 0;          // requests per second over all its connections; 0 = unlimited
+};
+
+// SHA-256 of a key as presented in hello.
+[[nodiscard]] std::array<unsigned char, 32> key_sha256(std::string_view key) noexcept;
+
 struct engine_settings {
   std::string program_path;  // program TOML; relative paths are relative to the settings file
   std::string listen_host = "127.0.0.1";
@@ -178,9 +201,9 @@ struct engine_settings {
   std::uint32_t member_idle_s = limits::member_idle_s_default;
   std::uint32_t io_threads = 1;
   std::uint32_t actor_threads = 0;  // 0: one per core
-  // The key a hello must carry for admin operations (adjust, expire); empty:
-  // admin operations are refused on every connection. 16..128 bytes.
-  std::string admin_key;
+  // API keys ([[keys]] in the settings file). None: every connection may
+  // post and read without a key, and admin operations are refused.
+  std::vector<api_key> keys;
   // The expiry sweep visits every member this often (0 = never; `expire`
   // still works), at most expiry_sweep_members_per_s members per second.
   std::uint32_t expiry_sweep_interval_s = 3600;

@@ -16,6 +16,22 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   const auto& s = e->opts_.settings;
   const loyalty::clock* clk = e->opts_.clock ? e->opts_.clock : &e->sys_clock_;
 
+  for (const auto& k : s.keys) {
+    if (k.scope == key_scope::brand && e->opts_.prog.find_brand(k.scope_code) == nullptr) {
+      error = "API key " + std::to_string(k.id) + " (" + k.name + "): scope brand:" + k.scope_code +
+              " names no brand of the program";
+      return nullptr;
+    }
+    if (k.scope == key_scope::partner) {
+      error = "API key " + std::to_string(k.id) + " (" + k.name + "): scope partner:" + k.scope_code +
+              " names no partner of the program (partners are not configured in this version)";
+      return nullptr;
+    }
+  }
+  if (s.keys.empty())
+    log(log_level::warn, "no API keys configured: any client may post and read without a key; "
+                         "admin operations are refused");
+
   ledger::options lo;
   lo.dir = s.data_dir;
   lo.map_bytes = s.map_bytes;

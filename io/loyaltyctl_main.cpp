@@ -1,10 +1,13 @@
 // loyaltyctl: a small integrator / admin command line over the wire protocol.
+#include "config/program.hpp"
 #include "io/client.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 using namespace loyalty;
@@ -110,6 +113,23 @@ void print_json(const response& r, std::ostream& os) {
     case opcode::expire:
       os << ",\"expired\":" << r.expired << ",\"members\":" << r.members << ",\"seq\":" << r.seq;
       break;
+    case opcode::explain: {
+      os << ",\"member\":" << r.member << ",\"seq\":" << r.seq << ",\"key_id\":" << r.key_id
+         << ",\"key_name\":" << quoted(r.key_name) << ",\"policy_version\":" << r.policy_version;
+      if (!r.entries.empty()) {
+        const auto& e = r.entries[0];
+        os << ",\"kind\":" << quoted(e.kind) << ",\"txn\":" << quoted(e.txn) << ",\"occurred_at_us\":"
+           << e.occurred_at_us << ",\"committed_at_us\":" << e.committed_at_us << ",\"amount\":" << e.amount
+           << ",\"brand\":" << quoted(e.brand) << ",\"ref\":" << e.ref;
+      }
+      os << ",\"moves\":[";
+      for (std::size_t i = 0; i < r.moves.size(); ++i)
+        os << (i ? "," : "") << "{\"account\":" << quoted(r.moves[i].account) << ",\"side\":"
+           << quoted(r.moves[i].side) << ",\"amount\":" << r.moves[i].amount << "}";
+      os << "]";
+      print_lines_json(r.lines, os);
+      break;
+    }
     case opcode::verify: {
       os << ",\"valid\":" << (r.verify.valid ? "true" : "false") << ",\"entries\":" << r.verify.entries
          << ",\"postings\":" << r.verify.postings << ",\"accounts\":" << r.verify.accounts << ",\"members\":"
@@ -221,6 +241,23 @@ void print_text(const response& r, const request& q) {
       if (r.next_expiry_at_us != 0)
         std::cout << "  " << r.next_expiry_points << " points expire at " << r.next_expiry_at_us << " us\n";
       break;
+    case opcode::explain: {
+      if (r.entries.empty())
+        break;
+      const auto& e = r.entries[0];
+      std::cout << "seq " << e.seq << " " << e.kind << ", member " << r.member << ", txn " << json_escape(e.txn)
+                << "\n  posted by key " << r.key_id << (r.key_name.empty() ? "" : " (" + r.key_name + ")")
+                << ", program version " << r.policy_version << "\n  occurred at " << e.occurred_at_us
+                << " us, committed at " << e.committed_at_us << " us";
+      if (e.amount != 0) std::cout << ", amount " << e.amount;
+      if (!e.brand.empty()) std::cout << ", brand " << e.brand;
+      if (e.ref != 0) std::cout << ", ref seq " << e.ref;
+      std::cout << "\n";
+      for (const auto& mv : r.moves)
+        std::cout << "  " << mv.side << " " << mv.account << " " << mv.amount << "\n";
+      print_lines_text(r.lines);
+      break;
+    }
     case opcode::history:
       std::cout << "member " << r.member << ": " << r.entries.size() << " entries, newest first\n";
       for (const auto& e : r.entries) {
@@ -305,12 +342,36 @@ std::uint64_t now_us() {
       .count());
 }
 
+// Prints a new key (32 random bytes as 64 hex digits) and its settings lines.
+int make_key(std::uint32_t id, const std::string& name, const std::string& scope, std::uint32_t rate) {
+  std::ifstream rnd("/dev/urandom", std::ios::binary);
+  unsigned char bytes[32];
+  if (!rnd.read(reinterpret_cast<char*>(bytes), sizeof bytes)) {
+    std::cerr << "loyaltyctl: cannot read /dev/urandom\n";
+    return 2;
+  }
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string secret = "lk_";
+  for (unsigned char b : bytes)
+    secret += hex[b >> 4], secret += hex[b & 15];
+  std::string digest;
+  for (unsigned char b : key_sha256(secret))
+    digest += hex[b >> 4], digest += hex[b & 15];
+  std::cout << "key (give it to the client; it is not stored anywhere): " << secret << "\n\n"
+            << "[[keys]]\nid = " << id << "\nname = \"" << json_escape(name) << "\"\nsha256 = \"" << digest
+            << "\"\nscope = \"" << json_escape(scope) << "\"\n";
+  if (rate != 0)
+    std::cout << "rate_per_s = " << rate << "\n";
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"loyaltyctl: talk to a running loyaltyd over its wire protocol (docs/PROTOCOL.md).\n"
                "Member operations name the member with --member ID or --alias TEXT (one of them);\n"
-               "adjust and expire are admin operations and need --key (the engine's admin key).\n"
+               "The engine's API keys decide what a connection may do: pass one with --key or in\n"
+               "$LOYALTY_KEY (adjust and expire need an admin key). `keygen` makes a new key.\n"
                "Exit status: 0 success, 1 the engine answered with an error (or verify found problems),\n"
                "2 connection or protocol failure; a wrong command line exits with 100 or more."};
   std::string host = "127.0.0.1";
@@ -320,7 +381,7 @@ int main(int argc, char** argv) {
   app.add_option("--host", host, "engine address")->capture_default_str();
   app.add_option("--port", port, "engine port")->capture_default_str()->check(CLI::Range(1, 65535));
   app.add_flag("--json", json, "print the response as JSON");
-  app.add_option("--key", key, "admin key, sent in hello (needed by adjust and expire)");
+  app.add_option("--key", key, "API key sent in hello (default: $LOYALTY_KEY; none if unset)");
   app.require_subcommand(1);
 
   request req;
@@ -456,6 +517,19 @@ int main(int argc, char** argv) {
   add_member(expire, false, "member id (default: every member)");
   expire->add_option("--as-of", req.as_of_us, "expire as of this instant, microseconds since the epoch (default: now)");
 
+  auto* explain = app.add_subcommand("explain", "show the journal entry a txn id posted: key, program version, rules, postings");
+  explain->add_option("txn", req.txn, "the client txn id")->required();
+
+  auto* keygen = app.add_subcommand(
+    "keygen", "make a new random API key: prints the key (once) and the [[keys]] lines for the settings file");
+  std::uint32_t key_id = 0, key_rate = 0;
+  std::string key_name, key_scope_text = "read";
+  keygen->add_option("--id", key_id, "key id, journaled with every entry it posts (1..2^31-1)")
+    ->required()->check(CLI::Range(1u, 0x7FFFFFFFu));
+  keygen->add_option("--name", key_name, "a name for logs and explain")->required();
+  keygen->add_option("--scope", key_scope_text, "admin, read, brand:CODE or partner:CODE")->capture_default_str();
+  keygen->add_option("--rate", key_rate, "requests per second over all its connections (0 = unlimited)");
+
   auto* verify = app.add_subcommand("verify", "check every ledger invariant (exit 0 if valid, 1 if not)");
   auto* stats = app.add_subcommand("stats", "show the engine's counters");
   CLI11_PARSE(app, argc, argv);
@@ -466,7 +540,12 @@ int main(int argc, char** argv) {
     {release, opcode::release}, {redeem_reward, opcode::redeem_reward}, {refund, opcode::refund},
     {reverse, opcode::reverse_redemption}, {adjust, opcode::adjust}, {transfer, opcode::transfer},
     {link_alias, opcode::link_alias}, {lookup, opcode::lookup}, {history, opcode::history},
-    {expire, opcode::expire}, {verify, opcode::verify}, {stats, opcode::stats}};
+    {expire, opcode::expire}, {explain, opcode::explain}, {verify, opcode::verify}, {stats, opcode::stats}};
+  if (*keygen)
+    return make_key(key_id, key_name, key_scope_text, key_rate);
+  if (key.empty())
+    if (const char* env = std::getenv("LOYALTY_KEY"))
+      key = env;
   for (auto& [sub, op] : subs)
     if (*sub)
       req.op = op;

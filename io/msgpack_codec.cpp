@@ -13,11 +13,11 @@ namespace loyalty::io {
 namespace {
 
 // Indexed by opcode: the order of the enum.
-constexpr std::array<const char*, 22> op_names{
+constexpr std::array<const char*, 23> op_names{
   "none", "hello", "enroll", "earn", "redeem", "balance", "verify", "stats", "batch",
   "event", "hold", "capture", "release", "redeem_reward", "refund", "reverse_redemption",
-  "adjust", "transfer", "link_alias", "lookup", "history", "expire"};
-static_assert(op_names.size() == static_cast<std::size_t>(opcode::expire) + 1);
+  "adjust", "transfer", "link_alias", "lookup", "history", "expire", "explain"};
+static_assert(op_names.size() == static_cast<std::size_t>(opcode::explain) + 1);
 
 constexpr std::uint64_t member_id_max = (std::uint64_t{1} << 56) - 1;
 constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
@@ -436,6 +436,9 @@ void decode_fields(reader& rd, request& r, bool in_batch) {
       rd.member_or_alias(false);
       rd.u64(f::f_as_of, r.as_of_us, false);
       break;
+    case opcode::explain:
+      rd.txn();
+      break;
     case opcode::verify:
     case opcode::stats:
       break;
@@ -703,6 +706,24 @@ void response_fields(map_out& m, const response& r) {
       m.u64("members", r.members);
       m.u64("seq", r.seq);
       break;
+    case opcode::explain:
+      m.u64("seq", r.seq);
+      m.u64("member", r.member);
+      m.value("entries", [&](packer& p) { pack_entries(p, r.entries); });
+      lines();
+      m.u64("key_id", r.key_id);
+      m.str("key_name", r.key_name);
+      m.u64("policy_version", r.policy_version);
+      m.value("moves", [&](packer& p) {
+        p.pack_array(static_cast<std::uint32_t>(r.moves.size()));
+        for (const auto& mv : r.moves)
+          pack_map(p, [&](map_out& x) {
+            x.str("account", mv.account);
+            x.str("side", mv.side);
+            x.i64("amount", mv.amount);
+          });
+      });
+      break;
     case opcode::verify:
       m.boolean("valid", r.verify.valid);
       m.u64("entries", r.verify.entries);
@@ -865,6 +886,9 @@ void request_fields(map_out& m, const request& r) {
     case opcode::expire:
       who(true);
       if (r.as_of_us != 0) m.u64("as_of_us", r.as_of_us);
+      break;
+    case opcode::explain:
+      txn();
       break;
     case opcode::batch:
       m.value("ops", [&](packer& p) {
@@ -1029,6 +1053,21 @@ void unpack_response(const msgpack::object& o, response& r) {
     else if (key == "reward") r.reward = as_str(v);
     else if (key == "next_before") r.next_before = as_u64(v);
     else if (key == "expired") r.expired = as_i64(v);
+    else if (key == "key_id") r.key_id = static_cast<std::uint32_t>(as_u64(v));
+    else if (key == "key_name") r.key_name = as_str(v);
+    else if (key == "policy_version") r.policy_version = static_cast<std::uint32_t>(as_u64(v));
+    else if (key == "moves") {
+      const auto& a = as_array(v);
+      for (std::uint32_t j = 0; j < a.size; ++j) {
+        move mv;
+        each_field(a.ptr[j], [&](std::string_view mk, const msgpack::object& mvv) {
+          if (mk == "account") mv.account = as_str(mvv);
+          else if (mk == "side") mv.side = as_str(mvv);
+          else if (mk == "amount") mv.amount = as_i64(mvv);
+        });
+        r.moves.push_back(std::move(mv));
+      }
+    }
     else if (key == "entries" && v.type == msgpack::type::ARRAY) {
       const auto& a = v.via.array;
       for (std::uint32_t j = 0; j < a.size; ++j)

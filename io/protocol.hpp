@@ -41,6 +41,8 @@ enum class opcode : std::uint8_t {
   lookup,
   history,
   expire,
+  // issue 4
+  explain,
 };
 
 [[nodiscard]] const char* to_string(opcode op) noexcept;
@@ -136,6 +138,13 @@ struct history_entry {
   std::uint64_t counterparty = 0;  // the other member of a transfer
 };
 
+// One posting of an entry as `explain` shows it.
+struct move {
+  std::string account;             // "member:42", "brand_issued:acme", ...
+  std::string side;                // "debit" or "credit"
+  std::int64_t amount = 0;         // points, > 0
+};
+
 struct response {
   opcode op = opcode::none;        // which operation this answers (selects fields)
   std::uint64_t id = 0;
@@ -167,6 +176,11 @@ struct response {
   std::uint64_t next_before = 0;   // history: pass as `before` for the next page; 0 = no more
   std::int64_t expired = 0;        // expire: points expired
   std::uint64_t members = 0;       // expire: members looked at
+  // explain (also entries[0] and lines)
+  std::uint32_t key_id = 0;        // API key that posted the entry (0 = the engine / no keys)
+  std::string key_name;            // its name in the engine's settings, if still configured
+  std::uint32_t policy_version = 0;
+  std::vector<move> moves;
   // verify
   verify_result verify;
   // stats: name -> value, in the order the server lists them

@@ -26,16 +26,21 @@ constexpr std::size_t read_chunk_bytes = 64u << 10;
 
 constexpr std::size_t opcode_count = static_cast<std::size_t>(opcode::expire) + 1;
 
-// Compares without an early exit, so the time taken does not tell how much
-// of a guessed key was right.
-bool same_key(std::string_view a, std::string_view b) {
-  if (a.size() != b.size())
-    return false;  // the length is not the secret
+// Compares two digests without an early exit, so the time taken does not
+// tell how much of a guess was right.
+bool same_digest(const std::array<unsigned char, 32>& a, const std::array<unsigned char, 32>& b) {
   unsigned char diff = 0;
   for (std::size_t i = 0; i < a.size(); ++i)
     diff |= static_cast<unsigned char>(a[i] ^ b[i]);
   return diff == 0;
 }
+
+// What a connection's key allows (docs/OPERATIONS.md, "API keys").
+bool read_only(opcode op) {
+  return op == opcode::balance || op == opcode::history || op == opcode::lookup || op == opcode::explain ||
+         op == opcode::stats || op == opcode::verify;
+}
+bool admin_only(opcode op) { return op == opcode::adjust || op == opcode::expire; }
 
 actors::request_kind kind_of(opcode op) {
   using k = actors::request_kind;
@@ -85,6 +90,8 @@ public:
   impl(const engine_settings& s, server_deps d) : settings(s), deps(std::move(d)) {
     for (std::uint32_t i = 0; i < std::max<std::uint32_t>(1, s.io_threads); ++i)
       contexts.push_back(std::make_unique<asio::io_context>(1));
+    for (std::size_t i = 0; i < s.keys.size(); ++i)
+      buckets.push_back(std::make_unique<bucket>());
   }
 
   bool start(std::string& error);
@@ -109,6 +116,32 @@ public:
 
   std::mutex sessions_mtx;
   std::vector<std::weak_ptr<session>> sessions;
+
+  // Per-key token buckets (index: position in settings.keys).
+  struct bucket {
+    std::mutex mtx;
+    double tokens = 0;
+    std::chrono::steady_clock::time_point last{};
+  };
+  std::vector<std::unique_ptr<bucket>> buckets;
+  // True if one more request of key i fits its rate.
+  bool take_token(std::size_t i) {
+    const auto& k = settings.keys[i];
+    if (k.rate_per_s == 0)
+      return true;
+    auto& b = *buckets[i];
+    std::lock_guard<std::mutex> lk(b.mtx);
+    auto now = std::chrono::steady_clock::now();
+    const double cap = k.rate_per_s;
+    b.tokens = b.last == std::chrono::steady_clock::time_point{}
+                 ? cap
+                 : std::min(cap, b.tokens + std::chrono::duration<double>(now - b.last).count() * cap);
+    b.last = now;
+    if (b.tokens < 1.0)
+      return false;
+    b.tokens -= 1.0;
+    return true;
+  }
 
   std::mutex verify_mtx;
   std::thread verify_thread;
@@ -249,6 +282,16 @@ private:
       reply_error(req.op, req.id, errc::hello_required, {});
       return;
     }
+    if (req.op != opcode::hello) {
+      if (key_index_ >= 0 && !srv_.take_token(static_cast<std::size_t>(key_index_))) {
+        reply_error(req.op, req.id, errc::rate_limited, {});
+        return;
+      }
+      if (req.op != opcode::batch && !allowed(req.op)) {
+        deny(req.op, req.id);
+        return;
+      }
+    }
     switch (req.op) {
       case opcode::hello: return on_hello(req);
       case opcode::verify: return on_verify(req);
@@ -274,6 +317,7 @@ private:
       case opcode::link_alias:
       case opcode::lookup:
       case opcode::history:
+      case opcode::explain:
         if (!admit(1)) {
           reply_error(req.op, req.id, errc::overloaded, {});
           return;
@@ -292,13 +336,27 @@ private:
       close_after_write_ = true;
       return;
     }
-    if (!req.key.empty()) {
-      if (srv_.settings.admin_key.empty() || !same_key(req.key, srv_.settings.admin_key)) {
-        log(log_level::warn, "hello with a key that is not the admin key refused");
-        reply_error(opcode::hello, req.id, errc::not_authorized, "the key is not valid");
+    const auto& keys = srv_.settings.keys;
+    key_index_ = -1;
+    if (!req.key.empty() || !keys.empty()) {
+      const auto digest = key_sha256(req.key);
+      int found = -1;
+      for (std::size_t i = 0; i < keys.size(); ++i)
+        if (same_digest(digest, keys[i].sha256))
+          found = static_cast<int>(i);
+      if (found < 0 || req.key.empty()) {
+        log(log_level::warn, "hello from %s refused: %s", peer().c_str(),
+            req.key.empty() ? "no key" : "a key that is not configured");
+        reply_error(opcode::hello, req.id, errc::not_authorized,
+                    keys.empty() ? "this engine has no API keys: send hello without a key"
+                                 : req.key.empty() ? "this engine needs an API key in hello" : "the key is not valid");
         return;
       }
-      admin_ = true;
+      key_index_ = found;
+      scope_brand_ = 0;
+      if (keys[static_cast<std::size_t>(found)].scope == key_scope::brand)
+        if (const brand_def* b = srv_.deps.prog->find_brand(keys[static_cast<std::size_t>(found)].scope_code))
+          scope_brand_ = b->id;
     }
     hello_done_ = true;
     response r;
@@ -310,6 +368,40 @@ private:
     r.inflight_max = srv_.settings.inflight_per_connection_max;
     r.batch_ops_max = static_cast<std::uint32_t>(limits::batch_ops_max);
     send(r);
+  }
+
+  [[nodiscard]] const api_key* key() const {
+    return key_index_ >= 0 ? &srv_.settings.keys[static_cast<std::size_t>(key_index_)] : nullptr;
+  }
+  [[nodiscard]] std::uint32_t key_id() const { return key() != nullptr ? key()->id : 0; }
+
+  // Whether the connection's key allows an operation at all (a brand key is
+  // further limited to its brand by the member actor).
+  [[nodiscard]] bool allowed(opcode op) const {
+    const api_key* k = key();
+    if (k == nullptr)  // no keys configured: everything but the admin operations
+      return !admin_only(op);
+    switch (k->scope) {
+      case key_scope::admin: return true;
+      case key_scope::read: return read_only(op);
+      case key_scope::brand: return !admin_only(op) && op != opcode::verify && op != opcode::stats;
+      case key_scope::partner: return false;  // no partner operations yet
+    }
+    return false;
+  }
+
+  // Refuses a request the key does not allow, logging the key id (never the key).
+  void deny(opcode op, std::uint64_t id, std::string why = {}) {
+    const api_key* k = key();
+    log(log_level::warn, "key %u (%s): %s refused%s%s", key_id(), k != nullptr ? k->name.c_str() : "no key",
+        to_string(op), why.empty() ? "" : ": ", why.c_str());
+    reply_error(op, id, errc::not_authorized, std::move(why));
+  }
+
+  std::string peer() const {
+    asio::error_code ec;
+    auto ep = sock_.remote_endpoint(ec);
+    return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
   void on_stats(const request& req) {
@@ -352,10 +444,6 @@ private:
 
   // `expire` of every member: a pass of the expiry sweeper, answered when done.
   void on_sweep(const request& req) {
-    if (!admin_) {
-      reply_error(opcode::expire, req.id, errc::not_authorized, {});
-      return;
-    }
     if (srv_.deps.sweeper == nullptr) {
       reply_error(opcode::expire, req.id, errc::unavailable, "this engine has no expiry sweeper");
       return;
@@ -440,8 +528,10 @@ private:
       release_one();
       deliver_now(req, batch, index, code, std::move(msg));
     };
-    if ((req.op == opcode::adjust || req.op == opcode::expire) && !admin_)
+    if (!allowed(req.op)) {  // inside a batch; single requests were checked on arrival
+      log(log_level::warn, "key %u: %s in a batch refused", key_id(), to_string(req.op));
       return refuse(errc::not_authorized, {});
+    }
     std::uint64_t member = req.member;
     if (!req.alias.empty() && req.op != opcode::link_alias) {
       auto m = srv_.deps.ledger->find_alias(req.alias);
@@ -449,6 +539,16 @@ private:
         return refuse(errc::unknown_alias, {});
       member = *m;
     }
+    if (scope_brand_ != 0 && (req.op == opcode::lookup || req.op == opcode::history)) {
+      auto ms = srv_.deps.ledger->load_member(member);
+      if (ms && ms->record.brand_id != scope_brand_) {
+        log(log_level::warn, "key %u: %s of member %llu of another brand refused", key_id(), to_string(req.op),
+            static_cast<unsigned long long>(member));
+        return refuse(errc::not_authorized, "the key may read members of its brand only");
+      }
+    }
+    if (req.op == opcode::explain)
+      return explain(req, batch, index);
     if (req.op == opcode::lookup) {
       response r;
       r.op = req.op;
@@ -503,6 +603,8 @@ private:
     mr.to = req.to;
     mr.alias = req.op == opcode::link_alias ? req.alias : std::string{};
     mr.as_of_us = req.as_of_us;
+    mr.key_id = key_id();
+    mr.scope_brand = scope_brand_;
     mr.hash = content_hash_of(req, mr);
     auto tag = alloc_pending();
     auto& p = pending_[tag];
@@ -533,6 +635,95 @@ private:
     return h.value();
   }
 
+  // The journal entry a txn id posted, as an auditor reads it: who sent it
+  // (key), under which program version, which rules made its points, which
+  // accounts it moved.
+  void explain(const request& req, std::int32_t batch, std::uint32_t index) {
+    release_one();
+    auto seq = srv_.deps.ledger->find_txn(req.txn);
+    auto e = seq ? srv_.deps.ledger->read_entry(*seq) : std::nullopt;
+    if (!e) {
+      deliver_now(req, batch, index, errc::unknown_txn, "no entry has txn id '" + req.txn + "'");
+      return;
+    }
+    if (scope_brand_ != 0 && e->header.brand_id != scope_brand_) {
+      log(log_level::warn, "key %u: explain of an entry of another brand refused", key_id());
+      deliver_now(req, batch, index, errc::not_authorized, "the key may read entries of its brand only");
+      return;
+    }
+    const program& prog = *srv_.deps.prog;
+    response r;
+    r.op = opcode::explain;
+    r.id = req.id;
+    r.member = e->header.member_id;
+    r.seq = e->header.seq;
+    r.entries.push_back(entry_view(*e, e->header.member_id));
+    r.key_id = e->header.key_id;
+    for (const auto& k : srv_.settings.keys)
+      if (k.id == r.key_id)
+        r.key_name = k.name;
+    r.policy_version = e->header.policy_version;
+    for (const auto& p : e->postings) {
+      move mv;
+      mv.account = account_name(p.account);
+      mv.side = p.side == static_cast<std::uint32_t>(ledger::posting_side::debit) ? "debit" : "credit";
+      mv.amount = static_cast<std::int64_t>(p.amount);
+      r.moves.push_back(std::move(mv));
+    }
+    for (const auto& d : e->details)
+      if (d.kind == static_cast<std::uint16_t>(ledger::detail_kind::rule_line))
+        r.lines.push_back(line_of(prog, d));
+    deliver(batch, index, std::move(r));
+  }
+
+  std::string account_name(std::uint64_t account) const {
+    const auto entity = ledger::entity_of(account);
+    auto brand = [&] {
+      const brand_def* b = srv_.deps.prog->find_brand(static_cast<std::uint32_t>(entity));
+      return b != nullptr ? b->code : std::to_string(entity);
+    };
+    switch (ledger::kind_of(account)) {
+      case ledger::account_kind::member_points: return "member:" + std::to_string(entity);
+      case ledger::account_kind::brand_issued: return "brand_issued:" + brand();
+      case ledger::account_kind::brand_redeemed: return "brand_redeemed:" + brand();
+      case ledger::account_kind::brand_expired: return "brand_expired:" + brand();
+    }
+    return "account:" + std::to_string(account);
+  }
+
+  static line line_of(const program& prog, const ledger::entry_detail& d) {
+    line l;
+    l.kind = line_kind_name(d.aux);
+    if (d.aux == static_cast<std::uint32_t>(ledger::rule_line_kind::rule))
+      if (const earn_rule* rule = prog.find_rule(d.id))
+        l.rule = rule->code;
+    l.points = d.a;
+    l.amount = static_cast<std::int64_t>(d.b);
+    return l;
+  }
+
+  history_entry entry_view(const ledger::ledger::entry& e, std::uint64_t member) const {
+    history_entry h;
+    h.seq = e.header.seq;
+    h.kind = entry_kind_name(e.header.kind);
+    h.txn = e.txn_id;
+    h.occurred_at_us = e.header.occurred_at_us;
+    h.committed_at_us = e.header.committed_at_us;
+    const auto acct = ledger::account_id(ledger::account_kind::member_points, member);
+    for (const auto& p : e.postings)
+      if (p.account == acct)
+        h.points += p.side == static_cast<std::uint32_t>(ledger::posting_side::credit)
+                      ? static_cast<std::int64_t>(p.amount)
+                      : -static_cast<std::int64_t>(p.amount);
+    h.balance = e.header.member_id == member ? e.header.balance_after : 0;
+    h.amount = e.header.amount_minor;
+    if (const brand_def* b = srv_.deps.prog->find_brand(e.header.brand_id))
+      h.brand = b->code;
+    h.ref = e.header.ref_seq;
+    h.counterparty = e.header.member_id == member ? e.header.counterparty_id : e.header.member_id;
+    return h;
+  }
+
   void history(const request& req, std::uint64_t member, std::int32_t batch, std::uint32_t index) {
     release_one();
     if (!srv_.deps.ledger->load_member(member)) {
@@ -546,32 +737,12 @@ private:
                   "before " + std::to_string(req.before) + " is not one of this member's entries");
       return;
     }
-    const program& prog = *srv_.deps.prog;
     response r;
     r.op = opcode::history;
     r.id = req.id;
     r.member = member;
-    const auto acct = ledger::account_id(ledger::account_kind::member_points, member);
-    for (const auto& e : page) {
-      history_entry h;
-      h.seq = e.header.seq;
-      h.kind = entry_kind_name(e.header.kind);
-      h.txn = e.txn_id;
-      h.occurred_at_us = e.header.occurred_at_us;
-      h.committed_at_us = e.header.committed_at_us;
-      for (const auto& p : e.postings)
-        if (p.account == acct)
-          h.points += p.side == static_cast<std::uint32_t>(ledger::posting_side::credit)
-                        ? static_cast<std::int64_t>(p.amount)
-                        : -static_cast<std::int64_t>(p.amount);
-      h.balance = e.header.member_id == member ? e.header.balance_after : 0;
-      h.amount = e.header.amount_minor;
-      if (const brand_def* b = prog.find_brand(e.header.brand_id))
-        h.brand = b->code;
-      h.ref = e.header.ref_seq;
-      h.counterparty = e.header.member_id == member ? e.header.counterparty_id : e.header.member_id;
-      r.entries.push_back(std::move(h));
-    }
+    for (const auto& e : page)
+      r.entries.push_back(entry_view(e, member));
     if (page.size() == limit)
       r.next_before = page.back().header.seq;
     deliver(batch, index, std::move(r));
@@ -656,17 +827,9 @@ private:
     }
     for (const auto& d : *details) {
       switch (static_cast<ledger::detail_kind>(d.kind)) {
-        case ledger::detail_kind::rule_line: {
-          line l;
-          l.kind = line_kind_name(d.aux);
-          if (d.aux == static_cast<std::uint32_t>(ledger::rule_line_kind::rule))
-            if (const earn_rule* rule = prog.find_rule(d.id))
-              l.rule = rule->code;
-          l.points = d.a;
-          l.amount = static_cast<std::int64_t>(d.b);
-          r.lines.push_back(std::move(l));
+        case ledger::detail_kind::rule_line:
+          r.lines.push_back(line_of(prog, d));
           break;
-        }
         case ledger::detail_kind::hold_open:
           r.hold = d.id;
           r.expires_at_us = d.b;
@@ -775,7 +938,8 @@ private:
   std::vector<char> out_, wbuf_;
   bool reading_ = false, writing_ = false, read_paused_ = false;
   bool close_after_write_ = false, closed_ = false, hello_done_ = false;
-  bool admin_ = false;  // hello carried the admin key
+  int key_index_ = -1;           // the hello's key: index in settings.keys, -1 = none
+  std::uint32_t scope_brand_ = 0;  // a brand key's brand id, else 0
   std::uint32_t inflight_ = 0;
   std::vector<pending> pending_;
   std::vector<std::uint32_t> free_pending_;

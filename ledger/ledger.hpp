@@ -133,6 +133,9 @@ struct op {
   std::uint32_t tier_after = 0;
   // Passed to the outcome untouched (e.g. the balance view of a barrier).
   std::shared_ptr<const void> note;
+  // Journaled in the header: the API key that sent the request (0 = none, or
+  // an entry the engine posts on its own).
+  std::uint32_t key_id = 0;
 
   [[nodiscard]] std::string_view txn() const noexcept { return {txn_id.data(), txn_id_bytes}; }
   void set_txn(std::string_view id) noexcept;  // precondition: id.size() <= txn_id_bytes_max

@@ -91,7 +91,8 @@ struct journal_header {
   std::uint8_t txn_id_bytes;     // 0: no client txn id (enroll)
   std::uint16_t detail_count;
   std::uint16_t reserved0;       // zero
-  std::uint64_t reserved1;       // zero; room for policy version / key id
+  std::uint32_t key_id;          // API key that posted it (docs/OPERATIONS.md); 0 = the engine itself or no keys
+  std::uint32_t policy_version;  // program version it was evaluated under; 0 = before versions were recorded
 };
 static_assert(sizeof(journal_header) == 128);
 static_assert(std::is_trivially_copyable_v<journal_header>);

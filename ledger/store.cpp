@@ -410,6 +410,7 @@ outcome ledger::impl::apply_enroll(MDB_txn* txn, op& o, std::uint64_t now_us) {
   h.prev_member_seq = advance_head(txn, o.member_id, seq);
   h.brand_id = o.brand_id;
   h.kind = static_cast<std::uint16_t>(entry_kind::enroll);
+  h.key_id = o.key_id;
   h.tier_after = opts.tier_of(0);
   put_or_die(txn, db.journal, val_of(seq), val_of(h), MDB_APPEND, "appending to the journal");
   member_record m{o.member_id, now_us, seq, o.brand_id, 1};
@@ -554,6 +555,7 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   h.brand_id = o.brand_id;
   h.tier_after = o.has_member_state ? o.tier_after : opts.tier_of(h.lifetime_after);
   h.kind = static_cast<std::uint16_t>(o.entry);
+  h.key_id = o.key_id;
   h.posting_count = o.posting_count;
   h.txn_id_bytes = o.txn_id_bytes;
   h.detail_count = static_cast<std::uint16_t>(o.details.size());

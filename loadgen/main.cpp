@@ -15,6 +15,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <fstream>
 #include <iostream>
@@ -48,6 +49,7 @@ struct options {
   std::string channel;                // earn channel ("" = none)
   std::string event = "survey";
   std::string reward = "coffee";
+  std::string key;                    // API key for hello ("" = $LOYALTY_KEY, else none)
   std::uint64_t seed = 0;
   std::string json;
 };
@@ -159,6 +161,7 @@ private:
         h.op = opcode::hello;
         h.version = 1;
         h.client_name = "loyalty-loadgen";
+        h.key = o_.key;
         c->submit(h, [&pending, &ok](const response& r) {
           if (!r.ok()) {
             std::fprintf(stderr, "loadgen: hello refused: %s\n", r.message.c_str());
@@ -574,6 +577,7 @@ int main(int argc, char** argv) {
   app.add_option("--event", o.event, "event kind of `event` operations")->capture_default_str();
   app.add_option("--reward", o.reward, "reward code of `reward` operations")->capture_default_str();
   app.add_option("--seed", o.seed, "random seed (default: from the clock; printed)");
+  app.add_option("--key", o.key, "API key sent in hello (default: $LOYALTY_KEY; none if unset)");
   app.add_option("--json", o.json, "write the summary as JSON to this file");
   CLI11_PARSE(app, argc, argv);
   if (o.mode == "open" && o.rate <= 0) {
@@ -582,6 +586,9 @@ int main(int argc, char** argv) {
   }
   if (o.seed == 0)
     o.seed = now_us();
+  if (o.key.empty())
+    if (const char* env = std::getenv("LOYALTY_KEY"))
+      o.key = env;
   std::printf("loyalty-loadgen seed %llu\n", static_cast<unsigned long long>(o.seed));
   try {
     run r(o);

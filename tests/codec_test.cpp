@@ -487,6 +487,15 @@ void check_same(const response& a, const response& b) {
   CHECK(a.next_before == b.next_before);
   CHECK(a.expired == b.expired);
   CHECK(a.members == b.members);
+  CHECK(a.key_id == b.key_id);
+  CHECK(a.key_name == b.key_name);
+  CHECK(a.policy_version == b.policy_version);
+  REQUIRE(a.moves.size() == b.moves.size());
+  for (std::size_t i = 0; i < a.moves.size(); ++i) {
+    CHECK(a.moves[i].account == b.moves[i].account);
+    CHECK(a.moves[i].side == b.moves[i].side);
+    CHECK(a.moves[i].amount == b.moves[i].amount);
+  }
   CHECK(a.verify.entries == b.verify.entries);
   CHECK(a.verify.members == b.verify.members);
   REQUIRE(a.results.size() == b.results.size());
@@ -1025,4 +1034,45 @@ TEST_CASE("the hold hex examples in docs/PROTOCOL.md are exactly what the codec 
   hr.expires_at_us = 1763813400000000ull;
   encode_response(b, hr);
   CHECK(hex(b) == doc_hex("hold-response"));
+}
+
+TEST_CASE("explain: the request takes a txn id; the answer carries key, version, entry, lines and moves",
+          "[io][codec]") {
+  request q;
+  q.op = opcode::explain;
+  q.id = 77;
+  q.txn = "order-5531";
+  auto back = via_wire(q);
+  CHECK(back.op == opcode::explain);
+  CHECK(back.error == errc::ok);
+  CHECK(back.txn == "order-5531");
+  request no_txn;
+  no_txn.op = opcode::explain;
+  no_txn.id = 78;
+  CHECK(via_wire(no_txn).error == errc::invalid_argument);  // an empty txn id
+
+  response r;
+  r.op = opcode::explain;
+  r.id = 77;
+  r.seq = 9;
+  r.member = 42;
+  r.key_id = 2;
+  r.key_name = "shop-pos";
+  r.policy_version = 3;
+  history_entry e;
+  e.seq = 9;
+  e.kind = "earn";
+  e.txn = "order-5531";
+  e.points = 49;
+  e.brand = "acme";
+  r.entries.push_back(e);
+  line l;
+  l.kind = "rule";
+  l.rule = "double-coffee";
+  l.points = 12;
+  l.amount = 1200;
+  r.lines.push_back(l);
+  r.moves.push_back({"brand_issued:acme", "debit", 61});
+  r.moves.push_back({"member:42", "credit", 61});
+  check_same(r, via_wire(r));
 }

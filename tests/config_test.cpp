@@ -766,3 +766,43 @@ TEST_CASE("a brand earns in whole steps with earn_mode = steps, and other modes 
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].message == "bad.toml:12: earn_mode must be \"proportional\" or \"steps\"");
 }
+
+TEST_CASE("API keys in the settings: hashed, scoped, and every mistake reported with its line", "[config][keys]") {
+  char tmpl[] = "/tmp/loyalty-keys-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  auto load = [&](const std::string& body, std::vector<config_error>& errors) {
+    const std::string path = dir + "/loyaltyd.toml";
+    std::ofstream(path) << "[engine]\nprogram = \"p.toml\"\n" << body;
+    return load_settings(path, errors);
+  };
+  const std::string good_hash = "01e9a3db233a93d756d5611e2eb0bbc50841b440d7bc6ca6375ac9db28490812";
+  std::vector<config_error> errors;
+  auto s = load("[[keys]]\nid = 1\nname = \"ops\"\nsha256 = \"" + good_hash + "\"\nscope = \"admin\"\n", errors);
+  INFO(all(errors));
+  REQUIRE(s);
+  REQUIRE(s->keys.size() == 1);
+  CHECK(s->keys[0].scope == key_scope::admin);
+  CHECK(s->keys[0].sha256 == key_sha256("example-admin-key-change-me"));
+  struct bad {
+    std::string body, says;
+  };
+  const std::vector<bad> cases{
+    {"[[keys]]\nid = 1\nname = \"a\"\nsha256 = \"xyz\"\nscope = \"admin\"\n", "64 lowercase hex"},
+    {"[[keys]]\nid = 1\nname = \"a\"\nsha256 = \"" + good_hash + "\"\nscope = \"root\"\n", "scope must be"},
+    {"[[keys]]\nid = 1\nname = \"a\"\nsha256 = \"" + good_hash + "\"\nscope = \"brand:\"\n", "scope must be"},
+    {"[[keys]]\nid = 1\nname = \"a\"\nsha256 = \"" + good_hash + "\"\nscope = \"read\"\n[[keys]]\nid = 1\n"
+     "name = \"b\"\nsha256 = \"" + std::string(64, 'a') + "\"\nscope = \"read\"\n", "duplicate key id"},
+    {"[[keys]]\nid = 1\nname = \"a\"\nsha256 = \"" + good_hash + "\"\nscope = \"read\"\ncolour = 1\n", "colour"},
+    {"[[keys]]\nid = 1\nname = \"a\"\nscope = \"read\"\n", "sha256"},
+  };
+  for (const auto& c : cases) {
+    std::vector<config_error> errs;
+    INFO(c.body);
+    CHECK_FALSE(load(c.body, errs));
+    REQUIRE_FALSE(errs.empty());
+    INFO(all(errs));
+    CHECK(all(errs).find(c.says) != std::string::npos);
+    CHECK(all(errs).find("loyaltyd.toml:") != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}

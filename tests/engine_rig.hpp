@@ -17,15 +17,29 @@
 
 namespace loyalty::test {
 
+// The rig's API keys (the engine keeps their SHA-256 only).
 inline constexpr const char* admin_key = "test-admin-key-0123456789";
+inline constexpr const char* shop_key = "test-shop-key-0123456789";    // scope brand:shop
+inline constexpr const char* read_key = "test-read-key-0123456789";    // scope read
+
+inline api_key make_key(std::uint32_t id, const char* name, const char* secret, key_scope scope,
+                        std::string code = {}) {
+  api_key k;
+  k.id = id;
+  k.name = name;
+  k.sha256 = key_sha256(secret);
+  k.scope = scope;
+  k.scope_code = std::move(code);
+  return k;
+}
 
 struct engine_rig {
   temp_dir dir;
   manual_clock clock;
   std::string program_text;  // the program, as TOML
   std::unique_ptr<io::engine> eng;
-  std::unique_ptr<io::client> c;      // plain integrator
-  std::unique_ptr<io::client> admin;  // hello with the admin key
+  std::unique_ptr<io::client> c;      // integrator (admin key: every brand, every operation)
+  std::unique_ptr<io::client> admin;  // a second connection with the admin key
 
   engine_rig(const std::string& what, std::string toml, std::uint64_t start_us)
     : dir(what), clock(start_us), program_text(std::move(toml)) {
@@ -40,7 +54,9 @@ struct engine_rig {
     o.settings.map_bytes = 1ull << 30;
     o.settings.commit_window_us = 50;
     o.settings.actor_threads = 2;
-    o.settings.admin_key = admin_key;
+    o.settings.keys = {make_key(1, "test-admin", admin_key, key_scope::admin),
+                       make_key(2, "shop-pos", shop_key, key_scope::brand, "shop"),
+                       make_key(3, "auditor", read_key, key_scope::read)};
     o.settings.expiry_sweep_interval_s = 0;
     std::vector<config_error> errors;
     auto prog = parse_program(program_text, "test-program.toml", errors);
@@ -55,7 +71,7 @@ struct engine_rig {
     eng = io::engine::start(std::move(o), err);
     INFO(err);
     REQUIRE(eng);
-    c = connect("");
+    c = connect(admin_key);
     admin = connect(admin_key);
   }
 

@@ -339,7 +339,7 @@ TEST_CASE("two people sharing one account at once cannot both spend the same poi
   rig g;
   g.enroll(6);
   g.credit(6, 350);  // with the welcome bonus: 400
-  auto other = g.connect("");
+  auto other = g.connect(test::admin_key);
   // Two carts each hold 300 of the 400 points, pipelined from two connections.
   for (int round = 0; round < 20; ++round) {
     request a, b;
@@ -388,7 +388,7 @@ TEST_CASE("an inactive account's points expire into breakage, by member and by t
   REQUIRE(g.c->event("j5-survey", 8, "survey").ok());  // member 8 stays active
   g.clock.advance(100 * day);                           // member 7: 200 days without activity
 
-  CHECK(g.c->expire(7).code == errc::not_authorized);  // an admin operation
+  CHECK(g.connect(test::shop_key)->expire(7).code == errc::not_authorized);  // an admin operation
   auto ex = g.admin->expire(7, g.clock.now_us());
   INFO(ex.message);
   REQUIRE(ex.ok());
@@ -481,7 +481,7 @@ TEST_CASE("transfers, aliases, events, caps and admin adjustments over the wire"
   CHECK(bonus == 60);
 
   // Adjustments are admin only and need a reason.
-  CHECK(g.c->adjust("j7-adj", 10, 5, "goodwill", "shop").code == errc::not_authorized);
+  CHECK(g.connect(test::shop_key)->adjust("j7-adj", 10, 5, "goodwill", "shop").code == errc::not_authorized);
   auto adj = g.admin->adjust("j7-adj", 10, -25, "correction: duplicate survey", "shop");
   INFO(adj.message);
   REQUIRE(adj.ok());

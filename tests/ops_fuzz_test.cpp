@@ -431,7 +431,7 @@ TEST_CASE("seeded operation sequences keep the ledger valid and every balance eq
 
 TEST_CASE("transfers pipelined in both directions between members neither deadlock nor lose points", "[fuzz]") {
   engine_rig g;
-  auto other = g.connect("");
+  auto other = g.connect(test::admin_key);
   for (std::uint64_t m = 1; m <= 3; ++m) {
     REQUIRE(g.c->enroll(m, "shop").ok());
     request adj;
