@@ -192,7 +192,7 @@ void print_text(const response& r, const request& q) {
       print_lines_text(r.lines);
       break;
     case opcode::refund:
-      std::cout << "refund took back " << -r.points << " points";
+      std::cout << "refund took back " << r.points << " points";
       print_after(r, true);
       print_lines_text(r.lines);
       break;
@@ -218,7 +218,7 @@ void print_text(const response& r, const request& q) {
       print_after(r, false);
       break;
     case opcode::adjust:
-      std::cout << "adjusted by " << r.points << " points";
+      std::cout << "adjusted by " << (q.points < 0 ? -r.points : r.points) << " points";
       print_after(r, false);
       break;
     case opcode::transfer:
