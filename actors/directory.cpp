@@ -13,8 +13,10 @@ namespace loyalty::actors {
 
 void member_slot::rejected(const ledger::op& o, errc) noexcept {
   auto& ctx = dir_.context();
-  if (o.owner.get() == this && ctx.counters != nullptr)
-    ctx.counters->undo(*ctx.prog, o.details);
+  if (o.owner.get() == this) {
+    const policy_state& p = ctx.now();  // after a reload: the new counters (loaded from the ledger)
+    p.counters.undo(p.prog, o.details);
+  }
   stale.store(true);
 }
 

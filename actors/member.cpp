@@ -810,7 +810,7 @@ std::uint64_t next_due(const member_data& m, const program& prog) noexcept {
 void housekeeping(member_data& m, const env& e, std::uint64_t as_of, std::vector<ledger::op>& ops) {
   if (m.due_at_us > as_of)
     return;
-  const env at{e.prog, e.ledger, e.counters, as_of};
+  const env at{e.prog, e.ledger, e.counters, as_of, e.policy_version};
   auto base = [&](ledger::entry_kind kind, std::uint32_t brand) {
     ledger::op op;
     op.kind = ledger::op_kind::post;
@@ -1035,7 +1035,9 @@ using self_ptr = caf::stateful_actor<member_state>*;
 
 env env_of(self_ptr self) {
   auto& c = *self->state.ctx;
-  return env{*c.prog, c.ledger, c.counters, c.clock->now_us()};
+  const policy_state& p = c.now();
+  self->state.policy_version = p.version;
+  return env{p.prog, c.ledger, &p.counters, c.clock->now_us(), p.version};
 }
 
 ledger::entry_kind entry_of(request_kind k) {
@@ -1062,10 +1064,10 @@ ledger::entry_kind entry_of(request_kind k) {
 
 caf::actor supervisor_for(const engine_context& ctx, const member_data& m) {
   if (m.enrolled)
-    for (std::size_t i = 0; i < ctx.prog->brands.size(); ++i)
-      if (ctx.prog->brands[i].id == m.brand_id && i < ctx.brand_actors.size())
-        return ctx.brand_actors[i];
-  return ctx.root;
+    for (const auto& [id, actor] : ctx.brand_actors)
+      if (id == m.brand_id)
+        return actor;
+  return ctx.root;  // not enrolled, or a brand added by a reload
 }
 
 // Loads the committed book (waiting first for ops of this member still in
@@ -1090,7 +1092,7 @@ void load(self_ptr self) {
     m.book = std::move(*book);
   }
   m.loaded = true;
-  m.due_at_us = next_due(m, *st.ctx->prog);
+  m.due_at_us = next_due(m, st.ctx->now().prog);
   const bool was_enrolled = st.data.enrolled;
   st.data = std::move(m);
   st.inflight_txns.clear();
@@ -1116,6 +1118,7 @@ std::shared_ptr<const void> message_note(std::string msg) {
 
 void submit_one(self_ptr self, ledger::op&& op) {
   op.owner = self->state.slot;
+  op.policy_version = self->state.policy_version;
   if (!op.target)
     op.target = discard_target();
   if (op.txn_id_bytes > 0)
@@ -1203,6 +1206,7 @@ void send_transfer(self_ptr self, member_request& r, std::vector<ledger::op>& op
   }
   r.reply->hand_over(leg.op);
   leg.op.owner = st.slot;
+  leg.op.policy_version = st.policy_version;
   auto target = leg.op.target;
   auto tag = leg.op.tag;
   st.inflight_txns.emplace_back(leg.op.txn());

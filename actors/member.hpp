@@ -48,15 +48,27 @@ private:
   std::unique_ptr<std::atomic<std::int64_t>[]> rules_, rewards_;  // by position in the program
 };
 
+// One version of the program, with the program-wide counters of its caps
+// and stock. A reload publishes a new one; the old ones stay alive (the
+// engine keeps every version it ran: they are small and reloads rare), so a
+// message being handled with an older snapshot never dangles.
+struct policy_state {
+  program prog;
+  program_counters counters;
+  std::uint32_t version = 0;  // recorded in the ledger (ledger::record_policy); 0 in unit tests
+};
+
 // Everything actors share. Owned by the engine; outlives every actor.
 struct engine_context {
-  const program* prog = nullptr;
+  std::atomic<const policy_state*> policy{nullptr};
   ledger::ledger* ledger = nullptr;
   const loyalty::clock* clock = nullptr;
   directory* dir = nullptr;
-  program_counters* counters = nullptr;
-  std::vector<caf::actor> brand_actors;  // index: position of the brand in prog->brands
+  std::vector<std::pair<std::uint32_t, caf::actor>> brand_actors;  // (brand id, its actor)
   caf::actor root;                        // supervises members that are not enrolled
+
+  // The current program version (a snapshot: take it once per message).
+  [[nodiscard]] const policy_state& now() const noexcept { return *policy.load(std::memory_order_acquire); }
 };
 
 // Answers one request exactly once. If the request is dropped unanswered (the
@@ -160,6 +172,7 @@ struct member_state {
   engine_context* ctx = nullptr;
   member_data data;
   bool awaiting_transfer = false;  // sent a transfer leg, waiting for the receiver
+  std::uint32_t policy_version = 0;  // of the program snapshot the current message is handled with
   // Txn ids of entries handed to the writer since the member last had none
   // in flight: a retry of one of them is answered by the writer (replay),
   // never applied twice to the book.
@@ -178,8 +191,9 @@ caf::behavior member_actor(caf::stateful_actor<member_state>* self,
 struct env {
   const program& prog;
   const ledger::ledger* ledger;  // may be null where no refund, reversal or alias is prepared
-  program_counters* counters;  // may be null (no caps enforced across members)
+  const program_counters* counters;  // may be null (no caps enforced across members)
   std::uint64_t now_us;
+  std::uint32_t policy_version = 0;  // journaled with every entry prepared under it
 };
 
 // The request's entries are appended to `ops`; the last one carries the answer.

@@ -78,8 +78,8 @@ caf::behavior root_actor(sup_ptr self, engine_context* ctx, supervision_stats* s
 void start_program(caf::actor_system& sys, engine_context& ctx, supervision_stats& stats,
                    std::chrono::milliseconds sweep_interval) {
   ctx.brand_actors.clear();
-  for (const auto& b : ctx.prog->brands)
-    ctx.brand_actors.push_back(sys.spawn(brand_actor, &ctx, &stats, "brand " + b.code));
+  for (const auto& b : ctx.now().prog.brands)
+    ctx.brand_actors.emplace_back(b.id, sys.spawn(brand_actor, &ctx, &stats, "brand " + b.code));
   ctx.root = sys.spawn(root_actor, &ctx, &stats, sweep_interval);
 }
 

@@ -41,6 +41,8 @@ enum class errc : std::uint16_t {
   unknown_alias = 41,       // no member has this alias
   unknown_event = 42,       // no event rule answers this event kind
   same_member = 43,         // transfer to the sending member itself
+  // issue 4
+  invalid_program = 44,     // reload: the program file has errors; the running version stays
   // -- idempotency (50..59) -----------------------------------------------------
   txn_id_conflict = 50,     // client txn id already used with different content
   // -- capacity and engine state (60..79) -------------------------------------
@@ -84,6 +86,7 @@ enum class errc : std::uint16_t {
     case errc::unknown_alias: return "unknown_alias";
     case errc::unknown_event: return "unknown_event";
     case errc::same_member: return "same_member";
+    case errc::invalid_program: return "invalid_program";
     case errc::txn_id_conflict: return "txn_id_conflict";
     case errc::overloaded: return "overloaded";
     case errc::too_many_connections: return "too_many_connections";

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -793,18 +794,20 @@ std::optional<program> parse_program(std::string_view text, const std::string& n
     name, errors);
   if (!root)
     return std::nullopt;
-  return build_program(*root, name, errors);
+  auto p = build_program(*root, name, errors);
+  if (p)
+    p->sha256 = key_sha256(text);
+  return p;
 }
 
 std::optional<program> load_program(const std::string& path, std::vector<config_error>& errors) {
-  if (!std::filesystem::exists(path)) {
+  std::ifstream in(path, std::ios::binary);
+  if (!std::filesystem::exists(path) || !in) {
     errors.push_back({path + ": no such file"});
     return std::nullopt;
   }
-  auto root = parse_guarded([&] { return toml::parse(path); }, path, errors);
-  if (!root)
-    return std::nullopt;
-  return build_program(*root, path, errors);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  return parse_program(text, path, errors);
 }
 
 namespace {

@@ -146,6 +146,8 @@ struct program {
   std::vector<earn_rule> rules;   // in file order; ids unique
   lifecycle_policy lifecycle;
   std::vector<reward_def> rewards;
+  // SHA-256 of the program file's text: identifies the version in the ledger.
+  std::array<unsigned char, 32> sha256{};
 
   [[nodiscard]] const brand_def* find_brand(std::string_view code) const noexcept;
   [[nodiscard]] const brand_def* find_brand(std::uint32_t id) const noexcept;

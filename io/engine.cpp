@@ -41,11 +41,24 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   lo.checkpoint_accounts_max = s.checkpoint_accounts_max;
   lo.checkpoint_interval_ms = s.checkpoint_interval_ms;
   lo.clock = clk;
-  const program* prog = &e->opts_.prog;
-  lo.tier_of = [prog](std::int64_t lifetime) { return prog->tier_for(lifetime); };
+  // Version 0 of the policy until the ledger has recorded it.
+  auto first = std::make_unique<actors::policy_state>();
+  first->prog = e->opts_.prog;
+  e->ctx_.policy.store(first.get());
+  e->policies_.push_back(std::move(first));
+  auto* ctx = &e->ctx_;
+  lo.tier_of = [ctx](std::int64_t lifetime) { return ctx->now().prog.tier_for(lifetime); };
   e->ledger_ = ledger::ledger::open(lo, error);
   if (!e->ledger_)
     return nullptr;
+  {
+    auto& p = *e->policies_.back();
+    p.version = e->ledger_->record_policy(p.prog.sha256, clk->now_us(), error);
+    if (p.version == 0)
+      return nullptr;
+    p.counters.load(p.prog, e->ledger_->counters());
+    log(log_level::info, "program '%s' is version %u", p.prog.name.c_str(), p.version);
+  }
 
   e->cfg_ = std::make_unique<caf::actor_system_config>();
   auto threads = s.actor_threads != 0 ? s.actor_threads : std::max(1u, std::thread::hardware_concurrency());
@@ -55,9 +68,6 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   auto interval_ms = std::max<std::int64_t>(1, e->opts_.sweep_interval.count());
   auto idle_ticks = static_cast<std::uint32_t>(
     std::max<std::int64_t>(1, static_cast<std::int64_t>(s.member_idle_s) * 1000 / interval_ms));
-  e->counters_.load(*prog, e->ledger_->counters());
-  e->ctx_.counters = &e->counters_;
-  e->ctx_.prog = prog;
   e->ctx_.ledger = e->ledger_.get();
   e->ctx_.clock = clk;
   e->dir_ = std::make_unique<actors::directory>(*e->system_, e->ctx_, s.active_members_max, idle_ticks);
@@ -66,11 +76,13 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   e->sweeper_ = std::make_unique<actors::expiry_sweeper>(*e->dir_, *e->ledger_);
 
   server_deps deps;
-  deps.prog = prog;
+  deps.ctx = &e->ctx_;
   deps.dir = e->dir_.get();
   deps.ledger = e->ledger_.get();
   deps.sweeper = e->sweeper_.get();
   deps.clock = clk;
+  auto* raw = e.get();
+  deps.reload = [raw](std::string& err) { return raw->reload_from_file(err); };
   auto* sup = &e->sup_;
   deps.extra_stats = [sup] {
     return std::vector<std::pair<std::string, std::uint64_t>>{
@@ -101,6 +113,50 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   return e;
 }
 
+std::uint32_t engine::reload(program next, std::string& error) {
+  std::lock_guard<std::mutex> lk(reload_mtx_);
+  for (const auto& k : opts_.settings.keys)
+    if (k.scope == key_scope::brand && next.find_brand(k.scope_code) == nullptr) {
+      error = "API key " + std::to_string(k.id) + " (" + k.name + ") is for brand " + k.scope_code +
+              ", which the new program does not have";
+      return 0;
+    }
+  const auto& cur = ctx_.now();
+  if (next.sha256 == cur.prog.sha256)
+    return cur.version;  // the same text: nothing changes
+  // Let what was evaluated under the old version commit, so that the new
+  // version's caps and stock start from the committed counters.
+  ledger_->barrier();
+  auto st = std::make_unique<actors::policy_state>();
+  st->prog = std::move(next);
+  const loyalty::clock* clk = opts_.clock ? opts_.clock : &sys_clock_;
+  st->version = ledger_->record_policy(st->prog.sha256, clk->now_us(), error);
+  if (st->version == 0)
+    return 0;
+  st->counters.load(st->prog, ledger_->counters());
+  ctx_.policy.store(st.get(), std::memory_order_release);
+  log(log_level::info, "program '%s' is now version %u", st->prog.name.c_str(), st->version);
+  const auto v = st->version;
+  policies_.push_back(std::move(st));
+  return v;
+}
+
+std::uint32_t engine::reload_from_file(std::string& error) {
+  if (opts_.settings.program_path.empty()) {
+    error = "this engine was started without a program file";
+    return 0;
+  }
+  std::vector<config_error> errors;
+  auto next = load_program(opts_.settings.program_path, errors);
+  if (!next) {
+    for (const auto& e : errors)
+      error += (error.empty() ? "" : "\n") + e.message;
+    log(log_level::warn, "program reload refused: %zu errors; the running version stays", errors.size());
+    return 0;
+  }
+  return reload(std::move(*next), error);
+}
+
 void engine::stop() {
   if (stopped_)
     return;
@@ -117,7 +173,7 @@ void engine::stop() {
   if (dir_)
     dir_->shutdown();  // member actors stop; queued requests answer `unavailable`
   if (system_) {
-    for (auto& b : ctx_.brand_actors)
+    for (auto& [id, b] : ctx_.brand_actors)
       caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
     if (ctx_.root)
       caf::anon_send_exit(ctx_.root, caf::exit_reason::user_shutdown);

@@ -48,7 +48,20 @@ public:
   void stop();
 
   [[nodiscard]] std::uint16_t port() const noexcept { return server_->port(); }
-  [[nodiscard]] const program& prog() const noexcept { return opts_.prog; }
+  // The program version in effect now.
+  [[nodiscard]] const program& prog() const noexcept { return ctx_.now().prog; }
+  [[nodiscard]] std::uint32_t policy_version() const noexcept { return ctx_.now().version; }
+
+  // Makes `next` the program in effect: it is recorded in the ledger as a
+  // new version (unless its text is the running one's) and every operation
+  // handled from then on is evaluated under it and names it. Refused, with
+  // `error` set and the running version kept, if it does not fit the
+  // engine's settings (a key's brand). Returns the version in effect, 0 on
+  // refusal. Any thread.
+  std::uint32_t reload(program next, std::string& error);
+  // The same with the program file named in the settings (SIGHUP, the
+  // `reload` operation); its validation errors refuse it.
+  std::uint32_t reload_from_file(std::string& error);
   [[nodiscard]] ledger::ledger& ledger() noexcept { return *ledger_; }
   [[nodiscard]] actors::directory& directory() noexcept { return *dir_; }
   [[nodiscard]] caf::actor_system& system() noexcept { return *system_; }
@@ -64,7 +77,8 @@ private:
   std::unique_ptr<server> server_;
   std::unique_ptr<ledger::ledger> ledger_;
   actors::engine_context ctx_;
-  actors::program_counters counters_;
+  std::vector<std::unique_ptr<actors::policy_state>> policies_;  // every version run; the last is current
+  std::mutex reload_mtx_;
   actors::supervision_stats sup_;
   std::unique_ptr<caf::actor_system_config> cfg_;
   std::unique_ptr<caf::actor_system> system_;

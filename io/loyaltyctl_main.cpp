@@ -113,6 +113,9 @@ void print_json(const response& r, std::ostream& os) {
     case opcode::expire:
       os << ",\"expired\":" << r.expired << ",\"members\":" << r.members << ",\"seq\":" << r.seq;
       break;
+    case opcode::reload:
+      os << ",\"policy_version\":" << r.policy_version;
+      break;
     case opcode::explain: {
       os << ",\"member\":" << r.member << ",\"seq\":" << r.seq << ",\"key_id\":" << r.key_id
          << ",\"key_name\":" << quoted(r.key_name) << ",\"policy_version\":" << r.policy_version;
@@ -240,6 +243,9 @@ void print_text(const response& r, const request& q) {
                   << ")\n";
       if (r.next_expiry_at_us != 0)
         std::cout << "  " << r.next_expiry_points << " points expire at " << r.next_expiry_at_us << " us\n";
+      break;
+    case opcode::reload:
+      std::cout << "program version " << r.policy_version << " in effect\n";
       break;
     case opcode::explain: {
       if (r.entries.empty())
@@ -530,6 +536,9 @@ int main(int argc, char** argv) {
   keygen->add_option("--scope", key_scope_text, "admin, read, brand:CODE or partner:CODE")->capture_default_str();
   keygen->add_option("--rate", key_rate, "requests per second over all its connections (0 = unlimited)");
 
+  auto* reload = app.add_subcommand(
+    "reload", "admin: re-read the program file; if valid it becomes the next version (else its errors are shown)");
+
   auto* verify = app.add_subcommand("verify", "check every ledger invariant (exit 0 if valid, 1 if not)");
   auto* stats = app.add_subcommand("stats", "show the engine's counters");
   CLI11_PARSE(app, argc, argv);
@@ -540,7 +549,7 @@ int main(int argc, char** argv) {
     {release, opcode::release}, {redeem_reward, opcode::redeem_reward}, {refund, opcode::refund},
     {reverse, opcode::reverse_redemption}, {adjust, opcode::adjust}, {transfer, opcode::transfer},
     {link_alias, opcode::link_alias}, {lookup, opcode::lookup}, {history, opcode::history},
-    {expire, opcode::expire}, {explain, opcode::explain}, {verify, opcode::verify}, {stats, opcode::stats}};
+    {expire, opcode::expire}, {explain, opcode::explain}, {reload, opcode::reload}, {verify, opcode::verify}, {stats, opcode::stats}};
   if (*keygen)
     return make_key(key_id, key_name, key_scope_text, key_rate);
   if (key.empty())

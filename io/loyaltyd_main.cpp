@@ -80,11 +80,12 @@ int main(int argc, char** argv) {
     return rep.ok ? 0 : 1;
   }
 
-  // Block the stop signals in every thread; main waits for them below.
+  // Block the stop and reload signals in every thread; main waits for them below.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -105,7 +106,15 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  for (;;) {
+    sigwait(&stop_signals, &sig);
+    if (sig != SIGHUP)
+      break;
+    // SIGHUP: reload the program file; an invalid one is refused and logged.
+    std::string why;
+    if (eng->reload_from_file(why) == 0)
+      loyalty::log(loyalty::log_level::warn, "SIGHUP: program not reloaded: %s", why.c_str());
+  }
   loyalty::log(loyalty::log_level::info, "signal %d: stopping; committing what was accepted", sig);
   eng->stop();
   eng.reset();

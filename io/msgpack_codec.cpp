@@ -13,11 +13,11 @@ namespace loyalty::io {
 namespace {
 
 // Indexed by opcode: the order of the enum.
-constexpr std::array<const char*, 23> op_names{
+constexpr std::array<const char*, 24> op_names{
   "none", "hello", "enroll", "earn", "redeem", "balance", "verify", "stats", "batch",
   "event", "hold", "capture", "release", "redeem_reward", "refund", "reverse_redemption",
-  "adjust", "transfer", "link_alias", "lookup", "history", "expire", "explain"};
-static_assert(op_names.size() == static_cast<std::size_t>(opcode::explain) + 1);
+  "adjust", "transfer", "link_alias", "lookup", "history", "expire", "explain", "reload"};
+static_assert(op_names.size() == static_cast<std::size_t>(opcode::reload) + 1);
 
 constexpr std::uint64_t member_id_max = (std::uint64_t{1} << 56) - 1;
 constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
@@ -439,6 +439,8 @@ void decode_fields(reader& rd, request& r, bool in_batch) {
     case opcode::explain:
       rd.txn();
       break;
+    case opcode::reload:
+      break;
     case opcode::verify:
     case opcode::stats:
       break;
@@ -496,7 +498,8 @@ void decode_map(const msgpack::object& o, request& r, bool in_batch) {
     return;
   // Connection and engine-wide operations stay out of batches; every member
   // operation (and lookup) may be batched. A nested batch is refused below.
-  if (in_batch && (r.op == opcode::hello || r.op == opcode::verify || r.op == opcode::stats)) {
+  if (in_batch && (r.op == opcode::hello || r.op == opcode::verify || r.op == opcode::stats ||
+                   r.op == opcode::reload)) {
     rd.fail(errc::invalid_argument, "operation '" + op + "' cannot be part of a batch");
     return;
   }
@@ -706,6 +709,9 @@ void response_fields(map_out& m, const response& r) {
       m.u64("members", r.members);
       m.u64("seq", r.seq);
       break;
+    case opcode::reload:
+      m.u64("policy_version", r.policy_version);
+      break;
     case opcode::explain:
       m.u64("seq", r.seq);
       m.u64("member", r.member);
@@ -889,6 +895,8 @@ void request_fields(map_out& m, const request& r) {
       break;
     case opcode::explain:
       txn();
+      break;
+    case opcode::reload:
       break;
     case opcode::batch:
       m.value("ops", [&](packer& p) {

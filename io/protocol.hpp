@@ -43,6 +43,7 @@ enum class opcode : std::uint8_t {
   expire,
   // issue 4
   explain,
+  reload,
 };
 
 [[nodiscard]] const char* to_string(opcode op) noexcept;

@@ -40,7 +40,7 @@ bool read_only(opcode op) {
   return op == opcode::balance || op == opcode::history || op == opcode::lookup || op == opcode::explain ||
          op == opcode::stats || op == opcode::verify;
 }
-bool admin_only(opcode op) { return op == opcode::adjust || op == opcode::expire; }
+bool admin_only(opcode op) { return op == opcode::adjust || op == opcode::expire || op == opcode::reload; }
 
 actors::request_kind kind_of(opcode op) {
   using k = actors::request_kind;
@@ -101,6 +101,7 @@ public:
 
   engine_settings settings;
   server_deps deps;
+  [[nodiscard]] const program& prog() const { return deps.ctx->now().prog; }
   std::vector<std::unique_ptr<asio::io_context>> contexts;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   std::vector<std::thread> threads;
@@ -145,7 +146,8 @@ public:
 
   std::mutex verify_mtx;
   std::thread verify_thread;
-  std::thread sweep_thread;  // an admin `expire` of all members; guarded by verify_mtx
+  std::thread sweep_thread;   // an admin `expire` of all members; guarded by verify_mtx
+  std::thread reload_thread;  // an admin `reload`; guarded by verify_mtx
   std::atomic<bool> verify_running{false};
   std::atomic<bool> stopped{false};
 };
@@ -296,6 +298,7 @@ private:
       case opcode::hello: return on_hello(req);
       case opcode::verify: return on_verify(req);
       case opcode::stats: return on_stats(req);
+      case opcode::reload: return on_reload(req);
       case opcode::batch: return on_batch(req);
       case opcode::expire:
         if (!req.has_member && req.alias.empty())
@@ -355,7 +358,7 @@ private:
       key_index_ = found;
       scope_brand_ = 0;
       if (keys[static_cast<std::size_t>(found)].scope == key_scope::brand)
-        if (const brand_def* b = srv_.deps.prog->find_brand(keys[static_cast<std::size_t>(found)].scope_code))
+        if (const brand_def* b = srv_.prog().find_brand(keys[static_cast<std::size_t>(found)].scope_code))
           scope_brand_ = b->id;
     }
     hello_done_ = true;
@@ -476,6 +479,35 @@ private:
     });
   }
 
+  // `reload`: the program file is validated and, if it holds, becomes the
+  // next version. Off the io thread: it waits for the ledger writer.
+  void on_reload(const request& req) {
+    if (!srv_.deps.reload) {
+      reply_error(opcode::reload, req.id, errc::unavailable, "this engine cannot reload its program");
+      return;
+    }
+    std::lock_guard<std::mutex> guard(srv_.verify_mtx);
+    if (srv_.reload_thread.joinable())
+      srv_.reload_thread.join();
+    log(log_level::info, "key %u: program reload requested", key_id());
+    srv_.reload_thread = std::thread([self = shared_from_this(), id = req.id] {
+      std::string error;
+      auto version = self->srv_.deps.reload(error);
+      asio::post(self->ctx_, [self, id, version, error] {
+        if (version == 0) {
+          self->reply_error(opcode::reload, id, errc::invalid_program, error);
+        } else {
+          response r;
+          r.op = opcode::reload;
+          r.id = id;
+          r.policy_version = version;
+          self->send(r);
+        }
+        self->flush();
+      });
+    });
+  }
+
   void on_batch(request& req) {
     std::uint32_t n = 0;
     for (auto& sub : req.ops)
@@ -523,7 +555,7 @@ private:
   // server can answer itself (lookup, history, and every refusal that needs
   // no member state) at once.
   void route(const request& req, std::int32_t batch, std::uint32_t index) {
-    const program& prog = *srv_.deps.prog;
+    const program& prog = srv_.prog();
     auto refuse = [&](errc code, std::string msg) {
       release_one();
       deliver_now(req, batch, index, code, std::move(msg));
@@ -651,7 +683,7 @@ private:
       deliver_now(req, batch, index, errc::not_authorized, "the key may read entries of its brand only");
       return;
     }
-    const program& prog = *srv_.deps.prog;
+    const program& prog = srv_.prog();
     response r;
     r.op = opcode::explain;
     r.id = req.id;
@@ -679,7 +711,7 @@ private:
   std::string account_name(std::uint64_t account) const {
     const auto entity = ledger::entity_of(account);
     auto brand = [&] {
-      const brand_def* b = srv_.deps.prog->find_brand(static_cast<std::uint32_t>(entity));
+      const brand_def* b = srv_.prog().find_brand(static_cast<std::uint32_t>(entity));
       return b != nullptr ? b->code : std::to_string(entity);
     };
     switch (ledger::kind_of(account)) {
@@ -717,7 +749,7 @@ private:
                       : -static_cast<std::int64_t>(p.amount);
     h.balance = e.header.member_id == member ? e.header.balance_after : 0;
     h.amount = e.header.amount_minor;
-    if (const brand_def* b = srv_.deps.prog->find_brand(e.header.brand_id))
+    if (const brand_def* b = srv_.prog().find_brand(e.header.brand_id))
       h.brand = b->code;
     h.ref = e.header.ref_seq;
     h.counterparty = e.header.member_id == member ? e.header.counterparty_id : e.header.member_id;
@@ -784,7 +816,7 @@ private:
     const auto* note = static_cast<const actors::answer_note*>(o.note.get());
     if (o.code != errc::ok)
       return error_response(p.op, p.id, o.code, note != nullptr ? note->message : std::string{});
-    const program& prog = *srv_.deps.prog;
+    const program& prog = srv_.prog();
     response r;
     r.op = p.op;
     r.id = p.id;
@@ -1022,6 +1054,8 @@ void server::impl::stop() {
     verify_thread.join();
   if (sweep_thread.joinable())
     sweep_thread.join();
+  if (reload_thread.joinable())
+    reload_thread.join();
 }
 
 std::vector<std::pair<std::string, std::uint64_t>> server::impl::stats() {

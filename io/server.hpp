@@ -9,6 +9,7 @@
 #pragma once
 
 #include "actors/directory.hpp"
+#include "actors/member.hpp"
 #include "actors/sweeper.hpp"
 #include "config/clock.hpp"
 #include "config/program.hpp"
@@ -25,11 +26,14 @@
 namespace loyalty::io {
 
 struct server_deps {
-  const program* prog = nullptr;
+  const actors::engine_context* ctx = nullptr;  // the current program: ctx->now()
   actors::directory* dir = nullptr;
   ledger::ledger* ledger = nullptr;
   actors::expiry_sweeper* sweeper = nullptr;  // `expire` of all members; may be null
   const loyalty::clock* clock = nullptr;      // required
+  // The `reload` operation: reloads the program file; the version in
+  // effect, or 0 with `error` set (the running version stays). May be empty.
+  std::function<std::uint32_t(std::string& error)> reload;
   // Extra name/value pairs for the `stats` operation (engine-wide counters).
   std::function<std::vector<std::pair<std::string, std::uint64_t>>()> extra_stats;
 };

@@ -57,6 +57,25 @@ public:
       rep_.problems.push_back(std::move(s));
   }
 
+  // Program versions must be 1, 2, ... without gaps; entries may name only those.
+  void policies() {
+    detail::cursor cur(txn_, db_.policies);
+    MDB_val k{}, v{};
+    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+      std::uint64_t version = 0;
+      if (k.mv_size != sizeof version || v.mv_size != sizeof(policy_record)) {
+        problem("policies: a record of the wrong size");
+        continue;
+      }
+      std::memcpy(&version, k.mv_data, sizeof version);
+      if (version != policy_versions_ + 1)
+        problem("policies: expected version " + std::to_string(policy_versions_ + 1) + ", found " +
+                std::to_string(version));
+      policy_versions_ = version;
+    }
+  }
+
   void journal() {
     detail::cursor cur(txn_, db_.journal);
     MDB_val k{}, v{};
@@ -86,6 +105,9 @@ public:
     if (h.kind < static_cast<std::uint16_t>(entry_kind::enroll) ||
         h.kind > static_cast<std::uint16_t>(entry_kind::tier_review))
       problem(where + ": unknown kind " + std::to_string(h.kind));
+    if (h.policy_version > policy_versions_)
+      problem(where + ": names program version " + std::to_string(h.policy_version) + ", but only " +
+              std::to_string(policy_versions_) + " are recorded");
     if (h.posting_count > postings_per_entry_max || h.txn_id_bytes > limits::txn_id_bytes_max ||
         h.detail_count > details_per_entry_max ||
         v.mv_size != sizeof h + h.posting_count * sizeof(posting) + h.txn_id_bytes +
@@ -348,6 +370,7 @@ private:
   const ledger::impl& led_;
   const dbs& db_;
   verify_report& rep_;
+  std::uint64_t policy_versions_ = 0;
   std::unordered_map<std::uint64_t, sums> computed_;  // entries up to the checkpoint
   std::unordered_map<std::uint64_t, sums> tail_;      // entries after it
   std::unordered_map<std::string, std::uint64_t> txn_of_entry_;
@@ -371,6 +394,7 @@ verify_report ledger::impl::verify() const {
   constexpr char key[] = "accounts_seq";
   detail::get_record(txn.get(), db.meta, detail::val(key, sizeof key - 1), rep.checkpoint_seq);
   auditor a(txn.get(), *this, rep);
+  a.policies();
   a.journal();
   a.members();
   a.accounts();

@@ -136,6 +136,8 @@ struct op {
   // Journaled in the header: the API key that sent the request (0 = none, or
   // an entry the engine posts on its own).
   std::uint32_t key_id = 0;
+  // Journaled in the header: the program version the op was evaluated under.
+  std::uint32_t policy_version = 0;
 
   [[nodiscard]] std::string_view txn() const noexcept { return {txn_id.data(), txn_id_bytes}; }
   void set_txn(std::string_view id) noexcept;  // precondition: id.size() <= txn_id_bytes_max
@@ -232,6 +234,15 @@ public:
   // an unknown member; `why` is set and the result empty if a record does not
   // fit (a corrupt journal). Reads every entry of the member: O(its entries).
   [[nodiscard]] std::optional<member_book> fold_book(std::uint64_t member_id, std::string& why) const;
+  // Program versions. record_policy makes `sha256` the current version: if
+  // the last recorded version has the same hash, that version is returned
+  // unchanged; otherwise version last + 1 is written (in its own durable
+  // write transaction) and returned. 0 with `error` set on failure. Any
+  // thread; rare (start-up and reloads).
+  [[nodiscard]] std::uint32_t record_policy(const std::array<unsigned char, 32>& sha256, std::uint64_t now_us,
+                                            std::string& error);
+  [[nodiscard]] std::vector<std::pair<std::uint32_t, policy_record>> policies() const;
+
   // Calls f(member_id) for each enrolled member with id > after, ascending,
   // at most `limit` members; returns the last id visited (0 if none).
   std::uint64_t for_each_member(std::uint64_t after, std::size_t limit,

@@ -194,6 +194,18 @@ static_assert(std::is_trivially_copyable_v<member_record>);
 // Aliases: key = alias bytes (1..64), value = member id (uint64). Written by
 // the link_alias entry in the same transaction; never overwritten.
 
+// Policies: key = program version (uint64, MDB_INTEGERKEY, 1, 2, ...), one
+// record per program version the engine has run: the SHA-256 of the program
+// file's text, when it took effect, and the first journal seq that can have
+// been evaluated under it. Entries name their version in the header.
+struct policy_record {
+  unsigned char sha256[32];
+  std::uint64_t recorded_at_us;
+  std::uint64_t first_seq;
+};
+static_assert(sizeof(policy_record) == 48);
+static_assert(std::is_trivially_copyable_v<policy_record>);
+
 // Counters: program-wide totals that caps and stock are checked against,
 // updated in the same write transaction as the entries that move them.
 // key = counter_id(kind, id) (uint64, MDB_INTEGERKEY), value = int64.

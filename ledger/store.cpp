@@ -105,7 +105,7 @@ bool ledger::impl::open(std::string& error) {
     error = detail::mdb_error("mdb_env_create", rc);
     return false;
   }
-  mdb_env_set_maxdbs(env, 8);
+  mdb_env_set_maxdbs(env, 16);
   mdb_env_set_maxreaders(env, 256);
   rc = mdb_env_set_mapsize(env, opts.map_bytes);
   if (rc != MDB_SUCCESS) {
@@ -138,6 +138,7 @@ bool ledger::impl::open(std::string& error) {
   open_db("meta", 0, db.meta);
   open_db("aliases", 0, db.aliases);
   open_db("counters", MDB_INTEGERKEY, db.counters);
+  open_db("policies", MDB_INTEGERKEY, db.policies);
   if (error.empty()) {
     std::uint64_t version = 0;
     MDB_val key = val(schema_key, sizeof schema_key - 1);
@@ -411,6 +412,7 @@ outcome ledger::impl::apply_enroll(MDB_txn* txn, op& o, std::uint64_t now_us) {
   h.brand_id = o.brand_id;
   h.kind = static_cast<std::uint16_t>(entry_kind::enroll);
   h.key_id = o.key_id;
+  h.policy_version = o.policy_version;
   h.tier_after = opts.tier_of(0);
   put_or_die(txn, db.journal, val_of(seq), val_of(h), MDB_APPEND, "appending to the journal");
   member_record m{o.member_id, now_us, seq, o.brand_id, 1};
@@ -556,6 +558,7 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   h.tier_after = o.has_member_state ? o.tier_after : opts.tier_of(h.lifetime_after);
   h.kind = static_cast<std::uint16_t>(o.entry);
   h.key_id = o.key_id;
+  h.policy_version = o.policy_version;
   h.posting_count = o.posting_count;
   h.txn_id_bytes = o.txn_id_bytes;
   h.detail_count = static_cast<std::uint16_t>(o.details.size());
@@ -920,6 +923,70 @@ std::optional<std::uint64_t> ledger::find_alias(std::string_view alias) const {
   if (!txn.get() || !detail::get_record(txn.get(), impl_->db.aliases, val(alias.data(), alias.size()), member))
     return std::nullopt;
   return member;
+}
+
+std::uint32_t ledger::record_policy(const std::array<unsigned char, 32>& sha256, std::uint64_t now_us,
+                                   std::string& error) {
+  // Its own write transaction: LMDB serializes it with the writer thread's,
+  // and it touches only the policies table.
+  MDB_txn* txn = nullptr;
+  if (int rc = mdb_txn_begin(impl_->env, nullptr, 0, &txn); rc != MDB_SUCCESS) {
+    error = detail::mdb_error("beginning a write transaction for a program version", rc);
+    return 0;
+  }
+  std::uint64_t last = 0;
+  policy_record rec{};
+  {
+    detail::cursor cur(txn, impl_->db.policies);
+    MDB_val k{}, v{};
+    if (cur.rc() == MDB_SUCCESS && mdb_cursor_get(cur.get(), &k, &v, MDB_LAST) == MDB_SUCCESS &&
+        k.mv_size == sizeof last && v.mv_size == sizeof rec) {
+      std::memcpy(&last, k.mv_data, sizeof last);
+      std::memcpy(&rec, v.mv_data, sizeof rec);
+      if (std::memcmp(rec.sha256, sha256.data(), sha256.size()) == 0) {
+        mdb_txn_abort(txn);
+        return static_cast<std::uint32_t>(last);
+      }
+    }
+  }
+  policy_record next{};
+  std::memcpy(next.sha256, sha256.data(), sha256.size());
+  next.recorded_at_us = now_us;
+  next.first_seq = last_seq() + 1;
+  const std::uint64_t version = last + 1;
+  MDB_val k = val_of(version), v = val_of(next);
+  if (int rc = mdb_put(txn, impl_->db.policies, &k, &v, MDB_APPEND); rc != MDB_SUCCESS) {
+    mdb_txn_abort(txn);
+    error = detail::mdb_error("recording a program version", rc);
+    return 0;
+  }
+  if (int rc = mdb_txn_commit(txn); rc != MDB_SUCCESS) {
+    error = detail::mdb_error("committing a program version", rc);
+    return 0;
+  }
+  return static_cast<std::uint32_t>(version);
+}
+
+std::vector<std::pair<std::uint32_t, policy_record>> ledger::policies() const {
+  std::vector<std::pair<std::uint32_t, policy_record>> out;
+  detail::read_txn txn(impl_->env);
+  if (!txn.get())
+    return out;
+  detail::cursor cur(txn.get(), impl_->db.policies);
+  if (cur.rc() != MDB_SUCCESS)
+    return out;
+  MDB_val k{}, v{};
+  for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+    std::uint64_t version = 0;
+    policy_record rec{};
+    if (k.mv_size != sizeof version || v.mv_size != sizeof rec)
+      continue;  // verify reports it
+    std::memcpy(&version, k.mv_data, sizeof version);
+    std::memcpy(&rec, v.mv_data, sizeof rec);
+    out.emplace_back(static_cast<std::uint32_t>(version), rec);
+  }
+  return out;
 }
 
 std::vector<std::pair<std::uint64_t, std::int64_t>> ledger::counters() const {

@@ -59,6 +59,7 @@ struct temp_dir : test::temp_dir {
 // The actor half of the engine, without the server.
 struct rig {
   program prog = test_program();
+  actors::policy_state policy;  // version 0: no caps or stock across members in these tests
   manual_clock clock;
   std::unique_ptr<ledger::ledger> led;
   actors::engine_context ctx;
@@ -83,7 +84,8 @@ struct rig {
     cfg = std::make_unique<caf::actor_system_config>();
     cfg->set("scheduler.max-threads", std::size_t{2});
     sys = std::make_unique<caf::actor_system>(*cfg);
-    ctx.prog = &prog;
+    policy.prog = prog;
+    ctx.policy.store(&policy);
     ctx.ledger = led.get();
     ctx.clock = &clock;
     dir = std::make_unique<actors::directory>(*sys, ctx, active_max, idle_ticks);
@@ -94,7 +96,7 @@ struct rig {
 
   ~rig() {
     dir->shutdown();
-    for (auto& b : ctx.brand_actors)
+    for (auto& [id, b] : ctx.brand_actors)
       caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(ctx.root, caf::exit_reason::user_shutdown);
     sys->await_all_actors_done();

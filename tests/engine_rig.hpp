@@ -12,6 +12,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -58,8 +60,13 @@ struct engine_rig {
                        make_key(2, "shop-pos", shop_key, key_scope::brand, "shop"),
                        make_key(3, "auditor", read_key, key_scope::read)};
     o.settings.expiry_sweep_interval_s = 0;
+    // The program lives in a file, as in production, so that `reload` can re-read it.
+    const auto program_file = dir.path / "program.toml";
+    if (!std::filesystem::exists(program_file))
+      std::ofstream(program_file) << program_text;
+    o.settings.program_path = program_file.string();
     std::vector<config_error> errors;
-    auto prog = parse_program(program_text, "test-program.toml", errors);
+    auto prog = load_program(o.settings.program_path, errors);
     std::string why;
     for (const auto& e : errors)
       why += e.message + "\n";

@@ -464,11 +464,12 @@ struct engine_process {
   pid_t pid = -1;
   std::uint16_t port = 0;
 
-  engine_process(const std::filesystem::path& dir) {
+  explicit engine_process(const std::filesystem::path& dir,
+                          const std::string& program = LOYALTY_SOURCE_DIR "/config/examples/retail.toml") {
     auto settings = dir / "loyaltyd.toml";
     {
       std::ofstream f(settings);
-      f << "[engine]\nprogram = \"" LOYALTY_SOURCE_DIR "/config/examples/retail.toml\"\n"
+      f << "[engine]\nprogram = \"" << program << "\"\n"
         << "listen_port = 0\ndata_dir = \"" << (dir / "data").string() << "\"\nmap_gib = 1\n";
     }
     auto out = (dir / "stdout.txt").string();
@@ -496,6 +497,8 @@ struct engine_process {
     }
     REQUIRE(port != 0);
   }
+  void signal(int sig) const { ::kill(pid, sig); }
+
   void kill9() {
     ::kill(pid, SIGKILL);
     int status = 0;
@@ -563,4 +566,60 @@ TEST_CASE("every earn acknowledged before kill -9 is in the ledger after restart
   REQUIRE(v.ok());
   CHECK(v.verify.valid);
   CHECK(v.verify.txn_ids == static_cast<std::uint64_t>(earns));
+}
+
+TEST_CASE("SIGHUP reloads the program file: a valid one becomes the next version, an invalid one is refused",
+          "[io][server][versions]") {
+  temp_dir tmp;
+  const auto program = (tmp.path / "program.toml").string();
+  std::string text;
+  {
+    std::ifstream in(LOYALTY_SOURCE_DIR "/config/examples/retail.toml");
+    text.assign((std::istreambuf_iterator<char>(in)), {});
+  }
+  std::ofstream(program) << text;
+  engine_process eng(tmp.path, program);
+  std::string err;
+  auto c = client::connect("127.0.0.1", eng.port, err);
+  REQUIRE(c);
+  REQUIRE(c->hello().ok());
+  REQUIRE(c->enroll(1, "acme").ok());
+  auto version_of = [&](const std::string& txn) {
+    request r;
+    r.op = opcode::explain;
+    r.txn = txn;
+    return c->call(r).policy_version;
+  };
+  auto earn = [&](const std::string& txn) {
+    auto r = c->call(earn_req(1, 10000, txn));
+    REQUIRE(r.ok());
+    return r.points;
+  };
+  const auto base = earn("h-1");
+  CHECK(version_of("h-1") == 1);
+  // An invalid program: SIGHUP is logged and changes nothing.
+  std::ofstream(program) << text << "\n[bogus]\n";
+  eng.signal(SIGHUP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(earn("h-2") == base);
+  CHECK(version_of("h-2") == 1);
+  // Acme now earns 2 points per 1.00 instead of 1.
+  auto doubled = text;
+  auto at = doubled.find("earn_rate = { num = 1, den = 100 }");
+  REQUIRE(at != std::string::npos);
+  doubled.replace(at, 34, "earn_rate = { num = 2, den = 100 }");
+  std::ofstream(program) << doubled;
+  eng.signal(SIGHUP);
+  std::uint32_t v = 1;
+  int i = 0;
+  for (; v == 1 && i < 200; ++i) {
+    earn("h-3-" + std::to_string(i));
+    v = version_of("h-3-" + std::to_string(i));
+    if (v == 1)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(v == 2);
+  CHECK(earn("h-4") == 2 * base);
+  auto verify = c->verify();
+  CHECK(verify.verify.valid);
 }

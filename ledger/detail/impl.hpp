@@ -19,6 +19,7 @@ struct dbs {
   MDB_dbi meta = 0;
   MDB_dbi aliases = 0;
   MDB_dbi counters = 0;
+  MDB_dbi policies = 0;
 };
 
 // The counter (records.hpp counter_kind) a detail moves by its `a`, or 0 for
