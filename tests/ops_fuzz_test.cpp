@@ -1382,3 +1382,36 @@ TEST_CASE("transfers pipelined in both directions between members neither deadlo
   REQUIRE(v.ok());
   CHECK(v.verify.valid);
 }
+
+// Found by the fuzzer (seed 14, step 215, before the fix): the limit was
+// checked against the balance, which counts points in open holds that a
+// clawback cannot take; the debt grew past the limit and showed once the
+// hold was captured.
+TEST_CASE("points in an open hold make no room for debt past negative_balance_max", "[fuzz]") {
+  engine_rig g;
+  REQUIRE(g.c->enroll(1, "shop").ok());  // welcome 25
+  REQUIRE(g.admin->adjust("d-credit", 1, 300, "credit", "shop").ok());
+  // Bought three days ago: 200 base + 40 first purchase, available now.
+  REQUIRE(g.c->earn("d-buy", 1, "shop", 20000, "EUR", g.clock.now_us() - 3 * day).ok());
+  auto hold = g.c->hold("d-hold", 1, 565);
+  INFO(hold.message);
+  REQUIRE(hold.ok());
+  // Taking back all 240 points would leave 240 of debt (nothing is left in
+  // the lots): refused, as is a debit of 200.
+  auto refund = g.c->refund("d-refund", 1, "d-buy");
+  CHECK(refund.code == errc::negative_balance_limit);
+  CHECK(g.admin->adjust("d-debit", 1, -200, "debit", "shop").code == errc::negative_balance_limit);
+  // Half of the purchase: 120 points of debt, within the limit.
+  auto half = g.c->refund("d-refund-half", 1, "d-buy", 10000);
+  INFO(half.message);
+  REQUIRE(half.ok());
+  CHECK(half.points == 120);
+  auto cap = g.c->capture("d-capture", 1, hold.hold);
+  REQUIRE(cap.ok());
+  auto b = g.c->balance(1);
+  CHECK(b.debt == 120);
+  CHECK(b.balance == -120);
+  auto v = g.c->verify();
+  REQUIRE(v.ok());
+  CHECK(v.verify.valid);
+}
