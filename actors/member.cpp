@@ -328,6 +328,19 @@ errc fail(std::string& message, errc code, std::string text) {
   return code;
 }
 
+// negative_balance_max bounds the debt a clawback leaves. Points in open
+// holds count in the balance, but a clawback cannot take them (they are
+// captured or released later), so they make no room for debt: checking the
+// balance instead let debt grow past the limit behind a large hold.
+errc check_debt(const member_data& m, const env& e, const clawback& cb, std::string_view what, std::string& msg) {
+  const std::int64_t limit = e.prog.lifecycle.negative_balance_max;
+  std::int64_t debt = 0;
+  if (__builtin_add_overflow(m.book.debt, cb.debt, &debt) || debt > limit)
+    return fail(msg, errc::negative_balance_limit,
+                std::string(what) + " would leave a debt of more than " + std::to_string(limit) + " points");
+  return errc::ok;
+}
+
 errc check_balance(const member_data& m, std::int64_t plus) {
   std::int64_t b = 0;
   return __builtin_add_overflow(m.balance, plus, &b) ? errc::amount_overflow : errc::ok;
@@ -653,11 +666,8 @@ errc do_refund(member_data& m, const env& e, const member_request& r, std::vecto
     if (x.kind == static_cast<std::uint16_t>(detail_kind::lot_add))
       earn_lot = x.id;
   auto cb = plan_clawback(m.book, e.now_us, claw, earn_lot);
-  const std::int64_t after = m.balance - claw;
-  if (after < 0 && -after > e.prog.lifecycle.negative_balance_max)
-    return fail(msg, errc::negative_balance_limit,
-                "the refund would take the balance to " + std::to_string(after) + ", below -" +
-                  std::to_string(e.prog.lifecycle.negative_balance_max));
+  if (errc c = check_debt(m, e, cb, "the refund", msg); c != errc::ok)
+    return c;
   const std::uint32_t brand = ref.entry.header.brand_id;
   ledger::op op;
   ledger::tier_track reviewed;
@@ -744,10 +754,8 @@ errc do_adjust(member_data& m, const env& e, const member_request& r, std::vecto
       detail(detail_kind::lot_add, m.book.next_lot_id, brand, 0, r.points, 0, lot_expiry(e.prog, e.now_us)));
   } else {
     auto cb = plan_clawback(m.book, e.now_us, -r.points, 0);
-    const std::int64_t after = m.balance + r.points;  // m.balance > INT64_MIN + INT64_MAX
-    if (after < 0 && -after > e.prog.lifecycle.negative_balance_max)
-      return fail(msg, errc::negative_balance_limit,
-                  "the adjustment would take the balance to " + std::to_string(after));
+    if (errc c = check_debt(m, e, cb, "the adjustment", msg); c != errc::ok)
+      return c;
     add_takes(op, cb.takes);
     if (cb.debt > 0)
       op.details.push_back(detail(detail_kind::debt, 0, brand, 0, cb.debt));
