@@ -28,7 +28,7 @@ std::string_view default_message(errc e) noexcept {
     case errc::unknown_hold: return "no open hold with this id for this member";
     case errc::unknown_txn: return "the referenced txn id is not a transaction of this member that this operation applies to";
     case errc::already_reversed: return "the referenced transaction is already fully refunded or reversed";
-    case errc::negative_balance_limit: return "the refund would take the balance below the program's negative balance limit";
+    case errc::negative_balance_limit: return "the refund or debit would leave a debt above the program's negative balance limit";
     case errc::alias_taken: return "the alias belongs to another member";
     case errc::unknown_alias: return "no member has this alias";
     case errc::unknown_event: return "no event rule answers this event kind";

@@ -36,7 +36,7 @@ enum class errc : std::uint16_t {
   unknown_hold = 36,        // capture / release of a hold that is not open (closed, expired, never opened)
   unknown_txn = 37,         // refund / reverse_redemption names a txn id that is not this member's earn / redemption
   already_reversed = 38,    // the referenced purchase is fully refunded, or the redemption already reversed
-  negative_balance_limit = 39, // a refund would push the balance below the program's negative_balance_max
+  negative_balance_limit = 39, // a refund or debit would leave a debt above the program's negative_balance_max
   alias_taken = 40,         // link_alias of an alias that belongs to another member
   unknown_alias = 41,       // no member has this alias
   unknown_event = 42,       // no event rule answers this event kind
