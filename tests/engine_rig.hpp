@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -43,10 +44,16 @@ struct engine_rig {
   std::unique_ptr<io::client> c;      // integrator (admin key: every brand, every operation)
   std::unique_ptr<io::client> admin;  // a second connection with the admin key
 
-  engine_rig(const std::string& what, std::string toml, std::uint64_t start_us)
-    : dir(what), clock(start_us), program_text(std::move(toml)) {
+  // Applied to the engine's options before every start (tests that need
+  // other limits, keys or sweeps).
+  std::function<void(io::engine_options&)> tweak;
+
+  engine_rig(const std::string& what, std::string toml, std::uint64_t start_us,
+             std::function<void(io::engine_options&)> tweak_options = {})
+    : dir(what), clock(start_us), program_text(std::move(toml)), tweak(std::move(tweak_options)) {
     start();
   }
+  virtual ~engine_rig() = default;
 
   void start() {
     io::engine_options o;
@@ -74,21 +81,31 @@ struct engine_rig {
     REQUIRE(prog);
     o.prog = std::move(*prog);
     o.clock = &clock;
+    if (tweak)
+      tweak(o);
     std::string err;
     eng = io::engine::start(std::move(o), err);
     INFO(err);
     REQUIRE(eng);
     c = connect(admin_key);
     admin = connect(admin_key);
+    connected();
   }
+
+  // Called after every (re)start, once c and admin are connected.
+  virtual void connected() {}
 
   // Stops the engine (as a clean shutdown) and starts it on the same data.
   void restart() {
+    disconnect();
     c.reset();
     admin.reset();
     eng.reset();
     start();
   }
+
+  // Called before a restart stops the engine: close other connections.
+  virtual void disconnect() {}
 
   std::unique_ptr<io::client> connect(const std::string& key) {
     std::string err;

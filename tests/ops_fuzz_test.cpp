@@ -167,62 +167,30 @@ cost = 25
 brand = "web"
 )";
 
-struct engine_rig {
-  test::temp_dir dir{"fuzz"};
-  manual_clock clock{t0};
+// The shared rig with a second integrator connection and, optionally, a
+// real-time sweep that keeps passivating all but two member actors.
+struct engine_rig : test::engine_rig {
+  std::unique_ptr<client> c2;
   bool passivate = false;  // a real-time sweep passivates all but two actors
-  std::unique_ptr<engine> eng;
-  std::unique_ptr<client> c, c2, admin;
 
-  explicit engine_rig(bool passivate_actors = false) : passivate(passivate_actors) { start(); }
-
-  void start() {
-    engine_options o;
-    o.settings.listen_host = "127.0.0.1";
-    o.settings.listen_port = 0;
-    o.settings.data_dir = (dir.path / "data").string();
-    o.settings.map_bytes = 1ull << 30;
-    o.settings.commit_window_us = 0;
-    o.settings.actor_threads = 2;
-    // Every connection has an admin key: the fuzzer covers the operations,
-    // keys_test covers the scopes.
-    o.settings.keys = {test::make_key(1, "fuzz-admin", test::admin_key, key_scope::admin)};
-    o.settings.expiry_sweep_interval_s = 0;
-    o.settings.checkpoint_accounts_max = 8;  // account checkpoints within a run
-    if (passivate) {
-      o.settings.active_members_max = 2;
-      o.sweep_interval = std::chrono::milliseconds(5);
-    }
-    std::vector<config_error> errors;
-    auto prog = parse_program(program_toml, "fuzz.toml", errors);
-    REQUIRE(prog);
-    o.prog = std::move(*prog);
-    o.clock = &clock;
-    std::string err;
-    eng = engine::start(std::move(o), err);
-    INFO(err);
-    REQUIRE(eng);
-    c = connect(test::admin_key);
-    c2 = connect(test::admin_key);
-    admin = connect(test::admin_key);
+  explicit engine_rig(bool passivate_actors = false)
+    : test::engine_rig("fuzz", program_toml, t0, [passivate_actors](engine_options& o) {
+        o.settings.commit_window_us = 0;
+        o.settings.checkpoint_accounts_max = 8;  // account checkpoints within a run
+        // Every connection has an admin key: the fuzzer covers the
+        // operations, keys_test covers the scopes.
+        o.settings.keys = {test::make_key(1, "fuzz-admin", test::admin_key, key_scope::admin)};
+        if (passivate_actors) {
+          o.settings.active_members_max = 2;
+          o.sweep_interval = std::chrono::milliseconds(5);
+        }
+      }),
+      passivate(passivate_actors) {
+    connected();  // the base constructor ran before this class existed
   }
 
-  std::unique_ptr<client> connect(const std::string& key) {
-    std::string err;
-    auto x = client::connect("127.0.0.1", eng->port(), err);
-    INFO(err);
-    REQUIRE(x);
-    REQUIRE(x->hello("fuzz", key).ok());
-    return x;
-  }
-
-  void restart() {
-    c.reset();
-    c2.reset();
-    admin.reset();
-    eng.reset();
-    start();
-  }
+  void connected() override { c2 = connect(test::admin_key); }
+  void disconnect() override { c2.reset(); }
 };
 
 std::uint64_t env_u64(const char* name, std::uint64_t fallback) {
