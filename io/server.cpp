@@ -125,8 +125,9 @@ public:
     std::chrono::steady_clock::time_point last{};
   };
   std::vector<std::unique_ptr<bucket>> buckets;
-  // True if one more request of key i fits its rate.
-  bool take_token(std::size_t i) {
+  // True if n more requests of key i fit its rate (a batch counts each
+  // operation); nothing is taken otherwise.
+  bool take_token(std::size_t i, std::size_t n = 1) {
     const auto& k = settings.keys[i];
     if (k.rate_per_s == 0)
       return true;
@@ -138,9 +139,9 @@ public:
                  ? cap
                  : std::min(cap, b.tokens + std::chrono::duration<double>(now - b.last).count() * cap);
     b.last = now;
-    if (b.tokens < 1.0)
+    if (b.tokens < static_cast<double>(n))
       return false;
-    b.tokens -= 1.0;
+    b.tokens -= static_cast<double>(n);
     return true;
   }
 
@@ -285,7 +286,8 @@ private:
       return;
     }
     if (req.op != opcode::hello) {
-      if (key_index_ >= 0 && !srv_.take_token(static_cast<std::size_t>(key_index_))) {
+      const std::size_t n = req.op == opcode::batch ? std::max<std::size_t>(1, req.ops.size()) : 1;
+      if (key_index_ >= 0 && !srv_.take_token(static_cast<std::size_t>(key_index_), n)) {
         reply_error(req.op, req.id, errc::rate_limited, {});
         return;
       }

@@ -257,6 +257,17 @@ TEST_CASE("a key over its rate limit gets rate_limited and posts nothing for tho
   CHECK(limited > 0);
   CHECK(ok + limited == 40);
   CHECK(eng->ledger().last_seq() == static_cast<std::uint64_t>(1 + ok));  // the enroll and the earns let through
+  // A batch counts each of its operations: ten are more than the key's 5 a second.
+  request batch;
+  batch.op = opcode::batch;
+  for (int i = 0; i < 10; ++i) {
+    request b;
+    b.op = opcode::balance;
+    b.member = 1;
+    b.id = static_cast<std::uint64_t>(i + 1);
+    batch.ops.push_back(b);
+  }
+  CHECK(c->call(batch).code == errc::rate_limited);
 }
 
 TEST_CASE("an engine refuses to start with a key whose brand is not in the program", "[keys]") {
