@@ -16,8 +16,8 @@
 //  - `balance` over the wire equals the view of the book folded from the
 //    ledger (balance_of at the same instant); the points account equals
 //    lots + holds - debt; available = the sum of available, unexpired lots
-//    - debt; nothing is left unswept; the balance is never below
-//    -negative_balance_max;
+//    - debt; nothing is left unswept; the debt is never over
+//    negative_balance_max;
 //  - the balance moved as the operation says (e.g. a redemption of p takes
 //    p from available and from the account, a hold moves p from available
 //    to held, every other member stays as it was; time only ever takes).
@@ -25,13 +25,19 @@
 // must find the whole ledger valid.
 //
 // A failure prints the seed, the step, the operation and a command that
-// replays the run up to that step. Bursts (and, for odd seeds, actors
-// passivated by a real-time sweep) are concurrent, so a failure in them may
-// need a few runs to come back.
+// replays the run up to that step. Even seeds replay exactly (their bursts
+// are built so that thread timing cannot change an answer). Odd seeds also
+// race members against each other in bursts over two connections and let a
+// real-time sweep passivate actors, so their runs differ from one to the
+// next and a failure may take a few runs to come back.
 //
-// The fixed seeds run in the test suite. A long run of one seed:
+// The test suite runs seeds 1..8, 600 steps each (LOYALTY_FUZZ_STEPS; about
+// 10 s in a Release build). A long run of one seed:
 //   LOYALTY_FUZZ_STEPS=100000 LOYALTY_FUZZ_SEED=12345 ./build/tests/ops_fuzz_test "[seed]"
-// (without the "[seed]" filter the fixed seeds run that many steps too);
+// (without the "[seed]" filter the fixed seeds run that many steps too).
+// A run's time grows with the square of its steps (each step folds every
+// member's whole journal, verify reads the whole ledger): 2,000 steps take
+// about 10 s, 20,000 about 8 minutes. Many seeds beat one long run;
 // LOYALTY_FUZZ_TRACE=1 prints every step and every balance on stderr.
 #include "engine_rig.hpp"
 
@@ -1264,7 +1270,7 @@ private:
 } // namespace
 
 TEST_CASE("seeded operation sequences keep the ledger valid and every balance equal to its lots", "[fuzz]") {
-  const std::uint64_t steps = env_u64("LOYALTY_FUZZ_STEPS", 400);
+  const std::uint64_t steps = env_u64("LOYALTY_FUZZ_STEPS", 600);
   std::map<std::string, std::uint64_t> ok;
   for (std::uint64_t seed = 1; seed <= 8; ++seed) {
     fuzzer f(seed, steps);
@@ -1286,7 +1292,7 @@ TEST_CASE("the seed in LOYALTY_FUZZ_SEED keeps the ledger valid too", "[fuzz][se
   const std::uint64_t seed = env_u64("LOYALTY_FUZZ_SEED", 0);
   if (seed == 0)
     return;  // not set
-  fuzzer f(seed, env_u64("LOYALTY_FUZZ_STEPS", 400));
+  fuzzer f(seed, env_u64("LOYALTY_FUZZ_STEPS", 600));
   f.run();
 }
 
@@ -1380,6 +1386,32 @@ TEST_CASE("points in an open hold make no room for debt past negative_balance_ma
   auto b = g.c->balance(1);
   CHECK(b.debt == 120);
   CHECK(b.balance == -120);
+  auto v = g.c->verify();
+  REQUIRE(v.ok());
+  CHECK(v.verify.valid);
+}
+
+// A known bug, left open (fixing it changes how debt is journaled): debt is
+// never repaid. Later points only net it out of `available` (lots - debt);
+// when those lots expire, the whole lot goes to breakage and the full debt
+// is owed again, so a member pays the same debt after every expiry and an
+// expiry takes more points than the member has. docs/PROTOCOL.md says the
+// debt is "repaid from points earned later". [!mayfail] until it is fixed.
+TEST_CASE("points that repaid a debt do not expire a second time", "[fuzz][!mayfail]") {
+  engine_rig g;
+  REQUIRE(g.c->enroll(1, "shop").ok());  // welcome 25
+  REQUIRE(g.c->earn("r-buy", 1, "shop", 10000, "EUR", g.clock.now_us() - 3 * day).ok());  // 100 + 40
+  REQUIRE(g.c->redeem("r-spend", 1, 165).ok());
+  REQUIRE(g.c->refund("r-refund", 1, "r-buy").ok());  // 140 already spent: debt 140
+  REQUIRE(g.c->earn("r-buy-2", 1, "shop", 20000, "EUR", g.clock.now_us() - 3 * day).ok());  // 200
+  auto before = g.c->balance(1);
+  REQUIRE(before.ok());
+  REQUIRE(before.balance == 60);  // 140 of the 200 repay the debt
+  g.clock.advance(expiry_days * day);
+  auto after = g.c->balance(1);
+  REQUIRE(after.ok());
+  CHECK(after.balance >= 0);  // the expiry takes at most the 60 the member had
+  CHECK(after.debt == 0);     // engine: balance -140, debt 140 again
   auto v = g.c->verify();
   REQUIRE(v.ok());
   CHECK(v.verify.valid);
