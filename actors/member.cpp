@@ -359,6 +359,24 @@ basket basket_of(const member_request& r, std::uint64_t occurred) {
 
 // -- the operations ------------------------------------------------------------------------
 
+// New points repay the member's debt first (docs/PROTOCOL.md, refund): of a
+// lot of `points`, min(points, debt left) go to the debt and the lot keeps
+// the rest. Appends the lot (the id advances even if nothing is left of it)
+// and returns what was repaid; `debt_left` goes down by it.
+std::int64_t add_lot(ledger::op& op, std::uint32_t id, std::uint32_t brand, std::int64_t points,
+                     std::uint64_t available_at, std::uint64_t expires_at, std::int64_t& debt_left,
+                     std::uint16_t flags = 0) {
+  const std::int64_t repaid = std::min(points, debt_left);
+  debt_left -= repaid;
+  op.details.push_back(detail(detail_kind::lot_add, id, brand, 0, points - repaid, available_at, expires_at, flags));
+  return repaid;
+}
+
+void add_repayment(ledger::op& op, std::uint32_t brand, std::int64_t repaid, std::uint16_t flags = 0) {
+  if (repaid > 0)
+    op.details.push_back(detail(detail_kind::debt, 0, brand, 0, -repaid, 0, 0, flags));
+}
+
 // The shared part of an earn and an event: checks, cap reservation, the
 // entry's start and its lot (points of a purchase are pending until
 // available_at; the lot expires by the program's rule from `at`).
@@ -372,8 +390,9 @@ errc credit(const member_data& m, const env& e, const member_request& r, earn_de
   start(op, r, kind, brand);
   op.occurred_at_us = at;
   op.points = d.points;
-  op.details.push_back(
-    detail(detail_kind::lot_add, m.book.next_lot_id, brand, 0, d.points, available_at, lot_expiry(e.prog, at)));
+  std::int64_t debt = m.book.debt;
+  add_repayment(op, brand,
+                add_lot(op, m.book.next_lot_id, brand, d.points, available_at, lot_expiry(e.prog, at), debt));
   return errc::ok;
 }
 
@@ -750,8 +769,8 @@ errc do_adjust(member_data& m, const env& e, const member_request& r, std::vecto
   if (r.points > 0) {
     if (errc c = check_balance(m, r.points); c != errc::ok)
       return c;
-    op.details.push_back(
-      detail(detail_kind::lot_add, m.book.next_lot_id, brand, 0, r.points, 0, lot_expiry(e.prog, e.now_us)));
+    std::int64_t debt = m.book.debt;
+    add_repayment(op, brand, add_lot(op, m.book.next_lot_id, brand, r.points, 0, lot_expiry(e.prog, e.now_us), debt));
   } else {
     auto cb = plan_clawback(m.book, e.now_us, -r.points, 0);
     if (errc c = check_debt(m, e, cb, "the adjustment", msg); c != errc::ok)
@@ -937,9 +956,10 @@ errc accept_transfer(member_data& m, const env& e, transfer_leg& leg) {
   if (errc c = check_balance(m, leg.points); c != errc::ok)
     return c;
   std::uint32_t id = m.book.next_lot_id;
+  std::int64_t debt = m.book.debt, repaid = 0;
   for (const auto& t : leg.takes)  // each lot keeps its brand and its expiry
-    leg.op.details.push_back(
-      detail(detail_kind::lot_add, id++, t.brand_id, 0, t.points, 0, t.expires_at_us, ledger::detail_counterparty));
+    repaid += add_lot(leg.op, id++, t.brand_id, t.points, 0, t.expires_at_us, debt, ledger::detail_counterparty);
+  add_repayment(leg.op, m.brand_id, repaid, ledger::detail_counterparty);
   if (!finish(m, e, leg.op, true)) {
     m.loaded = false;
     return errc::internal_error;
