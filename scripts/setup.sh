@@ -13,7 +13,7 @@ build="${LOYALTY_BUILD_DIR:-$root/build}"
 jobs="${LOYALTY_JOBS:-2}"
 
 packages=(build-essential cmake pkg-config libcaf-dev libasio-dev liblmdb-dev lmdb-utils
-          libmsgpack-cxx-dev catch2 libbenchmark-dev libtoml11-dev libcli11-dev)
+          libmsgpack-cxx-dev catch2 libbenchmark-dev libtoml11-dev libcli11-dev libssl-dev openssl)
 
 install_missing() {
   local missing=()
