@@ -5,6 +5,9 @@ find_package(Threads REQUIRED)
 find_package(msgpack CONFIG REQUIRED)
 find_package(toml11 CONFIG REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)  # command lines of loyaltyd, loyaltyctl, loyalty-loadgen
+# OpenSSL (libssl-dev) under Asio's header-only SSL layer: TLS on the wire
+# protocol (io/detail/stream.hpp).
+find_package(OpenSSL REQUIRED)
 
 # CAF 0.17.6 (libcaf-dev) ships no CMake package: find headers and libraries.
 find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)

@@ -52,6 +52,10 @@ inline constexpr std::uint32_t member_idle_s_default = 60;
 // and the journal tail replayed at start.
 inline constexpr std::uint32_t checkpoint_accounts_max_default = 262144;
 inline constexpr std::uint32_t checkpoint_interval_ms_default = 10000;
+// A TLS client has this long from accepting its connection to finishing the
+// handshake; a peer that never completes it cannot hold a connection slot
+// (connections_max) for ever. 10 s covers a slow client on a lossy link.
+inline constexpr std::uint32_t tls_handshake_timeout_ms_default = 10000;
 // LMDB map size: address space only (sparse file); 64 GiB holds ~200M entries.
 inline constexpr std::uint64_t map_bytes_default = 64ull << 30;
 

@@ -882,6 +882,31 @@ void parse_keys(checker& ck, const toml::value& root, engine_settings& s) {
   }
 }
 
+// tls_cert and tls_key: both or neither, resolved like data_dir. Whether the
+// files can be read is checked when the server starts.
+void load_tls_paths(checker& ck, const toml::value& e, const std::string& w, const std::filesystem::path& base,
+                    engine_settings& s) {
+  auto resolve = [&](const char* key, std::string& out) {
+    auto v = ck.str(e, key, false, w);
+    if (!v)
+      return;
+    if (v->empty()) {
+      ck.fail(*ck.get(e, key, false, w), std::string("'") + key + "' in " + w + " must not be empty");
+      return;
+    }
+    std::filesystem::path p(*v);
+    out = (p.is_absolute() ? p : base / p).lexically_normal().string();
+  };
+  resolve("tls_cert", s.tls_cert);
+  resolve("tls_key", s.tls_key);
+  const bool has_cert = ck.get(e, "tls_cert", false, w) != nullptr;
+  const bool has_key = ck.get(e, "tls_key", false, w) != nullptr;
+  if (has_cert != has_key)
+    ck.fail(*ck.get(e, has_cert ? "tls_cert" : "tls_key", false, w),
+            std::string("tls_cert and tls_key in ") + w + " go together: " + (has_cert ? "tls_key" : "tls_cert") +
+              " is missing");
+}
+
 } // namespace
 
 std::optional<engine_settings> load_settings(const std::string& path,
@@ -906,7 +931,8 @@ std::optional<engine_settings> load_settings(const std::string& path,
                     "checkpoint_interval_ms", "inflight_per_connection_max",
                     "inflight_total_max", "connections_max", "active_members_max",
                     "member_idle_s", "io_threads", "actor_threads",
-                    "expiry_sweep_interval_s", "expiry_sweep_members_per_s"},
+                    "expiry_sweep_interval_s", "expiry_sweep_members_per_s", "tls_cert", "tls_key",
+                    "tls_handshake_timeout_ms"},
                w);
   auto base = std::filesystem::path(path).parent_path();
   if (auto prog = ck.str(*e, "program", true, w)) {
@@ -948,6 +974,8 @@ std::optional<engine_settings> load_settings(const std::string& path,
   u32("actor_threads", s.actor_threads, 0, 256);
   u32("expiry_sweep_interval_s", s.expiry_sweep_interval_s, 0, 86'400 * 366);
   u32("expiry_sweep_members_per_s", s.expiry_sweep_members_per_s, 1, 10'000'000);
+  u32("tls_handshake_timeout_ms", s.tls_handshake_timeout_ms, 1, 600'000);
+  load_tls_paths(ck, *e, w, base, s);
   parse_keys(ck, *root, s);
   if (errors.size() != before)
     return std::nullopt;

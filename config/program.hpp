@@ -210,6 +210,12 @@ struct engine_settings {
   // still works), at most expiry_sweep_members_per_s members per second.
   std::uint32_t expiry_sweep_interval_s = 3600;
   std::uint32_t expiry_sweep_members_per_s = 20000;
+  // TLS on the listen port: PEM certificate (chain) and private key, both or
+  // neither; relative paths are relative to the settings file. Empty: plain
+  // TCP. When set, every connection must be TLS 1.2 or later.
+  std::string tls_cert;
+  std::string tls_key;
+  std::uint32_t tls_handshake_timeout_ms = limits::tls_handshake_timeout_ms_default;
 };
 
 struct config_error {

@@ -19,6 +19,25 @@
 
 namespace loyalty::io {
 
+namespace detail {
+class stream;
+} // namespace detail
+
+// TLS for a client connection (docs/PROTOCOL.md section 1). Off unless
+// `enabled`; a server with TLS configured accepts TLS connections only.
+struct tls_options {
+  bool enabled = false;
+  // PEM file of the CA certificate(s) the server's certificate must chain
+  // to (for a self-signed server certificate: that certificate). Empty: the
+  // system's trust store.
+  std::string ca_file;
+  // Checks the server's certificate chain, and its name when the host is a
+  // DNS name (not when it is an IP literal). false accepts ANY certificate,
+  // so anyone on the path can read and change the traffic: for testing with
+  // self-signed certificates only, never the default.
+  bool verify = true;
+};
+
 // The member an operation addresses: an id, or an alias that link_alias
 // attached to one (docs/PROTOCOL.md section 2.1). Converts implicitly from
 // either, so `c.balance(42)` and `c.balance("card-4411")` both work.
@@ -39,9 +58,18 @@ struct member_ref {
 // thread-safe: one thread per client.
 class client {
 public:
-  // Connects (no hello yet). Null with `error` set if the connection fails.
+  // Connects over plain TCP (no hello yet). Null with `error` set if the
+  // connection fails.
   [[nodiscard]] static std::unique_ptr<client> connect(const std::string& host, std::uint16_t port,
                                                        std::string& error);
+  // Connects, over TLS when `tls.enabled` (handshake and certificate check
+  // done before it returns). Null with `error` set (a sentence naming the
+  // cause, e.g. the certificate check that failed) otherwise.
+  [[nodiscard]] static std::unique_ptr<client> connect(const std::string& host, std::uint16_t port,
+                                                       const tls_options& tls, std::string& error);
+  ~client();
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
 
   // hello with protocol version 1; returns the server's answer. `key` is the
   // admin key that adjust and expire need (empty: none).
@@ -110,7 +138,7 @@ private:
   bool read_frame(response& out, std::string& error, std::chrono::milliseconds timeout);
 
   asio::io_context ctx_;
-  asio::ip::tcp::socket sock_;
+  std::unique_ptr<detail::stream> stream_;  // set by connect()
   std::vector<char> in_;
   std::size_t in_len_ = 0;
   std::uint64_t next_id_ = 1;
@@ -125,10 +153,17 @@ class async_connection : public std::enable_shared_from_this<async_connection> {
 public:
   using handler = std::function<void(const response&)>;
 
-  explicit async_connection(asio::io_context& ctx) : sock_(ctx) {}
+  explicit async_connection(asio::io_context& ctx);
+  ~async_connection();
 
-  // Connects; `done` gets the error (empty on success).
+  // Connects over plain TCP; `done` gets the error (empty on success).
   void connect(const std::string& host, std::uint16_t port, std::function<void(std::error_code)> done);
+  // Connects, over TLS when `tls.enabled`: `done` runs after the handshake
+  // and certificate check. On an error, connect_error() says it in a
+  // sentence (which check failed).
+  void connect(const std::string& host, std::uint16_t port, const tls_options& tls,
+               std::function<void(std::error_code)> done);
+  [[nodiscard]] const std::string& connect_error() const noexcept { return connect_error_; }
 
   // Assigns the id, queues the frame; writes are coalesced (one write for
   // everything queued while a write is in flight).
@@ -145,8 +180,12 @@ private:
   void write();
   void read();
   void fail(const std::string& why);
+  void opened(std::function<void(std::error_code)>& done);
+  void close_stream();
 
-  asio::ip::tcp::socket sock_;
+  asio::ip::tcp::socket sock_;              // while connecting; then moved into stream_
+  std::unique_ptr<detail::stream> stream_;  // once connected
+  std::string connect_error_;
   std::vector<char> out_, writing_;
   std::vector<char> in_ = std::vector<char>(256 * 1024);
   std::size_t in_len_ = 0;

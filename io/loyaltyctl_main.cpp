@@ -388,6 +388,19 @@ int main(int argc, char** argv) {
   app.add_option("--port", port, "engine port")->capture_default_str()->check(CLI::Range(1, 65535));
   app.add_flag("--json", json, "print the response as JSON");
   app.add_option("--key", key, "API key sent in hello (default: $LOYALTY_KEY; none if unset)");
+  tls_options tls;
+  app.add_flag("--tls", tls.enabled,
+               "connect over TLS (the engine has tls_cert / tls_key set); the server's certificate is "
+               "checked against the system's CAs unless --tls-ca is given");
+  auto* tls_ca = app.add_option("--tls-ca", tls.ca_file,
+                                "PEM file of the CA (or the self-signed certificate) the server's certificate "
+                                "must chain to; implies --tls")
+                   ->check(CLI::ExistingFile);
+  bool tls_insecure = false;
+  app.add_flag("--tls-insecure", tls_insecure,
+               "TLS WITHOUT checking the server's certificate: anyone on the path can read and change the "
+               "traffic; for testing with self-signed certificates only; implies --tls")
+    ->excludes(tls_ca);
   app.require_subcommand(1);
 
   request req;
@@ -573,8 +586,11 @@ int main(int argc, char** argv) {
   if (*earn && req.occurred_at_us == 0)
     req.occurred_at_us = now_us();
 
+  if (!tls.ca_file.empty() || tls_insecure)
+    tls.enabled = true;
+  tls.verify = !tls_insecure;
   std::string error;
-  auto c = client::connect(host, static_cast<std::uint16_t>(port), error);
+  auto c = client::connect(host, static_cast<std::uint16_t>(port), tls, error);
   if (!c) {
     std::cerr << "loyaltyctl: " << error << "\n";
     return 2;

@@ -4,12 +4,16 @@
 #include "actors/sweeper.hpp"
 #include "config/log.hpp"
 #include "io/codec.hpp"
+#include "io/detail/stream.hpp"
 
 #include <asio.hpp>
 #include <caf/message.hpp>
+#include <openssl/ssl.h>
 
 #include <array>
+#include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -81,6 +85,36 @@ const char* line_kind_name(std::uint32_t aux) {
 }
 constexpr std::size_t errc_slots = 128;
 
+// The server's TLS context: TLS 1.2 or later, the operator's certificate
+// chain and key. Null with `error` naming the file when one cannot be read
+// or does not hold what it should (or the key is not the certificate's).
+std::unique_ptr<asio::ssl::context> make_tls_context(const engine_settings& s, std::string& error) {
+  for (const auto* file : {&s.tls_cert, &s.tls_key}) {
+    std::ifstream probe(*file);
+    if (!probe) {
+      error = "cannot read TLS " + std::string(file == &s.tls_cert ? "certificate" : "key") + " file " + *file +
+              ": " + std::strerror(errno);
+      return nullptr;
+    }
+  }
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::single_dh_use);
+  asio::error_code ec;
+  ctx->use_certificate_chain_file(s.tls_cert, ec);
+  if (ec) {
+    error = "TLS certificate file " + s.tls_cert + " is not a PEM certificate: " + ec.message();
+    return nullptr;
+  }
+  ctx->use_private_key_file(s.tls_key, asio::ssl::context::pem, ec);
+  if (ec) {
+    error = "TLS key file " + s.tls_key + " is not a PEM private key of the certificate " + s.tls_cert + ": " +
+            ec.message();
+    return nullptr;
+  }
+  return ctx;
+}
+
 } // namespace
 
 class session;
@@ -106,12 +140,14 @@ public:
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   std::vector<std::thread> threads;
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor;
+  std::unique_ptr<asio::ssl::context> tls;  // null: plain TCP
   std::size_t next_context = 0;
   std::uint16_t bound_port = 0;
 
   std::atomic<std::uint64_t> connections{0};
   std::atomic<std::uint64_t> connections_total{0};
   std::atomic<std::uint64_t> inflight{0};
+  std::atomic<std::uint64_t> tls_handshakes_failed{0};
   std::array<std::atomic<std::uint64_t>, opcode_count> requests{};
   std::array<std::atomic<std::uint64_t>, errc_slots> errors{};
 
@@ -158,33 +194,34 @@ public:
 class session final : public ledger::completion_target, public std::enable_shared_from_this<session> {
 public:
   session(server::impl& srv, asio::io_context& ctx, asio::ip::tcp::socket sock)
-    : srv_(srv), ctx_(ctx), sock_(std::move(sock)) {
+    : srv_(srv), ctx_(ctx), sock_(std::move(sock), srv.tls.get()), handshake_timer_(ctx) {
     in_.resize(read_chunk_bytes);
   }
 
   void start() {
     asio::error_code ec;
-    sock_.set_option(asio::ip::tcp::no_delay(true), ec);
-    read();
+    sock_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+    when_ready([this] { read(); });
   }
 
   // Refuses the connection: one error frame, then close.
   void refuse(errc code) {
-    response r;
-    r.code = code;
-    r.message = std::string(default_message(code));
-    send(r);
-    close_after_write_ = true;
-    flush();
+    when_ready([this, code] {
+      response r;
+      r.code = code;
+      r.message = std::string(default_message(code));
+      send(r);
+      close_after_write_ = true;
+      flush();
+    });
   }
 
   void close() {
     if (closed_)
       return;
     closed_ = true;
-    asio::error_code ec;
-    sock_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    sock_.close(ec);
+    handshake_timer_.cancel();
+    sock_.close();
     srv_.connections.fetch_sub(1);
   }
 
@@ -207,6 +244,46 @@ private:
     std::vector<response> results;
     std::uint32_t remaining = 0;
   };
+
+  // -- transport -----------------------------------------------------------------
+  // Runs `then` once the connection can carry frames: at once on plain TCP,
+  // after the server side of the TLS handshake otherwise. A handshake that
+  // fails, or is not done within tls_handshake_timeout_ms, closes the
+  // connection with one log line; `then` never runs.
+  template <class F>
+  void when_ready(F then) {
+    if (!sock_.tls()) {
+      then();
+      return;
+    }
+    const auto timeout_ms = srv_.settings.tls_handshake_timeout_ms;
+    handshake_timer_.expires_after(std::chrono::milliseconds(timeout_ms));
+    handshake_timer_.async_wait([self = shared_from_this(), timeout_ms](const asio::error_code& ec) {
+      if (ec || self->closed_)
+        return;  // cancelled: the handshake ended first
+      self->handshake_failed("not completed within " + std::to_string(timeout_ms) + " ms");
+    });
+    sock_.tls_layer().async_handshake(asio::ssl::stream_base::server,
+                                      [self = shared_from_this(), then = std::move(then)](const asio::error_code& ec) {
+                                        if (self->closed_)
+                                          return;  // timed out, or the server stops
+                                        self->handshake_timer_.cancel();
+                                        if (ec) {
+                                          self->handshake_failed(ec.message());
+                                          return;
+                                        }
+                                        then();
+                                      });
+  }
+
+  void handshake_failed(const std::string& reason) {
+    srv_.tls_handshakes_failed.fetch_add(1, std::memory_order_relaxed);
+    asio::error_code ec;
+    auto peer = sock_.socket().remote_endpoint(ec);
+    const std::string who = ec ? std::string("an unknown peer") : peer.address().to_string() + ":" + std::to_string(peer.port());
+    log(log_level::warn, "TLS handshake with %s failed: %s; connection closed", who.c_str(), reason.c_str());
+    close();
+  }
 
   // -- reading -------------------------------------------------------------------
   void read() {
@@ -403,9 +480,9 @@ private:
     reply_error(op, id, errc::not_authorized, std::move(why));
   }
 
-  std::string peer() const {
+  std::string peer() {
     asio::error_code ec;
-    auto ep = sock_.remote_endpoint(ec);
+    auto ep = sock_.socket().remote_endpoint(ec);
     return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
@@ -928,7 +1005,7 @@ private:
     writing_ = true;
     wbuf_.swap(out_);
     out_.clear();
-    asio::async_write(sock_, asio::buffer(wbuf_), [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
+    sock_.async_write(asio::buffer(wbuf_), [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
       self->writing_ = false;
       self->wbuf_.clear();
       if (ec) {
@@ -966,7 +1043,8 @@ private:
 
   server::impl& srv_;
   asio::io_context& ctx_;
-  asio::ip::tcp::socket sock_;
+  detail::stream sock_;              // plain TCP or TLS, as the server is configured
+  asio::steady_timer handshake_timer_;  // bounds the TLS handshake
   std::vector<char> in_;
   std::size_t in_len_ = 0;
   std::vector<char> out_, wbuf_;
@@ -984,6 +1062,12 @@ private:
 // -- server::impl ------------------------------------------------------------------------
 
 bool server::impl::start(std::string& error) {
+  if (!settings.tls_cert.empty()) {
+    tls = make_tls_context(settings, error);
+    if (!tls)
+      return false;
+    log(log_level::info, "TLS on the listen port (TLS 1.2 or later), certificate %s", settings.tls_cert.c_str());
+  }
   try {
     asio::ip::tcp::endpoint ep(asio::ip::make_address(settings.listen_host), settings.listen_port);
     acceptor = std::make_unique<asio::ip::tcp::acceptor>(*contexts[0]);
@@ -1065,6 +1149,7 @@ std::vector<std::pair<std::string, std::uint64_t>> server::impl::stats() {
   out.emplace_back("connections", connections.load());
   out.emplace_back("connections_total", connections_total.load());
   out.emplace_back("inflight", inflight.load());
+  out.emplace_back("tls_handshakes_failed", tls_handshakes_failed.load());
   for (std::size_t i = 1; i < opcode_count; ++i)
     out.emplace_back(std::string("requests_") + to_string(static_cast<opcode>(i)), requests[i].load());
   for (std::size_t i = 1; i < errc_slots; ++i)

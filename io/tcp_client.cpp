@@ -1,29 +1,122 @@
 #include "io/client.hpp"
 
+#include "io/detail/stream.hpp"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 
 namespace loyalty::io {
 
+namespace {
+
+bool is_ip_literal(const std::string& host) {
+  asio::error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+// A client context for one connection: TLS 1.2 or later, checking the
+// server's certificate against `o.ca_file` (or the system store) unless
+// `o.verify` is false. Null with `error` set when the CA file is unusable.
+std::unique_ptr<asio::ssl::context> client_context(const tls_options& o, std::string& error) {
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  if (!o.verify) {
+    ctx->set_verify_mode(asio::ssl::verify_none);
+    return ctx;
+  }
+  asio::error_code ec;
+  if (o.ca_file.empty()) {
+    ctx->set_default_verify_paths(ec);
+  } else {
+    std::ifstream probe(o.ca_file);
+    if (!probe) {
+      error = "cannot read TLS CA file " + o.ca_file + ": " + std::strerror(errno);
+      return nullptr;
+    }
+    ctx->load_verify_file(o.ca_file, ec);
+  }
+  if (ec) {
+    error = "cannot load TLS CA " + (o.ca_file.empty() ? std::string("store") : "file " + o.ca_file) + ": " +
+            ec.message();
+    return nullptr;
+  }
+  ctx->set_verify_mode(asio::ssl::verify_peer);
+  return ctx;
+}
+
+// Sets the server name sent (SNI) and, when verifying, checked against the
+// certificate; neither for an IP literal.
+void name_server(detail::stream& s, const std::string& host, const tls_options& o) {
+  if (is_ip_literal(host))
+    return;
+  SSL* ssl = s.tls_layer().native_handle();
+  SSL_set_tlsext_host_name(ssl, host.c_str());
+  if (o.verify)
+    SSL_set1_host(ssl, host.c_str());
+}
+
+// "TLS handshake with H:P failed: <reason>[: <what the certificate check found>]".
+std::string handshake_error(detail::stream& s, const std::string& host, std::uint16_t port,
+                            const asio::error_code& ec) {
+  std::string why = "TLS handshake with " + host + ":" + std::to_string(port) + " failed: " + ec.message();
+  const long verdict = SSL_get_verify_result(s.tls_layer().native_handle());
+  if (verdict != X509_V_OK)
+    why += std::string(": the server's certificate: ") + X509_verify_cert_error_string(verdict);
+  return why;
+}
+
+} // namespace
+
 // -- client ------------------------------------------------------------------------
 
-client::client() : sock_(ctx_) { in_.resize(64 * 1024); }
+client::client() { in_.resize(64 * 1024); }
+
+client::~client() = default;
 
 std::unique_ptr<client> client::connect(const std::string& host, std::uint16_t port, std::string& error) {
+  return connect(host, port, tls_options{}, error);
+}
+
+std::unique_ptr<client> client::connect(const std::string& host, std::uint16_t port, const tls_options& tls,
+                                        std::string& error) {
+  std::unique_ptr<asio::ssl::context> tls_ctx;
+  if (tls.enabled) {
+    tls_ctx = client_context(tls, error);
+    if (!tls_ctx)
+      return nullptr;
+  }
   std::unique_ptr<client> c(new client());
   asio::error_code ec;
+  asio::ip::tcp::socket sock(c->ctx_);
   asio::ip::tcp::resolver resolver(c->ctx_);
   auto endpoints = resolver.resolve(host, std::to_string(port), ec);
   if (!ec)
-    asio::connect(c->sock_, endpoints, ec);
+    asio::connect(sock, endpoints, ec);
   if (ec) {
     error = "cannot connect to " + host + ":" + std::to_string(port) + ": " + ec.message();
     return nullptr;
   }
-  c->sock_.set_option(asio::ip::tcp::no_delay(true), ec);
+  sock.set_option(asio::ip::tcp::no_delay(true), ec);
+  if (!tls.enabled) {
+    c->stream_ = std::make_unique<detail::stream>(std::move(sock), nullptr);
+    return c;
+  }
+  c->stream_ = std::make_unique<detail::stream>(std::move(sock), std::move(tls_ctx));
+  name_server(*c->stream_, host, tls);
+  c->stream_->tls_layer().handshake(asio::ssl::stream_base::client, ec);
+  if (ec) {
+    error = handshake_error(*c->stream_, host, port, ec);
+    return nullptr;
+  }
   return c;
 }
 
@@ -54,7 +147,7 @@ std::uint64_t client::send(request r) {
 
 void client::send_raw(const void* data, std::size_t size) {
   asio::error_code ec;
-  asio::write(sock_, asio::buffer(data, size), ec);
+  stream_->write(asio::buffer(data, size), ec);
   if (ec)
     throw std::runtime_error("send failed: " + ec.message());
 }
@@ -64,7 +157,7 @@ bool client::read_frame(response& out, std::string& error, std::chrono::millisec
   timeval tv{};
   tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
   tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-  ::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(stream_->socket().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   for (;;) {
     if (in_len_ >= frame_header_bytes) {
       auto len = read_be32(reinterpret_cast<const unsigned char*>(in_.data()));
@@ -82,9 +175,9 @@ bool client::read_frame(response& out, std::string& error, std::chrono::millisec
       }
     }
     asio::error_code ec;
-    auto n = sock_.read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_), ec);
+    auto n = stream_->read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_), ec);
     if (ec) {
-      error = ec == asio::error::eof ? "the server closed the connection"
+      error = detail::closed_by_peer(ec) ? "the server closed the connection"
               : (ec == asio::error::would_block || ec == asio::error::try_again) ? "timed out waiting for a response"
                                                                                   : ec.message();
       return false;
@@ -295,24 +388,69 @@ response client::stats() {
 
 // -- async_connection -----------------------------------------------------------------
 
+async_connection::async_connection(asio::io_context& ctx) : sock_(ctx) {}
+
+async_connection::~async_connection() = default;
+
 void async_connection::connect(const std::string& host, std::uint16_t port,
+                               std::function<void(std::error_code)> done) {
+  connect(host, port, tls_options{}, std::move(done));
+}
+
+void async_connection::connect(const std::string& host, std::uint16_t port, const tls_options& tls,
                                std::function<void(std::error_code)> done) {
   asio::error_code ec;
   auto addr = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
   if (ec) {
+    connect_error_ = "cannot connect to " + host + ": " + ec.message();
     done(ec);
     return;
   }
-  sock_.async_connect(asio::ip::tcp::endpoint(addr, port),
-                      [self = shared_from_this(), done = std::move(done)](const asio::error_code& e) {
-                        if (!e) {
-                          self->open_ = true;
-                          asio::error_code ignored;
-                          self->sock_.set_option(asio::ip::tcp::no_delay(true), ignored);
-                          self->read();
-                        }
-                        done(e);
-                      });
+  std::unique_ptr<asio::ssl::context> tls_ctx;
+  if (tls.enabled) {
+    tls_ctx = client_context(tls, connect_error_);
+    if (!tls_ctx) {
+      done(std::make_error_code(std::errc::invalid_argument));
+      return;
+    }
+  }
+  // The context moves into the handler (a shared_ptr: handlers are copied).
+  auto shared_ctx = std::make_shared<std::unique_ptr<asio::ssl::context>>(std::move(tls_ctx));
+  sock_.async_connect(
+    asio::ip::tcp::endpoint(addr, port),
+    [self = shared_from_this(), done = std::move(done), host, port, tls, shared_ctx](const asio::error_code& e) mutable {
+      if (e) {
+        self->connect_error_ = "cannot connect to " + host + ":" + std::to_string(port) + ": " + e.message();
+        done(e);
+        return;
+      }
+      asio::error_code ignored;
+      self->sock_.set_option(asio::ip::tcp::no_delay(true), ignored);
+      if (!tls.enabled) {
+        self->stream_ = std::make_unique<detail::stream>(std::move(self->sock_), nullptr);
+        self->opened(done);
+        return;
+      }
+      self->stream_ = std::make_unique<detail::stream>(std::move(self->sock_), std::move(*shared_ctx));
+      name_server(*self->stream_, host, tls);
+      self->stream_->tls_layer().async_handshake(
+        asio::ssl::stream_base::client, [self, done = std::move(done), host, port](const asio::error_code& he) mutable {
+          if (he) {
+            self->connect_error_ = handshake_error(*self->stream_, host, port, he);
+            self->stream_->close();
+            done(he);
+            return;
+          }
+          self->opened(done);
+        });
+    });
+}
+
+void async_connection::opened(std::function<void(std::error_code)>& done) {
+  open_ = true;
+  read();
+  write();  // whatever was submitted while connecting
+  done({});
 }
 
 std::uint64_t async_connection::submit(request r, handler h) {
@@ -330,7 +468,7 @@ void async_connection::write() {
   write_active_ = true;
   writing_.swap(out_);
   out_.clear();
-  asio::async_write(sock_, asio::buffer(writing_), [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
+  stream_->async_write(asio::buffer(writing_), [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
     self->write_active_ = false;
     self->writing_.clear();
     if (ec) {
@@ -344,10 +482,10 @@ void async_connection::write() {
 void async_connection::read() {
   if (in_len_ == in_.size())
     in_.resize(in_.size() * 2);
-  sock_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+  stream_->async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
                         [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
                           if (ec) {
-                            self->fail(ec == asio::error::eof ? "the server closed the connection" : ec.message());
+                            self->fail(detail::closed_by_peer(ec) ? "the server closed the connection" : ec.message());
                             return;
                           }
                           self->in_len_ += n;
@@ -391,16 +529,23 @@ void async_connection::fail(const std::string& why) {
   if (!open_)
     return;
   open_ = false;
-  asio::error_code ec;
-  sock_.close(ec);
+  close_stream();
   if (on_error)
     on_error(why);
 }
 
 void async_connection::close() {
   open_ = false;
-  asio::error_code ec;
-  sock_.close(ec);
+  close_stream();
+}
+
+void async_connection::close_stream() {
+  if (stream_) {
+    stream_->close();
+  } else {
+    asio::error_code ec;
+    sock_.close(ec);
+  }
 }
 
 } // namespace loyalty::io

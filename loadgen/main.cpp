@@ -52,6 +52,7 @@ struct options {
   std::string key;                    // API key for hello ("" = $LOYALTY_KEY, else none)
   std::uint64_t seed = 0;
   std::string json;
+  tls_options tls;
 };
 
 std::uint64_t now_us() {
@@ -150,9 +151,9 @@ private:
         ++failures_;
         std::fprintf(stderr, "loadgen: connection %u failed: %s\n", i, why.c_str());
       };
-      c->connect(o_.host, static_cast<std::uint16_t>(o_.port), [this, c, &pending, &ok](std::error_code ec) {
+      c->connect(o_.host, static_cast<std::uint16_t>(o_.port), o_.tls, [this, c, &pending, &ok](std::error_code ec) {
         if (ec) {
-          std::fprintf(stderr, "loadgen: cannot connect to %s:%d: %s\n", o_.host.c_str(), o_.port, ec.message().c_str());
+          std::fprintf(stderr, "loadgen: %s\n", c->connect_error().c_str());
           ok = false;
           --pending;
           return;
@@ -579,7 +580,22 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "random seed (default: from the clock; printed)");
   app.add_option("--key", o.key, "API key sent in hello (default: $LOYALTY_KEY; none if unset)");
   app.add_option("--json", o.json, "write the summary as JSON to this file");
+  app.add_flag("--tls", o.tls.enabled,
+               "connect over TLS (the engine has tls_cert / tls_key set); the server's certificate is checked "
+               "against the system's CAs unless --tls-ca is given");
+  auto* tls_ca = app.add_option("--tls-ca", o.tls.ca_file,
+                                "PEM file of the CA (or the self-signed certificate) the server's certificate "
+                                "must chain to; implies --tls")
+                   ->check(CLI::ExistingFile);
+  bool tls_insecure = false;
+  app.add_flag("--tls-insecure", tls_insecure,
+               "TLS WITHOUT checking the server's certificate: anyone on the path can read and change the "
+               "traffic; for testing with self-signed certificates only; implies --tls")
+    ->excludes(tls_ca);
   CLI11_PARSE(app, argc, argv);
+  if (!o.tls.ca_file.empty() || tls_insecure)
+    o.tls.enabled = true;
+  o.tls.verify = !tls_insecure;
   if (o.mode == "open" && o.rate <= 0) {
     std::fprintf(stderr, "loadgen: --mode open needs --rate\n");
     return 2;

@@ -1,3 +1,4 @@
+#include "temp_dir.hpp"
 #include "actors/policy.hpp"
 #include "config/program.hpp"
 
@@ -254,6 +255,34 @@ TEST_CASE("a missing settings file is an error, not a crash", "[config]") {
   CHECK_FALSE(load_settings("/nonexistent/loyaltyd.toml", errors));
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].message.find("no such file") != std::string::npos);
+}
+
+TEST_CASE("tls_cert and tls_key come together, relative to the settings file; one alone is a line-numbered error",
+          "[config]") {
+  test::temp_dir dir("config-tls");
+  auto settings_at = [&](const std::string& body) {
+    auto path = (dir.path / "etc" / "loyaltyd.toml").string();
+    std::filesystem::create_directories(dir.path / "etc");
+    std::ofstream(path) << "[engine]\nprogram = \"p.toml\"\n" << body;
+    return path;
+  };
+  std::vector<config_error> errors;
+  auto both = load_settings(settings_at("tls_cert = \"tls/cert.pem\"\ntls_key = \"/abs/key.pem\"\n"
+                                        "tls_handshake_timeout_ms = 250\n"),
+                            errors);
+  INFO(all(errors));
+  REQUIRE(both);
+  CHECK(both->tls_cert == (dir.path / "etc" / "tls" / "cert.pem").string());
+  CHECK(both->tls_key == "/abs/key.pem");
+  CHECK(both->tls_handshake_timeout_ms == 250);
+  auto neither = load_settings(settings_at(""), errors);
+  REQUIRE(neither);
+  CHECK(neither->tls_cert.empty());
+  CHECK(neither->tls_handshake_timeout_ms == limits::tls_handshake_timeout_ms_default);
+  auto path = settings_at("listen_port = 7411\ntls_key = \"key.pem\"\n");
+  CHECK_FALSE(load_settings(path, errors));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message == path + ":4: tls_cert and tls_key in [engine] go together: tls_cert is missing");
 }
 
 TEST_CASE("points are floored once: 2.99 at 5 points per 2.50 gives 5, 2.49 gives 4", "[config][policy]") {
