@@ -1,5 +1,6 @@
 // loyaltyctl: a small integrator / admin command line over the wire protocol.
 #include "config/program.hpp"
+#include "io/cli_connection.hpp"
 #include "io/client.hpp"
 
 #include <CLI/CLI.hpp>
@@ -383,24 +384,11 @@ int main(int argc, char** argv) {
   std::string host = "127.0.0.1";
   int port = 7411;
   bool json = false;
-  std::string key;
   app.add_option("--host", host, "engine address")->capture_default_str();
   app.add_option("--port", port, "engine port")->capture_default_str()->check(CLI::Range(1, 65535));
   app.add_flag("--json", json, "print the response as JSON");
-  app.add_option("--key", key, "API key sent in hello (default: $LOYALTY_KEY; none if unset)");
-  tls_options tls;
-  app.add_flag("--tls", tls.enabled,
-               "connect over TLS (the engine has tls_cert / tls_key set); the server's certificate is "
-               "checked against the system's CAs unless --tls-ca is given");
-  auto* tls_ca = app.add_option("--tls-ca", tls.ca_file,
-                                "PEM file of the CA (or the self-signed certificate) the server's certificate "
-                                "must chain to; implies --tls")
-                   ->check(CLI::ExistingFile);
-  bool tls_insecure = false;
-  app.add_flag("--tls-insecure", tls_insecure,
-               "TLS WITHOUT checking the server's certificate: anyone on the path can read and change the "
-               "traffic; for testing with self-signed certificates only; implies --tls")
-    ->excludes(tls_ca);
+  connection_options conn;
+  conn.add_to(app);
   app.require_subcommand(1);
 
   request req;
@@ -565,9 +553,6 @@ int main(int argc, char** argv) {
     {expire, opcode::expire}, {explain, opcode::explain}, {reload, opcode::reload}, {verify, opcode::verify}, {stats, opcode::stats}};
   if (*keygen)
     return make_key(key_id, key_name, key_scope_text, key_rate);
-  if (key.empty())
-    if (const char* env = std::getenv("LOYALTY_KEY"))
-      key = env;
   for (auto& [sub, op] : subs)
     if (*sub)
       req.op = op;
@@ -586,17 +571,15 @@ int main(int argc, char** argv) {
   if (*earn && req.occurred_at_us == 0)
     req.occurred_at_us = now_us();
 
-  if (!tls.ca_file.empty() || tls_insecure)
-    tls.enabled = true;
-  tls.verify = !tls_insecure;
+  conn.resolve();
   std::string error;
-  auto c = client::connect(host, static_cast<std::uint16_t>(port), tls, error);
+  auto c = client::connect(host, static_cast<std::uint16_t>(port), conn.tls, error);
   if (!c) {
     std::cerr << "loyaltyctl: " << error << "\n";
     return 2;
   }
   try {
-    auto h = c->hello("loyaltyctl", key);
+    auto h = c->hello("loyaltyctl", conn.key);
     if (!h.ok()) {
       std::cerr << "loyaltyctl: hello refused: " << to_string(h.code) << ": " << h.message << "\n";
       return 2;

@@ -6,6 +6,7 @@
 // or open-loop (a fixed rate; latency counts from each request's intended
 // send time, so a stalled engine cannot hide its latency). Uses only the
 // client library.
+#include "io/cli_connection.hpp"
 #include "io/client.hpp"
 #include "loadgen/histogram.hpp"
 
@@ -49,10 +50,9 @@ struct options {
   std::string channel;                // earn channel ("" = none)
   std::string event = "survey";
   std::string reward = "coffee";
-  std::string key;                    // API key for hello ("" = $LOYALTY_KEY, else none)
   std::uint64_t seed = 0;
   std::string json;
-  tls_options tls;
+  connection_options conn;           // API key and TLS
 };
 
 std::uint64_t now_us() {
@@ -151,7 +151,7 @@ private:
         ++failures_;
         std::fprintf(stderr, "loadgen: connection %u failed: %s\n", i, why.c_str());
       };
-      c->connect(o_.host, static_cast<std::uint16_t>(o_.port), o_.tls, [this, c, &pending, &ok](std::error_code ec) {
+      c->connect(o_.host, static_cast<std::uint16_t>(o_.port), o_.conn.tls, [this, c, &pending, &ok](std::error_code ec) {
         if (ec) {
           std::fprintf(stderr, "loadgen: %s\n", c->connect_error().c_str());
           ok = false;
@@ -162,7 +162,7 @@ private:
         h.op = opcode::hello;
         h.version = 1;
         h.client_name = "loyalty-loadgen";
-        h.key = o_.key;
+        h.key = o_.conn.key;
         c->submit(h, [&pending, &ok](const response& r) {
           if (!r.ok()) {
             std::fprintf(stderr, "loadgen: hello refused: %s\n", r.message.c_str());
@@ -578,33 +578,16 @@ int main(int argc, char** argv) {
   app.add_option("--event", o.event, "event kind of `event` operations")->capture_default_str();
   app.add_option("--reward", o.reward, "reward code of `reward` operations")->capture_default_str();
   app.add_option("--seed", o.seed, "random seed (default: from the clock; printed)");
-  app.add_option("--key", o.key, "API key sent in hello (default: $LOYALTY_KEY; none if unset)");
   app.add_option("--json", o.json, "write the summary as JSON to this file");
-  app.add_flag("--tls", o.tls.enabled,
-               "connect over TLS (the engine has tls_cert / tls_key set); the server's certificate is checked "
-               "against the system's CAs unless --tls-ca is given");
-  auto* tls_ca = app.add_option("--tls-ca", o.tls.ca_file,
-                                "PEM file of the CA (or the self-signed certificate) the server's certificate "
-                                "must chain to; implies --tls")
-                   ->check(CLI::ExistingFile);
-  bool tls_insecure = false;
-  app.add_flag("--tls-insecure", tls_insecure,
-               "TLS WITHOUT checking the server's certificate: anyone on the path can read and change the "
-               "traffic; for testing with self-signed certificates only; implies --tls")
-    ->excludes(tls_ca);
+  o.conn.add_to(app);
   CLI11_PARSE(app, argc, argv);
-  if (!o.tls.ca_file.empty() || tls_insecure)
-    o.tls.enabled = true;
-  o.tls.verify = !tls_insecure;
+  o.conn.resolve();
   if (o.mode == "open" && o.rate <= 0) {
     std::fprintf(stderr, "loadgen: --mode open needs --rate\n");
     return 2;
   }
   if (o.seed == 0)
     o.seed = now_us();
-  if (o.key.empty())
-    if (const char* env = std::getenv("LOYALTY_KEY"))
-      o.key = env;
   std::printf("loyalty-loadgen seed %llu\n", static_cast<unsigned long long>(o.seed));
   try {
     run r(o);
