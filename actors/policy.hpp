@@ -3,12 +3,12 @@
 //
 // Rounding: every earn is a list of lines (base, tier bonus, one per rule),
 // each floored once in unsigned 128-bit arithmetic (evaluate_earn). A result
-// above INT64_MAX is amount_overflow, never a wrap. earn_points below is the
-// issue-2 single-floor formula, kept for its tests and benchmark only.
+// above INT64_MAX is amount_overflow, never a wrap.
 #pragma once
 
 #include "config/errc.hpp"
 #include "config/program.hpp"
+#include "ledger/ledger.hpp"
 #include "ledger/member_book.hpp"
 
 #include <cstdint>
@@ -25,14 +25,6 @@ struct points_result {
   std::int64_t points = 0;
 };
 
-// Points for a purchase of amount_minor (> 0) at brand b by a member in tier
-// `tier` (index into prog.tiers).
-[[nodiscard]] points_result earn_points(const program& prog, const brand_def& b,
-                                        std::uint32_t tier, std::int64_t amount_minor) noexcept;
-
-// a + b for non-negative b, or amount_overflow.
-[[nodiscard]] points_result checked_add(std::int64_t a, std::int64_t b) noexcept;
-
 enum class request_kind : std::uint8_t {
   enroll = 1, earn = 2, redeem = 3, balance = 4,
   // issue 3
@@ -40,29 +32,22 @@ enum class request_kind : std::uint8_t {
   reverse_redemption = 11, adjust = 12, transfer = 13, link_alias = 14, expire = 15,
 };
 
-// Canonical content hash of any request (issue 3 on): the request kind, then
-// each content field in a fixed order, integers as 8 little-endian bytes and
-// strings as their 8-byte length then bytes, hashed with ledger::content_hash.
-// A reused txn id whose hash differs is a txn_id_conflict.
+// Canonical content hash of a request, stored with its journal entry: the
+// request kind, then each content field in a fixed order, integers as 8
+// little-endian bytes and strings as their 8-byte length then bytes, hashed
+// with ledger::content_hash as they are added (no buffer). A reused txn id
+// whose hash differs is a txn_id_conflict. Never change the encoding.
 class content_hasher {
 public:
   explicit content_hasher(request_kind kind) { add(static_cast<std::uint64_t>(kind)); }
   content_hasher& add(std::uint64_t v);
   content_hasher& add(std::int64_t v) { return add(static_cast<std::uint64_t>(v)); }
   content_hasher& add(std::string_view s);
-  [[nodiscard]] std::uint64_t value() const noexcept;
+  [[nodiscard]] std::uint64_t value() const noexcept { return h_; }
 
 private:
-  std::string bytes_;
+  std::uint64_t h_ = ledger::content_hash_basis;
 };
-
-// Canonical content hash of a request, stored with its journal entry: a reused
-// txn id whose content hash differs is a txn_id_conflict. The encoding is
-// fixed (little-endian fields in this order); never change it.
-[[nodiscard]] std::uint64_t request_hash(request_kind kind, std::uint64_t member,
-                                         std::uint32_t brand_id, std::int64_t amount_minor,
-                                         std::uint64_t occurred_at_us, std::int64_t points,
-                                         std::string_view currency) noexcept;
 
 // =============================================================================
 // Issue 3: policy as data. Everything below is pure: it reads the program and

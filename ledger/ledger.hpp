@@ -145,8 +145,10 @@ struct op {
 
 // Stable 64-bit hash (FNV-1a) over a canonical encoding of a request's
 // content; stored in the journal so a reused txn id with different content
-// is detected across restarts. Never change its definition.
-[[nodiscard]] std::uint64_t content_hash(std::string_view bytes) noexcept;
+// is detected across restarts. Never change its definition. Streaming:
+// content_hash(b, content_hash(a)) == content_hash(a + b).
+inline constexpr std::uint64_t content_hash_basis = 14695981039346656037ull;
+[[nodiscard]] std::uint64_t content_hash(std::string_view bytes, std::uint64_t from = content_hash_basis) noexcept;
 
 struct member_state {
   member_record record;

@@ -82,8 +82,8 @@ void op::set_txn(std::string_view id) noexcept {
   txn_id_bytes = static_cast<std::uint8_t>(id.size());
 }
 
-std::uint64_t content_hash(std::string_view bytes) noexcept {
-  std::uint64_t h = 14695981039346656037ull;
+std::uint64_t content_hash(std::string_view bytes, std::uint64_t from) noexcept {
+  std::uint64_t h = from;
   for (unsigned char c : bytes) {
     h ^= c;
     h *= 1099511628211ull;

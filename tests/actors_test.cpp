@@ -122,7 +122,13 @@ struct rig {
   static actors::member_request with_txn(actors::member_request r, const std::string& txn) {
     r.txn_bytes = static_cast<std::uint8_t>(txn.size());
     std::copy(txn.begin(), txn.end(), r.txn.begin());
-    r.hash = actors::request_hash(r.kind, r.member, r.brand_id, r.amount_minor, r.occurred_at_us, r.points, "EUR");
+    r.hash = actors::content_hasher(r.kind)
+               .add(r.member)
+               .add(std::uint64_t{r.brand_id})
+               .add(r.amount_minor)
+               .add(r.occurred_at_us)
+               .add(r.points)
+               .value();
     return r;
   }
   static actors::member_request earn(std::uint64_t m, std::int64_t amount, const std::string& txn,

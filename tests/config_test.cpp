@@ -285,38 +285,51 @@ TEST_CASE("tls_cert and tls_key come together, relative to the settings file; on
   CHECK(errors[0].message == path + ":4: tls_cert and tls_key in [engine] go together: tls_cert is missing");
 }
 
+namespace {
+
+// Points of a purchase of `amount` at the first brand, by a member of `tier`.
+actors::earn_decision earn(const program& p, std::uint32_t tier, std::int64_t amount) {
+  actors::basket b;
+  b.brand_id = p.brands[0].id;
+  b.amount = amount;
+  return actors::evaluate_earn(p, ledger::member_book{}, tier, b, {});
+}
+
+} // namespace
+
 TEST_CASE("points are floored once: 2.99 at 5 points per 2.50 gives 5, 2.49 gives 4", "[config][policy]") {
   std::vector<config_error> errors;
   auto p = parse_program(valid_program, "t.toml", errors);
   REQUIRE(p);
-  auto r = actors::earn_points(*p, p->brands[0], 0, 300);
+  auto r = earn(*p, 0, 300);
   CHECK(r.code == errc::ok);
   CHECK(r.points == 6);  // 300 * 5 / 250 = 6 exactly: the rate is proportional, per cent
-  CHECK(actors::earn_points(*p, p->brands[0], 0, 299).points == 5);
-  CHECK(actors::earn_points(*p, p->brands[0], 0, 249).points == 4);
+  CHECK(earn(*p, 0, 299).points == 5);
+  CHECK(earn(*p, 0, 249).points == 4);
 }
 
-TEST_CASE("the tier multiplier is applied before the single floor", "[config][policy]") {
+TEST_CASE("the tier bonus is its own line, floored once", "[config][policy]") {
   std::vector<config_error> errors;
   auto p = parse_program(valid_program, "t.toml", errors);
   REQUIRE(p);
-  // 150 cents * 5/250 * 3/2 = 4.5 -> 4 (one floor, not floor(3) * 1.5 = 4.5 -> 4 by luck)
-  CHECK(actors::earn_points(*p, p->brands[0], 1, 150).points == 4);
-  // 250 * 5/250 * 3/2 = 7.5 -> 7
-  CHECK(actors::earn_points(*p, p->brands[0], 1, 250).points == 7);
+  // 150 cents: base floor(150 x 5/250) = 3, gold bonus floor(3 x 1/2) = 1.
+  auto r = earn(*p, 1, 150);
+  REQUIRE(r.lines.size() == 2);
+  CHECK(r.lines[0].points == 3);
+  CHECK(r.lines[1].points == 1);
+  CHECK(r.points == 4);
+  // 250: base 5, bonus floor(2.5) = 2.
+  CHECK(earn(*p, 1, 250).points == 7);
 }
 
 TEST_CASE("an earn whose points would not fit in 64 bits is amount_overflow", "[config][policy]") {
   std::vector<config_error> errors;
   auto p = parse_program(valid_program, "t.toml", errors);
   REQUIRE(p);
-  brand_def rich = p->brands[0];
-  rich.earn_rate = {1'000'000'000, 1};
-  auto r = actors::earn_points(*p, rich, 0, INT64_MAX);
-  CHECK(r.code == errc::amount_overflow);
-  CHECK(actors::checked_add(INT64_MAX, 1).code == errc::amount_overflow);
-  CHECK(actors::earn_points(*p, p->brands[0], 0, 0).code == errc::invalid_amount);
-  CHECK(actors::earn_points(*p, p->brands[0], 0, -5).code == errc::invalid_amount);
+  CHECK(earn(*p, 0, 0).code == errc::invalid_amount);
+  CHECK(earn(*p, 0, -5).code == errc::invalid_amount);
+  p->brands[0].earn_rate = {1'000'000'000, 1};
+  CHECK(earn(*p, 0, INT64_MAX).code == errc::amount_overflow);
 }
 
 // -- issue 3: the full program schema ---------------------------------------------------

@@ -186,7 +186,6 @@ TEST_CASE("the tier line is floored separately from the base line", "[policy][ea
   CHECK(line_of(d, line_kind::base)->points == 1);
   CHECK(line_of(d, line_kind::tier)->points == 0);
   CHECK(d.points == 1);
-  CHECK(earn_points(p, p.brands[0], 1, 150).points == 2);  // the old single-floor formula
   // 3.50 in gold: base 3, tier floor(3.5 x 1) = 3.
   d = evaluate_earn(p, book, 2, purchase(1, 350), {});
   CHECK(line_of(d, line_kind::tier)->points == 3);
