@@ -37,9 +37,7 @@ void program_counters::load(const program& prog,
 
 std::atomic<std::int64_t>* program_counters::rule(const program& prog, std::uint32_t rule_id) const noexcept {
   const earn_rule* r = prog.find_rule(rule_id);
-  if (r == nullptr || r->cap_total <= 0 || !rules_)
-    return nullptr;
-  return &rules_[static_cast<std::size_t>(r - prog.rules.data())];
+  return r != nullptr ? rule_at(prog, static_cast<std::size_t>(r - prog.rules.data())) : nullptr;
 }
 
 std::atomic<std::int64_t>* program_counters::reward(const program& prog, std::uint32_t reward_id) const noexcept {
@@ -216,9 +214,9 @@ std::vector<rule_total> totals_of(const env& e) {
   std::vector<rule_total> t;
   if (e.counters == nullptr)
     return t;
-  for (const auto& r : e.prog.rules)
-    if (auto* c = e.counters->rule(e.prog, r.id))
-      t.push_back({r.id, c->load(std::memory_order_relaxed)});
+  for (std::size_t i = 0; i < e.prog.rules.size(); ++i)
+    if (auto* c = e.counters->rule_at(e.prog, i))
+      t.push_back({e.prog.rules[i].id, c->load(std::memory_order_relaxed)});
   return t;
 }
 

@@ -41,6 +41,10 @@ public:
   // Null unless the rule has a cap_total / the reward a limited stock.
   [[nodiscard]] std::atomic<std::int64_t>* rule(const program& prog, std::uint32_t rule_id) const noexcept;
   [[nodiscard]] std::atomic<std::int64_t>* reward(const program& prog, std::uint32_t reward_id) const noexcept;
+  // The same by the rule's position in the program (no lookup).
+  [[nodiscard]] std::atomic<std::int64_t>* rule_at(const program& prog, std::size_t i) const noexcept {
+    return rules_ && prog.rules[i].cap_total > 0 ? &rules_[i] : nullptr;
+  }
   // Undoes the reservations an entry's details made (writer refused it).
   void undo(const program& prog, const std::vector<ledger::entry_detail>& details) const noexcept;
 

@@ -181,11 +181,13 @@ public:
     return true;
   }
 
-  std::mutex verify_mtx;
-  std::thread verify_thread;
-  std::thread sweep_thread;   // an admin `expire` of all members; guarded by verify_mtx
-  std::thread reload_thread;  // an admin `reload`; guarded by verify_mtx
-  std::atomic<bool> verify_running{false};
+  // Admin jobs run off the io threads (session::off_io), one of each kind at a time.
+  struct job {
+    std::thread thread;
+    std::atomic<bool> running{false};
+  };
+  std::mutex jobs_mtx;  // guards the threads of the jobs
+  job verify_job, sweep_job, reload_job;
   std::atomic<bool> stopped{false};
 };
 
@@ -494,33 +496,49 @@ private:
     send(r);
   }
 
-  void on_verify(const request& req) {
-    std::lock_guard<std::mutex> guard(srv_.verify_mtx);
-    if (srv_.verify_running.load()) {
-      reply_error(opcode::verify, req.id, errc::busy, "a verify is already running");
+  // Runs an admin job (verify, an expire of every member, a reload) on a
+  // thread of its own, so the io thread keeps serving, and answers when it
+  // is done. One job of each kind at a time: another one meanwhile is `busy`.
+  template <class Work>
+  void off_io(server::impl::job& j, opcode op, std::uint64_t id, const char* busy_message, Work work) {
+    std::lock_guard<std::mutex> guard(srv_.jobs_mtx);
+    if (j.running.load()) {
+      reply_error(op, id, errc::busy, busy_message);
       return;
     }
-    if (srv_.verify_thread.joinable())
-      srv_.verify_thread.join();
-    srv_.verify_running.store(true);
-    // Runs in its own read transaction on its own thread; the engine keeps serving.
-    srv_.verify_thread = std::thread([self = shared_from_this(), id = req.id] {
-      auto rep = self->srv_.deps.ledger->verify();
-      self->srv_.verify_running.store(false);
-      asio::post(self->ctx_, [self, id, rep = std::move(rep)] {
-        response r;
-        r.op = opcode::verify;
-        r.id = id;
-        r.verify.valid = rep.ok;
-        r.verify.entries = rep.entries;
-        r.verify.postings = rep.postings;
-        r.verify.accounts = rep.accounts;
-        r.verify.members = rep.members;
-        r.verify.txn_ids = rep.txn_ids;
-        r.verify.problems = rep.problems;
+    if (j.thread.joinable())
+      j.thread.join();  // finished: running is false
+    j.running.store(true);
+    j.thread = std::thread([self = shared_from_this(), &j, op, id, work = std::move(work)] {
+      response r = work(*self);
+      r.op = op;
+      r.id = id;
+      if (!r.ok()) {
+        self->count_error(r.code);
+        if (r.message.empty())
+          r.message = std::string(default_message(r.code));
+      }
+      j.running.store(false);
+      asio::post(self->ctx_, [self, r = std::move(r)] {
         self->send(r);
         self->flush();
       });
+    });
+  }
+
+  void on_verify(const request& req) {
+    // Its own read transaction: the engine keeps serving.
+    off_io(srv_.verify_job, opcode::verify, req.id, "a verify is already running", [](session& self) {
+      auto rep = self.srv_.deps.ledger->verify();
+      response r;
+      r.verify.valid = rep.ok;
+      r.verify.entries = rep.entries;
+      r.verify.postings = rep.postings;
+      r.verify.accounts = rep.accounts;
+      r.verify.members = rep.members;
+      r.verify.txn_ids = rep.txn_ids;
+      r.verify.problems = std::move(rep.problems);
+      return r;
     });
   }
 
@@ -530,31 +548,20 @@ private:
       reply_error(opcode::expire, req.id, errc::unavailable, "this engine has no expiry sweeper");
       return;
     }
-    std::lock_guard<std::mutex> guard(srv_.verify_mtx);
-    if (srv_.sweep_thread.joinable())
-      srv_.sweep_thread.join();
     const std::uint64_t now = srv_.deps.clock->now_us();
     if (req.as_of_us > now) {
       reply_error(opcode::expire, req.id, errc::invalid_argument, "as_of_us is in the future");
       return;
     }
     const std::uint64_t as_of = req.as_of_us != 0 ? req.as_of_us : now;
-    srv_.sweep_thread = std::thread([self = shared_from_this(), id = req.id, as_of] {
-      auto res = self->srv_.deps.sweeper->run(as_of, 0, self->srv_.stopped);
-      asio::post(self->ctx_, [self, id, res] {
-        if (res.code != errc::ok) {
-          self->reply_error(opcode::expire, id, res.code,
-                            res.code == errc::busy ? "an expiry sweep is already running" : std::string{});
-        } else {
-          response r;
-          r.op = opcode::expire;
-          r.id = id;
-          r.members = res.members;
-          r.expired = res.expired;
-          self->send(r);
-        }
-        self->flush();
-      });
+    off_io(srv_.sweep_job, opcode::expire, req.id, "an expiry sweep is already running", [as_of](session& self) {
+      // busy here: the engine's periodic sweep is running
+      auto res = self.srv_.deps.sweeper->run(as_of, 0, self.srv_.stopped);
+      response r;
+      r.code = res.code;
+      r.members = res.members;
+      r.expired = res.expired;
+      return r;
     });
   }
 
@@ -565,25 +572,16 @@ private:
       reply_error(opcode::reload, req.id, errc::unavailable, "this engine cannot reload its program");
       return;
     }
-    std::lock_guard<std::mutex> guard(srv_.verify_mtx);
-    if (srv_.reload_thread.joinable())
-      srv_.reload_thread.join();
     log(log_level::info, "key %u: program reload requested", key_id());
-    srv_.reload_thread = std::thread([self = shared_from_this(), id = req.id] {
+    off_io(srv_.reload_job, opcode::reload, req.id, "a reload is already running", [](session& self) {
+      response r;
       std::string error;
-      auto version = self->srv_.deps.reload(error);
-      asio::post(self->ctx_, [self, id, version, error] {
-        if (version == 0) {
-          self->reply_error(opcode::reload, id, errc::invalid_program, error);
-        } else {
-          response r;
-          r.op = opcode::reload;
-          r.id = id;
-          r.policy_version = version;
-          self->send(r);
-        }
-        self->flush();
-      });
+      r.policy_version = self.srv_.deps.reload(error);
+      if (r.policy_version == 0) {
+        r.code = errc::invalid_program;
+        r.message = std::move(error);
+      }
+      return r;
     });
   }
 
@@ -1135,13 +1133,10 @@ void server::impl::stop() {
   for (auto& t : threads)
     t.join();
   threads.clear();
-  std::lock_guard<std::mutex> guard(verify_mtx);
-  if (verify_thread.joinable())
-    verify_thread.join();
-  if (sweep_thread.joinable())
-    sweep_thread.join();
-  if (reload_thread.joinable())
-    reload_thread.join();
+  std::lock_guard<std::mutex> guard(jobs_mtx);
+  for (auto* j : {&verify_job, &sweep_job, &reload_job})
+    if (j->thread.joinable())
+      j->thread.join();
 }
 
 std::vector<std::pair<std::string, std::uint64_t>> server::impl::stats() {
