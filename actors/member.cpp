@@ -170,10 +170,6 @@ bool member_delta(const ledger::op& op, std::uint64_t member, std::int64_t& out)
   return true;
 }
 
-std::uint32_t tier_now(const program& prog, const ledger::tier_track& t, std::uint64_t now) {
-  return effective_tier(prog, t, now);
-}
-
 // Applies a finished op to the tentative state and stamps the member state
 // the writer journals. False (state must be reloaded) if the book refuses
 // a record, which means a bug in the op's construction.
@@ -191,7 +187,7 @@ bool finish(member_data& m, const env& e, ledger::op& op, bool counterparty = fa
   if (!counterparty) {
     op.has_member_state = true;
     op.lifetime_after = m.book.lifetime_earned;
-    op.tier_after = tier_now(e.prog, m.book.tier, e.now_us);
+    op.tier_after = effective_tier(e.prog, m.book.tier, e.now_us);
   }
   return true;
 }
@@ -412,7 +408,7 @@ errc do_earn(member_data& m, const env& e, const member_request& r, std::vector<
   const ledger::tier_track* track = nullptr;
   add_review(m, e, op, reviewed, track);
   const auto totals = totals_of(e);
-  auto d = evaluate_earn(e.prog, m.book, tier_now(e.prog, *track, e.now_us), basket_of(r, occurred), totals);
+  auto d = evaluate_earn(e.prog, m.book, effective_tier(e.prog, *track, e.now_us), basket_of(r, occurred), totals);
   if (d.code == errc::invalid_argument)
     return fail(msg, d.code, "line item amounts do not add up to the amount");
   if (d.code != errc::ok)
@@ -1244,7 +1240,6 @@ void send_transfer(self_ptr self, member_request& r, std::vector<ledger::op>& op
     st.data.loaded = false;
     return;
   }
-  st.awaiting_transfer = true;
   self->become(caf::keep_behavior, awaiting_behavior(self));
 }
 
@@ -1410,7 +1405,6 @@ caf::behavior awaiting_behavior(self_ptr self) {
     },
     [self, dequeued](transfer_done_atom, bool ok) {
       dequeued();
-      self->state.awaiting_transfer = false;
       if (!ok)
         self->state.data.loaded = false;  // the leg was refused: take the points back from the ledger
       self->unbecome();

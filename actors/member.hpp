@@ -175,7 +175,6 @@ struct member_state {
   std::shared_ptr<member_slot> slot;
   engine_context* ctx = nullptr;
   member_data data;
-  bool awaiting_transfer = false;  // sent a transfer leg, waiting for the receiver
   std::uint32_t policy_version = 0;  // of the program snapshot the current message is handled with
   // Txn ids of entries handed to the writer since the member last had none
   // in flight: a retry of one of them is answered by the writer (replay),

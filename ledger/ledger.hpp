@@ -68,8 +68,8 @@ struct op;
 // `rejected` is called (writer thread, before the batch commits) whenever an
 // op the actor had already applied to its tentative state is not posted: a
 // replay (code == ok), txn_id_conflict, insufficient_points or
-// amount_overflow found at commit time, member_exists. The actor undoes the
-// op's balance_delta / lifetime_delta (or reloads, for enroll).
+// amount_overflow found at commit time, member_exists, alias_taken. The
+// member actor reloads its book from the ledger (actors/directory.hpp).
 class op_owner {
 public:
   virtual ~op_owner() = default;
@@ -111,9 +111,6 @@ struct op {
   std::vector<entry_detail> details;
   std::uint64_t ref_seq = 0;          // entry this one acts on, 0 = none
   std::uint64_t counterparty_id = 0;  // transfer receiver (an enrolled member), 0 = none
-  // The actor's tentative changes, undone by the actor on rejection.
-  std::int64_t balance_delta = 0;
-  std::int64_t lifetime_delta = 0;
   // Where the outcome goes.
   std::shared_ptr<completion_target> target;
   std::uint64_t tag = 0;

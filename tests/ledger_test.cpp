@@ -118,7 +118,6 @@ struct fixture {
     op o = moving(entry_kind::earn, m, account_id(account_kind::brand_issued, 1),
                   account_id(account_kind::member_points, m), points, txn, hash);
     o.details = {detail(detail_kind::lot_add, ++last_lot[m], points)};
-    o.balance_delta = o.lifetime_delta = points;
     return o;
   }
   op redeem(std::uint64_t m, std::int64_t points, std::string_view txn, std::uint64_t hash = 2) {
@@ -126,7 +125,6 @@ struct fixture {
                   account_id(account_kind::brand_redeemed, 1), points, txn, hash);
     o.require_nonnegative = true;
     o.details = {detail(detail_kind::lot_take, last_lot[m], points)};
-    o.balance_delta = -points;
     return o;
   }
   static entry_detail detail(detail_kind kind, std::uint32_t id, std::int64_t a, std::uint32_t aux = 0,
