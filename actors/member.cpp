@@ -119,11 +119,7 @@ entry_detail detail(detail_kind kind, std::uint32_t id, std::uint32_t brand, std
 }
 
 void add_posting(ledger::op& op, std::uint64_t account, std::int64_t amount, posting_side side) {
-  auto& p = op.postings[op.posting_count++];
-  p.account = account;
-  p.amount = u(amount);
-  p.side = static_cast<std::uint32_t>(side);
-  p.reserved = 0;
+  op.postings.push_back(ledger::posting{account, u(amount), static_cast<std::uint32_t>(side), 0});
 }
 
 std::uint64_t member_acct(std::uint64_t member) {
@@ -156,8 +152,7 @@ void start(ledger::op& op, const member_request& r, ledger::entry_kind kind, std
 // Change of the member's points account an op makes.
 bool member_delta(const ledger::op& op, std::uint64_t member, std::int64_t& out) {
   std::int64_t d = 0;
-  for (std::size_t i = 0; i < op.posting_count; ++i) {
-    const auto& p = op.postings[i];
+  for (const auto& p : op.postings) {
     if (p.account != member_acct(member))
       continue;
     auto amt = static_cast<std::int64_t>(p.amount);

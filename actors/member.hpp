@@ -125,6 +125,8 @@ struct member_request {
   std::uint64_t as_of_us = 0;          // expire; 0 = now
   std::uint32_t key_id = 0;            // the API key that sent it, journaled with its entries
   std::uint32_t scope_brand = 0;       // a brand key's brand: the request may act for it only (0 = any)
+  std::uint32_t partner_id = 0;        // partner_earn / partner_burn; a partner key's partner on reverse_redemption
+  std::uint32_t scope_partner = 0;     // a partner key's partner: the request may act for it only (0 = any)
   std::shared_ptr<reply_guard> reply;
 
   [[nodiscard]] std::string_view txn_id() const noexcept { return {txn.data(), txn_bytes}; }

@@ -30,6 +30,8 @@ enum class request_kind : std::uint8_t {
   // issue 3
   event = 5, hold = 6, capture = 7, release = 8, redeem_reward = 9, refund = 10,
   reverse_redemption = 11, adjust = 12, transfer = 13, link_alias = 14, expire = 15,
+  // issue 4
+  partner_earn = 16, partner_burn = 17,
 };
 
 // Canonical content hash of a request, stored with its journal entry: the

@@ -51,11 +51,10 @@ void bm_commit_earns(benchmark::State& state) {
       std::memset(txn + 8, 0, 8);
       op.set_txn({txn, sizeof txn});
       op.points = 10;
-      op.posting_count = 2;
-      op.postings[0] = {L::account_id(L::account_kind::brand_issued, 1), 10,
-                        static_cast<std::uint32_t>(L::posting_side::debit), 0};
-      op.postings[1] = {L::account_id(L::account_kind::member_points, op.member_id), 10,
-                        static_cast<std::uint32_t>(L::posting_side::credit), 0};
+      op.postings = {{L::account_id(L::account_kind::brand_issued, 1), 10,
+                      static_cast<std::uint32_t>(L::posting_side::debit), 0},
+                     {L::account_id(L::account_kind::member_points, op.member_id), 10,
+                      static_cast<std::uint32_t>(L::posting_side::credit), 0}};
       op.target = target;
       led->submit(std::move(op));
     }

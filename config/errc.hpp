@@ -43,6 +43,8 @@ enum class errc : std::uint16_t {
   same_member = 43,         // transfer to the sending member itself
   // issue 4
   invalid_program = 44,     // reload: the program file has errors; the running version stays
+  unknown_partner = 45,     // partner code not in the program (never configured, or removed)
+  partner_suspended = 46,   // the partner is suspended: no new partner operations; its history stays
   // -- idempotency (50..59) -----------------------------------------------------
   txn_id_conflict = 50,     // client txn id already used with different content
   // -- capacity and engine state (60..79) -------------------------------------
@@ -87,6 +89,8 @@ enum class errc : std::uint16_t {
     case errc::unknown_event: return "unknown_event";
     case errc::same_member: return "same_member";
     case errc::invalid_program: return "invalid_program";
+    case errc::unknown_partner: return "unknown_partner";
+    case errc::partner_suspended: return "partner_suspended";
     case errc::txn_id_conflict: return "txn_id_conflict";
     case errc::overloaded: return "overloaded";
     case errc::too_many_connections: return "too_many_connections";

@@ -48,6 +48,20 @@ const reward_def* program::find_reward(std::uint32_t id) const noexcept {
   return nullptr;
 }
 
+const partner_def* program::find_partner(std::string_view code) const noexcept {
+  for (const auto& p : partners)
+    if (p.code == code)
+      return &p;
+  return nullptr;
+}
+
+const partner_def* program::find_partner(std::uint32_t id) const noexcept {
+  for (const auto& p : partners)
+    if (p.id == id)
+      return &p;
+  return nullptr;
+}
+
 std::uint32_t program::tier_for(std::int64_t metric_value) const noexcept {
   std::uint32_t result = 0;
   for (std::uint32_t i = 0; i < tiers.size(); ++i)

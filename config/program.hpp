@@ -36,6 +36,28 @@ struct brand_def {
   // units ("5 points per 2.50 spent": 3.00 earns 5, not 6). Otherwise
   // proportional: floor(amount x num / den) once per rule line.
   bool earn_in_steps = false;
+  // What one point of this brand is worth, in minor units: the brand's
+  // liability is its points outstanding x this, and when its points are
+  // spent at another brand it owes that brand floor(points x this)
+  // (docs/PROGRAM.md, "Coalition money"). 0/1: its points carry no money.
+  rational cost_per_point{0, 1};
+};
+
+// -- partners ---------------------------------------------------------------------
+// A partner outside the coalition's brands (an airline, a hotel chain) where
+// members earn points (the partner buys them) and burn them (the program
+// pays the partner). Removing a partner from the program, or suspending it,
+// stops new partner operations; its accounts and history stay.
+enum class partner_status : std::uint8_t { active, suspended };
+
+struct partner_def {
+  std::uint32_t id = 0;         // 1..65535, stable, recorded in the ledger (journal header partner_id)
+  std::string code;             // what integrators send in `partner`
+  std::string name;
+  std::uint32_t brand_id = 0;   // brand whose points members earn there (their lots, expiry, liability)
+  rational earn_cost;           // minor units the partner owes per point a member earns there
+  rational burn_reimbursement;  // minor units the program owes the partner per point burned there
+  partner_status status = partner_status::active;
 };
 
 // -- tiers ------------------------------------------------------------------------
@@ -146,6 +168,7 @@ struct program {
   std::vector<earn_rule> rules;   // in file order; ids unique
   lifecycle_policy lifecycle;
   std::vector<reward_def> rewards;
+  std::vector<partner_def> partners;  // sorted by id
   // SHA-256 of the program file's text: identifies the version in the ledger.
   std::array<unsigned char, 32> sha256{};
 
@@ -154,6 +177,8 @@ struct program {
   [[nodiscard]] const earn_rule* find_rule(std::uint32_t id) const noexcept;
   [[nodiscard]] const reward_def* find_reward(std::string_view code) const noexcept;
   [[nodiscard]] const reward_def* find_reward(std::uint32_t id) const noexcept;
+  [[nodiscard]] const partner_def* find_partner(std::string_view code) const noexcept;
+  [[nodiscard]] const partner_def* find_partner(std::uint32_t id) const noexcept;
   // Index into tiers of the highest tier whose threshold <= metric value.
   [[nodiscard]] std::uint32_t tier_for(std::int64_t metric_value) const noexcept;
 };

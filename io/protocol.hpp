@@ -44,6 +44,11 @@ enum class opcode : std::uint8_t {
   // issue 4
   explain,
   reload,
+  partner_earn,
+  partner_burn,
+  liability,
+  activity,
+  settlement,
 };
 
 [[nodiscard]] const char* to_string(opcode op) noexcept;
@@ -63,6 +68,10 @@ inline constexpr std::size_t reason_bytes_max = 200;
 // history page size: a page of 100 entries is about 20 KiB on the wire.
 inline constexpr std::uint32_t history_limit_max = 100;
 inline constexpr std::uint32_t history_limit_default = 20;
+// settlement page size: a line is about 150 bytes on the wire, so a page of
+// 1,000 stays near 150 KiB, far below frame_bytes_max.
+inline constexpr std::uint32_t statement_limit_max = 1000;
+inline constexpr std::uint32_t statement_limit_default = 100;
 
 // One line of a purchase (earn) or of a return (refund).
 struct item {
@@ -107,6 +116,11 @@ struct request {
   std::uint32_t limit = 0;         // history: entries per page (0 = 20, max 100)
   std::uint64_t as_of_us = 0;      // expire: as-of instant (0 = now)
   bool has_member = false;         // decoder: `member` was given (expire without one sweeps all)
+  // issue 4
+  std::string partner;             // partner_earn / partner_burn / settlement: partner code
+  std::uint64_t from_us = 0;       // activity / settlement: period start (commit time, inclusive; 0 = the beginning)
+  std::uint64_t to_us = 0;         // activity / settlement: period end (exclusive; 0 = now)
+  std::uint64_t after = 0;         // settlement: page after this seq (0 = from the period's start)
   // batch
   std::vector<request> ops;
 };
@@ -137,6 +151,64 @@ struct history_entry {
   std::string brand;
   std::uint64_t ref = 0;           // referenced entry seq
   std::uint64_t counterparty = 0;  // the other member of a transfer
+  std::string partner;             // partner entries: the partner code ("" for others)
+};
+
+// One settle record as responses show it: for points that crossed between
+// two parties of the coalition, the payer owes the payee `amount`.
+// Parties are named "brand:CODE" or "partner:CODE" ("brand:ID" /
+// "partner:ID" once no longer in the program).
+struct settlement_move {
+  std::string payer, payee;
+  std::int64_t points = 0;         // > 0
+  std::int64_t amount = 0;         // minor units, > 0: floor(points x rate)
+  std::string rate;                // "num/den" minor units per point
+  bool reversal = false;           // undoes an earlier record: the amount goes back to the payer
+};
+
+// liability: one brand now.
+struct liability_row {
+  std::string brand;
+  std::int64_t issued = 0;         // points issued, net of clawbacks (all time)
+  std::int64_t redeemed = 0;       // points of the brand spent anywhere, net of reversals
+  std::int64_t expired = 0;        // breakage
+  std::int64_t outstanding = 0;    // issued - redeemed - expired
+  std::string cost_per_point;      // "num/den" minor units
+  std::int64_t liability = 0;      // minor units: floor(outstanding x cost_per_point)
+  std::int64_t settlement = 0;     // minor units the coalition owes the brand (negative: the brand owes)
+};
+
+// activity: one brand over a period.
+struct activity_result {
+  std::string brand;
+  std::uint64_t from_us = 0, to_us = 0, first_seq = 0, last_seq = 0;
+  std::int64_t issued = 0, refunded = 0, redeemed = 0, reversed = 0, expired = 0;  // points moved in the period
+  std::int64_t opening_outstanding = 0, closing_outstanding = 0;  // points, before / after the period
+  std::int64_t closing_liability = 0;  // minor units, at the current cost per point
+  std::int64_t settlement = 0;     // minor units: change of what the coalition owes the brand
+};
+
+// settlement: one party over a period.
+struct statement_row {
+  std::uint64_t seq = 0, committed_at_us = 0, member = 0;
+  std::string kind;                // entry kind
+  std::string txn;
+  std::string counterparty;        // the other party
+  std::int64_t points = 0;         // signed like due
+  std::int64_t due = 0;            // minor units: + the program owes the party more, - the party owes more
+  std::string rate;
+  bool reversal = false;
+};
+
+struct statement_result {
+  std::string party;               // "brand:CODE" or "partner:CODE"
+  std::uint64_t from_us = 0, to_us = 0, first_seq = 0, last_seq = 0;
+  std::int64_t opening = 0, closing = 0;  // minor units owed to the party before / after the period
+  std::int64_t net = 0;            // sum of due over the period's lines == closing - opening
+  std::int64_t points = 0;         // sum of the lines' points
+  std::uint64_t line_count = 0;    // lines in the whole period
+  std::vector<statement_row> lines;  // this page
+  std::uint64_t next_after = 0;    // pass as `after` for the next page; 0 = no more
 };
 
 // One posting of an entry as `explain` shows it.
@@ -182,6 +254,12 @@ struct response {
   std::string key_name;            // its name in the engine's settings, if still configured
   std::uint32_t policy_version = 0;
   std::vector<move> moves;
+  // issue 4: partner entries, money between parties, reports
+  std::string partner;             // partner_earn / partner_burn / explain of a partner entry
+  std::vector<settlement_move> settlements;  // any posting op / explain: settle records of the entry
+  std::vector<liability_row> liabilities;    // liability
+  activity_result activity;                  // activity
+  statement_result statement;                // settlement
   // verify
   verify_result verify;
   // stats: name -> value, in the order the server lists them

@@ -104,8 +104,8 @@ struct op {
   // its original result (replay) or txn_id_conflict; otherwise it completes
   // with this code and posts nothing. rejected() is not called for such ops.
   errc precheck = errc::ok;
-  std::uint8_t posting_count = 0;
-  std::array<posting, postings_per_entry_max> postings{};
+  // At most postings_per_entry_max; they balance in each unit (records.hpp).
+  std::vector<posting> postings;
   // The decision the entry records (lots, holds, rule lines, ...), at most
   // details_per_entry_max. Heap-allocated: most ops carry a handful.
   std::vector<entry_detail> details;
@@ -135,6 +135,8 @@ struct op {
   std::uint32_t key_id = 0;
   // Journaled in the header: the program version the op was evaluated under.
   std::uint32_t policy_version = 0;
+  // Journaled in the header: the partner of a partner entry (0 = none).
+  std::uint16_t partner_id = 0;
 
   [[nodiscard]] std::string_view txn() const noexcept { return {txn_id.data(), txn_id_bytes}; }
   void set_txn(std::string_view id) noexcept;  // precondition: id.size() <= txn_id_bytes_max
@@ -156,6 +158,59 @@ struct member_state {
   [[nodiscard]] std::int64_t lifetime() const noexcept {
     return static_cast<std::int64_t>(points.credit_total);
   }
+};
+
+// -- periods, liability and settlement (issue 4) -----------------------------------
+// A period is an interval of commit time [from_us, to_us) (to_us 0 = up to
+// the newest entry). The writer keeps committed_at_us non-decreasing along
+// the journal, so a period is a contiguous range of seqs, found by binary
+// search.
+struct period_range {
+  std::uint64_t from_us = 0, to_us = 0;  // as asked (to_us 0 resolved to the last entry's commit time + 1)
+  std::uint64_t first_seq = 0;           // first entry of the period
+  std::uint64_t last_seq = 0;            // last entry of the period; < first_seq if the period is empty
+};
+
+// An account's totals at the start of a period and its movement inside it.
+struct account_flow {
+  std::uint64_t account = 0;
+  std::uint64_t opening_debit = 0, opening_credit = 0;  // totals over the entries before the period
+  std::uint64_t debit = 0, credit = 0;                  // totals over the entries of the period
+  std::uint64_t postings = 0;                           // postings in the period
+};
+
+struct flows {
+  period_range period;
+  std::vector<account_flow> accounts;  // one per account asked, in that order
+};
+
+// One settle record of a statement, with its entry.
+struct statement_line {
+  std::uint64_t seq = 0;
+  std::uint64_t committed_at_us = 0;
+  std::uint64_t member_id = 0;
+  std::uint16_t entry_kind = 0;
+  std::string txn_id;
+  entry_detail settle{};   // the record (records.hpp, detail_kind::settle)
+  std::int64_t due = 0;    // what it moves toward the party: + the program owes the party more
+};
+
+// Everything that moved money between a party (a brand or a partner) and
+// the rest of the coalition in a period. due_total is the sum of `due` over
+// every line of the period (not only the page returned), and equals
+// (closing - opening), where opening / closing are credits - debits over
+// the party's money accounts before / after the period: the statement
+// reconciles with the accounts to the minor unit, which verify() also proves
+// for the whole journal.
+struct statement {
+  period_range period;
+  party_kind kind = party_kind::brand;
+  std::uint32_t party = 0;
+  std::int64_t opening = 0, closing = 0, due_total = 0;  // minor units
+  std::int64_t points_total = 0;   // sum of the lines' points, signed like due
+  std::uint64_t line_count = 0;    // lines in the whole period
+  std::vector<statement_line> lines;  // at most `limit`, seq > after_seq, ascending
+  std::uint64_t next_after = 0;    // pass as after_seq for the next page; 0 = no more
 };
 
 struct verify_report {
@@ -220,6 +275,10 @@ public:
   // Committed state, read in a fresh read transaction.
   [[nodiscard]] std::optional<member_state> load_member(std::uint64_t member_id) const;
   [[nodiscard]] std::optional<account_record> load_account(std::uint64_t account) const;
+  // Several accounts at one instant (whole entries only: never half of one),
+  // zeroes for an account never posted to. Includes the batch the writer is
+  // committing at that moment (a failed commit stops the engine).
+  [[nodiscard]] std::vector<account_record> load_accounts(const std::vector<std::uint64_t>& accounts) const;
   [[nodiscard]] std::uint64_t last_seq() const;
 
   // The journal seq of a committed client txn id, or empty.
@@ -277,6 +336,19 @@ public:
   // member_points account (at the journal's end).
   // Runs in its own read transaction; safe while the writer runs.
   [[nodiscard]] verify_report verify() const;
+
+  // Period reports (any thread, one read transaction each, committed entries
+  // only). Both return empty with `error` set for from_us >= to_us (to_us !=
+  // 0) or a read failure. Cost: a binary search for the period, then every
+  // entry from the period's start (or the last account checkpoint, if that is
+  // older) to the period's end.
+  [[nodiscard]] std::optional<flows> account_flows(const std::vector<std::uint64_t>& accounts, std::uint64_t from_us,
+                                                   std::uint64_t to_us, std::string& error) const;
+  // The settle records naming the party in the period: totals over all of
+  // them, and the lines of one page (at most `limit`, seq > after_seq).
+  [[nodiscard]] std::optional<statement> settlement(party_kind kind, std::uint32_t party, std::uint64_t from_us,
+                                                    std::uint64_t to_us, std::uint64_t after_seq, std::size_t limit,
+                                                    std::string& error) const;
 
   [[nodiscard]] writer_stats stats() const;
 

@@ -14,18 +14,43 @@ namespace loyalty::ledger {
 //    journal seq the accounts table reflects.
 // 3: journal header of 128 bytes with the member's history chain, the
 //    referenced entry and a counterparty; entry detail records.
-inline constexpr std::uint64_t schema_version = 3;
+// 4: coalition money: settlement accounts (brand_settlement, partner_receivable,
+//    partner_payable), settle detail records, partner entries and the header's
+//    partner_id. A schema-3 directory holds none of these and opens as it is;
+//    opening it records version 4 (docs/OPERATIONS.md, "Upgrades").
+inline constexpr std::uint64_t schema_version = 4;
+inline constexpr std::uint64_t schema_version_readable_min = 3;
 
 // -- account ids ---------------------------------------------------------------
 // An account id is 64 bits: the kind in the top 8 bits, the owning entity
-// (member id or brand id) in the low 56 bits. Member ids are therefore limited
-// to 1 .. 2^56-1.
+// (member id, brand id or partner id) in the low 56 bits. Member ids are
+// therefore limited to 1 .. 2^56-1.
+//
+// Two units live in the ledger: points (kinds 1-4) and money in the
+// program currency's minor units (kinds 5-7). Every entry balances in each
+// unit on its own. Points accounts of a brand are keyed by the brand that
+// ISSUED the points (the lot's brand), so a brand's points outstanding is
+//   issued - redeemed - expired
+// (balances as below). Money accounts hold what the coalition's parties owe
+// each other for points that crossed between them (docs/ARCHITECTURE.md,
+// "Coalition money").
 enum class account_kind : std::uint8_t {
-  member_points = 1,   // credit-normal: points the member holds
-  brand_issued = 2,    // debit-normal: points the brand has issued (liability origin)
-  brand_redeemed = 3,  // credit-normal: points members have redeemed at the brand
-  brand_expired = 4,   // credit-normal: breakage, points of the brand's lots that expired
+  member_points = 1,   // points, credit-normal: points the member holds
+  brand_issued = 2,    // points, debit-normal: points the brand issued, net of clawbacks
+  brand_redeemed = 3,  // points, credit-normal: the brand's points that were spent (anywhere), net of reversals
+  brand_expired = 4,   // points, credit-normal: breakage, points of the brand's lots that expired
+  brand_settlement = 5,    // money, credit - debit = what the coalition owes the brand (negative: the brand owes)
+  partner_receivable = 6,  // money, debit-normal: what the partner owes the program for points it issued
+  partner_payable = 7,     // money, credit-normal: what the program owes the partner for points burned there
 };
+inline constexpr std::uint8_t account_kind_max = 7;
+
+enum class account_unit : std::uint8_t { points, money };
+[[nodiscard]] constexpr account_unit unit_of(account_kind k) noexcept {
+  return static_cast<std::uint8_t>(k) >= static_cast<std::uint8_t>(account_kind::brand_settlement)
+           ? account_unit::money
+           : account_unit::points;
+}
 
 inline constexpr std::uint64_t entity_id_max = (std::uint64_t{1} << 56) - 1;
 
@@ -57,7 +82,11 @@ enum class entry_kind : std::uint16_t {
   link_alias = 13,         // no postings: an alias now names the member
   redeem_reward = 14,      // as redeem, for a catalog reward (reward detail)
   tier_review = 15,        // no postings: a tier review the sweep journaled
+  // issue 4 (partner_id in the header names the partner)
+  partner_earn = 16,       // debit brand_issued(partner's brand), credit member; settle partner -> brand
+  partner_burn = 17,       // debit member, credit brand_redeemed(each lot's brand); settle each brand -> partner
 };
+inline constexpr std::uint16_t entry_kind_max = 17;
 
 enum class posting_side : std::uint32_t { debit = 1, credit = 2 };
 
@@ -90,7 +119,7 @@ struct journal_header {
   std::uint8_t posting_count;
   std::uint8_t txn_id_bytes;     // 0: no client txn id (enroll)
   std::uint16_t detail_count;
-  std::uint16_t reserved0;       // zero
+  std::uint16_t partner_id;      // partner_earn / partner_burn (and their reversal): the partner; else 0
   std::uint32_t key_id;          // API key that posted it (docs/OPERATIONS.md); 0 = the engine itself or no keys
   std::uint32_t policy_version;  // program version it was evaluated under; 0 = before versions were recorded
 };
@@ -106,7 +135,16 @@ struct posting {
 static_assert(sizeof(posting) == 24);
 static_assert(std::is_trivially_copyable_v<posting>);
 
-inline constexpr std::size_t postings_per_entry_max = 4;
+// Postings in one entry. The most an entry needs is a reversal of a spend
+// that drew on spend_brands_max issuing brands: per brand one redeemed
+// debit, one breakage credit and one settlement posting, plus the member and
+// the beneficiary (3 x 8 + 2 = 26).
+inline constexpr std::size_t postings_per_entry_max = 32;
+// Issuing brands one spend (redemption, capture, burn, clawback) may draw
+// on: each needs its own postings (above). A member holding points of more
+// brands spends them in two steps.
+inline constexpr std::size_t spend_brands_max = 8;
+static_assert(3 * spend_brands_max + 2 <= postings_per_entry_max);
 
 // -- entry details ---------------------------------------------------------------
 // A journal entry states the policy decision it carries, not only the money
@@ -136,14 +174,51 @@ enum class detail_kind : std::uint16_t {
                     //   itself is the key of the aliases table)
   note = 13,        // free text of the entry (an adjustment's reason), 28 bytes per record:
                     //   id: byte offset, aux: total length, bytes in brand, a, b, c
+  settle = 14,      // money between two parties for points of this entry (see below)
 };
+inline constexpr std::uint16_t detail_kind_max = 14;
+
+// settle: `brand` = the payer's id, `id` = the payee's id, aux = payer party
+// kind | payee party kind << 8, a = points (> 0), b = amount in minor units,
+// c = rate (num << 32 | den, minor units per point; 1 <= den, num < 2^32).
+// b == floor(a * num / den) always. The payer owes the payee b. Postings:
+// debit party_account(payer, as payer), credit party_account(payee, as
+// payee). With flags & detail_reversal the record undoes an earlier one
+// (same parties, points, amount and rate): the postings are mirrored (credit
+// the payer's account, debit the payee's), and the amount goes back.
+enum class party_kind : std::uint8_t { brand = 1, partner = 2 };
+inline constexpr std::uint16_t detail_reversal = 0x4000;
+
+[[nodiscard]] constexpr std::uint32_t settle_parties(party_kind payer, party_kind payee) noexcept {
+  return static_cast<std::uint32_t>(payer) | static_cast<std::uint32_t>(payee) << 8;
+}
+[[nodiscard]] constexpr party_kind settle_payer_kind(std::uint32_t aux) noexcept {
+  return static_cast<party_kind>(aux & 0xff);
+}
+[[nodiscard]] constexpr party_kind settle_payee_kind(std::uint32_t aux) noexcept {
+  return static_cast<party_kind>((aux >> 8) & 0xff);
+}
+// The money account a party's side of a settle record posts to: a brand's
+// brand_settlement either way; a partner's receivable when it pays, its
+// payable when it is paid.
+[[nodiscard]] constexpr std::uint64_t party_account(party_kind kind, std::uint32_t id, bool payer) noexcept {
+  if (kind == party_kind::brand)
+    return account_id(account_kind::brand_settlement, id);
+  return account_id(payer ? account_kind::partner_receivable : account_kind::partner_payable, id);
+}
+[[nodiscard]] constexpr std::uint64_t settle_rate(std::uint32_t num, std::uint32_t den) noexcept {
+  return static_cast<std::uint64_t>(num) << 32 | den;
+}
 
 enum class hold_close_reason : std::uint32_t { captured = 1, released = 2, expired = 3 };
-enum class rule_line_kind : std::uint32_t { base = 1, tier = 2, rule = 3 };
+// partner: points a partner gave (partner_earn); id = partner id, b = the
+// amount the member spent there (minor units, informational).
+enum class rule_line_kind : std::uint32_t { base = 1, tier = 2, rule = 3, partner = 4 };
 
 // flags: the record applies to the entry's counterparty member (a transfer's
 // receiver), not to member_id.
 inline constexpr std::uint16_t detail_counterparty = 0x8000;
+// (detail_reversal = 0x4000 is a settle record's flag, above.)
 
 struct entry_detail {
   std::uint16_t kind;   // detail_kind

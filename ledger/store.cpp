@@ -474,7 +474,7 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   }
   if (o.entry == entry_kind::link_alias && settle_alias(txn, o, out))
     return out;
-  LEDGER_ASSERT(o.posting_count <= postings_per_entry_max);
+  LEDGER_ASSERT(o.postings.size() <= postings_per_entry_max);
   LEDGER_ASSERT(o.details.size() <= details_per_entry_max);
   LEDGER_ASSERT(o.counterparty_id != o.member_id);
   // Load every touched account once (an account may appear twice).
@@ -482,8 +482,7 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   std::array<account_record, postings_per_entry_max> recs{};
   std::size_t n = 0;
   std::uint64_t debits = 0, credits = 0;
-  for (std::size_t i = 0; i < o.posting_count; ++i) {
-    const auto& p = o.postings[i];
+  for (const auto& p : o.postings) {
     LEDGER_ASSERT(p.amount > 0);
     std::size_t j = 0;
     while (j < n && ids[j] != p.account)
@@ -559,7 +558,7 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   h.kind = static_cast<std::uint16_t>(o.entry);
   h.key_id = o.key_id;
   h.policy_version = o.policy_version;
-  h.posting_count = o.posting_count;
+  h.posting_count = static_cast<std::uint8_t>(o.postings.size());
   h.txn_id_bytes = o.txn_id_bytes;
   h.detail_count = static_cast<std::uint16_t>(o.details.size());
   // Written straight into LMDB's page (MDB_RESERVE): no staging copy.
@@ -570,8 +569,8 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   auto* w = static_cast<char*>(jv.mv_data);
   std::memcpy(w, &h, sizeof h);
   w += sizeof h;
-  std::memcpy(w, o.postings.data(), o.posting_count * sizeof(posting));
-  w += o.posting_count * sizeof(posting);
+  std::memcpy(w, o.postings.data(), o.postings.size() * sizeof(posting));
+  w += o.postings.size() * sizeof(posting);
   std::memcpy(w, o.txn_id.data(), o.txn_id_bytes);
   w += o.txn_id_bytes;
   if (!o.details.empty())

@@ -109,9 +109,8 @@ struct fixture {
     o.set_txn(txn);
     o.request_hash = hash;
     o.points = points;
-    o.posting_count = 2;
-    o.postings[0] = {from, static_cast<std::uint64_t>(points), static_cast<std::uint32_t>(posting_side::debit), 0};
-    o.postings[1] = {to, static_cast<std::uint64_t>(points), static_cast<std::uint32_t>(posting_side::credit), 0};
+    o.postings = {{from, static_cast<std::uint64_t>(points), static_cast<std::uint32_t>(posting_side::debit), 0},
+                  {to, static_cast<std::uint64_t>(points), static_cast<std::uint32_t>(posting_side::credit), 0}};
     return o;
   }
   op earn(std::uint64_t m, std::int64_t points, std::string_view txn, std::uint64_t hash = 1) {
@@ -598,7 +597,7 @@ op link(std::uint64_t m, std::string_view alias, std::string_view txn) {
 // An entry without postings (hold, ...), carrying only details.
 op bookkeeping(entry_kind kind, std::uint64_t m, std::string_view txn, std::vector<entry_detail> details) {
   op o = fixture::moving(kind, m, 0, 0, 0, txn, 5);
-  o.posting_count = 0;
+  o.postings.clear();
   o.details = std::move(details);
   return o;
 }
