@@ -1,6 +1,7 @@
 #include "actors/member.hpp"
 
 #include "actors/atoms.hpp"
+#include "actors/coalition.hpp"
 #include "config/log.hpp"
 
 #include <caf/event_based_actor.hpp>
@@ -271,6 +272,13 @@ clawback plan_clawback(const ledger::member_book& book, std::uint64_t now, std::
   for (const auto* l : order) {
     if (left == 0 || c.takes.size() == takes_max)
       break;
+    // Lots of a brand beyond the spend_brands_max-th are left alone (their
+    // part becomes debt): the entry has postings for that many brands.
+    c.takes.push_back({l->id, l->brand_id, 0, 0, 0});
+    const bool too_many = issuer_count(c.takes) > ledger::spend_brands_max;
+    c.takes.pop_back();
+    if (too_many)
+      continue;
     const std::int64_t t = std::min(left, l->points);
     c.takes.push_back({l->id, l->brand_id, t, l->expires_at_us, l->earned_at_us});
     left -= t;
@@ -438,19 +446,31 @@ errc do_event(member_data& m, const env& e, const member_request& r, std::vector
   return errc::ok;
 }
 
-errc plan(const member_data& m, const env& e, std::int64_t points, spend_plan& p, std::string& msg) {
+// `for_brands`: the points will be spent for a brand or partner, whose
+// postings need one credit per issuing brand (ledger::spend_brands_max).
+errc plan(const member_data& m, const env& e, std::int64_t points, spend_plan& p, std::string& msg,
+          bool for_brands = true) {
   p = plan_spend(m.book, e.now_us, points);
   if (p.code != errc::ok)
     return p.code;
   if (p.takes.size() > takes_max)
     return fail(msg, errc::invalid_argument,
                 "the points are spread over more than " + std::to_string(takes_max) + " lots; spend them in two steps");
+  if (for_brands && issuer_count(p.takes) > ledger::spend_brands_max)
+    return fail(msg, errc::invalid_argument,
+                "the points come from more than " + std::to_string(ledger::spend_brands_max) +
+                  " brands; spend them in two steps");
   return errc::ok;
 }
 
 errc do_redeem(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
   if (r.points <= 0)
     return errc::invalid_amount;
+  // Where the points are redeemed: as asked, else a brand key's brand, else
+  // the member's home brand.
+  const std::uint32_t brand = r.brand_id != 0 ? r.brand_id : r.scope_brand != 0 ? r.scope_brand : m.brand_id;
+  if (e.prog.find_brand(brand) == nullptr)
+    return errc::unknown_brand;
   spend_plan p;
   if (errc c = plan(m, e, r.points, p, msg); c != errc::ok)
     return c;
@@ -458,13 +478,14 @@ errc do_redeem(member_data& m, const env& e, const member_request& r, std::vecto
   ledger::tier_track reviewed;
   const ledger::tier_track* track = nullptr;
   add_review(m, e, op, reviewed, track);
-  start(op, r, ledger::entry_kind::redeem, m.brand_id);  // redeemed at the member's home brand
+  start(op, r, ledger::entry_kind::redeem, brand);
   op.occurred_at_us = e.now_us;
   op.points = r.points;
   op.require_nonnegative = true;
   add_takes(op, p.takes);
   add_activity(op, e.now_us);
-  move_points(op, r.member, -r.points, brand_acct(ledger::account_kind::brand_redeemed, m.brand_id));
+  if (errc c = post_spend(op, e.prog, r.member, p.takes, 0, spend_purpose::redeem, brand, msg); c != errc::ok)
+    return c;
   ops.push_back(std::move(op));
   return errc::ok;
 }
@@ -495,7 +516,11 @@ errc do_redeem_reward(member_data& m, const env& e, const member_request& r, std
   add_takes(op, p.takes);
   op.details.push_back(detail(detail_kind::reward, w->id, brand, 0, 1));
   add_activity(op, e.now_us);
-  move_points(op, r.member, -w->cost, brand_acct(ledger::account_kind::brand_redeemed, brand));
+  if (errc c = post_spend(op, e.prog, r.member, p.takes, 0, spend_purpose::redeem, brand, msg); c != errc::ok) {
+    if (e.counters != nullptr)
+      e.counters->undo(e.prog, op.details);  // the unit reserved above
+    return c;
+  }
   ops.push_back(std::move(op));
   return errc::ok;
 }
@@ -508,10 +533,14 @@ errc do_hold(member_data& m, const env& e, const member_request& r, std::vector<
   if (ttl > lc.hold_ttl_max_s)
     return fail(msg, errc::invalid_argument, "ttl_s is over the program's hold_ttl_max_s (" +
                                                std::to_string(lc.hold_ttl_max_s) + ")");
+  // Where the hold will be captured: as asked, else a brand key's brand,
+  // else the member's home brand (as for redeem).
+  const std::uint32_t brand = r.brand_id != 0 ? r.brand_id : r.scope_brand != 0 ? r.scope_brand : m.brand_id;
+  if (e.prog.find_brand(brand) == nullptr)
+    return errc::unknown_brand;
   spend_plan p;
   if (errc c = plan(m, e, r.points, p, msg); c != errc::ok)
     return c;
-  const std::uint32_t brand = home_or(m, r.brand_id);
   const std::uint32_t id = m.book.next_hold_id;
   ledger::op op;
   ledger::tier_track reviewed;
@@ -534,20 +563,27 @@ const ledger::hold* find_hold(const member_data& m, std::uint32_t id) {
 }
 
 // Closes a hold: `captured` points spent (taken from its takes in order),
-// the rest restored to the lots they came from.
-void close_hold(ledger::op& op, const ledger::hold& h, std::int64_t captured, ledger::hold_close_reason why) {
+// the rest restored to the lots they came from. Returns the takes spent.
+std::vector<ledger::lot_take> close_hold(ledger::op& op, const ledger::hold& h, std::int64_t captured,
+                                         ledger::hold_close_reason why) {
   op.details.push_back(detail(detail_kind::hold_close, h.id, h.brand_id, static_cast<std::uint32_t>(why), captured));
+  std::vector<ledger::lot_take> spent;
   std::int64_t spend = captured;
   for (auto t : h.takes) {
     const std::int64_t used = std::min(spend, t.points);
     spend -= used;
+    if (used > 0) {
+      spent.push_back(t);
+      spent.back().points = used;
+    }
     t.points -= used;
     if (t.points > 0)
       add_restore(op, t);
   }
+  return spent;
 }
 
-errc do_capture(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string&) {
+errc do_capture(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
   const ledger::hold* h = find_hold(m, r.hold_id);
   if (h == nullptr)
     return errc::unknown_hold;
@@ -562,9 +598,10 @@ errc do_capture(member_data& m, const env& e, const member_request& r, std::vect
   op.occurred_at_us = e.now_us;
   op.points = pts;
   op.ref_seq = h->source_seq;
-  close_hold(op, *h, pts, ledger::hold_close_reason::captured);
+  const auto spent = close_hold(op, *h, pts, ledger::hold_close_reason::captured);
   add_activity(op, e.now_us);
-  move_points(op, r.member, -pts, brand_acct(ledger::account_kind::brand_redeemed, h->brand_id));
+  if (errc c = post_spend(op, e.prog, r.member, spent, 0, spend_purpose::redeem, h->brand_id, msg); c != errc::ok)
+    return c;
   ops.push_back(std::move(op));
   return errc::ok;
 }
@@ -693,25 +730,36 @@ errc do_refund(member_data& m, const env& e, const member_request& r, std::vecto
   if (d.qualifying != 0)
     op.details.push_back(
       detail(detail_kind::qualify, local_day(e.prog, ref.entry.header.occurred_at_us), 0, 0, d.qualifying));
-  move_points(op, r.member, -claw, brand_acct(ledger::account_kind::brand_issued, brand));
+  if (errc c = post_spend(op, e.prog, r.member, cb.takes, cb.debt, spend_purpose::clawback, brand, msg); c != errc::ok)
+    return c;
   ops.push_back(std::move(op));
   return errc::ok;
 }
 
 errc do_reverse(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
   referenced ref;
-  if (errc c = find_referenced(e, r, {ledger::entry_kind::redeem, ledger::entry_kind::redeem_reward}, ref, msg);
+  if (errc c = find_referenced(
+        e, r, {ledger::entry_kind::redeem, ledger::entry_kind::redeem_reward, ledger::entry_kind::partner_burn}, ref, msg);
       c != errc::ok)
     return c;
+  // A partner burn is reversed by its partner (or an admin), nobody else; a
+  // partner's key reverses nothing but its own burns.
+  const bool burn = ref.entry.header.kind == static_cast<std::uint16_t>(ledger::entry_kind::partner_burn);
+  if (r.scope_partner != 0 && (!burn || ref.entry.header.partner_id != r.scope_partner))
+    return fail(msg, errc::not_authorized, "the key may reverse its own partner's burns only");
+  if (r.scope_brand != 0 && burn)
+    return fail(msg, errc::not_authorized, "a partner burn is reversed by its partner");
   for (const auto& f : ref.followers)
     if (f.header.kind == static_cast<std::uint16_t>(ledger::entry_kind::reverse_redemption))
       return fail(msg, errc::already_reversed, "the redemption is already reversed");
   const std::uint32_t brand = ref.entry.header.brand_id;
   ledger::op op;
   start(op, r, ledger::entry_kind::reverse_redemption, brand);
+  op.partner_id = ref.entry.header.partner_id;
   op.occurred_at_us = e.now_us;
   op.ref_seq = ref.entry.header.seq;
-  std::int64_t restored = 0, expired = 0;
+  std::int64_t restored = 0;
+  std::vector<std::pair<std::uint32_t, std::int64_t>> expired;  // per lot brand: stays expired (breakage)
   for (const auto& x : ref.entry.details) {
     if (x.kind == static_cast<std::uint16_t>(detail_kind::reward)) {
       op.details.push_back(detail(detail_kind::reward, x.id, x.brand, 0, -x.a));
@@ -722,25 +770,109 @@ errc do_reverse(member_data& m, const env& e, const member_request& r, std::vect
       continue;
     ledger::lot_take t{x.id, x.brand, x.a, x.b, x.c};
     if (t.expires_at_us != 0 && t.expires_at_us <= e.now_us) {
-      expired += t.points;  // stays expired: breakage
+      auto it = std::find_if(expired.begin(), expired.end(), [&](const auto& p) { return p.first == t.brand_id; });
+      if (it == expired.end())
+        expired.emplace_back(t.brand_id, t.points);
+      else
+        it->second += t.points;  // takes of one entry sum within int64 (the entry posted them)
       continue;
     }
     add_restore(op, t);
     restored += t.points;
   }
-  if (errc c = check_balance(m, restored); c != errc::ok) {
+  auto undo = [&](errc c) {
     if (e.counters != nullptr)
       e.counters->undo(e.prog, op.details);  // the reward unit taken back above
     return c;
-  }
+  };
+  if (errc c = check_balance(m, restored); c != errc::ok)
+    return undo(c);
   op.points = restored;
-  const auto redeemed = brand_acct(ledger::account_kind::brand_redeemed, brand);
-  if (restored + expired > 0)
-    add_posting(op, redeemed, restored + expired, posting_side::debit);
+  // The redemption's credits to the redeemed accounts are debited back
+  // (mirrored, whatever brands they named), the points go to the member or,
+  // for lots that expired since, to their brand's breakage; its settlements
+  // are undone.
+  for (const auto& p : ref.entry.postings)
+    if (ledger::kind_of(p.account) == ledger::account_kind::brand_redeemed &&
+        p.side == static_cast<std::uint32_t>(posting_side::credit))
+      add_posting(op, p.account, static_cast<std::int64_t>(p.amount), posting_side::debit);
   if (restored > 0)
     add_posting(op, member_acct(r.member), restored, posting_side::credit);
-  if (expired > 0)
-    add_posting(op, brand_acct(ledger::account_kind::brand_expired, brand), expired, posting_side::credit);
+  for (const auto& [lot_brand, pts] : expired)
+    add_posting(op, brand_acct(ledger::account_kind::brand_expired, lot_brand), pts, posting_side::credit);
+  if (errc c = post_settle_reversal(op, ref.entry.details); c != errc::ok)
+    return undo(c);
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
+// A member earns points at a partner: the partner's brand issues them (the
+// lot is that brand's, available at once, expiring by the lifecycle) and the
+// partner owes the brand for them. They count in lifetime, not toward tier
+// qualification.
+errc do_partner_earn(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops,
+                     std::string& msg) {
+  const partner_def* pd = e.prog.find_partner(r.partner_id);
+  if (pd == nullptr)
+    return errc::unknown_partner;
+  if (pd->status == partner_status::suspended)
+    return errc::partner_suspended;
+  if (r.points <= 0 || r.amount_minor < 0)
+    return errc::invalid_amount;
+  if (errc c = check_balance(m, r.points); c != errc::ok)
+    return c;
+  if (std::int64_t life = 0; __builtin_add_overflow(m.book.lifetime_earned, r.points, &life))
+    return errc::amount_overflow;
+  const std::uint64_t at = r.occurred_at_us != 0 ? r.occurred_at_us : e.now_us;
+  ledger::op op;
+  ledger::tier_track reviewed;
+  const ledger::tier_track* track = nullptr;
+  add_review(m, e, op, reviewed, track);
+  start(op, r, ledger::entry_kind::partner_earn, pd->brand_id);
+  op.partner_id = static_cast<std::uint16_t>(pd->id);
+  op.occurred_at_us = at;
+  op.amount_minor = r.amount_minor;
+  op.points = r.points;
+  std::int64_t debt = m.book.debt;
+  add_repayment(op, pd->brand_id,
+                add_lot(op, m.book.next_lot_id, pd->brand_id, r.points, 0, lot_expiry(e.prog, at), debt));
+  op.details.push_back(detail(detail_kind::rule_line, pd->id, pd->brand_id,
+                              static_cast<std::uint32_t>(ledger::rule_line_kind::partner), r.points, u(r.amount_minor)));
+  add_activity(op, at);
+  move_points(op, r.member, r.points, brand_acct(ledger::account_kind::brand_issued, pd->brand_id));
+  if (errc c = post_partner_earn(op, *pd, r.points); c != errc::ok)
+    return fail(msg, c, "the partner's cost of these points does not fit in 64 bits");
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
+// A member burns points at a partner: they leave the member's lots like a
+// redemption, and each issuing brand owes the partner for its points.
+errc do_partner_burn(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops,
+                     std::string& msg) {
+  const partner_def* pd = e.prog.find_partner(r.partner_id);
+  if (pd == nullptr)
+    return errc::unknown_partner;
+  if (pd->status == partner_status::suspended)
+    return errc::partner_suspended;
+  if (r.points <= 0)
+    return errc::invalid_amount;
+  spend_plan p;
+  if (errc c = plan(m, e, r.points, p, msg); c != errc::ok)
+    return c;
+  ledger::op op;
+  ledger::tier_track reviewed;
+  const ledger::tier_track* track = nullptr;
+  add_review(m, e, op, reviewed, track);
+  start(op, r, ledger::entry_kind::partner_burn, pd->brand_id);
+  op.partner_id = static_cast<std::uint16_t>(pd->id);
+  op.occurred_at_us = e.now_us;
+  op.points = r.points;
+  op.require_nonnegative = true;
+  add_takes(op, p.takes);
+  add_activity(op, e.now_us);
+  if (errc c = post_spend(op, e.prog, r.member, p.takes, 0, spend_purpose::burn, pd->id, msg); c != errc::ok)
+    return c;
   ops.push_back(std::move(op));
   return errc::ok;
 }
@@ -767,9 +899,13 @@ errc do_adjust(member_data& m, const env& e, const member_request& r, std::vecto
     add_takes(op, cb.takes);
     if (cb.debt > 0)
       op.details.push_back(detail(detail_kind::debt, 0, brand, 0, cb.debt));
+    if (errc c = post_spend(op, e.prog, r.member, cb.takes, cb.debt, spend_purpose::clawback, brand, msg);
+        c != errc::ok)
+      return c;
   }
   add_text(op, r.reason);
-  move_points(op, r.member, r.points, brand_acct(ledger::account_kind::brand_issued, brand));
+  if (r.points > 0)
+    move_points(op, r.member, r.points, brand_acct(ledger::account_kind::brand_issued, brand));
   ops.push_back(std::move(op));
   return errc::ok;
 }
@@ -1017,17 +1153,22 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
     case request_kind::reverse_redemption: code = do_reverse(m, e, r, ops, message); break;
     case request_kind::adjust: code = do_adjust(m, e, r, ops, message); break;
     case request_kind::link_alias: code = do_link_alias(m, e, r, ops, message); break;
+    case request_kind::partner_earn: code = do_partner_earn(m, e, r, ops, message); break;
+    case request_kind::partner_burn: code = do_partner_burn(m, e, r, ops, message); break;
     default: return errc::internal_error;  // balance, expire, transfer: the actor handles them
   }
   if (code != errc::ok)
     return code;
   for (std::size_t i = first; i < ops.size(); ++i) {
-    if (r.scope_brand != 0 && ops[i].brand_id != r.scope_brand) {
+    const bool other_brand = r.scope_brand != 0 && ops[i].brand_id != r.scope_brand;
+    const bool other_partner = r.scope_partner != 0 && ops[i].partner_id != r.scope_partner;
+    if (other_brand || other_partner) {
       for (std::size_t j = first; j < ops.size(); ++j)
         if (e.counters != nullptr)
           e.counters->undo(e.prog, ops[j].details);
       ops.resize(first);
-      return fail(message, errc::not_authorized, "the key may act for its own brand only");
+      return fail(message, errc::not_authorized,
+                  other_brand ? "the key may act for its own brand only" : "the key may act for its own partner only");
     }
     ops[i].key_id = r.key_id;
   }
@@ -1073,6 +1214,8 @@ ledger::entry_kind entry_of(request_kind k) {
     case request_kind::adjust: return ek::adjust;
     case request_kind::transfer: return ek::transfer;
     case request_kind::link_alias: return ek::link_alias;
+    case request_kind::partner_earn: return ek::partner_earn;
+    case request_kind::partner_burn: return ek::partner_burn;
     case request_kind::balance:
     case request_kind::expire: break;
   }
@@ -1153,18 +1296,7 @@ void submit_all(self_ptr self, std::vector<ledger::op>& ops) {
 // before), which carries a txn id: the writer checks for a replay of an
 // earlier success first, else answers `code`.
 void refuse_via_writer(self_ptr self, member_request& r, errc code, std::string msg) {
-  ledger::op op;
-  op.kind = ledger::op_kind::post;
-  op.entry = entry_of(r.kind);  // a replay must match the stored entry's kind
-  op.member_id = r.member;
-  op.brand_id = r.brand_id;
-  op.txn_id_bytes = r.txn_bytes;
-  op.txn_id = r.txn;
-  op.request_hash = r.hash;
-  op.precheck = code;
-  op.note = message_note(std::move(msg));
-  r.reply->hand_over(op);
-  self->state.ctx->ledger->submit(std::move(op));
+  refuse_request(*self->state.ctx, r, code, std::move(msg));
 }
 
 void answer_error(self_ptr self, member_request& r, errc code, std::string msg) {
@@ -1177,6 +1309,32 @@ void answer_error(self_ptr self, member_request& r, errc code, std::string msg) 
   o.note = message_note(std::move(msg));
   r.reply->answer(std::move(o));
 }
+
+} // namespace
+
+void refuse_request(engine_context& ctx, member_request& r, errc code, std::string msg) {
+  if (r.txn_bytes == 0) {
+    ledger::outcome o;
+    o.code = code;
+    o.note = message_note(std::move(msg));
+    r.reply->answer(std::move(o));
+    return;
+  }
+  ledger::op op;
+  op.kind = ledger::op_kind::post;
+  op.entry = entry_of(r.kind);  // a replay must match the stored entry's kind
+  op.member_id = r.member;
+  op.brand_id = r.brand_id;
+  op.txn_id_bytes = r.txn_bytes;
+  op.txn_id = r.txn;
+  op.request_hash = r.hash;
+  op.precheck = code;
+  op.note = message_note(std::move(msg));
+  r.reply->hand_over(op);
+  ctx.ledger->submit(std::move(op));
+}
+
+namespace {
 
 // Answers after everything submitted before it committed, with a note.
 void answer_with_barrier(self_ptr self, member_request& r, std::shared_ptr<answer_note> note) {

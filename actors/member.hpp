@@ -29,6 +29,8 @@
 
 namespace loyalty::actors {
 
+class partner_registry;
+
 // Program-wide totals that caps and stock are checked against: points given
 // by each rule with a cap_total, units taken of each reward with a limited
 // stock. Reservations are made atomically by member actors (any thread)
@@ -69,6 +71,7 @@ struct engine_context {
   const loyalty::clock* clock = nullptr;
   directory* dir = nullptr;
   std::vector<std::pair<std::uint32_t, caf::actor>> brand_actors;  // (brand id, its actor)
+  partner_registry* partners = nullptr;  // partner actors (actors/partner.hpp)
   caf::actor root;                        // supervises members that are not enrolled
 
   // The current program version (a snapshot: take it once per message).
@@ -184,6 +187,12 @@ struct member_state {
   std::vector<std::string> inflight_txns;
   static inline const char* name = "member";
 };
+
+// Answers a request refused before any member state was looked at (a
+// partner's status): through the ledger writer when it carries a txn id, so
+// a retry of an earlier success still gets its original answer (or
+// txn_id_conflict); at once otherwise. Any thread.
+void refuse_request(engine_context& ctx, member_request& r, errc code, std::string message);
 
 // The actor's behavior. Spawned by the directory with lazy_init.
 caf::behavior member_actor(caf::stateful_actor<member_state>* self,

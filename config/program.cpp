@@ -393,7 +393,7 @@ void parse_brands(checker& ck, const toml::value& root, program& p, brand_index&
   for (const auto& b : *brands) {
     if (!b.is_table())
       continue;
-    ck.only_keys(b, {"id", "code", "name", "earn_rate", "earn_mode"}, what);
+    ck.only_keys(b, {"id", "code", "name", "earn_rate", "earn_mode", "cost_per_point"}, what);
     brand_def d;
     auto id = ck.integer(b, "id", true, what, 1, 0xFFFFFFFF);
     auto code = ck.str(b, "code", true, what);
@@ -415,6 +415,8 @@ void parse_brands(checker& ck, const toml::value& root, program& p, brand_index&
     }
     if (rate)
       d.earn_rate = *rate;
+    if (auto cpp = ck.ratio(b, "cost_per_point", false, what, true))
+      d.cost_per_point = *cpp;
     if (auto mode = ck.str(b, "earn_mode", false, what)) {
       if (*mode == "steps")
         d.earn_in_steps = true;
@@ -762,12 +764,56 @@ void parse_rewards(checker& ck, const toml::value& root, program& p, const brand
   }
 }
 
+void parse_partners(checker& ck, const toml::value& root, program& p, const brand_index& brands) {
+  auto partners = ck.table_array(root, "partners", false);
+  if (!partners)
+    return;
+  std::set<std::uint32_t> ids;
+  std::set<std::string> codes;
+  const std::string what = "[[partners]]";
+  for (const auto& t : *partners) {
+    if (!t.is_table())
+      continue;
+    ck.only_keys(t, {"id", "code", "name", "brand", "earn_cost", "burn_reimbursement", "status"}, what);
+    partner_def d;
+    // 16 bits: the journal header names the partner in a 16-bit field.
+    if (auto id = ck.integer(t, "id", true, what, 1, 65535)) {
+      d.id = static_cast<std::uint32_t>(*id);
+      if (!ids.insert(d.id).second)
+        ck.fail(*ck.get(t, "id", false, what), "duplicate partner id " + std::to_string(d.id));
+    }
+    if (auto code = ck.str(t, "code", true, what)) {
+      d.code = *code;
+      if (!valid_code(d.code))
+        ck.fail(*ck.get(t, "code", false, what), "partner code '" + d.code + "' must be 1..64 of a-z 0-9 _ -");
+      else if (!codes.insert(d.code).second)
+        ck.fail(*ck.get(t, "code", false, what), "duplicate partner code '" + d.code + "'");
+    }
+    d.name = ck.str(t, "name", false, what).value_or("");
+    if (auto b = ck.str(t, "brand", true, what)) {
+      if (auto id = lookup(brands, *b))
+        d.brand_id = *id;
+      else
+        ck.fail(*ck.get(t, "brand", false, what),
+                "partner '" + d.code + "' names unknown brand '" + *b + "' (not in [[brands]])");
+    }
+    if (auto r = ck.ratio(t, "earn_cost", true, what, true))
+      d.earn_cost = *r;
+    if (auto r = ck.ratio(t, "burn_reimbursement", true, what, true))
+      d.burn_reimbursement = *r;
+    if (auto st = ck.choice<partner_status>(t, "status", false, what,
+                                            {{"active", partner_status::active}, {"suspended", partner_status::suspended}}))
+      d.status = *st;
+    p.partners.push_back(std::move(d));
+  }
+}
+
 std::optional<program> build_program(const toml::value& root, const std::string& file,
                                      std::vector<config_error>& errors) {
   auto before = errors.size();
   checker ck(file, errors);
   program p;
-  ck.only_keys(root, {"program", "brands", "tier_policy", "tiers", "rules", "lifecycle", "rewards"},
+  ck.only_keys(root, {"program", "brands", "tier_policy", "tiers", "rules", "lifecycle", "rewards", "partners"},
                "the program file");
   brand_index brands;
   parse_head(ck, root, p);
@@ -777,7 +823,9 @@ std::optional<program> build_program(const toml::value& root, const std::string&
   parse_rules(ck, root, p, brands);
   parse_lifecycle(ck, root, p);
   parse_rewards(ck, root, p, brands);
+  parse_partners(ck, root, p, brands);
   std::sort(p.brands.begin(), p.brands.end(), [](auto& a, auto& b) { return a.id < b.id; });
+  std::sort(p.partners.begin(), p.partners.end(), [](auto& a, auto& b) { return a.id < b.id; });
   if (errors.size() != before)
     return std::nullopt;
   return p;

@@ -22,11 +22,11 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
               " names no brand of the program";
       return nullptr;
     }
-    if (k.scope == key_scope::partner) {
-      error = "API key " + std::to_string(k.id) + " (" + k.name + "): scope partner:" + k.scope_code +
-              " names no partner of the program (partners are not configured in this version)";
-      return nullptr;
-    }
+    // A partner removed from the program (rather than suspended) leaves its
+    // keys behind; they stay valid and their requests get unknown_partner.
+    if (k.scope == key_scope::partner && e->opts_.prog.find_partner(k.scope_code) == nullptr)
+      log(log_level::warn, "API key %u (%s): scope partner:%s names no partner of the program; its partner "
+                           "operations are refused with unknown_partner", k.id, k.name.c_str(), k.scope_code.c_str());
   }
   if (s.keys.empty())
     log(log_level::warn, "no API keys configured: any client may post and read without a key; "
@@ -73,6 +73,9 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   e->dir_ = std::make_unique<actors::directory>(*e->system_, e->ctx_, s.active_members_max, idle_ticks);
   e->ctx_.dir = e->dir_.get();
   actors::start_program(*e->system_, e->ctx_, e->sup_, e->opts_.sweep_interval);
+  e->partners_ = std::make_unique<actors::partner_registry>(*e->system_, e->ctx_);
+  e->ctx_.partners = e->partners_.get();
+  e->partners_->prepare(e->ctx_.now().prog);
   e->sweeper_ = std::make_unique<actors::expiry_sweeper>(*e->dir_, *e->ledger_);
 
   server_deps deps;
@@ -84,11 +87,15 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   auto* raw = e.get();
   deps.reload = [raw](std::string& err) { return raw->reload_from_file(err); };
   auto* sup = &e->sup_;
-  deps.extra_stats = [sup] {
-    return std::vector<std::pair<std::string, std::uint64_t>>{
+  auto* partners = e->partners_.get();
+  deps.extra_stats = [sup, partners] {
+    std::vector<std::pair<std::string, std::uint64_t>> out{
       {"members_monitored", sup->monitored.load()},
       {"members_failures", sup->member_failures.load()},
     };
+    for (auto& kv : partners->stats())
+      out.push_back(std::move(kv));
+    return out;
   };
   e->server_ = std::make_unique<server>(s, std::move(deps));
   if (!e->server_->start(error)) {
@@ -134,10 +141,14 @@ std::uint32_t engine::reload(program next, std::string& error) {
   if (st->version == 0)
     return 0;
   st->counters.load(st->prog, ledger_->counters());
+  if (partners_)
+    partners_->prepare(st->prog);  // an actor for every partner before anyone can name it
   ctx_.policy.store(st.get(), std::memory_order_release);
   log(log_level::info, "program '%s' is now version %u", st->prog.name.c_str(), st->version);
   const auto v = st->version;
   policies_.push_back(std::move(st));
+  if (partners_)
+    partners_->notify();  // every partner actor logs a change of its status
   return v;
 }
 
@@ -175,6 +186,8 @@ void engine::stop() {
   if (system_) {
     for (auto& [id, b] : ctx_.brand_actors)
       caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+    if (partners_)
+      partners_->stop();
     if (ctx_.root)
       caf::anon_send_exit(ctx_.root, caf::exit_reason::user_shutdown);
     ctx_.brand_actors.clear();
@@ -188,6 +201,7 @@ void engine::stop() {
 engine::~engine() {
   stop();
   dir_.reset();
+  partners_.reset();
   system_.reset();
   ledger_.reset();
 }

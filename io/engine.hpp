@@ -5,6 +5,7 @@
 
 #include "actors/directory.hpp"
 #include "actors/member.hpp"
+#include "actors/partner.hpp"
 #include "actors/program_root.hpp"
 #include "actors/sweeper.hpp"
 #include "config/clock.hpp"
@@ -56,7 +57,8 @@ public:
   // new version (unless its text is the running one's) and every operation
   // handled from then on is evaluated under it and names it. Refused, with
   // `error` set and the running version kept, if it does not fit the
-  // engine's settings (a key's brand). Returns the version in effect, 0 on
+  // engine's settings (a key's brand; a partner key's partner may go: its
+  // requests are then refused). Returns the version in effect, 0 on
   // refusal. Any thread.
   std::uint32_t reload(program next, std::string& error);
   // The same with the program file named in the settings (SIGHUP, the
@@ -83,6 +85,7 @@ private:
   std::unique_ptr<caf::actor_system_config> cfg_;
   std::unique_ptr<caf::actor_system> system_;
   std::unique_ptr<actors::directory> dir_;
+  std::unique_ptr<actors::partner_registry> partners_;
   std::unique_ptr<actors::expiry_sweeper> sweeper_;
   // The periodic expiry sweep (settings.expiry_sweep_interval_s).
   std::thread sweep_thread_;

@@ -1,6 +1,7 @@
 #include "io/server.hpp"
 
 #include "actors/member.hpp"
+#include "actors/partner.hpp"
 #include "actors/sweeper.hpp"
 #include "config/log.hpp"
 #include "io/codec.hpp"
@@ -28,7 +29,7 @@ constexpr std::size_t out_bytes_max = 8u << 20;
 // Initial read buffer; grows up to one maximal frame.
 constexpr std::size_t read_chunk_bytes = 64u << 10;
 
-constexpr std::size_t opcode_count = static_cast<std::size_t>(opcode::expire) + 1;
+constexpr std::size_t opcode_count = static_cast<std::size_t>(opcode::settlement) + 1;
 
 // Compares two digests without an early exit, so the time taken does not
 // tell how much of a guess was right.
@@ -42,8 +43,12 @@ bool same_digest(const std::array<unsigned char, 32>& a, const std::array<unsign
 // What a connection's key allows (docs/OPERATIONS.md, "API keys").
 bool read_only(opcode op) {
   return op == opcode::balance || op == opcode::history || op == opcode::lookup || op == opcode::explain ||
-         op == opcode::stats || op == opcode::verify;
+         op == opcode::stats || op == opcode::verify || op == opcode::liability || op == opcode::activity ||
+         op == opcode::settlement;
 }
+bool partner_op(opcode op) { return op == opcode::partner_earn || op == opcode::partner_burn; }
+// Reports read the ledger for a period: off the io thread, never in a batch.
+bool report_op(opcode op) { return op == opcode::activity || op == opcode::settlement || op == opcode::liability; }
 bool admin_only(opcode op) { return op == opcode::adjust || op == opcode::expire || op == opcode::reload; }
 
 actors::request_kind kind_of(opcode op) {
@@ -63,6 +68,8 @@ actors::request_kind kind_of(opcode op) {
     case opcode::transfer: return k::transfer;
     case opcode::link_alias: return k::link_alias;
     case opcode::expire: return k::expire;
+    case opcode::partner_earn: return k::partner_earn;
+    case opcode::partner_burn: return k::partner_burn;
     default: return k::balance;
   }
 }
@@ -71,7 +78,7 @@ const char* entry_kind_name(std::uint16_t kind) {
   static constexpr const char* names[] = {"",       "enroll",  "earn",    "redeem",  "event",
                                           "hold",   "capture", "release", "refund",  "reverse_redemption",
                                           "adjust", "transfer", "expire", "link_alias", "redeem_reward",
-                                          "tier_review"};
+                                          "tier_review", "partner_earn", "partner_burn"};
   return kind < std::size(names) ? names[kind] : "unknown";
 }
 
@@ -80,6 +87,7 @@ const char* line_kind_name(std::uint32_t aux) {
     case ledger::rule_line_kind::base: return "base";
     case ledger::rule_line_kind::tier: return "tier";
     case ledger::rule_line_kind::rule: return "rule";
+    case ledger::rule_line_kind::partner: return "partner";
   }
   return "rule";
 }
@@ -187,7 +195,7 @@ public:
     std::atomic<bool> running{false};
   };
   std::mutex jobs_mtx;  // guards the threads of the jobs
-  job verify_job, sweep_job, reload_job;
+  job verify_job, sweep_job, reload_job, report_job;
   std::atomic<bool> stopped{false};
 };
 
@@ -240,6 +248,7 @@ private:
     std::uint64_t member = 0;
     std::int32_t batch = -1;  // index into batches_, or -1
     std::uint32_t index = 0;  // position in the batch
+    std::uint16_t partner = 0;  // partner_earn / partner_burn: the partner's id
   };
   struct batch_state {
     std::uint64_t id = 0;
@@ -381,6 +390,9 @@ private:
       case opcode::stats: return on_stats(req);
       case opcode::reload: return on_reload(req);
       case opcode::batch: return on_batch(req);
+      case opcode::liability: return on_liability(req);
+      case opcode::activity: return on_activity(req);
+      case opcode::settlement: return on_settlement(req);
       case opcode::expire:
         if (!req.has_member && req.alias.empty())
           return on_sweep(req);
@@ -402,6 +414,8 @@ private:
       case opcode::lookup:
       case opcode::history:
       case opcode::explain:
+      case opcode::partner_earn:
+      case opcode::partner_burn:
         if (!admit(1)) {
           reply_error(req.op, req.id, errc::overloaded, {});
           return;
@@ -468,10 +482,25 @@ private:
     switch (k->scope) {
       case key_scope::admin: return true;
       case key_scope::read: return read_only(op);
-      case key_scope::brand: return !admin_only(op) && op != opcode::verify && op != opcode::stats;
-      case key_scope::partner: return false;  // no partner operations yet
+      case key_scope::brand:
+        return !admin_only(op) && op != opcode::verify && op != opcode::stats && !partner_op(op);
+      case key_scope::partner:
+        return partner_op(op) || op == opcode::reverse_redemption || op == opcode::balance || op == opcode::lookup ||
+               op == opcode::settlement;
     }
     return false;
+  }
+
+  // A partner key's partner id in the program now; partner_none when the
+  // key is not a partner key, partner_gone when its partner is not in the
+  // program (it then matches no partner: ids are 16-bit).
+  static constexpr std::uint32_t partner_none = 0, partner_gone = UINT32_MAX;
+  [[nodiscard]] std::uint32_t scope_partner() const {
+    const api_key* k = key();
+    if (k == nullptr || k->scope != key_scope::partner)
+      return partner_none;
+    const partner_def* p = srv_.prog().find_partner(k->scope_code);
+    return p != nullptr ? p->id : partner_gone;
   }
 
   // Refuses a request the key does not allow, logging the key id (never the key).
@@ -585,6 +614,213 @@ private:
     });
   }
 
+  // -- reports (issue 4) --------------------------------------------------------------
+  __extension__ using i128 = __int128;
+
+  // The brand a report is about: the one named, or (liability only) every
+  // brand. A brand key reads its own brand only, and its own brand is what
+  // it gets when it names none. False (answered) on refusal.
+  bool report_brands(const request& req, std::vector<const brand_def*>& out) {
+    const program& prog = srv_.prog();
+    if (!req.brand.empty()) {
+      const brand_def* b = prog.find_brand(req.brand);
+      if (b == nullptr) {
+        reply_error(req.op, req.id, errc::unknown_brand, "no brand '" + req.brand + "' in the program");
+        return false;
+      }
+      if (scope_brand_ != 0 && b->id != scope_brand_) {
+        deny(req.op, req.id, "the key may read its own brand only");
+        return false;
+      }
+      out.push_back(b);
+      return true;
+    }
+    for (const auto& b : prog.brands)
+      if (scope_brand_ == 0 || b.id == scope_brand_)
+        out.push_back(&b);
+    return true;
+  }
+
+  static bool fits(i128 v, std::int64_t& out) {
+    if (v < INT64_MIN || v > INT64_MAX)
+      return false;
+    out = static_cast<std::int64_t>(v);
+    return true;
+  }
+  // floor(points x num / den), toward minus infinity.
+  static i128 value_of(i128 points, const rational& rate) {
+    const i128 p = points * static_cast<i128>(rate.num);
+    const i128 d = static_cast<i128>(rate.den);
+    return p >= 0 ? p / d : -((-p + d - 1) / d);
+  }
+  static i128 debit_normal(std::uint64_t debit, std::uint64_t credit) { return i128(debit) - i128(credit); }
+  static i128 credit_normal(std::uint64_t debit, std::uint64_t credit) { return i128(credit) - i128(debit); }
+  static std::array<std::uint64_t, 4> brand_accounts(std::uint32_t brand) {
+    using k = ledger::account_kind;
+    return {ledger::account_id(k::brand_issued, brand), ledger::account_id(k::brand_redeemed, brand),
+            ledger::account_id(k::brand_expired, brand), ledger::account_id(k::brand_settlement, brand)};
+  }
+
+  // `liability`: every brand's points outstanding and their value now, from
+  // the account balances (cheap: four accounts a brand), on the io thread.
+  void on_liability(const request& req) {
+    std::vector<const brand_def*> brands;
+    if (!report_brands(req, brands))
+      return;
+    std::vector<std::uint64_t> ids;
+    for (const auto* b : brands)
+      for (auto id : brand_accounts(b->id))
+        ids.push_back(id);
+    const auto recs = srv_.deps.ledger->load_accounts(ids);
+    response r;
+    r.op = opcode::liability;
+    r.id = req.id;
+    for (std::size_t i = 0; i < brands.size(); ++i) {
+      const auto* a = &recs[4 * i];
+      const i128 issued = debit_normal(a[0].debit_total, a[0].credit_total);
+      const i128 redeemed = credit_normal(a[1].debit_total, a[1].credit_total);
+      const i128 expired = credit_normal(a[2].debit_total, a[2].credit_total);
+      const i128 outstanding = issued - redeemed - expired;
+      liability_row row;
+      row.brand = brands[i]->code;
+      row.cost_per_point = std::to_string(brands[i]->cost_per_point.num) + "/" +
+                           std::to_string(brands[i]->cost_per_point.den);
+      if (!fits(issued, row.issued) || !fits(redeemed, row.redeemed) || !fits(expired, row.expired) ||
+          !fits(outstanding, row.outstanding) || !fits(value_of(outstanding, brands[i]->cost_per_point), row.liability) ||
+          !fits(credit_normal(a[3].debit_total, a[3].credit_total), row.settlement)) {
+        reply_error(req.op, req.id, errc::amount_overflow, "brand " + row.brand + ": a total leaves int64");
+        return;
+      }
+      r.liabilities.push_back(std::move(row));
+    }
+    send(r);
+  }
+
+  // `activity`: what moved a brand's points and money over a period (a scan
+  // of the period's entries, off the io thread).
+  void on_activity(const request& req) {
+    std::vector<const brand_def*> brands;
+    if (!report_brands(req, brands))
+      return;
+    if (brands.size() != 1) {
+      reply_error(req.op, req.id, errc::missing_field, "activity needs a brand");
+      return;
+    }
+    const brand_def b = *brands[0];
+    off_io(srv_.report_job, req.op, req.id, "a report is already running", [b, req](session& self) {
+      response r;
+      const auto acc = brand_accounts(b.id);
+      std::string error;
+      auto f = self.srv_.deps.ledger->account_flows({acc.begin(), acc.end()}, req.from_us, req.to_us, error);
+      if (!f) {
+        r.code = errc::invalid_argument;
+        r.message = std::move(error);
+        return r;
+      }
+      const auto& fl = f->accounts;  // issued, redeemed, expired, settlement
+      auto opening = [&](const ledger::account_flow& x, bool debit_normal_account) {
+        return debit_normal_account ? debit_normal(x.opening_debit, x.opening_credit)
+                                    : credit_normal(x.opening_debit, x.opening_credit);
+      };
+      const i128 open = opening(fl[0], true) - opening(fl[1], false) - opening(fl[2], false);
+      const i128 moved = debit_normal(fl[0].debit, fl[0].credit) - credit_normal(fl[1].debit, fl[1].credit) -
+                         credit_normal(fl[2].debit, fl[2].credit);
+      auto& a = r.activity;
+      a.brand = b.code;
+      a.from_us = f->period.from_us;
+      a.to_us = f->period.to_us;
+      a.first_seq = f->period.first_seq;
+      a.last_seq = f->period.last_seq;
+      if (!fits(fl[0].debit, a.issued) || !fits(fl[0].credit, a.refunded) || !fits(fl[1].credit, a.redeemed) ||
+          !fits(fl[1].debit, a.reversed) || !fits(credit_normal(fl[2].debit, fl[2].credit), a.expired) ||
+          !fits(open, a.opening_outstanding) || !fits(open + moved, a.closing_outstanding) ||
+          !fits(value_of(open + moved, b.cost_per_point), a.closing_liability) ||
+          !fits(credit_normal(fl[3].debit, fl[3].credit), a.settlement)) {
+        r.code = errc::amount_overflow;
+        r.message = "a total of brand " + b.code + " leaves int64";
+      }
+      return r;
+    });
+  }
+
+  // `settlement`: a brand's or a partner's statement over a period (a scan,
+  // off the io thread). A brand key reads its own brand's, a partner key its
+  // own partner's.
+  void on_settlement(const request& req) {
+    const program& prog = srv_.prog();
+    ledger::party_kind kind = ledger::party_kind::brand;
+    std::uint32_t party = 0;
+    if (req.brand.empty() == req.partner.empty()) {
+      reply_error(req.op, req.id, errc::invalid_argument, "settlement needs exactly one of brand and partner");
+      return;
+    }
+    if (!req.partner.empty()) {
+      const partner_def* p = prog.find_partner(req.partner);
+      if (p == nullptr) {
+        reply_error(req.op, req.id, errc::unknown_partner, "no partner '" + req.partner + "' in the program");
+        return;
+      }
+      kind = ledger::party_kind::partner;
+      party = p->id;
+    } else {
+      std::vector<const brand_def*> brands;
+      if (!report_brands(req, brands))
+        return;
+      party = brands[0]->id;
+    }
+    const auto own_partner = scope_partner();
+    if ((scope_brand_ != 0 && kind != ledger::party_kind::brand) ||
+        (own_partner != partner_none && (kind != ledger::party_kind::partner || party != own_partner))) {
+      deny(req.op, req.id, "the key may read its own statement only");
+      return;
+    }
+    const std::size_t limit = req.limit == 0 ? statement_limit_default : req.limit;
+    off_io(srv_.report_job, req.op, req.id, "a report is already running",
+           [kind, party, limit, req](session& self) {
+             response r;
+             std::string error;
+             auto st = self.srv_.deps.ledger->settlement(kind, party, req.from_us, req.to_us, req.after, limit, error);
+             if (!st) {
+               r.code = errc::invalid_argument;
+               r.message = std::move(error);
+               return r;
+             }
+             self.fill_statement(*st, r.statement);
+             return r;
+           });
+  }
+
+  void fill_statement(const ledger::statement& st, statement_result& out) const {
+    out.party = party_name(st.kind, st.party);
+    out.from_us = st.period.from_us;
+    out.to_us = st.period.to_us;
+    out.first_seq = st.period.first_seq;
+    out.last_seq = st.period.last_seq;
+    out.opening = st.opening;
+    out.closing = st.closing;
+    out.net = st.due_total;
+    out.points = st.points_total;
+    out.line_count = st.line_count;
+    out.next_after = st.next_after;
+    for (const auto& l : st.lines) {
+      const auto& d = l.settle;
+      const bool payee = ledger::settle_payee_kind(d.aux) == st.kind && d.id == st.party;
+      statement_row row;
+      row.seq = l.seq;
+      row.committed_at_us = l.committed_at_us;
+      row.member = l.member_id;
+      row.kind = entry_kind_name(l.entry_kind);
+      row.txn = l.txn_id;
+      row.counterparty = payee ? party_name(ledger::settle_payer_kind(d.aux), d.brand)
+                               : party_name(ledger::settle_payee_kind(d.aux), d.id);
+      row.due = l.due;
+      row.points = l.due < 0 ? -d.a : d.a;
+      row.rate = rate_text(d.c);
+      row.reversal = (d.flags & ledger::detail_reversal) != 0;
+      out.lines.push_back(std::move(row));
+    }
+  }
+
   void on_batch(request& req) {
     std::uint32_t n = 0;
     for (auto& sub : req.ops)
@@ -641,6 +877,8 @@ private:
       log(log_level::warn, "key %u: %s in a batch refused", key_id(), to_string(req.op));
       return refuse(errc::not_authorized, {});
     }
+    if (report_op(req.op))
+      return refuse(errc::invalid_argument, std::string(to_string(req.op)) + " cannot be part of a batch");
     std::uint64_t member = req.member;
     if (!req.alias.empty() && req.op != opcode::link_alias) {
       auto m = srv_.deps.ledger->find_alias(req.alias);
@@ -688,6 +926,17 @@ private:
         return refuse(errc::unknown_reward, "no reward '" + req.reward + "' in the catalog");
       mr.reward_id = w->id;
     }
+    const partner_def* partner = nullptr;
+    if (partner_op(req.op)) {
+      partner = prog.find_partner(req.partner);
+      if (partner == nullptr)
+        return refuse(errc::unknown_partner, "no partner '" + req.partner + "' in the program");
+      if (const auto own = scope_partner(); own != partner_none && own != partner->id) {
+        log(log_level::warn, "key %u: %s for partner %s refused", key_id(), to_string(req.op), req.partner.c_str());
+        return refuse(errc::not_authorized, "the key may act for its own partner only");
+      }
+      mr.partner_id = partner->id;
+    }
     if (req.op == opcode::transfer) {
       if (req.to == member)
         return refuse(errc::same_member, {});
@@ -714,6 +963,7 @@ private:
     mr.as_of_us = req.as_of_us;
     mr.key_id = key_id();
     mr.scope_brand = scope_brand_;
+    mr.scope_partner = scope_partner();
     mr.hash = content_hash_of(req, mr);
     auto tag = alloc_pending();
     auto& p = pending_[tag];
@@ -722,7 +972,16 @@ private:
     p.member = member;
     p.batch = batch;
     p.index = index;
+    p.partner = partner != nullptr ? static_cast<std::uint16_t>(partner->id) : 0;
     mr.reply = std::make_shared<actors::reply_guard>(shared_from_this(), tag);
+    if (partner != nullptr) {
+      // Through the partner's actor (actors/partner.hpp). A partner added by
+      // a reload gets its actor at the reload, before anyone can name it.
+      const auto id = partner->id;
+      if (!srv_.deps.ctx->partners->send(id, std::move(mr)))
+        log(log_level::error, "partner %u has no actor; its request was answered unavailable", id);
+      return;
+    }
     if (!srv_.deps.dir->send(member, caf::make_message(std::move(mr)))) {
       // Shutting down: the guard already answered `unavailable` when the
       // message was dropped.
@@ -741,6 +1000,8 @@ private:
     h.add(std::string_view(req.channel)).add(std::string_view(req.store)).add(std::string_view(req.event));
     h.add(req.ttl_s).add(req.hold).add(std::string_view(req.reward)).add(std::string_view(req.ref));
     h.add(std::string_view(req.reason)).add(req.to).add(std::string_view(mr.alias));
+    if (mr.kind == actors::request_kind::partner_earn || mr.kind == actors::request_kind::partner_burn)
+      h.add(std::string_view(req.partner));  // appended for the kinds that have it: older hashes stay as they were
     return h.value();
   }
 
@@ -779,10 +1040,41 @@ private:
       mv.amount = static_cast<std::int64_t>(p.amount);
       r.moves.push_back(std::move(mv));
     }
-    for (const auto& d : e->details)
+    for (const auto& d : e->details) {
       if (d.kind == static_cast<std::uint16_t>(ledger::detail_kind::rule_line))
         r.lines.push_back(line_of(prog, d));
+      else if (d.kind == static_cast<std::uint16_t>(ledger::detail_kind::settle))
+        r.settlements.push_back(settlement_of(d));
+    }
+    if (e->header.partner_id != 0)
+      r.partner = partner_code(e->header.partner_id);
     deliver(batch, index, std::move(r));
+  }
+
+  // "brand:CODE" / "partner:CODE", or the id of one no longer in the program.
+  [[nodiscard]] std::string party_name(ledger::party_kind kind, std::uint32_t id) const {
+    if (kind == ledger::party_kind::brand) {
+      const brand_def* b = srv_.prog().find_brand(id);
+      return "brand:" + (b != nullptr ? b->code : std::to_string(id));
+    }
+    return "partner:" + partner_code(id);
+  }
+  [[nodiscard]] std::string partner_code(std::uint32_t id) const {
+    const partner_def* p = srv_.prog().find_partner(id);
+    return p != nullptr ? p->code : std::to_string(id);
+  }
+  static std::string rate_text(std::uint64_t packed) {
+    return std::to_string(packed >> 32) + "/" + std::to_string(packed & 0xffffffffu);
+  }
+  [[nodiscard]] settlement_move settlement_of(const ledger::entry_detail& d) const {
+    settlement_move m;
+    m.payer = party_name(ledger::settle_payer_kind(d.aux), d.brand);
+    m.payee = party_name(ledger::settle_payee_kind(d.aux), d.id);
+    m.points = d.a;
+    m.amount = static_cast<std::int64_t>(d.b);
+    m.rate = rate_text(d.c);
+    m.reversal = (d.flags & ledger::detail_reversal) != 0;
+    return m;
   }
 
   std::string account_name(std::uint64_t account) const {
@@ -791,11 +1083,15 @@ private:
       const brand_def* b = srv_.prog().find_brand(static_cast<std::uint32_t>(entity));
       return b != nullptr ? b->code : std::to_string(entity);
     };
+    const auto partner = [&] { return partner_code(static_cast<std::uint32_t>(entity)); };
     switch (ledger::kind_of(account)) {
       case ledger::account_kind::member_points: return "member:" + std::to_string(entity);
       case ledger::account_kind::brand_issued: return "brand_issued:" + brand();
       case ledger::account_kind::brand_redeemed: return "brand_redeemed:" + brand();
       case ledger::account_kind::brand_expired: return "brand_expired:" + brand();
+      case ledger::account_kind::brand_settlement: return "brand_settlement:" + brand();
+      case ledger::account_kind::partner_receivable: return "partner_receivable:" + partner();
+      case ledger::account_kind::partner_payable: return "partner_payable:" + partner();
     }
     return "account:" + std::to_string(account);
   }
@@ -806,6 +1102,10 @@ private:
     if (d.aux == static_cast<std::uint32_t>(ledger::rule_line_kind::rule))
       if (const earn_rule* rule = prog.find_rule(d.id))
         l.rule = rule->code;
+    if (d.aux == static_cast<std::uint32_t>(ledger::rule_line_kind::partner)) {
+      const partner_def* p = prog.find_partner(d.id);
+      l.rule = p != nullptr ? p->code : std::to_string(d.id);
+    }
     l.points = d.a;
     l.amount = static_cast<std::int64_t>(d.b);
     return l;
@@ -830,6 +1130,8 @@ private:
       h.brand = b->code;
     h.ref = e.header.ref_seq;
     h.counterparty = e.header.member_id == member ? e.header.counterparty_id : e.header.member_id;
+    if (e.header.partner_id != 0)
+      h.partner = partner_code(e.header.partner_id);
     return h;
   }
 
@@ -947,9 +1249,14 @@ private:
           if (const reward_def* w = prog.find_reward(d.id))
             r.reward = w->code;
           break;
+        case ledger::detail_kind::settle:
+          r.settlements.push_back(settlement_of(d));
+          break;
         default: break;
       }
     }
+    if (p.partner != 0)
+      r.partner = partner_code(p.partner);
     return r;
   }
 
@@ -1134,7 +1441,7 @@ void server::impl::stop() {
     t.join();
   threads.clear();
   std::lock_guard<std::mutex> guard(jobs_mtx);
-  for (auto* j : {&verify_job, &sweep_job, &reload_job})
+  for (auto* j : {&verify_job, &sweep_job, &reload_job, &report_job})
     if (j->thread.joinable())
       j->thread.join();
 }

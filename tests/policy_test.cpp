@@ -1,6 +1,8 @@
 // Policy as data (issue 3): calendar, lots, earn / event / enroll evaluation,
 // spending, tier tracking and refund clawbacks — all pure functions, driven
 // here with hand-built programs and member books.
+#include "actors/coalition.hpp"
+#include "actors/partner.hpp"
 #include "actors/policy.hpp"
 
 #include <catch2/catch.hpp>
@@ -834,4 +836,196 @@ TEST_CASE("refunding every item in pieces claws back exactly what was earned", "
     for (auto k : kept)
       REQUIRE(k == 0);
   }
+}
+
+// -- coalition money (actors/coalition.hpp) ------------------------------------------
+
+namespace {
+
+program coalition_program() {
+  program p;
+  brand_def a;
+  a.id = 1;
+  a.code = "a";
+  a.cost_per_point = {1, 3};  // a third of a minor unit
+  brand_def b;
+  b.id = 2;
+  b.code = "b";
+  b.cost_per_point = {2, 1};
+  p.brands = {a, b};
+  partner_def x;
+  x.id = 9;
+  x.code = "x";
+  x.brand_id = 1;
+  x.earn_cost = {5, 4};
+  x.burn_reimbursement = {7, 10};
+  p.partners = {x};
+  return p;
+}
+
+ledger::lot_take take_of(std::uint32_t lot, std::uint32_t brand, std::int64_t points) {
+  return ledger::lot_take{lot, brand, points, 0, 0};
+}
+
+std::int64_t sum_side(const ledger::op& op, ledger::account_unit unit, ledger::posting_side side) {
+  std::int64_t s = 0;
+  for (const auto& p : op.postings)
+    if (ledger::unit_of(ledger::kind_of(p.account)) == unit && p.side == static_cast<std::uint32_t>(side))
+      s += static_cast<std::int64_t>(p.amount);
+  return s;
+}
+
+std::vector<ledger::entry_detail> settles(const ledger::op& op) {
+  std::vector<ledger::entry_detail> v;
+  for (const auto& d : op.details)
+    if (d.kind == static_cast<std::uint16_t>(ledger::detail_kind::settle))
+      v.push_back(d);
+  return v;
+}
+
+} // namespace
+
+TEST_CASE("a spend at another brand settles each issuer's points at its cost per point, floored once per issuer",
+          "[policy][coalition]") {
+  const auto prog = coalition_program();
+  ledger::op op;
+  std::string msg;
+  // 10 + 2 points of brand a (two lots) and 5 of brand b, spent at b.
+  std::vector<ledger::lot_take> takes{take_of(1, 1, 10), take_of(2, 2, 5), take_of(3, 1, 2)};
+  REQUIRE(post_spend(op, prog, 42, takes, 0, spend_purpose::redeem, 2, msg) == errc::ok);
+  auto s = settles(op);
+  REQUIRE(s.size() == 1);
+  CHECK(s[0].brand == 1);        // payer a
+  CHECK(s[0].id == 2);           // payee b
+  CHECK(s[0].a == 12);
+  CHECK(s[0].b == 4);            // floor(12 / 3), not floor(10/3) + floor(2/3) = 3
+  CHECK(op.postings.front().account == ledger::account_id(ledger::account_kind::member_points, 42));
+  using ledger::account_unit, ledger::posting_side;
+  CHECK(sum_side(op, account_unit::points, posting_side::debit) == 17);
+  CHECK(sum_side(op, account_unit::points, posting_side::credit) == 17);
+  CHECK(sum_side(op, account_unit::money, posting_side::debit) == 4);
+  CHECK(sum_side(op, account_unit::money, posting_side::credit) == 4);
+}
+
+TEST_CASE("a settlement that rounds to zero writes no record and no money posting", "[policy][coalition]") {
+  const auto prog = coalition_program();
+  ledger::op op;
+  std::string msg;
+  std::vector<ledger::lot_take> takes{take_of(1, 1, 2)};  // 2/3 of a minor unit
+  REQUIRE(post_spend(op, prog, 42, takes, 0, spend_purpose::redeem, 2, msg) == errc::ok);
+  CHECK(settles(op).empty());
+  CHECK(op.postings.size() == 2);
+}
+
+TEST_CASE("a burn at a partner makes every issuing brand pay the partner's reimbursement", "[policy][coalition]") {
+  const auto prog = coalition_program();
+  ledger::op op;
+  std::string msg;
+  std::vector<ledger::lot_take> takes{take_of(1, 1, 10), take_of(2, 2, 10)};
+  REQUIRE(post_spend(op, prog, 42, takes, 0, spend_purpose::burn, 9, msg) == errc::ok);
+  auto s = settles(op);
+  REQUIRE(s.size() == 2);
+  CHECK(s[0].b == 7);  // floor(10 x 7/10) each
+  CHECK(s[1].b == 7);
+  CHECK(ledger::settle_payee_kind(s[0].aux) == ledger::party_kind::partner);
+  const auto payable = ledger::account_id(ledger::account_kind::partner_payable, 9);
+  bool credited = false;
+  for (const auto& p : op.postings)
+    credited = credited || (p.account == payable && p.amount == 14);
+  CHECK(credited);
+}
+
+TEST_CASE("a clawback takes the refunding brand's own points and debt back as issuance, another brand's as a sale",
+          "[policy][coalition]") {
+  const auto prog = coalition_program();
+  ledger::op op;
+  std::string msg;
+  std::vector<ledger::lot_take> takes{take_of(1, 1, 6), take_of(2, 2, 4)};
+  REQUIRE(post_spend(op, prog, 42, takes, 5, spend_purpose::clawback, 1, msg) == errc::ok);
+  const auto issued_a = ledger::account_id(ledger::account_kind::brand_issued, 1);
+  const auto redeemed_b = ledger::account_id(ledger::account_kind::brand_redeemed, 2);
+  std::int64_t to_issued = 0, to_redeemed = 0;
+  for (const auto& p : op.postings) {
+    if (p.account == issued_a)
+      to_issued += static_cast<std::int64_t>(p.amount);
+    if (p.account == redeemed_b)
+      to_redeemed += static_cast<std::int64_t>(p.amount);
+  }
+  CHECK(to_issued == 11);  // 6 own + 5 debt
+  CHECK(to_redeemed == 4);
+  auto s = settles(op);
+  REQUIRE(s.size() == 1);
+  CHECK(s[0].brand == 2);
+  CHECK(s[0].b == 8);  // 4 x 2
+}
+
+TEST_CASE("a spend over more issuing brands than an entry can post is refused and leaves the op unchanged",
+          "[policy][coalition]") {
+  program prog;
+  std::vector<ledger::lot_take> takes;
+  for (std::uint32_t b = 1; b <= ledger::spend_brands_max + 1; ++b) {
+    brand_def d;
+    d.id = b;
+    d.cost_per_point = {1, 1};
+    prog.brands.push_back(d);
+    takes.push_back(take_of(b, b, 1));
+  }
+  ledger::op op;
+  std::string msg;
+  CHECK(post_spend(op, prog, 42, takes, 0, spend_purpose::redeem, 1, msg) == errc::invalid_argument);
+  CHECK(op.postings.empty());
+  CHECK(op.details.empty());
+  CHECK(issuer_count(takes) > ledger::spend_brands_max);
+  takes.pop_back();
+  CHECK(post_spend(op, prog, 42, takes, 0, spend_purpose::redeem, 1, msg) == errc::ok);
+}
+
+TEST_CASE("a settlement amount outside int64 is amount_overflow, not a wrapped number", "[policy][coalition]") {
+  auto prog = coalition_program();
+  prog.brands[0].cost_per_point = {1'000'000'000, 1};
+  ledger::op op;
+  std::string msg;
+  std::vector<ledger::lot_take> takes{take_of(1, 1, INT64_MAX / 2)};
+  CHECK(post_spend(op, prog, 42, takes, 0, spend_purpose::redeem, 2, msg) == errc::amount_overflow);
+  CHECK(op.postings.empty());
+}
+
+TEST_CASE("undoing settle records mirrors their postings and flags each record as a reversal", "[policy][coalition]") {
+  const auto prog = coalition_program();
+  ledger::op spend, undo;
+  std::string msg;
+  std::vector<ledger::lot_take> takes{take_of(1, 1, 30), take_of(2, 2, 3)};
+  REQUIRE(post_spend(spend, prog, 42, takes, 0, spend_purpose::burn, 9, msg) == errc::ok);
+  REQUIRE(post_settle_reversal(undo, spend.details) == errc::ok);
+  auto before = settles(spend), after = settles(undo);
+  REQUIRE(after.size() == before.size());
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    CHECK((after[i].flags & ledger::detail_reversal) != 0);
+    CHECK(after[i].b == before[i].b);
+  }
+  // Every money account moves back by what it moved.
+  for (const auto& p : spend.postings) {
+    if (ledger::unit_of(ledger::kind_of(p.account)) != ledger::account_unit::money)
+      continue;
+    bool mirrored = false;
+    for (const auto& q : undo.postings)
+      mirrored = mirrored || (q.account == p.account && q.amount == p.amount && q.side != p.side);
+    CHECK(mirrored);
+  }
+}
+
+TEST_CASE("a partner earn makes the partner owe its brand floor(points x earn_cost)", "[policy][coalition]") {
+  const auto prog = coalition_program();
+  ledger::op op;
+  REQUIRE(post_partner_earn(op, prog.partners[0], 7) == errc::ok);  // 8.75
+  auto s = settles(op);
+  REQUIRE(s.size() == 1);
+  CHECK(s[0].b == 8);
+  CHECK(ledger::settle_payer_kind(s[0].aux) == ledger::party_kind::partner);
+  CHECK(s[0].id == 1);  // the partner's brand
+  CHECK(partner_admission(prog, 9) == errc::ok);
+  CHECK(partner_admission(prog, 10) == errc::unknown_partner);
+  auto suspended = prog;
+  suspended.partners[0].status = partner_status::suspended;
+  CHECK(partner_admission(suspended, 9) == errc::partner_suspended);
 }

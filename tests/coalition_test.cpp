@@ -1,0 +1,497 @@
+// The coalition over real TCP: points of one brand redeemed at another post
+// the inter-brand settlement in the same entry; partners earn and burn with
+// their receivable and payable; settlement statements reconcile with the
+// accounts to the minor unit; liability and period activity follow from the
+// ledger; suspending or removing a partner stops its operations and keeps
+// its history; every scope is enforced. Each test ends with verify, which
+// checks the settlement equality over the whole journal.
+#include "engine_rig.hpp"
+
+#include <filesystem>
+#include <fstream>
+
+using namespace loyalty;
+using namespace loyalty::io;
+
+namespace {
+
+constexpr std::uint64_t t0 = 1'772'452'800'000'000ull;  // 2026-03-02T12:00:00Z
+constexpr std::uint64_t day_us = 86'400'000'000ull;
+
+constexpr const char* acme_key = "test-acme-key-0123456789";      // brand:acme
+constexpr const char* globex_key = "test-globex-key-0123456789";  // brand:globex
+constexpr const char* skyair_key = "test-skyair-key-0123456789";  // partner:skyair
+
+// acme points are worth half a cent, globex points a cent. skyair buys
+// points for acme at 1.5 cents and is paid 0.8 cents for each burned there;
+// hotel (globex) is suspended.
+constexpr const char* head_toml = R"(
+[program]
+name = "coalition"
+currency = "EUR"
+
+[[brands]]
+id = 1
+code = "acme"
+earn_rate = { num = 1, den = 100 }
+cost_per_point = { num = 1, den = 2 }
+
+[[brands]]
+id = 2
+code = "globex"
+earn_rate = { num = 1, den = 100 }
+cost_per_point = { num = 1, den = 1 }
+
+[[tiers]]
+name = "member"
+threshold = 0
+multiplier = { num = 1, den = 1 }
+
+[lifecycle]
+negative_balance_max = 1000
+
+[[rewards]]
+id = 1
+code = "lamp"
+cost = 250
+brand = "globex"
+
+[[partners]]
+id = 8
+code = "hotel"
+brand = "globex"
+earn_cost = { num = 1, den = 1 }
+burn_reimbursement = { num = 1, den = 1 }
+status = "suspended"
+)";
+
+std::string skyair(const char* status) {
+  return std::string(R"(
+[[partners]]
+id = 7
+code = "skyair"
+name = "Sky Air"
+brand = "acme"
+earn_cost = { num = 3, den = 2 }
+burn_reimbursement = { num = 4, den = 5 }
+status = ")") + status + "\"\n";
+}
+
+struct coalition_rig : test::engine_rig {
+  coalition_rig()
+      : test::engine_rig("coalition", head_toml + skyair("active"), t0, [](io::engine_options& o) {
+          o.settings.keys = {test::make_key(1, "test-admin", test::admin_key, key_scope::admin),
+                             test::make_key(2, "acme-pos", acme_key, key_scope::brand, "acme"),
+                             test::make_key(3, "globex-pos", globex_key, key_scope::brand, "globex"),
+                             test::make_key(4, "auditor", test::read_key, key_scope::read),
+                             test::make_key(5, "skyair-gw", skyair_key, key_scope::partner, "skyair")};
+        }) {}
+
+  // Rewrites the program file and reloads it over the wire.
+  void reload(const std::string& toml) {
+    std::ofstream(dir.path / "program.toml") << toml;
+    request r;
+    r.op = opcode::reload;
+    auto res = c->call(r);
+    INFO(res.message);
+    REQUIRE(res.ok());
+  }
+};
+
+request partner_op(opcode op, const std::string& txn, std::uint64_t member, const std::string& partner,
+                   std::int64_t points, std::int64_t amount = 0) {
+  request r;
+  r.op = op;
+  r.txn = txn;
+  r.member = member;
+  r.partner = partner;
+  r.points = points;
+  r.amount = amount;
+  return r;
+}
+
+request redeem_at(const std::string& txn, std::uint64_t member, std::int64_t points, const std::string& brand) {
+  request r;
+  r.op = opcode::redeem;
+  r.txn = txn;
+  r.member = member;
+  r.points = points;
+  r.brand = brand;
+  return r;
+}
+
+request reverse(const std::string& txn, std::uint64_t member, const std::string& ref) {
+  request r;
+  r.op = opcode::reverse_redemption;
+  r.txn = txn;
+  r.member = member;
+  r.ref = ref;
+  return r;
+}
+
+request explain(const std::string& txn) {
+  request r;
+  r.op = opcode::explain;
+  r.txn = txn;
+  return r;
+}
+
+request liability() {
+  request r;
+  r.op = opcode::liability;
+  return r;
+}
+
+request statement(const std::string& brand, const std::string& partner, std::uint64_t after = 0,
+                  std::uint32_t limit = 0) {
+  request r;
+  r.op = opcode::settlement;
+  r.brand = brand;
+  r.partner = partner;
+  r.after = after;
+  r.limit = limit;
+  return r;
+}
+
+request activity(const std::string& brand, std::uint64_t from_us, std::uint64_t to_us) {
+  request r;
+  r.op = opcode::activity;
+  r.brand = brand;
+  r.from_us = from_us;
+  r.to_us = to_us;
+  return r;
+}
+
+response ok(client& c, const request& r) {
+  auto res = c.call(r);
+  INFO(to_string(r.op) << " " << r.txn << ": " << to_string(res.code) << " " << res.message);
+  REQUIRE(res.ok());
+  return res;
+}
+
+const liability_row& row_of(const response& r, const std::string& brand) {
+  for (const auto& row : r.liabilities)
+    if (row.brand == brand)
+      return row;
+  FAIL("no liability row for " << brand);
+  return r.liabilities.front();
+}
+
+bool has_move(const response& ex, const std::string& account, const std::string& side, std::int64_t amount) {
+  for (const auto& m : ex.moves)
+    if (m.account == account && m.side == side && m.amount == amount)
+      return true;
+  return false;
+}
+
+} // namespace
+
+TEST_CASE("points earned at one brand and redeemed at another post the inter-brand settlement in the same entry",
+          "[coalition]") {
+  coalition_rig g;
+  auto globex = g.connect(globex_key);
+  REQUIRE(g.c->enroll(1, "acme").ok());
+  REQUIRE(g.c->earn("e-acme", 1, "acme", 30000, "EUR", t0).ok());      // 300 acme points (the older lot)
+  REQUIRE(g.c->earn("e-globex", 1, "globex", 20000, "EUR", t0).ok());  // 200 globex points
+
+  // 400 points spent at globex: the 300 acme points first, then 100 of globex's.
+  auto r = ok(*globex, redeem_at("r-1", 1, 400, ""));  // a globex key redeems at globex
+  CHECK(r.balance == 100);
+  REQUIRE(r.settlements.size() == 1);
+  CHECK(r.settlements[0].payer == "brand:acme");
+  CHECK(r.settlements[0].payee == "brand:globex");
+  CHECK(r.settlements[0].points == 300);
+  CHECK(r.settlements[0].amount == 150);  // floor(300 x 1/2)
+  CHECK(r.settlements[0].rate == "1/2");
+  CHECK_FALSE(r.settlements[0].reversal);
+
+  // One entry holds both the points and the money.
+  auto ex = ok(*g.c, explain("r-1"));
+  CHECK(has_move(ex, "member:1", "debit", 400));
+  CHECK(has_move(ex, "brand_redeemed:acme", "credit", 300));
+  CHECK(has_move(ex, "brand_redeemed:globex", "credit", 100));
+  CHECK(has_move(ex, "brand_settlement:acme", "debit", 150));
+  CHECK(has_move(ex, "brand_settlement:globex", "credit", 150));
+  CHECK(ex.settlements.size() == 1);
+
+  auto l = ok(*g.c, liability());
+  CHECK(row_of(l, "acme").outstanding == 0);
+  CHECK(row_of(l, "acme").settlement == -150);   // acme owes the coalition
+  CHECK(row_of(l, "globex").outstanding == 100);
+  CHECK(row_of(l, "globex").liability == 100);   // 100 points x 1 cent
+  CHECK(row_of(l, "globex").settlement == 150);
+
+  // A same-brand redemption settles nothing.
+  auto same = ok(*g.c, redeem_at("r-2", 1, 50, "globex"));
+  CHECK(same.settlements.empty());
+
+  // A reversal gives the money back with the points.
+  auto back = ok(*g.c, reverse("rv-1", 1, "r-1"));
+  CHECK(back.balance == 450);
+  REQUIRE(back.settlements.size() == 1);
+  CHECK(back.settlements[0].reversal);
+  CHECK(back.settlements[0].amount == 150);
+  l = ok(*g.c, liability());
+  CHECK(row_of(l, "acme").outstanding == 300);
+  CHECK(row_of(l, "acme").liability == 150);
+  CHECK(row_of(l, "acme").settlement == 0);
+  CHECK(row_of(l, "globex").settlement == 0);
+
+  // A reward of globex paid with acme points settles the same way.
+  REQUIRE(g.c->earn("e-acme-2", 1, "acme", 10000, "EUR", t0).ok());  // +100 acme: 400 acme, 150 globex left
+  auto lamp = g.c->redeem_reward("rw-1", 1, "lamp");
+  REQUIRE(lamp.ok());
+  REQUIRE(lamp.settlements.size() == 1);
+  CHECK(lamp.settlements[0].points == 250);
+  CHECK(lamp.settlements[0].amount == 125);
+  g.check_verify();
+}
+
+TEST_CASE("a refund that claws back another brand's points makes that brand pay the refunding brand",
+          "[coalition]") {
+  coalition_rig g;
+  REQUIRE(g.c->enroll(3, "acme").ok());
+  REQUIRE(g.c->earn("a-1", 3, "acme", 30000, "EUR", t0).ok());    // 300 acme
+  REQUIRE(g.c->earn("g-1", 3, "globex", 20000, "EUR", t0).ok());  // 200 globex
+  REQUIRE(ok(*g.c, redeem_at("r-3", 3, 300, "acme")).settlements.empty());
+  // The acme purchase comes back: 300 points owed, only globex's 200 are
+  // left, the other 100 become debt.
+  auto f = g.c->refund("f-1", 3, "a-1");
+  INFO(f.message);
+  REQUIRE(f.ok());
+  CHECK(f.balance == -100);
+  REQUIRE(f.settlements.size() == 1);
+  CHECK(f.settlements[0].payer == "brand:globex");
+  CHECK(f.settlements[0].payee == "brand:acme");
+  CHECK(f.settlements[0].points == 200);
+  CHECK(f.settlements[0].amount == 200);
+  auto l = ok(*g.c, liability());
+  CHECK(row_of(l, "globex").outstanding == 0);  // its points are gone
+  CHECK(row_of(l, "acme").outstanding == -100);  // the member owes acme the debt
+  CHECK(row_of(l, "acme").liability == -50);
+  CHECK(row_of(l, "acme").settlement == 200);
+  g.check_verify();
+}
+
+TEST_CASE("partner earn and burn settle with the partner to the minor unit, and statements reconcile with the accounts",
+          "[coalition]") {
+  coalition_rig g;
+  auto sky = g.connect(skyair_key);
+  REQUIRE(g.c->enroll(2, "globex").ok());
+  auto pe = ok(*sky, partner_op(opcode::partner_earn, "p-1", 2, "skyair", 1001, 55000));
+  CHECK(pe.balance == 1001);
+  CHECK(pe.partner == "skyair");
+  REQUIRE(pe.lines.size() == 1);
+  CHECK(pe.lines[0].kind == "partner");
+  CHECK(pe.lines[0].rule == "skyair");
+  CHECK(pe.lines[0].points == 1001);
+  REQUIRE(pe.settlements.size() == 1);
+  CHECK(pe.settlements[0].payer == "partner:skyair");
+  CHECK(pe.settlements[0].payee == "brand:acme");  // skyair buys acme points
+  CHECK(pe.settlements[0].amount == 1501);          // floor(1001 x 3/2)
+  REQUIRE(g.c->earn("e-3", 2, "globex", 50000, "EUR", t0).ok());  // 500 globex points
+
+  // 1,201 points burned at skyair: the partner's 1,001 acme points, then 200 of globex's.
+  auto pb = ok(*sky, partner_op(opcode::partner_burn, "b-1", 2, "skyair", 1201));
+  CHECK(pb.balance == 300);
+  REQUIRE(pb.settlements.size() == 2);
+  CHECK(pb.settlements[0].payer == "brand:acme");
+  CHECK(pb.settlements[0].payee == "partner:skyair");
+  CHECK(pb.settlements[0].amount == 800);  // floor(1001 x 4/5)
+  CHECK(pb.settlements[1].payer == "brand:globex");
+  CHECK(pb.settlements[1].amount == 160);  // floor(200 x 4/5)
+  auto ex = ok(*g.c, explain("b-1"));
+  CHECK(ex.partner == "skyair");
+  CHECK(has_move(ex, "partner_payable:skyair", "credit", 960));
+
+  auto st = ok(*sky, statement("", "skyair")).statement;
+  CHECK(st.party == "partner:skyair");
+  CHECK(st.line_count == 3);
+  REQUIRE(st.lines.size() == 3);
+  CHECK(st.lines[0].txn == "p-1");
+  CHECK(st.lines[0].due == -1501);  // skyair owes
+  CHECK(st.lines[0].counterparty == "brand:acme");
+  CHECK(st.lines[1].due == 800);
+  CHECK(st.lines[2].due == 160);
+  CHECK(st.net == -541);
+  CHECK(st.opening == 0);
+  CHECK(st.closing - st.opening == st.net);
+
+  auto acme = ok(*g.c, statement("acme", "")).statement;
+  CHECK(acme.net == 1501 - 800);
+  CHECK(acme.closing - acme.opening == acme.net);
+  auto globex = ok(*g.c, statement("globex", "")).statement;
+  CHECK(globex.net == -160);
+  CHECK(acme.net + globex.net + st.net == 0);  // the coalition nets to zero
+
+  // Pages of one line visit every line once.
+  std::vector<std::int64_t> dues;
+  std::uint64_t after = 0;
+  for (int guard = 0; guard < 10; ++guard) {
+    auto page = ok(*sky, statement("", "skyair", after, 1)).statement;
+    for (const auto& line : page.lines)
+      dues.push_back(line.due);
+    CHECK(page.net == -541);  // totals always cover the whole period
+    if (page.next_after == 0)
+      break;
+    after = page.next_after;
+  }
+  CHECK(dues == std::vector<std::int64_t>{-1501, 800, 160});
+
+  // The partner reverses its burn: the payable goes back to zero.
+  auto rb = ok(*sky, reverse("rb-1", 2, "b-1"));
+  CHECK(rb.balance == 1501);
+  CHECK(rb.settlements.size() == 2);
+  st = ok(*sky, statement("", "skyair")).statement;
+  CHECK(st.net == -1501);
+  CHECK(st.line_count == 5);
+  g.check_verify();
+}
+
+TEST_CASE("a suspended or removed partner's new operations are refused while its history and accounts stay",
+          "[coalition]") {
+  coalition_rig g;
+  REQUIRE(g.c->enroll(5, "acme").ok());
+  // hotel is suspended in the program as loaded.
+  const auto before = g.eng->ledger().last_seq();
+  auto refused = g.c->call(partner_op(opcode::partner_earn, "h-1", 5, "hotel", 100));
+  CHECK(refused.code == errc::partner_suspended);
+  CHECK(g.c->call(partner_op(opcode::partner_burn, "h-2", 5, "hotel", 1)).code == errc::partner_suspended);
+  CHECK(g.eng->ledger().last_seq() == before);
+  CHECK(g.c->call(partner_op(opcode::partner_earn, "x-1", 5, "nobody", 100)).code == errc::unknown_partner);
+
+  auto p1 = partner_op(opcode::partner_earn, "p-1", 5, "skyair", 400);
+  ok(*g.c, p1);
+  g.reload(head_toml + skyair("suspended"));
+  CHECK(g.c->call(partner_op(opcode::partner_earn, "p-2", 5, "skyair", 10)).code == errc::partner_suspended);
+  CHECK(g.c->call(partner_op(opcode::partner_burn, "p-3", 5, "skyair", 10)).code == errc::partner_suspended);
+  auto again = ok(*g.c, p1);  // a retry of what was posted before still gets its answer
+  CHECK(again.replayed);
+  CHECK(again.balance == 400);
+  // Its statement is still there while suspended.
+  CHECK(ok(*g.c, statement("", "skyair")).statement.net == -600);
+
+  g.reload(head_toml);  // skyair removed
+  CHECK(g.c->call(partner_op(opcode::partner_earn, "p-4", 5, "skyair", 10)).code == errc::unknown_partner);
+  auto ex = ok(*g.c, explain("p-1"));
+  CHECK(ex.partner == "7");  // no code any more: its id
+  REQUIRE(ex.settlements.size() == 1);
+  CHECK(ex.settlements[0].payer == "partner:7");
+  CHECK(has_move(ex, "partner_receivable:7", "debit", 600));
+  // Its points stay the member's and can be spent at the brands.
+  CHECK(ok(*g.c, redeem_at("r-5", 5, 400, "acme")).balance == 0);
+  g.check_verify();
+}
+
+TEST_CASE("a partner key acts for its own partner only, and brand keys read their own brand only", "[coalition]") {
+  coalition_rig g;
+  auto sky = g.connect(skyair_key);
+  auto acme = g.connect(acme_key);
+  auto reader = g.connect(test::read_key);
+  REQUIRE(g.c->enroll(6, "acme").ok());
+  REQUIRE(g.c->earn("e-6", 6, "acme", 50000, "EUR", t0).ok());
+  ok(*g.c, redeem_at("r-6", 6, 10, "acme"));
+  ok(*sky, partner_op(opcode::partner_burn, "b-6", 6, "skyair", 10));
+
+  struct denied {
+    client* who;
+    request r;
+  };
+  request earn;
+  earn.op = opcode::earn;
+  earn.txn = "d-earn";
+  earn.member = 6;
+  earn.brand = "acme";
+  earn.amount = 100;
+  earn.currency = "EUR";
+  request history;
+  history.op = opcode::history;
+  history.member = 6;
+  const std::vector<denied> cases{
+    {sky.get(), partner_op(opcode::partner_earn, "d-1", 6, "hotel", 10)},
+    {sky.get(), earn},
+    {sky.get(), redeem_at("d-2", 6, 1, "acme")},
+    {sky.get(), history},
+    {sky.get(), liability()},
+    {sky.get(), activity("acme", 0, 0)},
+    {sky.get(), statement("acme", "")},
+    {sky.get(), statement("", "hotel")},
+    {sky.get(), reverse("d-3", 6, "r-6")},  // not its burn
+    {acme.get(), reverse("d-4", 6, "b-6")},  // a partner's burn
+    {acme.get(), partner_op(opcode::partner_earn, "d-5", 6, "skyair", 10)},
+    {acme.get(), statement("globex", "")},
+    {acme.get(), statement("", "skyair")},
+    {acme.get(), activity("globex", 0, 0)},
+    {reader.get(), partner_op(opcode::partner_burn, "d-6", 6, "skyair", 1)},
+  };
+  for (const auto& d : cases) {
+    INFO(to_string(d.r.op) << " " << d.r.txn);
+    const auto before = g.eng->ledger().last_seq();
+    auto res = d.who->call(d.r);
+    CHECK(res.code == errc::not_authorized);
+    CHECK(g.eng->ledger().last_seq() == before);
+  }
+  CHECK(ok(*sky, [] {
+          request r;
+          r.op = opcode::balance;
+          r.member = 6;
+          return r;
+        }()).balance == 480);
+  CHECK(ok(*sky, statement("", "skyair")).statement.line_count == 1);
+  CHECK(ok(*sky, reverse("rb-6", 6, "b-6")).settlements.size() == 1);
+  auto mine = ok(*acme, liability());
+  REQUIRE(mine.liabilities.size() == 1);  // its own brand only
+  CHECK(mine.liabilities[0].brand == "acme");
+  CHECK(ok(*reader, liability()).liabilities.size() == 2);
+  CHECK(ok(*reader, statement("", "skyair")).statement.net == 0);
+  // Reports are refused inside a batch.
+  request batch;
+  batch.op = opcode::batch;
+  auto inner = liability();
+  inner.id = 1;
+  batch.ops.push_back(inner);
+  auto br = g.c->call(batch);
+  REQUIRE(br.results.size() == 1);
+  CHECK(br.results[0].code == errc::invalid_argument);
+  g.check_verify();
+}
+
+TEST_CASE("activity over a period counts what moved a brand's points and reconciles with its outstanding",
+          "[coalition]") {
+  coalition_rig g;
+  REQUIRE(g.c->enroll(4, "acme").ok());
+  REQUIRE(g.c->earn("x-1", 4, "acme", 30000, "EUR", t0).ok());  // day 0: 300 issued
+  const std::uint64_t t1 = t0 + day_us;
+  g.clock.set(t1);
+  ok(*g.c, redeem_at("x-2", 4, 100, "acme"));                    // day 1: 100 redeemed ...
+  ok(*g.c, reverse("x-3", 4, "x-2"));                            // ... and reversed
+  REQUIRE(g.c->refund("x-4", 4, "x-1", 10000).ok());             // 100 refunded
+  g.clock.set(t1 + day_us);
+  ok(*g.c, redeem_at("x-5", 4, 50, "acme"));                     // day 2: 50 redeemed
+
+  auto d0 = ok(*g.c, activity("acme", t0, t1)).activity;
+  CHECK(d0.issued == 300);
+  CHECK(d0.redeemed == 0);
+  CHECK(d0.opening_outstanding == 0);
+  CHECK(d0.closing_outstanding == 300);
+  auto d1 = ok(*g.c, activity("acme", t1, t1 + day_us)).activity;
+  CHECK(d1.issued == 0);
+  CHECK(d1.redeemed == 100);
+  CHECK(d1.reversed == 100);
+  CHECK(d1.refunded == 100);
+  CHECK(d1.opening_outstanding == 300);
+  CHECK(d1.closing_outstanding == 200);
+  CHECK(d1.closing_outstanding - d1.opening_outstanding ==
+        d1.issued - d1.refunded - d1.redeemed + d1.reversed - d1.expired);
+  auto all = ok(*g.c, activity("acme", 0, 0)).activity;
+  CHECK(all.closing_outstanding == 150);
+  CHECK(all.closing_liability == 75);
+  CHECK(all.closing_outstanding == row_of(ok(*g.c, liability()), "acme").outstanding);
+  CHECK(all.last_seq >= all.first_seq);
+  auto empty = ok(*g.c, activity("acme", t1 + 5 * day_us, t1 + 6 * day_us)).activity;
+  CHECK(empty.last_seq < empty.first_seq);
+  CHECK(empty.opening_outstanding == 150);
+  CHECK(g.c->call(activity("acme", t1, t0)).code == errc::invalid_argument);
+  CHECK(g.c->call(activity("nobody", 0, 0)).code == errc::unknown_brand);
+  g.check_verify();
+}
