@@ -102,7 +102,10 @@ public:
   response earn(const std::string& txn, const member_ref& member, const std::string& brand, std::int64_t amount,
                 const std::string& currency, std::uint64_t occurred_at_us, std::vector<item> items,
                 const std::string& channel = "", const std::string& store = "");
-  response redeem(const std::string& txn, const member_ref& member, std::int64_t points);
+  // brand: where the points are spent (issue 4); "" = a brand key's own
+  // brand, else the member's home brand.
+  response redeem(const std::string& txn, const member_ref& member, std::int64_t points,
+                  const std::string& brand = "");
   response balance(const member_ref& member);
   response event(const std::string& txn, const member_ref& member, const std::string& event,
                  const std::string& brand = "", std::uint64_t occurred_at_us = 0, const std::string& channel = "",
@@ -132,6 +135,29 @@ public:
   response expire(const member_ref& member, std::uint64_t as_of_us = 0);
   response verify();
   response stats();
+
+  // Issue 4, coalition money (docs/PROTOCOL.md section 3). A posting's answer
+  // carries the settle records it wrote in `settlements`.
+  // A member earns `points` at a partner; amount = what the member spent
+  // there (minor units, 0 = not recorded); occurred_at_us 0 = now.
+  response partner_earn(const std::string& txn, const member_ref& member, const std::string& partner,
+                        std::int64_t points, std::int64_t amount = 0, std::uint64_t occurred_at_us = 0);
+  // A member spends `points` at a partner.
+  response partner_burn(const std::string& txn, const member_ref& member, const std::string& partner,
+                        std::int64_t points);
+  // Every brand's points outstanding and money now (`liabilities`); brand
+  // "" = every brand of the program.
+  response liability(const std::string& brand = "");
+  // One brand's points and money over [from_us, to_us) of commit time
+  // (`activity`); 0 = from the beginning / up to now.
+  response activity(const std::string& brand, std::uint64_t from_us = 0, std::uint64_t to_us = 0);
+  // One page of a party's settlement statement over [from_us, to_us)
+  // (`statement`): pass the answer's statement.next_after as `after` for the
+  // next page (0 in the answer = the last page); limit 0 = 100, at most 1000.
+  response settlement_of_brand(const std::string& brand, std::uint64_t from_us = 0, std::uint64_t to_us = 0,
+                               std::uint64_t after = 0, std::uint32_t limit = 0);
+  response settlement_of_partner(const std::string& partner, std::uint64_t from_us = 0, std::uint64_t to_us = 0,
+                                 std::uint64_t after = 0, std::uint32_t limit = 0);
 
 private:
   client();

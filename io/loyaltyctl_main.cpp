@@ -43,6 +43,37 @@ void print_lines_json(const std::vector<line>& lines, std::ostream& os) {
   os << "]";
 }
 
+void print_settlements_json(const std::vector<settlement_move>& moves, std::ostream& os) {
+  os << ",\"settlements\":[";
+  for (std::size_t i = 0; i < moves.size(); ++i) {
+    const auto& m = moves[i];
+    os << (i ? "," : "") << "{\"payer\":" << quoted(m.payer) << ",\"payee\":" << quoted(m.payee)
+       << ",\"points\":" << m.points << ",\"amount\":" << m.amount << ",\"rate\":" << quoted(m.rate);
+    if (m.reversal)
+      os << ",\"reversal\":true";
+    os << "}";
+  }
+  os << "]";
+}
+
+void print_statement_json(const statement_result& st, std::ostream& os) {
+  os << ",\"statement\":{\"party\":" << quoted(st.party) << ",\"from_us\":" << st.from_us << ",\"to_us\":"
+     << st.to_us << ",\"first_seq\":" << st.first_seq << ",\"last_seq\":" << st.last_seq << ",\"opening\":"
+     << st.opening << ",\"closing\":" << st.closing << ",\"net\":" << st.net << ",\"points\":" << st.points
+     << ",\"line_count\":" << st.line_count << ",\"lines\":[";
+  for (std::size_t i = 0; i < st.lines.size(); ++i) {
+    const auto& l = st.lines[i];
+    os << (i ? "," : "") << "{\"seq\":" << l.seq << ",\"committed_at_us\":" << l.committed_at_us
+       << ",\"member\":" << l.member << ",\"kind\":" << quoted(l.kind) << ",\"txn\":" << quoted(l.txn)
+       << ",\"counterparty\":" << quoted(l.counterparty) << ",\"points\":" << l.points << ",\"due\":" << l.due
+       << ",\"rate\":" << quoted(l.rate);
+    if (l.reversal)
+      os << ",\"reversal\":true";
+    os << "}";
+  }
+  os << "],\"next_after\":" << st.next_after << "}";
+}
+
 void print_json(const response& r, std::ostream& os) {
   os << "{\"id\":" << r.id << ",\"op\":\"" << to_string(r.op) << "\",\"ok\":" << (r.ok() ? "true" : "false");
   if (!r.ok()) {
@@ -56,6 +87,12 @@ void print_json(const response& r, std::ostream& os) {
     if (with_tier)
       os << ",\"lifetime\":" << r.lifetime << ",\"tier\":" << quoted(r.tier);
     os << ",\"replayed\":" << boolean(r.replayed);
+  };
+  // Issue 4: the settle records of a posting, only when there are any, so
+  // the JSON of answers that moved no money is what it was.
+  auto settlements = [&] {
+    if (!r.settlements.empty())
+      print_settlements_json(r.settlements, os);
   };
   switch (r.op) {
     case opcode::hello:
@@ -71,8 +108,12 @@ void print_json(const response& r, std::ostream& os) {
     case opcode::refund:
       posting(true);
       print_lines_json(r.lines, os);
+      settlements();
       break;
-    case opcode::redeem: posting(true); break;
+    case opcode::redeem:
+      posting(true);
+      settlements();
+      break;
     case opcode::hold:
       posting(false);
       os << ",\"hold\":" << r.hold << ",\"expires_at_us\":" << r.expires_at_us;
@@ -80,12 +121,47 @@ void print_json(const response& r, std::ostream& os) {
     case opcode::redeem_reward:
       posting(false);
       os << ",\"reward\":" << quoted(r.reward);
+      settlements();
       break;
     case opcode::capture:
     case opcode::release:
     case opcode::reverse_redemption:
     case opcode::adjust:
-    case opcode::transfer: posting(false); break;
+    case opcode::transfer:
+      posting(false);
+      settlements();
+      break;
+    case opcode::partner_earn:
+    case opcode::partner_burn:
+      posting(true);
+      os << ",\"partner\":" << quoted(r.partner);
+      if (r.op == opcode::partner_earn)
+        print_lines_json(r.lines, os);
+      print_settlements_json(r.settlements, os);
+      break;
+    case opcode::liability: {
+      os << ",\"brands\":[";
+      for (std::size_t i = 0; i < r.liabilities.size(); ++i) {
+        const auto& b = r.liabilities[i];
+        os << (i ? "," : "") << "{\"brand\":" << quoted(b.brand) << ",\"issued\":" << b.issued
+           << ",\"redeemed\":" << b.redeemed << ",\"expired\":" << b.expired << ",\"outstanding\":"
+           << b.outstanding << ",\"cost_per_point\":" << quoted(b.cost_per_point) << ",\"liability\":"
+           << b.liability << ",\"settlement\":" << b.settlement << "}";
+      }
+      os << "]";
+      break;
+    }
+    case opcode::activity: {
+      const auto& a = r.activity;
+      os << ",\"activity\":{\"brand\":" << quoted(a.brand) << ",\"from_us\":" << a.from_us << ",\"to_us\":"
+         << a.to_us << ",\"first_seq\":" << a.first_seq << ",\"last_seq\":" << a.last_seq << ",\"issued\":"
+         << a.issued << ",\"refunded\":" << a.refunded << ",\"redeemed\":" << a.redeemed << ",\"reversed\":"
+         << a.reversed << ",\"expired\":" << a.expired << ",\"opening_outstanding\":" << a.opening_outstanding
+         << ",\"closing_outstanding\":" << a.closing_outstanding << ",\"closing_liability\":"
+         << a.closing_liability << ",\"settlement\":" << a.settlement << "}";
+      break;
+    }
+    case opcode::settlement: print_statement_json(r.statement, os); break;
     case opcode::balance:
       os << ",\"member\":" << r.member << ",\"brand\":\"" << json_escape(r.brand) << "\",\"balance\":" << r.balance
          << ",\"lifetime\":" << r.lifetime << ",\"tier\":\"" << json_escape(r.tier) << "\""
@@ -106,7 +182,10 @@ void print_json(const response& r, std::ostream& os) {
            << quoted(e.txn) << ",\"occurred_at_us\":" << e.occurred_at_us << ",\"committed_at_us\":"
            << e.committed_at_us << ",\"points\":" << e.points << ",\"balance\":" << e.balance
            << ",\"amount\":" << e.amount << ",\"brand\":" << quoted(e.brand) << ",\"ref\":" << e.ref
-           << ",\"counterparty\":" << e.counterparty << "}";
+           << ",\"counterparty\":" << e.counterparty;
+        if (!e.partner.empty())
+          os << ",\"partner\":" << quoted(e.partner);
+        os << "}";
       }
       os << "],\"next_before\":" << r.next_before;
       break;
@@ -132,6 +211,9 @@ void print_json(const response& r, std::ostream& os) {
            << quoted(r.moves[i].side) << ",\"amount\":" << r.moves[i].amount << "}";
       os << "]";
       print_lines_json(r.lines, os);
+      if (!r.partner.empty())
+        os << ",\"partner\":" << quoted(r.partner);
+      settlements();
       break;
     }
     case opcode::verify: {
@@ -161,6 +243,39 @@ void print_lines_text(const std::vector<line>& lines) {
               << l.amount << ")\n";
 }
 
+// One line per settle record: who owes whom how much, and why.
+void print_settlements_text(const std::vector<settlement_move>& moves) {
+  for (const auto& m : moves) {
+    if (m.reversal)
+      std::cout << "  settlement reversed: " << m.payee << " gives back " << m.amount << " to " << m.payer;
+    else
+      std::cout << "  settlement: " << m.payer << " owes " << m.payee << " " << m.amount;
+    std::cout << " (" << m.points << " points at " << m.rate << " per point)\n";
+  }
+}
+
+// "[from, to)" of a report period; 0 = open end.
+std::string period_text(std::uint64_t from_us, std::uint64_t to_us) {
+  return "commit time [" + (from_us == 0 ? std::string("beginning") : std::to_string(from_us) + " us") + ", " +
+         (to_us == 0 ? std::string("now") : std::to_string(to_us) + " us") + ")";
+}
+
+void print_statement_text(const statement_result& st, bool all_pages) {
+  std::cout << "statement of " << st.party << ", " << period_text(st.from_us, st.to_us) << ": opening "
+            << st.opening << ", closing " << st.closing << ", net " << st.net << " (" << st.line_count
+            << " lines, " << st.points << " points)\n";
+  std::cout << "  amounts in minor units; + the program owes " << st.party << " more, - it owes more\n";
+  for (const auto& l : st.lines) {
+    std::cout << "  seq " << l.seq << " " << l.kind << ", member " << l.member;
+    if (!l.txn.empty())
+      std::cout << ", txn " << json_escape(l.txn);
+    std::cout << ": due " << l.due << " (" << l.points << " points at " << l.rate << ", with " << l.counterparty
+              << ")" << (l.reversal ? " reversal" : "") << ", at " << l.committed_at_us << " us\n";
+  }
+  if (st.next_after != 0 && !all_pages)
+    std::cout << "more: --after " << st.next_after << " (or --all)\n";
+}
+
 // "; member M balance B, lifetime L, tier T (seq S)" after an entry.
 void print_after(const response& r, bool with_tier) {
   std::cout << (r.replayed ? " (replay of an earlier request: nothing posted now)" : "") << "; member " << r.member
@@ -170,7 +285,7 @@ void print_after(const response& r, bool with_tier) {
   std::cout << " (seq " << r.seq << ")\n";
 }
 
-void print_text(const response& r, const request& q) {
+void print_text(const response& r, const request& q, bool all_pages) {
   if (!r.ok()) {
     std::cerr << "loyaltyctl: " << to_string(r.code) << ": " << r.message << "\n";
     return;
@@ -187,9 +302,46 @@ void print_text(const response& r, const request& q) {
     case opcode::earn:
     case opcode::redeem:
       std::cout << (r.op == opcode::earn ? "earned " : "redeemed ") << r.points << " points";
+      if (r.op == opcode::redeem && !q.brand.empty())
+        std::cout << " at brand " << q.brand;
       print_after(r, true);
       print_lines_text(r.lines);
       break;
+    case opcode::partner_earn:
+    case opcode::partner_burn:
+      std::cout << (r.op == opcode::partner_earn ? "earned " : "burned ") << r.points << " points at partner "
+                << r.partner;
+      print_after(r, true);
+      print_lines_text(r.lines);
+      break;
+    case opcode::liability:
+      std::cout << r.liabilities.size() << (r.liabilities.size() == 1 ? " brand" : " brands")
+                << " (points; money in minor units):\n";
+      for (const auto& b : r.liabilities) {
+        std::cout << "  " << b.brand << ": outstanding " << b.outstanding << " points (issued " << b.issued
+                  << ", redeemed " << b.redeemed << ", expired " << b.expired << "); liability " << b.liability
+                  << " at " << b.cost_per_point << " per point; ";
+        if (b.settlement >= 0)
+          std::cout << "the coalition owes it " << b.settlement << "\n";
+        else
+          std::cout << "it owes the coalition " << -b.settlement << "\n";
+      }
+      break;
+    case opcode::activity: {
+      const auto& a = r.activity;
+      std::cout << "brand " << a.brand << ", " << period_text(a.from_us, a.to_us);
+      if (a.last_seq < a.first_seq)
+        std::cout << ": no entries\n";
+      else
+        std::cout << ", seq " << a.first_seq << " to " << a.last_seq << "\n";
+      std::cout << "  points: issued " << a.issued << ", refunded " << a.refunded << ", redeemed " << a.redeemed
+                << ", reversed " << a.reversed << ", expired " << a.expired << "\n"
+                << "  outstanding " << a.opening_outstanding << " -> " << a.closing_outstanding
+                << " points; closing liability " << a.closing_liability << "; settlement change " << a.settlement
+                << " (minor units)\n";
+      break;
+    }
+    case opcode::settlement: print_statement_text(r.statement, all_pages); break;
     case opcode::event:
       std::cout << "event '" << q.event << "' earned " << r.points << " points";
       print_after(r, true);
@@ -260,6 +412,7 @@ void print_text(const response& r, const request& q) {
       if (!e.brand.empty()) std::cout << ", brand " << e.brand;
       if (e.ref != 0) std::cout << ", ref seq " << e.ref;
       std::cout << "\n";
+      if (!r.partner.empty()) std::cout << "  partner " << r.partner << "\n";
       for (const auto& mv : r.moves)
         std::cout << "  " << mv.side << " " << mv.account << " " << mv.amount << "\n";
       print_lines_text(r.lines);
@@ -274,6 +427,7 @@ void print_text(const response& r, const request& q) {
         if (!e.brand.empty()) std::cout << ", brand " << e.brand;
         if (e.ref != 0) std::cout << ", ref seq " << e.ref;
         if (e.counterparty != 0) std::cout << ", counterparty " << e.counterparty;
+        if (!e.partner.empty()) std::cout << ", partner " << e.partner;
         std::cout << ", at " << e.occurred_at_us << " us\n";
       }
       if (r.next_before != 0)
@@ -298,6 +452,8 @@ void print_text(const response& r, const request& q) {
       break;
     default: break;
   }
+  // Posting answers and explain: who owes whom for the points that crossed.
+  print_settlements_text(r.settlements);
 }
 
 // --items "sku:category:qty:amount,...": empty sku / category allowed, empty
@@ -340,6 +496,42 @@ std::string parse_items(const std::string& text, std::vector<item>& out) {
     out.push_back(std::move(it));
     start = end + 1;
   }
+  return {};
+}
+
+// --from / --to: microseconds since the epoch (digits only), or an ISO 8601
+// UTC date or time: YYYY-MM-DD, YYYY-MM-DDTHH:MM or YYYY-MM-DDTHH:MM:SS, an
+// optional trailing Z. Returns an error sentence, or "" with `out` set.
+std::string parse_instant(const std::string& text, std::uint64_t& out) {
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) {
+    try {
+      std::size_t used = 0;
+      out = std::stoull(text, &used);
+      return used == text.size() ? "" : "not a number";
+    } catch (const std::exception&) {
+      return "'" + text + "' is out of range";
+    }
+  }
+  std::string t = text;
+  if (!t.empty() && (t.back() == 'Z' || t.back() == 'z'))
+    t.pop_back();
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  char tail = 0;
+  int n = 0;
+  if (t.size() == 10)
+    n = std::sscanf(t.c_str(), "%4d-%2d-%2d%c", &y, &mo, &d, &tail) == 3 ? 3 : -1;
+  else if (t.size() == 16)
+    n = std::sscanf(t.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d%c", &y, &mo, &d, &h, &mi, &tail) == 5 ? 5 : -1;
+  else if (t.size() == 19)
+    n = std::sscanf(t.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &sec, &tail) == 6 ? 6 : -1;
+  const std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{static_cast<unsigned>(mo)},
+                                        std::chrono::day{static_cast<unsigned>(d)}};
+  if (n < 0 || n == 0 || !ymd.ok() || y < 1970 || h > 23 || mi > 59 || sec > 59)
+    return "'" + text + "' is neither microseconds since the epoch nor a UTC date YYYY-MM-DD[THH:MM[:SS]][Z]";
+  const auto days = std::chrono::sys_days{ymd}.time_since_epoch().count();
+  out = (static_cast<std::uint64_t>(days) * 86'400 + static_cast<std::uint64_t>(h) * 3'600 +
+         static_cast<std::uint64_t>(mi) * 60 + static_cast<std::uint64_t>(sec)) *
+        1'000'000;
   return {};
 }
 
@@ -441,6 +633,9 @@ int main(int argc, char** argv) {
   add_txn(redeem);
   add_member(redeem, true);
   redeem->add_option("--points", req.points, "points to spend")->required();
+  redeem->add_option("--brand", req.brand,
+                     "brand where the points are spent (default: a brand key's brand, else the member's home "
+                     "brand); points of other brands spent there are settled between the brands");
 
   auto* balance = app.add_subcommand("balance", "show a member's points, tier and next expiry");
   balance->add_option("member", req.member, "member id (or use --alias)");
@@ -527,6 +722,62 @@ int main(int argc, char** argv) {
   auto* explain = app.add_subcommand("explain", "show the journal entry a txn id posted: key, program version, rules, postings");
   explain->add_option("txn", req.txn, "the client txn id")->required();
 
+  // Issue 4: coalition money.
+  auto* partner_earn = app.add_subcommand(
+    "partner-earn", "a member earns points at a partner (points of the partner's brand; the partner pays for them)");
+  add_txn(partner_earn);
+  add_member(partner_earn, true);
+  partner_earn->add_option("--partner", req.partner, "partner code from the program")->required();
+  partner_earn->add_option("--points", req.points, "points the member earns")->required();
+  partner_earn->add_option("--amount", req.amount,
+                           "what the member spent at the partner, minor units (recorded for audit; default 0)");
+  partner_earn->add_option("--occurred-at", req.occurred_at_us,
+                           "microseconds since the epoch (default: when the engine gets it)");
+
+  auto* partner_burn = app.add_subcommand(
+    "partner-burn", "a member spends points at a partner (each issuing brand pays the partner)");
+  add_txn(partner_burn);
+  add_member(partner_burn, true);
+  partner_burn->add_option("--partner", req.partner, "partner code from the program")->required();
+  partner_burn->add_option("--points", req.points, "points to spend")->required();
+
+  // --from / --to: microseconds or an ISO date, converted after parsing.
+  std::string from_text, to_text;
+  const CLI::Validator instant_check(
+    [](std::string& text) {
+      std::uint64_t us = 0;
+      return parse_instant(text, us);
+    },
+    "US|YYYY-MM-DD[THH:MM[:SS]][Z]");
+  auto add_period = [&](CLI::App* sub) {
+    sub->add_option("--from", from_text,
+                    "period start (commit time, inclusive): microseconds since the epoch or a UTC date / time "
+                    "YYYY-MM-DD[THH:MM[:SS]][Z] (default: the beginning)")
+      ->check(instant_check);
+    sub->add_option("--to", to_text, "period end (exclusive), as --from (default: now)")->check(instant_check);
+  };
+
+  auto* liability = app.add_subcommand(
+    "liability", "every brand's points outstanding, their value, and what the coalition owes it (now)");
+  liability->add_option("--brand", req.brand, "only this brand");
+
+  auto* activity = app.add_subcommand(
+    "activity", "one brand's points issued, redeemed, expired ... and its settlement change over a period");
+  activity->add_option("--brand", req.brand, "brand code")->required();
+  add_period(activity);
+
+  auto* settlement = app.add_subcommand(
+    "settlement", "a brand's or a partner's settlement statement over a period: every record of money owed, "
+                  "with opening and closing balances (one of --brand, --partner)");
+  auto* st_brand = settlement->add_option("--brand", req.brand, "the brand");
+  auto* st_partner = settlement->add_option("--partner", req.partner, "the partner");
+  st_brand->excludes(st_partner);
+  add_period(settlement);
+  settlement->add_option("--after", req.after, "only lines of entries after this seq (the 'more' hint of the last page)");
+  settlement->add_option("--limit", req.limit, "lines per page, 1..1000 (default 100)");
+  bool all_pages = false;
+  settlement->add_flag("--all", all_pages, "fetch every page and print them as one statement");
+
   auto* keygen = app.add_subcommand(
     "keygen", "make a new random API key: prints the key (once) and the [[keys]] lines for the settings file");
   std::uint32_t key_id = 0, key_rate = 0;
@@ -550,7 +801,9 @@ int main(int argc, char** argv) {
     {release, opcode::release}, {redeem_reward, opcode::redeem_reward}, {refund, opcode::refund},
     {reverse, opcode::reverse_redemption}, {adjust, opcode::adjust}, {transfer, opcode::transfer},
     {link_alias, opcode::link_alias}, {lookup, opcode::lookup}, {history, opcode::history},
-    {expire, opcode::expire}, {explain, opcode::explain}, {reload, opcode::reload}, {verify, opcode::verify}, {stats, opcode::stats}};
+    {expire, opcode::expire}, {explain, opcode::explain}, {reload, opcode::reload}, {verify, opcode::verify}, {stats, opcode::stats},
+    {partner_earn, opcode::partner_earn}, {partner_burn, opcode::partner_burn}, {liability, opcode::liability},
+    {activity, opcode::activity}, {settlement, opcode::settlement}};
   if (*keygen)
     return make_key(key_id, key_name, key_scope_text, key_rate);
   for (auto& [sub, op] : subs)
@@ -570,6 +823,14 @@ int main(int argc, char** argv) {
   }
   if (*earn && req.occurred_at_us == 0)
     req.occurred_at_us = now_us();
+  if (*settlement && req.brand.empty() && req.partner.empty())
+    return app.exit(CLI::RequiredError("settlement: --brand or --partner"));
+  for (auto [text, out] : {std::pair{&from_text, &req.from_us}, std::pair{&to_text, &req.to_us}})
+    if (!text->empty()) {
+      auto err = parse_instant(*text, *out);
+      if (!err.empty())
+        return app.exit(CLI::ValidationError(text == &from_text ? "--from" : "--to", err));
+    }
 
   conn.resolve();
   std::string error;
@@ -585,11 +846,29 @@ int main(int argc, char** argv) {
       return 2;
     }
     response r = req.op == opcode::hello ? h : c->call(req);
+    // settlement --all: fetch the following pages and append their lines;
+    // the period's totals are the same on every page.
+    while (all_pages && r.ok() && r.op == opcode::settlement && r.statement.next_after != 0) {
+      request next = req;
+      next.id = 0;
+      next.after = r.statement.next_after;
+      response page = c->call(next);
+      if (!page.ok()) {
+        r = std::move(page);  // the error is the answer
+        break;
+      }
+      if (page.statement.next_after != 0 && page.statement.next_after <= next.after)
+        throw std::runtime_error("the statement page after seq " + std::to_string(next.after) +
+                                 " does not move forward");
+      for (auto& l : page.statement.lines)
+        r.statement.lines.push_back(std::move(l));
+      r.statement.next_after = page.statement.next_after;
+    }
     if (json) {
       print_json(r, std::cout);
       std::cout << "\n";
     } else {
-      print_text(r, req);
+      print_text(r, req, all_pages);
     }
     if (!r.ok())
       return 1;

@@ -13,11 +13,12 @@ namespace loyalty::io {
 namespace {
 
 // Indexed by opcode: the order of the enum.
-constexpr std::array<const char*, 24> op_names{
+constexpr std::array<const char*, 29> op_names{
   "none", "hello", "enroll", "earn", "redeem", "balance", "verify", "stats", "batch",
   "event", "hold", "capture", "release", "redeem_reward", "refund", "reverse_redemption",
-  "adjust", "transfer", "link_alias", "lookup", "history", "expire", "explain", "reload"};
-static_assert(op_names.size() == static_cast<std::size_t>(opcode::reload) + 1);
+  "adjust", "transfer", "link_alias", "lookup", "history", "expire", "explain", "reload",
+  "partner_earn", "partner_burn", "liability", "activity", "settlement"};
+static_assert(op_names.size() == static_cast<std::size_t>(opcode::settlement) + 1);
 
 constexpr std::uint64_t member_id_max = (std::uint64_t{1} << 56) - 1;
 constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
@@ -74,11 +75,13 @@ public:
   enum field : std::size_t { f_op, f_id, f_version, f_client, f_member, f_brand, f_txn, f_amount,
                              f_currency, f_occurred_at, f_points, f_ops,
                              f_key, f_alias, f_items, f_channel, f_store, f_event, f_ttl_s, f_hold,
-                             f_reward, f_ref, f_reason, f_to, f_before, f_limit, f_as_of, f_count };
+                             f_reward, f_ref, f_reason, f_to, f_before, f_limit, f_as_of,
+                             f_partner, f_from_us, f_to_us, f_after, f_count };
   static constexpr std::array<std::string_view, f_count> field_names{
     "op", "id", "version", "client", "member", "brand", "txn", "amount", "currency", "occurred_at", "points", "ops",
     "key", "alias", "items", "channel", "store", "event", "ttl_s", "hold",
-    "reward", "ref", "reason", "to", "before", "limit", "as_of_us"};
+    "reward", "ref", "reason", "to", "before", "limit", "as_of_us",
+    "partner", "from_us", "to_us", "after"};
 
   bool has(field f) const { return fields_[f] != nullptr; }
 
@@ -128,6 +131,31 @@ public:
     }
     out = static_cast<std::int64_t>(o->via.u64);
     return true;
+  }
+
+  // An optional amount that may be 0 (partner_earn's spend): 0 .. INT64_MAX.
+  void amount_or_zero(field f, std::int64_t& out) {
+    auto* o = get(f, false);
+    if (o == nullptr)
+      return;
+    std::string name = std::string("field '") + std::string(field_names[f]) + "'";
+    if (o->type == msgpack::type::NEGATIVE_INTEGER)
+      fail(errc::invalid_amount, name + " must not be negative");
+    else if (o->type != msgpack::type::POSITIVE_INTEGER)
+      fail(errc::wrong_type, name + " must be an integer");
+    else if (o->via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      fail(errc::amount_overflow, name + " is above 2^63-1");
+    else
+      out = static_cast<std::int64_t>(o->via.u64);
+  }
+
+  // activity / settlement: from_us and to_us, both optional; a period that
+  // ends (to_us != 0) where or before it starts is invalid_argument.
+  void period() {
+    u64(f_from_us, r_.from_us, false);
+    u64(f_to_us, r_.to_us, false);
+    if (!failed() && r_.to_us != 0 && r_.from_us >= r_.to_us)
+      fail(errc::invalid_argument, "field 'from_us' must be below 'to_us' (or 'to_us' 0 = now)");
   }
 
   bool str(field f, std::string& out, std::size_t max_bytes, bool required = true, bool allow_bin = false) {
@@ -351,6 +379,8 @@ void decode_fields(reader& rd, request& r, bool in_batch) {
       rd.txn();
       rd.member_or_alias();
       rd.amount(f::f_points, r.points);
+      if (rd.has(f::f_brand))
+        rd.str(f::f_brand, r.brand, code_bytes_max);
       break;
     case opcode::balance:
       rd.member_or_alias();
@@ -441,6 +471,46 @@ void decode_fields(reader& rd, request& r, bool in_batch) {
       break;
     case opcode::reload:
       break;
+    case opcode::partner_earn:
+    case opcode::partner_burn:
+      rd.txn();
+      rd.member_or_alias();
+      rd.str(f::f_partner, r.partner, code_bytes_max);
+      rd.amount(f::f_points, r.points);
+      if (r.op == opcode::partner_earn) {
+        rd.amount_or_zero(f::f_amount, r.amount);
+        rd.u64(f::f_occurred_at, r.occurred_at_us, false);
+      }
+      break;
+    case opcode::liability:
+      if (rd.has(f::f_brand))
+        rd.str(f::f_brand, r.brand, code_bytes_max);
+      break;
+    case opcode::activity:
+      rd.str(f::f_brand, r.brand, code_bytes_max);
+      rd.period();
+      break;
+    case opcode::settlement: {
+      // Exactly one party: a brand or a partner.
+      if (rd.has(f::f_brand) && rd.has(f::f_partner)) {
+        rd.fail(errc::invalid_argument, "give either 'brand' or 'partner', not both");
+        break;
+      }
+      if (!rd.has(f::f_brand) && !rd.has(f::f_partner)) {
+        rd.fail(errc::missing_field, "field 'brand' or 'partner' is missing");
+        break;
+      }
+      if (rd.has(f::f_brand))
+        rd.str(f::f_brand, r.brand, code_bytes_max);
+      else
+        rd.str(f::f_partner, r.partner, code_bytes_max);
+      rd.period();
+      rd.u64(f::f_after, r.after, false);
+      std::uint64_t limit = 0;  // 0 (or absent) = statement_limit_default
+      rd.u64_in(f::f_limit, limit, 0, statement_limit_max, false, "between 1 and 1000 (0 = 100)");
+      r.limit = static_cast<std::uint32_t>(limit);
+      break;
+    }
     case opcode::verify:
     case opcode::stats:
       break;
@@ -496,10 +566,14 @@ void decode_map(const msgpack::object& o, request& r, bool in_batch) {
   }
   if (rd.failed())
     return;
-  // Connection and engine-wide operations stay out of batches; every member
-  // operation (and lookup) may be batched. A nested batch is refused below.
+  // Connection and engine-wide operations stay out of batches, and so do the
+  // coalition reports (liability, activity, settlement: reads over every
+  // member, not member operations); every member operation (partner_earn
+  // and partner_burn included) and lookup may be batched. A nested batch is
+  // refused below.
   if (in_batch && (r.op == opcode::hello || r.op == opcode::verify || r.op == opcode::stats ||
-                   r.op == opcode::reload)) {
+                   r.op == opcode::reload || r.op == opcode::liability || r.op == opcode::activity ||
+                   r.op == opcode::settlement)) {
     rd.fail(errc::invalid_argument, "operation '" + op + "' cannot be part of a batch");
     return;
   }
@@ -603,7 +677,88 @@ void pack_entries(packer& pk, const std::vector<history_entry>& entries) {
       m.str("brand", e.brand);
       m.u64("ref", e.ref);
       m.u64("counterparty", e.counterparty);
+      if (!e.partner.empty()) m.str("partner", e.partner);  // issue 4: partner entries only
     });
+}
+
+// Settle records: {payer, payee, points, amount, rate[, reversal: true]}.
+void pack_settlements(packer& pk, const std::vector<settlement_move>& moves) {
+  pk.pack_array(static_cast<std::uint32_t>(moves.size()));
+  for (const auto& s : moves)
+    pack_map(pk, [&](map_out& m) {
+      m.str("payer", s.payer);
+      m.str("payee", s.payee);
+      m.i64("points", s.points);
+      m.i64("amount", s.amount);
+      m.str("rate", s.rate);
+      if (s.reversal) m.boolean("reversal", true);
+    });
+}
+
+void pack_liabilities(packer& pk, const std::vector<liability_row>& rows) {
+  pk.pack_array(static_cast<std::uint32_t>(rows.size()));
+  for (const auto& b : rows)
+    pack_map(pk, [&](map_out& m) {
+      m.str("brand", b.brand);
+      m.i64("issued", b.issued);
+      m.i64("redeemed", b.redeemed);
+      m.i64("expired", b.expired);
+      m.i64("outstanding", b.outstanding);
+      m.str("cost_per_point", b.cost_per_point);
+      m.i64("liability", b.liability);
+      m.i64("settlement", b.settlement);
+    });
+}
+
+void pack_activity(packer& pk, const activity_result& a) {
+  pack_map(pk, [&](map_out& m) {
+    m.str("brand", a.brand);
+    m.u64("from_us", a.from_us);
+    m.u64("to_us", a.to_us);
+    m.u64("first_seq", a.first_seq);
+    m.u64("last_seq", a.last_seq);
+    m.i64("issued", a.issued);
+    m.i64("refunded", a.refunded);
+    m.i64("redeemed", a.redeemed);
+    m.i64("reversed", a.reversed);
+    m.i64("expired", a.expired);
+    m.i64("opening_outstanding", a.opening_outstanding);
+    m.i64("closing_outstanding", a.closing_outstanding);
+    m.i64("closing_liability", a.closing_liability);
+    m.i64("settlement", a.settlement);
+  });
+}
+
+void pack_statement(packer& pk, const statement_result& st) {
+  pack_map(pk, [&](map_out& m) {
+    m.str("party", st.party);
+    m.u64("from_us", st.from_us);
+    m.u64("to_us", st.to_us);
+    m.u64("first_seq", st.first_seq);
+    m.u64("last_seq", st.last_seq);
+    m.i64("opening", st.opening);
+    m.i64("closing", st.closing);
+    m.i64("net", st.net);
+    m.i64("points", st.points);
+    m.u64("line_count", st.line_count);
+    m.value("lines", [&](packer& p) {
+      p.pack_array(static_cast<std::uint32_t>(st.lines.size()));
+      for (const auto& l : st.lines)
+        pack_map(p, [&](map_out& x) {
+          x.u64("seq", l.seq);
+          x.u64("committed_at_us", l.committed_at_us);
+          x.u64("member", l.member);
+          x.str("kind", l.kind);
+          x.bin("txn", l.txn);  // txn ids are bytes
+          x.str("counterparty", l.counterparty);
+          x.i64("points", l.points);
+          x.i64("due", l.due);
+          x.str("rate", l.rate);
+          if (l.reversal) x.boolean("reversal", true);
+        });
+    });
+    m.u64("next_after", st.next_after);
+  });
 }
 
 void pack_response(packer& pk, const response& r);
@@ -625,6 +780,12 @@ void response_fields(map_out& m, const response& r) {
     m.boolean("replayed", r.replayed);
   };
   auto lines = [&] { m.value("lines", [&](packer& p) { pack_lines(p, r.lines); }); };
+  // Issue 4: the settle records of a posting, written only when there are
+  // any, so answers that moved no money stay byte-identical to before.
+  auto settlements = [&] {
+    if (!r.settlements.empty())
+      m.value("settlements", [&](packer& p) { pack_settlements(p, r.settlements); });
+  };
   switch (r.op) {
     case opcode::hello:
       m.u64("version", r.version);
@@ -650,14 +811,17 @@ void response_fields(map_out& m, const response& r) {
     case opcode::earn:
       posting(true);
       if (!r.lines.empty()) lines();
+      settlements();
       break;
     case opcode::redeem:
       posting(true);
+      settlements();
       break;
     case opcode::event:
     case opcode::refund:
       posting(true);
       lines();
+      settlements();
       break;
     case opcode::hold:
       posting(false);
@@ -667,6 +831,7 @@ void response_fields(map_out& m, const response& r) {
     case opcode::redeem_reward:
       posting(false);
       m.str("reward", r.reward);
+      settlements();
       break;
     case opcode::capture:
     case opcode::release:
@@ -674,6 +839,27 @@ void response_fields(map_out& m, const response& r) {
     case opcode::adjust:
     case opcode::transfer:
       posting(false);
+      settlements();
+      break;
+    case opcode::partner_earn:
+      posting(true);
+      m.str("partner", r.partner);
+      lines();
+      settlements();
+      break;
+    case opcode::partner_burn:
+      posting(true);
+      m.str("partner", r.partner);
+      settlements();
+      break;
+    case opcode::liability:
+      m.value("brands", [&](packer& p) { pack_liabilities(p, r.liabilities); });
+      break;
+    case opcode::activity:
+      m.value("activity", [&](packer& p) { pack_activity(p, r.activity); });
+      break;
+    case opcode::settlement:
+      m.value("statement", [&](packer& p) { pack_statement(p, r.statement); });
       break;
     case opcode::balance:
       m.u64("member", r.member);
@@ -729,6 +915,8 @@ void response_fields(map_out& m, const response& r) {
             x.i64("amount", mv.amount);
           });
       });
+      if (!r.partner.empty()) m.str("partner", r.partner);
+      settlements();
       break;
     case opcode::verify:
       m.boolean("valid", r.verify.valid);
@@ -818,6 +1006,7 @@ void request_fields(map_out& m, const request& r) {
       txn();
       who(false);
       m.i64("points", r.points);
+      if (!r.brand.empty()) m.str("brand", r.brand);
       break;
     case opcode::balance:
       who(false);
@@ -897,6 +1086,29 @@ void request_fields(map_out& m, const request& r) {
       txn();
       break;
     case opcode::reload:
+      break;
+    case opcode::partner_earn:
+    case opcode::partner_burn:
+      txn();
+      who(false);
+      m.str("partner", r.partner);
+      m.i64("points", r.points);
+      if (r.op == opcode::partner_earn && r.amount != 0) m.i64("amount", r.amount);
+      if (r.op == opcode::partner_earn && r.occurred_at_us != 0) m.u64("occurred_at", r.occurred_at_us);
+      break;
+    case opcode::liability:
+      if (!r.brand.empty()) m.str("brand", r.brand);
+      break;
+    case opcode::activity:
+    case opcode::settlement:
+      // settlement: both or neither party is written as given (the server
+      // refuses it), so the client library never hides a caller's mistake.
+      if (r.op == opcode::activity || !r.brand.empty()) m.str("brand", r.brand);
+      if (r.op == opcode::settlement && !r.partner.empty()) m.str("partner", r.partner);
+      if (r.from_us != 0) m.u64("from_us", r.from_us);
+      if (r.to_us != 0) m.u64("to_us", r.to_us);
+      if (r.op == opcode::settlement && r.after != 0) m.u64("after", r.after);
+      if (r.op == opcode::settlement && r.limit != 0) m.u64("limit", r.limit);
       break;
     case opcode::batch:
       m.value("ops", [&](packer& p) {
@@ -1003,8 +1215,98 @@ history_entry unpack_entry(const msgpack::object& o) {
     else if (key == "brand") e.brand = as_str(v);
     else if (key == "ref") e.ref = as_u64(v);
     else if (key == "counterparty") e.counterparty = as_u64(v);
+    else if (key == "partner") e.partner = as_str(v);
   });
   return e;
+}
+
+settlement_move unpack_settlement(const msgpack::object& o) {
+  settlement_move s;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "payer") s.payer = as_str(v);
+    else if (key == "payee") s.payee = as_str(v);
+    else if (key == "points") s.points = as_i64(v);
+    else if (key == "amount") s.amount = as_i64(v);
+    else if (key == "rate") s.rate = as_str(v);
+    else if (key == "reversal") s.reversal = as_bool(v);
+  });
+  return s;
+}
+
+liability_row unpack_liability(const msgpack::object& o) {
+  liability_row b;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "brand") b.brand = as_str(v);
+    else if (key == "issued") b.issued = as_i64(v);
+    else if (key == "redeemed") b.redeemed = as_i64(v);
+    else if (key == "expired") b.expired = as_i64(v);
+    else if (key == "outstanding") b.outstanding = as_i64(v);
+    else if (key == "cost_per_point") b.cost_per_point = as_str(v);
+    else if (key == "liability") b.liability = as_i64(v);
+    else if (key == "settlement") b.settlement = as_i64(v);
+  });
+  return b;
+}
+
+activity_result unpack_activity(const msgpack::object& o) {
+  activity_result a;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "brand") a.brand = as_str(v);
+    else if (key == "from_us") a.from_us = as_u64(v);
+    else if (key == "to_us") a.to_us = as_u64(v);
+    else if (key == "first_seq") a.first_seq = as_u64(v);
+    else if (key == "last_seq") a.last_seq = as_u64(v);
+    else if (key == "issued") a.issued = as_i64(v);
+    else if (key == "refunded") a.refunded = as_i64(v);
+    else if (key == "redeemed") a.redeemed = as_i64(v);
+    else if (key == "reversed") a.reversed = as_i64(v);
+    else if (key == "expired") a.expired = as_i64(v);
+    else if (key == "opening_outstanding") a.opening_outstanding = as_i64(v);
+    else if (key == "closing_outstanding") a.closing_outstanding = as_i64(v);
+    else if (key == "closing_liability") a.closing_liability = as_i64(v);
+    else if (key == "settlement") a.settlement = as_i64(v);
+  });
+  return a;
+}
+
+statement_row unpack_statement_row(const msgpack::object& o) {
+  statement_row l;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "seq") l.seq = as_u64(v);
+    else if (key == "committed_at_us") l.committed_at_us = as_u64(v);
+    else if (key == "member") l.member = as_u64(v);
+    else if (key == "kind") l.kind = as_str(v);
+    else if (key == "txn") l.txn = as_bytes(v);
+    else if (key == "counterparty") l.counterparty = as_str(v);
+    else if (key == "points") l.points = as_i64(v);
+    else if (key == "due") l.due = as_i64(v);
+    else if (key == "rate") l.rate = as_str(v);
+    else if (key == "reversal") l.reversal = as_bool(v);
+  });
+  return l;
+}
+
+statement_result unpack_statement(const msgpack::object& o) {
+  statement_result st;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "party") st.party = as_str(v);
+    else if (key == "from_us") st.from_us = as_u64(v);
+    else if (key == "to_us") st.to_us = as_u64(v);
+    else if (key == "first_seq") st.first_seq = as_u64(v);
+    else if (key == "last_seq") st.last_seq = as_u64(v);
+    else if (key == "opening") st.opening = as_i64(v);
+    else if (key == "closing") st.closing = as_i64(v);
+    else if (key == "net") st.net = as_i64(v);
+    else if (key == "points") st.points = as_i64(v);
+    else if (key == "line_count") st.line_count = as_u64(v);
+    else if (key == "lines") {
+      const auto& a = as_array(v);
+      for (std::uint32_t j = 0; j < a.size; ++j)
+        st.lines.push_back(unpack_statement_row(a.ptr[j]));
+    }
+    else if (key == "next_after") st.next_after = as_u64(v);
+  });
+  return st;
 }
 
 void unpack_response(const msgpack::object& o, response& r) {
@@ -1082,6 +1384,19 @@ void unpack_response(const msgpack::object& o, response& r) {
         r.entries.push_back(unpack_entry(a.ptr[j]));
     }
     else if (key == "entries") r.verify.entries = as_u64(v);
+    else if (key == "partner") r.partner = as_str(v);
+    else if (key == "settlements") {
+      const auto& a = as_array(v);
+      for (std::uint32_t j = 0; j < a.size; ++j)
+        r.settlements.push_back(unpack_settlement(a.ptr[j]));
+    }
+    else if (key == "brands") {
+      const auto& a = as_array(v);
+      for (std::uint32_t j = 0; j < a.size; ++j)
+        r.liabilities.push_back(unpack_liability(a.ptr[j]));
+    }
+    else if (key == "activity") r.activity = unpack_activity(v);
+    else if (key == "statement") r.statement = unpack_statement(v);
     else if (key == "members") (is_verify ? r.verify.members : r.members) = as_u64(v);
     else if (key == "valid") r.verify.valid = as_bool(v);
     else if (key == "postings") r.verify.postings = as_u64(v);

@@ -249,9 +249,11 @@ response client::earn(const std::string& txn, const member_ref& member, const st
   return call(std::move(r));
 }
 
-response client::redeem(const std::string& txn, const member_ref& member, std::int64_t points) {
+response client::redeem(const std::string& txn, const member_ref& member, std::int64_t points,
+                        const std::string& brand) {
   auto r = make(opcode::redeem, txn, member);
   r.points = points;
+  r.brand = brand;
   return call(std::move(r));
 }
 
@@ -383,6 +385,68 @@ response client::verify() {
 response client::stats() {
   request r;
   r.op = opcode::stats;
+  return call(std::move(r));
+}
+
+response client::partner_earn(const std::string& txn, const member_ref& member, const std::string& partner,
+                              std::int64_t points, std::int64_t amount, std::uint64_t occurred_at_us) {
+  auto r = make(opcode::partner_earn, txn, member);
+  r.partner = partner;
+  r.points = points;
+  r.amount = amount;
+  r.occurred_at_us = occurred_at_us;
+  return call(std::move(r));
+}
+
+response client::partner_burn(const std::string& txn, const member_ref& member, const std::string& partner,
+                              std::int64_t points) {
+  auto r = make(opcode::partner_burn, txn, member);
+  r.partner = partner;
+  r.points = points;
+  return call(std::move(r));
+}
+
+response client::liability(const std::string& brand) {
+  request r;
+  r.op = opcode::liability;
+  r.brand = brand;
+  return call(std::move(r));
+}
+
+response client::activity(const std::string& brand, std::uint64_t from_us, std::uint64_t to_us) {
+  request r;
+  r.op = opcode::activity;
+  r.brand = brand;
+  r.from_us = from_us;
+  r.to_us = to_us;
+  return call(std::move(r));
+}
+
+namespace {
+
+request statement_request(std::uint64_t from_us, std::uint64_t to_us, std::uint64_t after, std::uint32_t limit) {
+  request r;
+  r.op = opcode::settlement;
+  r.from_us = from_us;
+  r.to_us = to_us;
+  r.after = after;
+  r.limit = limit;
+  return r;
+}
+
+} // namespace
+
+response client::settlement_of_brand(const std::string& brand, std::uint64_t from_us, std::uint64_t to_us,
+                                     std::uint64_t after, std::uint32_t limit) {
+  auto r = statement_request(from_us, to_us, after, limit);
+  r.brand = brand;
+  return call(std::move(r));
+}
+
+response client::settlement_of_partner(const std::string& partner, std::uint64_t from_us, std::uint64_t to_us,
+                                       std::uint64_t after, std::uint32_t limit) {
+  auto r = statement_request(from_us, to_us, after, limit);
+  r.partner = partner;
   return call(std::move(r));
 }
 

@@ -395,9 +395,37 @@ bool operator==(const line& a, const line& b) {
 }
 bool operator==(const history_entry& a, const history_entry& b) {
   return std::tie(a.seq, a.kind, a.txn, a.occurred_at_us, a.committed_at_us, a.points, a.balance, a.amount,
-                  a.brand, a.ref, a.counterparty) ==
+                  a.brand, a.ref, a.counterparty, a.partner) ==
          std::tie(b.seq, b.kind, b.txn, b.occurred_at_us, b.committed_at_us, b.points, b.balance, b.amount,
-                  b.brand, b.ref, b.counterparty);
+                  b.brand, b.ref, b.counterparty, b.partner);
+}
+bool operator==(const settlement_move& a, const settlement_move& b) {
+  return std::tie(a.payer, a.payee, a.points, a.amount, a.rate, a.reversal) ==
+         std::tie(b.payer, b.payee, b.points, b.amount, b.rate, b.reversal);
+}
+bool operator==(const liability_row& a, const liability_row& b) {
+  return std::tie(a.brand, a.issued, a.redeemed, a.expired, a.outstanding, a.cost_per_point, a.liability,
+                  a.settlement) == std::tie(b.brand, b.issued, b.redeemed, b.expired, b.outstanding,
+                                            b.cost_per_point, b.liability, b.settlement);
+}
+bool operator==(const activity_result& a, const activity_result& b) {
+  return std::tie(a.brand, a.from_us, a.to_us, a.first_seq, a.last_seq, a.issued, a.refunded, a.redeemed,
+                  a.reversed, a.expired, a.opening_outstanding, a.closing_outstanding, a.closing_liability,
+                  a.settlement) ==
+         std::tie(b.brand, b.from_us, b.to_us, b.first_seq, b.last_seq, b.issued, b.refunded, b.redeemed,
+                  b.reversed, b.expired, b.opening_outstanding, b.closing_outstanding, b.closing_liability,
+                  b.settlement);
+}
+bool operator==(const statement_row& a, const statement_row& b) {
+  return std::tie(a.seq, a.committed_at_us, a.member, a.kind, a.txn, a.counterparty, a.points, a.due, a.rate,
+                  a.reversal) == std::tie(b.seq, b.committed_at_us, b.member, b.kind, b.txn, b.counterparty,
+                                          b.points, b.due, b.rate, b.reversal);
+}
+bool operator==(const statement_result& a, const statement_result& b) {
+  return std::tie(a.party, a.from_us, a.to_us, a.first_seq, a.last_seq, a.opening, a.closing, a.net, a.points,
+                  a.line_count, a.lines, a.next_after) ==
+         std::tie(b.party, b.from_us, b.to_us, b.first_seq, b.last_seq, b.opening, b.closing, b.net, b.points,
+                  b.line_count, b.lines, b.next_after);
 }
 } // namespace loyalty::io
 
@@ -451,6 +479,10 @@ void check_same(const request& a, const request& b) {
   CHECK(a.before == b.before);
   CHECK(a.limit == b.limit);
   CHECK(a.as_of_us == b.as_of_us);
+  CHECK(a.partner == b.partner);
+  CHECK(a.from_us == b.from_us);
+  CHECK(a.to_us == b.to_us);
+  CHECK(a.after == b.after);
   REQUIRE(a.ops.size() == b.ops.size());
   for (std::size_t i = 0; i < a.ops.size(); ++i)
     check_same(a.ops[i], b.ops[i]);
@@ -490,6 +522,11 @@ void check_same(const response& a, const response& b) {
   CHECK(a.key_id == b.key_id);
   CHECK(a.key_name == b.key_name);
   CHECK(a.policy_version == b.policy_version);
+  CHECK(a.partner == b.partner);
+  CHECK(a.settlements == b.settlements);
+  CHECK(a.liabilities == b.liabilities);
+  CHECK(a.activity == b.activity);
+  CHECK(a.statement == b.statement);
   REQUIRE(a.moves.size() == b.moves.size());
   for (std::size_t i = 0; i < a.moves.size(); ++i) {
     CHECK(a.moves[i].account == b.moves[i].account);
@@ -677,6 +714,8 @@ std::vector<field> minimal(const std::string& op) {
   if (op == "adjust")
     f.insert(f.end(), {{"points", val(-5)}, {"reason", val(std::string("fix"))}, {"brand", val(std::string("acme"))}});
   if (op == "transfer") f.push_back({"to", val(6)});
+  if (op == "partner_earn" || op == "partner_burn")
+    f.insert(f.end(), {{"partner", val(std::string("skyair"))}, {"points", val(500)}});
   return f;
 }
 
@@ -690,9 +729,10 @@ std::vector<field> without(std::vector<field> f, const std::string& key) { retur
 
 const std::vector<std::string> member_ops{"earn", "redeem", "balance", "event", "hold", "capture", "release",
                                           "redeem_reward", "refund", "reverse_redemption", "adjust",
-                                          "transfer", "history", "expire"};
+                                          "transfer", "history", "expire", "partner_earn", "partner_burn"};
 const std::vector<std::string> txn_ops{"earn", "redeem", "event", "hold", "capture", "release", "redeem_reward",
-                                       "refund", "reverse_redemption", "adjust", "transfer", "link_alias"};
+                                       "refund", "reverse_redemption", "adjust", "transfer", "link_alias",
+                                       "partner_earn", "partner_burn"};
 
 // items of n lines of `each` minor units.
 value_fn items_of(std::size_t n, std::int64_t each) {
@@ -1074,5 +1114,515 @@ TEST_CASE("explain: the request takes a txn id; the answer carries key, version,
   r.lines.push_back(l);
   r.moves.push_back({"brand_issued:acme", "debit", 61});
   r.moves.push_back({"member:42", "credit", 61});
+  check_same(r, via_wire(r));
+}
+
+// -- issue 4: coalition money ---------------------------------------------------------------
+
+namespace {
+
+// One request of each issue-4 kind (and redeem at a brand) with every field
+// it can carry set.
+std::vector<request> issue4_requests() {
+  std::vector<request> v;
+  auto r = make(opcode::partner_earn, 200);
+  r.txn = std::string("pe\x00\xff", 4), r.member = 5, r.partner = std::string(64, 'p'), r.points = INT64_MAX;
+  r.amount = 12'999, r.occurred_at_us = 1'700'000'000'000'000ull;
+  v.push_back(r);
+  r = make(opcode::partner_earn, 201);  // the optional fields left out
+  r.txn = "pe-2", r.alias = "card-4411", r.partner = "skyair", r.points = 1;
+  v.push_back(r);
+  r = make(opcode::partner_burn, 202);
+  r.txn = "pb-1", r.member = 5, r.partner = "skyair", r.points = 2500;
+  v.push_back(r);
+  r = make(opcode::redeem, 203);
+  r.txn = "rd-globex", r.member = 5, r.points = 500, r.brand = "globex";
+  v.push_back(r);
+  r = make(opcode::liability, 204);
+  v.push_back(r);
+  r = make(opcode::liability, 205);
+  r.brand = "acme";
+  v.push_back(r);
+  r = make(opcode::activity, 206);
+  r.brand = "acme";
+  v.push_back(r);
+  r = make(opcode::activity, 207);
+  r.brand = "globex", r.from_us = 1'700'000'000'000'000ull, r.to_us = 1'702'000'000'000'000ull;
+  v.push_back(r);
+  r = make(opcode::settlement, 208);
+  r.brand = "acme";
+  v.push_back(r);
+  r = make(opcode::settlement, 209);
+  r.partner = "skyair", r.from_us = 1, r.to_us = 2, r.after = 1234, r.limit = statement_limit_max;
+  v.push_back(r);
+  r = make(opcode::settlement, 210);
+  r.brand = "globex", r.to_us = 99, r.limit = 1;
+  v.push_back(r);
+  return v;
+}
+
+std::vector<settlement_move> some_settlements(bool reversal) {
+  return {{"brand:acme", "brand:globex", 300, 150, "1/2", reversal},
+          {"brand:7", "partner:skyair", 1, 1, "3/2", reversal}};
+}
+
+// One response of each issue-4 shape with every field it carries set, and
+// the older posting answers with settle records.
+std::vector<response> issue4_responses() {
+  std::vector<response> v;
+  auto posting = [](opcode op, std::uint64_t id) {
+    response r;
+    r.op = op, r.id = id, r.seq = 1000 + id, r.member = 5, r.points = 500, r.balance = 1200, r.replayed = true;
+    r.settlements = some_settlements(false);
+    return r;
+  };
+  for (auto op : {opcode::earn, opcode::redeem, opcode::refund, opcode::event}) {
+    auto r = posting(op, static_cast<std::uint64_t>(op));
+    r.lifetime = 4000, r.tier = "gold";
+    if (op != opcode::redeem)
+      r.lines = {{"base", "", 10, 1000}};
+    v.push_back(r);
+  }
+  for (auto op : {opcode::redeem_reward, opcode::capture, opcode::release, opcode::adjust, opcode::transfer}) {
+    auto r = posting(op, static_cast<std::uint64_t>(op));
+    if (op == opcode::redeem_reward)
+      r.reward = "free-coffee";
+    v.push_back(r);
+  }
+  auto rr = posting(opcode::reverse_redemption, 60);
+  rr.settlements = some_settlements(true);
+  v.push_back(rr);
+  auto pe = posting(opcode::partner_earn, 61);
+  pe.lifetime = 4500, pe.tier = "silver", pe.partner = "skyair";
+  pe.lines = {{"partner", "skyair", 500, 12'999}};
+  pe.settlements = {{"partner:skyair", "brand:acme", 500, 750, "3/2", false}};
+  v.push_back(pe);
+  auto pe0 = posting(opcode::partner_earn, 62);  // no money moved: earn_cost 0
+  pe0.partner = "freebies", pe0.lines = {{"partner", "freebies", 5, 0}}, pe0.settlements.clear();
+  v.push_back(pe0);
+  auto pb = posting(opcode::partner_burn, 63);
+  pb.lifetime = 4500, pb.tier = "silver", pb.partner = "skyair", pb.points = 2500, pb.balance = -3;
+  pb.settlements = {{"brand:acme", "partner:skyair", 2000, 2000, "1/1", false},
+                    {"brand:globex", "partner:skyair", 500, 500, "1/1", false}};
+  v.push_back(pb);
+  response x;
+  x.op = opcode::explain, x.id = 64, x.seq = 9, x.member = 42, x.key_id = 3, x.key_name = "skyair-api";
+  x.policy_version = 4, x.partner = "skyair";
+  history_entry e;
+  e.seq = 9, e.kind = "partner_burn", e.txn = "pb-1", e.points = -2500, e.partner = "skyair";
+  x.entries.push_back(e);
+  x.moves.push_back({"member:42", "debit", 2500});
+  x.settlements = pb.settlements;
+  v.push_back(x);
+  response h;
+  h.op = opcode::history, h.id = 65, h.member = 5;
+  h.entries = {{46, "partner_earn", "pe-1", 10, 11, 500, 1700, 12'999, "acme", 0, 0, "skyair"},
+               {45, "earn", "e-1", 8, 9, 40, 1200, 4000, "acme", 0, 0, ""}};
+  v.push_back(h);
+  response l;
+  l.op = opcode::liability, l.id = 66;
+  l.liabilities = {{"acme", 10'000, 6'000, 1'000, 3'000, "1/2", 1'500, -750},
+                   {"globex", 5, 9, 0, -4, "3/2", -6, INT64_MIN}};  // floor toward minus infinity
+  v.push_back(l);
+  response l0;  // a program without brands
+  l0.op = opcode::liability, l0.id = 67;
+  v.push_back(l0);
+  response a;
+  a.op = opcode::activity, a.id = 68;
+  a.activity = {"acme", 1'700'000'000'000'000ull, 1'702'000'000'000'000ull, 100, 250, 5000, 200, 3000, 100, 50,
+                9000, 10'850, 5'425, -1'250};
+  v.push_back(a);
+  response a0;  // an empty period: last_seq < first_seq
+  a0.op = opcode::activity, a0.id = 69;
+  a0.activity.brand = "globex", a0.activity.first_seq = 251, a0.activity.last_seq = 250;
+  v.push_back(a0);
+  response st;
+  st.op = opcode::settlement, st.id = 70;
+  st.statement.party = "partner:skyair", st.statement.from_us = 1, st.statement.to_us = 2;
+  st.statement.first_seq = 40, st.statement.last_seq = 90, st.statement.opening = 100, st.statement.closing = 1850;
+  st.statement.net = 1750, st.statement.points = 3000, st.statement.line_count = 7, st.statement.next_after = 61;
+  st.statement.lines = {{46, 11, 5, "partner_earn", "pe-1", "brand:acme", -500, -750, "3/2", false},
+                        {60, 12, 6, "partner_burn", std::string("p\x00b", 3), "brand:globex", 2500, 2500, "1/1", false},
+                        {61, 13, 6, "reverse_redemption", "rr-1", "brand:globex", -500, -500, "1/1", true}};
+  v.push_back(st);
+  response st0;  // the last (or an empty) page
+  st0.op = opcode::settlement, st0.id = 71, st0.statement.party = "brand:acme";
+  v.push_back(st0);
+  for (auto code : {errc::unknown_partner, errc::partner_suspended}) {
+    response err;
+    err.op = opcode::partner_earn, err.id = 72 + static_cast<std::uint64_t>(code), err.code = code;
+    err.message = std::string(default_message(code));
+    v.push_back(err);
+  }
+  return v;
+}
+
+// The top-level keys of an encoded response, in order.
+std::vector<std::string> response_keys(const response& r) {
+  std::vector<char> buf;
+  encode_response(buf, r);
+  auto oh = msgpack::unpack(buf.data() + 4, buf.size() - 4);
+  std::vector<std::string> k;
+  for (std::uint32_t i = 0; i < oh.get().via.map.size; ++i)
+    k.push_back(oh.get().via.map.ptr[i].key.as<std::string>());
+  return k;
+}
+
+// A request map {op, id: 7, fields...} as one element of a batch, decoded.
+request batched(const std::string& op, const std::vector<field>& fields) {
+  auto b = decode(payload([&](pk_t& pk) {
+    pk.pack_map(3);
+    pk.pack("op"), pk.pack("batch");
+    pk.pack("id"), pk.pack(1);
+    pk.pack("ops"), pk.pack_array(1);
+    pk.pack_map(static_cast<std::uint32_t>(fields.size() + 2));
+    pk.pack("op"), pk.pack(op);
+    pk.pack("id"), pk.pack(7);
+    for (auto& f : fields)
+      pk.pack(f.key), f.value(pk);
+  }));
+  REQUIRE(b.error == errc::ok);
+  REQUIRE(b.ops.size() == 1);
+  return b.ops[0];
+}
+
+} // namespace
+
+TEST_CASE("the issue-4 operations have their wire names", "[io][codec]") {
+  CHECK(std::string(to_string(opcode::partner_earn)) == "partner_earn");
+  CHECK(std::string(to_string(opcode::partner_burn)) == "partner_burn");
+  CHECK(std::string(to_string(opcode::liability)) == "liability");
+  CHECK(std::string(to_string(opcode::activity)) == "activity");
+  CHECK(std::string(to_string(opcode::settlement)) == "settlement");
+  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::settlement) + 1))) == "none");
+  for (const char* op : {"partner_earn", "partner_burn", "liability", "activity", "settlement"})
+    CHECK(decode_op(op, {}).error != errc::unknown_operation);
+}
+
+TEST_CASE("every issue-4 request survives encode_request and decode_request field for field", "[io][codec]") {
+  for (const auto& q : issue4_requests()) {
+    auto back = via_wire(q);
+    check_same(q, back);
+    CHECK(back.limit == q.limit);
+  }
+}
+
+TEST_CASE("every issue-4 response survives encode_response and decode_response field for field",
+          "[io][codec]") {
+  for (const auto& r : issue4_responses())
+    check_same(r, via_wire(r));
+  response b;
+  b.op = opcode::batch;
+  b.id = 80;
+  for (const auto& r : issue4_responses())
+    if (r.op != opcode::liability && r.op != opcode::activity && r.op != opcode::settlement)
+      b.results.push_back(r);
+  check_same(b, via_wire(b));
+}
+
+TEST_CASE("answers without settle records or partner encode as before; with them the keys come last",
+          "[io][codec]") {
+  response e;
+  e.op = opcode::earn, e.id = 1, e.tier = "silver";
+  const std::vector<std::string> earn_keys{"id", "op", "ok", "seq", "member", "points", "balance", "lifetime",
+                                           "tier", "replayed"};
+  CHECK(response_keys(e) == earn_keys);
+  e.settlements = some_settlements(false);
+  auto with = earn_keys;
+  with.push_back("settlements");
+  CHECK(response_keys(e) == with);
+  response rd;
+  rd.op = opcode::redeem, rd.id = 1;
+  CHECK(response_keys(rd) == earn_keys);
+  for (auto op : {opcode::capture, opcode::reverse_redemption, opcode::adjust, opcode::redeem_reward}) {
+    response p;
+    p.op = op, p.id = 1;
+    auto plain = response_keys(p);
+    CHECK(std::find(plain.begin(), plain.end(), "settlements") == plain.end());
+    p.settlements = some_settlements(op == opcode::reverse_redemption);
+    auto keys = response_keys(p);
+    CHECK(keys.back() == "settlements");
+    CHECK(keys.size() == plain.size() + 1);
+  }
+  // A settle record writes reversal only when true.
+  response rr;
+  rr.op = opcode::redeem, rr.id = 1, rr.settlements = {some_settlements(false)[0]};
+  std::vector<char> buf;
+  encode_response(buf, rr);
+  auto oh = msgpack::unpack(buf.data() + 4, buf.size() - 4);
+  const auto& top = oh.get().via.map;
+  const auto& rec = top.ptr[top.size - 1].val.via.array.ptr[0].via.map;
+  CHECK(rec.size == 5);
+  rr.settlements[0].reversal = true;
+  CHECK(via_wire(rr).settlements[0].reversal);
+  // explain: partner and settlements only when set.
+  response x;
+  x.op = opcode::explain, x.id = 1;
+  auto xk = response_keys(x);
+  CHECK(xk.back() == "moves");
+  x.partner = "skyair", x.settlements = some_settlements(false);
+  xk = response_keys(x);
+  REQUIRE(xk.size() >= 2);
+  CHECK(xk[xk.size() - 2] == "partner");
+  CHECK(xk.back() == "settlements");
+  // history entries: partner only for partner entries.
+  response h;
+  h.op = opcode::history, h.id = 1, h.entries.resize(1);
+  auto entry_size = [&] {
+    std::vector<char> b2;
+    encode_response(b2, h);
+    auto o2 = msgpack::unpack(b2.data() + 4, b2.size() - 4);
+    const auto& m = o2.get().via.map;
+    for (std::uint32_t i = 0; i < m.size; ++i)
+      if (m.ptr[i].key.as<std::string>() == "entries")
+        return m.ptr[i].val.via.array.ptr[0].via.map.size;
+    return std::uint32_t{0};
+  };
+  CHECK(entry_size() == 11);
+  h.entries[0].partner = "skyair";
+  CHECK(entry_size() == 12);
+}
+
+TEST_CASE("the new operations' answers carry their fields even when zero", "[io][codec]") {
+  response pe;
+  pe.op = opcode::partner_earn, pe.id = 1;
+  CHECK(response_keys(pe) == std::vector<std::string>{"id", "op", "ok", "seq", "member", "points", "balance",
+                                                      "lifetime", "tier", "replayed", "partner", "lines"});
+  response pb;
+  pb.op = opcode::partner_burn, pb.id = 1;
+  CHECK(response_keys(pb) == std::vector<std::string>{"id", "op", "ok", "seq", "member", "points", "balance",
+                                                      "lifetime", "tier", "replayed", "partner"});
+  response l;
+  l.op = opcode::liability, l.id = 1;
+  CHECK(response_keys(l) == std::vector<std::string>{"id", "op", "ok", "brands"});
+  response a;
+  a.op = opcode::activity, a.id = 1;
+  CHECK(response_keys(a) == std::vector<std::string>{"id", "op", "ok", "activity"});
+  response s;
+  s.op = opcode::settlement, s.id = 1;
+  CHECK(response_keys(s) == std::vector<std::string>{"id", "op", "ok", "statement"});
+  response err;
+  err.op = opcode::settlement, err.id = 1, err.code = errc::unknown_partner, err.message = "no";
+  CHECK(response_keys(err) == std::vector<std::string>{"id", "op", "ok", "error", "code", "message"});
+  auto back = via_wire(err);
+  CHECK(back.code == errc::unknown_partner);
+  CHECK(to_string(errc::unknown_partner) == "unknown_partner");
+  CHECK(static_cast<int>(errc::unknown_partner) == 45);
+  CHECK(to_string(errc::partner_suspended) == "partner_suspended");
+  CHECK(static_cast<int>(errc::partner_suspended) == 46);
+}
+
+TEST_CASE("redeem takes an optional brand of 1 to 64 bytes", "[io][codec]") {
+  auto rd = minimal("redeem");
+  CHECK(decode_op("redeem", rd).brand.empty());
+  CHECK(decode_op("redeem", with(rd, "brand", val(std::string("globex")))).brand == "globex");
+  CHECK(decode_op("redeem", with(rd, "brand", val(std::string(64, 'b')))).error == errc::ok);
+  auto long_brand = decode_op("redeem", with(rd, "brand", val(std::string(65, 'b'))));
+  CHECK(long_brand.error == errc::invalid_argument);
+  CHECK(long_brand.error_message.find("'brand'") != std::string::npos);
+  CHECK(decode_op("redeem", with(rd, "brand", val(std::string()))).error == errc::invalid_argument);
+  CHECK(decode_op("redeem", with(rd, "brand", val(3))).error == errc::wrong_type);
+  CHECK(decode_op("redeem", with(rd, "brand", nil())).error == errc::wrong_type);
+  // Without a brand the request's bytes are those of issue 1.
+  request q = make(opcode::redeem, 3);
+  q.txn = "r", q.member = 1, q.points = 10;
+  std::vector<char> a, b;
+  encode_request(a, q);
+  q.brand = "acme";
+  encode_request(b, q);
+  CHECK(b.size() == a.size() + 11);  // a5 "brand" a4 "acme"
+}
+
+TEST_CASE("partner_earn and partner_burn validate partner, points, amount and occurred_at", "[io][codec]") {
+  const std::string long_code(65, 'p');
+  for (const std::string op : {"partner_earn", "partner_burn"}) {
+    INFO(op);
+    auto f = minimal(op);
+    auto ok = decode_op(op, f);
+    REQUIRE(ok.error == errc::ok);
+    CHECK(ok.partner == "skyair");
+    CHECK(ok.points == 500);
+    CHECK(ok.member == 5);
+    CHECK(ok.txn == "t-1");
+    auto missing = decode_op(op, without(f, "partner"));
+    CHECK(missing.error == errc::missing_field);
+    CHECK(missing.error_message.find("'partner'") != std::string::npos);
+    CHECK(decode_op(op, with(f, "partner", val(std::string()))).error == errc::invalid_argument);
+    auto too_long = decode_op(op, with(f, "partner", val(long_code)));
+    CHECK(too_long.error == errc::invalid_argument);
+    CHECK(too_long.error_message.find("'partner'") != std::string::npos);
+    CHECK(decode_op(op, with(f, "partner", val(std::string(64, 'p')))).error == errc::ok);
+    CHECK(decode_op(op, with(f, "partner", val(12))).error == errc::wrong_type);
+    CHECK(decode_op(op, with(f, "partner", nil())).error == errc::wrong_type);
+    auto no_points = decode_op(op, without(f, "points"));
+    CHECK(no_points.error == errc::missing_field);
+    CHECK(no_points.error_message.find("'points'") != std::string::npos);
+    CHECK(decode_op(op, with(f, "points", val(0))).error == errc::invalid_amount);
+    CHECK(decode_op(op, with(f, "points", val(-5))).error == errc::invalid_amount);
+    CHECK(decode_op(op, with(f, "points", val(std::uint64_t{1} << 63))).error == errc::amount_overflow);
+    CHECK(decode_op(op, with(f, "points", val(INT64_MAX))).points == INT64_MAX);
+    CHECK(decode_op(op, with(f, "points", val(std::string("5")))).error == errc::wrong_type);
+    CHECK(decode_op(op, with(f, "points", val(2.5))).error == errc::wrong_type);
+    // Validation order: txn, member, partner, points.
+    CHECK(decode_op(op, without(without(f, "partner"), "txn")).error_message.find("'txn'") != std::string::npos);
+    CHECK(decode_op(op, with(without(f, "partner"), "points", val(0))).error == errc::missing_field);
+  }
+  auto pe = minimal("partner_earn");
+  CHECK(decode_op("partner_earn", pe).amount == 0);
+  CHECK(decode_op("partner_earn", pe).occurred_at_us == 0);
+  CHECK(decode_op("partner_earn", with(pe, "amount", val(0))).error == errc::ok);  // 0 = not recorded
+  CHECK(decode_op("partner_earn", with(pe, "amount", val(12'999))).amount == 12'999);
+  CHECK(decode_op("partner_earn", with(pe, "amount", val(INT64_MAX))).amount == INT64_MAX);
+  auto neg = decode_op("partner_earn", with(pe, "amount", val(-1)));
+  CHECK(neg.error == errc::invalid_amount);
+  CHECK(neg.error_message.find("'amount'") != std::string::npos);
+  CHECK(decode_op("partner_earn", with(pe, "amount", val(std::uint64_t{1} << 63))).error == errc::amount_overflow);
+  CHECK(decode_op("partner_earn", with(pe, "amount", val(std::string("1")))).error == errc::wrong_type);
+  CHECK(decode_op("partner_earn", with(pe, "amount", val(1.5))).error == errc::wrong_type);
+  CHECK(decode_op("partner_earn", with(pe, "occurred_at", val(77))).occurred_at_us == 77);
+  CHECK(decode_op("partner_earn", with(pe, "occurred_at", val(-1))).error == errc::invalid_argument);
+  auto at = decode_op("partner_earn", with(pe, "occurred_at", val(std::string("now"))));
+  CHECK(at.error == errc::wrong_type);
+  CHECK(at.error_message.find("'occurred_at'") != std::string::npos);
+  // partner_burn has no amount or occurred_at: they are ignored like unknown keys.
+  auto pb = decode_op("partner_burn", with(with(minimal("partner_burn"), "amount", val(-1)), "occurred_at", val(5)));
+  CHECK(pb.error == errc::ok);
+  CHECK(pb.amount == 0);
+  CHECK(pb.occurred_at_us == 0);
+}
+
+TEST_CASE("liability takes an optional brand; activity a brand and a period", "[io][codec]") {
+  const std::string long_code(65, 'b');
+  CHECK(decode_op("liability", {}).error == errc::ok);
+  CHECK(decode_op("liability", {{"brand", val(std::string("acme"))}}).brand == "acme");
+  CHECK(decode_op("liability", {{"brand", val(std::string())}}).error == errc::invalid_argument);
+  CHECK(decode_op("liability", {{"brand", val(long_code)}}).error == errc::invalid_argument);
+  CHECK(decode_op("liability", {{"brand", val(7)}}).error == errc::wrong_type);
+
+  std::vector<field> act{{"brand", val(std::string("acme"))}};
+  auto a = decode_op("activity", act);
+  REQUIRE(a.error == errc::ok);
+  CHECK(a.brand == "acme");
+  CHECK(a.from_us == 0);
+  CHECK(a.to_us == 0);
+  auto none = decode_op("activity", {});
+  CHECK(none.error == errc::missing_field);
+  CHECK(none.error_message.find("'brand'") != std::string::npos);
+  CHECK(decode_op("activity", {{"brand", val(std::string())}}).error == errc::invalid_argument);
+  CHECK(decode_op("activity", {{"brand", val(long_code)}}).error == errc::invalid_argument);
+  CHECK(decode_op("activity", {{"brand", val(1)}}).error == errc::wrong_type);
+  auto p = decode_op("activity", with(with(act, "from_us", val(10)), "to_us", val(20)));
+  CHECK(p.from_us == 10);
+  CHECK(p.to_us == 20);
+  CHECK(decode_op("activity", with(act, "from_us", val(10))).error == errc::ok);  // to_us 0 = now
+  CHECK(decode_op("activity", with(act, "to_us", val(1))).error == errc::ok);
+  auto empty = decode_op("activity", with(with(act, "from_us", val(20)), "to_us", val(20)));
+  CHECK(empty.error == errc::invalid_argument);
+  CHECK(empty.error_message.find("'from_us'") != std::string::npos);
+  CHECK(decode_op("activity", with(with(act, "from_us", val(21)), "to_us", val(20))).error ==
+        errc::invalid_argument);
+  auto neg = decode_op("activity", with(act, "from_us", val(-1)));
+  CHECK(neg.error == errc::invalid_argument);
+  CHECK(neg.error_message.find("'from_us'") != std::string::npos);
+  CHECK(decode_op("activity", with(act, "to_us", val(-1))).error == errc::invalid_argument);
+  auto str_from = decode_op("activity", with(act, "from_us", val(std::string("2025-01-01"))));
+  CHECK(str_from.error == errc::wrong_type);
+  CHECK(str_from.error_message.find("'from_us'") != std::string::npos);
+  auto str_to = decode_op("activity", with(act, "to_us", val(1.5)));
+  CHECK(str_to.error == errc::wrong_type);
+  CHECK(str_to.error_message.find("'to_us'") != std::string::npos);
+}
+
+TEST_CASE("settlement takes exactly one party, a period, after and a limit of 1 to 1000", "[io][codec]") {
+  const std::string long_code(65, 'x');
+  std::vector<field> by_brand{{"brand", val(std::string("acme"))}};
+  std::vector<field> by_partner{{"partner", val(std::string("skyair"))}};
+  auto b = decode_op("settlement", by_brand);
+  REQUIRE(b.error == errc::ok);
+  CHECK(b.brand == "acme");
+  CHECK(b.partner.empty());
+  CHECK(b.limit == 0);  // the server's default page, statement_limit_default
+  auto p = decode_op("settlement", by_partner);
+  REQUIRE(p.error == errc::ok);
+  CHECK(p.partner == "skyair");
+  CHECK(p.brand.empty());
+  auto neither = decode_op("settlement", {});
+  CHECK(neither.error == errc::missing_field);
+  CHECK(neither.error_message.find("'brand'") != std::string::npos);
+  CHECK(neither.error_message.find("'partner'") != std::string::npos);
+  auto both = decode_op("settlement", {{"brand", val(std::string("acme"))}, {"partner", val(std::string("s"))}});
+  CHECK(both.error == errc::invalid_argument);
+  CHECK(both.id == 7);
+  for (const auto& party : {by_brand, by_partner}) {
+    const std::string key = party[0].key;
+    INFO(key);
+    CHECK(decode_op("settlement", with(party, key, val(std::string()))).error == errc::invalid_argument);
+    auto lc = decode_op("settlement", with(party, key, val(long_code)));
+    CHECK(lc.error == errc::invalid_argument);
+    CHECK(lc.error_message.find("'" + key + "'") != std::string::npos);
+    CHECK(decode_op("settlement", with(party, key, val(std::string(64, 'x')))).error == errc::ok);
+    CHECK(decode_op("settlement", with(party, key, val(5))).error == errc::wrong_type);
+    CHECK(decode_op("settlement", with(party, key, nil())).error == errc::wrong_type);
+    auto period = decode_op("settlement", with(with(party, "from_us", val(5)), "to_us", val(6)));
+    CHECK(period.from_us == 5);
+    CHECK(period.to_us == 6);
+    CHECK(decode_op("settlement", with(with(party, "from_us", val(6)), "to_us", val(6))).error ==
+          errc::invalid_argument);
+    CHECK(decode_op("settlement", with(party, "from_us", val(-6))).error == errc::invalid_argument);
+    CHECK(decode_op("settlement", with(party, "to_us", val(std::string("x")))).error == errc::wrong_type);
+    CHECK(decode_op("settlement", with(party, "after", val(40))).after == 40);
+    auto after_neg = decode_op("settlement", with(party, "after", val(-1)));
+    CHECK(after_neg.error == errc::invalid_argument);
+    CHECK(after_neg.error_message.find("'after'") != std::string::npos);
+    CHECK(decode_op("settlement", with(party, "after", val(std::string("40")))).error == errc::wrong_type);
+    CHECK(decode_op("settlement", with(party, "limit", val(0))).limit == 0);  // 0 = the default, 100
+    CHECK(decode_op("settlement", with(party, "limit", val(1))).limit == 1);
+    CHECK(decode_op("settlement", with(party, "limit", val(1000))).limit == 1000);
+    auto big = decode_op("settlement", with(party, "limit", val(1001)));
+    CHECK(big.error == errc::invalid_argument);
+    CHECK(big.error_message.find("'limit'") != std::string::npos);
+    CHECK(decode_op("settlement", with(party, "limit", val(std::uint64_t{1} << 40))).error ==
+          errc::invalid_argument);
+    CHECK(decode_op("settlement", with(party, "limit", val(-1))).error == errc::invalid_argument);
+    CHECK(decode_op("settlement", with(party, "limit", val(2.5))).error == errc::wrong_type);
+  }
+}
+
+TEST_CASE("a batch carries partner_earn and partner_burn; the reports stay out", "[io][codec]") {
+  request b = make(opcode::batch, 1);
+  for (const auto& q : issue4_requests())
+    if (q.op == opcode::partner_earn || q.op == opcode::partner_burn || q.op == opcode::redeem)
+      b.ops.push_back(q);
+  REQUIRE(b.ops.size() == 4);
+  check_same(b, via_wire(b));
+  CHECK(batched("partner_earn", minimal("partner_earn")).error == errc::ok);
+  CHECK(batched("partner_burn", without(minimal("partner_burn"), "partner")).error == errc::missing_field);
+  for (const char* op : {"liability", "activity", "settlement"}) {
+    INFO(op);
+    auto inner = batched(op, {{"brand", val(std::string("acme"))}});
+    CHECK(inner.error == errc::invalid_argument);
+    CHECK(inner.id == 7);
+    CHECK(inner.error_message.find(op) != std::string::npos);
+  }
+}
+
+TEST_CASE("the coalition hex examples in docs/PROTOCOL.md are exactly what the codec writes",
+          "[io][codec][docs]") {
+  // 300 points of acme (cost_per_point 1/2) and 200 of globex redeemed at
+  // globex: acme owes globex floor(300 x 1/2) = 150; globex's own points
+  // settle nothing.
+  std::vector<char> b;
+  request q = make(opcode::redeem, 5);
+  q.txn = "basket-77", q.member = 1001, q.points = 500, q.brand = "globex";
+  encode_request(b, q);
+  CHECK(hex(b) == doc_hex("redeem-brand-request"));
+  check_same(q, decode_request(b.data() + 4, b.size() - 4));
+  b.clear();
+  response r;
+  r.op = opcode::redeem, r.id = 5, r.seq = 57, r.member = 1001, r.points = 500, r.balance = 120;
+  r.lifetime = 1620, r.tier = "silver";
+  r.settlements = {{"brand:acme", "brand:globex", 300, 150, "1/2", false}};
+  encode_response(b, r);
+  CHECK(hex(b) == doc_hex("redeem-brand-response"));
   check_same(r, via_wire(r));
 }
