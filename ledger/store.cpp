@@ -426,6 +426,8 @@ const char* money_defect(const op& o) {
     if (unit_of(kind_of(p.account)) == account_unit::money &&
         !posted.add(p.account, static_cast<posting_side>(p.side), p.amount))
       return "its money postings leave uint64";
+  if (implied.empty() && !posted.empty())
+    return "it has money postings but no settle records";
   if (!posted.same_as(implied))
     return "its money postings are not what its settle records imply";
   return nullptr;
@@ -958,6 +960,28 @@ std::optional<member_state> ledger::load_member(std::uint64_t member_id) const {
 
 std::optional<account_record> ledger::load_account(std::uint64_t account) const {
   return impl_->load_account(account);
+}
+
+std::vector<account_record> ledger::load_accounts(const std::vector<std::uint64_t>& accounts) const {
+  // Why this never shows half an entry: the writer puts all balances of an
+  // entry into the cache under one hold of cache_mtx (apply_post), so under
+  // the lock the cache holds whole entries. An account missing from the
+  // cache has not moved since the last checkpoint, so the table (read in a
+  // transaction begun under the lock) has its balance. A checkpoint commits
+  // the table first and clears the cache afterwards, under the lock: a read
+  // before the clear takes every cached balance from the cache (the table
+  // may or may not show the checkpoint yet, it is not consulted for them);
+  // a read after it begins its transaction after the commit, so the table
+  // shows the checkpoint. Either way each account comes from a state that
+  // holds the same whole entries.
+  std::vector<account_record> out(accounts.size());
+  std::lock_guard<std::mutex> lk(impl_->cache_mtx);
+  detail::read_txn txn(impl_->env);
+  if (!txn.get())
+    return {};
+  for (std::size_t i = 0; i < accounts.size(); ++i)
+    out[i] = impl_->account(txn.get(), accounts[i]);
+  return out;
 }
 
 std::uint64_t ledger::last_seq() const { return impl_->last_committed_seq.load(std::memory_order_acquire); }
