@@ -194,7 +194,8 @@ public:
   // Checks the entry's details and adds the postings its settle records
   // imply to `implied`; false if a settle record is malformed (the money
   // postings then cannot be compared).
-  bool details(const std::string& where, const journal_header& h, const char* p, detail::money_totals& implied) {
+  [[nodiscard]] bool details(const std::string& where, const journal_header& h, const char* p,
+                             detail::money_totals& implied) {
     bool ok = true;
     for (std::size_t i = 0; i < h.detail_count; ++i) {
       entry_detail d{};
@@ -214,7 +215,7 @@ public:
 
   // A settle record: well-formed, its postings implied, its due counted
   // toward both parties.
-  bool settle(const std::string& at, const entry_detail& d, detail::money_totals& implied) {
+  [[nodiscard]] bool settle(const std::string& at, const entry_detail& d, detail::money_totals& implied) {
     rep_.settlements++;
     if (const char* why = detail::settle_defect(d)) {
       problem(at + ": " + why);

@@ -412,7 +412,7 @@ void put_or_die(MDB_txn* txn, MDB_dbi dbi, MDB_val key, MDB_val value, unsigned 
 
 // Why an op's money postings are not exactly what its settle records imply
 // (per account, total debit and total credit), or nullptr.
-const char* money_defect(const op& o) {
+[[nodiscard]] const char* money_defect(const op& o) {
   detail::money_totals implied, posted;
   for (const auto& d : o.details) {
     if (!detail::is_settle(d))
@@ -437,7 +437,7 @@ const char* money_defect(const op& o) {
 // built it can cause, or nullptr. An op without settle records and without
 // money postings (nearly all of them) costs one pass over its postings and
 // details.
-const char* builder_defect(const op& o) {
+[[nodiscard]] const char* builder_defect(const op& o) {
   if ((o.entry == entry_kind::partner_earn || o.entry == entry_kind::partner_burn) && o.partner_id == 0)
     return "a partner entry names no partner";
   bool money = false;

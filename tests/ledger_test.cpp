@@ -1245,7 +1245,8 @@ TEST_CASE("a partner burn of two brands' points posts points and money that bala
   CHECK(e->header.partner_id == 9);
   CHECK(e->header.kind == static_cast<std::uint16_t>(entry_kind::partner_burn));
   CHECK(e->postings.size() == 6);
-  auto accounts = f.led->load_accounts({settlement_acct(1), settlement_acct(2), payable(9), receivable(9), redeemed(2)});
+  auto accounts =
+    f.led->load_accounts({settlement_acct(1), settlement_acct(2), payable(9), receivable(9), redeemed(2)});
   REQUIRE(accounts.size() == 5);
   CHECK(accounts[0].debit_total == 45);
   CHECK(accounts[0].credit_total == 0);
