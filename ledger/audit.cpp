@@ -1,8 +1,11 @@
 // verify(): recomputes everything the ledger stores from the journal, in one
 // read transaction, and reports every disagreement.
 #include "ledger/detail/impl.hpp"
+#include "ledger/detail/settle.hpp"
 
 #include <algorithm>
+#include <array>
+#include <iterator>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -102,9 +105,12 @@ public:
     std::memcpy(&h, v.mv_data, sizeof h);
     if (h.seq != seq)
       problem(where + ": header says seq " + std::to_string(h.seq));
-    if (h.kind < static_cast<std::uint16_t>(entry_kind::enroll) ||
-        h.kind > static_cast<std::uint16_t>(entry_kind::tier_review))
+    if (h.kind < static_cast<std::uint16_t>(entry_kind::enroll) || h.kind > entry_kind_max)
       problem(where + ": unknown kind " + std::to_string(h.kind));
+    if ((h.kind == static_cast<std::uint16_t>(entry_kind::partner_earn) ||
+         h.kind == static_cast<std::uint16_t>(entry_kind::partner_burn)) &&
+        h.partner_id == 0)
+      problem(where + ": a partner entry names no partner");
     if (h.policy_version > policy_versions_)
       problem(where + ": names program version " + std::to_string(h.policy_version) + ", but only " +
               std::to_string(policy_versions_) + " are recorded");
@@ -118,10 +124,13 @@ public:
     chain(where, seq, h.member_id, h.prev_member_seq);
     if (h.counterparty_id != 0)
       chain(where, seq, h.counterparty_id, h.counterparty_prev_seq);
-    details(where, h, static_cast<const char*>(v.mv_data) + sizeof h + h.posting_count * sizeof(posting) +
-                        h.txn_id_bytes);
+    detail::money_totals implied, posted;
+    const bool settles_ok = details(where, h,
+                                    static_cast<const char*>(v.mv_data) + sizeof h +
+                                      h.posting_count * sizeof(posting) + h.txn_id_bytes,
+                                    implied);
     auto* p = static_cast<const char*>(v.mv_data) + sizeof h;
-    std::uint64_t debits = 0, credits = 0;
+    std::array<i128, 2> debits{}, credits{};  // by account_unit: each balances on its own
     // The accounts table holds balances as of the checkpoint; later entries
     // are checked for balance but summed separately (they live in memory).
     auto& sums_map = seq <= rep_.checkpoint_seq ? computed_ : tail_;
@@ -131,20 +140,34 @@ public:
       rep_.postings++;
       if (q.amount == 0)
         problem(where + ": posting of zero");
+      if (!known_kind(q.account))
+        problem(where + ": posting to account " + describe(q.account) + " of unknown kind");
+      const auto unit = static_cast<std::size_t>(unit_of(kind_of(q.account)));
       auto& s = sums_map[q.account];
       s.postings++;
       if (q.side == static_cast<std::uint32_t>(posting_side::debit)) {
-        debits += q.amount;
+        debits[unit] += q.amount;
         s.debit += q.amount;
       } else if (q.side == static_cast<std::uint32_t>(posting_side::credit)) {
-        credits += q.amount;
+        credits[unit] += q.amount;
         s.credit += q.amount;
       } else {
         problem(where + ": posting with side " + std::to_string(q.side));
+        continue;
       }
+      if (unit == static_cast<std::size_t>(account_unit::money) &&
+          !posted.add(q.account, static_cast<posting_side>(q.side), q.amount))
+        problem(where + ": money postings to account " + describe(q.account) + " leave uint64");
     }
-    if (debits != credits)
-      problem(where + ": debits " + std::to_string(debits) + " != credits " + std::to_string(credits));
+    for (auto unit : {account_unit::points, account_unit::money}) {
+      const auto u = static_cast<std::size_t>(unit);
+      if (debits[u] != credits[u])
+        problem(where + ": " + (unit == account_unit::points ? "points" : "money") + " debits " +
+                to_string(debits[u]) + " != credits " + to_string(credits[u]));
+    }
+    if (settles_ok && !posted.same_as(implied))
+      problem(where + (implied.empty() ? ": has money postings but no settle records"
+                                       : ": its money postings are not what its settle records imply"));
     if (h.kind == static_cast<std::uint16_t>(entry_kind::enroll))
       enrolled_.insert(h.member_id);
     if (h.txn_id_bytes > 0) {
@@ -168,17 +191,68 @@ public:
       last_at_checkpoint_[member] = seq;
   }
 
-  void details(const std::string& where, const journal_header& h, const char* p) {
+  // Checks the entry's details and adds the postings its settle records
+  // imply to `implied`; false if a settle record is malformed (the money
+  // postings then cannot be compared).
+  [[nodiscard]] bool details(const std::string& where, const journal_header& h, const char* p,
+                             detail::money_totals& implied) {
+    bool ok = true;
     for (std::size_t i = 0; i < h.detail_count; ++i) {
       entry_detail d{};
       std::memcpy(&d, p + i * sizeof d, sizeof d);
-      if (d.kind < static_cast<std::uint16_t>(detail_kind::lot_add) ||
-          d.kind > static_cast<std::uint16_t>(detail_kind::note))
-        problem(where + ": detail " + std::to_string(i) + " has unknown kind " + std::to_string(d.kind));
+      const auto at = where + ": detail " + std::to_string(i);
+      if (d.kind < static_cast<std::uint16_t>(detail_kind::lot_add) || d.kind > detail_kind_max)
+        problem(at + " has unknown kind " + std::to_string(d.kind));
       if ((d.flags & detail_counterparty) != 0 && h.counterparty_id == 0)
-        problem(where + ": detail " + std::to_string(i) + " is for a counterparty the entry does not have");
+        problem(at + " is for a counterparty the entry does not have");
       if (auto id = counter_of(d); id != 0)
         counted_[id] += d.a;
+      if (detail::is_settle(d))
+        ok = settle(at, d, implied) && ok;
+    }
+    return ok;
+  }
+
+  // A settle record: well-formed, its postings implied, its due counted
+  // toward both parties.
+  [[nodiscard]] bool settle(const std::string& at, const entry_detail& d, detail::money_totals& implied) {
+    rep_.settlements++;
+    if (const char* why = detail::settle_defect(d)) {
+      problem(at + ": " + why);
+      return false;
+    }
+    if (!implied.add_settle(d)) {
+      problem(at + ": the settle records' amounts leave uint64");
+      return false;
+    }
+    for (auto [kind, id] : {std::pair{settle_payer_kind(d.aux), d.brand}, std::pair{settle_payee_kind(d.aux), d.id}}) {
+      std::int64_t due = 0, points = 0;
+      if (detail::settle_due(d, kind, id, due, points))
+        due_[party_key(kind, id)] += due;
+    }
+    return true;
+  }
+
+  // Invariant: what a party's settle records say it is owed, summed over the
+  // journal, is what its money accounts hold (credits - debits).
+  void settlements() {
+    std::unordered_map<std::uint64_t, i128> held;
+    for (const auto* m : {&computed_, &tail_})
+      for (auto& [account, s] : *m)
+        if (auto party = party_of(account); party != 0)
+          held[party] += i128{s.credit} - i128{s.debit};
+    std::vector<std::uint64_t> parties;
+    for (const auto* m : {&held, &due_})
+      for (auto& [party, sum] : *m)
+        parties.push_back(party);
+    std::sort(parties.begin(), parties.end());  // problems in a stable order
+    parties.erase(std::unique(parties.begin(), parties.end()), parties.end());
+    for (auto party : parties) {
+      const i128 records = due_.count(party) != 0 ? due_.at(party) : 0;
+      const i128 accounts = held.count(party) != 0 ? held.at(party) : 0;
+      if (records != accounts)
+        problem("settlement of " + describe_party(party) + ": its records sum to " + to_string(records) +
+                " but its accounts to " + to_string(accounts));
     }
   }
 
@@ -199,6 +273,8 @@ public:
         problem(where + ": record has the wrong size");
         continue;
       }
+      if (!known_kind(id))
+        problem(where + ": unknown account kind");
       account_record a{};
       std::memcpy(&a, v.mv_data, sizeof a);
       total_debit += a.debit_total;
@@ -345,10 +421,37 @@ public:
   }
 
 private:
+  static bool known_kind(std::uint64_t account) {
+    const auto k = static_cast<unsigned>(kind_of(account));
+    return k >= 1 && k <= account_kind_max;
+  }
+
   static std::string describe(std::uint64_t id) {
-    static const char* names[] = {"?", "member_points", "brand_issued", "brand_redeemed", "brand_expired"};
+    static const char* names[] = {"?",           "member_points",    "brand_issued",       "brand_redeemed",
+                                  "brand_expired", "brand_settlement", "partner_receivable", "partner_payable"};
+    static_assert(std::size(names) == account_kind_max + 1);
     auto k = static_cast<unsigned>(kind_of(id));
-    return std::string(k < 5 ? names[k] : "?") + "(" + std::to_string(entity_of(id)) + ")";
+    return (known_kind(id) ? std::string(names[k]) : "kind " + std::to_string(k)) + "(" +
+           std::to_string(entity_of(id)) + ")";
+  }
+
+  // A party as one key: its kind above its 32-bit id.
+  static std::uint64_t party_key(party_kind kind, std::uint32_t id) {
+    return static_cast<std::uint64_t>(kind) << 32 | id;
+  }
+  // The party whose money account this is, or 0 for a points account.
+  static std::uint64_t party_of(std::uint64_t account) {
+    const auto id = static_cast<std::uint32_t>(entity_of(account));
+    switch (kind_of(account)) {
+      case account_kind::brand_settlement: return party_key(party_kind::brand, id);
+      case account_kind::partner_receivable:
+      case account_kind::partner_payable: return party_key(party_kind::partner, id);
+      default: return 0;
+    }
+  }
+  static std::string describe_party(std::uint64_t key) {
+    const bool brand = (key >> 32) == static_cast<std::uint64_t>(party_kind::brand);
+    return (brand ? "brand " : "partner ") + std::to_string(key & 0xffffffffu);
   }
 
   static std::string describe_counter(std::uint64_t id) {
@@ -379,6 +482,7 @@ private:
   std::unordered_map<std::uint64_t, std::uint64_t> last_entry_;          // member -> newest entry
   std::unordered_map<std::uint64_t, std::uint64_t> last_at_checkpoint_;  // member -> newest entry <= checkpoint
   std::unordered_map<std::uint64_t, i128> counted_;  // counter -> sum of its details
+  std::unordered_map<std::uint64_t, i128> due_;      // party_key -> sum of due over its settle records
 };
 
 } // namespace
@@ -398,6 +502,7 @@ verify_report ledger::impl::verify() const {
   a.journal();
   a.members();
   a.accounts();
+  a.settlements();
   a.txn_index();
   a.aliases();
   a.counters();

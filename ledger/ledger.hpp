@@ -209,7 +209,10 @@ struct statement {
   std::int64_t opening = 0, closing = 0, due_total = 0;  // minor units
   std::int64_t points_total = 0;   // sum of the lines' points, signed like due
   std::uint64_t line_count = 0;    // lines in the whole period
-  std::vector<statement_line> lines;  // at most `limit`, seq > after_seq, ascending
+  // At most `limit`, seq > after_seq, ascending. A page holds whole entries
+  // (next_after is a seq), so a first entry with more lines than `limit`
+  // comes whole; limit 0 gives the totals only.
+  std::vector<statement_line> lines;
   std::uint64_t next_after = 0;    // pass as after_seq for the next page; 0 = no more
 };
 
@@ -221,6 +224,7 @@ struct verify_report {
   std::uint64_t members = 0;
   std::uint64_t txn_ids = 0;
   std::uint64_t checkpoint_seq = 0;  // the accounts table reflects entries up to this seq
+  std::uint64_t settlements = 0;     // settle records checked
   std::vector<std::string> problems;  // first verify_problems_max problems
 };
 inline constexpr std::size_t verify_problems_max = 100;
@@ -324,7 +328,9 @@ public:
   [[nodiscard]] std::vector<entry> history(std::uint64_t member_id, std::uint64_t before_seq,
                                            std::size_t limit) const;
 
-  // Checks the invariants (docs/ARCHITECTURE.md): every entry balances; the sum
+  // Checks the invariants (docs/ARCHITECTURE.md): every entry balances in
+  // each unit, and its money postings are what its settle records imply;
+  // each party's settle records sum to its money accounts; the sum
   // over all accounts of (debits - credits) is zero; every stored account
   // equals the sum of its postings up to the last checkpoint (balances newer
   // than that live in the writer's memory and are rebuilt from the journal on
@@ -340,8 +346,8 @@ public:
   // Period reports (any thread, one read transaction each, committed entries
   // only). Both return empty with `error` set for from_us >= to_us (to_us !=
   // 0) or a read failure. Cost: a binary search for the period, then every
-  // entry from the period's start (or the last account checkpoint, if that is
-  // older) to the period's end.
+  // entry from the period's start or the last account checkpoint, whichever
+  // is older, to the period's end or that checkpoint, whichever is newer.
   [[nodiscard]] std::optional<flows> account_flows(const std::vector<std::uint64_t>& accounts, std::uint64_t from_us,
                                                    std::uint64_t to_us, std::string& error) const;
   // The settle records naming the party in the period: totals over all of

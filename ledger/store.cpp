@@ -1,5 +1,7 @@
 // The ledger's LMDB environment, reads, and the group-commit writer thread.
+#include "config/log.hpp"
 #include "ledger/detail/impl.hpp"
+#include "ledger/detail/settle.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -70,6 +72,23 @@ bool load_counters(MDB_txn* txn, MDB_dbi dbi, std::unordered_map<std::uint64_t, 
     out[id] = value;
   }
   return true;
+}
+
+// A directory of an older readable schema becomes the current one inside
+// the open transaction, so a failed open leaves it as it was. 3 -> 4 only
+// adds accounts, records and a header field that a schema-3 ledger never
+// wrote (its partner_id bytes were reserved zeroes), so nothing but the
+// version changes.
+void upgrade_schema(MDB_txn* txn, MDB_dbi meta, std::uint64_t from, const std::string& dir, std::string& error) {
+  static_assert(schema_version == 4 && schema_version_readable_min == 3,
+                "a new schema version needs its upgrade step here");
+  MDB_val key = val(schema_key, sizeof schema_key - 1), v = val_of(schema_version);
+  if (int r = mdb_put(txn, meta, &key, &v, 0); r != MDB_SUCCESS) {
+    error = detail::mdb_error("recording the schema upgrade", r);
+    return;
+  }
+  log(log_level::info, "ledger: upgrading data directory %s from schema version %llu to %llu", dir.c_str(),
+      static_cast<unsigned long long>(from), static_cast<unsigned long long>(schema_version));
 }
 
 } // namespace
@@ -143,9 +162,11 @@ bool ledger::impl::open(std::string& error) {
     std::uint64_t version = 0;
     MDB_val key = val(schema_key, sizeof schema_key - 1);
     if (detail::get_record(txn, db.meta, key, version)) {
-      if (version != schema_version)
+      if (version < schema_version_readable_min || version > schema_version)
         error = "data directory " + opts.dir + " has ledger schema version " + std::to_string(version) +
                 ", this build reads version " + std::to_string(schema_version);
+      else if (version < schema_version)
+        upgrade_schema(txn, db.meta, version, opts.dir, error);
     } else {
       MDB_val v = val_of(schema_version);
       if (int r = mdb_put(txn, db.meta, &key, &v, 0); r != MDB_SUCCESS)
@@ -159,6 +180,11 @@ bool ledger::impl::open(std::string& error) {
       std::uint64_t last = 0;
       std::memcpy(&last, k.mv_data, sizeof last);
       next_seq = last + 1;
+      journal_header h{};
+      if (v.mv_size >= sizeof h) {
+        std::memcpy(&h, v.mv_data, sizeof h);
+        last_committed_us = h.committed_at_us;  // new entries never commit before it
+      }
     }
   }
   if (error.empty())
@@ -277,7 +303,10 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
   MDB_txn* txn = nullptr;
   if (int rc = mdb_txn_begin(env, nullptr, 0, &txn); rc != MDB_SUCCESS)
     fail_stop("mdb_txn_begin", rc);
-  const auto now = opts.clock->now_us();
+  // Never before the last commit, even if the clock steps back (NTP, a VM
+  // restore): period reports find a period by binary search on this time.
+  const auto now = std::max(opts.clock->now_us(), last_committed_us);
+  const auto seq_before = next_seq;
   std::vector<outcome> outcomes;
   outcomes.reserve(batch.size());
   for (auto& o : batch)
@@ -291,6 +320,8 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
     fail_stop("mdb_txn_commit", rc);
   auto commit_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
   last_committed_seq.store(next_seq - 1, std::memory_order_release);
+  if (next_seq != seq_before)
+    last_committed_us = now;
   if (checkpoint) {
     // Only now is the accounts table the truth for these balances.
     std::lock_guard<std::mutex> lk(cache_mtx);
@@ -377,6 +408,49 @@ namespace {
 void put_or_die(MDB_txn* txn, MDB_dbi dbi, MDB_val key, MDB_val value, unsigned flags, const char* what) {
   if (int rc = mdb_put(txn, dbi, &key, &value, flags); rc != MDB_SUCCESS)
     fail_stop(what, rc);
+}
+
+// Why an op's money postings are not exactly what its settle records imply
+// (per account, total debit and total credit), or nullptr.
+[[nodiscard]] const char* money_defect(const op& o) {
+  detail::money_totals implied, posted;
+  for (const auto& d : o.details) {
+    if (!detail::is_settle(d))
+      continue;
+    if (const char* why = detail::settle_defect(d))
+      return why;
+    if (!implied.add_settle(d))
+      return "its settle records' amounts leave uint64";
+  }
+  for (const auto& p : o.postings)
+    if (unit_of(kind_of(p.account)) == account_unit::money &&
+        !posted.add(p.account, static_cast<posting_side>(p.side), p.amount))
+      return "its money postings leave uint64";
+  if (implied.empty() && !posted.empty())
+    return "it has money postings but no settle records";
+  if (!posted.same_as(implied))
+    return "its money postings are not what its settle records imply";
+  return nullptr;
+}
+
+// Why the writer must not post an op, which only a bug in the code that
+// built it can cause, or nullptr. An op without settle records and without
+// money postings (nearly all of them) costs one pass over its postings and
+// details.
+[[nodiscard]] const char* builder_defect(const op& o) {
+  if ((o.entry == entry_kind::partner_earn || o.entry == entry_kind::partner_burn) && o.partner_id == 0)
+    return "a partner entry names no partner";
+  bool money = false;
+  for (const auto& p : o.postings) {
+    const auto k = static_cast<std::uint8_t>(kind_of(p.account));
+    if (k == 0 || k > account_kind_max)
+      return "a posting names an account of unknown kind";
+    money = money || unit_of(kind_of(p.account)) == account_unit::money;
+  }
+  const bool settles = std::any_of(o.details.begin(), o.details.end(), detail::is_settle);
+  if (!money && !settles)
+    return nullptr;
+  return money_defect(o);
 }
 
 account_record load_account_or_zero(MDB_txn* txn, MDB_dbi dbi, std::uint64_t id) {
@@ -477,11 +551,19 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   LEDGER_ASSERT(o.postings.size() <= postings_per_entry_max);
   LEDGER_ASSERT(o.details.size() <= details_per_entry_max);
   LEDGER_ASSERT(o.counterparty_id != o.member_id);
+  if (const char* why = builder_defect(o)) {
+    // The member actor built an entry the ledger cannot stand behind. Not
+    // posted, and the engine goes on: only this request fails.
+    log(log_level::error, "ledger: refused an entry of kind %u for member %llu: %s (a bug in the code that built it)",
+        static_cast<unsigned>(o.entry), static_cast<unsigned long long>(o.member_id), why);
+    return refuse(errc::internal_error);
+  }
   // Load every touched account once (an account may appear twice).
   std::array<std::uint64_t, postings_per_entry_max> ids{};
   std::array<account_record, postings_per_entry_max> recs{};
   std::size_t n = 0;
-  std::uint64_t debits = 0, credits = 0;
+  // Each unit balances on its own: points never pay for money.
+  std::array<std::uint64_t, 2> debits{}, credits{};  // by account_unit
   for (const auto& p : o.postings) {
     LEDGER_ASSERT(p.amount > 0);
     std::size_t j = 0;
@@ -492,15 +574,20 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
       recs[n] = account(txn, p.account);
       ++n;
     }
-    auto& total = p.side == static_cast<std::uint32_t>(posting_side::debit) ? recs[j].debit_total : recs[j].credit_total;
-    auto& sum = p.side == static_cast<std::uint32_t>(posting_side::debit) ? debits : credits;
+    const bool debit = p.side == static_cast<std::uint32_t>(posting_side::debit);
+    const auto unit = static_cast<std::size_t>(unit_of(kind_of(p.account)));
+    auto& total = debit ? recs[j].debit_total : recs[j].credit_total;
+    auto& sum = debit ? debits[unit] : credits[unit];
     LEDGER_ASSERT(p.side == static_cast<std::uint32_t>(posting_side::debit) ||
                   p.side == static_cast<std::uint32_t>(posting_side::credit));
     if (__builtin_add_overflow(total, p.amount, &total) || __builtin_add_overflow(sum, p.amount, &sum))
       return refuse(errc::amount_overflow);
     recs[j].posting_count++;
   }
-  LEDGER_ASSERT(debits == credits);
+  LEDGER_ASSERT(debits[static_cast<std::size_t>(account_unit::points)] ==
+                credits[static_cast<std::size_t>(account_unit::points)]);
+  LEDGER_ASSERT(debits[static_cast<std::size_t>(account_unit::money)] ==
+                credits[static_cast<std::size_t>(account_unit::money)]);
   // The member's points account after this entry.
   const std::uint64_t member_acct = account_id(account_kind::member_points, o.member_id);
   account_record member{};
@@ -527,21 +614,23 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
     return refuse(errc::amount_overflow);
 
   const std::uint64_t seq = next_seq++;
+  journal_header h{};
   {
     // Balances go to the write-back cache; the journal entry below is what
     // makes them durable, and a checkpoint later writes them to the table.
+    // One hold of the lock for the whole entry, heads included: a reader
+    // under the lock (load_accounts) sees all of it or none.
     std::lock_guard<std::mutex> lk(cache_mtx);
     for (std::size_t j = 0; j < n; ++j)
-      cache[ids[j]] = recs[j];  // last_seq: advance_head below, or here for brand accounts
+      cache[ids[j]] = recs[j];  // last_seq: the heads below, or here for the other accounts
     for (std::size_t j = 0; j < n; ++j)
       if (kind_of(ids[j]) != account_kind::member_points)
         cache[ids[j]].last_seq = seq;
-  }
-  journal_header h{};
-  h.prev_member_seq = advance_head(txn, o.member_id, seq);
-  if (o.counterparty_id != 0) {
-    h.counterparty_id = o.counterparty_id;
-    h.counterparty_prev_seq = advance_head(txn, o.counterparty_id, seq);
+    h.prev_member_seq = advance_head_locked(txn, o.member_id, seq);
+    if (o.counterparty_id != 0) {
+      h.counterparty_id = o.counterparty_id;
+      h.counterparty_prev_seq = advance_head_locked(txn, o.counterparty_id, seq);
+    }
   }
   h.ref_seq = o.ref_seq;
   h.seq = seq;
@@ -558,6 +647,7 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   h.kind = static_cast<std::uint16_t>(o.entry);
   h.key_id = o.key_id;
   h.policy_version = o.policy_version;
+  h.partner_id = o.partner_id;
   h.posting_count = static_cast<std::uint8_t>(o.postings.size());
   h.txn_id_bytes = o.txn_id_bytes;
   h.detail_count = static_cast<std::uint16_t>(o.details.size());
@@ -668,12 +758,16 @@ account_record ledger::impl::account(MDB_txn* txn, std::uint64_t id) const {
 }
 
 std::uint64_t ledger::impl::advance_head(MDB_txn* txn, std::uint64_t member, std::uint64_t seq) {
+  std::lock_guard<std::mutex> lk(cache_mtx);
+  return advance_head_locked(txn, member, seq);
+}
+
+std::uint64_t ledger::impl::advance_head_locked(MDB_txn* txn, std::uint64_t member, std::uint64_t seq) {
   const auto id = head_account(member);
   auto a = account(txn, id);
   const auto prev = a.last_seq;
   LEDGER_ASSERT(prev < seq);
   a.last_seq = seq;
-  std::lock_guard<std::mutex> lk(cache_mtx);
   cache[id] = a;
   return prev;
 }
@@ -866,6 +960,28 @@ std::optional<member_state> ledger::load_member(std::uint64_t member_id) const {
 
 std::optional<account_record> ledger::load_account(std::uint64_t account) const {
   return impl_->load_account(account);
+}
+
+std::vector<account_record> ledger::load_accounts(const std::vector<std::uint64_t>& accounts) const {
+  // Why this never shows half an entry: the writer puts all balances of an
+  // entry into the cache under one hold of cache_mtx (apply_post), so under
+  // the lock the cache holds whole entries. An account missing from the
+  // cache has not moved since the last checkpoint, so the table (read in a
+  // transaction begun under the lock) has its balance. A checkpoint commits
+  // the table first and clears the cache afterwards, under the lock: a read
+  // before the clear takes every cached balance from the cache (the table
+  // may or may not show the checkpoint yet, it is not consulted for them);
+  // a read after it begins its transaction after the commit, so the table
+  // shows the checkpoint. Either way each account comes from a state that
+  // holds the same whole entries.
+  std::vector<account_record> out(accounts.size());
+  std::lock_guard<std::mutex> lk(impl_->cache_mtx);
+  detail::read_txn txn(impl_->env);
+  if (!txn.get())
+    return {};
+  for (std::size_t i = 0; i < accounts.size(); ++i)
+    out[i] = impl_->account(txn.get(), accounts[i]);
+  return out;
 }
 
 std::uint64_t ledger::last_seq() const { return impl_->last_committed_seq.load(std::memory_order_acquire); }

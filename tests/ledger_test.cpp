@@ -1022,3 +1022,494 @@ TEST_CASE("find_txn names the entry of a committed txn id and for_each_member pa
   CHECK(f.led->for_each_member(0, 0, visit) == 0);
   CHECK(seen.size() == 4);
 }
+
+// -- issue 4: coalition money, periods and statements ---------------------------------------
+
+namespace {
+
+constexpr std::uint64_t member_acct(std::uint64_t m) { return account_id(account_kind::member_points, m); }
+constexpr std::uint64_t issued(std::uint32_t b) { return account_id(account_kind::brand_issued, b); }
+constexpr std::uint64_t redeemed(std::uint32_t b) { return account_id(account_kind::brand_redeemed, b); }
+constexpr std::uint64_t settlement_acct(std::uint32_t b) { return account_id(account_kind::brand_settlement, b); }
+constexpr std::uint64_t payable(std::uint32_t p) { return account_id(account_kind::partner_payable, p); }
+constexpr std::uint64_t receivable(std::uint32_t p) { return account_id(account_kind::partner_receivable, p); }
+
+posting debit(std::uint64_t account, std::uint64_t amount) {
+  return {account, amount, static_cast<std::uint32_t>(posting_side::debit), 0};
+}
+posting credit(std::uint64_t account, std::uint64_t amount) {
+  return {account, amount, static_cast<std::uint32_t>(posting_side::credit), 0};
+}
+
+// The payer owes the payee floor(points x num / den).
+entry_detail settle(party_kind payer_kind, std::uint32_t payer, party_kind payee_kind, std::uint32_t payee,
+                    std::int64_t points, std::uint32_t num, std::uint32_t den, bool reversal = false) {
+  const auto amount = static_cast<std::uint64_t>(points) * num / den;  // test numbers stay far below 2^64
+  return entry_detail{static_cast<std::uint16_t>(detail_kind::settle),
+                      reversal ? detail_reversal : std::uint16_t{0},
+                      payee,
+                      payer,
+                      settle_parties(payer_kind, payee_kind),
+                      points,
+                      amount,
+                      settle_rate(num, den)};
+}
+
+// An earn of `points` of brand `brand` into a new lot.
+op earn_of(fixture& f, std::uint64_t m, std::uint32_t brand, std::int64_t points, std::string_view txn) {
+  op o = fixture::moving(entry_kind::earn, m, issued(brand), member_acct(m), points, txn, 11);
+  o.brand_id = brand;
+  auto lot = fixture::detail(detail_kind::lot_add, ++f.last_lot[m], points);
+  lot.brand = brand;
+  o.details = {lot};
+  return o;
+}
+
+// One issuing brand's share of a partner burn: `points` from lot `lot`,
+// which the brand pays the partner for at num/den per point.
+struct burn_part {
+  std::uint32_t brand;
+  std::uint32_t lot;
+  std::int64_t points;
+  std::uint32_t num, den;
+};
+
+op partner_burn(std::uint64_t m, std::uint16_t partner, const std::vector<burn_part>& parts, std::string_view txn) {
+  op o;
+  o.kind = op_kind::post;
+  o.entry = entry_kind::partner_burn;
+  o.member_id = m;
+  o.brand_id = parts.front().brand;
+  o.partner_id = partner;
+  o.set_txn(txn);
+  o.request_hash = 17;
+  o.require_nonnegative = true;
+  std::int64_t points = 0;
+  std::uint64_t paid = 0;
+  for (const auto& p : parts) {
+    auto take = fixture::detail(detail_kind::lot_take, p.lot, p.points);
+    take.brand = p.brand;
+    const auto s = settle(party_kind::brand, p.brand, party_kind::partner, partner, p.points, p.num, p.den);
+    o.details.push_back(take);
+    o.details.push_back(s);
+    o.postings.push_back(credit(redeemed(p.brand), static_cast<std::uint64_t>(p.points)));
+    o.postings.push_back(debit(settlement_acct(p.brand), s.b));
+    points += p.points;
+    paid += s.b;
+  }
+  o.postings.insert(o.postings.begin(), debit(member_acct(m), static_cast<std::uint64_t>(points)));
+  o.postings.push_back(credit(payable(partner), paid));
+  o.points = points;
+  return o;
+}
+
+// Undoes one brand's share of a burn: the points go back to its lot, and
+// the partner pays the brand's money back (a reversal record).
+op burn_reversal(std::uint64_t m, std::uint16_t partner, const burn_part& p, std::uint64_t ref, std::string_view txn) {
+  op o;
+  o.kind = op_kind::post;
+  o.entry = entry_kind::reverse_redemption;
+  o.member_id = m;
+  o.brand_id = p.brand;
+  o.partner_id = partner;
+  o.ref_seq = ref;
+  o.set_txn(txn);
+  o.request_hash = 19;
+  o.points = p.points;
+  auto restore = fixture::detail(detail_kind::lot_restore, p.lot, p.points);
+  restore.brand = p.brand;
+  const auto s = settle(party_kind::brand, p.brand, party_kind::partner, partner, p.points, p.num, p.den, true);
+  o.details = {restore, s};
+  o.postings = {debit(redeemed(p.brand), static_cast<std::uint64_t>(p.points)),
+                credit(member_acct(m), static_cast<std::uint64_t>(p.points)), credit(settlement_acct(p.brand), s.b),
+                debit(payable(partner), s.b)};
+  return o;
+}
+
+// Points of `brand` a member earns at a partner, which owes the brand for them.
+op partner_earn(fixture& f, std::uint64_t m, std::uint16_t partner, std::uint32_t brand, std::int64_t points,
+                std::uint32_t num, std::uint32_t den, std::string_view txn) {
+  op o = earn_of(f, m, brand, points, txn);
+  o.entry = entry_kind::partner_earn;
+  o.partner_id = partner;
+  const auto s = settle(party_kind::partner, partner, party_kind::brand, brand, points, num, den);
+  o.details.push_back(s);
+  o.postings.push_back(debit(receivable(partner), s.b));
+  o.postings.push_back(credit(settlement_acct(brand), s.b));
+  return o;
+}
+
+// Rewrites journal entry `seq` in place (header, postings, details), inside a tamper().
+void rewrite_entry(MDB_txn* txn, std::uint64_t seq,
+                   const std::function<void(journal_header&, std::vector<posting>&, std::vector<entry_detail>&)>& f) {
+  MDB_dbi journal;
+  REQUIRE(mdb_dbi_open(txn, "journal", MDB_INTEGERKEY, &journal) == 0);
+  MDB_val k{sizeof seq, &seq}, v{};
+  REQUIRE(mdb_get(txn, journal, &k, &v) == 0);
+  std::vector<char> bytes(static_cast<char*>(v.mv_data), static_cast<char*>(v.mv_data) + v.mv_size);
+  journal_header h{};
+  std::memcpy(&h, bytes.data(), sizeof h);
+  std::vector<posting> ps(h.posting_count);
+  std::memcpy(ps.data(), bytes.data() + sizeof h, ps.size() * sizeof(posting));
+  const std::size_t details_at = sizeof h + ps.size() * sizeof(posting) + h.txn_id_bytes;
+  std::vector<entry_detail> ds(h.detail_count);
+  std::memcpy(ds.data(), bytes.data() + details_at, ds.size() * sizeof(entry_detail));
+  f(h, ps, ds);
+  std::memcpy(bytes.data(), &h, sizeof h);
+  std::memcpy(bytes.data() + sizeof h, ps.data(), ps.size() * sizeof(posting));
+  std::memcpy(bytes.data() + details_at, ds.data(), ds.size() * sizeof(entry_detail));
+  MDB_val nv{bytes.size(), bytes.data()};
+  REQUIRE(mdb_put(txn, journal, &k, &nv, 0) == 0);
+}
+
+void put_schema_version(fixture& f, std::uint64_t version) {
+  f.tamper([&](MDB_txn* txn) {
+    MDB_dbi meta;
+    REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
+    char key[] = "schema_version";
+    MDB_val k{sizeof key - 1, key}, v{sizeof version, &version};
+    REQUIRE(mdb_put(txn, meta, &k, &v, 0) == 0);
+  });
+}
+
+std::uint64_t schema_version_on_disk(fixture& f) {
+  std::uint64_t version = 0;
+  f.tamper([&](MDB_txn* txn) {
+    MDB_dbi meta;
+    REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
+    char key[] = "schema_version";
+    MDB_val k{sizeof key - 1, key}, v{};
+    REQUIRE(mdb_get(txn, meta, &k, &v) == 0);
+    REQUIRE(v.mv_size == sizeof version);
+    std::memcpy(&version, v.mv_data, sizeof version);
+  });
+  return version;
+}
+
+} // namespace
+
+TEST_CASE("a schema-3 data directory opens with its entries and is recorded as schema 4; versions 2 and 5 are refused",
+          "[ledger]") {
+  fixture f;
+  f.run(f.enroll(1));
+  f.run(f.earn(1, 40, "e1"));
+  put_schema_version(f, 3);
+  f.reopen();
+  CHECK(f.led->load_member(1)->balance() == 40);
+  CHECK(f.run(f.earn(1, 40, "e1")).replayed);
+  auto rep = f.led->verify();
+  INFO(all_problems(rep));
+  CHECK(rep.ok);
+  CHECK(schema_version_on_disk(f) == schema_version);
+  for (std::uint64_t version : {std::uint64_t{2}, std::uint64_t{5}}) {
+    put_schema_version(f, version);
+    options o;
+    o.dir = (f.tmp.path / "data").string();
+    o.map_bytes = 1ull << 30;
+    o.clock = &f.clock;
+    o.tier_of = [](std::int64_t) { return 0u; };
+    std::string err;
+    CHECK_FALSE(ledger::ledger::open(o, err));
+    CHECK(err.find("schema version " + std::to_string(version)) != std::string::npos);
+    CHECK(schema_version_on_disk(f) == version);  // a refused directory is left as it was
+  }
+}
+
+TEST_CASE("commit times never decrease along the journal when the clock steps back, also after reopening", "[ledger]") {
+  fixture f;
+  const auto t = f.clock.now_us();
+  f.run(f.enroll(1));
+  f.clock.set(t - 5'000'000);
+  auto back = f.run(f.earn(1, 10, "e1"));
+  CHECK(f.led->read_entry(back.seq)->header.committed_at_us == t);
+  f.reopen();  // the floor comes back from the newest entry
+  auto reopened = f.run(f.earn(1, 10, "e2"));
+  CHECK(f.led->read_entry(reopened.seq)->header.committed_at_us == t);
+  f.clock.set(t + 7);
+  auto forward = f.run(f.earn(1, 10, "e3"));
+  CHECK(f.led->read_entry(forward.seq)->header.committed_at_us == t + 7);
+}
+
+TEST_CASE("a partner burn of two brands' points posts points and money that balance apart, and verify passes",
+          "[ledger]") {
+  fixture f;
+  f.run(f.enroll(1));
+  REQUIRE(f.run(earn_of(f, 1, 1, 100, "e1")).code == errc::ok);  // lot 1
+  REQUIRE(f.run(earn_of(f, 1, 2, 100, "e2")).code == errc::ok);  // lot 2
+  // 30 points of brand 1 at 3/2: 45; 20 of brand 2 at 7/3: 46 (46.67 rounded down).
+  auto out = f.run(partner_burn(1, 9, {{1, 1, 30, 3, 2}, {2, 2, 20, 7, 3}}, "b1"));
+  REQUIRE(out.code == errc::ok);
+  CHECK(out.balance == 150);
+  auto e = f.led->read_entry(out.seq);
+  REQUIRE(e);
+  CHECK(e->header.partner_id == 9);
+  CHECK(e->header.kind == static_cast<std::uint16_t>(entry_kind::partner_burn));
+  CHECK(e->postings.size() == 6);
+  auto accounts =
+    f.led->load_accounts({settlement_acct(1), settlement_acct(2), payable(9), receivable(9), redeemed(2)});
+  REQUIRE(accounts.size() == 5);
+  CHECK(accounts[0].debit_total == 45);
+  CHECK(accounts[0].credit_total == 0);
+  CHECK(accounts[1].debit_total == 46);
+  CHECK(accounts[2].credit_total == 91);
+  CHECK(accounts[3].posting_count == 0);  // never posted to: zeroes
+  CHECK(accounts[4].credit_total == 20);
+  auto rep = f.led->verify();
+  INFO(all_problems(rep));
+  CHECK(rep.ok);
+  CHECK(rep.settlements == 2);
+  f.reopen();  // checkpointed on close: now from the table
+  CHECK(f.led->load_accounts({payable(9)}).at(0).credit_total == 91);
+  CHECK(f.led->verify().ok);
+}
+
+TEST_CASE("the writer refuses with internal_error an entry whose money is not what its settle records say, posts "
+          "nothing of it and goes on",
+          "[ledger]") {
+  fixture f;
+  f.run(f.enroll(1));
+  f.run(earn_of(f, 1, 1, 100, "e1"));
+  const auto before = f.led->last_seq();
+  auto owner = std::make_shared<recording_owner>();
+  // One unit more to the partner than the brand owes (the money still balances).
+  auto more = partner_burn(1, 9, {{1, 1, 30, 3, 2}}, "b1");
+  for (auto& p : more.postings)
+    if (p.account == payable(9) || p.account == settlement_acct(1))
+      p.amount += 1;
+  CHECK(f.run(std::move(more), owner).code == errc::internal_error);
+  // 30 points at 7/4 is 52.5: an amount of 53, with postings that follow it.
+  auto rounded_up = partner_burn(1, 9, {{1, 1, 30, 7, 4}}, "b1");
+  for (auto& d : rounded_up.details)
+    if (d.kind == static_cast<std::uint16_t>(detail_kind::settle))
+      d.b += 1;
+  for (auto& p : rounded_up.postings)
+    if (p.account == payable(9) || p.account == settlement_acct(1))
+      p.amount += 1;
+  CHECK(f.run(std::move(rounded_up), owner).code == errc::internal_error);
+  // Money postings without a settle record.
+  auto unexplained = f.earn(1, 10, "e2");
+  unexplained.postings.push_back(debit(receivable(9), 5));
+  unexplained.postings.push_back(credit(settlement_acct(1), 5));
+  CHECK(f.run(std::move(unexplained), owner).code == errc::internal_error);
+  CHECK(owner->rejections == std::vector<errc>(3, errc::internal_error));
+  CHECK(f.led->last_seq() == before);
+  CHECK_FALSE(f.led->find_txn("b1"));
+  CHECK(f.led->load_accounts({payable(9)}).at(0).posting_count == 0);
+  auto fine = f.run(partner_burn(1, 9, {{1, 1, 30, 3, 2}}, "b1"));
+  CHECK(fine.code == errc::ok);
+  CHECK(fine.seq == before + 1);
+  auto rep = f.led->verify();
+  INFO(all_problems(rep));
+  CHECK(rep.ok);
+}
+
+TEST_CASE("account flows give an account's totals before a period and its movement inside it, wherever the last "
+          "checkpoint lies",
+          "[ledger]") {
+  fixture f;
+  f.reopen(0, 1000000, /*checkpoint_on_close*/ false);
+  const auto t0 = f.clock.now_us(), t1 = t0 + 1000, t2 = t0 + 2000;
+  f.run(f.enroll(1));           // 1
+  f.run(f.earn(1, 100, "e1"));  // 2
+  f.clock.set(t1);
+  f.run(f.earn(1, 50, "e2"));  // 3
+  const std::vector<std::uint64_t> asked{member_acct(1), issued(1), redeemed(1)};
+  std::string err;
+  {
+    INFO("no checkpoint yet: the entries before the period are added to the empty table");
+    auto fl = f.led->account_flows(asked, t1, t2, err);
+    INFO(err);
+    REQUIRE(fl);
+    CHECK(fl->period.first_seq == 3);
+    CHECK(fl->period.last_seq == 3);
+    CHECK(fl->accounts[0].opening_credit == 100);
+    CHECK(fl->accounts[0].credit == 50);
+    CHECK(fl->accounts[0].postings == 1);
+    CHECK(fl->accounts[1].opening_debit == 100);
+  }
+  f.reopen(0, 1000000, true);
+  f.run(f.redeem(1, 30, "r1"));              // 4
+  f.reopen(0, 1000000, false);               // checkpoint through 4, inside the period
+  REQUIRE(f.led->verify().checkpoint_seq == 4);
+  f.clock.set(t2);
+  f.run(f.earn(1, 7, "e3"));  // 5
+  {
+    INFO("checkpoint at the period's end: the period's entries are taken out of the table");
+    auto fl = f.led->account_flows(asked, t1, t2, err);
+    INFO(err);
+    REQUIRE(fl);
+    CHECK(fl->period.first_seq == 3);
+    CHECK(fl->period.last_seq == 4);
+    CHECK(fl->accounts[0].opening_credit == 100);
+    CHECK(fl->accounts[0].opening_debit == 0);
+    CHECK(fl->accounts[0].credit == 50);
+    CHECK(fl->accounts[0].debit == 30);
+    CHECK(fl->accounts[0].postings == 2);
+    CHECK(fl->accounts[1].opening_debit == 100);
+    CHECK(fl->accounts[1].debit == 50);
+    CHECK(fl->accounts[2].opening_credit == 0);
+    CHECK(fl->accounts[2].credit == 30);
+  }
+  {
+    INFO("checkpoint after the period");
+    auto fl = f.led->account_flows(asked, t0, t1, err);
+    REQUIRE(fl);
+    CHECK(fl->period.first_seq == 1);
+    CHECK(fl->period.last_seq == 2);
+    CHECK(fl->accounts[0].opening_credit == 0);
+    CHECK(fl->accounts[0].credit == 100);
+  }
+  {
+    INFO("checkpoint before the period, which runs to the newest entry");
+    auto fl = f.led->account_flows(asked, t2, 0, err);
+    REQUIRE(fl);
+    CHECK(fl->period.to_us == t2 + 1);
+    CHECK(fl->period.first_seq == 5);
+    CHECK(fl->period.last_seq == 5);
+    CHECK(fl->accounts[0].opening_credit == 150);
+    CHECK(fl->accounts[0].opening_debit == 30);
+    CHECK(fl->accounts[0].credit == 7);
+  }
+  {
+    INFO("the whole journal moves each account to its balance now; a period after it is empty");
+    auto all = f.led->account_flows(asked, 0, 0, err);
+    REQUIRE(all);
+    auto now = f.led->load_accounts(asked);
+    for (std::size_t i = 0; i < asked.size(); ++i) {
+      CHECK(all->accounts[i].debit == now[i].debit_total);
+      CHECK(all->accounts[i].credit == now[i].credit_total);
+      CHECK(all->accounts[i].postings == now[i].posting_count);
+    }
+    auto after = f.led->account_flows(asked, t2 + 10, 0, err);
+    REQUIRE(after);
+    CHECK(after->period.last_seq < after->period.first_seq);
+    CHECK(after->accounts[0].opening_credit == 157);
+    CHECK(after->accounts[0].postings == 0);
+  }
+  CHECK_FALSE(f.led->account_flows(asked, t2, t1, err));
+  CHECK(err.find("before its end") != std::string::npos);
+  CHECK_FALSE(f.led->account_flows(asked, t1, t1, err));
+}
+
+TEST_CASE("a settlement statement reconciles with the party's accounts, counts reversals negative and pages every "
+          "line exactly once",
+          "[ledger]") {
+  fixture f;
+  const auto t0 = f.clock.now_us(), t1 = t0 + 1000, t2 = t0 + 2000;
+  f.run(f.enroll(1));
+  f.run(earn_of(f, 1, 1, 100, "e1"));                                 // lot 1
+  f.run(earn_of(f, 1, 2, 100, "e2"));                                 // lot 2
+  REQUIRE(f.run(partner_burn(1, 9, {{1, 1, 10, 3, 2}}, "b0")).code == errc::ok);  // before: 15 to partner 9
+  f.clock.set(t1);
+  const burn_part b1_of_burn1{1, 1, 30, 3, 2};                       // 45
+  auto burn1 = f.run(partner_burn(1, 9, {b1_of_burn1, {2, 2, 20, 7, 3}}, "b1"));   // 45 + 46
+  auto burn2 = f.run(partner_burn(1, 9, {{1, 1, 10, 3, 2}, {2, 2, 10, 7, 3}}, "b2"));  // 15 + 23
+  auto reversal = f.run(burn_reversal(1, 9, b1_of_burn1, burn1.seq, "v1"));          // -45
+  auto earned = f.run(partner_earn(f, 1, 9, 1, 44, 1, 2, "pe"));                     // partner pays brand 1: 22
+  for (const auto* o : {&burn1, &burn2, &reversal, &earned})
+    REQUIRE(o->code == errc::ok);
+  f.clock.set(t2);
+  REQUIRE(f.run(partner_burn(1, 9, {{1, 1, 5, 3, 2}}, "b3")).code == errc::ok);     // after the period
+  std::string err;
+
+  auto whole = f.led->settlement(party_kind::partner, 9, t1, t2, 0, 100, err);
+  INFO(err);
+  REQUIRE(whole);
+  CHECK(whole->line_count == 6);
+  REQUIRE(whole->lines.size() == 6);
+  CHECK(whole->next_after == 0);
+  CHECK(whole->opening == 15);
+  CHECK(whole->due_total == 45 + 46 + 15 + 23 - 45 - 22);
+  CHECK(whole->closing - whole->opening == whole->due_total);
+  CHECK(whole->points_total == 30 + 20 + 10 + 10 - 30 - 44);
+  for (const auto& line : whole->lines)
+    if (line.seq == reversal.seq) {
+      CHECK((line.settle.flags & detail_reversal) != 0);
+      CHECK(line.due == -45);
+      CHECK(line.entry_kind == static_cast<std::uint16_t>(entry_kind::reverse_redemption));
+      CHECK(line.txn_id == "v1");
+      CHECK(line.member_id == 1);
+      CHECK(line.committed_at_us == t1);
+    }
+  CHECK(whole->lines.back().seq == earned.seq);
+  CHECK(whole->lines.back().due == -22);  // the partner pays
+
+  auto brand = f.led->settlement(party_kind::brand, 1, t1, t2, 0, 100, err);
+  REQUIRE(brand);
+  CHECK(brand->line_count == 4);
+  CHECK(brand->opening == -15);
+  CHECK(brand->due_total == -45 - 15 + 45 + 22);
+  CHECK(brand->closing - brand->opening == brand->due_total);
+
+  for (std::size_t limit : {1, 2, 3, 5}) {
+    INFO("limit " << limit);
+    std::vector<std::pair<std::uint64_t, std::int64_t>> paged;
+    std::uint64_t after = 0;
+    for (int pages = 0; pages < 10; ++pages) {
+      auto page = f.led->settlement(party_kind::partner, 9, t1, t2, after, limit, err);
+      REQUIRE(page);
+      CHECK(page->due_total == whole->due_total);  // totals are the period's, whatever the page
+      CHECK(page->line_count == 6);
+      for (const auto& line : page->lines) {
+        CHECK(line.seq > after);
+        paged.emplace_back(line.seq, line.due);
+      }
+      after = page->next_after;
+      if (after == 0)
+        break;
+      CHECK(after == page->lines.back().seq);
+    }
+    std::vector<std::pair<std::uint64_t, std::int64_t>> expected;
+    for (const auto& line : whole->lines)
+      expected.emplace_back(line.seq, line.due);
+    CHECK(paged == expected);
+  }
+  auto first = f.led->settlement(party_kind::partner, 9, t1, t2, 0, 3, err);
+  REQUIRE(first);
+  CHECK(first->lines.size() == 2);  // the next entry's two lines would not fit
+  CHECK(first->next_after == burn1.seq);
+  auto totals = f.led->settlement(party_kind::partner, 9, t1, t2, 0, 0, err);
+  REQUIRE(totals);
+  CHECK(totals->lines.empty());
+  CHECK(totals->due_total == whole->due_total);
+  CHECK(totals->next_after == 0);
+
+  auto rep = f.led->verify();
+  INFO(all_problems(rep));
+  CHECK(rep.ok);
+  CHECK(rep.settlements == 8);
+}
+
+TEST_CASE("verify reports a malformed settle record, money postings its records do not imply, a party whose records "
+          "and accounts disagree and an account of unknown kind",
+          "[ledger]") {
+  fixture f;
+  f.run(f.enroll(1));
+  f.run(earn_of(f, 1, 1, 100, "e1"));                                    // 2
+  const auto bad_amount = f.run(partner_burn(1, 9, {{1, 1, 30, 3, 2}}, "b1")).seq;  // 45
+  const auto bad_payee = f.run(partner_burn(1, 9, {{1, 1, 10, 3, 2}}, "b2")).seq;   // 15
+  REQUIRE(f.led->verify().ok);
+  f.tamper([&](MDB_txn* txn) {
+    rewrite_entry(txn, bad_amount, [](journal_header&, std::vector<posting>&, std::vector<entry_detail>& ds) {
+      ds.at(1).b += 1;
+    });
+    rewrite_entry(txn, bad_payee, [](journal_header&, std::vector<posting>& ps, std::vector<entry_detail>&) {
+      for (auto& p : ps)
+        if (p.account == payable(9))
+          p.account = payable(8);
+    });
+    rewrite_entry(txn, 2, [](journal_header&, std::vector<posting>& ps, std::vector<entry_detail>&) {
+      ps.at(0).account = (std::uint64_t{9} << 56) | 1;
+    });
+  });
+  auto all = f.failed_verify();
+  INFO(all);
+  const auto at = [](std::uint64_t seq) { return "entry " + std::to_string(seq) + ": "; };
+  CHECK(all.find(at(bad_amount) + "detail 1: a settle record's amount is not floor(points x rate)") !=
+        std::string::npos);
+  CHECK(all.find(at(bad_payee) + "its money postings are not what its settle records imply") != std::string::npos);
+  CHECK(all.find("settlement of partner 8: its records sum to 0 but its accounts to 15") != std::string::npos);
+  CHECK(all.find("settlement of partner 9: its records sum to 15 but its accounts to 45") != std::string::npos);
+  CHECK(all.find("settlement of brand 1: its records sum to -15 but its accounts to -60") != std::string::npos);
+  CHECK(all.find(at(2) + "posting to account kind 9(1) of unknown kind") != std::string::npos);
+}

@@ -73,6 +73,8 @@ public:
   // Makes `seq` the member's newest entry (its member_points account's
   // last_seq, in the cache) and returns the previous one (0 = none).
   std::uint64_t advance_head(MDB_txn* txn, std::uint64_t member, std::uint64_t seq);
+  // The same, for a caller that holds cache_mtx.
+  std::uint64_t advance_head_locked(MDB_txn* txn, std::uint64_t member, std::uint64_t seq);
   // Writes every cached account into the accounts table inside `txn` and
   // records accounts_seq; the cache is cleared after the commit.
   void write_checkpoint(MDB_txn* txn);
@@ -106,6 +108,9 @@ public:
   MDB_env* env = nullptr;
   dbs db;
   std::uint64_t next_seq = 1;  // writer thread only (after open)
+  // committed_at_us of the newest entry: the floor for the next batch's time,
+  // so commit times never decrease along the journal. Writer thread only.
+  std::uint64_t last_committed_us = 0;
 
   std::mutex mtx;
   std::condition_variable wake;        // writer waits for ops
