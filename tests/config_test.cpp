@@ -361,6 +361,10 @@ TEST_CASE("both example programs load without errors", "[config]") {
   CHECK(retail->tiers[2].multiplier.den == 2);
   CHECK_FALSE(retail->rules.empty());
   CHECK_FALSE(retail->rewards.empty());
+  CHECK(retail->brands[0].cost_per_point.num == 1);
+  REQUIRE(retail->partners.size() == 1);
+  CHECK(retail->partners[0].code == "skyair");
+  CHECK(retail->partners[0].brand_id == 1);
 
   auto fuel = load_program(LOYALTY_SOURCE_DIR "/config/examples/fuel_coalition.toml", errors);
   INFO(all(errors));
@@ -376,6 +380,8 @@ TEST_CASE("both example programs load without errors", "[config]") {
     CHECK(std::any_of(fuel->rules.begin(), fuel->rules.end(),
                       [&](const earn_rule& r) { return r.trigger == trig; }));
   CHECK(fuel->rewards.size() >= 3);
+  CHECK(fuel->partners.size() == 2);
+  CHECK(fuel->find_partner("rent-a-car")->status == partner_status::suspended);
   CHECK(errors.empty());
 }
 
@@ -807,6 +813,76 @@ TEST_CASE("a brand earns in whole steps with earn_mode = steps, and other modes 
   CHECK_FALSE(parse_program(head + "earn_mode = \"rounded\"\n", "bad.toml", errors));
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].message == "bad.toml:12: earn_mode must be \"proportional\" or \"steps\"");
+}
+
+TEST_CASE("partners and cost_per_point parse into the program, and every mistake is reported with its line",
+          "[config][coalition]") {
+  // valid_program's brand, with a cost per point.
+  auto costed = [](const std::string& cost) {
+    std::string t = valid_program;
+    const std::string rate = "earn_rate = { num = 5, den = 250 }";
+    t.replace(t.find(rate), rate.size(), rate + "\ncost_per_point = " + cost);
+    return t;
+  };
+  const std::string sky = "\n[[partners]]\nid = 7\ncode = \"skyair\"\nname = \"Sky Air\"\nbrand = \"acme\"\n"
+                          "earn_cost = { num = 3, den = 2 }\nburn_reimbursement = { num = 4, den = 5 }\n";
+  const std::string hotel = "\n[[partners]]\nid = 3\ncode = \"hotel\"\nbrand = \"acme\"\n"
+                            "earn_cost = { num = 0, den = 1 }\nburn_reimbursement = { num = 1, den = 1 }\n"
+                            "status = \"suspended\"\n";
+  std::vector<config_error> errors;
+  auto p = parse_program(costed("{ num = 1, den = 2 }") + sky + hotel, "ok.toml", errors);
+  INFO(all(errors));
+  REQUIRE(p);
+  CHECK(p->brands[0].cost_per_point.num == 1);
+  CHECK(p->brands[0].cost_per_point.den == 2);
+  REQUIRE(p->partners.size() == 2);
+  CHECK(p->partners[0].code == "hotel");  // sorted by id
+  CHECK(p->partners[0].status == partner_status::suspended);
+  const partner_def* s = p->find_partner("skyair");
+  REQUIRE(s != nullptr);
+  CHECK(s == p->find_partner(7));
+  CHECK(s->name == "Sky Air");
+  CHECK(s->brand_id == 1);
+  CHECK(s->earn_cost.num == 3);
+  CHECK(s->burn_reimbursement.den == 5);
+  CHECK(s->status == partner_status::active);
+  // A brand without cost_per_point carries no money; no partners is fine.
+  errors.clear();
+  auto plain = parse_program(valid_program, "plain.toml", errors);
+  REQUIRE(plain);
+  CHECK(plain->brands[0].cost_per_point.num == 0);
+  CHECK(plain->partners.empty());
+
+  struct bad {
+    std::string text, marker, message;
+  };
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string t = std::string(valid_program) + sky;
+    t.replace(t.find(from), from.size(), to);
+    return t;
+  };
+  const std::vector<bad> cases{
+    {with("id = 7", "id = 70000"), "id = 70000", "'id' in [[partners]] must be between 1 and 65535"},
+    {with("brand = \"acme\"", "brand = \"initech\""), "initech", "partner 'skyair' names unknown brand 'initech'"},
+    {with("code = \"skyair\"", "code = \"Sky-Air\""), "Sky-Air", "partner code 'Sky-Air' must be 1..64"},
+    {with("earn_cost = { num = 3, den = 2 }\n", ""), "[[partners]]", "missing key 'earn_cost' in [[partners]]"},
+    {with("burn_reimbursement = { num = 4, den = 5 }", "burn_reimbursement = 0.8"), "0.8",
+     "'burn_reimbursement' in [[partners]] must be a table"},
+    {with("name = \"Sky Air\"", "status = \"paused\""), "paused", "'status' in [[partners]] must be one of"},
+    {with("name = \"Sky Air\"", "rate = 3"), "rate = 3", "unknown key 'rate' in [[partners]]"},
+    {std::string(valid_program) + sky + "\n[[partners]]\nid = 7 # again\ncode = \"other\"\nbrand = \"acme\"\n"
+       "earn_cost = { num = 1, den = 1 }\nburn_reimbursement = { num = 1, den = 1 }\n",
+     "id = 7 # again", "duplicate partner id 7"},
+    {costed("{ num = 1, den = 0 }"), "cost_per_point", "'den' in [[brands]].cost_per_point must be between 1"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.message);
+    errors.clear();
+    CHECK_FALSE(parse_program(c.text, "bad.toml", errors));
+    INFO(all(errors));
+    CHECK(errors.size() == 1);
+    CHECK(reported(errors, "bad.toml", line_of(c.text, c.marker), c.message));
+  }
 }
 
 TEST_CASE("API keys in the settings: hashed, scoped, and every mistake reported with its line", "[config][keys]") {

@@ -121,10 +121,12 @@ TEST_CASE("every operation is allowed or refused by the key's scope, and a refus
     ok = op == opcode::balance || op == opcode::history;
   brand_own[opcode::adjust] = brand_own[opcode::expire] = false;  // admin only
   // On a member of another brand, a brand key may only post entries of its
-  // own brand (the coalition case: the mug is a shop reward); everything
-  // else — earning or redeeming at the other brand, reading the member — is refused.
+  // own brand — the coalition case: the member spends points at the key's
+  // brand (redeem and hold default to it, the mug is a shop reward), with the
+  // inter-brand settlement in the entry; everything else — earning at the
+  // other brand, reading the member — is refused.
   for (auto& [op, ok] : admin_all)
-    brand_other[op] = op == opcode::redeem_reward;
+    brand_other[op] = op == opcode::redeem_reward || op == opcode::redeem || op == opcode::hold;
   const std::vector<expectation> cases{
     {g.c.get(), 1, "shop", admin_all},
     {reader.get(), 1, "shop", read_only},
