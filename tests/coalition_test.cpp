@@ -495,3 +495,50 @@ TEST_CASE("activity over a period counts what moved a brand's points and reconci
   CHECK(g.c->call(activity("nobody", 0, 0)).code == errc::unknown_brand);
   g.check_verify();
 }
+
+TEST_CASE("each coalition operation is allowed or refused by every kind of key, and a refusal posts nothing",
+          "[coalition]") {
+  coalition_rig g;
+  REQUIRE(g.c->enroll(9, "acme").ok());
+  REQUIRE(g.c->earn("seed-9", 9, "acme", 1000000, "EUR", t0).ok());
+  auto acme = g.connect(acme_key);
+  auto reader = g.connect(test::read_key);
+  auto sky = g.connect(skyair_key);
+  struct who {
+    const char* name;
+    client* c;
+  };
+  const std::vector<who> keys{{"admin", g.c.get()}, {"read", reader.get()}, {"brand:acme", acme.get()},
+                              {"partner:skyair", sky.get()}};
+  struct op_case {
+    const char* name;
+    std::function<request(int)> make;  // the key's index, for unique txn ids
+    std::vector<bool> allowed;         // per key, in the order above
+  };
+  auto tx = [](const char* what, int k) { return std::string(what) + "-" + std::to_string(k); };
+  const std::vector<op_case> cases{
+    {"partner_earn", [&](int k) { return partner_op(opcode::partner_earn, tx("pe", k), 9, "skyair", 10); },
+     {true, false, false, true}},
+    {"partner_burn", [&](int k) { return partner_op(opcode::partner_burn, tx("pb", k), 9, "skyair", 1); },
+     {true, false, false, true}},
+    {"redeem at acme", [&](int k) { return redeem_at(tx("rd", k), 9, 1, "acme"); }, {true, false, true, false}},
+    {"liability", [](int) { return liability(); }, {true, true, true, false}},
+    {"activity of acme", [](int) { return activity("acme", 0, 0); }, {true, true, true, false}},
+    {"settlement of acme", [](int) { return statement("acme", ""); }, {true, true, true, false}},
+    {"settlement of skyair", [](int) { return statement("", "skyair"); }, {true, true, false, true}},
+  };
+  for (const auto& oc : cases)
+    for (std::size_t k = 0; k < keys.size(); ++k) {
+      INFO(oc.name << " with the " << keys[k].name << " key");
+      const auto before = g.eng->ledger().last_seq();
+      auto res = keys[k].c->call(oc.make(static_cast<int>(k)));
+      INFO(to_string(res.code) << " " << res.message);
+      if (oc.allowed[k]) {
+        CHECK(res.ok());
+      } else {
+        CHECK(res.code == errc::not_authorized);
+        CHECK(g.eng->ledger().last_seq() == before);
+      }
+    }
+  g.check_verify();
+}
