@@ -70,6 +70,13 @@ std::vector<std::pair<std::uint32_t, std::int64_t>> by_issuer(std::span<const le
 
 } // namespace
 
+errc partner_admission(const program& prog, std::uint32_t partner_id) noexcept {
+  const partner_def* p = prog.find_partner(partner_id);
+  if (p == nullptr)
+    return errc::unknown_partner;
+  return p->status == partner_status::suspended ? errc::partner_suspended : errc::ok;
+}
+
 bool money_of(std::int64_t points, const rational& rate, std::int64_t& out) noexcept {
   if (rate.den == 0 || points < 0)
     return false;

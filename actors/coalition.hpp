@@ -63,6 +63,10 @@ enum class spend_purpose : std::uint8_t {
 // a corrupt entry gets there).
 [[nodiscard]] errc post_settle_reversal(ledger::op& op, std::span<const ledger::entry_detail> original);
 
+// The status a partner operation meets in `prog`: ok, partner_suspended,
+// or unknown_partner (not in the program).
+[[nodiscard]] errc partner_admission(const program& prog, std::uint32_t partner_id) noexcept;
+
 // floor(points x num / den) in 128 bits; false if it leaves int64 (or den is 0).
 [[nodiscard]] bool money_of(std::int64_t points, const rational& rate, std::int64_t& out) noexcept;
 

@@ -463,6 +463,32 @@ errc plan(const member_data& m, const env& e, std::int64_t points, spend_plan& p
   return errc::ok;
 }
 
+// r.points leave the member's lots for `party` (a brand where they are
+// redeemed, a partner where they are burned): one entry of `kind` at
+// `brand`.
+errc spend(member_data& m, const env& e, const member_request& r, ledger::entry_kind kind, std::uint32_t brand,
+           std::uint32_t partner_id, spend_purpose purpose, std::uint32_t party, std::vector<ledger::op>& ops,
+           std::string& msg) {
+  spend_plan p;
+  if (errc c = plan(m, e, r.points, p, msg); c != errc::ok)
+    return c;
+  ledger::op op;
+  ledger::tier_track reviewed;
+  const ledger::tier_track* track = nullptr;
+  add_review(m, e, op, reviewed, track);
+  start(op, r, kind, brand);
+  op.partner_id = static_cast<std::uint16_t>(partner_id);
+  op.occurred_at_us = e.now_us;
+  op.points = r.points;
+  op.require_nonnegative = true;
+  add_takes(op, p.takes);
+  add_activity(op, e.now_us);
+  if (errc c = post_spend(op, e.prog, r.member, p.takes, 0, purpose, party, msg); c != errc::ok)
+    return c;
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
 errc do_redeem(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
   if (r.points <= 0)
     return errc::invalid_amount;
@@ -471,23 +497,7 @@ errc do_redeem(member_data& m, const env& e, const member_request& r, std::vecto
   const std::uint32_t brand = r.brand_id != 0 ? r.brand_id : r.scope_brand != 0 ? r.scope_brand : m.brand_id;
   if (e.prog.find_brand(brand) == nullptr)
     return errc::unknown_brand;
-  spend_plan p;
-  if (errc c = plan(m, e, r.points, p, msg); c != errc::ok)
-    return c;
-  ledger::op op;
-  ledger::tier_track reviewed;
-  const ledger::tier_track* track = nullptr;
-  add_review(m, e, op, reviewed, track);
-  start(op, r, ledger::entry_kind::redeem, brand);
-  op.occurred_at_us = e.now_us;
-  op.points = r.points;
-  op.require_nonnegative = true;
-  add_takes(op, p.takes);
-  add_activity(op, e.now_us);
-  if (errc c = post_spend(op, e.prog, r.member, p.takes, 0, spend_purpose::redeem, brand, msg); c != errc::ok)
-    return c;
-  ops.push_back(std::move(op));
-  return errc::ok;
+  return spend(m, e, r, ledger::entry_kind::redeem, brand, 0, spend_purpose::redeem, brand, ops, msg);
 }
 
 errc do_redeem_reward(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops,
@@ -812,11 +822,10 @@ errc do_reverse(member_data& m, const env& e, const member_request& r, std::vect
 // qualification.
 errc do_partner_earn(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops,
                      std::string& msg) {
+  // Admitted again under this snapshot: the version journaled with the entry.
+  if (errc c = partner_admission(e.prog, r.partner_id); c != errc::ok)
+    return c;
   const partner_def* pd = e.prog.find_partner(r.partner_id);
-  if (pd == nullptr)
-    return errc::unknown_partner;
-  if (pd->status == partner_status::suspended)
-    return errc::partner_suspended;
   if (r.points <= 0 || r.amount_minor < 0)
     return errc::invalid_amount;
   if (errc c = check_balance(m, r.points); c != errc::ok)
@@ -850,31 +859,12 @@ errc do_partner_earn(member_data& m, const env& e, const member_request& r, std:
 // redemption, and each issuing brand owes the partner for its points.
 errc do_partner_burn(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops,
                      std::string& msg) {
-  const partner_def* pd = e.prog.find_partner(r.partner_id);
-  if (pd == nullptr)
-    return errc::unknown_partner;
-  if (pd->status == partner_status::suspended)
-    return errc::partner_suspended;
+  if (errc c = partner_admission(e.prog, r.partner_id); c != errc::ok)
+    return c;
   if (r.points <= 0)
     return errc::invalid_amount;
-  spend_plan p;
-  if (errc c = plan(m, e, r.points, p, msg); c != errc::ok)
-    return c;
-  ledger::op op;
-  ledger::tier_track reviewed;
-  const ledger::tier_track* track = nullptr;
-  add_review(m, e, op, reviewed, track);
-  start(op, r, ledger::entry_kind::partner_burn, pd->brand_id);
-  op.partner_id = static_cast<std::uint16_t>(pd->id);
-  op.occurred_at_us = e.now_us;
-  op.points = r.points;
-  op.require_nonnegative = true;
-  add_takes(op, p.takes);
-  add_activity(op, e.now_us);
-  if (errc c = post_spend(op, e.prog, r.member, p.takes, 0, spend_purpose::burn, pd->id, msg); c != errc::ok)
-    return c;
-  ops.push_back(std::move(op));
-  return errc::ok;
+  const partner_def* pd = e.prog.find_partner(r.partner_id);
+  return spend(m, e, r, ledger::entry_kind::partner_burn, pd->brand_id, pd->id, spend_purpose::burn, pd->id, ops, msg);
 }
 
 errc do_adjust(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {

@@ -10,13 +10,6 @@
 
 namespace loyalty::actors {
 
-errc partner_admission(const program& prog, std::uint32_t partner_id) noexcept {
-  const partner_def* p = prog.find_partner(partner_id);
-  if (p == nullptr)
-    return errc::unknown_partner;
-  return p->status == partner_status::suspended ? errc::partner_suspended : errc::ok;
-}
-
 namespace {
 
 struct partner_state {

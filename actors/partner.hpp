@@ -25,6 +25,7 @@
 // The extra hop is one CAF message per partner operation, off the earn path.
 #pragma once
 
+#include "actors/coalition.hpp"
 #include "actors/member.hpp"
 
 #include <caf/actor.hpp>
@@ -80,9 +81,5 @@ private:
   mutable std::mutex mtx_;
   std::vector<entry> entries_;
 };
-
-// The partner status a request meets in `prog`: ok, partner_suspended, or
-// unknown_partner (removed). Plain, for the actor and for tests.
-[[nodiscard]] errc partner_admission(const program& prog, std::uint32_t partner_id) noexcept;
 
 } // namespace loyalty::actors
