@@ -244,6 +244,17 @@ TEST_CASE("points earned at one brand and redeemed at another post the inter-bra
   REQUIRE(lamp.settlements.size() == 1);
   CHECK(lamp.settlements[0].points == 250);
   CHECK(lamp.settlements[0].amount == 125);
+  // A hold at globex (the key's brand) over 50 acme and 50 globex points,
+  // captured: the capture settles the acme part.
+  auto h = globex->hold("h-1", 1, 100);
+  REQUIRE(h.ok());
+  CHECK(h.settlements.empty());  // a hold moves no points between accounts
+  auto cap = globex->capture("c-1", 1, h.hold);
+  INFO(cap.message);
+  REQUIRE(cap.ok());
+  REQUIRE(cap.settlements.size() == 1);
+  CHECK(cap.settlements[0].points == 50);
+  CHECK(cap.settlements[0].amount == 25);
   g.check_verify();
 }
 
