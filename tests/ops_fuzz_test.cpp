@@ -7,22 +7,52 @@
 // weeks), engine restarts, retries of earlier txn ids (same content: the
 // original answer with its seq; changed content: txn_id_conflict), and
 // bursts of requests pipelined over two connections at once.
+// The coalition too: both brands have a cost_per_point (1/3 and 2/1, so
+// rounding matters) and there are two partners, "air" (active, brand web)
+// and "inn" (suspended, brand shop). partner_earn (now, days ago, or long
+// enough ago to expire at once; at the suspended or an unknown partner
+// too), partner_burn (sometimes more than the member has), redeem and hold
+// at a random brand (or none: the member's home brand; or one not in the
+// program), reverse_redemption of redemptions and partner burns, and all
+// of them in retries and bursts.
 //
 // Checked after every step, for every enrolled member:
 //  - the answer's code is ok or one the operation may give in that state
 //    (most codes are predicted exactly from a small model: enrolled members,
 //    open holds, what is left of each purchase, reversed redemptions, the
-//    reward's stock, the balance after the previous step);
+//    reward's stock, the balance after the previous step; unknown_partner
+//    and partner_suspended before unknown_member);
 //  - `balance` over the wire equals the view of the book folded from the
 //    ledger (balance_of at the same instant); the points account equals
 //    lots + holds - debt; available = the sum of available, unexpired lots
 //    - debt; nothing is left unswept; the debt is never over
 //    negative_balance_max;
-//  - the balance moved as the operation says (e.g. a redemption of p takes
-//    p from available and from the account, a hold moves p from available
-//    to held, every other member stays as it was; time only ever takes).
+//  - the balance moved as the operation says (e.g. a redemption or a
+//    partner burn of p takes p from available and from the account, a hold
+//    moves p from available to held, a partner earn adds p to available at
+//    once, every other member stays as it was; time only ever takes);
+//  - the answer's settle records (docs/PROTOCOL.md section 2.3): each amount
+//    is floor(points x rate) of its rate and > 0, payer != payee, one
+//    record per payer; a spend at brand B (redeem, redeem_reward, capture)
+//    and a clawback at B (refund, debit adjust) are paid by the other brand
+//    at its cost_per_point, for at most the points moved (for a redeem, the
+//    points of each brand lie within what its available lots held, and a
+//    spend that must have used the other brand's points has its record
+//    unless they settle 0); a burn is paid to the partner at its
+//    burn_reimbursement by each brand whose points it took (points without
+//    a record settle 0); a partner earn has exactly its record (the partner
+//    pays its brand floor(p x earn_cost)); a reversal repeats the
+//    redemption's records with `reversal`; a retry or a burst twin carries
+//    the same records as the original; every other operation has none.
 // Every few steps, after every restart and burst, and at the end, `verify`
-// must find the whole ledger valid.
+// must find the whole ledger valid, and the coalition's books must add up:
+// `liability` summed over the brands is the sum of all enrolled members'
+// balances (debt included), each brand's row is issued - redeemed -
+// expired and floor(outstanding x cost_per_point), and agrees with its
+// `activity` over the whole journal; every brand's and partner's
+// `settlement` statement over the whole journal opens at 0, has net ==
+// closing - opening, and closes at what the answers' settle records add up
+// to for that party (the model's books); the nets sum to 0.
 //
 // A failure prints the seed, the step, the operation and a command that
 // replays the run up to that step. Even seeds replay exactly (their bursts
@@ -32,13 +62,14 @@
 // next and a failure may take a few runs to come back.
 //
 // The test suite runs seeds 1..8, 600 steps each (LOYALTY_FUZZ_STEPS; about
-// 10 s in a Release build). A long run of one seed:
+// 12 s in a Release build). A long run of one seed:
 //   LOYALTY_FUZZ_STEPS=100000 LOYALTY_FUZZ_SEED=12345 ./build/tests/ops_fuzz_test "[seed]"
 // (without the "[seed]" filter the fixed seeds run that many steps too).
 // A run's time grows with the square of its steps (each step folds every
 // member's whole journal, verify reads the whole ledger): 2,000 steps take
 // about 10 s, 20,000 about 8 minutes. Many seeds beat one long run;
-// LOYALTY_FUZZ_TRACE=1 prints every step and every balance on stderr.
+// LOYALTY_FUZZ_TRACE=1 prints every step and every balance on stderr (and
+// how often each operation succeeded over the fixed seeds).
 #include "engine_rig.hpp"
 
 #include "actors/policy.hpp"
@@ -48,6 +79,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -265,17 +297,23 @@ struct member_model {
   std::int64_t balance = 0, available = 0, pending = 0, held = 0, debt = 0;
   std::uint64_t last_activity_us = 0;
   std::size_t available_lots = 0, lots = 0;
-  std::int64_t available_of[3] = {0, 0, 0};  // points in available lots, by issuing brand id (1 shop, 2 web)
+  // Its folded book's lots and open holds, for the brands of the points a
+  // spend takes.
+  std::vector<ledger::lot> book_lots;
+  std::vector<ledger::hold> book_holds;
 };
+
+// Points by issuing brand id (1 shop, 2 web).
+using by_brand = std::array<std::int64_t, 3>;
 
 // Which settle records an answer may carry (docs/PROTOCOL.md section 2.3).
 struct settle_expect {
   enum kind_t { none, spend, clawback, burn, partner_earn, reversal } kind = none;
   std::string at;           // spend, clawback: the brand the points go to; burn, partner_earn: the partner
   std::int64_t points = 0;  // points the operation moved
-  // spend, burn: the member's available lots by brand before the step
-  // (bounds on what each brand can have paid); unknown in bursts.
-  const member_model* before = nullptr;
+  // spend, clawback, burn: which brands' points the operation took, when
+  // the model knows (not in bursts, where the burst's requests race).
+  std::optional<by_brand> taken;
   const std::vector<settlement_move>* original = nullptr;  // reversal: the records it undoes
 };
 
@@ -310,6 +348,8 @@ struct purchase {
   std::int64_t amount = 0, refunded = 0;
   std::vector<item> items;
   std::string brand;
+  std::uint64_t seq = 0;   // the earn's entry
+  std::uint32_t lot = 0;   // the lot it made (0: none), clawed back first
 };
 
 // A redeem, redeem_reward or partner_burn, with its settle records.
@@ -520,40 +560,29 @@ private:
         break;
       }
       case settle_expect::spend:
-        // The points not of brand B came from the other brand X's lots: all
-        // of them in one record, or none if they settle 0.
-        if (x.before != nullptr) {
-          const std::string xb = other_brand(x.at);
-          const std::int64_t from_x_min = std::max<std::int64_t>(0, x.points - x.before->available_of[brand_id_of(x.at)]);
-          const std::int64_t from_x_max = std::min(x.points, x.before->available_of[brand_id_of(xb)]);
-          INFO("points of " << xb << " spent: " << from_x_min << " .. " << from_x_max);
-          if (res.settlements.empty()) {
-            CHECK(from_x_min <= zero_max(cost_of(xb)));
-          } else {
-            CHECK(res.settlements[0].points >= from_x_min);
-            CHECK(res.settlements[0].points <= from_x_max);
+      case settle_expect::clawback:
+      case settle_expect::burn:
+        // Each brand whose points went to another party pays for all of
+        // them in one record, unless they settle 0 (brands in id order).
+        if (x.taken) {
+          std::vector<settlement_move> expected;
+          for (const std::string b : {"shop", "web"}) {
+            const std::int64_t pts = (*x.taken)[brand_id_of(b)];
+            if (x.kind != settle_expect::burn && b == x.at)
+              continue;  // spent (or clawed back) at their own brand
+            const ratio rate = x.kind == settle_expect::burn ? air_burn : cost_of(b);
+            if (money(pts, rate) > 0)
+              expected.push_back({"brand:" + b, (x.kind == settle_expect::burn ? "partner:" : "brand:") + x.at, pts,
+                                  money(pts, rate), rate_str(rate), false});
           }
+          INFO("points taken: shop " << (*x.taken)[1] << ", web " << (*x.taken)[2]);
+          CHECK(same_settlements(res.settlements, expected));
+        } else if (x.kind == settle_expect::burn) {
+          // Every point burned is some brand's: those of a brand with no
+          // record settle 0.
+          CHECK(x.points - points <= static_cast<std::int64_t>(2 - res.settlements.size()) * zero_max(air_burn));
         }
         break;
-      case settle_expect::burn: {
-        // Every point burned is some brand's: those of a brand with no
-        // record settle 0.
-        std::int64_t unrecorded_max = 0;
-        for (const char* b : {"shop", "web"}) {
-          bool recorded = false;
-          for (const auto& s : res.settlements)
-            if (s.payer == std::string("brand:") + b) {
-              recorded = true;
-              if (x.before != nullptr)
-                CHECK(s.points <= x.before->available_of[brand_id_of(b)]);
-            }
-          if (!recorded)
-            unrecorded_max += x.before != nullptr ? std::min(zero_max(air_burn), x.before->available_of[brand_id_of(b)])
-                                                  : zero_max(air_burn);
-        }
-        CHECK(x.points - points <= unrecorded_max);
-        break;
-      }
       case settle_expect::reversal: {
         // The redemption's records again, flagged: the same amounts go back.
         REQUIRE(x.original != nullptr);
@@ -690,7 +719,7 @@ private:
     auto res = call(r, {errc::ok});
     CHECK(res.points >= 0);
     check_answer_balance(res, m, res.points);
-    purchases_.push_back({m, r.txn, r.amount, 0, r.items, r.brand});
+    purchases_.push_back({m, r.txn, r.amount, 0, r.items, r.brand, res.seq});
     auto& mv = mv_of(m);
     mv.activity = true;
     mv.activity_at = r.occurred_at_us;
@@ -858,7 +887,9 @@ private:
     const std::int64_t captured = r.points != 0 ? r.points : h->points;
     CHECK(res.points == captured);
     check_answer_balance(res, m, -captured);
-    check_settlements(res, {settle_expect::spend, h->brand, captured});
+    const auto split = captured_split(m, id, captured);
+    CHECK(split.has_value());  // the model's open hold is in the book
+    check_settlements(res, {settle_expect::spend, h->brand, captured, split});
     h->closed = true;
     auto& mv = mv_of(m);
     mv.balance = -captured;
@@ -907,7 +938,7 @@ private:
       return;
     CHECK(res.points == r.points);
     check_answer_balance(res, m, -r.points);
-    check_settlements(res, {settle_expect::spend, spent_at(m, r.brand), r.points, &model_[m]});
+    check_settlements(res, {settle_expect::spend, spent_at(m, r.brand), r.points, spend_split(m, r.points)});
     if (!res.settlements.empty())
       ++done_ok_["redeem at another brand's points"];
     redemptions_.push_back({m, r.txn, false, false, res.settlements});
@@ -940,7 +971,7 @@ private:
     CHECK(res.points == r.points);
     CHECK(res.partner == r.partner);
     check_answer_balance(res, m, -r.points);
-    check_settlements(res, {settle_expect::burn, r.partner, r.points, &model_[m]});
+    check_settlements(res, {settle_expect::burn, r.partner, r.points, spend_split(m, r.points)});
     redemptions_.push_back({m, r.txn, false, false, res.settlements, true});
     mv_of(m).balance = mv_of(m).available = -r.points;
     mv_of(m).activity = true;
@@ -968,7 +999,7 @@ private:
       return;
     CHECK(res.reward == r.reward);
     check_answer_balance(res, m, -cost);
-    check_settlements(res, {settle_expect::spend, mug ? "shop" : "web", cost, &model_[m]});
+    check_settlements(res, {settle_expect::spend, mug ? "shop" : "web", cost, spend_split(m, cost)});
     mugs_out_ += mug;
     redemptions_.push_back({m, r.txn, mug, false, res.settlements});
     mv_of(m).balance = mv_of(m).available = -cost;
@@ -1029,7 +1060,7 @@ private:
       return;
     CHECK(res.points >= 0);
     check_answer_balance(res, m, -res.points);
-    check_settlements(res, {settle_expect::clawback, p.brand, res.points});
+    check_settlements(res, {settle_expect::clawback, p.brand, res.points, clawback_split(m, res.points, p.lot)});
     if (!res.settlements.empty())
       ++done_ok_["refund of another brand's points"];
     p.refunded += amount;
@@ -1060,7 +1091,7 @@ private:
     auto res = call(r, {errc::ok});
     CHECK(res.points >= 0);
     check_answer_balance(res, m, res.points);
-    check_settlements(res, {settle_expect::reversal, "", INT64_MAX, nullptr, &d.settlements});
+    check_settlements(res, {settle_expect::reversal, "", INT64_MAX, std::nullopt, &d.settlements});
     if (d.burn)
       ++done_ok_["reverse_redemption of a partner_burn"];
     d.reversed = true;
@@ -1115,7 +1146,7 @@ private:
       return;
     check_answer_balance(res, m, r.points);
     if (r.points < 0)
-      check_settlements(res, {settle_expect::clawback, r.brand, -r.points});
+      check_settlements(res, {settle_expect::clawback, r.brand, -r.points, clawback_split(m, -r.points, 0)});
     auto& mv = mv_of(m);
     if (r.points > 0) {
       mv.credit = r.points;
@@ -1451,7 +1482,7 @@ private:
       ++done_ok_[std::string("burst ") + to_string(r.op)];
       done_.push_back({r, b.res, false});
       switch (r.op) {
-        case opcode::earn: purchases_.push_back({r.member, r.txn, r.amount, 0, {}, r.brand}); break;
+        case opcode::earn: purchases_.push_back({r.member, r.txn, r.amount, 0, {}, r.brand, b.res.seq}); break;
         case opcode::hold:
           holds_.push_back({r.member, b.res.hold, r.points, b.res.expires_at_us, false, spent_at(r.member, r.brand)});
           break;
@@ -1515,13 +1546,75 @@ private:
       case opcode::reverse_redemption:
         for (const auto& d : redemptions_)
           if (d.txn == r.ref)
-            return {settle_expect::reversal, "", INT64_MAX, nullptr, &d.settlements};
+            return {settle_expect::reversal, "", INT64_MAX, std::nullopt, &d.settlements};
         FAIL("reversal of a redemption the model does not know");
         return {};
       case opcode::partner_earn: return {settle_expect::partner_earn, r.partner, r.points};
       case opcode::partner_burn: return {settle_expect::burn, r.partner, r.points};
       default: return {};
     }
+  }
+
+  // Which brands' points a spend of `points` takes from the member's lots
+  // as the last check folded them: available lots, soonest expiry first,
+  // never-expiring last, ties by lot id (actors/policy.hpp plan_spend).
+  by_brand spend_split(std::uint64_t m, std::int64_t points) const {
+    std::vector<const ledger::lot*> usable;
+    for (const auto& l : model_[m].book_lots)
+      if (l.points > 0 && actors::lot_available(l, now()))
+        usable.push_back(&l);
+    auto key = [](const ledger::lot* l) {
+      return std::pair{l->expires_at_us == 0 ? UINT64_MAX : l->expires_at_us, l->id};
+    };
+    std::sort(usable.begin(), usable.end(), [&](auto* a, auto* b) { return key(a) < key(b); });
+    by_brand taken{};
+    for (const auto* l : usable) {
+      const std::int64_t t = std::min(points, l->points);
+      taken[l->brand_id <= 2 ? l->brand_id : 0] += t;
+      points -= t;
+    }
+    return taken;
+  }
+
+  // ... a clawback (refund, debit adjust): the refunded purchase's own lot
+  // first, then unexpired lots, available before pending, soonest expiry
+  // first; what they do not cover is debt (no brand's points). Unknown
+  // (nullopt) when the member has more lots than one entry takes.
+  std::optional<by_brand> clawback_split(std::uint64_t m, std::int64_t points, std::uint32_t first) const {
+    const auto& lots = model_[m].book_lots;
+    if (lots.size() > takes_max)
+      return std::nullopt;
+    std::vector<const ledger::lot*> order;
+    for (const auto& l : lots)
+      if (l.points > 0 && !actors::lot_expired(l, now()))
+        order.push_back(&l);
+    auto key = [&](const ledger::lot* l) {
+      return std::tuple(l->id != first, !actors::lot_available(*l, now()),
+                        l->expires_at_us == 0 ? UINT64_MAX : l->expires_at_us, l->id);
+    };
+    std::sort(order.begin(), order.end(), [&](auto* a, auto* b) { return key(a) < key(b); });
+    by_brand taken{};
+    for (const auto* l : order) {
+      const std::int64_t t = std::min(points, l->points);
+      taken[l->brand_id <= 2 ? l->brand_id : 0] += t;
+      points -= t;
+    }
+    return taken;
+  }
+
+  // ... a capture of `points` of a hold: its takes in order.
+  std::optional<by_brand> captured_split(std::uint64_t m, std::uint64_t hold, std::int64_t points) const {
+    for (const auto& h : model_[m].book_holds)
+      if (h.id == hold) {
+        by_brand taken{};
+        for (const auto& t : h.takes) {
+          const std::int64_t n = std::min(points, t.points);
+          taken[t.brand_id <= 2 ? t.brand_id : 0] += n;
+          points -= n;
+        }
+        return taken;
+      }
+    return std::nullopt;  // the model's hold is not in the book: the capture's answer was wrong
   }
 
   // -- the checks -------------------------------------------------------------------
@@ -1549,15 +1642,12 @@ private:
       CHECK(view.expired_unswept == 0);
       std::int64_t available_lots = 0;
       std::size_t available_count = 0;
-      std::int64_t available_of[3] = {0, 0, 0};
       for (const auto& l : book->lots) {
         CHECK(l.points > 0);
         CHECK((l.brand_id == 1 || l.brand_id == 2));
         if (actors::lot_available(l, now())) {
           available_lots += l.points;
           ++available_count;
-          if (l.brand_id <= 2)
-            available_of[l.brand_id] += l.points;
         }
       }
       CHECK(b.available == available_lots - book->debt);
@@ -1588,7 +1678,16 @@ private:
       mm.last_activity_us = book->last_activity_us;
       mm.available_lots = available_count;
       mm.lots = book->lots.size();
-      std::copy(std::begin(available_of), std::end(available_of), std::begin(mm.available_of));
+      mm.book_lots = book->lots;
+      mm.book_holds = book->holds;
+    }
+    // The lots that this step's purchases made (the journal entry that made
+    // a lot is its source until a restore makes it again).
+    for (; purchases_seen_ < purchases_.size(); ++purchases_seen_) {
+      auto& p = purchases_[purchases_seen_];
+      for (const auto& l : model_[p.member].book_lots)
+        if (l.source_seq == p.seq)
+          p.lot = l.id;
     }
     if (expected_loss_all_) {
       INFO("points expired by expire all: " << *expected_loss_all_);
@@ -1754,6 +1853,7 @@ private:
   std::optional<std::pair<std::uint64_t, std::int64_t>> expected_loss_one_;
   std::vector<hold_model> holds_;
   std::vector<purchase> purchases_;
+  std::size_t purchases_seen_ = 0;  // purchases before this one know their lot
   std::vector<redemption> redemptions_;
   std::int64_t mugs_out_ = 0;
   std::vector<sent> done_;
