@@ -392,6 +392,7 @@ public:
     op_ = "end of run";
     check_verify();
     check_money();
+    check_periods();
   }
 
   // Operations that succeeded and did something, by kind (coverage).
@@ -494,9 +495,13 @@ private:
   // Adds an answer's settle records to what the model says each party is owed.
   void book_money(const response& res) {
     for (const auto& s : res.settlements) {
-      const std::int64_t a = s.reversal ? -s.amount : s.amount;
+      const std::int64_t a = s.reversal ? -s.amount : s.amount, p = s.reversal ? -s.points : s.points;
       money_[s.payee] += a;
       money_[s.payer] -= a;
+      money_points_[s.payee] += p;
+      money_points_[s.payer] -= p;
+      ++money_lines_[s.payee];
+      ++money_lines_[s.payer];
       ++done_ok_[s.reversal ? "settle record reversed" : "settle record"];
     }
   }
@@ -1806,6 +1811,8 @@ private:
       CHECK(st.statement.opening == 0);
       CHECK(st.statement.net == st.statement.closing - st.statement.opening);
       CHECK(st.statement.closing == money_[party]);
+      CHECK(st.statement.points == money_points_[party]);
+      CHECK(st.statement.line_count == money_lines_[party]);
       nets += st.statement.net;
       auto a = rig_.c->activity(row.brand);
       INFO("activity answer: " << to_string(a.code) << " " << a.message);
@@ -1832,6 +1839,8 @@ private:
       CHECK(st.statement.opening == 0);
       CHECK(st.statement.net == st.statement.closing - st.statement.opening);
       CHECK(st.statement.closing == money_[party]);
+      CHECK(st.statement.points == money_points_[party]);
+      CHECK(st.statement.line_count == money_lines_[party]);
       nets += st.statement.net;
     }
     CHECK(nets == 0);
@@ -1840,6 +1849,89 @@ private:
       model_sum += owed;
     CHECK(model_sum == 0);
     CHECK(money_.size() <= 4);  // no party outside the program
+  }
+
+  // At the end of a run: every statement read page by page (pages of at
+  // most 7 lines, never splitting an entry) sees each line once, and its
+  // lines add up to the period's figures; two periods split at an instant
+  // in the middle of the run compose to the whole journal, for statements
+  // and for activity.
+  void check_periods() {
+    auto whole = rig_.c->activity("shop");
+    REQUIRE(whole.ok());
+    const std::uint64_t end = whole.activity.to_us;
+    const std::uint64_t mid = t0 + (end - t0) / 2;
+    INFO("operation: end of run; periods [0, " << mid << ") and [" << mid << ", " << end << ")");
+    std::vector<std::pair<bool, std::string>> parties{
+      {false, "shop"}, {false, "web"}, {true, active_partner}, {true, suspended_partner}};
+    for (const auto& [partner, code] : parties) {
+      INFO("party " << code);
+      auto statement = [&](std::uint64_t from, std::uint64_t to, std::uint64_t after, std::uint32_t limit) {
+        auto r = partner ? rig_.c->settlement_of_partner(code, from, to, after, limit)
+                         : rig_.c->settlement_of_brand(code, from, to, after, limit);
+        INFO("settlement answer: " << to_string(r.code) << " " << r.message);
+        REQUIRE(r.ok());
+        return r.statement;
+      };
+      std::uint64_t after = 0, lines = 0, last_seq = 0;
+      std::int64_t due = 0, points = 0, net = 0;
+      for (int page = 0;; ++page) {
+        REQUIRE(page < 100000);
+        const auto st = statement(0, end, after, 7);
+        net = st.net;
+        for (std::size_t i = 0; i < st.lines.size(); ++i) {
+          const auto& l = st.lines[i];
+          CHECK(l.seq >= last_seq);
+          if (i == 0)
+            CHECK(l.seq > last_seq);  // an entry's lines are on one page
+          last_seq = l.seq;
+          due += l.due;
+          points += l.points;
+          ++lines;
+        }
+        if (st.lines.size() > 7)  // only one entry's lines may overflow a page
+          CHECK(st.lines.front().seq == st.lines.back().seq);
+        if (st.next_after == 0) {
+          CHECK(lines == st.line_count);
+          CHECK(points == st.points);
+          break;
+        }
+        REQUIRE(!st.lines.empty());
+        after = st.next_after;
+      }
+      CHECK(due == net);
+      const std::string party = (partner ? "partner:" : "brand:") + code;
+      CHECK(net == money_[party]);
+      CHECK(lines == money_lines_[party]);
+      const auto a = statement(0, mid, 0, 1), b = statement(mid, end, 0, 1);
+      CHECK(a.opening == 0);
+      CHECK(b.opening == a.closing);
+      CHECK(b.closing == money_[party]);
+      CHECK(a.net + b.net == net);
+      CHECK(a.line_count + b.line_count == lines);
+      CHECK(a.points + b.points == points);
+      if (partner)
+        continue;
+      auto x = rig_.c->activity(code, 0, mid), y = rig_.c->activity(code, mid, end), all = rig_.c->activity(code, 0, end);
+      REQUIRE(x.ok());
+      REQUIRE(y.ok());
+      REQUIRE(all.ok());
+      const auto &p = x.activity, &q = y.activity, &w = all.activity;
+      CHECK(q.opening_outstanding == p.closing_outstanding);
+      CHECK(p.opening_outstanding == w.opening_outstanding);
+      CHECK(q.closing_outstanding == w.closing_outstanding);
+      CHECK(p.issued + q.issued == w.issued);
+      CHECK(p.refunded + q.refunded == w.refunded);
+      CHECK(p.redeemed + q.redeemed == w.redeemed);
+      CHECK(p.reversed + q.reversed == w.reversed);
+      CHECK(p.expired + q.expired == w.expired);
+      CHECK(p.settlement + q.settlement == w.settlement);
+      CHECK(p.settlement == a.net);
+      CHECK(q.settlement == b.net);
+      for (const auto* v : {&p, &q})
+        CHECK(v->closing_outstanding - v->opening_outstanding ==
+              v->issued - v->refunded - v->redeemed + v->reversed - v->expired);
+    }
   }
 
   engine_rig rig_;
@@ -1857,7 +1949,11 @@ private:
   std::vector<redemption> redemptions_;
   std::int64_t mugs_out_ = 0;
   std::vector<sent> done_;
-  std::map<std::string, std::int64_t> money_;  // party -> minor units it is owed, from the answers' settle records
+  // From the answers' settle records, per party ("brand:shop", ...): the
+  // minor units it is owed, the points of its statement lines (signed like
+  // their due), and how many lines it has.
+  std::map<std::string, std::int64_t> money_, money_points_;
+  std::map<std::string, std::uint64_t> money_lines_;
   const bool trace_ = std::getenv("LOYALTY_FUZZ_TRACE") != nullptr;
 };
 
