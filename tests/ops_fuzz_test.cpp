@@ -33,26 +33,31 @@
 //    once, every other member stays as it was; time only ever takes);
 //  - the answer's settle records (docs/PROTOCOL.md section 2.3): each amount
 //    is floor(points x rate) of its rate and > 0, payer != payee, one
-//    record per payer; a spend at brand B (redeem, redeem_reward, capture)
-//    and a clawback at B (refund, debit adjust) are paid by the other brand
-//    at its cost_per_point, for at most the points moved (for a redeem, the
-//    points of each brand lie within what its available lots held, and a
-//    spend that must have used the other brand's points has its record
-//    unless they settle 0); a burn is paid to the partner at its
-//    burn_reimbursement by each brand whose points it took (points without
-//    a record settle 0); a partner earn has exactly its record (the partner
-//    pays its brand floor(p x earn_cost)); a reversal repeats the
-//    redemption's records with `reversal`; a retry or a burst twin carries
-//    the same records as the original; every other operation has none.
+//    record per payer. Outside bursts they are predicted exactly from the
+//    member's lots as the previous check folded them (which brands' points
+//    the spend takes: soonest expiry first; a clawback takes the purchase's
+//    own lot first): a spend at brand B (redeem, redeem_reward, capture of
+//    the hold's takes) and a clawback at B (refund, debit adjust) are paid
+//    to B by the other brand at its cost_per_point; a burn is paid to the
+//    partner by each brand whose points it took, at its burn_reimbursement;
+//    a partner earn has the partner pay its brand floor(p x earn_cost);
+//    points that settle 0 have no record. In bursts the payer, payee and
+//    rate are checked. A reversal repeats the redemption's records with
+//    `reversal`; a retry or a burst twin carries the same records as the
+//    original; every other operation has none.
 // Every few steps, after every restart and burst, and at the end, `verify`
 // must find the whole ledger valid, and the coalition's books must add up:
 // `liability` summed over the brands is the sum of all enrolled members'
-// balances (debt included), each brand's row is issued - redeemed -
-// expired and floor(outstanding x cost_per_point), and agrees with its
-// `activity` over the whole journal; every brand's and partner's
+// balances (debt included; per brand they may differ by debt that another
+// brand's points repaid, docs/ARCHITECTURE.md), each brand's row is issued
+// - redeemed - expired and floor(outstanding x cost_per_point), and agrees
+// with its `activity` over the whole journal; every brand's and partner's
 // `settlement` statement over the whole journal opens at 0, has net ==
-// closing - opening, and closes at what the answers' settle records add up
-// to for that party (the model's books); the nets sum to 0.
+// closing - opening, and its closing, points and line count are what the
+// answers' settle records add up to for that party (the model's books);
+// the nets sum to 0. At the end of a run, every statement is read page by
+// page (each line once, adding up to its totals), and two periods split in
+// the middle of the run compose to the whole (statements and activity).
 //
 // A failure prints the seed, the step, the operation and a command that
 // replays the run up to that step. Even seeds replay exactly (their bursts
