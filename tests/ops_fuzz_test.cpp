@@ -391,12 +391,15 @@ public:
       check_members();
       if (step_ % 20 == 0 || loose_) {
         check_verify();
-        check_money();
+        // The coalition's books: in full every 20 steps, the parts that a
+        // burst can move after every burst (a clock jump moves no money).
+        if (step_ % 20 == 0 || !time_passed_)
+          check_money(step_ % 20 == 0);
       }
     }
     op_ = "end of run";
     check_verify();
-    check_money();
+    check_money(true);
     check_periods();
   }
 
@@ -1788,8 +1791,10 @@ private:
   // model: the points outstanding of all brands are the members' balances
   // (debt included); each party's statement over the whole journal opens
   // at 0, moves by its net and closes at what the answers' settle records
-  // add up to for it; the nets sum to 0; liability and activity agree.
-  void check_money() {
+  // add up to for it; the nets sum to 0; liability and activity agree. Not
+  // `full`: without activity and the suspended partner's statement (nothing
+  // moves it), for time.
+  void check_money(bool full) {
     INFO("operation: " << op_ << "; coalition money");
     auto l = rig_.c->liability();
     INFO("liability answer: " << to_string(l.code) << " " << l.message);
@@ -1819,6 +1824,8 @@ private:
       CHECK(st.statement.points == money_points_[party]);
       CHECK(st.statement.line_count == money_lines_[party]);
       nets += st.statement.net;
+      if (!full)
+        continue;
       auto a = rig_.c->activity(row.brand);
       INFO("activity answer: " << to_string(a.code) << " " << a.message);
       REQUIRE(a.ok());
@@ -1835,6 +1842,8 @@ private:
     }
     CHECK(outstanding == balances);
     for (const char* partner : {active_partner, suspended_partner}) {
+      if (!full && partner == suspended_partner)
+        continue;
       INFO("partner " << partner);
       const std::string party = std::string("partner:") + partner;
       auto st = rig_.c->settlement_of_partner(partner, 0, 0, 0, 1);
