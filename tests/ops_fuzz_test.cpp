@@ -46,7 +46,9 @@
 //    `reversal`; a retry or a burst twin carries the same records as the
 //    original; every other operation has none.
 // Every few steps, after every restart and burst, and at the end, `verify`
-// must find the whole ledger valid, and the coalition's books must add up:
+// must find the whole ledger valid; every 20 steps and at the end (after a
+// burst, all but activity and the suspended partner's statement) the
+// coalition's books must add up:
 // `liability` summed over the brands is the sum of all enrolled members'
 // balances (debt included; per brand they may differ by debt that another
 // brand's points repaid, docs/ARCHITECTURE.md), each brand's row is issued
