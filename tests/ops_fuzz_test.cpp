@@ -30,7 +30,9 @@
 //  - the balance moved as the operation says (e.g. a redemption or a
 //    partner burn of p takes p from available and from the account, a hold
 //    moves p from available to held, a partner earn adds p to available at
-//    once, every other member stays as it was; time only ever takes);
+//    once, every other member stays as it was; time only ever takes; a
+//    partner earn or burn changes neither the tier nor its qualifying
+//    metric);
 //  - the answer's settle records (docs/PROTOCOL.md section 2.3): each amount
 //    is floor(points x rate) of its rate and > 0, payer != payee, one
 //    record per payer. Outside bursts they are predicted exactly from the
@@ -304,6 +306,8 @@ struct member_model {
   std::int64_t balance = 0, available = 0, pending = 0, held = 0, debt = 0;
   std::uint64_t last_activity_us = 0;
   std::size_t available_lots = 0, lots = 0;
+  std::int64_t qualifying = 0;
+  std::string tier;
   // Its folded book's lots and open holds, for the brands of the points a
   // spend takes.
   std::vector<ledger::lot> book_lots;
@@ -339,6 +343,7 @@ struct expect_move {
   // (pending if credit_pending; expired at once if credit_expires).
   std::int64_t credit = 0;
   bool credit_pending = false, credit_expires = false;
+  bool tier_same = false;  // points that do not qualify for tiers (partner earn, burn)
 };
 
 struct hold_model {
@@ -784,6 +789,7 @@ private:
     mv.activity_at = at;
     mv.credit = r.points;
     mv.credit_expires = now() >= at + expiry_days * day;  // only what repaid debt stays
+    mv.tier_same = true;
   }
 
   void do_event() {
@@ -990,6 +996,7 @@ private:
     redemptions_.push_back({m, r.txn, false, false, res.settlements, true});
     mv_of(m).balance = mv_of(m).available = -r.points;
     mv_of(m).activity = true;
+    mv_of(m).tier_same = true;
   }
 
   void do_redeem_reward() {
@@ -1692,6 +1699,8 @@ private:
       mm.debt = b.debt;
       mm.last_activity_us = book->last_activity_us;
       mm.available_lots = available_count;
+      mm.qualifying = b.qualifying;
+      mm.tier = b.tier;
       mm.lots = book->lots.size();
       mm.book_lots = book->lots;
       mm.book_holds = book->holds;
@@ -1752,6 +1761,10 @@ private:
     INFO("after: balance " << b.balance << " available " << b.available << " pending " << b.pending << " held "
                            << b.held << " debt " << b.debt);
     CHECK(b.held == before.held + mv.held);
+    if (mv.tier_same) {
+      CHECK(b.qualifying == before.qualifying);
+      CHECK(b.tier == before.tier);
+    }
     if (mv.debt_may_grow)
       CHECK(b.debt >= before.debt);
     else
