@@ -3,6 +3,7 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cassert>
 #include <cstring>
@@ -64,9 +65,11 @@ public:
       if (k.type != msgpack::type::STR)
         continue;  // unknown keys are ignored
       std::string_view name(k.via.str.ptr, k.via.str.size);
-      for (std::size_t f = 0; f < field_names.size(); ++f)
-        if (name == field_names[f]) {
-          fields_[f] = &m.ptr[i].val;
+      if (name.size() >= by_length.size())
+        continue;
+      for (const field* f = by_length[name.size()]; *f != f_count; ++f)
+        if (name == field_names[*f]) {
+          fields_[*f] = &m.ptr[i].val;
           break;
         }
     }
@@ -83,7 +86,34 @@ public:
     "reward", "ref", "reason", "to", "before", "limit", "as_of_us",
     "partner", "from_us", "to_us", "after"};
 
+  // Field ids by the length of their name (each list ends with f_count), so
+  // a key is compared only with names of its own length.
+  static constexpr std::size_t name_bytes_max = 11;
+  using length_list = std::array<field, 12>;
+  static constexpr std::array<length_list, name_bytes_max + 1> by_length_lists = [] {
+    std::array<length_list, name_bytes_max + 1> t{};
+    for (auto& l : t)
+      l.fill(f_count);
+    for (std::size_t f = 0; f < f_count; ++f) {
+      auto& l = t[field_names[f].size()];
+      std::size_t n = 0;
+      while (l[n] != f_count)
+        ++n;
+      l[n] = static_cast<field>(f);  // a list overflowing its 11 slots fails to compile
+    }
+    return t;
+  }();
+  static constexpr std::array<const field*, name_bytes_max + 1> by_length = [] {
+    std::array<const field*, name_bytes_max + 1> p{};
+    for (std::size_t i = 0; i < p.size(); ++i)
+      p[i] = by_length_lists[i].data();
+    return p;
+  }();
+
   bool has(field f) const { return fields_[f] != nullptr; }
+
+  // "field 'name'", for error messages: built only when one is reported.
+  static std::string label(field f) { return "field '" + std::string(field_names[f]) + "'"; }
 
   const msgpack::object* get(field f, bool required) {
     auto* o = fields_[f];
@@ -112,21 +142,20 @@ public:
     auto* o = get(f, required);
     if (o == nullptr)
       return false;
-    std::string name = std::string("field '") + std::string(field_names[f]) + "'";
     if (o->type == msgpack::type::NEGATIVE_INTEGER) {
-      fail(errc::invalid_amount, name + " must be positive");
+      fail(errc::invalid_amount, label(f) + " must be positive");
       return false;
     }
     if (o->type != msgpack::type::POSITIVE_INTEGER) {
-      fail(errc::wrong_type, name + " must be an integer");
+      fail(errc::wrong_type, label(f) + " must be an integer");
       return false;
     }
     if (o->via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      fail(errc::amount_overflow, name + " is above 2^63-1");
+      fail(errc::amount_overflow, label(f) + " is above 2^63-1");
       return false;
     }
     if (o->via.u64 == 0) {
-      fail(errc::invalid_amount, name + " must be positive");
+      fail(errc::invalid_amount, label(f) + " must be positive");
       return false;
     }
     out = static_cast<std::int64_t>(o->via.u64);
@@ -138,13 +167,12 @@ public:
     auto* o = get(f, false);
     if (o == nullptr)
       return;
-    std::string name = std::string("field '") + std::string(field_names[f]) + "'";
     if (o->type == msgpack::type::NEGATIVE_INTEGER)
-      fail(errc::invalid_amount, name + " must not be negative");
+      fail(errc::invalid_amount, label(f) + " must not be negative");
     else if (o->type != msgpack::type::POSITIVE_INTEGER)
-      fail(errc::wrong_type, name + " must be an integer");
+      fail(errc::wrong_type, label(f) + " must be an integer");
     else if (o->via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-      fail(errc::amount_overflow, name + " is above 2^63-1");
+      fail(errc::amount_overflow, label(f) + " is above 2^63-1");
     else
       out = static_cast<std::int64_t>(o->via.u64);
   }
@@ -162,17 +190,16 @@ public:
     auto* o = get(f, required);
     if (o == nullptr)
       return false;
-    std::string name = std::string("field '") + std::string(field_names[f]) + "'";
     if (o->type == msgpack::type::STR)
       out.assign(o->via.str.ptr, o->via.str.size);
     else if (allow_bin && o->type == msgpack::type::BIN)
       out.assign(o->via.bin.ptr, o->via.bin.size);
     else {
-      fail(errc::wrong_type, name + (allow_bin ? " must be a string or binary" : " must be a string"));
+      fail(errc::wrong_type, label(f) + (allow_bin ? " must be a string or binary" : " must be a string"));
       return false;
     }
     if (out.empty() || out.size() > max_bytes) {
-      fail(errc::invalid_argument, name + " must be 1 to " + std::to_string(max_bytes) + " bytes");
+      fail(errc::invalid_argument, label(f) + " must be 1 to " + std::to_string(max_bytes) + " bytes");
       return false;
     }
     return true;
@@ -232,21 +259,20 @@ public:
     auto* o = get(f, true);
     if (o == nullptr)
       return;
-    std::string name = std::string("field '") + std::string(field_names[f]) + "'";
     if (o->type == msgpack::type::POSITIVE_INTEGER) {
       if (o->via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-        fail(errc::amount_overflow, name + " is above 2^63-1");
+        fail(errc::amount_overflow, label(f) + " is above 2^63-1");
         return;
       }
       out = static_cast<std::int64_t>(o->via.u64);
     } else if (o->type == msgpack::type::NEGATIVE_INTEGER) {
       out = o->via.i64;
     } else {
-      fail(errc::wrong_type, name + " must be an integer");
+      fail(errc::wrong_type, label(f) + " must be an integer");
       return;
     }
     if (out == 0 || out == std::numeric_limits<std::int64_t>::min())
-      fail(errc::invalid_amount, name + " must be non-zero and above -2^63");
+      fail(errc::invalid_amount, label(f) + " must be non-zero and above -2^63");
   }
 
   // Line items: an array of 1..items_max maps {sku, category, qty, amount}.
@@ -266,7 +292,7 @@ public:
     }
     out.resize(a.size);
     for (std::uint32_t i = 0; i < a.size && !failed(); ++i)
-      one_item(a.ptr[i], out[i], "items[" + std::to_string(i) + "]");
+      one_item(a.ptr[i], out[i], i);
     return !failed();
   }
 
@@ -296,9 +322,11 @@ public:
   }
 
 private:
-  void one_item(const msgpack::object& o, item& it, const std::string& where) {
+  // Messages name the item as items[i] (built only on failure).
+  void one_item(const msgpack::object& o, item& it, std::uint32_t index) {
+    const auto where = [index] { return "items[" + std::to_string(index) + "]"; };
     if (o.type != msgpack::type::MAP) {
-      fail(errc::wrong_type, where + " must be a map");
+      fail(errc::wrong_type, where() + " must be a map");
       return;
     }
     bool have_amount = false;
@@ -309,34 +337,34 @@ private:
         std::string& s = is_str(k, "sku") ? it.sku : it.category;
         const char* name = is_str(k, "sku") ? "sku" : "category";
         if (v.type != msgpack::type::STR)
-          fail(errc::wrong_type, where + "." + name + " must be a string");
+          fail(errc::wrong_type, where() + "." + name + " must be a string");
         else if (v.via.str.size > code_bytes_max)
-          fail(errc::invalid_argument, where + "." + name + " must be at most " + std::to_string(code_bytes_max) + " bytes");
+          fail(errc::invalid_argument, where() + "." + name + " must be at most " + std::to_string(code_bytes_max) + " bytes");
         else
           s.assign(v.via.str.ptr, v.via.str.size);
       } else if (is_str(k, "qty")) {
         if (v.type == msgpack::type::NEGATIVE_INTEGER)
-          fail(errc::invalid_argument, where + ".qty must be at least 1");
+          fail(errc::invalid_argument, where() + ".qty must be at least 1");
         else if (v.type != msgpack::type::POSITIVE_INTEGER)
-          fail(errc::wrong_type, where + ".qty must be an integer");
+          fail(errc::wrong_type, where() + ".qty must be an integer");
         else if (v.via.u64 == 0 || v.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-          fail(errc::invalid_argument, where + ".qty must be between 1 and 2^63-1");
+          fail(errc::invalid_argument, where() + ".qty must be between 1 and 2^63-1");
         else
           it.qty = static_cast<std::int64_t>(v.via.u64);
       } else if (is_str(k, "amount")) {
         have_amount = true;
         if (v.type == msgpack::type::NEGATIVE_INTEGER)
-          fail(errc::invalid_amount, where + ".amount must not be negative");
+          fail(errc::invalid_amount, where() + ".amount must not be negative");
         else if (v.type != msgpack::type::POSITIVE_INTEGER)
-          fail(errc::wrong_type, where + ".amount must be an integer");
+          fail(errc::wrong_type, where() + ".amount must be an integer");
         else if (v.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-          fail(errc::amount_overflow, where + ".amount is above 2^63-1");
+          fail(errc::amount_overflow, where() + ".amount is above 2^63-1");
         else
           it.amount = static_cast<std::int64_t>(v.via.u64);
       }
     }
     if (!have_amount)
-      fail(errc::missing_field, where + ".amount is missing");
+      fail(errc::missing_field, where() + ".amount is missing");
   }
 
   request& r_;
@@ -580,12 +608,141 @@ void decode_map(const msgpack::object& o, request& r, bool in_batch) {
   decode_fields(rd, r, in_batch);
 }
 
-// Appends msgpack output to a std::vector<char>.
-struct vec_writer {
-  std::vector<char>& out;
-  void write(const char* p, std::size_t n) { out.insert(out.end(), p, p + n); }
+// Writes msgpack straight into the output vector, choosing the same
+// encodings as msgpack-c's packer (smallest width; signed values >= 0 as
+// unsigned; str8 for 32..255 bytes), so the bytes are those documented in
+// docs/PROTOCOL.md section 8. Why not msgpack::packer: it hands every token
+// to its stream as a separate small write, and a map's size must be known
+// before its body, which made every map run its body twice (once to count);
+// answers are encoded once per request on the io thread, so that was a
+// measurable share of it (docs/PERFORMANCE.md, issue 5).
+class packer {
+public:
+  // Writes at the end of `out`, which is left holding exactly what was
+  // written once finish() ran. Meanwhile `out` is sized ahead of the
+  // writes (a reused vector has the room already), so a token is a few
+  // stores through a pointer, not a vector call.
+  explicit packer(std::vector<char>& out) : out_(out), base_(out.size()) { grow(0); }
+  packer(const packer&) = delete;
+  packer& operator=(const packer&) = delete;
+  void finish() { out_.resize(static_cast<std::size_t>(p_ - out_.data())); }
+
+  void pack_uint64(std::uint64_t v) {
+    room(9);
+    if (v < 128) {
+      *p_++ = static_cast<char>(v);
+    } else if (v < 256) {
+      *p_++ = static_cast<char>(0xcc), *p_++ = static_cast<char>(v);
+    } else if (v < 65536) {
+      *p_++ = static_cast<char>(0xcd), be(v, 2);
+    } else if (v <= 0xffffffffull) {
+      *p_++ = static_cast<char>(0xce), be(v, 4);
+    } else {
+      *p_++ = static_cast<char>(0xcf), be(v, 8);
+    }
+  }
+  void pack_int64(std::int64_t v) {
+    if (v >= 0) {
+      pack_uint64(static_cast<std::uint64_t>(v));
+      return;
+    }
+    room(9);
+    if (v >= -32) {
+      *p_++ = static_cast<char>(v);
+    } else if (v >= -128) {
+      *p_++ = static_cast<char>(0xd0), *p_++ = static_cast<char>(v);
+    } else if (v >= -32768) {
+      *p_++ = static_cast<char>(0xd1), be(static_cast<std::uint64_t>(v), 2);
+    } else if (v >= INT32_MIN) {
+      *p_++ = static_cast<char>(0xd2), be(static_cast<std::uint64_t>(v), 4);
+    } else {
+      *p_++ = static_cast<char>(0xd3), be(static_cast<std::uint64_t>(v), 8);
+    }
+  }
+  void pack_str(std::uint32_t n) { header(n, 0xa0, 32, 0xd9, 0xda, 0xdb); }
+  void pack_str_body(const char* p, std::uint32_t n) { raw(p, n); }
+  void pack_bin(std::uint32_t n) { header(n, 0, 0, 0xc4, 0xc5, 0xc6); }
+  void pack_bin_body(const char* p, std::uint32_t n) { raw(p, n); }
+  void pack_true() { room(1), *p_++ = static_cast<char>(0xc3); }
+  void pack_false() { room(1), *p_++ = static_cast<char>(0xc2); }
+  void pack_array(std::uint32_t n) { header16(n, 0x90, 0xdc, 0xdd); }
+  void pack_map(std::uint32_t n) { header16(n, 0x80, 0xde, 0xdf); }
+
+  // A map whose size is known only after its body: a one-byte fixmap header
+  // now, widened (the body moved up) in the rare case it holds 16 or more
+  // pairs. Positions are offsets: the buffer may move meanwhile.
+  [[nodiscard]] std::size_t begin_map() {
+    room(1);
+    *p_++ = static_cast<char>(0x80);
+    return static_cast<std::size_t>(p_ - out_.data()) - 1;
+  }
+  void end_map(std::size_t at, std::uint32_t n) {
+    if (n < 16) {
+      out_[at] = static_cast<char>(0x80 | n);
+      return;
+    }
+    const std::size_t extra = n < 65536 ? 2 : 4;
+    room(extra);
+    char* head = out_.data() + at;
+    std::memmove(head + 1 + extra, head + 1, static_cast<std::size_t>(p_ - (head + 1)));
+    p_ += extra;
+    head[0] = static_cast<char>(n < 65536 ? 0xde : 0xdf);
+    for (std::size_t i = 0; i < extra; ++i)
+      head[1 + i] = static_cast<char>(n >> (8 * (extra - 1 - i)));
+  }
+
+private:
+  void room(std::size_t n) {
+    if (static_cast<std::size_t>(end_ - p_) < n)
+      grow(n);
+  }
+  void grow(std::size_t n) {
+    const auto used = p_ == nullptr ? base_ : static_cast<std::size_t>(p_ - out_.data());
+    // 512 bytes ahead: a typical answer needs one resize (zeroing those
+    // bytes only; the vector itself grows geometrically past its capacity).
+    out_.resize(used + n + 512);
+    p_ = out_.data() + used;
+    end_ = out_.data() + out_.size();
+  }
+  void be(std::uint64_t v, std::size_t n) {  // room checked by the caller
+    for (std::size_t i = 0; i < n; ++i)
+      *p_++ = static_cast<char>(v >> (8 * (n - 1 - i)));
+  }
+  void raw(const char* p, std::size_t n) {
+    room(n);
+    if (n != 0)
+      std::memcpy(p_, p, n);
+    p_ += n;
+  }
+  // str / bin: a fix form below `fix_max` (none when it is 0), else 8, 16 or 32 bits.
+  void header(std::uint32_t n, unsigned char fix, std::uint32_t fix_max, unsigned char b8, unsigned char b16,
+              unsigned char b32) {
+    room(5);
+    if (n < fix_max)
+      *p_++ = static_cast<char>(fix | n);
+    else if (n < 256)
+      *p_++ = static_cast<char>(b8), *p_++ = static_cast<char>(n);
+    else if (n < 65536)
+      *p_++ = static_cast<char>(b16), be(n, 2);
+    else
+      *p_++ = static_cast<char>(b32), be(n, 4);
+  }
+  // array / map: a fix form below 16, else 16 or 32 bits.
+  void header16(std::uint32_t n, unsigned char fix, unsigned char b16, unsigned char b32) {
+    room(5);
+    if (n < 16)
+      *p_++ = static_cast<char>(fix | n);
+    else if (n < 65536)
+      *p_++ = static_cast<char>(b16), be(n, 2);
+    else
+      *p_++ = static_cast<char>(b32), be(n, 4);
+  }
+
+  std::vector<char>& out_;
+  std::size_t base_;
+  char* p_ = nullptr;
+  char* end_ = nullptr;
 };
-using packer = msgpack::packer<vec_writer>;
 
 void pack_str(packer& pk, std::string_view s) {
   pk.pack_str(static_cast<std::uint32_t>(s.size()));
@@ -594,50 +751,43 @@ void pack_str(packer& pk, std::string_view s) {
 
 void kv(packer& pk, std::string_view key) { pack_str(pk, key); }
 
-// The key / value pairs of one map. A map is written by running its body
-// twice: once with a null packer to count the pairs, once to write them, so
-// optional fields cannot make the header's count disagree with the body.
+// The key / value pairs of one map, written in one pass; the header is
+// patched with the count at the end (packer::end_map).
 class map_out {
 public:
-  explicit map_out(packer* pk) : pk_(pk) {}
+  explicit map_out(packer& pk) : pk_(pk) {}
 
-  void u64(std::string_view k, std::uint64_t v) { if (key(k)) pk_->pack_uint64(v); }
-  void i64(std::string_view k, std::int64_t v) { if (key(k)) pk_->pack_int64(v); }
-  void str(std::string_view k, std::string_view v) { if (key(k)) pack_str(*pk_, v); }
+  void u64(std::string_view k, std::uint64_t v) { key(k), pk_.pack_uint64(v); }
+  void i64(std::string_view k, std::int64_t v) { key(k), pk_.pack_int64(v); }
+  void str(std::string_view k, std::string_view v) { key(k), pack_str(pk_, v); }
   void bin(std::string_view k, std::string_view v) {
-    if (!key(k))
-      return;
-    pk_->pack_bin(static_cast<std::uint32_t>(v.size()));
-    pk_->pack_bin_body(v.data(), static_cast<std::uint32_t>(v.size()));
+    key(k);
+    pk_.pack_bin(static_cast<std::uint32_t>(v.size()));
+    pk_.pack_bin_body(v.data(), static_cast<std::uint32_t>(v.size()));
   }
-  void boolean(std::string_view k, bool v) { if (key(k)) v ? pk_->pack_true() : pk_->pack_false(); }
+  void boolean(std::string_view k, bool v) { key(k), v ? pk_.pack_true() : pk_.pack_false(); }
   // A value the caller packs itself (array, nested map).
   template <class F>
-  void value(std::string_view k, F pack_value) { if (key(k)) pack_value(*pk_); }
+  void value(std::string_view k, F pack_value) { key(k), pack_value(pk_); }
 
   [[nodiscard]] std::uint32_t count() const noexcept { return count_; }
 
 private:
-  bool key(std::string_view k) {
+  void key(std::string_view k) {
     ++count_;
-    if (pk_ == nullptr)
-      return false;
-    pack_str(*pk_, k);
-    return true;
+    pack_str(pk_, k);
   }
 
-  packer* pk_;
+  packer& pk_;
   std::uint32_t count_ = 0;
 };
 
 template <class Body>
 void pack_map(packer& pk, Body&& body) {
-  map_out counting(nullptr);
-  body(counting);
-  pk.pack_map(counting.count());
-  map_out writing(&pk);
-  body(writing);
-  assert(writing.count() == counting.count());
+  const auto at = pk.begin_map();
+  map_out m(pk);
+  body(m);
+  pk.end_map(at, m.count());
 }
 
 void pack_items(packer& pk, const std::vector<item>& items) {
@@ -1136,9 +1286,9 @@ template <class F>
 void framed(std::vector<char>& out, F body) {
   const auto start = out.size();
   out.resize(start + frame_header_bytes);
-  vec_writer w{out};
-  packer pk(w);
+  packer pk(out);
   body(pk);
+  pk.finish();
   write_be32(reinterpret_cast<unsigned char*>(out.data() + start),
              static_cast<std::uint32_t>(out.size() - start - frame_header_bytes));
 }
@@ -1442,12 +1592,20 @@ void write_be32(unsigned char* p, std::uint32_t v) noexcept {
   p[3] = static_cast<unsigned char>(v);
 }
 
+// Strings and binaries of a frame are referenced where they lie, not copied
+// into the zone: the decoder copies what it keeps before the frame goes.
+bool reference_in_place(msgpack::type::object_type, std::size_t, void*) { return true; }
+
 request decode_request(const char* data, std::size_t size) {
   request r;
-  msgpack::object_handle oh;
+  // One zone per thread, emptied for each frame (it keeps its first chunk):
+  // unpacking a request allocates nothing in the common case.
+  thread_local msgpack::zone zone;
+  zone.clear();
+  msgpack::object obj;
   try {
     std::size_t off = 0;
-    oh = msgpack::unpack(data, size, off, nullptr, nullptr, unpack_limits());
+    obj = msgpack::unpack(zone, data, size, off, reference_in_place, nullptr, unpack_limits());
     if (off != size) {
       r.error = errc::malformed_frame;
       r.error_message = "the frame holds bytes after its msgpack value";
@@ -1458,7 +1616,7 @@ request decode_request(const char* data, std::size_t size) {
     r.error_message = std::string("the frame is not valid msgpack: ") + e.what();
     return r;
   }
-  decode_map(oh.get(), r, false);
+  decode_map(obj, r, false);
   return r;
 }
 
