@@ -99,15 +99,23 @@ bool partner_registry::send(std::uint32_t partner_id, member_request&& r) {
   return true;
 }
 
-std::vector<std::pair<std::string, std::uint64_t>> partner_registry::stats() const {
-  std::vector<std::pair<std::string, std::uint64_t>> out;
+std::vector<partner_registry::partner_count> partner_registry::counts() const {
+  std::vector<partner_count> out;
   const auto& prog = ctx_.now().prog;
   std::lock_guard<std::mutex> lk(mtx_);
   for (const auto& e : entries_) {
     const partner_def* p = prog.find_partner(e.id);
-    const std::string name = "partner_" + (p != nullptr ? p->code : std::to_string(e.id));
-    out.emplace_back(name + "_forwarded", e.counters->forwarded.load());
-    out.emplace_back(name + "_refused", e.counters->refused.load());
+    out.push_back({p != nullptr ? p->code : std::to_string(e.id), e.counters->forwarded.load(),
+                   e.counters->refused.load()});
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> partner_registry::stats() const {
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  for (const auto& c : counts()) {
+    out.emplace_back("partner_" + c.partner + "_forwarded", c.forwarded);
+    out.emplace_back("partner_" + c.partner + "_refused", c.refused);
   }
   return out;
 }

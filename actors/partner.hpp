@@ -64,8 +64,16 @@ public:
   // Sends a partner operation to its partner's actor. False if the partner
   // has no actor (never configured): the caller answers unknown_partner.
   [[nodiscard]] bool send(std::uint32_t partner_id, member_request&& r);
-  // partner_<code>_forwarded / _refused for every partner seen (its id
-  // instead of its code once removed from the program).
+  // The counters of every partner seen, named by its code (its id once
+  // removed from the program), in the order their actors were made.
+  struct partner_count {
+    std::string partner;
+    std::uint64_t forwarded = 0;
+    std::uint64_t refused = 0;
+  };
+  [[nodiscard]] std::vector<partner_count> counts() const;
+  // partner_<code>_forwarded / _refused for every partner seen (counts(),
+  // for the `stats` operation).
   [[nodiscard]] std::vector<std::pair<std::string, std::uint64_t>> stats() const;
   // Stops every partner actor (engine shutdown).
   void stop();

@@ -56,6 +56,29 @@ inline constexpr std::uint32_t checkpoint_interval_ms_default = 10000;
 // handshake; a peer that never completes it cannot hold a connection slot
 // (connections_max) for ever. 10 s covers a slow client on a lossy link.
 inline constexpr std::uint32_t tls_handshake_timeout_ms_default = 10000;
+// -- the metrics endpoint (io/metrics.hpp) ---------------------------------------
+// Concurrent connections to the metrics port. Prometheus scrapes a target
+// over one connection at a time; 8 leaves room for a redundant pair of
+// scrapers and someone with curl, and a client that opens many holds at
+// most 8 fds and 8 request buffers. Connections over it are answered 503.
+inline constexpr std::uint32_t metrics_connections_max = 8;
+// Request line and headers of one metrics request. A scraper sends a few
+// hundred bytes; past this the request is answered 431 without being read
+// further, so a client cannot make the server buffer more.
+inline constexpr std::size_t metrics_request_bytes_max = 8192;
+// A metrics client has this long from being accepted to finishing its
+// request, and again this long to take the answer: one that sends half a
+// request and stalls would otherwise hold a metrics_connections_max slot
+// for ever. Half of Prometheus' default scrape timeout (10 s): a scraper
+// that cannot send 300 bytes in 5 s has timed out anyway. A setting
+// (metrics_read_timeout_ms).
+inline constexpr std::uint32_t metrics_read_timeout_ms_default = 5000;
+// After answering, the server reads and discards what the client still
+// sends for at most this long before it closes: closing a socket with
+// unread input resets the connection, which can destroy the answer before
+// the client has read it (RFC 9112 section 9.6). Long enough for a peer's
+// FIN to cross a LAN, short enough that it cannot hold the slot long.
+inline constexpr std::uint32_t metrics_linger_ms = 1000;
 // LMDB map size: address space only (sparse file); 64 GiB holds ~200M entries.
 inline constexpr std::uint64_t map_bytes_default = 64ull << 30;
 

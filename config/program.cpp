@@ -969,6 +969,26 @@ void load_tls_paths(checker& ck, const toml::value& e, const std::string& w, con
               " is missing");
 }
 
+// metrics_host, metrics_port (0 = off), metrics_read_timeout_ms. Whether
+// the address can be bound is checked when the engine starts.
+void load_metrics(checker& ck, const toml::value& e, const std::string& w, engine_settings& s) {
+  if (auto h = ck.str(e, "metrics_host", false, w)) {
+    if (h->empty())
+      ck.fail(*ck.get(e, "metrics_host", false, w), "'metrics_host' in " + w + " must not be empty");
+    else
+      s.metrics_host = *h;
+  }
+  if (auto v = ck.integer(e, "metrics_port", false, w, 0, 65535)) {
+    s.metrics_port = static_cast<std::uint16_t>(*v);
+    if (s.metrics_port != 0 && s.metrics_port == s.listen_port && s.metrics_host == s.listen_host)
+      ck.fail(*ck.get(e, "metrics_port", false, w),
+              "'metrics_port' in " + w + " is the listen port " + std::to_string(s.listen_port) +
+                ": metrics need a port of their own (or 0 for none)");
+  }
+  if (auto v = ck.integer(e, "metrics_read_timeout_ms", false, w, 1, 600'000))
+    s.metrics_read_timeout_ms = static_cast<std::uint32_t>(*v);
+}
+
 } // namespace
 
 std::optional<engine_settings> load_settings(const std::string& path,
@@ -994,7 +1014,7 @@ std::optional<engine_settings> load_settings(const std::string& path,
                     "inflight_total_max", "connections_max", "active_members_max",
                     "member_idle_s", "io_threads", "actor_threads",
                     "expiry_sweep_interval_s", "expiry_sweep_members_per_s", "tls_cert", "tls_key",
-                    "tls_handshake_timeout_ms"},
+                    "tls_handshake_timeout_ms", "metrics_host", "metrics_port", "metrics_read_timeout_ms"},
                w);
   auto base = std::filesystem::path(path).parent_path();
   if (auto prog = ck.str(*e, "program", true, w)) {
@@ -1038,6 +1058,7 @@ std::optional<engine_settings> load_settings(const std::string& path,
   u32("expiry_sweep_members_per_s", s.expiry_sweep_members_per_s, 1, 10'000'000);
   u32("tls_handshake_timeout_ms", s.tls_handshake_timeout_ms, 1, 600'000);
   load_tls_paths(ck, *e, w, base, s);
+  load_metrics(ck, *e, w, s);
   parse_keys(ck, *root, s);
   if (errors.size() != before)
     return std::nullopt;

@@ -241,6 +241,11 @@ struct engine_settings {
   std::string tls_cert;
   std::string tls_key;
   std::uint32_t tls_handshake_timeout_ms = limits::tls_handshake_timeout_ms_default;
+  // The Prometheus metrics endpoint (docs/OPERATIONS.md, "Metrics"): plain
+  // HTTP on a port of its own; metrics_port 0 = off (the default).
+  std::string metrics_host = "127.0.0.1";
+  std::uint16_t metrics_port = 0;
+  std::uint32_t metrics_read_timeout_ms = limits::metrics_read_timeout_ms_default;
 };
 
 struct config_error {

@@ -98,6 +98,25 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
     return out;
   };
   e->server_ = std::make_unique<server>(s, std::move(deps));
+  // The metrics endpoint binds first: an engine that cannot serve the
+  // metrics it was asked for does not start taking requests.
+  if (s.metrics_port != 0 || e->opts_.metrics_on_free_port) {
+    metrics_options mo;
+    mo.host = s.metrics_host;
+    mo.port = s.metrics_port;
+    mo.read_timeout_ms = s.metrics_read_timeout_ms;
+    metrics_sources src;
+    src.srv = e->server_.get();
+    src.ledger = e->ledger_.get();
+    src.dir = e->dir_.get();
+    src.partners = e->partners_.get();
+    src.supervision = &e->sup_;
+    e->metrics_ = std::make_unique<metrics_server>(std::move(mo), src);
+    if (!e->metrics_->start(error)) {
+      e->stop();
+      return nullptr;
+    }
+  }
   if (!e->server_->start(error)) {
     e->stop();
     return nullptr;
@@ -172,6 +191,8 @@ void engine::stop() {
   if (stopped_)
     return;
   stopped_ = true;
+  if (metrics_)
+    metrics_->stop();  // no scrape reads what is stopped below
   {
     std::lock_guard<std::mutex> lk(sweep_mtx_);
     stopping_.store(true);
@@ -200,6 +221,7 @@ void engine::stop() {
 
 engine::~engine() {
   stop();
+  metrics_.reset();
   dir_.reset();
   partners_.reset();
   system_.reset();

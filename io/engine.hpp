@@ -10,6 +10,7 @@
 #include "actors/sweeper.hpp"
 #include "config/clock.hpp"
 #include "config/program.hpp"
+#include "io/metrics.hpp"
 #include "io/server.hpp"
 #include "ledger/ledger.hpp"
 
@@ -33,6 +34,9 @@ struct engine_options {
   // How often idle member actors are looked for; member_idle_s counts in
   // these ticks' seconds. Tests shorten it.
   std::chrono::milliseconds sweep_interval{1000};
+  // Serve metrics even when settings.metrics_port is 0 (which means off),
+  // on a free port the system picks; metrics_port() tells which. Tests.
+  bool metrics_on_free_port = false;
 };
 
 class engine {
@@ -49,6 +53,8 @@ public:
   void stop();
 
   [[nodiscard]] std::uint16_t port() const noexcept { return server_->port(); }
+  // The metrics endpoint's bound port; 0 when it is off.
+  [[nodiscard]] std::uint16_t metrics_port() const noexcept { return metrics_ ? metrics_->port() : 0; }
   // The program version in effect now.
   [[nodiscard]] const program& prog() const noexcept { return ctx_.now().prog; }
   [[nodiscard]] std::uint32_t policy_version() const noexcept { return ctx_.now().version; }
@@ -93,6 +99,9 @@ private:
   std::condition_variable sweep_cv_;
   std::atomic<bool> stopping_{false};
   bool stopped_ = false;
+  // The metrics endpoint (null: off). Last, so destroyed first: it reads
+  // the server, the ledger, the directory and the partner registry.
+  std::unique_ptr<metrics_server> metrics_;
 };
 
 } // namespace loyalty::io

@@ -25,12 +25,17 @@ int main(int argc, char** argv) {
   std::string config_path = "config/loyaltyd.toml";
   std::string data_dir, host, durability;
   int port = -1;
+  int metrics_port = -1;
   bool verify_only = false;
   app.add_option("-c,--config", config_path, "engine settings file (TOML); names the program file")
     ->capture_default_str();
   app.add_option("-d,--data-dir", data_dir, "LMDB data directory (overrides the settings file)");
   app.add_option("--host", host, "address to listen on (overrides the settings file)");
   app.add_option("-p,--port", port, "TCP port to listen on; 0 picks a free one (overrides the settings file)")
+    ->check(CLI::Range(0, 65535));
+  app.add_option("--metrics-port", metrics_port,
+                 "serve Prometheus metrics over HTTP on this port at the settings' metrics_host; 0 = off "
+                 "(overrides the settings file)")
     ->check(CLI::Range(0, 65535));
   app.add_option("--durability", durability,
                  "fsync (default) or nosync_unsafe: acknowledged commits may be lost on power cut; benchmarks only")
@@ -49,6 +54,8 @@ int main(int argc, char** argv) {
     settings->listen_host = host;
   if (port >= 0)
     settings->listen_port = static_cast<std::uint16_t>(port);
+  if (metrics_port >= 0)
+    settings->metrics_port = static_cast<std::uint16_t>(metrics_port);
   if (durability == "nosync_unsafe")
     settings->sync = loyalty::durability::nosync_unsafe;
   else if (durability == "fsync")

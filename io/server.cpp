@@ -91,6 +91,7 @@ const char* line_kind_name(std::uint32_t aux) {
   }
   return "rule";
 }
+// Error counters per (operation, code): errc values are below 128 (config/errc.hpp).
 constexpr std::size_t errc_slots = 128;
 
 // The server's TLS context: TLS 1.2 or later, the operator's certificate
@@ -157,7 +158,9 @@ public:
   std::atomic<std::uint64_t> inflight{0};
   std::atomic<std::uint64_t> tls_handshakes_failed{0};
   std::array<std::atomic<std::uint64_t>, opcode_count> requests{};
-  std::array<std::atomic<std::uint64_t>, errc_slots> errors{};
+  // errors[op][code]: one relaxed increment per error answered; the `stats`
+  // operation sums them per code, the metrics endpoint reads each.
+  std::array<std::array<std::atomic<std::uint64_t>, errc_slots>, opcode_count> errors{};
 
   std::mutex sessions_mtx;
   std::vector<std::weak_ptr<session>> sessions;
@@ -351,7 +354,7 @@ private:
     response r;
     r.code = code;
     r.message = std::move(message);
-    count_error(code);
+    count_error(opcode::none, code);  // a frame-level failure: no operation was read
     send(r);
     close_after_write_ = true;
   }
@@ -543,7 +546,7 @@ private:
       r.op = op;
       r.id = id;
       if (!r.ok()) {
-        self->count_error(r.code);
+        self->count_error(op, r.code);
         if (r.message.empty())
           r.message = std::string(default_message(r.code));
       }
@@ -1276,7 +1279,7 @@ private:
   }
 
   response error_response(opcode op, std::uint64_t id, errc code, std::string message) {
-    count_error(code);
+    count_error(op, code);
     response r;
     r.op = op;
     r.id = id;
@@ -1289,8 +1292,9 @@ private:
     send(error_response(op, id, code, std::move(message)));
   }
 
-  void count_error(errc code) {
-    srv_.errors[static_cast<std::size_t>(code) % errc_slots].fetch_add(1, std::memory_order_relaxed);
+  void count_error(opcode op, errc code) {
+    srv_.errors[static_cast<std::size_t>(op) % opcode_count][static_cast<std::size_t>(code) % errc_slots].fetch_add(
+      1, std::memory_order_relaxed);
   }
 
   // -- writing -------------------------------------------------------------------------
@@ -1454,9 +1458,13 @@ std::vector<std::pair<std::string, std::uint64_t>> server::impl::stats() {
   out.emplace_back("tls_handshakes_failed", tls_handshakes_failed.load());
   for (std::size_t i = 1; i < opcode_count; ++i)
     out.emplace_back(std::string("requests_") + to_string(static_cast<opcode>(i)), requests[i].load());
-  for (std::size_t i = 1; i < errc_slots; ++i)
-    if (auto n = errors[i].load(); n > 0)
+  for (std::size_t i = 1; i < errc_slots; ++i) {
+    std::uint64_t n = 0;
+    for (const auto& per_op : errors)
+      n += per_op[i].load(std::memory_order_relaxed);
+    if (n > 0)
       out.emplace_back(std::string("errors_") + std::string(to_string(static_cast<errc>(i))), n);
+  }
   auto ws = deps.ledger->stats();
   out.emplace_back("ledger_commits", ws.commits);
   out.emplace_back("ledger_entries", ws.entries);
@@ -1497,5 +1505,22 @@ std::uint16_t server::port() const noexcept { return impl_->bound_port; }
 std::uint64_t server::connections() const noexcept { return impl_->connections.load(); }
 
 std::uint64_t server::inflight() const noexcept { return impl_->inflight.load(); }
+
+server_counters server::counters() const {
+  const auto& i = *impl_;
+  server_counters c;
+  c.connections = i.connections.load(std::memory_order_relaxed);
+  c.connections_total = i.connections_total.load(std::memory_order_relaxed);
+  c.inflight = i.inflight.load(std::memory_order_relaxed);
+  c.tls_handshakes_failed = i.tls_handshakes_failed.load(std::memory_order_relaxed);
+  c.requests.reserve(opcode_count);
+  for (const auto& n : i.requests)
+    c.requests.push_back(n.load(std::memory_order_relaxed));
+  for (std::size_t op = 0; op < opcode_count; ++op)
+    for (std::size_t code = 1; code < errc_slots; ++code)
+      if (auto n = i.errors[op][code].load(std::memory_order_relaxed); n > 0)
+        c.errors.push_back({static_cast<opcode>(op), static_cast<errc>(code), n});
+  return c;
+}
 
 } // namespace loyalty::io

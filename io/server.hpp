@@ -13,6 +13,7 @@
 #include "actors/sweeper.hpp"
 #include "config/clock.hpp"
 #include "config/program.hpp"
+#include "io/protocol.hpp"
 #include "ledger/ledger.hpp"
 
 #include <atomic>
@@ -38,6 +39,22 @@ struct server_deps {
   std::function<std::vector<std::pair<std::string, std::uint64_t>>()> extra_stats;
 };
 
+// The server's counters at one moment, each read on its own (relaxed):
+// for the metrics endpoint, which formats them.
+struct server_counters {
+  std::uint64_t connections = 0;        // open now
+  std::uint64_t connections_total = 0;  // accepted since start
+  std::uint64_t inflight = 0;           // admitted requests not yet answered
+  std::uint64_t tls_handshakes_failed = 0;
+  std::vector<std::uint64_t> requests;  // frames received, index: opcode (0 = none: the operation was unreadable)
+  struct error_count {
+    opcode op = opcode::none;  // none: a frame-level failure (malformed_frame, frame_too_large)
+    errc code = errc::ok;
+    std::uint64_t count = 0;
+  };
+  std::vector<error_count> errors;      // error answers, the non-zero ones, by op then code
+};
+
 class server {
 public:
   server(const engine_settings& settings, server_deps deps);
@@ -55,6 +72,8 @@ public:
   [[nodiscard]] std::uint16_t port() const noexcept;
   [[nodiscard]] std::uint64_t connections() const noexcept;
   [[nodiscard]] std::uint64_t inflight() const noexcept;
+  // Any thread; reads about 4000 relaxed counters (every operation x code).
+  [[nodiscard]] server_counters counters() const;
 
   class impl;
 

@@ -229,17 +229,39 @@ struct verify_report {
 };
 inline constexpr std::size_t verify_problems_max = 100;
 
+// Upper bounds, in microseconds, of the buckets of the commit-time
+// histogram (writer_stats::commit_us_hist): from 100 us (a commit without
+// fsync) to 2 s (a stalled disk), in 1-2.5-5 steps, so that any commit time
+// in that range is known within a factor of 2.5 with 14 counters.
+inline constexpr std::array<std::uint32_t, 14> commit_us_bounds = {
+  100, 250, 500, 1'000, 2'500, 5'000, 10'000, 25'000, 50'000, 100'000, 250'000, 500'000, 1'000'000, 2'000'000};
+
 struct writer_stats {
   std::uint64_t commits = 0;
   std::uint64_t entries = 0;        // ops processed (all kinds)
   std::uint64_t batch_max = 0;      // largest batch seen
   // batch size histogram: bucket i counts batches with size in [2^i, 2^(i+1))
+  // (the last bucket: every batch of 2^15 ops or more)
   std::array<std::uint64_t, 16> batch_hist{};
   std::uint64_t commit_us_total = 0;  // time spent in mdb_txn_commit
+  // commit time histogram: bucket i counts commits whose mdb_txn_commit took
+  // at most commit_us_bounds[i] us (and more than the bound before); the
+  // last bucket counts the ones over the last bound.
+  std::array<std::uint64_t, commit_us_bounds.size() + 1> commit_us_hist{};
   std::uint64_t checkpoints = 0;      // account checkpoints written
   std::uint64_t checkpoint_accounts = 0;  // accounts written by them, in all
   std::uint64_t checkpoint_us_total = 0;  // time spent writing and committing them
   std::uint64_t accounts_cached = 0;  // account balances newer than the last checkpoint (now)
+};
+
+// How much of its map the environment uses.
+struct space_stats {
+  std::uint64_t map_bytes = 0;   // the map size: the most the data file can grow to
+  // Pages up to the highest one in use, times the page size: the data
+  // file's high-water mark (free pages below it, reused by later commits,
+  // included). When it nears map_bytes, commits fail (MDB_MAP_FULL).
+  std::uint64_t used_bytes = 0;
+  std::uint64_t page_bytes = 0;
 };
 
 struct options {
@@ -357,6 +379,9 @@ public:
                                                     std::string& error) const;
 
   [[nodiscard]] writer_stats stats() const;
+  // The environment's map size and the part of it in use, as of the last
+  // commit. Any thread; two cheap LMDB calls, no transaction.
+  [[nodiscard]] space_stats space() const;
 
   class impl;
 

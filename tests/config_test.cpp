@@ -285,6 +285,48 @@ TEST_CASE("tls_cert and tls_key come together, relative to the settings file; on
   CHECK(errors[0].message == path + ":4: tls_cert and tls_key in [engine] go together: tls_cert is missing");
 }
 
+TEST_CASE("the metrics endpoint is off unless metrics_port is set, and its keys are checked with line numbers",
+          "[config]") {
+  test::temp_dir dir("config-metrics");
+  auto settings_at = [&](const std::string& body) {
+    auto path = (dir.path / "loyaltyd.toml").string();
+    std::ofstream(path) << "[engine]\nprogram = \"p.toml\"\n" << body;
+    return path;
+  };
+  std::vector<config_error> errors;
+  auto off = load_settings(settings_at(""), errors);
+  INFO(all(errors));
+  REQUIRE(off);
+  CHECK(off->metrics_port == 0);
+  CHECK(off->metrics_host == "127.0.0.1");
+  CHECK(off->metrics_read_timeout_ms == limits::metrics_read_timeout_ms_default);
+  auto on = load_settings(settings_at("metrics_host = \"0.0.0.0\"\nmetrics_port = 9464\n"
+                                      "metrics_read_timeout_ms = 250\n"),
+                          errors);
+  INFO(all(errors));
+  REQUIRE(on);
+  CHECK(on->metrics_host == "0.0.0.0");
+  CHECK(on->metrics_port == 9464);
+  CHECK(on->metrics_read_timeout_ms == 250);
+
+  auto path = settings_at("metrics_port = 65536\nmetrics_read_timeout_ms = 0\nmetrics_host = \"\"\n");
+  CHECK_FALSE(load_settings(path, errors));
+  const auto text = all(errors);
+  INFO(text);
+  CHECK(errors.size() == 3);
+  CHECK(text.find(path + ":3: 'metrics_port' in [engine] must be between 0 and 65535, got 65536") != std::string::npos);
+  CHECK(text.find(path + ":4: 'metrics_read_timeout_ms' in [engine] must be between 1 and 600000, got 0") !=
+        std::string::npos);
+  CHECK(text.find(path + ":5: 'metrics_host' in [engine] must not be empty") != std::string::npos);
+
+  errors.clear();
+  path = settings_at("listen_port = 7411\nmetrics_port = 7411\n");
+  CHECK_FALSE(load_settings(path, errors));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message == path + ":4: 'metrics_port' in [engine] is the listen port 7411: metrics need a port "
+                                    "of their own (or 0 for none)");
+}
+
 namespace {
 
 // Points of a purchase of `amount` at the first brand, by a member of `tier`.
