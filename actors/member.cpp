@@ -1353,7 +1353,8 @@ bool is_replay(self_ptr self, const member_request& r) {
   for (const auto& t : st.inflight_txns)
     if (t == txn)
       return true;
-  return st.ctx->ledger->find_txn(txn).has_value();
+  // Nearly every request is new: the filter says so without LMDB.
+  return st.ctx->ledger->maybe_committed(txn) && st.ctx->ledger->find_txn(txn).has_value();
 }
 
 caf::behavior awaiting_behavior(self_ptr self);

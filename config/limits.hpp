@@ -79,6 +79,11 @@ inline constexpr std::uint32_t metrics_read_timeout_ms_default = 5000;
 // the client has read it (RFC 9112 section 9.6). Long enough for a peer's
 // FIN to cross a LAN, short enough that it cannot hold the slot long.
 inline constexpr std::uint32_t metrics_linger_ms = 1000;
+// The in-memory filter of committed txn ids (ledger/detail/txn_filter.hpp):
+// about 1 % false positives up to 50M ids at 64 MiB (10 bits an id); past
+// that it only sends more questions to LMDB. Its pages are touched as ids
+// arrive, so a small ledger does not pay the whole size in resident memory.
+inline constexpr std::uint64_t txn_filter_bytes_default = 64ull << 20;
 // LMDB map size: address space only (sparse file); 64 GiB holds ~200M entries.
 inline constexpr std::uint64_t map_bytes_default = 64ull << 30;
 

@@ -1014,7 +1014,8 @@ std::optional<engine_settings> load_settings(const std::string& path,
                     "inflight_total_max", "connections_max", "active_members_max",
                     "member_idle_s", "io_threads", "actor_threads",
                     "expiry_sweep_interval_s", "expiry_sweep_members_per_s", "tls_cert", "tls_key",
-                    "tls_handshake_timeout_ms", "metrics_host", "metrics_port", "metrics_read_timeout_ms"},
+                    "tls_handshake_timeout_ms", "metrics_host", "metrics_port", "metrics_read_timeout_ms",
+                    "txn_filter_mib"},
                w);
   auto base = std::filesystem::path(path).parent_path();
   if (auto prog = ck.str(*e, "program", true, w)) {
@@ -1047,6 +1048,8 @@ std::optional<engine_settings> load_settings(const std::string& path,
   u32("commit_window_us", s.commit_window_us, 0, 1'000'000);
   u32("checkpoint_accounts_max", s.checkpoint_accounts_max, 1, 100'000'000);
   u32("checkpoint_interval_ms", s.checkpoint_interval_ms, 1, 3'600'000);
+  if (auto v = ck.integer(*e, "txn_filter_mib", false, w, 0, 65536))
+    s.txn_filter_bytes = static_cast<std::uint64_t>(*v) << 20;
   u32("inflight_per_connection_max", s.inflight_per_connection_max, 1, 1'000'000);
   u32("inflight_total_max", s.inflight_total_max, 1, 10'000'000);
   u32("connections_max", s.connections_max, 1, 100'000);

@@ -39,6 +39,7 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   lo.batch_entries_max = s.batch_entries_max;
   lo.commit_window_us = s.commit_window_us;
   lo.checkpoint_accounts_max = s.checkpoint_accounts_max;
+  lo.txn_filter_bytes = s.txn_filter_bytes;
   lo.checkpoint_interval_ms = s.checkpoint_interval_ms;
   lo.clock = clk;
   // Version 0 of the policy until the ledger has recorded it.

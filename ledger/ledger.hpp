@@ -272,6 +272,9 @@ struct options {
   std::uint32_t commit_window_us = limits::commit_window_us_default;
   std::uint32_t checkpoint_accounts_max = limits::checkpoint_accounts_max_default;
   std::uint32_t checkpoint_interval_ms = limits::checkpoint_interval_ms_default;
+  // Filter of committed txn ids in memory (0: none, every replay check reads
+  // LMDB). Rounded down to a power of two.
+  std::uint64_t txn_filter_bytes = limits::txn_filter_bytes_default;
   // Tests only: false skips the checkpoint a clean close writes, leaving the
   // ledger as a crash would (the next open replays the journal tail).
   bool checkpoint_on_close = true;
@@ -309,6 +312,14 @@ public:
 
   // The journal seq of a committed client txn id, or empty.
   [[nodiscard]] std::optional<std::uint64_t> find_txn(std::string_view txn_id) const;
+  // False only if txn_id was certainly never committed (nor is in the batch
+  // being committed): answered from an in-memory filter, without LMDB. True
+  // means "ask find_txn" (it was, or the filter cannot tell: a false
+  // positive, or the filter is still loading the ids of earlier runs). Any
+  // thread, lock-free.
+  [[nodiscard]] bool maybe_committed(std::string_view txn_id) const noexcept;
+  // The filter has every txn id committed before this run (tests, stats).
+  [[nodiscard]] bool txn_filter_ready() const noexcept;
   // The member an alias names, or empty.
   [[nodiscard]] std::optional<std::uint64_t> find_alias(std::string_view alias) const;
   // Every committed counter (records.hpp counter_kind), as (counter_id, value).

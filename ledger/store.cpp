@@ -209,6 +209,9 @@ bool ledger::impl::open(std::string& error) {
 }
 
 ledger::impl::~impl() {
+  filter_stop.store(true);
+  if (filter_loader.joinable())
+    filter_loader.join();
   if (writer.joinable()) {
     {
       std::lock_guard<std::mutex> lk(mtx);
@@ -232,6 +235,33 @@ ledger::impl::~impl() {
 
 void ledger::impl::start_writer() {
   writer = std::thread([this] { run(); });
+  // The writer adds every id it indexes from its first batch on; the ids
+  // committed before are added by a scan that begins after that, so
+  // together they cover every id (docs/ARCHITECTURE.md, "Txn ids").
+  if (txn_seen.enabled())
+    filter_loader = std::thread([this] { load_txn_filter(); });
+}
+
+void ledger::impl::load_txn_filter() {
+  const auto t0 = std::chrono::steady_clock::now();
+  detail::read_txn txn(env);
+  if (!txn.get())
+    return;  // stays not ready: every check goes to LMDB
+  detail::cursor cur(txn.get(), db.txn_index);
+  if (cur.rc() != MDB_SUCCESS)
+    return;
+  MDB_val k{}, v{};
+  std::uint64_t n = 0;
+  for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+    txn_seen.add({static_cast<const char*>(k.mv_data), k.mv_size});
+    if ((++n & 0xffff) == 0 && filter_stop.load(std::memory_order_relaxed))
+      return;
+  }
+  txn_seen.set_ready();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  log(log_level::info, "ledger: %llu txn ids of earlier runs loaded into the txn filter in %lld ms",
+      static_cast<unsigned long long>(n), static_cast<long long>(ms.count()));
 }
 
 // -- submission -----------------------------------------------------------------------
@@ -548,7 +578,7 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
       reject(o, code);
     return out;
   };
-  if (o.txn_id_bytes > 0 && lookup_txn(txn, o, out))
+  if (o.txn_id_bytes > 0 && maybe_indexed(o) && lookup_txn(txn, o, out))
     return refuse(out.code);
   if (o.precheck != errc::ok) {
     out.code = o.precheck;
@@ -673,9 +703,11 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   w += o.txn_id_bytes;
   if (!o.details.empty())
     std::memcpy(w, o.details.data(), o.details.size() * sizeof(entry_detail));
-  if (o.txn_id_bytes > 0)
+  if (o.txn_id_bytes > 0) {
     put_or_die(txn, db.txn_index, val(o.txn_id.data(), o.txn_id_bytes), val_of(seq), MDB_NOOVERWRITE,
                "indexing a txn id");
+    txn_seen.add(o.txn());  // before the commit that makes it visible: the filter never lags the index
+  }
   if (o.entry == entry_kind::link_alias)
     put_or_die(txn, db.aliases, val(o.alias.data(), o.alias.size()), val_of(o.member_id), MDB_NOOVERWRITE,
                "linking an alias");
@@ -1027,6 +1059,12 @@ std::vector<ledger::entry> ledger::history(std::uint64_t member_id, std::uint64_
   (void)impl_->walk_chain(txn.get(), member_id, from, limit, out);
   return out;
 }
+
+bool ledger::maybe_committed(std::string_view txn_id) const noexcept {
+  return !impl_->txn_seen.ready() || impl_->txn_seen.maybe(txn_id);
+}
+
+bool ledger::txn_filter_ready() const noexcept { return impl_->txn_seen.ready(); }
 
 std::optional<std::uint64_t> ledger::find_txn(std::string_view txn_id) const {
   if (txn_id.empty() || txn_id.size() > limits::txn_id_bytes_max)

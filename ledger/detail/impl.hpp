@@ -2,6 +2,7 @@
 #pragma once
 
 #include "ledger/detail/lmdb.hpp"
+#include "ledger/detail/txn_filter.hpp"
 #include "ledger/ledger.hpp"
 
 #include <condition_variable>
@@ -41,7 +42,7 @@ struct chain_walk {
 
 class ledger::impl {
 public:
-  explicit impl(const options& o) : opts(o) {}
+  explicit impl(const options& o) : opts(o), txn_seen(o.txn_filter_bytes) {}
   ~impl();
 
   [[nodiscard]] bool open(std::string& error);
@@ -134,6 +135,17 @@ public:
 
   // Committed counters (the counters table), loaded at open. Writer thread.
   std::unordered_map<std::uint64_t, std::int64_t> counter_values;
+
+  // Committed txn ids (a Bloom filter): the writer adds each one it
+  // indexes; `filter_loader` adds those of earlier runs, then marks it ready.
+  detail::txn_filter txn_seen;
+  std::thread filter_loader;
+  std::atomic<bool> filter_stop{false};
+  void load_txn_filter();
+  // True unless o's txn id is certainly not in the index (writer thread).
+  [[nodiscard]] bool maybe_indexed(const op& o) const noexcept {
+    return !txn_seen.ready() || txn_seen.maybe({o.txn_id.data(), o.txn_id_bytes});
+  }
 
   // Reused by the writer to group outcomes per completion target.
   std::unordered_map<completion_target*, std::vector<outcome>> by_target;
