@@ -17,6 +17,7 @@
 #include <deque>
 #include <functional>
 
+#include <csignal>
 #include <unistd.h>
 
 namespace loyalty::loadgen {
@@ -114,6 +115,14 @@ struct earned_record {
 // Earns of the run that refunds pick from (reservoir of this size).
 constexpr std::size_t earned_keep = 4096;
 
+// Ctrl-C ends the load early; the run still drains, reports and writes its
+// files. A second Ctrl-C kills the process as usual.
+volatile std::sig_atomic_t interrupted = 0;
+extern "C" void on_sigint(int) {
+  interrupted = 1;
+  std::signal(SIGINT, SIG_DFL);
+}
+
 } // namespace
 
 bool is_refusal(errc code) noexcept {
@@ -146,7 +155,7 @@ void judge(step_result& s, const objective& o) {
     why += buf;
   }
   if (s.error_rate > o.error_rate_max) {
-    std::snprintf(buf, sizeof buf, "%serrors %.2f%% > %g%%", why.empty() ? "" : "; ", s.error_rate * 100,
+    std::snprintf(buf, sizeof buf, "%serror rate %.2f%% > %g%%", why.empty() ? "" : "; ", s.error_rate * 100,
                   o.error_rate_max * 100);
     why += buf;
   }
@@ -165,7 +174,9 @@ struct driver::impl {
   workload w;
   target t;
   run_result res;
-  rng gen;
+  rng gen;        // the mix: members, operations, amounts, in send order
+  rng learn_gen;  // what depends on answers (capture or release, which earn to refund): kept apart so that
+                  // answer timing does not shift the mix's sequence
   member_picker pick_member;
   std::array<op_kind, 100> kind_of_percent{};
   bool tty = isatty(fileno(stdout)) != 0;
@@ -201,7 +212,7 @@ struct driver::impl {
   std::uint64_t round_robin = 0;
 
   impl(workload wl, target tg)
-    : w(std::move(wl)), t(std::move(tg)), gen(w.seed),
+    : w(std::move(wl)), t(std::move(tg)), gen(w.seed), learn_gen(w.seed ^ 0x1ea27a1e5eedull),
       pick_member(w.members, w.distribution == member_distribution::zipf, w.zipf_s, w.scatter, w.seed) {
     res.seed = w.seed;
     res.by_op.resize(opcode_slots);
@@ -322,7 +333,7 @@ struct driver::impl {
         issue(ci);
     const double interval = tty ? limits::progress_tty_interval_s : limits::progress_log_interval_s;
     auto last_print = t0;
-    while (inflight > 0 && failures == 0) {
+    while (inflight > 0 && failures == 0 && !interrupted) {
       ctx.run_for(std::chrono::milliseconds(100));
       auto now = steady::now();
       if (secs(now - last_print) >= interval) {
@@ -338,7 +349,9 @@ struct driver::impl {
     std::printf("enrolled %s members (%s already existed) in %.2f s: %.0f/s; errors %s%s%s\n", grouped(done).c_str(),
                 grouped(exists).c_str(), res.enroll_s, static_cast<double>(done) / std::max(res.enroll_s, 1e-9),
                 grouped(errors).c_str(), first_error.empty() ? "" : ", first: ", first_error.c_str());
-    return failures == 0;
+    if (interrupted)
+      std::printf("interrupted during enrollment\n");
+    return failures == 0 && !interrupted;
   }
 
   // -- requests ---------------------------------------------------------------------
@@ -439,7 +452,7 @@ struct driver::impl {
         r.points = draw(w.points);
         break;
       case op_kind::refund: {
-        const auto& e = earned[gen.below(earned.size())];
+        const auto& e = earned[learn_gen.below(earned.size())];
         r.op = opcode::refund;
         r.member = e.member;
         s.member = e.member;
@@ -492,13 +505,13 @@ struct driver::impl {
     if (!a.ok())
       return;
     if (s.op == opcode::hold) {
-      followups[s.conn].push_back({gen.below(2) == 0 ? opcode::capture : opcode::release, s.member, a.hold});
+      followups[s.conn].push_back({learn_gen.below(2) == 0 ? opcode::capture : opcode::release, s.member, a.hold});
     } else if (s.op == opcode::earn && w.weight(op_kind::refund) > 0) {
       earned_record e{s.member, s.txn, s.amount};
       if (earned.size() < earned_keep)
         earned.push_back(e);
       else
-        earned[gen.below(earned_keep)] = e;
+        earned[learn_gen.below(earned_keep)] = e;
     }
   }
 
@@ -643,7 +656,7 @@ struct driver::impl {
       auto now = steady::now();
       while (now >= next_tick)
         roll_second(next_tick);
-      if (now >= until || failures > 0)
+      if (now >= until || failures > 0 || interrupted)
         return;
       if (ctx.stopped())
         ctx.restart();
@@ -719,7 +732,7 @@ struct driver::impl {
     // Wake when the next request is due, but at most every 500 µs: sends go
     // out in small bursts, each with its own intended time.
     constexpr auto tick = std::chrono::microseconds(500);
-    while (failures == 0) {
+    while (failures == 0 && !interrupted) {
       auto now = steady::now();
       if (step_scheduled < step_total)
         schedule_due(now);
@@ -735,7 +748,7 @@ struct driver::impl {
     cur_step = -1;
     cur.step = -1;
     const auto deadline = steady::now() + from_secs(w.obj.drain_s);
-    while (step_outstanding[k] > 0 && failures == 0 && steady::now() < deadline)
+    while (step_outstanding[k] > 0 && failures == 0 && !interrupted && steady::now() < deadline)
       run_until(std::min(deadline, steady::now() + std::chrono::milliseconds(10)));
     abandon_all(steady::now());
   }
@@ -769,10 +782,12 @@ struct driver::impl {
                   ramp ? (", stop after " + std::to_string(w.obj.failures_max) + " failing step(s)").c_str() : "");
     start_load();
     std::uint32_t failed = 0;
-    for (std::size_t k = 0; k < plan.size() && failures == 0; ++k) {
+    for (std::size_t k = 0; k < plan.size() && failures == 0 && !interrupted; ++k) {
       begin_step(k, plan[k]);
       run_step();
-      if (!ramp)
+      if (interrupted)  // the step ran this long
+        res.steps[k].duration_s = std::min(res.steps[k].duration_s, secs(steady::now() - step_start));
+      if (!ramp || interrupted)  // an interrupted step is not judged
         continue;
       drain_step(k);
       judge(res.steps[k], w.obj);
@@ -800,6 +815,11 @@ struct driver::impl {
   void finish() {
     // Wait for what is in flight or due (bounded), so every request offered is
     // accounted for; backlogged ones are still sent as connections free up.
+    if (interrupted) {
+      res.interrupted = true;
+      std::printf("interrupted: waiting at most %g s for the answers, then the summary\n", w.obj.drain_s);
+    }
+    interrupted = 0;  // a second Ctrl-C kills (SIG_DFL); the drain below runs
     const auto deadline = steady::now() + from_secs(w.obj.drain_s);
     while (pending_answers + backlog_total > 0 && failures == 0 && steady::now() < deadline)
       run_until(std::min(deadline, steady::now() + std::chrono::milliseconds(10)));
@@ -830,6 +850,8 @@ struct driver::impl {
   }
 
   int execute() {
+    interrupted = 0;
+    std::signal(SIGINT, on_sigint);
     if (!connect_all())
       return 2;
     if (w.enroll && !enroll())
@@ -839,7 +861,7 @@ struct driver::impl {
     else
       drive_open();
     finish();
-    return failures > 0 ? 1 : 0;
+    return failures > 0 || res.interrupted ? 1 : 0;
   }
 };
 

@@ -91,6 +91,7 @@ struct run_result {
   bool ramp_stopped = false;       // ramp mode stopped at failures_max failing steps
   int highest_passing_step = -1;   // index into steps; -1: none passed (or not judged)
   int connection_failures = 0;
+  bool interrupted = false;        // Ctrl-C ended the load early
 };
 
 class driver {
@@ -101,9 +102,10 @@ public:
   driver& operator=(const driver&) = delete;
 
   // Connects, enrolls (unless the workload says not to), drives the load.
-  // Returns 0 when it ran to the end, 1 when a connection failed during the
-  // run (the result holds what was measured), 2 when it could not connect or
-  // enrollment failed. Progress and per-second lines go to stdout.
+  // Returns 0 when it ran to the end, 1 when it ended early (a connection
+  // failed, or Ctrl-C; the result holds what was measured), 2 when it could
+  // not connect or enrollment failed or was interrupted. Progress and
+  // per-second lines go to stdout. Installs a SIGINT handler for the run.
   [[nodiscard]] int execute();
 
   [[nodiscard]] const run_result& result() const noexcept;

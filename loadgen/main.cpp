@@ -47,7 +47,7 @@ std::string command_line(int argc, char** argv) {
       a = "(key)";
     else if (a.rfind("--key=", 0) == 0)
       a = "--key=(key)";
-    if (a.find_first_of(" \"'$") != std::string::npos)
+    if (a.find_first_of(" \"'$<>|&;*?()") != std::string::npos)
       a = "'" + a + "'";
     s += (i ? " " : "") + a;
   }
@@ -81,8 +81,12 @@ constexpr const char* description =
   "          rest wait in a backlog, still on the clock. With an --objective each step is judged, none stops.\n"
   "  ramp    open-loop steps of increasing rate (--ramp or the workload's schedule); after each step it waits\n"
   "          (at most --drain s) for the step's answers and judges it: the step passes when its percentile\n"
-  "          meets --objective, (errors + unanswered) / offered <= --error-rate-max, and achieved (its answers\n"
-  "          / max(step length, time to its last answer)) >= offered x (1 - --rate-tolerance). It stops after\n"
+  "          meets --objective, its error rate (failed + unanswered) / offered <= --error-rate-max, and its\n"
+  "          achieved rate (answers / max(step length, time to its last answer)) >= offered x (1 -\n"
+  "          --rate-tolerance). Failed = answers with an error code other than the refusals a random workload\n"
+  "          provokes on purpose (insufficient_points, out_of_stock, unknown_hold, unknown_txn,\n"
+  "          already_reversed, negative_balance_limit, same_member, invalid_amount; --count-refusals counts\n"
+  "          them too). A step's requests count by intended send time, late answers included. It stops after\n"
   "          --failures-max failing steps and reports the highest passing rate with every step's numbers.\n"
   "Every second it prints offered (or sent) and achieved rates side by side, errors, p50/p99/p99.9 and the\n"
   "backlog; at the end a summary. --json writes the summary with the per-second series and the steps;\n"
@@ -94,10 +98,12 @@ constexpr const char* description =
   "replace the file's schedule; given while the mode is closed (and no --mode), --rate/--steps switch to open\n"
   "and --ramp to ramp mode.\n"
   "Txn ids are 16 time-ordered bytes: send time in µs, connection index, counter (big-endian).\n"
-  "Exit: 0 ran to the end; 1 a connection failed during the run (what was measured is reported);\n"
+  "Ctrl-C ends the load early: the answers are awaited (--drain), the summary and files are written.\n"
+  "Exit: 0 ran to the end; 1 ended early (a connection failed, or Ctrl-C; what was measured is reported);\n"
   "2 a mistake in flags or workload file, cannot connect, enrollment failed, or a report cannot be written.\n"
   "The seed (--seed, else from the clock) is printed first and with every failure: the same seed and\n"
-  "workload give the same sequence of members and operations.";
+  "workload draw the same sequence of members and operations from the mix; captures, releases and refunds\n"
+  "follow earlier answers, so where they fall in it depends on timing.";
 
 } // namespace
 
@@ -145,7 +151,8 @@ int main(int argc, char** argv) {
   app.add_option("--mode", mode, "closed, open or ramp (see above)")
     ->capture_default_str()->check(CLI::IsMember({"closed", "open", "ramp"}));
   app.add_option("--seed", w.seed, "random seed (0: from the clock; printed)")->capture_default_str();
-  app.add_option("--duration", w.duration_s, "seconds of load in closed mode, and of a --rate run")
+  app.add_option("--duration", w.duration_s,
+                 "seconds of load in closed mode, and of a one-rate schedule (--rate, or rate_per_s in the file)")
     ->capture_default_str()->check(CLI::Range(0.001, limits::duration_s_max));
   // Members
   app.add_option("--members", w.members, "member ids 1..N")
@@ -203,8 +210,10 @@ int main(int argc, char** argv) {
                                "p99<=10ms, p99.9<=50ms")
                   ->capture_default_str();
   auto* o_err = app.add_option("--error-rate-max", w.obj.error_rate_max,
-                               "a passing step's (errors + unanswered) / offered is at most this")
+                               "a passing step's (failed + unanswered) / offered is at most this")
                   ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  auto* o_ref = app.add_flag("--count-refusals", w.obj.count_refusals,
+                             "count the expected refusals (insufficient_points ...) as errors in a step's error rate");
   auto* o_tol = app.add_option("--rate-tolerance", w.obj.rate_tolerance,
                                "a passing step achieves at least offered x (1 - this)")
                   ->capture_default_str()->check(CLI::Range(0.0, 1.0));
@@ -278,7 +287,7 @@ int main(int argc, char** argv) {
     w.mode = o_ramp->count() ? run_mode::ramp : run_mode::open;
   if (o_obj->count() && !parse_objective(objective_text, w.obj, err))
     return fail("--objective: " + err);
-  if (o_obj->count() || o_err->count() || o_tol->count() || o_fail->count())
+  if (o_obj->count() || o_err->count() || o_ref->count() || o_tol->count() || o_fail->count())
     w.has_objective = true;
   if (auto problems = check_workload(w); !problems.empty()) {
     for (const auto& p : problems)

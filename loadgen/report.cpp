@@ -88,13 +88,14 @@ void print_summary(const run_result& r, const run_context& c) {
   std::printf("  workload       %s%s, mode %s\n", w.name.c_str(), w.source.empty() ? "" : (" (" + w.source + ")").c_str(),
               std::string(to_string(w.mode)).c_str());
   std::printf("  engine         %s, load started %s\n", c.where.address().c_str(), r.started_at.c_str());
-  std::printf("  duration       %.2f s\n", r.load_s);
+  std::printf("  duration       %.2f s%s\n", r.load_s, r.interrupted ? " (interrupted: Ctrl-C)" : "");
   if (w.mode == run_mode::closed)
     std::printf("  sent           %.0f req/s (%s sent; closed loop: as fast as answered)\n", per_s(r.sent, r.load_s),
                 grouped(r.sent).c_str());
   else
-    std::printf("  offered        %.0f req/s (%s scheduled, %s never sent: engine fell behind)\n",
-                per_s(r.offered, r.load_s), grouped(r.offered).c_str(), grouped(r.never_sent).c_str());
+    std::printf("  offered        %.0f req/s (%s scheduled%s)\n", per_s(r.offered, r.load_s), grouped(r.offered).c_str(),
+                r.never_sent ? (", " + grouped(r.never_sent) + " never sent: the engine fell behind").c_str()
+                             : ", all sent");
   std::printf("  achieved       %.0f answers/s, %.0f ok/s (%s ok, %s errors of which %s expected refusals, %s "
               "unanswered)\n",
               per_s(r.ok + r.errors, r.load_s), per_s(r.ok, r.load_s), grouped(r.ok).c_str(),
@@ -261,7 +262,8 @@ std::string json_summary(const run_result& r, const run_context& c) {
   f << (r.steps.empty() ? "]" : "\n  ]") << ",\n  \"highest_passing_rate_per_s\": "
     << (r.highest_passing_step >= 0 ? json_num(r.steps[static_cast<std::size_t>(r.highest_passing_step)].rate_per_s)
                                     : "null")
-    << ",\n  \"connection_failures\": " << r.connection_failures << "\n}\n";
+    << ",\n  \"connection_failures\": " << r.connection_failures
+    << ",\n  \"interrupted\": " << (r.interrupted ? "true" : "false") << "\n}\n";
   return f.str();
 }
 
@@ -673,9 +675,10 @@ std::string html_report(const run_result& r, const run_context& c) {
     o << "<p>" << esc(w.description) << "</p>\n";
 
   o << "<div class=\"tiles\">\n";
-  tile(o, fmt("%.0f/s", per_s(r.offered, r.load_s)), w.mode == run_mode::closed ? "sent" : "offered");
-  tile(o, fmt("%.0f/s", per_s(r.ok + r.errors, r.load_s)), "achieved (answers)");
-  tile(o, fmt("%.0f/s", per_s(r.ok, r.load_s)), "ok");
+  auto rate = [](double v) { return grouped(static_cast<std::uint64_t>(std::llround(v))) + "/s"; };
+  tile(o, rate(per_s(r.offered, r.load_s)), w.mode == run_mode::closed ? "sent" : "offered");
+  tile(o, rate(per_s(r.ok + r.errors, r.load_s)), "achieved (answers)");
+  tile(o, rate(per_s(r.ok, r.load_s)), "ok");
   tile(o, grouped(r.errors + r.unanswered), "errors + unanswered");
   tile(o, latency_text(h.percentile(0.5)), "p50");
   tile(o, latency_text(h.percentile(0.99)), "p99");
@@ -683,12 +686,46 @@ std::string html_report(const run_result& r, const run_context& c) {
   if (judged)
     tile(o,
          r.highest_passing_step >= 0
-           ? fmt("%.0f/s", r.steps[static_cast<std::size_t>(r.highest_passing_step)].rate_per_s)
+           ? rate(r.steps[static_cast<std::size_t>(r.highest_passing_step)].rate_per_s)
            : std::string("none"),
          "highest passing rate");
   o << "</div>\n";
   if (r.connection_failures)
     o << "<p><b>" << r.connection_failures << " connection(s) failed during the run</b>: the numbers stop there.</p>\n";
+  if (r.interrupted)
+    o << "<p><b>Interrupted (Ctrl-C)</b>: the load ended early; the numbers stop there.</p>\n";
+
+  o << "<h2>Run parameters</h2>\n<table class=\"params\">\n";
+  param(o, "workload", w.name + (w.source.empty() ? " (flags only)" : " (" + w.source + ")"));
+  param(o, "mode", std::string(to_string(w.mode)));
+  param(o, "seed", std::to_string(r.seed));
+  param(o, "engine", c.where.address() + (c.where.tls.enabled ? " (TLS)" : ""));
+  param(o, "load started", r.started_at);
+  param(o, "load duration", fmt("%.2f s", r.load_s));
+  param(o, "members", grouped(w.members) + ", " + distribution_text(w) +
+                        (w.enroll ? fmt("; enrolled %s in %.1f s", grouped(r.enrolled).c_str(), r.enroll_s)
+                                  : std::string("; not enrolled by this run")));
+  param(o, "mix", mix_text(w.mix));
+  param(o, "basket", w.items.max == 0
+                       ? "amount only, " + range_text(w.amount) + " minor units"
+                       : range_text(w.items) + " items of " + std::to_string(w.categories.size()) + " categories, " +
+                           (w.skus.empty() ? std::to_string(w.sku_count) + " generated skus"
+                                           : std::to_string(w.skus.size()) + " skus"));
+  param(o, "brand, currency, channel", w.brand + ", " + w.currency + ", " + (w.channel.empty() ? "none" : w.channel));
+  if (w.weight(op_kind::partner_earn) + w.weight(op_kind::partner_burn) > 0)
+    param(o, "partner", w.partner);
+  param(o, "connections", fmt("%u x depth %u", w.connections, w.depth));
+  if (w.mode == run_mode::closed)
+    param(o, "duration", fmt("%g s", w.duration_s));
+  else
+    param(o, "schedule", schedule_text(w));
+  if (judged || w.mode == run_mode::ramp)
+    param(o, "objective",
+          objective_text(w.obj) + fmt("; stop after %u failing step(s); wait %g s for a step's answers",
+                                      w.obj.failures_max, w.obj.drain_s));
+  if (!c.command_line.empty())
+    param(o, "command", c.command_line);
+  o << "</table>\n";
 
   std::size_t group = 1;
   const auto pts = drawn_series(r.series, group);
@@ -730,7 +767,8 @@ std::string html_report(const run_result& r, const run_context& c) {
          "<th>achieved/s</th><th>achieved %</th><th>ok</th><th>refused</th><th>failed</th><th>unanswered</th>"
          "<th>error rate</th>"
          "<th>p50</th><th>p99</th><th>p99.9</th><th>max</th>"
-      << (judged ? fmt("<th>p%g</th><th class=\"l\">verdict</th>", w.obj.percentile) : std::string()) << "</tr>\n";
+      << (judged ? fmt("<th>p%g (objective)</th><th class=\"l\">verdict</th>", w.obj.percentile) : std::string())
+      << "</tr>\n";
     for (std::size_t k = 0; k < r.steps.size(); ++k) {
       auto s = r.steps[k];
       const bool was_judged = s.judged;
@@ -798,37 +836,6 @@ std::string html_report(const run_result& r, const run_context& c) {
   }
   o << "</table>\n";
 
-  o << "<h2>Run parameters</h2>\n<table class=\"params\">\n";
-  param(o, "workload", w.name + (w.source.empty() ? " (flags only)" : " (" + w.source + ")"));
-  param(o, "mode", std::string(to_string(w.mode)));
-  param(o, "seed", std::to_string(r.seed));
-  param(o, "engine", c.where.address() + (c.where.tls.enabled ? " (TLS)" : ""));
-  param(o, "load started", r.started_at);
-  param(o, "load duration", fmt("%.2f s", r.load_s));
-  param(o, "members", grouped(w.members) + ", " + distribution_text(w) +
-                        (w.enroll ? fmt("; enrolled %s in %.1f s", grouped(r.enrolled).c_str(), r.enroll_s)
-                                  : std::string("; not enrolled by this run")));
-  param(o, "mix", mix_text(w.mix));
-  param(o, "basket", w.items.max == 0
-                       ? "amount only, " + range_text(w.amount) + " minor units"
-                       : range_text(w.items) + " items of " + std::to_string(w.categories.size()) + " categories, " +
-                           (w.skus.empty() ? std::to_string(w.sku_count) + " generated skus"
-                                           : std::to_string(w.skus.size()) + " skus"));
-  param(o, "brand, currency, channel", w.brand + ", " + w.currency + ", " + (w.channel.empty() ? "none" : w.channel));
-  if (w.weight(op_kind::partner_earn) + w.weight(op_kind::partner_burn) > 0)
-    param(o, "partner", w.partner);
-  param(o, "connections", fmt("%u x depth %u", w.connections, w.depth));
-  if (w.mode == run_mode::closed)
-    param(o, "duration", fmt("%g s", w.duration_s));
-  else
-    param(o, "schedule", schedule_text(w));
-  if (judged || w.mode == run_mode::ramp)
-    param(o, "objective",
-          objective_text(w.obj) + fmt("; stop after %u failing step(s); wait %g s for a step's answers",
-                                      w.obj.failures_max, w.obj.drain_s));
-  if (!c.command_line.empty())
-    param(o, "command", c.command_line);
-  o << "</table>\n";
   o << "<footer>Written by loyalty-loadgen. One self-contained file: inline CSS and SVG, no script, nothing "
        "fetched. The numbers are in the JSON summary too (--json).</footer>\n</body>\n</html>\n";
   return o.str();
