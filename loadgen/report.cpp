@@ -300,7 +300,7 @@ std::string esc(std::string_view s) {
 
 // Chart geometry (SVG user units).
 constexpr double chart_w = 920, chart_h = 300;
-constexpr double pad_l = 78, pad_r = 16, pad_t = 28, pad_b = 42;
+constexpr double pad_l = 78, pad_r = 34, pad_t = 28, pad_b = 42;
 constexpr double plot_w = chart_w - pad_l - pad_r, plot_h = chart_h - pad_t - pad_b;
 
 // 1, 2 or 5 times a power of ten, at least x / 5 (about five ticks).
