@@ -124,7 +124,7 @@ void print_summary(const run_result& r, const run_context& c) {
     auto s = r.steps[k];
     if (!s.judged)
       judge(s, w.obj);  // for the rates only; the verdict is not shown
-    std::printf("    %4zu %10.0f %10.0f %10.0f %7.2f%% %9.3f %9.3f %9.3f %9llu %8llu %8llu  %s\n", k + 1, s.rate_per_s,
+    std::printf("    %4zu %10g %10.0f %10.0f %7.2f%% %9.3f %9.3f %9.3f %9llu %8llu %8llu  %s\n", k + 1, s.rate_per_s,
                 s.offered_per_s, s.achieved_per_s, s.error_rate * 100, ms(s.latency.percentile(0.5)),
                 ms(s.latency.percentile(0.99)), ms(s.latency.percentile(0.999)),
                 static_cast<unsigned long long>(s.refused), static_cast<unsigned long long>(s.failed),
@@ -557,6 +557,10 @@ std::string latency_chart(const run_result& r, const run_context& c, const std::
     lo = std::min(lo, c.w.obj.latency_ms_max);
     hi = std::max(hi, c.w.obj.latency_ms_max);
   }
+  if (hi <= 0) {  // no answers at all: an empty chart over 1 ms .. 100 ms
+    lo = 1;
+    hi = 100;
+  }
   const double x_max = r.series.empty() ? 1 : std::max(r.series.back().t_s, 1.0);
   return line_chart({p50, p99, p999}, x_max, log_axis(lo, hi), "latency (log scale)", ms_label, step_markers(r), th,
                     "latency percentiles over time");
@@ -775,7 +779,7 @@ std::string html_report(const run_result& r, const run_context& c) {
       if (!was_judged)
         judge(s, w.obj);
       o << "<tr class=\"" << (was_judged ? (s.passed ? "pass" : "fail") : "") << "\"><td>" << k + 1 << "</td>"
-        << fmt("<td>%.0f</td><td>%g</td><td>%.0f</td><td>%.0f</td><td>%.1f%%</td>", s.rate_per_s, s.duration_s,
+        << fmt("<td>%g</td><td>%g</td><td>%.0f</td><td>%.0f</td><td>%.1f%%</td>", s.rate_per_s, s.duration_s,
                s.offered_per_s, s.achieved_per_s,
                s.offered_per_s > 0 ? 100 * s.achieved_per_s / s.offered_per_s : 0.0)
         << "<td>" << grouped(s.ok) << "</td><td>" << grouped(s.refused) << "</td><td>" << grouped(s.failed)
