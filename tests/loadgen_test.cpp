@@ -1,8 +1,26 @@
+// The load generator: its histogram, Zipf sampler and workload files as plain
+// code, and the binary against a real engine on loopback (a ramp, its HTML and
+// JSON reports, flags over a workload file, a bad file). No test here asserts
+// a duration or a rate that depends on the machine's speed.
+#include "temp_dir.hpp"
+#include "io/engine.hpp"
 #include "loadgen/histogram.hpp"
+#include "loadgen/random.hpp"
+#include "loadgen/workload.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
 using loyalty::loadgen::histogram;
@@ -59,4 +77,901 @@ TEST_CASE("an empty histogram reports zeros", "[loadgen]") {
   CHECK(h.percentile(0.99) == 0);
   CHECK(h.max() == 0);
   CHECK(h.count() == 0);
+}
+
+// -- the sampler -------------------------------------------------------------------
+
+namespace {
+
+using loyalty::loadgen::member_picker;
+using loyalty::loadgen::rng;
+using loyalty::loadgen::zipf_sampler;
+
+// Draws from the Zipf sampler and counts ranks 1..top (the rest together).
+std::vector<std::uint64_t> zipf_counts(std::uint64_t n, double s, std::uint64_t seed, std::uint64_t draws,
+                                       std::size_t top) {
+  zipf_sampler z(n, s);
+  rng r(seed);
+  std::vector<std::uint64_t> counts(top + 1, 0);
+  std::uint64_t outside = 0;
+  for (std::uint64_t i = 0; i < draws; ++i) {
+    auto k = z(r);
+    outside += k < 1 || k > n;
+    ++counts[k >= 1 && k <= top ? k - 1 : top];
+  }
+  CHECK(outside == 0);
+  return counts;
+}
+
+} // namespace
+
+TEST_CASE("the most frequent of 10M Zipf members gets its theoretical share of 1M draws", "[loadgen][zipf]") {
+  constexpr std::uint64_t n = 10'000'000, draws = 1'000'000;
+  for (double s : {0.9, 1.0, 1.1}) {
+    const std::uint64_t seed = 42 + static_cast<std::uint64_t>(s * 10);
+    INFO("s " << s << ", seed " << seed);
+    const double h = zipf_sampler::harmonic(n, s);
+    auto counts = zipf_counts(n, s, seed, draws, 10);
+    for (std::uint64_t k : {1, 2, 10}) {
+      const double p = std::pow(static_cast<double>(k), -s) / h;
+      const double share = static_cast<double>(counts[k - 1]) / draws;
+      const double sigma = std::sqrt(p * (1 - p) / draws);
+      INFO("rank " << k << ": share " << share << ", theory " << p);
+      CHECK(std::fabs(share - p) < 5 * sigma);
+    }
+  }
+}
+
+TEST_CASE("the first 50 Zipf ranks and the rest fit the distribution (chi-square)", "[loadgen][zipf]") {
+  constexpr std::uint64_t n = 10'000'000, draws = 1'000'000, seed = 7;
+  constexpr std::size_t top = 50;
+  constexpr double s = 1.1;
+  INFO("seed " << seed);
+  const double h = zipf_sampler::harmonic(n, s);
+  auto counts = zipf_counts(n, s, seed, draws, top);
+  double chi2 = 0, head = 0;
+  for (std::size_t k = 1; k <= top; ++k) {
+    const double p = std::pow(static_cast<double>(k), -s) / h;
+    head += p;
+    const double e = p * draws;
+    chi2 += (static_cast<double>(counts[k - 1]) - e) * (static_cast<double>(counts[k - 1]) - e) / e;
+  }
+  const double e_rest = (1 - head) * draws;
+  chi2 += (static_cast<double>(counts[top]) - e_rest) * (static_cast<double>(counts[top]) - e_rest) / e_rest;
+  // 50 degrees of freedom: mean 50, standard deviation 10.
+  INFO("chi-square " << chi2);
+  CHECK(chi2 < 50 + 6 * 10);
+}
+
+TEST_CASE("every Zipf draw is a member in 1..N, for any N and exponent", "[loadgen][zipf]") {
+  constexpr std::uint64_t seed = 11;
+  INFO("seed " << seed);
+  rng r(seed);
+  for (std::uint64_t n : {std::uint64_t{1}, std::uint64_t{2}, std::uint64_t{10}, std::uint64_t{10'000'000},
+                          (std::uint64_t{1} << 56) - 1}) {
+    for (double s : {0.01, 0.5, 1.0, 1.0000001, 2.0, 8.0}) {
+      INFO("n " << n << ", s " << s);
+      zipf_sampler z(n, s);
+      std::uint64_t lo = UINT64_MAX, hi = 0;
+      for (int i = 0; i < 20000; ++i) {
+        auto k = z(r);
+        lo = std::min(lo, k);
+        hi = std::max(hi, k);
+      }
+      CHECK(lo >= 1);
+      CHECK(hi <= n);
+      if (n == 1)
+        CHECK(hi == 1);
+    }
+  }
+}
+
+TEST_CASE("uniform members stay uniform (chi-square over 1000 members, 1M draws)", "[loadgen][zipf]") {
+  constexpr std::uint64_t n = 1000, draws = 1'000'000, seed = 3;
+  INFO("seed " << seed);
+  member_picker pick(n, false, 1.0, false, seed);
+  rng r(seed);
+  std::vector<std::uint64_t> counts(n, 0);
+  std::uint64_t outside = 0;
+  for (std::uint64_t i = 0; i < draws; ++i) {
+    auto m = pick(r);
+    if (m < 1 || m > n)
+      ++outside;
+    else
+      ++counts[m - 1];
+  }
+  CHECK(outside == 0);
+  const double e = static_cast<double>(draws) / n;
+  double chi2 = 0, worst = 0;
+  for (auto c : counts) {
+    chi2 += (static_cast<double>(c) - e) * (static_cast<double>(c) - e) / e;
+    worst = std::max(worst, std::fabs(static_cast<double>(c) - e));
+  }
+  // 999 degrees of freedom: mean 999, standard deviation 44.7.
+  INFO("chi-square " << chi2 << ", largest deviation " << worst);
+  CHECK(chi2 < 999 + 6 * 44.7);
+  CHECK(worst < 6 * std::sqrt(e));
+}
+
+TEST_CASE("the same seed gives the same sequence of members, another seed another", "[loadgen][zipf]") {
+  for (bool zipf : {false, true}) {
+    INFO("zipf " << zipf);
+    member_picker a(1'000'000, zipf, 1.1, true, 99), b(1'000'000, zipf, 1.1, true, 99), c(1'000'000, zipf, 1.1, true, 100);
+    rng ra(99), rb(99), rc(100);
+    int same_as_other_seed = 0;
+    for (int i = 0; i < 10000; ++i) {
+      auto x = a(ra);
+      REQUIRE(x == b(rb));
+      same_as_other_seed += x == c(rc);
+    }
+    CHECK(same_as_other_seed < 10000);
+  }
+}
+
+TEST_CASE("scattered ranks are a permutation of the members", "[loadgen][zipf]") {
+  for (std::uint64_t n : {1u, 2u, 97u, 1000u, 4096u}) {
+    INFO("n " << n);
+    member_picker p(n, true, 1.1, true, 5);
+    std::vector<int> seen(n + 1, 0);
+    for (std::uint64_t rank = 1; rank <= n; ++rank) {
+      auto m = p.member_of_rank(rank);
+      REQUIRE(m >= 1);
+      REQUIRE(m <= n);
+      ++seen[m];
+    }
+    CHECK(std::count(seen.begin() + 1, seen.end(), 1) == static_cast<long>(n));
+  }
+}
+
+TEST_CASE("bounded draws are uniform and within their bounds", "[loadgen][zipf]") {
+  constexpr std::uint64_t seed = 17;
+  INFO("seed " << seed);
+  rng r(seed);
+  std::array<std::uint64_t, 7> counts{};
+  for (int i = 0; i < 700000; ++i)
+    ++counts[r.below(7)];
+  for (auto c : counts)
+    CHECK(std::fabs(static_cast<double>(c) - 100000) < 6 * std::sqrt(100000.0));
+  for (int i = 0; i < 10000; ++i) {
+    auto v = r.between(-3, 3);
+    REQUIRE(v >= -3);
+    REQUIRE(v <= 3);
+    auto u = r.unit();
+    REQUIRE(u >= 0);
+    REQUIRE(u < 1);
+  }
+  CHECK(r.between(5, 5) == 5);
+}
+
+// -- workload files ------------------------------------------------------------------
+
+namespace {
+
+using namespace loyalty::loadgen;
+
+std::optional<workload> parse(const std::string& text, std::vector<std::string>& errors) {
+  return parse_workload(text, "w.toml", errors);
+}
+
+// The one error of `text`, which must name `line` and contain `what`.
+void expect_error(const std::string& text, int line, const std::string& what) {
+  std::vector<std::string> errors;
+  auto w = parse(text, errors);
+  std::string all;
+  for (const auto& e : errors)
+    all += e + "\n";
+  INFO(text);
+  INFO(all);
+  CHECK_FALSE(w);
+  REQUIRE(!errors.empty());
+  CHECK(errors[0].rfind("w.toml:" + std::to_string(line) + ": ", 0) == 0);
+  CHECK(errors[0].find(what) != std::string::npos);
+}
+
+const char* full_workload = R"(# every key, none at its default
+[workload]
+name = "everything"
+description = "all keys"
+mode = "ramp"
+seed = 1234
+duration_s = 42.5
+
+[members]
+count = 5000
+distribution = "zipf"
+s = 1.25
+scatter = true
+brand = "globex"
+enroll = false
+enroll_batch = 250
+
+[mix]
+earn = 40
+redeem = 5
+event = 5
+hold = 5
+refund = 5
+reward = 5
+transfer = 5
+balance = 10
+history = 5
+partner_earn = 10
+partner_burn = 5
+
+[basket]
+items = [2, 7]
+categories = ["electronics", "gaming"]
+skus = ["A-1", "B-2", "C-3"]
+item_amount = [10, 20]
+quantity = 2
+amount = [300, 400]
+currency = "USD"
+channel = "web"
+store = "berlin-1"
+
+[operations]
+event = "birthday"
+reward = "voucher-10"
+partner = "skyair"
+points = [5, 6]
+transfer_points = 3
+partner_points = [700, 800]
+
+[connections]
+count = 3
+depth = 17
+
+[schedule]
+ramp = { from_per_s = 100, to_per_s = 450, step_per_s = 100, step_duration_s = 2.5 }
+
+[objective]
+percentile = 99.9
+latency_ms_max = 2.5
+error_rate_max = 0.02
+count_refusals = true
+rate_tolerance = 0.1
+failures_max = 3
+drain_s = 1.5
+)";
+
+} // namespace
+
+TEST_CASE("a workload file sets every key", "[loadgen][workload]") {
+  std::vector<std::string> errors;
+  auto w = parse(full_workload, errors);
+  INFO((errors.empty() ? "" : errors[0]));
+  REQUIRE(w);
+  CHECK(w->name == "everything");
+  CHECK(w->description == "all keys");
+  CHECK(w->source == "w.toml");
+  CHECK(w->mode == run_mode::ramp);
+  CHECK(w->seed == 1234);
+  CHECK(w->duration_s == 42.5);
+  CHECK(w->members == 5000);
+  CHECK(w->distribution == member_distribution::zipf);
+  CHECK(w->zipf_s == 1.25);
+  CHECK(w->scatter);
+  CHECK(w->brand == "globex");
+  CHECK_FALSE(w->enroll);
+  CHECK(w->enroll_batch == 250);
+  CHECK(mix_text(w->mix) ==
+        "earn=40,redeem=5,event=5,hold=5,refund=5,reward=5,transfer=5,balance=10,history=5,partner_earn=10,"
+        "partner_burn=5");
+  CHECK(w->items == int_range{2, 7});
+  CHECK(w->categories == std::vector<std::string>{"electronics", "gaming"});
+  CHECK(w->skus == std::vector<std::string>{"A-1", "B-2", "C-3"});
+  CHECK(w->item_amount == int_range{10, 20});
+  CHECK(w->quantity == int_range{2, 2});
+  CHECK(w->amount == int_range{300, 400});
+  CHECK(w->currency == "USD");
+  CHECK(w->channel == "web");
+  CHECK(w->store == "berlin-1");
+  CHECK(w->event == "birthday");
+  CHECK(w->reward == "voucher-10");
+  CHECK(w->partner == "skyair");
+  CHECK(w->points == int_range{5, 6});
+  CHECK(w->transfer_points == int_range{3, 3});
+  CHECK(w->partner_points == int_range{700, 800});
+  CHECK(w->connections == 3);
+  CHECK(w->depth == 17);
+  CHECK(w->sched.k == schedule::kind::ramp);
+  auto steps = w->sched.expand(w->duration_s);
+  REQUIRE(steps.size() == 4);  // 100, 200, 300, 400: 500 is past to_per_s
+  CHECK(steps[0] == step{100, 2.5});
+  CHECK(steps[3] == step{400, 2.5});
+  CHECK(w->has_objective);
+  CHECK(w->obj.percentile == 99.9);
+  CHECK(w->obj.latency_ms_max == 2.5);
+  CHECK(w->obj.error_rate_max == 0.02);
+  CHECK(w->obj.count_refusals);
+  CHECK(w->obj.rate_tolerance == 0.1);
+  CHECK(w->obj.failures_max == 3);
+  CHECK(w->obj.drain_s == 1.5);
+  CHECK(check_workload(*w).empty());
+}
+
+TEST_CASE("an empty workload file keeps every default", "[loadgen][workload]") {
+  std::vector<std::string> errors;
+  auto w = parse("# nothing\n", errors);
+  REQUIRE(w);
+  const workload d;
+  CHECK(w->mode == run_mode::closed);
+  CHECK(w->seed == 0);
+  CHECK(w->duration_s == d.duration_s);
+  CHECK(w->members == 1'000'000);
+  CHECK(w->distribution == member_distribution::uniform);
+  CHECK_FALSE(w->scatter);
+  CHECK(w->brand == "acme");
+  CHECK(w->enroll);
+  CHECK(w->enroll_batch == 1000);
+  CHECK(mix_text(w->mix) == "earn=90,redeem=10");
+  CHECK(w->items == int_range{0, 0});
+  CHECK(w->categories == d.categories);
+  CHECK(w->skus.empty());
+  CHECK(w->sku_count == 5000);
+  CHECK(w->currency == "EUR");
+  CHECK(w->channel.empty());
+  CHECK(w->partner == "skyair");
+  CHECK(w->connections == 4);
+  CHECK(w->depth == 256);
+  CHECK(w->sched.k == schedule::kind::none);
+  CHECK_FALSE(w->has_objective);
+  CHECK(w->obj.latency_text() == "p99<=10ms");
+  CHECK(w->obj.error_rate_max == 0.01);
+  CHECK(w->obj.rate_tolerance == 0.05);
+  CHECK(w->obj.failures_max == 1);
+}
+
+TEST_CASE("a workload with a schedule and no mode runs open loop; steps and one rate expand", "[loadgen][workload]") {
+  std::vector<std::string> errors;
+  auto w = parse("[workload]\nduration_s = 3\n[schedule]\nrate_per_s = 250\n", errors);
+  REQUIRE(w);
+  CHECK(w->mode == run_mode::open);
+  CHECK(w->sched.expand(w->duration_s) == std::vector<step>{{250, 3}});
+  w = parse("[schedule]\nsteps = [ { rate_per_s = 10, duration_s = 1 }, { rate_per_s = 20.5, duration_s = 2 } ]\n",
+            errors);
+  REQUIRE(w);
+  CHECK(w->sched.expand(w->duration_s) == std::vector<step>{{10, 1}, {20.5, 2}});
+  w = parse("[schedule]\nramp = { from_per_s = 5, to_per_s = 5, step_per_s = 1, step_duration_s = 1 }\n", errors);
+  REQUIRE(w);
+  CHECK(w->sched.expand(w->duration_s) == std::vector<step>{{5, 1}});
+}
+
+TEST_CASE("each mistake in a workload file is reported with its line", "[loadgen][workload]") {
+  expect_error("[workload]\nname = \"x\"\n[nonsense]\na = 1\n", 3, "unknown key 'nonsense'");
+  expect_error("[members]\ncount = 10\ncolour = \"red\"\n", 3, "unknown key 'colour' in [members]");
+  expect_error("\n[members]\ncount = \"many\"\n", 3, "'count' in [members] must be an integer");
+  expect_error("[members]\ncount = 0\n", 2, "between 1 and");
+  expect_error("[connections]\n\ncount = 5000\n", 3, "'count' in [connections] must be between 1 and 1024");
+  expect_error("[members]\ndistribution = \"normal\"\n", 2, "must be one of \"uniform\", \"zipf\"");
+  expect_error("[members]\ndistribution = \"zipf\"\n", 2, "needs its exponent 's'");
+  expect_error("[members]\ns = 1.1\n", 2, "needs distribution = \"zipf\"");
+  expect_error("[members]\ndistribution = \"zipf\"\ns = -1\n", 3, "'s' in [members] must be above 0");
+  expect_error("[workload]\nname = \"x\"\n[mix]\nearn = 90\nredeem = 5\n", 3, "add up to 95, not 100");
+  expect_error("[mix]\nearn = 90\nteleport = 10\n", 3, "unknown operation 'teleport' in [mix]");
+  expect_error("[mix]\nearn = 90.5\nredeem = 9.5\n", 2, "must be a percentage");
+  expect_error("[operations]\npartner = \"\"\n", 2, "'partner' in [operations] must be 1 to 64 bytes");
+  expect_error("[basket]\nitems = [1, 300]\n", 2, "'items' in [basket] must be an integer or [min, max]");
+  expect_error("[basket]\nitems = [5, 2]\n", 2, "min <= max");
+  expect_error("[basket]\ncategories = []\n", 2, "not empty");
+  expect_error("[basket]\nskus = [\"a\"]\nsku_count = 3\n", 3, "both 'skus' and 'sku_count'");
+  expect_error("[workload]\nmode = \"ramp\"\n", 2, "needs a [schedule]");
+  expect_error("[workload]\nmode = \"sideways\"\n", 2, "must be one of \"closed\", \"open\", \"ramp\"");
+  expect_error("[workload]\nseed = -1\n", 2, "'seed' in [workload] must be between 0");
+  expect_error("[workload]\nduration_s = 0\n", 2, "'duration_s' in [workload] must be above 0");
+  expect_error("[schedule]\nrate_per_s = 100\nramp = { from_per_s = 1, to_per_s = 2, step_per_s = 1, step_duration_s = 1 }\n",
+               1, "exactly one of rate_per_s, steps or ramp");
+  expect_error("[schedule]\nramp = { from_per_s = 500, to_per_s = 100, step_per_s = 100, step_duration_s = 1 }\n", 2,
+               "the ramp must go up");
+  expect_error("[schedule]\nramp = { from_per_s = 1, to_per_s = 2, step_duration_s = 1 }\n", 2,
+               "missing key 'step_per_s'");
+  expect_error("[schedule]\nsteps = [\n  { rate_per_s = 10, duration_s = 1 },\n  { rate_per_s = 20 },\n]\n", 4,
+               "missing key 'duration_s' in a step");
+  expect_error("[schedule]\nsteps = [\n  { rate_per_s = 10, duration_s = 1, colour = 2 },\n]\n", 3,
+               "unknown key 'colour' in a step");
+  expect_error("[schedule]\nsteps = [\n  { rate_per_s = 0, duration_s = 1 },\n]\n", 3, "'rate_per_s' in a step");
+  expect_error("[objective]\npercentile = 100\n", 2, "'percentile' in [objective]");
+  expect_error("[objective]\nerror_rate_max = 1.5\n", 2, "'error_rate_max' in [objective]");
+  expect_error("[objective]\nfailures_max = 0\n", 2, "'failures_max' in [objective]");
+  expect_error("[objective]\ncount_refusals = \"yes\"\n", 2, "must be true or false");
+  expect_error("[members]\ncount = 10\n\n[members]\ncount = 20\n", 4, "syntax error");
+  expect_error("[workload]\nname = \"unterminated\n", 2, "syntax error");
+  expect_error("workload = 3\n", 1, "'workload' must be a table");
+}
+
+TEST_CASE("every mistake of a workload file is reported, in line order", "[loadgen][workload]") {
+  std::vector<std::string> errors;
+  auto w = parse("[members]\ncount = 0\ncolour = 1\n[connections]\ndepth = 0\n[mix]\nearn = 50\n", errors);
+  CHECK_FALSE(w);
+  REQUIRE(errors.size() == 4);
+  CHECK(errors[0].rfind("w.toml:2: ", 0) == 0);
+  CHECK(errors[1].rfind("w.toml:3: ", 0) == 0);
+  CHECK(errors[2].rfind("w.toml:5: ", 0) == 0);
+  CHECK(errors[3].rfind("w.toml:6: ", 0) == 0);
+}
+
+TEST_CASE("the example workloads parse", "[loadgen][workload]") {
+  for (const char* f : {"workload-black-friday.toml", "workload-steady.toml"}) {
+    std::vector<std::string> errors;
+    auto w = load_workload(std::string(LOYALTY_SOURCE_DIR "/config/examples/") + f, errors);
+    INFO(f << (errors.empty() ? "" : ": " + errors[0]));
+    REQUIRE(w);
+    CHECK(check_workload(*w).empty());
+    CHECK(w->mode != run_mode::closed);
+  }
+}
+
+TEST_CASE("a workload printed as TOML reads back the same", "[loadgen][workload]") {
+  std::vector<std::string> errors;
+  auto w = parse(full_workload, errors);
+  REQUIRE(w);
+  auto again = parse(to_toml(*w), errors);
+  INFO(to_toml(*w));
+  INFO((errors.empty() ? "" : errors[0]));
+  REQUIRE(again);
+  CHECK(to_toml(*again) == to_toml(*w));
+}
+
+TEST_CASE("flag syntaxes: mix, range, objective, ramp and steps", "[loadgen][workload]") {
+  std::string err;
+  mix_weights m{};
+  CHECK(parse_mix("earn=60, partner_burn=40", m, err));
+  CHECK(mix_text(m) == "earn=60,partner_burn=40");
+  CHECK_FALSE(parse_mix("earn=60,redeem=30", m, err));
+  CHECK(err.find("add up to 90") != std::string::npos);
+  CHECK_FALSE(parse_mix("earn=60,fly=40", m, err));
+  CHECK(err.find("unknown operation 'fly'") != std::string::npos);
+  CHECK_FALSE(parse_mix("earn", m, err));
+
+  int_range r;
+  CHECK(parse_range("3", r, err));
+  CHECK(r == int_range{3, 3});
+  CHECK(parse_range("1-8", r, err));
+  CHECK(r == int_range{1, 8});
+  CHECK_FALSE(parse_range("8-1", r, err));
+  CHECK_FALSE(parse_range("x", r, err));
+
+  objective o;
+  CHECK(parse_objective("p99.9<=2.5ms", o, err));
+  CHECK(o.percentile == 99.9);
+  CHECK(o.latency_ms_max == 2.5);
+  CHECK(parse_objective("p50<=800us", o, err));
+  CHECK(o.latency_ms_max == Approx(0.8));
+  CHECK(parse_objective("p99<=1s", o, err));
+  CHECK(o.latency_ms_max == 1000);
+  CHECK_FALSE(parse_objective("p100<=1ms", o, err));
+  CHECK_FALSE(parse_objective("p99<=10", o, err));
+  CHECK_FALSE(parse_objective("99<=10ms", o, err));
+
+  ramp_spec rs;
+  CHECK(parse_ramp("1000:20000:1000:10", rs, err));
+  CHECK(rs.from_per_s == 1000);
+  CHECK(rs.to_per_s == 20000);
+  CHECK(rs.step_per_s == 1000);
+  CHECK(rs.step_duration_s == 10);
+  CHECK_FALSE(parse_ramp("1000:20000:1000", rs, err));
+  CHECK_FALSE(parse_ramp("2000:1000:100:1", rs, err));
+
+  std::vector<step> steps;
+  CHECK(parse_steps("2000:30,5000:60", steps, err));
+  CHECK(steps == std::vector<step>{{2000, 30}, {5000, 60}});
+  CHECK_FALSE(parse_steps("2000:30,5000", steps, err));
+  CHECK_FALSE(parse_steps("0:30", steps, err));
+}
+
+TEST_CASE("a workload whose flags leave it inconsistent is refused", "[loadgen][workload]") {
+  workload w;
+  w.mode = run_mode::ramp;
+  CHECK_FALSE(check_workload(w).empty());  // no schedule
+  w.sched.k = schedule::kind::rate;
+  w.sched.rate_per_s = 10;
+  CHECK(check_workload(w).empty());
+  w.mix[static_cast<std::size_t>(op_kind::partner_earn)] = 10;
+  w.mix[static_cast<std::size_t>(op_kind::earn)] = 80;
+  w.partner.clear();
+  CHECK_FALSE(check_workload(w).empty());  // partner operations without a partner
+}
+
+// -- the binary against a real engine ------------------------------------------------
+
+namespace {
+
+struct engine_dir : loyalty::test::temp_dir {
+  engine_dir() : loyalty::test::temp_dir("loadgen") {}
+};
+
+// A real engine (ledger in `dir`, actors, server on an ephemeral loopback
+// port) with the example retail program: brands acme and globex, partner skyair.
+std::unique_ptr<loyalty::io::engine> start_retail_engine(const std::filesystem::path& dir) {
+  loyalty::io::engine_options o;
+  o.settings.listen_host = "127.0.0.1";
+  o.settings.listen_port = 0;
+  o.settings.data_dir = (dir / "data").string();
+  o.settings.map_bytes = 1ull << 30;
+  o.settings.commit_window_us = 100;
+  o.settings.actor_threads = 2;
+  std::vector<loyalty::config_error> errors;
+  auto prog = loyalty::load_program(LOYALTY_SOURCE_DIR "/config/examples/retail.toml", errors);
+  REQUIRE(prog);
+  o.prog = std::move(*prog);
+  std::string err;
+  auto e = loyalty::io::engine::start(std::move(o), err);
+  INFO(err);
+  REQUIRE(e);
+  return e;
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+
+// Runs the load generator with `args`; its stdout and stderr land in `out`.
+int run_loadgen(const std::string& args, const std::filesystem::path& dir, std::string& out) {
+  const auto log = dir / "loadgen.out";
+  const std::string cmd = std::string(LOYALTY_LOADGEN_BIN) + " " + args + " > " + log.string() + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  out = slurp(log);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Just enough JSON to check that a summary parses and to read a few fields.
+struct json {
+  enum class kind { null, boolean, number, string, array, object } k = kind::null;
+  bool b = false;
+  double num = 0;
+  std::string str;
+  std::vector<json> items;
+  std::vector<std::pair<std::string, json>> fields;
+
+  const json* operator[](const std::string& key) const {
+    for (const auto& [k2, v] : fields)
+      if (k2 == key)
+        return &v;
+    return nullptr;
+  }
+};
+
+class json_reader {
+public:
+  explicit json_reader(std::string_view s) : s_(s) {}
+
+  bool document(json& out) {
+    if (!value(out))
+      return false;
+    space();
+    return pos_ == s_.size();
+  }
+
+private:
+  void space() {
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\t' || s_[pos_] == '\r'))
+      ++pos_;
+  }
+  bool literal(std::string_view w) {
+    if (s_.substr(pos_, w.size()) != w)
+      return false;
+    pos_ += w.size();
+    return true;
+  }
+  bool string(std::string& out) {
+    if (pos_ >= s_.size() || s_[pos_] != '"')
+      return false;
+    ++pos_;
+    while (pos_ < s_.size() && s_[pos_] != '"') {
+      char c = s_[pos_++];
+      if (static_cast<unsigned char>(c) < 0x20)
+        return false;
+      if (c == '\\') {
+        if (pos_ >= s_.size())
+          return false;
+        char e = s_[pos_++];
+        if (e == 'u') {
+          if (pos_ + 4 > s_.size())
+            return false;
+          pos_ += 4;
+          out += '?';
+          continue;
+        }
+        if (std::string_view("\"\\/bfnrt").find(e) == std::string_view::npos)
+          return false;
+        out += e;
+        continue;
+      }
+      out += c;
+    }
+    if (pos_ >= s_.size())
+      return false;
+    ++pos_;
+    return true;
+  }
+  bool value(json& v) {
+    space();
+    if (pos_ >= s_.size())
+      return false;
+    char c = s_[pos_];
+    if (c == '{') {
+      v.k = json::kind::object;
+      ++pos_;
+      space();
+      if (pos_ < s_.size() && s_[pos_] == '}')
+        return ++pos_, true;
+      for (;;) {
+        space();
+        std::string key;
+        if (!string(key))
+          return false;
+        space();
+        if (!literal(":"))
+          return false;
+        json item;
+        if (!value(item))
+          return false;
+        v.fields.emplace_back(std::move(key), std::move(item));
+        space();
+        if (literal(","))
+          continue;
+        return literal("}");
+      }
+    }
+    if (c == '[') {
+      v.k = json::kind::array;
+      ++pos_;
+      space();
+      if (pos_ < s_.size() && s_[pos_] == ']')
+        return ++pos_, true;
+      for (;;) {
+        json item;
+        if (!value(item))
+          return false;
+        v.items.push_back(std::move(item));
+        space();
+        if (literal(","))
+          continue;
+        return literal("]");
+      }
+    }
+    if (c == '"') {
+      v.k = json::kind::string;
+      return string(v.str);
+    }
+    if (literal("true")) {
+      v.k = json::kind::boolean;
+      v.b = true;
+      return true;
+    }
+    if (literal("false")) {
+      v.k = json::kind::boolean;
+      return true;
+    }
+    if (literal("null"))
+      return true;
+    const char* begin = s_.data() + pos_;
+    char* end = nullptr;
+    std::string tmp(s_.substr(pos_, 40));
+    v.num = std::strtod(tmp.c_str(), &end);
+    if (end == tmp.c_str())
+      return false;
+    v.k = json::kind::number;
+    pos_ += static_cast<std::size_t>(end - tmp.c_str());
+    (void)begin;
+    return true;
+  }
+
+  std::string_view s_;
+  std::size_t pos_ = 0;
+};
+
+json parse_json_file(const std::filesystem::path& p) {
+  const auto text = slurp(p);
+  json j;
+  INFO(text.substr(0, 2000));
+  REQUIRE(json_reader(text).document(j));
+  REQUIRE(j.k == json::kind::object);
+  return j;
+}
+
+bool is_number(const json* j) { return j && j->k == json::kind::number; }
+
+// An HTML page that needs nothing but itself: no address, no script, no
+// external style or image.
+void check_self_contained(const std::string& html) {
+  CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
+  CHECK(html.find("<svg") != std::string::npos);
+  CHECK(html.find("http://") == std::string::npos);
+  CHECK(html.find("https://") == std::string::npos);
+  CHECK(html.find("<script") == std::string::npos);
+  CHECK(html.find("src=") == std::string::npos);
+  CHECK(html.find("url(") == std::string::npos);
+  CHECK(html.find("@import") == std::string::npos);
+  CHECK(html.find("<link") == std::string::npos);
+  CHECK(html.find("</html>") != std::string::npos);
+}
+
+} // namespace
+
+TEST_CASE("a short ramp against a real engine reports its highest passing rate, an HTML page and a JSON summary",
+          "[loadgen][engine]") {
+  engine_dir tmp;
+  auto e = start_retail_engine(tmp.path);
+  const auto file = tmp.path / "ramp.toml";
+  {
+    std::ofstream f(file);
+    // Low rates, short steps and an objective any machine meets: the test
+    // checks what is reported, never how fast this machine is.
+    f << "[workload]\nname = \"loopback ramp\"\nmode = \"ramp\"\nseed = 5\n"
+         "[members]\ncount = 300\ndistribution = \"zipf\"\ns = 1.1\nscatter = true\n"
+         "[mix]\nearn = 40\nredeem = 10\nhold = 10\nrefund = 5\nbalance = 15\npartner_earn = 10\npartner_burn = 10\n"
+         "[basket]\nitems = [1, 3]\ncategories = [\"electronics\", \"coffee\"]\nchannel = \"app\"\n"
+         "[connections]\ncount = 2\ndepth = 64\n"
+         "[schedule]\nramp = { from_per_s = 40, to_per_s = 120, step_per_s = 40, step_duration_s = 1 }\n"
+         "[objective]\npercentile = 99\nlatency_ms_max = 5000\nerror_rate_max = 0.5\nrate_tolerance = 0.5\n"
+         "failures_max = 1\ndrain_s = 5\n";
+  }
+  const auto json_path = tmp.path / "ramp.json", html_path = tmp.path / "ramp.html";
+  std::string out;
+  const int rc = run_loadgen("--port " + std::to_string(e->port()) + " --workload " + file.string() + " --json " +
+                               json_path.string() + " --report " + html_path.string(),
+                             tmp.path, out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  CHECK(out.find("loyalty-loadgen seed 5") != std::string::npos);
+  CHECK(out.find("highest passing rate") != std::string::npos);
+
+  const auto html = slurp(html_path);
+  check_self_contained(html);
+  CHECK(html.find("Throughput over time") != std::string::npos);
+  CHECK(html.find("Latency over time") != std::string::npos);
+  CHECK(html.find("Latency distribution") != std::string::npos);
+  CHECK(html.find("Errors by code") != std::string::npos);
+  CHECK(html.find("Ramp steps") != std::string::npos);
+  CHECK(html.find("<table class=\"steps\">") != std::string::npos);
+  CHECK(html.find("Highest passing rate") != std::string::npos);
+  CHECK(html.find("loopback ramp") != std::string::npos);
+
+  const auto j = parse_json_file(json_path);
+  REQUIRE(j["mode"]);
+  CHECK(j["mode"]->str == "ramp");
+  REQUIRE(j["series"]);
+  REQUIRE(j["series"]->k == json::kind::array);
+  CHECK(j["series"]->items.size() >= 2);
+  for (const auto& p : j["series"]->items) {
+    CHECK(is_number(p["t_s"]));
+    CHECK(is_number(p["offered_per_s"]));
+    CHECK(is_number(p["achieved_per_s"]));
+    CHECK(is_number(p["p50_us"]));
+    CHECK(is_number(p["p99_us"]));
+    CHECK(is_number(p["p999_us"]));
+  }
+  REQUIRE(j["steps"]);
+  const auto& steps = j["steps"]->items;
+  REQUIRE(!steps.empty());
+  CHECK(steps.size() <= 3);
+  REQUIRE(is_number(j["highest_passing_rate_per_s"]));
+  const double best = j["highest_passing_rate_per_s"]->num;
+  bool found = false;
+  for (const auto& s : steps) {
+    REQUIRE(s["passed"]);
+    CHECK(s["passed"]->k == json::kind::boolean);
+    CHECK(is_number(s["offered_per_s"]));
+    CHECK(is_number(s["achieved_per_s"]));
+    found |= s["passed"]->b && s["rate_per_s"]->num == best;
+  }
+  CHECK(found);
+
+  auto v = e->ledger().verify();
+  std::string why;
+  for (const auto& p : v.problems)
+    why += p + "\n";
+  INFO(why);
+  CHECK(v.ok);
+}
+
+TEST_CASE("open-loop steps all run, judged against an objective, with offered and achieved side by side",
+          "[loadgen][engine]") {
+  engine_dir tmp;
+  auto e = start_retail_engine(tmp.path);
+  const auto json_path = tmp.path / "open.json", html_path = tmp.path / "open.html";
+  std::string out;
+  const int rc = run_loadgen("--port " + std::to_string(e->port()) +
+                               " --members 100 --connections 2 --depth 32 --steps 30:1,60:1 --objective 'p99<=1ms'"
+                               " --seed 9 --json " + json_path.string() + " --report " + html_path.string(),
+                             tmp.path, out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  CHECK(out.find("offered") != std::string::npos);
+  CHECK(out.find("achieved") != std::string::npos);
+  check_self_contained(slurp(html_path));
+  const auto j = parse_json_file(json_path);
+  CHECK(j["mode"]->str == "open");
+  // Open mode never stops early, whether a step passes or not.
+  REQUIRE(j["steps"]);
+  CHECK(j["steps"]->items.size() == 2);
+  CHECK(j["ramp_stopped"]->b == false);
+  CHECK(is_number(j["offered_per_second"]));
+  CHECK(is_number(j["achieved_per_second"]));
+  CHECK(j["offered"]->num == 90);  // 30 + 60 requests on the schedule
+}
+
+TEST_CASE("a closed-loop run from flags alone writes a report without steps", "[loadgen][engine]") {
+  engine_dir tmp;
+  auto e = start_retail_engine(tmp.path);
+  const auto html_path = tmp.path / "closed.html";
+  std::string out;
+  const int rc = run_loadgen("--port " + std::to_string(e->port()) +
+                               " --members 50 --connections 1 --depth 4 --duration 1 --seed 2 --report " +
+                               html_path.string(),
+                             tmp.path, out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  CHECK(out.find("enroll 50 / 50 members") != std::string::npos);
+  const auto html = slurp(html_path);
+  check_self_contained(html);
+  CHECK(html.find("Ramp steps") == std::string::npos);
+}
+
+TEST_CASE("a flag given with a workload file overrides the file's value and the rest of the file stays",
+          "[loadgen][workload]") {
+  engine_dir tmp;
+  const auto file = tmp.path / "w.toml";
+  {
+    std::ofstream f(file);
+    f << full_workload;
+  }
+  std::string out;
+  int rc = run_loadgen("--workload " + file.string() +
+                         " --connections 2 --objective 'p50<=3ms' --mix earn=100 --items 4 --print-workload",
+                       tmp.path, out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  std::vector<std::string> errors;
+  auto w = parse_workload(out, "printed", errors);
+  INFO((errors.empty() ? "" : errors[0]));
+  REQUIRE(w);
+  CHECK(w->connections == 2);  // the flags ...
+  CHECK(w->obj.percentile == 50);
+  CHECK(w->obj.latency_ms_max == 3);
+  CHECK(mix_text(w->mix) == "earn=100");
+  CHECK(w->items == int_range{4, 4});
+  CHECK(w->depth == 17);  // ... and the file
+  CHECK(w->members == 5000);
+  CHECK(w->zipf_s == 1.25);
+  CHECK(w->mode == run_mode::ramp);
+  CHECK(w->sched.k == schedule::kind::ramp);
+  CHECK(w->obj.error_rate_max == 0.02);
+
+  // A schedule flag replaces the file's schedule.
+  rc = run_loadgen("--workload " + file.string() + " --rate 50 --print-workload", tmp.path, out);
+  REQUIRE(rc == 0);
+  w = parse_workload(out, "printed", errors);
+  REQUIRE(w);
+  CHECK(w->sched.k == schedule::kind::rate);
+  CHECK(w->sched.rate_per_s == 50);
+  CHECK(w->mode == run_mode::ramp);  // --mode not given: the file's
+
+  // Without a file, --ramp alone selects ramp mode.
+  rc = run_loadgen("--ramp 10:30:10:1 --print-workload", tmp.path, out);
+  REQUIRE(rc == 0);
+  w = parse_workload(out, "printed", errors);
+  REQUIRE(w);
+  CHECK(w->mode == run_mode::ramp);
+}
+
+TEST_CASE("a mistake in a workload file makes the tool exit 2 naming the file and line", "[loadgen][workload]") {
+  engine_dir tmp;
+  const auto file = tmp.path / "bad.toml";
+  {
+    std::ofstream f(file);
+    f << "[workload]\nmode = \"open\"\n[members]\ncount = -5\n[schedule]\nrate_per_s = 10\n";
+  }
+  std::string out;
+  // Port 1: it must not get as far as connecting.
+  const int rc = run_loadgen("--port 1 --workload " + file.string(), tmp.path, out);
+  INFO(out);
+  CHECK(rc == 2);
+  CHECK(out.find(file.string() + ":4: 'count' in [members] must be between 1 and") != std::string::npos);
+  CHECK(run_loadgen("--port 1 --mix earn=50", tmp.path, out) == 2);
+  CHECK(out.find("add up to 50, not 100") != std::string::npos);
+  CHECK(run_loadgen("--port 1 --mode ramp", tmp.path, out) == 2);
+  CHECK(out.find("needs a schedule") != std::string::npos);
 }

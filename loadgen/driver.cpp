@@ -1,0 +1,875 @@
+// The run. Per request the hot path does: one draw of member and operation,
+// one request built on the stack and handed to the client library, a slot
+// from a free list (no allocation, no lock: one thread), and on the answer
+// three histogram records (the second's window, the operation's, the step's).
+// What the client library itself allocates per request (the 16-byte txn
+// string, the handler's hash-map node, a basket's item vector) is its own.
+#include "loadgen/driver.hpp"
+
+#include "loadgen/limits.hpp"
+#include "loadgen/random.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <deque>
+#include <functional>
+
+#include <csignal>
+#include <unistd.h>
+
+namespace loyalty::loadgen {
+
+using steady = std::chrono::steady_clock;
+using io::opcode;
+
+namespace {
+
+std::uint64_t now_us() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count());
+}
+
+double secs(steady::duration d) { return std::chrono::duration<double>(d).count(); }
+
+std::uint64_t micros(steady::duration d) {
+  auto c = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  return c < 0 ? 0 : static_cast<std::uint64_t>(c);
+}
+
+steady::duration from_secs(double s) {
+  return std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s));
+}
+
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// "1,234,567"
+std::string grouped(std::uint64_t n) {
+  auto s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
+    s.insert(static_cast<std::size_t>(i), ",");
+  return s;
+}
+
+std::string eta_text(double s) {
+  if (!std::isfinite(s) || s < 0)
+    return "?";
+  auto t = static_cast<long long>(s + 0.5);
+  char buf[32];
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", t / 3600, t / 60 % 60);
+  else if (t >= 60)
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", t / 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%llds", t);
+  return buf;
+}
+
+double ms(std::uint64_t us) { return static_cast<double>(us) / 1000.0; }
+
+constexpr std::size_t opcode_slots = 64;
+constexpr std::size_t txn_bytes = 16;
+
+// A request in flight: what its answer needs to be accounted and learned from.
+struct slot {
+  steady::time_point intended;
+  std::uint64_t member = 0;
+  std::int64_t amount = 0;
+  std::array<char, txn_bytes> txn{};
+  std::uint32_t conn = 0;
+  std::int32_t step = -1;
+  opcode op = opcode::none;
+  bool in_use = false;
+  bool abandoned = false;  // given up on: its answer, if it comes, is not counted
+};
+
+// Due by the schedule, not yet sent (its connection was at --depth).
+struct due_request {
+  steady::time_point intended;
+  std::int32_t step;
+};
+
+// A capture or release of a hold this connection opened.
+struct followup {
+  opcode op;
+  std::uint64_t member;
+  std::uint64_t hold;
+};
+
+struct earned_record {
+  std::uint64_t member;
+  std::array<char, txn_bytes> txn;
+  std::int64_t amount;
+};
+
+// Earns of the run that refunds pick from (reservoir of this size).
+constexpr std::size_t earned_keep = 4096;
+
+// Ctrl-C ends the load early; the run still drains, reports and writes its
+// files. A second Ctrl-C kills the process as usual.
+volatile std::sig_atomic_t interrupted = 0;
+extern "C" void on_sigint(int) {
+  interrupted = 1;
+  std::signal(SIGINT, SIG_DFL);
+}
+
+} // namespace
+
+bool is_refusal(errc code) noexcept {
+  switch (code) {
+    case errc::insufficient_points:
+    case errc::out_of_stock:
+    case errc::unknown_hold:
+    case errc::unknown_txn:
+    case errc::already_reversed:
+    case errc::negative_balance_limit:
+    case errc::same_member:
+    case errc::invalid_amount: return true;
+    default: return false;
+  }
+}
+
+void judge(step_result& s, const objective& o) {
+  const auto answered = s.ok + s.refused + s.failed;
+  s.offered_per_s = static_cast<double>(s.offered) / std::max(s.duration_s, 1e-9);
+  const double span = std::max(s.duration_s, s.last_answer_s - s.start_s);
+  s.achieved_per_s = static_cast<double>(answered) / std::max(span, 1e-9);
+  const auto bad = s.failed + s.unanswered + (o.count_refusals ? s.refused : 0);
+  s.error_rate = s.offered ? static_cast<double>(bad) / static_cast<double>(s.offered) : 0.0;
+  s.objective_latency_us = s.latency.percentile(o.percentile / 100.0);
+  s.judged = true;
+  std::string why;
+  char buf[200];
+  if (static_cast<double>(s.objective_latency_us) > o.latency_ms_max * 1000.0) {
+    std::snprintf(buf, sizeof buf, "p%g %.3f ms > %g ms", o.percentile, ms(s.objective_latency_us), o.latency_ms_max);
+    why += buf;
+  }
+  if (s.error_rate > o.error_rate_max) {
+    std::snprintf(buf, sizeof buf, "%serror rate %.2f%% > %g%%", why.empty() ? "" : "; ", s.error_rate * 100,
+                  o.error_rate_max * 100);
+    why += buf;
+  }
+  if (s.achieved_per_s < s.offered_per_s * (1.0 - o.rate_tolerance)) {
+    std::snprintf(buf, sizeof buf, "%sachieved %.0f/s < %g%% of offered %.0f/s", why.empty() ? "" : "; ",
+                  s.achieved_per_s, (1.0 - o.rate_tolerance) * 100, s.offered_per_s);
+    why += buf;
+  }
+  if (s.offered == 0)
+    why += why.empty() ? "nothing offered" : "; nothing offered";
+  s.passed = why.empty();
+  s.verdict = s.passed ? "pass" : why;
+}
+
+struct driver::impl {
+  workload w;
+  target t;
+  run_result res;
+  rng gen;        // the mix: members, operations, amounts, in send order
+  rng learn_gen;  // what depends on answers (capture or release, which earn to refund): kept apart so that
+                  // answer timing does not shift the mix's sequence
+  member_picker pick_member;
+  std::array<op_kind, 100> kind_of_percent{};
+  bool tty = isatty(fileno(stdout)) != 0;
+
+  asio::io_context ctx{1};
+  std::vector<std::shared_ptr<io::async_connection>> conns;
+  std::vector<std::uint32_t> conn_inflight;  // answers due on each connection (abandoned ones included)
+  std::vector<std::uint32_t> counters;       // txn counter per connection
+  std::vector<std::deque<due_request>> backlog;
+  std::vector<std::deque<followup>> followups;
+  std::vector<earned_record> earned;
+  std::vector<slot> slots;
+  std::vector<std::uint32_t> free_slots;
+  std::uint64_t pending_answers = 0;  // in flight and not abandoned
+  std::uint64_t backlog_total = 0;
+  int failures = 0;
+  bool closed_loop = false;
+  bool stopping = false;  // closed loop: send no more
+
+  // Time
+  steady::time_point load_start;
+  steady::time_point last_tick;
+  steady::time_point next_tick;
+  windowed window;
+  second_point cur;
+  int cur_step = -1;
+
+  // The step being scheduled
+  std::vector<std::uint64_t> step_outstanding;  // per step: offered, not yet answered nor given up
+  steady::time_point step_start;
+  double step_rate = 0;
+  std::uint64_t step_total = 0, step_scheduled = 0;
+  std::uint64_t round_robin = 0;
+
+  impl(workload wl, target tg)
+    : w(std::move(wl)), t(std::move(tg)), gen(w.seed), learn_gen(w.seed ^ 0x1ea27a1e5eedull),
+      pick_member(w.members, w.distribution == member_distribution::zipf, w.zipf_s, w.scatter, w.seed) {
+    res.seed = w.seed;
+    res.by_op.resize(opcode_slots);
+    std::size_t at = 0;
+    for (std::size_t k = 0; k < op_kind_count; ++k)
+      for (int i = 0; i < w.mix[k] && at < kind_of_percent.size(); ++i)
+        kind_of_percent[at++] = static_cast<op_kind>(k);
+    earned.reserve(earned_keep);
+  }
+
+  // -- connections --------------------------------------------------------------
+
+  bool connect_all() {
+    int pending = static_cast<int>(w.connections);
+    bool ok = true;
+    for (std::uint32_t i = 0; i < w.connections; ++i) {
+      auto c = std::make_shared<io::async_connection>(ctx);
+      c->on_error = [this, i](const std::string& why) {
+        ++failures;
+        ++res.connection_failures;
+        std::fprintf(stderr, "loadgen: connection %u failed: %s (seed %llu)\n", i, why.c_str(),
+                     static_cast<unsigned long long>(w.seed));
+      };
+      c->connect(t.host, static_cast<std::uint16_t>(t.port), t.tls, [this, c, &pending, &ok](std::error_code ec) {
+        if (ec) {
+          std::fprintf(stderr, "loadgen: %s\n", c->connect_error().c_str());
+          ok = false;
+          --pending;
+          return;
+        }
+        io::request h;
+        h.op = opcode::hello;
+        h.version = 1;
+        h.client_name = "loyalty-loadgen";
+        h.key = t.key;
+        c->submit(h, [&pending, &ok](const io::response& r) {
+          if (!r.ok()) {
+            std::fprintf(stderr, "loadgen: hello refused: %s\n", r.message.c_str());
+            ok = false;
+          }
+          --pending;
+        });
+      });
+      conns.push_back(c);
+    }
+    while (pending > 0 && ctx.run_one_for(std::chrono::seconds(10)) > 0) {
+    }
+    conn_inflight.assign(conns.size(), 0);
+    counters.assign(conns.size(), 0);
+    backlog.assign(conns.size(), {});
+    followups.assign(conns.size(), {});
+    slots.reserve(static_cast<std::size_t>(w.connections) * w.depth + 16);
+    return ok && pending == 0;
+  }
+
+  // -- enrollment -----------------------------------------------------------------
+
+  void enroll_progress(steady::time_point t0, std::uint64_t done, bool last) {
+    const double el = secs(steady::now() - t0);
+    const double rate = static_cast<double>(done) / std::max(el, 1e-9);
+    const double eta = rate > 0 ? static_cast<double>(w.members - std::min(done, w.members)) / rate : NAN;
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "enroll %s / %s members (%.1f%%)  %s/s  %s %s", grouped(done).c_str(),
+                  grouped(w.members).c_str(), 100.0 * static_cast<double>(done) / static_cast<double>(w.members),
+                  grouped(static_cast<std::uint64_t>(rate)).c_str(), last ? "took" : "ETA",
+                  eta_text(last ? el : eta).c_str());
+    if (tty)
+      std::printf("\r\033[K%s%s", buf, last ? "\n" : "");
+    else
+      std::printf("%s\n", buf);
+    std::fflush(stdout);
+  }
+
+  bool enroll() {
+    const auto t0 = steady::now();
+    std::uint64_t next = 1, done = 0, exists = 0, errors = 0;
+    std::uint32_t inflight = 0;
+    std::string first_error;
+    // Up to 4 batch frames in flight per connection.
+    std::function<bool(std::size_t)> issue = [&](std::size_t ci) {
+      if (next > w.members || !conns[ci]->open())
+        return false;
+      io::request b;
+      b.op = opcode::batch;
+      for (std::uint32_t i = 0; i < w.enroll_batch && next <= w.members; ++i, ++next) {
+        io::request e;
+        e.op = opcode::enroll;
+        e.id = i + 1;
+        e.member = next;
+        e.brand = w.brand;
+        b.ops.push_back(std::move(e));
+      }
+      ++inflight;
+      conns[ci]->submit(std::move(b), [&, ci](const io::response& r) {
+        --inflight;
+        if (!r.ok()) {
+          ++errors;
+          if (first_error.empty())
+            first_error = std::string(to_string(r.code)) + ": " + r.message;
+        } else {
+          for (auto& s : r.results) {
+            if (s.ok() || s.code == errc::member_exists) {
+              ++done;
+              exists += s.code == errc::member_exists;
+            } else {
+              ++errors;
+              if (first_error.empty())
+                first_error = std::string(to_string(s.code)) + ": " + s.message;
+            }
+          }
+        }
+        issue(ci);
+      });
+      return true;
+    };
+    for (std::size_t ci = 0; ci < conns.size(); ++ci)
+      for (int k = 0; k < 4; ++k)
+        issue(ci);
+    const double interval = tty ? limits::progress_tty_interval_s : limits::progress_log_interval_s;
+    auto last_print = t0;
+    while (inflight > 0 && failures == 0 && !interrupted) {
+      ctx.run_for(std::chrono::milliseconds(100));
+      auto now = steady::now();
+      if (secs(now - last_print) >= interval) {
+        last_print = now;
+        enroll_progress(t0, done, false);
+      }
+    }
+    enroll_progress(t0, done, true);
+    res.enroll_s = secs(steady::now() - t0);
+    res.enrolled = done;
+    res.enroll_existed = exists;
+    res.enroll_errors = errors;
+    std::printf("enrolled %s members (%s already existed) in %.2f s: %.0f/s; errors %s%s%s\n", grouped(done).c_str(),
+                grouped(exists).c_str(), res.enroll_s, static_cast<double>(done) / std::max(res.enroll_s, 1e-9),
+                grouped(errors).c_str(), first_error.empty() ? "" : ", first: ", first_error.c_str());
+    if (interrupted)
+      std::printf("interrupted during enrollment\n");
+    return failures == 0 && !interrupted;
+  }
+
+  // -- requests ---------------------------------------------------------------------
+
+  std::uint32_t take_slot() {
+    if (!free_slots.empty()) {
+      auto i = free_slots.back();
+      free_slots.pop_back();
+      return i;
+    }
+    slots.emplace_back();
+    return static_cast<std::uint32_t>(slots.size() - 1);
+  }
+
+  void release_slot(std::uint32_t i) {
+    slots[i].in_use = false;
+    free_slots.push_back(i);
+  }
+
+  // Time-ordered 16-byte txn id: timestamp (µs, big-endian), connection, counter.
+  void make_txn(std::uint32_t conn, slot& s, io::request& r) {
+    const auto now = now_us();
+    const auto counter = ++counters[conn];
+    for (int i = 0; i < 8; ++i)
+      s.txn[static_cast<std::size_t>(i)] = static_cast<char>(now >> (56 - 8 * i));
+    for (int i = 0; i < 4; ++i) {
+      s.txn[static_cast<std::size_t>(8 + i)] = static_cast<char>(conn >> (24 - 8 * i));
+      s.txn[static_cast<std::size_t>(12 + i)] = static_cast<char>(counter >> (24 - 8 * i));
+    }
+    r.txn.assign(s.txn.data(), s.txn.size());
+  }
+
+  std::int64_t draw(const int_range& r) { return gen.between(r.min, r.max); }
+
+  void fill_earn(io::request& r) {
+    r.op = opcode::earn;
+    r.brand = w.brand;
+    r.currency = w.currency;
+    r.channel = w.channel;
+    r.store = w.store;
+    r.occurred_at_us = now_us();
+    const auto n = static_cast<std::size_t>(draw(w.items));
+    if (n == 0) {
+      r.amount = draw(w.amount);
+      return;
+    }
+    r.items.resize(n);
+    for (auto& it : r.items) {
+      if (w.skus.empty()) {
+        char buf[24];
+        int len = std::snprintf(buf, sizeof buf, "sku-%llu", static_cast<unsigned long long>(gen.below(w.sku_count)));
+        it.sku.assign(buf, static_cast<std::size_t>(len));
+      } else {
+        it.sku = w.skus[gen.below(w.skus.size())];
+      }
+      it.category = w.categories[gen.below(w.categories.size())];
+      it.qty = draw(w.quantity);
+      it.amount = draw(w.item_amount);
+      r.amount += it.amount;
+    }
+  }
+
+  // The next request of a connection: a follow-up (capture or release of a
+  // hold it opened) first, else one drawn from the mix.
+  void fill(std::uint32_t ci, slot& s, io::request& r) {
+    auto& follow = followups[ci];
+    if (!follow.empty()) {
+      const auto f = follow.front();
+      follow.pop_front();
+      r.op = f.op;
+      r.member = f.member;
+      r.hold = f.hold;
+      make_txn(ci, s, r);
+      s.member = f.member;
+      return;
+    }
+    const std::uint64_t m = pick_member(gen);
+    auto k = kind_of_percent[gen.below(100)];
+    if (k == op_kind::refund && earned.empty())
+      k = op_kind::earn;
+    r.member = m;
+    s.member = m;
+    if (k != op_kind::balance && k != op_kind::history)  // reads carry no txn id
+      make_txn(ci, s, r);
+    switch (k) {
+      case op_kind::earn: fill_earn(r); break;
+      case op_kind::redeem:
+        r.op = opcode::redeem;
+        r.points = draw(w.points);
+        break;
+      case op_kind::event:
+        r.op = opcode::event;
+        r.event = w.event;
+        r.channel = w.channel;
+        break;
+      case op_kind::hold:
+        r.op = opcode::hold;
+        r.points = draw(w.points);
+        break;
+      case op_kind::refund: {
+        const auto& e = earned[learn_gen.below(earned.size())];
+        r.op = opcode::refund;
+        r.member = e.member;
+        s.member = e.member;
+        r.ref.assign(e.txn.data(), e.txn.size());
+        r.amount = std::max<std::int64_t>(1, e.amount / 2);  // a second refund of it takes the rest
+        break;
+      }
+      case op_kind::reward:
+        r.op = opcode::redeem_reward;
+        r.reward = w.reward;
+        break;
+      case op_kind::transfer:
+        r.op = opcode::transfer;
+        r.to = m % w.members + 1;
+        r.points = draw(w.transfer_points);
+        if (r.to == m) {  // one member: nobody to transfer to
+          r.op = opcode::balance;
+          r.txn.clear();
+        }
+        break;
+      case op_kind::balance:
+        r.op = opcode::balance;
+        r.txn.clear();
+        break;
+      case op_kind::history:
+        r.op = opcode::history;
+        r.txn.clear();
+        r.limit = 10;
+        break;
+      case op_kind::partner_earn:
+        r.op = opcode::partner_earn;
+        r.partner = w.partner;
+        r.points = draw(w.partner_points);
+        r.amount = draw(w.amount);
+        r.occurred_at_us = now_us();
+        break;
+      case op_kind::partner_burn:
+        r.op = opcode::partner_burn;
+        r.partner = w.partner;
+        r.points = draw(w.points);
+        break;
+      case op_kind::count: break;
+    }
+    s.amount = r.amount;
+  }
+
+  // What an answer adds to the workload: a hold gets a capture or a release,
+  // an earn can be refunded later.
+  void learn(const slot& s, const io::response& a) {
+    if (!a.ok())
+      return;
+    if (s.op == opcode::hold) {
+      followups[s.conn].push_back({learn_gen.below(2) == 0 ? opcode::capture : opcode::release, s.member, a.hold});
+    } else if (s.op == opcode::earn && w.weight(op_kind::refund) > 0) {
+      earned_record e{s.member, s.txn, s.amount};
+      if (earned.size() < earned_keep)
+        earned.push_back(e);
+      else
+        earned[learn_gen.below(earned_keep)] = e;
+    }
+  }
+
+  void send(std::uint32_t ci, steady::time_point intended, std::int32_t step) {
+    const auto si = take_slot();
+    slot& s = slots[si];
+    s.intended = intended;
+    s.step = step;
+    s.conn = ci;
+    s.in_use = true;
+    s.abandoned = false;
+    s.amount = 0;
+    io::request r;
+    fill(ci, s, r);
+    s.op = r.op;
+    ++conn_inflight[ci];
+    ++pending_answers;
+    ++cur.sent;
+    ++res.sent;
+    // [this, si]: 16 bytes, kept inside std::function without an allocation.
+    conns[ci]->submit(std::move(r), [this, si](const io::response& a) { answered(si, a); });
+  }
+
+  void answered(std::uint32_t si, const io::response& a) {
+    const auto now = steady::now();
+    slot& s = slots[si];
+    const auto ci = s.conn;
+    --conn_inflight[ci];
+    if (!s.abandoned) {
+      --pending_answers;
+      const auto lat = micros(now - s.intended);
+      window.record(lat);
+      ++cur.answered;
+      auto& op = res.by_op[std::min<std::size_t>(static_cast<std::size_t>(s.op), opcode_slots - 1)];
+      op.latency.record(lat);
+      const bool ok = a.ok();
+      const bool refusal = !ok && is_refusal(a.code);
+      if (ok) {
+        ++cur.ok;
+        ++res.ok;
+        ++op.ok;
+      } else {
+        ++cur.errors;
+        ++res.errors;
+        res.refused += refusal;
+        ++op.errors;
+        ++res.errors_by_code[std::min<std::size_t>(static_cast<std::size_t>(a.code), run_result::code_slots - 1)];
+      }
+      if (s.step >= 0) {
+        auto& st = res.steps[static_cast<std::size_t>(s.step)];
+        st.latency.record(lat);
+        (ok ? st.ok : refusal ? st.refused : st.failed)++;
+        st.last_answer_s = secs(now - load_start);
+        --step_outstanding[static_cast<std::size_t>(s.step)];
+      }
+      learn(s, a);
+    }
+    release_slot(si);
+    on_done(ci, now);
+  }
+
+  void on_done(std::uint32_t ci, steady::time_point now) {
+    if (closed_loop) {
+      if (!stopping && conns[ci]->open())
+        send(ci, now, -1);
+      return;
+    }
+    auto& q = backlog[ci];
+    if (!q.empty() && conn_inflight[ci] < w.depth && conns[ci]->open()) {
+      const auto d = q.front();
+      q.pop_front();
+      --backlog_total;
+      send(ci, d.intended, d.step);
+    }
+  }
+
+  // Gives up on everything not answered: counted unanswered, and recorded in
+  // its step's latencies at its wait so far (a lower bound).
+  void abandon_all(steady::time_point now) {
+    auto give_up = [&](std::int32_t step, steady::time_point intended) {
+      ++res.unanswered;
+      if (step < 0)
+        return;
+      auto& st = res.steps[static_cast<std::size_t>(step)];
+      ++st.unanswered;
+      st.latency.record(micros(now - intended));
+      --step_outstanding[static_cast<std::size_t>(step)];
+    };
+    for (auto& s : slots)
+      if (s.in_use && !s.abandoned) {
+        s.abandoned = true;
+        --pending_answers;
+        give_up(s.step, s.intended);
+      }
+    for (auto& q : backlog) {
+      for (const auto& d : q) {
+        ++res.never_sent;
+        give_up(d.step, d.intended);
+      }
+      q.clear();
+    }
+    backlog_total = 0;
+  }
+
+  // -- time -------------------------------------------------------------------------
+
+  void print_second(const second_point& p) {
+    const double achieved = static_cast<double>(p.answered) / p.dur_s;
+    const double offered = static_cast<double>(p.offered) / p.dur_s;
+    char step[24] = "";
+    if (!closed_loop)
+      std::snprintf(step, sizeof step, p.step >= 0 ? "step %-3d" : "drain   ", p.step + 1);
+    std::printf("%7.1fs %s %s %8.0f/s  achieved %8.0f/s  errors %6llu  p50 %7.2f  p99 %8.2f  p99.9 %8.2f ms  "
+                "in flight %6llu  backlog %7llu%s\n",
+                p.t_s, step, closed_loop ? "sent" : "offered", offered, achieved,
+                static_cast<unsigned long long>(p.errors), ms(p.latency.p50_us), ms(p.latency.p99_us),
+                ms(p.latency.p999_us), static_cast<unsigned long long>(p.in_flight),
+                static_cast<unsigned long long>(p.backlog), p.backlog > 0 ? "  (behind)" : "");
+    std::fflush(stdout);
+  }
+
+  void roll_second(steady::time_point end, bool print = true) {
+    cur.t_s = secs(end - load_start);
+    cur.dur_s = std::max(secs(end - last_tick), 1e-6);
+    cur.latency = window.roll();
+    cur.in_flight = pending_answers;
+    cur.backlog = backlog_total;
+    if (closed_loop)
+      cur.offered = cur.sent;
+    res.series.push_back(cur);
+    if (print)
+      print_second(cur);
+    cur = second_point{};
+    cur.step = cur_step;
+    last_tick = end;
+    next_tick = end + std::chrono::seconds(1);
+  }
+
+  // Runs the io_context until `until`, rolling per-second windows on the way.
+  void run_until(steady::time_point until) {
+    for (;;) {
+      auto now = steady::now();
+      while (now >= next_tick)
+        roll_second(next_tick);
+      if (now >= until || failures > 0 || interrupted)
+        return;
+      if (ctx.stopped())
+        ctx.restart();
+      ctx.run_until(std::min(until, next_tick));
+    }
+  }
+
+  void start_load() {
+    load_start = steady::now();
+    last_tick = load_start;
+    next_tick = load_start + std::chrono::seconds(1);
+    res.started_at = utc_now();
+    cur = second_point{};
+  }
+
+  // -- closed loop ------------------------------------------------------------------
+
+  void drive_closed() {
+    closed_loop = true;
+    std::printf("run: closed loop, %u connections x depth %u, %.0f s, mix %s, members %s (%s), seed %llu\n",
+                w.connections, w.depth, w.duration_s, mix_text(w.mix).c_str(), grouped(w.members).c_str(),
+                distribution_text().c_str(), static_cast<unsigned long long>(w.seed));
+    start_load();
+    const auto end = load_start + from_secs(w.duration_s);
+    for (std::uint32_t ci = 0; ci < conns.size(); ++ci)
+      for (std::uint32_t d = 0; d < w.depth; ++d)
+        send(ci, steady::now(), -1);
+    run_until(end);
+    res.load_s = secs(steady::now() - load_start);
+    stopping = true;
+  }
+
+  // -- open loop --------------------------------------------------------------------
+
+  void begin_step(std::size_t k, const step& sp) {
+    step_result r;
+    r.rate_per_s = sp.rate_per_s;
+    r.duration_s = sp.duration_s;
+    step_start = steady::now();
+    r.start_s = secs(step_start - load_start);
+    res.steps.push_back(std::move(r));
+    step_outstanding.push_back(0);
+    step_rate = sp.rate_per_s;
+    step_total = static_cast<std::uint64_t>(std::ceil(sp.rate_per_s * sp.duration_s - 1e-9));
+    step_scheduled = 0;
+    cur_step = static_cast<int>(k);
+    cur.step = cur_step;
+  }
+
+  // Every request of the step due by `now`, on its intended schedule.
+  void schedule_due(steady::time_point now) {
+    const auto k = static_cast<std::int32_t>(res.steps.size() - 1);
+    auto& st = res.steps.back();
+    const auto due = std::min(step_total, static_cast<std::uint64_t>(secs(now - step_start) * step_rate) + 1);
+    for (; step_scheduled < due; ++step_scheduled) {
+      const auto intended = step_start + from_secs(static_cast<double>(step_scheduled) / step_rate);
+      ++cur.offered;
+      ++res.offered;
+      ++st.offered;
+      ++step_outstanding[static_cast<std::size_t>(k)];
+      const auto ci = static_cast<std::uint32_t>(round_robin++ % conns.size());
+      if (conn_inflight[ci] < w.depth && backlog[ci].empty()) {
+        send(ci, intended, k);
+      } else {
+        backlog[ci].push_back({intended, k});
+        ++backlog_total;
+      }
+    }
+  }
+
+  void run_step() {
+    const auto end = step_start + from_secs(res.steps.back().duration_s);
+    // Wake when the next request is due, but at most every 500 µs: sends go
+    // out in small bursts, each with its own intended time.
+    constexpr auto tick = std::chrono::microseconds(500);
+    while (failures == 0 && !interrupted) {
+      auto now = steady::now();
+      if (step_scheduled < step_total)
+        schedule_due(now);
+      if (now >= end && step_scheduled >= step_total)
+        return;
+      const auto next_due = step_start + from_secs(static_cast<double>(step_scheduled) / step_rate);
+      run_until(std::min(end, std::max(next_due, now + tick)));
+    }
+  }
+
+  // Waits for a step's answers (at most drain_s), then gives up on the rest.
+  void drain_step(std::size_t k) {
+    cur_step = -1;
+    cur.step = -1;
+    const auto deadline = steady::now() + from_secs(w.obj.drain_s);
+    while (step_outstanding[k] > 0 && failures == 0 && !interrupted && steady::now() < deadline)
+      run_until(std::min(deadline, steady::now() + std::chrono::milliseconds(10)));
+    abandon_all(steady::now());
+  }
+
+  void print_step(std::size_t k) {
+    const auto& s = res.steps[k];
+    std::printf("step %zu/%zu  %g/s x %g s: offered %.0f/s  achieved %.0f/s (%.1f%%)  p50 %.3f  p%g %.3f  max %.3f ms  "
+                "error rate %.2f%% (%llu failed, %llu unanswered; %llu refused)  %s%s\n",
+                k + 1, res.steps_planned, s.rate_per_s, s.duration_s, s.offered_per_s, s.achieved_per_s,
+                s.offered_per_s > 0 ? 100.0 * s.achieved_per_s / s.offered_per_s : 0.0,
+                ms(s.latency.percentile(0.5)), w.obj.percentile, ms(s.objective_latency_us), ms(s.latency.max()),
+                s.error_rate * 100, static_cast<unsigned long long>(s.failed),
+                static_cast<unsigned long long>(s.unanswered), static_cast<unsigned long long>(s.refused),
+                s.passed ? "PASS" : "FAIL: ", s.passed ? "" : s.verdict.c_str());
+    std::fflush(stdout);
+  }
+
+  void drive_open() {
+    const auto plan = w.sched.expand(w.duration_s);
+    res.steps_planned = plan.size();
+    res.steps.reserve(plan.size());
+    const bool ramp = w.mode == run_mode::ramp;
+    std::printf("run: %s, %s, %u connections (at most %u in flight each), mix %s, members %s (%s), seed %llu\n",
+                ramp ? "ramp" : "open loop", schedule_text(w).c_str(), w.connections, w.depth,
+                mix_text(w.mix).c_str(), grouped(w.members).c_str(), distribution_text().c_str(),
+                static_cast<unsigned long long>(w.seed));
+    if (ramp || w.has_objective)
+      std::printf("objective: %s, error rate <= %g%% (failed + unanswered%s), achieved >= %g%% of offered%s\n",
+                  w.obj.latency_text().c_str(), w.obj.error_rate_max * 100,
+                  w.obj.count_refusals ? " + refused" : "", (1 - w.obj.rate_tolerance) * 100,
+                  ramp ? (", stop after " + std::to_string(w.obj.failures_max) + " failing step(s)").c_str() : "");
+    start_load();
+    std::uint32_t failed = 0;
+    for (std::size_t k = 0; k < plan.size() && failures == 0 && !interrupted; ++k) {
+      begin_step(k, plan[k]);
+      run_step();
+      if (interrupted)  // the step ran this long
+        res.steps[k].duration_s = std::min(res.steps[k].duration_s, secs(steady::now() - step_start));
+      if (!ramp || interrupted)  // an interrupted step is not judged
+        continue;
+      drain_step(k);
+      judge(res.steps[k], w.obj);
+      print_step(k);
+      if (!res.steps[k].passed && ++failed >= w.obj.failures_max) {
+        res.ramp_stopped = k + 1 < plan.size();
+        break;
+      }
+    }
+    res.load_s = secs(steady::now() - load_start);
+    cur_step = -1;
+    cur.step = -1;
+  }
+
+  std::string distribution_text() const {
+    if (w.distribution == member_distribution::uniform)
+      return "uniform";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "zipf s=%g%s", w.zipf_s, w.scatter ? ", scattered" : "");
+    return buf;
+  }
+
+  // -- the end ------------------------------------------------------------------------
+
+  void finish() {
+    // Wait for what is in flight or due (bounded), so every request offered is
+    // accounted for; backlogged ones are still sent as connections free up.
+    if (interrupted) {
+      res.interrupted = true;
+      std::printf("interrupted: waiting at most %g s for the answers, then the summary\n", w.obj.drain_s);
+    }
+    interrupted = 0;  // a second Ctrl-C kills (SIG_DFL); the drain below runs
+    const auto deadline = steady::now() + from_secs(w.obj.drain_s);
+    while (pending_answers + backlog_total > 0 && failures == 0 && steady::now() < deadline)
+      run_until(std::min(deadline, steady::now() + std::chrono::milliseconds(10)));
+    const auto now = steady::now();
+    abandon_all(now);
+    if (cur.answered + cur.sent + cur.offered > 0 || res.series.empty())
+      roll_second(now, false);
+    else
+      window.roll();
+    res.latency = window.total();
+    if (closed_loop)
+      res.offered = res.sent;
+    if (w.mode == run_mode::open && w.has_objective)
+      for (auto& s : res.steps)
+        judge(s, w.obj);
+    double best = -1;
+    for (std::size_t k = 0; k < res.steps.size(); ++k)
+      if (res.steps[k].judged && res.steps[k].passed && res.steps[k].rate_per_s > best) {
+        best = res.steps[k].rate_per_s;
+        res.highest_passing_step = static_cast<int>(k);
+      }
+    for (auto& c : conns)
+      c->close();
+    // Let the closes complete (handlers of the closed sockets).
+    if (ctx.stopped())
+      ctx.restart();
+    ctx.poll();
+  }
+
+  int execute() {
+    interrupted = 0;
+    std::signal(SIGINT, on_sigint);
+    if (!connect_all())
+      return 2;
+    if (w.enroll && !enroll())
+      return 2;
+    if (w.mode == run_mode::closed)
+      drive_closed();
+    else
+      drive_open();
+    finish();
+    return failures > 0 || res.interrupted ? 1 : 0;
+  }
+};
+
+driver::driver(workload w, target t) : p_(std::make_unique<impl>(std::move(w), std::move(t))) {}
+driver::~driver() = default;
+int driver::execute() { return p_->execute(); }
+const run_result& driver::result() const noexcept { return p_->res; }
+const workload& driver::work() const noexcept { return p_->w; }
+const target& driver::where() const noexcept { return p_->t; }
+
+} // namespace loyalty::loadgen

@@ -1,0 +1,131 @@
+// The run: connect, enroll, then drive the workload closed loop, open loop on
+// a schedule, or as a ramp that searches for the highest rate meeting an
+// objective; everything measured lands in a run_result for the reports.
+//
+// Thread affinity: one thread. The driver owns an asio::io_context and all
+// connections; every callback runs on the thread that called execute().
+#pragma once
+
+#include "io/client.hpp"
+#include "loadgen/histogram.hpp"
+#include "loadgen/workload.hpp"
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace loyalty::loadgen {
+
+struct target {
+  std::string host = "127.0.0.1";
+  int port = 7411;
+  std::string key;  // sent in hello ("" = none)
+  io::tls_options tls;
+  [[nodiscard]] std::string address() const { return host + ":" + std::to_string(port); }
+};
+
+// One second of the load phase (the last window may be shorter: dur_s).
+struct second_point {
+  double t_s = 0;               // end of the window, seconds since the load started
+  double dur_s = 1;             // length of the window
+  int step = -1;                // the step scheduled in it; -1: closed mode, or waiting for a step's answers
+  std::uint64_t offered = 0;    // requests due in it (open loop: the schedule; closed loop: sent)
+  std::uint64_t sent = 0;       // requests written in it (late ones of a backlog included)
+  std::uint64_t answered = 0;   // answers received in it, ok + errors
+  std::uint64_t ok = 0, errors = 0;
+  latency_summary latency;      // of the answers received in it, from their intended send times
+  std::uint64_t in_flight = 0;  // at its end
+  std::uint64_t backlog = 0;    // due but not sent at its end (connections at --depth)
+};
+
+// One open-loop step, its requests attributed by intended send time (so its
+// late answers count for it, not for the step that follows).
+struct step_result {
+  double rate_per_s = 0;        // as scheduled
+  double duration_s = 0;
+  double start_s = 0;           // since the load started
+  double last_answer_s = 0;     // when its last answer came, since the load started
+  std::uint64_t offered = 0;    // requests its schedule made due
+  std::uint64_t ok = 0;
+  std::uint64_t refused = 0;    // expected refusals (is_refusal): the engine did its job
+  std::uint64_t failed = 0;     // every other error code
+  std::uint64_t unanswered = 0; // no answer when it was given up (sent or never sent)
+  histogram latency;            // answered: from intended send time; unanswered: their wait so far
+  // Set by judge():
+  double offered_per_s = 0;     // offered / duration_s
+  double achieved_per_s = 0;    // answers / max(duration_s, last answer - start)
+  double error_rate = 0;        // (failed + unanswered [+ refused]) / offered
+  std::uint64_t objective_latency_us = 0;  // the objective's percentile of `latency`
+  bool judged = false, passed = false;
+  std::string verdict;          // "pass", or every reason it failed
+};
+
+struct op_result {
+  std::uint64_t ok = 0, errors = 0;
+  histogram latency;
+};
+
+struct run_result {
+  std::string started_at;       // UTC, ISO 8601, when the load started
+  std::uint64_t seed = 0;
+  // Enrollment
+  double enroll_s = 0;
+  std::uint64_t enrolled = 0, enroll_existed = 0, enroll_errors = 0;
+  // Load
+  double load_s = 0;            // the load phase, final wait for answers excluded
+  std::uint64_t offered = 0, sent = 0, ok = 0;
+  std::uint64_t errors = 0;      // answers with an error code, refusals included
+  std::uint64_t refused = 0;     // of those, expected refusals (is_refusal)
+  std::uint64_t unanswered = 0; // in flight or never sent when the run gave up waiting
+  std::uint64_t never_sent = 0; // of those, never written (engine behind, connections at --depth)
+  // Errors by wire code (errc value; the last slot gathers codes beyond it).
+  static constexpr std::size_t code_slots = 256;
+  std::array<std::uint64_t, code_slots> errors_by_code{};
+  std::vector<op_result> by_op;  // indexed by io::opcode
+  histogram latency;             // every answer of the run
+  std::vector<second_point> series;
+  std::vector<step_result> steps;  // the steps run, in order
+  std::size_t steps_planned = 0;
+  bool ramp_stopped = false;       // ramp mode stopped at failures_max failing steps
+  int highest_passing_step = -1;   // index into steps; -1: none passed (or not judged)
+  int connection_failures = 0;
+  bool interrupted = false;        // Ctrl-C ended the load early
+};
+
+class driver {
+public:
+  driver(workload w, target t);
+  ~driver();
+  driver(const driver&) = delete;
+  driver& operator=(const driver&) = delete;
+
+  // Connects, enrolls (unless the workload says not to), drives the load.
+  // Returns 0 when it ran to the end, 1 when it ended early (a connection
+  // failed, or Ctrl-C; the result holds what was measured), 2 when it could
+  // not connect or enrollment failed or was interrupted. Progress and
+  // per-second lines go to stdout. Installs a SIGINT handler for the run.
+  [[nodiscard]] int execute();
+
+  [[nodiscard]] const run_result& result() const noexcept;
+  [[nodiscard]] const workload& work() const noexcept;
+  [[nodiscard]] const target& where() const noexcept;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> p_;
+};
+
+// An error a random workload provokes on purpose and a correct engine gives:
+// the member lacks the points, the hold was already closed, the purchase was
+// already refunded, ... (insufficient_points, out_of_stock, unknown_hold,
+// unknown_txn, already_reversed, negative_balance_limit, same_member,
+// invalid_amount). Every other code (capacity, protocol, configuration,
+// internal) is a failure.
+[[nodiscard]] bool is_refusal(errc code) noexcept;
+
+// The verdict of one step against the objective (fills the judged fields).
+void judge(step_result& s, const objective& o);
+
+} // namespace loyalty::loadgen

@@ -1,0 +1,39 @@
+// The load generator's limits, in one place, each with why it is that number.
+// Workload files and flags outside them are refused (exit 2).
+#pragma once
+
+#include <cstdint>
+
+namespace loyalty::loadgen::limits {
+
+// Member ids are 1 .. 2^56-1 on the wire (docs/PROTOCOL.md).
+inline constexpr std::uint64_t members_max = (1ull << 56) - 1;
+// One batch frame holds at most 1000 operations (batch_ops_max of the engine).
+inline constexpr std::uint32_t enroll_batch_max = 1000;
+// Connections of one load generator: beyond this the engine's per-connection
+// overhead, not its capacity, is what gets measured.
+inline constexpr std::uint32_t connections_max = 1024;
+// Requests in flight per connection (closed mode: exactly; open: at most).
+inline constexpr std::uint32_t depth_max = 100000;
+// Line items per earn: the protocol's items_max.
+inline constexpr std::uint32_t items_max = 256;
+// Far beyond what one process can send; catches a misplaced digit.
+inline constexpr double rate_per_s_max = 1e8;
+// A day: one step, or a closed run.
+inline constexpr double duration_s_max = 86400;
+// Steps of a schedule (a ramp's are counted after expansion): each keeps a
+// 22 KiB latency histogram.
+inline constexpr std::uint32_t steps_max = 2000;
+// Waiting for a step's (or the run's) last answers.
+inline constexpr double drain_s_max = 600;
+// SKUs generated as sku-0 .. sku-N-1 when no list is given.
+inline constexpr std::uint32_t sku_count_max = 10'000'000;
+// Per-second points drawn in one chart; longer runs are averaged into wider
+// windows for drawing (the JSON keeps every second).
+inline constexpr std::uint32_t chart_points_max = 1800;
+// A progress line while enrolling: at most this often on a terminal, and
+// every progress_log_interval_s when stdout is a file.
+inline constexpr double progress_tty_interval_s = 0.5;
+inline constexpr double progress_log_interval_s = 5;
+
+} // namespace loyalty::loadgen::limits
