@@ -24,11 +24,43 @@ directory::directory(caf::actor_system& sys, engine_context& ctx, std::uint32_t 
                      std::uint32_t idle_ticks)
   : sys_(sys), ctx_(ctx), active_max_(active_max), idle_ticks_(idle_ticks), shards_(shard_count) {}
 
+void directory::shard::unlink(member_slot& s) noexcept {
+  if (s.lru_prev != nullptr)
+    s.lru_prev->lru_next = s.lru_next;
+  else if (head == &s)
+    head = s.lru_next;
+  if (s.lru_next != nullptr)
+    s.lru_next->lru_prev = s.lru_prev;
+  else if (tail == &s)
+    tail = s.lru_prev;
+  s.lru_prev = s.lru_next = nullptr;
+}
+
+void directory::shard::touch(member_slot& s, std::uint32_t tick) noexcept {
+  s.last_sent_tick = tick;
+  if (head == &s)
+    return;
+  unlink(s);
+  s.lru_next = head;
+  if (head != nullptr)
+    head->lru_prev = &s;
+  head = &s;
+  if (tail == nullptr)
+    tail = &s;
+}
+
+std::shared_ptr<member_slot> directory::shard::erase(member_slot& s) {
+  unlink(s);
+  auto it = slots.find(s.member_id);
+  std::shared_ptr<member_slot> keep = std::move(it->second);
+  slots.erase(it);
+  return keep;
+}
+
 caf::actor directory::spawn_member(const std::shared_ptr<member_slot>& slot) {
   active_.fetch_add(1, std::memory_order_relaxed);
   activations_.fetch_add(1, std::memory_order_relaxed);
   slot->pending.store(0);
-  slot->last_active_tick.store(tick(), std::memory_order_relaxed);
   return sys_.spawn<caf::lazy_init>(member_actor, slot, &ctx_);
 }
 
@@ -42,6 +74,7 @@ bool directory::send(std::uint64_t member_id, caf::message msg) {
     slot = std::make_shared<member_slot>(member_id, *this);
   if (!slot->actor)
     slot->actor = spawn_member(slot);
+  sh.touch(*slot, tick());
   slot->pending.fetch_add(1, std::memory_order_acq_rel);
   caf::anon_send(slot->actor, std::move(msg));
   return true;
@@ -52,6 +85,7 @@ void directory::send_if_active(member_slot& slot, caf::message msg) {
   std::lock_guard<std::mutex> guard(sh.mtx);
   if (!slot.actor)
     return;  // a reactivated actor loads committed state, which never held the op
+  sh.touch(slot, tick());
   slot.pending.fetch_add(1, std::memory_order_acq_rel);
   caf::anon_send(slot.actor, std::move(msg));
 }
@@ -64,7 +98,7 @@ bool directory::try_passivate(member_slot& slot, const caf::actor_addr& self) {
   if (!slot.actor || slot.actor.address() != self)
     return false;
   slot.actor = nullptr;
-  sh.slots.erase(slot.member_id);  // may destroy the slot's map reference; the actor holds another
+  sh.erase(slot);  // drops the map's reference; the actor holds another
   active_.fetch_sub(1, std::memory_order_relaxed);
   passivations_.fetch_add(1, std::memory_order_relaxed);
   return true;
@@ -92,25 +126,23 @@ void directory::sweep() {
   std::uint64_t excess = active > active_max_ ? active - active_max_ : 0;
   for (auto& sh : shards_) {
     std::lock_guard<std::mutex> guard(sh.mtx);
-    for (auto it = sh.slots.begin(); it != sh.slots.end();) {
-      auto& slot = *it->second;
-      if (!slot.actor) {
-        if (slot.inflight.load() == 0) {
-          it = sh.slots.erase(it);
-          continue;
-        }
-        ++it;
-        continue;
-      }
-      auto idle = now - slot.last_active_tick.load(std::memory_order_relaxed);
-      bool passivate = idle >= idle_ticks_ || (excess > 0 && idle >= 1);
-      if (passivate && slot.pending.load() == 0) {
+    // From the least recent; everything before the first slot that is not
+    // idle enough is more recent still.
+    for (member_slot* s = sh.tail; s != nullptr;) {
+      member_slot* more_recent = s->lru_prev;
+      const auto idle = now - s->last_sent_tick;
+      if (idle < idle_ticks_ && !(excess > 0 && idle >= 1))
+        break;
+      if (!s->actor) {  // crashed, or passivated with ops in flight: drop once they are done
+        if (s->inflight.load() == 0)
+          sh.erase(*s);
+      } else if (s->pending.load() == 0) {
         if (excess > 0)
           --excess;
-        slot.pending.fetch_add(1, std::memory_order_acq_rel);
-        caf::anon_send(slot.actor, passivate_atom::value);
+        s->pending.fetch_add(1, std::memory_order_acq_rel);
+        caf::anon_send(s->actor, passivate_atom::value);
       }
-      ++it;
+      s = more_recent;
     }
   }
 }
@@ -126,6 +158,7 @@ void directory::shutdown() {
     for (auto& [id, slot] : sh.slots)
       if (slot->actor)
         caf::anon_send_exit(slot->actor, caf::exit_reason::user_shutdown);
+    sh.head = sh.tail = nullptr;
     sh.slots.clear();
   }
   active_.store(0);

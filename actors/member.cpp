@@ -1566,7 +1566,6 @@ caf::behavior member_actor(caf::stateful_actor<member_state>* self, std::shared_
   auto dequeued = [self] {
     auto& s = *self->state.slot;
     s.pending.fetch_sub(1, std::memory_order_acq_rel);
-    s.last_active_tick.store(self->state.ctx->dir->tick(), std::memory_order_relaxed);
   };
   return {
     [self, dequeued](member_request& r) {
