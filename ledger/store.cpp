@@ -792,8 +792,8 @@ outcome ledger::impl::apply_barrier(MDB_txn* txn, const op& o) {
 // -- account cache and checkpoints ----------------------------------------------------------
 
 account_record ledger::impl::account(MDB_txn* txn, std::uint64_t id) const {
-  if (auto it = cache.find(id); it != cache.end())
-    return it->second;
+  if (const account_record* cached = cache.find(id))
+    return *cached;
   return load_account_or_zero(txn, db.accounts, id);
 }
 
@@ -821,13 +821,12 @@ bool ledger::impl::checkpoint_due() const {
 
 void ledger::impl::write_checkpoint(MDB_txn* txn) {
   // Key order: neighbouring accounts share pages, and LMDB appends faster.
-  std::vector<std::uint64_t> ids;
-  ids.reserve(cache.size());
-  for (auto& [id, rec] : cache)
-    ids.push_back(id);
-  std::sort(ids.begin(), ids.end());
-  for (auto id : ids)
-    put_or_die(txn, db.accounts, val_of(id), val_of(cache.at(id)), 0, "writing an account checkpoint");
+  std::vector<std::pair<std::uint64_t, account_record>> recs;
+  recs.reserve(cache.size());
+  cache.for_each([&](std::uint64_t id, const account_record& rec) { recs.emplace_back(id, rec); });
+  std::sort(recs.begin(), recs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [id, rec] : recs)
+    put_or_die(txn, db.accounts, val_of(id), val_of(rec), 0, "writing an account checkpoint");
   const std::uint64_t through = next_seq - 1;
   put_or_die(txn, db.meta, val(accounts_seq_key, sizeof accounts_seq_key - 1), val_of(through), 0,
              "recording the checkpoint");
@@ -894,8 +893,8 @@ std::optional<ledger::entry> ledger::impl::read_entry(MDB_txn* txn, std::uint64_
 
 std::optional<account_record> ledger::impl::load_account(std::uint64_t id) const {
   std::lock_guard<std::mutex> lk(cache_mtx);
-  if (auto it = cache.find(id); it != cache.end())
-    return it->second;
+  if (const account_record* cached = cache.find(id))
+    return *cached;
   detail::read_txn txn(env);
   account_record a{};
   if (!txn.get() || !detail::get_record(txn.get(), db.accounts, val_of(id), a))

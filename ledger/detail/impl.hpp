@@ -1,6 +1,7 @@
 // Private to ledger/: the state behind ledger::ledger.
 #pragma once
 
+#include "ledger/detail/account_cache.hpp"
 #include "ledger/detail/lmdb.hpp"
 #include "ledger/detail/txn_filter.hpp"
 #include "ledger/ledger.hpp"
@@ -129,7 +130,7 @@ public:
   // Write-back cache of account balances newer than the last checkpoint.
   // Mutated only by the writer, under cache_mtx; read by others under it.
   mutable std::mutex cache_mtx;
-  std::unordered_map<std::uint64_t, account_record> cache;
+  detail::account_cache cache;
   std::uint64_t accounts_seq = 0;  // writer thread: seq the accounts table reflects
   std::chrono::steady_clock::time_point last_checkpoint = std::chrono::steady_clock::now();
 
