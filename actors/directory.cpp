@@ -52,6 +52,8 @@ void directory::shard::touch(member_slot& s, std::uint32_t tick) noexcept {
 std::shared_ptr<member_slot> directory::shard::erase(member_slot& s) {
   unlink(s);
   auto it = slots.find(s.member_id);
+  if (it == slots.end() || it->second.get() != &s)
+    return nullptr;  // not this shard's slot for the member any more
   std::shared_ptr<member_slot> keep = std::move(it->second);
   slots.erase(it);
   return keep;
@@ -83,7 +85,7 @@ bool directory::send(std::uint64_t member_id, caf::message msg) {
 void directory::send_if_active(member_slot& slot, caf::message msg) {
   auto& sh = shard_for(slot.member_id);
   std::lock_guard<std::mutex> guard(sh.mtx);
-  if (!slot.actor)
+  if (!slot.actor || stopping_.load())
     return;  // a reactivated actor loads committed state, which never held the op
   sh.touch(slot, tick());
   slot.pending.fetch_add(1, std::memory_order_acq_rel);
@@ -93,6 +95,8 @@ void directory::send_if_active(member_slot& slot, caf::message msg) {
 bool directory::try_passivate(member_slot& slot, const caf::actor_addr& self) {
   auto& sh = shard_for(slot.member_id);
   std::lock_guard<std::mutex> guard(sh.mtx);
+  if (stopping_.load())
+    return false;  // shutdown: the actor is being stopped, and the shard emptied
   if (slot.pending.load() != 0 || slot.inflight.load() != 0)
     return false;
   if (!slot.actor || slot.actor.address() != self)
@@ -155,9 +159,11 @@ void directory::shutdown() {
   stopping_.store(true);
   for (auto& sh : shards_) {
     std::lock_guard<std::mutex> guard(sh.mtx);
-    for (auto& [id, slot] : sh.slots)
+    for (auto& [id, slot] : sh.slots) {
       if (slot->actor)
         caf::anon_send_exit(slot->actor, caf::exit_reason::user_shutdown);
+      slot->lru_prev = slot->lru_next = nullptr;  // slots outlive the shard's list in their actors
+    }
     sh.head = sh.tail = nullptr;
     sh.slots.clear();
   }

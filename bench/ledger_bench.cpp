@@ -66,6 +66,8 @@ void bm_commit_earns(benchmark::State& state) {
 }
 BENCHMARK(bm_commit_earns)
   ->ArgNames({"batch", "fsync"})
+  ->Args({250, 1})
+  ->Args({250, 0})
   ->Args({1000, 1})
   ->Args({10000, 1})
   ->Args({10000, 0})
