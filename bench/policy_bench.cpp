@@ -2,6 +2,7 @@
 // floor of amount x rate x tier multiplier), the request content hash, the
 // member's plain state transition that builds the journal entry, and the
 // issue-3 policy functions (earn evaluation over a basket, spend planning).
+#include "actors/coalition.hpp"
 #include "actors/member.hpp"
 #include "actors/policy.hpp"
 
@@ -137,3 +138,23 @@ void bm_plan_spend(benchmark::State& state) {
 BENCHMARK(bm_plan_spend);
 
 } // namespace
+
+// Coalition money (actors/coalition.hpp): the postings and settle records of
+// a redemption at one brand that draws on lots of three issuing brands.
+void bm_post_spend(benchmark::State& state) {
+  auto p = bench_program();
+  p.brands.push_back({2, "globex", "Globex", {2, 100}});
+  p.brands.push_back({3, "initech", "Initech", {1, 100}});
+  for (auto& b : p.brands)
+    b.cost_per_point = {1, 3};
+  const std::vector<loyalty::ledger::lot_take> takes{
+    {1, 1, 120, 0, 0}, {2, 2, 80, 0, 0}, {3, 3, 40, 0, 0}, {4, 1, 10, 0, 0}};
+  std::string msg;
+  for (auto _ : state) {
+    loyalty::ledger::op op;
+    auto c = loyalty::actors::post_spend(op, p, 42, takes, 0, loyalty::actors::spend_purpose::redeem, 2, msg);
+    benchmark::DoNotOptimize(c);
+    benchmark::DoNotOptimize(op.postings.data());
+  }
+}
+BENCHMARK(bm_post_spend);
