@@ -47,7 +47,8 @@ bool read_only(opcode op) {
          op == opcode::settlement;
 }
 bool partner_op(opcode op) { return op == opcode::partner_earn || op == opcode::partner_burn; }
-// Reports read the ledger for a period: off the io thread, never in a batch.
+// The coalition reports: never in a batch (they are not member operations);
+// activity and settlement scan a period of the journal off the io thread.
 bool report_op(opcode op) { return op == opcode::activity || op == opcode::settlement || op == opcode::liability; }
 bool admin_only(opcode op) { return op == opcode::adjust || op == opcode::expire || op == opcode::reload; }
 
