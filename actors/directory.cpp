@@ -21,8 +21,13 @@ void member_slot::rejected(const ledger::op& o, errc) noexcept {
 }
 
 directory::directory(caf::actor_system& sys, engine_context& ctx, std::uint32_t active_max,
-                     std::uint32_t idle_ticks)
-  : sys_(sys), ctx_(ctx), active_max_(active_max), idle_ticks_(idle_ticks), shards_(shard_count) {}
+                     std::uint32_t idle_ticks, std::uint32_t passivating_max)
+  : sys_(sys),
+    ctx_(ctx),
+    active_max_(active_max),
+    idle_ticks_(idle_ticks),
+    passivating_max_(passivating_max != 0 ? passivating_max : std::max<std::uint32_t>(256, active_max / 1000)),
+    shards_(shard_count) {}
 
 void directory::shard::unlink(member_slot& s) noexcept {
   if (s.lru_prev != nullptr)
@@ -59,7 +64,43 @@ std::shared_ptr<member_slot> directory::shard::erase(member_slot& s) {
   return keep;
 }
 
+void member_slot::settled() noexcept {
+  if (direct.load(std::memory_order_acquire))
+    dir_.drop_settled(*this);
+}
+
+void directory::drop_settled(member_slot& slot) {
+  auto& sh = shard_for(slot.member_id);
+  std::lock_guard<std::mutex> guard(sh.mtx);
+  if (!slot.actor && slot.inflight.load() == 0 && slot.direct.load())
+    sh.erase(slot);  // the op being completed still holds the slot
+}
+
+bool directory::enroll(std::uint64_t member_id, member_request&& r) {
+  auto& sh = shard_for(member_id);
+  std::shared_ptr<member_slot> slot;
+  {
+    std::lock_guard<std::mutex> guard(sh.mtx);
+    if (!stopping_.load() && sh.slots.find(member_id) == sh.slots.end()) {
+      slot = std::make_shared<member_slot>(member_id, *this);
+      slot->direct.store(true);
+      slot->enrolling.store(true);
+      slot->inflight.fetch_add(1, std::memory_order_acq_rel);  // keeps the slot until its ops are submitted
+      sh.touch(*slot, tick());
+      sh.slots.emplace(member_id, slot);
+    }
+  }
+  if (!slot)
+    return send(member_id, caf::make_message(std::move(r)));
+  enroll_without_actor(ctx_, slot, r);
+  slot->enrolling.store(false, std::memory_order_release);
+  if (slot->inflight.fetch_sub(1, std::memory_order_acq_rel) == 1)
+    slot->settled();  // refused before reaching the writer, or already committed
+  return true;
+}
+
 caf::actor directory::spawn_member(const std::shared_ptr<member_slot>& slot) {
+  slot->direct.store(false, std::memory_order_release);
   active_.fetch_add(1, std::memory_order_relaxed);
   activations_.fetch_add(1, std::memory_order_relaxed);
   slot->pending.store(0);
@@ -93,6 +134,8 @@ void directory::send_if_active(member_slot& slot, caf::message msg) {
 }
 
 bool directory::try_passivate(member_slot& slot, const caf::actor_addr& self) {
+  // One call per passivate request (the sweep counted it out).
+  passivating_.fetch_sub(1, std::memory_order_relaxed);
   auto& sh = shard_for(slot.member_id);
   std::lock_guard<std::mutex> guard(sh.mtx);
   if (stopping_.load())
@@ -108,27 +151,35 @@ bool directory::try_passivate(member_slot& slot, const caf::actor_addr& self) {
   return true;
 }
 
-void directory::on_down(const std::shared_ptr<member_slot>& slot, const caf::actor_addr& who,
+bool directory::on_down(const std::shared_ptr<member_slot>& slot, const caf::actor_addr& who,
                         bool crashed) {
   if (!crashed || stopping_.load())
-    return;  // passivated (already removed) or engine shutdown
-  crashes_.fetch_add(1, std::memory_order_relaxed);
+    return false;  // passivated (already removed) or engine shutdown
   auto& sh = shard_for(slot->member_id);
   std::lock_guard<std::mutex> guard(sh.mtx);
-  if (slot->actor && slot->actor.address() == who) {
-    slot->actor = nullptr;  // next message spawns a fresh actor that reloads from the ledger
-    slot->pending.store(0);
-    active_.fetch_sub(1, std::memory_order_relaxed);
-  }
+  if (!slot->actor || slot->actor.address() != who)
+    return false;  // it passivated: the slot no longer names it
+  slot->actor = nullptr;  // next message spawns a fresh actor that reloads from the ledger
+  slot->pending.store(0);
+  active_.fetch_sub(1, std::memory_order_relaxed);
+  crashes_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 void directory::sweep() {
   auto now = tick_.fetch_add(1, std::memory_order_relaxed) + 1;
-  auto active = active_.load(std::memory_order_relaxed);
+  const std::uint64_t active = active_.load(std::memory_order_relaxed);
+  const std::uint64_t asked = passivating_.load(std::memory_order_relaxed);
   // Past the cap, also passivate actors idle for at least one tick, until the
-  // excess is covered (an approximation of least-recently-used).
-  std::uint64_t excess = active > active_max_ ? active - active_max_ : 0;
-  for (auto& sh : shards_) {
+  // excess is covered (an approximation of least-recently-used); requests
+  // still on their way count as covering it.
+  std::uint64_t excess = active > active_max_ + asked ? active - active_max_ - asked : 0;
+  // Actors idle for idle_ticks: as many as keep passivating_max_ outstanding.
+  std::uint64_t idle_budget = asked < passivating_max_ ? passivating_max_ - asked : 0;
+  // Start at a different shard each tick, so a budget that runs out does not
+  // always favour the first shards.
+  for (std::size_t i = 0; i < shard_count; ++i) {
+    auto& sh = shards_[(now + i) % shard_count];
     std::lock_guard<std::mutex> guard(sh.mtx);
     // From the least recent; everything before the first slot that is not
     // idle enough is more recent still.
@@ -143,6 +194,11 @@ void directory::sweep() {
       } else if (s->pending.load() == 0) {
         if (excess > 0)
           --excess;
+        else if (idle_budget > 0)
+          --idle_budget;
+        else
+          break;  // this shard's budget is spent; the rest waits for a later tick
+        passivating_.fetch_add(1, std::memory_order_relaxed);
         s->pending.fetch_add(1, std::memory_order_acq_rel);
         caf::anon_send(s->actor, passivate_atom::value);
       }
@@ -168,6 +224,15 @@ void directory::shutdown() {
     sh.slots.clear();
   }
   active_.store(0);
+}
+
+std::size_t directory::slot_count() {
+  std::size_t n = 0;
+  for (auto& sh : shards_) {
+    std::lock_guard<std::mutex> guard(sh.mtx);
+    n += sh.slots.size();
+  }
+  return n;
 }
 
 caf::actor directory::actor_of(std::uint64_t member_id) {

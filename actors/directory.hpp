@@ -34,6 +34,7 @@ namespace loyalty::actors {
 
 class directory;
 struct engine_context;
+struct member_request;
 
 class member_slot final : public ledger::op_owner {
 public:
@@ -49,10 +50,18 @@ public:
   // Set by the writer when an op the actor applied to its book was not
   // posted: the actor reloads its book from the ledger before its next message.
   std::atomic<bool> stale{false};
+  // An enrollment without an actor (directory::enroll): `enrolling` while its
+  // ops are being prepared (an actor spawned meanwhile waits before loading);
+  // `direct` until an actor is spawned for the slot: then the slot is dropped
+  // as soon as its ops are done instead of by the idle sweep.
+  std::atomic<bool> enrolling{false};
+  std::atomic<bool> direct{false};
   // Writer thread: an op this member's actor applied tentatively was not
   // posted. Undoes the op's program-wide reservations (caps, stock) and
   // marks the slot stale.
   void rejected(const ledger::op& o, errc code) noexcept override;
+  // Writer thread: drops a direct enrollment's slot once its ops are done.
+  void settled() noexcept override;
 
 private:
   directory& dir_;
@@ -67,23 +76,38 @@ struct directory_stats {
 
 class directory {
 public:
+  // passivating_max: passivate requests outstanding at once for idle actors
+  // (0: max(256, active_max / 1000)). Requests queue in front of members'
+  // messages, so a wave of actors going idle together (all enrolled in the
+  // same minute) is spread over ticks instead of stalling every request
+  // behind it. Past active_max, as many are asked as the excess needs.
   directory(caf::actor_system& sys, engine_context& ctx, std::uint32_t active_max,
-            std::uint32_t idle_ticks);
+            std::uint32_t idle_ticks, std::uint32_t passivating_max = 0);
 
   // Any thread. Finds or activates the member's actor and enqueues `msg`
   // (a caf::message) to it. False (message dropped) only during shutdown.
   bool send(std::uint64_t member_id, caf::message msg);
 
+  // Any thread. An enrollment: when the member has no slot (no actor, nothing
+  // in flight; the usual case for a new member) it is prepared and handed to
+  // the ledger writer right here, without spawning an actor that would only
+  // be passivated again -- bulk enrollment of millions of members would
+  // otherwise churn through as many actors (docs/PERFORMANCE.md, issue 5).
+  // Otherwise it goes to the member's actor like any request. False only
+  // during shutdown (the request was answered `unavailable`).
+  bool enroll(std::uint64_t member_id, member_request&& r);
+
   // Called by a member actor on its own thread in reply to passivate_atom.
   // True if the slot was removed and the actor must quit now.
   [[nodiscard]] bool try_passivate(member_slot& slot, const caf::actor_addr& self);
 
-  // Called by the supervising actor when a member actor went down.
-  void on_down(const std::shared_ptr<member_slot>& slot, const caf::actor_addr& who, bool crashed);
+  // Called by the supervising actor when a member actor went down. True if
+  // it crashed: its slot still named it, and now names no actor.
+  bool on_down(const std::shared_ptr<member_slot>& slot, const caf::actor_addr& who, bool crashed);
 
   // Called by the program root once per tick: asks idle actors (and, past
-  // active_max, the least recently active ones) to passivate; drops slots
-  // left without actor and without ops in flight.
+  // active_max, the least recently active ones) to passivate, within the
+  // limits above; drops slots left without actor and without ops in flight.
   void sweep();
 
   // Enqueue under the shard lock to the slot's live actor.
@@ -91,13 +115,16 @@ public:
 
   [[nodiscard]] engine_context& context() noexcept { return ctx_; }
 
-  // The current tick (seconds of engine uptime), for last_active stamps.
+  // The current tick (sweeps since the engine started), for last-sent stamps.
   [[nodiscard]] std::uint32_t tick() const noexcept { return tick_.load(std::memory_order_relaxed); }
   [[nodiscard]] directory_stats stats() const noexcept;
   [[nodiscard]] std::size_t active() const noexcept { return active_.load(); }
 
   // Engine shutdown: stops every member actor; no more activations.
   void shutdown();
+
+  // Tests: slots held (active actors, and slots with ops in flight).
+  [[nodiscard]] std::size_t slot_count();
 
   // Tests: the live actor of a member, or null.
   [[nodiscard]] caf::actor actor_of(std::uint64_t member_id);
@@ -121,15 +148,19 @@ private:
   static constexpr std::size_t shard_count = 64;
   shard& shard_for(std::uint64_t id) noexcept { return shards_[(id * 0x9E3779B97F4A7C15ull) >> 58]; }
   caf::actor spawn_member(const std::shared_ptr<member_slot>& slot);
+  friend class member_slot;
+  void drop_settled(member_slot& slot);
 
   caf::actor_system& sys_;
   engine_context& ctx_;
   const std::uint32_t active_max_;
   const std::uint32_t idle_ticks_;
+  const std::uint32_t passivating_max_;
   std::vector<shard> shards_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint32_t> tick_{0};
   std::atomic<std::uint64_t> active_{0};
+  std::atomic<std::uint64_t> passivating_{0};  // passivate requests not yet handled by their actor
   std::atomic<std::uint64_t> activations_{0};
   std::atomic<std::uint64_t> passivations_{0};
   std::atomic<std::uint64_t> crashes_{0};

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 namespace loyalty::actors {
 
@@ -1224,6 +1225,8 @@ caf::actor supervisor_for(const engine_context& ctx, const member_data& m) {
 // the writer, so that it includes them).
 void load(self_ptr self) {
   auto& st = self->state;
+  while (st.slot->enrolling.load(std::memory_order_acquire))
+    std::this_thread::yield();  // an enrollment without actor is handing its ops to the writer (microseconds)
   if (st.slot->inflight.load() > 0)
     st.ctx->ledger->barrier();
   st.slot->stale.store(false);
@@ -1557,6 +1560,35 @@ caf::behavior awaiting_behavior(self_ptr self) {
 }
 
 } // namespace
+
+void enroll_without_actor(engine_context& ctx, const std::shared_ptr<member_slot>& slot, member_request& r) {
+  // Nothing of this member is in flight (it had no slot), so the ledger's
+  // committed state is the whole truth. Refusals are answered as the actor
+  // answers them (answer_error).
+  if (ctx.ledger->load_member(r.member)) {
+    refuse_request(ctx, r, errc::member_exists, {});
+    return;
+  }
+  const policy_state& p = ctx.now();
+  env e{p.prog, ctx.ledger, &p.counters, ctx.clock->now_us(), p.version};
+  member_data m;
+  m.id = r.member;
+  m.loaded = true;
+  std::vector<ledger::op> ops;
+  std::string msg;
+  if (errc code = prepare(m, e, r, ops, msg); code != errc::ok) {
+    refuse_request(ctx, r, code, std::move(msg));
+    return;
+  }
+  r.reply->hand_over(ops.back());
+  for (auto& op : ops) {
+    op.owner = slot;
+    op.policy_version = p.version;
+    if (!op.target)
+      op.target = discard_target();
+    ctx.ledger->submit(std::move(op));
+  }
+}
 
 caf::behavior member_actor(caf::stateful_actor<member_state>* self, std::shared_ptr<member_slot> slot,
                            engine_context* ctx) {

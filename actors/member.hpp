@@ -194,6 +194,12 @@ struct member_state {
 // txn_id_conflict); at once otherwise. Any thread.
 void refuse_request(engine_context& ctx, member_request& r, errc code, std::string message);
 
+// Enrolls r.member (r.kind == enroll) without an actor: for a member with
+// no slot but `slot`, just made by directory::enroll, which names it as its
+// ops' owner. Looks the member up in the ledger (member_exists), prepares the
+// enrollment with the same code as the actor, and hands it to the writer.
+void enroll_without_actor(engine_context& ctx, const std::shared_ptr<member_slot>& slot, member_request& r);
+
 // The actor's behavior. Spawned by the directory with lazy_init.
 caf::behavior member_actor(caf::stateful_actor<member_state>* self,
                            std::shared_ptr<member_slot> slot, engine_context* ctx);

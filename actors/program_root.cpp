@@ -31,13 +31,15 @@ void member_down(sup_ptr self, engine_context* ctx, supervision_stats* stats, co
   stats->monitored.fetch_sub(1);
   bool crashed = dm.reason != caf::error{} && dm.reason != caf::exit_reason::normal &&
                  dm.reason != caf::exit_reason::user_shutdown;
-  if (crashed) {
+  // A crashed actor still has its slot; a passivated one took itself out of
+  // it. (An actor gone before we could monitor it comes with reason
+  // `unknown`: only its slot tells which it was.)
+  if (crashed && ctx->dir->on_down(slot, dm.source, crashed)) {
     stats->member_failures.fetch_add(1);
     log(log_level::warn,
         "%s: member %llu actor terminated (%s); it will be reactivated from the ledger on its next message",
         who.c_str(), static_cast<unsigned long long>(slot->member_id), caf::to_string(dm.reason).c_str());
   }
-  ctx->dir->on_down(slot, dm.source, crashed);
 }
 
 // The supervision part shared by brand actors and the root.

@@ -1012,7 +1012,7 @@ std::optional<engine_settings> load_settings(const std::string& path,
                     "batch_entries_max", "commit_window_us", "checkpoint_accounts_max",
                     "checkpoint_interval_ms", "inflight_per_connection_max",
                     "inflight_total_max", "connections_max", "active_members_max",
-                    "member_idle_s", "io_threads", "actor_threads",
+                    "member_idle_s", "io_threads", "actor_threads", "actor_scheduler",
                     "expiry_sweep_interval_s", "expiry_sweep_members_per_s", "tls_cert", "tls_key",
                     "tls_handshake_timeout_ms", "metrics_host", "metrics_port", "metrics_read_timeout_ms",
                     "txn_filter_mib"},
@@ -1057,6 +1057,14 @@ std::optional<engine_settings> load_settings(const std::string& path,
   u32("member_idle_s", s.member_idle_s, 1, 86'400 * 365);
   u32("io_threads", s.io_threads, 1, 64);
   u32("actor_threads", s.actor_threads, 0, 256);
+  if (auto d = ck.str(*e, "actor_scheduler", false, w)) {
+    if (*d == "sharing")
+      s.actor_scheduler = actor_scheduling::sharing;
+    else if (*d == "stealing")
+      s.actor_scheduler = actor_scheduling::stealing;
+    else
+      ck.fail(*ck.get(*e, "actor_scheduler", false, w), "actor_scheduler must be \"sharing\" or \"stealing\"");
+  }
   u32("expiry_sweep_interval_s", s.expiry_sweep_interval_s, 0, 86'400 * 366);
   u32("expiry_sweep_members_per_s", s.expiry_sweep_members_per_s, 1, 10'000'000);
   u32("tls_handshake_timeout_ms", s.tls_handshake_timeout_ms, 1, 600'000);

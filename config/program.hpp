@@ -183,6 +183,8 @@ struct program {
   [[nodiscard]] std::uint32_t tier_for(std::int64_t metric_value) const noexcept;
 };
 
+enum class actor_scheduling : std::uint8_t { sharing, stealing };
+
 enum class durability {
   fsync,         // default: every acknowledged commit is fsynced (LMDB default)
   nosync_unsafe, // MDB_NOSYNC: acknowledged commits can be lost on power cut; benchmarks only
@@ -229,6 +231,12 @@ struct engine_settings {
   std::uint32_t member_idle_s = limits::member_idle_s_default;
   std::uint32_t io_threads = 1;
   std::uint32_t actor_threads = 0;  // 0: one per core
+  // CAF's scheduler policy. sharing: one queue, idle workers sleep on it.
+  // stealing (CAF's default): a queue per worker, idle workers poll and steal
+  // from the others' tails, which in CAF 0.17 walks the victim's whole queue
+  // (O(n) per steal) -- quadratic when a million actors are scheduled at
+  // once, as at a mass passivation or shutdown (docs/PERFORMANCE.md, issue 5).
+  actor_scheduling actor_scheduler = actor_scheduling::sharing;
   // API keys ([[keys]] in the settings file). None: every connection may
   // post and read without a key, and admin operations are refused.
   std::vector<api_key> keys;

@@ -64,6 +64,8 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   e->cfg_ = std::make_unique<caf::actor_system_config>();
   auto threads = s.actor_threads != 0 ? s.actor_threads : std::max(1u, std::thread::hardware_concurrency());
   e->cfg_->set("scheduler.max-threads", static_cast<std::size_t>(threads));
+  e->cfg_->set("scheduler.policy", s.actor_scheduler == actor_scheduling::stealing ? caf::atom("stealing")
+                                                                                   : caf::atom("sharing"));
   e->system_ = std::make_unique<caf::actor_system>(*e->cfg_);
 
   auto interval_ms = std::max<std::int64_t>(1, e->opts_.sweep_interval.count());

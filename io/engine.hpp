@@ -31,9 +31,10 @@ struct engine_options {
   engine_settings settings;
   program prog;
   const loyalty::clock* clock = nullptr;  // null: the system clock
-  // How often idle member actors are looked for; member_idle_s counts in
-  // these ticks' seconds. Tests shorten it.
-  std::chrono::milliseconds sweep_interval{1000};
+  // How often idle member actors are looked for (member_idle_s is converted
+  // to these ticks). Short, so that each sweep's passivate requests are few.
+  // Tests shorten it.
+  std::chrono::milliseconds sweep_interval{100};
   // Serve metrics even when settings.metrics_port is 0 (which means off),
   // on a free port the system picks; metrics_port() tells which. Tests.
   bool metrics_on_free_port = false;

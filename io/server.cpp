@@ -986,6 +986,10 @@ private:
         log(log_level::error, "partner %u has no actor; its request was answered unavailable", id);
       return;
     }
+    if (req.op == opcode::enroll) {
+      srv_.deps.dir->enroll(member, std::move(mr));  // false: shutting down, answered `unavailable`
+      return;
+    }
     if (!srv_.deps.dir->send(member, caf::make_message(std::move(mr)))) {
       // Shutting down: the guard already answered `unavailable` when the
       // message was dropped.

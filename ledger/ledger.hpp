@@ -75,6 +75,8 @@ public:
   virtual ~op_owner() = default;
   std::atomic<std::int64_t> inflight{0};
   virtual void rejected(const op& o, errc code) noexcept = 0;
+  // Called (writer thread) when a completion brought `inflight` to zero.
+  virtual void settled() noexcept {}
 };
 
 enum class op_kind : std::uint8_t {

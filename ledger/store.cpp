@@ -410,10 +410,10 @@ void ledger::impl::complete(std::vector<op>& batch, std::vector<outcome>& outcom
   if (by_target.size() > 4096)
     by_target.clear();  // do not keep buckets for every connection ever seen
   for (auto& o : batch) {
-    if (o.owner)
-      o.owner->inflight.fetch_sub(1, std::memory_order_acq_rel);
-    if (o.counterparty_owner)
-      o.counterparty_owner->inflight.fetch_sub(1, std::memory_order_acq_rel);
+    if (o.owner && o.owner->inflight.fetch_sub(1, std::memory_order_acq_rel) == 1)
+      o.owner->settled();
+    if (o.counterparty_owner && o.counterparty_owner->inflight.fetch_sub(1, std::memory_order_acq_rel) == 1)
+      o.counterparty_owner->settled();
   }
   {
     std::lock_guard<std::mutex> lk(mtx);

@@ -70,7 +70,8 @@ struct rig {
   std::shared_ptr<collector> out = std::make_shared<collector>();
   std::uint64_t next_tag = 1;
 
-  explicit rig(const std::string& dirpath, std::uint32_t active_max = 1000, std::uint32_t idle_ticks = 1000) {
+  explicit rig(const std::string& dirpath, std::uint32_t active_max = 1000, std::uint32_t idle_ticks = 1000,
+               std::uint32_t passivating_max = 0) {
     ledger::options lo;
     lo.dir = dirpath;
     lo.map_bytes = 1ull << 30;
@@ -88,7 +89,7 @@ struct rig {
     ctx.policy.store(&policy);
     ctx.ledger = led.get();
     ctx.clock = &clock;
-    dir = std::make_unique<actors::directory>(*sys, ctx, active_max, idle_ticks);
+    dir = std::make_unique<actors::directory>(*sys, ctx, active_max, idle_ticks, passivating_max);
     ctx.dir = dir.get();
     // A long sweep interval: tests call dir->sweep() themselves.
     actors::start_program(*sys, ctx, sup, std::chrono::hours(1));
@@ -107,7 +108,10 @@ struct rig {
     auto tag = next_tag++;
     r.reply = std::make_shared<actors::reply_guard>(to ? to : out, tag);
     auto member = r.member;
-    dir->send(member, caf::make_message(std::move(r)));
+    if (r.kind == actors::request_kind::enroll)
+      dir->enroll(member, std::move(r));  // as the server routes it: without an actor if the member has none
+    else
+      dir->send(member, caf::make_message(std::move(r)));
     return tag;
   }
   ledger::outcome call(actors::member_request r) { return out->wait(send(std::move(r))); }
@@ -198,6 +202,108 @@ TEST_CASE("operations on a member that was never enrolled are unknown_member", "
   CHECK(r.call(rig::balance(99)).code == errc::unknown_member);
   CHECK(r.call(rig::redeem(99, 1, "y")).code == errc::unknown_member);
   CHECK(r.led->last_seq() == 0);
+}
+
+TEST_CASE("an enrollment spawns no actor and leaves no slot once committed", "[actors]") {
+  temp_dir tmp;
+  rig r(tmp.path);
+  for (std::uint64_t m = 1; m <= 50; ++m)
+    REQUIRE(r.call(rig::enroll(m)).code == errc::ok);
+  CHECK(r.dir->active() == 0);
+  CHECK(r.dir->stats().activations == 0);
+  CHECK(eventually([&] { return r.dir->slot_count() == 0; }));  // dropped as each commit completes
+  CHECK(r.call(rig::enroll(7)).code == errc::member_exists);
+  auto e = r.call(rig::earn(7, 500, "e7"));
+  REQUIRE(e.code == errc::ok);
+  CHECK(e.balance == 5);
+  CHECK(r.dir->active() == 1);
+  CHECK(r.led->verify().ok);
+}
+
+TEST_CASE("a request sent right behind an enrollment without actor sees the member", "[actors]") {
+  // The earn finds the enrollment's slot and spawns an actor, which must not
+  // load the member before the enrollment is committed.
+  temp_dir tmp;
+  rig r(tmp.path);
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> tags;
+  for (std::uint64_t m = 1; m <= 300; ++m) {
+    auto en = r.send(rig::enroll(m));
+    auto ea = r.send(rig::earn(m, 1000, "e" + std::to_string(m)));
+    tags.emplace_back(en, ea);
+  }
+  for (auto [en, ea] : tags) {
+    CHECK(r.out->wait(en).code == errc::ok);
+    auto e = r.out->wait(ea);
+    CHECK(e.code == errc::ok);
+    CHECK(e.balance == 10);
+  }
+  CHECK(r.led->verify().ok);
+}
+
+TEST_CASE("an actor spawned while an enrollment without actor is under way loads the enrolled member",
+          "[actors]") {
+  // Thread b sends an earn for member m the moment thread a starts enrolling
+  // m, so the earn's actor is often spawned while the enrollment is being
+  // prepared. Such an actor must wait for it: one that loaded "not enrolled"
+  // would refuse the member's requests (unknown_member) until passivated.
+  temp_dir tmp;
+  rig r(tmp.path);
+  constexpr std::uint64_t members = 10000;
+  std::atomic<std::uint64_t> started{0};
+  std::thread a([&] {
+    for (std::uint64_t m = 1; m <= members; ++m) {
+      started.store(m, std::memory_order_release);
+      r.send(rig::enroll(m));
+    }
+  });
+  std::thread b([&] {
+    for (std::uint64_t m = 1; m <= members; ++m) {
+      while (started.load(std::memory_order_acquire) < m)
+        ;
+      r.send(rig::earn(m, 100, "race" + std::to_string(m)));  // ok, or unknown_member if first
+    }
+  });
+  a.join();
+  b.join();
+  r.led->barrier();
+  std::vector<std::uint64_t> after;
+  for (std::uint64_t m = 1; m <= members; ++m)
+    after.push_back(r.send(rig::earn(m, 100, "after" + std::to_string(m))));
+  int refused = 0;
+  for (auto t : after)
+    refused += r.out->wait(t).code != errc::ok;
+  CHECK(refused == 0);
+  CHECK(r.led->verify().ok);
+}
+
+TEST_CASE("concurrent enrollments of one member: exactly one succeeds", "[actors]") {
+  temp_dir tmp;
+  rig r(tmp.path);
+  constexpr std::uint64_t members = 200;
+  constexpr int threads = 4;
+  std::vector<std::vector<std::uint64_t>> tags(threads);
+  {
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t)
+      ts.emplace_back([&, t] {
+        for (std::uint64_t m = 1; m <= members; ++m)
+          tags[static_cast<std::size_t>(t)].push_back(r.send(rig::enroll(m)));
+      });
+    for (auto& t : ts)
+      t.join();
+  }
+  for (std::uint64_t m = 1; m <= members; ++m) {
+    int ok = 0, exists = 0;
+    for (int t = 0; t < threads; ++t) {
+      auto code = r.out->wait(tags[static_cast<std::size_t>(t)][m - 1]).code;
+      ok += code == errc::ok;
+      exists += code == errc::member_exists;
+    }
+    CHECK(ok == 1);
+    CHECK(exists == threads - 1);
+  }
+  CHECK(r.led->last_seq() == members);  // one enroll entry each
+  CHECK(r.led->verify().ok);
 }
 
 TEST_CASE("enrolling the same member twice is member_exists and posts nothing", "[actors]") {
@@ -339,8 +445,10 @@ TEST_CASE("idle member actors are passivated and come back with their state", "[
 TEST_CASE("past the active cap, idle members are passivated down to the cap", "[actors]") {
   temp_dir tmp;
   rig r(tmp.path, /*active_max*/ 5);
-  for (std::uint64_t m = 1; m <= 20; ++m)
+  for (std::uint64_t m = 1; m <= 20; ++m) {
     REQUIRE(r.call(rig::enroll(m)).code == errc::ok);
+    REQUIRE(r.call(rig::balance(m)).code == errc::ok);  // enrolling spawns no actor; this does
+  }
   CHECK(r.dir->active() == 20);
   REQUIRE(eventually([&] {  // repeated for the same reason as above
     r.dir->sweep();
@@ -350,17 +458,43 @@ TEST_CASE("past the active cap, idle members are passivated down to the cap", "[
     CHECK(r.call(rig::balance(m)).code == errc::ok);
 }
 
+TEST_CASE("idle actors are passivated a few at a time and never all in one sweep", "[actors]") {
+  // A million members enrolled in the same minute go idle in the same tick;
+  // asking them all at once queued a million requests in front of every
+  // member message (seconds of stall). At most passivating_max requests are
+  // outstanding; the rest wait for later sweeps.
+  temp_dir tmp;
+  rig r(tmp.path, 100000, /*idle_ticks*/ 1, /*passivating_max*/ 8);
+  for (std::uint64_t m = 1; m <= 40; ++m) {
+    REQUIRE(r.call(rig::enroll(m)).code == errc::ok);
+    REQUIRE(r.call(rig::balance(m)).code == errc::ok);
+  }
+  REQUIRE(r.dir->active() == 40);
+  r.dir->sweep();  // all idle for a tick now, but only 8 may be asked
+  r.dir->sweep();  // and as many more as have been handled since
+  CHECK(r.dir->active() >= 40 - 2 * 8);
+  REQUIRE(eventually([&] {
+    r.dir->sweep();
+    return r.dir->active() == 0;
+  }));
+  CHECK(r.dir->stats().passivations == 40);
+  for (std::uint64_t m = 1; m <= 40; ++m)
+    CHECK(r.call(rig::balance(m)).code == errc::ok);
+}
+
 TEST_CASE("a shutdown while members are passivating stops every actor without touching freed slots",
           "[actors]") {
   // Found under load: an actor that handled its passivate request after the
   // shutdown had emptied its shard erased a slot the shard no longer held.
   temp_dir tmp;
   for (int round = 0; round < 3; ++round) {
-    rig r(tmp.path / std::to_string(round), 100000, /*idle_ticks*/ 1);
+    rig r(tmp.path / std::to_string(round), 100000, /*idle_ticks*/ 1, /*passivating_max*/ 100000);
     constexpr std::uint64_t members = 2000;
     std::vector<std::uint64_t> tags;
-    for (std::uint64_t m = 1; m <= members; ++m)
+    for (std::uint64_t m = 1; m <= members; ++m) {
       tags.push_back(r.send(rig::enroll(m)));
+      tags.push_back(r.send(rig::balance(m)));  // an actor for each
+    }
     for (auto t : tags)
       REQUIRE(r.out->wait(t).code == errc::ok);
     r.dir->sweep();
