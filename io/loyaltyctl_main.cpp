@@ -568,7 +568,8 @@ int make_key(std::uint32_t id, const std::string& name, const std::string& scope
 
 int main(int argc, char** argv) {
   CLI::App app{"loyaltyctl: talk to a running loyaltyd over its wire protocol (docs/PROTOCOL.md).\n"
-               "Member operations name the member with --member ID or --alias TEXT (one of them);\n"
+               "Member operations name the member with --member ID or --alias TEXT (one of them),\n"
+               "except enroll and balance, which take the member id as an argument (balance also --alias).\n"
                "The engine's API keys decide what a connection may do: pass one with --key or in\n"
                "$LOYALTY_KEY (adjust and expire need an admin key). `keygen` makes a new key.\n"
                "Exit status: 0 success, 1 the engine answered with an error (or verify found problems),\n"

@@ -966,3 +966,24 @@ TEST_CASE("API keys in the settings: hashed, scoped, and every mistake reported 
   }
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("actor_scheduler is sharing unless set to stealing; anything else is a line-numbered error", "[config]") {
+  test::temp_dir dir("config-scheduler");
+  auto settings_at = [&](const std::string& body) {
+    auto path = (dir.path / "loyaltyd.toml").string();
+    std::ofstream(path) << "[engine]\nprogram = \"p.toml\"\n" << body;
+    return path;
+  };
+  std::vector<config_error> errors;
+  auto plain = load_settings(settings_at(""), errors);
+  REQUIRE(plain);
+  CHECK(plain->actor_scheduler == actor_scheduling::sharing);
+  auto stealing = load_settings(settings_at("actor_scheduler = \"stealing\"\n"), errors);
+  REQUIRE(stealing);
+  CHECK(stealing->actor_scheduler == actor_scheduling::stealing);
+  auto path = settings_at("actor_scheduler = \"fifo\"\n");
+  CHECK_FALSE(load_settings(path, errors));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message.find(path + ":3:") == 0);
+  CHECK(errors[0].message.find("\"sharing\" or \"stealing\"") != std::string::npos);
+}
