@@ -44,14 +44,19 @@ inline constexpr std::uint32_t commit_window_us_default = 200;
 inline constexpr std::uint32_t active_members_max_default = 1000000;
 // A member actor idle this long is passivated.
 inline constexpr std::uint32_t member_idle_s_default = 60;
-// Account balances changed since the last checkpoint are kept in memory and
-// written to the accounts table in one transaction (a checkpoint) when this
-// many have accumulated or checkpoint_interval_ms has passed. Between
-// checkpoints a commit writes only sequential journal and index pages, not
-// one random accounts page per member touched. Bounds memory (~100 B each)
-// and the journal tail replayed at start.
+// Account balances changed since the last checkpoint are kept in memory;
+// when this many have accumulated or checkpoint_interval_ms has passed they
+// are frozen as a generation, which the writer writes to the accounts table
+// in key order, a chunk with each group commit, finishing within half the
+// interval (an incremental checkpoint). A commit thus writes sequential
+// journal and index pages plus a bounded slice of account pages, never one
+// page per member touched and never the whole generation at once. Bounds
+// memory (~100 B each, two generations at most) and the journal tail
+// replayed at start.
 inline constexpr std::uint32_t checkpoint_accounts_max_default = 262144;
 inline constexpr std::uint32_t checkpoint_interval_ms_default = 10000;
+// Account records a checkpoint writes with each group commit, at least.
+inline constexpr std::uint32_t checkpoint_chunk_accounts_default = 256;
 // A TLS client has this long from accepting its connection to finishing the
 // handshake; a peer that never completes it cannot hold a connection slot
 // (connections_max) for ever. 10 s covers a slow client on a lossy link.

@@ -1010,7 +1010,7 @@ std::optional<engine_settings> load_settings(const std::string& path,
   const std::string w = "[engine]";
   ck.only_keys(*e, {"program", "listen_host", "listen_port", "data_dir", "map_gib", "durability",
                     "batch_entries_max", "commit_window_us", "checkpoint_accounts_max",
-                    "checkpoint_interval_ms", "inflight_per_connection_max",
+                    "checkpoint_interval_ms", "checkpoint_chunk_accounts", "inflight_per_connection_max",
                     "inflight_total_max", "connections_max", "active_members_max",
                     "member_idle_s", "io_threads", "actor_threads", "actor_scheduler",
                     "expiry_sweep_interval_s", "expiry_sweep_members_per_s", "tls_cert", "tls_key",
@@ -1048,6 +1048,7 @@ std::optional<engine_settings> load_settings(const std::string& path,
   u32("commit_window_us", s.commit_window_us, 0, 1'000'000);
   u32("checkpoint_accounts_max", s.checkpoint_accounts_max, 1, 100'000'000);
   u32("checkpoint_interval_ms", s.checkpoint_interval_ms, 1, 3'600'000);
+  u32("checkpoint_chunk_accounts", s.checkpoint_chunk_accounts, 1, 100'000'000);
   if (auto v = ck.integer(*e, "txn_filter_mib", false, w, 0, 65536))
     s.txn_filter_bytes = static_cast<std::uint64_t>(*v) << 20;
   u32("inflight_per_connection_max", s.inflight_per_connection_max, 1, 1'000'000);

@@ -223,6 +223,7 @@ struct engine_settings {
   std::uint32_t commit_window_us = limits::commit_window_us_default;
   std::uint32_t checkpoint_accounts_max = limits::checkpoint_accounts_max_default;
   std::uint32_t checkpoint_interval_ms = limits::checkpoint_interval_ms_default;
+  std::uint32_t checkpoint_chunk_accounts = limits::checkpoint_chunk_accounts_default;
   std::uint64_t txn_filter_bytes = limits::txn_filter_bytes_default;  // txn_filter_mib; 0 = no filter
   std::uint32_t inflight_per_connection_max = limits::inflight_per_connection_max_default;
   std::uint32_t inflight_total_max = limits::inflight_total_max_default;

@@ -261,14 +261,19 @@ void render_ledger(exposition& x, const ledger::ledger& led) {
     commit_le.push_back(detail::format_value(static_cast<double>(us) / 1e6));
   x.histogram("loyaltyd_commit_seconds", "Time in mdb_txn_commit (with its fsync) per group commit.", commit_le,
               ws.commit_us_hist, detail::format_value(static_cast<double>(ws.commit_us_total) / 1e6));
-  x.single("loyaltyd_checkpoints_total", "counter", "Account checkpoints written.", ws.checkpoints);
+  x.single("loyaltyd_checkpoints_total", "counter",
+           "Account checkpoints completed (frozen generations written to the accounts table in full).",
+           ws.checkpoints);
   x.single("loyaltyd_checkpoint_seconds_total", "counter",
-           "Time spent writing account checkpoints and committing the transactions that carry them.",
+           "Time spent putting checkpoint chunks of account records into group commits.",
            static_cast<double>(ws.checkpoint_us_total) / 1e6);
   x.single("loyaltyd_checkpoint_accounts_total", "counter", "Account balances written by checkpoints.",
            ws.checkpoint_accounts);
+  x.single("loyaltyd_checkpoint_pending_accounts", "gauge",
+           "Account records of the checkpoint in progress still to be written.", ws.checkpoint_pending);
   x.single("loyaltyd_ledger_accounts_cached", "gauge",
-           "Account balances changed since the last checkpoint (kept in memory, replayed from the journal at start).",
+           "Account balances not yet in the accounts table: changed since the last freeze, or frozen and not yet "
+           "written (kept in memory, replayed from the journal at start).",
            ws.accounts_cached);
   x.single("loyaltyd_ledger_last_seq", "gauge", "Sequence number of the newest committed journal entry.",
            led.last_seq());

@@ -131,12 +131,13 @@ public:
                                     implied);
     auto* p = static_cast<const char*>(v.mv_data) + sizeof h;
     std::array<i128, 2> debits{}, credits{};  // by account_unit: each balances on its own
-    // The accounts table holds balances as of the checkpoint; later entries
-    // are checked for balance but summed separately (they live in memory).
-    auto& sums_map = seq <= rep_.checkpoint_seq ? computed_ : tail_;
+    // The accounts table holds each balance as of the checkpoint, or of its
+    // record's last_seq if later (cutoff); later entries are checked for
+    // balance but summed separately (they live in memory).
     for (std::size_t i = 0; i < h.posting_count; ++i) {
       posting q{};
       std::memcpy(&q, p + i * sizeof q, sizeof q);
+      auto& sums_map = seq <= cutoff(q.account) ? computed_ : tail_;
       rep_.postings++;
       if (q.amount == 0)
         problem(where + ": posting of zero");
@@ -187,8 +188,34 @@ public:
       problem(where + ": previous entry of member " + std::to_string(member) + " is " + std::to_string(last) +
               ", the entry says " + std::to_string(prev));
     last = seq;
-    if (seq <= rep_.checkpoint_seq)
+    if (seq <= cutoff(account_id(account_kind::member_points, member)))
       last_at_checkpoint_[member] = seq;
+  }
+
+  // Before the journal: each stored account's last_seq. An incremental
+  // checkpoint (schema 5) writes records before it moves accounts_seq, so a
+  // record may reflect entries after it -- exactly those up to its own
+  // last_seq that touched the account.
+  void table_heads() {
+    detail::cursor cur(txn_, db_.accounts);
+    MDB_val k{}, v{};
+    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+      account_record a{};
+      if (k.mv_size != sizeof(std::uint64_t) || v.mv_size != sizeof a)
+        continue;  // accounts() reports it
+      std::uint64_t id = 0;
+      std::memcpy(&id, k.mv_data, sizeof id);
+      std::memcpy(&a, v.mv_data, sizeof a);
+      if (a.last_seq > rep_.checkpoint_seq)
+        table_last_.emplace(id, a.last_seq);
+    }
+  }
+
+  // The newest entry whose postings to `account` its stored record holds.
+  [[nodiscard]] std::uint64_t cutoff(std::uint64_t account) const {
+    auto it = table_last_.find(account);
+    return it == table_last_.end() ? rep_.checkpoint_seq : it->second;
   }
 
   // Checks the entry's details and adds the postings its settle records
@@ -301,7 +328,10 @@ public:
     for (auto& [id, s] : tail_)
       if (kind_of(id) == account_kind::member_points && members_.count(entity_of(id)) == 0)
         problem("account " + describe(id) + ": belongs to no enrolled member");
-    if (total_debit != total_credit)
+    // Only a table of one moment balances as a whole: while a checkpoint is
+    // half written (records past accounts_seq) each record was checked
+    // against the journal instead, and every entry balances.
+    if (table_last_.empty() && total_debit != total_credit)
       problem("the sum over all accounts of (debits - credits) is not zero");
   }
 
@@ -474,7 +504,8 @@ private:
   const dbs& db_;
   verify_report& rep_;
   std::uint64_t policy_versions_ = 0;
-  std::unordered_map<std::uint64_t, sums> computed_;  // entries up to the checkpoint
+  std::unordered_map<std::uint64_t, std::uint64_t> table_last_;  // account -> last_seq past the checkpoint
+  std::unordered_map<std::uint64_t, sums> computed_;  // entries up to the checkpoint (or the record's cutoff)
   std::unordered_map<std::uint64_t, sums> tail_;      // entries after it
   std::unordered_map<std::string, std::uint64_t> txn_of_entry_;
   std::unordered_set<std::uint64_t> enrolled_;
@@ -499,6 +530,7 @@ verify_report ledger::impl::verify() const {
   detail::get_record(txn.get(), db.meta, detail::val(key, sizeof key - 1), rep.checkpoint_seq);
   auditor a(txn.get(), *this, rep);
   a.policies();
+  a.table_heads();
   a.journal();
   a.members();
   a.accounts();

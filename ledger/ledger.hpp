@@ -225,7 +225,7 @@ struct verify_report {
   std::uint64_t accounts = 0;
   std::uint64_t members = 0;
   std::uint64_t txn_ids = 0;
-  std::uint64_t checkpoint_seq = 0;  // the accounts table reflects entries up to this seq
+  std::uint64_t checkpoint_seq = 0;  // the accounts table reflects entries up to this seq (a record may reflect later ones: its last_seq)
   std::uint64_t settlements = 0;     // settle records checked
   std::vector<std::string> problems;  // first verify_problems_max problems
 };
@@ -250,10 +250,11 @@ struct writer_stats {
   // at most commit_us_bounds[i] us (and more than the bound before); the
   // last bucket counts the ones over the last bound.
   std::array<std::uint64_t, commit_us_bounds.size() + 1> commit_us_hist{};
-  std::uint64_t checkpoints = 0;      // account checkpoints written
-  std::uint64_t checkpoint_accounts = 0;  // accounts written by them, in all
-  std::uint64_t checkpoint_us_total = 0;  // time spent writing and committing them
-  std::uint64_t accounts_cached = 0;  // account balances newer than the last checkpoint (now)
+  std::uint64_t checkpoints = 0;      // account checkpoints completed (generations written in full)
+  std::uint64_t checkpoint_accounts = 0;  // account records written by them, in all
+  std::uint64_t checkpoint_us_total = 0;  // time spent putting those records into commit transactions
+  std::uint64_t accounts_cached = 0;  // account balances not yet in the table (now): changed, and frozen
+  std::uint64_t checkpoint_pending = 0;  // records of the frozen generation still to write (now)
 };
 
 // How much of its map the environment uses.
@@ -277,6 +278,9 @@ struct options {
   // Filter of committed txn ids in memory (0: none, every replay check reads
   // LMDB). Rounded down to a power of two.
   std::uint64_t txn_filter_bytes = limits::txn_filter_bytes_default;
+  // Account records an incremental checkpoint writes with each group commit
+  // at least (more when the generation would not be done by its deadline).
+  std::uint32_t checkpoint_chunk_accounts = limits::checkpoint_chunk_accounts_default;
   // Tests only: false skips the checkpoint a clean close writes, leaving the
   // ledger as a crash would (the next open replays the journal tail).
   bool checkpoint_on_close = true;

@@ -5,8 +5,10 @@
 // journal's keys run 1, 2, ... without gaps, so a period is a range of seqs
 // found by binary search. Balances at the period's start come from the
 // accounts table, which in the same transaction reflects the journal up to
-// meta "accounts_seq" (A), corrected by the entries between A and the
-// period's start: subtracted if A is later, added if it is earlier.
+// meta "accounts_seq" -- for a record whose last_seq is later, up to that
+// (schema 5: incremental checkpoints) -- (A), corrected by the entries
+// between A and the period's start: subtracted if A is later, added if it
+// is earlier. A is per account.
 #include "ledger/detail/impl.hpp"
 #include "ledger/detail/settle.hpp"
 
@@ -66,6 +68,8 @@ struct entry_view {
 // Running totals of one account asked for: the correction of its table
 // totals to the period's start, and its movement inside the period.
 struct flow_sums {
+  account_record table{};    // the stored record (zeroes if none)
+  std::uint64_t cutoff = 0;  // the newest entry the record holds
   i128 fix_debit = 0, fix_credit = 0;
   i128 debit = 0, credit = 0, postings = 0;
 };
@@ -112,22 +116,29 @@ public:
     std::uint64_t checkpoint = 0;
     detail::get_record(txn_, db_.meta, val(accounts_seq_key, sizeof accounts_seq_key - 1), checkpoint);
     std::unordered_map<std::uint64_t, flow_sums> sums;
-    for (auto a : accounts)
-      sums.try_emplace(a);
     const std::uint64_t before = p.first_seq - 1;  // the last entry before the period
-    // Entries in (before, checkpoint] are in the table but after the start:
-    // taken out. Entries in (checkpoint, before] are before the start but
-    // not in the table: added.
-    const std::uint64_t lo = std::min(before, checkpoint) + 1, hi = std::max(p.last_seq, checkpoint);
+    std::uint64_t lo = before + 1, hi = p.last_seq;
+    for (auto a : accounts) {
+      auto& s = sums[a];
+      if (!read_record(a, s.table))
+        return false;
+      s.cutoff = std::max(checkpoint, s.table.last_seq);
+      lo = std::min(lo, std::min(before, s.cutoff) + 1);
+      hi = std::max(hi, s.cutoff);
+    }
+    // Entries in (before, cutoff] are in the table but after the start:
+    // taken out. Entries in (cutoff, before] are before the start but not
+    // in the table: added.
     auto each = [&](const entry_view& e) {
       const auto seq = e.h.seq;
-      const int fix = seq <= checkpoint && seq > before ? -1 : seq > checkpoint && seq <= before ? 1 : 0;
       const bool inside = seq >= p.first_seq && seq <= p.last_seq;
       for (std::size_t i = 0; i < e.h.posting_count; ++i) {
         const auto q = e.posting_at(i);
         auto it = sums.find(q.account);
         if (it == sums.end())
           continue;
+        const auto cut = it->second.cutoff;
+        const int fix = seq <= cut && seq > before ? -1 : seq > cut && seq <= before ? 1 : 0;
         const bool debit = q.side == static_cast<std::uint32_t>(posting_side::debit);
         (debit ? it->second.fix_debit : it->second.fix_credit) += fix * i128{q.amount};
         if (inside) {
@@ -229,13 +240,17 @@ private:
     return true;
   }
 
-  [[nodiscard]] bool to_flow(std::uint64_t account, const flow_sums& s, account_flow& f) {
-    account_record table{};
+  [[nodiscard]] bool read_record(std::uint64_t account, account_record& table) {
     int rc = 0;
     if (!detail::get_record(txn_, db_.accounts, val_of(account), table, &rc) && rc != MDB_NOTFOUND) {
       error_ = "account " + std::to_string(account) + ": cannot read its record; run verify";
       return false;
     }
+    return true;
+  }
+
+  [[nodiscard]] bool to_flow(std::uint64_t account, const flow_sums& s, account_flow& f) {
+    const account_record& table = s.table;
     constexpr i128 u64_max = std::numeric_limits<std::uint64_t>::max();
     const i128 opening_debit = i128{table.debit_total} + s.fix_debit;
     const i128 opening_credit = i128{table.credit_total} + s.fix_credit;

@@ -18,7 +18,15 @@ namespace loyalty::ledger {
 //    partner_payable), settle detail records, partner entries and the header's
 //    partner_id. A schema-3 directory holds none of these and opens as it is;
 //    opening it records version 4 (docs/OPERATIONS.md, "Upgrades").
-inline constexpr std::uint64_t schema_version = 4;
+// 5: account checkpoints are incremental: the writer freezes the changed
+//    balances as a generation and writes it to the table a chunk per group
+//    commit, so the table may hold a record newer than "accounts_seq". Each
+//    record reflects exactly the entries up to its own last_seq that touched
+//    the account (entries up to accounts_seq are always reflected). The
+//    bytes do not change: a schema-4 directory satisfies this already and
+//    opening it records version 5; a schema-4 build cannot read a version-5
+//    directory, whose records it would take for corrupt.
+inline constexpr std::uint64_t schema_version = 5;
 inline constexpr std::uint64_t schema_version_readable_min = 3;
 
 // -- account ids ---------------------------------------------------------------
@@ -239,8 +247,10 @@ static_assert(std::is_trivially_copyable_v<entry_detail>);
 inline constexpr std::size_t details_per_entry_max = 128;
 
 // Accounts: key = account id (uint64, MDB_INTEGERKEY). Written at
-// checkpoints: the table reflects the journal up to meta "accounts_seq";
-// later entries are replayed from the journal when the ledger opens.
+// checkpoints: the table reflects the journal up to meta "accounts_seq" and,
+// for each record, up to its last_seq (schema 5: an incremental checkpoint
+// writes some records before it can move accounts_seq); later entries are
+// replayed from the journal when the ledger opens.
 // balance of a credit-normal account = credit_total - debit_total.
 // last_seq of a member_points account is the member's head: its last entry,
 // whether or not that entry posted to the account (enroll, holds, ...).

@@ -80,7 +80,9 @@ bool load_counters(MDB_txn* txn, MDB_dbi dbi, std::unordered_map<std::uint64_t, 
 // wrote (its partner_id bytes were reserved zeroes), so nothing but the
 // version changes.
 void upgrade_schema(MDB_txn* txn, MDB_dbi meta, std::uint64_t from, const std::string& dir, std::string& error) {
-  static_assert(schema_version == 4 && schema_version_readable_min == 3,
+  // 3 -> 4 and 4 -> 5 change no bytes (records.hpp): recording the version
+  // is the whole upgrade.
+  static_assert(schema_version == 5 && schema_version_readable_min == 3,
                 "a new schema version needs its upgrade step here");
   MDB_val key = val(schema_key, sizeof schema_key - 1), v = val_of(schema_version);
   if (int r = mdb_put(txn, meta, &key, &v, 0); r != MDB_SUCCESS) {
@@ -220,7 +222,7 @@ ledger::impl::~impl() {
     wake.notify_all();
     writer.join();
   }
-  if (env && !cache.empty() && opts.checkpoint_on_close) {
+  if (env && (!cache.empty() || flush_pos < flush_order.size()) && opts.checkpoint_on_close) {
     // A clean stop leaves nothing to replay at the next start.
     MDB_txn* txn = nullptr;
     if (mdb_txn_begin(env, nullptr, 0, &txn) == MDB_SUCCESS) {
@@ -341,36 +343,41 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
   outcomes.reserve(batch.size());
   for (auto& o : batch)
     outcomes.push_back(apply(txn, o, now));
-  const bool checkpoint = checkpoint_due();
-  const std::size_t checkpointed = checkpoint ? cache.size() : 0;
   const auto t0 = std::chrono::steady_clock::now();
-  if (checkpoint)
-    write_checkpoint(txn);
+  if (freeze_due())
+    freeze();
+  const std::size_t chunk_from = flush_pos;
+  const bool generation_done = flush_pos < flush_order.size() && write_chunk(txn, t0);
+  const std::size_t checkpointed = flush_pos - chunk_from;
   const auto t1 = std::chrono::steady_clock::now();
   if (int rc = mdb_txn_commit(txn); rc != MDB_SUCCESS)
     fail_stop("mdb_txn_commit", rc);
   const auto t2 = std::chrono::steady_clock::now();
-  // commit: mdb_txn_commit alone (its fsync); checkpoint: writing the
-  // accounts into the transaction and committing it.
+  // commit: mdb_txn_commit alone (its fsync); checkpoint: putting the
+  // chunk of account records into the transaction.
   const auto commit_us = std::chrono::duration_cast<std::chrono::microseconds>(t2 - t1);
-  const auto checkpoint_us = std::chrono::duration_cast<std::chrono::microseconds>(t2 - t0);
+  const auto checkpoint_us = std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0);
   last_committed_seq.store(next_seq - 1, std::memory_order_release);
+  last_commit_at = t2;
   if (next_seq != seq_before)
     last_committed_us = now;
-  if (checkpoint) {
+  if (generation_done) {
     // Only now is the accounts table the truth for these balances.
     std::lock_guard<std::mutex> lk(cache_mtx);
-    cache.clear();
-    accounts_seq = next_seq - 1;
-    last_checkpoint = std::chrono::steady_clock::now();
+    frozen.clear();
+    accounts_seq = frozen_seq;
+    flush_order.clear();
+    flush_pos = 0;
   }
   {
     std::lock_guard<std::mutex> lk(mtx);
-    if (checkpoint) {
-      stats.checkpoints++;
+    if (checkpointed > 0) {
       stats.checkpoint_accounts += checkpointed;
       stats.checkpoint_us_total += static_cast<std::uint64_t>(checkpoint_us.count());
     }
+    if (generation_done)
+      stats.checkpoints++;
+    stats.checkpoint_pending = flush_order.size() - flush_pos;
     stats.commits++;
     stats.entries += batch.size();
     stats.batch_max = std::max<std::uint64_t>(stats.batch_max, batch.size());
@@ -794,6 +801,8 @@ outcome ledger::impl::apply_barrier(MDB_txn* txn, const op& o) {
 account_record ledger::impl::account(MDB_txn* txn, std::uint64_t id) const {
   if (const account_record* cached = cache.find(id))
     return *cached;
+  if (const account_record* f = frozen.find(id))
+    return *f;  // the table may have it already too: the same record
   return load_account_or_zero(txn, db.accounts, id);
 }
 
@@ -812,15 +821,61 @@ std::uint64_t ledger::impl::advance_head_locked(MDB_txn* txn, std::uint64_t memb
   return prev;
 }
 
-bool ledger::impl::checkpoint_due() const {
-  if (cache.empty())
-    return false;
+bool ledger::impl::freeze_due() const {
+  if (cache.empty() || flush_pos < flush_order.size())
+    return false;  // nothing changed, or the last generation is still being written
   return cache.size() >= opts.checkpoint_accounts_max ||
          std::chrono::steady_clock::now() - last_checkpoint >= std::chrono::milliseconds(opts.checkpoint_interval_ms);
 }
 
+void ledger::impl::freeze() {
+  {
+    std::lock_guard<std::mutex> lk(cache_mtx);
+    frozen.clear();
+    frozen.swap(cache);  // the cache starts empty; lookups find these in `frozen`
+  }
+  frozen_seq = next_seq - 1;
+  flush_order.clear();
+  flush_order.reserve(frozen.size());
+  frozen.for_each([&](std::uint64_t id, const account_record& rec) { flush_order.emplace_back(id, rec); });
+  // Key order: a chunk's accounts share leaf pages, so the generation dirties
+  // each page about once however it is split into chunks.
+  std::sort(flush_order.begin(), flush_order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  flush_pos = 0;
+  last_checkpoint = std::chrono::steady_clock::now();
+  flush_deadline = last_checkpoint + std::chrono::milliseconds(opts.checkpoint_interval_ms) / 2;
+}
+
+bool ledger::impl::write_chunk(MDB_txn* txn, std::chrono::steady_clock::time_point now) {
+  const std::size_t left = flush_order.size() - flush_pos;
+  // At least the configured chunk; more if the rest would not be written by
+  // the deadline at the rate commits come (all of it once it has passed).
+  std::size_t n = std::max<std::size_t>(1, opts.checkpoint_chunk_accounts);
+  if (now >= flush_deadline) {
+    n = left;
+  } else {
+    const double since = std::chrono::duration<double>(now - last_commit_at).count();
+    const double until = std::chrono::duration<double>(flush_deadline - now).count();
+    n = std::max(n, static_cast<std::size_t>(static_cast<double>(left) * since / until) + 1);
+  }
+  n = std::min(n, left);
+  for (std::size_t i = flush_pos; i < flush_pos + n; ++i)
+    put_or_die(txn, db.accounts, val_of(flush_order[i].first), val_of(flush_order[i].second), 0,
+               "writing an account checkpoint");
+  flush_pos += n;
+  if (flush_pos < flush_order.size())
+    return false;
+  put_or_die(txn, db.meta, val(accounts_seq_key, sizeof accounts_seq_key - 1), val_of(frozen_seq), 0,
+             "recording the checkpoint");
+  return true;
+}
+
 void ledger::impl::write_checkpoint(MDB_txn* txn) {
-  // Key order: neighbouring accounts share pages, and LMDB appends faster.
+  // The rest of the frozen generation, then the newer balances over it; key
+  // order within each.
+  for (std::size_t i = flush_pos; i < flush_order.size(); ++i)
+    put_or_die(txn, db.accounts, val_of(flush_order[i].first), val_of(flush_order[i].second), 0,
+               "writing an account checkpoint");
   std::vector<std::pair<std::uint64_t, account_record>> recs;
   recs.reserve(cache.size());
   cache.for_each([&](std::uint64_t id, const account_record& rec) { recs.emplace_back(id, rec); });
@@ -852,20 +907,39 @@ bool ledger::impl::replay_tail(MDB_txn* txn, std::string& error) {
       error = "journal entry " + std::to_string(h.seq) + " after the checkpoint does not match its header's size";
       return false;
     }
+    // An account whose stored record already reflects this entry (its
+    // last_seq is at or after it: an incremental checkpoint wrote it before
+    // accounts_seq could move) is left alone; the others take its postings.
+    // Decided per account before the entry's first posting to it, since a
+    // posting moves last_seq.
     auto* p = static_cast<const char*>(v.mv_data) + sizeof h;
+    std::array<std::uint64_t, 64> applied{};
+    std::size_t applied_n = 0;
+    auto take = [&](std::uint64_t id, std::uint64_t last) {
+      for (std::size_t j = 0; j < applied_n; ++j)
+        if (applied[j] == id)
+          return true;
+      if (last >= h.seq)
+        return false;
+      if (applied_n < applied.size())
+        applied[applied_n++] = id;
+      return true;
+    };
     for (std::size_t i = 0; i < h.posting_count; ++i) {
       posting q{};
       std::memcpy(&q, p + i * sizeof q, sizeof q);
       auto a = account(txn, q.account);
+      if (!take(q.account, a.last_seq))
+        continue;
       (q.side == static_cast<std::uint32_t>(posting_side::debit) ? a.debit_total : a.credit_total) += q.amount;
       a.posting_count++;
       if (kind_of(q.account) != account_kind::member_points)
         a.last_seq = h.seq;  // member heads move in advance_head
       cache[q.account] = a;
     }
-    advance_head(txn, h.member_id, h.seq);
-    if (h.counterparty_id != 0)
-      advance_head(txn, h.counterparty_id, h.seq);
+    for (auto member : {h.member_id, h.counterparty_id})
+      if (member != 0 && account(txn, head_account(member)).last_seq < h.seq)
+        advance_head(txn, member, h.seq);
   }
   return true;
 }
@@ -895,6 +969,8 @@ std::optional<account_record> ledger::impl::load_account(std::uint64_t id) const
   std::lock_guard<std::mutex> lk(cache_mtx);
   if (const account_record* cached = cache.find(id))
     return *cached;
+  if (const account_record* f = frozen.find(id))
+    return *f;
   detail::read_txn txn(env);
   account_record a{};
   if (!txn.get() || !detail::get_record(txn.get(), db.accounts, val_of(id), a))
@@ -1004,15 +1080,16 @@ std::optional<account_record> ledger::load_account(std::uint64_t account) const 
 std::vector<account_record> ledger::load_accounts(const std::vector<std::uint64_t>& accounts) const {
   // Why this never shows half an entry: the writer puts all balances of an
   // entry into the cache under one hold of cache_mtx (apply_post), so under
-  // the lock the cache holds whole entries. An account missing from the
-  // cache has not moved since the last checkpoint, so the table (read in a
-  // transaction begun under the lock) has its balance. A checkpoint commits
-  // the table first and clears the cache afterwards, under the lock: a read
-  // before the clear takes every cached balance from the cache (the table
-  // may or may not show the checkpoint yet, it is not consulted for them);
+  // the lock the cache holds whole entries. A freeze moves the whole cache
+  // to `frozen` under the lock, so cache and frozen together do too. An
+  // account in neither has not moved since the last completed checkpoint,
+  // so the table (read in a transaction begun under the lock) has its
+  // balance. The commit that completes a generation commits the table first
+  // and drops `frozen` afterwards, under the lock: a read before the drop
+  // takes those balances from `frozen` (the table is not consulted for them);
   // a read after it begins its transaction after the commit, so the table
-  // shows the checkpoint. Either way each account comes from a state that
-  // holds the same whole entries.
+  // has them. Either way each account comes from a state that holds the same
+  // whole entries.
   std::vector<account_record> out(accounts.size());
   std::lock_guard<std::mutex> lk(impl_->cache_mtx);
   detail::read_txn txn(impl_->env);
@@ -1231,7 +1308,7 @@ writer_stats ledger::stats() const {
     st = impl_->stats;
   }
   std::lock_guard<std::mutex> lk(impl_->cache_mtx);
-  st.accounts_cached = impl_->cache.size();
+  st.accounts_cached = impl_->cache.size() + impl_->frozen.size();
   return st;
 }
 

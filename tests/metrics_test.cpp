@@ -385,6 +385,7 @@ TEST_CASE("a scrape reports requests by operation, errors by operation and code,
                            "loyaltyd_member_activations_total", "loyaltyd_member_passivations_total",
                            "loyaltyd_member_failures_total", "loyaltyd_commit_batch_entries", "loyaltyd_commit_seconds",
                            "loyaltyd_checkpoints_total", "loyaltyd_checkpoint_seconds_total",
+                           "loyaltyd_checkpoint_pending_accounts",
                            "loyaltyd_lmdb_map_bytes", "loyaltyd_lmdb_used_bytes", "loyaltyd_ledger_last_seq",
                            "loyaltyd_partner_requests_total", "loyaltyd_process_resident_anon_bytes"}) {
     INFO(name);

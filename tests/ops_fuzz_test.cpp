@@ -253,7 +253,8 @@ struct engine_rig : test::engine_rig {
   explicit engine_rig(bool passivate_actors = false)
     : test::engine_rig("fuzz", program_toml, t0, [passivate_actors](engine_options& o) {
         o.settings.commit_window_us = 0;
-        o.settings.checkpoint_accounts_max = 8;  // account checkpoints within a run
+        o.settings.checkpoint_accounts_max = 8;  // account checkpoints within a run,
+        o.settings.checkpoint_chunk_accounts = 2;  // most of them half written at any moment
         // Every connection has an admin key: the fuzzer covers the
         // operations, keys_test covers the scopes.
         o.settings.keys = {test::make_key(1, "fuzz-admin", test::admin_key, key_scope::admin)};

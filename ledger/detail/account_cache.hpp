@@ -17,6 +17,7 @@
 #include "ledger/records.hpp"
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace loyalty::ledger::detail {
@@ -64,6 +65,12 @@ public:
     for (auto i : used_)
       slots_[i].id = 0;
     used_.clear();
+  }
+
+  void swap(account_cache& other) noexcept {
+    slots_.swap(other.slots_);
+    used_.swap(other.used_);
+    std::swap(mask_, other.mask_);
   }
 
 private:

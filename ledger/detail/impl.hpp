@@ -6,6 +6,7 @@
 #include "ledger/detail/txn_filter.hpp"
 #include "ledger/ledger.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -77,10 +78,19 @@ public:
   std::uint64_t advance_head(MDB_txn* txn, std::uint64_t member, std::uint64_t seq);
   // The same, for a caller that holds cache_mtx.
   std::uint64_t advance_head_locked(MDB_txn* txn, std::uint64_t member, std::uint64_t seq);
-  // Writes every cached account into the accounts table inside `txn` and
-  // records accounts_seq; the cache is cleared after the commit.
+  // Incremental checkpoints (records.hpp, schema 5). A due checkpoint
+  // freezes the cache as a generation (`frozen`, as of `frozen_seq`; a new
+  // cache takes the changes after it) and sorts it by account id; each group
+  // commit then also writes a chunk of it, and the commit that writes its
+  // last record records accounts_seq = frozen_seq, after which the generation
+  // is dropped. Writer thread; cache and frozen change under cache_mtx.
+  [[nodiscard]] bool freeze_due() const;
+  void freeze();
+  // Puts the next chunk of the frozen generation into `txn`; true if that
+  // was its last record (accounts_seq recorded too).
+  bool write_chunk(MDB_txn* txn, std::chrono::steady_clock::time_point now);
+  // A clean close: the rest of the generation and every changed account.
   void write_checkpoint(MDB_txn* txn);
-  [[nodiscard]] bool checkpoint_due() const;
   // On open: rebuilds the cache from journal entries after accounts_seq.
   [[nodiscard]] bool replay_tail(MDB_txn* txn, std::string& error);
   // Replay lookup: true if o's txn id is already in the index; fills `out`.
@@ -127,12 +137,22 @@ public:
   std::atomic<std::uint64_t> last_committed_seq{0};
   std::thread writer;
 
-  // Write-back cache of account balances newer than the last checkpoint.
-  // Mutated only by the writer, under cache_mtx; read by others under it.
+  // Write-back cache of account balances changed since the last freeze, and
+  // the frozen generation being written to the table: an account is looked
+  // up in the cache, then in `frozen`, then in the table. Mutated only by the
+  // writer, under cache_mtx; read by others under it.
   mutable std::mutex cache_mtx;
   detail::account_cache cache;
-  std::uint64_t accounts_seq = 0;  // writer thread: seq the accounts table reflects
-  std::chrono::steady_clock::time_point last_checkpoint = std::chrono::steady_clock::now();
+  detail::account_cache frozen;
+  // Writer thread: the frozen generation in key order, how much of it is in
+  // the table, the seq it is as of, and when it must be done.
+  std::vector<std::pair<std::uint64_t, account_record>> flush_order;
+  std::size_t flush_pos = 0;
+  std::uint64_t frozen_seq = 0;
+  std::chrono::steady_clock::time_point flush_deadline;
+  std::chrono::steady_clock::time_point last_commit_at = std::chrono::steady_clock::now();
+  std::uint64_t accounts_seq = 0;  // writer thread: every entry up to it is in the table
+  std::chrono::steady_clock::time_point last_checkpoint = std::chrono::steady_clock::now();  // the last freeze
 
   // Committed counters (the counters table), loaded at open. Writer thread.
   std::unordered_map<std::uint64_t, std::int64_t> counter_values;
