@@ -47,7 +47,7 @@ inline constexpr std::uint32_t member_idle_s_default = 60;
 // Account balances changed since the last checkpoint are kept in memory;
 // when this many have accumulated or checkpoint_interval_ms has passed they
 // are frozen as a generation, which the writer writes to the accounts table
-// in key order, a chunk with each group commit, finishing within half the
+// in key order, a chunk with each group commit, finishing within 4/5 of the
 // interval (an incremental checkpoint). A commit thus writes sequential
 // journal and index pages plus a bounded slice of account pages, never one
 // page per member touched and never the whole generation at once. Bounds

@@ -358,7 +358,7 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
   const auto commit_us = std::chrono::duration_cast<std::chrono::microseconds>(t2 - t1);
   const auto checkpoint_us = std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0);
   last_committed_seq.store(next_seq - 1, std::memory_order_release);
-  last_commit_at = t2;
+  last_commit_at = t0;
   if (next_seq != seq_before)
     last_committed_us = now;
   if (generation_done) {
@@ -843,7 +843,9 @@ void ledger::impl::freeze() {
   std::sort(flush_order.begin(), flush_order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   flush_pos = 0;
   last_checkpoint = std::chrono::steady_clock::now();
-  flush_deadline = last_checkpoint + std::chrono::milliseconds(opts.checkpoint_interval_ms) / 2;
+  // Most of the interval: the writes spread thin, and the generation is done
+  // before the next one is due.
+  flush_deadline = last_checkpoint + std::chrono::milliseconds(opts.checkpoint_interval_ms) * 4 / 5;
 }
 
 bool ledger::impl::write_chunk(MDB_txn* txn, std::chrono::steady_clock::time_point now) {
@@ -854,6 +856,8 @@ bool ledger::impl::write_chunk(MDB_txn* txn, std::chrono::steady_clock::time_poi
   if (now >= flush_deadline) {
     n = left;
   } else {
+    // The time one group commit takes, start to start: `until` / `since` is
+    // about the commits left before the deadline.
     const double since = std::chrono::duration<double>(now - last_commit_at).count();
     const double until = std::chrono::duration<double>(flush_deadline - now).count();
     n = std::max(n, static_cast<std::size_t>(static_cast<double>(left) * since / until) + 1);

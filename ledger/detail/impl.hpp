@@ -150,7 +150,7 @@ public:
   std::size_t flush_pos = 0;
   std::uint64_t frozen_seq = 0;
   std::chrono::steady_clock::time_point flush_deadline;
-  std::chrono::steady_clock::time_point last_commit_at = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_commit_at = std::chrono::steady_clock::now();  // when the last batch began committing
   std::uint64_t accounts_seq = 0;  // writer thread: every entry up to it is in the table
   std::chrono::steady_clock::time_point last_checkpoint = std::chrono::steady_clock::now();  // the last freeze
 
