@@ -308,8 +308,20 @@ void ledger::impl::run() {
       std::unique_lock<std::mutex> lk(mtx);
       while (queue.empty() && !stopping) {
         writer_sleeping = true;
-        wake.wait(lk);
+        // A checkpoint in progress goes on while no ops come: a commit of
+        // its next chunk every idle_flush, so it keeps to its deadline
+        // instead of writing the rest at once when traffic returns.
+        const bool flushing = flush_pos < flush_order.size();
+        if (flushing)
+          wake.wait_for(lk, idle_flush);
+        else
+          wake.wait(lk);
         writer_sleeping = false;
+        if (flushing && queue.empty() && !stopping) {
+          lk.unlock();
+          flush_idle();
+          lk.lock();
+        }
       }
       if (queue.empty())
         break;  // stopping, drained
@@ -361,23 +373,9 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
   last_commit_at = t0;
   if (next_seq != seq_before)
     last_committed_us = now;
-  if (generation_done) {
-    // Only now is the accounts table the truth for these balances.
-    std::lock_guard<std::mutex> lk(cache_mtx);
-    frozen.clear();
-    accounts_seq = frozen_seq;
-    flush_order.clear();
-    flush_pos = 0;
-  }
+  chunk_committed(generation_done, checkpointed, checkpoint_us);
   {
     std::lock_guard<std::mutex> lk(mtx);
-    if (checkpointed > 0) {
-      stats.checkpoint_accounts += checkpointed;
-      stats.checkpoint_us_total += static_cast<std::uint64_t>(checkpoint_us.count());
-    }
-    if (generation_done)
-      stats.checkpoints++;
-    stats.checkpoint_pending = flush_order.size() - flush_pos;
     stats.commits++;
     stats.entries += batch.size();
     stats.batch_max = std::max<std::uint64_t>(stats.batch_max, batch.size());
@@ -389,6 +387,39 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
     stats.commit_us_hist[static_cast<std::size_t>(bound - commit_us_bounds.begin())]++;
   }
   complete(batch, outcomes);
+}
+
+void ledger::impl::chunk_committed(bool generation_done, std::size_t written, std::chrono::microseconds took) {
+  if (generation_done) {
+    // Only now is the accounts table the truth for these balances.
+    std::lock_guard<std::mutex> lk(cache_mtx);
+    frozen.clear();
+    accounts_seq = frozen_seq;
+    flush_order.clear();
+    flush_pos = 0;
+  }
+  std::lock_guard<std::mutex> lk(mtx);
+  if (written > 0) {
+    stats.checkpoint_accounts += written;
+    stats.checkpoint_us_total += static_cast<std::uint64_t>(took.count());
+  }
+  if (generation_done)
+    stats.checkpoints++;
+  stats.checkpoint_pending = flush_order.size() - flush_pos;
+}
+
+void ledger::impl::flush_idle() {
+  MDB_txn* txn = nullptr;
+  if (int rc = mdb_txn_begin(env, nullptr, 0, &txn); rc != MDB_SUCCESS)
+    fail_stop("mdb_txn_begin", rc);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::size_t from = flush_pos;
+  const bool done = write_chunk(txn, t0);
+  const auto t1 = std::chrono::steady_clock::now();
+  if (int rc = mdb_txn_commit(txn); rc != MDB_SUCCESS)
+    fail_stop("mdb_txn_commit", rc);
+  last_commit_at = t0;
+  chunk_committed(done, flush_pos - from, std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0));
 }
 
 void ledger::impl::complete(std::vector<op>& batch, std::vector<outcome>& outcomes) {

@@ -1365,6 +1365,31 @@ TEST_CASE("an incremental checkpoint is consistent at every commit and a crash i
   CHECK(f.led->verify().ok);
 }
 
+TEST_CASE("a checkpoint in progress is finished while no operations come", "[ledger]") {
+  fixture f;
+  f.reopen(0, /*checkpoint_accounts*/ 20, /*checkpoint_on_close*/ true, /*checkpoint_chunk*/ 3);
+  for (std::uint64_t m = 1; m <= 60; ++m) {
+    f.run(f.enroll(m));
+    REQUIRE(f.run(f.earn(m, 5, "q" + std::to_string(m))).code == errc::ok);
+    if (f.led->stats().checkpoint_pending > 0)
+      break;  // a generation frozen, a chunk of it written
+  }
+  REQUIRE(f.led->stats().checkpoint_pending > 0);
+  const auto seq = f.led->last_seq();
+  const auto done_before = f.led->stats().checkpoints;
+  bool finished = false;
+  for (int i = 0; i < 500 && !finished; ++i) {  // chunks every 20 ms; well within 10 s
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    finished = f.led->stats().checkpoint_pending == 0;
+  }
+  CHECK(finished);
+  CHECK(f.led->stats().checkpoints == done_before + 1);
+  CHECK(f.led->last_seq() == seq);  // nothing posted: commits of account records only
+  auto rep = f.led->verify();
+  INFO(all_problems(rep));
+  CHECK(rep.ok);
+}
+
 TEST_CASE("account flows give an account's totals before a period and its movement inside it, wherever the last "
           "checkpoint lies",
           "[ledger]") {

@@ -91,6 +91,12 @@ public:
   bool write_chunk(MDB_txn* txn, std::chrono::steady_clock::time_point now);
   // A clean close: the rest of the generation and every changed account.
   void write_checkpoint(MDB_txn* txn);
+  // After the commit of a chunk: drops a finished generation (under
+  // cache_mtx), counts (under mtx). And a commit of a chunk alone, while no
+  // ops come.
+  void chunk_committed(bool generation_done, std::size_t written, std::chrono::microseconds took);
+  void flush_idle();
+  static constexpr std::chrono::milliseconds idle_flush{20};
   // On open: rebuilds the cache from journal entries after accounts_seq.
   [[nodiscard]] bool replay_tail(MDB_txn* txn, std::string& error);
   // Replay lookup: true if o's txn id is already in the index; fills `out`.
