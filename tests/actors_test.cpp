@@ -68,7 +68,7 @@ struct rig {
   std::unique_ptr<caf::actor_system> sys;
   std::unique_ptr<actors::directory> dir;
   std::shared_ptr<collector> out = std::make_shared<collector>();
-  std::uint64_t next_tag = 1;
+  std::atomic<std::uint64_t> next_tag{1};  // tests send from several threads
 
   explicit rig(const std::string& dirpath, std::uint32_t active_max = 1000, std::uint32_t idle_ticks = 1000,
                std::uint32_t passivating_max = 0) {

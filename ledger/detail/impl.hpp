@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -80,12 +81,14 @@ public:
   std::uint64_t advance_head_locked(MDB_txn* txn, std::uint64_t member, std::uint64_t seq);
   // Incremental checkpoints (records.hpp, schema 5). A due checkpoint
   // freezes the cache as a generation (`frozen`, as of `frozen_seq`; a new
-  // cache takes the changes after it) and sorts it by account id; each group
-  // commit then also writes a chunk of it, and the commit that writes its
+  // cache takes the changes after it), which another thread sorts by account
+  // id; once sorted, each group commit also writes a chunk of it, and the commit that writes its
   // last record records accounts_seq = frozen_seq, after which the generation
   // is dropped. Writer thread; cache and frozen change under cache_mtx.
   [[nodiscard]] bool freeze_due() const;
   void freeze();
+  // True if a generation is frozen and sorted (taking the sort's result).
+  [[nodiscard]] bool chunk_ready();
   // Puts the next chunk of the frozen generation into `txn`; true if that
   // was its last record (accounts_seq recorded too).
   bool write_chunk(MDB_txn* txn, std::chrono::steady_clock::time_point now);
@@ -152,6 +155,8 @@ public:
   detail::account_cache frozen;
   // Writer thread: the frozen generation in key order, how much of it is in
   // the table, the seq it is as of, and when it must be done.
+  bool generation = false;  // a generation is frozen and not yet all in the table
+  std::future<std::vector<std::pair<std::uint64_t, account_record>>> sorting;  // its key order, being made
   std::vector<std::pair<std::uint64_t, account_record>> flush_order;
   std::size_t flush_pos = 0;
   std::uint64_t frozen_seq = 0;
