@@ -1479,6 +1479,7 @@ std::vector<std::pair<std::string, std::uint64_t>> server::impl::stats() {
   out.emplace_back("ledger_checkpoint_accounts", ws.checkpoint_accounts);
   out.emplace_back("ledger_checkpoint_us_total", ws.checkpoint_us_total);
   out.emplace_back("ledger_accounts_cached", ws.accounts_cached);
+  out.emplace_back("ledger_checkpoint_pending", ws.checkpoint_pending);
   for (std::size_t i = 0; i < ws.batch_hist.size(); ++i)
     if (ws.batch_hist[i] > 0)
       out.emplace_back("ledger_batches_size_ge_" + std::to_string(std::uint64_t{1} << i), ws.batch_hist[i]);

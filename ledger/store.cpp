@@ -964,13 +964,17 @@ bool ledger::impl::replay_tail(MDB_txn* txn, std::string& error) {
       error = "journal entry " + std::to_string(h.seq) + " after the checkpoint does not match its header's size";
       return false;
     }
+    if (h.posting_count > postings_per_entry_max) {
+      error = "journal entry " + std::to_string(h.seq) + " after the checkpoint has more postings than an entry may";
+      return false;
+    }
     // An account whose stored record already reflects this entry (its
     // last_seq is at or after it: an incremental checkpoint wrote it before
     // accounts_seq could move) is left alone; the others take its postings.
     // Decided per account before the entry's first posting to it, since a
     // posting moves last_seq.
     auto* p = static_cast<const char*>(v.mv_data) + sizeof h;
-    std::array<std::uint64_t, 64> applied{};
+    std::array<std::uint64_t, postings_per_entry_max> applied{};  // posting_count checked above
     std::size_t applied_n = 0;
     auto take = [&](std::uint64_t id, std::uint64_t last) {
       for (std::size_t j = 0; j < applied_n; ++j)
@@ -978,8 +982,7 @@ bool ledger::impl::replay_tail(MDB_txn* txn, std::string& error) {
           return true;
       if (last >= h.seq)
         return false;
-      if (applied_n < applied.size())
-        applied[applied_n++] = id;
+      applied[applied_n++] = id;
       return true;
     };
     for (std::size_t i = 0; i < h.posting_count; ++i) {

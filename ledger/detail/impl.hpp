@@ -82,9 +82,10 @@ public:
   // Incremental checkpoints (records.hpp, schema 5). A due checkpoint
   // freezes the cache as a generation (`frozen`, as of `frozen_seq`; a new
   // cache takes the changes after it), which another thread sorts by account
-  // id; once sorted, each group commit also writes a chunk of it, and the commit that writes its
-  // last record records accounts_seq = frozen_seq, after which the generation
-  // is dropped. Writer thread; cache and frozen change under cache_mtx.
+  // id; once sorted, each group commit also writes a chunk of it, and the
+  // commit that writes its last record records accounts_seq = frozen_seq,
+  // after which the generation is dropped. Writer thread; cache and frozen
+  // change under cache_mtx.
   [[nodiscard]] bool freeze_due() const;
   void freeze();
   // True if a generation is frozen and sorted (taking the sort's result).
