@@ -135,6 +135,9 @@ public:
   response expire(const member_ref& member, std::uint64_t as_of_us = 0);
   response verify();
   response stats();
+  // Admin: a hot backup into `dir` on the engine's host (absolute; absent or
+  // empty): answers the copy's file, size and newest journal seq.
+  response backup(const std::string& dir);
 
   // Issue 4, coalition money (docs/PROTOCOL.md section 3). A posting's answer
   // carries the settle records it wrote in `settlements`.

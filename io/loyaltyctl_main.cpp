@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -225,6 +226,9 @@ void print_json(const response& r, std::ostream& os) {
       os << "]";
       break;
     }
+    case opcode::backup:
+      os << ",\"seq\":" << r.seq << ",\"file\":" << quoted(r.file) << ",\"bytes\":" << r.bytes;
+      break;
     case opcode::stats: {
       os << ",\"stats\":{";
       for (std::size_t i = 0; i < r.stats.size(); ++i)
@@ -449,6 +453,9 @@ void print_text(const response& r, const request& q, bool all_pages) {
     case opcode::stats:
       for (auto& [k, v] : r.stats)
         std::cout << k << " " << v << "\n";
+      break;
+    case opcode::backup:
+      std::cout << "backup " << r.file << ": journal up to seq " << r.seq << ", " << r.bytes << " bytes\n";
       break;
     default: break;
   }
@@ -794,6 +801,12 @@ int main(int argc, char** argv) {
 
   auto* verify = app.add_subcommand("verify", "check every ledger invariant (exit 0 if valid, 1 if not)");
   auto* stats = app.add_subcommand("stats", "show the engine's counters");
+  auto* backup = app.add_subcommand(
+    "backup", "admin: write a consistent, compacted copy of the ledger as DIR/data.mdb while the engine serves; "
+              "DIR is on the engine's host, must be absent or empty (restore: docs/OPERATIONS.md)");
+  std::string backup_dir;
+  backup->add_option("dir", backup_dir, "directory for the copy (made absolute here, created by the engine)")
+    ->required();
   CLI11_PARSE(app, argc, argv);
 
   const std::vector<std::pair<CLI::App*, opcode>> subs{
@@ -804,7 +817,7 @@ int main(int argc, char** argv) {
     {link_alias, opcode::link_alias}, {lookup, opcode::lookup}, {history, opcode::history},
     {expire, opcode::expire}, {explain, opcode::explain}, {reload, opcode::reload}, {verify, opcode::verify}, {stats, opcode::stats},
     {partner_earn, opcode::partner_earn}, {partner_burn, opcode::partner_burn}, {liability, opcode::liability},
-    {activity, opcode::activity}, {settlement, opcode::settlement}};
+    {activity, opcode::activity}, {settlement, opcode::settlement}, {backup, opcode::backup}};
   if (*keygen)
     return make_key(key_id, key_name, key_scope_text, key_rate);
   for (auto& [sub, op] : subs)
@@ -824,6 +837,8 @@ int main(int argc, char** argv) {
   }
   if (*earn && req.occurred_at_us == 0)
     req.occurred_at_us = now_us();
+  if (*backup)
+    req.path = std::filesystem::absolute(backup_dir).lexically_normal().string();
   if (*settlement && req.brand.empty() && req.partner.empty())
     return app.exit(CLI::RequiredError("settlement: --brand or --partner"));
   for (auto [text, out] : {std::pair{&from_text, &req.from_us}, std::pair{&to_text, &req.to_us}})

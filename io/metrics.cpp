@@ -150,6 +150,23 @@ std::string format_value(double v) {
 
 } // namespace detail
 
+std::optional<std::uint64_t> resident_anon_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("RssAnon:", 0) != 0)
+      continue;
+    std::uint64_t kib = 0;
+    const auto digits = line.find_first_of("0123456789");
+    if (digits == std::string::npos)
+      return std::nullopt;
+    std::from_chars(line.data() + digits, line.data() + line.size(), kib);
+    return kib * 1024;
+  }
+  return std::nullopt;
+}
+
+
 namespace {
 
 // Builds the exposition text: a family's # HELP and # TYPE, then its samples.
@@ -208,25 +225,6 @@ private:
   std::string out_;
 };
 
-// RssAnon of /proc/self/status in bytes: the anonymous memory the process
-// holds (heap, stacks; not the LMDB map, which is file-backed and which the
-// kernel may drop). Empty where the kernel does not report it (before 4.5).
-std::optional<std::uint64_t> resident_anon_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("RssAnon:", 0) != 0)
-      continue;
-    std::uint64_t kib = 0;
-    const auto digits = line.find_first_of("0123456789");
-    if (digits == std::string::npos)
-      return std::nullopt;
-    std::from_chars(line.data() + digits, line.data() + line.size(), kib);
-    return kib * 1024;
-  }
-  return std::nullopt;
-}
-
 void render_server(exposition& x, const server_counters& sc) {
   x.family("loyaltyd_requests_total", "counter",
            "Request frames received, by operation (op=\"none\": a frame whose operation could not be read).");
@@ -281,8 +279,14 @@ void render_ledger(exposition& x, const ledger::ledger& led) {
   x.single("loyaltyd_lmdb_map_bytes", "gauge", "LMDB map size: the most the data file can grow to.",
            space.map_bytes);
   x.single("loyaltyd_lmdb_used_bytes", "gauge",
-           "LMDB pages up to the highest in use times the page size; commits fail when it reaches the map size.",
+           "LMDB pages up to the highest in use times the page size (the data file's high-water mark).",
            space.used_bytes);
+  x.single("loyaltyd_lmdb_reserve_bytes", "gauge",
+           "Free map space a group commit needs: while used + reserve > map, postings are refused with storage_full.",
+           space.reserve_bytes);
+  x.single("loyaltyd_storage_full_refusals_total", "counter",
+           "Operations refused with storage_full (the map's high-water mark within the reserve of its end).",
+           ws.storage_full_refusals);
 }
 
 void render_members(exposition& x, const metrics_sources& src) {

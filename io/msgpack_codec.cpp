@@ -14,12 +14,12 @@ namespace loyalty::io {
 namespace {
 
 // Indexed by opcode: the order of the enum.
-constexpr std::array<const char*, 29> op_names{
+constexpr std::array<const char*, 30> op_names{
   "none", "hello", "enroll", "earn", "redeem", "balance", "verify", "stats", "batch",
   "event", "hold", "capture", "release", "redeem_reward", "refund", "reverse_redemption",
   "adjust", "transfer", "link_alias", "lookup", "history", "expire", "explain", "reload",
-  "partner_earn", "partner_burn", "liability", "activity", "settlement"};
-static_assert(op_names.size() == static_cast<std::size_t>(opcode::settlement) + 1);
+  "partner_earn", "partner_burn", "liability", "activity", "settlement", "backup"};
+static_assert(op_names.size() == static_cast<std::size_t>(opcode::backup) + 1);
 
 constexpr std::uint64_t member_id_max = (std::uint64_t{1} << 56) - 1;
 constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
@@ -79,12 +79,12 @@ public:
                              f_currency, f_occurred_at, f_points, f_ops,
                              f_key, f_alias, f_items, f_channel, f_store, f_event, f_ttl_s, f_hold,
                              f_reward, f_ref, f_reason, f_to, f_before, f_limit, f_as_of,
-                             f_partner, f_from_us, f_to_us, f_after, f_count };
+                             f_partner, f_from_us, f_to_us, f_after, f_path, f_count };
   static constexpr std::array<std::string_view, f_count> field_names{
     "op", "id", "version", "client", "member", "brand", "txn", "amount", "currency", "occurred_at", "points", "ops",
     "key", "alias", "items", "channel", "store", "event", "ttl_s", "hold",
     "reward", "ref", "reason", "to", "before", "limit", "as_of_us",
-    "partner", "from_us", "to_us", "after"};
+    "partner", "from_us", "to_us", "after", "path"};
 
   // Field ids by the length of their name (each list ends with f_count), so
   // a key is compared only with names of its own length.
@@ -542,6 +542,12 @@ void decode_fields(reader& rd, request& r, bool in_batch) {
     case opcode::verify:
     case opcode::stats:
       break;
+    case opcode::backup:
+      // A directory on the engine's host: absolute, so it never depends on
+      // where the engine happened to be started.
+      if (rd.str(f::f_path, r.path, path_bytes_max) && (r.path.empty() || r.path.front() != '/'))
+        rd.fail(errc::invalid_argument, "field 'path' must be an absolute directory path on the engine's host");
+      break;
     case opcode::batch: {
       if (in_batch) {
         rd.fail(errc::invalid_argument, "a batch cannot contain a batch");
@@ -601,7 +607,7 @@ void decode_map(const msgpack::object& o, request& r, bool in_batch) {
   // refused below.
   if (in_batch && (r.op == opcode::hello || r.op == opcode::verify || r.op == opcode::stats ||
                    r.op == opcode::reload || r.op == opcode::liability || r.op == opcode::activity ||
-                   r.op == opcode::settlement)) {
+                   r.op == opcode::settlement || r.op == opcode::backup)) {
     rd.fail(errc::invalid_argument, "operation '" + op + "' cannot be part of a batch");
     return;
   }
@@ -1081,6 +1087,11 @@ void response_fields(map_out& m, const response& r) {
           pack_str(p, s);
       });
       break;
+    case opcode::backup:
+      m.u64("seq", r.seq);
+      m.str("file", r.file);
+      m.u64("bytes", r.bytes);
+      break;
     case opcode::stats:
       m.value("stats", [&](packer& p) {
         p.pack_map(static_cast<std::uint32_t>(r.stats.size()));
@@ -1266,6 +1277,9 @@ void request_fields(map_out& m, const request& r) {
         for (auto& sub : r.ops)
           pack_request(p, sub);
       });
+      break;
+    case opcode::backup:
+      m.str("path", r.path);
       break;
     case opcode::verify:
     case opcode::stats:
@@ -1535,6 +1549,8 @@ void unpack_response(const msgpack::object& o, response& r) {
     }
     else if (key == "entries") r.verify.entries = as_u64(v);
     else if (key == "partner") r.partner = as_str(v);
+    else if (key == "file") r.file = as_str(v);
+    else if (key == "bytes") r.bytes = as_u64(v);
     else if (key == "settlements") {
       const auto& a = as_array(v);
       for (std::uint32_t j = 0; j < a.size; ++j)

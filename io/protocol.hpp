@@ -49,6 +49,8 @@ enum class opcode : std::uint8_t {
   liability,
   activity,
   settlement,
+  // issue 6
+  backup,
 };
 
 [[nodiscard]] const char* to_string(opcode op) noexcept;
@@ -72,6 +74,8 @@ inline constexpr std::uint32_t history_limit_default = 20;
 // 1,000 stays near 150 KiB, far below frame_bytes_max.
 inline constexpr std::uint32_t statement_limit_max = 1000;
 inline constexpr std::uint32_t statement_limit_default = 100;
+// backup's directory: a Linux PATH_MAX.
+inline constexpr std::size_t path_bytes_max = 4096;
 
 // One line of a purchase (earn) or of a return (refund).
 struct item {
@@ -121,6 +125,8 @@ struct request {
   std::uint64_t from_us = 0;       // activity / settlement: period start (commit time, inclusive; 0 = the beginning)
   std::uint64_t to_us = 0;         // activity / settlement: period end (exclusive; 0 = now)
   std::uint64_t after = 0;         // settlement: page after this seq (0 = from the period's start)
+  // issue 6
+  std::string path;                // backup: absolute directory on the engine's host (absent or empty)
   // batch
   std::vector<request> ops;
 };
@@ -260,6 +266,9 @@ struct response {
   std::vector<liability_row> liabilities;    // liability
   activity_result activity;                  // activity
   statement_result statement;                // settlement
+  // backup (also seq: the newest entry in the copy)
+  std::string file;                // the copy's data file, on the engine's host
+  std::uint64_t bytes = 0;         // its size
   // verify
   verify_result verify;
   // stats: name -> value, in the order the server lists them

@@ -6,6 +6,7 @@
 #include "config/log.hpp"
 #include "io/codec.hpp"
 #include "io/detail/stream.hpp"
+#include "io/metrics.hpp"
 
 #include <asio.hpp>
 #include <caf/message.hpp>
@@ -29,7 +30,7 @@ constexpr std::size_t out_bytes_max = 8u << 20;
 // Initial read buffer; grows up to one maximal frame.
 constexpr std::size_t read_chunk_bytes = 64u << 10;
 
-constexpr std::size_t opcode_count = static_cast<std::size_t>(opcode::settlement) + 1;
+constexpr std::size_t opcode_count = static_cast<std::size_t>(opcode::backup) + 1;
 
 // Compares two digests without an early exit, so the time taken does not
 // tell how much of a guess was right.
@@ -50,7 +51,9 @@ bool partner_op(opcode op) { return op == opcode::partner_earn || op == opcode::
 // The coalition reports: never in a batch (they are not member operations);
 // activity and settlement scan a period of the journal off the io thread.
 bool report_op(opcode op) { return op == opcode::activity || op == opcode::settlement || op == opcode::liability; }
-bool admin_only(opcode op) { return op == opcode::adjust || op == opcode::expire || op == opcode::reload; }
+bool admin_only(opcode op) {
+  return op == opcode::adjust || op == opcode::expire || op == opcode::reload || op == opcode::backup;
+}
 
 actors::request_kind kind_of(opcode op) {
   using k = actors::request_kind;
@@ -199,7 +202,7 @@ public:
     std::atomic<bool> running{false};
   };
   std::mutex jobs_mtx;  // guards the threads of the jobs
-  job verify_job, sweep_job, reload_job, report_job;
+  job verify_job, sweep_job, reload_job, report_job, backup_job;
   std::atomic<bool> stopped{false};
 };
 
@@ -397,6 +400,7 @@ private:
       case opcode::liability: return on_liability(req);
       case opcode::activity: return on_activity(req);
       case opcode::settlement: return on_settlement(req);
+      case opcode::backup: return on_backup(req);
       case opcode::expire:
         if (!req.has_member && req.alias.empty())
           return on_sweep(req);
@@ -571,6 +575,30 @@ private:
       r.verify.members = rep.members;
       r.verify.txn_ids = rep.txn_ids;
       r.verify.problems = std::move(rep.problems);
+      return r;
+    });
+  }
+
+  // A hot backup into a directory of the engine's host (admin keys only):
+  // LMDB's compacting copy in one read transaction, off the io thread; the
+  // writer keeps committing meanwhile.
+  void on_backup(const request& req) {
+    log(log_level::info, "key %u: backup into %s", key_id(), req.path.c_str());
+    off_io(srv_.backup_job, opcode::backup, req.id, "a backup is already running", [path = req.path](session& self) {
+      response r;
+      std::string error;
+      if (auto b = self.srv_.deps.ledger->backup(path, error)) {
+        r.seq = b->seq;
+        r.file = b->file;
+        r.bytes = b->bytes;
+        log(log_level::info, "backup: %s holds the journal up to seq %llu, %llu bytes, in %llu ms", b->file.c_str(),
+            static_cast<unsigned long long>(b->seq), static_cast<unsigned long long>(b->bytes),
+            static_cast<unsigned long long>(b->micros / 1000));
+      } else {
+        r.code = errc::invalid_argument;
+        r.message = error;
+        log(log_level::error, "backup into %s failed: %s", path.c_str(), error.c_str());
+      }
       return r;
     });
   }
@@ -1450,7 +1478,7 @@ void server::impl::stop() {
     t.join();
   threads.clear();
   std::lock_guard<std::mutex> guard(jobs_mtx);
-  for (auto* j : {&verify_job, &sweep_job, &reload_job, &report_job})
+  for (auto* j : {&verify_job, &sweep_job, &reload_job, &report_job, &backup_job})
     if (j->thread.joinable())
       j->thread.join();
 }
@@ -1484,6 +1512,12 @@ std::vector<std::pair<std::string, std::uint64_t>> server::impl::stats() {
     if (ws.batch_hist[i] > 0)
       out.emplace_back("ledger_batches_size_ge_" + std::to_string(std::uint64_t{1} << i), ws.batch_hist[i]);
   out.emplace_back("ledger_last_seq", deps.ledger->last_seq());
+  out.emplace_back("ledger_storage_full_refusals", ws.storage_full_refusals);
+  const auto space = deps.ledger->space();
+  out.emplace_back("storage_map_bytes", space.map_bytes);
+  out.emplace_back("storage_used_bytes", space.used_bytes);
+  out.emplace_back("storage_reserve_bytes", space.reserve_bytes);
+  out.emplace_back("process_resident_anon_bytes", resident_anon_bytes().value_or(0));
   auto ds = deps.dir->stats();
   out.emplace_back("members_active", ds.active);
   out.emplace_back("members_activations", ds.activations);

@@ -382,6 +382,13 @@ response client::verify() {
   return call(std::move(r));
 }
 
+response client::backup(const std::string& dir) {
+  request r;
+  r.op = opcode::backup;
+  r.path = dir;
+  return call(std::move(r));
+}
+
 response client::stats() {
   request r;
   r.op = opcode::stats;

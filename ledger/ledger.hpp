@@ -255,6 +255,9 @@ struct writer_stats {
   std::uint64_t checkpoint_us_total = 0;  // time spent putting those records into commit transactions
   std::uint64_t accounts_cached = 0;  // account balances not yet in the table (now): changed, and frozen
   std::uint64_t checkpoint_pending = 0;  // records of the frozen generation still to write (now)
+  // Ops refused with storage_full: the map's high-water mark was within the
+  // storage reserve (space_stats) when their batch came up.
+  std::uint64_t storage_full_refusals = 0;
 };
 
 // How much of its map the environment uses.
@@ -265,6 +268,22 @@ struct space_stats {
   // included). When it nears map_bytes, commits fail (MDB_MAP_FULL).
   std::uint64_t used_bytes = 0;
   std::uint64_t page_bytes = 0;
+  // The most one group commit (with a checkpoint chunk) can add to
+  // used_bytes. A batch that comes up while used_bytes + reserve_bytes >
+  // map_bytes is not written: its postings are refused with storage_full
+  // (replays and reads are still answered), so a commit never meets
+  // MDB_MAP_FULL and nothing half-written exists even for a moment.
+  std::uint64_t reserve_bytes = 0;
+  [[nodiscard]] bool full() const noexcept { return used_bytes + reserve_bytes > map_bytes; }
+};
+
+// A hot backup (ledger::backup): a compacted copy of the environment as of
+// one committed transaction.
+struct backup_info {
+  std::string file;         // the copy's data file (DIR/data.mdb)
+  std::uint64_t seq = 0;    // its newest journal entry: it holds every entry up to this one, none after
+  std::uint64_t bytes = 0;  // the copy's size
+  std::uint64_t micros = 0; // how long the copy took
 };
 
 struct options {
@@ -281,6 +300,9 @@ struct options {
   // Account records an incremental checkpoint writes with each group commit
   // at least (more when the generation would not be done by its deadline).
   std::uint32_t checkpoint_chunk_accounts = limits::checkpoint_chunk_accounts_default;
+  // space_stats::reserve_bytes; 0 = worked out from the limits above
+  // (ledger::impl::storage_reserve, docs/OPERATIONS.md "Storage full").
+  std::uint64_t storage_reserve_bytes = 0;
   // Tests only: false skips the checkpoint a clean close writes, leaving the
   // ledger as a crash would (the next open replays the journal tail).
   bool checkpoint_on_close = true;
@@ -399,6 +421,18 @@ public:
   // The environment's map size and the part of it in use, as of the last
   // commit. Any thread; two cheap LMDB calls, no transaction.
   [[nodiscard]] space_stats space() const;
+
+  // Writes a consistent, compacted copy of the environment (LMDB's copy
+  // with MDB_CP_COMPACT, inside one read transaction) as DIR/data.mdb,
+  // fsyncs it and its directory, and reads back the newest journal entry
+  // of the copy. DIR must not exist or be empty. Safe while the writer
+  // runs: it keeps committing, and the pages the copy's read transaction
+  // still sees are not reused until it ends, so the data file may grow by
+  // what is written meanwhile. The copy is a data directory: an engine
+  // started on it replays from its own checkpoint (docs/OPERATIONS.md,
+  // "Backup and restore"). Empty with `error` set on failure (no
+  // partial data.mdb is left).
+  [[nodiscard]] std::optional<backup_info> backup(const std::string& dir, std::string& error) const;
 
   class impl;
 

@@ -4,6 +4,8 @@
 #include "ledger/detail/settle.hpp"
 
 #include <algorithm>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 
@@ -207,7 +209,71 @@ bool ledger::impl::open(std::string& error) {
     return false;
   }
   last_committed_seq.store(next_seq - 1);
+  MDB_stat st{};
+  mdb_env_stat(env, &st);
+  reserve_bytes = storage_reserve(opts, st.ms_psize);
+  if (const auto sp = space(); sp.full())
+    log(log_level::error,
+        "ledger: storage full at start: %llu of %llu map bytes in use, %llu needed free for a group commit; "
+        "postings are refused with storage_full until the map is grown (docs/OPERATIONS.md, \"Storage full\")",
+        static_cast<unsigned long long>(sp.used_bytes), static_cast<unsigned long long>(sp.map_bytes),
+        static_cast<unsigned long long>(sp.reserve_bytes));
+  arm_fault();
   return true;
+}
+
+std::uint64_t ledger::impl::storage_reserve(const options& o, std::uint64_t page_bytes) {
+  if (o.storage_reserve_bytes != 0)
+    return o.storage_reserve_bytes;
+  // Copy-on-write: an entry changes a journal page, a txn_index leaf, a
+  // members leaf and a counters or aliases leaf; 4 pages an entry is above
+  // what any entry needs (most share their pages with others). A checkpoint
+  // rewrites at most a generation of account records (about 64 bytes each
+  // with their node header) and the leaves over them: 2 x. One MiB for the
+  // branch pages and the free list.
+  return static_cast<std::uint64_t>(o.batch_entries_max) * 4 * page_bytes +
+         static_cast<std::uint64_t>(o.checkpoint_accounts_max) * 2 * 64 + (1u << 20);
+}
+
+space_stats ledger::impl::space() const {
+  MDB_envinfo info{};
+  MDB_stat st{};
+  space_stats out;
+  if (mdb_env_info(env, &info) != MDB_SUCCESS || mdb_env_stat(env, &st) != MDB_SUCCESS)
+    return out;  // only for an invalid environment, which an open ledger never has
+  out.map_bytes = info.me_mapsize;
+  out.page_bytes = st.ms_psize;
+  out.used_bytes = (static_cast<std::uint64_t>(info.me_last_pgno) + 1) * st.ms_psize;
+  out.reserve_bytes = reserve_bytes;
+  return out;
+}
+
+void ledger::impl::arm_fault() {
+  const char* spec = std::getenv("LOYALTY_FAULT");
+  if (spec == nullptr || *spec == 0)
+    return;
+  const std::string_view v(spec);
+  const auto colon = v.find(':');
+  const auto point = v.substr(0, colon);
+  fault = point == "crash_before_commit" ? fault_point::before_commit
+          : point == "crash_after_commit" ? fault_point::after_commit
+                                          : fault_point::none;
+  fault_countdown = colon == std::string_view::npos ? 1 : std::strtoull(spec + colon + 1, nullptr, 10);
+  if (fault == fault_point::none || fault_countdown == 0) {
+    log(log_level::error, "ledger: LOYALTY_FAULT=%s is not crash_before_commit:N or crash_after_commit:N; ignored",
+        spec);
+    fault = fault_point::none;
+    return;
+  }
+  log(log_level::warn, "ledger: fault injection armed (LOYALTY_FAULT=%s): this process kills itself at that "
+                       "commit; for the crash harness only", spec);
+}
+
+void ledger::impl::fault_check(fault_point at) {
+  if (fault != at || --fault_countdown != 0)
+    return;
+  std::fflush(nullptr);
+  std::raise(SIGKILL);
 }
 
 ledger::impl::~impl() {
@@ -224,7 +290,7 @@ ledger::impl::~impl() {
   }
   if (sorting.valid())
     flush_order = sorting.get();
-  if (env && (!cache.empty() || generation) && opts.checkpoint_on_close) {
+  if (env && (!cache.empty() || generation) && opts.checkpoint_on_close && !space().full()) {
     // A clean stop leaves nothing to replay at the next start.
     MDB_txn* txn = nullptr;
     if (mdb_txn_begin(env, nullptr, 0, &txn) == MDB_SUCCESS) {
@@ -346,6 +412,10 @@ void ledger::impl::run() {
 }
 
 void ledger::impl::commit_batch(std::vector<op>& batch) {
+  if (space().full()) {
+    refuse_full(batch);
+    return;
+  }
   MDB_txn* txn = nullptr;
   if (int rc = mdb_txn_begin(env, nullptr, 0, &txn); rc != MDB_SUCCESS)
     fail_stop("mdb_txn_begin", rc);
@@ -364,8 +434,13 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
   const bool generation_done = chunk_ready() && write_chunk(txn, t0);
   const std::size_t checkpointed = flush_pos - chunk_from;
   const auto t1 = std::chrono::steady_clock::now();
+  const bool wrote_entries = next_seq != seq_before;
+  if (wrote_entries)
+    fault_check(fault_point::before_commit);
   if (int rc = mdb_txn_commit(txn); rc != MDB_SUCCESS)
     fail_stop("mdb_txn_commit", rc);
+  if (wrote_entries)
+    fault_check(fault_point::after_commit);
   const auto t2 = std::chrono::steady_clock::now();
   // commit: mdb_txn_commit alone (its fsync); checkpoint: putting the
   // chunk of account records into the transaction.
@@ -373,7 +448,7 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
   const auto checkpoint_us = std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0);
   last_committed_seq.store(next_seq - 1, std::memory_order_release);
   last_commit_at = t0;
-  if (next_seq != seq_before)
+  if (wrote_entries)
     last_committed_us = now;
   chunk_committed(generation_done, checkpointed, checkpoint_us);
   {
@@ -387,6 +462,51 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
     const auto bound = std::lower_bound(commit_us_bounds.begin(), commit_us_bounds.end(),
                                         static_cast<std::uint64_t>(commit_us.count()));
     stats.commit_us_hist[static_cast<std::size_t>(bound - commit_us_bounds.begin())]++;
+  }
+  complete(batch, outcomes);
+}
+
+void ledger::impl::refuse_full(std::vector<op>& batch) {
+  if (!storage_full_logged) {
+    const auto sp = space();
+    log(log_level::error,
+        "ledger: storage full: %llu of %llu map bytes in use, %llu needed free for a group commit; postings are "
+        "refused with storage_full, reads and replays still answered (docs/OPERATIONS.md, \"Storage full\")",
+        static_cast<unsigned long long>(sp.used_bytes), static_cast<unsigned long long>(sp.map_bytes),
+        static_cast<unsigned long long>(sp.reserve_bytes));
+    storage_full_logged = true;
+  }
+  detail::read_txn txn(env);
+  if (txn.get() == nullptr)
+    fail_stop("mdb_txn_begin (read-only)", txn.rc());
+  std::vector<outcome> outcomes;
+  outcomes.reserve(batch.size());
+  std::uint64_t refused = 0;
+  for (auto& o : batch) {
+    outcome out;
+    if (o.kind == op_kind::barrier) {
+      out = apply_barrier(txn.get(), o);
+    } else {
+      out.tag = o.tag;
+      out.brand_id = o.brand_id;
+      // As apply_post: a txn id already committed is answered as the
+      // replay it is (or txn_id_conflict); its owner hears it as a refusal.
+      const bool answered = o.kind == op_kind::post && o.txn_id_bytes > 0 && maybe_indexed(o) &&
+                            lookup_txn(txn.get(), o, out);
+      if (!answered) {
+        out.code = o.precheck != errc::ok ? o.precheck : errc::storage_full;
+        refused += out.code == errc::storage_full ? 1 : 0;
+      }
+      if (o.precheck == errc::ok)
+        reject(o, out.code);
+    }
+    out.note = std::move(o.note);
+    outcomes.push_back(std::move(out));
+  }
+  {
+    std::lock_guard<std::mutex> lk(mtx);
+    stats.entries += batch.size();
+    stats.storage_full_refusals += refused;
   }
   complete(batch, outcomes);
 }
@@ -415,6 +535,8 @@ void ledger::impl::flush_idle() {
   if (!chunk_ready())
     return;  // still being sorted
   MDB_txn* txn = nullptr;
+  if (space().full())
+    return;  // the generation stays in memory: its balances are replayed from the journal at start
   if (int rc = mdb_txn_begin(env, nullptr, 0, &txn); rc != MDB_SUCCESS)
     fail_stop("mdb_txn_begin", rc);
   const auto t0 = std::chrono::steady_clock::now();
@@ -1349,17 +1471,7 @@ std::uint64_t ledger::for_each_member(std::uint64_t after, std::size_t limit,
 
 verify_report ledger::verify() const { return impl_->verify(); }
 
-space_stats ledger::space() const {
-  MDB_envinfo info{};
-  MDB_stat st{};
-  space_stats out;
-  if (mdb_env_info(impl_->env, &info) != MDB_SUCCESS || mdb_env_stat(impl_->env, &st) != MDB_SUCCESS)
-    return out;  // only for an invalid environment, which an open ledger never has
-  out.map_bytes = info.me_mapsize;
-  out.page_bytes = st.ms_psize;
-  out.used_bytes = (static_cast<std::uint64_t>(info.me_last_pgno) + 1) * st.ms_psize;
-  return out;
-}
+space_stats ledger::space() const { return impl_->space(); }
 
 writer_stats ledger::stats() const {
   writer_stats st;

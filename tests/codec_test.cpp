@@ -1294,9 +1294,46 @@ TEST_CASE("the issue-4 operations have their wire names", "[io][codec]") {
   CHECK(std::string(to_string(opcode::liability)) == "liability");
   CHECK(std::string(to_string(opcode::activity)) == "activity");
   CHECK(std::string(to_string(opcode::settlement)) == "settlement");
-  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::settlement) + 1))) == "none");
   for (const char* op : {"partner_earn", "partner_burn", "liability", "activity", "settlement"})
     CHECK(decode_op(op, {}).error != errc::unknown_operation);
+}
+
+TEST_CASE("backup takes one absolute path and never rides in a batch", "[io][codec]") {
+  CHECK(std::string(to_string(opcode::backup)) == "backup");
+  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::backup) + 1))) == "none");
+  auto ok = decode_op("backup", {{"path", val(std::string("/var/backups/loyalty-1"))}});
+  CHECK(ok.error == errc::ok);
+  CHECK(ok.op == opcode::backup);
+  CHECK(ok.path == "/var/backups/loyalty-1");
+  CHECK(decode_op("backup", {}).error == errc::missing_field);
+  CHECK(decode_op("backup", {{"path", val(42)}}).error == errc::wrong_type);
+  CHECK(decode_op("backup", {{"path", val(std::string("backups/x"))}}).error == errc::invalid_argument);
+  CHECK(decode_op("backup", {{"path", val(std::string(""))}}).error == errc::invalid_argument);
+  CHECK(decode_op("backup", {{"path", val("/" + std::string(path_bytes_max, 'a'))}}).error == errc::invalid_argument);
+  CHECK(batched("backup", {{"path", val(std::string("/tmp/b"))}}).error == errc::invalid_argument);
+  // The client's request and the server's answer survive the round trip.
+  request q;
+  q.op = opcode::backup;
+  q.id = 3;
+  q.path = "/tmp/b";
+  std::vector<char> buf;
+  encode_request(buf, q);
+  auto back = decode(std::string(buf.data() + 4, buf.size() - 4));
+  CHECK(back.path == "/tmp/b");
+  response r;
+  r.op = opcode::backup;
+  r.id = 3;
+  r.seq = 981;
+  r.file = "/tmp/b/data.mdb";
+  r.bytes = 1 << 20;
+  buf.clear();
+  encode_response(buf, r);
+  response got;
+  std::string error;
+  REQUIRE(decode_response(buf.data() + 4, buf.size() - 4, got, error));
+  CHECK(got.seq == 981);
+  CHECK(got.file == "/tmp/b/data.mdb");
+  CHECK(got.bytes == std::uint64_t{1} << 20);
 }
 
 TEST_CASE("every issue-4 request survives encode_request and decode_request field for field", "[io][codec]") {

@@ -56,6 +56,13 @@ public:
   // -- writer thread ------------------------------------------------------------
   void run();
   void commit_batch(std::vector<op>& batch);
+  // Storage full (space_stats::full): answers the batch without writing,
+  // replays with their first outcome, barriers as usual, every other op
+  // storage_full. Logs when an episode begins.
+  void refuse_full(std::vector<op>& batch);
+  [[nodiscard]] space_stats space() const;
+  // space_stats::reserve_bytes for these options and page size.
+  [[nodiscard]] static std::uint64_t storage_reserve(const options& o, std::uint64_t page_bytes);
   outcome apply(MDB_txn* txn, op& o, std::uint64_t now_us);
   outcome apply_enroll(MDB_txn* txn, op& o, std::uint64_t now_us);
   outcome apply_post(MDB_txn* txn, op& o, std::uint64_t now_us);
@@ -127,7 +134,23 @@ public:
                                                      std::string& why) const;
 
   options opts;
+  std::uint64_t reserve_bytes = 0;  // set by open()
+  bool storage_full_logged = false;  // writer thread: the current episode is logged
+
+  // Crash injection for the crash harness (tests/crash_harness.hpp): the
+  // environment variable LOYALTY_FAULT=crash_before_commit:N (or
+  // crash_after_commit:N) makes the writer SIGKILL its own process at the
+  // N-th group commit that writes entries, after its puts and before
+  // mdb_txn_commit (or after the commit, before any answer goes out). Read
+  // once at open; never set in production, and logged when armed.
+  enum class fault_point : std::uint8_t { none, before_commit, after_commit };
+  fault_point fault = fault_point::none;
+  std::uint64_t fault_countdown = 0;
+  void arm_fault();
+  void fault_check(fault_point at);
+
   MDB_env* env = nullptr;
+
   dbs db;
   std::uint64_t next_seq = 1;  // writer thread only (after open)
   // committed_at_us of the newest entry: the floor for the next batch's time,
