@@ -42,6 +42,7 @@ std::string_view default_message(errc e) noexcept {
     case errc::unavailable: return "the member actor stopped before answering; retry with the same txn id";
     case errc::busy: return "an operation of this kind is already running";
     case errc::rate_limited: return "this key's request rate limit is reached; nothing was posted, retry later";
+    case errc::timed_out: return "the connection was idle or a frame stalled for too long; closing the connection";
     case errc::internal_error: return "internal error; nothing was posted";
     case errc::not_authorized: return "the key given in hello does not allow this operation";
   }
@@ -59,7 +60,7 @@ errc errc_from_string(std::string_view name) noexcept {
     errc::unknown_reward, errc::out_of_stock, errc::unknown_hold, errc::unknown_txn,
     errc::already_reversed, errc::negative_balance_limit, errc::alias_taken, errc::unknown_alias,
     errc::unknown_event, errc::same_member, errc::not_authorized, errc::rate_limited, errc::invalid_program,
-    errc::unknown_partner, errc::partner_suspended};
+    errc::unknown_partner, errc::partner_suspended, errc::timed_out};
   for (auto e : all)
     if (to_string(e) == name)
       return e;

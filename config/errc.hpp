@@ -53,6 +53,7 @@ enum class errc : std::uint16_t {
   unavailable = 62,         // the member actor stopped before answering; retry with the same txn id
   busy = 63,                // an admin operation of this kind is already running
   rate_limited = 64,        // the key's requests-per-second limit is reached: retry later, nothing posted
+  timed_out = 66,           // a connection limit (idle, frame read) expired; connection closed
   internal_error = 70,      // a bug; nothing was posted
   // -- authorization (80..89) -------------------------------------------------
   not_authorized = 80,      // no valid key in hello, or the key's scope does not allow this operation
@@ -97,6 +98,7 @@ enum class errc : std::uint16_t {
     case errc::unavailable: return "unavailable";
     case errc::busy: return "busy";
     case errc::rate_limited: return "rate_limited";
+    case errc::timed_out: return "timed_out";
     case errc::internal_error: return "internal_error";
     case errc::not_authorized: return "not_authorized";
   }
