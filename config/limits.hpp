@@ -61,6 +61,33 @@ inline constexpr std::uint32_t checkpoint_chunk_accounts_default = 256;
 // handshake; a peer that never completes it cannot hold a connection slot
 // (connections_max) for ever. 10 s covers a slow client on a lossy link.
 inline constexpr std::uint32_t tls_handshake_timeout_ms_default = 10000;
+// -- misbehaving clients (docs/OPERATIONS.md, "Connection limits") ----------------
+// A connection with no request in flight, nothing to write and no bytes
+// received for this long is closed (0 = never): a client that opens a
+// connection and forgets it holds a connections_max slot and its buffers.
+// 5 minutes outlasts any pause of a pooled integrator connection between
+// bursts; one that idles longer reconnects or sends a cheap request.
+inline constexpr std::uint32_t idle_timeout_s_default = 300;
+// Once the first byte of a frame has arrived, the rest must arrive within
+// this: a client that sends half a frame and stalls holds the read buffer
+// (up to a whole frame, 1 MiB) and a slot. A 1 MiB frame at 1 Mbit/s takes
+// 8 s; 30 s leaves room for a slow link.
+inline constexpr std::uint32_t frame_read_timeout_ms_default = 30000;
+// While responses wait to be sent, the socket must take some of them within
+// this: a client that never reads would otherwise hold its output buffer
+// (connection_output_bytes_max) and its in-flight slots for ever. Same
+// reasoning as the frame read timeout, for the other direction.
+inline constexpr std::uint32_t write_stall_timeout_ms_default = 30000;
+// Past this many bytes of unsent responses a connection stops reading until
+// the client has read some (back-pressure): a client that pipelines without
+// reading cannot make the server buffer without bound. 8 MiB holds the
+// answers of a full in-flight window (8192 x under 1 KiB) with room to spare.
+inline constexpr std::uint32_t connection_output_bytes_max_default = 8u << 20;
+// When accept() fails for want of a resource (EMFILE, ENFILE, ENOBUFS), the
+// connection stays in the backlog and accepting again at once fails again at
+// once: the accept loop waits this long before it retries instead of
+// spinning on the io thread. Short enough that a freed fd is used soon.
+inline constexpr std::uint32_t accept_retry_ms = 100;
 // -- the metrics endpoint (io/metrics.hpp) ---------------------------------------
 // Concurrent connections to the metrics port. Prometheus scrapes a target
 // over one connection at a time; 8 leaves room for a redundant pair of

@@ -1011,7 +1011,8 @@ std::optional<engine_settings> load_settings(const std::string& path,
   ck.only_keys(*e, {"program", "listen_host", "listen_port", "data_dir", "map_gib", "durability",
                     "batch_entries_max", "commit_window_us", "checkpoint_accounts_max",
                     "checkpoint_interval_ms", "checkpoint_chunk_accounts", "inflight_per_connection_max",
-                    "inflight_total_max", "connections_max", "active_members_max",
+                    "inflight_total_max", "connections_max", "idle_timeout_s", "frame_read_timeout_ms",
+                    "write_stall_timeout_ms", "connection_output_bytes_max", "active_members_max",
                     "member_idle_s", "io_threads", "actor_threads", "actor_scheduler",
                     "expiry_sweep_interval_s", "expiry_sweep_members_per_s", "tls_cert", "tls_key",
                     "tls_handshake_timeout_ms", "metrics_host", "metrics_port", "metrics_read_timeout_ms",
@@ -1054,6 +1055,12 @@ std::optional<engine_settings> load_settings(const std::string& path,
   u32("inflight_per_connection_max", s.inflight_per_connection_max, 1, 1'000'000);
   u32("inflight_total_max", s.inflight_total_max, 1, 10'000'000);
   u32("connections_max", s.connections_max, 1, 100'000);
+  u32("idle_timeout_s", s.idle_timeout_s, 0, 86'400 * 7);
+  u32("frame_read_timeout_ms", s.frame_read_timeout_ms, 1, 3'600'000);
+  u32("write_stall_timeout_ms", s.write_stall_timeout_ms, 1, 3'600'000);
+  // A threshold, not a cap (answers of requests in flight still queue past
+  // it): below 64 KiB a pipelining client would pause on every few answers.
+  u32("connection_output_bytes_max", s.connection_output_bytes_max, 64 << 10, 1 << 30);
   u32("active_members_max", s.active_members_max, 1, 100'000'000);
   u32("member_idle_s", s.member_idle_s, 1, 86'400 * 365);
   u32("io_threads", s.io_threads, 1, 64);

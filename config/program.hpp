@@ -228,6 +228,14 @@ struct engine_settings {
   std::uint32_t inflight_per_connection_max = limits::inflight_per_connection_max_default;
   std::uint32_t inflight_total_max = limits::inflight_total_max_default;
   std::uint32_t connections_max = limits::connections_max_default;
+  // Misbehaving clients (docs/OPERATIONS.md, "Connection limits"): an idle
+  // connection (0 = never), a half frame, a client that does not read, all
+  // closed; past connection_output_bytes_max of unsent responses a
+  // connection is not read until the client reads.
+  std::uint32_t idle_timeout_s = limits::idle_timeout_s_default;
+  std::uint32_t frame_read_timeout_ms = limits::frame_read_timeout_ms_default;
+  std::uint32_t write_stall_timeout_ms = limits::write_stall_timeout_ms_default;
+  std::uint32_t connection_output_bytes_max = limits::connection_output_bytes_max_default;
   std::uint32_t active_members_max = limits::active_members_max_default;
   std::uint32_t member_idle_s = limits::member_idle_s_default;
   std::uint32_t io_threads = 1;

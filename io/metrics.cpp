@@ -243,6 +243,14 @@ void render_server(exposition& x, const server_counters& sc) {
   x.single("loyaltyd_connections_total", "counter", "Wire protocol connections accepted.", sc.connections_total);
   x.single("loyaltyd_tls_handshakes_failed_total", "counter",
            "TLS handshakes that failed or timed out (the connection was closed).", sc.tls_handshakes_failed);
+  x.single("loyaltyd_accept_errors_total", "counter",
+           "accept() failures (out of file descriptors, ...); the server retries after a pause.", sc.accept_errors);
+  x.family("loyaltyd_connections_closed_total", "counter",
+           "Connections the server closed for a limit, by reason: idle (idle_timeout_s), read_timeout "
+           "(frame_read_timeout_ms), write_stall (write_stall_timeout_ms), refused (connections_max).");
+  for (std::size_t i = 0; i < sc.closed.size(); ++i)
+    x.sample("loyaltyd_connections_closed_total", exposition::label("reason", to_string(static_cast<close_reason>(i))),
+             detail::format_value(sc.closed[i]));
 }
 
 void render_ledger(exposition& x, const ledger::ledger& led) {

@@ -23,10 +23,6 @@ namespace loyalty::io {
 
 namespace {
 
-// Past this many bytes of unsent responses, a connection stops reading
-// until the client has read some: a client that pipelines without reading
-// cannot make the server buffer without bound.
-constexpr std::size_t out_bytes_max = 8u << 20;
 // Initial read buffer; grows up to one maximal frame.
 constexpr std::size_t read_chunk_bytes = 64u << 10;
 
@@ -144,6 +140,10 @@ public:
   bool start(std::string& error);
   void stop();
   void accept();
+  void accept_failed(const asio::error_code& ec);
+  void count_close(close_reason why) {
+    closed[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_relaxed);
+  }
   std::vector<std::pair<std::string, std::uint64_t>> stats();
 
   engine_settings settings;
@@ -153,6 +153,10 @@ public:
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   std::vector<std::thread> threads;
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor;
+  // The accept loop's pause after a failed accept (limits::accept_retry_ms);
+  // it and the flag are touched on contexts[0] only, the acceptor's.
+  std::unique_ptr<asio::steady_timer> accept_timer;
+  bool accept_backing_off = false;  // logged once per episode, not per failure
   std::unique_ptr<asio::ssl::context> tls;  // null: plain TCP
   std::size_t next_context = 0;
   std::uint16_t bound_port = 0;
@@ -161,6 +165,8 @@ public:
   std::atomic<std::uint64_t> connections_total{0};
   std::atomic<std::uint64_t> inflight{0};
   std::atomic<std::uint64_t> tls_handshakes_failed{0};
+  std::atomic<std::uint64_t> accept_errors{0};
+  std::array<std::atomic<std::uint64_t>, close_reason_count> closed{};
   std::array<std::atomic<std::uint64_t>, opcode_count> requests{};
   // errors[op][code]: one relaxed increment per error answered; the `stats`
   // operation sums them per code, the metrics endpoint reads each.
@@ -211,17 +217,24 @@ public:
 class session final : public ledger::completion_target, public std::enable_shared_from_this<session> {
 public:
   session(server::impl& srv, asio::io_context& ctx, asio::ip::tcp::socket sock)
-    : srv_(srv), ctx_(ctx), sock_(std::move(sock), srv.tls.get()), handshake_timer_(ctx) {
+    : srv_(srv), ctx_(ctx), sock_(std::move(sock), srv.tls.get()), handshake_timer_(ctx), idle_timer_(ctx),
+      frame_timer_(ctx), write_timer_(ctx) {
     in_.resize(read_chunk_bytes);
   }
 
   void start() {
     asio::error_code ec;
     sock_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
-    when_ready([this] { read(); });
+    when_ready([this] {
+      last_activity_ = steady::now();
+      watch_idle();
+      read();
+    });
   }
 
-  // Refuses the connection: one error frame, then close.
+  // Refuses the connection: one error frame, then close. The frame is small
+  // enough for the socket buffer, and the write-stall timeout bounds it
+  // anyway, so a refused client that never reads does not keep its slot.
   void refuse(errc code) {
     when_ready([this, code] {
       response r;
@@ -238,6 +251,9 @@ public:
       return;
     closed_ = true;
     handshake_timer_.cancel();
+    idle_timer_.cancel();
+    frame_timer_.cancel();
+    write_timer_.cancel();
     sock_.close();
     srv_.connections.fetch_sub(1);
   }
@@ -303,11 +319,114 @@ private:
     close();
   }
 
+  // -- connection limits (docs/OPERATIONS.md, "Connection limits") -------------------
+  // Each watchdog is one timer, armed at most once at a time. Reads and
+  // writes only move a time point stored here (no timer operation per read
+  // or write); a timer that finds its deadline moved re-arms for it.
+  using steady = std::chrono::steady_clock;
+  using check_fn = void (session::*)();
+
+  void arm(asio::steady_timer& t, bool& armed, steady::time_point at, check_fn check) {
+    if (armed || closed_)
+      return;
+    armed = true;
+    t.expires_at(at);
+    t.async_wait([self = shared_from_this(), &armed, check](const asio::error_code& ec) {
+      armed = false;
+      if (ec || self->closed_)
+        return;  // cancelled: the connection closed
+      ((*self).*check)();
+    });
+  }
+
+  [[nodiscard]] steady::duration idle_timeout() const { return std::chrono::seconds(srv_.settings.idle_timeout_s); }
+  [[nodiscard]] steady::duration frame_timeout() const {
+    return std::chrono::milliseconds(srv_.settings.frame_read_timeout_ms);
+  }
+  [[nodiscard]] steady::duration write_timeout() const {
+    return std::chrono::milliseconds(srv_.settings.write_stall_timeout_ms);
+  }
+
+  void watch_idle() {
+    if (srv_.settings.idle_timeout_s != 0)
+      arm(idle_timer_, idle_armed_, last_activity_ + idle_timeout(), &session::check_idle);
+  }
+  // Idle means nothing owed either way: no request in flight (nor an admin
+  // job), nothing to write, no partial frame. Otherwise the other limits
+  // apply, and the idle time starts again when the connection is quiet.
+  void check_idle() {
+    const auto now = steady::now();
+    if (inflight_ > 0 || jobs_ > 0 || writing_ || !out_.empty() || in_len_ > 0 || close_after_write_)
+      last_activity_ = now;
+    if (now < last_activity_ + idle_timeout())
+      return watch_idle();
+    time_out(close_reason::idle,
+             "no request for " + std::to_string(srv_.settings.idle_timeout_s) + " s (idle_timeout_s)");
+  }
+
+  // After the bytes of a read are parsed: the frame still incomplete in the
+  // buffer (if any) must be whole within frame_read_timeout_ms of its first
+  // byte. `fresh`: its first byte came with this read.
+  void watch_frame(bool fresh) {
+    if (in_len_ == 0)
+      return;  // an armed timer finds nothing and stops
+    if (fresh)
+      frame_started_ = steady::now();
+    arm(frame_timer_, frame_armed_, frame_started_ + frame_timeout(), &session::check_frame);
+  }
+  void check_frame() {
+    if (in_len_ == 0 || close_after_write_)
+      return;
+    // Not reading (back-pressure): the rest of the frame waits on us, not on
+    // the client; its time starts again when reading resumes.
+    if (read_paused_)
+      frame_started_ = steady::now();
+    if (steady::now() < frame_started_ + frame_timeout())
+      return watch_frame(false);
+    time_out(close_reason::read_timeout, "a frame was not complete within " +
+                                           std::to_string(srv_.settings.frame_read_timeout_ms) +
+                                           " ms of its first byte (frame_read_timeout_ms)");
+  }
+
+  // While a write is under way, the socket must take some of it within
+  // write_stall_timeout_ms. No error frame: the client is not reading.
+  // Answers of requests still in flight are dropped when they come (they
+  // were posted if admitted; the client retries with the same txn id).
+  void watch_write() {
+    arm(write_timer_, write_armed_, write_progress_ + write_timeout(), &session::check_write);
+  }
+  void check_write() {
+    if (!writing_)
+      return;
+    if (steady::now() < write_progress_ + write_timeout())
+      return watch_write();
+    srv_.count_close(close_reason::write_stall);
+    log(log_level::debug, "connection from %s closed: %zu bytes of responses not taken within %u ms", peer().c_str(),
+        wbuf_.size() - wpos_ + out_.size(), srv_.settings.write_stall_timeout_ms);
+    close();
+  }
+
+  // Closes the connection for a time limit, with one timed_out frame first
+  // when the output is free (that write is bounded by the write-stall
+  // timeout like any other), at once when responses are still waiting to go
+  // out (the frame would queue behind them).
+  void time_out(close_reason why, std::string message) {
+    srv_.count_close(why);
+    log(log_level::debug, "connection from %s closed: %s", peer().c_str(), message.c_str());
+    if (writing_ || !out_.empty()) {
+      close();
+      return;
+    }
+    send(error_response(opcode::none, 0, errc::timed_out, std::move(message)));
+    close_after_write_ = true;
+    flush();
+  }
+
   // -- reading -------------------------------------------------------------------
   void read() {
     if (closed_ || reading_)
       return;
-    if (out_.size() > out_bytes_max) {
+    if (out_.size() > srv_.settings.connection_output_bytes_max) {
       read_paused_ = true;  // resumed when the write completes
       return;
     }
@@ -321,12 +440,15 @@ private:
                               self->close();
                               return;
                             }
+                            self->last_activity_ = steady::now();
+                            const bool fresh = self->in_len_ == 0;
                             self->in_len_ += n;
-                            self->parse();
+                            self->parse(fresh);
                           });
   }
 
-  void parse() {
+  // `fresh`: the buffer held no partial frame before this read.
+  void parse(bool fresh) {
     std::size_t pos = 0;
     while (!close_after_write_ && in_len_ - pos >= frame_header_bytes) {
       auto len = read_be32(reinterpret_cast<const unsigned char*>(in_.data() + pos));
@@ -350,8 +472,10 @@ private:
       in_len_ -= pos;
     }
     flush();
-    if (!close_after_write_)
+    if (!close_after_write_) {
+      watch_frame(fresh || pos > 0);
       read();
+    }
   }
 
   void fail_connection(errc code, std::string message) {
@@ -546,6 +670,7 @@ private:
     if (j.thread.joinable())
       j.thread.join();  // finished: running is false
     j.running.store(true);
+    ++jobs_;
     j.thread = std::thread([self = shared_from_this(), &j, op, id, work = std::move(work)] {
       response r = work(*self);
       r.op = op;
@@ -557,6 +682,7 @@ private:
       }
       j.running.store(false);
       asio::post(self->ctx_, [self, r = std::move(r)] {
+        --self->jobs_;
         self->send(r);
         self->flush();
       });
@@ -1347,19 +1473,36 @@ private:
     writing_ = true;
     wbuf_.swap(out_);
     out_.clear();
-    sock_.async_write(asio::buffer(wbuf_), [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
-      self->writing_ = false;
-      self->wbuf_.clear();
-      if (ec) {
-        self->close();
-        return;
-      }
-      self->flush();
-      if (self->read_paused_ && self->out_.size() <= out_bytes_max) {
-        self->read_paused_ = false;
-        self->read();
-      }
-    });
+    wpos_ = 0;
+    write_progress_ = steady::now();
+    watch_write();
+    write_some();
+  }
+
+  // A piece at a time rather than asio::async_write, so that each piece the
+  // socket takes counts as progress for the write-stall timeout.
+  void write_some() {
+    sock_.async_write_some(asio::buffer(wbuf_.data() + wpos_, wbuf_.size() - wpos_),
+                           [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
+                             if (ec) {
+                               self->writing_ = false;
+                               self->close();
+                               return;
+                             }
+                             self->write_progress_ = self->last_activity_ = steady::now();
+                             self->wpos_ += n;
+                             if (self->wpos_ < self->wbuf_.size())
+                               return self->write_some();
+                             self->writing_ = false;
+                             self->wbuf_.clear();
+                             self->flush();
+                             if (self->read_paused_ &&
+                                 self->out_.size() <= self->srv_.settings.connection_output_bytes_max) {
+                               self->read_paused_ = false;
+                               self->frame_started_ = steady::now();  // a partial frame waited on us
+                               self->read();
+                             }
+                           });
   }
 
   // -- tables ----------------------------------------------------------------------------
@@ -1387,9 +1530,16 @@ private:
   asio::io_context& ctx_;
   detail::stream sock_;              // plain TCP or TLS, as the server is configured
   asio::steady_timer handshake_timer_;  // bounds the TLS handshake
+  asio::steady_timer idle_timer_, frame_timer_, write_timer_;  // the connection limits
+  bool idle_armed_ = false, frame_armed_ = false, write_armed_ = false;
+  steady::time_point last_activity_{};   // bytes received or sent
+  steady::time_point frame_started_{};   // first byte of the partial frame in in_
+  steady::time_point write_progress_{};  // the socket last took bytes
   std::vector<char> in_;
   std::size_t in_len_ = 0;
   std::vector<char> out_, wbuf_;
+  std::size_t wpos_ = 0;  // bytes of wbuf_ written
+  std::uint32_t jobs_ = 0;  // admin jobs (off_io) not yet answered
   bool reading_ = false, writing_ = false, read_paused_ = false;
   bool close_after_write_ = false, closed_ = false, hello_done_ = false;
   int key_index_ = -1;           // the hello's key: index in settings.keys, -1 = none
@@ -1422,6 +1572,7 @@ bool server::impl::start(std::string& error) {
     error = "cannot listen on " + settings.listen_host + ":" + std::to_string(settings.listen_port) + ": " + e.what();
     return false;
   }
+  accept_timer = std::make_unique<asio::steady_timer>(*contexts[0]);
   accept();
   for (auto& c : contexts) {
     guards.emplace_back(asio::make_work_guard(*c));
@@ -1433,14 +1584,21 @@ bool server::impl::start(std::string& error) {
 void server::impl::accept() {
   auto& ctx = *contexts[next_context++ % contexts.size()];
   acceptor->async_accept(ctx, [this, &ctx](const asio::error_code& ec, asio::ip::tcp::socket sock) {
-    if (ec) {
-      if (ec != asio::error::operation_aborted && !stopped.load())
-        accept();
+    if (ec == asio::error::operation_aborted || stopped.load())
       return;
+    if (ec) {
+      accept_failed(ec);
+      return;
+    }
+    if (accept_backing_off) {
+      accept_backing_off = false;
+      log(log_level::info, "accepting connections again");
     }
     auto s = std::make_shared<session>(*this, ctx, std::move(sock));
     connections_total.fetch_add(1, std::memory_order_relaxed);
     bool over = connections.fetch_add(1) + 1 > settings.connections_max;
+    if (over)
+      count_close(close_reason::refused);
     asio::post(ctx, [s, over] {
       if (over)
         s->refuse(errc::too_many_connections);
@@ -1456,6 +1614,30 @@ void server::impl::accept() {
   });
 }
 
+// A peer that gave up before it was accepted (ECONNABORTED) says nothing
+// about the next one: accept again at once. Anything else, above all running
+// out of fds (EMFILE, ENFILE) or kernel buffers, leaves the connection in the
+// backlog, so an immediate retry fails at once again and the io thread
+// spins: wait accept_retry_ms first, and log once until an accept succeeds.
+// Connections wait in the kernel's backlog meanwhile.
+void server::impl::accept_failed(const asio::error_code& ec) {
+  accept_errors.fetch_add(1, std::memory_order_relaxed);
+  if (ec == asio::error::connection_aborted) {
+    accept();
+    return;
+  }
+  if (!accept_backing_off) {
+    accept_backing_off = true;
+    log(log_level::warn, "cannot accept connections: %s (%llu open); retrying every %u ms", ec.message().c_str(),
+        static_cast<unsigned long long>(connections.load()), limits::accept_retry_ms);
+  }
+  accept_timer->expires_after(std::chrono::milliseconds(limits::accept_retry_ms));
+  accept_timer->async_wait([this](const asio::error_code& wait_ec) {
+    if (!wait_ec && !stopped.load())
+      accept();
+  });
+}
+
 void server::impl::stop() {
   if (stopped.exchange(true))
     return;
@@ -1463,6 +1645,8 @@ void server::impl::stop() {
     asio::post(*contexts[0], [this] {
       asio::error_code ec;
       acceptor->close(ec);
+      if (accept_timer)
+        accept_timer->cancel();
     });
   {
     std::lock_guard<std::mutex> guard(sessions_mtx);
@@ -1489,6 +1673,9 @@ std::vector<std::pair<std::string, std::uint64_t>> server::impl::stats() {
   out.emplace_back("connections_total", connections_total.load());
   out.emplace_back("inflight", inflight.load());
   out.emplace_back("tls_handshakes_failed", tls_handshakes_failed.load());
+  out.emplace_back("accept_errors", accept_errors.load());
+  for (std::size_t i = 0; i < close_reason_count; ++i)
+    out.emplace_back(std::string("connections_closed_") + to_string(static_cast<close_reason>(i)), closed[i].load());
   for (std::size_t i = 1; i < opcode_count; ++i)
     out.emplace_back(std::string("requests_") + to_string(static_cast<opcode>(i)), requests[i].load());
   for (std::size_t i = 1; i < errc_slots; ++i) {
@@ -1553,6 +1740,9 @@ server_counters server::counters() const {
   c.connections_total = i.connections_total.load(std::memory_order_relaxed);
   c.inflight = i.inflight.load(std::memory_order_relaxed);
   c.tls_handshakes_failed = i.tls_handshakes_failed.load(std::memory_order_relaxed);
+  c.accept_errors = i.accept_errors.load(std::memory_order_relaxed);
+  for (std::size_t r = 0; r < close_reason_count; ++r)
+    c.closed[r] = i.closed[r].load(std::memory_order_relaxed);
   c.requests.reserve(opcode_count);
   for (const auto& n : i.requests)
     c.requests.push_back(n.load(std::memory_order_relaxed));

@@ -16,7 +16,9 @@
 #include "io/protocol.hpp"
 #include "ledger/ledger.hpp"
 
+#include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -39,6 +41,25 @@ struct server_deps {
   std::function<std::vector<std::pair<std::string, std::uint64_t>>()> extra_stats;
 };
 
+// Why the server closed a connection on its own (docs/OPERATIONS.md,
+// "Connection limits"); the index of server_counters::closed.
+enum class close_reason : std::uint8_t {
+  idle,          // idle_timeout_s without a request
+  read_timeout,  // a frame not complete within frame_read_timeout_ms
+  write_stall,   // responses pending and none taken within write_stall_timeout_ms
+  refused,       // over connections_max: told too_many_connections
+};
+inline constexpr std::size_t close_reason_count = 4;
+[[nodiscard]] constexpr const char* to_string(close_reason r) noexcept {
+  switch (r) {
+    case close_reason::idle: return "idle";
+    case close_reason::read_timeout: return "read_timeout";
+    case close_reason::write_stall: return "write_stall";
+    case close_reason::refused: return "refused";
+  }
+  return "unknown";
+}
+
 // The server's counters at one moment, each read on its own (relaxed):
 // for the metrics endpoint, which formats them.
 struct server_counters {
@@ -46,6 +67,8 @@ struct server_counters {
   std::uint64_t connections_total = 0;  // accepted since start
   std::uint64_t inflight = 0;           // admitted requests not yet answered
   std::uint64_t tls_handshakes_failed = 0;
+  std::uint64_t accept_errors = 0;  // accept() failures (out of fds, ...): the loop backs off and retries
+  std::array<std::uint64_t, close_reason_count> closed{};  // connections the server closed, by reason
   std::vector<std::uint64_t> requests;  // frames received, index: opcode (0 = none: the operation was unreadable)
   struct error_count {
     opcode op = opcode::none;  // none: a frame-level failure (malformed_frame, frame_too_large)

@@ -987,3 +987,39 @@ TEST_CASE("actor_scheduler is sharing unless set to stealing; anything else is a
   CHECK(errors[0].message.find(path + ":3:") == 0);
   CHECK(errors[0].message.find("\"sharing\" or \"stealing\"") != std::string::npos);
 }
+
+TEST_CASE("the connection limits have their defaults and are range-checked with line numbers", "[config]") {
+  test::temp_dir dir("config-conn");
+  auto settings_at = [&](const std::string& body) {
+    auto path = (dir.path / "loyaltyd.toml").string();
+    std::ofstream(path) << "[engine]\nprogram = \"p.toml\"\n" << body;
+    return path;
+  };
+  std::vector<config_error> errors;
+  auto none = load_settings(settings_at(""), errors);
+  INFO(all(errors));
+  REQUIRE(none);
+  CHECK(none->idle_timeout_s == limits::idle_timeout_s_default);
+  CHECK(none->frame_read_timeout_ms == limits::frame_read_timeout_ms_default);
+  CHECK(none->write_stall_timeout_ms == limits::write_stall_timeout_ms_default);
+  CHECK(none->connection_output_bytes_max == limits::connection_output_bytes_max_default);
+  auto set = load_settings(settings_at("idle_timeout_s = 0\nframe_read_timeout_ms = 250\n"
+                                       "write_stall_timeout_ms = 500\nconnection_output_bytes_max = 65536\n"),
+                           errors);
+  INFO(all(errors));
+  REQUIRE(set);
+  CHECK(set->idle_timeout_s == 0);
+  CHECK(set->frame_read_timeout_ms == 250);
+  CHECK(set->write_stall_timeout_ms == 500);
+  CHECK(set->connection_output_bytes_max == 65536);
+
+  auto path = settings_at("frame_read_timeout_ms = 0\nconnection_output_bytes_max = 1024\n");
+  CHECK_FALSE(load_settings(path, errors));
+  const auto text = all(errors);
+  INFO(text);
+  CHECK(errors.size() == 2);
+  CHECK(text.find(path + ":3: 'frame_read_timeout_ms' in [engine] must be between 1 and 3600000, got 0") !=
+        std::string::npos);
+  CHECK(text.find(path + ":4: 'connection_output_bytes_max' in [engine] must be between 65536 and 1073741824, got 1024") !=
+        std::string::npos);
+}

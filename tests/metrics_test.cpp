@@ -387,13 +387,16 @@ TEST_CASE("a scrape reports requests by operation, errors by operation and code,
                            "loyaltyd_checkpoints_total", "loyaltyd_checkpoint_seconds_total",
                            "loyaltyd_checkpoint_pending_accounts",
                            "loyaltyd_lmdb_map_bytes", "loyaltyd_lmdb_used_bytes", "loyaltyd_ledger_last_seq",
-                           "loyaltyd_partner_requests_total", "loyaltyd_process_resident_anon_bytes"}) {
+                           "loyaltyd_partner_requests_total", "loyaltyd_process_resident_anon_bytes",
+                           "loyaltyd_accept_errors_total", "loyaltyd_connections_closed_total"}) {
     INFO(name);
     CHECK(x.type.count(name) == 1);
   }
   // Every opcode the server knows has its requests line, zero or not.
   CHECK(value_of(x, "loyaltyd_requests_total", {{"op", "settlement"}}) == 0);
   CHECK(value_of(x, "loyaltyd_requests_total", {{"op", "hello"}}) == 2);
+  // Every close reason has its line, zero or not.
+  CHECK(value_of(x, "loyaltyd_connections_closed_total", {{"reason", "write_stall"}}) == 0);
 
   // The `stats` operation keeps its names, counted from the same counters.
   const auto st = g.c->stats();

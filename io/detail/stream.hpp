@@ -45,6 +45,11 @@ public:
   void async_read_some(const Buffers& b, Handler&& h) {
     std::visit([&](auto& s) { s.async_read_some(b, std::forward<Handler>(h)); }, s_);
   }
+  // Some of `b`: at least one byte, or an error.
+  template <class Buffers, class Handler>
+  void async_write_some(const Buffers& b, Handler&& h) {
+    std::visit([&](auto& s) { s.async_write_some(b, std::forward<Handler>(h)); }, s_);
+  }
   // All of `b`, as asio::async_write.
   template <class Buffers, class Handler>
   void async_write(const Buffers& b, Handler&& h) {
