@@ -5,3 +5,13 @@ if(LOYALTY_SANITIZE)
   target_compile_options(loyalty_warnings INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer)
   target_link_options(loyalty_warnings INTERFACE -fsanitize=address,undefined)
 endif()
+if(LOYALTY_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "LOYALTY_FUZZ needs clang (CC=clang CXX=clang++): libFuzzer is part of it")
+  endif()
+  # Coverage for libFuzzer in every project library (the fuzz targets add
+  # libFuzzer itself); undefined behaviour stops the run like a crash does.
+  target_compile_options(loyalty_warnings INTERFACE -fsanitize=fuzzer-no-link,address,undefined
+                                                    -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  target_link_options(loyalty_warnings INTERFACE -fsanitize=address,undefined)
+endif()

@@ -862,7 +862,8 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   auto* w = static_cast<char*>(jv.mv_data);
   std::memcpy(w, &h, sizeof h);
   w += sizeof h;
-  std::memcpy(w, o.postings.data(), o.postings.size() * sizeof(posting));
+  if (!o.postings.empty())  // as the details below: an empty vector's data() may be null
+    std::memcpy(w, o.postings.data(), o.postings.size() * sizeof(posting));
   w += o.postings.size() * sizeof(posting);
   std::memcpy(w, o.txn_id.data(), o.txn_id_bytes);
   w += o.txn_id_bytes;
@@ -1138,7 +1139,8 @@ std::optional<ledger::entry> ledger::impl::read_entry(MDB_txn* txn, std::uint64_
     return std::nullopt;
   auto* p = static_cast<const char*>(v.mv_data) + sizeof(journal_header);
   e.postings.resize(e.header.posting_count);
-  std::memcpy(e.postings.data(), p, e.header.posting_count * sizeof(posting));
+  if (!e.postings.empty())  // an entry without postings (enroll): data() may be null, which memcpy must not get
+    std::memcpy(e.postings.data(), p, e.postings.size() * sizeof(posting));
   e.txn_id.assign(p + e.header.posting_count * sizeof(posting), e.header.txn_id_bytes);
   p += e.header.posting_count * sizeof(posting) + e.header.txn_id_bytes;
   e.details.resize(e.header.detail_count);
