@@ -567,7 +567,10 @@ private:
       return;
     }
     const auto& keys = srv_.settings.keys;
-    key_index_ = -1;
+    // A refused hello changes nothing: a connection that said hello before
+    // keeps the key it had (resetting it first would have left a refused
+    // second hello on a connection without a key, which without keys
+    // configured may do everything but admin operations).
     if (!req.key.empty() || !keys.empty()) {
       const auto digest = key_sha256(req.key);
       int found = -1;

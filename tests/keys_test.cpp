@@ -102,6 +102,25 @@ TEST_CASE("hello needs one of the configured keys; a wrong or missing key is ref
   CHECK(x->balance(1).ok());
 }
 
+TEST_CASE("a refused second hello leaves the connection with the key it had", "[keys]") {
+  keys_rig g;
+  auto reader = g.connect(test::read_key);
+  auto shop = g.connect(test::shop_key);
+  for (client* x : {reader.get(), shop.get()}) {
+    CHECK(x->hello("t").code == errc::not_authorized);
+    CHECK(x->hello("t", "not-a-configured-key-at-all").code == errc::not_authorized);
+  }
+  // Still the read key: reads pass, postings do not.
+  CHECK(reader->balance(1).ok());
+  CHECK(reader->earn("rehello-1", 1, "shop", 1000, "EUR", t0).code == errc::not_authorized);
+  // Still the brand key: its own brand only, never another one's.
+  CHECK(shop->earn("rehello-2", 1, "shop", 1000, "EUR", t0).ok());
+  CHECK(shop->earn("rehello-3", 2, "web", 1000, "EUR", t0).code == errc::not_authorized);
+  // A valid key in a later hello is taken.
+  REQUIRE(reader->hello("t", test::shop_key).ok());
+  CHECK(reader->earn("rehello-4", 3, "shop", 1000, "EUR", t0).ok());
+}
+
 TEST_CASE("every operation is allowed or refused by the key's scope, and a refusal posts nothing", "[keys]") {
   keys_rig g;
   auto shop = g.connect(test::shop_key);
