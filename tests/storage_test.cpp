@@ -333,6 +333,7 @@ TEST_CASE("loyaltyctl backup under load restores into a new directory that verif
   }
   // Load on one connection while loyaltyctl backs up on another.
   std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> newest{0};  // the highest seq the load got answered
   std::map<std::string, response> acked;
   std::map<std::string, std::uint64_t> member_of;
   std::thread load([&] {
@@ -347,27 +348,32 @@ TEST_CASE("loyaltyctl backup under load restores into a new directory that verif
         member_of[reqs.back().txn] = reqs.back().member;
       }
       bool broken = false;
-      for (auto& [txn, r] : pipeline(*c, reqs, broken))
+      for (auto& [txn, r] : pipeline(*c, reqs, broken)) {
         acked[txn] = r;
+        newest.store(std::max(newest.load(), r.seq));
+      }
       if (broken)
         return;
     }
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (int i = 0; i < 2000 && newest.load() == 0; ++i)  // the load is under way
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   const auto backup_dir = tmp.path / "backup";
   const auto out = tmp.path / "backup.json";
   const std::string cmd = std::string(LOYALTYCTL_BIN) + " --port " + std::to_string(eng.port()) + " --key " +
                           admin_secret + " --json backup " + backup_dir.string() + " > " + out.string() + " 2>&1";
   const int rc = std::system(cmd.c_str());
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto answer = read_file(out);
+  const auto at_seq = answer.find("\"seq\":");
+  const std::uint64_t backup_seq = at_seq != std::string::npos ? std::stoull(answer.substr(at_seq + 6)) : 0;
+  // The load goes on until it has entries past the backup (bounded wait).
+  for (int i = 0; i < 2000 && newest.load() <= backup_seq; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   stop.store(true);
   load.join();
-  const auto answer = read_file(out);
   INFO(answer);
   REQUIRE(WEXITSTATUS(rc) == 0);
-  const auto at_seq = answer.find("\"seq\":");
   REQUIRE(at_seq != std::string::npos);
-  const std::uint64_t backup_seq = std::stoull(answer.substr(at_seq + 6));
   for (const auto& [txn, r] : acked)
     REQUIRE(r.ok());
   // The backup caught the load in the middle: some entries before it, some after.
