@@ -373,6 +373,7 @@ struct harness {
         t.seq = r1.seq;
         t.points = r1.points;
         ++result.retried_posted;
+        result.retried_replayed += r1.replayed ? 1 : 0;
       } else if (!expected_refusal(r1.code)) {
         fail("unanswered txn " + t.req.txn + " retried: " + std::string(to_string(r1.code)) + ": " + r1.message +
              where);

@@ -54,6 +54,7 @@ struct crash_result {
   std::uint64_t sent = 0;           // requests sent under load
   std::uint64_t acked = 0;          // of them, answered before the crash
   std::uint64_t retried_posted = 0; // unanswered ones a retry found or made posted
+  std::uint64_t retried_replayed = 0;  // of them, found committed: the crash came after their commit
   std::uint64_t posted = 0;         // txn ids in the ledger at the end
 };
 

@@ -62,7 +62,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::cout << "crash harness: " << r.cycles_done << " cycles passed: " << r.sent << " requests sent, " << r.acked
-            << " answered before their crash, " << r.retried_posted << " unanswered ones posted by a retry, "
+            << " answered before their crash, " << r.retried_posted << " unanswered ones posted by a retry (" << r.retried_replayed
+            << " of them found committed), "
             << r.posted << " txn ids in the ledger\n";
   if (made && !keep)
     std::filesystem::remove_all(work);
