@@ -1,6 +1,7 @@
 // The engine over real TCP on loopback: a real engine (ledger in a temporary
 // directory, CAF actors, Asio server on an ephemeral port) and the client
 // library, the load generator and loyaltyctl as integrators use them.
+#include "engine_process.hpp"
 #include "temp_dir.hpp"
 #include "io/client.hpp"
 #include "io/codec.hpp"
@@ -12,11 +13,8 @@
 
 #include <csignal>
 #include <cstdlib>
-#include <fcntl.h>
 #include <map>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -459,60 +457,16 @@ TEST_CASE("the load generator drives a mix of every operation against the retail
 
 namespace {
 
-// A loyaltyd process of our own, so it can be killed with SIGKILL.
-struct engine_process {
-  pid_t pid = -1;
-  std::uint16_t port = 0;
-
-  explicit engine_process(const std::filesystem::path& dir,
-                          const std::string& program = LOYALTY_SOURCE_DIR "/config/examples/retail.toml") {
-    auto settings = dir / "loyaltyd.toml";
-    {
-      std::ofstream f(settings);
-      f << "[engine]\nprogram = \"" << program << "\"\n"
-        << "listen_port = 0\ndata_dir = \"" << (dir / "data").string() << "\"\nmap_gib = 1\n";
-    }
-    auto out = (dir / "stdout.txt").string();
-    std::filesystem::remove(out);
-    pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(fd, 1);
-      int err = ::open((dir / "stderr.txt").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(err, 2);
-      execl(LOYALTYD_BIN, LOYALTYD_BIN, "--config", settings.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    for (int i = 0; i < 1000 && port == 0; ++i) {
-      std::ifstream f(out);
-      std::string line;
-      while (std::getline(f, line)) {
-        auto at = line.rfind(':');
-        if (line.rfind("loyaltyd listening on ", 0) == 0 && at != std::string::npos)
-          port = static_cast<std::uint16_t>(std::stoi(line.substr(at + 1)));
-      }
-      if (port == 0)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    REQUIRE(port != 0);
-  }
-  void signal(int sig) const { ::kill(pid, sig); }
-
-  void kill9() {
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    pid = -1;
-  }
-  ~engine_process() {
-    if (pid > 0) {
-      ::kill(pid, SIGTERM);
-      int status = 0;
-      waitpid(pid, &status, 0);
-    }
-  }
-};
+// A loyaltyd process of our own (tests/engine_process.hpp), so it can be
+// killed with SIGKILL.
+loyalty::test::engine_process_options process_options(
+  const std::filesystem::path& dir, const std::string& program = LOYALTY_SOURCE_DIR "/config/examples/retail.toml") {
+  loyalty::test::engine_process_options o;
+  o.binary = LOYALTYD_BIN;
+  o.dir = dir;
+  o.program = program;
+  return o;
+}
 
 } // namespace
 
@@ -522,9 +476,9 @@ TEST_CASE("every earn acknowledged before kill -9 is in the ledger after restart
   constexpr int members = 20, earns = 3000;
   std::map<std::string, response> acked;
   {
-    engine_process eng(tmp.path);
+    loyalty::test::engine_process eng(process_options(tmp.path));
     std::string err;
-    auto c = client::connect("127.0.0.1", eng.port, err);
+    auto c = client::connect("127.0.0.1", eng.port(), err);
     REQUIRE(c);
     REQUIRE(c->hello().ok());
     for (int m = 1; m <= members; ++m)
@@ -541,9 +495,9 @@ TEST_CASE("every earn acknowledged before kill -9 is in the ledger after restart
     }
     eng.kill9();
   }
-  engine_process eng(tmp.path);
+  loyalty::test::engine_process eng(process_options(tmp.path));
   std::string err;
-  auto c = client::connect("127.0.0.1", eng.port, err);
+  auto c = client::connect("127.0.0.1", eng.port(), err);
   REQUIRE(c);
   REQUIRE(c->hello().ok());
   std::int64_t total = 0;
@@ -578,9 +532,9 @@ TEST_CASE("SIGHUP reloads the program file: a valid one becomes the next version
     text.assign((std::istreambuf_iterator<char>(in)), {});
   }
   std::ofstream(program) << text;
-  engine_process eng(tmp.path, program);
+  loyalty::test::engine_process eng(process_options(tmp.path, program));
   std::string err;
-  auto c = client::connect("127.0.0.1", eng.port, err);
+  auto c = client::connect("127.0.0.1", eng.port(), err);
   REQUIRE(c);
   REQUIRE(c->hello().ok());
   REQUIRE(c->enroll(1, "acme").ok());
