@@ -458,12 +458,8 @@ private:
                           std::to_string(limits::frame_bytes_max));
         break;
       }
-      if (in_len_ - pos < frame_header_bytes + len) {
-        // Make sure a whole frame fits the buffer.
-        if (in_.size() < frame_header_bytes + len && pos == 0)
-          in_.resize(frame_header_bytes + len);
-        break;
-      }
+      if (in_len_ - pos < frame_header_bytes + len)
+        break;  // read() doubles the buffer as the rest arrives: memory follows the bytes received, not a declared length
       on_frame(in_.data() + pos + frame_header_bytes, len);
       pos += frame_header_bytes + len;
     }
