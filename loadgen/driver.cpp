@@ -1,7 +1,8 @@
 // The run. Per request the hot path does: one draw of member and operation,
 // one request built on the stack and handed to the client library, a slot
 // from a free list (no allocation, no lock: one thread), and on the answer
-// three histogram records (the second's window, the operation's, the step's).
+// three histogram records (the second's window, the operation's, the step's;
+// a fourth, the soak interval's, with --soak-interval).
 // What the client library itself allocates per request (the 16-byte txn
 // string, the handler's hash-map node, a basket's item vector) is its own.
 #include "loadgen/driver.hpp"
@@ -139,6 +140,46 @@ bool is_refusal(errc code) noexcept {
   }
 }
 
+soak_verdict judge_soak(const std::vector<soak_point>& points, double warmup_s, double bound_pct) {
+  soak_verdict v;
+  v.warmup_s = warmup_s;
+  v.bound_pct = bound_pct;
+  bool any_rss = false;
+  for (const auto& p : points) {
+    any_rss |= p.rss_known;
+    if (!p.rss_known || p.t_s + 1e-6 < warmup_s)
+      continue;
+    if (v.points++ == 0) {
+      v.base_t_s = p.t_s;
+      v.base_bytes = p.rss_bytes;
+    }
+    v.last_t_s = p.t_s;
+    v.last_bytes = p.rss_bytes;
+    v.max_bytes = std::max(v.max_bytes, p.rss_bytes);
+  }
+  if (points.empty()) {
+    v.why_not = "no soak point: the load was shorter than one interval";
+    return v;
+  }
+  if (!any_rss) {
+    v.why_not = "no RSS from the engine (stats refused or unanswered)";
+    return v;
+  }
+  // One point is no trend: a run this short is not judged (and not failed).
+  if (v.points < 2) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "too short to judge: %zu point(s) with RSS after the %g s warm-up, 2 needed",
+                  v.points, warmup_s);
+    v.why_not = buf;
+    return v;
+  }
+  v.judged = true;
+  v.growth_pct = (static_cast<double>(v.last_bytes) - static_cast<double>(v.base_bytes)) * 100.0 /
+                 static_cast<double>(v.base_bytes);
+  v.growing = v.growth_pct > bound_pct;
+  return v;
+}
+
 void judge(step_result& s, const objective& o) {
   const auto answered = s.ok + s.refused + s.failed;
   s.offered_per_s = static_cast<double>(s.offered) / std::max(s.duration_s, 1e-9);
@@ -211,6 +252,18 @@ struct driver::impl {
   std::uint64_t step_total = 0, step_scheduled = 0;
   std::uint64_t round_robin = 0;
 
+  // Soak (--soak-interval): intervals of their own, each with a histogram of
+  // its answers (percentiles over the interval, which merged per-second
+  // summaries cannot give) and one `stats` request for the engine's RSS.
+  bool soak_on = false;      // set at construction, from the workload
+  bool soak_open = false;    // intervals roll during the load phase only
+  std::uint64_t soak_rolled = 0;  // intervals rolled; the next ends at load_start + (n + 1) x interval
+  steady::time_point next_soak, last_soak;
+  histogram soak_hist;
+  std::uint64_t soak_answered = 0, soak_ok = 0, soak_errors = 0;
+  std::uint64_t soak_asked = 0;    // stats requests not answered yet
+  std::vector<char> soak_shown;    // per point: its line was printed
+
   impl(workload wl, target tg)
     : w(std::move(wl)), t(std::move(tg)), gen(w.seed), learn_gen(w.seed ^ 0x1ea27a1e5eedull),
       pick_member(w.members, w.distribution == member_distribution::zipf, w.zipf_s, w.scatter, w.seed) {
@@ -221,6 +274,7 @@ struct driver::impl {
       for (int i = 0; i < w.mix[k] && at < kind_of_percent.size(); ++i)
         kind_of_percent[at++] = static_cast<op_kind>(k);
     earned.reserve(earned_keep);
+    soak_on = w.soak_interval_s > 0;
   }
 
   // -- connections --------------------------------------------------------------
@@ -545,6 +599,11 @@ struct driver::impl {
       const auto lat = micros(now - s.intended);
       window.record(lat);
       ++cur.answered;
+      if (soak_on) {
+        soak_hist.record(lat);
+        ++soak_answered;
+        ++(a.ok() ? soak_ok : soak_errors);
+      }
       auto& op = res.by_op[std::min<std::size_t>(static_cast<std::size_t>(s.op), opcode_slots - 1)];
       op.latency.record(lat);
       const bool ok = a.ok();
@@ -650,17 +709,103 @@ struct driver::impl {
     next_tick = end + std::chrono::seconds(1);
   }
 
-  // Runs the io_context until `until`, rolling per-second windows on the way.
+  // -- soak ---------------------------------------------------------------------------
+
+  void print_soak(std::size_t i) {
+    if (soak_shown[i])
+      return;
+    soak_shown[i] = 1;
+    const auto& p = res.soak[i];
+    char rss[64];
+    if (p.rss_known)
+      std::snprintf(rss, sizeof rss, "rss %9.1f MiB  members active %s", static_cast<double>(p.rss_bytes) / 1048576.0,
+                    grouped(p.members_active).c_str());
+    else
+      std::snprintf(rss, sizeof rss, "rss n/a");
+    std::printf("soak %8.1fs  answered %9llu  %8.0f/s  ok %9llu  errors %7llu  p50 %7.2f  p99 %8.2f  p99.9 %8.2f  "
+                "max %8.2f ms  %s\n",
+                p.t_s, static_cast<unsigned long long>(p.answered), static_cast<double>(p.answered) / p.dur_s,
+                static_cast<unsigned long long>(p.ok), static_cast<unsigned long long>(p.errors), ms(p.p50_us),
+                ms(p.p99_us), ms(p.p999_us), ms(p.max_us), rss);
+    std::fflush(stdout);
+  }
+
+  // The stats answer of point i: its RSS (and active members), then its line.
+  // A refusal (the key may not read stats) is said once and no more are sent:
+  // every refusal is a warning in the engine's log. Any other error leaves
+  // this point's RSS unknown only.
+  void soak_stats_answered(std::size_t i, const io::response& a) {
+    --soak_asked;
+    auto& p = res.soak[i];
+    if (a.ok()) {
+      for (const auto& [name, value] : a.stats) {
+        if (name == "process_resident_anon_bytes")
+          p.rss_bytes = value;
+        else if (name == "members_active")
+          p.members_active = value;
+      }
+      p.rss_known = p.rss_bytes > 0;  // 0: the engine could not read its own (no /proc)
+      if (!p.rss_known)
+        p.members_active = 0;
+    } else if (a.code == errc::not_authorized && !res.soak_rss_refused) {
+      res.soak_rss_refused = true;
+      std::printf("soak: the engine refused `stats` (%s: %s): RSS is n/a for this run; a key of scope admin or read "
+                  "can read it\n",
+                  std::string(to_string(a.code)).c_str(), a.message.c_str());
+    }
+    print_soak(i);
+  }
+
+  // Closes the soak interval ending at `end` and asks the engine for its RSS
+  // on a load connection. The stats request is not load: it takes no slot,
+  // is not counted in the connection's depth nor in pending_answers (closed
+  // loop sends nothing when it is answered), and its latency is not recorded.
+  void roll_soak(steady::time_point end) {
+    soak_point p;
+    p.t_s = secs(end - load_start);
+    p.dur_s = std::max(secs(end - last_soak), 1e-6);
+    p.answered = soak_answered;
+    p.ok = soak_ok;
+    p.errors = soak_errors;
+    p.p50_us = soak_hist.percentile(0.5);
+    p.p99_us = soak_hist.percentile(0.99);
+    p.p999_us = soak_hist.percentile(0.999);
+    p.max_us = soak_hist.max();
+    soak_hist.reset();
+    soak_answered = soak_ok = soak_errors = 0;
+    last_soak = end;
+    ++soak_rolled;
+    next_soak = load_start + from_secs(static_cast<double>(soak_rolled + 1) * w.soak_interval_s);
+    const auto i = res.soak.size();
+    res.soak.push_back(p);
+    soak_shown.push_back(0);
+    std::uint32_t ci = 0;
+    while (ci < conns.size() && !conns[ci]->open())
+      ++ci;
+    if (res.soak_rss_refused || ci == conns.size()) {
+      print_soak(i);
+      return;
+    }
+    io::request r;
+    r.op = opcode::stats;
+    ++soak_asked;
+    conns[ci]->submit(std::move(r), [this, i](const io::response& a) { soak_stats_answered(i, a); });
+  }
+
+  // Runs the io_context until `until`, rolling per-second windows (and soak
+  // intervals) on the way.
   void run_until(steady::time_point until) {
     for (;;) {
       auto now = steady::now();
       while (now >= next_tick)
         roll_second(next_tick);
+      while (soak_open && now >= next_soak)
+        roll_soak(next_soak);
       if (now >= until || failures > 0 || interrupted)
         return;
       if (ctx.stopped())
         ctx.restart();
-      ctx.run_until(std::min(until, next_tick));
+      ctx.run_until(std::min({until, next_tick, soak_open ? next_soak : next_tick}));
     }
   }
 
@@ -670,6 +815,14 @@ struct driver::impl {
     next_tick = load_start + std::chrono::seconds(1);
     res.started_at = utc_now();
     cur = second_point{};
+    if (soak_on) {
+      soak_open = true;
+      last_soak = load_start;
+      next_soak = load_start + from_secs(w.soak_interval_s);
+      std::printf("soak: a line every %g s (latency over the interval; the engine's RssAnon from `stats`), "
+                  "warm-up %g s, RSS growth after it at most %g%%\n",
+                  w.soak_interval_s, w.soak_warmup(), w.soak_rss_growth_max_pct);
+    }
   }
 
   // -- closed loop ------------------------------------------------------------------
@@ -820,9 +973,14 @@ struct driver::impl {
       std::printf("interrupted: waiting at most %g s for the answers, then the summary\n", w.obj.drain_s);
     }
     interrupted = 0;  // a second Ctrl-C kills (SIG_DFL); the drain below runs
+    soak_open = false;  // the drain makes no soak points; the last interval's stats answer is awaited
     const auto deadline = steady::now() + from_secs(w.obj.drain_s);
-    while (pending_answers + backlog_total > 0 && failures == 0 && steady::now() < deadline)
+    while (pending_answers + backlog_total + soak_asked > 0 && failures == 0 && steady::now() < deadline)
       run_until(std::min(deadline, steady::now() + std::chrono::milliseconds(10)));
+    for (std::size_t i = 0; i < res.soak.size(); ++i)
+      print_soak(i);  // those whose stats never came: rss n/a
+    if (soak_on)
+      res.soak_judgement = judge_soak(res.soak, w.soak_warmup(), w.soak_rss_growth_max_pct);
     const auto now = steady::now();
     abandon_all(now);
     if (cur.answered + cur.sent + cur.offered > 0 || res.series.empty())

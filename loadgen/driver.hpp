@@ -62,6 +62,33 @@ struct step_result {
   std::string verdict;          // "pass", or every reason it failed
 };
 
+// One soak interval (--soak-interval): its own histogram, not merged
+// per-second summaries, and the engine's RssAnon from a `stats` request sent
+// on a load connection at its end.
+struct soak_point {
+  double t_s = 0;               // end of the interval, seconds since the load started
+  double dur_s = 0;             // its length
+  std::uint64_t answered = 0, ok = 0, errors = 0;
+  std::uint64_t p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0;  // of the answers received in it
+  std::uint64_t rss_bytes = 0;       // engine's process_resident_anon_bytes; 0 = unknown
+  std::uint64_t members_active = 0;  // engine's members_active (member actors in memory); 0 with rss unknown
+  bool rss_known = false;            // the stats answer came and carried an RSS
+};
+
+// The soak verdict: RSS at the first point at or after the warm-up (base) vs
+// the last point; flat when the growth is within the bound.
+struct soak_verdict {
+  bool judged = false;          // false: no soak, too few points after the warm-up, or no RSS
+  std::string why_not;          // when not judged (and soak was on): a sentence
+  double warmup_s = 0;
+  double bound_pct = 0;
+  std::size_t points = 0;       // points with an RSS at or after the warm-up
+  double base_t_s = 0, last_t_s = 0;
+  std::uint64_t base_bytes = 0, last_bytes = 0, max_bytes = 0;  // max: of the points after the warm-up
+  double growth_pct = 0;        // (last - base) / base x 100
+  bool growing = false;         // growth_pct > bound_pct
+};
+
 struct op_result {
   std::uint64_t ok = 0, errors = 0;
   histogram latency;
@@ -92,6 +119,9 @@ struct run_result {
   int highest_passing_step = -1;   // index into steps; -1: none passed (or not judged)
   int connection_failures = 0;
   bool interrupted = false;        // Ctrl-C ended the load early
+  std::vector<soak_point> soak;    // --soak-interval: one per interval, in order (a shorter tail is none)
+  bool soak_rss_refused = false;   // the engine refused `stats` (key without it): RSS unknown, not asked again
+  soak_verdict soak_judgement;     // set at the end of a soak run
 };
 
 class driver {
@@ -106,6 +136,7 @@ public:
   // failed, or Ctrl-C; the result holds what was measured), 2 when it could
   // not connect or enrollment failed or was interrupted. Progress and
   // per-second lines go to stdout. Installs a SIGINT handler for the run.
+  // (The soak verdict does not change this: main turns GROWING into exit 3.)
   [[nodiscard]] int execute();
 
   [[nodiscard]] const run_result& result() const noexcept;
@@ -124,6 +155,10 @@ private:
 // invalid_amount). Every other code (capacity, protocol, configuration,
 // internal) is a failure.
 [[nodiscard]] bool is_refusal(errc code) noexcept;
+
+// The soak verdict of a run's points (judge_soak fills soak_judgement after
+// the load; exposed for the reports).
+[[nodiscard]] soak_verdict judge_soak(const std::vector<soak_point>& points, double warmup_s, double bound_pct);
 
 // The verdict of one step against the objective (fills the judged fields).
 void judge(step_result& s, const objective& o);

@@ -26,6 +26,8 @@ inline constexpr double duration_s_max = 86400;
 inline constexpr std::uint32_t steps_max = 2000;
 // Waiting for a step's (or the run's) last answers.
 inline constexpr double drain_s_max = 600;
+// A soak's RSS growth bound, in percent: beyond ten times the warm RSS is no bound.
+inline constexpr double soak_rss_growth_max_pct_max = 1000;
 // SKUs generated as sku-0 .. sku-N-1 when no list is given.
 inline constexpr std::uint32_t sku_count_max = 10'000'000;
 // Per-second points drawn in one chart; longer runs are averaged into wider

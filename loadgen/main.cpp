@@ -91,6 +91,12 @@ constexpr const char* description =
   "Every second it prints offered (or sent) and achieved rates side by side, errors, p50/p99/p99.9 and the\n"
   "backlog; at the end a summary. --json writes the summary with the per-second series and the steps;\n"
   "--report writes one self-contained HTML page (inline SVG charts, no script, no network).\n"
+  "Soak (--soak-interval S, any mode): every S s of the load a `soak` line with the interval's answers, rate,\n"
+  "ok/errors, p50/p99/p99.9/max (a histogram of the interval) and the engine's RssAnon in MiB, read by a\n"
+  "`stats` request on a load connection (not counted as load; a key without `stats`, such as a brand key,\n"
+  "gives \"rss n/a\" and a note). At the end a verdict: RSS at the first point at or after --soak-warmup vs the\n"
+  "last point; \"flat\" when it grew by at most --soak-rss-growth-max percent, else \"GROWING\" (exit 3); with\n"
+  "fewer than 2 points after the warm-up the run is too short to judge (no failure).\n"
   "\n"
   "A workload file (--workload, TOML; loadgen/README.md, config/examples/workload-*.toml) sets any of the\n"
   "values below; a flag given with a file overrides the file's value (the defaults shown are the file's when\n"
@@ -100,7 +106,8 @@ constexpr const char* description =
   "Txn ids are 16 time-ordered bytes: send time in µs, connection index, counter (big-endian).\n"
   "Ctrl-C ends the load early: the answers are awaited (--drain), the summary and files are written.\n"
   "Exit: 0 ran to the end; 1 ended early (a connection failed, or Ctrl-C; what was measured is reported);\n"
-  "2 a mistake in flags or workload file, cannot connect, enrollment failed, or a report cannot be written.\n"
+  "2 a mistake in flags or workload file, cannot connect, enrollment failed, or a report cannot be written;\n"
+  "3 ran to the end, but the soak verdict is GROWING (the engine's RSS grew beyond --soak-rss-growth-max).\n"
   "The seed (--seed, else from the clock) is printed first and with every failure: the same seed and\n"
   "workload draw the same sequence of members and operations from the mix; captures, releases and refunds\n"
   "follow earlier answers, so where they fall in it depends on timing.";
@@ -223,6 +230,18 @@ int main(int argc, char** argv) {
                  "seconds to wait for the answers of a ramp step, and of the run at its end; what is still "
                  "unanswered then counts as unanswered")
     ->capture_default_str()->check(CLI::Range(0.001, limits::drain_s_max));
+  // Soak
+  app.add_option("--soak-interval", w.soak_interval_s,
+                 "soak mode: seconds between soak lines (latency over the interval, the engine's RSS); 0 = off")
+    ->capture_default_str()->check(CLI::Range(0.0, limits::duration_s_max));
+  app.add_option("--soak-warmup", w.soak_warmup_s,
+                 "soak: seconds of load before RSS counts for the verdict (default: a quarter of the load's length, "
+                 "rounded; the planned steps in open and ramp mode)")
+    ->check(CLI::Range(0.0, limits::duration_s_max));
+  app.add_option("--soak-rss-growth-max", w.soak_rss_growth_max_pct,
+                 "soak: RSS growth from the first point after the warm-up to the last, in percent, beyond which the "
+                 "verdict is GROWING (exit 3)")
+    ->capture_default_str()->check(CLI::Range(0.0, limits::soak_rss_growth_max_pct_max));
   // Output
   app.add_option("--json", json, "write the summary as JSON to this file (with the per-second series and steps)");
   app.add_option("--report", report, "write a self-contained HTML report to this file");
@@ -325,7 +344,18 @@ int main(int argc, char** argv) {
     }
     if (rc != 0)
       std::fprintf(stderr, "loadgen: the run ended early (seed %llu)\n", static_cast<unsigned long long>(seed));
-    return written ? rc : 2;
+    if (!written)
+      return 2;
+    // A run that ended early keeps exit 1: its RSS verdict is over a shorter run than asked for.
+    const auto& soak = d.result().soak_judgement;
+    if (rc == 0 && soak.judged && soak.growing) {
+      std::fflush(stdout);  // the summary first, then the reason for the exit code
+      std::fprintf(stderr, "loadgen: soak verdict GROWING: the engine's RSS grew %.2f%% after the warm-up, more than "
+                           "%g%% (seed %llu)\n",
+                   soak.growth_pct, soak.bound_pct, static_cast<unsigned long long>(seed));
+      return 3;
+    }
+    return rc;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "loadgen: %s (seed %llu)\n", e.what(), static_cast<unsigned long long>(seed));
     return 2;

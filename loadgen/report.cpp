@@ -81,6 +81,31 @@ std::string latency_text(std::uint64_t us) {
 
 // -- console ----------------------------------------------------------------------------
 
+namespace {
+
+double mib(std::uint64_t b) { return static_cast<double>(b) / 1048576.0; }
+
+// The soak verdict, one line (the last of the summary, where a CI log shows it).
+void print_soak_verdict(const run_result& r, const run_context& c) {
+  if (!(c.w.soak_interval_s > 0))
+    return;
+  const auto& v = r.soak_judgement;
+  if (!v.judged) {
+    std::printf("  soak verdict   not judged: %s (%zu point(s), warm-up %g s)\n", v.why_not.c_str(), r.soak.size(),
+                v.warmup_s);
+    return;
+  }
+  std::printf("  soak verdict   %s: RSS %.1f MiB at %.0f s -> %.1f MiB at %.0f s (%+.1f MiB, %+.2f%%; bound %g%%), "
+              "max %.1f MiB over %zu points after the %g s warm-up\n",
+              v.growing ? "GROWING" : "flat", mib(v.base_bytes), v.base_t_s, mib(v.last_bytes), v.last_t_s,
+              mib(v.last_bytes) - mib(v.base_bytes), v.growth_pct, v.bound_pct, mib(v.max_bytes), v.points,
+              v.warmup_s);
+}
+
+void print_steps(const run_result& r, const run_context& c);
+
+} // namespace
+
 void print_summary(const run_result& r, const run_context& c) {
   const auto& w = c.w;
   const auto& h = r.latency;
@@ -113,6 +138,14 @@ void print_summary(const run_result& r, const run_context& c) {
   }
   std::printf("  latency ms     p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n", ms(h.percentile(0.5)),
               ms(h.percentile(0.9)), ms(h.percentile(0.99)), ms(h.percentile(0.999)), ms(h.max()));
+  print_steps(r, c);
+  print_soak_verdict(r, c);
+}
+
+namespace {
+
+void print_steps(const run_result& r, const run_context& c) {
+  const auto& w = c.w;
   if (r.steps.empty())
     return;
   const bool judged = judged_run(r);
@@ -140,6 +173,8 @@ void print_summary(const run_result& r, const run_context& c) {
       std::printf("  highest passing rate  none: no step met the objective (%s)\n", objective_text(w.obj).c_str());
   }
 }
+
+} // namespace
 
 // -- JSON ---------------------------------------------------------------------------------
 
@@ -262,7 +297,29 @@ std::string json_summary(const run_result& r, const run_context& c) {
   f << (r.steps.empty() ? "]" : "\n  ]") << ",\n  \"highest_passing_rate_per_s\": "
     << (r.highest_passing_step >= 0 ? json_num(r.steps[static_cast<std::size_t>(r.highest_passing_step)].rate_per_s)
                                     : "null")
-    << ",\n  \"connection_failures\": " << r.connection_failures
+    << ",\n  \"soak_interval_s\": " << json_num(w.soak_interval_s) << ",\n  \"soak\": [";
+  for (std::size_t i = 0; i < r.soak.size(); ++i) {
+    const auto& p = r.soak[i];
+    f << (i ? ",\n    " : "\n    ") << "{\"t_s\": " << json_num(p.t_s) << ", \"dur_s\": " << json_num(p.dur_s)
+      << ", \"answered\": " << p.answered << ", \"ok\": " << p.ok << ", \"errors\": " << p.errors
+      << ", \"p50_us\": " << p.p50_us << ", \"p99_us\": " << p.p99_us << ", \"p999_us\": " << p.p999_us
+      << ", \"max_us\": " << p.max_us << ", \"rss_bytes\": " << p.rss_bytes
+      << ", \"members_active\": " << p.members_active << "}";
+  }
+  f << (r.soak.empty() ? "]" : "\n  ]") << ",\n  \"soak_verdict\": ";
+  if (!(w.soak_interval_s > 0)) {
+    f << "null";
+  } else {
+    const auto& v = r.soak_judgement;
+    f << "{\"judged\": " << (v.judged ? "true" : "false") << ", \"verdict\": "
+      << json_str(!v.judged ? "not judged" : v.growing ? "GROWING" : "flat")
+      << ", \"why_not\": " << (v.judged ? "null" : json_str(v.why_not)) << ", \"warmup_s\": " << json_num(v.warmup_s)
+      << ", \"rss_growth_max_pct\": " << json_num(v.bound_pct) << ", \"points\": " << v.points
+      << ", \"base_t_s\": " << json_num(v.base_t_s) << ", \"base_rss_bytes\": " << v.base_bytes
+      << ", \"last_t_s\": " << json_num(v.last_t_s) << ", \"last_rss_bytes\": " << v.last_bytes
+      << ", \"max_rss_bytes\": " << v.max_bytes << ", \"growth_pct\": " << json_num(v.growth_pct) << "}";
+  }
+  f << ",\n  \"connection_failures\": " << r.connection_failures
     << ",\n  \"interrupted\": " << (r.interrupted ? "true" : "false") << "\n}\n";
   return f.str();
 }

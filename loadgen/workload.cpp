@@ -23,6 +23,19 @@ std::string_view to_string(run_mode m) noexcept {
   return "?";
 }
 
+double workload::load_length_s() const {
+  if (mode == run_mode::closed)
+    return duration_s;
+  double s = 0;
+  for (const auto& st : sched.expand(duration_s))
+    s += st.duration_s;
+  return s;
+}
+
+double workload::soak_warmup() const {
+  return soak_warmup_s >= 0 ? soak_warmup_s : std::round(load_length_s() / 4);
+}
+
 std::vector<step> schedule::expand(double duration_s) const {
   switch (k) {
     case kind::none: return {};
@@ -478,11 +491,16 @@ void read_workload(const toml::value& root, reader& rd, workload& w) {
                "the workload file");
 
   const std::string sw = "[workload]";
-  auto wt = rd.section(root, "workload", {"name", "description", "mode", "seed", "duration_s"});
+  auto wt = rd.section(root, "workload",
+                       {"name", "description", "mode", "seed", "duration_s", "soak_interval_s", "soak_warmup_s",
+                        "soak_rss_growth_max_pct"});
   rd.str(wt, "name", sw, w.name, true, 200);
   rd.str(wt, "description", sw, w.description, false, 2000);
   rd.integer(wt, "seed", sw, w.seed, 0, INT64_MAX);
   rd.number(wt, "duration_s", sw, w.duration_s, 0, limits::duration_s_max);
+  rd.number(wt, "soak_interval_s", sw, w.soak_interval_s, 0, limits::duration_s_max, true);
+  rd.number(wt, "soak_warmup_s", sw, w.soak_warmup_s, 0, limits::duration_s_max, true);
+  rd.number(wt, "soak_rss_growth_max_pct", sw, w.soak_rss_growth_max_pct, 0, limits::soak_rss_growth_max_pct_max, true);
 
   const std::string sm = "[members]";
   auto mt = rd.section(root, "members",
@@ -804,7 +822,14 @@ std::string to_toml(const workload& w) {
     os << "description = " << quoted(w.description) << "\n";
   os << "mode = \"" << to_string(w.mode) << "\"\n";
   os << "seed = " << w.seed << (w.seed == 0 ? "    # 0: from the clock" : "") << "\n";
-  os << "duration_s = " << number_text(w.duration_s) << "\n\n";
+  os << "duration_s = " << number_text(w.duration_s) << "\n";
+  if (w.soak_interval_s > 0) {
+    os << "soak_interval_s = " << number_text(w.soak_interval_s) << "\n";
+    if (w.soak_warmup_s >= 0)
+      os << "soak_warmup_s = " << number_text(w.soak_warmup_s) << "\n";
+    os << "soak_rss_growth_max_pct = " << number_text(w.soak_rss_growth_max_pct) << "\n";
+  }
+  os << "\n";
   os << "[members]\ncount = " << w.members << "\ndistribution = \""
      << (w.distribution == member_distribution::zipf ? "zipf" : "uniform") << "\"\n";
   if (w.distribution == member_distribution::zipf)

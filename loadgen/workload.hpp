@@ -90,6 +90,12 @@ struct workload {
   run_mode mode = run_mode::closed;
   std::uint64_t seed = 0;  // 0 = from the clock
   double duration_s = 10;  // closed mode, and open mode with one rate
+  // Soak: every soak_interval_s of the load (0 = off) a line with that
+  // interval's latencies and the engine's RSS; at the end a verdict on RSS
+  // growth after the warm-up (loadgen/README.md, "Soak").
+  double soak_interval_s = 0;
+  double soak_warmup_s = -1;             // < 0: a quarter of the load's length (load_length_s), rounded
+  double soak_rss_growth_max_pct = 10;   // RSS growth after the warm-up beyond this is "GROWING" (exit 3)
 
   // [members]
   std::uint64_t members = 1'000'000;
@@ -139,6 +145,11 @@ struct workload {
     return m;
   }
   [[nodiscard]] int weight(op_kind k) const noexcept { return mix[static_cast<std::size_t>(k)]; }
+  // Seconds of load as planned: duration_s in closed mode, the schedule's
+  // steps otherwise (a ramp's waits for answers between steps not counted).
+  [[nodiscard]] double load_length_s() const;
+  // soak_warmup_s, or its default: a quarter of load_length_s(), rounded.
+  [[nodiscard]] double soak_warmup() const;
 };
 
 // Reads a workload file over the defaults above. On any mistake: nullopt, and

@@ -20,6 +20,7 @@
 #include <fstream>
 #include <optional>
 #include <random>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -275,6 +276,9 @@ description = "all keys"
 mode = "ramp"
 seed = 1234
 duration_s = 42.5
+soak_interval_s = 5
+soak_warmup_s = 7.5
+soak_rss_growth_max_pct = 2.5
 
 [members]
 count = 5000
@@ -347,6 +351,10 @@ TEST_CASE("a workload file sets every key", "[loadgen][workload]") {
   CHECK(w->mode == run_mode::ramp);
   CHECK(w->seed == 1234);
   CHECK(w->duration_s == 42.5);
+  CHECK(w->soak_interval_s == 5);
+  CHECK(w->soak_warmup_s == 7.5);
+  CHECK(w->soak_warmup() == 7.5);
+  CHECK(w->soak_rss_growth_max_pct == 2.5);
   CHECK(w->members == 5000);
   CHECK(w->distribution == member_distribution::zipf);
   CHECK(w->zipf_s == 1.25);
@@ -398,6 +406,9 @@ TEST_CASE("an empty workload file keeps every default", "[loadgen][workload]") {
   CHECK(w->mode == run_mode::closed);
   CHECK(w->seed == 0);
   CHECK(w->duration_s == d.duration_s);
+  CHECK(w->soak_interval_s == 0);  // soak off
+  CHECK(w->soak_warmup() == std::round(d.duration_s / 4));
+  CHECK(w->soak_rss_growth_max_pct == 10);
   CHECK(w->members == 1'000'000);
   CHECK(w->distribution == member_distribution::uniform);
   CHECK_FALSE(w->scatter);
@@ -908,6 +919,58 @@ TEST_CASE("a closed-loop run from flags alone writes a report without steps", "[
   const auto html = slurp(html_path);
   check_self_contained(html);
   CHECK(html.find("Ramp steps") == std::string::npos);
+}
+
+TEST_CASE("a short soak run prints soak lines with the engine's RSS, keeps the points in the JSON and gives a verdict",
+          "[loadgen][engine][soak]") {
+  engine_dir tmp;
+  auto e = start_retail_engine(tmp.path);  // no keys: `stats` is allowed
+  const auto json_path = tmp.path / "soak.json";
+  std::string out;
+  // 10 s in 2 s intervals, 4 s of warm-up: 4 points after it. The engine runs
+  // in this process, so its RSS is the test's; the verdict's value is the
+  // machine's business (exit 0 or 3), only its presence and agreement with
+  // the exit code are checked.
+  const int rc = run_loadgen("--port " + std::to_string(e->port()) +
+                               " --members 3000 --connections 2 --depth 4 --duration 10 --seed 7"
+                               " --soak-interval 2 --soak-warmup 4 --json " + json_path.string(),
+                             tmp.path, out);
+  INFO(out);
+  REQUIRE((rc == 0 || rc == 3));
+
+  const std::regex line(R"(soak +[0-9.]+s +answered +[0-9]+ .* p99 +[0-9.]+ +p99\.9 +[0-9.]+ +max +[0-9.]+ ms +rss +([0-9.]+) MiB)");
+  int lines = 0;
+  for (std::sregex_iterator it(out.begin(), out.end(), line), end; it != end; ++it) {
+    ++lines;
+    CHECK(std::stod((*it)[1].str()) > 0);
+  }
+  CHECK(lines >= 4);
+  CHECK(out.find("rss n/a") == std::string::npos);
+
+  std::smatch verdict;
+  REQUIRE(std::regex_search(out, verdict, std::regex("soak verdict +(flat|GROWING|not judged)")));
+  CHECK(verdict[1].str() == (rc == 3 ? "GROWING" : "flat"));
+
+  const auto j = parse_json_file(json_path);
+  REQUIRE(j["soak"]);
+  REQUIRE(j["soak"]->k == json::kind::array);
+  CHECK(j["soak"]->items.size() >= 4);
+  for (const auto& p : j["soak"]->items) {
+    CHECK(is_number(p["t_s"]));
+    CHECK(is_number(p["answered"]));
+    CHECK(is_number(p["ok"]));
+    CHECK(is_number(p["errors"]));
+    CHECK(is_number(p["p50_us"]));
+    CHECK(is_number(p["p99_us"]));
+    CHECK(is_number(p["p999_us"]));
+    CHECK(is_number(p["max_us"]));
+    REQUIRE(is_number(p["rss_bytes"]));
+    CHECK(p["rss_bytes"]->num > 0);
+  }
+  REQUIRE(j["soak_verdict"]);
+  REQUIRE(j["soak_verdict"]->k == json::kind::object);
+  CHECK(j["soak_verdict"]->operator[]("verdict")->str == verdict[1].str());
+  CHECK(j["soak_verdict"]->operator[]("judged")->b);
 }
 
 TEST_CASE("a flag given with a workload file overrides the file's value and the rest of the file stays",
