@@ -1,5 +1,6 @@
 // The ledger on a real LMDB environment in a temporary directory.
 #include "temp_dir.hpp"
+#include "ledger/detail/txn_filter.hpp"
 #include "ledger/ledger.hpp"
 
 #include <lmdb.h>  // only to corrupt data behind the ledger's back
@@ -1619,4 +1620,21 @@ TEST_CASE("verify reports a malformed settle record, money postings its records 
   CHECK(all.find("settlement of partner 9: its records sum to 15 but its accounts to 45") != std::string::npos);
   CHECK(all.find("settlement of brand 1: its records sum to -15 but its accounts to -60") != std::string::npos);
   CHECK(all.find(at(2) + "posting to account kind 9(1) of unknown kind") != std::string::npos);
+}
+
+TEST_CASE("the txn filter never forgets an id it was given and rarely claims one it was not", "[ledger][filter]") {
+  loyalty::ledger::detail::txn_filter f(1u << 20);
+  REQUIRE(f.enabled());
+  for (int i = 0; i < 20000; ++i)
+    f.add("seen-" + std::to_string(i));
+  for (int i = 0; i < 20000; ++i)
+    REQUIRE(f.maybe("seen-" + std::to_string(i)));  // no false negatives, ever
+  int false_positives = 0;
+  for (int i = 0; i < 20000; ++i)
+    false_positives += f.maybe("never-" + std::to_string(i)) ? 1 : 0;
+  CHECK(false_positives < 200);  // 1 MiB for 20,000 ids: far under 1 %
+  // Off: every question goes to LMDB.
+  loyalty::ledger::detail::txn_filter off(0);
+  CHECK_FALSE(off.enabled());
+  CHECK(off.maybe("anything"));
 }

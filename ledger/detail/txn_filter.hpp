@@ -24,6 +24,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string_view>
@@ -40,10 +41,13 @@ public:
     std::uint64_t blocks = 1;
     while (blocks * 2 * block_bytes <= bytes)
       blocks *= 2;
+    // calloc, not new[]: a large zeroed allocation comes from the kernel as
+    // untouched zero pages, so a page becomes resident when an id first
+    // sets a bit in it (an atomic's constructor would write every word).
+    words_.reset(static_cast<std::uint64_t*>(std::calloc(blocks * words_per_block, sizeof(std::uint64_t))));
+    if (words_ == nullptr)
+      return;  // no memory for it: disabled, every question goes to LMDB
     mask_ = blocks - 1;
-    words_ = std::make_unique<std::atomic<std::uint64_t>[]>(blocks * words_per_block);
-    for (std::uint64_t i = 0; i < blocks * words_per_block; ++i)
-      words_[i].store(0, std::memory_order_relaxed);
   }
 
   [[nodiscard]] bool enabled() const noexcept { return words_ != nullptr; }
@@ -55,10 +59,11 @@ public:
       return;
     const auto h = hash(id);
     const auto bits = probes(h);
-    auto* block = &words_[(h & mask_) * words_per_block];
+    auto* block = words_.get() + (h & mask_) * words_per_block;
     for (unsigned i = 0; i < bits_per_id; ++i) {
       const auto bit = probe(bits, i);
-      block[bit >> 6].fetch_or(std::uint64_t{1} << (bit & 63), std::memory_order_relaxed);
+      std::atomic_ref<std::uint64_t>(block[bit >> 6]).fetch_or(std::uint64_t{1} << (bit & 63),
+                                                                std::memory_order_relaxed);
     }
   }
 
@@ -68,10 +73,11 @@ public:
       return true;
     const auto h = hash(id);
     const auto bits = probes(h);
-    const auto* block = &words_[(h & mask_) * words_per_block];
+    auto* block = words_.get() + (h & mask_) * words_per_block;
     for (unsigned i = 0; i < bits_per_id; ++i) {
       const auto bit = probe(bits, i);
-      if ((block[bit >> 6].load(std::memory_order_relaxed) & (std::uint64_t{1} << (bit & 63))) == 0)
+      if ((std::atomic_ref<std::uint64_t>(block[bit >> 6]).load(std::memory_order_relaxed) &
+           (std::uint64_t{1} << (bit & 63))) == 0)
         return false;
     }
     return true;
@@ -116,7 +122,11 @@ private:
   }
 
   std::uint64_t mask_ = 0;
-  std::unique_ptr<std::atomic<std::uint64_t>[]> words_;
+  struct free_words {
+    void operator()(std::uint64_t* p) const noexcept { std::free(p); }
+  };
+  // Read and written only through std::atomic_ref (any thread).
+  std::unique_ptr<std::uint64_t, free_words> words_;
   std::atomic<bool> ready_{false};
 };
 
