@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   CLI::App app{"loyalty-crashtest: start loyaltyd, drive a mixed load, crash it (kill -9, or inside a group\n"
                "commit), restart it and check every acknowledged transaction; repeat. Prints one line per\n"
                "cycle with its seed; exit 0 when every cycle passed, 1 at the first failure (what failed and\n"
-               "the seed that reproduces it: --seed S --cycles 1 with the cycle's seed)."};
+               "how to rerun that cycle alone: --seed S --cycles 1 --mode M with the cycle's seed and mode)."};
   loyalty::test::crash_config cfg;
   cfg.loyaltyd = LOYALTYD_BIN;
   cfg.program = LOYALTY_SOURCE_DIR "/config/examples/retail.toml";
