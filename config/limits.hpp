@@ -88,6 +88,13 @@ inline constexpr std::uint32_t connection_output_bytes_max_default = 8u << 20;
 // once: the accept loop waits this long before it retries instead of
 // spinning on the io thread. Short enough that a freed fd is used soon.
 inline constexpr std::uint32_t accept_retry_ms = 100;
+// After the last frame of a connection the server closes (an error that
+// ends it: frame_too_large, malformed_frame, unsupported_version,
+// too_many_connections, timed_out), it stops sending, reads and discards
+// what the client still sends for at most this long, then closes: closing
+// with unread input resets the connection, which can destroy that frame
+// before the client reads it (as metrics_linger_ms for the metrics port).
+inline constexpr std::uint32_t wire_linger_ms = 1000;
 // -- the metrics endpoint (io/metrics.hpp) ---------------------------------------
 // Concurrent connections to the metrics port. Prometheus scrapes a target
 // over one connection at a time; 8 leaves room for a redundant pair of

@@ -218,7 +218,7 @@ class session final : public ledger::completion_target, public std::enable_share
 public:
   session(server::impl& srv, asio::io_context& ctx, asio::ip::tcp::socket sock)
     : srv_(srv), ctx_(ctx), sock_(std::move(sock), srv.tls.get()), handshake_timer_(ctx), idle_timer_(ctx),
-      frame_timer_(ctx), write_timer_(ctx) {
+      frame_timer_(ctx), write_timer_(ctx), linger_timer_(ctx) {
     in_.resize(read_chunk_bytes);
   }
 
@@ -254,6 +254,7 @@ public:
     idle_timer_.cancel();
     frame_timer_.cancel();
     write_timer_.cancel();
+    linger_timer_.cancel();
     sock_.close();
     srv_.connections.fetch_sub(1);
   }
@@ -440,6 +441,8 @@ private:
                               self->close();
                               return;
                             }
+                            if (self->lingering_)
+                              return self->drain();
                             self->last_activity_ = steady::now();
                             const bool fresh = self->in_len_ == 0;
                             self->in_len_ += n;
@@ -1466,7 +1469,7 @@ private:
       return;
     if (out_.empty()) {
       if (close_after_write_)
-        close();
+        linger();
       return;
     }
     writing_ = true;
@@ -1476,6 +1479,40 @@ private:
     write_progress_ = steady::now();
     watch_write();
     write_some();
+  }
+
+  // The last frame is written: stop sending (the client reads end of
+  // stream after it), then read and discard what the client still sends,
+  // for at most limits::wire_linger_ms, before closing. Closing at once
+  // with unread input would reset the connection, and a reset can destroy
+  // the error frame before the client has read it.
+  void linger() {
+    if (closed_ || lingering_)
+      return;
+    lingering_ = true;
+    asio::error_code ec;
+    sock_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+    linger_timer_.expires_after(std::chrono::milliseconds(limits::wire_linger_ms));
+    linger_timer_.async_wait([self = shared_from_this()](const asio::error_code& wait_ec) {
+      if (!wait_ec)
+        self->close();
+    });
+    drain();
+  }
+  // One read into the (no longer needed) input buffer, discarded; again
+  // until the client closes or the linger time is up. A read still pending
+  // from before comes here too (read()'s handler).
+  void drain() {
+    if (closed_ || reading_)
+      return;
+    reading_ = true;
+    sock_.async_read_some(asio::buffer(in_.data(), in_.size()),
+                          [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
+                            self->reading_ = false;
+                            if (ec)
+                              return self->close();  // end of stream: the client has read it all
+                            self->drain();
+                          });
   }
 
   // A piece at a time rather than asio::async_write, so that each piece the
@@ -1530,6 +1567,8 @@ private:
   detail::stream sock_;              // plain TCP or TLS, as the server is configured
   asio::steady_timer handshake_timer_;  // bounds the TLS handshake
   asio::steady_timer idle_timer_, frame_timer_, write_timer_;  // the connection limits
+  asio::steady_timer linger_timer_;  // bounds linger()
+  bool lingering_ = false;
   bool idle_armed_ = false, frame_armed_ = false, write_armed_ = false;
   steady::time_point last_activity_{};   // bytes received or sent
   steady::time_point frame_started_{};   // first byte of the partial frame in in_

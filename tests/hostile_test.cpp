@@ -553,3 +553,40 @@ TEST_CASE("a large frame trickling in is read as its bytes arrive and answered w
     CHECK(r.code == errc::unknown_alias);  // each element answered on its own
   CHECK_FALSE(h.closed());
 }
+
+TEST_CASE("a client that keeps sending after a fatal frame still reads the error before the end of stream",
+          "[io][hostile]") {
+  // The server stops sending and drains the client's input before it closes
+  // (limits::wire_linger_ms): closing with unread input resets the
+  // connection, and a peer's stack may drop received data on a reset (RFC
+  // 9112 section 9.6; Linux delivers what is queued first, so on loopback
+  // here this case passes without the drain too). What it checks on any
+  // stack: the client that keeps sending reads the error, then the end.
+  hostile_rig g;
+  REQUIRE(g.c->enroll(1, "shop").ok());
+  for (int round = 0; round < 5; ++round) {
+    raw_conn h(g.eng->port());
+    REQUIRE(h.connect());
+    h.send_all(frame_of(hello_request()));
+    std::vector<char> bytes(256u << 10, 'x');
+    write_be32(reinterpret_cast<unsigned char*>(bytes.data()), 0xFFFFFFFFu);
+    // Whatever the socket takes; the server may be done with us before the end.
+    std::size_t at = 0;
+    while (at < bytes.size()) {
+      pollfd p{h.fd(), POLLOUT, 0};
+      if (::poll(&p, 1, 2000) <= 0)
+        break;
+      const auto n = ::send(h.fd(), bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n <= 0)
+        break;
+      at += static_cast<std::size_t>(n);
+    }
+    REQUIRE(h.read_until_closed());
+    const auto got = h.frames();
+    INFO("round " << round << ", sent " << at << " bytes");
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].ok());  // the hello
+    CHECK(got[1].code == errc::frame_too_large);
+    g.honest_earn();
+  }
+}
