@@ -8,7 +8,9 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
@@ -99,8 +101,17 @@ std::unique_ptr<client> client::connect(const std::string& host, std::uint16_t p
   asio::ip::tcp::socket sock(c->ctx_);
   asio::ip::tcp::resolver resolver(c->ctx_);
   auto endpoints = resolver.resolve(host, std::to_string(port), ec);
-  if (!ec)
+  if (!ec) {
     asio::connect(sock, endpoints, ec);
+    // A signal (a profiler's or a fuzzer's timer) interrupts a blocking
+    // connect (EINTR) without saying anything about the server: try again
+    // on a new socket (the assignment closes the old one).
+    for (int retry = 0; ec == asio::error::interrupted && retry < 100; ++retry) {
+      sock = asio::ip::tcp::socket(c->ctx_);
+      ec.clear();
+      asio::connect(sock, endpoints, ec);
+    }
+  }
   if (ec) {
     error = "cannot connect to " + host + ":" + std::to_string(port) + ": " + ec.message();
     return nullptr;
@@ -112,7 +123,9 @@ std::unique_ptr<client> client::connect(const std::string& host, std::uint16_t p
   }
   c->stream_ = std::make_unique<detail::stream>(std::move(sock), std::move(tls_ctx));
   name_server(*c->stream_, host, tls);
-  c->stream_->tls_layer().handshake(asio::ssl::stream_base::client, ec);
+  do  // a handshake interrupted by a signal picks up where it stopped
+    c->stream_->tls_layer().handshake(asio::ssl::stream_base::client, ec);
+  while (ec == asio::error::interrupted);
   if (ec) {
     error = handshake_error(*c->stream_, host, port, ec);
     return nullptr;
@@ -146,18 +159,29 @@ std::uint64_t client::send(request r) {
 }
 
 void client::send_raw(const void* data, std::size_t size) {
-  asio::error_code ec;
-  stream_->write(asio::buffer(data, size), ec);
-  if (ec)
-    throw std::runtime_error("send failed: " + ec.message());
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    asio::error_code ec;
+    const std::size_t n = stream_->write(asio::buffer(p, size), ec);
+    p += n;
+    size -= n;
+    if (ec && ec != asio::error::interrupted)  // a signal: write the rest
+      throw std::runtime_error("send failed: " + ec.message());
+  }
 }
 
 bool client::read_frame(response& out, std::string& error, std::chrono::milliseconds timeout) {
   // Blocking reads bounded by SO_RCVTIMEO: a dead server cannot hang a client.
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-  ::setsockopt(stream_->socket().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto bound_reads = [&] {
+    const auto left = std::max<std::int64_t>(
+      1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(left / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((left % 1000) * 1000);
+    ::setsockopt(stream_->socket().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  };
+  bound_reads();
   for (;;) {
     if (in_len_ >= frame_header_bytes) {
       auto len = read_be32(reinterpret_cast<const unsigned char*>(in_.data()));
@@ -176,6 +200,10 @@ bool client::read_frame(response& out, std::string& error, std::chrono::millisec
     }
     asio::error_code ec;
     auto n = stream_->read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_), ec);
+    if (ec == asio::error::interrupted && std::chrono::steady_clock::now() < deadline) {
+      bound_reads();  // a signal, not the server: read on, within what is left of the timeout
+      continue;
+    }
     if (ec) {
       error = detail::closed_by_peer(ec) ? "the server closed the connection"
               : (ec == asio::error::would_block || ec == asio::error::try_again) ? "timed out waiting for a response"

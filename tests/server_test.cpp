@@ -12,6 +12,9 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <ctime>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <cstdlib>
 #include <map>
 #include <thread>
@@ -576,4 +579,45 @@ TEST_CASE("SIGHUP reloads the program file: a valid one becomes the next version
   CHECK(earn("h-4") == 2 * base);
   auto verify = c->verify();
   CHECK(verify.verify.valid);
+}
+
+namespace {
+extern "C" void on_tick(int) {}
+} // namespace
+
+TEST_CASE("the blocking client reads on through signals that interrupt its calls", "[io][server][client]") {
+  // A timer signal without SA_RESTART (as libFuzzer's, or a profiler's)
+  // makes blocking connect, read and write fail with EINTR: the client must
+  // carry on, not report a broken connection.
+  temp_dir tmp;
+  auto e = start_engine(test_settings(tmp.path));
+  struct sigaction sa {}, old {};
+  sa.sa_handler = on_tick;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART
+  REQUIRE(sigaction(SIGALRM, &sa, &old) == 0);
+  // Every 200 us, to this thread only (the engine's threads run here too).
+  sigevent sev{};
+  sev.sigev_notify = SIGEV_THREAD_ID;
+  sev.sigev_signo = SIGALRM;
+  sev._sigev_un._tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  timer_t timer{};
+  REQUIRE(timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0);
+  const itimerspec every{{0, 200'000}, {0, 200'000}};
+  REQUIRE(timer_settime(timer, 0, &every, nullptr) == 0);
+  int ok = 0;
+  for (int i = 0; i < 50; ++i) {
+    std::string err;
+    auto c = client::connect("127.0.0.1", e->port(), err);
+    INFO(err);
+    REQUIRE(c);
+    REQUIRE(c->hello().ok());
+    if (i == 0)
+      REQUIRE(c->enroll(1, "acme").ok());
+    for (int k = 0; k < 20; ++k)
+      ok += c->balance(1).ok() ? 1 : 0;
+  }
+  timer_delete(timer);
+  sigaction(SIGALRM, &old, nullptr);
+  CHECK(ok == 1000);
 }

@@ -142,20 +142,9 @@ std::string frame_of(const char* payload, std::size_t size) {
   return f.append(payload, size);
 }
 
-// client::receive, read on after a signal: libFuzzer's timer (-timeout)
-// interrupts the blocking read (EINTR), which the client reports as an
-// error although the connection and its buffered bytes are intact.
-bool receive(client& c, response& r, std::string& err) {
-  const auto deadline = std::chrono::steady_clock::now() + answer_timeout;
-  const std::string interrupted = std::strerror(EINTR);
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (c.receive(r, err, std::max(left, std::chrono::milliseconds(1))))
-      return true;
-    if (err != interrupted || left.count() <= 0)
-      return false;
-  }
-}
+// An answer within answer_timeout (the client reads on through libFuzzer's
+// timer signals itself).
+bool receive(client& c, response& r, std::string& err) { return c.receive(r, err, answer_timeout); }
 
 response answer(client& c, const char* what) {
   response r;
