@@ -914,9 +914,61 @@ errc do_link_alias(member_data& m, const env& e, const member_request& r, std::v
   return errc::ok;
 }
 
+// A consent change: the member's consent after it is its consent now with
+// the request's channels set to the request's values. Journaled even when
+// nothing changes: the entry records that the member confirmed it, when and
+// where (the source, as the entry's note).
+errc do_consent(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops) {
+  const std::uint32_t values = r.consent_values & r.consent_mask;
+  const std::uint32_t after = (m.book.consents & ~r.consent_mask) | values;
+  ledger::op op;
+  start(op, r, ledger::entry_kind::consent, m.brand_id);
+  op.occurred_at_us = r.occurred_at_us != 0 ? r.occurred_at_us : e.now_us;
+  op.details.push_back(detail(detail_kind::consent, r.consent_mask, 0, values, after, m.book.consents));
+  add_text(op, r.source);
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
 } // namespace
 
 // -- housekeeping ----------------------------------------------------------------------
+
+void expiry_notices(member_data& m, const env& e, std::uint64_t as_of, std::vector<ledger::op>& ops) {
+  constexpr std::size_t notice_lots_max = 100;
+  static_assert(notice_lots_max < ledger::details_per_entry_max);
+  const auto days = e.prog.lifecycle.expiry_notice_days;
+  if (days == 0)
+    return;
+  const std::uint64_t horizon = as_of + static_cast<std::uint64_t>(days) * us_per_day;
+  std::vector<const ledger::lot*> due;
+  for (const auto& l : m.book.lots)
+    if (l.points > 0 && l.expires_at_us > as_of && l.expires_at_us <= horizon &&
+        l.expires_at_us > m.book.noticed_through_us)
+      due.push_back(&l);
+  if (due.empty())
+    return;
+  std::stable_sort(due.begin(), due.end(),
+                   [](const ledger::lot* a, const ledger::lot* b) { return a->expires_at_us < b->expires_at_us; });
+  if (due.size() > notice_lots_max)
+    due.resize(notice_lots_max);
+  ledger::op op;
+  op.kind = ledger::op_kind::post;
+  op.entry = ledger::entry_kind::expiry_notice;
+  op.member_id = m.id;
+  op.brand_id = m.brand_id;
+  op.occurred_at_us = as_of;
+  for (const auto* l : due) {
+    op.points += l->points;  // lots of one member sum within int64 (the account holds them)
+    op.details.push_back(detail(detail_kind::expiry_notice, l->id, l->brand_id, 0, l->points, l->expires_at_us));
+  }
+  const env at{e.prog, e.ledger, e.counters, as_of, e.policy_version};
+  if (!finish(m, at, op)) {
+    m.loaded = false;
+    return;
+  }
+  ops.push_back(std::move(op));
+}
 
 // Keeps m.due_at_us at or before the next instant housekeeping has work,
 // after records that add lots or holds (cheap: no scan of the book).
@@ -1030,6 +1082,7 @@ balance_note balance_of_member(const member_data& m, const program& prog, std::u
   n.lifetime = m.book.lifetime_earned;
   n.brand_id = m.brand_id;
   n.debt = m.book.debt;
+  n.consents = m.book.consents;
   return n;
 }
 
@@ -1146,6 +1199,7 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
     case request_kind::link_alias: code = do_link_alias(m, e, r, ops, message); break;
     case request_kind::partner_earn: code = do_partner_earn(m, e, r, ops, message); break;
     case request_kind::partner_burn: code = do_partner_burn(m, e, r, ops, message); break;
+    case request_kind::consent: code = do_consent(m, e, r, ops); break;
     default: return errc::internal_error;  // balance, expire, transfer: the actor handles them
   }
   if (code != errc::ok)
@@ -1207,6 +1261,7 @@ ledger::entry_kind entry_of(request_kind k) {
     case request_kind::link_alias: return ek::link_alias;
     case request_kind::partner_earn: return ek::partner_earn;
     case request_kind::partner_burn: return ek::partner_burn;
+    case request_kind::consent: return ek::consent;
     case request_kind::balance:
     case request_kind::expire: break;
   }
@@ -1495,6 +1550,8 @@ void handle(self_ptr self, member_request& r) {
           st.data.loaded = false;
         }
       }
+      if (st.data.loaded)
+        expiry_notices(st.data, e, as_of, ops);
       submit_all(self, ops);
       answer_with_barrier(self, r, std::move(n));
       return;

@@ -130,6 +130,9 @@ struct member_request {
   std::uint32_t scope_brand = 0;       // a brand key's brand: the request may act for it only (0 = any)
   std::uint32_t partner_id = 0;        // partner_earn / partner_burn; a partner key's partner on reverse_redemption
   std::uint32_t scope_partner = 0;     // a partner key's partner: the request may act for it only (0 = any)
+  std::uint32_t consent_mask = 0;      // consent: the channels it sets (config/consent.hpp bits)
+  std::uint32_t consent_values = 0;    // consent: their new values (bits within consent_mask)
+  std::string source;                  // consent: where the member gave it (journaled as the entry's note)
   std::shared_ptr<reply_guard> reply;
 
   [[nodiscard]] std::string_view txn_id() const noexcept { return {txn.data(), txn_bytes}; }
@@ -145,6 +148,7 @@ struct balance_note {
   std::int64_t qualifying = 0;         // metric over the window now
   std::int64_t to_next_tier = 0;       // 0 at the top tier
   std::int64_t debt = 0;
+  std::uint32_t consents = 0;          // consent channel bits now
 };
 
 // The note of an outcome (ledger::outcome::note) a member actor produces:
@@ -236,6 +240,13 @@ void housekeeping(member_data& m, const env& e, std::uint64_t as_of_us, std::vec
 [[nodiscard]] errc prepare_transfer(member_data& m, const env& e, const member_request& r, transfer_leg& leg,
                                     std::string& message);
 [[nodiscard]] errc accept_transfer(member_data& m, const env& e, transfer_leg& leg);
+
+// The expiry sweep's notice: lots with points that expire after as_of and
+// within the program's expiry_notice_days of it, later than any lot noticed
+// before, go into one expiry_notice entry (no postings; up to 100 lots, the
+// soonest first; the rest at the next sweep). Appends it to `ops` and
+// applies it to `m`; nothing when notices are off or no lot is due one.
+void expiry_notices(member_data& m, const env& e, std::uint64_t as_of, std::vector<ledger::op>& ops);
 
 // When housekeeping next has work for a book (UINT64_MAX: never).
 [[nodiscard]] std::uint64_t next_due(const member_data& m, const program& prog) noexcept;

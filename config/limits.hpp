@@ -95,6 +95,21 @@ inline constexpr std::uint32_t accept_retry_ms = 100;
 // with unread input resets the connection, which can destroy that frame
 // before the client reads it (as metrics_linger_ms for the metrics port).
 inline constexpr std::uint32_t wire_linger_ms = 1000;
+
+// The event stream (docs/PROTOCOL.md, "subscribe"). A subscriber's events
+// are read from the ledger only while less than this much output waits for
+// it on its connection: a slow subscriber falls behind in the journal (which
+// it reads later), not in engine memory, and never slows ingestion.
+inline constexpr std::size_t stream_output_low_bytes = 256u << 10;
+// A subscribed connection's kernel send buffer (SO_SNDBUF), fixed instead of
+// autotuned up to net.ipv4.tcp_wmem's maximum (4 MiB by default): what a
+// subscriber that stops reading holds in memory is about this plus the
+// above, whatever the journal holds.
+inline constexpr int stream_socket_send_bytes = 256 << 10;
+// A subscriber that is caught up gets an empty events frame this often, so
+// it knows the stream is alive and where it stands (and the connection is
+// never idle).
+inline constexpr std::uint32_t stream_heartbeat_ms = 15'000;
 // -- the metrics endpoint (io/metrics.hpp) ---------------------------------------
 // Concurrent connections to the metrics port. Prometheus scrapes a target
 // over one connection at a time; 8 leaves room for a redundant pair of

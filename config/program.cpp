@@ -679,7 +679,7 @@ void parse_lifecycle(checker& ck, const toml::value& root, program& p) {
   if (!lc)
     return;
   const std::string w = "[lifecycle]";
-  ck.only_keys(*lc, {"pending_days", "expiry_days", "expiry_rounding", "inactivity_days",
+  ck.only_keys(*lc, {"pending_days", "expiry_days", "expiry_rounding", "inactivity_days", "expiry_notice_days",
                      "negative_balance_max", "hold_ttl_default_s", "hold_ttl_max_s"},
                w);
   auto& l = p.lifecycle;
@@ -701,6 +701,8 @@ void parse_lifecycle(checker& ck, const toml::value& root, program& p) {
   }
   if (auto v = ck.integer(*lc, "inactivity_days", false, w, 0, 36600))
     l.inactivity_days = static_cast<std::uint32_t>(*v);
+  if (auto v = ck.integer(*lc, "expiry_notice_days", false, w, 0, 3660))
+    l.expiry_notice_days = static_cast<std::uint32_t>(*v);
   if (auto v = ck.integer(*lc, "negative_balance_max", false, w, 0, INT64_MAX))
     l.negative_balance_max = *v;
   auto ttl_max = ck.integer(*lc, "hold_ttl_max_s", false, w, 1, 2'592'000);

@@ -139,6 +139,9 @@ struct lifecycle_policy {
   calendar_period expiry_rounding = calendar_period::none;
   // All points expire after this many days without activity (0 = never).
   std::uint32_t inactivity_days = 0;
+  // The expiry sweep journals an expiry notice (an event for subscribers)
+  // for lots that expire within this many days, once per lot (0 = never).
+  std::uint32_t expiry_notice_days = 0;
   // How far a refund may push a balance below zero (points); a refund beyond
   // it is refused with negative_balance_limit. INT64_MAX = no cap.
   std::int64_t negative_balance_max = INT64_MAX;

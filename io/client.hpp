@@ -138,6 +138,16 @@ public:
   // Admin: a hot backup into `dir` on the engine's host (absolute; absent or
   // empty): answers the copy's file, size and newest journal seq.
   response backup(const std::string& dir);
+  // issue 7. consent: sets each channel of `mask` (config/consent.hpp bits)
+  // to its bit in `values`; the rest stay as they are.
+  response consent(const std::string& txn, const member_ref& member, std::uint32_t mask, std::uint32_t values,
+                   const std::string& source, std::uint64_t occurred_at_us = 0);
+  // subscribe: the answer is the first frame of the stream; read the events
+  // frames that follow with receive() (docs/PROTOCOL.md, "subscribe").
+  // from 0 = the next entry committed; types 0 = every type (bits of
+  // event_type_names); consent 0 = any member (else one channel bit).
+  response subscribe(std::uint64_t from = 0, std::uint32_t types = 0, std::uint32_t consent = 0,
+                     const std::string& brand = "");
 
   // Issue 4, coalition money (docs/PROTOCOL.md section 3). A posting's answer
   // carries the settle records it wrote in `settlements`.

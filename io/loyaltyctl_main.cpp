@@ -1,7 +1,10 @@
 // loyaltyctl: a small integrator / admin command line over the wire protocol.
+#include "config/consent.hpp"
 #include "config/program.hpp"
 #include "io/cli_connection.hpp"
 #include "io/client.hpp"
+#include "io/ctl_json.hpp"
+#include "io/ctl_stream.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -16,25 +19,6 @@ using namespace loyalty;
 using namespace loyalty::io;
 
 namespace {
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\')
-      out += '\\', out += c;
-    else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else
-      out += c;
-  }
-  return out;
-}
-
-const char* boolean(bool b) { return b ? "true" : "false"; }
-
-std::string quoted(const std::string& s) { return "\"" + json_escape(s) + "\""; }
 
 void print_lines_json(const std::vector<line>& lines, std::ostream& os) {
   os << ",\"lines\":[";
@@ -169,7 +153,12 @@ void print_json(const response& r, std::ostream& os) {
          << ",\"available\":" << r.available << ",\"pending\":" << r.pending << ",\"held\":" << r.held
          << ",\"debt\":" << r.debt << ",\"next_tier\":" << quoted(r.next_tier) << ",\"qualifying\":"
          << r.qualifying << ",\"to_next_tier\":" << r.to_next_tier << ",\"next_expiry_points\":"
-         << r.next_expiry_points << ",\"next_expiry_at_us\":" << r.next_expiry_at_us;
+         << r.next_expiry_points << ",\"next_expiry_at_us\":" << r.next_expiry_at_us
+         << ",\"consents\":" << channels_json(r.consents);
+      break;
+    case opcode::consent:
+      os << ",\"seq\":" << r.seq << ",\"member\":" << r.member << ",\"consents\":" << channels_json(r.consents)
+         << ",\"replayed\":" << boolean(r.replayed);
       break;
     case opcode::link_alias:
       os << ",\"seq\":" << r.seq << ",\"member\":" << r.member << ",\"replayed\":" << boolean(r.replayed);
@@ -400,6 +389,12 @@ void print_text(const response& r, const request& q, bool all_pages) {
                   << ")\n";
       if (r.next_expiry_at_us != 0)
         std::cout << "  " << r.next_expiry_points << " points expire at " << r.next_expiry_at_us << " us\n";
+      std::cout << "  consents to: " << channels_text(r.consents) << "\n";
+      break;
+    case opcode::consent:
+      std::cout << "member " << r.member << " consents to: " << channels_text(r.consents)
+                << (r.replayed ? " (replay of an earlier request: nothing posted now)" : "") << " (seq " << r.seq
+                << ")\n";
       break;
     case opcode::reload:
       std::cout << "program version " << r.policy_version << " in effect\n";
@@ -807,6 +802,30 @@ int main(int argc, char** argv) {
   std::string backup_dir;
   backup->add_option("dir", backup_dir, "directory for the copy (made absolute here, created by the engine)")
     ->required();
+  auto* consent = app.add_subcommand(
+    "consent", "record a member's consent per channel (" + channels_text(consent_channels_all) +
+                 "): --grant and --revoke name channels; the others stay as they are");
+  add_txn(consent);
+  add_member(consent, true);
+  std::string grant_text, revoke_text;
+  consent->add_option("--grant", grant_text, "channels the member consents to, comma-separated");
+  consent->add_option("--revoke", revoke_text, "channels the member withdraws consent from, comma-separated");
+  consent->add_option("--source", req.source, "where the member gave it (web-form, pos, app, ...), 1..64 bytes")
+    ->required();
+  consent->add_option("--occurred-at", req.occurred_at_us, "when the member gave it, microseconds since the epoch");
+  auto* tail = app.add_subcommand(
+    "tail", "print the engine's events as JSON lines while they are committed (docs/PROTOCOL.md, \"subscribe\"); "
+            "resume with --from SEQ+1 after the last seq seen");
+  tail_options tail_opt;
+  std::string types_text, consent_filter_text;
+  tail->add_option("--from", req.from_seq, "first journal seq to stream (1 = the beginning; default: new entries only)");
+  tail->add_option("--types", types_text, "only these event types, comma-separated (default: all)");
+  tail->add_option("--consent", consent_filter_text, "only members who consented to this channel");
+  tail->add_option("--brand", req.brand, "only entries of this brand");
+  tail->add_option("--count", tail_opt.count, "stop after this many events");
+  tail->add_flag("--follow,!--no-follow", tail_opt.follow,
+                 "stop once caught up with the newest entry at the start instead of waiting for more");
+  tail->add_flag("--progress", tail_opt.progress, "also print each frame's resume point as a {\"next\": SEQ} line");
   CLI11_PARSE(app, argc, argv);
 
   const std::vector<std::pair<CLI::App*, opcode>> subs{
@@ -817,7 +836,8 @@ int main(int argc, char** argv) {
     {link_alias, opcode::link_alias}, {lookup, opcode::lookup}, {history, opcode::history},
     {expire, opcode::expire}, {explain, opcode::explain}, {reload, opcode::reload}, {verify, opcode::verify}, {stats, opcode::stats},
     {partner_earn, opcode::partner_earn}, {partner_burn, opcode::partner_burn}, {liability, opcode::liability},
-    {activity, opcode::activity}, {settlement, opcode::settlement}, {backup, opcode::backup}};
+    {activity, opcode::activity}, {settlement, opcode::settlement}, {backup, opcode::backup},
+    {consent, opcode::consent}, {tail, opcode::subscribe}};
   if (*keygen)
     return make_key(key_id, key_name, key_scope_text, key_rate);
   for (auto& [sub, op] : subs)
@@ -837,6 +857,28 @@ int main(int argc, char** argv) {
   }
   if (*earn && req.occurred_at_us == 0)
     req.occurred_at_us = now_us();
+  if (*consent) {
+    std::uint32_t grant = 0, revoke = 0;
+    if (auto err = parse_channels(grant_text, grant); !err.empty())
+      return app.exit(CLI::ValidationError("--grant", err));
+    if (auto err = parse_channels(revoke_text, revoke); !err.empty())
+      return app.exit(CLI::ValidationError("--revoke", err));
+    if ((grant & revoke) != 0)
+      return app.exit(CLI::ValidationError("--grant/--revoke", "a channel is both granted and revoked"));
+    if ((grant | revoke) == 0)
+      return app.exit(CLI::RequiredError("consent: --grant or --revoke"));
+    req.consent_mask = grant | revoke;
+    req.consent_values = grant;
+  }
+  if (*tail) {
+    if (auto err = parse_event_types(types_text, req.event_types); !err.empty())
+      return app.exit(CLI::ValidationError("--types", err));
+    if (!consent_filter_text.empty()) {
+      req.consent_filter = consent_bit(consent_filter_text);
+      if (req.consent_filter == 0)
+        return app.exit(CLI::ValidationError("--consent", "unknown consent channel '" + consent_filter_text + "'"));
+    }
+  }
   if (*backup)
     req.path = std::filesystem::absolute(backup_dir).lexically_normal().string();
   if (*settlement && req.brand.empty() && req.partner.empty())
@@ -861,6 +903,8 @@ int main(int argc, char** argv) {
       std::cerr << "loyaltyctl: hello refused: " << to_string(h.code) << ": " << h.message << "\n";
       return 2;
     }
+    if (req.op == opcode::subscribe)
+      return run_tail(*c, req, tail_opt, std::cout);
     response r = req.op == opcode::hello ? h : c->call(req);
     // settlement --all: fetch the following pages and append their lines;
     // the period's totals are the same on every page.

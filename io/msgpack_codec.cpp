@@ -1,6 +1,8 @@
 // msgpack encoding and decoding of protocol frames (docs/PROTOCOL.md).
 #include "io/codec.hpp"
 
+#include "config/consent.hpp"
+
 #include <msgpack.hpp>
 
 #include <algorithm>
@@ -14,12 +16,13 @@ namespace loyalty::io {
 namespace {
 
 // Indexed by opcode: the order of the enum.
-constexpr std::array<const char*, 30> op_names{
+constexpr std::array<const char*, 32> op_names{
   "none", "hello", "enroll", "earn", "redeem", "balance", "verify", "stats", "batch",
   "event", "hold", "capture", "release", "redeem_reward", "refund", "reverse_redemption",
   "adjust", "transfer", "link_alias", "lookup", "history", "expire", "explain", "reload",
-  "partner_earn", "partner_burn", "liability", "activity", "settlement", "backup"};
-static_assert(op_names.size() == static_cast<std::size_t>(opcode::backup) + 1);
+  "partner_earn", "partner_burn", "liability", "activity", "settlement", "backup",
+  "consent", "subscribe"};
+static_assert(op_names.size() == static_cast<std::size_t>(opcode::subscribe) + 1);
 
 constexpr std::uint64_t member_id_max = (std::uint64_t{1} << 56) - 1;
 constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
@@ -79,12 +82,14 @@ public:
                              f_currency, f_occurred_at, f_points, f_ops,
                              f_key, f_alias, f_items, f_channel, f_store, f_event, f_ttl_s, f_hold,
                              f_reward, f_ref, f_reason, f_to, f_before, f_limit, f_as_of,
-                             f_partner, f_from_us, f_to_us, f_after, f_path, f_count };
+                             f_partner, f_from_us, f_to_us, f_after, f_path,
+                             f_consents, f_source, f_from, f_types, f_consent, f_count };
   static constexpr std::array<std::string_view, f_count> field_names{
     "op", "id", "version", "client", "member", "brand", "txn", "amount", "currency", "occurred_at", "points", "ops",
     "key", "alias", "items", "channel", "store", "event", "ttl_s", "hold",
     "reward", "ref", "reason", "to", "before", "limit", "as_of_us",
-    "partner", "from_us", "to_us", "after", "path"};
+    "partner", "from_us", "to_us", "after", "path",
+    "consents", "source", "from", "types", "consent"};
 
   // Field ids by the length of their name (each list ends with f_count), so
   // a key is compared only with names of its own length.
@@ -311,6 +316,80 @@ public:
       fail(errc::invalid_argument, "the item amounts add up to less than 'amount'");
   }
 
+  // consent's `consents`: a map of 1..7 channel names to booleans.
+  void consents() {
+    auto* o = get(f_consents, true);
+    if (o == nullptr)
+      return;
+    if (o->type != msgpack::type::MAP) {
+      fail(errc::wrong_type, "field 'consents' must be a map of channel names to booleans");
+      return;
+    }
+    if (o->via.map.size == 0) {
+      fail(errc::invalid_argument, "field 'consents' must name at least one channel");
+      return;
+    }
+    for (std::uint32_t i = 0; i < o->via.map.size && !failed(); ++i) {
+      const auto& k = o->via.map.ptr[i].key;
+      const auto& v = o->via.map.ptr[i].val;
+      const std::uint32_t bit =
+        k.type == msgpack::type::STR ? consent_bit(std::string_view(k.via.str.ptr, k.via.str.size)) : 0;
+      if (bit == 0)
+        fail(errc::invalid_argument, "field 'consents' names an unknown channel" + channel_list());
+      else if ((r_.consent_mask & bit) != 0)
+        fail(errc::invalid_argument, "field 'consents' names a channel twice");
+      else if (v.type != msgpack::type::BOOLEAN)
+        fail(errc::wrong_type, "the values of field 'consents' must be booleans");
+      else {
+        r_.consent_mask |= bit;
+        if (v.via.boolean)
+          r_.consent_values |= bit;
+      }
+    }
+  }
+
+  // subscribe's `consent`: one channel name.
+  void consent_filter() {
+    std::string name;
+    if (!get(f_consent, false) || !str(f_consent, name, code_bytes_max))
+      return;
+    r_.consent_filter = consent_bit(name);
+    if (r_.consent_filter == 0)
+      fail(errc::invalid_argument, "field 'consent' names an unknown channel" + channel_list());
+  }
+
+  // subscribe's `types`: an array of 1..15 event type names.
+  void event_types() {
+    auto* o = get(f_types, false);
+    if (o == nullptr)
+      return;
+    if (o->type != msgpack::type::ARRAY) {
+      fail(errc::wrong_type, "field 'types' must be an array of event type names");
+      return;
+    }
+    if (o->via.array.size == 0 || o->via.array.size > event_type_names.size()) {
+      fail(errc::invalid_argument, "field 'types' must hold 1 to " + std::to_string(event_type_names.size()) +
+                                     " event type names");
+      return;
+    }
+    for (std::uint32_t i = 0; i < o->via.array.size && !failed(); ++i) {
+      const auto& v = o->via.array.ptr[i];
+      if (v.type != msgpack::type::STR) {
+        fail(errc::wrong_type, "field 'types' must be an array of strings");
+        return;
+      }
+      const std::string_view name(v.via.str.ptr, v.via.str.size);
+      std::uint32_t bit = 0;
+      for (std::size_t t = 0; t < event_type_names.size(); ++t)
+        if (event_type_names[t] == name)
+          bit = 1u << t;
+      if (bit == 0)
+        fail(errc::invalid_argument, "field 'types' names an unknown event type '" +
+                                       std::string(name.substr(0, code_bytes_max)) + "'");
+      r_.event_types |= bit;
+    }
+  }
+
   void currency() {
     if (!str(f_currency, r_.currency, 3))
       return;
@@ -322,6 +401,13 @@ public:
   }
 
 private:
+  static std::string channel_list() {
+    std::string s = " (channels:";
+    for (auto c : consent_channel_names)
+      s.append(" ").append(c);
+    return s + ")";
+  }
+
   // Messages name the item as items[i] (built only on failure).
   void one_item(const msgpack::object& o, item& it, std::uint32_t index) {
     const auto where = [index] { return "items[" + std::to_string(index) + "]"; };
@@ -539,6 +625,20 @@ void decode_fields(reader& rd, request& r, bool in_batch) {
       r.limit = static_cast<std::uint32_t>(limit);
       break;
     }
+    case opcode::consent:
+      rd.txn();
+      rd.member_or_alias();
+      rd.consents();
+      rd.str(f::f_source, r.source, code_bytes_max);
+      rd.u64(f::f_occurred_at, r.occurred_at_us, false);
+      break;
+    case opcode::subscribe:
+      rd.u64(f::f_from, r.from_seq, false);
+      rd.event_types();
+      rd.consent_filter();
+      if (rd.has(f::f_brand))
+        rd.str(f::f_brand, r.brand, code_bytes_max);
+      break;
     case opcode::verify:
     case opcode::stats:
       break;
@@ -607,7 +707,7 @@ void decode_map(const msgpack::object& o, request& r, bool in_batch) {
   // refused below.
   if (in_batch && (r.op == opcode::hello || r.op == opcode::verify || r.op == opcode::stats ||
                    r.op == opcode::reload || r.op == opcode::liability || r.op == opcode::activity ||
-                   r.op == opcode::settlement || r.op == opcode::backup)) {
+                   r.op == opcode::settlement || r.op == opcode::backup || r.op == opcode::subscribe)) {
     rd.fail(errc::invalid_argument, "operation '" + op + "' cannot be part of a batch");
     return;
   }
@@ -917,6 +1017,51 @@ void pack_statement(packer& pk, const statement_result& st) {
   });
 }
 
+// Consent bits as an array of channel names, in bit order.
+void pack_consents(packer& pk, std::uint32_t bits) {
+  pk.pack_array(static_cast<std::uint32_t>(__builtin_popcount(bits & consent_channels_all)));
+  for (std::size_t i = 0; i < consent_channel_names.size(); ++i)
+    if ((bits & (1u << i)) != 0)
+      pack_str(pk, consent_channel_names[i]);
+}
+
+void pack_events(packer& pk, const std::vector<stream_event>& events) {
+  pk.pack_array(static_cast<std::uint32_t>(events.size()));
+  for (const auto& e : events)
+    pack_map(pk, [&](map_out& m) {
+      m.u64("seq", e.seq);
+      m.str("type", e.type);
+      m.str("entry", e.entry);
+      m.u64("member", e.member);
+      m.str("brand", e.brand);
+      m.bin("txn", e.txn);  // txn ids are bytes
+      m.i64("points", e.points);
+      m.i64("balance", e.balance);
+      m.u64("occurred_at_us", e.occurred_at_us);
+      m.u64("committed_at_us", e.committed_at_us);
+      m.value("consents", [&](packer& p) { pack_consents(p, e.consents); });
+      m.str("tier", e.tier);
+      if (!e.previous_tier.empty()) m.str("previous_tier", e.previous_tier);
+      if (e.counterparty != 0) m.u64("counterparty", e.counterparty);
+      if (!e.partner.empty()) m.str("partner", e.partner);
+      if (e.amount != 0) m.i64("amount", e.amount);
+      if (e.ref != 0) m.u64("ref", e.ref);
+      if (e.hold != 0) m.u64("hold", e.hold);
+      if (e.changed != 0) m.value("changed", [&](packer& p) { pack_consents(p, e.changed); });
+      if (!e.source.empty()) m.str("source", e.source);
+      if (!e.expiring.empty())
+        m.value("expiring", [&](packer& p) {
+          p.pack_array(static_cast<std::uint32_t>(e.expiring.size()));
+          for (const auto& l : e.expiring)
+            pack_map(p, [&](map_out& x) {
+              x.str("brand", l.brand);
+              x.i64("points", l.points);
+              x.u64("expires_at_us", l.expires_at_us);
+            });
+        });
+    });
+}
+
 void pack_response(packer& pk, const response& r);
 
 // The result fields of a successful response, by operation. Issue-1 ops
@@ -1032,6 +1177,18 @@ void response_fields(map_out& m, const response& r) {
       if (r.to_next_tier != 0) m.i64("to_next_tier", r.to_next_tier);
       if (r.next_expiry_points != 0) m.i64("next_expiry_points", r.next_expiry_points);
       if (r.next_expiry_at_us != 0) m.u64("next_expiry_at_us", r.next_expiry_at_us);
+      if (r.consents != 0) m.value("consents", [&](packer& p) { pack_consents(p, r.consents); });
+      break;
+    case opcode::consent:
+      m.u64("seq", r.seq);
+      m.u64("member", r.member);
+      m.value("consents", [&](packer& p) { pack_consents(p, r.consents); });
+      m.boolean("replayed", r.replayed);
+      break;
+    case opcode::subscribe:
+      m.u64("seq", r.seq);
+      m.u64("next", r.next);
+      m.value("events", [&](packer& p) { pack_events(p, r.events); });
       break;
     case opcode::link_alias:
       m.u64("seq", r.seq);
@@ -1281,6 +1438,35 @@ void request_fields(map_out& m, const request& r) {
     case opcode::backup:
       m.str("path", r.path);
       break;
+    case opcode::consent:
+      txn();
+      who(false);
+      m.value("consents", [&](packer& p) {
+        p.pack_map(static_cast<std::uint32_t>(__builtin_popcount(r.consent_mask & consent_channels_all)));
+        for (std::size_t i = 0; i < consent_channel_names.size(); ++i)
+          if ((r.consent_mask & (1u << i)) != 0) {
+            pack_str(p, consent_channel_names[i]);
+            (r.consent_values & (1u << i)) != 0 ? p.pack_true() : p.pack_false();
+          }
+      });
+      m.str("source", r.source);
+      if (r.occurred_at_us != 0) m.u64("occurred_at", r.occurred_at_us);
+      break;
+    case opcode::subscribe:
+      if (r.from_seq != 0) m.u64("from", r.from_seq);
+      if (r.event_types != 0)
+        m.value("types", [&](packer& p) {
+          p.pack_array(static_cast<std::uint32_t>(__builtin_popcount(r.event_types & event_types_all)));
+          for (std::size_t i = 0; i < event_type_names.size(); ++i)
+            if ((r.event_types & (1u << i)) != 0)
+              pack_str(p, event_type_names[i]);
+        });
+      if (r.consent_filter != 0)
+        for (std::size_t i = 0; i < consent_channel_names.size(); ++i)
+          if (r.consent_filter == (1u << i))
+            m.str("consent", consent_channel_names[i]);
+      if (!r.brand.empty()) m.str("brand", r.brand);
+      break;
     case opcode::verify:
     case opcode::stats:
     case opcode::none:
@@ -1473,6 +1659,54 @@ statement_result unpack_statement(const msgpack::object& o) {
   return st;
 }
 
+// An array of channel names as bits; names this build does not know are skipped.
+std::uint32_t unpack_consents(const msgpack::object& o) {
+  std::uint32_t bits = 0;
+  const auto& a = as_array(o);
+  for (std::uint32_t j = 0; j < a.size; ++j)
+    bits |= consent_bit(as_str(a.ptr[j]));
+  return bits;
+}
+
+stream_event unpack_event(const msgpack::object& o) {
+  stream_event e;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "seq") e.seq = as_u64(v);
+    else if (key == "type") e.type = as_str(v);
+    else if (key == "entry") e.entry = as_str(v);
+    else if (key == "member") e.member = as_u64(v);
+    else if (key == "brand") e.brand = as_str(v);
+    else if (key == "txn") e.txn = as_bytes(v);
+    else if (key == "points") e.points = as_i64(v);
+    else if (key == "balance") e.balance = as_i64(v);
+    else if (key == "occurred_at_us") e.occurred_at_us = as_u64(v);
+    else if (key == "committed_at_us") e.committed_at_us = as_u64(v);
+    else if (key == "consents") e.consents = unpack_consents(v);
+    else if (key == "tier") e.tier = as_str(v);
+    else if (key == "previous_tier") e.previous_tier = as_str(v);
+    else if (key == "counterparty") e.counterparty = as_u64(v);
+    else if (key == "partner") e.partner = as_str(v);
+    else if (key == "amount") e.amount = as_i64(v);
+    else if (key == "ref") e.ref = as_u64(v);
+    else if (key == "hold") e.hold = as_u64(v);
+    else if (key == "changed") e.changed = unpack_consents(v);
+    else if (key == "source") e.source = as_str(v);
+    else if (key == "expiring") {
+      const auto& a = as_array(v);
+      for (std::uint32_t j = 0; j < a.size; ++j) {
+        expiring_lot l;
+        each_field(a.ptr[j], [&](std::string_view lk, const msgpack::object& lv) {
+          if (lk == "brand") l.brand = as_str(lv);
+          else if (lk == "points") l.points = as_i64(lv);
+          else if (lk == "expires_at_us") l.expires_at_us = as_u64(lv);
+        });
+        e.expiring.push_back(std::move(l));
+      }
+    }
+  });
+  return e;
+}
+
 void unpack_response(const msgpack::object& o, response& r) {
   if (o.type != msgpack::type::MAP)
     throw std::runtime_error("a response must be a map");
@@ -1562,6 +1796,13 @@ void unpack_response(const msgpack::object& o, response& r) {
         r.liabilities.push_back(unpack_liability(a.ptr[j]));
     }
     else if (key == "activity") r.activity = unpack_activity(v);
+    else if (key == "consents") r.consents = unpack_consents(v);
+    else if (key == "next") r.next = as_u64(v);
+    else if (key == "events") {
+      const auto& a = as_array(v);
+      for (std::uint32_t j = 0; j < a.size; ++j)
+        r.events.push_back(unpack_event(a.ptr[j]));
+    }
     else if (key == "statement") r.statement = unpack_statement(v);
     else if (key == "members") (is_verify ? r.verify.members : r.members) = as_u64(v);
     else if (key == "valid") r.verify.valid = as_bool(v);

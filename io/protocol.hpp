@@ -9,9 +9,11 @@
 #include "config/errc.hpp"
 #include "config/limits.hpp"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -51,6 +53,9 @@ enum class opcode : std::uint8_t {
   settlement,
   // issue 6
   backup,
+  // issue 7
+  consent,
+  subscribe,
 };
 
 [[nodiscard]] const char* to_string(opcode op) noexcept;
@@ -76,6 +81,31 @@ inline constexpr std::uint32_t statement_limit_max = 1000;
 inline constexpr std::uint32_t statement_limit_default = 100;
 // backup's directory: a Linux PATH_MAX.
 inline constexpr std::size_t path_bytes_max = 4096;
+
+// The event stream (docs/PROTOCOL.md, "subscribe"). Event types: a
+// subscriber's `types` filter is a set of these names; bit i of
+// request::event_types is event_type_names[i]. Appended only.
+inline constexpr std::array<std::string_view, 15> event_type_names = {
+  "member_enrolled",      // enroll
+  "points_earned",        // earn, event (a welcome bonus too), partner_earn
+  "points_redeemed",      // redeem, redeem_reward, capture, partner_burn
+  "points_refunded",      // refund: points of a purchase taken back
+  "redemption_reversed",  // reverse_redemption: spent points given back
+  "points_adjusted",      // adjust (either sign)
+  "points_transferred",   // transfer (member: the sender; counterparty: the receiver)
+  "points_expired",       // expire: lots past their expiry, into breakage
+  "points_held",          // hold
+  "hold_released",        // release by request
+  "hold_expired",         // release by the engine: the hold's TTL ran out
+  "tier_changed",         // the member's tier after an entry differs from before it
+  "consent_changed",      // consent
+  "points_expiring",      // expiry_notice: lots that expire within the program's expiry_notice_days
+  "alias_linked",         // link_alias
+};
+inline constexpr std::uint32_t event_types_all = (1u << event_type_names.size()) - 1;
+// Entries read from the journal per events frame at most; a frame holds the
+// events of whole entries only.
+inline constexpr std::size_t stream_entries_per_frame_max = 256;
 
 // One line of a purchase (earn) or of a return (refund).
 struct item {
@@ -127,6 +157,13 @@ struct request {
   std::uint64_t after = 0;         // settlement: page after this seq (0 = from the period's start)
   // issue 6
   std::string path;                // backup: absolute directory on the engine's host (absent or empty)
+  // issue 7
+  std::uint32_t consent_mask = 0;  // consent: the channels it sets (bits of config/consent.hpp)
+  std::uint32_t consent_values = 0;// consent: their new values (bits within consent_mask)
+  std::string source;              // consent: where the member gave it (1..64 bytes)
+  std::uint64_t from_seq = 0;      // subscribe: first seq to stream (0 = the next entry committed)
+  std::uint32_t event_types = 0;   // subscribe: types to stream (bits of event_type_names; 0 = every type)
+  std::uint32_t consent_filter = 0;// subscribe: only members who consented to this channel (one bit; 0 = any)
   // batch
   std::vector<request> ops;
 };
@@ -217,6 +254,38 @@ struct statement_result {
   std::uint64_t next_after = 0;    // pass as `after` for the next page; 0 = no more
 };
 
+// One lot of a points_expiring event.
+struct expiring_lot {
+  std::string brand;               // the brand that issued the points
+  std::int64_t points = 0;
+  std::uint64_t expires_at_us = 0;
+};
+
+// One event of the stream (docs/PROTOCOL.md, "subscribe"). An entry of the
+// journal gives one event, or two when it also changed the member's tier.
+struct stream_event {
+  std::uint64_t seq = 0;           // the journal entry's seq: resume with from = seq + 1
+  std::string type;                // event_type_names
+  std::string entry;               // the entry's kind
+  std::uint64_t member = 0;
+  std::string brand;               // the entry's brand
+  std::string txn;                 // client txn id ("" for entries the engine posted)
+  std::int64_t points = 0;         // signed change of the member's points (points_expiring: the points)
+  std::int64_t balance = 0;        // the member's balance after the entry
+  std::uint64_t occurred_at_us = 0, committed_at_us = 0;
+  std::uint32_t consents = 0;      // the member's consent as of the entry (bits; names on the wire)
+  std::string tier;                // the member's tier after the entry
+  std::string previous_tier;       // tier_changed: the tier before
+  std::uint64_t counterparty = 0;  // points_transferred: the receiver
+  std::string partner;             // partner entries
+  std::int64_t amount = 0;         // earn / refund: minor units
+  std::uint64_t ref = 0;           // the entry it acts on (refund -> earn, ...)
+  std::uint64_t hold = 0;          // points_held / hold_released / hold_expired / a capture: the hold id
+  std::uint32_t changed = 0;       // consent_changed: the channels the request set (bits)
+  std::string source;              // consent_changed: where the member gave it
+  std::vector<expiring_lot> expiring;  // points_expiring
+};
+
 // One posting of an entry as `explain` shows it.
 struct move {
   std::string account;             // "member:42", "brand_issued:acme", ...
@@ -269,6 +338,10 @@ struct response {
   // backup (also seq: the newest entry in the copy)
   std::string file;                // the copy's data file, on the engine's host
   std::uint64_t bytes = 0;         // its size
+  // issue 7
+  std::uint32_t consents = 0;      // balance / consent: the channels the member consents to (bits; names on the wire)
+  std::vector<stream_event> events;  // subscribe
+  std::uint64_t next = 0;          // subscribe: the seq to resume from after this frame
   // verify
   verify_result verify;
   // stats: name -> value, in the order the server lists them

@@ -3,6 +3,7 @@
 #include "actors/member.hpp"
 #include "actors/partner.hpp"
 #include "actors/sweeper.hpp"
+#include "config/consent.hpp"
 #include "config/log.hpp"
 #include "io/codec.hpp"
 #include "io/detail/stream.hpp"
@@ -26,7 +27,7 @@ namespace {
 // Initial read buffer; grows up to one maximal frame.
 constexpr std::size_t read_chunk_bytes = 64u << 10;
 
-constexpr std::size_t opcode_count = static_cast<std::size_t>(opcode::backup) + 1;
+constexpr std::size_t opcode_count = static_cast<std::size_t>(opcode::subscribe) + 1;
 
 // Compares two digests without an early exit, so the time taken does not
 // tell how much of a guess was right.
@@ -41,7 +42,7 @@ bool same_digest(const std::array<unsigned char, 32>& a, const std::array<unsign
 bool read_only(opcode op) {
   return op == opcode::balance || op == opcode::history || op == opcode::lookup || op == opcode::explain ||
          op == opcode::stats || op == opcode::verify || op == opcode::liability || op == opcode::activity ||
-         op == opcode::settlement;
+         op == opcode::settlement || op == opcode::subscribe;
 }
 bool partner_op(opcode op) { return op == opcode::partner_earn || op == opcode::partner_burn; }
 // The coalition reports: never in a batch (they are not member operations);
@@ -70,6 +71,7 @@ actors::request_kind kind_of(opcode op) {
     case opcode::expire: return k::expire;
     case opcode::partner_earn: return k::partner_earn;
     case opcode::partner_burn: return k::partner_burn;
+    case opcode::consent: return k::consent;
     default: return k::balance;
   }
 }
@@ -78,7 +80,8 @@ const char* entry_kind_name(std::uint16_t kind) {
   static constexpr const char* names[] = {"",       "enroll",  "earn",    "redeem",  "event",
                                           "hold",   "capture", "release", "refund",  "reverse_redemption",
                                           "adjust", "transfer", "expire", "link_alias", "redeem_reward",
-                                          "tier_review", "partner_earn", "partner_burn"};
+                                          "tier_review", "partner_earn", "partner_burn", "consent", "expiry_notice"};
+  static_assert(std::size(names) == ledger::entry_kind_max + 1);
   return kind < std::size(names) ? names[kind] : "unknown";
 }
 
@@ -175,6 +178,14 @@ public:
   std::mutex sessions_mtx;
   std::vector<std::weak_ptr<session>> sessions;
 
+  // Sessions with a subscription (docs/PROTOCOL.md, "subscribe"): the
+  // ledger's commit listener wakes the ones waiting for new entries.
+  std::mutex subscribers_mtx;
+  std::vector<std::weak_ptr<session>> subscribers;
+  std::atomic<std::uint64_t> subscriptions{0};        // open now
+  std::atomic<std::uint64_t> stream_events{0};        // events sent, in all
+  void wake_subscribers();
+
   // Per-key token buckets (index: position in settings.keys).
   struct bucket {
     std::mutex mtx;
@@ -218,7 +229,7 @@ class session final : public ledger::completion_target, public std::enable_share
 public:
   session(server::impl& srv, asio::io_context& ctx, asio::ip::tcp::socket sock)
     : srv_(srv), ctx_(ctx), sock_(std::move(sock), srv.tls.get()), handshake_timer_(ctx), idle_timer_(ctx),
-      frame_timer_(ctx), write_timer_(ctx), linger_timer_(ctx) {
+      frame_timer_(ctx), write_timer_(ctx), linger_timer_(ctx), heartbeat_timer_(ctx) {
     in_.resize(read_chunk_bytes);
   }
 
@@ -255,6 +266,11 @@ public:
     frame_timer_.cancel();
     write_timer_.cancel();
     linger_timer_.cancel();
+    heartbeat_timer_.cancel();
+    if (sub_.active) {
+      sub_.active = false;
+      srv_.subscriptions.fetch_sub(1);
+    }
     sock_.close();
     srv_.connections.fetch_sub(1);
   }
@@ -264,6 +280,13 @@ public:
   }
 
   asio::io_context& context() { return ctx_; }
+
+  // Called by the ledger's commit listener (any thread): a subscriber that
+  // is caught up reads again.
+  void wake() {
+    if (sub_waiting_.exchange(false))
+      asio::post(ctx_, [self = shared_from_this()] { self->pump(); });
+  }
 
 private:
   struct pending {
@@ -357,8 +380,8 @@ private:
   // apply, and the idle time starts again when the connection is quiet.
   void check_idle() {
     const auto now = steady::now();
-    if (inflight_ > 0 || jobs_ > 0 || writing_ || !out_.empty() || in_len_ > 0 || close_after_write_)
-      last_activity_ = now;
+    if (inflight_ > 0 || jobs_ > 0 || writing_ || !out_.empty() || in_len_ > 0 || close_after_write_ || sub_.active)
+      last_activity_ = now;  // a subscription's heartbeats show it alive
     if (now < last_activity_ + idle_timeout())
       return watch_idle();
     time_out(close_reason::idle,
@@ -524,6 +547,7 @@ private:
       case opcode::activity: return on_activity(req);
       case opcode::settlement: return on_settlement(req);
       case opcode::backup: return on_backup(req);
+      case opcode::subscribe: return on_subscribe(req);
       case opcode::expire:
         if (!req.has_member && req.alias.empty())
           return on_sweep(req);
@@ -547,6 +571,7 @@ private:
       case opcode::explain:
       case opcode::partner_earn:
       case opcode::partner_burn:
+      case opcode::consent:
         if (!admit(1)) {
           reply_error(req.op, req.id, errc::overloaded, {});
           return;
@@ -981,6 +1006,255 @@ private:
     }
   }
 
+  // -- subscribe (issue 7) -----------------------------------------------------------
+  // The connection streams the events of committed entries from `from`
+  // (docs/PROTOCOL.md, "subscribe"). Events are read from the ledger, never
+  // queued in memory: pump() reads a chunk only while the connection's
+  // output is below limits::stream_output_low_bytes, and again when a write
+  // completes or a commit arrives, so a slow subscriber falls behind in the
+  // journal and catches up from it, and ingestion never waits for it.
+  void on_subscribe(const request& req) {
+    if (sub_.active) {
+      reply_error(req.op, req.id, errc::invalid_argument, "this connection has a subscription already");
+      return;
+    }
+    std::uint32_t brand = scope_brand_;
+    if (!req.brand.empty()) {
+      const brand_def* b = srv_.prog().find_brand(req.brand);
+      if (b == nullptr) {
+        reply_error(req.op, req.id, errc::unknown_brand, "no brand '" + req.brand + "' in the program");
+        return;
+      }
+      if (scope_brand_ != 0 && b->id != scope_brand_) {
+        deny(req.op, req.id, "the key may read its own brand only");
+        return;
+      }
+      brand = b->id;
+    }
+    const std::uint64_t newest = srv_.deps.ledger->last_seq();
+    if (req.from_seq > newest + 1) {
+      reply_error(req.op, req.id, errc::invalid_argument,
+                  "field 'from' is past the newest entry + 1 (" + std::to_string(newest + 1) + ")");
+      return;
+    }
+    asio::error_code ec;
+    sock_.socket().set_option(asio::socket_base::send_buffer_size(limits::stream_socket_send_bytes), ec);
+    sub_.active = true;
+    sub_.id = req.id;
+    sub_.next = req.from_seq != 0 ? req.from_seq : newest + 1;
+    sub_.types = req.event_types != 0 ? req.event_types : event_types_all;
+    sub_.consent = req.consent_filter;
+    sub_.brand = brand;
+    srv_.subscriptions.fetch_add(1);
+    {
+      std::lock_guard<std::mutex> lk(srv_.subscribers_mtx);
+      std::erase_if(srv_.subscribers, [](auto& w) { return w.expired(); });
+      srv_.subscribers.push_back(shared_from_this());
+    }
+    log(log_level::info, "key %u: %s subscribed from seq %llu", key_id(), peer().c_str(),
+        static_cast<unsigned long long>(sub_.next));
+    send_progress();  // the answer: the first frame of the stream, without events
+    heartbeat();
+    pump();
+  }
+
+  // Reads one chunk of the journal into one events frame, then yields the
+  // io thread (the next chunk is posted) while there is more and room.
+  void pump() {
+    sub_.pump_posted = false;
+    if (closed_ || !sub_.active || close_after_write_ || unsent_bytes() >= limits::stream_output_low_bytes)
+      return;  // a write completion calls again
+    std::vector<ledger::ledger::stream_entry> chunk;
+    std::string error;
+    if (!srv_.deps.ledger->read_stream(sub_.next, stream_entries_per_frame_max, chunk, error)) {
+      log(log_level::error, "event stream of %s: %s; subscription ended", peer().c_str(), error.c_str());
+      reply_error(opcode::subscribe, sub_.id, errc::internal_error, "the stream could not read the ledger: " + error);
+      close_after_write_ = true;
+      flush();
+      return;
+    }
+    if (chunk.empty()) {
+      // Caught up. Entries the filters left out moved the resume point
+      // past the last events frame: say where it is now, once.
+      if (sub_.reported < sub_.next)
+        send_progress();
+      // The next commit wakes us. A commit between the read and here would
+      // have found the flag clear, so look once more.
+      sub_waiting_.store(true);
+      if (srv_.deps.ledger->last_seq() >= sub_.next && sub_waiting_.exchange(false))
+        post_pump();
+      return;
+    }
+    response r;
+    r.op = opcode::subscribe;
+    r.id = sub_.id;
+    for (const auto& se : chunk)
+      events_of(se, r.events);
+    sub_.next = chunk.back().e.header.seq + 1;
+    if (!r.events.empty()) {
+      r.seq = srv_.deps.ledger->last_seq();
+      r.next = sub_.next;
+      srv_.stream_events.fetch_add(r.events.size(), std::memory_order_relaxed);
+      send(r);
+      sub_.reported = sub_.next;
+      sub_.last_frame = steady::now();
+      flush();
+    }
+    post_pump();
+  }
+
+  // An events frame without events: where the stream stands.
+  void send_progress() {
+    response r;
+    r.op = opcode::subscribe;
+    r.id = sub_.id;
+    r.seq = srv_.deps.ledger->last_seq();
+    r.next = sub_.next;
+    send(r);
+    sub_.reported = sub_.next;
+    sub_.last_frame = steady::now();
+    flush();
+  }
+
+  // Output not yet taken by the socket: queued, and the rest of the write
+  // under way.
+  [[nodiscard]] std::size_t unsent_bytes() const { return out_.size() + (writing_ ? wbuf_.size() - wpos_ : 0); }
+
+  void post_pump() {
+    if (sub_.pump_posted)
+      return;
+    sub_.pump_posted = true;
+    asio::post(ctx_, [self = shared_from_this()] { self->pump(); });
+  }
+
+  // An empty events frame after limits::stream_heartbeat_ms without one.
+  void heartbeat() {
+    heartbeat_timer_.expires_after(std::chrono::milliseconds(limits::stream_heartbeat_ms));
+    heartbeat_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+      if (ec || self->closed_ || !self->sub_.active)
+        return;
+      const auto quiet = std::chrono::milliseconds(limits::stream_heartbeat_ms);
+      if (steady::now() >= self->sub_.last_frame + quiet && self->out_.empty())
+        self->send_progress();
+      self->heartbeat();
+    });
+  }
+
+  // The text of an entry's note records (records.hpp detail_kind::note).
+  static std::string note_text(const std::vector<ledger::entry_detail>& details) {
+    std::string text;
+    for (const auto& d : details) {
+      if (d.kind != static_cast<std::uint16_t>(ledger::detail_kind::note) || d.id != text.size() || d.aux > 4096)
+        continue;
+      char buf[28];
+      std::memcpy(buf, &d.brand, 4);
+      std::memcpy(buf + 4, &d.a, 8);
+      std::memcpy(buf + 12, &d.b, 8);
+      std::memcpy(buf + 20, &d.c, 8);
+      text.append(buf, std::min<std::size_t>(28, d.aux - d.id));
+    }
+    return text;
+  }
+
+  // The events of one entry that pass the subscription's filters: the
+  // entry's own event, then tier_changed if the member's tier moved.
+  void events_of(const ledger::ledger::stream_entry& se, std::vector<stream_event>& out) const {
+    using ek = ledger::entry_kind;
+    const auto& e = se.e;
+    const auto& h = e.header;
+    if ((sub_.brand != 0 && h.brand_id != sub_.brand) || (sub_.consent != 0 && (se.consents & sub_.consent) == 0))
+      return;
+    const program& prog = srv_.prog();
+    auto tier_name = [&](std::uint32_t t) { return t < prog.tiers.size() ? prog.tiers[t].name : std::to_string(t); };
+    stream_event ev;
+    ev.seq = h.seq;
+    ev.entry = entry_kind_name(h.kind);
+    ev.member = h.member_id;
+    const brand_def* b = prog.find_brand(h.brand_id);
+    ev.brand = b != nullptr ? b->code : std::to_string(h.brand_id);
+    ev.txn = e.txn_id;
+    ev.points = entry_view(e, h.member_id).points;
+    ev.balance = h.balance_after;
+    ev.occurred_at_us = h.occurred_at_us;
+    ev.committed_at_us = h.committed_at_us;
+    ev.consents = se.consents;
+    ev.tier = tier_name(h.tier_after);
+    ev.counterparty = h.counterparty_id;
+    if (h.partner_id != 0)
+      ev.partner = partner_code(h.partner_id);
+    ev.amount = h.amount_minor;
+    ev.ref = h.ref_seq;
+    int type = -1;  // index into event_type_names
+    auto detail_of = [&](ledger::detail_kind k) -> const ledger::entry_detail* {
+      for (const auto& d : e.details)
+        if (d.kind == static_cast<std::uint16_t>(k))
+          return &d;
+      return nullptr;
+    };
+    switch (static_cast<ek>(h.kind)) {
+      case ek::enroll: type = 0; break;
+      case ek::earn:
+      case ek::event:
+      case ek::partner_earn: type = 1; break;
+      case ek::capture:
+        if (const auto* d = detail_of(ledger::detail_kind::hold_close))
+          ev.hold = d->id;
+        type = 2;
+        break;
+      case ek::redeem:
+      case ek::redeem_reward:
+      case ek::partner_burn: type = 2; break;
+      case ek::refund: type = 3; break;
+      case ek::reverse_redemption: type = 4; break;
+      case ek::adjust: type = 5; break;
+      case ek::transfer: type = 6; break;
+      case ek::expire: type = 7; break;
+      case ek::hold:
+        if (const auto* d = detail_of(ledger::detail_kind::hold_open))
+          ev.hold = d->id;
+        type = 8;
+        break;
+      case ek::release:
+        if (const auto* d = detail_of(ledger::detail_kind::hold_close)) {
+          ev.hold = d->id;
+          type = d->aux == static_cast<std::uint32_t>(ledger::hold_close_reason::expired) ? 10 : 9;
+        } else {
+          type = 9;
+        }
+        break;
+      case ek::tier_review: break;  // its event, if any, is tier_changed
+      case ek::consent:
+        if (const auto* d = detail_of(ledger::detail_kind::consent))
+          ev.changed = d->id;
+        ev.source = note_text(e.details);
+        type = 12;
+        break;
+      case ek::expiry_notice:
+        ev.points = h.points;
+        for (const auto& d : e.details)
+          if (d.kind == static_cast<std::uint16_t>(ledger::detail_kind::expiry_notice)) {
+            const brand_def* lb = prog.find_brand(d.brand);
+            ev.expiring.push_back({lb != nullptr ? lb->code : std::to_string(d.brand), d.a, d.b});
+          }
+        type = 13;
+        break;
+      case ek::link_alias: type = 14; break;
+    }
+    const bool tier_moved = se.has_tier_before && se.tier_before != h.tier_after;
+    if (type >= 0 && (sub_.types & (1u << type)) != 0) {
+      ev.type = std::string(event_type_names[static_cast<std::size_t>(type)]);
+      if (tier_moved && (sub_.types & (1u << 11)) != 0)
+        out.push_back(ev);  // a copy: the tier event below starts from it
+      else
+        out.push_back(std::move(ev));
+    }
+    if (tier_moved && (sub_.types & (1u << 11)) != 0) {
+      ev.type = std::string(event_type_names[11]);
+      ev.previous_tier = tier_name(se.tier_before);
+      out.push_back(std::move(ev));
+    }
+  }
+
   void on_batch(request& req) {
     std::uint32_t n = 0;
     for (auto& sub : req.ops)
@@ -1124,6 +1398,9 @@ private:
     mr.key_id = key_id();
     mr.scope_brand = scope_brand_;
     mr.scope_partner = scope_partner();
+    mr.consent_mask = req.consent_mask;
+    mr.consent_values = req.consent_values;
+    mr.source = req.source;
     mr.hash = content_hash_of(req, mr);
     auto tag = alloc_pending();
     auto& p = pending_[tag];
@@ -1166,6 +1443,8 @@ private:
     h.add(std::string_view(req.reason)).add(req.to).add(std::string_view(mr.alias));
     if (mr.kind == actors::request_kind::partner_earn || mr.kind == actors::request_kind::partner_burn)
       h.add(std::string_view(req.partner));  // appended for the kinds that have it: older hashes stay as they were
+    if (mr.kind == actors::request_kind::consent)
+      h.add(std::uint64_t{req.consent_mask}).add(std::uint64_t{req.consent_values}).add(std::string_view(req.source));
     return h.value();
   }
 
@@ -1384,6 +1663,7 @@ private:
       r.to_next_tier = b.to_next_tier;
       r.next_expiry_points = b.view.next_expiry_points;
       r.next_expiry_at_us = b.view.next_expiry_at_us;
+      r.consents = b.consents;
     }
     if (p.op == opcode::balance)
       if (const brand_def* b = prog.find_brand(o.brand_id))
@@ -1415,6 +1695,9 @@ private:
           break;
         case ledger::detail_kind::settle:
           r.settlements.push_back(settlement_of(d));
+          break;
+        case ledger::detail_kind::consent:
+          r.consents = static_cast<std::uint32_t>(d.a);
           break;
         default: break;
       }
@@ -1532,6 +1815,8 @@ private:
                              self->writing_ = false;
                              self->wbuf_.clear();
                              self->flush();
+                             if (self->sub_.active && !self->sub_waiting_.load())
+                               self->pump();  // back-pressure: the stream reads on once its output went out
                              if (self->read_paused_ &&
                                  self->out_.size() <= self->srv_.settings.connection_output_bytes_max) {
                                self->read_paused_ = false;
@@ -1568,6 +1853,7 @@ private:
   asio::steady_timer handshake_timer_;  // bounds the TLS handshake
   asio::steady_timer idle_timer_, frame_timer_, write_timer_;  // the connection limits
   asio::steady_timer linger_timer_;  // bounds linger()
+  asio::steady_timer heartbeat_timer_;  // the event stream's heartbeat
   bool lingering_ = false;
   bool idle_armed_ = false, frame_armed_ = false, write_armed_ = false;
   steady::time_point last_activity_{};   // bytes received or sent
@@ -1587,6 +1873,21 @@ private:
   std::vector<std::uint32_t> free_pending_;
   std::vector<batch_state> batches_;
   std::vector<std::uint32_t> free_batches_;
+
+  struct subscription {
+    bool active = false;
+    std::uint64_t id = 0;      // the subscribe request's id: every events frame carries it
+    std::uint64_t next = 0;    // the next seq to read
+    std::uint64_t reported = 0;  // the `next` of the last frame sent
+    std::uint32_t types = event_types_all;
+    std::uint32_t consent = 0; // 0: any member
+    std::uint32_t brand = 0;   // 0: every brand
+    bool pump_posted = false;  // a pump() is queued on the io context
+    steady::time_point last_frame{};
+  };
+  subscription sub_;
+  // Caught up: the next commit's listener posts pump() (any thread).
+  std::atomic<bool> sub_waiting_{false};
 };
 
 // -- server::impl ------------------------------------------------------------------------
@@ -1611,6 +1912,7 @@ bool server::impl::start(std::string& error) {
     return false;
   }
   accept_timer = std::make_unique<asio::steady_timer>(*contexts[0]);
+  deps.ledger->set_commit_listener([this](std::uint64_t) { wake_subscribers(); });
   accept();
   for (auto& c : contexts) {
     guards.emplace_back(asio::make_work_guard(*c));
@@ -1676,9 +1978,29 @@ void server::impl::accept_failed(const asio::error_code& ec) {
   });
 }
 
+void server::impl::wake_subscribers() {
+  if (subscriptions.load(std::memory_order_relaxed) == 0)
+    return;
+  std::vector<std::shared_ptr<session>> live;
+  {
+    std::lock_guard<std::mutex> lk(subscribers_mtx);
+    for (auto it = subscribers.begin(); it != subscribers.end();) {
+      if (auto s = it->lock()) {
+        live.push_back(std::move(s));
+        ++it;
+      } else {
+        it = subscribers.erase(it);
+      }
+    }
+  }
+  for (auto& s : live)
+    s->wake();
+}
+
 void server::impl::stop() {
   if (stopped.exchange(true))
     return;
+  deps.ledger->set_commit_listener({});
   if (acceptor)
     asio::post(*contexts[0], [this] {
       asio::error_code ec;
@@ -1710,6 +2032,8 @@ std::vector<std::pair<std::string, std::uint64_t>> server::impl::stats() {
   out.emplace_back("connections", connections.load());
   out.emplace_back("connections_total", connections_total.load());
   out.emplace_back("inflight", inflight.load());
+  out.emplace_back("subscriptions", subscriptions.load());
+  out.emplace_back("stream_events", stream_events.load());
   out.emplace_back("tls_handshakes_failed", tls_handshakes_failed.load());
   out.emplace_back("accept_errors", accept_errors.load());
   for (std::size_t i = 0; i < close_reason_count; ++i)

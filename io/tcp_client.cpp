@@ -417,6 +417,29 @@ response client::backup(const std::string& dir) {
   return call(std::move(r));
 }
 
+response client::consent(const std::string& txn, const member_ref& member, std::uint32_t mask,
+                         std::uint32_t values, const std::string& source, std::uint64_t occurred_at_us) {
+  request r;
+  r.op = opcode::consent;
+  r.txn = txn;
+  member.apply(r);
+  r.consent_mask = mask;
+  r.consent_values = values;
+  r.source = source;
+  r.occurred_at_us = occurred_at_us;
+  return call(std::move(r));
+}
+
+response client::subscribe(std::uint64_t from, std::uint32_t types, std::uint32_t consent, const std::string& brand) {
+  request r;
+  r.op = opcode::subscribe;
+  r.from_seq = from;
+  r.event_types = types;
+  r.consent_filter = consent;
+  r.brand = brand;
+  return call(std::move(r));
+}
+
 response client::stats() {
   request r;
   r.op = opcode::stats;

@@ -423,9 +423,30 @@ public:
         problem("counter " + describe_counter(id) + ": its details sum to " + to_string(sum) + " but it has no record");
   }
 
-  // Invariant: each member's book is the fold of its entries, and its points
-  // (lots + holds - debt) are its member_points balance.
+  // Invariant: each member's book is the fold of its entries, its points
+  // (lots + holds - debt) are its member_points balance, and its consent is
+  // the consents table's record (none: no channel), set by its newest
+  // consent entry.
   void books() {
+    std::unordered_map<std::uint64_t, consent_record> consents;
+    {
+      detail::cursor cur(txn_, db_.consents);
+      MDB_val k{}, v{};
+      for (int rc = cur.rc() == MDB_SUCCESS ? mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST) : cur.rc();
+           rc == MDB_SUCCESS; rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+        std::uint64_t id = 0;
+        consent_record rec{};
+        if (k.mv_size != sizeof id || v.mv_size != sizeof rec) {
+          problem("consents: a record of the wrong size");
+          continue;
+        }
+        std::memcpy(&id, k.mv_data, sizeof id);
+        std::memcpy(&rec, v.mv_data, sizeof rec);
+        if (members_.count(id) == 0)
+          problem("consents: member " + std::to_string(id) + " is not enrolled");
+        consents[id] = rec;
+      }
+    }
     std::vector<std::uint64_t> ids(members_.begin(), members_.end());
     std::sort(ids.begin(), ids.end());  // problems in a stable order
     for (auto id : ids) {
@@ -447,6 +468,17 @@ public:
         problem("member " + std::to_string(id) + ": lots + holds - debt = " + std::to_string(lots) + " + " +
                 std::to_string(holds) + " - " + std::to_string(book->debt) + " = " + to_string(points) +
                 " but its member_points balance is " + to_string(balance));
+      const auto c = consents.find(id);
+      const std::uint32_t stored = c == consents.end() ? 0 : c->second.flags;
+      if (stored != book->consents)
+        problem("member " + std::to_string(id) + ": consents table says " + std::to_string(stored) +
+                ", its consent entries " + std::to_string(book->consents));
+      if (c != consents.end()) {
+        auto e = led_.read_entry(txn_, c->second.seq);
+        if (!e || e->header.member_id != id || e->header.kind != static_cast<std::uint16_t>(entry_kind::consent))
+          problem("member " + std::to_string(id) + ": its consent record names entry " +
+                  std::to_string(c->second.seq) + ", not one of its consent entries");
+      }
     }
   }
 

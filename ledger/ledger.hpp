@@ -417,6 +417,27 @@ public:
                                                     std::uint64_t to_us, std::uint64_t after_seq, std::size_t limit,
                                                     std::string& error) const;
 
+  // -- the event stream (issue 7) -------------------------------------------------
+  // A committed entry as the event stream reads it: with the entry's member's
+  // consent as of the entry (its consent entries up to and including it) and
+  // the member's tier before it (the tier_after of its previous own entry).
+  struct stream_entry {
+    entry e;
+    std::uint32_t consents = 0;
+    std::uint32_t tier_before = 0;
+    bool has_tier_before = false;  // false: the member's first entry (or a history too long to follow)
+  };
+  // Committed entries with seq >= from, ascending, at most `limit`, in one
+  // read transaction (empty when from is past the newest entry). Any thread;
+  // reads only: a slow reader never holds up the writer, and a reader behind
+  // by millions of entries costs nothing but the pages it reads. Returns
+  // false with `error` set on a read failure.
+  bool read_stream(std::uint64_t from, std::size_t limit, std::vector<stream_entry>& out, std::string& error) const;
+  // `f` is called on the writer thread with the newest seq after each
+  // commit that wrote entries, after the batch's completions; it must not
+  // block. Replaces the one before; an empty function removes it. Any thread.
+  void set_commit_listener(std::function<void(std::uint64_t)> f);
+
   [[nodiscard]] writer_stats stats() const;
   // The environment's map size and the part of it in use, as of the last
   // commit. Any thread; two cheap LMDB calls, no transaction.

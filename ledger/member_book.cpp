@@ -126,6 +126,14 @@ bool apply_one(member_book& b, const entry_detail& d, std::uint64_t seq, std::ui
     case detail_kind::activity:
       b.last_activity_us = std::max(b.last_activity_us, d.b);
       return true;
+    case detail_kind::consent:
+      if (static_cast<std::uint32_t>(d.a) != d.a || d.b != b.consents || (d.a & ~std::int64_t{consent_channels_all}) != 0)
+        return fail(why, "consent record that does not follow the member's consent", static_cast<std::uint32_t>(d.b));
+      b.consents = static_cast<std::uint32_t>(d.a);
+      return true;
+    case detail_kind::expiry_notice:
+      b.noticed_through_us = std::max(b.noticed_through_us, d.b);
+      return true;
   }
   return fail(why, "unknown detail kind", d.kind);
 }
@@ -182,7 +190,7 @@ namespace {
 
 // Stored book: book_header, then `lots` lot records, then for each hold a
 // hold_record followed by its `takes` lot_take records, then the buckets,
-// then the counters. Format 1.
+// then the counters. Format 2 (format 1 had no consents / noticed_through_us).
 struct book_header {
   std::uint32_t format;
   std::uint32_t next_lot_id;
@@ -201,8 +209,11 @@ struct book_header {
   std::uint32_t tier_pending;
   std::uint64_t tier_pending_at_us;
   std::uint64_t tier_reviewed_through_us;
+  std::uint32_t consents;
+  std::uint32_t reserved;  // zero
+  std::uint64_t noticed_through_us;
 };
-static_assert(sizeof(book_header) == 96);
+static_assert(sizeof(book_header) == 112);
 static_assert(std::is_trivially_copyable_v<book_header>);
 
 struct hold_record {
@@ -218,7 +229,7 @@ struct hold_record {
 static_assert(sizeof(hold_record) == 48);
 static_assert(std::is_trivially_copyable_v<hold_record>);
 
-constexpr std::uint32_t book_format = 1;
+constexpr std::uint32_t book_format = 2;
 
 template <class T>
 void put(std::vector<char>& out, const T& v) {
@@ -287,7 +298,10 @@ void encode_book(const member_book& b, std::vector<char>& out) {
                 b.tier.secured,
                 b.tier.pending_tier,
                 b.tier.pending_at_us,
-                b.tier.reviewed_through_us};
+                b.tier.reviewed_through_us,
+                b.consents,
+                0,
+                b.noticed_through_us};
   out.reserve(out.size() + sizeof h + b.lots.size() * sizeof(lot) + b.holds.size() * sizeof(hold_record) +
               takes * sizeof(lot_take) + b.tier.buckets.size() * sizeof(qualify_bucket) +
               b.counters.size() * sizeof(rule_counter));
@@ -319,6 +333,8 @@ bool decode_book(const char* data, std::size_t size, member_book& out) {
   b.tier.pending_tier = h.tier_pending;
   b.tier.pending_at_us = h.tier_pending_at_us;
   b.tier.reviewed_through_us = h.tier_reviewed_through_us;
+  b.consents = h.consents;
+  b.noticed_through_us = h.noticed_through_us;
   if (!r.get_all(b.lots, h.lots))
     return false;
   std::uint64_t takes = 0;

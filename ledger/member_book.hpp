@@ -11,6 +11,7 @@
 // days are days since 1970-01-01 in program-local time.
 #pragma once
 
+#include "config/consent.hpp"
 #include "ledger/records.hpp"
 
 #include <cstddef>
@@ -101,6 +102,8 @@ struct member_book {
   std::int64_t debt = 0;                 // points owed after a refund of spent points (>= 0)
   std::uint32_t next_lot_id = 1;
   std::uint32_t next_hold_id = 1;
+  std::uint32_t consents = 0;            // consent channel bits now (config/consent.hpp)
+  std::uint64_t noticed_through_us = 0;  // the latest lot expiry an expiry notice told of
   std::vector<lot> lots;                 // points > 0 only; ascending id
   std::vector<hold> holds;               // open holds; ascending id
   tier_track tier;

@@ -26,7 +26,13 @@ namespace loyalty::ledger {
 //    bytes do not change: a schema-4 directory satisfies this already and
 //    opening it records version 5; a schema-4 build cannot read a version-5
 //    directory, whose records it would take for corrupt.
-inline constexpr std::uint64_t schema_version = 5;
+// 6: member consent and expiry notices: consent entries (kind 18) with
+//    consent detail records and the consents table; expiry_notice entries
+//    (kind 19) with expiry_notice records. A schema-5 directory holds none
+//    of these and opens as it is; opening it records version 6 (and creates
+//    the empty consents table). A schema-5 build refuses a version-6
+//    directory.
+inline constexpr std::uint64_t schema_version = 6;
 inline constexpr std::uint64_t schema_version_readable_min = 3;
 
 // -- account ids ---------------------------------------------------------------
@@ -93,8 +99,11 @@ enum class entry_kind : std::uint16_t {
   // issue 4 (partner_id in the header names the partner)
   partner_earn = 16,       // debit brand_issued(partner's brand), credit member; settle partner -> brand
   partner_burn = 17,       // debit member, credit brand_redeemed(each lot's brand); settle each brand -> partner
+  // issue 7
+  consent = 18,            // no postings: the member's consent changed (consent detail, note: its source)
+  expiry_notice = 19,      // no postings: the expiry sweep told the member's lots expire soon (expiry_notice details)
 };
-inline constexpr std::uint16_t entry_kind_max = 17;
+inline constexpr std::uint16_t entry_kind_max = 19;
 
 enum class posting_side : std::uint32_t { debit = 1, credit = 2 };
 
@@ -183,8 +192,13 @@ enum class detail_kind : std::uint16_t {
   note = 13,        // free text of the entry (an adjustment's reason), 28 bytes per record:
                     //   id: byte offset, aux: total length, bytes in brand, a, b, c
   settle = 14,      // money between two parties for points of this entry (see below)
+  consent = 15,     // id: channels the request set (mask), aux: their new values (bits), a: every
+                    //   channel's consent after the entry (mask, config/consent.hpp), b: before it,
+                    //   c: the member's previous consent entry (seq, 0 = none; filled by the writer)
+  expiry_notice = 16,  // id: lot id, brand, a: the lot's points, b: its expires_at_us (the member's
+                       //   book remembers the latest expiry noticed, so a lot is noticed once)
 };
-inline constexpr std::uint16_t detail_kind_max = 14;
+inline constexpr std::uint16_t detail_kind_max = 16;
 
 // settle: `brand` = the payer's id, `id` = the payee's id, aux = payer party
 // kind | payee party kind << 8, a = points (> 0), b = amount in minor units,
@@ -290,6 +304,20 @@ struct policy_record {
 };
 static_assert(sizeof(policy_record) == 48);
 static_assert(std::is_trivially_copyable_v<policy_record>);
+
+// Consents: key = member id (uint64, MDB_INTEGERKEY), one record per member
+// whose consent was ever set: its consent now and the entry that set it.
+// Written by the consent entry in the same transaction. The consent of a
+// member as of an older entry is found by following the consent details'
+// `c` (previous consent entry) back from `seq`.
+struct consent_record {
+  std::uint32_t flags;          // consent_channel bits (config/consent.hpp)
+  std::uint32_t reserved;       // zero
+  std::uint64_t seq;            // the consent entry that set them
+  std::uint64_t changed_at_us;  // its committed_at_us
+};
+static_assert(sizeof(consent_record) == 24);
+static_assert(std::is_trivially_copyable_v<consent_record>);
 
 // Counters: program-wide totals that caps and stock are checked against,
 // updated in the same write transaction as the entries that move them.

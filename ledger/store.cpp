@@ -82,9 +82,10 @@ bool load_counters(MDB_txn* txn, MDB_dbi dbi, std::unordered_map<std::uint64_t, 
 // wrote (its partner_id bytes were reserved zeroes), so nothing but the
 // version changes.
 void upgrade_schema(MDB_txn* txn, MDB_dbi meta, std::uint64_t from, const std::string& dir, std::string& error) {
-  // 3 -> 4 and 4 -> 5 change no bytes (records.hpp): recording the version
-  // is the whole upgrade.
-  static_assert(schema_version == 5 && schema_version_readable_min == 3,
+  // 3 -> 4, 4 -> 5 and 5 -> 6 change no bytes (records.hpp; the consents
+  // table of 6 is created empty when the environment opens): recording the
+  // version is the whole upgrade.
+  static_assert(schema_version == 6 && schema_version_readable_min == 3,
                 "a new schema version needs its upgrade step here");
   MDB_val key = val(schema_key, sizeof schema_key - 1), v = val_of(schema_version);
   if (int r = mdb_put(txn, meta, &key, &v, 0); r != MDB_SUCCESS) {
@@ -162,6 +163,7 @@ bool ledger::impl::open(std::string& error) {
   open_db("aliases", 0, db.aliases);
   open_db("counters", MDB_INTEGERKEY, db.counters);
   open_db("policies", MDB_INTEGERKEY, db.policies);
+  open_db("consents", MDB_INTEGERKEY, db.consents);
   if (error.empty()) {
     std::uint64_t version = 0;
     MDB_val key = val(schema_key, sizeof schema_key - 1);
@@ -464,6 +466,11 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
     stats.commit_us_hist[static_cast<std::size_t>(bound - commit_us_bounds.begin())]++;
   }
   complete(batch, outcomes);
+  if (wrote_entries) {
+    std::lock_guard<std::mutex> lk(listener_mtx);
+    if (commit_listener)
+      commit_listener(next_seq - 1);
+  }
 }
 
 void ledger::impl::refuse_full(std::vector<op>& batch) {
@@ -817,6 +824,8 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
     return refuse(errc::amount_overflow);
 
   const std::uint64_t seq = next_seq++;
+  if (o.entry == entry_kind::consent)
+    record_consent(txn, o, seq, now_us);  // before the details are written: it fills one in
   journal_header h{};
   {
     // Balances go to the write-back cache; the journal entry below is what
@@ -888,6 +897,22 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   out.tier = h.tier_after;
   out.details = std::move(o.details);
   return out;
+}
+
+void ledger::impl::record_consent(MDB_txn* txn, op& o, std::uint64_t seq, std::uint64_t now_us) {
+  auto d = std::find_if(o.details.begin(), o.details.end(), [](const entry_detail& x) {
+    return x.kind == static_cast<std::uint16_t>(detail_kind::consent);
+  });
+  LEDGER_ASSERT(d != o.details.end());
+  consent_record rec{};
+  MDB_val k = val_of(o.member_id), v{};
+  if (int rc = mdb_get(txn, db.consents, &k, &v); rc == MDB_SUCCESS && v.mv_size == sizeof rec)
+    std::memcpy(&rec, v.mv_data, sizeof rec);
+  else if (rc != MDB_NOTFOUND)
+    fail_stop("reading the consents table", rc == MDB_SUCCESS ? MDB_CORRUPTED : rc);
+  d->c = rec.seq;
+  rec = consent_record{static_cast<std::uint32_t>(d->a), 0, seq, now_us};
+  put_or_die(txn, db.consents, val_of(o.member_id), val_of(rec), 0, "recording a consent");
 }
 
 bool ledger::impl::settle_alias(MDB_txn* txn, op& o, outcome& out) {
@@ -1282,6 +1307,11 @@ std::vector<account_record> ledger::load_accounts(const std::vector<std::uint64_
   for (std::size_t i = 0; i < accounts.size(); ++i)
     out[i] = impl_->account(txn.get(), accounts[i]);
   return out;
+}
+
+void ledger::set_commit_listener(std::function<void(std::uint64_t)> f) {
+  std::lock_guard<std::mutex> lk(impl_->listener_mtx);
+  impl_->commit_listener = std::move(f);
 }
 
 std::uint64_t ledger::last_seq() const { return impl_->last_committed_seq.load(std::memory_order_acquire); }

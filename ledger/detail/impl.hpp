@@ -24,6 +24,7 @@ struct dbs {
   MDB_dbi aliases = 0;
   MDB_dbi counters = 0;
   MDB_dbi policies = 0;
+  MDB_dbi consents = 0;
 };
 
 // The counter (records.hpp counter_kind) a detail moves by its `a`, or 0 for
@@ -70,6 +71,10 @@ public:
   // link_alias before posting: true if the op is settled without an entry
   // (alias_taken, or already this member's: `out` filled).
   bool settle_alias(MDB_txn* txn, op& o, outcome& out);
+  // A consent entry about to be appended as `seq`: links its consent record
+  // to the member's previous consent entry (detail `c`) and makes it the
+  // member's consent in the consents table.
+  void record_consent(MDB_txn* txn, op& o, std::uint64_t seq, std::uint64_t now_us);
   // The counters after o's details, into `next` (changed ones only); false
   // if one would leave int64. Writer thread.
   [[nodiscard]] bool count_details(const op& o, std::vector<std::pair<std::uint64_t, std::int64_t>>& next) const;
@@ -168,6 +173,10 @@ public:
   std::chrono::steady_clock::time_point first_arrival;  // guarded by mtx
   writer_stats stats;                  // guarded by mtx
   std::atomic<std::uint64_t> last_committed_seq{0};
+  // Told the newest seq after each commit that wrote entries (writer
+  // thread, after the batch's completions; ledger::set_commit_listener).
+  std::mutex listener_mtx;
+  std::function<void(std::uint64_t)> commit_listener;
   std::thread writer;
 
   // Write-back cache of account balances changed since the last freeze, and

@@ -1,0 +1,139 @@
+#include "io/ctl_stream.hpp"
+
+#include "config/consent.hpp"
+#include "io/ctl_json.hpp"
+
+#include <iostream>
+#include <sstream>
+
+namespace loyalty::io {
+
+namespace {
+
+// Splits "a,b,c" and maps each name to its bit with `bit_of` (0: unknown).
+template <class BitOf>
+std::string parse_names(const std::string& text, std::uint32_t& bits, BitOf bit_of, const char* what) {
+  bits = 0;
+  std::stringstream ss(text);
+  std::string name;
+  while (std::getline(ss, name, ',')) {
+    if (name.empty())
+      continue;
+    const std::uint32_t bit = bit_of(name);
+    if (bit == 0)
+      return "unknown " + std::string(what) + " '" + name + "'";
+    bits |= bit;
+  }
+  return {};
+}
+
+template <class Names>
+std::string names_of(std::uint32_t bits, const Names& names, bool json) {
+  std::string s;
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if ((bits & (1u << i)) != 0) {
+      if (!s.empty())
+        s += json ? "," : ", ";
+      s += json ? quoted(names[i]) : std::string(names[i]);
+    }
+  return json ? "[" + s + "]" : s;
+}
+
+} // namespace
+
+std::string parse_channels(const std::string& text, std::uint32_t& bits) {
+  return parse_names(text, bits, [](const std::string& n) { return consent_bit(n); }, "consent channel");
+}
+
+std::string parse_event_types(const std::string& text, std::uint32_t& bits) {
+  return parse_names(
+    text, bits,
+    [](const std::string& n) -> std::uint32_t {
+      for (std::size_t i = 0; i < event_type_names.size(); ++i)
+        if (event_type_names[i] == n)
+          return 1u << i;
+      return 0;
+    },
+    "event type");
+}
+
+std::string channels_json(std::uint32_t bits) { return names_of(bits, consent_channel_names, true); }
+
+std::string channels_text(std::uint32_t bits) {
+  auto s = names_of(bits, consent_channel_names, false);
+  return s.empty() ? "none" : s;
+}
+
+std::string event_json(const stream_event& e) {
+  std::ostringstream os;
+  os << "{\"seq\":" << e.seq << ",\"type\":" << quoted(e.type) << ",\"entry\":" << quoted(e.entry)
+     << ",\"member\":" << e.member << ",\"brand\":" << quoted(e.brand) << ",\"txn\":" << quoted(e.txn)
+     << ",\"points\":" << e.points << ",\"balance\":" << e.balance << ",\"occurred_at_us\":" << e.occurred_at_us
+     << ",\"committed_at_us\":" << e.committed_at_us << ",\"consents\":" << channels_json(e.consents)
+     << ",\"tier\":" << quoted(e.tier);
+  if (!e.previous_tier.empty())
+    os << ",\"previous_tier\":" << quoted(e.previous_tier);
+  if (e.counterparty != 0)
+    os << ",\"counterparty\":" << e.counterparty;
+  if (!e.partner.empty())
+    os << ",\"partner\":" << quoted(e.partner);
+  if (e.amount != 0)
+    os << ",\"amount\":" << e.amount;
+  if (e.ref != 0)
+    os << ",\"ref\":" << e.ref;
+  if (e.hold != 0)
+    os << ",\"hold\":" << e.hold;
+  if (e.changed != 0)
+    os << ",\"changed\":" << channels_json(e.changed);
+  if (!e.source.empty())
+    os << ",\"source\":" << quoted(e.source);
+  if (!e.expiring.empty()) {
+    os << ",\"expiring\":[";
+    for (std::size_t i = 0; i < e.expiring.size(); ++i)
+      os << (i ? "," : "") << "{\"brand\":" << quoted(e.expiring[i].brand) << ",\"points\":" << e.expiring[i].points
+         << ",\"expires_at_us\":" << e.expiring[i].expires_at_us << "}";
+    os << "]";
+  }
+  os << "}";
+  return os.str();
+}
+
+int run_tail(client& c, const request& sub, const tail_options& opt, std::ostream& out) {
+  response first = c.call(sub);
+  if (!first.ok()) {
+    std::cerr << "loyaltyctl: " << to_string(first.code) << ": " << first.message << "\n";
+    return 1;
+  }
+  // Caught up once the stream has passed the newest entry at the start.
+  const std::uint64_t target = first.seq + 1;
+  std::uint64_t printed = 0;
+  response r = std::move(first);
+  for (;;) {
+    if (!r.ok()) {
+      std::cerr << "loyaltyctl: the stream ended: " << to_string(r.code) << ": " << r.message << "\n";
+      return 1;
+    }
+    for (const auto& e : r.events) {
+      out << event_json(e) << "\n";
+      if (opt.count != 0 && ++printed >= opt.count) {
+        out.flush();
+        return 0;
+      }
+    }
+    if (opt.progress)
+      out << "{\"next\":" << r.next << "}\n";
+    out.flush();
+    if (!opt.follow && r.next >= target)
+      return 0;
+    std::string error;
+    r = response{};
+    // Heartbeats come every limits::stream_heartbeat_ms: a minute of
+    // silence means the connection is gone.
+    if (!c.receive(r, error, std::chrono::seconds(60))) {
+      std::cerr << "loyaltyctl: " << error << "\n";
+      return 2;
+    }
+  }
+}
+
+} // namespace loyalty::io

@@ -1,0 +1,83 @@
+// The ledger side of the event stream (docs/PROTOCOL.md, "subscribe"):
+// committed entries read in seq order, each with what an event needs that
+// the entry alone does not say.
+#include "ledger/detail/impl.hpp"
+
+namespace loyalty::ledger {
+
+namespace {
+
+// Steps along a member's history chain a tier lookup may take before it
+// gives up: the previous own entry is one step away, or a few when the
+// member received transfers in between.
+constexpr int tier_walk_max = 64;
+
+// The consent record of an entry (the member's consent after it).
+const entry_detail* consent_detail(const ledger::entry& e) {
+  for (const auto& d : e.details)
+    if (d.kind == static_cast<std::uint16_t>(detail_kind::consent))
+      return &d;
+  return nullptr;
+}
+
+} // namespace
+
+bool ledger::read_stream(std::uint64_t from, std::size_t limit, std::vector<stream_entry>& out,
+                         std::string& error) const {
+  const impl& im = *impl_;
+  detail::read_txn txn(im.env);
+  if (!txn.get()) {
+    error = detail::mdb_error("cannot begin a read transaction", txn.rc());
+    return false;
+  }
+  // The consent of `member` as of entry `seq`: the consents table holds the
+  // newest; each consent record names the member's consent before it and
+  // its previous consent entry, so walk back to the last one at or before seq.
+  auto consent_at = [&](std::uint64_t member, std::uint64_t seq) -> std::uint32_t {
+    consent_record rec{};
+    if (!detail::get_record(txn.get(), im.db.consents, detail::val_of(member), rec))
+      return 0;
+    std::uint32_t flags = rec.flags;
+    for (std::uint64_t at = rec.seq; at > seq;) {
+      auto c = im.read_entry(txn.get(), at);
+      const entry_detail* d = c ? consent_detail(*c) : nullptr;
+      if (d == nullptr)
+        return 0;  // not a consent entry: verify reports it
+      flags = static_cast<std::uint32_t>(d->b);
+      at = d->c;
+    }
+    return flags;
+  };
+  for (std::uint64_t seq = std::max<std::uint64_t>(from, 1); out.size() < limit; ++seq) {
+    auto e = im.read_entry(txn.get(), seq);
+    if (!e)
+      break;  // the newest committed entry was seq - 1 (the journal has no gaps)
+    stream_entry se;
+    const std::uint64_t member = e->header.member_id;
+    if (e->header.kind == static_cast<std::uint16_t>(entry_kind::consent)) {
+      const entry_detail* d = consent_detail(*e);
+      se.consents = d != nullptr ? static_cast<std::uint32_t>(d->a) : 0;
+    } else {
+      se.consents = consent_at(member, seq);
+    }
+    // The previous entry of the member that is its own (not one where it
+    // was a transfer's receiver, whose tier_after is the sender's).
+    std::uint64_t prev = e->header.prev_member_seq;
+    for (int step = 0; prev != 0 && step < tier_walk_max; ++step) {
+      auto p = im.read_entry(txn.get(), prev);
+      if (!p)
+        break;
+      if (p->header.member_id == member) {
+        se.tier_before = p->header.tier_after;
+        se.has_tier_before = true;
+        break;
+      }
+      prev = p->header.counterparty_id == member ? p->header.counterparty_prev_seq : 0;
+    }
+    se.e = std::move(*e);
+    out.push_back(std::move(se));
+  }
+  return true;
+}
+
+} // namespace loyalty::ledger
