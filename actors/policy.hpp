@@ -32,6 +32,8 @@ enum class request_kind : std::uint8_t {
   reverse_redemption = 11, adjust = 12, transfer = 13, link_alias = 14, expire = 15,
   // issue 4
   partner_earn = 16, partner_burn = 17,
+  // a dry-run earn: evaluated, never posted (member.hpp, quote_earn)
+  quote = 18,
 };
 
 // Canonical content hash of a request, stored with its journal entry: the
