@@ -51,6 +51,7 @@ enum class opcode : std::uint8_t {
   settlement,
   // issue 6
   backup,
+  quote,  // a dry-run earn: what it would give, posting nothing
 };
 
 [[nodiscard]] const char* to_string(opcode op) noexcept;
@@ -269,6 +270,11 @@ struct response {
   // backup (also seq: the newest entry in the copy)
   std::string file;                // the copy's data file, on the engine's host
   std::uint64_t bytes = 0;         // its size
+  // quote (also points, balance and tier: the member's now; lines; next_tier,
+  // qualifying and to_next_tier: after the earn)
+  std::int64_t balance_after = 0;  // balance the earn would leave
+  std::string tier_after;          // tier the earn would leave
+  bool quoted = false;             // true: a quote, nothing was posted
   // verify
   verify_result verify;
   // stats: name -> value, in the order the server lists them
