@@ -375,16 +375,22 @@ void add_repayment(ledger::op& op, std::uint32_t brand, std::int64_t repaid, std
     op.details.push_back(detail(detail_kind::debt, 0, brand, 0, -repaid, 0, 0, flags));
 }
 
+// Whether the capped rule lines of an entry reserve their points in the
+// program-wide counters (an entry to post) or only read them (a quote:
+// evaluate_earn already limits each line by what the counters have left).
+enum class caps : bool { read, reserve };
+
 // The shared part of an earn and an event: checks, cap reservation, the
 // entry's start and its lot (points of a purchase are pending until
 // available_at; the lot expires by the program's rule from `at`).
 errc credit(const member_data& m, const env& e, const member_request& r, earn_decision& d, ledger::entry_kind kind,
-            std::uint32_t brand, std::uint64_t at, std::uint64_t available_at, ledger::op& op) {
+            std::uint32_t brand, std::uint64_t at, std::uint64_t available_at, caps use, ledger::op& op) {
   if (errc c = check_balance(m, d.points); c != errc::ok)
     return c;
   if (std::int64_t life = 0; __builtin_add_overflow(m.book.lifetime_earned, d.points, &life))
     return errc::amount_overflow;
-  reserve_caps(e, d);
+  if (use == caps::reserve)
+    reserve_caps(e, d);
   start(op, r, kind, brand);
   op.occurred_at_us = at;
   op.points = d.points;
@@ -395,19 +401,21 @@ errc credit(const member_data& m, const env& e, const member_request& r, earn_de
 }
 
 // ... and its end: the rule lines, the activity, the postings.
-void credit_tail(ledger::op& op, const earn_decision& d, const member_request& r, std::uint64_t at,
-                 std::vector<ledger::op>& ops) {
+void credit_tail(ledger::op& op, const earn_decision& d, const member_request& r, std::uint64_t at) {
   add_lines(op, d, op.brand_id);
   add_activity(op, at);
   move_points(op, r.member, d.points, brand_acct(ledger::account_kind::brand_issued, op.brand_id));
-  ops.push_back(std::move(op));
 }
 
-errc do_earn(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
+// The entry of an earn of r on m's book now: the due tier review, the
+// decision, the lot, the qualifying delta, the rule lines, the postings.
+// Changes nothing of m; `use` says whether capped lines reserve their points
+// (an earn) or not (a quote, which builds the same entry and posts nothing).
+errc earn_entry(const member_data& m, const env& e, const member_request& r, caps use, ledger::op& op,
+                std::string& msg) {
   if (e.prog.find_brand(r.brand_id) == nullptr)
     return errc::unknown_brand;
   const std::uint64_t occurred = r.occurred_at_us != 0 ? r.occurred_at_us : e.now_us;
-  ledger::op op;
   ledger::tier_track reviewed;
   const ledger::tier_track* track = nullptr;
   add_review(m, e, op, reviewed, track);
@@ -418,13 +426,21 @@ errc do_earn(member_data& m, const env& e, const member_request& r, std::vector<
   if (d.code != errc::ok)
     return d.code;
   if (errc c = credit(m, e, r, d, ledger::entry_kind::earn, r.brand_id, occurred,
-                      lot_available_at(e.prog, occurred), op);
+                      lot_available_at(e.prog, occurred), use, op);
       c != errc::ok)
     return c;
   op.amount_minor = r.amount_minor;
   if (d.qualifying != 0)
     op.details.push_back(detail(detail_kind::qualify, local_day(e.prog, occurred), 0, 0, d.qualifying));
-  credit_tail(op, d, r, occurred, ops);
+  credit_tail(op, d, r, occurred);
+  return errc::ok;
+}
+
+errc do_earn(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
+  ledger::op op;
+  if (errc c = earn_entry(m, e, r, caps::reserve, op, msg); c != errc::ok)
+    return c;
+  ops.push_back(std::move(op));
   return errc::ok;
 }
 
@@ -441,9 +457,10 @@ errc do_event(member_data& m, const env& e, const member_request& r, std::vector
     return fail(msg, errc::unknown_event, "no event rule answers '" + r.event_kind + "'");
   if (d.code != errc::ok)
     return d.code;
-  if (errc c = credit(m, e, r, d, ledger::entry_kind::event, brand, at, 0, op); c != errc::ok)
+  if (errc c = credit(m, e, r, d, ledger::entry_kind::event, brand, at, 0, caps::reserve, op); c != errc::ok)
     return c;
-  credit_tail(op, d, r, at, ops);
+  credit_tail(op, d, r, at);
+  ops.push_back(std::move(op));
   return errc::ok;
 }
 
@@ -930,6 +947,22 @@ errc do_consent(member_data& m, const env& e, const member_request& r, std::vect
   return errc::ok;
 }
 
+// Why a key limited to a brand or a partner may not post `op` (null: it may).
+const char* out_of_scope(const member_request& r, const ledger::op& op) {
+  if (r.scope_brand != 0 && op.brand_id != r.scope_brand)
+    return "the key may act for its own brand only";
+  if (r.scope_partner != 0 && op.partner_id != r.scope_partner)
+    return "the key may act for its own partner only";
+  return nullptr;
+}
+
+// The tier metric still missing for the tier above `tier` (0 at the top).
+std::int64_t to_next_tier(const program& prog, std::uint32_t tier, std::int64_t qualifying) {
+  if (tier + 1 >= prog.tiers.size())
+    return 0;
+  return std::max<std::int64_t>(0, prog.tiers[tier + 1].threshold - qualifying);
+}
+
 } // namespace
 
 // -- housekeeping ----------------------------------------------------------------------
@@ -1077,13 +1110,65 @@ balance_note balance_of_member(const member_data& m, const program& prog, std::u
   }
   n.tier = effective_tier(prog, *track, now);
   n.qualifying = metric_over_window(prog, *track, now);
-  if (n.tier + 1 < prog.tiers.size())
-    n.to_next_tier = std::max<std::int64_t>(0, prog.tiers[n.tier + 1].threshold - n.qualifying);
+  n.to_next_tier = to_next_tier(prog, n.tier, n.qualifying);
   n.lifetime = m.book.lifetime_earned;
   n.brand_id = m.brand_id;
   n.debt = m.book.debt;
   n.consents = m.book.consents;
   return n;
+}
+
+errc quote_earn(const member_data& m, const env& e, const member_request& r, quote_note& out,
+                std::vector<entry_detail>& lines, std::string& msg) {
+  if (!m.enrolled)
+    return errc::unknown_member;
+  // An earn now would come after the housekeeping due now (expired lots,
+  // holds past their time): the quote sees it on a copy, made only then.
+  const member_data* at = &m;
+  member_data swept;
+  if (m.due_at_us <= e.now_us) {
+    swept = m;
+    std::vector<ledger::op> discarded;
+    housekeeping(swept, e, e.now_us, discarded);
+    if (!swept.loaded)
+      return errc::internal_error;
+    at = &swept;
+  }
+  ledger::op op;
+  if (errc c = earn_entry(*at, e, r, caps::read, op, msg); c != errc::ok)
+    return c;
+  if (const char* why = out_of_scope(r, op))
+    return fail(msg, errc::not_authorized, why);
+  // The tier as the earn's entry would leave it: its records folded into a
+  // copy of the track by the ledger's own fold, the review first (the tier
+  // now), then the qualifying delta (the tier after).
+  std::int64_t delta = 0;
+  if (!member_delta(op, op.member_id, delta))
+    return errc::internal_error;
+  ledger::member_book scratch;
+  scratch.tier = at->book.tier;
+  std::string why;
+  for (const auto kind : {detail_kind::tier_state, detail_kind::qualify}) {
+    std::vector<entry_detail> records;
+    for (const auto& d : op.details)
+      if (static_cast<detail_kind>(d.kind) == kind)
+        records.push_back(d);
+    if (!ledger::apply_details(scratch, records, false, 0, op.occurred_at_us, why))
+      return errc::internal_error;
+    if (kind == detail_kind::tier_state)
+      out.tier = effective_tier(e.prog, scratch.tier, e.now_us);
+  }
+  out.points = op.points;
+  out.balance = at->balance;
+  out.balance_after = at->balance + delta;  // check_balance: it fits
+  out.tier_after = effective_tier(e.prog, scratch.tier, e.now_us);
+  out.qualifying_after = metric_over_window(e.prog, scratch.tier, e.now_us);
+  out.to_next_tier = to_next_tier(e.prog, out.tier_after, out.qualifying_after);
+  lines.clear();
+  for (const auto& d : op.details)
+    if (static_cast<detail_kind>(d.kind) == detail_kind::rule_line)
+      lines.push_back(d);
+  return errc::ok;
 }
 
 errc prepare_transfer(member_data& m, const env& e, const member_request& r, transfer_leg& leg, std::string& msg) {
@@ -1205,15 +1290,12 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
   if (code != errc::ok)
     return code;
   for (std::size_t i = first; i < ops.size(); ++i) {
-    const bool other_brand = r.scope_brand != 0 && ops[i].brand_id != r.scope_brand;
-    const bool other_partner = r.scope_partner != 0 && ops[i].partner_id != r.scope_partner;
-    if (other_brand || other_partner) {
+    if (const char* why = out_of_scope(r, ops[i])) {
       for (std::size_t j = first; j < ops.size(); ++j)
         if (e.counters != nullptr)
           e.counters->undo(e.prog, ops[j].details);
       ops.resize(first);
-      return fail(message, errc::not_authorized,
-                  other_brand ? "the key may act for its own brand only" : "the key may act for its own partner only");
+      return fail(message, errc::not_authorized, why);
     }
     ops[i].key_id = r.key_id;
   }
@@ -1263,7 +1345,8 @@ ledger::entry_kind entry_of(request_kind k) {
     case request_kind::partner_burn: return ek::partner_burn;
     case request_kind::consent: return ek::consent;
     case request_kind::balance:
-    case request_kind::expire: break;
+    case request_kind::expire:
+    case request_kind::quote: break;
   }
   return ek::earn;
 }
@@ -1417,6 +1500,30 @@ bool is_replay(self_ptr self, const member_request& r) {
 
 caf::behavior awaiting_behavior(self_ptr self);
 
+// A quote posts nothing, so it is answered at once, from the tentative book
+// (the member's earlier operations included, committed or not), never
+// through the writer.
+void answer_quote(self_ptr self, member_request& r, const env& e) {
+  auto n = std::make_shared<answer_note>();
+  ledger::outcome o;
+  std::string msg;
+  const errc code = quote_earn(self->state.data, e, r, n->quote, o.details, msg);
+  if (code != errc::ok) {
+    if (code == errc::not_authorized)
+      log(log_level::warn, "key %u: a quote for member %llu refused: %s", r.key_id,
+          static_cast<unsigned long long>(r.member), msg.c_str());
+    answer_error(self, r, code, std::move(msg));
+    return;
+  }
+  n->has_quote = true;
+  o.points = n->quote.points;
+  o.balance = n->quote.balance;
+  o.tier = n->quote.tier;
+  o.brand_id = r.brand_id;
+  o.note = std::move(n);
+  r.reply->answer(std::move(o));
+}
+
 void send_transfer(self_ptr self, member_request& r, std::vector<ledger::op>& ops) {
   auto& st = self->state;
   auto e = env_of(self);
@@ -1484,6 +1591,10 @@ void handle(self_ptr self, member_request& r) {
   }
   if (!st.data.enrolled) {
     answer_error(self, r, errc::unknown_member, {});
+    return;
+  }
+  if (r.kind == request_kind::quote) {
+    answer_quote(self, r, e);
     return;
   }
   if (r.txn_bytes > 0 && is_replay(self, r)) {

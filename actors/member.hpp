@@ -151,12 +151,26 @@ struct balance_note {
   std::uint32_t consents = 0;          // consent channel bits now
 };
 
+// What `quote` answers (with the earn's rule_line records as the outcome's
+// details): the member now, and what the earn would leave.
+struct quote_note {
+  std::int64_t points = 0;             // the earn's points: the sum of its lines
+  std::int64_t balance = 0;            // points account now (after the housekeeping due now)
+  std::int64_t balance_after = 0;      // ... after the earn
+  std::uint32_t tier = 0;              // tier now (a due review applied)
+  std::uint32_t tier_after = 0;        // as the earn would journal it (journal_header.tier_after)
+  std::int64_t qualifying_after = 0;   // tier metric over the window after the earn
+  std::int64_t to_next_tier = 0;       // metric still missing above tier_after; 0 at the top tier
+};
+
 // The note of an outcome (ledger::outcome::note) a member actor produces:
-// an error's message, or what balance / expire answer.
+// an error's message, or what balance / expire / quote answer.
 struct answer_note {
   std::string message;
   bool has_balance = false;
   balance_note balance;
+  bool has_quote = false;
+  quote_note quote;
   std::int64_t expired = 0;   // expire: points expired
   std::uint64_t members = 0;  // expire: members looked at
 };
@@ -233,6 +247,14 @@ void housekeeping(member_data& m, const env& e, std::uint64_t as_of_us, std::vec
 // What `balance` shows at now: the view of the book, with a tier review that
 // is due applied (not journaled).
 [[nodiscard]] balance_note balance_of_member(const member_data& m, const program& prog, std::uint64_t now);
+
+// A quote: what prepare() of an earn with r's fields would do at e.now_us —
+// after the housekeeping due then, with the same checks and errors, rule
+// lines, caps (read, never reserved) and tier review — computed by the
+// earn's own code, changing neither m nor the program counters. On ok:
+// `out`, and the earn's rule_line records in `lines`.
+[[nodiscard]] errc quote_earn(const member_data& m, const env& e, const member_request& r, quote_note& out,
+                              std::vector<ledger::entry_detail>& lines, std::string& message);
 
 // A transfer in two steps: the sender takes the points out of its lots and
 // fills the leg; the receiver adds one lot per take (same brand and expiry)

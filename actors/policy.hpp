@@ -34,6 +34,8 @@ enum class request_kind : std::uint8_t {
   partner_earn = 16, partner_burn = 17,
   // issue 7
   consent = 18,
+  // a dry-run earn: evaluated, never posted (member.hpp, quote_earn)
+  quote = 19,
 };
 
 // Canonical content hash of a request, stored with its journal entry: the

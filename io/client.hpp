@@ -102,6 +102,12 @@ public:
   response earn(const std::string& txn, const member_ref& member, const std::string& brand, std::int64_t amount,
                 const std::string& currency, std::uint64_t occurred_at_us, std::vector<item> items,
                 const std::string& channel = "", const std::string& store = "");
+  // What the earn of this basket would give the member now (points, lines,
+  // balance and tier after), computed as the earn would and posting nothing:
+  // `quoted` is true in the answer. Takes no txn id.
+  response quote(const member_ref& member, const std::string& brand, std::int64_t amount,
+                 const std::string& currency, std::uint64_t occurred_at_us, std::vector<item> items = {},
+                 const std::string& channel = "", const std::string& store = "");
   // brand: where the points are spent (issue 4); "" = a brand key's own
   // brand, else the member's home brand.
   response redeem(const std::string& txn, const member_ref& member, std::int64_t points,

@@ -218,6 +218,14 @@ void print_json(const response& r, std::ostream& os) {
     case opcode::backup:
       os << ",\"seq\":" << r.seq << ",\"file\":" << quoted(r.file) << ",\"bytes\":" << r.bytes;
       break;
+    case opcode::quote:
+      os << ",\"member\":" << r.member << ",\"points\":" << r.points << ",\"balance\":" << r.balance
+         << ",\"balance_after\":" << r.balance_after << ",\"tier\":" << quoted(r.tier) << ",\"tier_after\":"
+         << quoted(r.tier_after) << ",\"next_tier\":" << quoted(r.next_tier) << ",\"qualifying\":" << r.qualifying
+         << ",\"to_next_tier\":" << r.to_next_tier;
+      print_lines_json(r.lines, os);
+      os << ",\"quoted\":" << boolean(r.quoted);
+      break;
     case opcode::stats: {
       os << ",\"stats\":{";
       for (std::size_t i = 0; i < r.stats.size(); ++i)
@@ -452,6 +460,15 @@ void print_text(const response& r, const request& q, bool all_pages) {
     case opcode::backup:
       std::cout << "backup " << r.file << ": journal up to seq " << r.seq << ", " << r.bytes << " bytes\n";
       break;
+    case opcode::quote:
+      std::cout << "would earn " << r.points << " points (a quote: nothing posted); member " << r.member
+                << " balance " << r.balance << " -> " << r.balance_after << ", tier " << r.tier << " -> "
+                << r.tier_after << "\n";
+      if (!r.next_tier.empty())
+        std::cout << "  next tier " << r.next_tier << ": " << r.to_next_tier << " to go (after it " << r.qualifying
+                  << ")\n";
+      print_lines_text(r.lines);
+      break;
     default: break;
   }
   // Posting answers and explain: who owes whom for the points that crossed.
@@ -617,20 +634,28 @@ int main(int argc, char** argv) {
   enroll->add_option("member", req.member, "member id (1..2^56-1)")->required();
   enroll->add_option("brand", req.brand, "brand code from the program")->required();
 
+  // The purchase of earn and quote.
+  req.currency = "EUR";
+  auto add_purchase = [&](CLI::App* sub) {
+    add_member(sub, true);
+    sub->add_option("--brand", req.brand, "brand code")->required();
+    sub->add_option("--amount", req.amount, "purchase amount in minor currency units (cents)")->required();
+    sub->add_option("--currency", req.currency, "ISO 4217 currency code")->capture_default_str();
+    sub->add_option("--occurred-at", req.occurred_at_us, "time of the purchase, microseconds since the epoch (default: now)");
+    sub->add_option("--items", items_text,
+                    "line items sku:category:qty:amount,... (empty sku, category allowed; empty qty = 1); "
+                    "the amounts must add up to --amount")
+      ->check(items_check);
+    sub->add_option("--channel", req.channel, "channel of the purchase (app, store, ...)");
+    sub->add_option("--store", req.store, "store code");
+  };
   auto* earn = app.add_subcommand("earn", "post a purchase: the member earns points");
   add_txn(earn);
-  add_member(earn, true);
-  earn->add_option("--brand", req.brand, "brand code")->required();
-  earn->add_option("--amount", req.amount, "purchase amount in minor currency units (cents)")->required();
-  req.currency = "EUR";
-  earn->add_option("--currency", req.currency, "ISO 4217 currency code")->capture_default_str();
-  earn->add_option("--occurred-at", req.occurred_at_us, "time of the purchase, microseconds since the epoch (default: now)");
-  earn->add_option("--items", items_text,
-                   "line items sku:category:qty:amount,... (empty sku, category allowed; empty qty = 1); "
-                   "the amounts must add up to --amount")
-    ->check(items_check);
-  earn->add_option("--channel", req.channel, "channel of the purchase (app, store, ...)");
-  earn->add_option("--store", req.store, "store code");
+  add_purchase(earn);
+  auto* quote = app.add_subcommand(
+    "quote", "show what `earn` of a purchase would give the member now (points, rule lines, balance and tier "
+             "after) without posting anything; the same options as earn, no --txn");
+  add_purchase(quote);
 
   auto* redeem = app.add_subcommand("redeem", "spend points");
   add_txn(redeem);
@@ -837,7 +862,7 @@ int main(int argc, char** argv) {
     {expire, opcode::expire}, {explain, opcode::explain}, {reload, opcode::reload}, {verify, opcode::verify}, {stats, opcode::stats},
     {partner_earn, opcode::partner_earn}, {partner_burn, opcode::partner_burn}, {liability, opcode::liability},
     {activity, opcode::activity}, {settlement, opcode::settlement}, {backup, opcode::backup},
-    {consent, opcode::consent}, {tail, opcode::subscribe}};
+    {consent, opcode::consent}, {tail, opcode::subscribe}, {quote, opcode::quote}};
   if (*keygen)
     return make_key(key_id, key_name, key_scope_text, key_rate);
   for (auto& [sub, op] : subs)
@@ -855,7 +880,7 @@ int main(int argc, char** argv) {
     if (!err.empty())
       return app.exit(CLI::ValidationError("--items", err));
   }
-  if (*earn && req.occurred_at_us == 0)
+  if ((*earn || *quote) && req.occurred_at_us == 0)
     req.occurred_at_us = now_us();
   if (*consent) {
     std::uint32_t grant = 0, revoke = 0;

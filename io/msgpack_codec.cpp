@@ -16,13 +16,13 @@ namespace loyalty::io {
 namespace {
 
 // Indexed by opcode: the order of the enum.
-constexpr std::array<const char*, 32> op_names{
+constexpr std::array<const char*, 33> op_names{
   "none", "hello", "enroll", "earn", "redeem", "balance", "verify", "stats", "batch",
   "event", "hold", "capture", "release", "redeem_reward", "refund", "reverse_redemption",
   "adjust", "transfer", "link_alias", "lookup", "history", "expire", "explain", "reload",
   "partner_earn", "partner_burn", "liability", "activity", "settlement", "backup",
-  "consent", "subscribe"};
-static_assert(op_names.size() == static_cast<std::size_t>(opcode::subscribe) + 1);
+  "consent", "subscribe", "quote"};
+static_assert(op_names.size() == static_cast<std::size_t>(opcode::quote) + 1);
 
 constexpr std::uint64_t member_id_max = (std::uint64_t{1} << 56) - 1;
 constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
@@ -459,6 +459,20 @@ private:
 
 void decode_map(const msgpack::object& o, request& r, bool in_batch);
 
+// The purchase of an earn or a quote: everything but the txn id.
+void purchase_fields(reader& rd, request& r) {
+  using f = reader::field;
+  rd.member_or_alias();
+  rd.str(f::f_brand, r.brand, 64);
+  rd.amount(f::f_amount, r.amount);
+  rd.currency();
+  rd.u64(f::f_occurred_at, r.occurred_at_us);
+  if (rd.items(r.items))
+    rd.items_sum_to(r.items, r.amount);
+  rd.opt_str(f::f_channel, r.channel, code_bytes_max);
+  rd.opt_str(f::f_store, r.store, code_bytes_max);
+}
+
 void decode_fields(reader& rd, request& r, bool in_batch) {
   using f = reader::field;
   switch (r.op) {
@@ -479,15 +493,13 @@ void decode_fields(reader& rd, request& r, bool in_batch) {
       break;
     case opcode::earn:
       rd.txn();
-      rd.member_or_alias();
-      rd.str(f::f_brand, r.brand, 64);
-      rd.amount(f::f_amount, r.amount);
-      rd.currency();
-      rd.u64(f::f_occurred_at, r.occurred_at_us);
-      if (rd.items(r.items))
-        rd.items_sum_to(r.items, r.amount);
-      rd.opt_str(f::f_channel, r.channel, code_bytes_max);
-      rd.opt_str(f::f_store, r.store, code_bytes_max);
+      purchase_fields(rd, r);
+      break;
+    case opcode::quote:
+      // Nothing is posted, so there is nothing a txn id could make idempotent.
+      if (rd.has(f::f_txn))
+        rd.fail(errc::invalid_argument, "a quote posts nothing and takes no 'txn'");
+      purchase_fields(rd, r);
       break;
     case opcode::redeem:
       rd.txn();
@@ -1249,6 +1261,19 @@ void response_fields(map_out& m, const response& r) {
       m.str("file", r.file);
       m.u64("bytes", r.bytes);
       break;
+    case opcode::quote:
+      m.u64("member", r.member);
+      m.i64("points", r.points);
+      m.i64("balance", r.balance);
+      m.i64("balance_after", r.balance_after);
+      m.str("tier", r.tier);
+      m.str("tier_after", r.tier_after);
+      m.str("next_tier", r.next_tier);
+      m.i64("qualifying", r.qualifying);
+      m.i64("to_next_tier", r.to_next_tier);
+      lines();
+      m.boolean("quoted", r.quoted);
+      break;
     case opcode::stats:
       m.value("stats", [&](packer& p) {
         p.pack_map(static_cast<std::uint32_t>(r.stats.size()));
@@ -1298,6 +1323,16 @@ void request_fields(map_out& m, const request& r) {
       m.u64("member", r.member);
   };
   auto txn = [&] { m.bin("txn", r.txn); };
+  auto purchase = [&] {
+    who(false);
+    m.str("brand", r.brand);
+    m.i64("amount", r.amount);
+    m.str("currency", r.currency);
+    m.u64("occurred_at", r.occurred_at_us);
+    if (!r.items.empty()) m.value("items", [&](packer& p) { pack_items(p, r.items); });
+    if (!r.channel.empty()) m.str("channel", r.channel);
+    if (!r.store.empty()) m.str("store", r.store);
+  };
   switch (r.op) {
     case opcode::hello:
       m.u64("version", r.version);
@@ -1311,14 +1346,11 @@ void request_fields(map_out& m, const request& r) {
       break;
     case opcode::earn:
       txn();
-      who(false);
-      m.str("brand", r.brand);
-      m.i64("amount", r.amount);
-      m.str("currency", r.currency);
-      m.u64("occurred_at", r.occurred_at_us);
-      if (!r.items.empty()) m.value("items", [&](packer& p) { pack_items(p, r.items); });
-      if (!r.channel.empty()) m.str("channel", r.channel);
-      if (!r.store.empty()) m.str("store", r.store);
+      purchase();
+      break;
+    case opcode::quote:
+      if (!r.txn.empty()) txn();  // refused by the server: a quote takes none
+      purchase();
       break;
     case opcode::redeem:
       txn();
@@ -1742,6 +1774,9 @@ void unpack_response(const msgpack::object& o, response& r) {
     else if (key == "tier") r.tier = as_str(v);
     else if (key == "brand") r.brand = as_str(v);
     else if (key == "replayed") r.replayed = as_bool(v);
+    else if (key == "balance_after") r.balance_after = as_i64(v);
+    else if (key == "tier_after") r.tier_after = as_str(v);
+    else if (key == "quoted") r.quoted = as_bool(v);
     else if (key == "lines") {
       const auto& a = as_array(v);
       for (std::uint32_t j = 0; j < a.size; ++j)

@@ -56,6 +56,7 @@ enum class opcode : std::uint8_t {
   // issue 7
   consent,
   subscribe,
+  quote,  // a dry-run earn: what it would give, posting nothing
 };
 
 [[nodiscard]] const char* to_string(opcode op) noexcept;
@@ -342,6 +343,11 @@ struct response {
   std::uint32_t consents = 0;      // balance / consent: the channels the member consents to (bits; names on the wire)
   std::vector<stream_event> events;  // subscribe
   std::uint64_t next = 0;          // subscribe: the seq to resume from after this frame
+  // quote (also points, balance and tier: the member's now; lines; next_tier,
+  // qualifying and to_next_tier: after the earn)
+  std::int64_t balance_after = 0;  // balance the earn would leave
+  std::string tier_after;          // tier the earn would leave
+  bool quoted = false;             // true: a quote, nothing was posted
   // verify
   verify_result verify;
   // stats: name -> value, in the order the server lists them

@@ -27,7 +27,7 @@ namespace {
 // Initial read buffer; grows up to one maximal frame.
 constexpr std::size_t read_chunk_bytes = 64u << 10;
 
-constexpr std::size_t opcode_count = static_cast<std::size_t>(opcode::subscribe) + 1;
+constexpr std::size_t opcode_count = static_cast<std::size_t>(opcode::quote) + 1;
 
 // Compares two digests without an early exit, so the time taken does not
 // tell how much of a guess was right.
@@ -42,7 +42,7 @@ bool same_digest(const std::array<unsigned char, 32>& a, const std::array<unsign
 bool read_only(opcode op) {
   return op == opcode::balance || op == opcode::history || op == opcode::lookup || op == opcode::explain ||
          op == opcode::stats || op == opcode::verify || op == opcode::liability || op == opcode::activity ||
-         op == opcode::settlement || op == opcode::subscribe;
+         op == opcode::settlement || op == opcode::subscribe || op == opcode::quote;  // a quote posts nothing
 }
 bool partner_op(opcode op) { return op == opcode::partner_earn || op == opcode::partner_burn; }
 // The coalition reports: never in a batch (they are not member operations);
@@ -72,6 +72,7 @@ actors::request_kind kind_of(opcode op) {
     case opcode::partner_earn: return k::partner_earn;
     case opcode::partner_burn: return k::partner_burn;
     case opcode::consent: return k::consent;
+    case opcode::quote: return k::quote;
     default: return k::balance;
   }
 }
@@ -572,6 +573,7 @@ private:
       case opcode::partner_earn:
       case opcode::partner_burn:
       case opcode::consent:
+      case opcode::quote:
         if (!admit(1)) {
           reply_error(req.op, req.id, errc::overloaded, {});
           return;
@@ -1351,7 +1353,7 @@ private:
         return refuse(errc::unknown_brand, "no brand '" + req.brand + "' in the program");
       mr.brand_id = b->id;
     }
-    if (req.op == opcode::earn && req.currency != prog.currency)
+    if ((req.op == opcode::earn || req.op == opcode::quote) && req.currency != prog.currency)
       return refuse(errc::currency_mismatch,
                     "currency '" + req.currency + "' is not the program currency '" + prog.currency + "'");
     if (req.op == opcode::redeem_reward) {
@@ -1639,6 +1641,7 @@ private:
     if (o.code != errc::ok)
       return error_response(p.op, p.id, o.code, note != nullptr ? note->message : std::string{});
     const program& prog = srv_.prog();
+    auto tier_name = [&](std::uint32_t t) { return t < prog.tiers.size() ? prog.tiers[t].name : std::string{}; };
     response r;
     r.op = p.op;
     r.id = p.id;
@@ -1657,13 +1660,22 @@ private:
       r.held = b.view.held;
       r.debt = b.debt;
       r.lifetime = b.lifetime;
-      r.tier = b.tier < prog.tiers.size() ? prog.tiers[b.tier].name : std::string{};
-      r.next_tier = b.tier + 1 < prog.tiers.size() ? prog.tiers[b.tier + 1].name : std::string{};
+      r.tier = tier_name(b.tier);
+      r.next_tier = tier_name(b.tier + 1);
       r.qualifying = b.qualifying;
       r.to_next_tier = b.to_next_tier;
       r.next_expiry_points = b.view.next_expiry_points;
       r.next_expiry_at_us = b.view.next_expiry_at_us;
       r.consents = b.consents;
+    }
+    if (note != nullptr && note->has_quote) {
+      const auto& q = note->quote;
+      r.balance_after = q.balance_after;
+      r.tier_after = tier_name(q.tier_after);
+      r.next_tier = tier_name(q.tier_after + 1);
+      r.qualifying = q.qualifying_after;
+      r.to_next_tier = q.to_next_tier;
+      r.quoted = true;
     }
     if (p.op == opcode::balance)
       if (const brand_def* b = prog.find_brand(o.brand_id))

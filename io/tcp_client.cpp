@@ -256,6 +256,21 @@ request make(opcode op, const std::string& txn, const member_ref& member) {
   return r;
 }
 
+// An earn or a quote: the same purchase fields.
+request purchase(opcode op, const std::string& txn, const member_ref& member, const std::string& brand,
+                 std::int64_t amount, const std::string& currency, std::uint64_t occurred_at_us,
+                 std::vector<item> items, const std::string& channel, const std::string& store) {
+  auto r = make(op, txn, member);
+  r.brand = brand;
+  r.amount = amount;
+  r.currency = currency;
+  r.occurred_at_us = occurred_at_us;
+  r.items = std::move(items);
+  r.channel = channel;
+  r.store = store;
+  return r;
+}
+
 } // namespace
 
 response client::earn(const std::string& txn, const member_ref& member, const std::string& brand,
@@ -266,15 +281,15 @@ response client::earn(const std::string& txn, const member_ref& member, const st
 response client::earn(const std::string& txn, const member_ref& member, const std::string& brand,
                       std::int64_t amount, const std::string& currency, std::uint64_t occurred_at_us,
                       std::vector<item> items, const std::string& channel, const std::string& store) {
-  auto r = make(opcode::earn, txn, member);
-  r.brand = brand;
-  r.amount = amount;
-  r.currency = currency;
-  r.occurred_at_us = occurred_at_us;
-  r.items = std::move(items);
-  r.channel = channel;
-  r.store = store;
-  return call(std::move(r));
+  return call(purchase(opcode::earn, txn, member, brand, amount, currency, occurred_at_us, std::move(items), channel,
+                       store));
+}
+
+response client::quote(const member_ref& member, const std::string& brand, std::int64_t amount,
+                       const std::string& currency, std::uint64_t occurred_at_us, std::vector<item> items,
+                       const std::string& channel, const std::string& store) {
+  return call(purchase(opcode::quote, "", member, brand, amount, currency, occurred_at_us, std::move(items), channel,
+                       store));
 }
 
 response client::redeem(const std::string& txn, const member_ref& member, std::int64_t points,

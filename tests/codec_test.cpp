@@ -1300,7 +1300,8 @@ TEST_CASE("the issue-4 operations have their wire names", "[io][codec]") {
 
 TEST_CASE("backup takes one absolute path and never rides in a batch", "[io][codec]") {
   CHECK(std::string(to_string(opcode::backup)) == "backup");
-  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::subscribe) + 1))) == "none");
+  CHECK(std::string(to_string(opcode::quote)) == "quote");  // the last opcode
+  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::quote) + 1))) == "none");
   auto ok = decode_op("backup", {{"path", val(std::string("/var/backups/loyalty-1"))}});
   CHECK(ok.error == errc::ok);
   CHECK(ok.op == opcode::backup);
@@ -1662,4 +1663,80 @@ TEST_CASE("the coalition hex examples in docs/PROTOCOL.md are exactly what the c
   encode_response(b, r);
   CHECK(hex(b) == doc_hex("redeem-brand-response"));
   check_same(r, via_wire(r));
+}
+
+TEST_CASE("quote takes the fields of earn but no txn and may ride in a batch", "[io][codec]") {
+  auto fields = without(minimal("earn"), "txn");
+  auto ok = decode_op("quote", fields);
+  REQUIRE(ok.error == errc::ok);
+  CHECK(ok.op == opcode::quote);
+  CHECK(ok.member == 5);
+  CHECK(ok.amount == 1000);
+  CHECK(ok.brand == "acme");
+  // Nothing is posted, so a txn id is refused before anything else is read.
+  auto with_txn = decode_op("quote", with(fields, "txn", val(std::string("t-1"))));
+  CHECK(with_txn.error == errc::invalid_argument);
+  CHECK(with_txn.error_message.find("txn") != std::string::npos);
+  // The earn's validation, in the earn's order.
+  CHECK(decode_op("quote", without(fields, "member")).error == errc::missing_field);
+  CHECK(decode_op("quote", without(fields, "brand")).error == errc::missing_field);
+  CHECK(decode_op("quote", with(fields, "amount", val(0))).error == errc::invalid_amount);
+  CHECK(decode_op("quote", with(fields, "currency", val(std::string("eur")))).error == errc::invalid_argument);
+  CHECK(decode_op("quote", with(fields, "items", items_of(4, 250))).error == errc::ok);
+  CHECK(decode_op("quote", with(fields, "items", items_of(4, 249))).error == errc::invalid_argument);
+  CHECK(batched("quote", fields).error == errc::ok);
+  // The client's request and the server's answer survive the round trip.
+  request q;
+  q.op = opcode::quote;
+  q.id = 9;
+  q.alias = "card-1";
+  q.brand = "acme";
+  q.amount = 1000;
+  q.currency = "EUR";
+  q.occurred_at_us = 77;
+  q.items = {{"s1", "coffee", 2, 400}, {"s2", "", 1, 600}};
+  q.channel = "app";
+  std::vector<char> buf;
+  encode_request(buf, q);
+  auto back = decode(std::string(buf.data() + 4, buf.size() - 4));
+  REQUIRE(back.error == errc::ok);
+  CHECK(back.alias == "card-1");
+  CHECK(back.items.size() == 2);
+  CHECK(back.items[0].category == "coffee");
+  CHECK(back.channel == "app");
+  CHECK(back.txn.empty());
+  response r;
+  r.op = opcode::quote;
+  r.id = 9;
+  r.member = 5;
+  r.points = 12;
+  r.balance = 990;
+  r.balance_after = 1002;
+  r.tier = "member";
+  r.tier_after = "silver";
+  r.next_tier = "gold";
+  r.qualifying = 1002;
+  r.to_next_tier = 3998;
+  r.lines = {{"base", "", 10, 1000}, {"rule", "double-coffee", 2, 400}};
+  r.quoted = true;
+  CHECK(response_keys(r) == std::vector<std::string>{"id", "op", "ok", "member", "points", "balance",
+                                                      "balance_after", "tier", "tier_after", "next_tier",
+                                                      "qualifying", "to_next_tier", "lines", "quoted"});
+  buf.clear();
+  encode_response(buf, r);
+  response got;
+  std::string error;
+  REQUIRE(decode_response(buf.data() + 4, buf.size() - 4, got, error));
+  CHECK(got.op == opcode::quote);
+  CHECK(got.points == 12);
+  CHECK(got.balance == 990);
+  CHECK(got.balance_after == 1002);
+  CHECK(got.tier == "member");
+  CHECK(got.tier_after == "silver");
+  CHECK(got.next_tier == "gold");
+  CHECK(got.to_next_tier == 3998);
+  CHECK(got.qualifying == 1002);
+  REQUIRE(got.lines.size() == 2);
+  CHECK(got.lines[1].rule == "double-coffee");
+  CHECK(got.quoted);
 }

@@ -1,6 +1,7 @@
 // A seeded operation-sequence fuzzer over a real engine (LMDB in a temporary
 // directory, CAF member actors, the Asio server, real TCP, a manual clock):
-// enroll, earn (random baskets, channels, brands, purchase times), event,
+// enroll, earn (random baskets, channels, brands, purchase times; each one
+// quoted first, and the quote must be what the earn then gives), event,
 // hold, capture (whole, partial, too much), release, redeem, redeem_reward,
 // refund (by amount, by items, the rest), reverse_redemption, transfer,
 // adjust (+/-), expire (one member or all), clock jumps (a minute to two
@@ -391,8 +392,8 @@ private:
     if (res.ok())
       book_money(res);
     // Operations that move no points between brands or partners settle nothing.
-    if (!res.ok() || r.op == opcode::enroll || r.op == opcode::earn || r.op == opcode::event ||
-        r.op == opcode::hold || r.op == opcode::release || r.op == opcode::transfer ||
+    if (!res.ok() || r.op == opcode::enroll || r.op == opcode::earn || r.op == opcode::quote ||
+        r.op == opcode::event || r.op == opcode::hold || r.op == opcode::release || r.op == opcode::transfer ||
         (r.op == opcode::adjust && r.points > 0))
       CHECK(res.settlements.empty());
     return res;
@@ -624,6 +625,12 @@ private:
       r.items.clear();
       r.amount = 1 + upto(20000);
     }
+    // The same basket quoted first (no txn): the earn right after it gives
+    // what the quote said, nothing happening in between.
+    auto q = r;
+    q.op = opcode::quote;
+    q.txn.clear();
+    const auto quote = call(q, {not_enrolled(m) ? errc::unknown_member : errc::ok});
     if (not_enrolled(m)) {
       call(r, {errc::unknown_member});
       return;
@@ -631,6 +638,18 @@ private:
     auto res = call(r, {errc::ok});
     CHECK(res.points >= 0);
     check_answer_balance(res, m, res.points);
+    CHECK(quote.quoted);
+    CHECK(quote.balance == model_[m].balance);
+    CHECK(quote.points == res.points);
+    CHECK(quote.balance_after == res.balance);
+    CHECK(quote.tier_after == res.tier);
+    REQUIRE(quote.lines.size() == res.lines.size());
+    for (std::size_t i = 0; i < res.lines.size(); ++i) {
+      CHECK(quote.lines[i].kind == res.lines[i].kind);
+      CHECK(quote.lines[i].rule == res.lines[i].rule);
+      CHECK(quote.lines[i].points == res.lines[i].points);
+      CHECK(quote.lines[i].amount == res.lines[i].amount);
+    }
     purchases_.push_back({m, r.txn, r.amount, 0, r.items, r.brand, res.seq});
     auto& mv = mv_of(m);
     mv.activity = true;
