@@ -857,6 +857,20 @@ private:
     send(r);
   }
 
+  // The figures `activity` and `report` both answer (activity_result,
+  // report_row), but the liability.
+  template <class Row>
+  static void put_figures(const ledger::brand_figures& x, Row& row) {
+    row.issued = x.issued;
+    row.refunded = x.refunded;
+    row.redeemed = x.redeemed;
+    row.reversed = x.reversed;
+    row.expired = x.expired;
+    row.opening_outstanding = x.opening_outstanding;
+    row.closing_outstanding = x.closing_outstanding;
+    row.settlement = x.settlement;
+  }
+
   // `activity`: what moved a brand's points and money over a period (a scan
   // of the period's entries, off the io thread).
   void on_activity(const request& req) {
@@ -891,14 +905,7 @@ private:
         r.message = "a total of brand " + b.code + " leaves int64";
         return r;
       }
-      a.issued = x.issued;
-      a.refunded = x.refunded;
-      a.redeemed = x.redeemed;
-      a.reversed = x.reversed;
-      a.expired = x.expired;
-      a.opening_outstanding = x.opening_outstanding;
-      a.closing_outstanding = x.closing_outstanding;
-      a.settlement = x.settlement;
+      put_figures(x, a);
       return r;
     });
   }
@@ -960,15 +967,8 @@ private:
                             const std::vector<std::string>& tier_names, report_row& row) {
     const auto& x = b.figures;
     row.brand = def.code;
-    row.issued = x.issued;
-    row.refunded = x.refunded;
-    row.redeemed = x.redeemed;
-    row.reversed = x.reversed;
-    row.expired = x.expired;
-    row.opening_outstanding = x.opening_outstanding;
-    row.closing_outstanding = x.closing_outstanding;
+    put_figures(x, row);
     row.cost_per_point = ratio_text(def.cost_per_point.num, def.cost_per_point.den);
-    row.settlement = x.settlement;
     row.settlement_closing = x.settlement_closing;
     // redeemed and issued are >= 0 (credits, debits); x 10^4 stays below 2^77.
     row.redemption_rate = ratio_text(static_cast<std::uint64_t>(x.redeemed), static_cast<std::uint64_t>(x.issued));

@@ -5,6 +5,7 @@
 // same figures reconcile with activity, liability and settlement statements
 // and verify holds; a period in the past gives the figures as of then; and
 // every refusal. loyaltyctl's CSV and JSON come from the same answer.
+#include "coalition_brands.hpp"
 #include "engine_rig.hpp"
 
 #include <cstdlib>
@@ -16,32 +17,20 @@ using namespace loyalty::io;
 
 namespace {
 
-constexpr std::uint64_t t0 = 1'772'452'800'000'000ull;  // 2026-03-02T12:00:00Z
-constexpr std::uint64_t day_us = 86'400'000'000ull;
+using test::acme_key;  // brand:acme
+using test::day_us;
+using test::redeem_at;
+using test::t0;
 
-constexpr const char* acme_key = "test-acme-key-0123456789";  // brand:acme
-
-// Points are 1 per 100 cents at both brands, tier multipliers are 1 (so an
-// earn gives exactly amount / 100), every enrollment gets 10 welcome points
-// of its home brand, and lots expire 365 days after they were earned. An
-// acme point is worth half a cent, a globex point a cent.
-constexpr const char* program_toml = R"(
+// The two brands (1 point per 100 cents; an acme point is worth half a
+// cent, a globex point a cent), tier multipliers of 1 (so an earn gives
+// exactly amount / 100), 10 welcome points of the home brand for every
+// enrollment, and lots that expire 365 days after they were earned.
+const std::string program_toml = std::string(R"(
 [program]
 name = "reports"
 currency = "EUR"
-
-[[brands]]
-id = 1
-code = "acme"
-earn_rate = { num = 1, den = 100 }
-cost_per_point = { num = 1, den = 2 }
-
-[[brands]]
-id = 2
-code = "globex"
-earn_rate = { num = 1, den = 100 }
-cost_per_point = { num = 1, den = 1 }
-
+)") + test::two_brands_toml + R"(
 [[tiers]]
 name = "blue"
 threshold = 0
@@ -76,41 +65,9 @@ struct report_rig : test::engine_rig {
         }) {}
 };
 
-response ok(const response& res) {
-  INFO(to_string(res.op) << ": " << to_string(res.code) << " " << res.message);
-  REQUIRE(res.ok());
-  return res;
-}
+using test::ok;
 
-request report_req(const std::string& brand, std::uint64_t from_us, std::uint64_t to_us, std::uint32_t active_days = 0,
-                   std::uint32_t top = 0) {
-  request r;
-  r.op = opcode::report;
-  r.brand = brand;
-  r.from_us = from_us;
-  r.to_us = to_us;
-  r.active_days = active_days;
-  r.top = top;
-  return r;
-}
-
-request redeem_at(const std::string& txn, std::uint64_t member, std::int64_t points, const std::string& brand) {
-  request r;
-  r.op = opcode::redeem;
-  r.txn = txn;
-  r.member = member;
-  r.points = points;
-  r.brand = brand;
-  return r;
-}
-
-const report_row& row_of(const report_result& rep, const std::string& brand) {
-  for (const auto& row : rep.brands)
-    if (row.brand == brand)
-      return row;
-  FAIL("no report row for " << brand);
-  return rep.brands.front();
-}
+const report_row& row_of(const report_result& rep, const std::string& brand) { return test::row_of(rep.brands, brand); }
 
 std::uint64_t tier_members(const report_row& row, const std::string& tier) {
   for (const auto& t : row.tiers)
@@ -436,7 +393,8 @@ TEST_CASE("a report is refused for an unknown brand a bad period or bounds and a
   // Never in a batch.
   request batch;
   batch.op = opcode::batch;
-  auto inner = report_req("", 0, 0);
+  request inner;
+  inner.op = opcode::report;
   inner.id = 1;
   batch.ops.push_back(inner);
   auto br = g.c->call(batch);
