@@ -367,6 +367,15 @@ TEST_CASE("a report of a period in the past gives the figures as of that time", 
   CHECK(row_of(again, "acme").closing_outstanding == 620);
   CHECK(row_of(again, "globex").closing_outstanding == 2620);
   CHECK(tier_members(row_of(again, "globex"), "gold") == 1);
+  // m4 earns again on day 380: its head is now newer than the accounts
+  // table, the others' are in it. m4 becomes active; the past is unchanged.
+  CHECK(ok(g.c->earn("g4b", 4, "globex", 5000, "EUR", t0 + 380 * day_us)).points == 50);
+  auto now = ok(g.c->report("globex")).report;
+  CHECK(now.brands[0].active_members == 2);
+  CHECK(now.brands[0].closing_outstanding == 2550);
+  CHECK(tier_members(now.brands[0], "blue") == 1);
+  CHECK(tier_members(now.brands[0], "gold") == 1);
+  CHECK(row_of(ok(g.c->report("", from, to)).report, "globex").active_members == 1);
   g.check_verify();
 }
 
