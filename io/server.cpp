@@ -858,7 +858,7 @@ private:
   }
 
   // The figures `activity` and `report` both answer (activity_result,
-  // report_row), but the liability.
+  // report_row); each adds the closing liability at the brand's rate now.
   template <class Row>
   static void put_figures(const ledger::brand_figures& x, Row& row) {
     row.issued = x.issued;
