@@ -177,6 +177,12 @@ public:
                                std::uint64_t after = 0, std::uint32_t limit = 0);
   response settlement_of_partner(const std::string& partner, std::uint64_t from_us = 0, std::uint64_t to_us = 0,
                                  std::uint64_t after = 0, std::uint32_t limit = 0);
+  // KPI report of one brand (brand "" = every brand the key may read) over
+  // [from_us, to_us) of commit time (`report`): figures, members, active
+  // members over the active_days before to_us, tiers, the `top` earners;
+  // 0 = the defaults (the beginning, now, 90 days, 10 earners).
+  response report(const std::string& brand = "", std::uint64_t from_us = 0, std::uint64_t to_us = 0,
+                  std::uint32_t active_days = 0, std::uint32_t top = 0);
 
 private:
   client();

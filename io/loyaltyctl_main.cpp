@@ -5,6 +5,7 @@
 #include "io/client.hpp"
 #include "io/ctl_json.hpp"
 #include "io/ctl_stream.hpp"
+#include "io/ctl_report.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -147,6 +148,7 @@ void print_json(const response& r, std::ostream& os) {
       break;
     }
     case opcode::settlement: print_statement_json(r.statement, os); break;
+    case opcode::report: ctl::print_report_json(r.report, os); break;
     case opcode::balance:
       os << ",\"member\":" << r.member << ",\"brand\":\"" << json_escape(r.brand) << "\",\"balance\":" << r.balance
          << ",\"lifetime\":" << r.lifetime << ",\"tier\":\"" << json_escape(r.tier) << "\""
@@ -806,6 +808,14 @@ int main(int argc, char** argv) {
   bool all_pages = false;
   settlement->add_flag("--all", all_pages, "fetch every page and print them as one statement");
 
+  auto* report = app.add_subcommand(
+    "report", "KPIs per brand over a period, from the ledger: points issued, refunded, redeemed, reversed, "
+              "expired, outstanding, liability, settlement, redemption rate, members, active members, tiers, "
+              "top earners; CSV tables (--section) or JSON (docs/OPERATIONS.md, \"Reports\")");
+  add_period(report);
+  ctl::report_options report_opts;
+  ctl::add_report_options(*report, req, report_opts);
+
   auto* keygen = app.add_subcommand(
     "keygen", "make a new random API key: prints the key (once) and the [[keys]] lines for the settings file");
   std::uint32_t key_id = 0, key_rate = 0;
@@ -862,7 +872,7 @@ int main(int argc, char** argv) {
     {expire, opcode::expire}, {explain, opcode::explain}, {reload, opcode::reload}, {verify, opcode::verify}, {stats, opcode::stats},
     {partner_earn, opcode::partner_earn}, {partner_burn, opcode::partner_burn}, {liability, opcode::liability},
     {activity, opcode::activity}, {settlement, opcode::settlement}, {backup, opcode::backup},
-    {consent, opcode::consent}, {tail, opcode::subscribe}, {quote, opcode::quote}};
+    {consent, opcode::consent}, {tail, opcode::subscribe}, {quote, opcode::quote}, {report, opcode::report}};
   if (*keygen)
     return make_key(key_id, key_name, key_scope_text, key_rate);
   for (auto& [sub, op] : subs)
@@ -949,9 +959,11 @@ int main(int argc, char** argv) {
         r.statement.lines.push_back(std::move(l));
       r.statement.next_after = page.statement.next_after;
     }
-    if (json) {
+    if (json || (r.op == opcode::report && report_opts.format == "json")) {
       print_json(r, std::cout);
       std::cout << "\n";
+    } else if (r.op == opcode::report && r.ok()) {
+      ctl::print_report_csv(r.report, report_opts, std::cout);
     } else {
       print_text(r, req, all_pages);
     }

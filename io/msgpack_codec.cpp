@@ -16,13 +16,13 @@ namespace loyalty::io {
 namespace {
 
 // Indexed by opcode: the order of the enum.
-constexpr std::array<const char*, 33> op_names{
+constexpr std::array<const char*, 34> op_names{
   "none", "hello", "enroll", "earn", "redeem", "balance", "verify", "stats", "batch",
   "event", "hold", "capture", "release", "redeem_reward", "refund", "reverse_redemption",
   "adjust", "transfer", "link_alias", "lookup", "history", "expire", "explain", "reload",
   "partner_earn", "partner_burn", "liability", "activity", "settlement", "backup",
-  "consent", "subscribe", "quote"};
-static_assert(op_names.size() == static_cast<std::size_t>(opcode::quote) + 1);
+  "consent", "subscribe", "quote", "report"};
+static_assert(op_names.size() == static_cast<std::size_t>(opcode::report) + 1);
 
 constexpr std::uint64_t member_id_max = (std::uint64_t{1} << 56) - 1;
 constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
@@ -83,13 +83,13 @@ public:
                              f_key, f_alias, f_items, f_channel, f_store, f_event, f_ttl_s, f_hold,
                              f_reward, f_ref, f_reason, f_to, f_before, f_limit, f_as_of,
                              f_partner, f_from_us, f_to_us, f_after, f_path,
-                             f_consents, f_source, f_from, f_types, f_consent, f_count };
+                             f_consents, f_source, f_from, f_types, f_consent, f_active_days, f_top, f_count };
   static constexpr std::array<std::string_view, f_count> field_names{
     "op", "id", "version", "client", "member", "brand", "txn", "amount", "currency", "occurred_at", "points", "ops",
     "key", "alias", "items", "channel", "store", "event", "ttl_s", "hold",
     "reward", "ref", "reason", "to", "before", "limit", "as_of_us",
     "partner", "from_us", "to_us", "after", "path",
-    "consents", "source", "from", "types", "consent"};
+    "consents", "source", "from", "types", "consent", "active_days", "top"};
 
   // Field ids by the length of their name (each list ends with f_count), so
   // a key is compared only with names of its own length.
@@ -651,6 +651,17 @@ void decode_fields(reader& rd, request& r, bool in_batch) {
       if (rd.has(f::f_brand))
         rd.str(f::f_brand, r.brand, code_bytes_max);
       break;
+    case opcode::report: {
+      if (rd.has(f::f_brand))
+        rd.str(f::f_brand, r.brand, code_bytes_max);
+      rd.period();
+      std::uint64_t days = 0, top = 0;  // absent = the defaults
+      rd.u64_in(f::f_active_days, days, 1, report_active_days_max, false, "between 1 and 3650");
+      rd.u64_in(f::f_top, top, 1, report_top_max, false, "between 1 and 100");
+      r.active_days = static_cast<std::uint32_t>(days);
+      r.top = static_cast<std::uint32_t>(top);
+      break;
+    }
     case opcode::verify:
     case opcode::stats:
       break;
@@ -719,7 +730,8 @@ void decode_map(const msgpack::object& o, request& r, bool in_batch) {
   // refused below.
   if (in_batch && (r.op == opcode::hello || r.op == opcode::verify || r.op == opcode::stats ||
                    r.op == opcode::reload || r.op == opcode::liability || r.op == opcode::activity ||
-                   r.op == opcode::settlement || r.op == opcode::backup || r.op == opcode::subscribe)) {
+                   r.op == opcode::settlement || r.op == opcode::backup || r.op == opcode::subscribe ||
+                   r.op == opcode::report)) {
     rd.fail(errc::invalid_argument, "operation '" + op + "' cannot be part of a batch");
     return;
   }
@@ -1074,6 +1086,56 @@ void pack_events(packer& pk, const std::vector<stream_event>& events) {
     });
 }
 
+void pack_report(packer& pk, const report_result& rep) {
+  pack_map(pk, [&](map_out& m) {
+    m.u64("from_us", rep.from_us);
+    m.u64("to_us", rep.to_us);
+    m.u64("first_seq", rep.first_seq);
+    m.u64("last_seq", rep.last_seq);
+    m.u64("active_days", rep.active_days);
+    m.u64("active_from_us", rep.active_from_us);
+    m.value("brands", [&](packer& p) {
+      p.pack_array(static_cast<std::uint32_t>(rep.brands.size()));
+      for (const auto& b : rep.brands)
+        pack_map(p, [&](map_out& x) {
+          x.str("brand", b.brand);
+          x.i64("issued", b.issued);
+          x.i64("refunded", b.refunded);
+          x.i64("redeemed", b.redeemed);
+          x.i64("reversed", b.reversed);
+          x.i64("expired", b.expired);
+          x.i64("opening_outstanding", b.opening_outstanding);
+          x.i64("closing_outstanding", b.closing_outstanding);
+          x.str("cost_per_point", b.cost_per_point);
+          x.i64("closing_liability", b.closing_liability);
+          x.i64("settlement", b.settlement);
+          x.i64("settlement_closing", b.settlement_closing);
+          x.str("redemption_rate", b.redemption_rate);
+          x.i64("redemption_rate_bp", b.redemption_rate_bp);
+          x.u64("members", b.members);
+          x.u64("active_members", b.active_members);
+          x.i64("active_rate_bp", b.active_rate_bp);
+          x.value("tiers", [&](packer& q) {
+            q.pack_array(static_cast<std::uint32_t>(b.tiers.size()));
+            for (const auto& t : b.tiers)
+              pack_map(q, [&](map_out& y) {
+                y.str("tier", t.tier);
+                y.u64("members", t.members);
+              });
+          });
+          x.value("top", [&](packer& q) {
+            q.pack_array(static_cast<std::uint32_t>(b.top.size()));
+            for (const auto& e : b.top)
+              pack_map(q, [&](map_out& y) {
+                y.u64("member", e.member);
+                y.i64("points", e.points);
+              });
+          });
+        });
+    });
+  });
+}
+
 void pack_response(packer& pk, const response& r);
 
 // The result fields of a successful response, by operation. Issue-1 ops
@@ -1173,6 +1235,9 @@ void response_fields(map_out& m, const response& r) {
       break;
     case opcode::settlement:
       m.value("statement", [&](packer& p) { pack_statement(p, r.statement); });
+      break;
+    case opcode::report:
+      m.value("report", [&](packer& p) { pack_report(p, r.report); });
       break;
     case opcode::balance:
       m.u64("member", r.member);
@@ -1498,6 +1563,12 @@ void request_fields(map_out& m, const request& r) {
           if (r.consent_filter == (1u << i))
             m.str("consent", consent_channel_names[i]);
       if (!r.brand.empty()) m.str("brand", r.brand);
+    case opcode::report:
+      if (!r.brand.empty()) m.str("brand", r.brand);
+      if (r.from_us != 0) m.u64("from_us", r.from_us);
+      if (r.to_us != 0) m.u64("to_us", r.to_us);
+      if (r.active_days != 0) m.u64("active_days", r.active_days);
+      if (r.top != 0) m.u64("top", r.top);
       break;
     case opcode::verify:
     case opcode::stats:
@@ -1739,6 +1810,69 @@ stream_event unpack_event(const msgpack::object& o) {
   return e;
 }
 
+report_row unpack_report_row(const msgpack::object& o) {
+  report_row b;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "brand") b.brand = as_str(v);
+    else if (key == "issued") b.issued = as_i64(v);
+    else if (key == "refunded") b.refunded = as_i64(v);
+    else if (key == "redeemed") b.redeemed = as_i64(v);
+    else if (key == "reversed") b.reversed = as_i64(v);
+    else if (key == "expired") b.expired = as_i64(v);
+    else if (key == "opening_outstanding") b.opening_outstanding = as_i64(v);
+    else if (key == "closing_outstanding") b.closing_outstanding = as_i64(v);
+    else if (key == "cost_per_point") b.cost_per_point = as_str(v);
+    else if (key == "closing_liability") b.closing_liability = as_i64(v);
+    else if (key == "settlement") b.settlement = as_i64(v);
+    else if (key == "settlement_closing") b.settlement_closing = as_i64(v);
+    else if (key == "redemption_rate") b.redemption_rate = as_str(v);
+    else if (key == "redemption_rate_bp") b.redemption_rate_bp = as_i64(v);
+    else if (key == "members") b.members = as_u64(v);
+    else if (key == "active_members") b.active_members = as_u64(v);
+    else if (key == "active_rate_bp") b.active_rate_bp = as_i64(v);
+    else if (key == "tiers") {
+      const auto& a = as_array(v);
+      for (std::uint32_t j = 0; j < a.size; ++j) {
+        tier_count t;
+        each_field(a.ptr[j], [&](std::string_view tk, const msgpack::object& tv) {
+          if (tk == "tier") t.tier = as_str(tv);
+          else if (tk == "members") t.members = as_u64(tv);
+        });
+        b.tiers.push_back(std::move(t));
+      }
+    } else if (key == "top") {
+      const auto& a = as_array(v);
+      for (std::uint32_t j = 0; j < a.size; ++j) {
+        top_earner e;
+        each_field(a.ptr[j], [&](std::string_view ek, const msgpack::object& ev) {
+          if (ek == "member") e.member = as_u64(ev);
+          else if (ek == "points") e.points = as_i64(ev);
+        });
+        b.top.push_back(e);
+      }
+    }
+  });
+  return b;
+}
+
+report_result unpack_report(const msgpack::object& o) {
+  report_result rep;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "from_us") rep.from_us = as_u64(v);
+    else if (key == "to_us") rep.to_us = as_u64(v);
+    else if (key == "first_seq") rep.first_seq = as_u64(v);
+    else if (key == "last_seq") rep.last_seq = as_u64(v);
+    else if (key == "active_days") rep.active_days = static_cast<std::uint32_t>(as_u64(v));
+    else if (key == "active_from_us") rep.active_from_us = as_u64(v);
+    else if (key == "brands") {
+      const auto& a = as_array(v);
+      for (std::uint32_t j = 0; j < a.size; ++j)
+        rep.brands.push_back(unpack_report_row(a.ptr[j]));
+    }
+  });
+  return rep;
+}
+
 void unpack_response(const msgpack::object& o, response& r) {
   if (o.type != msgpack::type::MAP)
     throw std::runtime_error("a response must be a map");
@@ -1839,6 +1973,7 @@ void unpack_response(const msgpack::object& o, response& r) {
         r.events.push_back(unpack_event(a.ptr[j]));
     }
     else if (key == "statement") r.statement = unpack_statement(v);
+    else if (key == "report") r.report = unpack_report(v);
     else if (key == "members") (is_verify ? r.verify.members : r.members) = as_u64(v);
     else if (key == "valid") r.verify.valid = as_bool(v);
     else if (key == "postings") r.verify.postings = as_u64(v);

@@ -57,6 +57,8 @@ enum class opcode : std::uint8_t {
   consent,
   subscribe,
   quote,  // a dry-run earn: what it would give, posting nothing
+  // KPI reports
+  report,
 };
 
 [[nodiscard]] const char* to_string(opcode op) noexcept;
@@ -82,6 +84,13 @@ inline constexpr std::uint32_t statement_limit_max = 1000;
 inline constexpr std::uint32_t statement_limit_default = 100;
 // backup's directory: a Linux PATH_MAX.
 inline constexpr std::size_t path_bytes_max = 4096;
+// report: the activity window (days before the period's end) and the top
+// earners per brand. Ten years covers any reporting habit; 100 earners of
+// a brand are about 2 KiB on the wire, so every brand's list fits a frame.
+inline constexpr std::uint32_t report_active_days_max = 3650;
+inline constexpr std::uint32_t report_active_days_default = 90;
+inline constexpr std::uint32_t report_top_max = 100;
+inline constexpr std::uint32_t report_top_default = 10;
 
 // The event stream (docs/PROTOCOL.md, "subscribe"). Event types: a
 // subscriber's `types` filter is a set of these names; bit i of
@@ -165,6 +174,9 @@ struct request {
   std::uint64_t from_seq = 0;      // subscribe: first seq to stream (0 = the next entry committed)
   std::uint32_t event_types = 0;   // subscribe: types to stream (bits of event_type_names; 0 = every type)
   std::uint32_t consent_filter = 0;// subscribe: only members who consented to this channel (one bit; 0 = any)
+  // report (brand, from_us, to_us as for activity; brand optional)
+  std::uint32_t active_days = 0;   // activity window in days, 1..3650 (0 = absent = 90)
+  std::uint32_t top = 0;           // top earners per brand, 1..100 (0 = absent = 10)
   // batch
   std::vector<request> ops;
 };
@@ -287,6 +299,41 @@ struct stream_event {
   std::vector<expiring_lot> expiring;  // points_expiring
 };
 
+// report: one brand over a period (docs/PROTOCOL.md, "report").
+struct tier_count {
+  std::string tier;                // tier name ("#N" for an index the program no longer has)
+  std::uint64_t members = 0;
+};
+
+struct top_earner {
+  std::uint64_t member = 0;
+  std::int64_t points = 0;         // earned for the brand in the period, net of refunds
+};
+
+struct report_row {
+  std::string brand;
+  // as activity_result: points moved in the period, outstanding before / after
+  std::int64_t issued = 0, refunded = 0, redeemed = 0, reversed = 0, expired = 0;
+  std::int64_t opening_outstanding = 0, closing_outstanding = 0;
+  std::string cost_per_point;      // "num/den" minor units, as in the program now
+  std::int64_t closing_liability = 0;   // minor units: floor(closing_outstanding x cost_per_point)
+  std::int64_t settlement = 0;          // minor units: change of what the coalition owes the brand
+  std::int64_t settlement_closing = 0;  // minor units: what it owes the brand after the period
+  std::string redemption_rate;     // "redeemed/issued", exact
+  std::int64_t redemption_rate_bp = 0;  // floor(redeemed x 10000 / issued); 0 when issued is 0
+  std::uint64_t members = 0, active_members = 0;
+  std::int64_t active_rate_bp = 0;      // floor(active_members x 10000 / members); 0 without members
+  std::vector<tier_count> tiers;   // every tier of the program, in order
+  std::vector<top_earner> top;     // most points first, ties by member id
+};
+
+struct report_result {
+  std::uint64_t from_us = 0, to_us = 0, first_seq = 0, last_seq = 0;  // the period, as for activity
+  std::uint32_t active_days = 0;
+  std::uint64_t active_from_us = 0;  // the activity window: [active_from_us, to_us)
+  std::vector<report_row> brands;
+};
+
 // One posting of an entry as `explain` shows it.
 struct move {
   std::string account;             // "member:42", "brand_issued:acme", ...
@@ -336,6 +383,7 @@ struct response {
   std::vector<liability_row> liabilities;    // liability
   activity_result activity;                  // activity
   statement_result statement;                // settlement
+  report_result report;                      // report
   // backup (also seq: the newest entry in the copy)
   std::string file;                // the copy's data file, on the engine's host
   std::uint64_t bytes = 0;         // its size

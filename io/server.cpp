@@ -27,7 +27,7 @@ namespace {
 // Initial read buffer; grows up to one maximal frame.
 constexpr std::size_t read_chunk_bytes = 64u << 10;
 
-constexpr std::size_t opcode_count = static_cast<std::size_t>(opcode::quote) + 1;
+constexpr std::size_t opcode_count = static_cast<std::size_t>(opcode::report) + 1;
 
 // Compares two digests without an early exit, so the time taken does not
 // tell how much of a guess was right.
@@ -42,12 +42,15 @@ bool same_digest(const std::array<unsigned char, 32>& a, const std::array<unsign
 bool read_only(opcode op) {
   return op == opcode::balance || op == opcode::history || op == opcode::lookup || op == opcode::explain ||
          op == opcode::stats || op == opcode::verify || op == opcode::liability || op == opcode::activity ||
-         op == opcode::settlement || op == opcode::subscribe || op == opcode::quote;  // a quote posts nothing
+         op == opcode::settlement || op == opcode::subscribe || op == opcode::report ||
+         op == opcode::quote;  // a quote posts nothing
 }
 bool partner_op(opcode op) { return op == opcode::partner_earn || op == opcode::partner_burn; }
 // The coalition reports: never in a batch (they are not member operations);
-// activity and settlement scan a period of the journal off the io thread.
-bool report_op(opcode op) { return op == opcode::activity || op == opcode::settlement || op == opcode::liability; }
+// activity, settlement and report scan a period of the journal off the io thread.
+bool report_op(opcode op) {
+  return op == opcode::activity || op == opcode::settlement || op == opcode::liability || op == opcode::report;
+}
 bool admin_only(opcode op) {
   return op == opcode::adjust || op == opcode::expire || op == opcode::reload || op == opcode::backup;
 }
@@ -547,6 +550,7 @@ private:
       case opcode::liability: return on_liability(req);
       case opcode::activity: return on_activity(req);
       case opcode::settlement: return on_settlement(req);
+      case opcode::report: return on_report(req);
       case opcode::backup: return on_backup(req);
       case opcode::subscribe: return on_subscribe(req);
       case opcode::expire:
@@ -840,13 +844,12 @@ private:
     const i128 d = static_cast<i128>(rate.den);
     return p >= 0 ? p / d : -((-p + d - 1) / d);
   }
+  // "num/den", as responses show rates and ratios.
+  static std::string ratio_text(std::uint64_t num, std::uint64_t den) {
+    return std::to_string(num) + "/" + std::to_string(den);
+  }
   static i128 debit_normal(std::uint64_t debit, std::uint64_t credit) { return i128(debit) - i128(credit); }
   static i128 credit_normal(std::uint64_t debit, std::uint64_t credit) { return i128(credit) - i128(debit); }
-  static std::array<std::uint64_t, 4> brand_accounts(std::uint32_t brand) {
-    using k = ledger::account_kind;
-    return {ledger::account_id(k::brand_issued, brand), ledger::account_id(k::brand_redeemed, brand),
-            ledger::account_id(k::brand_expired, brand), ledger::account_id(k::brand_settlement, brand)};
-  }
 
   // `liability`: every brand's points outstanding and their value now, from
   // the account balances (cheap: four accounts a brand), on the io thread.
@@ -856,7 +859,7 @@ private:
       return;
     std::vector<std::uint64_t> ids;
     for (const auto* b : brands)
-      for (auto id : brand_accounts(b->id))
+      for (auto id : ledger::brand_accounts(b->id))
         ids.push_back(id);
     const auto recs = srv_.deps.ledger->load_accounts(ids);
     response r;
@@ -870,8 +873,7 @@ private:
       const i128 outstanding = issued - redeemed - expired;
       liability_row row;
       row.brand = brands[i]->code;
-      row.cost_per_point = std::to_string(brands[i]->cost_per_point.num) + "/" +
-                           std::to_string(brands[i]->cost_per_point.den);
+      row.cost_per_point = ratio_text(brands[i]->cost_per_point.num, brands[i]->cost_per_point.den);
       if (!fits(issued, row.issued) || !fits(redeemed, row.redeemed) || !fits(expired, row.expired) ||
           !fits(outstanding, row.outstanding) || !fits(value_of(outstanding, brands[i]->cost_per_point), row.liability) ||
           !fits(credit_normal(a[3].debit_total, a[3].credit_total), row.settlement)) {
@@ -881,6 +883,20 @@ private:
       r.liabilities.push_back(std::move(row));
     }
     send(r);
+  }
+
+  // The figures `activity` and `report` both answer (activity_result,
+  // report_row); each adds the closing liability at the brand's rate now.
+  template <class Row>
+  static void put_figures(const ledger::brand_figures& x, Row& row) {
+    row.issued = x.issued;
+    row.refunded = x.refunded;
+    row.redeemed = x.redeemed;
+    row.reversed = x.reversed;
+    row.expired = x.expired;
+    row.opening_outstanding = x.opening_outstanding;
+    row.closing_outstanding = x.closing_outstanding;
+    row.settlement = x.settlement;
   }
 
   // `activity`: what moved a brand's points and money over a period (a scan
@@ -896,7 +912,7 @@ private:
     const brand_def b = *brands[0];
     off_io(srv_.report_job, req.op, req.id, "a report is already running", [b, req](session& self) {
       response r;
-      const auto acc = brand_accounts(b.id);
+      const auto acc = ledger::brand_accounts(b.id);
       std::string error;
       auto f = self.srv_.deps.ledger->account_flows({acc.begin(), acc.end()}, req.from_us, req.to_us, error);
       if (!f) {
@@ -904,30 +920,103 @@ private:
         r.message = std::move(error);
         return r;
       }
-      const auto& fl = f->accounts;  // issued, redeemed, expired, settlement
-      auto opening = [&](const ledger::account_flow& x, bool debit_normal_account) {
-        return debit_normal_account ? debit_normal(x.opening_debit, x.opening_credit)
-                                    : credit_normal(x.opening_debit, x.opening_credit);
-      };
-      const i128 open = opening(fl[0], true) - opening(fl[1], false) - opening(fl[2], false);
-      const i128 moved = debit_normal(fl[0].debit, fl[0].credit) - credit_normal(fl[1].debit, fl[1].credit) -
-                         credit_normal(fl[2].debit, fl[2].credit);
+      ledger::brand_figures x;
       auto& a = r.activity;
       a.brand = b.code;
       a.from_us = f->period.from_us;
       a.to_us = f->period.to_us;
       a.first_seq = f->period.first_seq;
       a.last_seq = f->period.last_seq;
-      if (!fits(fl[0].debit, a.issued) || !fits(fl[0].credit, a.refunded) || !fits(fl[1].credit, a.redeemed) ||
-          !fits(fl[1].debit, a.reversed) || !fits(credit_normal(fl[2].debit, fl[2].credit), a.expired) ||
-          !fits(open, a.opening_outstanding) || !fits(open + moved, a.closing_outstanding) ||
-          !fits(value_of(open + moved, b.cost_per_point), a.closing_liability) ||
-          !fits(credit_normal(fl[3].debit, fl[3].credit), a.settlement)) {
+      if (!ledger::brand_figures_of(f->accounts.data(), x) ||
+          !fits(value_of(x.closing_outstanding, b.cost_per_point), a.closing_liability)) {
         r.code = errc::amount_overflow;
         r.message = "a total of brand " + b.code + " leaves int64";
+        return r;
       }
+      put_figures(x, a);
       return r;
     });
+  }
+
+  // `report`: KPIs of the brands the key may read over a period (a scan of
+  // the period, of the members table and of the members' recent history,
+  // off the io thread; docs/OPERATIONS.md, "Reports"). The brands and tier
+  // names are copied now: a reload meanwhile does not change the answer.
+  void on_report(const request& req) {
+    std::vector<const brand_def*> brands;
+    if (!report_brands(req, brands))
+      return;
+    ledger::report_request q;
+    std::vector<brand_def> defs;
+    for (const auto* b : brands) {
+      q.brands.push_back(b->id);
+      defs.push_back(*b);
+    }
+    const std::uint32_t days = req.active_days != 0 ? req.active_days : report_active_days_default;
+    q.from_us = req.from_us;
+    q.to_us = req.to_us;
+    q.active_us = std::uint64_t{days} * us_per_day;
+    q.top = req.top != 0 ? req.top : report_top_default;
+    std::vector<std::string> tiers;
+    for (const auto& t : srv_.prog().tiers)
+      tiers.push_back(t.name);
+    off_io(srv_.report_job, req.op, req.id, "a report is already running",
+           [q = std::move(q), defs = std::move(defs), tiers = std::move(tiers), days](session& self) {
+             response r;
+             errc code = errc::ok;
+             std::string error;
+             auto rep = self.srv_.deps.ledger->report(q, code, error);
+             if (!rep) {
+               r.code = code;
+               r.message = std::move(error);
+               return r;
+             }
+             auto& out = r.report;
+             out.from_us = rep->period.from_us;
+             out.to_us = rep->period.to_us;
+             out.first_seq = rep->period.first_seq;
+             out.last_seq = rep->period.last_seq;
+             out.active_days = days;
+             out.active_from_us = rep->active_from_us;
+             for (std::size_t i = 0; i < defs.size(); ++i) {
+               out.brands.emplace_back();
+               if (!report_row_of(rep->brands[i], defs[i], tiers, out.brands.back())) {
+                 r.code = errc::amount_overflow;
+                 r.message = "a figure of brand " + defs[i].code + " leaves int64";
+                 return r;
+               }
+             }
+             return r;
+           });
+  }
+
+  // A brand's row of a report; false if a figure leaves int64.
+  static bool report_row_of(const ledger::brand_report& b, const brand_def& def,
+                            const std::vector<std::string>& tier_names, report_row& row) {
+    const auto& x = b.figures;
+    row.brand = def.code;
+    put_figures(x, row);
+    row.cost_per_point = ratio_text(def.cost_per_point.num, def.cost_per_point.den);
+    row.settlement_closing = x.settlement_closing;
+    // redeemed and issued are >= 0 (credits, debits); x 10^4 stays below 2^77.
+    row.redemption_rate = ratio_text(static_cast<std::uint64_t>(x.redeemed), static_cast<std::uint64_t>(x.issued));
+    row.members = b.members;
+    row.active_members = b.active_members;
+    if (!fits(value_of(x.closing_outstanding, def.cost_per_point), row.closing_liability) ||
+        !fits(x.issued == 0 ? 0 : i128{x.redeemed} * 10'000 / x.issued, row.redemption_rate_bp) ||
+        !fits(b.members == 0 ? 0 : i128{b.active_members} * 10'000 / b.members, row.active_rate_bp))
+      return false;
+    // Every tier of the program, then any index it no longer has (a reload removed tiers).
+    for (std::size_t t = 0; t < tier_names.size(); ++t)
+      row.tiers.push_back({tier_names[t], 0});
+    for (const auto& [index, count] : b.tiers) {
+      if (index >= tier_names.size())
+        row.tiers.push_back({"#" + std::to_string(index), 0});
+      (index < tier_names.size() ? row.tiers[index] : row.tiers.back()).members = count;
+    }
+    for (const auto& e : b.top)
+      row.top.push_back({e.member, e.points});
+    return true;
   }
 
   // `settlement`: a brand's or a partner's statement over a period (a scan,

@@ -523,6 +523,18 @@ response client::settlement_of_partner(const std::string& partner, std::uint64_t
   return call(std::move(r));
 }
 
+response client::report(const std::string& brand, std::uint64_t from_us, std::uint64_t to_us,
+                        std::uint32_t active_days, std::uint32_t top) {
+  request r;
+  r.op = opcode::report;
+  r.brand = brand;
+  r.from_us = from_us;
+  r.to_us = to_us;
+  r.active_days = active_days;
+  r.top = top;
+  return call(std::move(r));
+}
+
 // -- async_connection -----------------------------------------------------------------
 
 async_connection::async_connection(asio::io_context& ctx) : sock_(ctx) {}

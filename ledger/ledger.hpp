@@ -218,6 +218,79 @@ struct statement {
   std::uint64_t next_after = 0;    // pass as after_seq for the next page; 0 = no more
 };
 
+// -- KPI reports (ledger/reports.cpp) -------------------------------------------------
+// A brand's four accounts, in the order brand_figures_of reads their flows.
+[[nodiscard]] std::array<std::uint64_t, 4> brand_accounts(std::uint32_t brand) noexcept;
+
+// What moved a brand's points and money in a period, from the flows of its
+// four accounts: `activity` and `report` answer these same figures.
+struct brand_figures {
+  std::int64_t issued = 0;    // debits of brand_issued in the period
+  std::int64_t refunded = 0;  // its credits: clawbacks, debit adjustments
+  std::int64_t redeemed = 0;  // credits of brand_redeemed: the brand's points spent anywhere
+  std::int64_t reversed = 0;  // its debits: redemptions reversed
+  std::int64_t expired = 0;   // credits - debits of brand_expired: breakage
+  // issued - redeemed - expired (as balances) before / after the period;
+  // closing - opening == issued - refunded - redeemed + reversed - expired.
+  std::int64_t opening_outstanding = 0, closing_outstanding = 0;
+  // Money, minor units: the change of credits - debits of brand_settlement
+  // in the period (a brand statement's net), and that balance after it (its
+  // closing).
+  std::int64_t settlement = 0, settlement_closing = 0;
+};
+// `four`: the flows of brand_accounts(brand), in that order. False if a
+// figure leaves int64.
+[[nodiscard]] bool brand_figures_of(const account_flow* four, brand_figures& out) noexcept;
+
+// What `report` asks for.
+struct report_request {
+  std::vector<std::uint32_t> brands;  // brand ids, distinct; reported in this order
+  std::uint64_t from_us = 0, to_us = 0;  // the period, as for account_flows
+  // Active members: those with a member-initiated entry (active_kind)
+  // committed in [to_us - active_us, to_us).
+  std::uint64_t active_us = 0;
+  std::size_t top = 0;  // top earners per brand
+};
+
+// A member with the points it earned for a brand in the period.
+struct earner {
+  std::uint64_t member = 0;
+  std::int64_t points = 0;
+};
+
+struct brand_report {
+  std::uint32_t brand = 0;
+  brand_figures figures;
+  // Members whose home brand (member_record.brand_id) it is, enrolled by an
+  // entry of or before the period (enroll seq <= period.last_seq), and how
+  // many of them were active in the window.
+  std::uint64_t members = 0, active_members = 0;
+  // Those members per tier index (tier_after of each one's newest own entry
+  // of or before the period), ascending by index, zero counts left out.
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> tiers;
+  // At most `top` members by points earned for the brand in the period
+  // (earn, event and partner_earn debits of its brand_issued account, minus
+  // refund credits of it, per entry member), only those above 0; most
+  // first, ties by member id ascending.
+  std::vector<earner> top;
+};
+
+struct kpi_report {
+  period_range period;
+  std::uint64_t active_from_us = 0;    // the activity window: [active_from_us, period.to_us)
+  std::uint64_t active_first_seq = 0;  // its first entry
+  std::vector<brand_report> brands;    // one per brand asked, in order
+};
+
+// The entry kinds that make a member active (report): what the member (or a
+// partner or point of sale for it) asked for -- earn, event, redeem,
+// redeem_reward, hold, capture, transfer (as its sender), partner_earn,
+// partner_burn -- with a client txn id, so the welcome bonus an enrollment
+// posts does not count. Never what the engine posts on its own (expire,
+// release of an expired hold, tier_review), corrections (refund,
+// reverse_redemption, adjust), release, link_alias, enroll.
+[[nodiscard]] bool active_kind(const journal_header& h) noexcept;
+
 struct verify_report {
   bool ok = true;
   std::uint64_t entries = 0;
@@ -416,6 +489,23 @@ public:
   [[nodiscard]] std::optional<statement> settlement(party_kind kind, std::uint32_t party, std::uint64_t from_us,
                                                     std::uint64_t to_us, std::uint64_t after_seq, std::size_t limit,
                                                     std::string& error) const;
+  // A KPI report of the brands asked over a period (ledger/reports.cpp):
+  // their figures (exactly account_flows' over their four accounts), and
+  // their members, active members, tiers and top earners as of the period's
+  // end. One read transaction, committed entries only: every figure is of
+  // one snapshot. Empty with `error` set and `code` invalid_argument for
+  // from_us >= to_us (to_us != 0), amount_overflow for a total that leaves
+  // int64, internal_error for a failed read or a journal verify would
+  // refuse (a broken history chain).
+  // Cost: account_flows' walk; the entries after the last account
+  // checkpoint (the member heads the table does not have yet); a scan of
+  // the members table; and for each member of a brand asked one account
+  // read and its history chain from its newest entry back to the later of
+  // the window's start and its newest entry of the period -- together
+  // O(entries in the period + members + entries since to_us - active_us).
+  // Memory: one counter per member who earned for a brand asked in the
+  // period.
+  [[nodiscard]] std::optional<kpi_report> report(const report_request& req, errc& code, std::string& error) const;
 
   // -- the event stream (issue 7) -------------------------------------------------
   // A committed entry as the event stream reads it: with the entry's member's

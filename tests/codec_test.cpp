@@ -1300,8 +1300,8 @@ TEST_CASE("the issue-4 operations have their wire names", "[io][codec]") {
 
 TEST_CASE("backup takes one absolute path and never rides in a batch", "[io][codec]") {
   CHECK(std::string(to_string(opcode::backup)) == "backup");
-  CHECK(std::string(to_string(opcode::quote)) == "quote");  // the last opcode
-  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::quote) + 1))) == "none");
+  CHECK(std::string(to_string(opcode::report)) == "report");  // the last opcode
+  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::report) + 1))) == "none");
   auto ok = decode_op("backup", {{"path", val(std::string("/var/backups/loyalty-1"))}});
   CHECK(ok.error == errc::ok);
   CHECK(ok.op == opcode::backup);
@@ -1335,6 +1335,100 @@ TEST_CASE("backup takes one absolute path and never rides in a batch", "[io][cod
   CHECK(got.seq == 981);
   CHECK(got.file == "/tmp/b/data.mdb");
   CHECK(got.bytes == std::uint64_t{1} << 20);
+}
+
+TEST_CASE("report takes an optional brand a period and bounded active_days and top and never rides in a batch",
+          "[io][codec]") {
+  auto none = decode_op("report", {});
+  CHECK(none.error == errc::ok);
+  CHECK(none.brand.empty());
+  CHECK(none.active_days == 0);  // absent: the server's default (90)
+  CHECK(none.top == 0);          // absent: 10
+  auto all = decode_op("report", {{"brand", val(std::string("acme"))}, {"from_us", val(5)}, {"to_us", val(9)},
+                                  {"active_days", val(3650)}, {"top", val(100)}});
+  CHECK(all.error == errc::ok);
+  CHECK(all.brand == "acme");
+  CHECK(all.from_us == 5);
+  CHECK(all.to_us == 9);
+  CHECK(all.active_days == 3650);
+  CHECK(all.top == 100);
+  for (const auto& [name, bad] : std::vector<std::pair<std::string, int>>{
+         {"active_days", 0}, {"active_days", 3651}, {"top", 0}, {"top", 101}}) {
+    INFO(name << " " << bad);
+    CHECK(decode_op("report", {{name, val(bad)}}).error == errc::invalid_argument);
+  }
+  CHECK(decode_op("report", {{"top", val(std::string("ten"))}}).error == errc::wrong_type);
+  CHECK(decode_op("report", {{"brand", val(std::string(""))}}).error == errc::invalid_argument);
+  CHECK(decode_op("report", {{"from_us", val(9)}, {"to_us", val(9)}}).error == errc::invalid_argument);
+  CHECK(batched("report", {}).error == errc::invalid_argument);
+  // The client's request and the server's answer survive the round trip.
+  request q;
+  q.op = opcode::report;
+  q.id = 4;
+  q.brand = "acme";
+  q.to_us = 77;
+  q.active_days = 30;
+  q.top = 3;
+  std::vector<char> buf;
+  encode_request(buf, q);
+  auto back = decode(std::string(buf.data() + 4, buf.size() - 4));
+  CHECK(back.brand == "acme");
+  CHECK(back.from_us == 0);
+  CHECK(back.to_us == 77);
+  CHECK(back.active_days == 30);
+  CHECK(back.top == 3);
+  response r;
+  r.op = opcode::report;
+  r.id = 4;
+  r.report.to_us = 77;
+  r.report.last_seq = 12;
+  r.report.active_days = 30;
+  r.report.active_from_us = 7;
+  report_row row;
+  row.brand = "acme";
+  row.issued = 930;
+  row.refunded = 100;
+  row.closing_outstanding = -3;
+  row.closing_liability = -2;
+  row.cost_per_point = "1/2";
+  row.settlement_closing = -100;
+  row.redemption_rate = "200/930";
+  row.redemption_rate_bp = 2150;
+  row.members = 3;
+  row.active_members = 1;
+  row.active_rate_bp = 3333;
+  row.tiers = {{"blue", 2}, {"silver", 1}};
+  row.top = {{2, 500}, {1, 310}};
+  r.report.brands = {row};
+  buf.clear();
+  encode_response(buf, r);
+  response got;
+  std::string error;
+  REQUIRE(decode_response(buf.data() + 4, buf.size() - 4, got, error));
+  CHECK(got.report.to_us == 77);
+  CHECK(got.report.last_seq == 12);
+  CHECK(got.report.active_days == 30);
+  CHECK(got.report.active_from_us == 7);
+  REQUIRE(got.report.brands.size() == 1);
+  const auto& g = got.report.brands[0];
+  CHECK(g.brand == "acme");
+  CHECK(g.issued == 930);
+  CHECK(g.refunded == 100);
+  CHECK(g.closing_outstanding == -3);
+  CHECK(g.closing_liability == -2);
+  CHECK(g.cost_per_point == "1/2");
+  CHECK(g.settlement_closing == -100);
+  CHECK(g.redemption_rate == "200/930");
+  CHECK(g.redemption_rate_bp == 2150);
+  CHECK(g.members == 3);
+  CHECK(g.active_members == 1);
+  CHECK(g.active_rate_bp == 3333);
+  REQUIRE(g.tiers.size() == 2);
+  CHECK(g.tiers[1].tier == "silver");
+  CHECK(g.tiers[1].members == 1);
+  REQUIRE(g.top.size() == 2);
+  CHECK(g.top[1].member == 1);
+  CHECK(g.top[1].points == 310);
 }
 
 TEST_CASE("every issue-4 request survives encode_request and decode_request field for field", "[io][codec]") {

@@ -15,6 +15,7 @@
 //    the same id, op and code.
 #include "frames.hpp"
 
+#include "config/consent.hpp"
 #include "io/codec.hpp"
 #include "io/protocol.hpp"
 
@@ -73,7 +74,7 @@ void check_accepted(const request& r, bool in_batch) {
   FUZZ_CHECK(r.error == errc::ok);
   FUZZ_CHECK(r.error_message.empty());
   FUZZ_CHECK(r.op != opcode::none);
-  FUZZ_CHECK(static_cast<std::size_t>(r.op) <= static_cast<std::size_t>(opcode::settlement));
+  FUZZ_CHECK(static_cast<std::size_t>(r.op) <= static_cast<std::size_t>(opcode::report));
   FUZZ_CHECK(std::strcmp(to_string(r.op), "none") != 0);
   if (r.has_member)
     FUZZ_CHECK(r.member >= 1 && r.member <= member_id_max);
@@ -126,6 +127,20 @@ void check_accepted(const request& r, bool in_batch) {
     case opcode::activity:
       FUZZ_CHECK(r.to_us == 0 || r.from_us < r.to_us);
       break;
+    case opcode::report:
+      FUZZ_CHECK(r.to_us == 0 || r.from_us < r.to_us);
+      FUZZ_CHECK(r.active_days <= report_active_days_max);
+      FUZZ_CHECK(r.top <= report_top_max);
+      break;
+    case opcode::consent:
+      FUZZ_CHECK(r.consent_mask != 0 && (r.consent_mask & ~consent_channels_all) == 0);
+      FUZZ_CHECK((r.consent_values & ~r.consent_mask) == 0);
+      FUZZ_CHECK(!r.source.empty() && !r.txn.empty());
+      break;
+    case opcode::subscribe:
+      FUZZ_CHECK((r.event_types & ~event_types_all) == 0);
+      FUZZ_CHECK(__builtin_popcount(r.consent_filter) <= 1 && (r.consent_filter & ~consent_channels_all) == 0);
+      break;
     case opcode::batch:
       FUZZ_CHECK(!in_batch);
       FUZZ_CHECK(!r.ops.empty());
@@ -139,7 +154,8 @@ void check_accepted(const request& r, bool in_batch) {
   if (in_batch)
     FUZZ_CHECK(r.op != opcode::hello && r.op != opcode::verify && r.op != opcode::stats &&
                r.op != opcode::reload && r.op != opcode::liability && r.op != opcode::activity &&
-               r.op != opcode::settlement);
+               r.op != opcode::settlement && r.op != opcode::backup && r.op != opcode::report &&
+               r.op != opcode::subscribe);
 }
 
 // The payload of a frame encode_request / encode_response appended.

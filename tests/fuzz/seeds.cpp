@@ -196,6 +196,9 @@ std::vector<std::pair<std::string, std::string>> seeds() {
     request& st = s.add(opcode::settlement);
     st.partner = "air";
     st.limit = 10;
+    request& kp = s.add(opcode::report);
+    kp.active_days = 30;
+    kp.top = 5;
     keep("partner-earn-burn-reports", s);
   }
   {
