@@ -51,6 +51,8 @@ enum class opcode : std::uint8_t {
   settlement,
   // issue 6
   backup,
+  // bulk export (docs/PROTOCOL.md, journal)
+  journal,
 };
 
 [[nodiscard]] const char* to_string(opcode op) noexcept;
@@ -76,6 +78,15 @@ inline constexpr std::uint32_t statement_limit_max = 1000;
 inline constexpr std::uint32_t statement_limit_default = 100;
 // backup's directory: a Linux PATH_MAX.
 inline constexpr std::size_t path_bytes_max = 4096;
+// journal page size in entries: an exporter's round trip per 1,000 entries.
+inline constexpr std::uint32_t journal_limit_max = 1000;
+inline constexpr std::uint32_t journal_limit_default = 100;
+// journal page size in encoded bytes: a page is cut before the entry that
+// would take its entries past this, so the answer (with its few other
+// fields) stays below frame_bytes_max whatever the entries hold. A typical
+// entry is 300-600 bytes; the largest possible (32 postings, 128 rule
+// lines) about 20 KiB, so a page always holds at least one entry.
+inline constexpr std::size_t journal_page_bytes_max = 768u << 10;
 
 // One line of a purchase (earn) or of a return (refund).
 struct item {
@@ -127,6 +138,8 @@ struct request {
   std::uint64_t after = 0;         // settlement: page after this seq (0 = from the period's start)
   // issue 6
   std::string path;                // backup: absolute directory on the engine's host (absent or empty)
+  // bulk export
+  std::uint64_t from_seq = 0;      // journal: first seq of the page (wire `from`; 0 / absent = 1)
   // batch
   std::vector<request> ops;
 };
@@ -224,6 +237,20 @@ struct move {
   std::int64_t amount = 0;         // points, > 0
 };
 
+// One journal entry as `journal` shows it (a finance export): the entry as
+// `history` shows it for its own member, who posted it, and everything it
+// moved. entry.points and entry.balance are the member's; entry.counterparty
+// the transfer's receiver.
+struct journal_entry {
+  history_entry entry;
+  std::uint64_t member = 0;
+  std::uint32_t key_id = 0;        // API key that posted it (0 = the engine / no keys)
+  std::uint32_t policy_version = 0;
+  std::vector<move> moves;         // its postings
+  std::vector<settlement_move> settlements;
+  std::vector<line> lines;         // its rule lines
+};
+
 struct response {
   opcode op = opcode::none;        // which operation this answers (selects fields)
   std::uint64_t id = 0;
@@ -269,6 +296,10 @@ struct response {
   // backup (also seq: the newest entry in the copy)
   std::string file;                // the copy's data file, on the engine's host
   std::uint64_t bytes = 0;         // its size
+  // journal
+  std::vector<journal_entry> journal;  // this page, seq ascending
+  std::uint64_t next = 0;          // pass as `from` for the next page; 0 = the page reached the newest entry
+  std::uint64_t last_seq = 0;      // the newest committed entry when the page was read
   // verify
   verify_result verify;
   // stats: name -> value, in the order the server lists them

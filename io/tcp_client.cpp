@@ -417,6 +417,14 @@ response client::backup(const std::string& dir) {
   return call(std::move(r));
 }
 
+response client::journal(std::uint64_t from, std::uint32_t limit) {
+  request r;
+  r.op = opcode::journal;
+  r.from_seq = from;
+  r.limit = limit;
+  return call(std::move(r));
+}
+
 response client::stats() {
   request r;
   r.op = opcode::stats;
