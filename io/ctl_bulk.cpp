@@ -557,8 +557,9 @@ public:
     out_.flush();
     const bool ok = static_cast<bool>(out_);
     out_.close();
+    std::error_code ec;
     if (lines_ == 0)
-      std::filesystem::remove(path_);
+      std::filesystem::remove(path_, ec);
     return ok;
   }
   [[nodiscard]] std::uint64_t lines() const { return lines_; }
@@ -967,10 +968,12 @@ int run_import(const endpoint& where, bulk_commands::import_options o) {
   }
   const std::uint32_t server_batch = hello.batch_ops_max == 0 ? static_cast<std::uint32_t>(limits::batch_ops_max)
                                                               : hello.batch_ops_max;
-  const std::uint32_t batch = o.batch == 0 ? server_batch : std::min(o.batch, server_batch);
+  std::uint32_t batch = o.batch == 0 ? server_batch : std::min(o.batch, server_batch);
   std::uint32_t inflight = std::max<std::uint32_t>(1, o.inflight);
-  if (hello.inflight_max != 0)  // every operation of a batch counts against it
+  if (hello.inflight_max != 0) {  // every operation of a batch counts against it
+    batch = std::min(batch, hello.inflight_max);
     inflight = std::max<std::uint32_t>(1, std::min(inflight, hello.inflight_max / batch));
+  }
   importer imp(*c, *rows, report, o, batch, inflight, total);
   std::string error;
   bool whole = false;

@@ -84,8 +84,8 @@ inline constexpr std::uint32_t journal_limit_default = 100;
 // journal page size in encoded bytes: a page is cut before the entry that
 // would take its entries past this, so the answer (with its few other
 // fields) stays below frame_bytes_max whatever the entries hold. A typical
-// entry is 300-600 bytes; the largest possible (32 postings, 128 rule
-// lines) about 20 KiB, so a page always holds at least one entry.
+// entry is 300-600 bytes; the largest possible (32 postings, 128 details
+// with 64-byte codes) under 64 KiB, so a page always holds at least one.
 inline constexpr std::size_t journal_page_bytes_max = 768u << 10;
 
 // One line of a purchase (earn) or of a return (refund).

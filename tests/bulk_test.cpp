@@ -346,6 +346,59 @@ TEST_CASE("journal pages every entry in seq order for admin and read keys only",
   CHECK(in_batch.results[0].code == errc::invalid_argument);
 }
 
+TEST_CASE("a journal page stops before the frame bound and next goes on from there", "[bulk][journal]") {
+  // 100 purchase rules with long codes: every earn carries 100 rule lines,
+  // about 12 KiB an entry, so 100 earns do not fit one page.
+  std::string toml = program_toml;
+  for (int i = 1; i <= 100; ++i) {
+    char code[80];
+    std::snprintf(code, sizeof code, "a-bonus-rule-whose-long-code-makes-each-journal-entry-large-%03d", i);
+    toml += "\n[[rules]]\nid = " + std::to_string(i) + "\ncode = \"" + code +
+            "\"\ntrigger = \"purchase\"\nbonus_points = 1\n";
+  }
+  test::engine_rig g("bulk-page", toml, t0);
+  REQUIRE(g.c->enroll(1, "shop").ok());
+  request b;
+  b.op = opcode::batch;
+  for (int i = 0; i < 100; ++i) {
+    request e;
+    e.op = opcode::earn;
+    e.txn = "big-" + std::to_string(i);
+    e.member = 1;
+    e.brand = "shop";
+    e.amount = 1000;
+    e.currency = "EUR";
+    e.occurred_at_us = t0;
+    b.ops.push_back(e);
+  }
+  auto done = g.c->call(b);
+  REQUIRE(done.ok());
+  for (const auto& r : done.results)
+    REQUIRE(r.ok());
+  auto first = g.c->journal(1, journal_limit_max);
+  REQUIRE(first.ok());
+  REQUIRE(first.last_seq == 101);
+  CHECK(first.journal.size() > 1);
+  CHECK(first.journal.size() < 101);  // cut by size, not by limit
+  std::size_t bytes = 0;
+  for (const auto& j : first.journal)
+    bytes += journal_entry_bytes(j);
+  CHECK(bytes <= journal_page_bytes_max);
+  CHECK(first.journal.back().lines.size() == 101);  // base + 100 rules
+  CHECK(first.next == first.journal.back().entry.seq + 1);
+  // Paging on reads every entry exactly once.
+  std::uint64_t seen = first.journal.size(), from = first.next;
+  while (from != 0) {
+    auto page = g.c->journal(from, journal_limit_max);
+    REQUIRE(page.ok());
+    REQUIRE(!page.journal.empty());
+    CHECK(page.journal.front().entry.seq == from);
+    seen += page.journal.size();
+    from = page.next;
+  }
+  CHECK(seen == 101);
+}
+
 TEST_CASE("journal requests and answers survive the codec", "[bulk][journal][codec]") {
   CHECK(std::string(to_string(opcode::journal)) == "journal");
   request q;
