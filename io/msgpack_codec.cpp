@@ -1429,19 +1429,25 @@ history_entry unpack_entry(const msgpack::object& o) {
   return e;
 }
 
-std::vector<move> unpack_moves(const msgpack::object& v) {
-  std::vector<move> out;
+// Each element of an array through `one`.
+template <class T>
+std::vector<T> unpack_list(const msgpack::object& v, T (*one)(const msgpack::object&)) {
   const auto& a = as_array(v);
-  for (std::uint32_t j = 0; j < a.size; ++j) {
-    move mv;
-    each_field(a.ptr[j], [&](std::string_view mk, const msgpack::object& mvv) {
-      if (mk == "account") mv.account = as_str(mvv);
-      else if (mk == "side") mv.side = as_str(mvv);
-      else if (mk == "amount") mv.amount = as_i64(mvv);
-    });
-    out.push_back(std::move(mv));
-  }
+  std::vector<T> out;
+  out.reserve(a.size);
+  for (std::uint32_t j = 0; j < a.size; ++j)
+    out.push_back(one(a.ptr[j]));
   return out;
+}
+
+move unpack_move(const msgpack::object& o) {
+  move mv;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "account") mv.account = as_str(v);
+    else if (key == "side") mv.side = as_str(v);
+    else if (key == "amount") mv.amount = as_i64(v);
+  });
+  return mv;
 }
 
 settlement_move unpack_settlement(const msgpack::object& o) {
@@ -1464,17 +1470,9 @@ journal_entry unpack_journal_entry(const msgpack::object& o) {
     if (key == "member") j.member = as_u64(v);
     else if (key == "key_id") j.key_id = static_cast<std::uint32_t>(as_u64(v));
     else if (key == "policy_version") j.policy_version = static_cast<std::uint32_t>(as_u64(v));
-    else if (key == "moves") j.moves = unpack_moves(v);
-    else if (key == "settlements") {
-      const auto& a = as_array(v);
-      for (std::uint32_t i = 0; i < a.size; ++i)
-        j.settlements.push_back(unpack_settlement(a.ptr[i]));
-    }
-    else if (key == "lines") {
-      const auto& a = as_array(v);
-      for (std::uint32_t i = 0; i < a.size; ++i)
-        j.lines.push_back(unpack_line(a.ptr[i]));
-    }
+    else if (key == "moves") j.moves = unpack_list(v, unpack_move);
+    else if (key == "settlements") j.settlements = unpack_list(v, unpack_settlement);
+    else if (key == "lines") j.lines = unpack_list(v, unpack_line);
   });
   return j;
 }
@@ -1612,12 +1610,8 @@ void unpack_response(const msgpack::object& o, response& r) {
     else if (key == "key_id") r.key_id = static_cast<std::uint32_t>(as_u64(v));
     else if (key == "key_name") r.key_name = as_str(v);
     else if (key == "policy_version") r.policy_version = static_cast<std::uint32_t>(as_u64(v));
-    else if (key == "moves") r.moves = unpack_moves(v);
-    else if (key == "entries" && r.op == opcode::journal) {
-      const auto& a = as_array(v);
-      for (std::uint32_t j = 0; j < a.size; ++j)
-        r.journal.push_back(unpack_journal_entry(a.ptr[j]));
-    }
+    else if (key == "moves") r.moves = unpack_list(v, unpack_move);
+    else if (key == "entries" && r.op == opcode::journal) r.journal = unpack_list(v, unpack_journal_entry);
     else if (key == "next") r.next = as_u64(v);
     else if (key == "last_seq") r.last_seq = as_u64(v);
     else if (key == "entries" && v.type == msgpack::type::ARRAY) {

@@ -118,13 +118,31 @@ private:
     }
   }
 
-  bool object(json_value& v, std::size_t depth) {
-    v.type = json_value::kind::object;
+  // After an opening bracket: elements, each read by `element`, separated
+  // by commas, up to `close`.
+  template <class F>
+  bool sequence(char close, F element) {
     ++i_;
     skip_ws();
-    if (peek() == '}')
+    if (peek() == close)
       return ++i_, true;
     for (;;) {
+      if (!element())
+        return false;
+      skip_ws();
+      if (peek() == ',') {
+        ++i_;
+        continue;
+      }
+      if (peek() == close)
+        return ++i_, true;
+      return fail(std::string("',' or '") + close + "' expected");
+    }
+  }
+
+  bool object(json_value& v, std::size_t depth) {
+    v.type = json_value::kind::object;
+    return sequence('}', [&] {
       skip_ws();
       std::string key;
       if (peek() != '"' || !string(key))
@@ -137,37 +155,19 @@ private:
       if (!value(member, depth + 1))
         return false;
       v.members.emplace_back(std::move(key), std::move(member));
-      skip_ws();
-      if (peek() == ',') {
-        ++i_;
-        continue;
-      }
-      if (peek() == '}')
-        return ++i_, true;
-      return fail("',' or '}' expected");
-    }
+      return true;
+    });
   }
 
   bool array(json_value& v, std::size_t depth) {
     v.type = json_value::kind::array;
-    ++i_;
-    skip_ws();
-    if (peek() == ']')
-      return ++i_, true;
-    for (;;) {
+    return sequence(']', [&] {
       json_value item;
       if (!value(item, depth + 1))
         return false;
       v.items.push_back(std::move(item));
-      skip_ws();
-      if (peek() == ',') {
-        ++i_;
-        continue;
-      }
-      if (peek() == ']')
-        return ++i_, true;
-      return fail("',' or ']' expected");
-    }
+      return true;
+    });
   }
 
   bool digits() {
