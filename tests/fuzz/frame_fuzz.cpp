@@ -73,7 +73,7 @@ void check_accepted(const request& r, bool in_batch) {
   FUZZ_CHECK(r.error == errc::ok);
   FUZZ_CHECK(r.error_message.empty());
   FUZZ_CHECK(r.op != opcode::none);
-  FUZZ_CHECK(static_cast<std::size_t>(r.op) <= static_cast<std::size_t>(opcode::settlement));
+  FUZZ_CHECK(static_cast<std::size_t>(r.op) <= static_cast<std::size_t>(opcode::journal));
   FUZZ_CHECK(std::strcmp(to_string(r.op), "none") != 0);
   if (r.has_member)
     FUZZ_CHECK(r.member >= 1 && r.member <= member_id_max);
@@ -126,6 +126,9 @@ void check_accepted(const request& r, bool in_batch) {
     case opcode::activity:
       FUZZ_CHECK(r.to_us == 0 || r.from_us < r.to_us);
       break;
+    case opcode::journal:
+      FUZZ_CHECK(r.limit <= journal_limit_max);
+      break;
     case opcode::batch:
       FUZZ_CHECK(!in_batch);
       FUZZ_CHECK(!r.ops.empty());
@@ -139,7 +142,7 @@ void check_accepted(const request& r, bool in_batch) {
   if (in_batch)
     FUZZ_CHECK(r.op != opcode::hello && r.op != opcode::verify && r.op != opcode::stats &&
                r.op != opcode::reload && r.op != opcode::liability && r.op != opcode::activity &&
-               r.op != opcode::settlement);
+               r.op != opcode::settlement && r.op != opcode::journal);
 }
 
 // The payload of a frame encode_request / encode_response appended.
