@@ -70,7 +70,8 @@ std::unique_ptr<client> open_session(const endpoint& where, response& hello) {
 // as a line when the caller says so.
 class progress_line {
 public:
-  progress_line() : tty_(stderr_is_terminal()) {}
+  // `quiet`: never redraw (the data goes to the same terminal).
+  explicit progress_line(bool quiet = false) : tty_(stderr_is_terminal() && !quiet) {}
   [[nodiscard]] bool tty() const { return tty_; }
   void draw(const std::string& text, bool force = false) {
     const auto now = steady::now();
@@ -204,7 +205,7 @@ int run_export(const endpoint& where, const bulk_commands::export_options& o) {
       return 2;
     if (format == "csv")
       os << csv_header;
-    progress_line bar;
+    progress_line bar(o.out.empty() && ::isatty(STDOUT_FILENO) == 1);
     std::uint64_t from = o.from, written = 0, pages = 0, first = 0, last = 0, newest = 0;
     for (;;) {
       std::uint32_t limit = o.limit;
