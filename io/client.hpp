@@ -154,6 +154,10 @@ public:
   // event_type_names); consent 0 = any member (else one channel bit).
   response subscribe(std::uint64_t from = 0, std::uint32_t types = 0, std::uint32_t consent = 0,
                      const std::string& brand = "");
+  // A page of every member's journal entries from seq `from` on (admin or
+  // read key): pass the answer's `next` as `from` for the next page (0 in
+  // the answer = it reached the newest entry); limit 0 = 100, at most 1000.
+  response journal(std::uint64_t from = 1, std::uint32_t limit = 0);
 
   // Issue 4, coalition money (docs/PROTOCOL.md section 3). A posting's answer
   // carries the settle records it wrote in `settlements`.

@@ -6,6 +6,7 @@
 #include "io/ctl_json.hpp"
 #include "io/ctl_stream.hpp"
 #include "io/ctl_report.hpp"
+#include "io/ctl_bulk.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -594,7 +595,8 @@ int main(int argc, char** argv) {
                "The engine's API keys decide what a connection may do: pass one with --key or in\n"
                "$LOYALTY_KEY (adjust and expire need an admin key). `keygen` makes a new key.\n"
                "Exit status: 0 success, 1 the engine answered with an error (or verify found problems),\n"
-               "2 connection or protocol failure; a wrong command line exits with 100 or more."};
+               "2 connection or protocol failure; a wrong command line exits with 100 or more\n"
+               "(import and export journal say their own in their --help)."};
   std::string host = "127.0.0.1";
   int port = 7411;
   bool json = false;
@@ -861,7 +863,12 @@ int main(int argc, char** argv) {
   tail->add_flag("--follow,!--no-follow", tail_opt.follow,
                  "stop once caught up with the newest entry at the start instead of waiting for more");
   tail->add_flag("--progress", tail_opt.progress, "also print each frame's resume point as a {\"next\": SEQ} line");
+  ctl::bulk_commands bulk(app);  // export journal, import (io/ctl_bulk.hpp)
   CLI11_PARSE(app, argc, argv);
+  if (bulk.chosen()) {
+    conn.resolve();
+    return bulk.run({host, static_cast<std::uint16_t>(port), conn});
+  }
 
   const std::vector<std::pair<CLI::App*, opcode>> subs{
     {hello, opcode::hello}, {enroll, opcode::enroll}, {earn, opcode::earn}, {redeem, opcode::redeem},

@@ -16,13 +16,13 @@ namespace loyalty::io {
 namespace {
 
 // Indexed by opcode: the order of the enum.
-constexpr std::array<const char*, 34> op_names{
+constexpr std::array<const char*, 35> op_names{
   "none", "hello", "enroll", "earn", "redeem", "balance", "verify", "stats", "batch",
   "event", "hold", "capture", "release", "redeem_reward", "refund", "reverse_redemption",
   "adjust", "transfer", "link_alias", "lookup", "history", "expire", "explain", "reload",
   "partner_earn", "partner_burn", "liability", "activity", "settlement", "backup",
-  "consent", "subscribe", "quote", "report"};
-static_assert(op_names.size() == static_cast<std::size_t>(opcode::report) + 1);
+  "consent", "subscribe", "quote", "report", "journal"};
+static_assert(op_names.size() == static_cast<std::size_t>(opcode::journal) + 1);
 
 constexpr std::uint64_t member_id_max = (std::uint64_t{1} << 56) - 1;
 constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
@@ -671,6 +671,13 @@ void decode_fields(reader& rd, request& r, bool in_batch) {
       if (rd.str(f::f_path, r.path, path_bytes_max) && (r.path.empty() || r.path.front() != '/'))
         rd.fail(errc::invalid_argument, "field 'path' must be an absolute directory path on the engine's host");
       break;
+    case opcode::journal: {
+      rd.u64_in(f::f_from, r.from_seq, 1, u64_max, false, "at least 1");
+      std::uint64_t limit = 0;  // absent = journal_limit_default
+      rd.u64_in(f::f_limit, limit, 1, journal_limit_max, false, "between 1 and 1000");
+      r.limit = static_cast<std::uint32_t>(limit);
+      break;
+    }
     case opcode::batch: {
       if (in_batch) {
         rd.fail(errc::invalid_argument, "a batch cannot contain a batch");
@@ -731,7 +738,7 @@ void decode_map(const msgpack::object& o, request& r, bool in_batch) {
   if (in_batch && (r.op == opcode::hello || r.op == opcode::verify || r.op == opcode::stats ||
                    r.op == opcode::reload || r.op == opcode::liability || r.op == opcode::activity ||
                    r.op == opcode::settlement || r.op == opcode::backup || r.op == opcode::subscribe ||
-                   r.op == opcode::report)) {
+                   r.op == opcode::report || r.op == opcode::journal)) {
     rd.fail(errc::invalid_argument, "operation '" + op + "' cannot be part of a batch");
     return;
   }
@@ -942,22 +949,36 @@ void pack_lines(packer& pk, const std::vector<line>& lines) {
     });
 }
 
+// The fields of one entry as history shows it (journal entries add theirs).
+void pack_entry_fields(map_out& m, const history_entry& e) {
+  m.u64("seq", e.seq);
+  m.str("kind", e.kind);
+  m.bin("txn", e.txn);  // txn ids are bytes
+  m.u64("occurred_at_us", e.occurred_at_us);
+  m.u64("committed_at_us", e.committed_at_us);
+  m.i64("points", e.points);
+  m.i64("balance", e.balance);
+  m.i64("amount", e.amount);
+  m.str("brand", e.brand);
+  m.u64("ref", e.ref);
+  m.u64("counterparty", e.counterparty);
+  if (!e.partner.empty()) m.str("partner", e.partner);  // issue 4: partner entries only
+}
+
 void pack_entries(packer& pk, const std::vector<history_entry>& entries) {
   pk.pack_array(static_cast<std::uint32_t>(entries.size()));
   for (const auto& e : entries)
-    pack_map(pk, [&](map_out& m) {
-      m.u64("seq", e.seq);
-      m.str("kind", e.kind);
-      m.bin("txn", e.txn);  // txn ids are bytes
-      m.u64("occurred_at_us", e.occurred_at_us);
-      m.u64("committed_at_us", e.committed_at_us);
-      m.i64("points", e.points);
-      m.i64("balance", e.balance);
-      m.i64("amount", e.amount);
-      m.str("brand", e.brand);
-      m.u64("ref", e.ref);
-      m.u64("counterparty", e.counterparty);
-      if (!e.partner.empty()) m.str("partner", e.partner);  // issue 4: partner entries only
+    pack_map(pk, [&](map_out& m) { pack_entry_fields(m, e); });
+}
+
+// Postings: {account, side, amount}.
+void pack_moves(packer& pk, const std::vector<move>& moves) {
+  pk.pack_array(static_cast<std::uint32_t>(moves.size()));
+  for (const auto& mv : moves)
+    pack_map(pk, [&](map_out& x) {
+      x.str("account", mv.account);
+      x.str("side", mv.side);
+      x.i64("amount", mv.amount);
     });
 }
 
@@ -1138,6 +1159,20 @@ void pack_report(packer& pk, const report_result& rep) {
 
 void pack_response(packer& pk, const response& r);
 
+// A journal entry: the history fields, then member, key_id,
+// policy_version, moves, settlements (always, possibly empty) and lines.
+void pack_journal_entry(packer& pk, const journal_entry& j) {
+  pack_map(pk, [&](map_out& m) {
+    pack_entry_fields(m, j.entry);
+    m.u64("member", j.member);
+    m.u64("key_id", j.key_id);
+    m.u64("policy_version", j.policy_version);
+    m.value("moves", [&](packer& p) { pack_moves(p, j.moves); });
+    m.value("settlements", [&](packer& p) { pack_settlements(p, j.settlements); });
+    m.value("lines", [&](packer& p) { pack_lines(p, j.lines); });
+  });
+}
+
 // The result fields of a successful response, by operation. Issue-1 ops
 // (enroll, earn, redeem, balance) keep their original fields in their
 // original order; what issue 3 added to them is written only when it is not
@@ -1296,15 +1331,7 @@ void response_fields(map_out& m, const response& r) {
       m.u64("key_id", r.key_id);
       m.str("key_name", r.key_name);
       m.u64("policy_version", r.policy_version);
-      m.value("moves", [&](packer& p) {
-        p.pack_array(static_cast<std::uint32_t>(r.moves.size()));
-        for (const auto& mv : r.moves)
-          pack_map(p, [&](map_out& x) {
-            x.str("account", mv.account);
-            x.str("side", mv.side);
-            x.i64("amount", mv.amount);
-          });
-      });
+      m.value("moves", [&](packer& p) { pack_moves(p, r.moves); });
       if (!r.partner.empty()) m.str("partner", r.partner);
       settlements();
       break;
@@ -1338,6 +1365,15 @@ void response_fields(map_out& m, const response& r) {
       m.i64("to_next_tier", r.to_next_tier);
       lines();
       m.boolean("quoted", r.quoted);
+      break;
+    case opcode::journal:
+      m.value("entries", [&](packer& p) {
+        p.pack_array(static_cast<std::uint32_t>(r.journal.size()));
+        for (const auto& j : r.journal)
+          pack_journal_entry(p, j);
+      });
+      m.u64("next", r.next);
+      m.u64("last_seq", r.last_seq);
       break;
     case opcode::stats:
       m.value("stats", [&](packer& p) {
@@ -1563,12 +1599,17 @@ void request_fields(map_out& m, const request& r) {
           if (r.consent_filter == (1u << i))
             m.str("consent", consent_channel_names[i]);
       if (!r.brand.empty()) m.str("brand", r.brand);
+      break;
     case opcode::report:
       if (!r.brand.empty()) m.str("brand", r.brand);
       if (r.from_us != 0) m.u64("from_us", r.from_us);
       if (r.to_us != 0) m.u64("to_us", r.to_us);
       if (r.active_days != 0) m.u64("active_days", r.active_days);
       if (r.top != 0) m.u64("top", r.top);
+      break;
+    case opcode::journal:
+      if (r.from_seq != 0) m.u64("from", r.from_seq);
+      if (r.limit != 0) m.u64("limit", r.limit);
       break;
     case opcode::verify:
     case opcode::stats:
@@ -1654,23 +1695,49 @@ line unpack_line(const msgpack::object& o) {
   return l;
 }
 
+// One field of an entry as history shows it; false if `key` is not one.
+bool unpack_entry_field(history_entry& e, std::string_view key, const msgpack::object& v) {
+  if (key == "seq") e.seq = as_u64(v);
+  else if (key == "kind") e.kind = as_str(v);
+  else if (key == "txn") e.txn = as_bytes(v);
+  else if (key == "occurred_at_us") e.occurred_at_us = as_u64(v);
+  else if (key == "committed_at_us") e.committed_at_us = as_u64(v);
+  else if (key == "points") e.points = as_i64(v);
+  else if (key == "balance") e.balance = as_i64(v);
+  else if (key == "amount") e.amount = as_i64(v);
+  else if (key == "brand") e.brand = as_str(v);
+  else if (key == "ref") e.ref = as_u64(v);
+  else if (key == "counterparty") e.counterparty = as_u64(v);
+  else if (key == "partner") e.partner = as_str(v);
+  else return false;
+  return true;
+}
+
 history_entry unpack_entry(const msgpack::object& o) {
   history_entry e;
-  each_field(o, [&](std::string_view key, const msgpack::object& v) {
-    if (key == "seq") e.seq = as_u64(v);
-    else if (key == "kind") e.kind = as_str(v);
-    else if (key == "txn") e.txn = as_bytes(v);
-    else if (key == "occurred_at_us") e.occurred_at_us = as_u64(v);
-    else if (key == "committed_at_us") e.committed_at_us = as_u64(v);
-    else if (key == "points") e.points = as_i64(v);
-    else if (key == "balance") e.balance = as_i64(v);
-    else if (key == "amount") e.amount = as_i64(v);
-    else if (key == "brand") e.brand = as_str(v);
-    else if (key == "ref") e.ref = as_u64(v);
-    else if (key == "counterparty") e.counterparty = as_u64(v);
-    else if (key == "partner") e.partner = as_str(v);
-  });
+  each_field(o, [&](std::string_view key, const msgpack::object& v) { unpack_entry_field(e, key, v); });
   return e;
+}
+
+// Each element of an array through `one`.
+template <class T>
+std::vector<T> unpack_list(const msgpack::object& v, T (*one)(const msgpack::object&)) {
+  const auto& a = as_array(v);
+  std::vector<T> out;
+  out.reserve(a.size);
+  for (std::uint32_t j = 0; j < a.size; ++j)
+    out.push_back(one(a.ptr[j]));
+  return out;
+}
+
+move unpack_move(const msgpack::object& o) {
+  move mv;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "account") mv.account = as_str(v);
+    else if (key == "side") mv.side = as_str(v);
+    else if (key == "amount") mv.amount = as_i64(v);
+  });
+  return mv;
 }
 
 settlement_move unpack_settlement(const msgpack::object& o) {
@@ -1684,6 +1751,20 @@ settlement_move unpack_settlement(const msgpack::object& o) {
     else if (key == "reversal") s.reversal = as_bool(v);
   });
   return s;
+}
+
+journal_entry unpack_journal_entry(const msgpack::object& o) {
+  journal_entry j;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (unpack_entry_field(j.entry, key, v)) return;
+    if (key == "member") j.member = as_u64(v);
+    else if (key == "key_id") j.key_id = static_cast<std::uint32_t>(as_u64(v));
+    else if (key == "policy_version") j.policy_version = static_cast<std::uint32_t>(as_u64(v));
+    else if (key == "moves") j.moves = unpack_list(v, unpack_move);
+    else if (key == "settlements") j.settlements = unpack_list(v, unpack_settlement);
+    else if (key == "lines") j.lines = unpack_list(v, unpack_line);
+  });
+  return j;
 }
 
 liability_row unpack_liability(const msgpack::object& o) {
@@ -1933,18 +2014,10 @@ void unpack_response(const msgpack::object& o, response& r) {
     else if (key == "key_id") r.key_id = static_cast<std::uint32_t>(as_u64(v));
     else if (key == "key_name") r.key_name = as_str(v);
     else if (key == "policy_version") r.policy_version = static_cast<std::uint32_t>(as_u64(v));
-    else if (key == "moves") {
-      const auto& a = as_array(v);
-      for (std::uint32_t j = 0; j < a.size; ++j) {
-        move mv;
-        each_field(a.ptr[j], [&](std::string_view mk, const msgpack::object& mvv) {
-          if (mk == "account") mv.account = as_str(mvv);
-          else if (mk == "side") mv.side = as_str(mvv);
-          else if (mk == "amount") mv.amount = as_i64(mvv);
-        });
-        r.moves.push_back(std::move(mv));
-      }
-    }
+    else if (key == "moves") r.moves = unpack_list(v, unpack_move);
+    else if (key == "entries" && r.op == opcode::journal) r.journal = unpack_list(v, unpack_journal_entry);
+    else if (key == "next") r.next = as_u64(v);
+    else if (key == "last_seq") r.last_seq = as_u64(v);
     else if (key == "entries" && v.type == msgpack::type::ARRAY) {
       const auto& a = v.via.array;
       for (std::uint32_t j = 0; j < a.size; ++j)
@@ -1966,7 +2039,6 @@ void unpack_response(const msgpack::object& o, response& r) {
     }
     else if (key == "activity") r.activity = unpack_activity(v);
     else if (key == "consents") r.consents = unpack_consents(v);
-    else if (key == "next") r.next = as_u64(v);
     else if (key == "events") {
       const auto& a = as_array(v);
       for (std::uint32_t j = 0; j < a.size; ++j)
@@ -2045,6 +2117,15 @@ request decode_request(const char* data, std::size_t size) {
   }
   decode_map(obj, r, false);
   return r;
+}
+
+std::size_t journal_entry_bytes(const journal_entry& e) {
+  thread_local std::vector<char> scratch;
+  scratch.clear();
+  packer pk(scratch);
+  pack_journal_entry(pk, e);
+  pk.finish();
+  return scratch.size();
 }
 
 void encode_response(std::vector<char>& out, const response& r) {

@@ -59,6 +59,8 @@ enum class opcode : std::uint8_t {
   quote,  // a dry-run earn: what it would give, posting nothing
   // KPI reports
   report,
+  // bulk export (docs/PROTOCOL.md, journal)
+  journal,
 };
 
 [[nodiscard]] const char* to_string(opcode op) noexcept;
@@ -116,6 +118,15 @@ inline constexpr std::uint32_t event_types_all = (1u << event_type_names.size())
 // Entries read from the journal per events frame at most; a frame holds the
 // events of whole entries only.
 inline constexpr std::size_t stream_entries_per_frame_max = 256;
+// journal page size in entries: an exporter's round trip per 1,000 entries.
+inline constexpr std::uint32_t journal_limit_max = 1000;
+inline constexpr std::uint32_t journal_limit_default = 100;
+// journal page size in encoded bytes: a page is cut before the entry that
+// would take its entries past this, so the answer (with its few other
+// fields) stays below frame_bytes_max whatever the entries hold. A typical
+// entry is 300-600 bytes; the largest possible (32 postings, 128 details
+// with 64-byte codes) under 64 KiB, so a page always holds at least one.
+inline constexpr std::size_t journal_page_bytes_max = 768u << 10;
 
 // One line of a purchase (earn) or of a return (refund).
 struct item {
@@ -171,12 +182,14 @@ struct request {
   std::uint32_t consent_mask = 0;  // consent: the channels it sets (bits of config/consent.hpp)
   std::uint32_t consent_values = 0;// consent: their new values (bits within consent_mask)
   std::string source;              // consent: where the member gave it (1..64 bytes)
-  std::uint64_t from_seq = 0;      // subscribe: first seq to stream (0 = the next entry committed)
+  std::uint64_t from_seq = 0;      // subscribe: first seq to stream (0 = the next entry committed);
+                                   // journal: first seq of the page (0 = 1); on the wire `from`
   std::uint32_t event_types = 0;   // subscribe: types to stream (bits of event_type_names; 0 = every type)
   std::uint32_t consent_filter = 0;// subscribe: only members who consented to this channel (one bit; 0 = any)
   // report (brand, from_us, to_us as for activity; brand optional)
   std::uint32_t active_days = 0;   // activity window in days, 1..3650 (0 = absent = 90)
   std::uint32_t top = 0;           // top earners per brand, 1..100 (0 = absent = 10)
+  // bulk export
   // batch
   std::vector<request> ops;
 };
@@ -341,6 +354,20 @@ struct move {
   std::int64_t amount = 0;         // points, > 0
 };
 
+// One journal entry as `journal` shows it (a finance export): the entry as
+// `history` shows it for its own member, who posted it, and everything it
+// moved. entry.points and entry.balance are the member's; entry.counterparty
+// the transfer's receiver.
+struct journal_entry {
+  history_entry entry;
+  std::uint64_t member = 0;
+  std::uint32_t key_id = 0;        // API key that posted it (0 = the engine / no keys)
+  std::uint32_t policy_version = 0;
+  std::vector<move> moves;         // its postings
+  std::vector<settlement_move> settlements;
+  std::vector<line> lines;         // its rule lines
+};
+
 struct response {
   opcode op = opcode::none;        // which operation this answers (selects fields)
   std::uint64_t id = 0;
@@ -390,12 +417,16 @@ struct response {
   // issue 7
   std::uint32_t consents = 0;      // balance / consent: the channels the member consents to (bits; names on the wire)
   std::vector<stream_event> events;  // subscribe
-  std::uint64_t next = 0;          // subscribe: the seq to resume from after this frame
+  std::uint64_t next = 0;          // subscribe: the seq to resume from after this frame;
+                                   // journal: pass as `from` for the next page (0 = the page reached the newest entry)
   // quote (also points, balance and tier: the member's now; lines; next_tier,
   // qualifying and to_next_tier: after the earn)
   std::int64_t balance_after = 0;  // balance the earn would leave
   std::string tier_after;          // tier the earn would leave
   bool quoted = false;             // true: a quote, nothing was posted
+  // journal
+  std::vector<journal_entry> journal;  // this page, seq ascending
+  std::uint64_t last_seq = 0;      // the newest committed entry when the page was read
   // verify
   verify_result verify;
   // stats: name -> value, in the order the server lists them

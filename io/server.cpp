@@ -27,7 +27,7 @@ namespace {
 // Initial read buffer; grows up to one maximal frame.
 constexpr std::size_t read_chunk_bytes = 64u << 10;
 
-constexpr std::size_t opcode_count = static_cast<std::size_t>(opcode::report) + 1;
+constexpr std::size_t opcode_count = static_cast<std::size_t>(opcode::journal) + 1;
 
 // Compares two digests without an early exit, so the time taken does not
 // tell how much of a guess was right.
@@ -43,7 +43,7 @@ bool read_only(opcode op) {
   return op == opcode::balance || op == opcode::history || op == opcode::lookup || op == opcode::explain ||
          op == opcode::stats || op == opcode::verify || op == opcode::liability || op == opcode::activity ||
          op == opcode::settlement || op == opcode::subscribe || op == opcode::report ||
-         op == opcode::quote;  // a quote posts nothing
+         op == opcode::journal || op == opcode::quote;  // a quote posts nothing
 }
 bool partner_op(opcode op) { return op == opcode::partner_earn || op == opcode::partner_burn; }
 // The coalition reports: never in a batch (they are not member operations);
@@ -553,6 +553,7 @@ private:
       case opcode::report: return on_report(req);
       case opcode::backup: return on_backup(req);
       case opcode::subscribe: return on_subscribe(req);
+      case opcode::journal: return on_journal(req);
       case opcode::expire:
         if (!req.has_member && req.alias.empty())
           return on_sweep(req);
@@ -648,7 +649,9 @@ private:
       case key_scope::admin: return true;
       case key_scope::read: return read_only(op);
       case key_scope::brand:
-        return !admin_only(op) && op != opcode::verify && op != opcode::stats && !partner_op(op);
+        // journal: every member's entries, for finance (admin and read keys)
+        return !admin_only(op) && op != opcode::verify && op != opcode::stats && !partner_op(op) &&
+               op != opcode::journal;
       case key_scope::partner:
         return partner_op(op) || op == opcode::reverse_redemption || op == opcode::balance || op == opcode::lookup ||
                op == opcode::settlement;
@@ -1567,22 +1570,75 @@ private:
       if (k.id == r.key_id)
         r.key_name = k.name;
     r.policy_version = e->header.policy_version;
-    for (const auto& p : e->postings) {
+    r.moves = moves_of(*e);
+    lines_and_settlements(prog, *e, r.lines, r.settlements);
+    if (e->header.partner_id != 0)
+      r.partner = partner_code(e->header.partner_id);
+    deliver(batch, index, std::move(r));
+  }
+
+  // An entry's postings, accounts named as explain names them.
+  [[nodiscard]] std::vector<move> moves_of(const ledger::ledger::entry& e) const {
+    std::vector<move> out;
+    out.reserve(e.postings.size());
+    for (const auto& p : e.postings) {
       move mv;
       mv.account = account_name(p.account);
       mv.side = p.side == static_cast<std::uint32_t>(ledger::posting_side::debit) ? "debit" : "credit";
       mv.amount = static_cast<std::int64_t>(p.amount);
-      r.moves.push_back(std::move(mv));
+      out.push_back(std::move(mv));
     }
-    for (const auto& d : e->details) {
+    return out;
+  }
+  // An entry's rule lines and settle records, in the order it holds them.
+  void lines_and_settlements(const program& prog, const ledger::ledger::entry& e, std::vector<line>& lines,
+                             std::vector<settlement_move>& settlements) const {
+    for (const auto& d : e.details) {
       if (d.kind == static_cast<std::uint16_t>(ledger::detail_kind::rule_line))
-        r.lines.push_back(line_of(prog, d));
+        lines.push_back(line_of(prog, d));
       else if (d.kind == static_cast<std::uint16_t>(ledger::detail_kind::settle))
-        r.settlements.push_back(settlement_of(d));
+        settlements.push_back(settlement_of(d));
     }
-    if (e->header.partner_id != 0)
-      r.partner = partner_code(e->header.partner_id);
-    deliver(batch, index, std::move(r));
+  }
+
+  // `journal`: a page of every member's committed entries in seq order, for
+  // finance exports (admin and read keys). On the io thread, like history:
+  // at most journal_limit_max entries read in one read transaction.
+  void on_journal(const request& req) {
+    const std::size_t limit = req.limit == 0 ? journal_limit_default : req.limit;
+    std::string error;
+    auto page = srv_.deps.ledger->read_journal(req.from_seq == 0 ? 1 : req.from_seq, limit, error);
+    if (!page) {
+      log(log_level::error, "journal from seq %llu: %s", static_cast<unsigned long long>(req.from_seq),
+          error.c_str());
+      reply_error(opcode::journal, req.id, errc::internal_error, std::move(error));
+      return;
+    }
+    const program& prog = srv_.prog();
+    response r;
+    r.op = opcode::journal;
+    r.id = req.id;
+    r.last_seq = page->last_seq;
+    std::size_t bytes = 0;
+    for (const auto& e : page->entries) {
+      journal_entry j;
+      j.entry = entry_view(e, e.header.member_id);
+      j.member = e.header.member_id;
+      j.key_id = e.header.key_id;
+      j.policy_version = e.header.policy_version;
+      j.moves = moves_of(e);
+      lines_and_settlements(prog, e, j.lines, j.settlements);
+      // Cut the page before an entry that would take it past the bound; the
+      // first entry always fits (journal_page_bytes_max).
+      const std::size_t n = journal_entry_bytes(j);
+      if (!r.journal.empty() && bytes + n > journal_page_bytes_max)
+        break;
+      bytes += n;
+      r.journal.push_back(std::move(j));
+    }
+    if (!r.journal.empty() && r.journal.back().entry.seq < r.last_seq)
+      r.next = r.journal.back().entry.seq + 1;
+    send(r);
   }
 
   // "brand:CODE" / "partner:CODE", or the id of one no longer in the program.

@@ -455,6 +455,14 @@ response client::subscribe(std::uint64_t from, std::uint32_t types, std::uint32_
   return call(std::move(r));
 }
 
+response client::journal(std::uint64_t from, std::uint32_t limit) {
+  request r;
+  r.op = opcode::journal;
+  r.from_seq = from;
+  r.limit = limit;
+  return call(std::move(r));
+}
+
 response client::stats() {
   request r;
   r.op = opcode::stats;

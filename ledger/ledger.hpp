@@ -453,6 +453,19 @@ public:
   };
   [[nodiscard]] std::optional<entry> read_entry(std::uint64_t seq) const;
 
+  // A page of the journal for an export (io `journal`): the committed
+  // entries with seq >= from_seq, ascending, at most `limit`, all read in
+  // one read transaction, and the newest entry that transaction sees
+  // (last_seq; 0 for an empty journal). A from_seq past it gives no
+  // entries. Empty with `error` set if the transaction cannot begin or an
+  // entry cannot be read (verify says more). Any thread; ledger/journal_read.cpp.
+  struct journal_page {
+    std::vector<entry> entries;
+    std::uint64_t last_seq = 0;
+  };
+  [[nodiscard]] std::optional<journal_page> read_journal(std::uint64_t from_seq, std::size_t limit,
+                                                         std::string& error) const;
+
   // A member's committed entries, newest first, following its history chain
   // (the entries where it is the counterparty included): at most `limit`
   // entries, from the newest (before_seq == 0; may wait for the commit in

@@ -1300,8 +1300,8 @@ TEST_CASE("the issue-4 operations have their wire names", "[io][codec]") {
 
 TEST_CASE("backup takes one absolute path and never rides in a batch", "[io][codec]") {
   CHECK(std::string(to_string(opcode::backup)) == "backup");
-  CHECK(std::string(to_string(opcode::report)) == "report");  // the last opcode
-  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::report) + 1))) == "none");
+  CHECK(std::string(to_string(opcode::journal)) == "journal");  // the last opcode
+  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::journal) + 1))) == "none");
   auto ok = decode_op("backup", {{"path", val(std::string("/var/backups/loyalty-1"))}});
   CHECK(ok.error == errc::ok);
   CHECK(ok.op == opcode::backup);

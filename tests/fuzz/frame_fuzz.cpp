@@ -74,7 +74,7 @@ void check_accepted(const request& r, bool in_batch) {
   FUZZ_CHECK(r.error == errc::ok);
   FUZZ_CHECK(r.error_message.empty());
   FUZZ_CHECK(r.op != opcode::none);
-  FUZZ_CHECK(static_cast<std::size_t>(r.op) <= static_cast<std::size_t>(opcode::report));
+  FUZZ_CHECK(static_cast<std::size_t>(r.op) <= static_cast<std::size_t>(opcode::journal));
   FUZZ_CHECK(std::strcmp(to_string(r.op), "none") != 0);
   if (r.has_member)
     FUZZ_CHECK(r.member >= 1 && r.member <= member_id_max);
@@ -140,6 +140,8 @@ void check_accepted(const request& r, bool in_batch) {
     case opcode::subscribe:
       FUZZ_CHECK((r.event_types & ~event_types_all) == 0);
       FUZZ_CHECK(__builtin_popcount(r.consent_filter) <= 1 && (r.consent_filter & ~consent_channels_all) == 0);
+    case opcode::journal:
+      FUZZ_CHECK(r.limit <= journal_limit_max);
       break;
     case opcode::batch:
       FUZZ_CHECK(!in_batch);
@@ -155,7 +157,7 @@ void check_accepted(const request& r, bool in_batch) {
     FUZZ_CHECK(r.op != opcode::hello && r.op != opcode::verify && r.op != opcode::stats &&
                r.op != opcode::reload && r.op != opcode::liability && r.op != opcode::activity &&
                r.op != opcode::settlement && r.op != opcode::backup && r.op != opcode::report &&
-               r.op != opcode::subscribe);
+               r.op != opcode::subscribe && r.op != opcode::journal);
 }
 
 // The payload of a frame encode_request / encode_response appended.
