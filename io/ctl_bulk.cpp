@@ -2,7 +2,9 @@
 // "Bulk import and export").
 #include "io/ctl_bulk.hpp"
 
+#include "config/consent.hpp"
 #include "io/client.hpp"
+#include "io/ctl_stream.hpp"
 #include "io/detail/csv.hpp"
 #include "io/detail/json.hpp"
 
@@ -280,9 +282,9 @@ struct raw_row {
   std::uint64_t line = 0;
   std::string member, brand, opening_balance;  // as written ("" = absent)
   std::vector<std::string> aliases;
-  // The reserved consents column / key held something. Consents are not
-  // imported yet: such a row is refused whole (see validate()).
-  bool consents = false;
+  // The consents column / key: channel names separated by ';' (or a JSON
+  // array), "none" for no channel, "" = leave the member's consent alone.
+  std::string consents;
   errc code = errc::ok;  // a problem found while reading the row
   std::string message;
 };
@@ -295,9 +297,10 @@ struct import_row {
   std::string brand;
   std::vector<std::string> aliases;
   std::int64_t opening_balance = 0;  // 0 = none
-  // RESERVED for consents (the `consent` operation, being added): the
-  // consents of the row go here, and follow_ups() sends one `consent` per
-  // consent once the enroll is answered, like the aliases.
+  // The member's consent as the row states it: every channel is set, to
+  // granted for these bits and to withdrawn for the others.
+  bool has_consents = false;
+  std::uint32_t consents = 0;
 };
 
 // "a;b;;c" -> a, b, c (empty parts dropped).
@@ -323,7 +326,7 @@ public:
 };
 
 // CSV with a header line naming the columns, in any order: member and
-// brand required; aliases, opening_balance and consents (reserved) optional.
+// brand required; aliases, opening_balance and consents optional.
 class csv_rows final : public row_source {
 public:
   explicit csv_rows(std::istream& in) : reader_(in) {}
@@ -386,7 +389,7 @@ public:
     if (opening_ >= 0)
       row.opening_balance = f[static_cast<std::size_t>(opening_)];
     if (consents_ >= 0)
-      row.consents = !f[static_cast<std::size_t>(consents_)].empty();
+      row.consents = f[static_cast<std::size_t>(consents_)];
     return true;
   }
 
@@ -398,7 +401,8 @@ private:
 
 // JSON lines: one object per line with the keys member (number, or a string
 // of digits), brand (string), aliases (array of strings, or one string
-// split at ';'), opening_balance (integer or null), consents (reserved).
+// split at ';'), opening_balance (integer or null), consents (array of
+// channel names, or one string split at ';'; null / [] / "" = not given).
 class jsonl_rows final : public row_source {
 public:
   explicit jsonl_rows(std::istream& in) : in_(in) {}
@@ -452,8 +456,19 @@ public:
         else if (x.type != kind::null)
           return bad(row, errc::wrong_type, "opening_balance must be a number");
       } else if (key == "consents") {
-        row.consents = !(x.type == kind::null || (x.type == kind::array && x.items.empty()) ||
-                         (x.type == kind::string && x.text.empty()));
+        if (x.type == kind::string) {
+          row.consents = x.text;
+        } else if (x.type == kind::array) {
+          for (const auto& a : x.items) {
+            if (a.type != kind::string)
+              return bad(row, errc::wrong_type, "consents must be an array of channel names");
+            row.consents += (row.consents.empty() ? "" : ";") + a.text;
+          }
+          if (x.items.empty())
+            row.consents = "none";  // an empty array states: no channel
+        } else if (x.type != kind::null) {
+          return bad(row, errc::wrong_type, "consents must be an array of channel names");
+        }
       } else {
         return bad(row, errc::invalid_argument,
                    "unknown key '" + key + "' (the keys are " + std::string(known_columns) + ")");
@@ -532,9 +547,19 @@ errc validate(const raw_row& raw, import_row& out, std::string& message) {
     }
     out.opening_balance = static_cast<std::int64_t>(v);
   }
-  if (raw.consents) {
-    message = "the consents column is reserved: importing consents is not available yet (leave it empty)";
-    return errc::invalid_argument;
+  if (!raw.consents.empty()) {
+    out.has_consents = true;
+    std::vector<std::string> names;
+    split_aliases(raw.consents, names);
+    for (const auto& n : names) {
+      const std::uint32_t bit = consent_bit(n);
+      if (bit == 0 && !(n == "none" && names.size() == 1)) {
+        message = "consents: '" + n.substr(0, 32) + "' is not a consent channel (" + channels_text(consent_channels_all) +
+                  ", or none)";
+        return errc::invalid_argument;
+      }
+      out.consents |= bit;
+    }
   }
   return errc::ok;
 }
@@ -850,7 +875,16 @@ private:
       q.txn = o_.txn_prefix + "open:" + member;
       queue_follow(key, st, std::move(q));
     }
-    // RESERVED: one `consent` per consent of the row goes here.
+    if (st.row.has_consents) {
+      request q;
+      q.op = opcode::consent;
+      q.member = st.row.member;
+      q.consent_mask = consent_channels_all;
+      q.consent_values = st.row.consents;
+      q.source = "import";
+      q.txn = o_.txn_prefix + "consent:" + member;
+      queue_follow(key, st, std::move(q));
+    }
   }
 
   [[nodiscard]] std::string progress_text() const {
@@ -1028,13 +1062,13 @@ bulk_commands::bulk_commands(CLI::App& app) {
     ->capture_default_str();
 
   import_ = app.add_subcommand(
-    "import", "enroll members with their aliases and opening balances from a CSV or JSON-lines file, in "
+    "import", "enroll members with their aliases, consents and opening balances from a CSV or JSON-lines file, in "
               "batches; a rerun after a failure posts nothing twice (docs/OPERATIONS.md). Opening balances "
               "need an admin key. Exit 0 every row imported or already present, 2 some rows failed (see "
               "the error report), 1 bad file or connection failure");
   import_->add_option("file", im_.file,
-                      "CSV with a header line (columns member, brand, aliases as a;b;c, opening_balance; "
-                      "consents is reserved) or JSON lines with the same keys")
+                      "CSV with a header line (columns member, brand, aliases as a;b;c, opening_balance, "
+                      "consents as email;sms or none) or JSON lines with the same keys")
     ->required();
   import_->add_option("--format", im_.format, "csv or jsonl (default: by the file's extension)")
     ->check(CLI::IsMember({"csv", "jsonl"}));

@@ -1,5 +1,6 @@
 // The wire codec: round trips, every validation error, and the hex examples
 // of docs/PROTOCOL.md (read from the document itself, so it cannot go stale).
+#include "config/consent.hpp"
 #include "io/codec.hpp"
 
 #include <msgpack.hpp>
@@ -1833,4 +1834,120 @@ TEST_CASE("quote takes the fields of earn but no txn and may ride in a batch", "
   REQUIRE(got.lines.size() == 2);
   CHECK(got.lines[1].rule == "double-coffee");
   CHECK(got.quoted);
+}
+
+namespace {
+// A msgpack map {name: bool, ...} as a field value.
+value_fn bool_map(std::vector<std::pair<std::string, bool>> kv) {
+  return [kv](pk_t& pk) {
+    pk.pack_map(static_cast<std::uint32_t>(kv.size()));
+    for (auto& [k, v] : kv)
+      pk.pack(k), pk.pack(v);
+  };
+}
+} // namespace
+
+TEST_CASE("consent takes a map of known channels to booleans and a source", "[io][codec][consent]") {
+  const std::vector<field> base{{"txn", val(std::string("c-1"))}, {"member", val(7)},
+                                {"source", val(std::string("web-form"))}};
+  auto with_consents = [&](value_fn v) {
+    auto f = base;
+    f.push_back({"consents", std::move(v)});
+    return decode_op("consent", f);
+  };
+  auto ok = with_consents(bool_map({{"email", true}, {"sms", false}, {"profiling", true}}));
+  REQUIRE(ok.error == errc::ok);
+  CHECK(ok.consent_mask == (consent_bit("email") | consent_bit("sms") | consent_bit("profiling")));
+  CHECK(ok.consent_values == (consent_bit("email") | consent_bit("profiling")));
+  CHECK(ok.source == "web-form");
+  CHECK(decode_op("consent", base).error == errc::missing_field);
+  CHECK(with_consents(bool_map({})).error == errc::invalid_argument);
+  CHECK(with_consents(bool_map({{"fax", true}})).error == errc::invalid_argument);
+  CHECK(with_consents(bool_map({{"email", true}, {"email", false}})).error == errc::invalid_argument);
+  CHECK(with_consents(val(std::string("email"))).error == errc::wrong_type);
+  CHECK(with_consents([](pk_t& pk) {
+          pk.pack_map(1);
+          pk.pack(std::string("email")), pk.pack(1);
+        }).error == errc::wrong_type);
+  auto no_source = with_consents(bool_map({{"email", true}}));
+  CHECK(no_source.error == errc::ok);
+  CHECK(decode_op("consent", {{"txn", val(std::string("c-1"))}, {"member", val(7)},
+                              {"consents", bool_map({{"email", true}})}})
+          .error == errc::missing_field);
+  CHECK(batched("consent", {{"txn", val(std::string("c-1"))}, {"member", val(7)},
+                            {"consents", bool_map({{"sms", true}})}, {"source", val(std::string("pos"))}})
+          .error == errc::ok);
+  // The client's request survives the round trip; the answer names channels.
+  request q;
+  q.op = opcode::consent;
+  q.id = 4;
+  q.txn = "c-2";
+  q.member = 9;
+  q.consent_mask = consent_bit("sms") | consent_bit("push");
+  q.consent_values = consent_bit("push");
+  q.source = "app";
+  std::vector<char> buf;
+  encode_request(buf, q);
+  auto back = decode(std::string(buf.data() + 4, buf.size() - 4));
+  CHECK(back.error == errc::ok);
+  CHECK(back.consent_mask == q.consent_mask);
+  CHECK(back.consent_values == q.consent_values);
+  response r;
+  r.op = opcode::consent;
+  r.id = 4;
+  r.seq = 12;
+  r.member = 9;
+  r.consents = consent_bit("email") | consent_bit("push");
+  buf.clear();
+  encode_response(buf, r);
+  response got;
+  std::string error;
+  REQUIRE(decode_response(buf.data() + 4, buf.size() - 4, got, error));
+  CHECK(got.consents == r.consents);
+}
+
+TEST_CASE("subscribe takes a start seq known event types and one channel and never rides in a batch",
+          "[io][codec][stream]") {
+  auto all = decode_op("subscribe", {});
+  REQUIRE(all.error == errc::ok);
+  CHECK(all.from_seq == 0);
+  CHECK(all.event_types == 0);
+  auto f = decode_op("subscribe", {{"from", val(42)},
+                                   {"types", val(std::vector<std::string>{"points_earned", "tier_changed"})},
+                                   {"consent", val(std::string("sms"))}, {"brand", val(std::string("acme"))}});
+  REQUIRE(f.error == errc::ok);
+  CHECK(f.from_seq == 42);
+  CHECK(f.event_types == ((1u << 1) | (1u << 11)));
+  CHECK(f.consent_filter == consent_bit("sms"));
+  CHECK(f.brand == "acme");
+  CHECK(decode_op("subscribe", {{"types", val(std::vector<std::string>{"points_earned", "nope"})}}).error ==
+        errc::invalid_argument);
+  CHECK(decode_op("subscribe", {{"types", val(std::vector<std::string>{})}}).error == errc::invalid_argument);
+  CHECK(decode_op("subscribe", {{"types", val(std::string("points_earned"))}}).error == errc::wrong_type);
+  CHECK(decode_op("subscribe", {{"consent", val(std::string("fax"))}}).error == errc::invalid_argument);
+  CHECK(decode_op("subscribe", {{"from", val(-1)}}).error == errc::invalid_argument);
+  CHECK(batched("subscribe", {}).error == errc::invalid_argument);
+  // An events frame survives the round trip.
+  response r;
+  r.op = opcode::subscribe;
+  r.id = 3;
+  r.seq = 125;
+  r.next = 123;
+  stream_event e;
+  e.seq = 122, e.type = "points_expiring", e.entry = "expiry_notice", e.member = 7, e.brand = "acme";
+  e.points = 50, e.balance = 410, e.consents = consent_bit("email"), e.tier = "silver";
+  e.expiring = {{"acme", 50, 1'800'000'000'000'000ull}};
+  r.events = {e};
+  std::vector<char> buf;
+  encode_response(buf, r);
+  response got;
+  std::string error;
+  REQUIRE(decode_response(buf.data() + 4, buf.size() - 4, got, error));
+  CHECK(got.seq == 125);
+  CHECK(got.next == 123);
+  REQUIRE(got.events.size() == 1);
+  CHECK(got.events[0].type == "points_expiring");
+  CHECK(got.events[0].consents == consent_bit("email"));
+  REQUIRE(got.events[0].expiring.size() == 1);
+  CHECK(got.events[0].expiring[0].expires_at_us == 1'800'000'000'000'000ull);
 }

@@ -5,6 +5,8 @@
 // Header-only, no state shared.
 #pragma once
 
+#include "io/ctl_json.hpp"
+
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
@@ -51,23 +53,7 @@ struct json_value {
 
 // `s` as a JSON string, quotes included. UTF-8 passes through; control
 // characters, quotes and backslashes are escaped.
-[[nodiscard]] inline std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
-}
+[[nodiscard]] inline std::string json_string(std::string_view s) { return quoted(s); }
 
 // Parses `text` (one value, white space around it allowed) into `out`.
 // False with `error` set (a sentence naming the byte offset) otherwise.

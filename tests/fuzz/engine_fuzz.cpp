@@ -45,6 +45,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -146,11 +147,21 @@ std::string frame_of(const char* payload, std::size_t size) {
 // timer signals itself).
 bool receive(client& c, response& r, std::string& err) { return c.receive(r, err, answer_timeout); }
 
+// The id of the connection's subscription once one was answered ok: the
+// events frames it streams from then on (op subscribe, that id) come
+// between the answers and are not answers (docs/PROTOCOL.md, "subscribe").
+std::optional<std::uint64_t> streaming;
+
+bool stream_frame(const response& r) { return streaming && r.op == opcode::subscribe && r.id == *streaming && r.ok(); }
+
 response answer(client& c, const char* what) {
   response r;
   std::string err;
-  if (!receive(c, r, err))
-    fail(what, err);
+  do {
+    r = response{};
+    if (!receive(c, r, err))
+      fail(what, err);
+  } while (stream_frame(r));
   return r;
 }
 
@@ -158,7 +169,10 @@ response answer(client& c, const char* what) {
 void expect_close(client& c) {
   response extra;
   std::string err;
-  if (receive(c, extra, err))
+  bool more = false;
+  while ((more = receive(c, extra, err)) && stream_frame(extra))
+    extra = response{};
+  if (more)
     fail("an answer after the one the server closes on", "id " + std::to_string(extra.id));
   if (err != "the server closed the connection")
     fail("the server did not close the connection", err);
@@ -222,6 +236,8 @@ bool one_frame(fuzz_engine& fe, client& c, const char* payload, std::size_t size
     fail("an answer to another request", "id " + std::to_string(a.id) + " op " + to_string(a.op) +
                                             " for id " + std::to_string(req.id) + " op " + to_string(req.op));
   if (a.ok()) {
+    if (req.op == opcode::subscribe)
+      streaming = req.id;
     ok.add(req);
     if (req.op == opcode::batch) {
       if (a.results.size() != req.ops.size())
@@ -261,6 +277,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz_engine& fe = the_engine();
   fe.clock.advance(minute_us);
   auto c = connect(fe);
+  streaming.reset();
   bool open = true;
   std::size_t consumed = 0;
   const auto end = fuzz::for_each_frame(data, size, frames_max, [&](const char* p, std::size_t n) {
