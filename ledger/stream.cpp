@@ -50,8 +50,21 @@ bool ledger::read_stream(std::uint64_t from, std::size_t limit, std::vector<stre
   };
   for (std::uint64_t seq = std::max<std::uint64_t>(from, 1); out.size() < limit; ++seq) {
     auto e = im.read_entry(txn.get(), seq);
-    if (!e)
-      break;  // the newest committed entry was seq - 1 (the journal has no gaps)
+    if (!e) {
+      // Past the newest entry this transaction sees (the journal has no
+      // gaps), or one that does not read back.
+      detail::cursor cur(txn.get(), im.db.journal);
+      MDB_val k{}, v{};
+      std::uint64_t newest = 0;
+      if (cur.rc() == MDB_SUCCESS && mdb_cursor_get(cur.get(), &k, &v, MDB_LAST) == MDB_SUCCESS &&
+          k.mv_size == sizeof newest)
+        std::memcpy(&newest, k.mv_data, sizeof newest);
+      if (seq <= newest) {
+        error = "journal entry " + std::to_string(seq) + " cannot be read; run verify";
+        return false;
+      }
+      break;
+    }
     stream_entry se;
     const std::uint64_t member = e->header.member_id;
     if (e->header.kind == static_cast<std::uint16_t>(entry_kind::consent)) {
