@@ -243,6 +243,9 @@ void render_server(exposition& x, const server_counters& sc) {
   x.single("loyaltyd_connections_total", "counter", "Wire protocol connections accepted.", sc.connections_total);
   x.single("loyaltyd_tls_handshakes_failed_total", "counter",
            "TLS handshakes that failed or timed out (the connection was closed).", sc.tls_handshakes_failed);
+  x.single("loyaltyd_subscriptions", "gauge", "Event streams open (subscribe, docs/PROTOCOL.md).",
+           sc.subscriptions);
+  x.single("loyaltyd_stream_events_total", "counter", "Events sent to subscribers.", sc.stream_events);
   x.single("loyaltyd_accept_errors_total", "counter",
            "accept() failures (out of file descriptors, ...); the server retries after a pause.", sc.accept_errors);
   x.family("loyaltyd_connections_closed_total", "counter",

@@ -2260,6 +2260,8 @@ server_counters server::counters() const {
   c.inflight = i.inflight.load(std::memory_order_relaxed);
   c.tls_handshakes_failed = i.tls_handshakes_failed.load(std::memory_order_relaxed);
   c.accept_errors = i.accept_errors.load(std::memory_order_relaxed);
+  c.subscriptions = i.subscriptions.load(std::memory_order_relaxed);
+  c.stream_events = i.stream_events.load(std::memory_order_relaxed);
   for (std::size_t r = 0; r < close_reason_count; ++r)
     c.closed[r] = i.closed[r].load(std::memory_order_relaxed);
   c.requests.reserve(opcode_count);

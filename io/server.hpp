@@ -68,6 +68,8 @@ struct server_counters {
   std::uint64_t inflight = 0;           // admitted requests not yet answered
   std::uint64_t tls_handshakes_failed = 0;
   std::uint64_t accept_errors = 0;  // accept() failures (out of fds, ...): the loop backs off and retries
+  std::uint64_t subscriptions = 0;  // event streams open now (subscribe)
+  std::uint64_t stream_events = 0;  // events sent to subscribers since start
   std::array<std::uint64_t, close_reason_count> closed{};  // connections the server closed, by reason
   std::vector<std::uint64_t> requests;  // frames received, index: opcode (0 = none: the operation was unreadable)
   struct error_count {

@@ -48,34 +48,23 @@ bool ledger::read_stream(std::uint64_t from, std::size_t limit, std::vector<stre
     }
     return flags;
   };
-  for (std::uint64_t seq = std::max<std::uint64_t>(from, 1); out.size() < limit; ++seq) {
-    auto e = im.read_entry(txn.get(), seq);
-    if (!e) {
-      // Past the newest entry this transaction sees (the journal has no
-      // gaps), or one that does not read back.
-      detail::cursor cur(txn.get(), im.db.journal);
-      MDB_val k{}, v{};
-      std::uint64_t newest = 0;
-      if (cur.rc() == MDB_SUCCESS && mdb_cursor_get(cur.get(), &k, &v, MDB_LAST) == MDB_SUCCESS &&
-          k.mv_size == sizeof newest)
-        std::memcpy(&newest, k.mv_data, sizeof newest);
-      if (seq <= newest) {
-        error = "journal entry " + std::to_string(seq) + " cannot be read; run verify";
-        return false;
-      }
-      break;
-    }
+  std::vector<entry> entries;
+  std::uint64_t newest = 0;
+  if (!im.read_range(txn.get(), from, limit, entries, newest, error))
+    return false;
+  for (auto& e : entries) {
+    const std::uint64_t seq = e.header.seq;
     stream_entry se;
-    const std::uint64_t member = e->header.member_id;
-    if (e->header.kind == static_cast<std::uint16_t>(entry_kind::consent)) {
-      const entry_detail* d = consent_detail(*e);
+    const std::uint64_t member = e.header.member_id;
+    if (e.header.kind == static_cast<std::uint16_t>(entry_kind::consent)) {
+      const entry_detail* d = consent_detail(e);
       se.consents = d != nullptr ? static_cast<std::uint32_t>(d->a) : 0;
     } else {
       se.consents = consent_at(member, seq);
     }
     // The previous entry of the member that is its own (not one where it
     // was a transfer's receiver, whose tier_after is the sender's).
-    std::uint64_t prev = e->header.prev_member_seq;
+    std::uint64_t prev = e.header.prev_member_seq;
     for (int step = 0; prev != 0 && step < tier_walk_max; ++step) {
       auto p = im.read_entry(txn.get(), prev);
       if (!p)
@@ -87,7 +76,7 @@ bool ledger::read_stream(std::uint64_t from, std::size_t limit, std::vector<stre
       }
       prev = p->header.counterparty_id == member ? p->header.counterparty_prev_seq : 0;
     }
-    se.e = std::move(*e);
+    se.e = std::move(e);
     out.push_back(std::move(se));
   }
   return true;

@@ -388,7 +388,8 @@ TEST_CASE("a scrape reports requests by operation, errors by operation and code,
                            "loyaltyd_checkpoint_pending_accounts",
                            "loyaltyd_lmdb_map_bytes", "loyaltyd_lmdb_used_bytes", "loyaltyd_ledger_last_seq",
                            "loyaltyd_partner_requests_total", "loyaltyd_process_resident_anon_bytes",
-                           "loyaltyd_accept_errors_total", "loyaltyd_connections_closed_total"}) {
+                           "loyaltyd_accept_errors_total", "loyaltyd_connections_closed_total",
+                           "loyaltyd_subscriptions", "loyaltyd_stream_events_total"}) {
     INFO(name);
     CHECK(x.type.count(name) == 1);
   }

@@ -121,6 +121,11 @@ public:
 
   // -- shared helpers --------------------------------------------------------------
   [[nodiscard]] std::optional<ledger::entry> read_entry(MDB_txn* txn, std::uint64_t seq) const;
+  // Appends the entries with seq >= from_seq (at most `limit`) that `txn`
+  // sees, and sets last_seq to its newest entry (0: none). False with
+  // `error` set if one of them does not read back (verify says more).
+  bool read_range(MDB_txn* txn, std::uint64_t from_seq, std::size_t limit, std::vector<ledger::entry>& out,
+                  std::uint64_t& last_seq, std::string& error) const;
   [[nodiscard]] verify_report verify() const;
   // Follows the member's history chain from entry `from`, newest first,
   // appending at most `limit` entries to `out`.
