@@ -64,6 +64,8 @@ std::string channels_text(std::uint32_t bits) {
   return s.empty() ? "none" : s;
 }
 
+std::string event_types_text(std::uint32_t bits) { return names_of(bits, event_type_names, false); }
+
 std::string event_json(const stream_event& e) {
   std::ostringstream os;
   os << "{\"seq\":" << e.seq << ",\"type\":" << quoted(e.type) << ",\"entry\":" << quoted(e.entry)

@@ -19,6 +19,8 @@ namespace loyalty::io {
 // Consent bits as a JSON array of names / as "email, sms" ("none" when empty).
 [[nodiscard]] std::string channels_json(std::uint32_t bits);
 [[nodiscard]] std::string channels_text(std::uint32_t bits);
+// Event type bits as "points_earned, tier_changed".
+[[nodiscard]] std::string event_types_text(std::uint32_t bits);
 
 // One event as one line of JSON (no newline).
 [[nodiscard]] std::string event_json(const stream_event& e);

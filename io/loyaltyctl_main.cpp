@@ -856,8 +856,10 @@ int main(int argc, char** argv) {
   tail_options tail_opt;
   std::string types_text, consent_filter_text;
   tail->add_option("--from", req.from_seq, "first journal seq to stream (1 = the beginning; default: new entries only)");
-  tail->add_option("--types", types_text, "only these event types, comma-separated (default: all)");
-  tail->add_option("--consent", consent_filter_text, "only members who consented to this channel");
+  tail->add_option("--types", types_text,
+                   "only these event types, comma-separated (default: all): " + event_types_text(event_types_all));
+  tail->add_option("--consent", consent_filter_text,
+                   "only members who consented to this channel (" + channels_text(consent_channels_all) + ")");
   tail->add_option("--brand", req.brand, "only entries of this brand");
   tail->add_option("--count", tail_opt.count, "stop after this many events");
   tail->add_flag("--follow,!--no-follow", tail_opt.follow,
