@@ -135,6 +135,7 @@ void directory::send_if_active(member_slot& slot, caf::message msg) {
 
 bool directory::try_passivate(member_slot& slot, const caf::actor_addr& self) {
   // One call per passivate request (the sweep counted it out).
+  slot.passivate_asked.fetch_sub(1, std::memory_order_relaxed);
   passivating_.fetch_sub(1, std::memory_order_relaxed);
   auto& sh = shard_for(slot.member_id);
   std::lock_guard<std::mutex> guard(sh.mtx);
@@ -161,6 +162,9 @@ bool directory::on_down(const std::shared_ptr<member_slot>& slot, const caf::act
     return false;  // it passivated: the slot no longer names it
   slot->actor = nullptr;  // next message spawns a fresh actor that reloads from the ledger
   slot->pending.store(0);
+  // A passivate request it never handled died with its mailbox: without
+  // this the sweep's budget (passivating_max) would shrink by one for good.
+  passivating_.fetch_sub(slot->passivate_asked.exchange(0), std::memory_order_relaxed);
   active_.fetch_sub(1, std::memory_order_relaxed);
   crashes_.fetch_add(1, std::memory_order_relaxed);
   return true;
@@ -199,6 +203,7 @@ void directory::sweep() {
         else
           break;  // this shard's budget is spent; the rest waits for a later tick
         passivating_.fetch_add(1, std::memory_order_relaxed);
+        s->passivate_asked.fetch_add(1, std::memory_order_relaxed);
         s->pending.fetch_add(1, std::memory_order_acq_rel);
         caf::anon_send(s->actor, passivate_atom::value);
       }
@@ -208,7 +213,7 @@ void directory::sweep() {
 }
 
 directory_stats directory::stats() const noexcept {
-  return {active_.load(), activations_.load(), passivations_.load(), crashes_.load()};
+  return {active_.load(), activations_.load(), passivations_.load(), crashes_.load(), passivating_.load()};
 }
 
 void directory::shutdown() {

@@ -42,6 +42,10 @@ public:
   const std::uint64_t member_id;
   caf::actor actor;                      // guarded by the shard mutex; null when not active
   std::atomic<std::uint32_t> pending{0}; // messages enqueued, not yet dequeued
+  // Passivate requests sent to the actor and not yet handled (0 or 1: the
+  // sweep asks only an actor with nothing pending). A crash drops the
+  // request with the mailbox: on_down gives it back to the sweep's budget.
+  std::atomic<std::uint32_t> passivate_asked{0};
   // The shard's recency list (guarded by the shard mutex): the tick of the
   // last message sent to the member, and its neighbours, most recent first.
   std::uint32_t last_sent_tick = 0;
@@ -72,6 +76,7 @@ struct directory_stats {
   std::uint64_t activations = 0;
   std::uint64_t passivations = 0;
   std::uint64_t crashes = 0;
+  std::uint64_t passivating = 0;  // passivate requests sent and not yet handled
 };
 
 class directory {

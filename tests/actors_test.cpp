@@ -458,6 +458,35 @@ TEST_CASE("past the active cap, idle members are passivated down to the cap", "[
     CHECK(r.call(rig::balance(m)).code == errc::ok);
 }
 
+TEST_CASE("a member actor that dies with a passivate request pending gives it back to the sweep", "[actors]") {
+  // Found in issue 5: the request died with the mailbox, and the sweep's
+  // budget of outstanding requests (passivating_max) shrank by one for good.
+  temp_dir tmp;
+  rig r(tmp.path, 100000, /*idle_ticks*/ 1, /*passivating_max*/ 100000);
+  constexpr std::uint64_t n = 50;
+  std::vector<caf::actor> victims;
+  for (std::uint64_t m = 1; m <= n; ++m) {
+    REQUIRE(r.call(rig::enroll(m)).code == errc::ok);
+    REQUIRE(r.call(rig::balance(m)).code == errc::ok);
+    victims.push_back(r.dir->actor_of(m));
+    REQUIRE(victims.back());
+  }
+  // Killed, and asked to passivate before the directory hears of the
+  // deaths: the requests go to dead actors (or die in their mailboxes).
+  for (auto& v : victims)
+    caf::anon_send_exit(v, caf::exit_reason::kill);
+  r.dir->sweep();
+  r.dir->sweep();
+  REQUIRE(eventually([&] {
+    const auto st = r.dir->stats();
+    return st.active == 0 && st.crashes + st.passivations == n;
+  }));
+  INFO("crashes " << r.dir->stats().crashes << ", passivations " << r.dir->stats().passivations);
+  CHECK(r.dir->stats().passivating == 0);
+  for (std::uint64_t m = 1; m <= n; ++m)
+    CHECK(r.call(rig::balance(m)).code == errc::ok);
+}
+
 TEST_CASE("idle actors are passivated a few at a time and never all in one sweep", "[actors]") {
   // A million members enrolled in the same minute go idle in the same tick;
   // asking them all at once queued a million requests in front of every
