@@ -1267,7 +1267,7 @@ private:
     const brand_def* b = prog.find_brand(h.brand_id);
     ev.brand = b != nullptr ? b->code : std::to_string(h.brand_id);
     ev.txn = e.txn_id;
-    ev.points = entry_view(e, h.member_id).points;
+    ev.points = points_of(e, h.member_id);
     ev.balance = h.balance_after;
     ev.occurred_at_us = h.occurred_at_us;
     ev.committed_at_us = h.committed_at_us;
@@ -1701,6 +1701,18 @@ private:
     return l;
   }
 
+  // The signed change of `member`'s points account an entry made.
+  static std::int64_t points_of(const ledger::ledger::entry& e, std::uint64_t member) {
+    const auto acct = ledger::account_id(ledger::account_kind::member_points, member);
+    std::int64_t points = 0;
+    for (const auto& p : e.postings)
+      if (p.account == acct)
+        points += p.side == static_cast<std::uint32_t>(ledger::posting_side::credit)
+                    ? static_cast<std::int64_t>(p.amount)
+                    : -static_cast<std::int64_t>(p.amount);
+    return points;
+  }
+
   history_entry entry_view(const ledger::ledger::entry& e, std::uint64_t member) const {
     history_entry h;
     h.seq = e.header.seq;
@@ -1708,12 +1720,7 @@ private:
     h.txn = e.txn_id;
     h.occurred_at_us = e.header.occurred_at_us;
     h.committed_at_us = e.header.committed_at_us;
-    const auto acct = ledger::account_id(ledger::account_kind::member_points, member);
-    for (const auto& p : e.postings)
-      if (p.account == acct)
-        h.points += p.side == static_cast<std::uint32_t>(ledger::posting_side::credit)
-                      ? static_cast<std::int64_t>(p.amount)
-                      : -static_cast<std::int64_t>(p.amount);
+    h.points = points_of(e, member);
     h.balance = e.header.member_id == member ? e.header.balance_after : 0;
     h.amount = e.header.amount_minor;
     if (const brand_def* b = srv_.prog().find_brand(e.header.brand_id))

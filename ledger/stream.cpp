@@ -2,6 +2,7 @@
 // committed entries read in seq order, each with what an event needs that
 // the entry alone does not say.
 #include "ledger/detail/impl.hpp"
+#include "ledger/detail/periods.hpp"
 
 namespace loyalty::ledger {
 
@@ -18,6 +19,14 @@ const entry_detail* consent_detail(const ledger::entry& e) {
     if (d.kind == static_cast<std::uint16_t>(detail_kind::consent))
       return &d;
   return nullptr;
+}
+
+// Entry `seq` read in place, without copying its postings and records
+// (the walks below look at a header or one record of older entries).
+bool view_of(const ledger::impl& im, MDB_txn* txn, std::uint64_t seq, detail::entry_view& out) {
+  MDB_val k = detail::val_of(seq), v{};
+  std::string ignored;
+  return mdb_get(txn, im.db.journal, &k, &v) == MDB_SUCCESS && detail::parse(seq, v, out, ignored);
 }
 
 } // namespace
@@ -39,12 +48,18 @@ bool ledger::read_stream(std::uint64_t from, std::size_t limit, std::vector<stre
       return 0;
     std::uint32_t flags = rec.flags;
     for (std::uint64_t at = rec.seq; at > seq;) {
-      auto c = im.read_entry(txn.get(), at);
-      const entry_detail* d = c ? consent_detail(*c) : nullptr;
-      if (d == nullptr)
+      detail::entry_view c;
+      if (!view_of(im, txn.get(), at, c) || c.h.kind != static_cast<std::uint16_t>(entry_kind::consent))
         return 0;  // not a consent entry: verify reports it
-      flags = static_cast<std::uint32_t>(d->b);
-      at = d->c;
+      std::uint64_t before = at;
+      for (std::size_t i = 0; i < c.h.detail_count; ++i)
+        if (const auto d = c.detail_at(i); d.kind == static_cast<std::uint16_t>(detail_kind::consent)) {
+          flags = static_cast<std::uint32_t>(d.b);
+          before = d.c;
+        }
+      if (before == at)
+        return 0;  // a consent entry without its record: verify reports it
+      at = before;
     }
     return flags;
   };
@@ -66,15 +81,15 @@ bool ledger::read_stream(std::uint64_t from, std::size_t limit, std::vector<stre
     // was a transfer's receiver, whose tier_after is the sender's).
     std::uint64_t prev = e.header.prev_member_seq;
     for (int step = 0; prev != 0 && step < tier_walk_max; ++step) {
-      auto p = im.read_entry(txn.get(), prev);
-      if (!p)
+      detail::entry_view p;
+      if (!view_of(im, txn.get(), prev, p))
         break;
-      if (p->header.member_id == member) {
-        se.tier_before = p->header.tier_after;
+      if (p.h.member_id == member) {
+        se.tier_before = p.h.tier_after;
         se.has_tier_before = true;
         break;
       }
-      prev = p->header.counterparty_id == member ? p->header.counterparty_prev_seq : 0;
+      prev = p.h.counterparty_id == member ? p.h.counterparty_prev_seq : 0;
     }
     se.e = std::move(e);
     out.push_back(std::move(se));
