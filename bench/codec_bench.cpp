@@ -1,6 +1,6 @@
 // Wire codec hot paths: decoding an earn request (server), encoding its
 // response (server), encoding a request (client), decoding a 100-earn batch.
-#include "io/codec.hpp"
+#include "io/wire/codec.hpp"
 
 #include <benchmark/benchmark.h>
 

@@ -6,7 +6,7 @@
 // connections; every callback runs on the thread that called execute().
 #pragma once
 
-#include "io/client.hpp"
+#include "io/client/client.hpp"
 #include "loadgen/histogram.hpp"
 #include "loadgen/workload.hpp"
 

@@ -5,7 +5,7 @@
 // so a stalled engine cannot hide its latency), or as a ramp that finds the
 // highest rate meeting a latency objective. A workload file (TOML) describes
 // all of it; flags override the file. Uses only the client library.
-#include "io/cli_connection.hpp"
+#include "io/client/cli_connection.hpp"
 #include "loadgen/driver.hpp"
 #include "loadgen/limits.hpp"
 #include "loadgen/report.hpp"

@@ -3,6 +3,8 @@
 
 #include "loadgen/limits.hpp"
 
+#include "io/client/json.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdarg>
@@ -180,25 +182,7 @@ void print_steps(const run_result& r, const run_context& c) {
 
 namespace {
 
-std::string json_str(std::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20)
-          out += fmt("\\u%04x", c);
-        else
-          out += ch;
-    }
-  }
-  return out + "\"";
-}
+std::string json_str(std::string_view s) { return io::quoted(s); }
 
 std::string json_num(double v) {
   if (!std::isfinite(v))

@@ -6,9 +6,9 @@
 
 #include "config/consent.hpp"
 
-#include "io/codec.hpp"
-#include "io/detail/csv.hpp"
-#include "io/detail/json.hpp"
+#include "io/wire/codec.hpp"
+#include "io/ctl/detail/csv.hpp"
+#include "io/ctl/detail/json.hpp"
 
 #include <sys/wait.h>
 

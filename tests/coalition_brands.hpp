@@ -3,7 +3,7 @@
 // at a given brand, and reading answers.
 #pragma once
 
-#include "io/protocol.hpp"
+#include "io/wire/protocol.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,7 +1,7 @@
 // The wire codec: round trips, every validation error, and the hex examples
 // of docs/PROTOCOL.md (read from the document itself, so it cannot go stale).
 #include "config/consent.hpp"
-#include "io/codec.hpp"
+#include "io/wire/codec.hpp"
 
 #include <msgpack.hpp>
 

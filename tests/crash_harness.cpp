@@ -2,7 +2,7 @@
 
 #include "engine_process.hpp"
 
-#include "io/client.hpp"
+#include "io/client/client.hpp"
 
 #include <atomic>
 #include <chrono>

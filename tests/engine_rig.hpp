@@ -7,8 +7,8 @@
 
 #include "temp_dir.hpp"
 
-#include "io/client.hpp"
-#include "io/engine.hpp"
+#include "io/client/client.hpp"
+#include "io/server/engine.hpp"
 
 #include <catch2/catch.hpp>
 

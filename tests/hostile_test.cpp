@@ -8,7 +8,7 @@
 // that the hostile bytes posted nothing.
 #include "engine_rig.hpp"
 
-#include "io/codec.hpp"
+#include "io/wire/codec.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -4,8 +4,8 @@
 // move instead of sleeping. Each journey checks the answers, the balance
 // view and, at the end, that the ledger verifies.
 #include "engine_rig.hpp"
-#include "io/client.hpp"
-#include "io/engine.hpp"
+#include "io/client/client.hpp"
+#include "io/server/engine.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -3,7 +3,7 @@
 // JSON reports, flags over a workload file, a bad file). No test here asserts
 // a duration or a rate that depends on the machine's speed.
 #include "temp_dir.hpp"
-#include "io/engine.hpp"
+#include "io/server/engine.hpp"
 #include "loadgen/histogram.hpp"
 #include "loadgen/random.hpp"
 #include "loadgen/workload.hpp"

@@ -5,8 +5,8 @@
 // is parsed line by line as a scraper would.
 #include "engine_rig.hpp"
 
-#include "io/detail/metrics_text.hpp"
-#include "io/metrics.hpp"
+#include "io/server/metrics_text.hpp"
+#include "io/server/metrics.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

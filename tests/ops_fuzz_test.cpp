@@ -84,8 +84,8 @@
 #include "fuzz_program.hpp"
 
 #include "actors/policy.hpp"
-#include "io/client.hpp"
-#include "io/engine.hpp"
+#include "io/client/client.hpp"
+#include "io/server/engine.hpp"
 
 #include <catch2/catch.hpp>
 

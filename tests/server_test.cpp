@@ -3,9 +3,9 @@
 // library, the load generator and loyaltyctl as integrators use them.
 #include "engine_process.hpp"
 #include "temp_dir.hpp"
-#include "io/client.hpp"
-#include "io/codec.hpp"
-#include "io/engine.hpp"
+#include "io/client/client.hpp"
+#include "io/wire/codec.hpp"
+#include "io/server/engine.hpp"
 
 #include <msgpack.hpp>
 

@@ -7,7 +7,7 @@
 #include "engine_rig.hpp"
 
 #include "config/consent.hpp"
-#include "io/codec.hpp"
+#include "io/wire/codec.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -3,9 +3,9 @@
 // time by the `openssl req -x509` command docs/OPERATIONS.md gives, and the
 // client library, loyaltyctl and the load generator as integrators use them.
 #include "temp_dir.hpp"
-#include "io/client.hpp"
-#include "io/codec.hpp"
-#include "io/engine.hpp"
+#include "io/client/client.hpp"
+#include "io/wire/codec.hpp"
+#include "io/server/engine.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -34,8 +34,8 @@
 #include "../temp_dir.hpp"
 
 #include "config/log.hpp"
-#include "io/client.hpp"
-#include "io/engine.hpp"
+#include "io/client/client.hpp"
+#include "io/server/engine.hpp"
 #include "ledger/records.hpp"
 
 #include <algorithm>

@@ -16,8 +16,8 @@
 #include "frames.hpp"
 
 #include "config/consent.hpp"
-#include "io/codec.hpp"
-#include "io/protocol.hpp"
+#include "io/wire/codec.hpp"
+#include "io/wire/protocol.hpp"
 
 #include <cstring>
 #include <limits>

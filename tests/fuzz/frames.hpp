@@ -1,11 +1,11 @@
 // A fuzz input read as the server reads a connection (session::parse in
-// io/server.cpp): length-prefixed frames, one after the other. Both fuzz
+// io/server/session.cpp): length-prefixed frames, one after the other. Both fuzz
 // targets read their input this way, so one corpus format serves both and a
 // seed is exactly the bytes a client would send.
 #pragma once
 
 #include "config/limits.hpp"
-#include "io/codec.hpp"
+#include "io/wire/codec.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,7 +1,7 @@
 #include "seeds.hpp"
 
-#include "io/codec.hpp"
-#include "io/protocol.hpp"
+#include "io/wire/codec.hpp"
+#include "io/wire/protocol.hpp"
 
 #include <cstdint>
 

@@ -1,8 +1,9 @@
-#include "io/metrics.hpp"
+#include "io/server/metrics.hpp"
 
 #include "config/log.hpp"
-#include "io/detail/metrics_text.hpp"
-#include "io/protocol.hpp"
+#include "io/server/metrics_text.hpp"
+#include "io/server/process.hpp"
+#include "io/wire/protocol.hpp"
 
 #include <asio.hpp>
 
@@ -149,22 +150,6 @@ std::string format_value(double v) {
 }
 
 } // namespace detail
-
-std::optional<std::uint64_t> resident_anon_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("RssAnon:", 0) != 0)
-      continue;
-    std::uint64_t kib = 0;
-    const auto digits = line.find_first_of("0123456789");
-    if (digits == std::string::npos)
-      return std::nullopt;
-    std::from_chars(line.data() + digits, line.data() + line.size(), kib);
-    return kib * 1024;
-  }
-  return std::nullopt;
-}
 
 
 namespace {

@@ -1,4 +1,4 @@
-// `loyaltyctl report` (ctl_report.hpp).
+// `loyaltyctl report` (io/ctl/report.hpp).
 //
 // CSV shape: three rectangular tables, one per --section, so that each
 // loads into a spreadsheet (or a database) as it is, rather than one file
@@ -8,9 +8,9 @@
 // cost_per_point is two integer columns: a cell "1/2" would be read as a
 // date by common spreadsheets. Fields are quoted (RFC 4180) only when they
 // hold a comma, a quote or a line break.
-#include "io/ctl_report.hpp"
+#include "io/ctl/report.hpp"
 
-#include "io/ctl_json.hpp"
+#include "io/client/json.hpp"
 
 #include <string>
 

@@ -28,7 +28,7 @@
 #include "actors/partner.hpp"
 #include "actors/program_root.hpp"
 #include "config/limits.hpp"
-#include "io/server.hpp"
+#include "io/server/server.hpp"
 #include "ledger/ledger.hpp"
 
 #include <cstdint>
@@ -79,10 +79,5 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-// RssAnon of /proc/self/status in bytes: the anonymous memory the process
-// holds (heap, stacks; not the LMDB map, which is file-backed and which the
-// kernel may drop). Empty where the kernel does not report it (before 4.5).
-// For the metrics endpoint and the `stats` operation.
-[[nodiscard]] std::optional<std::uint64_t> resident_anon_bytes();
 
 } // namespace loyalty::io

@@ -1,7 +1,7 @@
-#include "io/ctl_stream.hpp"
+#include "io/ctl/stream.hpp"
 
 #include "config/consent.hpp"
-#include "io/ctl_json.hpp"
+#include "io/client/json.hpp"
 
 #include <iostream>
 #include <sstream>

@@ -7,7 +7,7 @@
 // Single-threaded, blocking client; progress on stderr.
 #pragma once
 
-#include "io/cli_connection.hpp"
+#include "io/client/cli_connection.hpp"
 
 #include <CLI/CLI.hpp>
 

@@ -1,7 +1,7 @@
 // loyaltyd: the engine. Loads the settings and the program, opens the ledger,
 // starts the actors and the server, and serves until SIGINT or SIGTERM.
 #include "config/log.hpp"
-#include "io/engine.hpp"
+#include "io/server/engine.hpp"
 
 #include <CLI/CLI.hpp>
 

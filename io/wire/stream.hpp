@@ -1,8 +1,8 @@
 // One connected byte stream, plain TCP or TLS over TCP, chosen when it is
 // made. The server's sessions and the client library read and write through
-// it, so their framing logic exists once whatever the transport. The only
-// place besides server.cpp and tcp_client.cpp that sees OpenSSL (through
-// Asio's SSL layer); the public headers do not.
+// it, so their framing logic exists once whatever the transport. With the
+// TLS set-up in the server (io/server/) and the client library
+// (io/client/), the only code that sees OpenSSL (through Asio's SSL layer).
 //
 // Thread affinity: as the Asio objects it wraps (one thread, or one strand,
 // at a time).

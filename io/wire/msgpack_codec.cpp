@@ -1,5 +1,5 @@
 // msgpack encoding and decoding of protocol frames (docs/PROTOCOL.md).
-#include "io/codec.hpp"
+#include "io/wire/codec.hpp"
 
 #include "config/consent.hpp"
 

@@ -3,7 +3,7 @@
 // are reported as values.
 #pragma once
 
-#include "io/protocol.hpp"
+#include "io/wire/protocol.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -2,7 +2,7 @@
 // and TLS. Header-only, for the two command lines (both link CLI11).
 #pragma once
 
-#include "io/client.hpp"
+#include "io/client/client.hpp"
 
 #include <CLI/CLI.hpp>
 

@@ -1,11 +1,11 @@
 // A small JSON reader and string writer (RFC 8259) for loyaltyctl's bulk
-// import and export (io/ctl_bulk.cpp) and the tests that read what it
+// import and export (io/ctl/bulk.cpp) and the tests that read what it
 // writes: one value per line, nested at most json_depth_max deep. Numbers
 // are kept as their text, so 64-bit integers come back exactly.
 // Header-only, no state shared.
 #pragma once
 
-#include "io/ctl_json.hpp"
+#include "io/client/json.hpp"
 
 #include <charconv>
 #include <cstdint>

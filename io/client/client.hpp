@@ -3,8 +3,8 @@
 // engine.
 #pragma once
 
-#include "io/codec.hpp"
-#include "io/protocol.hpp"
+#include "io/wire/codec.hpp"
+#include "io/wire/protocol.hpp"
 
 #include <asio.hpp>
 

@@ -10,8 +10,8 @@
 #include "actors/sweeper.hpp"
 #include "config/clock.hpp"
 #include "config/program.hpp"
-#include "io/metrics.hpp"
-#include "io/server.hpp"
+#include "io/server/metrics.hpp"
+#include "io/server/server.hpp"
 #include "ledger/ledger.hpp"
 
 #include <caf/actor_system.hpp>

@@ -1,12 +1,12 @@
 // loyaltyctl: a small integrator / admin command line over the wire protocol.
 #include "config/consent.hpp"
 #include "config/program.hpp"
-#include "io/cli_connection.hpp"
-#include "io/client.hpp"
-#include "io/ctl_json.hpp"
-#include "io/ctl_stream.hpp"
-#include "io/ctl_report.hpp"
-#include "io/ctl_bulk.hpp"
+#include "io/client/cli_connection.hpp"
+#include "io/client/client.hpp"
+#include "io/client/json.hpp"
+#include "io/ctl/stream.hpp"
+#include "io/ctl/report.hpp"
+#include "io/ctl/bulk.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -865,7 +865,7 @@ int main(int argc, char** argv) {
   tail->add_flag("--follow,!--no-follow", tail_opt.follow,
                  "stop once caught up with the newest entry at the start instead of waiting for more");
   tail->add_flag("--progress", tail_opt.progress, "also print each frame's resume point as a {\"next\": SEQ} line");
-  ctl::bulk_commands bulk(app);  // export journal, import (io/ctl_bulk.hpp)
+  ctl::bulk_commands bulk(app);  // export journal, import (io/ctl/bulk.hpp)
   CLI11_PARSE(app, argc, argv);
   if (bulk.chosen()) {
     conn.resolve();

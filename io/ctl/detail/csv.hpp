@@ -1,6 +1,6 @@
 // CSV as RFC 4180 writes it: fields separated by commas, a field with a
 // comma, a quote or a line break enclosed in double quotes, a quote inside
-// one doubled. Used by loyaltyctl's bulk import and export (io/ctl_bulk.cpp)
+// one doubled. Used by loyaltyctl's bulk import and export (io/ctl/bulk.cpp)
 // and by the tests that read what it writes. Header-only, no state shared.
 #pragma once
 

@@ -1,12 +1,12 @@
-// loyaltyctl export journal / import (io/ctl_bulk.hpp; docs/OPERATIONS.md,
+// loyaltyctl export journal / import (io/ctl/bulk.hpp; docs/OPERATIONS.md,
 // "Bulk import and export").
-#include "io/ctl_bulk.hpp"
+#include "io/ctl/bulk.hpp"
 
 #include "config/consent.hpp"
-#include "io/client.hpp"
-#include "io/ctl_stream.hpp"
-#include "io/detail/csv.hpp"
-#include "io/detail/json.hpp"
+#include "io/client/client.hpp"
+#include "io/ctl/stream.hpp"
+#include "io/ctl/detail/csv.hpp"
+#include "io/ctl/detail/json.hpp"
 
 #include <unistd.h>
 

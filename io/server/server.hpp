@@ -13,7 +13,7 @@
 #include "actors/sweeper.hpp"
 #include "config/clock.hpp"
 #include "config/program.hpp"
-#include "io/protocol.hpp"
+#include "io/wire/protocol.hpp"
 #include "ledger/ledger.hpp"
 
 #include <array>

@@ -1,6 +1,6 @@
-#include "io/client.hpp"
+#include "io/client/client.hpp"
 
-#include "io/detail/stream.hpp"
+#include "io/wire/stream.hpp"
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>

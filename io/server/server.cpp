@@ -1,13 +1,13 @@
-#include "io/server.hpp"
+#include "io/server/server.hpp"
 
 #include "actors/member.hpp"
 #include "actors/partner.hpp"
 #include "actors/sweeper.hpp"
 #include "config/consent.hpp"
 #include "config/log.hpp"
-#include "io/codec.hpp"
-#include "io/detail/stream.hpp"
-#include "io/metrics.hpp"
+#include "io/wire/codec.hpp"
+#include "io/wire/stream.hpp"
+#include "io/server/process.hpp"
 
 #include <asio.hpp>
 #include <caf/message.hpp>

@@ -1,4 +1,4 @@
-#include "io/engine.hpp"
+#include "io/server/engine.hpp"
 
 #include "config/log.hpp"
 

@@ -4,7 +4,7 @@
 // with activity and settlement; this adds the rest.
 #pragma once
 
-#include "io/protocol.hpp"
+#include "io/wire/protocol.hpp"
 
 #include <CLI/CLI.hpp>
 

@@ -2,8 +2,8 @@
 // "subscribe" and "consent"): parsing their arguments and printing events.
 #pragma once
 
-#include "io/client.hpp"
-#include "io/protocol.hpp"
+#include "io/client/client.hpp"
+#include "io/wire/protocol.hpp"
 
 #include <cstdint>
 #include <iosfwd>
