@@ -3,6 +3,7 @@
 #include "actors/atoms.hpp"
 #include "actors/coalition.hpp"
 #include "config/log.hpp"
+#include "ledger/record_views.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
@@ -303,21 +304,7 @@ void add_activity(ledger::op& op, std::uint64_t at) {
   op.details.push_back(detail(detail_kind::activity, 0, 0, 0, 0, at));
 }
 
-void add_text(ledger::op& op, std::string_view text) {
-  for (std::size_t off = 0; off < text.size(); off += 28) {
-    entry_detail d{};
-    d.kind = static_cast<std::uint16_t>(detail_kind::note);
-    d.id = static_cast<std::uint32_t>(off);
-    d.aux = static_cast<std::uint32_t>(text.size());
-    char buf[28]{};
-    std::memcpy(buf, text.data() + off, std::min<std::size_t>(28, text.size() - off));
-    std::memcpy(&d.brand, buf, 4);
-    std::memcpy(&d.a, buf + 4, 8);
-    std::memcpy(&d.b, buf + 12, 8);
-    std::memcpy(&d.c, buf + 20, 8);
-    op.details.push_back(d);
-  }
-}
+void add_text(ledger::op& op, std::string_view text) { ledger::append_note(op.details, text); }
 
 std::uint32_t home_or(const member_data& m, std::uint32_t brand) { return brand != 0 ? brand : m.brand_id; }
 
