@@ -6,21 +6,10 @@
 // the NAME-response block; the JSON line above each block must be what its
 // bytes say. A failure prints the engine's answer as a block ready to paste.
 #include "engine_rig.hpp"
-
-#include "io/wire/codec.hpp"
-
-#include <msgpack.hpp>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include "raw_wire.hpp"
 
 #include <algorithm>
 #include <cctype>
-#include <chrono>
-#include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <map>
@@ -30,7 +19,9 @@
 
 using namespace loyalty;
 using namespace loyalty::io;
-using namespace std::chrono_literals;
+using test::hex_lines;
+using test::json_of;
+using test::raw_socket;
 
 namespace {
 
@@ -57,18 +48,6 @@ std::string bytes_of_hex(const std::string& hex_text) {
   std::string out;
   for (std::size_t i = 0; i < digits.size(); i += 2)
     out += static_cast<char>(std::stoi(digits.substr(i, 2), nullptr, 16));
-  return out;
-}
-
-// The layout of the document's blocks: 16 bytes a line, lower case.
-std::string hex_lines(const std::string& bytes) {
-  std::string out;
-  char buf[4];
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    std::snprintf(buf, sizeof buf, "%02x", static_cast<unsigned char>(bytes[i]));
-    out += buf;
-    out += (i % 16 == 15 || i + 1 == bytes.size()) ? '\n' : ' ';
-  }
   return out;
 }
 
@@ -113,110 +92,6 @@ std::map<std::string, example> section8_examples() {
   }
   return out;
 }
-
-// The JSON the document writes for a msgpack value: keys in wire order,
-// binary as bin("...").
-void render(const msgpack::object& o, std::string& out) {
-  auto text = [&](const char* p, std::size_t n) {
-    out += '"';
-    for (std::size_t i = 0; i < n; ++i) {
-      if (p[i] == '"' || p[i] == '\\')
-        out += '\\';
-      out += p[i];
-    }
-    out += '"';
-  };
-  switch (o.type) {
-    case msgpack::type::NIL: out += "null"; return;
-    case msgpack::type::BOOLEAN: out += o.via.boolean ? "true" : "false"; return;
-    case msgpack::type::POSITIVE_INTEGER: out += std::to_string(o.via.u64); return;
-    case msgpack::type::NEGATIVE_INTEGER: out += std::to_string(o.via.i64); return;
-    case msgpack::type::STR: text(o.via.str.ptr, o.via.str.size); return;
-    case msgpack::type::BIN:
-      out += "bin(";
-      text(o.via.bin.ptr, o.via.bin.size);
-      out += ")";
-      return;
-    case msgpack::type::ARRAY:
-      out += '[';
-      for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
-        if (i > 0)
-          out += ',';
-        render(o.via.array.ptr[i], out);
-      }
-      out += ']';
-      return;
-    case msgpack::type::MAP:
-      out += '{';
-      for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
-        if (i > 0)
-          out += ',';
-        render(o.via.map.ptr[i].key, out);
-        out += ':';
-        render(o.via.map.ptr[i].val, out);
-      }
-      out += '}';
-      return;
-    case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64:
-    case msgpack::type::EXT:
-      break;
-  }
-  FAIL("the protocol has no floats or ext values");
-}
-
-// A frame's payload as the document's JSON.
-std::string json_of(const std::string& frame) {
-  REQUIRE(frame.size() > frame_header_bytes);
-  auto oh = msgpack::unpack(frame.data() + frame_header_bytes, frame.size() - frame_header_bytes);
-  std::string out;
-  render(oh.get(), out);
-  return out;
-}
-
-// An integrator's socket: the documented bytes go out as they are, and the
-// answer comes back as bytes, not through the client library's decoder.
-class raw_socket {
-public:
-  explicit raw_socket(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    REQUIRE(fd_ >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd_, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0);
-  }
-  ~raw_socket() { ::close(fd_); }
-  raw_socket(const raw_socket&) = delete;
-  raw_socket& operator=(const raw_socket&) = delete;
-
-  void send(const std::string& bytes) {
-    REQUIRE(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()));
-  }
-
-  // The next frame, length prefix included; waits for it at most 20 s (a
-  // liveness bound, far above what an answer needs).
-  std::string frame() {
-    std::string out = take(frame_header_bytes);
-    out += take(read_be32(reinterpret_cast<const unsigned char*>(out.data())));
-    return out;
-  }
-
-private:
-  std::string take(std::size_t n) {
-    std::string out(n, '\0');
-    std::size_t got = 0;
-    while (got < n) {
-      pollfd p{fd_, POLLIN, 0};
-      REQUIRE(::poll(&p, 1, 20'000) == 1);
-      const auto r = ::recv(fd_, out.data() + got, n - got, 0);
-      REQUIRE(r > 0);
-      got += static_cast<std::size_t>(r);
-    }
-    return out;
-  }
-  int fd_;
-};
 
 std::uint64_t at(const char* iso) {
   std::tm tm{};
