@@ -840,8 +840,11 @@ TEST_CASE("enroll refuses an alias; link_alias needs member and alias; lookup ne
   std::vector<field> enroll{{"member", val(5)}, {"brand", val(std::string("acme"))}};
   CHECK(decode_op("enroll", enroll).error == errc::ok);
   CHECK(decode_op("enroll", with(enroll, "alias", val(std::string("bob")))).error == errc::invalid_argument);
-  CHECK(decode_op("enroll", with(without(enroll, "member"), "alias", val(std::string("bob")))).error ==
-        errc::missing_field);
+  // An alias alone too: the alias is what is wrong, not a missing member.
+  auto by_alias = decode_op("enroll", with(without(enroll, "member"), "alias", val(std::string("bob"))));
+  CHECK(by_alias.error == errc::invalid_argument);
+  CHECK(by_alias.error_message.find("'alias'") != std::string::npos);
+  CHECK(decode_op("enroll", without(enroll, "member")).error == errc::missing_field);
   std::vector<field> link{{"txn", val(std::string("l-1"))}, {"member", val(5)}, {"alias", val(std::string("bob"))}};
   auto ok = decode_op("link_alias", link);
   CHECK(ok.error == errc::ok);

@@ -486,10 +486,13 @@ void decode_fields(reader& rd, request& r, bool in_batch) {
       break;
     }
     case opcode::enroll:
+      // Before `member`: an alias alone is the mistake, not a missing member.
+      if (rd.has(f::f_alias)) {
+        rd.fail(errc::invalid_argument, "enroll takes 'member', not 'alias' (link an alias after enrolling)");
+        break;
+      }
       rd.member();
       rd.str(f::f_brand, r.brand, 64);
-      if (rd.has(f::f_alias))
-        rd.fail(errc::invalid_argument, "enroll takes 'member', not 'alias' (link an alias after enrolling)");
       break;
     case opcode::earn:
       rd.txn();
