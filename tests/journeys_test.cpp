@@ -6,10 +6,16 @@
 #include "engine_rig.hpp"
 #include "io/client/client.hpp"
 #include "io/server/engine.hpp"
+#include "io/wire/codec.hpp"
+
+#include <msgpack.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <cstdio>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <thread>
 
 using namespace loyalty;
@@ -523,5 +529,147 @@ TEST_CASE("retries are idempotent, conflicts are refused, and state survives a r
   CHECK(h2.replayed);
   CHECK(h2.hold == h.hold);
   REQUIRE(g.c->capture("j8-cap", 12, h.hold).ok());
+  g.check_verify();
+}
+
+namespace {
+
+// An earn of 10.00 EUR at shop by member 60 as raw msgpack, with
+// `occurred_at` only when given.
+std::string raw_earn(std::uint64_t id, const std::string& txn, std::optional<std::uint64_t> occurred_at) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(occurred_at ? 8 : 7);
+  pk.pack("op"), pk.pack("earn");
+  pk.pack("id"), pk.pack(id);
+  pk.pack("txn"), pk.pack(txn);
+  pk.pack("member"), pk.pack(60);
+  pk.pack("brand"), pk.pack("shop");
+  pk.pack("amount"), pk.pack(1000);
+  pk.pack("currency"), pk.pack("EUR");
+  if (occurred_at)
+    pk.pack("occurred_at"), pk.pack(*occurred_at);
+  std::string out(4, '\0');
+  write_be32(reinterpret_cast<unsigned char*>(out.data()), static_cast<std::uint32_t>(buf.size()));
+  out.append(buf.data(), buf.size());
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("an earn without occurred_at happens at the engine's clock, and a retry without it is a replay",
+          "[journeys]") {
+  rig g;
+  g.enroll(60);
+  auto send = [&](const std::string& frame) {
+    g.c->send_raw(frame.data(), frame.size());
+    response r;
+    std::string err;
+    const bool got = g.c->receive(r, err, std::chrono::seconds(20));
+    INFO(err);
+    REQUIRE(got);
+    INFO(r.message);
+    return r;
+  };
+  const std::uint64_t received_at = g.clock.now_us();
+  auto first = send(raw_earn(1, "a12-e", std::nullopt));
+  REQUIRE(first.ok());
+  CHECK_FALSE(first.replayed);
+  CHECK(first.points == 110);  // base 10, first purchase 100
+  g.clock.advance(5 * 60'000'000ull);  // the engine's clock has moved on when the retry arrives
+  auto again = send(raw_earn(2, "a12-e", std::nullopt));
+  REQUIRE(again.ok());
+  CHECK(again.replayed);
+  CHECK(again.seq == first.seq);
+  CHECK(again.points == first.points);
+  // Absent and given are different content, even with the time it got.
+  CHECK(send(raw_earn(3, "a12-e", received_at)).code == errc::txn_id_conflict);
+  std::size_t earns = 0;
+  for (const auto& e : g.c->history(60).entries)
+    if (e.txn == "a12-e") {
+      ++earns;
+      CHECK(e.occurred_at_us == received_at);
+    }
+  CHECK(earns == 1);
+  // The client library leaves out an occurred_at of 0.
+  const auto lib = g.c->earn("a12-lib", 60, "shop", 500, "EUR", 0);
+  REQUIRE(lib.ok());
+  g.clock.advance(60'000'000ull);
+  const auto lib_again = g.c->earn("a12-lib", 60, "shop", 500, "EUR", 0);
+  CHECK(lib_again.replayed);
+  CHECK(lib_again.seq == lib.seq);
+  g.check_verify();
+}
+
+namespace {
+
+// Runs the real loyaltyctl with the admin key against the rig's engine;
+// returns what it printed (stdout and stderr) and sets its exit status.
+std::string loyaltyctl(const test::engine_rig& g, const std::string& args, int& status) {
+  const std::string cmd = std::string(LOYALTYCTL_BIN) + " --port " + std::to_string(g.eng->port()) + " --key " +
+                          test::admin_key + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p) != nullptr)
+    out += buf;
+  const int raw = pclose(p);
+  status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("loyaltyctl earn run twice with one --txn is a replay, and its human output prints times in ISO 8601",
+          "[journeys][tools]") {
+  rig g;
+  g.enroll(70);
+  int status = -1;
+  const std::string earn = "earn --txn a12-ctl --member 70 --brand shop --amount 1500";
+  auto out = loyaltyctl(g, earn, status);
+  INFO(out);
+  CHECK(status == 0);
+  CHECK(out.find("earned 115 points") != std::string::npos);  // base 15, first purchase 100
+  g.clock.advance(60'000'000ull);  // the person runs it again a minute later
+  out = loyaltyctl(g, earn, status);
+  CHECK(status == 0);
+  CHECK(out.find("replay of an earlier request") != std::string::npos);
+  out = loyaltyctl(g, "--json " + earn, status);
+  CHECK(status == 0);
+  CHECK(out.find("\"replayed\":true") != std::string::npos);
+  std::size_t earns = 0;
+  for (const auto& e : g.c->history(70).entries)
+    earns += e.txn == "a12-ctl" ? 1 : 0;
+  CHECK(earns == 1);
+  // Given, the time is sent: another time under the same txn id is other content.
+  out = loyaltyctl(g, earn + " --occurred-at " + std::to_string(t0 - 1), status);
+  CHECK(status == 1);
+  CHECK(out.find("txn_id_conflict") != std::string::npos);
+
+  // Times in human output: 2026-03-02T12:00:00Z is t0; lots live 730 days;
+  // holds 900 s by default.
+  out = loyaltyctl(g, "explain a12-ctl", status);
+  CHECK(status == 0);
+  CHECK(out.find("occurred at 2026-03-02T12:00:00Z, committed at 2026-03-02T12:00:00Z") != std::string::npos);
+  out = loyaltyctl(g, "history --member 70", status);
+  CHECK(status == 0);
+  CHECK(out.find("at 2026-03-02T12:00:00Z") != std::string::npos);
+  out = loyaltyctl(g, "balance 70", status);
+  CHECK(status == 0);
+  CHECK(out.find("165 points expire at 2028-03-01T12:00:00Z") != std::string::npos);  // welcome and purchase
+  out = loyaltyctl(g, "hold --txn a12-hold --member 70 --points 10", status);
+  CHECK(status == 0);
+  CHECK(out.find("expires at 2026-03-02T12:16:00Z") != std::string::npos);
+  g.clock.advance(500'000ull);
+  out = loyaltyctl(g, "adjust --txn a12-adj --member 70 --points 5 --reason goodwill --brand shop", status);
+  CHECK(status == 0);
+  out = loyaltyctl(g, "explain a12-adj", status);
+  CHECK(out.find("occurred at 2026-03-02T12:01:00.500000Z") != std::string::npos);
+  // No time is printed as raw microseconds any more.
+  for (const char* args : {"explain a12-ctl", "history --member 70", "balance 70"}) {
+    out = loyaltyctl(g, args, status);
+    CHECK(out.find(" us") == std::string::npos);
+  }
   g.check_verify();
 }
