@@ -534,6 +534,170 @@ TEST_CASE("retries are idempotent, conflicts are refused, and state survives a r
 
 namespace {
 
+// The entry of a member's history (its newest 100) that `pick` chooses.
+template <class Pick>
+history_entry history_entry_of(client& c, std::uint64_t member, Pick pick) {
+  auto h = c.history(member, 0, 100);
+  INFO(h.message);
+  REQUIRE(h.ok());
+  for (const auto& e : h.entries)
+    if (pick(e))
+      return e;
+  FAIL("no such entry in the history of member " << member);
+  return {};
+}
+
+// Reads events frames of a subscribed client until the stream has passed
+// entry `through`.
+std::vector<stream_event> events_through(client& s, std::uint64_t through) {
+  std::vector<stream_event> out;
+  std::uint64_t next = 0;
+  while (next <= through) {
+    response r;
+    std::string err;
+    const bool got = s.receive(r, err, std::chrono::seconds(20));
+    INFO(err);
+    REQUIRE(got);
+    REQUIRE(r.ok());
+    for (auto& e : r.events)
+      out.push_back(std::move(e));
+    next = r.next;
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("capture and release entries name their hold's entry as ref in history, explain, journal and events",
+          "[journeys]") {
+  rig g;
+  g.enroll(40);
+  g.credit(40, 200);
+  auto sub = g.connect(test::read_key);
+  REQUIRE(sub->subscribe().ok());  // the events of the entries committed from now on
+  auto held = [&](const std::string& txn, std::int64_t points, std::uint64_t ttl_s = 0) {
+    auto h = g.c->hold(txn, 40, points, "", ttl_s);
+    INFO(h.message);
+    REQUIRE(h.ok());
+    return h;
+  };
+  auto posted = [](response r) {
+    INFO(r.message);
+    REQUIRE(r.ok());
+    return r;
+  };
+  std::map<std::uint64_t, std::uint64_t> hold_of;  // closing entry's seq -> the seq of the hold it closes
+  // Holds committed before they are closed, by the actor that opened them.
+  const auto h1 = held("a1-h1", 30);
+  hold_of[posted(g.c->capture("a1-cap", 40, h1.hold, 20)).seq] = h1.seq;
+  const auto h2 = held("a1-h2", 10);
+  hold_of[posted(g.c->release("a1-rel", 40, h2.hold)).seq] = h2.seq;
+  // A hold still on its way to the ledger when its capture is built: one
+  // batch runs them in order (hold ids are given one after the other).
+  request hold3;
+  hold3.op = opcode::hold;
+  hold3.id = 1;
+  hold3.txn = "a1-h3";
+  hold3.member = 40;
+  hold3.points = 10;
+  request cap3;
+  cap3.op = opcode::capture;
+  cap3.id = 2;
+  cap3.txn = "a1-cap3";
+  cap3.member = 40;
+  cap3.hold = h2.hold + 1;
+  request batch;
+  batch.op = opcode::batch;
+  batch.ops = {hold3, cap3};
+  auto both = g.c->call(batch);
+  REQUIRE(both.results.size() == 2);
+  const auto h3 = posted(both.results[0]);
+  REQUIRE(h3.hold == cap3.hold);
+  hold_of[posted(both.results[1]).seq] = h3.seq;
+  // A hold whose time runs out: the engine releases it.
+  const auto h4 = held("a1-h4", 10, 60);
+  g.clock.advance(61'000'000ull);
+  CHECK(g.balance(40).held == 0);
+  const auto expired =
+    history_entry_of(*g.c, 40, [](const history_entry& e) { return e.kind == "release" && e.txn.empty(); });
+  hold_of[expired.seq] = h4.seq;
+
+  // history
+  std::size_t closing = 0;
+  for (const auto& e : g.c->history(40, 0, 100).entries)
+    if (e.kind == "capture" || e.kind == "release") {
+      INFO("history entry " << e.seq << " " << e.kind);
+      REQUIRE(hold_of.count(e.seq) == 1);
+      CHECK(e.ref == hold_of[e.seq]);
+      ++closing;
+    }
+  CHECK(closing == hold_of.size());
+  // explain
+  for (const char* txn : {"a1-cap", "a1-rel", "a1-cap3"}) {
+    request ex;
+    ex.op = opcode::explain;
+    ex.txn = txn;
+    auto r = posted(g.c->call(ex));
+    INFO("explain " << txn);
+    REQUIRE(r.entries.size() == 1);
+    CHECK(r.entries[0].ref == hold_of[r.seq]);
+  }
+  // journal
+  std::size_t journaled = 0;
+  for (const auto& j : posted(g.c->journal(h1.seq, 1000)).journal)
+    if (hold_of.count(j.entry.seq) == 1) {
+      INFO("journal entry " << j.entry.seq << " " << j.entry.kind);
+      CHECK(j.entry.ref == hold_of[j.entry.seq]);
+      ++journaled;
+    }
+  CHECK(journaled == hold_of.size());
+  // events
+  std::size_t streamed = 0;
+  for (const auto& e : events_through(*sub, expired.seq))
+    if (hold_of.count(e.seq) == 1) {
+      INFO("event " << e.seq << " " << e.type);
+      CHECK(e.ref == hold_of[e.seq]);
+      ++streamed;
+    }
+  CHECK(streamed == hold_of.size());
+  CHECK(hold_of.size() == 4);
+
+  // A hold opened before a restart and captured after it.
+  const auto h5 = held("a1-h5", 10);
+  sub.reset();
+  g.restart();
+  const auto cap5 = posted(g.c->capture("a1-cap5", 40, h5.hold));
+  CHECK(history_entry_of(*g.c, 40, [&](const history_entry& e) { return e.seq == cap5.seq; }).ref == h5.seq);
+  g.check_verify();
+}
+
+TEST_CASE("an enrollment whose welcome rule fires answers the enrollment's seq, with the welcome points and lines",
+          "[journeys]") {
+  rig g;
+  // Member 51's actor is awake (a request woke it) when it enrolls; member
+  // 50 enrolls without one.
+  CHECK(g.c->balance(51).code == errc::unknown_member);
+  for (std::uint64_t m : {50, 51}) {
+    INFO("member " << m);
+    auto en = g.c->enroll(m, "shop");
+    INFO(en.message);
+    REQUIRE(en.ok());
+    auto h = g.c->history(m);
+    REQUIRE(h.entries.size() == 2);
+    CHECK(h.entries[1].kind == "enroll");
+    CHECK(h.entries[0].kind == "event");
+    CHECK(en.seq == h.entries[1].seq);
+    CHECK(en.points == 50);
+    CHECK(en.balance == 50);
+    CHECK(en.lifetime == 50);
+    CHECK(lines_of(en) == lines{{"welcome", 50}});
+    CHECK_FALSE(en.replayed);
+  }
+  g.check_verify();
+}
+
+namespace {
+
 // An earn of 10.00 EUR at shop by member 60 as raw msgpack, with
 // `occurred_at` only when given.
 std::string raw_earn(std::uint64_t id, const std::string& txn, std::optional<std::uint64_t> occurred_at) {
