@@ -90,12 +90,18 @@ struct coalition_rig : test::engine_rig {
   }
 };
 
-request partner_op(opcode op, const std::string& txn, std::uint64_t member, const std::string& partner,
-                   std::int64_t points, std::int64_t amount = 0) {
+// An operation on one member with a txn id; the caller sets the rest.
+request member_op(opcode op, const std::string& txn, std::uint64_t member) {
   request r;
   r.op = op;
   r.txn = txn;
   r.member = member;
+  return r;
+}
+
+request partner_op(opcode op, const std::string& txn, std::uint64_t member, const std::string& partner,
+                   std::int64_t points, std::int64_t amount = 0) {
+  request r = member_op(op, txn, member);
   r.partner = partner;
   r.points = points;
   r.amount = amount;
@@ -103,10 +109,7 @@ request partner_op(opcode op, const std::string& txn, std::uint64_t member, cons
 }
 
 request reverse(const std::string& txn, std::uint64_t member, const std::string& ref) {
-  request r;
-  r.op = opcode::reverse_redemption;
-  r.txn = txn;
-  r.member = member;
+  request r = member_op(opcode::reverse_redemption, txn, member);
   r.ref = ref;
   return r;
 }
@@ -577,10 +580,7 @@ TEST_CASE("a key out of scope is refused whatever the member's state, before any
        fund(m, 200, "globex");
        auto h = g.c->hold(txn + "-h", m, 100, "globex");
        REQUIRE(h.ok());
-       request r;
-       r.op = opcode::capture;
-       r.txn = txn;
-       r.member = m;
+       request r = member_op(opcode::capture, txn, m);
        r.hold = h.hold;
        r.points = short_of ? 150 : 50;  // more than the hold holds
        return r;
@@ -591,10 +591,7 @@ TEST_CASE("a key out of scope is refused whatever the member's state, before any
        fund(m, 200, "globex");
        auto h = g.c->hold(txn + "-h", m, 100, "globex");
        REQUIRE(h.ok());
-       request r;
-       r.op = opcode::release;
-       r.txn = txn;
-       r.member = m;
+       request r = member_op(opcode::release, txn, m);
        r.hold = h.hold;
        return r;
      },
@@ -604,10 +601,7 @@ TEST_CASE("a key out of scope is refused whatever the member's state, before any
        fund(m, 2000, "globex");
        if (short_of)  // spent: the clawback would leave a debt over negative_balance_max (1000)
          admin_ok(redeem_at(txn + "-spent", m, 2000, "globex"));
-       request r;
-       r.op = opcode::refund;
-       r.txn = txn;
-       r.member = m;
+       request r = member_op(opcode::refund, txn, m);
        r.ref = "fund-" + std::to_string(m) + "-globex";
        return r;
      },
@@ -644,10 +638,7 @@ TEST_CASE("a key out of scope is refused whatever the member's state, before any
     {"redeem_reward of globex's lamp",
      [&](std::uint64_t m, bool short_of, const std::string& txn) {
        fund(m, short_of ? 200 : 300, "globex");  // it costs 250
-       request r;
-       r.op = opcode::redeem_reward;
-       r.txn = txn;
-       r.member = m;
+       request r = member_op(opcode::redeem_reward, txn, m);
        r.reward = "lamp";
        return r;
      },
@@ -661,10 +652,7 @@ TEST_CASE("a key out of scope is refused whatever the member's state, before any
     {"hold at globex",
      [&](std::uint64_t m, bool short_of, const std::string& txn) {
        fund(m, short_of ? 50 : 200, "acme");
-       request r;
-       r.op = opcode::hold;
-       r.txn = txn;
-       r.member = m;
+       request r = member_op(opcode::hold, txn, m);
        r.points = 100;
        r.brand = "globex";
        return r;
@@ -673,10 +661,7 @@ TEST_CASE("a key out of scope is refused whatever the member's state, before any
     {"transfer from a member of acme",
      [&](std::uint64_t m, bool short_of, const std::string& txn) {
        fund(m, short_of ? 50 : 200, "globex");
-       request r;
-       r.op = opcode::transfer;
-       r.txn = txn;
-       r.member = m;
+       request r = member_op(opcode::transfer, txn, m);
        r.to = 9;
        r.points = 100;
        return r;
@@ -684,10 +669,7 @@ TEST_CASE("a key out of scope is refused whatever the member's state, before any
      acme_only, errc::insufficient_points},
     {"link_alias of a member of acme",
      [&](std::uint64_t m, bool short_of, const std::string& txn) {
-       request r;
-       r.op = opcode::link_alias;
-       r.txn = txn;
-       r.member = m;
+       request r = member_op(opcode::link_alias, txn, m);
        r.alias = short_of ? "taken" : "card-" + txn;  // "taken" names member 9
        return r;
      },

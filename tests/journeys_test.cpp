@@ -3,6 +3,7 @@
 // driven through the client library, with an injected clock that the tests
 // move instead of sleeping. Each journey checks the answers, the balance
 // view and, at the end, that the ledger verifies.
+#include "command.hpp"
 #include "engine_rig.hpp"
 #include "io/client/client.hpp"
 #include "io/server/engine.hpp"
@@ -12,7 +13,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -594,21 +594,20 @@ TEST_CASE("capture and release entries name their hold's entry as ref in history
   hold_of[posted(g.c->release("a1-rel", 40, h2.hold)).seq] = h2.seq;
   // A hold still on its way to the ledger when its capture is built: one
   // batch runs them in order (hold ids are given one after the other).
-  request hold3;
-  hold3.op = opcode::hold;
-  hold3.id = 1;
-  hold3.txn = "a1-h3";
-  hold3.member = 40;
-  hold3.points = 10;
-  request cap3;
-  cap3.op = opcode::capture;
-  cap3.id = 2;
-  cap3.txn = "a1-cap3";
-  cap3.member = 40;
-  cap3.hold = h2.hold + 1;
+  auto element = [](opcode op, std::uint64_t id, const char* txn) {
+    request r;
+    r.op = op;
+    r.id = id;
+    r.txn = txn;
+    r.member = 40;
+    return r;
+  };
   request batch;
   batch.op = opcode::batch;
-  batch.ops = {hold3, cap3};
+  batch.ops = {element(opcode::hold, 1, "a1-h3"), element(opcode::capture, 2, "a1-cap3")};
+  batch.ops[0].points = 10;
+  batch.ops[1].hold = h2.hold + 1;
+  const auto& cap3 = batch.ops[1];
   auto both = g.c->call(batch);
   REQUIRE(both.results.size() == 2);
   const auto h3 = posted(both.results[0]);
@@ -770,17 +769,9 @@ namespace {
 // Runs the real loyaltyctl with the admin key against the rig's engine;
 // returns what it printed (stdout and stderr) and sets its exit status.
 std::string loyaltyctl(const test::engine_rig& g, const std::string& args, int& status) {
-  const std::string cmd = std::string(LOYALTYCTL_BIN) + " --port " + std::to_string(g.eng->port()) + " --key " +
-                          test::admin_key + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p) != nullptr)
-    out += buf;
-  const int raw = pclose(p);
-  status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return out;
+  return test::run_command(std::string(LOYALTYCTL_BIN) + " --port " + std::to_string(g.eng->port()) + " --key " +
+                             test::admin_key + " " + args + " 2>&1",
+                           status);
 }
 
 } // namespace
