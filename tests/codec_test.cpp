@@ -199,6 +199,7 @@ TEST_CASE("bad fields decode to their documented error codes", "[io][codec]") {
   CHECK(decode(earn_with("member", &member_too_big)).error == errc::invalid_argument);
   CHECK(decode(earn_with("member", &str_amount)).error == errc::wrong_type);
   CHECK(decode(earn_with("occurred_at", &str_amount)).error == errc::wrong_type);
+  CHECK(decode(earn_with("occurred_at", &negative)).error == errc::invalid_argument);
   auto r = decode(earn_with("amount", &negative));
   CHECK(r.id == 9);  // the id is still known, so the answer can be matched
   CHECK(r.error_message.find("amount") != std::string::npos);
@@ -760,8 +761,11 @@ TEST_CASE("enroll refuses an alias; link_alias needs member and alias; lookup ne
   std::vector<field> enroll{{"member", val(5)}, {"brand", val(std::string("acme"))}};
   CHECK(decode_op("enroll", enroll).error == errc::ok);
   CHECK(decode_op("enroll", with(enroll, "alias", val(std::string("bob")))).error == errc::invalid_argument);
-  CHECK(decode_op("enroll", with(without(enroll, "member"), "alias", val(std::string("bob")))).error ==
-        errc::missing_field);
+  // An alias alone too: the alias is what is wrong, not a missing member.
+  auto by_alias = decode_op("enroll", with(without(enroll, "member"), "alias", val(std::string("bob"))));
+  CHECK(by_alias.error == errc::invalid_argument);
+  CHECK(by_alias.error_message.find("'alias'") != std::string::npos);
+  CHECK(decode_op("enroll", without(enroll, "member")).error == errc::missing_field);
   std::vector<field> link{{"txn", val(std::string("l-1"))}, {"member", val(5)}, {"alias", val(std::string("bob"))}};
   auto ok = decode_op("link_alias", link);
   CHECK(ok.error == errc::ok);
@@ -775,6 +779,36 @@ TEST_CASE("enroll refuses an alias; link_alias needs member and alias; lookup ne
   CHECK(decode_op("lookup", {}).error == errc::missing_field);
   CHECK(decode_op("lookup", {{"alias", val(std::string())}}).error == errc::invalid_argument);
   CHECK(decode_op("lookup", {{"alias", val(3)}}).error == errc::wrong_type);
+}
+
+TEST_CASE("earn and quote may leave out occurred_at: it decodes as 0, and 0 is not written", "[io][codec]") {
+  for (const std::string op : {"earn", "quote"}) {
+    INFO(op);
+    auto f = without(minimal("earn"), "occurred_at");
+    if (op == "quote")
+      f = without(f, "txn");
+    auto r = decode_op(op, f);
+    CHECK(r.error == errc::ok);
+    CHECK(r.occurred_at_us == 0);
+    CHECK(decode_op(op, with(f, "occurred_at", val(55))).occurred_at_us == 55);
+    CHECK(decode_op(op, with(f, "occurred_at", val(-1))).error == errc::invalid_argument);
+    CHECK(decode_op(op, with(f, "occurred_at", val(std::string("now")))).error == errc::wrong_type);
+  }
+  request e;
+  e.op = opcode::earn;
+  e.id = 1;
+  e.txn = "t-1";
+  e.member = 5;
+  e.brand = "acme";
+  e.amount = 100;
+  e.currency = "EUR";
+  std::vector<char> frame;
+  encode_request(frame, e);
+  CHECK(std::string(frame.begin(), frame.end()).find("occurred_at") == std::string::npos);
+  e.occurred_at_us = 9;
+  frame.clear();
+  encode_request(frame, e);
+  CHECK(std::string(frame.begin(), frame.end()).find("occurred_at") != std::string::npos);
 }
 
 TEST_CASE("every op with a txn requires one of 1 to 64 bytes", "[io][codec]") {

@@ -265,6 +265,33 @@ TEST_CASE("every kind of bad request gets its error code, posts nothing, and the
   CHECK(e->ledger().last_seq() == seq);
 }
 
+TEST_CASE("an enroll that names its member by alias alone is invalid_argument and posts nothing", "[io][server]") {
+  temp_dir tmp;
+  auto e = start_engine(test_settings(tmp.path));
+  auto c = connect(*e);
+  REQUIRE(c->enroll(1, "acme").ok());
+  REQUIRE(c->link_alias("l-1", 1, "card-1").ok());
+  const auto seq = e->ledger().last_seq();
+  // A new alias, and one that already names a member: neither enrolls anyone.
+  for (const char* alias : {"card-2", "card-1"}) {
+    INFO(alias);
+    const auto f = frame([&](auto& pk) {
+      pk.pack_map(4);
+      pk.pack("op"), pk.pack("enroll");
+      pk.pack("id"), pk.pack(20);
+      pk.pack("alias"), pk.pack(alias);
+      pk.pack("brand"), pk.pack("acme");
+    });
+    c->send_raw(f.data(), f.size());
+    auto r = receive_one(*c);
+    CHECK(r.id == 20);
+    CHECK(r.code == errc::invalid_argument);
+    CHECK(r.message.find("'alias'") != std::string::npos);
+  }
+  CHECK(e->ledger().last_seq() == seq);
+  CHECK(c->balance(1).ok());  // the connection stays usable
+}
+
 TEST_CASE("a frame over the size limit gets frame_too_large and the connection is closed, others go on",
           "[io][server]") {
   temp_dir tmp;

@@ -39,10 +39,32 @@ void print_settlements_text(const std::vector<settlement_move>& moves) {
   }
 }
 
+// An instant for a person to read: ISO 8601 in UTC, to the second, with
+// the microseconds when there are any (2026-03-02T12:00:00Z,
+// 2026-03-02T12:00:00.500000Z). --json keeps the wire's microseconds.
+std::string iso_time(std::uint64_t us) {
+  constexpr std::uint64_t year_10000_us = 253'402'300'800'000'000ull;  // four-digit years only
+  if (us >= year_10000_us)
+    return std::to_string(us) + " us since the epoch";
+  const std::chrono::sys_time<std::chrono::microseconds> t{std::chrono::microseconds{static_cast<std::int64_t>(us)}};
+  const auto day = std::chrono::floor<std::chrono::days>(t);
+  const std::chrono::year_month_day ymd{day};
+  const std::chrono::hh_mm_ss hms{t - day};
+  char buf[48];
+  int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(ymd.year()),
+                        static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                        static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                        static_cast<int>(hms.seconds().count()));
+  if (const auto micros = us % 1'000'000; micros != 0)
+    n += std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), ".%06u", static_cast<unsigned>(micros));
+  std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), "Z");
+  return buf;
+}
+
 // "[from, to)" of a report period; 0 = open end.
 std::string period_text(std::uint64_t from_us, std::uint64_t to_us) {
-  return "commit time [" + (from_us == 0 ? std::string("beginning") : std::to_string(from_us) + " us") + ", " +
-         (to_us == 0 ? std::string("now") : std::to_string(to_us) + " us") + ")";
+  return "commit time [" + (from_us == 0 ? std::string("beginning") : iso_time(from_us)) + ", " +
+         (to_us == 0 ? std::string("now") : iso_time(to_us)) + ")";
 }
 
 void print_statement_text(const statement_result& st, bool all_pages) {
@@ -55,7 +77,7 @@ void print_statement_text(const statement_result& st, bool all_pages) {
     if (!l.txn.empty())
       std::cout << ", txn " << json_escape(l.txn);
     std::cout << ": due " << l.due << " (" << l.points << " points at " << l.rate << ", with " << l.counterparty
-              << ")" << (l.reversal ? " reversal" : "") << ", at " << l.committed_at_us << " us\n";
+              << ")" << (l.reversal ? " reversal" : "") << ", at " << iso_time(l.committed_at_us) << "\n";
   }
   if (st.next_after != 0 && !all_pages)
     std::cout << "more: --after " << st.next_after << " (or --all)\n";
@@ -138,8 +160,8 @@ void print_text(const response& r, const request& q, bool all_pages) {
       print_lines_text(r.lines);
       break;
     case opcode::hold:
-      std::cout << "held " << r.points << " points as hold " << r.hold << ", expires at " << r.expires_at_us
-                << " us";
+      std::cout << "held " << r.points << " points as hold " << r.hold << ", expires at "
+                << iso_time(r.expires_at_us);
       print_after(r, false);
       break;
     case opcode::capture:
@@ -180,7 +202,7 @@ void print_text(const response& r, const request& q, bool all_pages) {
         std::cout << "  next tier " << r.next_tier << ": " << r.to_next_tier << " to go (now " << r.qualifying
                   << ")\n";
       if (r.next_expiry_at_us != 0)
-        std::cout << "  " << r.next_expiry_points << " points expire at " << r.next_expiry_at_us << " us\n";
+        std::cout << "  " << r.next_expiry_points << " points expire at " << iso_time(r.next_expiry_at_us) << "\n";
       std::cout << "  consents to: " << channels_text(r.consents) << "\n";
       break;
     case opcode::consent:
@@ -197,8 +219,8 @@ void print_text(const response& r, const request& q, bool all_pages) {
       const auto& e = r.entries[0];
       std::cout << "seq " << e.seq << " " << e.kind << ", member " << r.member << ", txn " << json_escape(e.txn)
                 << "\n  posted by key " << r.key_id << (r.key_name.empty() ? "" : " (" + r.key_name + ")")
-                << ", program version " << r.policy_version << "\n  occurred at " << e.occurred_at_us
-                << " us, committed at " << e.committed_at_us << " us";
+                << ", program version " << r.policy_version << "\n  occurred at " << iso_time(e.occurred_at_us)
+                << ", committed at " << iso_time(e.committed_at_us);
       if (e.amount != 0) std::cout << ", amount " << e.amount;
       if (!e.brand.empty()) std::cout << ", brand " << e.brand;
       if (e.ref != 0) std::cout << ", ref seq " << e.ref;
@@ -219,7 +241,7 @@ void print_text(const response& r, const request& q, bool all_pages) {
         if (e.ref != 0) std::cout << ", ref seq " << e.ref;
         if (e.counterparty != 0) std::cout << ", counterparty " << e.counterparty;
         if (!e.partner.empty()) std::cout << ", partner " << e.partner;
-        std::cout << ", at " << e.occurred_at_us << " us\n";
+        std::cout << ", at " << iso_time(e.occurred_at_us) << "\n";
       }
       if (r.next_before != 0)
         std::cout << "more: --before " << r.next_before << "\n";
@@ -338,12 +360,6 @@ std::string parse_instant(const std::string& text, std::uint64_t& out) {
   return {};
 }
 
-std::uint64_t now_us() {
-  return static_cast<std::uint64_t>(
-    std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count());
-}
-
 // Prints a new key (32 random bytes as 64 hex digits) and its settings lines.
 int make_key(std::uint32_t id, const std::string& name, const std::string& scope, std::uint32_t rate) {
   std::ifstream rnd("/dev/urandom", std::ios::binary);
@@ -426,7 +442,9 @@ int main(int argc, char** argv) {
     sub->add_option("--brand", req.brand, "brand code")->required();
     sub->add_option("--amount", req.amount, "purchase amount in minor currency units (cents)")->required();
     sub->add_option("--currency", req.currency, "ISO 4217 currency code")->capture_default_str();
-    sub->add_option("--occurred-at", req.occurred_at_us, "time of the purchase, microseconds since the epoch (default: now)");
+    sub->add_option("--occurred-at", req.occurred_at_us,
+                    "time of the purchase, microseconds since the epoch (default: the engine's clock when it gets "
+                    "the request; a retry with the same --txn and no --occurred-at is then a replay)");
     sub->add_option("--items", items_text,
                     "line items sku:category:qty:amount,... (empty sku, category allowed; empty qty = 1); "
                     "the amounts must add up to --amount")
@@ -680,8 +698,6 @@ int main(int argc, char** argv) {
     if (!err.empty())
       return app.exit(CLI::ValidationError("--items", err));
   }
-  if ((*earn || *quote) && req.occurred_at_us == 0)
-    req.occurred_at_us = now_us();
   if (*consent) {
     std::uint32_t grant = 0, revoke = 0;
     if (auto err = parse_channels(grant_text, grant); !err.empty())

@@ -451,7 +451,7 @@ void purchase_fields(reader& rd, request& r) {
   rd.str(f::f_brand, r.brand, 64);
   rd.amount(f::f_amount, r.amount);
   rd.currency();
-  rd.u64(f::f_occurred_at, r.occurred_at_us);
+  rd.u64(f::f_occurred_at, r.occurred_at_us, false);  // absent = the engine's clock when it gets the request
   if (rd.items(r.items))
     rd.items_sum_to(r.items, r.amount);
   rd.opt_str(f::f_channel, r.channel, code_bytes_max);
@@ -471,10 +471,13 @@ void decode_fields(reader& rd, request& r, bool in_batch) {
       break;
     }
     case opcode::enroll:
+      // Before `member`: an alias alone is the mistake, not a missing member.
+      if (rd.has(f::f_alias)) {
+        rd.fail(errc::invalid_argument, "enroll takes 'member', not 'alias' (link an alias after enrolling)");
+        break;
+      }
       rd.member();
       rd.str(f::f_brand, r.brand, 64);
-      if (rd.has(f::f_alias))
-        rd.fail(errc::invalid_argument, "enroll takes 'member', not 'alias' (link an alias after enrolling)");
       break;
     case opcode::earn:
       rd.txn();
@@ -1410,7 +1413,7 @@ void request_fields(map_out& m, const request& r) {
     m.str("brand", r.brand);
     m.i64("amount", r.amount);
     m.str("currency", r.currency);
-    m.u64("occurred_at", r.occurred_at_us);
+    if (r.occurred_at_us != 0) m.u64("occurred_at", r.occurred_at_us);
     if (!r.items.empty()) m.value("items", [&](packer& p) { pack_items(p, r.items); });
     if (!r.channel.empty()) m.str("channel", r.channel);
     if (!r.store.empty()) m.str("store", r.store);
