@@ -16,6 +16,7 @@ std::string_view default_message(errc e) noexcept {
     case errc::wrong_type: return "a field has the wrong type";
     case errc::invalid_argument: return "a field has an invalid value";
     case errc::batch_too_large: return "the batch holds more operations than allowed";
+    case errc::duplicate_id: return "a request with this id is still in flight on this connection; this one was not executed";
     case errc::invalid_amount: return "amounts and points must be positive";
     case errc::amount_overflow: return "the amount or the resulting balance does not fit in 64 bits";
     case errc::currency_mismatch: return "the currency is not the program currency";
@@ -56,7 +57,7 @@ errc errc_from_string(std::string_view name) noexcept {
   static constexpr std::array all{
     errc::ok, errc::malformed_frame, errc::frame_too_large, errc::hello_required,
     errc::unsupported_version, errc::unknown_operation, errc::missing_field, errc::wrong_type,
-    errc::invalid_argument, errc::batch_too_large, errc::invalid_amount, errc::amount_overflow,
+    errc::invalid_argument, errc::batch_too_large, errc::duplicate_id, errc::invalid_amount, errc::amount_overflow,
     errc::currency_mismatch, errc::unknown_member, errc::member_exists, errc::unknown_brand,
     errc::insufficient_points, errc::txn_id_conflict, errc::overloaded,
     errc::too_many_connections, errc::unavailable, errc::busy, errc::internal_error,

@@ -21,6 +21,7 @@ enum class errc : std::uint16_t {
   wrong_type = 7,           // a field has the wrong msgpack type
   invalid_argument = 8,     // a field has the right type but an impossible value
   batch_too_large = 9,      // a batch carries more than batch_ops_max operations
+  duplicate_id = 10,        // a request with this id is still in flight on the connection: not executed
   // -- amounts (20..29) -----------------------------------------------------
   invalid_amount = 20,      // zero or negative amount / points
   amount_overflow = 21,     // an amount, product or balance would leave int64
@@ -73,6 +74,7 @@ enum class errc : std::uint16_t {
     case errc::wrong_type: return "wrong_type";
     case errc::invalid_argument: return "invalid_argument";
     case errc::batch_too_large: return "batch_too_large";
+    case errc::duplicate_id: return "duplicate_id";
     case errc::invalid_amount: return "invalid_amount";
     case errc::amount_overflow: return "amount_overflow";
     case errc::currency_mismatch: return "currency_mismatch";

@@ -83,6 +83,34 @@ inline constexpr std::uint32_t write_stall_timeout_ms_default = 30000;
 // reading cannot make the server buffer without bound. 8 MiB holds the
 // answers of a full in-flight window (8192 x under 1 KiB) with room to spare.
 inline constexpr std::uint32_t connection_output_bytes_max_default = 8u << 20;
+// Engine-wide bound on answers waiting to be sent, over every connection
+// (docs/OPERATIONS.md, "Connection limits"). Past it, a connection that has
+// answers waiting is not read until the total is below it again; one with
+// nothing waiting is still read, so clients that read their answers keep
+// being served while others stall. Without it 1,024 connections that stop
+// reading could hold 1,024 x connection_output_bytes_max (8 GiB) for the
+// write-stall window. 256 MiB is 32 connections at their own bound, a
+// small part of the 4 GiB the engine is sized for at 1M active members.
+inline constexpr std::uint64_t output_bytes_max_default = 256ull << 20;
+// Fairness on an io thread (docs/OPERATIONS.md, "Connection limits"): one
+// connection's turn ends after this many frames, or once its answers of the
+// turn reach turn_output_bytes_max, and the rest of what it sent waits for
+// its next turn behind the other connections' work. 64 earns are ~0.3 ms of
+// an io thread; 256 KiB is about a dozen full history pages.
+inline constexpr std::uint32_t turn_frames_max = 64;
+inline constexpr std::size_t turn_output_bytes_max = 256u << 10;
+// Connections refused with too_many_connections that are still being closed
+// (their error frame sent, linger running): they do not hold a
+// connections_max slot, and past this many the next refused connection is
+// closed at once without its frame, so a flood of connections cannot use
+// up the process's file descriptors through the refusals.
+inline constexpr std::uint32_t refused_closing_max = 64;
+// A clean stop (SIGTERM, Ctrl-C; docs/OPERATIONS.md, "Starting and
+// stopping") waits at most this long for the requests in flight to be
+// answered (committed ones ok, the rest unavailable) before it closes the
+// connections. The commits themselves take a group-commit window; 5 s
+// covers a slow disk and clients reading their last answers.
+inline constexpr std::uint32_t shutdown_drain_ms_default = 5000;
 // When accept() fails for want of a resource (EMFILE, ENFILE, ENOBUFS), the
 // connection stays in the backlog and accepting again at once fails again at
 // once: the accept loop waits this long before it retries instead of

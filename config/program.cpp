@@ -1014,7 +1014,7 @@ std::optional<engine_settings> load_settings(const std::string& path,
                     "batch_entries_max", "commit_window_us", "checkpoint_accounts_max",
                     "checkpoint_interval_ms", "checkpoint_chunk_accounts", "inflight_per_connection_max",
                     "inflight_total_max", "connections_max", "idle_timeout_s", "frame_read_timeout_ms",
-                    "write_stall_timeout_ms", "connection_output_bytes_max", "active_members_max",
+                    "write_stall_timeout_ms", "connection_output_bytes_max", "output_mib_max", "shutdown_drain_ms", "active_members_max",
                     "member_idle_s", "io_threads", "actor_threads", "actor_scheduler",
                     "expiry_sweep_interval_s", "expiry_sweep_members_per_s", "tls_cert", "tls_key",
                     "tls_handshake_timeout_ms", "metrics_host", "metrics_port", "metrics_read_timeout_ms",
@@ -1063,6 +1063,10 @@ std::optional<engine_settings> load_settings(const std::string& path,
   // A threshold, not a cap (answers of requests in flight still queue past
   // it): below 64 KiB a pipelining client would pause on every few answers.
   u32("connection_output_bytes_max", s.connection_output_bytes_max, 64 << 10, 1 << 30);
+  // Engine-wide, in MiB: at least one connection's worth.
+  if (auto v = ck.integer(*e, "output_mib_max", false, w, 1, 1 << 20))
+    s.output_bytes_max = static_cast<std::uint64_t>(*v) << 20;
+  u32("shutdown_drain_ms", s.shutdown_drain_ms, 0, 600'000);
   u32("active_members_max", s.active_members_max, 1, 100'000'000);
   u32("member_idle_s", s.member_idle_s, 1, 86'400 * 365);
   u32("io_threads", s.io_threads, 1, 64);

@@ -239,6 +239,8 @@ struct engine_settings {
   std::uint32_t frame_read_timeout_ms = limits::frame_read_timeout_ms_default;
   std::uint32_t write_stall_timeout_ms = limits::write_stall_timeout_ms_default;
   std::uint32_t connection_output_bytes_max = limits::connection_output_bytes_max_default;
+  std::uint64_t output_bytes_max = limits::output_bytes_max_default;  // every connection's, together
+  std::uint32_t shutdown_drain_ms = limits::shutdown_drain_ms_default;  // a clean stop answers in-flight requests within it
   std::uint32_t active_members_max = limits::active_members_max_default;
   std::uint32_t member_idle_s = limits::member_idle_s_default;
   std::uint32_t io_threads = 1;

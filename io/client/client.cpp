@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -171,17 +172,11 @@ void client::send_raw(const void* data, std::size_t size) {
 }
 
 bool client::read_frame(response& out, std::string& error, std::chrono::milliseconds timeout) {
-  // Blocking reads bounded by SO_RCVTIMEO: a dead server cannot hang a client.
+  // Each blocking read waits first for the socket to be readable within
+  // what is left of `timeout` (poll), so a dead or silent server cannot hang
+  // a client. (SO_RCVTIMEO is not enough: Asio's blocking read polls
+  // without a timeout when recv times out.)
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto bound_reads = [&] {
-    const auto left = std::max<std::int64_t>(
-      1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(left / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((left % 1000) * 1000);
-    ::setsockopt(stream_->socket().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  };
-  bound_reads();
   for (;;) {
     if (in_len_ >= frame_header_bytes) {
       auto len = read_be32(reinterpret_cast<const unsigned char*>(in_.data()));
@@ -198,12 +193,23 @@ bool client::read_frame(response& out, std::string& error, std::chrono::millisec
         return ok;
       }
     }
+    // Bytes TLS has decrypted already are not on the socket: read them at once.
+    const bool buffered = stream_->tls() && SSL_pending(stream_->tls_layer().native_handle()) > 0;
+    if (!buffered) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd p{stream_->socket().native_handle(), POLLIN, 0};
+      const int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), INT32_MAX))) : 0;
+      if (ready < 0 && errno == EINTR)
+        continue;  // a signal, not the server: wait on, within what is left
+      if (ready == 0) {
+        error = "timed out waiting for a response";
+        return false;
+      }
+    }
     asio::error_code ec;
     auto n = stream_->read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_), ec);
-    if (ec == asio::error::interrupted && std::chrono::steady_clock::now() < deadline) {
-      bound_reads();  // a signal, not the server: read on, within what is left of the timeout
+    if (ec == asio::error::interrupted)
       continue;
-    }
     if (ec) {
       error = detail::closed_by_peer(ec) ? "the server closed the connection"
               : (ec == asio::error::would_block || ec == asio::error::try_again) ? "timed out waiting for a response"

@@ -204,8 +204,12 @@ void engine::stop() {
   sweep_cv_.notify_all();
   if (sweep_thread_.joinable())
     sweep_thread_.join();
+  // A clean stop (docs/OPERATIONS.md, "Starting and stopping"): no new
+  // connections or requests; what the member actors have not handed to the
+  // writer is answered `unavailable`; what the writer has is committed and
+  // answered; then the connections close (shutdown_drain_ms at most).
   if (server_)
-    server_->stop();  // no new requests
+    server_->begin_drain();
   if (dir_)
     dir_->shutdown();  // member actors stop; queued requests answer `unavailable`
   if (system_) {
@@ -220,7 +224,14 @@ void engine::stop() {
     system_->await_all_actors_done();
   }
   if (ledger_)
-    ledger_->barrier();  // everything handed to the writer is committed
+    ledger_->barrier();  // everything handed to the writer is committed, its outcomes on their way
+  if (server_) {
+    const auto limit = std::chrono::milliseconds(opts_.settings.shutdown_drain_ms);
+    if (!server_->finish_drain(limit))
+      log(log_level::warn, "stop: requests still unanswered after shutdown_drain_ms (%u ms) were answered unavailable",
+          opts_.settings.shutdown_drain_ms);
+    server_->stop();
+  }
 }
 
 engine::~engine() {

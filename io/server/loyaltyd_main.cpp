@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
     if (eng->reload_from_file(why) == 0)
       loyalty::log(loyalty::log_level::warn, "SIGHUP: program not reloaded: %s", why.c_str());
   }
-  loyalty::log(loyalty::log_level::info, "signal %d: stopping; committing what was accepted", sig);
+  loyalty::log(loyalty::log_level::info, "signal %d: stopping: new requests are answered unavailable, those in flight are committed and answered (shutdown_drain_ms)", sig);
   eng->stop();
   eng.reset();
   loyalty::log(loyalty::log_level::info, "stopped");

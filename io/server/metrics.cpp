@@ -224,6 +224,9 @@ void render_server(exposition& x, const server_counters& sc) {
              exposition::label("op", to_string(e.op)) + ',' + exposition::label("code", to_string(e.code)),
              detail::format_value(e.count));
   x.single("loyaltyd_inflight_requests", "gauge", "Requests admitted and not yet answered.", sc.inflight);
+  x.single("loyaltyd_output_bytes", "gauge",
+           "Answers waiting to be sent, every connection's together (bytes; output_mib_max bounds them).",
+           sc.output_bytes);
   x.single("loyaltyd_connections", "gauge", "Wire protocol connections open.", sc.connections);
   x.single("loyaltyd_connections_total", "counter", "Wire protocol connections accepted.", sc.connections_total);
   x.single("loyaltyd_tls_handshakes_failed_total", "counter",

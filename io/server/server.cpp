@@ -119,11 +119,23 @@ void server::impl::accept() {
       accept_backing_off = false;
       log(log_level::info, "accepting connections again");
     }
-    auto s = std::make_shared<session>(*this, ctx, std::move(sock));
     connections_total.fetch_add(1, std::memory_order_relaxed);
-    bool over = connections.fetch_add(1) + 1 > settings.connections_max;
-    if (over)
+    // Connections are counted here, on this thread alone, and uncounted by
+    // their sessions on any io thread: a refused one is never counted in
+    // connections, so it holds no slot while its refusal is sent.
+    const bool over = connections.fetch_add(1) + 1 > settings.connections_max;
+    if (over) {
+      connections.fetch_sub(1);
       count_close(close_reason::refused);
+      if (refused_closing.fetch_add(1) + 1 > limits::refused_closing_max) {
+        refused_closing.fetch_sub(1);
+        asio::error_code ignored;
+        sock.close(ignored);  // a flood: no frame, no linger, no fd kept
+        accept();
+        return;
+      }
+    }
+    auto s = std::make_shared<session>(*this, ctx, std::move(sock));
     asio::post(ctx, [s, over] {
       if (over)
         s->refuse(errc::too_many_connections);
@@ -182,6 +194,49 @@ void server::impl::wake_subscribers() {
     s->wake();
 }
 
+void server::impl::begin_drain() {
+  if (draining.exchange(true))
+    return;
+  if (acceptor)
+    asio::post(*contexts[0], [this] {
+      asio::error_code ec;
+      acceptor->close(ec);
+      if (accept_timer)
+        accept_timer->cancel();
+    });
+}
+
+bool server::impl::drained() {
+  if (inflight.load() != 0 || output_bytes.load() != 0)
+    return false;
+  for (const auto& j : jobs)
+    if (j.running.load())
+      return false;
+  return true;
+}
+
+bool server::impl::finish_drain(std::chrono::milliseconds limit) {
+  using clock = std::chrono::steady_clock;
+  const auto deadline = clock::now() + limit;
+  auto wait_until_drained = [&](clock::time_point until) {
+    while (!drained() && clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return drained();
+  };
+  if (wait_until_drained(deadline))
+    return true;
+  // What is still in flight will not be answered by the engine: say so.
+  {
+    std::lock_guard<std::mutex> guard(sessions_mtx);
+    for (auto& w : sessions)
+      if (auto s = w.lock())
+        asio::post(s->context(), [s] { s->answer_unavailable(); });
+  }
+  // A moment for those answers to go out to clients that read.
+  wait_until_drained(clock::now() + std::chrono::milliseconds(limits::wire_linger_ms / 4));
+  return false;
+}
+
 void server::impl::stop() {
   if (stopped.exchange(true))
     return;
@@ -193,19 +248,21 @@ void server::impl::stop() {
       if (accept_timer)
         accept_timer->cancel();
     });
-  {
-    std::lock_guard<std::mutex> guard(sessions_mtx);
-    for (auto& w : sessions)
-      if (auto s = w.lock())
-        asio::post(s->context(), [s] { s->close(); });
-    sessions.clear();
-  }
   guards.clear();
   for (auto& c : contexts)
     c->stop();
   for (auto& t : threads)
     t.join();
   threads.clear();
+  // The io threads are gone: close every connection from here, so that its
+  // client reads the end of the stream now, not when the engine is freed.
+  {
+    std::lock_guard<std::mutex> guard(sessions_mtx);
+    for (auto& w : sessions)
+      if (auto s = w.lock())
+        s->close();
+    sessions.clear();
+  }
   std::lock_guard<std::mutex> guard(jobs_mtx);
   for (auto& j : jobs)
     if (j.thread.joinable())
@@ -217,6 +274,8 @@ std::vector<std::pair<std::string, std::uint64_t>> server::impl::stats() {
   out.emplace_back("connections", connections.load());
   out.emplace_back("connections_total", connections_total.load());
   out.emplace_back("inflight", inflight.load());
+  out.emplace_back("output_bytes", output_bytes.load());
+  out.emplace_back("connections_refused_closing", refused_closing.load());
   out.emplace_back("subscriptions", subscriptions.load());
   out.emplace_back("stream_events", stream_events.load());
   out.emplace_back("tls_handshakes_failed", tls_handshakes_failed.load());
@@ -274,6 +333,10 @@ bool server::start(std::string& error) { return impl_->start(error); }
 
 void server::stop() { impl_->stop(); }
 
+void server::begin_drain() { impl_->begin_drain(); }
+
+bool server::finish_drain(std::chrono::milliseconds limit) { return impl_->finish_drain(limit); }
+
 std::uint16_t server::port() const noexcept { return impl_->bound_port; }
 
 std::uint64_t server::connections() const noexcept { return impl_->connections.load(); }
@@ -286,6 +349,7 @@ server_counters server::counters() const {
   c.connections = i.connections.load(std::memory_order_relaxed);
   c.connections_total = i.connections_total.load(std::memory_order_relaxed);
   c.inflight = i.inflight.load(std::memory_order_relaxed);
+  c.output_bytes = i.output_bytes.load(std::memory_order_relaxed);
   c.tls_handshakes_failed = i.tls_handshakes_failed.load(std::memory_order_relaxed);
   c.accept_errors = i.accept_errors.load(std::memory_order_relaxed);
   c.subscriptions = i.subscriptions.load(std::memory_order_relaxed);

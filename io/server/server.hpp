@@ -17,6 +17,7 @@
 #include "ledger/ledger.hpp"
 
 #include <array>
+#include <chrono>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -66,6 +67,7 @@ struct server_counters {
   std::uint64_t connections = 0;        // open now
   std::uint64_t connections_total = 0;  // accepted since start
   std::uint64_t inflight = 0;           // admitted requests not yet answered
+  std::uint64_t output_bytes = 0;       // answers waiting to be sent, every connection's
   std::uint64_t tls_handshakes_failed = 0;
   std::uint64_t accept_errors = 0;  // accept() failures (out of fds, ...): the loop backs off and retries
   std::uint64_t subscriptions = 0;  // event streams open now (subscribe)
@@ -90,6 +92,15 @@ public:
   // Binds and starts the io threads. False with `error` set if the address
   // cannot be bound.
   [[nodiscard]] bool start(std::string& error);
+  // A clean stop, in two steps around the engine's own (io/server/engine.cpp):
+  // begin_drain() stops accepting connections and answers every request
+  // that arrives from then on `unavailable` (nothing posted), while the
+  // requests already in flight go on; finish_drain() then waits, at most
+  // `limit`, until every one of them is answered and every answer sent, and
+  // answers what is left `unavailable`. True if all was answered in time.
+  // Any thread.
+  void begin_drain();
+  bool finish_drain(std::chrono::milliseconds limit);
   // Stops accepting, closes every connection and joins the io threads.
   // Outcomes that arrive afterwards are dropped.
   void stop();

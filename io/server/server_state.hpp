@@ -45,6 +45,12 @@ public:
 
   bool start(std::string& error);
   void stop();
+  // A clean stop (server.hpp): no new connections, new requests answered
+  // `unavailable`; then wait for the answers in flight to go out.
+  void begin_drain();
+  bool finish_drain(std::chrono::milliseconds limit);
+  // Nothing in flight, nothing waiting to be sent, no job running.
+  [[nodiscard]] bool drained();
   void accept();
   void accept_failed(const asio::error_code& ec);
   void count_close(close_reason why) {
@@ -79,6 +85,12 @@ public:
   std::atomic<std::uint64_t> connections{0};
   std::atomic<std::uint64_t> connections_total{0};
   std::atomic<std::uint64_t> inflight{0};
+  // Answers waiting to be sent, every connection's together (bytes;
+  // session::account_output), against settings.output_bytes_max.
+  std::atomic<std::uint64_t> output_bytes{0};
+  // Refused connections still sending their refusal (limits::refused_closing_max).
+  std::atomic<std::uint64_t> refused_closing{0};
+  std::atomic<bool> draining{false};  // a clean stop began: requests are answered `unavailable`
   std::atomic<std::uint64_t> tls_handshakes_failed{0};
   std::atomic<std::uint64_t> accept_errors{0};
   std::array<std::atomic<std::uint64_t>, close_reason_count> closed{};

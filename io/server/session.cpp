@@ -18,6 +18,9 @@ namespace {
 
 // Initial read buffer; grows up to one maximal frame.
 constexpr std::size_t read_chunk_bytes = 64u << 10;
+// An output buffer that grew past this for a burst of answers is freed once
+// written, so an idle connection does not keep a burst's memory.
+constexpr std::size_t buffer_keep_bytes = 1u << 20;
 
 // Compares two digests without an early exit, so the time taken does not
 // tell how much of a guess was right.
@@ -58,6 +61,7 @@ void session::start() {
 }
 
 void session::refuse(errc code) {
+  holds_slot_ = false;  // counted in refused_closing, not in connections (server.cpp, accept)
   when_ready([this, code] {
     response r;
     r.code = code;
@@ -83,7 +87,10 @@ void session::close() {
     srv_.subscriptions.fetch_sub(1);
   }
   sock_.close();
-  srv_.connections.fetch_sub(1);
+  (holds_slot_ ? srv_.connections : srv_.refused_closing).fetch_sub(1);
+  wbuf_.clear();
+  out_.clear();
+  account_output();
 }
 
 void session::complete(std::vector<ledger::outcome>&& outcomes) noexcept {
@@ -238,8 +245,8 @@ void session::time_out(close_reason why, std::string message) {
 void session::read() {
   if (closed_ || reading_)
     return;
-  if (out_.size() > srv_.settings.connection_output_bytes_max) {
-    read_paused_ = true;  // resumed when the write completes
+  if (output_over_limit()) {
+    read_paused_ = true;  // resumed when a write completes
     return;
   }
   if (in_len_ == in_.size())
@@ -264,6 +271,12 @@ void session::read() {
 // `fresh`: the buffer held no partial frame before this read.
 void session::parse(bool fresh) {
   std::size_t pos = 0;
+  // This connection's turn on the io thread: at most turn_frames_max frames
+  // and turn_output_bytes_max of answers made now; then the rest waits for
+  // a turn behind the other connections' work (limits.hpp).
+  const std::size_t out_at_start = out_.size();
+  std::uint32_t frames = 0;
+  bool yielded = false, paused = false;
   while (!close_after_write_ && in_len_ - pos >= frame_header_bytes) {
     auto len = read_be32(reinterpret_cast<const unsigned char*>(in_.data() + pos));
     if (len == 0 || len > limits::frame_bytes_max) {
@@ -274,18 +287,42 @@ void session::parse(bool fresh) {
     }
     if (in_len_ - pos < frame_header_bytes + len)
       break;  // read() doubles the buffer as the rest arrives: memory follows the bytes received, not a declared length
+    if (output_over_limit()) {
+      paused = true;  // the rest waits until answers went out (write_some)
+      break;
+    }
+    if (frames == limits::turn_frames_max || out_.size() - out_at_start >= limits::turn_output_bytes_max) {
+      yielded = true;
+      break;
+    }
     on_frame(in_.data() + pos + frame_header_bytes, len);
     pos += frame_header_bytes + len;
+    ++frames;
   }
   if (pos > 0) {
     std::memmove(in_.data(), in_.data() + pos, in_len_ - pos);
     in_len_ -= pos;
   }
+  if (in_len_ == 0 && in_.size() > read_chunk_bytes)
+    std::vector<char>(read_chunk_bytes).swap(in_);  // a large frame's buffer goes back
   flush();
-  if (!close_after_write_) {
-    watch_frame(fresh || pos > 0);
-    read();
+  if (close_after_write_)
+    return;
+  if (paused) {
+    read_paused_ = true;
+    return;
   }
+  if (yielded) {
+    // Whole frames wait in the buffer: the next turn parses them, after
+    // what the other connections of this io thread have queued.
+    asio::post(ctx_, [self = shared_from_this()] {
+      if (!self->closed_ && !self->lingering_ && !self->close_after_write_)
+        self->parse(false);
+    });
+    return;
+  }
+  watch_frame(fresh || pos > 0);
+  read();
 }
 
 void session::fail_connection(errc code, std::string message) {
@@ -306,6 +343,16 @@ void session::on_frame(const char* data, std::size_t size) {
     return;
   }
   srv_.requests[static_cast<std::size_t>(req.op)].fetch_add(1, std::memory_order_relaxed);
+  if (live_ids_.contains(req.id)) {
+    // Its answer could not be told from the first one's: not executed.
+    reply_error(req.op, req.id, errc::duplicate_id,
+                "request id " + std::to_string(req.id) + " is still in flight on this connection; not executed");
+    return;
+  }
+  if (srv_.draining.load(std::memory_order_relaxed)) {
+    reply_error(req.op, req.id, errc::unavailable, "the engine is stopping; nothing was posted");
+    return;
+  }
   if (req.error != errc::ok) {
     reply_error(req.op, req.id, req.error, req.error_message);
     return;
@@ -474,11 +521,13 @@ void session::run(opcode op, std::uint64_t id, handlers::handled h) {
     j.thread.join();  // finished: running is false
   j.running.store(true);
   ++jobs_;
+  live_ids_.insert(id);
   j.thread = std::thread([self = shared_from_this(), &j, op, id, work = std::move(h.work)] {
     response r = work(self->srv_);
     j.running.store(false);
     asio::post(self->ctx_, [self, op, id, r = std::move(r)]() mutable {
       --self->jobs_;
+      self->live_ids_.erase(id);
       if (!r.ok()) {
         self->reply_error(op, id, r.code, std::move(r.message));
       } else {
@@ -519,6 +568,7 @@ void session::on_subscribe(const request& req) {
   sock_.socket().set_option(asio::socket_base::send_buffer_size(limits::stream_socket_send_bytes), ec);
   sub_.active = true;
   sub_.id = req.id;
+  live_ids_.insert(req.id);  // every events frame carries it
   sub_.filter = *filter;
   srv_.subscriptions.fetch_add(1);
   {
@@ -623,6 +673,7 @@ void session::on_batch(request& req) {
     reply_error(opcode::batch, req.id, errc::overloaded, {});
     return;
   }
+  live_ids_.insert(req.id);  // until the whole batch is answered (finish_in_batch)
   auto bi = alloc_batch();
   auto& b = batches_[bi];
   b.id = req.id;
@@ -762,6 +813,10 @@ void session::route(const request& req, std::int32_t batch, std::uint32_t index)
   p.batch = batch;
   p.index = index;
   p.partner = partner != nullptr ? static_cast<std::uint16_t>(partner->id) : 0;
+  p.answered = false;
+  p.live = true;
+  if (batch < 0)
+    live_ids_.insert(req.id);
   mr.reply = std::make_shared<actors::reply_guard>(shared_from_this(), tag);
   if (partner != nullptr) {
     // Through the partner's actor (actors/partner.hpp). A partner added by
@@ -820,9 +875,12 @@ void session::on_outcomes(std::vector<ledger::outcome>& outcomes) {
   for (auto& o : outcomes) {
     release_one();
     auto p = pending_[o.tag];
+    pending_[o.tag].live = false;
     free_pending(static_cast<std::uint32_t>(o.tag));
-    if (closed_)
-      continue;
+    if (p.batch < 0)
+      live_ids_.erase(p.id);
+    if (closed_ || p.answered)
+      continue;  // answered `unavailable` when the engine stopped (answer_unavailable)
     auto r = to_response(p, o);
     if (p.batch >= 0)
       finish_in_batch(static_cast<std::uint32_t>(p.batch), p.index, std::move(r));
@@ -919,6 +977,7 @@ void session::finish_in_batch(std::uint32_t bi, std::uint32_t index, response r)
   whole.results = std::move(b.results);
   b.results.clear();
   free_batches_.push_back(bi);
+  live_ids_.erase(whole.id);
   if (!closed_)
     send(whole);
 }
@@ -958,6 +1017,7 @@ void session::flush() {
   write_progress_ = steady::now();
   watch_write();
   write_some();
+  account_output();
 }
 
 // The last frame is written: stop sending (the client reads end of
@@ -1007,20 +1067,68 @@ void session::write_some() {
                            }
                            self->write_progress_ = self->last_activity_ = steady::now();
                            self->wpos_ += n;
-                           if (self->wpos_ < self->wbuf_.size())
+                           if (self->wpos_ < self->wbuf_.size()) {
+                             self->account_output();
                              return self->write_some();
+                           }
                            self->writing_ = false;
-                           self->wbuf_.clear();
+                           if (self->wbuf_.capacity() > buffer_keep_bytes)
+                             std::vector<char>().swap(self->wbuf_);  // a burst's buffer goes back
+                           else
+                             self->wbuf_.clear();
                            self->flush();
+                           self->account_output();
                            if (self->sub_.active && !self->sub_waiting_.load())
                              self->pump();  // back-pressure: the stream reads on once its output went out
-                           if (self->read_paused_ &&
-                               self->out_.size() <= self->srv_.settings.connection_output_bytes_max) {
+                           if (self->read_paused_ && !self->output_over_limit()) {
                              self->read_paused_ = false;
                              self->frame_started_ = steady::now();  // a partial frame waited on us
-                             self->read();
+                             self->parse(false);  // what was read and not parsed yet, then reads on
                            }
                          });
+}
+
+// Keeps the engine-wide count of answers waiting to be sent
+// (server::impl::output_bytes) equal to the sum of every connection's
+// unsent bytes.
+void session::account_output() {
+  const std::size_t now = closed_ ? 0 : unsent_bytes();
+  if (now == accounted_)
+    return;
+  if (now > accounted_)
+    srv_.output_bytes.fetch_add(now - accounted_, std::memory_order_relaxed);
+  else
+    srv_.output_bytes.fetch_sub(accounted_ - now, std::memory_order_relaxed);
+  accounted_ = now;
+}
+
+// Reading stops while this connection's answers pass its own bound, or
+// while every connection's answers together pass the engine's and this one
+// has answers waiting (docs/OPERATIONS.md, "Connection limits").
+bool session::output_over_limit() const {
+  if (out_.size() > srv_.settings.connection_output_bytes_max)
+    return true;
+  return unsent_bytes() > 0 && srv_.output_bytes.load(std::memory_order_relaxed) > srv_.settings.output_bytes_max;
+}
+
+// The engine stops and its drain time is up (server::impl::finish_drain):
+// every request still waiting for its outcome is answered `unavailable`.
+void session::answer_unavailable() {
+  if (closed_)
+    return;
+  for (auto& p : pending_) {
+    if (!p.live || p.answered)
+      continue;
+    p.answered = true;
+    auto r = error_response(p.op, p.id, errc::unavailable, "the engine stopped before this request was answered");
+    if (p.batch >= 0) {
+      finish_in_batch(static_cast<std::uint32_t>(p.batch), p.index, std::move(r));
+    } else {
+      live_ids_.erase(p.id);
+      send(r);
+    }
+  }
+  flush();
 }
 
 // -- tables ----------------------------------------------------------------------------

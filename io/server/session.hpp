@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace loyalty::io {
@@ -39,6 +40,9 @@ public:
   // Any thread (the ledger's commit listener): a subscriber that is caught
   // up reads again.
   void wake();
+  // The engine stops and its drain time is up: every request still waiting
+  // for its outcome is answered `unavailable`.
+  void answer_unavailable();
   asio::io_context& context() { return ctx_; }
 
 private:
@@ -52,6 +56,8 @@ private:
     std::int32_t batch = -1;    // index into batches_, or -1
     std::uint32_t index = 0;    // position in the batch
     std::uint16_t partner = 0;  // partner_earn / partner_burn: the partner's id
+    bool live = false;          // waiting for its outcome
+    bool answered = false;      // answered `unavailable` by answer_unavailable: its outcome is dropped
   };
   struct batch_state {
     std::uint64_t id = 0;
@@ -103,6 +109,8 @@ private:
   void post_pump();
   void heartbeat();
   [[nodiscard]] std::size_t unsent_bytes() const;
+  void account_output();
+  [[nodiscard]] bool output_over_limit() const;
 
   // outcomes
   void on_outcomes(std::vector<ledger::outcome>& outcomes);
@@ -142,6 +150,11 @@ private:
   std::uint32_t jobs_ = 0;  // jobs (handlers' work off the io thread) not yet answered
   bool reading_ = false, writing_ = false, read_paused_ = false;
   bool close_after_write_ = false, closed_ = false, hello_done_ = false;
+  bool holds_slot_ = true;  // counted in connections (false: refused, counted in refused_closing)
+  std::size_t accounted_ = 0;  // this connection's part of server::impl::output_bytes
+  // Ids of the requests (and batches, jobs, the subscription) in flight:
+  // a second request with one of them is refused with duplicate_id.
+  std::unordered_set<std::uint64_t> live_ids_;
   int key_index_ = -1;             // the hello's key: index in settings.keys, -1 = none
   std::uint32_t scope_brand_ = 0;  // a brand key's brand id, else 0
   std::uint32_t inflight_ = 0;
