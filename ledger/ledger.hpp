@@ -485,7 +485,8 @@ public:
 
   // Checks the invariants (docs/ARCHITECTURE.md): every entry balances in
   // each unit, and its money postings are what its settle records imply;
-  // each party's settle records sum to its money accounts; the sum
+  // each party's settle records sum to its money accounts; no account's
+  // debit or credit total passes account_total_max; the sum
   // over all accounts of (debits - credits) is zero; every stored account
   // equals the sum of its postings up to the last checkpoint (balances newer
   // than that live in the writer's memory and are rebuilt from the journal on

@@ -790,7 +790,8 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
     auto& sum = debit ? debits[unit] : credits[unit];
     LEDGER_ASSERT(p.side == static_cast<std::uint32_t>(posting_side::debit) ||
                   p.side == static_cast<std::uint32_t>(posting_side::credit));
-    if (__builtin_add_overflow(total, p.amount, &total) || __builtin_add_overflow(sum, p.amount, &sum))
+    if (__builtin_add_overflow(total, p.amount, &total) || total > account_total_max ||
+        __builtin_add_overflow(sum, p.amount, &sum))
       return refuse(errc::amount_overflow);
     recs[j].posting_count++;
   }
@@ -809,13 +810,11 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
     }
   if (!touched)
     member = account(txn, member_acct);
+  // Every touched account's totals are within account_total_max now, so
+  // their balances fit int64; the member's account is checked again for an
+  // untouched one a ledger written before that bound may hold.
   std::int64_t balance = 0;
-  for (std::size_t j = 0; j < n; ++j) {
-    std::int64_t b = 0;
-    if (!signed_balance(recs[j], b))
-      return refuse(errc::amount_overflow);
-  }
-  if (!signed_balance(member, balance) || member.credit_total > static_cast<std::uint64_t>(INT64_MAX))
+  if (!signed_balance(member, balance) || member.credit_total > account_total_max)
     return refuse(errc::amount_overflow);
   if (o.require_nonnegative && balance < 0)
     return refuse(errc::insufficient_points);
