@@ -124,6 +124,10 @@ bool ledger::impl::open(std::string& error) {
     error = "cannot create data directory " + opts.dir + ": " + fec.message();
     return false;
   }
+  // Before LMDB maps it: a truncated or damaged data file would otherwise
+  // be a SIGBUS at the first page read, at start-up or in --verify.
+  if (!detail::check_data_file((std::filesystem::path(opts.dir) / detail::data_file_name).string(), error))
+    return false;
   int rc = mdb_env_create(&env);
   if (rc != MDB_SUCCESS) {
     error = detail::mdb_error("mdb_env_create", rc);

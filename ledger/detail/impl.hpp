@@ -15,6 +15,22 @@
 
 namespace loyalty::ledger {
 
+namespace detail {
+
+// The data file of an environment directory: LMDB's name for it, which a
+// backup gives its copy only once the copy is whole.
+inline constexpr char data_file_name[] = "data.mdb";
+
+// Checks the LMDB data file at `path` before anything maps a page of it:
+// meta pages LMDB accepts, a page size LMDB could have written, and every
+// page up to the last one in use inside the file (a copy cut short by a
+// kill, a partial restore). True for a file that does not exist or is
+// empty (LMDB makes a new one); false with `error` a sentence naming the
+// file, what is wrong with it and what to do. Any thread; data_file.cpp.
+[[nodiscard]] bool check_data_file(const std::string& path, std::string& error);
+
+} // namespace detail
+
 struct dbs {
   MDB_dbi journal = 0;
   MDB_dbi accounts = 0;
