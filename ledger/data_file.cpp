@@ -1,10 +1,14 @@
-// The LMDB data file is whole before anything reads a page of it.
+// The data file and the filesystem under it: checked before LMDB maps the
+// file, and named with the cause when a write to them fails.
 #include "ledger/detail/impl.hpp"
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 namespace loyalty::ledger::detail {
 
@@ -66,6 +70,28 @@ bool check_data_file(const std::string& path, std::string& error) {
   }
   mdb_env_close(env);
   return ok;
+}
+
+std::string write_failure(const std::string& dir, int rc) {
+  std::string out = mdb_strerror(rc);
+  struct statvfs fs {};
+  if (::statvfs(dir.c_str(), &fs) != 0)
+    return out;  // nothing more is known about where it failed
+  const std::uint64_t free_bytes = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+  const std::string free_text = std::to_string(free_bytes) + " bytes free on its filesystem";
+  rlimit fsize{};
+  std::error_code ec;
+  const auto file_bytes = std::filesystem::file_size(std::filesystem::path(dir) / data_file_name, ec);
+  const bool at_file_limit = ::getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY && !ec &&
+                             file_bytes + limits::write_cut_short_bytes_max >= fsize.rlim_cur;
+  // LMDB returns EIO for a write the kernel cut short, whatever stopped it.
+  const bool cut_short = rc == EIO;
+  if (rc == ENOSPC || rc == EDQUOT || (cut_short && free_bytes < limits::write_cut_short_bytes_max))
+    return "the disk is full (" + out + "; " + free_text + ")";
+  if (rc == EFBIG || (cut_short && at_file_limit))
+    return "the data file reached this process's file size limit (" + out + "; RLIMIT_FSIZE, `ulimit -f`, is " +
+           std::to_string(fsize.rlim_cur) + " bytes)";
+  return out + " (" + free_text + ")";
 }
 
 } // namespace loyalty::ledger::detail

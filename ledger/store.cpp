@@ -11,7 +11,6 @@
 
 namespace loyalty::ledger {
 
-using detail::fail_stop;
 using detail::val;
 using detail::val_of;
 
@@ -619,11 +618,6 @@ void ledger::impl::reject(const op& o, errc code) {
 
 namespace {
 
-void put_or_die(MDB_txn* txn, MDB_dbi dbi, MDB_val key, MDB_val value, unsigned flags, const char* what) {
-  if (int rc = mdb_put(txn, dbi, &key, &value, flags); rc != MDB_SUCCESS)
-    fail_stop(what, rc);
-}
-
 // Why an op's money postings are not exactly what its settle records imply
 // (per account, total debit and total credit), or nullptr.
 [[nodiscard]] const char* money_defect(const op& o) {
@@ -667,18 +661,28 @@ void put_or_die(MDB_txn* txn, MDB_dbi dbi, MDB_val key, MDB_val value, unsigned 
   return money_defect(o);
 }
 
-account_record load_account_or_zero(MDB_txn* txn, MDB_dbi dbi, std::uint64_t id) {
+} // namespace
+
+void ledger::impl::fail_stop(const char* what, int rc) const {
+  detail::fail_stop(std::string(what) + " in data directory " + opts.dir + ": " + detail::write_failure(opts.dir, rc));
+}
+
+void ledger::impl::put_or_die(MDB_txn* txn, MDB_dbi dbi, MDB_val key, MDB_val value, unsigned flags,
+                              const char* what) const {
+  if (int rc = mdb_put(txn, dbi, &key, &value, flags); rc != MDB_SUCCESS)
+    fail_stop(what, rc);
+}
+
+account_record ledger::impl::load_account_or_zero(MDB_txn* txn, std::uint64_t id) const {
   account_record a{};
   int rc = 0;
-  if (!detail::get_record(txn, dbi, val_of(id), a, &rc)) {
+  if (!detail::get_record(txn, db.accounts, val_of(id), a, &rc)) {
     if (rc != MDB_NOTFOUND && rc != MDB_SUCCESS)
       fail_stop("reading an account", rc);
     a = account_record{};
   }
   return a;
 }
-
-} // namespace
 
 outcome ledger::impl::apply_enroll(MDB_txn* txn, op& o, std::uint64_t now_us) {
   outcome out;
@@ -992,7 +996,7 @@ account_record ledger::impl::account(MDB_txn* txn, std::uint64_t id) const {
     return *cached;
   if (const account_record* f = frozen.find(id))
     return *f;  // the table may have it already too: the same record
-  return load_account_or_zero(txn, db.accounts, id);
+  return load_account_or_zero(txn, id);
 }
 
 std::uint64_t ledger::impl::advance_head(MDB_txn* txn, std::uint64_t member, std::uint64_t seq) {

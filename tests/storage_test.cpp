@@ -318,6 +318,14 @@ TEST_CASE("a full disk stops the engine (fail-stop) and a restart with space los
     CHECK(WEXITSTATUS(status) == 70);
     CHECK(err.find("FATAL: ledger commit failed") != std::string::npos);
     CHECK(err.find("fail-stop") != std::string::npos);
+    // What failed, where, and why: an operator reads the cause off the line.
+    if (const auto at = err.find("loyaltyd: FATAL"); at != std::string::npos)
+      std::cout << "storage_test: " << err.substr(at, err.find('\n', at) - at) << "\n";
+    CHECK(err.find(" in data directory " + data.string() + ": ") != std::string::npos);
+    if (fs.mounted())
+      CHECK(err.find(data.string() + ": the disk is full (") != std::string::npos);
+    else
+      CHECK(err.find(data.string() + ": the data file reached this process's file size limit") != std::string::npos);
   }
   REQUIRE(acked.size() > 100);
   // Space again: a larger filesystem (or no limit), the same data.
