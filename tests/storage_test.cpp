@@ -637,6 +637,7 @@ TEST_CASE("a backup killed with the engine leaves no data.mdb, and the next back
       CHECK_FALSE(std::filesystem::exists(dir / "data.mdb.partial"));
     } else {
       killed = dir;
+      std::cout << "storage_test: attempt " << attempt << " killed the engine in the middle of its backup\n";
     }
   }
   INFO("every backup finished before the kill landed");
