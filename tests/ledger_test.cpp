@@ -169,6 +169,29 @@ struct fixture {
   }
 };
 
+// Rewrites journal entry `seq` in place (header, postings, details), inside a tamper().
+void rewrite_entry(MDB_txn* txn, std::uint64_t seq,
+                   const std::function<void(journal_header&, std::vector<posting>&, std::vector<entry_detail>&)>& f) {
+  MDB_dbi journal;
+  REQUIRE(mdb_dbi_open(txn, "journal", MDB_INTEGERKEY, &journal) == 0);
+  MDB_val k{sizeof seq, &seq}, v{};
+  REQUIRE(mdb_get(txn, journal, &k, &v) == 0);
+  std::vector<char> bytes(static_cast<char*>(v.mv_data), static_cast<char*>(v.mv_data) + v.mv_size);
+  journal_header h{};
+  std::memcpy(&h, bytes.data(), sizeof h);
+  std::vector<posting> ps(h.posting_count);
+  std::memcpy(ps.data(), bytes.data() + sizeof h, ps.size() * sizeof(posting));
+  const std::size_t details_at = sizeof h + ps.size() * sizeof(posting) + h.txn_id_bytes;
+  std::vector<entry_detail> ds(h.detail_count);
+  std::memcpy(ds.data(), bytes.data() + details_at, ds.size() * sizeof(entry_detail));
+  f(h, ps, ds);
+  std::memcpy(bytes.data(), &h, sizeof h);
+  std::memcpy(bytes.data() + sizeof h, ps.data(), ps.size() * sizeof(posting));
+  std::memcpy(bytes.data() + details_at, ds.data(), ds.size() * sizeof(entry_detail));
+  MDB_val nv{bytes.size(), bytes.data()};
+  REQUIRE(mdb_put(txn, journal, &k, &nv, 0) == 0);
+}
+
 } // namespace
 
 TEST_CASE("an earn posts one balanced entry and verify passes", "[ledger]") {
@@ -398,34 +421,18 @@ TEST_CASE("verify reports an account whose debit total in the journal is past in
   // header, the checkpointed accounts), so only the int64 bound is broken:
   // brand_issued(1) is debited 2^63 in all.
   f.tamper([&](MDB_txn* txn) {
-    MDB_dbi journal, accounts;
-    REQUIRE(mdb_dbi_open(txn, "journal", MDB_INTEGERKEY, &journal) == 0);
+    rewrite_entry(txn, small.seq, [](journal_header& h, std::vector<posting>& ps, std::vector<entry_detail>& ds) {
+      h.points += 6;
+      h.balance_after += 6;
+      h.lifetime_after += 6;
+      for (auto& q : ps)
+        q.amount += 6;
+      REQUIRE(ds.size() == 1);
+      REQUIRE(ds[0].kind == static_cast<std::uint16_t>(detail_kind::lot_add));
+      ds[0].a += 6;
+    });
+    MDB_dbi accounts;
     REQUIRE(mdb_dbi_open(txn, "accounts", MDB_INTEGERKEY, &accounts) == 0);
-    std::uint64_t seq = small.seq;
-    MDB_val k{sizeof seq, &seq}, v{};
-    REQUIRE(mdb_get(txn, journal, &k, &v) == 0);
-    std::vector<char> value(static_cast<char*>(v.mv_data), static_cast<char*>(v.mv_data) + v.mv_size);
-    journal_header h{};
-    std::memcpy(&h, value.data(), sizeof h);
-    h.points += 6;
-    h.balance_after += 6;
-    h.lifetime_after += 6;
-    std::memcpy(value.data(), &h, sizeof h);
-    char* p = value.data() + sizeof h;
-    for (std::size_t i = 0; i < h.posting_count; ++i, p += sizeof(posting)) {
-      posting q{};
-      std::memcpy(&q, p, sizeof q);
-      q.amount += 6;
-      std::memcpy(p, &q, sizeof q);
-    }
-    p += h.txn_id_bytes;
-    entry_detail d{};
-    std::memcpy(&d, p, sizeof d);
-    REQUIRE(d.kind == static_cast<std::uint16_t>(detail_kind::lot_add));
-    d.a += 6;
-    std::memcpy(p, &d, sizeof d);
-    MDB_val nv{value.size(), value.data()};
-    REQUIRE(mdb_put(txn, journal, &k, &nv, 0) == 0);
     for (auto [id, debit] : {std::pair{account_id(account_kind::brand_issued, 1), true},
                              std::pair{account_id(account_kind::member_points, 2), false}}) {
       MDB_val ak{sizeof id, &id}, av{};
@@ -689,18 +696,9 @@ TEST_CASE("verify reports an entry that breaks its member's history chain", "[le
   f.run(f.enroll(1));
   auto e = f.run(f.earn(1, 40, "ok"));
   f.tamper([&](MDB_txn* txn) {
-    MDB_dbi journal;
-    REQUIRE(mdb_dbi_open(txn, "journal", MDB_INTEGERKEY, &journal) == 0);
-    std::uint64_t seq = e.seq;
-    MDB_val k{sizeof seq, &seq}, v{};
-    REQUIRE(mdb_get(txn, journal, &k, &v) == 0);
-    std::vector<char> value(static_cast<char*>(v.mv_data), static_cast<char*>(v.mv_data) + v.mv_size);
-    journal_header h{};
-    std::memcpy(&h, value.data(), sizeof h);
-    h.prev_member_seq = 0;  // forget the enrollment
-    std::memcpy(value.data(), &h, sizeof h);
-    MDB_val nv{value.size(), value.data()};
-    REQUIRE(mdb_put(txn, journal, &k, &nv, 0) == 0);
+    rewrite_entry(txn, e.seq, [](journal_header& h, std::vector<posting>&, std::vector<entry_detail>&) {
+      h.prev_member_seq = 0;  // forget the enrollment
+    });
   });
   auto all = f.failed_verify();
   INFO(all);
@@ -1267,29 +1265,6 @@ op partner_earn(fixture& f, std::uint64_t m, std::uint16_t partner, std::uint32_
   o.postings.push_back(debit(receivable(partner), s.b));
   o.postings.push_back(credit(settlement_acct(brand), s.b));
   return o;
-}
-
-// Rewrites journal entry `seq` in place (header, postings, details), inside a tamper().
-void rewrite_entry(MDB_txn* txn, std::uint64_t seq,
-                   const std::function<void(journal_header&, std::vector<posting>&, std::vector<entry_detail>&)>& f) {
-  MDB_dbi journal;
-  REQUIRE(mdb_dbi_open(txn, "journal", MDB_INTEGERKEY, &journal) == 0);
-  MDB_val k{sizeof seq, &seq}, v{};
-  REQUIRE(mdb_get(txn, journal, &k, &v) == 0);
-  std::vector<char> bytes(static_cast<char*>(v.mv_data), static_cast<char*>(v.mv_data) + v.mv_size);
-  journal_header h{};
-  std::memcpy(&h, bytes.data(), sizeof h);
-  std::vector<posting> ps(h.posting_count);
-  std::memcpy(ps.data(), bytes.data() + sizeof h, ps.size() * sizeof(posting));
-  const std::size_t details_at = sizeof h + ps.size() * sizeof(posting) + h.txn_id_bytes;
-  std::vector<entry_detail> ds(h.detail_count);
-  std::memcpy(ds.data(), bytes.data() + details_at, ds.size() * sizeof(entry_detail));
-  f(h, ps, ds);
-  std::memcpy(bytes.data(), &h, sizeof h);
-  std::memcpy(bytes.data() + sizeof h, ps.data(), ps.size() * sizeof(posting));
-  std::memcpy(bytes.data() + details_at, ds.data(), ds.size() * sizeof(entry_detail));
-  MDB_val nv{bytes.size(), bytes.data()};
-  REQUIRE(mdb_put(txn, journal, &k, &nv, 0) == 0);
 }
 
 void put_schema_version(fixture& f, std::uint64_t version) {

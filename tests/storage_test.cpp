@@ -143,6 +143,17 @@ int run_to_end(const std::vector<std::string>& argv, const std::filesystem::path
   }
 }
 
+// The real loyaltyd on the retail program with the admin and read keys,
+// its files in `dir`.
+engine_process_options retail_engine(const std::filesystem::path& dir) {
+  engine_process_options o;
+  o.binary = LOYALTYD_BIN;
+  o.dir = dir;
+  o.program = retail;
+  o.extra_settings = admin_keys();
+  return o;
+}
+
 std::unique_ptr<client> connect_to(std::uint16_t port, const std::string& key = "") {
   std::string err;
   auto c = client::connect("127.0.0.1", port, err);
@@ -360,11 +371,7 @@ TEST_CASE("a full disk stops the engine (fail-stop) and a restart with space los
 TEST_CASE("loyaltyctl backup under load restores into a new directory that verifies and ends at its seq",
           "[storage][backup]") {
   temp_dir tmp("backup");
-  engine_process_options o;
-  o.binary = LOYALTYD_BIN;
-  o.dir = tmp.path;
-  o.program = retail;
-  o.extra_settings = admin_keys();
+  const auto o = retail_engine(tmp.path);
   engine_process eng(o);
   constexpr std::uint64_t members = 30;
   {
@@ -477,11 +484,7 @@ TEST_CASE("loyaltyctl backup under load restores into a new directory that verif
 TEST_CASE("a truncated, zeroed or garbage data file is reported by loyaltyd --verify and at start-up, never a crash",
           "[storage][backup]") {
   temp_dir tmp("damaged");
-  engine_process_options o;
-  o.binary = LOYALTYD_BIN;
-  o.dir = tmp.path;
-  o.program = retail;
-  o.extra_settings = admin_keys();
+  const auto o = retail_engine(tmp.path);
   const auto backup_dir = tmp.path / "backup";
   {
     engine_process eng(o);
@@ -561,11 +564,7 @@ TEST_CASE("a truncated, zeroed or garbage data file is reported by loyaltyd --ve
 TEST_CASE("a backup killed with the engine leaves no data.mdb, and the next backup into that directory is whole",
           "[storage][backup]") {
   temp_dir tmp("backupkill");
-  engine_process_options o;
-  o.binary = LOYALTYD_BIN;
-  o.dir = tmp.path;
-  o.program = retail;
-  o.extra_settings = admin_keys();
+  const auto o = retail_engine(tmp.path);
   const std::string settings = (tmp.path / "loyaltyd.toml").string();
   const auto data_file = tmp.path / "data" / "data.mdb";
   // loyaltyd --verify of a copy of `file` (--verify writes to what it opens).
