@@ -161,6 +161,14 @@ inline constexpr std::uint32_t metrics_read_timeout_ms_default = 5000;
 // the client has read it (RFC 9112 section 9.6). Long enough for a peer's
 // FIN to cross a LAN, short enough that it cannot hold the slot long.
 inline constexpr std::uint32_t metrics_linger_ms = 1000;
+// A failed ledger write is reported as a full disk (docs/OPERATIONS.md,
+// "Disk full, or any failing write") for ENOSPC, and for EIO -- LMDB's code
+// for a write the kernel cut short -- when the data directory's filesystem
+// has less than this free; likewise it is put down to the process's file
+// size limit when the data file is within this of it. LMDB writes at most
+// 64 pages (256 KiB with 4 KiB pages) in one call, so a write cut short for
+// want of space leaves less than that free; 1 MiB is four times it.
+inline constexpr std::uint64_t write_cut_short_bytes_max = 1u << 20;
 // The in-memory filter of committed txn ids (ledger/detail/txn_filter.hpp):
 // about 1 % false positives up to 50M ids at 64 MiB (10 bits an id); past
 // that it only sends more questions to LMDB. Its pages are touched as ids

@@ -146,11 +146,14 @@ public:
         problem(where + ": posting to account " + describe(q.account) + " of unknown kind");
       const auto unit = static_cast<std::size_t>(unit_of(kind_of(q.account)));
       auto& s = sums_map[q.account];
+      const sums* earlier = &sums_map == &tail_ ? find(computed_, q.account) : nullptr;
       s.postings++;
       if (q.side == static_cast<std::uint32_t>(posting_side::debit)) {
+        total_bound(where, q.account, "debit", s.debit, earlier ? earlier->debit : 0, q.amount);
         debits[unit] += q.amount;
         s.debit += q.amount;
       } else if (q.side == static_cast<std::uint32_t>(posting_side::credit)) {
+        total_bound(where, q.account, "credit", s.credit, earlier ? earlier->credit : 0, q.amount);
         credits[unit] += q.amount;
         s.credit += q.amount;
       } else {
@@ -179,6 +182,20 @@ public:
         problem("txn id " + printable(it->first) + " is in entries " + std::to_string(it->second) + " and " +
                 std::to_string(seq));
     }
+  }
+
+  // Invariant: neither total of an account, over the whole journal, passes
+  // account_total_max (records.hpp). `sum` and `earlier` are the account's
+  // totals of that side so far (entries after its cutoff and up to it: the
+  // journal is read in seq order, so every entry up to the cutoff comes
+  // first); checked before `amount` is added, so the total reported has
+  // not wrapped. Once per account.
+  void total_bound(const std::string& where, std::uint64_t account, const char* side, std::uint64_t sum,
+                   std::uint64_t earlier, std::uint64_t amount) {
+    const i128 total = i128{sum} + earlier + amount;
+    if (total > account_total_max && over_bound_.insert(account).second)
+      problem("account " + describe(account) + ": its " + side + " total " + to_string(total) +
+              " is past 2^63-1 at " + where);
   }
 
   // Invariant: each entry names the member's previous entry, so the history
@@ -307,6 +324,9 @@ public:
       std::memcpy(&a, v.mv_data, sizeof a);
       total_debit += a.debit_total;
       total_credit += a.credit_total;
+      if ((a.debit_total > account_total_max || a.credit_total > account_total_max) && over_bound_.count(id) == 0)
+        problem(where + ": stored debit/credit totals " + std::to_string(a.debit_total) + "/" +
+                std::to_string(a.credit_total) + " are past 2^63-1");
       auto it = computed_.find(id);
       sums s = it == computed_.end() ? sums{} : it->second;
       if (a.debit_total != s.debit || a.credit_total != s.credit || a.posting_count != s.postings)
@@ -520,6 +540,11 @@ private:
     return std::string(k < 3 ? names[k] : "?") + "(" + std::to_string(id & 0xffffffffu) + ")";
   }
 
+  static const sums* find(const std::unordered_map<std::uint64_t, sums>& m, std::uint64_t account) {
+    auto it = m.find(account);
+    return it == m.end() ? nullptr : &it->second;
+  }
+
   // Credit-normal balance of an account over the whole journal.
   i128 balance_of(std::uint64_t account) const {
     i128 b = 0;
@@ -537,6 +562,7 @@ private:
   std::unordered_map<std::uint64_t, std::uint64_t> table_last_;  // account -> last_seq past the checkpoint
   std::unordered_map<std::uint64_t, sums> computed_;  // entries up to the checkpoint (or the record's cutoff)
   std::unordered_map<std::uint64_t, sums> tail_;      // entries after it
+  std::unordered_set<std::uint64_t> over_bound_;     // accounts with a total past account_total_max (reported)
   std::unordered_map<std::string, std::uint64_t> txn_of_entry_;
   std::unordered_set<std::uint64_t> enrolled_;
   std::unordered_set<std::uint64_t> members_;

@@ -1,4 +1,6 @@
-// Hot backup: LMDB's compacting copy, made durable and read back.
+// Hot backup: LMDB's compacting copy under a temporary name, made durable,
+// read back, then renamed to the data file's name.
+#include "config/log.hpp"
 #include "ledger/detail/impl.hpp"
 
 #include <chrono>
@@ -14,6 +16,10 @@ namespace loyalty::ledger {
 
 namespace {
 
+// What a backup's copy is called until it is whole (docs/OPERATIONS.md,
+// "Backup and restore"): never the name LMDB or a restore looks for.
+constexpr char backup_partial_name[] = "data.mdb.partial";
+
 // fsync of a file or a directory by path; false with `error` set.
 bool sync_path(const std::filesystem::path& p, std::string& error) {
   const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
@@ -27,9 +33,9 @@ bool sync_path(const std::filesystem::path& p, std::string& error) {
   return true;
 }
 
-// The newest journal seq of the environment in `dir`, opened read-only and
-// without a lock file (nothing else opens a fresh copy).
-bool newest_seq(const std::filesystem::path& dir, std::uint64_t& seq, std::string& error) {
+// The newest journal seq of the copy in `file`, opened read-only and without
+// a lock file (nothing else opens a copy being made).
+bool newest_seq(const std::filesystem::path& file, std::uint64_t& seq, std::string& error) {
   MDB_env* env = nullptr;
   if (int rc = mdb_env_create(&env); rc != MDB_SUCCESS) {
     error = detail::mdb_error("mdb_env_create", rc);
@@ -39,8 +45,8 @@ bool newest_seq(const std::filesystem::path& dir, std::uint64_t& seq, std::strin
   bool ok = false;
   MDB_txn* txn = nullptr;
   MDB_dbi journal = 0;
-  if (int rc = mdb_env_open(env, dir.c_str(), MDB_RDONLY | MDB_NOLOCK, 0644); rc != MDB_SUCCESS) {
-    error = "cannot open the copy in " + dir.string() + ": " + mdb_strerror(rc);
+  if (int rc = mdb_env_open(env, file.c_str(), MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK, 0644); rc != MDB_SUCCESS) {
+    error = "cannot open the copy " + file.string() + ": " + mdb_strerror(rc);
   } else if (int rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn); rc != MDB_SUCCESS) {
     error = detail::mdb_error("mdb_txn_begin on the copy", rc);
   } else if (int rc = mdb_dbi_open(txn, "journal", MDB_INTEGERKEY, &journal); rc != MDB_SUCCESS) {
@@ -65,33 +71,71 @@ bool newest_seq(const std::filesystem::path& dir, std::uint64_t& seq, std::strin
   return ok;
 }
 
+// False (error set) if `dir` holds anything but what an interrupted backup
+// left in it (its partial copy): a backup never overwrites anything.
+bool only_leftovers(const std::filesystem::path& dir, std::string& error) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec))
+    return true;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.path().filename() != backup_partial_name) {
+      error = "backup directory " + dir.string() + " is not empty: a backup never overwrites anything";
+      return false;
+    }
+  if (ec) {
+    error = "cannot read backup directory " + dir.string() + ": " + ec.message();
+    return false;
+  }
+  return true;
+}
+
 } // namespace
 
 std::optional<backup_info> ledger::backup(const std::string& dir, std::string& error) const {
   namespace fs = std::filesystem;
   const auto t0 = std::chrono::steady_clock::now();
   const fs::path to(dir);
+  const fs::path partial = to / backup_partial_name;
   std::error_code ec;
-  if (fs::exists(to, ec) && !fs::is_empty(to, ec)) {
-    error = "backup directory " + dir + " is not empty: a backup never overwrites anything";
+  if (!only_leftovers(to, error))
     return std::nullopt;
-  }
+  if (fs::remove(partial, ec))
+    log(log_level::warn, "backup: removed %s, the partial copy of an interrupted backup", partial.c_str());
   fs::create_directories(to, ec);
   if (ec) {
     error = "cannot create backup directory " + dir + ": " + ec.message();
     return std::nullopt;
   }
   backup_info out;
-  out.file = (to / "data.mdb").string();
+  out.file = (to / detail::data_file_name).string();
   auto fail = [&](std::string why) -> std::optional<backup_info> {
     error = std::move(why);
+    fs::remove(partial, ec);
     fs::remove(out.file, ec);  // never leave a copy that looks whole
     return std::nullopt;
   };
-  if (int rc = mdb_env_copy2(impl_->env, to.c_str(), MDB_CP_COMPACT); rc != MDB_SUCCESS)
-    return fail("copying the ledger to " + dir + ": " + mdb_strerror(rc));
+  // The copy is written under its temporary name and gets the data file's
+  // name only once it is whole, durable and read back: a backup killed at
+  // any point (kill -9 of the engine, a full disk) leaves no data.mdb that
+  // a restore could take for a backup, and LMDB maps a data file without
+  // reading it, so a partial one would be a SIGBUS at its first missing page.
+  const int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return fail("cannot create " + partial.string() + ": " + std::strerror(errno));
+  const int rc = mdb_env_copyfd2(impl_->env, fd, MDB_CP_COMPACT);
+  const int synced = rc == MDB_SUCCESS ? ::fsync(fd) : 0;
+  const int sync_errno = errno;
+  ::close(fd);
+  if (rc != MDB_SUCCESS)
+    return fail("copying the ledger to " + partial.string() + ": " + mdb_strerror(rc));
+  if (synced != 0)
+    return fail("cannot fsync " + partial.string() + ": " + std::strerror(sync_errno));
   std::string why;
-  if (!sync_path(out.file, why) || !sync_path(to, why) || !newest_seq(to, out.seq, why))
+  if (!detail::check_data_file(partial.string(), why) || !newest_seq(partial, out.seq, why))
+    return fail(why);
+  if (::rename(partial.c_str(), out.file.c_str()) != 0)
+    return fail("cannot rename " + partial.string() + " to " + out.file + ": " + std::strerror(errno));
+  if (!sync_path(to, why))  // the rename is durable only with its directory
     return fail(why);
   out.bytes = fs::file_size(out.file, ec);
   out.micros = static_cast<std::uint64_t>(

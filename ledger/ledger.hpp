@@ -485,7 +485,8 @@ public:
 
   // Checks the invariants (docs/ARCHITECTURE.md): every entry balances in
   // each unit, and its money postings are what its settle records imply;
-  // each party's settle records sum to its money accounts; the sum
+  // each party's settle records sum to its money accounts; no account's
+  // debit or credit total passes account_total_max; the sum
   // over all accounts of (debits - credits) is zero; every stored account
   // equals the sum of its postings up to the last checkpoint (balances newer
   // than that live in the writer's memory and are rebuilt from the journal on
@@ -555,9 +556,12 @@ public:
   [[nodiscard]] space_stats space() const;
 
   // Writes a consistent, compacted copy of the environment (LMDB's copy
-  // with MDB_CP_COMPACT, inside one read transaction) as DIR/data.mdb,
-  // fsyncs it and its directory, and reads back the newest journal entry
-  // of the copy. DIR must not exist or be empty. Safe while the writer
+  // with MDB_CP_COMPACT, inside one read transaction) as
+  // DIR/data.mdb.partial, fsyncs it, checks it and reads back its newest
+  // journal entry, then renames it to DIR/data.mdb and fsyncs DIR: a
+  // backup that is interrupted never leaves a data.mdb. DIR must not exist
+  // or be empty, but for a data.mdb.partial an interrupted backup left,
+  // which is removed. Safe while the writer
   // runs: it keeps committing, and the pages the copy's read transaction
   // still sees are not reused until it ends, so the data file may grow by
   // what is written meanwhile. The copy is a data directory: an engine

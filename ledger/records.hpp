@@ -277,6 +277,15 @@ struct account_record {
 static_assert(sizeof(account_record) == 32);
 static_assert(std::is_trivially_copyable_v<account_record>);
 
+// The most either total of an account may reach: 2^63-1. The writer refuses
+// an entry that would take a debit or credit total past it
+// (amount_overflow, nothing of the entry posted) and verify checks it, so a
+// balance, a total and the difference of two totals always fit int64: the
+// reports (liability, activity, report) and the journal header's balances
+// never meet a number they cannot state. The totals are uint64 only because
+// they never go down.
+inline constexpr std::uint64_t account_total_max = static_cast<std::uint64_t>(INT64_MAX);
+
 // Members: key = member id (uint64, MDB_INTEGERKEY).
 struct member_record {
   std::uint64_t member_id;

@@ -11,7 +11,6 @@
 
 namespace loyalty::ledger {
 
-using detail::fail_stop;
 using detail::val;
 using detail::val_of;
 
@@ -124,6 +123,10 @@ bool ledger::impl::open(std::string& error) {
     error = "cannot create data directory " + opts.dir + ": " + fec.message();
     return false;
   }
+  // Before LMDB maps it: a truncated or damaged data file would otherwise
+  // be a SIGBUS at the first page read, at start-up or in --verify.
+  if (!detail::check_data_file((std::filesystem::path(opts.dir) / detail::data_file_name).string(), error))
+    return false;
   int rc = mdb_env_create(&env);
   if (rc != MDB_SUCCESS) {
     error = detail::mdb_error("mdb_env_create", rc);
@@ -615,11 +618,6 @@ void ledger::impl::reject(const op& o, errc code) {
 
 namespace {
 
-void put_or_die(MDB_txn* txn, MDB_dbi dbi, MDB_val key, MDB_val value, unsigned flags, const char* what) {
-  if (int rc = mdb_put(txn, dbi, &key, &value, flags); rc != MDB_SUCCESS)
-    fail_stop(what, rc);
-}
-
 // Why an op's money postings are not exactly what its settle records imply
 // (per account, total debit and total credit), or nullptr.
 [[nodiscard]] const char* money_defect(const op& o) {
@@ -663,18 +661,28 @@ void put_or_die(MDB_txn* txn, MDB_dbi dbi, MDB_val key, MDB_val value, unsigned 
   return money_defect(o);
 }
 
-account_record load_account_or_zero(MDB_txn* txn, MDB_dbi dbi, std::uint64_t id) {
+} // namespace
+
+void ledger::impl::fail_stop(const char* what, int rc) const {
+  detail::fail_stop(std::string(what) + " in data directory " + opts.dir + ": " + detail::write_failure(opts.dir, rc));
+}
+
+void ledger::impl::put_or_die(MDB_txn* txn, MDB_dbi dbi, MDB_val key, MDB_val value, unsigned flags,
+                              const char* what) const {
+  if (int rc = mdb_put(txn, dbi, &key, &value, flags); rc != MDB_SUCCESS)
+    fail_stop(what, rc);
+}
+
+account_record ledger::impl::load_account_or_zero(MDB_txn* txn, std::uint64_t id) const {
   account_record a{};
   int rc = 0;
-  if (!detail::get_record(txn, dbi, val_of(id), a, &rc)) {
+  if (!detail::get_record(txn, db.accounts, val_of(id), a, &rc)) {
     if (rc != MDB_NOTFOUND && rc != MDB_SUCCESS)
       fail_stop("reading an account", rc);
     a = account_record{};
   }
   return a;
 }
-
-} // namespace
 
 outcome ledger::impl::apply_enroll(MDB_txn* txn, op& o, std::uint64_t now_us) {
   outcome out;
@@ -790,7 +798,8 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
     auto& sum = debit ? debits[unit] : credits[unit];
     LEDGER_ASSERT(p.side == static_cast<std::uint32_t>(posting_side::debit) ||
                   p.side == static_cast<std::uint32_t>(posting_side::credit));
-    if (__builtin_add_overflow(total, p.amount, &total) || __builtin_add_overflow(sum, p.amount, &sum))
+    if (__builtin_add_overflow(total, p.amount, &total) || total > account_total_max ||
+        __builtin_add_overflow(sum, p.amount, &sum))
       return refuse(errc::amount_overflow);
     recs[j].posting_count++;
   }
@@ -809,13 +818,11 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
     }
   if (!touched)
     member = account(txn, member_acct);
+  // Every touched account's totals are within account_total_max now, so
+  // their balances fit int64; the member's account is checked again for an
+  // untouched one a ledger written before that bound may hold.
   std::int64_t balance = 0;
-  for (std::size_t j = 0; j < n; ++j) {
-    std::int64_t b = 0;
-    if (!signed_balance(recs[j], b))
-      return refuse(errc::amount_overflow);
-  }
-  if (!signed_balance(member, balance) || member.credit_total > static_cast<std::uint64_t>(INT64_MAX))
+  if (!signed_balance(member, balance) || member.credit_total > account_total_max)
     return refuse(errc::amount_overflow);
   if (o.require_nonnegative && balance < 0)
     return refuse(errc::insufficient_points);
@@ -989,7 +996,7 @@ account_record ledger::impl::account(MDB_txn* txn, std::uint64_t id) const {
     return *cached;
   if (const account_record* f = frozen.find(id))
     return *f;  // the table may have it already too: the same record
-  return load_account_or_zero(txn, db.accounts, id);
+  return load_account_or_zero(txn, id);
 }
 
 std::uint64_t ledger::impl::advance_head(MDB_txn* txn, std::uint64_t member, std::uint64_t seq) {

@@ -700,3 +700,32 @@ TEST_CASE("a key out of scope is refused whatever the member's state, before any
     }
   g.check_verify();
 }
+
+TEST_CASE("a brand's issued points stop at 2^63-1: one more point for another member is amount_overflow, posts "
+          "nothing, and the reports still answer",
+          "[coalition]") {
+  coalition_rig g;
+  REQUIRE(g.c->enroll(4, "acme").ok());
+  REQUIRE(g.c->enroll(5, "acme").ok());
+  REQUIRE(g.c->adjust("max", 4, INT64_MAX, "the most a brand may issue", "acme").ok());
+  CHECK(row_of(ok(*g.c, liability()), "acme").issued == INT64_MAX);
+
+  auto more = g.c->adjust("one-more", 5, 1, "past the brand's bound", "acme");
+  INFO(more.message);
+  CHECK(more.code == errc::amount_overflow);
+  // Nothing of it was posted: the member has nothing, a retry is refused
+  // the same way, and its txn id names no entry.
+  CHECK(g.c->balance(5).balance == 0);
+  CHECK(g.c->adjust("one-more", 5, 1, "past the brand's bound", "acme").code == errc::amount_overflow);
+  CHECK(g.c->call(explain("one-more")).code == errc::unknown_txn);
+  // The member's actor took back what it had applied: it goes on at another brand.
+  REQUIRE(g.c->earn("globex-1", 5, "globex", 500, "EUR", t0).ok());
+  CHECK(g.c->balance(5).balance == 5);
+
+  const auto after = ok(*g.c, liability());
+  CHECK(row_of(after, "acme").issued == INT64_MAX);
+  CHECK(row_of(after, "acme").outstanding == INT64_MAX);
+  CHECK(ok(*g.c, activity("acme", 0, 0)).activity.issued == INT64_MAX);
+  CHECK(g.c->report("acme").ok());
+  g.check_verify();
+}

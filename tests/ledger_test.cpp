@@ -169,6 +169,29 @@ struct fixture {
   }
 };
 
+// Rewrites journal entry `seq` in place (header, postings, details), inside a tamper().
+void rewrite_entry(MDB_txn* txn, std::uint64_t seq,
+                   const std::function<void(journal_header&, std::vector<posting>&, std::vector<entry_detail>&)>& f) {
+  MDB_dbi journal;
+  REQUIRE(mdb_dbi_open(txn, "journal", MDB_INTEGERKEY, &journal) == 0);
+  MDB_val k{sizeof seq, &seq}, v{};
+  REQUIRE(mdb_get(txn, journal, &k, &v) == 0);
+  std::vector<char> bytes(static_cast<char*>(v.mv_data), static_cast<char*>(v.mv_data) + v.mv_size);
+  journal_header h{};
+  std::memcpy(&h, bytes.data(), sizeof h);
+  std::vector<posting> ps(h.posting_count);
+  std::memcpy(ps.data(), bytes.data() + sizeof h, ps.size() * sizeof(posting));
+  const std::size_t details_at = sizeof h + ps.size() * sizeof(posting) + h.txn_id_bytes;
+  std::vector<entry_detail> ds(h.detail_count);
+  std::memcpy(ds.data(), bytes.data() + details_at, ds.size() * sizeof(entry_detail));
+  f(h, ps, ds);
+  std::memcpy(bytes.data(), &h, sizeof h);
+  std::memcpy(bytes.data() + sizeof h, ps.data(), ps.size() * sizeof(posting));
+  std::memcpy(bytes.data() + details_at, ds.data(), ds.size() * sizeof(entry_detail));
+  MDB_val nv{bytes.size(), bytes.data()};
+  REQUIRE(mdb_put(txn, journal, &k, &nv, 0) == 0);
+}
+
 } // namespace
 
 TEST_CASE("an earn posts one balanced entry and verify passes", "[ledger]") {
@@ -322,6 +345,108 @@ TEST_CASE("a member balance that would leave 64 bits is amount_overflow", "[ledg
   CHECK(f.run(f.earn(1, 1, "one-more"), owner).code == errc::amount_overflow);
   CHECK(owner->rejections.size() == 1);
   CHECK(f.led->verify().ok);
+}
+
+TEST_CASE("an entry that would take an account's debit or credit total past int64 is refused with amount_overflow, "
+          "and the rest of its batch commits",
+          "[ledger]") {
+  fixture f;
+  f.run(f.enroll(1));
+  f.run(f.enroll(2));
+  const auto issued = account_id(account_kind::brand_issued, 1);
+  const auto redeemed = account_id(account_kind::brand_redeemed, 1);
+  const auto expired = account_id(account_kind::brand_expired, 1);
+  // brand_issued(1) is debited INT64_MAX; brand_redeemed(1) is credited
+  // INT64_MAX and debited 1, so its balance leaves room but its credit
+  // total does not.
+  REQUIRE(f.run(f.earn(1, INT64_MAX, "max")).code == errc::ok);
+  REQUIRE(f.run(f.redeem(1, INT64_MAX, "spend")).code == errc::ok);
+  REQUIRE(f.run(fixture::moving(entry_kind::adjust, 1, redeemed, expired, 1, "back", 3)).code == errc::ok);
+  const auto seq = f.led->last_seq();
+  const auto issued_before = *f.led->load_account(issued);
+  const auto redeemed_before = *f.led->load_account(redeemed);
+  REQUIRE(issued_before.debit_total == static_cast<std::uint64_t>(INT64_MAX));
+  REQUIRE(redeemed_before.credit_total == static_cast<std::uint64_t>(INT64_MAX));
+
+  // One batch (a commit window far longer than the submits take): a debit
+  // past the bound, a credit past it, and an entry of another brand.
+  f.reopen(/*window*/ 1'000'000);
+  const auto commits = f.led->stats().commits;
+  auto owner = std::make_shared<recording_owner>();
+  auto submit = [&](op o) {
+    o.target = f.out;
+    o.tag = f.tag++;
+    o.owner = owner;
+    const auto t = o.tag;
+    f.led->submit(std::move(o));
+    return t;
+  };
+  const auto debit_past = submit(f.earn(2, 1, "issued+1"));
+  const auto credit_past = submit(fixture::moving(entry_kind::adjust, 1, expired, redeemed, 1, "redeemed+1", 4));
+  auto other = fixture::moving(entry_kind::earn, 2, account_id(account_kind::brand_issued, 2),
+                               account_id(account_kind::member_points, 2), 7, "other-brand", 5);
+  other.details = {fixture::detail(detail_kind::lot_add, ++f.last_lot[2], 7)};
+  const auto fine = submit(std::move(other));
+  f.led->barrier();
+  CHECK(f.led->stats().commits == commits + 1);  // all three in one group commit
+
+  CHECK(f.out->by_tag(debit_past).code == errc::amount_overflow);
+  CHECK(f.out->by_tag(credit_past).code == errc::amount_overflow);
+  const auto posted = f.out->by_tag(fine);
+  CHECK(posted.code == errc::ok);
+  CHECK(posted.seq == seq + 1);
+  CHECK(f.led->last_seq() == seq + 1);
+  CHECK(owner->rejections == std::vector<errc>{errc::amount_overflow, errc::amount_overflow});
+  CHECK_FALSE(f.led->find_txn("issued+1"));
+  CHECK_FALSE(f.led->find_txn("redeemed+1"));
+  const auto issued_after = *f.led->load_account(issued);
+  const auto redeemed_after = *f.led->load_account(redeemed);
+  CHECK(issued_after.debit_total == issued_before.debit_total);
+  CHECK(issued_after.credit_total == issued_before.credit_total);
+  CHECK(redeemed_after.debit_total == redeemed_before.debit_total);
+  CHECK(redeemed_after.credit_total == redeemed_before.credit_total);
+  CHECK(f.led->load_member(2)->balance() == 7);
+  CHECK(f.led->verify().ok);
+}
+
+TEST_CASE("verify reports an account whose debit total in the journal is past int64", "[ledger]") {
+  fixture f;
+  f.run(f.enroll(1));
+  f.run(f.enroll(2));
+  REQUIRE(f.run(f.earn(1, INT64_MAX - 10, "big")).code == errc::ok);
+  const auto small = f.run(f.earn(2, 5, "small"));
+  REQUIRE(small.code == errc::ok);
+  REQUIRE(f.led->verify().ok);
+  // The small earn grows by 6 in every place that records it (postings, lot,
+  // header, the checkpointed accounts), so only the int64 bound is broken:
+  // brand_issued(1) is debited 2^63 in all.
+  f.tamper([&](MDB_txn* txn) {
+    rewrite_entry(txn, small.seq, [](journal_header& h, std::vector<posting>& ps, std::vector<entry_detail>& ds) {
+      h.points += 6;
+      h.balance_after += 6;
+      h.lifetime_after += 6;
+      for (auto& q : ps)
+        q.amount += 6;
+      REQUIRE(ds.size() == 1);
+      REQUIRE(ds[0].kind == static_cast<std::uint16_t>(detail_kind::lot_add));
+      ds[0].a += 6;
+    });
+    MDB_dbi accounts;
+    REQUIRE(mdb_dbi_open(txn, "accounts", MDB_INTEGERKEY, &accounts) == 0);
+    for (auto [id, debit] : {std::pair{account_id(account_kind::brand_issued, 1), true},
+                             std::pair{account_id(account_kind::member_points, 2), false}}) {
+      MDB_val ak{sizeof id, &id}, av{};
+      REQUIRE(mdb_get(txn, accounts, &ak, &av) == 0);
+      account_record rec{};
+      std::memcpy(&rec, av.mv_data, sizeof rec);
+      (debit ? rec.debit_total : rec.credit_total) += 6;
+      MDB_val nav{sizeof rec, &rec};
+      REQUIRE(mdb_put(txn, accounts, &ak, &nav, 0) == 0);
+    }
+  });
+  auto all = f.failed_verify();
+  INFO(all);
+  CHECK(all.find("account brand_issued(1): its debit total 9223372036854775808 is past 2^63-1") != std::string::npos);
 }
 
 TEST_CASE("a precheck failure still returns the original result of a committed txn id", "[ledger]") {
@@ -571,18 +696,9 @@ TEST_CASE("verify reports an entry that breaks its member's history chain", "[le
   f.run(f.enroll(1));
   auto e = f.run(f.earn(1, 40, "ok"));
   f.tamper([&](MDB_txn* txn) {
-    MDB_dbi journal;
-    REQUIRE(mdb_dbi_open(txn, "journal", MDB_INTEGERKEY, &journal) == 0);
-    std::uint64_t seq = e.seq;
-    MDB_val k{sizeof seq, &seq}, v{};
-    REQUIRE(mdb_get(txn, journal, &k, &v) == 0);
-    std::vector<char> value(static_cast<char*>(v.mv_data), static_cast<char*>(v.mv_data) + v.mv_size);
-    journal_header h{};
-    std::memcpy(&h, value.data(), sizeof h);
-    h.prev_member_seq = 0;  // forget the enrollment
-    std::memcpy(value.data(), &h, sizeof h);
-    MDB_val nv{value.size(), value.data()};
-    REQUIRE(mdb_put(txn, journal, &k, &nv, 0) == 0);
+    rewrite_entry(txn, e.seq, [](journal_header& h, std::vector<posting>&, std::vector<entry_detail>&) {
+      h.prev_member_seq = 0;  // forget the enrollment
+    });
   });
   auto all = f.failed_verify();
   INFO(all);
@@ -1149,29 +1265,6 @@ op partner_earn(fixture& f, std::uint64_t m, std::uint16_t partner, std::uint32_
   o.postings.push_back(debit(receivable(partner), s.b));
   o.postings.push_back(credit(settlement_acct(brand), s.b));
   return o;
-}
-
-// Rewrites journal entry `seq` in place (header, postings, details), inside a tamper().
-void rewrite_entry(MDB_txn* txn, std::uint64_t seq,
-                   const std::function<void(journal_header&, std::vector<posting>&, std::vector<entry_detail>&)>& f) {
-  MDB_dbi journal;
-  REQUIRE(mdb_dbi_open(txn, "journal", MDB_INTEGERKEY, &journal) == 0);
-  MDB_val k{sizeof seq, &seq}, v{};
-  REQUIRE(mdb_get(txn, journal, &k, &v) == 0);
-  std::vector<char> bytes(static_cast<char*>(v.mv_data), static_cast<char*>(v.mv_data) + v.mv_size);
-  journal_header h{};
-  std::memcpy(&h, bytes.data(), sizeof h);
-  std::vector<posting> ps(h.posting_count);
-  std::memcpy(ps.data(), bytes.data() + sizeof h, ps.size() * sizeof(posting));
-  const std::size_t details_at = sizeof h + ps.size() * sizeof(posting) + h.txn_id_bytes;
-  std::vector<entry_detail> ds(h.detail_count);
-  std::memcpy(ds.data(), bytes.data() + details_at, ds.size() * sizeof(entry_detail));
-  f(h, ps, ds);
-  std::memcpy(bytes.data(), &h, sizeof h);
-  std::memcpy(bytes.data() + sizeof h, ps.data(), ps.size() * sizeof(posting));
-  std::memcpy(bytes.data() + details_at, ds.data(), ds.size() * sizeof(entry_detail));
-  MDB_val nv{bytes.size(), bytes.data()};
-  REQUIRE(mdb_put(txn, journal, &k, &nv, 0) == 0);
 }
 
 void put_schema_version(fixture& f, std::uint64_t version) {

@@ -110,6 +110,50 @@ std::string key_lines(int id, const char* secret, const char* scope) {
 }
 std::string admin_keys() { return key_lines(1, admin_secret, "admin") + key_lines(2, read_secret, "read"); }
 
+// Runs the real binary `argv[0]` to its end, stdout and stderr into `out`;
+// its wait status, or -1 (the process killed) if it is still running after
+// `limit`.
+int run_to_end(const std::vector<std::string>& argv, const std::filesystem::path& out,
+               std::chrono::seconds limit = std::chrono::seconds(60)) {
+  std::vector<char*> args;
+  for (const auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const std::string out_path = out.string();
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  const auto until = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid)
+      return status;
+    if (std::chrono::steady_clock::now() >= until) {
+      ::kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+// The real loyaltyd on the retail program with the admin and read keys,
+// its files in `dir`.
+engine_process_options retail_engine(const std::filesystem::path& dir) {
+  engine_process_options o;
+  o.binary = LOYALTYD_BIN;
+  o.dir = dir;
+  o.program = retail;
+  o.extra_settings = admin_keys();
+  return o;
+}
+
 std::unique_ptr<client> connect_to(std::uint16_t port, const std::string& key = "") {
   std::string err;
   auto c = client::connect("127.0.0.1", port, err);
@@ -285,6 +329,14 @@ TEST_CASE("a full disk stops the engine (fail-stop) and a restart with space los
     CHECK(WEXITSTATUS(status) == 70);
     CHECK(err.find("FATAL: ledger commit failed") != std::string::npos);
     CHECK(err.find("fail-stop") != std::string::npos);
+    // What failed, where, and why: an operator reads the cause off the line.
+    if (const auto at = err.find("loyaltyd: FATAL"); at != std::string::npos)
+      std::cout << "storage_test: " << err.substr(at, err.find('\n', at) - at) << "\n";
+    CHECK(err.find(" in data directory " + data.string() + ": ") != std::string::npos);
+    if (fs.mounted())
+      CHECK(err.find(data.string() + ": the disk is full (") != std::string::npos);
+    else
+      CHECK(err.find(data.string() + ": the data file reached this process's file size limit") != std::string::npos);
   }
   REQUIRE(acked.size() > 100);
   // Space again: a larger filesystem (or no limit), the same data.
@@ -319,11 +371,7 @@ TEST_CASE("a full disk stops the engine (fail-stop) and a restart with space los
 TEST_CASE("loyaltyctl backup under load restores into a new directory that verifies and ends at its seq",
           "[storage][backup]") {
   temp_dir tmp("backup");
-  engine_process_options o;
-  o.binary = LOYALTYD_BIN;
-  o.dir = tmp.path;
-  o.program = retail;
-  o.extra_settings = admin_keys();
+  const auto o = retail_engine(tmp.path);
   engine_process eng(o);
   constexpr std::uint64_t members = 30;
   {
@@ -431,4 +479,184 @@ TEST_CASE("loyaltyctl backup under load restores into a new directory that verif
   REQUIRE(v.ok());
   CHECK(v.verify.valid);
   CHECK(v.verify.txn_ids == before);
+}
+
+TEST_CASE("a truncated, zeroed or garbage data file is reported by loyaltyd --verify and at start-up, never a crash",
+          "[storage][backup]") {
+  temp_dir tmp("damaged");
+  const auto o = retail_engine(tmp.path);
+  const auto backup_dir = tmp.path / "backup";
+  {
+    engine_process eng(o);
+    auto c = connect_to(eng.port(), admin_secret);
+    constexpr std::uint64_t members = 20;
+    for (std::uint64_t m = 1; m <= members; ++m)
+      REQUIRE(c->enroll(m, "acme").ok());
+    std::vector<request> reqs;
+    for (int n = 0; n < 3000; ++n)
+      reqs.push_back(earn_req(1 + static_cast<std::uint64_t>(n) % members, 100 + n, "t-" + std::to_string(n), "acme",
+                              now_us()));
+    bool broken = false;
+    REQUIRE(pipeline(*c, reqs, broken).size() == reqs.size());
+    REQUIRE_FALSE(broken);
+    auto b = c->backup(backup_dir.string());
+    INFO(b.message);
+    REQUIRE(b.ok());
+  }
+  const auto whole = backup_dir / "data.mdb";
+  const auto bytes = std::filesystem::file_size(whole);
+  REQUIRE(bytes > 64 * 4096);  // pages enough that half the file cuts through the ledger
+  const std::string settings = (tmp.path / "loyaltyd.toml").string();
+  auto run = [&](const std::filesystem::path& data, bool verify, const std::string& what) {
+    std::vector<std::string> argv{LOYALTYD_BIN, "--config", settings, "--data-dir", data.string()};
+    if (verify)
+      argv.push_back("--verify");
+    const auto out = tmp.path / (what + (verify ? "-verify.txt" : "-start.txt"));
+    const int status = run_to_end(argv, out);
+    return std::pair{status, read_file(out)};
+  };
+  {
+    // On a copy: --verify opens the ledger as the engine does, which writes.
+    const auto data = tmp.path / "whole" / "data";
+    std::filesystem::create_directories(data);
+    std::filesystem::copy_file(whole, data / "data.mdb");
+    const auto [status, out] = run(data, true, "whole");
+    INFO(out);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);  // the copy is whole: the damage below is the only fault
+  }
+  struct damage {
+    std::string name, says;
+    std::function<void(const std::filesystem::path&)> apply;
+  };
+  const std::vector<damage> damages{
+    {"truncated", "is truncated: " + std::to_string(bytes / 2) + " bytes, the ledger needs at least " +
+                    std::to_string(bytes),
+     [&](const std::filesystem::path& f) { std::filesystem::resize_file(f, bytes / 2); }},
+    {"zeroed", "is damaged or not a ledger data file",
+     [&](const std::filesystem::path& f) { std::ofstream(f, std::ios::binary | std::ios::trunc) << std::string(bytes, '\0'); }},
+    {"garbage", "is damaged or not a ledger data file",
+     [&](const std::filesystem::path& f) {
+       std::string junk(100, '\0');
+       for (std::size_t i = 0; i < junk.size(); ++i)
+         junk[i] = static_cast<char>(i * 131 + 7);
+       std::ofstream(f, std::ios::binary | std::ios::trunc) << junk;
+     }},
+  };
+  for (const auto& d : damages) {
+    const auto data = tmp.path / d.name / "data";
+    std::filesystem::create_directories(data);
+    std::filesystem::copy_file(whole, data / "data.mdb");
+    d.apply(data / "data.mdb");
+    for (const bool verify : {true, false}) {
+      const auto [status, out] = run(data, verify, d.name);
+      INFO(d.name << (verify ? ", loyaltyd --verify: " : ", loyaltyd: ") << out);
+      REQUIRE(status != -1);               // it ended by itself: no engine serving a damaged ledger
+      REQUIRE_FALSE(WIFSIGNALED(status));  // a sentence, not a SIGBUS
+      REQUIRE(WIFEXITED(status));
+      CHECK(WEXITSTATUS(status) != 0);
+      CHECK(out.find((data / "data.mdb").string() + " " + d.says) != std::string::npos);
+      CHECK(out.find("restore it from a backup") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("a backup killed with the engine leaves no data.mdb, and the next backup into that directory is whole",
+          "[storage][backup]") {
+  temp_dir tmp("backupkill");
+  const auto o = retail_engine(tmp.path);
+  const std::string settings = (tmp.path / "loyaltyd.toml").string();
+  const auto data_file = tmp.path / "data" / "data.mdb";
+  // loyaltyd --verify of a copy of `file` (--verify writes to what it opens).
+  auto verify_copy = [&](const std::filesystem::path& file, const std::string& what) {
+    const auto data = tmp.path / what / "data";
+    std::filesystem::create_directories(data);
+    std::filesystem::copy_file(file, data / "data.mdb");
+    const auto out = tmp.path / (what + ".txt");
+    const int status = run_to_end({LOYALTYD_BIN, "--config", settings, "--data-dir", data.string(), "--verify"}, out);
+    INFO(what << ": " << read_file(out));
+    REQUIRE(status != -1);
+    REQUIRE_FALSE(WIFSIGNALED(status));
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  };
+  constexpr std::uint64_t members = 100;
+  std::uint64_t last_seq = 0;
+  {
+    engine_process eng(o);
+    auto c = connect_to(eng.port(), admin_secret);
+    for (std::uint64_t m = 1; m <= members; ++m)
+      REQUIRE(c->enroll(m, "acme").ok());
+    // A ledger large enough that its copy takes a while (tens of ms): the
+    // kill lands in the middle of it.
+    const auto at = now_us();
+    for (int round = 0; std::filesystem::file_size(data_file) < (64u << 20); ++round) {
+      REQUIRE(round < 1000);
+      std::vector<request> reqs;
+      for (int i = 0; i < 2000; ++i) {
+        const int n = round * 2000 + i;
+        reqs.push_back(earn_req(1 + static_cast<std::uint64_t>(n) % members, 100 + n % 9000,
+                                "k-" + std::to_string(n), "acme", at));
+      }
+      bool broken = false;
+      for (auto& [txn, r] : pipeline(*c, reqs, broken))
+        last_seq = std::max(last_seq, r.seq);
+      REQUIRE_FALSE(broken);
+    }
+    std::cout << "storage_test: backing up a data file of " << std::filesystem::file_size(data_file) << " bytes\n";
+  }
+  // Start a backup and kill -9 the engine as soon as the copy's file
+  // appears. Should the copy finish before the kill lands (a stalled test
+  // thread), its data.mdb must be whole, and the next attempt kills again.
+  std::filesystem::path killed;  // the directory of a backup killed in the middle of its copy
+  for (int attempt = 0; attempt < 5 && killed.empty(); ++attempt) {
+    const auto dir = tmp.path / ("backup-" + std::to_string(attempt));
+    {
+      engine_process eng(o);
+      auto b = connect_to(eng.port(), admin_secret);
+      std::thread backup([&b, &dir] {
+        try {
+          (void)b->backup(dir.string());
+        } catch (const std::exception&) {
+          // the engine was killed under it: no answer
+        }
+      });
+      std::error_code ec;
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (std::chrono::steady_clock::now() < until &&
+             (!std::filesystem::exists(dir, ec) || std::filesystem::is_empty(dir, ec)))
+        std::this_thread::yield();
+      eng.kill9();
+      backup.join();
+    }
+    REQUIRE(std::filesystem::exists(dir));
+    if (std::filesystem::exists(dir / "data.mdb")) {
+      // A data.mdb is only ever a whole copy.
+      verify_copy(dir / "data.mdb", "finished-" + std::to_string(attempt));
+      CHECK_FALSE(std::filesystem::exists(dir / "data.mdb.partial"));
+    } else {
+      killed = dir;
+      std::cout << "storage_test: attempt " << attempt << " killed the engine in the middle of its backup\n";
+    }
+  }
+  INFO("every backup finished before the kill landed");
+  REQUIRE_FALSE(killed.empty());
+  // Killed in the middle of the copy: what it wrote is not under the data
+  // file's name, so a restore cannot take it for a backup.
+  CHECK(std::filesystem::exists(killed / "data.mdb.partial"));
+
+  // After a restart the same directory takes a new backup: the leftover is
+  // not something to keep from being overwritten.
+  engine_process eng(o);
+  auto c = connect_to(eng.port(), admin_secret);
+  auto b = c->backup(killed.string());
+  INFO(b.message);
+  REQUIRE(b.ok());
+  CHECK(b.seq == last_seq);
+  CHECK(b.file == (killed / "data.mdb").string());
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(killed))
+    names.push_back(e.path().filename().string());
+  CHECK(names == std::vector<std::string>{"data.mdb"});
+  verify_copy(killed / "data.mdb", "restored");
 }

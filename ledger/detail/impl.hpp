@@ -15,6 +15,30 @@
 
 namespace loyalty::ledger {
 
+namespace detail {
+
+// The data file of an environment directory: LMDB's name for it, which a
+// backup gives its copy only once the copy is whole.
+inline constexpr char data_file_name[] = "data.mdb";
+
+// Checks the LMDB data file at `path` before anything maps a page of it:
+// meta pages LMDB accepts, a page size LMDB could have written, and every
+// page up to the last one in use inside the file (a copy cut short by a
+// kill, a partial restore). True for a file that does not exist or is
+// empty (LMDB makes a new one); false with `error` a sentence naming the
+// file, what is wrong with it and what to do. Any thread; data_file.cpp.
+[[nodiscard]] bool check_data_file(const std::string& path, std::string& error);
+
+// What made a write into the data directory `dir` fail with `rc` (an LMDB
+// or errno code), for the fail-stop line: "the disk is full (...)" for
+// ENOSPC / EDQUOT, or for EIO with less than write_cut_short_bytes_max
+// free on its filesystem; the process's file size limit for EFBIG, or EIO
+// with the data file that close to it; else the error with the free space.
+// data_file.cpp.
+[[nodiscard]] std::string write_failure(const std::string& dir, int rc);
+
+} // namespace detail
+
 struct dbs {
   MDB_dbi journal = 0;
   MDB_dbi accounts = 0;
@@ -83,6 +107,14 @@ public:
   void member_now(MDB_txn* txn, std::uint64_t member, outcome& out);
   // Tells the op's owner and counterparty owner that it was not posted.
   static void reject(const op& o, errc code);
+  // A fatal LMDB error inside the writer (detail::fail_stop): `what` failed
+  // with `rc` in this ledger's data directory, and why (write_failure).
+  [[noreturn]] void fail_stop(const char* what, int rc) const;
+  // mdb_put, or fail_stop naming `what`.
+  void put_or_die(MDB_txn* txn, MDB_dbi dbi, MDB_val key, MDB_val value, unsigned flags, const char* what) const;
+  // An account record of the table, zeroes if it has none (fail_stop if the
+  // read fails).
+  [[nodiscard]] account_record load_account_or_zero(MDB_txn* txn, std::uint64_t id) const;
   // Account balances: the write-back cache first, then the accounts table.
   // Writer thread (or under cache_mtx).
   account_record account(MDB_txn* txn, std::uint64_t id) const;

@@ -27,13 +27,14 @@ inline std::string mdb_error(const char* what, int rc) {
   return std::string(what) + ": " + mdb_strerror(rc);
 }
 
-// A fatal LMDB error inside the writer: the batch cannot be completed and
-// nothing of it was acknowledged.
-[[noreturn]] inline void fail_stop(const char* what, int rc) {
+// A fatal error inside the writer: the batch cannot be completed and
+// nothing of it was acknowledged. `cause` says what failed, where and why
+// (ledger::impl::fail_stop).
+[[noreturn]] inline void fail_stop(const std::string& cause) {
   std::fprintf(stderr,
-               "loyaltyd: FATAL: ledger commit failed: %s: %s; stopping (fail-stop). "
+               "loyaltyd: FATAL: ledger commit failed: %s; stopping (fail-stop). "
                "Nothing in this batch was acknowledged.\n",
-               what, mdb_strerror(rc));
+               cause.c_str());
   std::fflush(stderr);
   std::_Exit(70);
 }
