@@ -171,7 +171,7 @@ struct harness {
 
   engine_process_options options(std::vector<std::string> env = {}) const {
     engine_process_options o;
-    o.binary = cfg.loyaltyd;
+    o.binary = env.empty() ? cfg.loyaltyd : cfg.loyaltyd_faults;
     o.dir = cfg.work;
     o.program = cfg.program;
     o.env = std::move(env);

@@ -35,7 +35,8 @@ bool parse_crash_mode(const std::string& text, crash_mode& out);
 const char* to_string(crash_mode m);
 
 struct crash_config {
-  std::string loyaltyd;             // the engine binary
+  std::string loyaltyd;             // the engine binary (kill -9 cycles, restarts)
+  std::string loyaltyd_faults;      // the engine with the fault injector (injected crashes)
   std::string program;              // its program file
   std::filesystem::path work;       // an empty directory of the caller's
   std::uint64_t seed = 1;           // cycle i uses seed + i

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
                "how to rerun that cycle alone: --seed S --cycles 1 --mode M with the cycle's seed and mode)."};
   loyalty::test::crash_config cfg;
   cfg.loyaltyd = LOYALTYD_BIN;
+  cfg.loyaltyd_faults = LOYALTYD_FAULTS_BIN;
   cfg.program = LOYALTY_SOURCE_DIR "/config/examples/retail.toml";
   cfg.cycles = 100;
   std::string mode = "mixed", work;
@@ -33,7 +34,11 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(1, 64));
   app.add_option("--window", cfg.window, "requests in flight per connection")->capture_default_str()
     ->check(CLI::Range(1, 4096));
-  app.add_option("--loyaltyd", cfg.loyaltyd, "the engine binary")->capture_default_str();
+  app.add_option("--loyaltyd", cfg.loyaltyd, "the engine binary: killed by kill9 cycles, restarted after every crash")
+    ->capture_default_str();
+  app.add_option("--loyaltyd-faults", cfg.loyaltyd_faults,
+                 "the engine built with the fault injector (LOYALTY_FAULT): crashes itself in injected cycles")
+    ->capture_default_str();
   app.add_option("--program", cfg.program, "the program file")->capture_default_str();
   app.add_option("--work", work, "directory for the data and logs (default: a new one under /tmp, removed on "
                                  "success)");
