@@ -1,7 +1,8 @@
 // The crash harness at suite size: kill -9 at random moments, and crashes
-// injected inside the group commit before and after mdb_txn_commit
-// (tests/crash_harness.hpp says what each cycle checks). The seed is
-// printed; LOYALTY_CRASH_SEED=S reruns one.
+// injected inside the group commit before and after mdb_txn_commit and
+// inside a checkpoint's commit, under a load of every posting operation with
+// a subscriber and hot backups running (tests/crash_harness.hpp says what
+// each cycle checks). The seed is printed; LOYALTY_CRASH_SEED=S reruns one.
 #include "crash_harness.hpp"
 #include "engine_process.hpp"
 #include "temp_dir.hpp"
@@ -24,8 +25,7 @@ std::uint64_t seed_for_run() {
   return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) % 1000000;
 }
 
-crash_result run(crash_mode mode, int cycles) {
-  temp_dir dir("crash");
+crash_config config(const temp_dir& dir, crash_mode mode, int cycles) {
   crash_config cfg;
   cfg.loyaltyd = LOYALTYD_BIN;
   cfg.loyaltyd_faults = LOYALTYD_FAULTS_BIN;
@@ -35,39 +35,97 @@ crash_result run(crash_mode mode, int cycles) {
   cfg.cycles = cycles;
   cfg.mode = mode;
   cfg.progress = &std::cout;
-  std::cout << "crash harness: mode " << to_string(mode) << ", seed " << cfg.seed
-            << " (rerun: LOYALTY_CRASH_SEED=" << cfg.seed << ")" << std::endl;
-  return run_crash_harness(cfg);
+  return cfg;
 }
+
+crash_result run(const crash_config& cfg) {
+  std::cout << "crash harness: mode " << to_string(cfg.mode) << ", seed " << cfg.seed
+            << " (rerun: LOYALTY_CRASH_SEED=" << cfg.seed << ")" << std::endl;
+  auto r = run_crash_harness(cfg);
+  print_summary(std::cout, r);
+  return r;
+}
+
+// Every operation that posts, as the harness names them.
+constexpr const char* posting_ops[] = {
+  "enroll", "earn",     "redeem",     "redeem_reward", "hold",    "capture",      "release",      "refund",
+  "reverse_redemption", "adjust",     "transfer",      "link_alias", "consent", "event", "partner_earn",
+  "partner_burn", "expire",
+};
 
 } // namespace
 
-TEST_CASE("kill -9 at random moments under load loses no acknowledged transaction and posts none twice",
+TEST_CASE("kill -9 at random moments under every posting operation, during checkpoints, backups and a "
+          "subscription, loses no acknowledged transaction and posts none twice",
           "[crash]") {
-  const auto r = run(crash_mode::kill9, 3);
+  temp_dir dir("crash");
+  const auto r = run(config(dir, crash_mode::kill9, 3));
   INFO(r.failure);
   REQUIRE(r.ok);
   CHECK(r.cycles_done == 3);
   CHECK(r.acked > 0);
-  CHECK(r.posted > 0);
+  for (const char* op : posting_ops) {
+    INFO(op);
+    CHECK(r.posted_by_op.count(op) == 1);  // sent, and some of it in the ledger
+  }
+  CHECK(r.events > 0);
+  CHECK(r.events_after_resume > 0);
+  CHECK(r.backups > 0);
+  // Three cycles aim their kills (crash_harness.cpp, kill_aims): one at a
+  // moment the engine said a checkpoint was in progress, one in the middle
+  // of writing a backup.
+  CHECK(r.kills_in_checkpoint >= 1);
+  CHECK(r.backups_interrupted >= 1);
 }
 
 TEST_CASE("a crash inside the group commit before mdb_txn_commit loses nothing acknowledged", "[crash]") {
-  const auto r = run(crash_mode::before_commit, 2);
+  temp_dir dir("crash");
+  const auto r = run(config(dir, crash_mode::before_commit, 2));
   INFO(r.failure);
   REQUIRE(r.ok);
   CHECK(r.cycles_done == 2);
+  CHECK(r.acked > 0);
 }
 
 TEST_CASE("a crash right after mdb_txn_commit before the answers go out keeps the unanswered postings once",
           "[crash]") {
-  const auto r = run(crash_mode::after_commit, 2);
+  temp_dir dir("crash");
+  const auto r = run(config(dir, crash_mode::after_commit, 2));
   INFO(r.failure);
   REQUIRE(r.ok);
   CHECK(r.cycles_done == 2);
   // The commit that crashed was durable: its entries were unanswered, and
   // their retries found them committed (replays, not new postings).
   CHECK(r.retried_replayed > 0);
+}
+
+TEST_CASE("a crash inside the commit of a checkpoint chunk loses nothing acknowledged", "[crash]") {
+  temp_dir dir("crash");
+  const auto r = run(config(dir, crash_mode::in_checkpoint, 2));
+  INFO(r.failure);
+  REQUIRE(r.ok);
+  CHECK(r.cycles_done == 2);
+  CHECK(r.checkpoint_crashes == 2);
+}
+
+TEST_CASE("a process that dies inside a checkpoint's commit halfway through its generation restarts with every "
+          "balance and verifies",
+          "[crash]") {
+  // No deadline within reach and chunks of 2: a generation (16 or more
+  // changed accounts) is written 2 records a commit, so the second commit
+  // with checkpoint records is the generation's second chunk: records in the
+  // table before it, records after it, and the commit dies between.
+  temp_dir dir("crash");
+  auto cfg = config(dir, crash_mode::in_checkpoint, 1);
+  cfg.fault_nth = 2;
+  cfg.checkpoint_interval_ms = 3'600'000;
+  cfg.checkpoint_accounts_max = 16;
+  cfg.checkpoint_chunk_accounts = 2;
+  const auto r = run(cfg);
+  INFO(r.failure);
+  REQUIRE(r.ok);
+  CHECK(r.checkpoint_crashes == 1);
+  CHECK(r.checkpoint_crashes_mid_generation == 1);
 }
 
 TEST_CASE("the loyaltyd an operator runs ignores LOYALTY_FAULT: a commit it was told to crash in answers instead",
