@@ -150,6 +150,9 @@ struct harness {
   std::map<std::uint64_t, std::int64_t> expired_of, expired_acked;
   std::map<std::uint64_t, journal_row> recent;  // seq -> entry, from stream_from on
   std::uint64_t stream_from = 1;                // where the subscriber resumes: every entry before it was streamed
+  // (member, hold id) -> points, of the holds posted and not captured or
+  // released: what each member's `held` must be.
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::int64_t> open_holds;
 
   explicit harness(const crash_config& c) : cfg(c), drivers(static_cast<std::size_t>(c.connections)) {}
 
@@ -405,6 +408,10 @@ struct harness {
     t.posted = true;
     t.seq = r.seq;
     ++result.posted_by_op[to_string(t.req.op)];
+    if (t.req.op == opcode::hold)
+      open_holds[{t.member, r.hold}] = t.req.points;
+    if (t.req.op == opcode::capture || t.req.op == opcode::release)
+      open_holds.erase({t.member, t.req.hold});
   }
 
   // Acknowledged postings: each retry a replay of the same entry.
@@ -538,8 +545,9 @@ struct harness {
     return it == recent.end() ? "" : it->second.kind;
   }
 
-  // Each member enrolled once, its balance the sum of its entries, what an
-  // acknowledged expire took in its expire entries.
+  // Each member enrolled once, its balance the sum of its entries, its held
+  // points those of its open holds, what an acknowledged expire took in its
+  // expire entries.
   void check_members(client& c) {
     for (const auto& [m, n] : enrolls_of)
       if (n != 1 || members.count(m) == 0)
@@ -558,11 +566,17 @@ struct harness {
     // A member's first operation after its lots expired posts their expiry
     // first (a balance too): the journal read before lacks those entries.
     read_journal(c, " (after the balances)");
+    std::map<std::uint64_t, std::int64_t> held;
+    for (const auto& [hold, points] : open_holds)
+      held[hold.first] += points;
     for (std::size_t j = 0; j < reqs.size(); ++j) {
       const auto m = reqs[j].member;
       if (!answers[j].ok() || answers[j].balance != balance_of[m])
         fail("member " + std::to_string(m) + " has balance " + std::to_string(answers[j].balance) + " (" +
              code_name(answers[j].code) + "), its journal entries add up to " + std::to_string(balance_of[m]));
+      if (answers[j].held != held[m])
+        fail("member " + std::to_string(m) + " holds " + std::to_string(answers[j].held) + " points, its open "
+             "holds " + std::to_string(held[m]));
     }
     for (const auto& [m, pts] : expired_acked)
       if (expired_of[m] < pts)

@@ -29,7 +29,8 @@
 //     finds it posted, a second retry is a replay of the first;
 //   - every txn id in the journal is one the clients know as posted, every
 //     member was enrolled once, each member's balance is the sum of its
-//     journal entries, verify passes and counts exactly the posted txn ids;
+//     journal entries and its held points those of its open holds, verify
+//     passes and counts exactly the posted txn ids;
 //   - the subscriber, resuming from its last seq + 1 on the restarted
 //     engine, has seen every committed entry exactly once, each as the
 //     journal has it;

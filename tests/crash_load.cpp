@@ -158,6 +158,7 @@ private:
       case load_op::hold:
         address(t, m);
         r.points = upto(100);
+        r.ttl_s = 86400;  // retail.toml's longest: no hold expires under a long run
         return true;
       case load_op::capture:
       case load_op::release: {
