@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 
 using namespace loyalty::test;
@@ -25,7 +26,10 @@ std::uint64_t seed_for_run() {
   return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) % 1000000;
 }
 
-crash_config config(const temp_dir& dir, crash_mode mode, int cycles) {
+// Runs `cycles` cycles in a directory of its own (seed printed, summary
+// after) and requires every one of them to pass.
+crash_result run_passing(crash_mode mode, int cycles, const std::function<void(crash_config&)>& tweak = {}) {
+  temp_dir dir("crash");
   crash_config cfg;
   cfg.loyaltyd = LOYALTYD_BIN;
   cfg.loyaltyd_faults = LOYALTYD_FAULTS_BIN;
@@ -35,22 +39,23 @@ crash_config config(const temp_dir& dir, crash_mode mode, int cycles) {
   cfg.cycles = cycles;
   cfg.mode = mode;
   cfg.progress = &std::cout;
-  return cfg;
-}
-
-crash_result run(const crash_config& cfg) {
+  if (tweak)
+    tweak(cfg);
   std::cout << "crash harness: mode " << to_string(cfg.mode) << ", seed " << cfg.seed
             << " (rerun: LOYALTY_CRASH_SEED=" << cfg.seed << ")" << std::endl;
   auto r = run_crash_harness(cfg);
   print_summary(std::cout, r);
+  INFO(r.failure);
+  REQUIRE(r.ok);
+  REQUIRE(r.cycles_done == cycles);
   return r;
 }
 
 // Every operation that posts, as the harness names them.
 constexpr const char* posting_ops[] = {
-  "enroll", "earn",     "redeem",     "redeem_reward", "hold",    "capture",      "release",      "refund",
-  "reverse_redemption", "adjust",     "transfer",      "link_alias", "consent", "event", "partner_earn",
-  "partner_burn", "expire",
+  "enroll",   "earn",       "redeem",  "redeem_reward", "hold",         "capture",      "release", "refund",
+  "reverse_redemption", "adjust", "transfer", "link_alias", "consent", "event", "partner_earn", "partner_burn",
+  "expire",
 };
 
 } // namespace
@@ -58,11 +63,7 @@ constexpr const char* posting_ops[] = {
 TEST_CASE("kill -9 at random moments under every posting operation, during checkpoints, backups and a "
           "subscription, loses no acknowledged transaction and posts none twice",
           "[crash]") {
-  temp_dir dir("crash");
-  const auto r = run(config(dir, crash_mode::kill9, 3));
-  INFO(r.failure);
-  REQUIRE(r.ok);
-  CHECK(r.cycles_done == 3);
+  const auto r = run_passing(crash_mode::kill9, 3);
   CHECK(r.acked > 0);
   for (const char* op : posting_ops) {
     INFO(op);
@@ -79,32 +80,20 @@ TEST_CASE("kill -9 at random moments under every posting operation, during check
 }
 
 TEST_CASE("a crash inside the group commit before mdb_txn_commit loses nothing acknowledged", "[crash]") {
-  temp_dir dir("crash");
-  const auto r = run(config(dir, crash_mode::before_commit, 2));
-  INFO(r.failure);
-  REQUIRE(r.ok);
-  CHECK(r.cycles_done == 2);
+  const auto r = run_passing(crash_mode::before_commit, 2);
   CHECK(r.acked > 0);
 }
 
 TEST_CASE("a crash right after mdb_txn_commit before the answers go out keeps the unanswered postings once",
           "[crash]") {
-  temp_dir dir("crash");
-  const auto r = run(config(dir, crash_mode::after_commit, 2));
-  INFO(r.failure);
-  REQUIRE(r.ok);
-  CHECK(r.cycles_done == 2);
+  const auto r = run_passing(crash_mode::after_commit, 2);
   // The commit that crashed was durable: its entries were unanswered, and
   // their retries found them committed (replays, not new postings).
   CHECK(r.retried_replayed > 0);
 }
 
 TEST_CASE("a crash inside the commit of a checkpoint chunk loses nothing acknowledged", "[crash]") {
-  temp_dir dir("crash");
-  const auto r = run(config(dir, crash_mode::in_checkpoint, 2));
-  INFO(r.failure);
-  REQUIRE(r.ok);
-  CHECK(r.cycles_done == 2);
+  const auto r = run_passing(crash_mode::in_checkpoint, 2);
   CHECK(r.checkpoint_crashes == 2);
 }
 
@@ -115,15 +104,12 @@ TEST_CASE("a process that dies inside a checkpoint's commit halfway through its 
   // changed accounts) is written 2 records a commit, so the second commit
   // with checkpoint records is the generation's second chunk: records in the
   // table before it, records after it, and the commit dies between.
-  temp_dir dir("crash");
-  auto cfg = config(dir, crash_mode::in_checkpoint, 1);
-  cfg.fault_nth = 2;
-  cfg.checkpoint_interval_ms = 3'600'000;
-  cfg.checkpoint_accounts_max = 16;
-  cfg.checkpoint_chunk_accounts = 2;
-  const auto r = run(cfg);
-  INFO(r.failure);
-  REQUIRE(r.ok);
+  const auto r = run_passing(crash_mode::in_checkpoint, 1, [](crash_config& cfg) {
+    cfg.fault_nth = 2;
+    cfg.checkpoint_interval_ms = 3'600'000;
+    cfg.checkpoint_accounts_max = 16;
+    cfg.checkpoint_chunk_accounts = 2;
+  });
   CHECK(r.checkpoint_crashes == 1);
   CHECK(r.checkpoint_crashes_mid_generation == 1);
 }
