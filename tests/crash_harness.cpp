@@ -13,6 +13,7 @@
 #include <ostream>
 #include <random>
 #include <set>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -81,29 +82,6 @@ struct journal_row {
   std::uint64_t member = 0, counterparty = 0;
 };
 
-// The last line of loyaltyd-faults saying where it crashed.
-struct fault_report {
-  bool found = false;
-  std::uint64_t entries = 0, records = 0, generation = 0, written = 0;
-};
-
-fault_report last_fault(const std::filesystem::path& stderr_file) {
-  std::ifstream in(stderr_file);
-  std::string line;
-  fault_report out;
-  while (std::getline(in, line)) {
-    fault_report r;
-    char at[8] = {};
-    if (std::sscanf(line.c_str(),
-                    "loyaltyd-faults: LOYALTY_FAULT fired: SIGKILL %7s mdb_txn_commit of a commit of %" SCNu64
-                    " entries and %" SCNu64 " checkpoint records (generation of %" SCNu64 ", %" SCNu64,
-                    at, &r.entries, &r.records, &r.generation, &r.written) == 5) {
-      r.found = true;
-      out = r;
-    }
-  }
-  return out;
-}
 
 // Runs `loyaltyd --verify` on a data directory; the wait status, and its
 // output in `output`.
@@ -679,6 +657,25 @@ struct harness {
 };
 
 } // namespace
+
+fault_report last_fault(const std::filesystem::path& stderr_file) {
+  std::ifstream in(stderr_file);
+  std::string line;
+  fault_report out;
+  while (std::getline(in, line)) {
+    fault_report r;
+    char at[8] = {};
+    if (std::sscanf(line.c_str(),
+                    "loyaltyd-faults: LOYALTY_FAULT fired: SIGKILL %7s mdb_txn_commit of a commit of %" SCNu64
+                    " entries and %" SCNu64 " checkpoint records (generation of %" SCNu64 ", %" SCNu64,
+                    at, &r.entries, &r.records, &r.generation, &r.written) == 5) {
+      r.found = true;
+      r.before_commit = std::string_view(at) == "before";
+      out = r;
+    }
+  }
+  return out;
+}
 
 void print_summary(std::ostream& out, const crash_result& r) {
   out << "crash harness: " << r.cycles_done << " cycles passed" << (r.ok ? "" : " before a failure") << ": " << r.sent << " requests sent, " << r.acked

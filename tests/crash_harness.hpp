@@ -105,6 +105,17 @@ struct crash_result {
 
 crash_result run_crash_harness(const crash_config& cfg);
 
+// Where loyaltyd-faults crashed, as the last line it wrote to its stderr
+// says (tests/fault_injection.cpp): the commit's journal entries and
+// checkpoint records, its generation's size and how much of it was in the
+// table before. found is false if the file has no such line.
+struct fault_report {
+  bool found = false;
+  bool before_commit = false;
+  std::uint64_t entries = 0, records = 0, generation = 0, written = 0;
+};
+fault_report last_fault(const std::filesystem::path& stderr_file);
+
 // What the cycles did, where the crashes landed, and per operation how many
 // were sent and posted: a few lines for a person.
 void print_summary(std::ostream& out, const crash_result& r);

@@ -114,6 +114,55 @@ TEST_CASE("a process that dies inside a checkpoint's commit halfway through its 
   CHECK(r.checkpoint_crashes_mid_generation == 1);
 }
 
+TEST_CASE("a crash inside a checkpoint-only commit, written while no operations come, loses nothing", "[crash]") {
+  // Each enrollment changes one account: the 16th commit freezes them as a
+  // generation (checkpoint_accounts_max 16), written 2 records a commit
+  // once sorted, with the 17th enrollment's commit at the earliest. No
+  // operation comes after that one, so the second commit with checkpoint
+  // records is one of the writer's idle commits of checkpoint records
+  // alone: the one this engine dies in.
+  temp_dir dir("idle-checkpoint");
+  engine_process_options o;
+  o.binary = LOYALTYD_FAULTS_BIN;
+  o.dir = dir.path;
+  o.program = LOYALTY_SOURCE_DIR "/config/examples/retail.toml";
+  o.env = {"LOYALTY_FAULT=crash_in_checkpoint:2"};
+  o.extra_settings = "checkpoint_interval_ms = 3600000\ncheckpoint_accounts_max = 16\ncheckpoint_chunk_accounts = 2\n";
+  constexpr std::uint64_t members = 17;
+  std::string error;
+  {
+    engine_process eng(o);
+    auto c = loyalty::io::client::connect("127.0.0.1", eng.port(), error);
+    REQUIRE(c);
+    REQUIRE(c->hello("idle-checkpoint").ok());
+    for (std::uint64_t m = 1; m <= members; ++m)
+      REQUIRE(c->enroll(m, "acme").ok());
+    const int status = eng.wait_exit(std::chrono::seconds(20));
+    REQUIRE(status != -1);
+    CHECK(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGKILL);
+    const auto f = last_fault(eng.stderr_file());
+    REQUIRE(f.found);
+    CHECK(f.before_commit);
+    CHECK(f.entries == 0);
+    CHECK(f.records > 0);
+    CHECK(f.generation >= 16);
+    CHECK(f.written + f.records < f.generation);  // halfway through it
+  }
+  o.binary = LOYALTYD_BIN;
+  o.env.clear();
+  engine_process eng(o);
+  auto c = loyalty::io::client::connect("127.0.0.1", eng.port(), error);
+  REQUIRE(c);
+  REQUIRE(c->hello("idle-checkpoint").ok());
+  for (std::uint64_t m = 1; m <= members; ++m)
+    CHECK(c->enroll(m, "acme").code == loyalty::errc::member_exists);
+  const auto v = c->verify();
+  CHECK(v.verify.valid);
+  CHECK(v.verify.members == members);
+  CHECK(v.verify.entries == members);
+}
+
 TEST_CASE("the loyaltyd an operator runs ignores LOYALTY_FAULT: a commit it was told to crash in answers instead",
           "[crash]") {
   temp_dir dir("nofault");
