@@ -231,6 +231,8 @@ struct harness {
     std::vector<std::string> env;
     if (!fault.empty())
       env.push_back("LOYALTY_FAULT=" + fault);
+    std::error_code ec;
+    const auto stderr_before = std::filesystem::file_size(cfg.work / "stderr.txt", ec);  // the crashed engine's lines follow
     engine_process eng(options(env));
     std::atomic<bool> stop{false};
     std::vector<driver_log> logs(static_cast<std::size_t>(cfg.connections));
@@ -272,7 +274,7 @@ struct harness {
     if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
       fail("the engine ended with " + describe_status(status) + ", not by SIGKILL");
     if (!fault.empty())
-      note_fault(fault, eng.stderr_file());
+      note_fault(fault, eng.stderr_file(), ec ? 0 : stderr_before);
     for (auto& log : logs) {
       if (!log.failure.empty())
         fail(log.failure);
@@ -319,8 +321,8 @@ struct harness {
     }
   }
 
-  void note_fault(const std::string& fault, const std::filesystem::path& stderr_file) {
-    const auto f = last_fault(stderr_file);
+  void note_fault(const std::string& fault, const std::filesystem::path& stderr_file, std::uint64_t from) {
+    const auto f = last_fault(stderr_file, from);
     if (!f.found)
       fail("the engine armed with LOYALTY_FAULT=" + fault + " died without the injector saying it fired");
     if (f.records == 0)
@@ -658,8 +660,9 @@ struct harness {
 
 } // namespace
 
-fault_report last_fault(const std::filesystem::path& stderr_file) {
+fault_report last_fault(const std::filesystem::path& stderr_file, std::uint64_t from) {
   std::ifstream in(stderr_file);
+  in.seekg(static_cast<std::streamoff>(from));
   std::string line;
   fault_report out;
   while (std::getline(in, line)) {

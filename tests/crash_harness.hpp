@@ -108,13 +108,14 @@ crash_result run_crash_harness(const crash_config& cfg);
 // Where loyaltyd-faults crashed, as the last line it wrote to its stderr
 // says (tests/fault_injection.cpp): the commit's journal entries and
 // checkpoint records, its generation's size and how much of it was in the
-// table before. found is false if the file has no such line.
+// table before. Reads the file from byte `from` on (engines of one
+// directory append to one file); found is false if it has no such line.
 struct fault_report {
   bool found = false;
   bool before_commit = false;
   std::uint64_t entries = 0, records = 0, generation = 0, written = 0;
 };
-fault_report last_fault(const std::filesystem::path& stderr_file);
+fault_report last_fault(const std::filesystem::path& stderr_file, std::uint64_t from = 0);
 
 // What the cycles did, where the crashes landed, and per operation how many
 // were sent and posted: a few lines for a person.

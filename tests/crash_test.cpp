@@ -51,6 +51,26 @@ crash_result run_passing(crash_mode mode, int cycles, const std::function<void(c
   return r;
 }
 
+// A loyaltyd (or loyaltyd-faults) of the test's own on retail.toml, with
+// LOYALTY_FAULT=`fault` in its environment.
+engine_process_options retail_engine(const temp_dir& dir, const char* binary, const std::string& fault) {
+  engine_process_options o;
+  o.binary = binary;
+  o.dir = dir.path;
+  o.program = LOYALTY_SOURCE_DIR "/config/examples/retail.toml";
+  o.env = {"LOYALTY_FAULT=" + fault};
+  return o;
+}
+
+std::unique_ptr<loyalty::io::client> connect(const engine_process& eng) {
+  std::string error;
+  auto c = loyalty::io::client::connect("127.0.0.1", eng.port(), error);
+  INFO(error);
+  REQUIRE(c);
+  REQUIRE(c->hello("crash-test").ok());
+  return c;
+}
+
 // Every operation that posts, as the harness names them.
 constexpr const char* posting_ops[] = {
   "enroll",   "earn",       "redeem",  "redeem_reward", "hold",         "capture",      "release", "refund",
@@ -122,19 +142,12 @@ TEST_CASE("a crash inside a checkpoint-only commit, written while no operations 
   // records is one of the writer's idle commits of checkpoint records
   // alone: the one this engine dies in.
   temp_dir dir("idle-checkpoint");
-  engine_process_options o;
-  o.binary = LOYALTYD_FAULTS_BIN;
-  o.dir = dir.path;
-  o.program = LOYALTY_SOURCE_DIR "/config/examples/retail.toml";
-  o.env = {"LOYALTY_FAULT=crash_in_checkpoint:2"};
+  auto o = retail_engine(dir, LOYALTYD_FAULTS_BIN, "crash_in_checkpoint:2");
   o.extra_settings = "checkpoint_interval_ms = 3600000\ncheckpoint_accounts_max = 16\ncheckpoint_chunk_accounts = 2\n";
   constexpr std::uint64_t members = 17;
-  std::string error;
   {
     engine_process eng(o);
-    auto c = loyalty::io::client::connect("127.0.0.1", eng.port(), error);
-    REQUIRE(c);
-    REQUIRE(c->hello("idle-checkpoint").ok());
+    auto c = connect(eng);
     for (std::uint64_t m = 1; m <= members; ++m)
       REQUIRE(c->enroll(m, "acme").ok());
     const int status = eng.wait_exit(std::chrono::seconds(20));
@@ -152,9 +165,7 @@ TEST_CASE("a crash inside a checkpoint-only commit, written while no operations 
   o.binary = LOYALTYD_BIN;
   o.env.clear();
   engine_process eng(o);
-  auto c = loyalty::io::client::connect("127.0.0.1", eng.port(), error);
-  REQUIRE(c);
-  REQUIRE(c->hello("idle-checkpoint").ok());
+  auto c = connect(eng);
   for (std::uint64_t m = 1; m <= members; ++m)
     CHECK(c->enroll(m, "acme").code == loyalty::errc::member_exists);
   const auto v = c->verify();
@@ -166,17 +177,9 @@ TEST_CASE("a crash inside a checkpoint-only commit, written while no operations 
 TEST_CASE("the loyaltyd an operator runs ignores LOYALTY_FAULT: a commit it was told to crash in answers instead",
           "[crash]") {
   temp_dir dir("nofault");
-  engine_process_options o;
-  o.binary = LOYALTYD_BIN;
-  o.dir = dir.path;
-  o.program = LOYALTY_SOURCE_DIR "/config/examples/retail.toml";
-  o.env = {"LOYALTY_FAULT=crash_before_commit:1"};
+  auto o = retail_engine(dir, LOYALTYD_BIN, "crash_before_commit:1");
   engine_process eng(o);
-  std::string error;
-  auto c = loyalty::io::client::connect("127.0.0.1", eng.port(), error);
-  INFO(error);
-  REQUIRE(c);
-  REQUIRE(c->hello("nofault").ok());
+  auto c = connect(eng);
   // Its first commit: the enrollment. A binary that reads LOYALTY_FAULT dies
   // here and the call throws (the server closed the connection).
   loyalty::io::response enrolled, earned;
@@ -194,9 +197,7 @@ TEST_CASE("the loyaltyd an operator runs ignores LOYALTY_FAULT: a commit it was 
   o.binary = LOYALTYD_FAULTS_BIN;
   o.data_dir = dir.path / "data-faults";
   engine_process faulty(o);
-  auto f = loyalty::io::client::connect("127.0.0.1", faulty.port(), error);
-  REQUIRE(f);
-  REQUIRE(f->hello("faults").ok());
+  auto f = connect(faulty);
   CHECK_THROWS(f->enroll(7, "acme"));
   const int status = faulty.wait_exit(std::chrono::seconds(20));
   CHECK(WIFSIGNALED(status));
