@@ -4,8 +4,6 @@
 #include "ledger/detail/settle.hpp"
 
 #include <algorithm>
-#include <csignal>
-#include <cstdlib>
 #include <filesystem>
 #include <limits>
 
@@ -15,6 +13,8 @@ using detail::val;
 using detail::val_of;
 
 namespace {
+
+std::atomic<commit_hook> installed_commit_hook{nullptr};
 
 constexpr char schema_key[] = "schema_version";
 constexpr char accounts_seq_key[] = "accounts_seq";
@@ -98,6 +98,8 @@ void upgrade_schema(MDB_txn* txn, MDB_dbi meta, std::uint64_t from, const std::s
 } // namespace
 
 // -- free functions of the header ----------------------------------------------
+
+void set_commit_hook(commit_hook hook) noexcept { installed_commit_hook.store(hook, std::memory_order_release); }
 
 void op::set_txn(std::string_view id) noexcept {
   LEDGER_ASSERT(id.size() <= txn_id.size());
@@ -223,7 +225,6 @@ bool ledger::impl::open(std::string& error) {
         "postings are refused with storage_full until the map is grown (docs/OPERATIONS.md, \"Storage full\")",
         static_cast<unsigned long long>(sp.used_bytes), static_cast<unsigned long long>(sp.map_bytes),
         static_cast<unsigned long long>(sp.reserve_bytes));
-  arm_fault();
   return true;
 }
 
@@ -253,32 +254,21 @@ space_stats ledger::impl::space() const {
   return out;
 }
 
-void ledger::impl::arm_fault() {
-  const char* spec = std::getenv("LOYALTY_FAULT");
-  if (spec == nullptr || *spec == 0)
-    return;
-  const std::string_view v(spec);
-  const auto colon = v.find(':');
-  const auto point = v.substr(0, colon);
-  fault = point == "crash_before_commit" ? fault_point::before_commit
-          : point == "crash_after_commit" ? fault_point::after_commit
-                                          : fault_point::none;
-  fault_countdown = colon == std::string_view::npos ? 1 : std::strtoull(spec + colon + 1, nullptr, 10);
-  if (fault == fault_point::none || fault_countdown == 0) {
-    log(log_level::error, "ledger: LOYALTY_FAULT=%s is not crash_before_commit:N or crash_after_commit:N; ignored",
-        spec);
-    fault = fault_point::none;
-    return;
+commit_info ledger::impl::chunk_info(std::uint64_t entries, std::size_t chunk_from) const {
+  commit_info info;
+  info.entries = entries;
+  info.checkpoint_records = flush_pos - chunk_from;
+  if (info.checkpoint_records > 0) {
+    info.generation_records = flush_order.size();
+    info.generation_written = chunk_from;
   }
-  log(log_level::warn, "ledger: fault injection armed (LOYALTY_FAULT=%s): this process kills itself at that "
-                       "commit; for the crash harness only", spec);
+  return info;
 }
 
-void ledger::impl::fault_check(fault_point at) {
-  if (fault != at || --fault_countdown != 0)
-    return;
-  std::fflush(nullptr);
-  std::raise(SIGKILL);
+void ledger::impl::at_commit_point(commit_info info, commit_point at) {
+  info.at = at;
+  if (const auto hook = installed_commit_hook.load(std::memory_order_acquire))
+    hook(info);
 }
 
 ledger::impl::~impl() {
@@ -299,9 +289,15 @@ ledger::impl::~impl() {
     // A clean stop leaves nothing to replay at the next start.
     MDB_txn* txn = nullptr;
     if (mdb_txn_begin(env, nullptr, 0, &txn) == MDB_SUCCESS) {
+      commit_info info;
+      info.checkpoint_records = (flush_order.size() - flush_pos) + cache.size();
+      info.closing = true;
       write_checkpoint(txn);
+      at_commit_point(info, commit_point::before_commit);
       if (mdb_txn_commit(txn) != MDB_SUCCESS)
         std::fprintf(stderr, "loyaltyd: final account checkpoint failed; the next start replays the journal tail\n");
+      else
+        at_commit_point(info, commit_point::after_commit);
     }
   }
   if (env)
@@ -440,12 +436,11 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
   const std::size_t checkpointed = flush_pos - chunk_from;
   const auto t1 = std::chrono::steady_clock::now();
   const bool wrote_entries = next_seq != seq_before;
-  if (wrote_entries)
-    fault_check(fault_point::before_commit);
+  const commit_info info = chunk_info(next_seq - seq_before, chunk_from);
+  at_commit_point(info, commit_point::before_commit);
   if (int rc = mdb_txn_commit(txn); rc != MDB_SUCCESS)
     fail_stop("mdb_txn_commit", rc);
-  if (wrote_entries)
-    fault_check(fault_point::after_commit);
+  at_commit_point(info, commit_point::after_commit);
   const auto t2 = std::chrono::steady_clock::now();
   // commit: mdb_txn_commit alone (its fsync); checkpoint: putting the
   // chunk of account records into the transaction.
@@ -553,8 +548,11 @@ void ledger::impl::flush_idle() {
   const std::size_t from = flush_pos;
   const bool done = write_chunk(txn, t0);
   const auto t1 = std::chrono::steady_clock::now();
+  const commit_info info = chunk_info(0, from);
+  at_commit_point(info, commit_point::before_commit);
   if (int rc = mdb_txn_commit(txn); rc != MDB_SUCCESS)
     fail_stop("mdb_txn_commit", rc);
+  at_commit_point(info, commit_point::after_commit);
   last_commit_at = t0;
   chunk_committed(done, flush_pos - from, std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0));
 }

@@ -1,8 +1,8 @@
 // A loyaltyd process of the test's own (the real binary, fork and exec), so
-// it can be killed with SIGKILL, crash by itself (LOYALTY_FAULT), run out of
-// disk, and be started again on the same data directory. Failures throw
-// std::runtime_error: usable from Catch tests and from the crash harness's
-// command line alike.
+// it can be killed with SIGKILL, crash by itself (loyaltyd-faults with
+// LOYALTY_FAULT), run out of disk, and be started again on the same data
+// directory. Failures throw std::runtime_error: usable from Catch tests and
+// from the crash harness's command line alike.
 #pragma once
 
 #include <chrono>
@@ -53,16 +53,22 @@ public:
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
   [[nodiscard]] std::filesystem::path stderr_file() const { return o_.dir / "stderr.txt"; }
-  void signal(int sig) const { ::kill(pid_, sig); }
+  // Signals only a process that has not been reaped: pid -1 would signal
+  // every process the user may signal.
+  void signal(int sig) const {
+    if (pid_ > 0)
+      ::kill(pid_, sig);
+  }
 
-  // SIGKILL and reap; the process's wait status.
+  // SIGKILL and reap; the process's wait status (its first one, if it had
+  // ended already).
   int kill9() {
-    ::kill(pid_, SIGKILL);
+    signal(SIGKILL);
     return reap(true);
   }
   // SIGTERM (a clean stop) and reap; the wait status.
   int stop() {
-    ::kill(pid_, SIGTERM);
+    signal(SIGTERM);
     return reap(true);
   }
   // Waits for the process to end by itself, at most `limit`; its wait

@@ -1409,12 +1409,15 @@ TEST_CASE("the writer refuses with internal_error an entry whose money is not wh
   CHECK(rep.ok);
 }
 
-TEST_CASE("an incremental checkpoint is consistent at every commit and a crash in the middle of one loses nothing",
+TEST_CASE("an incremental checkpoint is consistent at every commit and a ledger closed without finishing one "
+          "reopens with everything",
           "[ledger]") {
   // Generations of 20 changed accounts written 3 records a commit: most
   // commits leave a generation half in the table, with records newer than
-  // accounts_seq. verify, account flows and the replay after a crash must
-  // each take every record for what it holds.
+  // accounts_seq. verify, account flows and the replay at the next open must
+  // each take every record for what it holds. The close here only skips its
+  // checkpoint (checkpoint_on_close false); a process killed inside a
+  // checkpoint's commit is tests/crash_test.cpp's.
   fixture f;
   f.reopen(0, /*checkpoint_accounts*/ 20, /*checkpoint_on_close*/ false, /*checkpoint_chunk*/ 3);
   const auto t0 = f.clock.now_us();
@@ -1464,7 +1467,7 @@ TEST_CASE("an incremental checkpoint is consistent at every commit and a crash i
     issued_total += 2;
   }
   const auto seq = f.led->last_seq();
-  f.reopen(0, 20, false, 3);  // as after kill -9 in the middle of a generation
+  f.reopen(0, 20, false, 3);  // the table as a kill -9 in the middle of a generation leaves it
   CHECK(f.led->last_seq() == seq);
   for (auto [m, pts] : expect)
     CHECK(f.led->load_member(m)->balance() == pts);

@@ -1,6 +1,7 @@
 // Private to ledger/: the state behind ledger::ledger.
 #pragma once
 
+#include "ledger/commit_hook.hpp"
 #include "ledger/detail/account_cache.hpp"
 #include "ledger/detail/lmdb.hpp"
 #include "ledger/detail/txn_filter.hpp"
@@ -179,17 +180,12 @@ public:
   std::uint64_t reserve_bytes = 0;  // set by open()
   bool storage_full_logged = false;  // writer thread: the current episode is logged
 
-  // Crash injection for the crash harness (tests/crash_harness.hpp): the
-  // environment variable LOYALTY_FAULT=crash_before_commit:N (or
-  // crash_after_commit:N) makes the writer SIGKILL its own process at the
-  // N-th group commit that writes entries, after its puts and before
-  // mdb_txn_commit (or after the commit, before any answer goes out). Read
-  // once at open; never set in production, and logged when armed.
-  enum class fault_point : std::uint8_t { none, before_commit, after_commit };
-  fault_point fault = fault_point::none;
-  std::uint64_t fault_countdown = 0;
-  void arm_fault();
-  void fault_check(fault_point at);
+  // The crash-test seam (ledger/commit_hook.hpp). chunk_info: a commit of
+  // `entries` journal entries whose checkpoint chunk began at flush_pos
+  // `chunk_from` (write_chunk has run). at_commit_point: calls the hook, if
+  // one is installed, at `at` of that commit.
+  [[nodiscard]] commit_info chunk_info(std::uint64_t entries, std::size_t chunk_from) const;
+  static void at_commit_point(commit_info info, commit_point at);
 
   MDB_env* env = nullptr;
 
