@@ -97,13 +97,23 @@ struct socket_fd {
   }
 };
 
-socket_fd connect_to(std::uint16_t port) {
+socket_fd tcp_socket() {
   socket_fd s(::socket(AF_INET, SOCK_STREAM, 0));
   REQUIRE(s.fd >= 0);
+  return s;
+}
+
+sockaddr_in loopback(std::uint16_t port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+socket_fd connect_to(std::uint16_t port) {
+  auto s = tcp_socket();
+  const auto a = loopback(port);
   REQUIRE(::connect(s.fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0);
   // A guard so that a server that never answers fails the test instead of
   // hanging it; nothing is measured.
@@ -529,11 +539,8 @@ std::set<std::uint16_t> listening_ports() {
 
 // A loopback port nothing listens on (the system's pick, released again).
 std::uint16_t free_port() {
-  socket_fd s(::socket(AF_INET, SOCK_STREAM, 0));
-  REQUIRE(s.fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  auto s = tcp_socket();
+  auto a = loopback(0);
   REQUIRE(::bind(s.fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0);
   socklen_t len = sizeof a;
   REQUIRE(::getsockname(s.fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
@@ -542,12 +549,8 @@ std::uint16_t free_port() {
 
 // Whether a TCP connection to the loopback port is refused.
 bool connection_refused(std::uint16_t port) {
-  socket_fd s(::socket(AF_INET, SOCK_STREAM, 0));
-  REQUIRE(s.fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  auto s = tcp_socket();
+  const auto a = loopback(port);
   return ::connect(s.fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0 && errno == ECONNREFUSED;
 }
 
@@ -643,10 +646,8 @@ TEST_CASE("a real loyaltyd --metrics-port serves /metrics over HTTP, and a reque
 TEST_CASE("loyaltyd --metrics-port on a port in use does not start and names the address", "[io][metrics]") {
   test::temp_dir dir("metrics-cli");
   // Hold a port: the engine's bind on it must fail.
-  socket_fd holder(::socket(AF_INET, SOCK_STREAM, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  auto holder = tcp_socket();
+  auto a = loopback(0);
   REQUIRE(::bind(holder.fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0);
   REQUIRE(::listen(holder.fd, 1) == 0);
   socklen_t len = sizeof a;

@@ -213,6 +213,24 @@ std::string run(const std::string& cmd, const std::filesystem::path& out, int& r
   return {std::istreambuf_iterator<char>(f), {}};
 }
 
+// An engine with TLS on a certificate for localhost and 127.0.0.1 (settings
+// adjusted by `tweak`), and a client that checks it, member 1 enrolled.
+struct tls_rig {
+  temp_dir tmp;
+  key_pair kp = make_certificate(tmp.path, "engine", "DNS:localhost,IP:127.0.0.1");
+  std::unique_ptr<engine> e;
+  std::unique_ptr<client> c;
+
+  explicit tls_rig(const std::function<void(engine_settings&)>& tweak = {}) {
+    auto s = tls_settings(tmp.path, kp);
+    if (tweak)
+      tweak(s);
+    e = start_engine(s);
+    c = tls_client(*e, kp.cert);
+    REQUIRE(c->enroll(1, "acme").ok());
+  }
+};
+
 } // namespace
 
 TEST_CASE("a TLS client that checks the engine's certificate says hello, enrolls, earns and reads its balance",
@@ -268,18 +286,14 @@ TEST_CASE("a host name the certificate does not name is refused when checking, a
 
 TEST_CASE("a plain client's bytes on the TLS port get no protocol answer and TLS clients are still served",
           "[io][tls]") {
-  temp_dir tmp;
-  auto kp = make_certificate(tmp.path, "engine", "DNS:localhost,IP:127.0.0.1");
-  auto e = start_engine(tls_settings(tmp.path, kp));
-  auto c = tls_client(*e, kp.cert);
-  REQUIRE(c->enroll(1, "acme").ok());
-  auto r = raw_exchange(e->port(), hello_frame(), std::chrono::seconds(30));
+  tls_rig g;
+  auto r = raw_exchange(g.e->port(), hello_frame(), std::chrono::seconds(30));
   CHECK(r.closed);
   CHECK_FALSE(holds_a_response(r.received));
-  CHECK(stat_of(*c, "tls_handshakes_failed") == 1);
-  auto bal = c->balance(1);
+  CHECK(stat_of(*g.c, "tls_handshakes_failed") == 1);
+  auto bal = g.c->balance(1);
   CHECK(bal.ok());
-  CHECK(tls_client(*e, kp.cert)->balance(1).ok());
+  CHECK(tls_client(*g.e, g.kp.cert)->balance(1).ok());
 }
 
 TEST_CASE("a connection that never starts the TLS handshake is closed after tls_handshake_timeout_ms",
@@ -455,45 +469,33 @@ void abort_handshake(std::uint16_t port, std::size_t hello_bytes, bool reset) {
 
 TEST_CASE("clients that abort in the middle of the TLS handshake are counted, and the engine serves the others",
           "[io][tls]") {
-  temp_dir tmp;
-  auto kp = make_certificate(tmp.path, "engine", "DNS:localhost,IP:127.0.0.1");
-  auto e = start_engine(tls_settings(tmp.path, kp));
-  auto c = tls_client(*e, kp.cert);
-  REQUIRE(c->enroll(1, "acme").ok());
+  tls_rig g;
   std::uint64_t aborted = 0;
   for (bool reset : {false, true})
     for (std::size_t hello_bytes : {std::size_t{0}, std::size_t{5}, std::size_t{40}}) {
       INFO("reset " << reset << ", ClientHello bytes " << hello_bytes << " (0: all)");
-      abort_handshake(e->port(), hello_bytes, reset);
+      abort_handshake(g.e->port(), hello_bytes, reset);
       ++aborted;
-      CHECK(eventually([&] { return stat_of(*c, "tls_handshakes_failed") == aborted; }));
-      CHECK(c->balance(1).ok());  // the open connection is served meanwhile
-      CHECK(tls_client(*e, kp.cert)->balance(1).ok());  // and a new one
+      CHECK(eventually([&] { return stat_of(*g.c, "tls_handshakes_failed") == aborted; }));
+      CHECK(g.c->balance(1).ok());  // the open connection is served meanwhile
+      CHECK(tls_client(*g.e, g.kp.cert)->balance(1).ok());  // and a new one
     }
-  CHECK(eventually([&] { return stat_of(*c, "connections") == 1; }));  // no aborted one holds a slot
-  CHECK(e->ledger().last_seq() == 1);
+  CHECK(eventually([&] { return stat_of(*g.c, "connections") == 1; }));  // no aborted one holds a slot
+  CHECK(g.e->ledger().last_seq() == 1);
 }
 
 TEST_CASE("a TLS client that stops reading is closed after write_stall_timeout_ms while others are served",
           "[io][tls]") {
-  temp_dir tmp;
-  auto kp = make_certificate(tmp.path, "engine", "DNS:localhost,IP:127.0.0.1");
-  auto s = tls_settings(tmp.path, kp);
-  s.connection_output_bytes_max = 64u << 10;
-  s.write_stall_timeout_ms = 1000;
-  auto e = start_engine(s);
-  auto c = tls_client(*e, kp.cert);
-  REQUIRE(c->enroll(1, "acme").ok());
-  const auto balances_before = stat_of(*c, "requests_balance");
+  tls_rig g([](engine_settings& s) {
+    s.connection_output_bytes_max = 64u << 10;
+    s.write_stall_timeout_ms = 1000;
+  });
+  const auto balances_before = stat_of(*g.c, "requests_balance");
 
   // Hello, then balance requests, far more than the socket buffers hold,
   // written over TLS and never read.
-  std::vector<char> flood;
-  request h;
-  h.op = opcode::hello;
-  h.id = 1;
-  h.version = limits::protocol_version_max;
-  encode_request(flood, h);
+  const std::string hello = hello_frame();
+  std::vector<char> flood(hello.begin(), hello.end());
   request b;
   b.op = opcode::balance;
   b.member = 1;
@@ -510,7 +512,7 @@ TEST_CASE("a TLS client that stops reading is closed after write_stall_timeout_m
   // Buffers as small as the kernel allows, so that they fill up soon.
   stalled.next_layer().set_option(asio::socket_base::receive_buffer_size(4096));
   stalled.next_layer().set_option(asio::socket_base::send_buffer_size(4096));
-  stalled.next_layer().connect({asio::ip::make_address("127.0.0.1"), e->port()});
+  stalled.next_layer().connect({asio::ip::make_address("127.0.0.1"), g.e->port()});
   stalled.handshake(asio::ssl::stream_base::client);
   asio::error_code write_ec;
   std::size_t written = 0;
@@ -524,22 +526,22 @@ TEST_CASE("a TLS client that stops reading is closed after write_stall_timeout_m
   // to, at this bound).
   std::thread writer([&] { io.run_for(std::chrono::seconds(60)); });
 
-  CHECK(eventually([&] { return stat_of(*c, "requests_balance") > balances_before + 100; }));  // under way
+  CHECK(eventually([&] { return stat_of(*g.c, "requests_balance") > balances_before + 100; }));  // under way
   for (int i = 0; i < 5; ++i) {
-    auto earned = c->earn("honest-" + std::to_string(i), 1, "acme", 1000, "EUR", purchase_at_us);
+    auto earned = g.c->earn("honest-" + std::to_string(i), 1, "acme", 1000, "EUR", purchase_at_us);
     REQUIRE(earned.ok());
     CHECK(earned.points == 10);
   }
-  CHECK(eventually([&] { return stat_of(*c, "connections_closed_write_stall") == 1; }));
+  CHECK(eventually([&] { return stat_of(*g.c, "connections_closed_write_stall") == 1; }));
   writer.join();
   CHECK(write_done);
   CHECK(write_ec);  // cut off by the close
   CHECK(written < flood.size());
-  CHECK(eventually([&] { return stat_of(*c, "connections") == 1; }));
-  CHECK(eventually([&] { return stat_of(*c, "inflight") == 0; }));
-  CHECK(stat_of(*c, "requests_balance") - balances_before < requests / 2);  // it stopped reading the flood
-  auto bal = c->balance(1);
+  CHECK(eventually([&] { return stat_of(*g.c, "connections") == 1; }));
+  CHECK(eventually([&] { return stat_of(*g.c, "inflight") == 0; }));
+  CHECK(stat_of(*g.c, "requests_balance") - balances_before < requests / 2);  // it stopped reading the flood
+  auto bal = g.c->balance(1);
   REQUIRE(bal.ok());
   CHECK(bal.balance == 50);
-  CHECK(tls_client(*e, kp.cert)->balance(1).ok());
+  CHECK(tls_client(*g.e, g.kp.cert)->balance(1).ok());
 }
