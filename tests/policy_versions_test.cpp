@@ -1,7 +1,8 @@
 // Program versions over real TCP: every version the engine runs is recorded
 // in the ledger with its SHA-256; every entry names the version it was
 // evaluated under; `reload` (admin) validates the program file first and
-// refuses an invalid one with its errors, keeping the running version.
+// refuses an invalid one with its errors, keeping the running version; and
+// reloads while clients post without pause.
 #include "engine_rig.hpp"
 
 #include <atomic>

@@ -1,7 +1,10 @@
 // TLS on the wire protocol over real TCP on loopback: an engine in the test
 // process with tls_cert / tls_key set, a self-signed certificate made at test
-// time by the `openssl req -x509` command docs/OPERATIONS.md gives, and the
-// client library, loyaltyctl and the load generator as integrators use them.
+// time by the `openssl req -x509` command docs/OPERATIONS.md gives (and
+// expired or not yet valid ones by `openssl ca`), and the client library,
+// loyaltyctl and the load generator as integrators use them; misbehaving
+// peers (a handshake given up half-way, a client that stops reading) are
+// OpenSSL and Asio driven by hand.
 #include "temp_dir.hpp"
 #include "io/client/client.hpp"
 #include "io/wire/codec.hpp"
