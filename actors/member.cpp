@@ -3,12 +3,14 @@
 #include "actors/atoms.hpp"
 #include "actors/coalition.hpp"
 #include "config/log.hpp"
+#include "ledger/record_views.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/skip.hpp>
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <thread>
 
@@ -100,6 +102,76 @@ std::shared_ptr<ledger::completion_target> discard_target() {
   static const auto t = std::make_shared<discarding_target>();
   return t;
 }
+
+namespace {
+
+// The answer of an enrollment that a welcome rule gave points, which posts
+// two entries: the enrollment's seq (what `enroll` answers, docs/PROTOCOL.md),
+// with the welcome entry's points, balance, lifetime, tier and lines. The
+// writer completes both ops, in the order they were submitted, on its own
+// thread; the client is answered once, after the second, so the points it
+// is told of are committed.
+class enrollment_answer final : public ledger::completion_target {
+public:
+  static constexpr std::uint64_t enrollment = 0, welcome = 1;  // the ops' tags
+
+  enrollment_answer(std::shared_ptr<ledger::completion_target> target, std::uint64_t tag)
+    : target_(std::move(target)), tag_(tag) {}
+  ~enrollment_answer() override {
+    if (answered_)
+      return;
+    ledger::outcome o;  // an op dropped unanswered, as reply_guard: a retry is safe
+    o.code = errc::unavailable;
+    forward(std::move(o));
+  }
+  enrollment_answer(const enrollment_answer&) = delete;
+  enrollment_answer& operator=(const enrollment_answer&) = delete;
+
+  void complete(std::vector<ledger::outcome>&& outcomes) noexcept override {
+    for (auto& o : outcomes) {
+      if (o.tag == enrollment) {
+        enrolled_ = std::move(o);
+        continue;
+      }
+      if (enrolled_.code != errc::ok) {
+        forward(std::move(enrolled_));
+        continue;
+      }
+      o.seq = enrolled_.seq;
+      forward(std::move(o));
+    }
+  }
+
+private:
+  void forward(ledger::outcome o) noexcept {
+    answered_ = true;
+    o.tag = tag_;
+    std::vector<ledger::outcome> v;
+    v.push_back(std::move(o));
+    target_->complete(std::move(v));
+  }
+
+  std::shared_ptr<ledger::completion_target> target_;
+  std::uint64_t tag_;
+  ledger::outcome enrolled_;
+  bool answered_ = false;
+};
+
+// Hands an enrollment's answer to the writer: with the enrollment's own op,
+// or with both when a welcome entry follows it (enrollment_answer).
+void hand_over_enrollment(member_request& r, std::vector<ledger::op>& ops) {
+  r.reply->hand_over(ops.back());
+  if (ops.size() == 1)
+    return;
+  assert(ops.size() == 2);  // the enrollment, then its welcome entry
+  auto answer = std::make_shared<enrollment_answer>(std::move(ops.back().target), ops.back().tag);
+  ops.front().target = answer;
+  ops.front().tag = enrollment_answer::enrollment;
+  ops.back().target = std::move(answer);
+  ops.back().tag = enrollment_answer::welcome;
+}
+
+} // namespace
 
 // -- building entries ---------------------------------------------------------------
 
@@ -303,27 +375,33 @@ void add_activity(ledger::op& op, std::uint64_t at) {
   op.details.push_back(detail(detail_kind::activity, 0, 0, 0, 0, at));
 }
 
-void add_text(ledger::op& op, std::string_view text) {
-  for (std::size_t off = 0; off < text.size(); off += 28) {
-    entry_detail d{};
-    d.kind = static_cast<std::uint16_t>(detail_kind::note);
-    d.id = static_cast<std::uint32_t>(off);
-    d.aux = static_cast<std::uint32_t>(text.size());
-    char buf[28]{};
-    std::memcpy(buf, text.data() + off, std::min<std::size_t>(28, text.size() - off));
-    std::memcpy(&d.brand, buf, 4);
-    std::memcpy(&d.a, buf + 4, 8);
-    std::memcpy(&d.b, buf + 12, 8);
-    std::memcpy(&d.c, buf + 20, 8);
-    op.details.push_back(d);
-  }
-}
+void add_text(ledger::op& op, std::string_view text) { ledger::append_note(op.details, text); }
 
 std::uint32_t home_or(const member_data& m, std::uint32_t brand) { return brand != 0 ? brand : m.brand_id; }
 
 errc fail(std::string& message, errc code, std::string text) {
   message = std::move(text);
   return code;
+}
+
+// Why a key limited to a brand or a partner may not post an entry of
+// `brand` and `partner` (null: it may).
+const char* out_of_scope(const member_request& r, std::uint32_t brand, std::uint32_t partner) {
+  if (r.scope_brand != 0 && brand != r.scope_brand)
+    return "the key may act for its own brand only";
+  if (r.scope_partner != 0 && partner != r.scope_partner)
+    return "the key may act for its own partner only";
+  return nullptr;
+}
+
+// The key's scope, checked by each operation as soon as it knows the brand
+// (and partner) of the entry it would post, before any business check: a
+// refusal must never depend on, nor tell, the state of another brand's
+// member, hold, purchase or redemption (docs/PROTOCOL.md section 2.2).
+errc check_scope(const member_request& r, std::uint32_t brand, std::uint32_t partner, std::string& msg) {
+  if (const char* why = out_of_scope(r, brand, partner))
+    return fail(msg, errc::not_authorized, why);
+  return errc::ok;
 }
 
 // negative_balance_max bounds the debt a clawback leaves. Points in open
@@ -413,6 +491,8 @@ void credit_tail(ledger::op& op, const earn_decision& d, const member_request& r
 // (an earn) or not (a quote, which builds the same entry and posts nothing).
 errc earn_entry(const member_data& m, const env& e, const member_request& r, caps use, ledger::op& op,
                 std::string& msg) {
+  if (errc c = check_scope(r, r.brand_id, 0, msg); c != errc::ok)
+    return c;
   if (e.prog.find_brand(r.brand_id) == nullptr)
     return errc::unknown_brand;
   const std::uint64_t occurred = r.occurred_at_us != 0 ? r.occurred_at_us : e.now_us;
@@ -447,6 +527,8 @@ errc do_earn(member_data& m, const env& e, const member_request& r, std::vector<
 errc do_event(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
   const std::uint64_t at = r.occurred_at_us != 0 ? r.occurred_at_us : e.now_us;
   const std::uint32_t brand = home_or(m, r.brand_id);
+  if (errc c = check_scope(r, brand, 0, msg); c != errc::ok)
+    return c;
   ledger::op op;
   ledger::tier_track reviewed;
   const ledger::tier_track* track = nullptr;
@@ -513,6 +595,8 @@ errc do_redeem(member_data& m, const env& e, const member_request& r, std::vecto
   // Where the points are redeemed: as asked, else a brand key's brand, else
   // the member's home brand.
   const std::uint32_t brand = r.brand_id != 0 ? r.brand_id : r.scope_brand != 0 ? r.scope_brand : m.brand_id;
+  if (errc c = check_scope(r, brand, 0, msg); c != errc::ok)
+    return c;
   if (e.prog.find_brand(brand) == nullptr)
     return errc::unknown_brand;
   return spend(m, e, r, ledger::entry_kind::redeem, brand, 0, spend_purpose::redeem, brand, ops, msg);
@@ -523,6 +607,9 @@ errc do_redeem_reward(member_data& m, const env& e, const member_request& r, std
   const reward_def* w = e.prog.find_reward(r.reward_id);
   if (w == nullptr)
     return errc::unknown_reward;
+  const std::uint32_t brand = home_or(m, w->brand_id);
+  if (errc c = check_scope(r, brand, 0, msg); c != errc::ok)
+    return c;
   spend_plan p;
   if (errc c = plan(m, e, w->cost, p, msg); c != errc::ok)
     return c;
@@ -532,7 +619,6 @@ errc do_redeem_reward(member_data& m, const env& e, const member_request& r, std
       return errc::out_of_stock;
     }
   }
-  const std::uint32_t brand = home_or(m, w->brand_id);
   ledger::op op;
   ledger::tier_track reviewed;
   const ledger::tier_track* track = nullptr;
@@ -564,6 +650,8 @@ errc do_hold(member_data& m, const env& e, const member_request& r, std::vector<
   // Where the hold will be captured: as asked, else a brand key's brand,
   // else the member's home brand (as for redeem).
   const std::uint32_t brand = r.brand_id != 0 ? r.brand_id : r.scope_brand != 0 ? r.scope_brand : m.brand_id;
+  if (errc c = check_scope(r, brand, 0, msg); c != errc::ok)
+    return c;
   if (e.prog.find_brand(brand) == nullptr)
     return errc::unknown_brand;
   spend_plan p;
@@ -579,6 +667,9 @@ errc do_hold(member_data& m, const env& e, const member_request& r, std::vector<
   op.points = r.points;
   op.details.push_back(detail(detail_kind::hold_open, id, brand, 0, r.points, e.now_us + ttl * 1'000'000ull));
   add_takes(op, p.takes, id);
+  op.seq_to = std::make_shared<std::atomic<std::uint64_t>>(0);
+  std::erase_if(m.hold_seqs, [id](const auto& h) { return h.first == id; });  // of a hold that never opened
+  m.hold_seqs.emplace_back(id, op.seq_to);
   ops.push_back(std::move(op));
   return errc::ok;
 }
@@ -588,6 +679,23 @@ const ledger::hold* find_hold(const member_data& m, std::uint32_t id) {
     if (h.id == id)
       return &h;
   return nullptr;
+}
+
+// The ref of an entry that closes hold `h`: the seq of the entry that
+// opened it, known to the book once it was folded from the ledger, else
+// (opened since) put by the writer where the closing entry reads it.
+void ref_hold(ledger::op& op, const member_data& m, const ledger::hold& h) {
+  op.ref_seq = h.source_seq;
+  if (op.ref_seq != 0)
+    return;
+  for (const auto& [id, seq] : m.hold_seqs)
+    if (id == h.id)
+      op.ref_seq_from = seq;
+}
+
+// Drops the cells of holds no longer open.
+void forget_closed_holds(member_data& m) {
+  std::erase_if(m.hold_seqs, [&m](const auto& h) { return find_hold(m, h.first) == nullptr; });
 }
 
 // Closes a hold: `captured` points spent (taken from its takes in order),
@@ -615,6 +723,8 @@ errc do_capture(member_data& m, const env& e, const member_request& r, std::vect
   const ledger::hold* h = find_hold(m, r.hold_id);
   if (h == nullptr)
     return errc::unknown_hold;
+  if (errc c = check_scope(r, h->brand_id, 0, msg); c != errc::ok)
+    return c;
   const std::int64_t pts = r.points != 0 ? r.points : h->points;
   if (pts <= 0 || pts > h->points)
     return errc::invalid_amount;
@@ -625,7 +735,7 @@ errc do_capture(member_data& m, const env& e, const member_request& r, std::vect
   start(op, r, ledger::entry_kind::capture, h->brand_id);
   op.occurred_at_us = e.now_us;
   op.points = pts;
-  op.ref_seq = h->source_seq;
+  ref_hold(op, m, *h);
   const auto spent = close_hold(op, *h, pts, ledger::hold_close_reason::captured);
   add_activity(op, e.now_us);
   if (errc c = post_spend(op, e.prog, r.member, spent, 0, spend_purpose::redeem, h->brand_id, msg); c != errc::ok)
@@ -634,15 +744,18 @@ errc do_capture(member_data& m, const env& e, const member_request& r, std::vect
   return errc::ok;
 }
 
-errc do_release(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string&) {
+errc do_release(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops,
+                std::string& msg) {
   const ledger::hold* h = find_hold(m, r.hold_id);
   if (h == nullptr)
     return errc::unknown_hold;
+  if (errc c = check_scope(r, h->brand_id, 0, msg); c != errc::ok)
+    return c;
   ledger::op op;
   start(op, r, ledger::entry_kind::release, h->brand_id);
   op.occurred_at_us = e.now_us;
   op.points = h->points;
-  op.ref_seq = h->source_seq;
+  ref_hold(op, m, *h);
   close_hold(op, *h, 0, ledger::hold_close_reason::released);
   ops.push_back(std::move(op));
   return errc::ok;
@@ -700,6 +813,8 @@ std::vector<rule_line> lines_of(const std::vector<entry_detail>& details) {
 errc do_refund(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
   referenced ref;
   if (errc c = find_referenced(e, r, {ledger::entry_kind::earn}, ref, msg); c != errc::ok)
+    return c;
+  if (errc c = check_scope(r, ref.entry.header.brand_id, 0, msg); c != errc::ok)
     return c;
   const auto original = lines_of(ref.entry.details);
   std::vector<std::int64_t> kept, refunded(original.size(), 0);
@@ -777,6 +892,8 @@ errc do_reverse(member_data& m, const env& e, const member_request& r, std::vect
     return fail(msg, errc::not_authorized, "the key may reverse its own partner's burns only");
   if (r.scope_brand != 0 && burn)
     return fail(msg, errc::not_authorized, "a partner burn is reversed by its partner");
+  if (errc c = check_scope(r, ref.entry.header.brand_id, ref.entry.header.partner_id, msg); c != errc::ok)
+    return c;
   for (const auto& f : ref.followers)
     if (f.header.kind == static_cast<std::uint16_t>(ledger::entry_kind::reverse_redemption))
       return fail(msg, errc::already_reversed, "the redemption is already reversed");
@@ -844,6 +961,8 @@ errc do_partner_earn(member_data& m, const env& e, const member_request& r, std:
   if (errc c = partner_admission(e.prog, r.partner_id); c != errc::ok)
     return c;
   const partner_def* pd = e.prog.find_partner(r.partner_id);
+  if (errc c = check_scope(r, pd->brand_id, pd->id, msg); c != errc::ok)
+    return c;
   if (r.points <= 0 || r.amount_minor < 0)
     return errc::invalid_amount;
   if (errc c = check_balance(m, r.points); c != errc::ok)
@@ -879,9 +998,11 @@ errc do_partner_burn(member_data& m, const env& e, const member_request& r, std:
                      std::string& msg) {
   if (errc c = partner_admission(e.prog, r.partner_id); c != errc::ok)
     return c;
+  const partner_def* pd = e.prog.find_partner(r.partner_id);
+  if (errc c = check_scope(r, pd->brand_id, pd->id, msg); c != errc::ok)
+    return c;
   if (r.points <= 0)
     return errc::invalid_amount;
-  const partner_def* pd = e.prog.find_partner(r.partner_id);
   return spend(m, e, r, ledger::entry_kind::partner_burn, pd->brand_id, pd->id, spend_purpose::burn, pd->id, ops, msg);
 }
 
@@ -889,6 +1010,8 @@ errc do_adjust(member_data& m, const env& e, const member_request& r, std::vecto
   if (r.points == 0 || r.points == INT64_MIN)
     return errc::invalid_amount;
   const std::uint32_t brand = home_or(m, r.brand_id);
+  if (errc c = check_scope(r, brand, 0, msg); c != errc::ok)
+    return c;
   if (e.prog.find_brand(brand) == nullptr)
     return errc::unknown_brand;
   ledger::op op;
@@ -920,6 +1043,8 @@ errc do_adjust(member_data& m, const env& e, const member_request& r, std::vecto
 
 errc do_link_alias(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops,
                    std::string& msg) {
+  if (errc c = check_scope(r, m.brand_id, 0, msg); c != errc::ok)
+    return c;
   if (auto owner = e.ledger->find_alias(r.alias); owner && *owner != r.member)
     return fail(msg, errc::alias_taken, "the alias belongs to another member");
   ledger::op op;
@@ -935,7 +1060,10 @@ errc do_link_alias(member_data& m, const env& e, const member_request& r, std::v
 // the request's channels set to the request's values. Journaled even when
 // nothing changes: the entry records that the member confirmed it, when and
 // where (the source, as the entry's note).
-errc do_consent(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops) {
+errc do_consent(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops,
+                std::string& msg) {
+  if (errc c = check_scope(r, m.brand_id, 0, msg); c != errc::ok)
+    return c;
   const std::uint32_t values = r.consent_values & r.consent_mask;
   const std::uint32_t after = (m.book.consents & ~r.consent_mask) | values;
   ledger::op op;
@@ -945,15 +1073,6 @@ errc do_consent(member_data& m, const env& e, const member_request& r, std::vect
   add_text(op, r.source);
   ops.push_back(std::move(op));
   return errc::ok;
-}
-
-// Why a key limited to a brand or a partner may not post `op` (null: it may).
-const char* out_of_scope(const member_request& r, const ledger::op& op) {
-  if (r.scope_brand != 0 && op.brand_id != r.scope_brand)
-    return "the key may act for its own brand only";
-  if (r.scope_partner != 0 && op.partner_id != r.scope_partner)
-    return "the key may act for its own partner only";
-  return nullptr;
 }
 
 // The tier metric still missing for the tier above `tier` (0 at the top).
@@ -1057,7 +1176,7 @@ void housekeeping(member_data& m, const env& e, std::uint64_t as_of, std::vector
     const ledger::hold h = *it;
     auto op = base(ledger::entry_kind::release, h.brand_id);
     op.points = h.points;
-    op.ref_seq = h.source_seq;
+    ref_hold(op, m, h);
     close_hold(op, h, 0, ledger::hold_close_reason::expired);
     if (!finish(m, at, op)) {
       m.loaded = false;
@@ -1093,6 +1212,8 @@ void housekeeping(member_data& m, const env& e, std::uint64_t as_of, std::vector
     ops.push_back(std::move(op));
     i = j;
   }
+  if (!m.hold_seqs.empty())
+    forget_closed_holds(m);
   m.due_at_us = next_due(m, e.prog);
 }
 
@@ -1137,8 +1258,6 @@ errc quote_earn(const member_data& m, const env& e, const member_request& r, quo
   ledger::op op;
   if (errc c = earn_entry(*at, e, r, caps::read, op, msg); c != errc::ok)
     return c;
-  if (const char* why = out_of_scope(r, op))
-    return fail(msg, errc::not_authorized, why);
   // The tier as the earn's entry would leave it: its records folded into a
   // copy of the track by the ledger's own fold, the review first (the tier
   // now), then the qualifying delta (the tier after).
@@ -1178,8 +1297,8 @@ errc prepare_transfer(member_data& m, const env& e, const member_request& r, tra
     return errc::same_member;
   if (r.points <= 0)
     return errc::invalid_amount;
-  if (r.scope_brand != 0 && m.brand_id != r.scope_brand)
-    return fail(msg, errc::not_authorized, "the key may act for its own brand only");
+  if (errc c = check_scope(r, m.brand_id, 0, msg); c != errc::ok)
+    return c;
   spend_plan p;
   if (errc c = plan(m, e, r.points, p, msg); c != errc::ok)
     return c;
@@ -1225,12 +1344,12 @@ errc accept_transfer(member_data& m, const env& e, transfer_leg& leg) {
 errc prepare(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops,
              std::string& message) {
   if (r.kind == request_kind::enroll) {
+    if (errc c = check_scope(r, r.brand_id, 0, message); c != errc::ok)
+      return c;
     if (m.enrolled)
       return errc::member_exists;
     if (e.prog.find_brand(r.brand_id) == nullptr)
       return errc::unknown_brand;
-    if (r.scope_brand != 0 && r.brand_id != r.scope_brand)
-      return fail(message, errc::not_authorized, "the key may enroll members at its own brand only");
     occasion when{r.brand_id, r.channel, e.now_us};
     auto d = evaluate_enroll(e.prog, when, totals_of(e));
     if (d.code != errc::ok)
@@ -1284,13 +1403,15 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
     case request_kind::link_alias: code = do_link_alias(m, e, r, ops, message); break;
     case request_kind::partner_earn: code = do_partner_earn(m, e, r, ops, message); break;
     case request_kind::partner_burn: code = do_partner_burn(m, e, r, ops, message); break;
-    case request_kind::consent: code = do_consent(m, e, r, ops); break;
+    case request_kind::consent: code = do_consent(m, e, r, ops, message); break;
     default: return errc::internal_error;  // balance, expire, transfer: the actor handles them
   }
   if (code != errc::ok)
     return code;
   for (std::size_t i = first; i < ops.size(); ++i) {
-    if (const char* why = out_of_scope(r, ops[i])) {
+    // Each operation checked the scope before its business checks; this
+    // holds every entry to it, whatever an operation forgot.
+    if (const char* why = out_of_scope(r, ops[i].brand_id, ops[i].partner_id)) {
       for (std::size_t j = first; j < ops.size(); ++j)
         if (e.counters != nullptr)
           e.counters->undo(e.prog, ops[j].details);
@@ -1309,6 +1430,8 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
     }
   for (std::size_t i = first; i < ops.size(); ++i)
     note_due(m, e.prog, ops[i].details);
+  if (!m.hold_seqs.empty())
+    forget_closed_holds(m);
   return errc::ok;
 }
 
@@ -1584,7 +1707,7 @@ void handle(self_ptr self, member_request& r) {
       answer_error(self, r, code, std::move(msg));
       return;
     }
-    r.reply->hand_over(ops.back());
+    hand_over_enrollment(r, ops);
     submit_all(self, ops);
     caf::anon_send(supervisor_for(*st.ctx, st.data), supervise_atom::value, self->address(), st.slot);
     return;
@@ -1733,6 +1856,10 @@ void enroll_without_actor(engine_context& ctx, const std::shared_ptr<member_slot
   // Nothing of this member is in flight (it had no slot), so the ledger's
   // committed state is the whole truth. Refusals are answered as the actor
   // answers them (answer_error).
+  if (std::string msg; check_scope(r, r.brand_id, 0, msg) != errc::ok) {  // before the member's existence
+    refuse_request(ctx, r, errc::not_authorized, std::move(msg));
+    return;
+  }
   if (ctx.ledger->load_member(r.member)) {
     refuse_request(ctx, r, errc::member_exists, {});
     return;
@@ -1748,7 +1875,7 @@ void enroll_without_actor(engine_context& ctx, const std::shared_ptr<member_slot
     refuse_request(ctx, r, code, std::move(msg));
     return;
   }
-  r.reply->hand_over(ops.back());
+  hand_over_enrollment(r, ops);
   for (auto& op : ops) {
     op.owner = slot;
     op.policy_version = p.version;

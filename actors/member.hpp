@@ -192,6 +192,11 @@ struct member_data {
   std::uint32_t brand_id = 0;   // home brand
   std::int64_t balance = 0;     // member_points account: committed + in flight
   ledger::member_book book;     // committed + in flight
+  // Holds opened since the book was loaded, by id: their book record has no
+  // source_seq (a book learns seqs only when it is folded from the ledger),
+  // so the entry that closes one names this cell, where the writer puts the
+  // hold entry's seq, for its ref (ledger::op::seq_to).
+  std::vector<std::pair<std::uint32_t, std::shared_ptr<std::atomic<std::uint64_t>>>> hold_seqs;
 };
 
 struct member_state {

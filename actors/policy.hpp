@@ -8,6 +8,7 @@
 
 #include "config/errc.hpp"
 #include "config/program.hpp"
+#include "config/request_kind.hpp"
 #include "ledger/ledger.hpp"
 #include "ledger/member_book.hpp"
 
@@ -25,18 +26,8 @@ struct points_result {
   std::int64_t points = 0;
 };
 
-enum class request_kind : std::uint8_t {
-  enroll = 1, earn = 2, redeem = 3, balance = 4,
-  // issue 3
-  event = 5, hold = 6, capture = 7, release = 8, redeem_reward = 9, refund = 10,
-  reverse_redemption = 11, adjust = 12, transfer = 13, link_alias = 14, expire = 15,
-  // issue 4
-  partner_earn = 16, partner_burn = 17,
-  // issue 7
-  consent = 18,
-  // a dry-run earn: evaluated, never posted (member.hpp, quote_earn)
-  quote = 19,
-};
+// The kinds of request a member actor carries out (config/request_kind.hpp).
+using loyalty::request_kind;
 
 // Canonical content hash of a request, stored with its journal entry: the
 // request kind, then each content field in a fixed order, integers as 8

@@ -1,6 +1,10 @@
 # Warning flags live in one INTERFACE target that every project target links.
 add_library(loyalty_warnings INTERFACE)
-target_compile_options(loyalty_warnings INTERFACE -Wall -Wextra -Wpedantic -Wno-missing-field-initializers)
+# -Werror=switch: a switch over one of the project's enums (operations,
+# entry kinds, error codes) has no `default:`, so a new member that a switch
+# misses stops the build there (docs/ARCHITECTURE.md, "Operations").
+target_compile_options(loyalty_warnings INTERFACE -Wall -Wextra -Wpedantic -Wno-missing-field-initializers
+                                                  -Werror=switch)
 if(LOYALTY_SANITIZE)
   target_compile_options(loyalty_warnings INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer)
   target_link_options(loyalty_warnings INTERFACE -fsanitize=address,undefined)

@@ -2,6 +2,7 @@
 // read transaction, and reports every disagreement.
 #include "ledger/detail/impl.hpp"
 #include "ledger/detail/settle.hpp"
+#include "ledger/record_views.hpp"
 
 #include <algorithm>
 #include <array>
@@ -489,11 +490,8 @@ private:
   }
 
   static std::string describe(std::uint64_t id) {
-    static const char* names[] = {"?",           "member_points",    "brand_issued",       "brand_redeemed",
-                                  "brand_expired", "brand_settlement", "partner_receivable", "partner_payable"};
-    static_assert(std::size(names) == account_kind_max + 1);
     auto k = static_cast<unsigned>(kind_of(id));
-    return (known_kind(id) ? std::string(names[k]) : "kind " + std::to_string(k)) + "(" +
+    return (known_kind(id) ? std::string(to_string(kind_of(id))) : "kind " + std::to_string(k)) + "(" +
            std::to_string(entity_of(id)) + ")";
   }
 

@@ -112,6 +112,14 @@ struct op {
   // details_per_entry_max. Heap-allocated: most ops carry a handful.
   std::vector<entry_detail> details;
   std::uint64_t ref_seq = 0;          // entry this one acts on, 0 = none
+  // An entry whose seq a later entry of the same member needs before it
+  // committed (a hold, for the capture or release that closes it): the
+  // writer stores the seq here when it posts the entry. The later entry
+  // names the same cell in `ref_seq_from`, and with ref_seq 0 the writer
+  // takes its ref_seq from it: it posts a member's ops in the order they
+  // were submitted, so the cell is set by then.
+  std::shared_ptr<std::atomic<std::uint64_t>> seq_to;
+  std::shared_ptr<const std::atomic<std::uint64_t>> ref_seq_from;
   std::uint64_t counterparty_id = 0;  // transfer receiver (an enrolled member), 0 = none
   // Where the outcome goes.
   std::shared_ptr<completion_target> target;

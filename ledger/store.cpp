@@ -844,7 +844,9 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
       h.counterparty_prev_seq = advance_head_locked(txn, o.counterparty_id, seq);
     }
   }
-  h.ref_seq = o.ref_seq;
+  h.ref_seq = o.ref_seq != 0 || !o.ref_seq_from ? o.ref_seq : o.ref_seq_from->load(std::memory_order_relaxed);
+  if (o.seq_to)
+    o.seq_to->store(seq, std::memory_order_relaxed);  // read by this thread only, for a later op
   h.seq = seq;
   h.occurred_at_us = o.occurred_at_us != 0 ? o.occurred_at_us : now_us;
   h.committed_at_us = now_us;

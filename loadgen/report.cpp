@@ -3,7 +3,7 @@
 
 #include "loadgen/limits.hpp"
 
-#include "io/client/json.hpp"
+#include "io/wire/json.hpp"
 
 #include <algorithm>
 #include <cmath>

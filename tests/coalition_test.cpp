@@ -23,6 +23,7 @@ using test::t0;
 
 constexpr const char* globex_key = "test-globex-key-0123456789";  // brand:globex
 constexpr const char* skyair_key = "test-skyair-key-0123456789";  // partner:skyair
+constexpr const char* hotel_key = "test-hotel-key-0123456789";    // partner:hotel
 
 // acme points are worth half a cent, globex points a cent. skyair buys
 // points for acme at 1.5 cents and is paid 0.8 cents for each burned there;
@@ -74,7 +75,8 @@ struct coalition_rig : test::engine_rig {
                              test::make_key(2, "acme-pos", acme_key, key_scope::brand, "acme"),
                              test::make_key(3, "globex-pos", globex_key, key_scope::brand, "globex"),
                              test::make_key(4, "auditor", test::read_key, key_scope::read),
-                             test::make_key(5, "skyair-gw", skyair_key, key_scope::partner, "skyair")};
+                             test::make_key(5, "skyair-gw", skyair_key, key_scope::partner, "skyair"),
+                             test::make_key(6, "hotel-gw", hotel_key, key_scope::partner, "hotel")};
         }) {}
 
   // Rewrites the program file and reloads it over the wire.
@@ -88,12 +90,18 @@ struct coalition_rig : test::engine_rig {
   }
 };
 
-request partner_op(opcode op, const std::string& txn, std::uint64_t member, const std::string& partner,
-                   std::int64_t points, std::int64_t amount = 0) {
+// An operation on one member with a txn id; the caller sets the rest.
+request member_op(opcode op, const std::string& txn, std::uint64_t member) {
   request r;
   r.op = op;
   r.txn = txn;
   r.member = member;
+  return r;
+}
+
+request partner_op(opcode op, const std::string& txn, std::uint64_t member, const std::string& partner,
+                   std::int64_t points, std::int64_t amount = 0) {
+  request r = member_op(op, txn, member);
   r.partner = partner;
   r.points = points;
   r.amount = amount;
@@ -101,10 +109,7 @@ request partner_op(opcode op, const std::string& txn, std::uint64_t member, cons
 }
 
 request reverse(const std::string& txn, std::uint64_t member, const std::string& ref) {
-  request r;
-  r.op = opcode::reverse_redemption;
-  r.txn = txn;
-  r.member = member;
+  request r = member_op(opcode::reverse_redemption, txn, member);
   r.ref = ref;
   return r;
 }
@@ -521,6 +526,176 @@ TEST_CASE("each coalition operation is allowed or refused by every kind of key, 
       } else {
         CHECK(res.code == errc::not_authorized);
         CHECK(g.eng->ledger().last_seq() == before);
+      }
+    }
+  g.check_verify();
+}
+
+TEST_CASE("a key out of scope is refused whatever the member's state, before any business check, and posts nothing",
+          "[coalition]") {
+  coalition_rig g;
+  auto reader = g.connect(test::read_key);
+  auto globex = g.connect(globex_key);
+  auto acme = g.connect(acme_key);
+  auto sky = g.connect(skyair_key);
+  auto hotel = g.connect(hotel_key);
+  struct who {
+    const char* name;
+    client* c;
+  };
+  const std::vector<who> keys{{"admin", g.c.get()},         {"read", reader.get()},
+                              {"brand:globex", globex.get()}, {"brand:acme", acme.get()},
+                              {"partner:skyair", sky.get()},  {"partner:hotel", hotel.get()}};
+  // Each case gets a member of its own, enrolled at acme, whose points are
+  // globex's unless said otherwise; `prepare` sets up what the operation
+  // acts on and returns the request. In the "short" variant the member's
+  // state makes the operation fail its business check (`refusal`) when the
+  // key may ask for it at all.
+  std::uint64_t next_member = 1000;
+  auto fund = [&](std::uint64_t m, std::int64_t points, const std::string& brand) {
+    REQUIRE(g.c->earn("fund-" + std::to_string(m) + "-" + brand, m, brand, points * 100, "EUR", t0).ok());
+  };
+  auto admin_ok = [&](const request& r) { return ok(*g.c, r); };
+  struct op_case {
+    const char* name;
+    std::function<request(std::uint64_t member, bool short_of, const std::string& txn)> prepare;
+    std::vector<bool> allowed;  // per key, in the order above
+    errc refusal;               // the business refusal of the short variant; ok: no such variant
+  };
+  const std::vector<bool> globex_only{true, false, true, false, false, false};
+  const std::vector<bool> acme_only{true, false, false, true, false, false};
+  const std::vector<bool> skyair_only{true, false, false, false, true, false};
+  const std::vector<op_case> cases{
+    {"enroll at globex",
+     [&](std::uint64_t m, bool short_of, const std::string&) {
+       request r;
+       r.op = opcode::enroll;
+       r.member = short_of ? m : m + 500'000;  // m is enrolled (at acme)
+       r.brand = "globex";
+       return r;
+     },
+     globex_only, errc::member_exists},
+    {"capture of a hold at globex",
+     [&](std::uint64_t m, bool short_of, const std::string& txn) {
+       fund(m, 200, "globex");
+       auto h = g.c->hold(txn + "-h", m, 100, "globex");
+       REQUIRE(h.ok());
+       request r = member_op(opcode::capture, txn, m);
+       r.hold = h.hold;
+       r.points = short_of ? 150 : 50;  // more than the hold holds
+       return r;
+     },
+     globex_only, errc::invalid_amount},
+    {"release of a hold at globex",
+     [&](std::uint64_t m, bool, const std::string& txn) {
+       fund(m, 200, "globex");
+       auto h = g.c->hold(txn + "-h", m, 100, "globex");
+       REQUIRE(h.ok());
+       request r = member_op(opcode::release, txn, m);
+       r.hold = h.hold;
+       return r;
+     },
+     globex_only, errc::ok},
+    {"refund of a purchase at globex",
+     [&](std::uint64_t m, bool short_of, const std::string& txn) {
+       fund(m, 2000, "globex");
+       if (short_of)  // spent: the clawback would leave a debt over negative_balance_max (1000)
+         admin_ok(redeem_at(txn + "-spent", m, 2000, "globex"));
+       request r = member_op(opcode::refund, txn, m);
+       r.ref = "fund-" + std::to_string(m) + "-globex";
+       return r;
+     },
+     globex_only, errc::negative_balance_limit},
+    {"reverse_redemption of a redemption at globex",
+     [&](std::uint64_t m, bool short_of, const std::string& txn) {
+       fund(m, 200, "globex");
+       admin_ok(redeem_at(txn + "-rd", m, 100, "globex"));
+       if (short_of)
+         admin_ok(reverse(txn + "-first", m, txn + "-rd"));
+       return reverse(txn, m, txn + "-rd");
+     },
+     globex_only, errc::already_reversed},
+    {"reverse_redemption of a burn at skyair",
+     [&](std::uint64_t m, bool short_of, const std::string& txn) {
+       fund(m, 200, "globex");
+       admin_ok(partner_op(opcode::partner_burn, txn + "-pb", m, "skyair", 100));
+       if (short_of)
+         admin_ok(reverse(txn + "-first", m, txn + "-pb"));
+       return reverse(txn, m, txn + "-pb");
+     },
+     skyair_only, errc::already_reversed},
+    {"partner_earn at skyair",
+     [&](std::uint64_t m, bool, const std::string& txn) {
+       return partner_op(opcode::partner_earn, txn, m, "skyair", 100, 5000);
+     },
+     skyair_only, errc::ok},
+    {"partner_burn at skyair",
+     [&](std::uint64_t m, bool short_of, const std::string& txn) {
+       fund(m, short_of ? 50 : 200, "globex");
+       return partner_op(opcode::partner_burn, txn, m, "skyair", 100);
+     },
+     skyair_only, errc::insufficient_points},
+    {"redeem_reward of globex's lamp",
+     [&](std::uint64_t m, bool short_of, const std::string& txn) {
+       fund(m, short_of ? 200 : 300, "globex");  // it costs 250
+       request r = member_op(opcode::redeem_reward, txn, m);
+       r.reward = "lamp";
+       return r;
+     },
+     globex_only, errc::insufficient_points},
+    {"redeem at globex",
+     [&](std::uint64_t m, bool short_of, const std::string& txn) {
+       fund(m, short_of ? 50 : 200, "acme");
+       return redeem_at(txn, m, 100, "globex");
+     },
+     globex_only, errc::insufficient_points},
+    {"hold at globex",
+     [&](std::uint64_t m, bool short_of, const std::string& txn) {
+       fund(m, short_of ? 50 : 200, "acme");
+       request r = member_op(opcode::hold, txn, m);
+       r.points = 100;
+       r.brand = "globex";
+       return r;
+     },
+     globex_only, errc::insufficient_points},
+    {"transfer from a member of acme",
+     [&](std::uint64_t m, bool short_of, const std::string& txn) {
+       fund(m, short_of ? 50 : 200, "globex");
+       request r = member_op(opcode::transfer, txn, m);
+       r.to = 9;
+       r.points = 100;
+       return r;
+     },
+     acme_only, errc::insufficient_points},
+    {"link_alias of a member of acme",
+     [&](std::uint64_t m, bool short_of, const std::string& txn) {
+       request r = member_op(opcode::link_alias, txn, m);
+       r.alias = short_of ? "taken" : "card-" + txn;  // "taken" names member 9
+       return r;
+     },
+     acme_only, errc::alias_taken},
+  };
+  REQUIRE(g.c->enroll(9, "acme").ok());
+  REQUIRE(g.c->link_alias("alias-9", 9, "taken").ok());
+  for (const auto& oc : cases)
+    for (const bool short_of : {false, true}) {
+      if (short_of && oc.refusal == errc::ok)
+        continue;
+      for (std::size_t k = 0; k < keys.size(); ++k) {
+        const std::uint64_t m = next_member++;
+        const std::string txn = "k" + std::to_string(m);
+        REQUIRE(g.c->enroll(m, "acme").ok());
+        const request r = oc.prepare(m, short_of, txn);
+        const errc expected = !oc.allowed[k] ? errc::not_authorized : short_of ? oc.refusal : errc::ok;
+        INFO(oc.name << (short_of ? " (short)" : "") << " with the " << keys[k].name << " key");
+        const auto before = g.eng->ledger().last_seq();
+        auto res = keys[k].c->call(r);
+        INFO(to_string(res.code) << " " << res.message);
+        CHECK(res.code == expected);
+        if (expected == errc::ok)
+          CHECK(g.eng->ledger().last_seq() > before);
+        else
+          CHECK(g.eng->ledger().last_seq() == before);
       }
     }
   g.check_verify();

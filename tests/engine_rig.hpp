@@ -43,6 +43,7 @@ struct engine_rig {
   std::unique_ptr<io::engine> eng;
   std::unique_ptr<io::client> c;      // integrator (admin key: every brand, every operation)
   std::unique_ptr<io::client> admin;  // a second connection with the admin key
+  // (both without a key when a tweak configured none)
 
   // Applied to the engine's options before every start (tests that need
   // other limits, keys or sweeps).
@@ -83,12 +84,14 @@ struct engine_rig {
     o.clock = &clock;
     if (tweak)
       tweak(o);
+    // Without keys configured, hello takes none (docs/PROTOCOL.md 2.2).
+    const std::string key = o.settings.keys.empty() ? std::string() : std::string(admin_key);
     std::string err;
     eng = io::engine::start(std::move(o), err);
     INFO(err);
     REQUIRE(eng);
-    c = connect(admin_key);
-    admin = connect(admin_key);
+    c = connect(key);
+    admin = connect(key);
     connected();
   }
 

@@ -3,13 +3,19 @@
 // driven through the client library, with an injected clock that the tests
 // move instead of sleeping. Each journey checks the answers, the balance
 // view and, at the end, that the ledger verifies.
+#include "command.hpp"
 #include "engine_rig.hpp"
 #include "io/client/client.hpp"
 #include "io/server/engine.hpp"
+#include "io/wire/codec.hpp"
+
+#include <msgpack.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <thread>
 
 using namespace loyalty;
@@ -523,5 +529,302 @@ TEST_CASE("retries are idempotent, conflicts are refused, and state survives a r
   CHECK(h2.replayed);
   CHECK(h2.hold == h.hold);
   REQUIRE(g.c->capture("j8-cap", 12, h.hold).ok());
+  g.check_verify();
+}
+
+namespace {
+
+// The entry of a member's history (its newest 100) that `pick` chooses.
+template <class Pick>
+history_entry history_entry_of(client& c, std::uint64_t member, Pick pick) {
+  auto h = c.history(member, 0, 100);
+  INFO(h.message);
+  REQUIRE(h.ok());
+  for (const auto& e : h.entries)
+    if (pick(e))
+      return e;
+  FAIL("no such entry in the history of member " << member);
+  return {};
+}
+
+// Reads events frames of a subscribed client until the stream has passed
+// entry `through`.
+std::vector<stream_event> events_through(client& s, std::uint64_t through) {
+  std::vector<stream_event> out;
+  std::uint64_t next = 0;
+  while (next <= through) {
+    response r;
+    std::string err;
+    const bool got = s.receive(r, err, std::chrono::seconds(20));
+    INFO(err);
+    REQUIRE(got);
+    REQUIRE(r.ok());
+    for (auto& e : r.events)
+      out.push_back(std::move(e));
+    next = r.next;
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("capture and release entries name their hold's entry as ref in history, explain, journal and events",
+          "[journeys]") {
+  rig g;
+  g.enroll(40);
+  g.credit(40, 200);
+  auto sub = g.connect(test::read_key);
+  REQUIRE(sub->subscribe().ok());  // the events of the entries committed from now on
+  auto held = [&](const std::string& txn, std::int64_t points, std::uint64_t ttl_s = 0) {
+    auto h = g.c->hold(txn, 40, points, "", ttl_s);
+    INFO(h.message);
+    REQUIRE(h.ok());
+    return h;
+  };
+  auto posted = [](response r) {
+    INFO(r.message);
+    REQUIRE(r.ok());
+    return r;
+  };
+  std::map<std::uint64_t, std::uint64_t> hold_of;  // closing entry's seq -> the seq of the hold it closes
+  // Holds committed before they are closed, by the actor that opened them.
+  const auto h1 = held("a1-h1", 30);
+  hold_of[posted(g.c->capture("a1-cap", 40, h1.hold, 20)).seq] = h1.seq;
+  const auto h2 = held("a1-h2", 10);
+  hold_of[posted(g.c->release("a1-rel", 40, h2.hold)).seq] = h2.seq;
+  // A hold still on its way to the ledger when its capture is built: one
+  // batch runs them in order (hold ids are given one after the other).
+  auto element = [](opcode op, std::uint64_t id, const char* txn) {
+    request r;
+    r.op = op;
+    r.id = id;
+    r.txn = txn;
+    r.member = 40;
+    return r;
+  };
+  request batch;
+  batch.op = opcode::batch;
+  batch.ops = {element(opcode::hold, 1, "a1-h3"), element(opcode::capture, 2, "a1-cap3")};
+  batch.ops[0].points = 10;
+  batch.ops[1].hold = h2.hold + 1;
+  const auto& cap3 = batch.ops[1];
+  auto both = g.c->call(batch);
+  REQUIRE(both.results.size() == 2);
+  const auto h3 = posted(both.results[0]);
+  REQUIRE(h3.hold == cap3.hold);
+  hold_of[posted(both.results[1]).seq] = h3.seq;
+  // A hold whose time runs out: the engine releases it.
+  const auto h4 = held("a1-h4", 10, 60);
+  g.clock.advance(61'000'000ull);
+  CHECK(g.balance(40).held == 0);
+  const auto expired =
+    history_entry_of(*g.c, 40, [](const history_entry& e) { return e.kind == "release" && e.txn.empty(); });
+  hold_of[expired.seq] = h4.seq;
+
+  // history
+  std::size_t closing = 0;
+  for (const auto& e : g.c->history(40, 0, 100).entries)
+    if (e.kind == "capture" || e.kind == "release") {
+      INFO("history entry " << e.seq << " " << e.kind);
+      REQUIRE(hold_of.count(e.seq) == 1);
+      CHECK(e.ref == hold_of[e.seq]);
+      ++closing;
+    }
+  CHECK(closing == hold_of.size());
+  // explain
+  for (const char* txn : {"a1-cap", "a1-rel", "a1-cap3"}) {
+    request ex;
+    ex.op = opcode::explain;
+    ex.txn = txn;
+    auto r = posted(g.c->call(ex));
+    INFO("explain " << txn);
+    REQUIRE(r.entries.size() == 1);
+    CHECK(r.entries[0].ref == hold_of[r.seq]);
+  }
+  // journal
+  std::size_t journaled = 0;
+  for (const auto& j : posted(g.c->journal(h1.seq, 1000)).journal)
+    if (hold_of.count(j.entry.seq) == 1) {
+      INFO("journal entry " << j.entry.seq << " " << j.entry.kind);
+      CHECK(j.entry.ref == hold_of[j.entry.seq]);
+      ++journaled;
+    }
+  CHECK(journaled == hold_of.size());
+  // events
+  std::size_t streamed = 0;
+  for (const auto& e : events_through(*sub, expired.seq))
+    if (hold_of.count(e.seq) == 1) {
+      INFO("event " << e.seq << " " << e.type);
+      CHECK(e.ref == hold_of[e.seq]);
+      ++streamed;
+    }
+  CHECK(streamed == hold_of.size());
+  CHECK(hold_of.size() == 4);
+
+  // A hold opened before a restart and captured after it.
+  const auto h5 = held("a1-h5", 10);
+  sub.reset();
+  g.restart();
+  const auto cap5 = posted(g.c->capture("a1-cap5", 40, h5.hold));
+  CHECK(history_entry_of(*g.c, 40, [&](const history_entry& e) { return e.seq == cap5.seq; }).ref == h5.seq);
+  g.check_verify();
+}
+
+TEST_CASE("an enrollment whose welcome rule fires answers the enrollment's seq, with the welcome points and lines",
+          "[journeys]") {
+  rig g;
+  // Member 51's actor is awake (a request woke it) when it enrolls; member
+  // 50 enrolls without one.
+  CHECK(g.c->balance(51).code == errc::unknown_member);
+  for (std::uint64_t m : {50, 51}) {
+    INFO("member " << m);
+    auto en = g.c->enroll(m, "shop");
+    INFO(en.message);
+    REQUIRE(en.ok());
+    auto h = g.c->history(m);
+    REQUIRE(h.entries.size() == 2);
+    CHECK(h.entries[1].kind == "enroll");
+    CHECK(h.entries[0].kind == "event");
+    CHECK(en.seq == h.entries[1].seq);
+    CHECK(en.points == 50);
+    CHECK(en.balance == 50);
+    CHECK(en.lifetime == 50);
+    CHECK(lines_of(en) == lines{{"welcome", 50}});
+    CHECK_FALSE(en.replayed);
+  }
+  g.check_verify();
+}
+
+namespace {
+
+// An earn of 10.00 EUR at shop by member 60 as raw msgpack, with
+// `occurred_at` only when given.
+std::string raw_earn(std::uint64_t id, const std::string& txn, std::optional<std::uint64_t> occurred_at) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(occurred_at ? 8 : 7);
+  pk.pack("op"), pk.pack("earn");
+  pk.pack("id"), pk.pack(id);
+  pk.pack("txn"), pk.pack(txn);
+  pk.pack("member"), pk.pack(60);
+  pk.pack("brand"), pk.pack("shop");
+  pk.pack("amount"), pk.pack(1000);
+  pk.pack("currency"), pk.pack("EUR");
+  if (occurred_at)
+    pk.pack("occurred_at"), pk.pack(*occurred_at);
+  std::string out(4, '\0');
+  write_be32(reinterpret_cast<unsigned char*>(out.data()), static_cast<std::uint32_t>(buf.size()));
+  out.append(buf.data(), buf.size());
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("an earn without occurred_at happens at the engine's clock, and a retry without it is a replay",
+          "[journeys]") {
+  rig g;
+  g.enroll(60);
+  auto send = [&](const std::string& frame) {
+    g.c->send_raw(frame.data(), frame.size());
+    response r;
+    std::string err;
+    const bool got = g.c->receive(r, err, std::chrono::seconds(20));
+    INFO(err);
+    REQUIRE(got);
+    INFO(r.message);
+    return r;
+  };
+  const std::uint64_t received_at = g.clock.now_us();
+  auto first = send(raw_earn(1, "a12-e", std::nullopt));
+  REQUIRE(first.ok());
+  CHECK_FALSE(first.replayed);
+  CHECK(first.points == 110);  // base 10, first purchase 100
+  g.clock.advance(5 * 60'000'000ull);  // the engine's clock has moved on when the retry arrives
+  auto again = send(raw_earn(2, "a12-e", std::nullopt));
+  REQUIRE(again.ok());
+  CHECK(again.replayed);
+  CHECK(again.seq == first.seq);
+  CHECK(again.points == first.points);
+  // Absent and given are different content, even with the time it got.
+  CHECK(send(raw_earn(3, "a12-e", received_at)).code == errc::txn_id_conflict);
+  std::size_t earns = 0;
+  for (const auto& e : g.c->history(60).entries)
+    if (e.txn == "a12-e") {
+      ++earns;
+      CHECK(e.occurred_at_us == received_at);
+    }
+  CHECK(earns == 1);
+  // The client library leaves out an occurred_at of 0.
+  const auto lib = g.c->earn("a12-lib", 60, "shop", 500, "EUR", 0);
+  REQUIRE(lib.ok());
+  g.clock.advance(60'000'000ull);
+  const auto lib_again = g.c->earn("a12-lib", 60, "shop", 500, "EUR", 0);
+  CHECK(lib_again.replayed);
+  CHECK(lib_again.seq == lib.seq);
+  g.check_verify();
+}
+
+namespace {
+
+// Runs the real loyaltyctl with the admin key against the rig's engine;
+// returns what it printed (stdout and stderr) and sets its exit status.
+std::string loyaltyctl(const test::engine_rig& g, const std::string& args, int& status) {
+  return test::run_command(std::string(LOYALTYCTL_BIN) + " --port " + std::to_string(g.eng->port()) + " --key " +
+                             test::admin_key + " " + args + " 2>&1",
+                           status);
+}
+
+} // namespace
+
+TEST_CASE("loyaltyctl earn run twice with one --txn is a replay, and its human output prints times in ISO 8601",
+          "[journeys][tools]") {
+  rig g;
+  g.enroll(70);
+  int status = -1;
+  const std::string earn = "earn --txn a12-ctl --member 70 --brand shop --amount 1500";
+  auto out = loyaltyctl(g, earn, status);
+  INFO(out);
+  CHECK(status == 0);
+  CHECK(out.find("earned 115 points") != std::string::npos);  // base 15, first purchase 100
+  g.clock.advance(60'000'000ull);  // the person runs it again a minute later
+  out = loyaltyctl(g, earn, status);
+  CHECK(status == 0);
+  CHECK(out.find("replay of an earlier request") != std::string::npos);
+  out = loyaltyctl(g, "--json " + earn, status);
+  CHECK(status == 0);
+  CHECK(out.find("\"replayed\":true") != std::string::npos);
+  std::size_t earns = 0;
+  for (const auto& e : g.c->history(70).entries)
+    earns += e.txn == "a12-ctl" ? 1 : 0;
+  CHECK(earns == 1);
+  // Given, the time is sent: another time under the same txn id is other content.
+  out = loyaltyctl(g, earn + " --occurred-at " + std::to_string(t0 - 1), status);
+  CHECK(status == 1);
+  CHECK(out.find("txn_id_conflict") != std::string::npos);
+
+  // Times in human output: 2026-03-02T12:00:00Z is t0; lots live 730 days;
+  // holds 900 s by default.
+  out = loyaltyctl(g, "explain a12-ctl", status);
+  CHECK(status == 0);
+  CHECK(out.find("occurred at 2026-03-02T12:00:00Z, committed at 2026-03-02T12:00:00Z") != std::string::npos);
+  out = loyaltyctl(g, "history --member 70", status);
+  CHECK(status == 0);
+  CHECK(out.find("at 2026-03-02T12:00:00Z") != std::string::npos);
+  out = loyaltyctl(g, "balance 70", status);
+  CHECK(status == 0);
+  CHECK(out.find("165 points expire at 2028-03-01T12:00:00Z") != std::string::npos);  // welcome and purchase
+  out = loyaltyctl(g, "hold --txn a12-hold --member 70 --points 10", status);
+  CHECK(status == 0);
+  CHECK(out.find("expires at 2026-03-02T12:16:00Z") != std::string::npos);
+  g.clock.advance(500'000ull);
+  out = loyaltyctl(g, "adjust --txn a12-adj --member 70 --points 5 --reason goodwill --brand shop", status);
+  CHECK(status == 0);
+  out = loyaltyctl(g, "explain a12-adj", status);
+  CHECK(out.find("occurred at 2026-03-02T12:01:00.500000Z") != std::string::npos);
+  // No time is printed as raw microseconds any more.
+  for (const char* args : {"explain a12-ctl", "history --member 70", "balance 70"}) {
+    out = loyaltyctl(g, args, status);
+    CHECK(out.find(" us") == std::string::npos);
+  }
   g.check_verify();
 }

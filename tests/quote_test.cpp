@@ -3,9 +3,9 @@
 // code and posting nothing — no journal entry, no reservation of a rule's
 // program-wide cap, no change to the member's book. Runs the example
 // program (config/examples/retail.toml) on an in-process engine.
+#include "command.hpp"
 #include "engine_rig.hpp"
 
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <tuple>
@@ -381,13 +381,8 @@ TEST_CASE("loyaltyctl quote prints the quote and posts nothing", "[quote]") {
   const std::string cmd = std::string(LOYALTYCTL_BIN) + " --port " + std::to_string(g.eng->port()) + " --key " +
                           test::read_key + " --json quote --member 1 --brand acme --amount 800 --occurred-at " +
                           std::to_string(t0) + " --items C-1:coffee:1:500,ACME-BAG-01:bags::300 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p) != nullptr)
-    out += buf;
-  const int status = pclose(p);
+  int status = -1;
+  const std::string out = test::run_command(cmd, status);
   INFO(out);
   CHECK(status == 0);
   CHECK(out.find("\"op\":\"quote\"") != std::string::npos);

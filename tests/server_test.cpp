@@ -2,6 +2,7 @@
 // directory, CAF actors, Asio server on an ephemeral port) and the client
 // library, the load generator and loyaltyctl as integrators use them.
 #include "engine_process.hpp"
+#include "raw_wire.hpp"
 #include "temp_dir.hpp"
 #include "io/client/client.hpp"
 #include "io/wire/codec.hpp"
@@ -25,6 +26,7 @@
 
 using namespace loyalty;
 using namespace loyalty::io;
+using test::frame_of;
 
 namespace {
 
@@ -73,18 +75,6 @@ std::unique_ptr<client> connect(const engine& e, bool hello = true) {
   if (hello)
     REQUIRE(c->hello().ok());
   return c;
-}
-
-// A raw frame from a msgpack map built by `fill`.
-template <class F>
-std::string frame(F fill) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  fill(pk);
-  std::string out(4, '\0');
-  write_be32(reinterpret_cast<unsigned char*>(out.data()), static_cast<std::uint32_t>(buf.size()));
-  out.append(buf.data(), buf.size());
-  return out;
 }
 
 response receive_one(client& c) {
@@ -167,7 +157,7 @@ TEST_CASE("a hello with an unsupported version is answered and the connection cl
   temp_dir tmp;
   auto e = start_engine(test_settings(tmp.path));
   auto c = connect(*e, false);
-  auto f = frame([](auto& pk) {
+  auto f = frame_of([](auto& pk) {
     pk.pack_map(3);
     pk.pack("op"), pk.pack("hello");
     pk.pack("id"), pk.pack(1);
@@ -215,14 +205,14 @@ TEST_CASE("every kind of bad request gets its error code, posts nothing, and the
     return receive_one(*c);
   };
   // Missing field.
-  CHECK(raw(frame([](auto& pk) {
+  CHECK(raw(frame_of([](auto& pk) {
           pk.pack_map(3);
           pk.pack("op"), pk.pack("earn");
           pk.pack("id"), pk.pack(10);
           pk.pack("member"), pk.pack(1);
         })).code == errc::missing_field);
   // Wrong type: amount as a string.
-  CHECK(raw(frame([](auto& pk) {
+  CHECK(raw(frame_of([](auto& pk) {
           pk.pack_map(8);
           pk.pack("op"), pk.pack("earn");
           pk.pack("id"), pk.pack(11);
@@ -234,7 +224,7 @@ TEST_CASE("every kind of bad request gets its error code, posts nothing, and the
           pk.pack("occurred_at"), pk.pack(1);
         })).code == errc::wrong_type);
   // Amount above INT64_MAX.
-  CHECK(raw(frame([](auto& pk) {
+  CHECK(raw(frame_of([](auto& pk) {
           pk.pack_map(8);
           pk.pack("op"), pk.pack("earn");
           pk.pack("id"), pk.pack(12);
@@ -246,13 +236,13 @@ TEST_CASE("every kind of bad request gets its error code, posts nothing, and the
           pk.pack("occurred_at"), pk.pack(1);
         })).code == errc::amount_overflow);
   // Unknown operation.
-  CHECK(raw(frame([](auto& pk) {
+  CHECK(raw(frame_of([](auto& pk) {
           pk.pack_map(2);
           pk.pack("op"), pk.pack("teleport");
           pk.pack("id"), pk.pack(13);
         })).code == errc::unknown_operation);
   // Not a map.
-  CHECK(raw(frame([](auto& pk) { pk.pack(42); })).code == errc::wrong_type);
+  CHECK(raw(frame_of([](auto& pk) { pk.pack(42); })).code == errc::wrong_type);
 
   CHECK(c->call(earn_req(1, -5, "neg")).code == errc::invalid_amount);
   CHECK(c->call(earn_req(1, 0, "zero")).code == errc::invalid_amount);
@@ -281,6 +271,33 @@ TEST_CASE("every kind of bad request gets its error code, posts nothing, and the
   CHECK(replay.ok());
   CHECK(replay.replayed);
   CHECK(e->ledger().last_seq() == seq);
+}
+
+TEST_CASE("an enroll that names its member by alias alone is invalid_argument and posts nothing", "[io][server]") {
+  temp_dir tmp;
+  auto e = start_engine(test_settings(tmp.path));
+  auto c = connect(*e);
+  REQUIRE(c->enroll(1, "acme").ok());
+  REQUIRE(c->link_alias("l-1", 1, "card-1").ok());
+  const auto seq = e->ledger().last_seq();
+  // A new alias, and one that already names a member: neither enrolls anyone.
+  for (const char* alias : {"card-2", "card-1"}) {
+    INFO(alias);
+    const auto f = frame([&](auto& pk) {
+      pk.pack_map(4);
+      pk.pack("op"), pk.pack("enroll");
+      pk.pack("id"), pk.pack(20);
+      pk.pack("alias"), pk.pack(alias);
+      pk.pack("brand"), pk.pack("acme");
+    });
+    c->send_raw(f.data(), f.size());
+    auto r = receive_one(*c);
+    CHECK(r.id == 20);
+    CHECK(r.code == errc::invalid_argument);
+    CHECK(r.message.find("'alias'") != std::string::npos);
+  }
+  CHECK(e->ledger().last_seq() == seq);
+  CHECK(c->balance(1).ok());  // the connection stays usable
 }
 
 TEST_CASE("a frame over the size limit gets frame_too_large and the connection is closed, others go on",

@@ -4,6 +4,7 @@
 // without gaps or duplicates; consent, brand and type filters; tier and
 // expiry events; a subscriber that does not read never holds up ingestion
 // and loses nothing; loyaltyctl tail.
+#include "command.hpp"
 #include "engine_rig.hpp"
 
 #include "config/consent.hpp"
@@ -17,7 +18,6 @@
 #include <unistd.h>
 
 #include <array>
-#include <cstdio>
 #include <map>
 #include <set>
 #include <sstream>
@@ -542,13 +542,8 @@ TEST_CASE("loyaltyctl tail prints the events as JSON lines", "[stream][ctl]") {
   const auto newest = g.eng->ledger().last_seq();
   const std::string cmd = std::string(LOYALTYCTL_BIN) + " --port " + std::to_string(g.eng->port()) +
                           " --key " + test::admin_key + " tail --from 1 --no-follow 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (auto n = std::fread(buf.data(), 1, buf.size(), p))
-    out.append(buf.data(), n);
-  const int status = ::pclose(p);
+  int status = -1;
+  const std::string out = test::run_command(cmd, status);
   INFO(out);
   CHECK(status == 0);
   std::istringstream lines(out);

@@ -3,7 +3,7 @@
 #include "config/program.hpp"
 #include "io/client/cli_connection.hpp"
 #include "io/client/client.hpp"
-#include "io/client/json.hpp"
+#include "io/wire/json.hpp"
 #include "io/ctl/stream.hpp"
 #include "io/ctl/report.hpp"
 #include "io/ctl/bulk.hpp"
@@ -22,225 +22,6 @@ using namespace loyalty::io;
 
 namespace {
 
-void print_lines_json(const std::vector<line>& lines, std::ostream& os) {
-  os << ",\"lines\":[";
-  for (std::size_t i = 0; i < lines.size(); ++i)
-    os << (i ? "," : "") << "{\"kind\":" << quoted(lines[i].kind) << ",\"rule\":" << quoted(lines[i].rule)
-       << ",\"points\":" << lines[i].points << ",\"amount\":" << lines[i].amount << "}";
-  os << "]";
-}
-
-void print_settlements_json(const std::vector<settlement_move>& moves, std::ostream& os) {
-  os << ",\"settlements\":[";
-  for (std::size_t i = 0; i < moves.size(); ++i) {
-    const auto& m = moves[i];
-    os << (i ? "," : "") << "{\"payer\":" << quoted(m.payer) << ",\"payee\":" << quoted(m.payee)
-       << ",\"points\":" << m.points << ",\"amount\":" << m.amount << ",\"rate\":" << quoted(m.rate);
-    if (m.reversal)
-      os << ",\"reversal\":true";
-    os << "}";
-  }
-  os << "]";
-}
-
-void print_statement_json(const statement_result& st, std::ostream& os) {
-  os << ",\"statement\":{\"party\":" << quoted(st.party) << ",\"from_us\":" << st.from_us << ",\"to_us\":"
-     << st.to_us << ",\"first_seq\":" << st.first_seq << ",\"last_seq\":" << st.last_seq << ",\"opening\":"
-     << st.opening << ",\"closing\":" << st.closing << ",\"net\":" << st.net << ",\"points\":" << st.points
-     << ",\"line_count\":" << st.line_count << ",\"lines\":[";
-  for (std::size_t i = 0; i < st.lines.size(); ++i) {
-    const auto& l = st.lines[i];
-    os << (i ? "," : "") << "{\"seq\":" << l.seq << ",\"committed_at_us\":" << l.committed_at_us
-       << ",\"member\":" << l.member << ",\"kind\":" << quoted(l.kind) << ",\"txn\":" << quoted(l.txn)
-       << ",\"counterparty\":" << quoted(l.counterparty) << ",\"points\":" << l.points << ",\"due\":" << l.due
-       << ",\"rate\":" << quoted(l.rate);
-    if (l.reversal)
-      os << ",\"reversal\":true";
-    os << "}";
-  }
-  os << "],\"next_after\":" << st.next_after << "}";
-}
-
-void print_json(const response& r, std::ostream& os) {
-  os << "{\"id\":" << r.id << ",\"op\":\"" << to_string(r.op) << "\",\"ok\":" << (r.ok() ? "true" : "false");
-  if (!r.ok()) {
-    os << ",\"error\":\"" << to_string(r.code) << "\",\"code\":" << static_cast<int>(r.code) << ",\"message\":\""
-       << json_escape(r.message) << "\"}";
-    return;
-  }
-  auto posting = [&](bool with_tier) {
-    os << ",\"seq\":" << r.seq << ",\"member\":" << r.member << ",\"points\":" << r.points << ",\"balance\":"
-       << r.balance;
-    if (with_tier)
-      os << ",\"lifetime\":" << r.lifetime << ",\"tier\":" << quoted(r.tier);
-    os << ",\"replayed\":" << boolean(r.replayed);
-  };
-  // Issue 4: the settle records of a posting, only when there are any, so
-  // the JSON of answers that moved no money is what it was.
-  auto settlements = [&] {
-    if (!r.settlements.empty())
-      print_settlements_json(r.settlements, os);
-  };
-  switch (r.op) {
-    case opcode::hello:
-      os << ",\"version\":" << r.version << ",\"server\":\"" << json_escape(r.server) << "\"";
-      break;
-    case opcode::enroll:
-      os << ",\"seq\":" << r.seq << ",\"member\":" << r.member << ",\"points\":" << r.points << ",\"balance\":"
-         << r.balance << ",\"tier\":" << quoted(r.tier);
-      print_lines_json(r.lines, os);
-      break;
-    case opcode::earn:
-    case opcode::event:
-    case opcode::refund:
-      posting(true);
-      print_lines_json(r.lines, os);
-      settlements();
-      break;
-    case opcode::redeem:
-      posting(true);
-      settlements();
-      break;
-    case opcode::hold:
-      posting(false);
-      os << ",\"hold\":" << r.hold << ",\"expires_at_us\":" << r.expires_at_us;
-      break;
-    case opcode::redeem_reward:
-      posting(false);
-      os << ",\"reward\":" << quoted(r.reward);
-      settlements();
-      break;
-    case opcode::capture:
-    case opcode::release:
-    case opcode::reverse_redemption:
-    case opcode::adjust:
-    case opcode::transfer:
-      posting(false);
-      settlements();
-      break;
-    case opcode::partner_earn:
-    case opcode::partner_burn:
-      posting(true);
-      os << ",\"partner\":" << quoted(r.partner);
-      if (r.op == opcode::partner_earn)
-        print_lines_json(r.lines, os);
-      print_settlements_json(r.settlements, os);
-      break;
-    case opcode::liability: {
-      os << ",\"brands\":[";
-      for (std::size_t i = 0; i < r.liabilities.size(); ++i) {
-        const auto& b = r.liabilities[i];
-        os << (i ? "," : "") << "{\"brand\":" << quoted(b.brand) << ",\"issued\":" << b.issued
-           << ",\"redeemed\":" << b.redeemed << ",\"expired\":" << b.expired << ",\"outstanding\":"
-           << b.outstanding << ",\"cost_per_point\":" << quoted(b.cost_per_point) << ",\"liability\":"
-           << b.liability << ",\"settlement\":" << b.settlement << "}";
-      }
-      os << "]";
-      break;
-    }
-    case opcode::activity: {
-      const auto& a = r.activity;
-      os << ",\"activity\":{\"brand\":" << quoted(a.brand) << ",\"from_us\":" << a.from_us << ",\"to_us\":"
-         << a.to_us << ",\"first_seq\":" << a.first_seq << ",\"last_seq\":" << a.last_seq << ",\"issued\":"
-         << a.issued << ",\"refunded\":" << a.refunded << ",\"redeemed\":" << a.redeemed << ",\"reversed\":"
-         << a.reversed << ",\"expired\":" << a.expired << ",\"opening_outstanding\":" << a.opening_outstanding
-         << ",\"closing_outstanding\":" << a.closing_outstanding << ",\"closing_liability\":"
-         << a.closing_liability << ",\"settlement\":" << a.settlement << "}";
-      break;
-    }
-    case opcode::settlement: print_statement_json(r.statement, os); break;
-    case opcode::report: ctl::print_report_json(r.report, os); break;
-    case opcode::balance:
-      os << ",\"member\":" << r.member << ",\"brand\":\"" << json_escape(r.brand) << "\",\"balance\":" << r.balance
-         << ",\"lifetime\":" << r.lifetime << ",\"tier\":\"" << json_escape(r.tier) << "\""
-         << ",\"available\":" << r.available << ",\"pending\":" << r.pending << ",\"held\":" << r.held
-         << ",\"debt\":" << r.debt << ",\"next_tier\":" << quoted(r.next_tier) << ",\"qualifying\":"
-         << r.qualifying << ",\"to_next_tier\":" << r.to_next_tier << ",\"next_expiry_points\":"
-         << r.next_expiry_points << ",\"next_expiry_at_us\":" << r.next_expiry_at_us
-         << ",\"consents\":" << channels_json(r.consents);
-      break;
-    case opcode::consent:
-      os << ",\"seq\":" << r.seq << ",\"member\":" << r.member << ",\"consents\":" << channels_json(r.consents)
-         << ",\"replayed\":" << boolean(r.replayed);
-      break;
-    case opcode::link_alias:
-      os << ",\"seq\":" << r.seq << ",\"member\":" << r.member << ",\"replayed\":" << boolean(r.replayed);
-      break;
-    case opcode::lookup: os << ",\"member\":" << r.member; break;
-    case opcode::history: {
-      os << ",\"member\":" << r.member << ",\"entries\":[";
-      for (std::size_t i = 0; i < r.entries.size(); ++i) {
-        const auto& e = r.entries[i];
-        os << (i ? "," : "") << "{\"seq\":" << e.seq << ",\"kind\":" << quoted(e.kind) << ",\"txn\":"
-           << quoted(e.txn) << ",\"occurred_at_us\":" << e.occurred_at_us << ",\"committed_at_us\":"
-           << e.committed_at_us << ",\"points\":" << e.points << ",\"balance\":" << e.balance
-           << ",\"amount\":" << e.amount << ",\"brand\":" << quoted(e.brand) << ",\"ref\":" << e.ref
-           << ",\"counterparty\":" << e.counterparty;
-        if (!e.partner.empty())
-          os << ",\"partner\":" << quoted(e.partner);
-        os << "}";
-      }
-      os << "],\"next_before\":" << r.next_before;
-      break;
-    }
-    case opcode::expire:
-      os << ",\"expired\":" << r.expired << ",\"members\":" << r.members << ",\"seq\":" << r.seq;
-      break;
-    case opcode::reload:
-      os << ",\"policy_version\":" << r.policy_version;
-      break;
-    case opcode::explain: {
-      os << ",\"member\":" << r.member << ",\"seq\":" << r.seq << ",\"key_id\":" << r.key_id
-         << ",\"key_name\":" << quoted(r.key_name) << ",\"policy_version\":" << r.policy_version;
-      if (!r.entries.empty()) {
-        const auto& e = r.entries[0];
-        os << ",\"kind\":" << quoted(e.kind) << ",\"txn\":" << quoted(e.txn) << ",\"occurred_at_us\":"
-           << e.occurred_at_us << ",\"committed_at_us\":" << e.committed_at_us << ",\"amount\":" << e.amount
-           << ",\"brand\":" << quoted(e.brand) << ",\"ref\":" << e.ref;
-      }
-      os << ",\"moves\":[";
-      for (std::size_t i = 0; i < r.moves.size(); ++i)
-        os << (i ? "," : "") << "{\"account\":" << quoted(r.moves[i].account) << ",\"side\":"
-           << quoted(r.moves[i].side) << ",\"amount\":" << r.moves[i].amount << "}";
-      os << "]";
-      print_lines_json(r.lines, os);
-      if (!r.partner.empty())
-        os << ",\"partner\":" << quoted(r.partner);
-      settlements();
-      break;
-    }
-    case opcode::verify: {
-      os << ",\"valid\":" << (r.verify.valid ? "true" : "false") << ",\"entries\":" << r.verify.entries
-         << ",\"postings\":" << r.verify.postings << ",\"accounts\":" << r.verify.accounts << ",\"members\":"
-         << r.verify.members << ",\"txn_ids\":" << r.verify.txn_ids << ",\"problems\":[";
-      for (std::size_t i = 0; i < r.verify.problems.size(); ++i)
-        os << (i ? "," : "") << "\"" << json_escape(r.verify.problems[i]) << "\"";
-      os << "]";
-      break;
-    }
-    case opcode::backup:
-      os << ",\"seq\":" << r.seq << ",\"file\":" << quoted(r.file) << ",\"bytes\":" << r.bytes;
-      break;
-    case opcode::quote:
-      os << ",\"member\":" << r.member << ",\"points\":" << r.points << ",\"balance\":" << r.balance
-         << ",\"balance_after\":" << r.balance_after << ",\"tier\":" << quoted(r.tier) << ",\"tier_after\":"
-         << quoted(r.tier_after) << ",\"next_tier\":" << quoted(r.next_tier) << ",\"qualifying\":" << r.qualifying
-         << ",\"to_next_tier\":" << r.to_next_tier;
-      print_lines_json(r.lines, os);
-      os << ",\"quoted\":" << boolean(r.quoted);
-      break;
-    case opcode::stats: {
-      os << ",\"stats\":{";
-      for (std::size_t i = 0; i < r.stats.size(); ++i)
-        os << (i ? "," : "") << "\"" << json_escape(r.stats[i].first) << "\":" << r.stats[i].second;
-      os << "}";
-      break;
-    }
-    default: break;
-  }
-  os << "}";
-}
-
 void print_lines_text(const std::vector<line>& lines) {
   for (const auto& l : lines)
     std::cout << "  " << l.kind << (l.rule.empty() ? "" : " " + l.rule) << ": " << l.points << " points (amount "
@@ -258,10 +39,32 @@ void print_settlements_text(const std::vector<settlement_move>& moves) {
   }
 }
 
+// An instant for a person to read: ISO 8601 in UTC, to the second, with
+// the microseconds when there are any (2026-03-02T12:00:00Z,
+// 2026-03-02T12:00:00.500000Z). --json keeps the wire's microseconds.
+std::string iso_time(std::uint64_t us) {
+  constexpr std::uint64_t year_10000_us = 253'402'300'800'000'000ull;  // four-digit years only
+  if (us >= year_10000_us)
+    return std::to_string(us) + " us since the epoch";
+  const std::chrono::sys_time<std::chrono::microseconds> t{std::chrono::microseconds{static_cast<std::int64_t>(us)}};
+  const auto day = std::chrono::floor<std::chrono::days>(t);
+  const std::chrono::year_month_day ymd{day};
+  const std::chrono::hh_mm_ss hms{t - day};
+  char buf[48];
+  int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(ymd.year()),
+                        static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                        static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                        static_cast<int>(hms.seconds().count()));
+  if (const auto micros = us % 1'000'000; micros != 0)
+    n += std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), ".%06u", static_cast<unsigned>(micros));
+  std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), "Z");
+  return buf;
+}
+
 // "[from, to)" of a report period; 0 = open end.
 std::string period_text(std::uint64_t from_us, std::uint64_t to_us) {
-  return "commit time [" + (from_us == 0 ? std::string("beginning") : std::to_string(from_us) + " us") + ", " +
-         (to_us == 0 ? std::string("now") : std::to_string(to_us) + " us") + ")";
+  return "commit time [" + (from_us == 0 ? std::string("beginning") : iso_time(from_us)) + ", " +
+         (to_us == 0 ? std::string("now") : iso_time(to_us)) + ")";
 }
 
 void print_statement_text(const statement_result& st, bool all_pages) {
@@ -274,7 +77,7 @@ void print_statement_text(const statement_result& st, bool all_pages) {
     if (!l.txn.empty())
       std::cout << ", txn " << json_escape(l.txn);
     std::cout << ": due " << l.due << " (" << l.points << " points at " << l.rate << ", with " << l.counterparty
-              << ")" << (l.reversal ? " reversal" : "") << ", at " << l.committed_at_us << " us\n";
+              << ")" << (l.reversal ? " reversal" : "") << ", at " << iso_time(l.committed_at_us) << "\n";
   }
   if (st.next_after != 0 && !all_pages)
     std::cout << "more: --after " << st.next_after << " (or --all)\n";
@@ -357,8 +160,8 @@ void print_text(const response& r, const request& q, bool all_pages) {
       print_lines_text(r.lines);
       break;
     case opcode::hold:
-      std::cout << "held " << r.points << " points as hold " << r.hold << ", expires at " << r.expires_at_us
-                << " us";
+      std::cout << "held " << r.points << " points as hold " << r.hold << ", expires at "
+                << iso_time(r.expires_at_us);
       print_after(r, false);
       break;
     case opcode::capture:
@@ -399,7 +202,7 @@ void print_text(const response& r, const request& q, bool all_pages) {
         std::cout << "  next tier " << r.next_tier << ": " << r.to_next_tier << " to go (now " << r.qualifying
                   << ")\n";
       if (r.next_expiry_at_us != 0)
-        std::cout << "  " << r.next_expiry_points << " points expire at " << r.next_expiry_at_us << " us\n";
+        std::cout << "  " << r.next_expiry_points << " points expire at " << iso_time(r.next_expiry_at_us) << "\n";
       std::cout << "  consents to: " << channels_text(r.consents) << "\n";
       break;
     case opcode::consent:
@@ -416,8 +219,8 @@ void print_text(const response& r, const request& q, bool all_pages) {
       const auto& e = r.entries[0];
       std::cout << "seq " << e.seq << " " << e.kind << ", member " << r.member << ", txn " << json_escape(e.txn)
                 << "\n  posted by key " << r.key_id << (r.key_name.empty() ? "" : " (" + r.key_name + ")")
-                << ", program version " << r.policy_version << "\n  occurred at " << e.occurred_at_us
-                << " us, committed at " << e.committed_at_us << " us";
+                << ", program version " << r.policy_version << "\n  occurred at " << iso_time(e.occurred_at_us)
+                << ", committed at " << iso_time(e.committed_at_us);
       if (e.amount != 0) std::cout << ", amount " << e.amount;
       if (!e.brand.empty()) std::cout << ", brand " << e.brand;
       if (e.ref != 0) std::cout << ", ref seq " << e.ref;
@@ -438,7 +241,7 @@ void print_text(const response& r, const request& q, bool all_pages) {
         if (e.ref != 0) std::cout << ", ref seq " << e.ref;
         if (e.counterparty != 0) std::cout << ", counterparty " << e.counterparty;
         if (!e.partner.empty()) std::cout << ", partner " << e.partner;
-        std::cout << ", at " << e.occurred_at_us << " us\n";
+        std::cout << ", at " << iso_time(e.occurred_at_us) << "\n";
       }
       if (r.next_before != 0)
         std::cout << "more: --before " << r.next_before << "\n";
@@ -557,12 +360,6 @@ std::string parse_instant(const std::string& text, std::uint64_t& out) {
   return {};
 }
 
-std::uint64_t now_us() {
-  return static_cast<std::uint64_t>(
-    std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count());
-}
-
 // Prints a new key (32 random bytes as 64 hex digits) and its settings lines.
 int make_key(std::uint32_t id, const std::string& name, const std::string& scope, std::uint32_t rate) {
   std::ifstream rnd("/dev/urandom", std::ios::binary);
@@ -645,7 +442,9 @@ int main(int argc, char** argv) {
     sub->add_option("--brand", req.brand, "brand code")->required();
     sub->add_option("--amount", req.amount, "purchase amount in minor currency units (cents)")->required();
     sub->add_option("--currency", req.currency, "ISO 4217 currency code")->capture_default_str();
-    sub->add_option("--occurred-at", req.occurred_at_us, "time of the purchase, microseconds since the epoch (default: now)");
+    sub->add_option("--occurred-at", req.occurred_at_us,
+                    "time of the purchase, microseconds since the epoch (default: the engine's clock when it gets "
+                    "the request; a retry with the same --txn and no --occurred-at is then a replay)");
     sub->add_option("--items", items_text,
                     "line items sku:category:qty:amount,... (empty sku, category allowed; empty qty = 1); "
                     "the amounts must add up to --amount")
@@ -899,8 +698,6 @@ int main(int argc, char** argv) {
     if (!err.empty())
       return app.exit(CLI::ValidationError("--items", err));
   }
-  if ((*earn || *quote) && req.occurred_at_us == 0)
-    req.occurred_at_us = now_us();
   if (*consent) {
     std::uint32_t grant = 0, revoke = 0;
     if (auto err = parse_channels(grant_text, grant); !err.empty())
@@ -969,8 +766,7 @@ int main(int argc, char** argv) {
       r.statement.next_after = page.statement.next_after;
     }
     if (json || (r.op == opcode::report && report_opts.format == "json")) {
-      print_json(r, std::cout);
-      std::cout << "\n";
+      std::cout << response_json(r) << "\n";  // as the wire has it (docs/PROTOCOL.md)
     } else if (r.op == opcode::report && r.ok()) {
       ctl::print_report_csv(r.report, report_opts, std::cout);
     } else {

@@ -10,7 +10,7 @@
 // hold a comma, a quote or a line break.
 #include "io/ctl/report.hpp"
 
-#include "io/client/json.hpp"
+#include "io/wire/json.hpp"
 
 #include <string>
 
@@ -94,32 +94,6 @@ void print_report_csv(const report_result& rep, const report_options& opts, std:
     top_csv(rep, os);
   else
     brands_csv(rep, os);
-}
-
-void print_report_json(const report_result& rep, std::ostream& os) {
-  os << ",\"report\":{\"from_us\":" << rep.from_us << ",\"to_us\":" << rep.to_us << ",\"first_seq\":"
-     << rep.first_seq << ",\"last_seq\":" << rep.last_seq << ",\"active_days\":" << rep.active_days
-     << ",\"active_from_us\":" << rep.active_from_us << ",\"brands\":[";
-  for (std::size_t i = 0; i < rep.brands.size(); ++i) {
-    const auto& b = rep.brands[i];
-    os << (i ? "," : "") << "{\"brand\":" << quoted(b.brand) << ",\"issued\":" << b.issued << ",\"refunded\":"
-       << b.refunded << ",\"redeemed\":" << b.redeemed << ",\"reversed\":" << b.reversed << ",\"expired\":"
-       << b.expired << ",\"opening_outstanding\":" << b.opening_outstanding << ",\"closing_outstanding\":"
-       << b.closing_outstanding << ",\"cost_per_point\":" << quoted(b.cost_per_point)
-       << ",\"closing_liability\":" << b.closing_liability << ",\"settlement\":" << b.settlement
-       << ",\"settlement_closing\":" << b.settlement_closing << ",\"redemption_rate\":"
-       << quoted(b.redemption_rate) << ",\"redemption_rate_bp\":" << b.redemption_rate_bp << ",\"members\":"
-       << b.members << ",\"active_members\":" << b.active_members << ",\"active_rate_bp\":" << b.active_rate_bp
-       << ",\"tiers\":[";
-    for (std::size_t t = 0; t < b.tiers.size(); ++t)
-      os << (t ? "," : "") << "{\"tier\":" << quoted(b.tiers[t].tier) << ",\"members\":" << b.tiers[t].members
-         << "}";
-    os << "],\"top\":[";
-    for (std::size_t t = 0; t < b.top.size(); ++t)
-      os << (t ? "," : "") << "{\"member\":" << b.top[t].member << ",\"points\":" << b.top[t].points << "}";
-    os << "]}";
-  }
-  os << "]}";
 }
 
 } // namespace loyalty::io::ctl

@@ -26,7 +26,5 @@ void add_report_options(CLI::App& sub, request& req, report_options& opts);
 // brand (brands), per brand and tier (tiers) or per brand and earner (top).
 void print_report_csv(const report_result& rep, const report_options& opts, std::ostream& os);
 
-// The report as the "report" member of a JSON answer: `,"report":{...}`.
-void print_report_json(const report_result& rep, std::ostream& os);
 
 } // namespace loyalty::io::ctl

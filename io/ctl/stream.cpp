@@ -1,7 +1,7 @@
 #include "io/ctl/stream.hpp"
 
 #include "config/consent.hpp"
-#include "io/client/json.hpp"
+#include "io/wire/json.hpp"
 
 #include <iostream>
 #include <sstream>
@@ -28,15 +28,15 @@ std::string parse_names(const std::string& text, std::uint32_t& bits, BitOf bit_
 }
 
 template <class Names>
-std::string names_of(std::uint32_t bits, const Names& names, bool json) {
+std::string names_of(std::uint32_t bits, const Names& names) {
   std::string s;
   for (std::size_t i = 0; i < names.size(); ++i)
     if ((bits & (1u << i)) != 0) {
       if (!s.empty())
-        s += json ? "," : ", ";
-      s += json ? quoted(names[i]) : std::string(names[i]);
+        s += ", ";
+      s += names[i];
     }
-  return json ? "[" + s + "]" : s;
+  return s;
 }
 
 } // namespace
@@ -57,48 +57,12 @@ std::string parse_event_types(const std::string& text, std::uint32_t& bits) {
     "event type");
 }
 
-std::string channels_json(std::uint32_t bits) { return names_of(bits, consent_channel_names, true); }
-
 std::string channels_text(std::uint32_t bits) {
-  auto s = names_of(bits, consent_channel_names, false);
+  auto s = names_of(bits, consent_channel_names);
   return s.empty() ? "none" : s;
 }
 
-std::string event_types_text(std::uint32_t bits) { return names_of(bits, event_type_names, false); }
-
-std::string event_json(const stream_event& e) {
-  std::ostringstream os;
-  os << "{\"seq\":" << e.seq << ",\"type\":" << quoted(e.type) << ",\"entry\":" << quoted(e.entry)
-     << ",\"member\":" << e.member << ",\"brand\":" << quoted(e.brand) << ",\"txn\":" << quoted(e.txn)
-     << ",\"points\":" << e.points << ",\"balance\":" << e.balance << ",\"occurred_at_us\":" << e.occurred_at_us
-     << ",\"committed_at_us\":" << e.committed_at_us << ",\"consents\":" << channels_json(e.consents)
-     << ",\"tier\":" << quoted(e.tier);
-  if (!e.previous_tier.empty())
-    os << ",\"previous_tier\":" << quoted(e.previous_tier);
-  if (e.counterparty != 0)
-    os << ",\"counterparty\":" << e.counterparty;
-  if (!e.partner.empty())
-    os << ",\"partner\":" << quoted(e.partner);
-  if (e.amount != 0)
-    os << ",\"amount\":" << e.amount;
-  if (e.ref != 0)
-    os << ",\"ref\":" << e.ref;
-  if (e.hold != 0)
-    os << ",\"hold\":" << e.hold;
-  if (e.changed != 0)
-    os << ",\"changed\":" << channels_json(e.changed);
-  if (!e.source.empty())
-    os << ",\"source\":" << quoted(e.source);
-  if (!e.expiring.empty()) {
-    os << ",\"expiring\":[";
-    for (std::size_t i = 0; i < e.expiring.size(); ++i)
-      os << (i ? "," : "") << "{\"brand\":" << quoted(e.expiring[i].brand) << ",\"points\":" << e.expiring[i].points
-         << ",\"expires_at_us\":" << e.expiring[i].expires_at_us << "}";
-    os << "]";
-  }
-  os << "}";
-  return os.str();
-}
+std::string event_types_text(std::uint32_t bits) { return names_of(bits, event_type_names); }
 
 int run_tail(client& c, const request& sub, const tail_options& opt, std::ostream& out) {
   response first = c.call(sub);

@@ -16,14 +16,10 @@ namespace loyalty::io {
 [[nodiscard]] std::string parse_channels(const std::string& text, std::uint32_t& bits);
 // A comma-separated list of event type names as bits (event_type_names).
 [[nodiscard]] std::string parse_event_types(const std::string& text, std::uint32_t& bits);
-// Consent bits as a JSON array of names / as "email, sms" ("none" when empty).
-[[nodiscard]] std::string channels_json(std::uint32_t bits);
+// Consent bits as "email, sms" ("none" when empty).
 [[nodiscard]] std::string channels_text(std::uint32_t bits);
 // Event type bits as "points_earned, tier_changed".
 [[nodiscard]] std::string event_types_text(std::uint32_t bits);
-
-// One event as one line of JSON (no newline).
-[[nodiscard]] std::string event_json(const stream_event& e);
 
 struct tail_options {
   std::uint64_t count = 0;      // stop after this many events (0 = no limit)

@@ -28,6 +28,9 @@ void write_be32(unsigned char* p, std::uint32_t v) noexcept;
 
 // Appends one complete frame (length prefix + payload) to `out`.
 void encode_response(std::vector<char>& out, const response& r);
+// One event of an events frame as its own msgpack map (payload only, no
+// length prefix): what `loyaltyctl tail` prints, rendered as JSON.
+void encode_event(std::vector<char>& out, const stream_event& e);
 // The bytes one entry of a `journal` answer takes in it (the server cuts a
 // page at journal_page_bytes_max with it).
 [[nodiscard]] std::size_t journal_entry_bytes(const journal_entry& e);

@@ -15,24 +15,9 @@ namespace loyalty::io {
 
 namespace {
 
-// Indexed by opcode: the order of the enum.
-constexpr std::array<const char*, 35> op_names{
-  "none", "hello", "enroll", "earn", "redeem", "balance", "verify", "stats", "batch",
-  "event", "hold", "capture", "release", "redeem_reward", "refund", "reverse_redemption",
-  "adjust", "transfer", "link_alias", "lookup", "history", "expire", "explain", "reload",
-  "partner_earn", "partner_burn", "liability", "activity", "settlement", "backup",
-  "consent", "subscribe", "quote", "report", "journal"};
-static_assert(op_names.size() == static_cast<std::size_t>(opcode::journal) + 1);
-
 constexpr std::uint64_t member_id_max = (std::uint64_t{1} << 56) - 1;
 constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
 
-opcode opcode_from(std::string_view s) {
-  for (std::size_t i = 1; i < op_names.size(); ++i)
-    if (s == op_names[i])
-      return static_cast<opcode>(i);
-  return opcode::none;
-}
 
 // Bounds applied while unpacking, before any field is looked at: a frame
 // cannot make the decoder allocate much more than its own size.
@@ -466,7 +451,7 @@ void purchase_fields(reader& rd, request& r) {
   rd.str(f::f_brand, r.brand, 64);
   rd.amount(f::f_amount, r.amount);
   rd.currency();
-  rd.u64(f::f_occurred_at, r.occurred_at_us);
+  rd.u64(f::f_occurred_at, r.occurred_at_us, false);  // absent = the engine's clock when it gets the request
   if (rd.items(r.items))
     rd.items_sum_to(r.items, r.amount);
   rd.opt_str(f::f_channel, r.channel, code_bytes_max);
@@ -486,10 +471,13 @@ void decode_fields(reader& rd, request& r, bool in_batch) {
       break;
     }
     case opcode::enroll:
+      // Before `member`: an alias alone is the mistake, not a missing member.
+      if (rd.has(f::f_alias)) {
+        rd.fail(errc::invalid_argument, "enroll takes 'member', not 'alias' (link an alias after enrolling)");
+        break;
+      }
       rd.member();
       rd.str(f::f_brand, r.brand, 64);
-      if (rd.has(f::f_alias))
-        rd.fail(errc::invalid_argument, "enroll takes 'member', not 'alias' (link an alias after enrolling)");
       break;
     case opcode::earn:
       rd.txn();
@@ -679,10 +667,6 @@ void decode_fields(reader& rd, request& r, bool in_batch) {
       break;
     }
     case opcode::batch: {
-      if (in_batch) {
-        rd.fail(errc::invalid_argument, "a batch cannot contain a batch");
-        break;
-      }
       auto* ops = rd.get(f::f_ops, true);
       if (ops == nullptr)
         break;
@@ -730,16 +714,12 @@ void decode_map(const msgpack::object& o, request& r, bool in_batch) {
   }
   if (rd.failed())
     return;
-  // Connection and engine-wide operations stay out of batches, and so do the
-  // coalition reports (liability, activity, settlement: reads over every
-  // member, not member operations); every member operation (partner_earn
-  // and partner_burn included) and lookup may be batched. A nested batch is
-  // refused below.
-  if (in_batch && (r.op == opcode::hello || r.op == opcode::verify || r.op == opcode::stats ||
-                   r.op == opcode::reload || r.op == opcode::liability || r.op == opcode::activity ||
-                   r.op == opcode::settlement || r.op == opcode::backup || r.op == opcode::subscribe ||
-                   r.op == opcode::report || r.op == opcode::journal)) {
-    rd.fail(errc::invalid_argument, "operation '" + op + "' cannot be part of a batch");
+  // Only member operations (and the member reads) may be batched
+  // (io/wire/operations.hpp); connection, engine-wide and report operations
+  // stay out, and so does a batch itself.
+  if (in_batch && !info(r.op).batchable) {
+    rd.fail(errc::invalid_argument, r.op == opcode::batch ? std::string("a batch cannot contain a batch")
+                                                          : "operation '" + op + "' cannot be part of a batch");
     return;
   }
   decode_fields(rd, r, in_batch);
@@ -1070,41 +1050,45 @@ void pack_consents(packer& pk, std::uint32_t bits) {
       pack_str(pk, consent_channel_names[i]);
 }
 
+void pack_event(packer& pk, const stream_event& e) {
+  pack_map(pk, [&](map_out& m) {
+    m.u64("seq", e.seq);
+    m.str("type", e.type);
+    m.str("entry", e.entry);
+    m.u64("member", e.member);
+    m.str("brand", e.brand);
+    m.bin("txn", e.txn);  // txn ids are bytes
+    m.i64("points", e.points);
+    m.i64("balance", e.balance);
+    m.u64("occurred_at_us", e.occurred_at_us);
+    m.u64("committed_at_us", e.committed_at_us);
+    m.value("consents", [&](packer& p) { pack_consents(p, e.consents); });
+    m.str("tier", e.tier);
+    if (!e.previous_tier.empty()) m.str("previous_tier", e.previous_tier);
+    if (e.counterparty != 0) m.u64("counterparty", e.counterparty);
+    if (!e.partner.empty()) m.str("partner", e.partner);
+    if (e.amount != 0) m.i64("amount", e.amount);
+    if (e.ref != 0) m.u64("ref", e.ref);
+    if (e.hold != 0) m.u64("hold", e.hold);
+    if (e.changed != 0) m.value("changed", [&](packer& p) { pack_consents(p, e.changed); });
+    if (!e.source.empty()) m.str("source", e.source);
+    if (!e.expiring.empty())
+      m.value("expiring", [&](packer& p) {
+        p.pack_array(static_cast<std::uint32_t>(e.expiring.size()));
+        for (const auto& l : e.expiring)
+          pack_map(p, [&](map_out& x) {
+            x.str("brand", l.brand);
+            x.i64("points", l.points);
+            x.u64("expires_at_us", l.expires_at_us);
+          });
+      });
+  });
+}
+
 void pack_events(packer& pk, const std::vector<stream_event>& events) {
   pk.pack_array(static_cast<std::uint32_t>(events.size()));
   for (const auto& e : events)
-    pack_map(pk, [&](map_out& m) {
-      m.u64("seq", e.seq);
-      m.str("type", e.type);
-      m.str("entry", e.entry);
-      m.u64("member", e.member);
-      m.str("brand", e.brand);
-      m.bin("txn", e.txn);  // txn ids are bytes
-      m.i64("points", e.points);
-      m.i64("balance", e.balance);
-      m.u64("occurred_at_us", e.occurred_at_us);
-      m.u64("committed_at_us", e.committed_at_us);
-      m.value("consents", [&](packer& p) { pack_consents(p, e.consents); });
-      m.str("tier", e.tier);
-      if (!e.previous_tier.empty()) m.str("previous_tier", e.previous_tier);
-      if (e.counterparty != 0) m.u64("counterparty", e.counterparty);
-      if (!e.partner.empty()) m.str("partner", e.partner);
-      if (e.amount != 0) m.i64("amount", e.amount);
-      if (e.ref != 0) m.u64("ref", e.ref);
-      if (e.hold != 0) m.u64("hold", e.hold);
-      if (e.changed != 0) m.value("changed", [&](packer& p) { pack_consents(p, e.changed); });
-      if (!e.source.empty()) m.str("source", e.source);
-      if (!e.expiring.empty())
-        m.value("expiring", [&](packer& p) {
-          p.pack_array(static_cast<std::uint32_t>(e.expiring.size()));
-          for (const auto& l : e.expiring)
-            pack_map(p, [&](map_out& x) {
-              x.str("brand", l.brand);
-              x.i64("points", l.points);
-              x.u64("expires_at_us", l.expires_at_us);
-            });
-        });
-    });
+    pack_event(pk, e);
 }
 
 void pack_report(packer& pk, const report_result& rep) {
@@ -1398,7 +1382,7 @@ void pack_response(packer& pk, const response& r) {
   pack_map(pk, [&](map_out& m) {
     const bool ok = r.code == errc::ok;
     m.u64("id", r.id);
-    m.str("op", op_names[static_cast<std::size_t>(r.op)]);
+    m.str("op", to_string(r.op));
     m.boolean("ok", ok);
     if (!ok) {
       m.str("error", to_string(r.code));
@@ -1429,7 +1413,7 @@ void request_fields(map_out& m, const request& r) {
     m.str("brand", r.brand);
     m.i64("amount", r.amount);
     m.str("currency", r.currency);
-    m.u64("occurred_at", r.occurred_at_us);
+    if (r.occurred_at_us != 0) m.u64("occurred_at", r.occurred_at_us);
     if (!r.items.empty()) m.value("items", [&](packer& p) { pack_items(p, r.items); });
     if (!r.channel.empty()) m.str("channel", r.channel);
     if (!r.store.empty()) m.str("store", r.store);
@@ -1620,7 +1604,7 @@ void request_fields(map_out& m, const request& r) {
 
 void pack_request(packer& pk, const request& r) {
   pack_map(pk, [&](map_out& m) {
-    m.str("op", op_names[static_cast<std::size_t>(r.op)]);
+    m.str("op", to_string(r.op));
     m.u64("id", r.id);
     request_fields(m, r);
   });
@@ -2075,11 +2059,6 @@ void unpack_response(const msgpack::object& o, response& r) {
 
 } // namespace
 
-const char* to_string(opcode op) noexcept {
-  auto i = static_cast<std::size_t>(op);
-  return i < op_names.size() ? op_names[i] : "none";
-}
-
 std::uint32_t read_be32(const unsigned char* p) noexcept {
   return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
 }
@@ -2126,6 +2105,12 @@ std::size_t journal_entry_bytes(const journal_entry& e) {
   pack_journal_entry(pk, e);
   pk.finish();
   return scratch.size();
+}
+
+void encode_event(std::vector<char>& out, const stream_event& e) {
+  packer pk(out);
+  pack_event(pk, e);
+  pk.finish();
 }
 
 void encode_response(std::vector<char>& out, const response& r) {

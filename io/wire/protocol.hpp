@@ -8,6 +8,7 @@
 
 #include "config/errc.hpp"
 #include "config/limits.hpp"
+#include "io/wire/operations.hpp"
 
 #include <array>
 #include <cstddef>
@@ -19,51 +20,7 @@
 
 namespace loyalty::io {
 
-enum class opcode : std::uint8_t {
-  none = 0,  // not decoded (error before `op` was read)
-  hello,
-  enroll,
-  earn,
-  redeem,
-  balance,
-  verify,
-  stats,
-  batch,
-  // issue 3 (appended: the order is the op_names table of the codec)
-  event,
-  hold,
-  capture,
-  release,
-  redeem_reward,
-  refund,
-  reverse_redemption,
-  adjust,
-  transfer,
-  link_alias,
-  lookup,
-  history,
-  expire,
-  // issue 4
-  explain,
-  reload,
-  partner_earn,
-  partner_burn,
-  liability,
-  activity,
-  settlement,
-  // issue 6
-  backup,
-  // issue 7
-  consent,
-  subscribe,
-  quote,  // a dry-run earn: what it would give, posting nothing
-  // KPI reports
-  report,
-  // bulk export (docs/PROTOCOL.md, journal)
-  journal,
-};
-
-[[nodiscard]] const char* to_string(opcode op) noexcept;
+// opcode and the facts of each operation: io/wire/operations.hpp.
 
 // Bounds of request fields added in issue 3, checked by the decoder
 // (docs/PROTOCOL.md section 7).

@@ -5,7 +5,7 @@
 // Header-only, no state shared.
 #pragma once
 
-#include "io/client/json.hpp"
+#include "io/wire/json.hpp"
 
 #include <charconv>
 #include <cstdint>

@@ -1,0 +1,91 @@
+// The engine's admin operations (docs/PROTOCOL.md: stats, verify, backup,
+// expire of every member, reload). All but stats run as jobs off the io
+// thread, each in its own slot.
+#include "io/server/handlers/handlers.hpp"
+
+#include "actors/sweeper.hpp"
+#include "config/log.hpp"
+
+namespace loyalty::io::handlers {
+
+handled stats(server::impl& srv, const caller&, const request&) {
+  response r;
+  r.stats = srv.stats();
+  return handled::answer(std::move(r));
+}
+
+// Its own read transaction: the engine keeps serving.
+handled verify(server::impl&, const caller&, const request&) {
+  return handled::job(job_slot::verify, "a verify is already running", [](server::impl& s) {
+    auto rep = s.deps.ledger->verify();
+    response r;
+    r.verify.valid = rep.ok;
+    r.verify.entries = rep.entries;
+    r.verify.postings = rep.postings;
+    r.verify.accounts = rep.accounts;
+    r.verify.members = rep.members;
+    r.verify.txn_ids = rep.txn_ids;
+    r.verify.problems = std::move(rep.problems);
+    return r;
+  });
+}
+
+// A hot backup into a directory of the engine's host (admin keys only):
+// LMDB's compacting copy in one read transaction; the writer keeps
+// committing meanwhile.
+handled backup(server::impl&, const caller& who, const request& req) {
+  log(log_level::info, "key %u: backup into %s", who.key_id(), req.path.c_str());
+  return handled::job(job_slot::backup, "a backup is already running", [path = req.path](server::impl& s) {
+    response r;
+    std::string error;
+    auto b = s.deps.ledger->backup(path, error);
+    if (!b) {
+      log(log_level::error, "backup into %s failed: %s", path.c_str(), error.c_str());
+      return refusal(errc::invalid_argument, std::move(error));
+    }
+    r.seq = b->seq;
+    r.file = b->file;
+    r.bytes = b->bytes;
+    log(log_level::info, "backup: %s holds the journal up to seq %llu, %llu bytes, in %llu ms", b->file.c_str(),
+        static_cast<unsigned long long>(b->seq), static_cast<unsigned long long>(b->bytes),
+        static_cast<unsigned long long>(b->micros / 1000));
+    return r;
+  });
+}
+
+// A pass of the expiry sweeper over every member, answered when done.
+handled sweep(server::impl& srv, const caller&, const request& req) {
+  if (srv.deps.sweeper == nullptr)
+    return handled::error(errc::unavailable, "this engine has no expiry sweeper");
+  const std::uint64_t now = srv.deps.clock->now_us();
+  if (req.as_of_us > now)
+    return handled::error(errc::invalid_argument, "as_of_us is in the future");
+  const std::uint64_t as_of = req.as_of_us != 0 ? req.as_of_us : now;
+  return handled::job(job_slot::sweep, "an expiry sweep is already running", [as_of](server::impl& s) {
+    // busy here: the engine's periodic sweep is running
+    auto res = s.deps.sweeper->run(as_of, 0, s.stopped);
+    response r;
+    r.code = res.code;
+    r.members = res.members;
+    r.expired = res.expired;
+    return r;
+  });
+}
+
+// The program file is validated and, if it holds, becomes the next
+// version. A job: it waits for the ledger writer.
+handled reload(server::impl& srv, const caller& who, const request&) {
+  if (!srv.deps.reload)
+    return handled::error(errc::unavailable, "this engine cannot reload its program");
+  log(log_level::info, "key %u: program reload requested", who.key_id());
+  return handled::job(job_slot::reload, "a reload is already running", [](server::impl& s) {
+    response r;
+    std::string error;
+    r.policy_version = s.deps.reload(error);
+    if (r.policy_version == 0)
+      return refusal(errc::invalid_program, std::move(error));
+    return r;
+  });
+}
+
+} // namespace loyalty::io::handlers
