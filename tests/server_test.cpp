@@ -283,7 +283,7 @@ TEST_CASE("an enroll that names its member by alias alone is invalid_argument an
   // A new alias, and one that already names a member: neither enrolls anyone.
   for (const char* alias : {"card-2", "card-1"}) {
     INFO(alias);
-    const auto f = frame([&](auto& pk) {
+    const auto f = frame_of([&](auto& pk) {
       pk.pack_map(4);
       pk.pack("op"), pk.pack("enroll");
       pk.pack("id"), pk.pack(20);
