@@ -230,63 +230,15 @@ void check_postings(ledger::ledger& l, std::uint64_t before, std::uint64_t after
   }
 }
 
-// What an operation answered ok must have posted.
-enum class posts {
-  nothing,   // reads, admin and reports; expire posts what is due, maybe nothing
-  entry,     // an entry carrying the request's txn id
-  enrolled,  // the member's enroll entry (no txn id)
-};
-
-posts posting_of(opcode op) {
-  switch (op) {
-    case opcode::earn:
-    case opcode::redeem:
-    case opcode::event:
-    case opcode::hold:
-    case opcode::capture:
-    case opcode::release:
-    case opcode::redeem_reward:
-    case opcode::refund:
-    case opcode::reverse_redemption:
-    case opcode::adjust:
-    case opcode::transfer:
-    case opcode::link_alias:
-    case opcode::partner_earn:
-    case opcode::partner_burn:
-    case opcode::consent:
-      return posts::entry;
-    case opcode::enroll:
-      return posts::enrolled;
-    case opcode::none:
-    case opcode::hello:
-    case opcode::balance:
-    case opcode::verify:
-    case opcode::stats:
-    case opcode::batch:  // its elements, each on its own
-    case opcode::lookup:
-    case opcode::history:
-    case opcode::expire:
-    case opcode::explain:
-    case opcode::reload:
-    case opcode::liability:
-    case opcode::activity:
-    case opcode::settlement:
-    case opcode::backup:
-    case opcode::subscribe:
-    case opcode::quote:
-    case opcode::report:
-    case opcode::journal:
-      return posts::nothing;
-  }
-  return posts::nothing;
-}
-
 // An answer ok to a posting request names the entry the request posted:
 // committed in (before, after], or at or before `before` when replayed.
+// Which operations post is the operation table's `posts`; an enroll's entry
+// carries no txn id (it is the member's enroll entry, not its welcome
+// bonus), and an expire posts what is due,
+// maybe nothing.
 void check_posted(ledger::ledger& l, std::uint64_t before, std::uint64_t after, const request& r,
                   const response& a) {
-  const posts what = posting_of(r.op);
-  if (!a.ok() || what == posts::nothing)
+  if (!a.ok() || !info(r.op).posts || r.op == opcode::expire)
     return;
   // A link_alias of an alias that already names the member posts nothing:
   // replayed, seq 0 (docs/PROTOCOL.md, link_alias).
@@ -301,7 +253,9 @@ void check_posted(ledger::ledger& l, std::uint64_t before, std::uint64_t after, 
   const auto e = l.read_entry(a.seq);
   if (!e)
     fail("an answer ok names an entry that cannot be read", which);
-  const bool its_own = what == posts::entry ? e->txn_id == r.txn : e->header.member_id == r.member;
+  const bool enrolled = e->header.member_id == r.member &&
+                        e->header.kind == static_cast<std::uint16_t>(ledger::entry_kind::enroll);
+  const bool its_own = r.op == opcode::enroll ? enrolled : e->txn_id == r.txn;
   if (!its_own)
     fail("an answer ok names another request's entry", which);
 }
