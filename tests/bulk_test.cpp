@@ -306,14 +306,19 @@ TEST_CASE("import records consents as the file states them and a rerun posts not
   CHECK(b3.consents == 0);
   CHECK(g.c->balance(4).code == errc::unknown_member);
   // The consent entries: members 1 and 3 (2 stated nothing), source "import".
-  auto x = g.c->call([] {
+  auto explain = [&](const std::string& txn) {
     request q;
     q.op = opcode::explain;
-    q.txn = "consent:1";
-    return q;
-  }());
-  REQUIRE(x.ok());
-  CHECK(x.entries.at(0).kind == "consent");
+    q.txn = txn;
+    return g.c->call(q);
+  };
+  for (const char* txn : {"consent:1", "consent:3"}) {
+    INFO(txn);
+    auto x = explain(txn);
+    REQUIRE(x.ok());
+    CHECK(x.entries.at(0).kind == "consent");
+  }
+  CHECK(explain("consent:2").code == errc::unknown_txn);
   const auto seq = g.last_seq();
   CHECK(g.ctl("import " + file.string(), test::admin_key) == 2);  // row 4 still fails
   CHECK(g.last_seq() == seq);

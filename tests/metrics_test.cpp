@@ -2,7 +2,9 @@
 // temporary directory, CAF actors, the wire server) with its metrics on a
 // free loopback port, requests sent over the wire protocol, and scrapes made
 // with a plain TCP socket, read until the server closes. The exposition text
-// is parsed line by line as a scraper would.
+// is parsed line by line as a scraper would. The real loyaltyd binary, with
+// --metrics-port on its command line, is scraped the same way.
+#include "engine_process.hpp"
 #include "engine_rig.hpp"
 
 #include "io/server/metrics_text.hpp"
@@ -18,10 +20,12 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -93,13 +97,23 @@ struct socket_fd {
   }
 };
 
-socket_fd connect_to(std::uint16_t port) {
+socket_fd tcp_socket() {
   socket_fd s(::socket(AF_INET, SOCK_STREAM, 0));
   REQUIRE(s.fd >= 0);
+  return s;
+}
+
+sockaddr_in loopback(std::uint16_t port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+socket_fd connect_to(std::uint16_t port) {
+  auto s = tcp_socket();
+  const auto a = loopback(port);
   REQUIRE(::connect(s.fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0);
   // A guard so that a server that never answers fails the test instead of
   // hanging it; nothing is measured.
@@ -494,18 +508,146 @@ TEST_CASE("connections over the limit are answered 503 until one of the others e
   CHECK(status == "200 OK");
 }
 
-TEST_CASE("without a metrics port the endpoint is off", "[io][metrics]") {
+namespace {
+
+// The TCP ports this process listens on: its sockets (/proc/self/fd) found
+// in the kernel's tables in state LISTEN.
+std::set<std::uint16_t> listening_ports() {
+  std::set<std::string> inodes;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const auto target = std::filesystem::read_symlink(e.path(), ec).string();
+    if (!ec && target.rfind("socket:[", 0) == 0)
+      inodes.insert(target.substr(8, target.size() - 9));
+  }
+  std::set<std::uint16_t> ports;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+      std::istringstream f(line);
+      std::string sl, local, remote, st, queues, timer, retransmits, uid, timeout, inode;
+      f >> sl >> local >> remote >> st >> queues >> timer >> retransmits >> uid >> timeout >> inode;
+      if (st == "0A" && inodes.count(inode) != 0)
+        ports.insert(static_cast<std::uint16_t>(std::stoul(local.substr(local.find(':') + 1), nullptr, 16)));
+    }
+  }
+  return ports;
+}
+
+// A loopback port nothing listens on (the system's pick, released again).
+std::uint16_t free_port() {
+  auto s = tcp_socket();
+  auto a = loopback(0);
+  REQUIRE(::bind(s.fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(s.fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  return ntohs(a.sin_port);
+}
+
+// Whether a TCP connection to the loopback port is refused.
+bool connection_refused(std::uint16_t port) {
+  auto s = tcp_socket();
+  const auto a = loopback(port);
+  return ::connect(s.fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0 && errno == ECONNREFUSED;
+}
+
+// The real loyaltyd, started with the settings file and program of `dir`
+// and `args` on its command line after them (an executable script in
+// front of it, which engine_process runs in its place).
+test::engine_process_options loyaltyd_with(const test::temp_dir& dir, const std::string& args,
+                                           const std::string& settings) {
+  std::ofstream(dir.path / "program.toml") << program_toml;
+  const auto script = dir.path / "loyaltyd.sh";
+  std::ofstream(script) << "#!/bin/sh\nexec " << LOYALTYD_BIN << " \"$@\" " << args << "\n";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  test::engine_process_options o;
+  o.binary = script.string();
+  o.dir = dir.path;
+  o.program = (dir.path / "program.toml").string();
+  o.extra_settings = settings;
+  return o;
+}
+
+std::string file_text(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+} // namespace
+
+TEST_CASE("without a metrics port the endpoint is off: the engine listens on its wire port only", "[io][metrics]") {
+  const auto before = listening_ports();
+  {
+    metrics_rig on;  // the control: the same check sees an endpoint that is on
+    auto now = listening_ports();
+    CHECK(now.count(on.eng->port()) == 1);
+    CHECK(now.count(on.eng->metrics_port()) == 1);
+  }
   test::engine_rig g("metrics-off", program_toml, t0);
   CHECK(g.eng->metrics_port() == 0);
+  auto added = listening_ports();
+  for (auto p : before)
+    added.erase(p);
+  CHECK(added == std::set<std::uint16_t>{g.eng->port()});
+}
+
+TEST_CASE("loyaltyd --metrics-port 0 turns off the endpoint its settings name", "[io][metrics]") {
+  test::temp_dir dir("metrics-cli-off");
+  const auto port = free_port();
+  test::engine_process eng(loyaltyd_with(dir, "--metrics-port 0", "metrics_port = " + std::to_string(port)));
+  std::string err;
+  auto c = client::connect("127.0.0.1", eng.port(), err);
+  INFO(err);
+  REQUIRE(c);
+  REQUIRE(c->hello().ok());  // serving
+  CHECK(connection_refused(port));
+  CHECK(file_text(eng.stderr_file()).find("metrics on ") == std::string::npos);
+}
+
+TEST_CASE("a real loyaltyd --metrics-port serves /metrics over HTTP, and a request moves its counter",
+          "[io][metrics]") {
+  test::temp_dir dir("metrics-cli");
+  const auto port = free_port();
+  test::engine_process eng(loyaltyd_with(dir, "--metrics-port " + std::to_string(port), ""));
+  CHECK(file_text(eng.stderr_file()).find("metrics on http://127.0.0.1:" + std::to_string(port) + "/metrics") !=
+        std::string::npos);
+  const auto first = scrape(port);
+  REQUIRE(first.status == "200 OK");
+  CHECK(first.headers.at("content-type") == "text/plain; version=0.0.4; charset=utf-8");
+  const auto x = parse_exposition(first.body);
+  INFO(first.body);
+  CHECK(x.bad.empty());
+  for (const auto* name : {"loyaltyd_requests_total", "loyaltyd_errors_total", "loyaltyd_connections",
+                           "loyaltyd_commit_batch_entries", "loyaltyd_commit_seconds", "loyaltyd_ledger_last_seq",
+                           "loyaltyd_lmdb_map_bytes", "loyaltyd_members_active", "loyaltyd_process_resident_anon_bytes",
+                           "loyaltyd_connections_closed_total"}) {
+    INFO(name);
+    CHECK(x.type.count(name) == 1);
+  }
+  CHECK(value_of(x, "loyaltyd_requests_total", {{"op", "enroll"}}) == 0);
+  CHECK(value_of(x, "loyaltyd_lmdb_map_bytes") == static_cast<double>(1ull << 30));  // map_gib = 1
+
+  std::string err;
+  auto c = client::connect("127.0.0.1", eng.port(), err);
+  INFO(err);
+  REQUIRE(c);
+  REQUIRE(c->hello().ok());
+  REQUIRE(c->enroll(1, "shop").ok());
+  const auto y = parse_exposition(scrape(port).body);
+  CHECK(value_of(y, "loyaltyd_requests_total", {{"op", "enroll"}}) == 1);
+  CHECK(value_of(y, "loyaltyd_requests_total", {{"op", "hello"}}) == 1);
+  CHECK(value_of(y, "loyaltyd_connections") == 1);
+  CHECK(value_of(y, "loyaltyd_ledger_last_seq") == 1);
 }
 
 TEST_CASE("loyaltyd --metrics-port on a port in use does not start and names the address", "[io][metrics]") {
   test::temp_dir dir("metrics-cli");
   // Hold a port: the engine's bind on it must fail.
-  socket_fd holder(::socket(AF_INET, SOCK_STREAM, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  auto holder = tcp_socket();
+  auto a = loopback(0);
   REQUIRE(::bind(holder.fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0);
   REQUIRE(::listen(holder.fd, 1) == 0);
   socklen_t len = sizeof a;

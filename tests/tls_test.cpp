@@ -1,11 +1,18 @@
 // TLS on the wire protocol over real TCP on loopback: an engine in the test
 // process with tls_cert / tls_key set, a self-signed certificate made at test
-// time by the `openssl req -x509` command docs/OPERATIONS.md gives, and the
-// client library, loyaltyctl and the load generator as integrators use them.
+// time by the `openssl req -x509` command docs/OPERATIONS.md gives (and
+// expired or not yet valid ones by `openssl ca`), and the client library,
+// loyaltyctl and the load generator as integrators use them; misbehaving
+// peers (a handshake given up half-way, a client that stops reading) are
+// OpenSSL and Asio driven by hand.
 #include "temp_dir.hpp"
 #include "io/client/client.hpp"
 #include "io/wire/codec.hpp"
 #include "io/server/engine.hpp"
+
+#include <asio/ssl.hpp>
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
 
 #include <catch2/catch.hpp>
 
@@ -16,7 +23,9 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <memory>
 #include <thread>
+#include <vector>
 
 using namespace loyalty;
 using namespace loyalty::io;
@@ -41,6 +50,36 @@ key_pair make_certificate(const std::filesystem::path& dir, const std::string& s
       << (dir / (stem + "-openssl.out")).string() << " 2>&1";
   INFO(cmd.str());
   REQUIRE(std::system(cmd.str().c_str()) == 0);
+  return kp;
+}
+
+// A self-signed certificate (its own CA) valid only from `not_before` to
+// `not_after` (YYYYMMDDHHMMSSZ), for a certificate that has expired or is
+// not valid yet: `openssl req` makes the request, `openssl ca -selfsign`
+// signs it with those dates (`req -x509` only counts days from now).
+key_pair make_dated_certificate(const std::filesystem::path& dir, const std::string& stem,
+                                const std::string& not_before, const std::string& not_after) {
+  const auto ca = dir / (stem + "-ca");
+  std::filesystem::create_directories(ca);
+  std::ofstream(ca / "ca.cnf") << "[ca]\ndefault_ca = d\n[d]\ndatabase = " << (ca / "index.txt").string()
+                               << "\nnew_certs_dir = " << ca.string() << "\nserial = " << (ca / "serial").string()
+                               << "\ndefault_md = sha256\npolicy = p\ncopy_extensions = copy\nunique_subject = no\n"
+                                  "[p]\ncommonName = supplied\n";
+  std::ofstream(ca / "index.txt").flush();
+  std::ofstream(ca / "serial") << "01\n";
+  key_pair kp{(dir / (stem + "-cert.pem")).string(), (dir / (stem + "-key.pem")).string()};
+  const auto csr = (ca / "request.pem").string();
+  const auto log = " >> " + (ca / "openssl.out").string() + " 2>&1";
+  std::ostringstream req, sign;
+  req << "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=" << stem
+      << " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -addext basicConstraints=critical,CA:TRUE -keyout "
+      << kp.key << " -out " << csr << log;
+  sign << "openssl ca -batch -notext -selfsign -config " << (ca / "ca.cnf").string() << " -keyfile " << kp.key
+       << " -in " << csr << " -out " << kp.cert << " -startdate " << not_before << " -enddate " << not_after << log;
+  INFO(req.str());
+  REQUIRE(std::system(req.str().c_str()) == 0);
+  INFO(sign.str());
+  REQUIRE(std::system(sign.str().c_str()) == 0);
   return kp;
 }
 
@@ -177,6 +216,24 @@ std::string run(const std::string& cmd, const std::filesystem::path& out, int& r
   return {std::istreambuf_iterator<char>(f), {}};
 }
 
+// An engine with TLS on a certificate for localhost and 127.0.0.1 (settings
+// adjusted by `tweak`), and a client that checks it, member 1 enrolled.
+struct tls_rig {
+  temp_dir tmp;
+  key_pair kp = make_certificate(tmp.path, "engine", "DNS:localhost,IP:127.0.0.1");
+  std::unique_ptr<engine> e;
+  std::unique_ptr<client> c;
+
+  explicit tls_rig(const std::function<void(engine_settings&)>& tweak = {}) {
+    auto s = tls_settings(tmp.path, kp);
+    if (tweak)
+      tweak(s);
+    e = start_engine(s);
+    c = tls_client(*e, kp.cert);
+    REQUIRE(c->enroll(1, "acme").ok());
+  }
+};
+
 } // namespace
 
 TEST_CASE("a TLS client that checks the engine's certificate says hello, enrolls, earns and reads its balance",
@@ -232,18 +289,14 @@ TEST_CASE("a host name the certificate does not name is refused when checking, a
 
 TEST_CASE("a plain client's bytes on the TLS port get no protocol answer and TLS clients are still served",
           "[io][tls]") {
-  temp_dir tmp;
-  auto kp = make_certificate(tmp.path, "engine", "DNS:localhost,IP:127.0.0.1");
-  auto e = start_engine(tls_settings(tmp.path, kp));
-  auto c = tls_client(*e, kp.cert);
-  REQUIRE(c->enroll(1, "acme").ok());
-  auto r = raw_exchange(e->port(), hello_frame(), std::chrono::seconds(30));
+  tls_rig g;
+  auto r = raw_exchange(g.e->port(), hello_frame(), std::chrono::seconds(30));
   CHECK(r.closed);
   CHECK_FALSE(holds_a_response(r.received));
-  CHECK(stat_of(*c, "tls_handshakes_failed") == 1);
-  auto bal = c->balance(1);
+  CHECK(stat_of(*g.c, "tls_handshakes_failed") == 1);
+  auto bal = g.c->balance(1);
   CHECK(bal.ok());
-  CHECK(tls_client(*e, kp.cert)->balance(1).ok());
+  CHECK(tls_client(*g.e, g.kp.cert)->balance(1).ok());
 }
 
 TEST_CASE("a connection that never starts the TLS handshake is closed after tls_handshake_timeout_ms",
@@ -339,4 +392,159 @@ TEST_CASE("loyaltyctl and the load generator talk TLS with --tls-ca and --tls-in
   text = run(std::string(LOYALTY_LOADGEN_BIN) + port + " --tls --members 5 --duration 1 --seed 5", out, rc);
   CHECK(rc != 0);
   CHECK(text.find("certificate verify failed") != std::string::npos);
+}
+
+TEST_CASE("a client refuses a server certificate that has expired or is not valid yet, and says which", "[io][tls]") {
+  temp_dir tmp;
+  struct dated {
+    const char* stem;
+    const char* not_before;
+    const char* not_after;
+    const char* verdict;  // X509_verify_cert_error_string
+  };
+  for (const dated d : {dated{"expired", "20200101000000Z", "20200102000000Z", "certificate has expired"},
+                        dated{"not-yet-valid", "20990101000000Z", "20991231000000Z", "certificate is not yet valid"}}) {
+    INFO(d.stem);
+    auto kp = make_dated_certificate(tmp.path, d.stem, d.not_before, d.not_after);
+    const auto dir = tmp.path / d.stem;
+    auto e = start_engine(tls_settings(dir, kp));
+    std::string err;
+    auto c = client::connect("127.0.0.1", e->port(), trusting(kp.cert), err);
+    CHECK_FALSE(c);
+    INFO(err);
+    CHECK(err.find("TLS handshake with 127.0.0.1:" + std::to_string(e->port()) + " failed") != std::string::npos);
+    CHECK(err.find(std::string("the server's certificate: ") + d.verdict) != std::string::npos);
+    // The refusal is the client's: the engine served the handshake, and a
+    // client that checks nothing still gets in (which is why it is for tests only).
+    tls_options insecure;
+    insecure.enabled = true;
+    insecure.verify = false;
+    auto unchecked = client::connect("127.0.0.1", e->port(), insecure, err);
+    REQUIRE(unchecked);
+    CHECK(unchecked->hello().ok());
+    CHECK(eventually([&] { return stat_of(*unchecked, "tls_handshakes_failed") == 1; }));  // the refused one
+  }
+}
+
+namespace {
+
+struct ssl_ctx_free {
+  void operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
+};
+struct ssl_free {
+  void operator()(SSL* p) const { SSL_free(p); }
+};
+
+// A TLS client that gives up in the middle of its handshake: it sends its
+// ClientHello (all of it, or only the first `hello_bytes`), reads the
+// start of the server's answer when it sent it all, then closes the
+// connection -- with a reset when `reset`.
+void abort_handshake(std::uint16_t port, std::size_t hello_bytes, bool reset) {
+  std::unique_ptr<SSL_CTX, ssl_ctx_free> ctx(SSL_CTX_new(TLS_client_method()));
+  REQUIRE(ctx);
+  std::unique_ptr<SSL, ssl_free> ssl(SSL_new(ctx.get()));
+  REQUIRE(ssl);
+  BIO* in = BIO_new(BIO_s_mem());
+  BIO* out = BIO_new(BIO_s_mem());
+  SSL_set_bio(ssl.get(), in, out);  // owned by ssl from here
+  SSL_set_connect_state(ssl.get());
+  REQUIRE(SSL_do_handshake(ssl.get()) == -1);  // wants the server's answer
+  std::string hello(static_cast<std::size_t>(BIO_pending(out)), '\0');
+  REQUIRE(BIO_read(out, hello.data(), static_cast<int>(hello.size())) == static_cast<int>(hello.size()));
+  REQUIRE(hello.size() > hello_bytes);
+
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  s.connect({asio::ip::make_address("127.0.0.1"), port});
+  const bool whole = hello_bytes == 0;
+  asio::write(s, asio::buffer(hello.data(), whole ? hello.size() : hello_bytes));
+  if (whole) {  // the server's first flight (ServerHello, ...) has started
+    std::array<char, 512> buf{};
+    asio::error_code ec;
+    CHECK(s.read_some(asio::buffer(buf), ec) > 0);
+  }
+  if (reset)
+    s.set_option(asio::socket_base::linger(true, 0));
+  s.close();
+}
+
+} // namespace
+
+TEST_CASE("clients that abort in the middle of the TLS handshake are counted, and the engine serves the others",
+          "[io][tls]") {
+  tls_rig g;
+  std::uint64_t aborted = 0;
+  for (bool reset : {false, true})
+    for (std::size_t hello_bytes : {std::size_t{0}, std::size_t{5}, std::size_t{40}}) {
+      INFO("reset " << reset << ", ClientHello bytes " << hello_bytes << " (0: all)");
+      abort_handshake(g.e->port(), hello_bytes, reset);
+      ++aborted;
+      CHECK(eventually([&] { return stat_of(*g.c, "tls_handshakes_failed") == aborted; }));
+      CHECK(g.c->balance(1).ok());  // the open connection is served meanwhile
+      CHECK(tls_client(*g.e, g.kp.cert)->balance(1).ok());  // and a new one
+    }
+  CHECK(eventually([&] { return stat_of(*g.c, "connections") == 1; }));  // no aborted one holds a slot
+  CHECK(g.e->ledger().last_seq() == 1);
+}
+
+TEST_CASE("a TLS client that stops reading is closed after write_stall_timeout_ms while others are served",
+          "[io][tls]") {
+  tls_rig g([](engine_settings& s) {
+    s.connection_output_bytes_max = 64u << 10;
+    s.write_stall_timeout_ms = 1000;
+  });
+  const auto balances_before = stat_of(*g.c, "requests_balance");
+
+  // Hello, then balance requests, far more than the socket buffers hold,
+  // written over TLS and never read.
+  const std::string hello = hello_frame();
+  std::vector<char> flood(hello.begin(), hello.end());
+  request b;
+  b.op = opcode::balance;
+  b.member = 1;
+  constexpr std::uint64_t requests = 400'000;
+  for (std::uint64_t i = 0; i < requests; ++i) {
+    b.id = i + 2;
+    encode_request(flood, b);
+  }
+  asio::io_context io;
+  asio::ssl::context tls(asio::ssl::context::tls_client);
+  tls.set_verify_mode(asio::ssl::verify_none);
+  asio::ssl::stream<asio::ip::tcp::socket> stalled(io, tls);
+  stalled.next_layer().open(asio::ip::tcp::v4());
+  // Buffers as small as the kernel allows, so that they fill up soon.
+  stalled.next_layer().set_option(asio::socket_base::receive_buffer_size(4096));
+  stalled.next_layer().set_option(asio::socket_base::send_buffer_size(4096));
+  stalled.next_layer().connect({asio::ip::make_address("127.0.0.1"), g.e->port()});
+  stalled.handshake(asio::ssl::stream_base::client);
+  asio::error_code write_ec;
+  std::size_t written = 0;
+  bool write_done = false;
+  asio::async_write(stalled, asio::buffer(flood), [&](const asio::error_code& ec, std::size_t n) {
+    write_ec = ec;
+    written = n;
+    write_done = true;
+  });
+  // The writes end when the server closes the connection (or, were it never
+  // to, at this bound).
+  std::thread writer([&] { io.run_for(std::chrono::seconds(60)); });
+
+  CHECK(eventually([&] { return stat_of(*g.c, "requests_balance") > balances_before + 100; }));  // under way
+  for (int i = 0; i < 5; ++i) {
+    auto earned = g.c->earn("honest-" + std::to_string(i), 1, "acme", 1000, "EUR", purchase_at_us);
+    REQUIRE(earned.ok());
+    CHECK(earned.points == 10);
+  }
+  CHECK(eventually([&] { return stat_of(*g.c, "connections_closed_write_stall") == 1; }));
+  writer.join();
+  CHECK(write_done);
+  CHECK(write_ec);  // cut off by the close
+  CHECK(written < flood.size());
+  CHECK(eventually([&] { return stat_of(*g.c, "connections") == 1; }));
+  CHECK(eventually([&] { return stat_of(*g.c, "inflight") == 0; }));
+  CHECK(stat_of(*g.c, "requests_balance") - balances_before < requests / 2);  // it stopped reading the flood
+  auto bal = g.c->balance(1);
+  REQUIRE(bal.ok());
+  CHECK(bal.balance == 50);
+  CHECK(tls_client(*g.e, g.kp.cert)->balance(1).ok());
 }

@@ -26,7 +26,15 @@
 //    answered ok, or is for a member an enroll answered ok enrolled (the
 //    enroll and its welcome bonus), or is housekeeping (expiry,
 //    release of an expired hold, tier review; no txn id), which a request
-//    to a member may trigger whatever its answer.
+//    to a member may trigger whatever its answer;
+//  - everything answered ok posted: the answer to a posting operation (or
+//    batch element) that says ok names, by its seq, a journal entry of that
+//    request -- committed while it was in flight, or before it for an
+//    answer marked replayed.
+// Checked after an input: the whole ledger verifies (every input that
+// changed it while the ledger is small, as in the corpus replay; past
+// that, each time the journal has grown by an eighth, so that a long run
+// spends a bounded share of its time verifying).
 #include "frames.hpp"
 #include "seeds.hpp"
 
@@ -66,6 +74,9 @@ constexpr std::size_t frames_max = 64;
 constexpr auto answer_timeout = std::chrono::seconds(20);
 // The sentinel's id: no seed uses it and a mutation rarely makes it.
 constexpr std::uint64_t sentinel_id = 0xF022'5E27'1E11'0000ull;
+// Up to this many journal entries, every input that changes the ledger is
+// followed by a verify (well under a millisecond each at that size).
+constexpr std::uint64_t verify_each_input_entries_max = 20'000;
 
 // The program of ops_fuzz_test (tests/fuzz_program.hpp).
 using loyalty::test::program_toml;
@@ -83,6 +94,9 @@ struct fuzz_engine {
   test::temp_dir dir{"engine-fuzz"};
   manual_clock clock{t0};
   engine* eng = nullptr;
+  // The ledger as of the last verify: newest seq, checkpoints done.
+  std::uint64_t verified_seq = 0;
+  std::uint64_t verified_checkpoints = 0;
 
   fuzz_engine() {
     log_threshold() = log_level::error;  // refusals are the fuzzer's daily bread
@@ -216,6 +230,57 @@ void check_postings(ledger::ledger& l, std::uint64_t before, std::uint64_t after
   }
 }
 
+// An answer ok to a posting request names the entry the request posted:
+// committed in (before, after], or at or before `before` when replayed.
+// Which operations post is the operation table's `posts`; an enroll's entry
+// carries no txn id (it is the member's enroll entry, not its welcome
+// bonus), and an expire posts what is due,
+// maybe nothing.
+void check_posted(ledger::ledger& l, std::uint64_t before, std::uint64_t after, const request& r,
+                  const response& a) {
+  if (!a.ok() || !info(r.op).posts || r.op == opcode::expire)
+    return;
+  // A link_alias of an alias that already names the member posts nothing:
+  // replayed, seq 0 (docs/PROTOCOL.md, link_alias).
+  if (r.op == opcode::link_alias && a.replayed && a.seq == 0)
+    return;
+  const std::string which = std::string(to_string(r.op)) + " id " + std::to_string(r.id) + " seq " +
+                            std::to_string(a.seq) + (a.replayed ? " (replayed)" : "");
+  const bool in_flight = a.seq > before && a.seq <= after;
+  if (a.replayed ? a.seq == 0 || a.seq > before : !in_flight)
+    fail("an answer ok whose seq is not an entry it posted", which + ", journal " + std::to_string(before) +
+                                                                  " -> " + std::to_string(after));
+  const auto e = l.read_entry(a.seq);
+  if (!e)
+    fail("an answer ok names an entry that cannot be read", which);
+  const bool enrolled = e->header.member_id == r.member &&
+                        e->header.kind == static_cast<std::uint16_t>(ledger::entry_kind::enroll);
+  const bool its_own = r.op == opcode::enroll ? enrolled : e->txn_id == r.txn;
+  if (!its_own)
+    fail("an answer ok names another request's entry", which);
+}
+
+// Verifies the whole ledger when it changed since the last verify (see the
+// head of the file for how often).
+void verify_if_due(fuzz_engine& fe) {
+  const auto& l = fe.eng->ledger();
+  const std::uint64_t seq = l.last_seq();
+  const std::uint64_t checkpoints = l.stats().checkpoints;
+  if (seq == fe.verified_seq && checkpoints == fe.verified_checkpoints)
+    return;
+  if (seq > verify_each_input_entries_max && seq - fe.verified_seq < fe.verified_seq / 8)
+    return;
+  const auto rep = l.verify();
+  if (!rep.ok) {
+    std::string problems;
+    for (const auto& p : rep.problems)
+      problems += "\n  " + p;
+    fail("the ledger does not verify", "at seq " + std::to_string(seq) + ":" + problems);
+  }
+  fe.verified_seq = seq;
+  fe.verified_checkpoints = checkpoints;
+}
+
 // Sends one whole frame and checks its answer. Returns false when the
 // server (rightly) closed the connection.
 bool one_frame(fuzz_engine& fe, client& c, const char* payload, std::size_t size) {
@@ -235,10 +300,12 @@ bool one_frame(fuzz_engine& fe, client& c, const char* payload, std::size_t size
   if (a.id != req.id || a.op != req.op)
     fail("an answer to another request", "id " + std::to_string(a.id) + " op " + to_string(a.op) +
                                             " for id " + std::to_string(req.id) + " op " + to_string(req.op));
+  const std::uint64_t after = fe.eng->ledger().last_seq();
   if (a.ok()) {
     if (req.op == opcode::subscribe)
       streaming = req.id;
     ok.add(req);
+    check_posted(fe.eng->ledger(), before, after, req, a);
     if (req.op == opcode::batch) {
       if (a.results.size() != req.ops.size())
         fail("a batch answered with another number of results", std::to_string(a.results.size()));
@@ -247,10 +314,11 @@ bool one_frame(fuzz_engine& fe, client& c, const char* payload, std::size_t size
           fail("a batch result for another operation", std::to_string(i));
         if (a.results[i].ok())
           ok.add(req.ops[i]);
+        check_posted(fe.eng->ledger(), before, after, req.ops[i], a.results[i]);
       }
     }
   }
-  check_postings(fe.eng->ledger(), before, fe.eng->ledger().last_seq(), ok);
+  check_postings(fe.eng->ledger(), before, after, ok);
   const bool bad_version = req.op == opcode::hello && req.error == errc::ok &&
                            (req.version < limits::protocol_version_min || req.version > limits::protocol_version_max);
   if (bad_version) {
@@ -289,8 +357,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     bad_length(*c, data + consumed);
     open = false;
   }
-  if (!open)
+  if (!open) {
+    verify_if_due(fe);
     return 0;
+  }
   // A partial frame at the end is not sent: the server would wait for the
   // rest, and that wait is not a hang. The sentinel shows that every frame
   // sent got one answer and no more.
@@ -303,5 +373,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const response a = answer(*c, "no answer to the sentinel");
   if (a.id != sentinel_id)
     fail("an extra answer", "id " + std::to_string(a.id) + " where the sentinel's was due");
+  verify_if_due(fe);
   return 0;
 }
