@@ -534,7 +534,7 @@ struct driver::impl {
       case op_kind::history:
         r.op = opcode::history;
         r.txn.clear();
-        r.limit = 10;
+        r.limit = w.history_limit;
         break;
       case op_kind::partner_earn:
         r.op = opcode::partner_earn;

@@ -197,6 +197,8 @@ int main(int argc, char** argv) {
   app.add_option("--event", w.event, "event kind of `event` operations")->capture_default_str();
   app.add_option("--reward", w.reward, "reward code of `reward` operations")->capture_default_str();
   app.add_option("--partner", w.partner, "partner code of partner_earn and partner_burn")->capture_default_str();
+  app.add_option("--history-limit", w.history_limit, "entries a `history` read asks for (a page; the engine's most is 100)")
+    ->capture_default_str()->check(CLI::Range(1, 100));
   // Connections
   app.add_option("--connections", w.connections, "TCP connections")
     ->capture_default_str()->check(CLI::Range(std::uint32_t{1}, limits::connections_max));

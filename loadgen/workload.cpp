@@ -567,13 +567,15 @@ void read_workload(const toml::value& root, reader& rd, workload& w) {
 
   const std::string so = "[operations]";
   auto ot = rd.section(root, "operations",
-                       {"event", "reward", "partner", "points", "transfer_points", "partner_points"});
+                       {"event", "reward", "partner", "points", "transfer_points", "partner_points",
+                        "history_limit"});
   rd.str(ot, "event", so, w.event);
   rd.str(ot, "reward", so, w.reward);
   rd.str(ot, "partner", so, w.partner);
   rd.range(ot, "points", so, w.points, 1, 1'000'000'000);
   rd.range(ot, "transfer_points", so, w.transfer_points, 1, 1'000'000'000);
   rd.range(ot, "partner_points", so, w.partner_points, 1, 1'000'000'000);
+  rd.integer(ot, "history_limit", so, w.history_limit, 1, 100);
 
   const std::string sc = "[connections]";
   auto ct = rd.section(root, "connections", {"count", "depth"});

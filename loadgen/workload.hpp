@@ -128,6 +128,7 @@ struct workload {
   int_range points{1, 50};           // redeem, hold, partner_burn
   int_range transfer_points{1, 20};
   int_range partner_points{100, 2000};
+  std::uint32_t history_limit = 10;  // entries a `history` read asks for (1..100)
 
   // [connections]
   std::uint32_t connections = 4;

@@ -48,6 +48,11 @@ session::session(server::impl& srv, asio::io_context& ctx, asio::ip::tcp::socket
   : srv_(srv), ctx_(ctx), sock_(std::move(sock), srv.tls.get()), handshake_timer_(ctx), idle_timer_(ctx),
     frame_timer_(ctx), write_timer_(ctx), linger_timer_(ctx), heartbeat_timer_(ctx) {
   in_.resize(read_chunk_bytes);
+  // Taken now: after a reset the socket no longer knows its peer, and the
+  // log lines of a failed handshake or a closed connection need it.
+  asio::error_code ec;
+  const auto ep = sock_.socket().remote_endpoint(ec);
+  peer_ = ec ? std::string("an unknown peer") : ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
 void session::start() {
@@ -135,10 +140,7 @@ void session::when_ready(F then) {
 
 void session::handshake_failed(const std::string& reason) {
   srv_.tls_handshakes_failed.fetch_add(1, std::memory_order_relaxed);
-  asio::error_code ec;
-  auto peer = sock_.socket().remote_endpoint(ec);
-  const std::string who = ec ? std::string("an unknown peer") : peer.address().to_string() + ":" + std::to_string(peer.port());
-  log(log_level::warn, "TLS handshake with %s failed: %s; connection closed", who.c_str(), reason.c_str());
+  log(log_level::warn, "TLS handshake with %s failed: %s; connection closed", peer_.c_str(), reason.c_str());
   close();
 }
 
@@ -220,7 +222,7 @@ void session::check_write() {
   if (steady::now() < write_progress_ + write_timeout())
     return watch_write();
   srv_.count_close(close_reason::write_stall);
-  log(log_level::debug, "connection from %s closed: %zu bytes of responses not taken within %u ms", peer().c_str(),
+  log(log_level::debug, "connection from %s closed: %zu bytes of responses not taken within %u ms", peer_.c_str(),
       wbuf_.size() - wpos_ + out_.size(), srv_.settings.write_stall_timeout_ms);
   close();
 }
@@ -231,7 +233,7 @@ void session::check_write() {
 // out (the frame would queue behind them).
 void session::time_out(close_reason why, std::string message) {
   srv_.count_close(why);
-  log(log_level::debug, "connection from %s closed: %s", peer().c_str(), message.c_str());
+  log(log_level::debug, "connection from %s closed: %s", peer_.c_str(), message.c_str());
   if (writing_ || !out_.empty()) {
     close();
     return;
@@ -442,7 +444,7 @@ void session::on_hello(const request& req) {
       if (same_digest(digest, keys[i].sha256))
         found = static_cast<int>(i);
     if (found < 0 || req.key.empty()) {
-      log(log_level::warn, "hello from %s refused: %s", peer().c_str(),
+      log(log_level::warn, "hello from %s refused: %s", peer_.c_str(),
           req.key.empty() ? "no key" : "a key that is not configured");
       reply_error(opcode::hello, req.id, errc::not_authorized,
                   keys.empty() ? "this engine has no API keys: send hello without a key"
@@ -540,11 +542,6 @@ void session::run(opcode op, std::uint64_t id, handlers::handled h) {
   });
 }
 
-std::string session::peer() {
-  asio::error_code ec;
-  auto ep = sock_.socket().remote_endpoint(ec);
-  return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
-}
 
 // -- subscribe (issue 7) -----------------------------------------------------------
 // The connection streams the events of committed entries from `from`
@@ -576,7 +573,7 @@ void session::on_subscribe(const request& req) {
     std::erase_if(srv_.subscribers, [](auto& w) { return w.expired(); });
     srv_.subscribers.push_back(shared_from_this());
   }
-  log(log_level::info, "key %u: %s subscribed from seq %llu", caller().key_id(), peer().c_str(),
+  log(log_level::info, "key %u: %s subscribed from seq %llu", caller().key_id(), peer_.c_str(),
       static_cast<unsigned long long>(sub_.filter.from));
   send_progress();  // the answer: the first frame of the stream, without events
   heartbeat();
@@ -592,7 +589,7 @@ void session::pump() {
   std::vector<ledger::ledger::stream_entry> chunk;
   std::string error;
   if (!srv_.deps.ledger->read_stream(sub_.filter.from, stream_entries_per_frame_max, chunk, error)) {
-    log(log_level::error, "event stream of %s: %s; subscription ended", peer().c_str(), error.c_str());
+    log(log_level::error, "event stream of %s: %s; subscription ended", peer_.c_str(), error.c_str());
     reply_error(opcode::subscribe, sub_.id, errc::internal_error, "the stream could not read the ledger: " + error);
     close_after_write_ = true;
     flush();

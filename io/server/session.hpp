@@ -83,7 +83,6 @@ private:
   void read();
   void parse(bool fresh);
   void fail_connection(errc code, std::string message);
-  std::string peer();
 
   // requests
   void on_frame(const char* data, std::size_t size);
@@ -150,6 +149,7 @@ private:
   std::uint32_t jobs_ = 0;  // jobs (handlers' work off the io thread) not yet answered
   bool reading_ = false, writing_ = false, read_paused_ = false;
   bool close_after_write_ = false, closed_ = false, hello_done_ = false;
+  std::string peer_;  // "address:port" of the client, for log lines
   bool holds_slot_ = true;  // counted in connections (false: refused, counted in refused_closing)
   std::size_t accounted_ = 0;  // this connection's part of server::impl::output_bytes
   // Ids of the requests (and batches, jobs, the subscription) in flight:

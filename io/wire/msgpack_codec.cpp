@@ -458,7 +458,7 @@ void purchase_fields(reader& rd, request& r) {
   rd.opt_str(f::f_store, r.store, code_bytes_max);
 }
 
-void decode_fields(reader& rd, request& r, bool in_batch) {
+void decode_fields(reader& rd, request& r) {
   using f = reader::field;
   switch (r.op) {
     case opcode::hello: {
@@ -722,7 +722,7 @@ void decode_map(const msgpack::object& o, request& r, bool in_batch) {
                                                           : "operation '" + op + "' cannot be part of a batch");
     return;
   }
-  decode_fields(rd, r, in_batch);
+  decode_fields(rd, r);
 }
 
 // Writes msgpack straight into the output vector, choosing the same

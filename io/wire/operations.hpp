@@ -46,7 +46,8 @@ enum access : std::uint8_t {
 inline constexpr std::optional<request_kind> no_kind{};
 
 // X(name, family, access, posts, batchable, the actor's request kind or no_kind)
-// posts: the operation writes a journal entry and takes a `txn`.
+// posts: the operation writes journal entries (all but enroll and expire
+// take a `txn`, docs/PROTOCOL.md section 5).
 // The order is the opcode numbering (never on the wire: ops are names there).
 #define LOYALTY_OPERATIONS(X)                                                                                            \
   X(none,               none,        0,                                  false, false, no_kind)                          \
