@@ -96,9 +96,12 @@ inline constexpr std::uint64_t output_bytes_max_default = 256ull << 20;
 // connection's turn ends after this many frames, or once its answers of the
 // turn reach turn_output_bytes_max, and the rest of what it sent waits for
 // its next turn behind the other connections' work. 64 earns are ~0.3 ms of
-// an io thread; 256 KiB is about a dozen full history pages.
+// an io thread; 64 KiB is three full history pages. Measured with 20
+// connections pipelining history pages of 100 entries (docs/PERFORMANCE.md,
+// "Issue 16"): with 256 KiB a light client's p99 was 2-3 s, with 64 KiB
+// under 40 ms, for about 12 % fewer pages served to the flood.
 inline constexpr std::uint32_t turn_frames_max = 64;
-inline constexpr std::size_t turn_output_bytes_max = 256u << 10;
+inline constexpr std::size_t turn_output_bytes_max = 64u << 10;
 // Connections refused with too_many_connections that are still being closed
 // (their error frame sent, linger running): they do not hold a
 // connections_max slot, and past this many the next refused connection is

@@ -161,6 +161,19 @@ TEST_CASE("a map key that is not a string is ignored with its value", "[io][docs
   CHECK(g.last_seq() == before);
 }
 
+TEST_CASE("a key given twice in a request counts with its last value", "[io][docs]") {
+  retail_rig g("dup-keys");
+  g.member_with(1, 0);
+  auto s = admin_socket(g);
+  auto f = earn_fields(2, std::string("twice-1"));
+  f.emplace_back("amount", std::uint64_t{3000});  // after amount 1000
+  s->send(request_frame(f));
+  auto r = decoded(s->frame());
+  INFO(r.message);
+  REQUIRE(r.ok());
+  CHECK(r.points == 30);  // acme earns a point per euro: 30.00 EUR counted, not 10.00
+}
+
 TEST_CASE("a negative number in a uint field is invalid_argument, and an id of -1 is answered with id 0",
           "[io][docs]") {
   retail_rig g("negative");
