@@ -98,8 +98,8 @@ inline constexpr std::uint64_t output_bytes_max_default = 256ull << 20;
 // its next turn behind the other connections' work. 64 earns are ~0.3 ms of
 // an io thread; 64 KiB is three full history pages. Measured with 20
 // connections pipelining history pages of 100 entries (docs/PERFORMANCE.md,
-// "Issue 16"): with 256 KiB a light client's p99 was 2-3 s, with 64 KiB
-// under 40 ms, for about 12 % fewer pages served to the flood.
+// "Issue 16"): with 256 KiB a light client's p99 was 1.5-6.5 s, with 64 KiB
+// 40-50 ms, for 10-17 % fewer pages served to the flood.
 inline constexpr std::uint32_t turn_frames_max = 64;
 inline constexpr std::size_t turn_output_bytes_max = 64u << 10;
 // Connections refused with too_many_connections that are still being closed

@@ -36,6 +36,18 @@ inline api_key make_key(std::uint32_t id, const char* name, const char* secret, 
   return k;
 }
 
+// One counter of the engine's stats answer; a name the engine does not
+// report fails the test.
+inline std::uint64_t stat_of(io::client& c, const std::string& name) {
+  auto r = c.stats();
+  REQUIRE(r.ok());
+  for (const auto& [k, v] : r.stats)
+    if (k == name)
+      return v;
+  FAIL("no stat " << name);
+  return 0;
+}
+
 struct engine_rig {
   temp_dir dir;
   manual_clock clock;

@@ -7,6 +7,7 @@
 // performance claim), that the honest client's answers stay correct, and
 // that the hostile bytes posted nothing.
 #include "engine_rig.hpp"
+#include "one_brand_program.hpp"
 
 #include "io/wire/codec.hpp"
 
@@ -40,22 +41,7 @@ constexpr std::uint64_t t0 = 1'772'452'800'000'000ull;  // 2026-03-02T12:00:00Z
 // Liveness bound of every wait: far above what any of them needs.
 constexpr auto patience = 20s;
 
-constexpr const char* program_toml = R"(
-[program]
-name = "hostile"
-currency = "EUR"
-
-[[brands]]
-id = 1
-code = "shop"
-earn_rate = { num = 1, den = 100 }
-cost_per_point = { num = 1, den = 2 }
-
-[[tiers]]
-name = "member"
-threshold = 0
-multiplier = { num = 1, den = 1 }
-)";
+constexpr const char* program_toml = test::one_brand_program;
 
 // One frame of a request, as the client library encodes it.
 std::vector<char> frame_of(request r) {
@@ -182,15 +168,7 @@ struct hostile_rig : test::engine_rig {
   explicit hostile_rig(std::function<void(engine_options&)> more = {})
     : test::engine_rig("hostile", program_toml, t0, std::move(more)) {}
 
-  std::uint64_t stat(const std::string& name) {
-    auto st = c->stats();
-    REQUIRE(st.ok());
-    for (const auto& [k, v] : st.stats)
-      if (k == name)
-        return v;
-    FAIL("no stat " << name);
-    return 0;
-  }
+  std::uint64_t stat(const std::string& name) { return test::stat_of(*c, name); }
 
   // Waits (bounded) until stat `name` satisfies `ok`.
   template <class Pred>

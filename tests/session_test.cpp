@@ -7,6 +7,7 @@
 // loopback), clients through the client library. No check depends on how
 // long anything takes: each waits for a condition, within a liveness bound.
 #include "engine_rig.hpp"
+#include "one_brand_program.hpp"
 
 #include "io/wire/codec.hpp"
 
@@ -26,22 +27,7 @@ namespace {
 constexpr std::uint64_t t0 = 1'772'452'800'000'000ull;  // 2026-03-02T12:00:00Z
 constexpr auto patience = 20s;  // liveness bound of every wait
 
-constexpr const char* program_toml = R"(
-[program]
-name = "sessions"
-currency = "EUR"
-
-[[brands]]
-id = 1
-code = "shop"
-earn_rate = { num = 1, den = 100 }
-cost_per_point = { num = 1, den = 2 }
-
-[[tiers]]
-name = "member"
-threshold = 0
-multiplier = { num = 1, den = 1 }
-)";
+constexpr const char* program_toml = test::one_brand_program;
 
 request earn_request(std::uint64_t id, std::uint64_t member, const std::string& txn) {
   request r;
@@ -69,16 +55,6 @@ response explain(client& c, const std::string& txn) {
   r.op = opcode::explain;
   r.txn = txn;
   return c.call(r);
-}
-
-std::uint64_t stat(client& c, const std::string& name) {
-  auto r = c.stats();
-  REQUIRE(r.ok());
-  for (const auto& [k, v] : r.stats)
-    if (k == name)
-      return v;
-  FAIL("no stat " << name);
-  return 0;
 }
 
 // Waits until `done` holds, at most `patience`.
@@ -113,7 +89,7 @@ TEST_CASE("a second request with an id still in flight is refused with duplicate
           "[session]") {
   test::engine_rig g("session-dup", program_toml, t0);
   REQUIRE(g.c->enroll(7, "shop").ok());
-  const auto seq_before = stat(*g.admin, "ledger_last_seq");
+  const auto seq_before = test::stat_of(*g.admin, "ledger_last_seq");
   // One write, so both frames are read in one turn: the first is in flight
   // (its outcome needs a group commit) when the second is read.
   auto x = g.connect(test::admin_key);
@@ -130,7 +106,7 @@ TEST_CASE("a second request with an id still in flight is refused with duplicate
   }
   CHECK(codes[errc::ok] == 1);
   CHECK(codes[errc::duplicate_id] == 1);
-  CHECK(stat(*g.admin, "ledger_last_seq") == seq_before + 1);
+  CHECK(test::stat_of(*g.admin, "ledger_last_seq") == seq_before + 1);
   CHECK(explain(*g.c, "dup-a").ok());
   CHECK(explain(*g.c, "dup-b").code == errc::unknown_txn);
 
@@ -171,13 +147,13 @@ TEST_CASE("a refused connection holds no slot of connections_max while its refus
   CHECK(r.code == errc::too_many_connections);
   // The refused client keeps its socket open: the engine lingers on it
   // (limits::wire_linger_ms), and it must not count meanwhile.
-  CHECK(stat(*g.admin, "connections") == 3);
+  CHECK(test::stat_of(*g.admin, "connections") == 3);
   third.reset();
-  REQUIRE(eventually([&] { return stat(*g.admin, "connections") == 2; }));
+  REQUIRE(eventually([&] { return test::stat_of(*g.admin, "connections") == 2; }));
   auto retry = client::connect("127.0.0.1", g.eng->port(), err);
   REQUIRE(retry);
   CHECK(retry->hello("retry", test::admin_key).ok());
-  CHECK(stat(*g.admin, "connections_closed_refused") == 1);
+  CHECK(test::stat_of(*g.admin, "connections_closed_refused") == 1);
 }
 
 TEST_CASE("a clean stop answers every request it read: committed ones ok, the rest unavailable", "[session]") {
@@ -188,7 +164,7 @@ TEST_CASE("a clean stop answers every request it read: committed ones ok, the re
   std::vector<std::unique_ptr<client>> conns;
   for (int i = 0; i < connections; ++i)
     conns.push_back(g.connect(test::admin_key));
-  const auto earns_before = stat(*g.admin, "requests_earn");
+  const auto earns_before = test::stat_of(*g.admin, "requests_earn");
   for (int i = 0; i < connections; ++i) {
     std::vector<request> rs;
     for (int k = 0; k < per_connection; ++k)
@@ -199,7 +175,7 @@ TEST_CASE("a clean stop answers every request it read: committed ones ok, the re
   }
   // Every request read by the engine (none waits unread in a socket), many
   // of them still in flight: then stop, as SIGTERM does.
-  REQUIRE(eventually([&] { return stat(*g.admin, "requests_earn") == earns_before + connections * per_connection; }));
+  REQUIRE(eventually([&] { return test::stat_of(*g.admin, "requests_earn") == earns_before + connections * per_connection; }));
   std::thread stopper([&] { g.eng->stop(); });
   std::vector<std::map<std::uint64_t, errc>> answers(connections);
   for (int i = 0; i < connections; ++i) {
@@ -238,7 +214,7 @@ TEST_CASE("a connection flooding the engine with history reads does not hold up 
   member_with_entries(g, 5, static_cast<int>(history_limit_max));
   auto flood = g.connect(test::admin_key);
   auto light = g.connect(test::admin_key);
-  const auto before = stat(*light, "requests_history");
+  const auto before = test::stat_of(*light, "requests_history");
   // ~160 KiB of frames, more than one read takes in; pages of 10 entries
   // (~2 KiB answers), so that what one read brings in stays below the
   // connection's own output bound and only the turns tell the two apart.
@@ -256,7 +232,7 @@ TEST_CASE("a connection flooding the engine with history reads does not hold up 
   // The light client's request is read within a few turns of the flood's
   // connection, not after everything the flood's reads brought in: the
   // history requests read by the time it is answered show which.
-  const auto seen = stat(*light, "requests_history") - before;
+  const auto seen = test::stat_of(*light, "requests_history") - before;
   INFO("history requests read before the light client's was answered: " << seen);
   CHECK(seen < 1000);
   flood.reset();  // closes without reading the rest
@@ -287,9 +263,9 @@ TEST_CASE("answers waiting for clients that stopped reading are bounded engine-w
   std::uint64_t most = 0;
   std::uint64_t last_read = 0;
   for (int round = 0; round < 50; ++round) {
-    const auto out = stat(*g.admin, "output_bytes");
+    const auto out = test::stat_of(*g.admin, "output_bytes");
     most = std::max(most, out);
-    const auto read = stat(*g.admin, "requests_history");
+    const auto read = test::stat_of(*g.admin, "requests_history");
     if (round > 5 && read == last_read)
       break;  // nothing more is read: the stalled clients are paused
     last_read = read;
@@ -305,5 +281,5 @@ TEST_CASE("answers waiting for clients that stopped reading are bounded engine-w
     CHECK(h.entries.size() == history_limit_max);
   }
   stalled.clear();
-  REQUIRE(eventually([&] { return stat(*g.admin, "output_bytes") == 0; }));
+  REQUIRE(eventually([&] { return test::stat_of(*g.admin, "output_bytes") == 0; }));
 }

@@ -194,9 +194,7 @@ void server::impl::wake_subscribers() {
     s->wake();
 }
 
-void server::impl::begin_drain() {
-  if (draining.exchange(true))
-    return;
+void server::impl::close_acceptor() {
   if (acceptor)
     asio::post(*contexts[0], [this] {
       asio::error_code ec;
@@ -204,6 +202,12 @@ void server::impl::begin_drain() {
       if (accept_timer)
         accept_timer->cancel();
     });
+}
+
+void server::impl::begin_drain() {
+  if (draining.exchange(true))
+    return;
+  close_acceptor();
 }
 
 bool server::impl::drained() {
@@ -241,13 +245,7 @@ void server::impl::stop() {
   if (stopped.exchange(true))
     return;
   deps.ledger->set_commit_listener({});
-  if (acceptor)
-    asio::post(*contexts[0], [this] {
-      asio::error_code ec;
-      acceptor->close(ec);
-      if (accept_timer)
-        accept_timer->cancel();
-    });
+  close_acceptor();
   guards.clear();
   for (auto& c : contexts)
     c->stop();

@@ -48,6 +48,8 @@ public:
   // A clean stop (server.hpp): no new connections, new requests answered
   // `unavailable`; then wait for the answers in flight to go out.
   void begin_drain();
+  // Closes the listening socket on its io thread (no new connections).
+  void close_acceptor();
   bool finish_drain(std::chrono::milliseconds limit);
   // Nothing in flight, nothing waiting to be sent, no job running.
   [[nodiscard]] bool drained();
