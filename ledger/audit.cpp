@@ -92,8 +92,28 @@ public:
       if (seq != expect)
         problem("journal: expected seq " + std::to_string(expect) + ", found " + std::to_string(seq));
       expect = seq + 1;
+      digest_ = journal_digest_step(digest_, v.mv_data, v.mv_size);
+      last_seq_ = seq;
       entry(seq, v);
     }
+    rep_.journal_digest = digest_;
+  }
+
+  // The digest the writer recorded must be the one the journal folds to.
+  void digest() {
+    digest_record rec{};
+    if (!detail::get_record(txn_, db_.meta,
+                            detail::val(detail::journal_digest_key, sizeof detail::journal_digest_key - 1), rec)) {
+      if (last_seq_ != 0)  // an empty journal has none until its first commit
+        problem("meta: no journal digest recorded");
+      return;
+    }
+    if (rec.seq != last_seq_)
+      problem("meta: the journal digest covers seq " + std::to_string(rec.seq) + ", the journal ends at " +
+              std::to_string(last_seq_));
+    else if (rec.digest != digest_)
+      problem("meta: the recorded journal digest " + std::to_string(rec.digest) + " is not the journal's (" +
+              std::to_string(digest_) + ")");
   }
 
   void entry(std::uint64_t seq, const MDB_val& v) {
@@ -568,6 +588,8 @@ private:
   std::unordered_set<std::uint64_t> members_;
   std::unordered_map<std::uint64_t, std::uint64_t> last_entry_;          // member -> newest entry
   std::unordered_map<std::uint64_t, std::uint64_t> last_at_checkpoint_;  // member -> newest entry <= checkpoint
+  std::uint64_t digest_ = journal_digest_basis;  // folded over the journal so far
+  std::uint64_t last_seq_ = 0;                   // the newest entry read
   std::unordered_map<std::uint64_t, i128> counted_;  // counter -> sum of its details
   std::unordered_map<std::uint64_t, i128> due_;      // party_key -> sum of due over its settle records
 };
@@ -588,6 +610,7 @@ verify_report ledger::impl::verify() const {
   a.policies();
   a.table_heads();
   a.journal();
+  a.digest();
   a.members();
   a.accounts();
   a.settlements();

@@ -308,6 +308,7 @@ struct verify_report {
   std::uint64_t txn_ids = 0;
   std::uint64_t checkpoint_seq = 0;  // the accounts table reflects entries up to this seq (a record may reflect later ones: its last_seq)
   std::uint64_t settlements = 0;     // settle records checked
+  std::uint64_t journal_digest = 0;  // the journal's digest (command.hpp) over every entry checked
   std::vector<std::string> problems;  // first verify_problems_max problems
 };
 inline constexpr std::size_t verify_problems_max = 100;
@@ -387,6 +388,15 @@ struct options {
   // Tests only: false skips the checkpoint a clean close writes, leaving the
   // ledger as a crash would (the next open replays the journal tail).
   bool checkpoint_on_close = true;
+  // A cluster's log (docs/ARCHITECTURE.md, "Replication"): called on the
+  // writer thread with each batch's command (command.hpp) before the batch
+  // is applied; returns true once the command is committed in the log (a
+  // majority holds it durable), and the writer then applies the batch and
+  // answers its ops. False: the command will not be committed by this node
+  // (no longer the leader): every op of the batch is answered `unavailable`
+  // and nothing is written. Empty (the single node): batches are applied
+  // directly, and LMDB's commit is what makes them durable.
+  std::function<bool(std::string_view command)> replicate;
   const loyalty::clock* clock = nullptr;              // required
   std::function<std::uint32_t(std::int64_t)> tier_of; // lifetime -> tier index; required
 };
@@ -409,6 +419,17 @@ public:
   // Blocks until every op submitted before this call has been committed and
   // completed. For rare paths (reactivation after a crash, shutdown, tests).
   void barrier();
+
+  // A follower's write path: applies a command another ledger's writer
+  // encoded (options::replicate) in one write transaction, as that writer
+  // applied it, and returns once it is committed. False with `error` set
+  // for bytes that are not a command (nothing written). Any thread; ops
+  // submitted meanwhile are applied after it.
+  [[nodiscard]] bool apply_command(std::string_view bytes, std::string& error);
+
+  // The journal's digest (command.hpp) as of the last commit, and the seq
+  // it covers: equal on two nodes at equal seqs means equal journals.
+  [[nodiscard]] digest_record journal_digest() const;
 
   // Committed state, read in a fresh read transaction.
   [[nodiscard]] std::optional<member_state> load_member(std::uint64_t member_id) const;

@@ -286,6 +286,19 @@ static_assert(std::is_trivially_copyable_v<account_record>);
 // they never go down.
 inline constexpr std::uint64_t account_total_max = static_cast<std::uint64_t>(INT64_MAX);
 
+// Meta "journal_digest": the journal's running digest (command.hpp,
+// journal_digest_step) over every entry up to `seq`, written with each
+// commit that appends entries. A directory without it (written before it
+// existed) gets it at open, folded over its whole journal; one whose `seq`
+// is behind the journal (an older build wrote after it) gets the rest
+// folded in. verify recomputes it.
+struct digest_record {
+  std::uint64_t seq;
+  std::uint64_t digest;
+};
+static_assert(sizeof(digest_record) == 16);
+static_assert(std::is_trivially_copyable_v<digest_record>);
+
 // Members: key = member id (uint64, MDB_INTEGERKEY).
 struct member_record {
   std::uint64_t member_id;

@@ -206,6 +206,8 @@ bool ledger::impl::open(std::string& error) {
     if (!replay_tail(txn, error) && error.empty())
       error = "cannot replay the journal after the last checkpoint";
   }
+  if (error.empty() && !catch_up_digest(txn, error) && error.empty())
+    error = "cannot fold the journal digest";
   if (!error.empty()) {
     mdb_txn_abort(txn);
     return false;
@@ -216,6 +218,7 @@ bool ledger::impl::open(std::string& error) {
     return false;
   }
   last_committed_seq.store(next_seq - 1);
+  committed_digest = digest_record{next_seq - 1, digest};
   MDB_stat st{};
   mdb_env_stat(env, &st);
   reserve_bytes = storage_reserve(opts, st.ms_psize);
@@ -373,9 +376,10 @@ void ledger::impl::run() {
   const auto window = std::chrono::microseconds(opts.commit_window_us);
   const std::size_t max = std::max<std::uint32_t>(1, opts.batch_entries_max);
   for (;;) {
+    std::unique_ptr<pending_command> cmd;
     {
       std::unique_lock<std::mutex> lk(mtx);
-      while (queue.empty() && !stopping) {
+      while (queue.empty() && commands.empty() && !stopping) {
         writer_sleeping = true;
         // A checkpoint in progress goes on while no ops come: a commit of
         // its next chunk every idle_flush, so it keeps to its deadline
@@ -386,26 +390,35 @@ void ledger::impl::run() {
         else
           wake.wait(lk);
         writer_sleeping = false;
-        if (flushing && queue.empty() && !stopping) {
+        if (flushing && queue.empty() && commands.empty() && !stopping) {
           lk.unlock();
           flush_idle();
           lk.lock();
         }
       }
-      if (queue.empty())
+      if (!commands.empty()) {
+        cmd = std::move(commands.front());
+        commands.erase(commands.begin());
+      } else if (queue.empty()) {
         break;  // stopping, drained
-      if (window.count() > 0 && queue.size() < max && !stopping) {
+      } else if (window.count() > 0 && queue.size() < max && !stopping) {
         writer_sleeping = true;
         wake.wait_until(lk, first_arrival + window, [&] { return queue.size() >= max || stopping; });
         writer_sleeping = false;
       }
-      if (queue.size() <= max) {
+      // A command from the log goes first: the ops waiting are applied after it.
+      if (!cmd && queue.size() <= max) {
         batch.swap(queue);
-      } else {
+      } else if (!cmd) {
         batch.assign(std::make_move_iterator(queue.begin()), std::make_move_iterator(queue.begin() + max));
         queue.erase(queue.begin(), queue.begin() + max);
         first_arrival = std::chrono::steady_clock::now();
       }
+    }
+    if (cmd) {
+      commit_ops(cmd->cmd.ops, cmd->cmd.now_us);
+      cmd->applied.set_value();
+      continue;
     }
     commit_batch(batch);
     batch.clear();
@@ -417,12 +430,43 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
     refuse_full(batch);
     return;
   }
-  MDB_txn* txn = nullptr;
-  if (int rc = mdb_txn_begin(env, nullptr, 0, &txn); rc != MDB_SUCCESS)
-    fail_stop("mdb_txn_begin", rc);
   // Never before the last commit, even if the clock steps back (NTP, a VM
   // restore): period reports find a period by binary search on this time.
   const auto now = std::max(opts.clock->now_us(), last_committed_us);
+  if (opts.replicate) {
+    const bool posts = std::any_of(batch.begin(), batch.end(), [](const op& o) { return o.kind != op_kind::barrier; });
+    if (posts && !opts.replicate(encode_command(batch, now))) {
+      refuse_all(batch, errc::unavailable);
+      return;
+    }
+  }
+  commit_ops(batch, now);
+}
+
+void ledger::impl::refuse_all(std::vector<op>& batch, errc code) {
+  std::vector<outcome> outcomes;
+  outcomes.reserve(batch.size());
+  for (auto& o : batch) {
+    outcome out;
+    out.tag = o.tag;
+    out.brand_id = o.brand_id;
+    out.code = code;
+    if (o.kind != op_kind::barrier && o.precheck == errc::ok)
+      reject(o, code);
+    out.note = std::move(o.note);
+    outcomes.push_back(std::move(out));
+  }
+  {
+    std::lock_guard<std::mutex> lk(mtx);
+    stats.entries += batch.size();
+  }
+  complete(batch, outcomes);
+}
+
+void ledger::impl::commit_ops(std::vector<op>& batch, std::uint64_t now) {
+  MDB_txn* txn = nullptr;
+  if (int rc = mdb_txn_begin(env, nullptr, 0, &txn); rc != MDB_SUCCESS)
+    fail_stop("mdb_txn_begin", rc);
   const auto seq_before = next_seq;
   std::vector<outcome> outcomes;
   outcomes.reserve(batch.size());
@@ -436,6 +480,10 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
   const std::size_t checkpointed = flush_pos - chunk_from;
   const auto t1 = std::chrono::steady_clock::now();
   const bool wrote_entries = next_seq != seq_before;
+  const digest_record digest_now{next_seq - 1, digest};
+  if (wrote_entries)
+    put_or_die(txn, db.meta, val(detail::journal_digest_key, sizeof detail::journal_digest_key - 1), val_of(digest_now),
+               0, "recording the journal digest");
   const commit_info info = chunk_info(next_seq - seq_before, chunk_from);
   at_commit_point(info, commit_point::before_commit);
   if (int rc = mdb_txn_commit(txn); rc != MDB_SUCCESS)
@@ -453,6 +501,8 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
   chunk_committed(generation_done, checkpointed, checkpoint_us);
   {
     std::lock_guard<std::mutex> lk(mtx);
+    if (wrote_entries)
+      committed_digest = digest_now;
     stats.commits++;
     stats.entries += batch.size();
     stats.batch_max = std::max<std::uint64_t>(stats.batch_max, batch.size());
@@ -705,6 +755,7 @@ outcome ledger::impl::apply_enroll(MDB_txn* txn, op& o, std::uint64_t now_us) {
   h.policy_version = o.policy_version;
   h.tier_after = opts.tier_of(0);
   put_or_die(txn, db.journal, val_of(seq), val_of(h), MDB_APPEND, "appending to the journal");
+  digest = journal_digest_step(digest, &h, sizeof h);
   member_record m{o.member_id, now_us, seq, o.brand_id, 1};
   put_or_die(txn, db.members, val_of(o.member_id), val_of(m), MDB_NOOVERWRITE, "writing a member record");
   out.seq = seq;
@@ -885,6 +936,7 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   w += o.txn_id_bytes;
   if (!o.details.empty())
     std::memcpy(w, o.details.data(), o.details.size() * sizeof(entry_detail));
+  digest = journal_digest_step(digest, jv.mv_data, size);
   if (o.txn_id_bytes > 0) {
     put_or_die(txn, db.txn_index, val(o.txn_id.data(), o.txn_id_bytes), val_of(seq), MDB_NOOVERWRITE,
                "indexing a txn id");
@@ -1099,6 +1151,42 @@ void ledger::impl::write_checkpoint(MDB_txn* txn) {
              "recording the checkpoint");
 }
 
+bool ledger::impl::catch_up_digest(MDB_txn* txn, std::string& error) {
+  const MDB_val key = val(detail::journal_digest_key, sizeof detail::journal_digest_key - 1);
+  digest_record rec{0, journal_digest_basis};
+  detail::get_record(txn, db.meta, key, rec);
+  const std::uint64_t last = next_seq - 1;
+  if (rec.seq > last) {
+    error = "data directory " + opts.dir + ": the journal digest covers seq " + std::to_string(rec.seq) +
+            " but the journal ends at " + std::to_string(last);
+    return false;
+  }
+  if (rec.seq < last) {
+    if (last - rec.seq > 1'000'000)
+      log(log_level::info, "ledger: folding the journal digest over %llu entries (once)",
+          static_cast<unsigned long long>(last - rec.seq));
+    detail::cursor cur(txn, db.journal);
+    if (cur.rc() != MDB_SUCCESS) {
+      error = detail::mdb_error("opening a journal cursor", cur.rc());
+      return false;
+    }
+    std::uint64_t from = rec.seq + 1;
+    MDB_val k = val_of(from), v{};
+    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+      rec.digest = journal_digest_step(rec.digest, v.mv_data, v.mv_size);
+      std::memcpy(&rec.seq, k.mv_data, sizeof rec.seq);
+    }
+    MDB_val kv = key, vv = val_of(rec);
+    if (int rc = mdb_put(txn, db.meta, &kv, &vv, 0); rc != MDB_SUCCESS) {
+      error = detail::mdb_error("recording the journal digest", rc);
+      return false;
+    }
+  }
+  digest = rec.digest;
+  return true;
+}
+
 bool ledger::impl::replay_tail(MDB_txn* txn, std::string& error) {
   detail::cursor cur(txn, db.journal);
   if (cur.rc() != MDB_SUCCESS) {
@@ -1274,6 +1362,26 @@ std::unique_ptr<ledger> ledger::open(const options& opts, std::string& error) {
 void ledger::submit(op&& o) { impl_->submit(std::move(o)); }
 
 void ledger::barrier() { impl_->barrier(); }
+
+bool ledger::apply_command(std::string_view bytes, std::string& error) {
+  auto p = std::make_unique<impl::pending_command>();
+  if (!decode_command(bytes, p->cmd, error))
+    return false;
+  auto applied = p->applied.get_future();
+  {
+    std::lock_guard<std::mutex> lk(impl_->mtx);
+    LEDGER_ASSERT(!impl_->stopping);
+    impl_->commands.push_back(std::move(p));
+  }
+  impl_->wake.notify_one();
+  applied.wait();
+  return true;
+}
+
+digest_record ledger::journal_digest() const {
+  std::lock_guard<std::mutex> lk(impl_->mtx);
+  return impl_->committed_digest;
+}
 
 std::optional<member_state> ledger::load_member(std::uint64_t member_id) const {
   // Under cache_mtx, so a checkpoint cannot move a balance from the cache to

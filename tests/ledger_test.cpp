@@ -1,5 +1,7 @@
 // The ledger on a real LMDB environment in a temporary directory.
+#include "same_journal.hpp"
 #include "temp_dir.hpp"
+#include "ledger/command.hpp"
 #include "ledger/detail/txn_filter.hpp"
 #include "ledger/ledger.hpp"
 
@@ -72,6 +74,8 @@ struct fixture {
   // (verify checks it). Ids of ops that were not posted leave gaps, which
   // the fold allows.
   std::map<std::uint64_t, std::uint32_t> last_lot;
+  // options::replicate of the next reopen (empty: a single node).
+  std::function<bool(std::string_view)> replicate;
 
   fixture() { reopen(); }
 
@@ -87,6 +91,7 @@ struct fixture {
     o.checkpoint_on_close = checkpoint_on_close;
     o.clock = &clock;
     o.tier_of = [](std::int64_t l) { return l >= 1000 ? 1u : 0u; };
+    o.replicate = replicate;
     std::string err;
     led = ledger::ledger::open(o, err);
     INFO(err);
@@ -1733,4 +1738,197 @@ TEST_CASE("the txn filter never forgets an id it was given and rarely claims one
   loyalty::ledger::detail::txn_filter off(0);
   CHECK_FALSE(off.enabled());
   CHECK(off.maybe("anything"));
+}
+
+// -- issue 17: the batch command and the journal digest -------------------------------------
+
+namespace {
+
+// A leader whose writer hands every batch's command to `log` before applying it.
+struct leader_fixture : fixture {
+  std::mutex log_mtx;
+  std::vector<std::string> log;
+  bool accept = true;  // what replicate answers
+  leader_fixture() {
+    replicate = [this](std::string_view c) {
+      std::lock_guard<std::mutex> g(log_mtx);
+      if (accept)
+        log.emplace_back(c);
+      return accept;
+    };
+    reopen(100'000);  // a wide window: ops submitted together share a batch
+  }
+};
+
+} // namespace
+
+TEST_CASE("a follower applying the leader's commands holds the same journal, byte for byte, and the same digest",
+          "[ledger][replication]") {
+  leader_fixture lead;
+  fixture follow;
+  // One batch: enrollments, earns, a replay and a conflict of a txn id of
+  // the same batch, a redeem the writer refuses, aliases (one taken), a
+  // barrier, and an entry that names another of the batch by its cell.
+  std::vector<op> ops;
+  ops.push_back(lead.enroll(1));
+  ops.push_back(lead.enroll(2));
+  ops.push_back(lead.earn(1, 500, "e1"));
+  ops.push_back(lead.earn(1, 500, "e1"));          // replay of the one before
+  ops.push_back(lead.earn(1, 700, "e1", 99));      // same txn, other content: conflict
+  ops.push_back(lead.redeem(2, 50, "r-short"));    // member 2 has nothing: insufficient_points
+  ops.push_back(lead.earn(2, 300, "e2"));
+  ops.push_back(link(1, "card-1", "l1"));
+  ops.push_back(link(2, "card-1", "l2"));          // taken by member 1: alias_taken
+  {
+    op b;
+    b.kind = op_kind::barrier;
+    b.member_id = 1;
+    ops.push_back(std::move(b));
+  }
+  auto cell = std::make_shared<std::atomic<std::uint64_t>>(0);
+  ops.push_back(lead.earn(1, 10, "e-cell"));
+  ops.back().seq_to = cell;
+  ops.push_back(lead.earn(1, 20, "e-ref"));
+  ops.back().ref_seq_from = cell;
+  std::vector<std::uint64_t> tags;
+  for (auto& o : ops) {
+    o.target = lead.out;
+    o.tag = lead.tag++;
+    tags.push_back(o.tag);
+    lead.led->submit(std::move(o));
+  }
+  std::vector<outcome> outs;
+  for (auto t : tags)
+    outs.push_back(lead.out->by_tag(t));
+  CHECK(outs[2].code == errc::ok);
+  CHECK(outs[3].replayed);
+  CHECK(outs[4].code == errc::txn_id_conflict);
+  CHECK(outs[5].code == errc::insufficient_points);
+  CHECK(outs[8].code == errc::alias_taken);
+  // Then a second batch, which names an entry of the first by its seq.
+  op later = lead.earn(2, 40, "e-later");
+  later.ref_seq_from = cell;
+  REQUIRE(lead.run(std::move(later)).code == errc::ok);
+  REQUIRE(lead.log.size() >= 2);
+
+  for (const auto& c : lead.log) {
+    std::string err;
+    REQUIRE(follow.led->apply_command(c, err));
+  }
+  REQUIRE(follow.led->last_seq() == lead.led->last_seq());
+  test::same_journals(*lead.led, *follow.led);
+  auto e_ref = follow.led->read_entry(follow.led->last_seq() - 1);
+  auto e_later = follow.led->read_entry(follow.led->last_seq());
+  REQUIRE(e_ref);
+  REQUIRE(e_later);
+  CHECK(e_ref->header.ref_seq == cell->load());
+  CHECK(e_later->header.ref_seq == cell->load());
+  CHECK(cell->load() != 0);
+  const auto dl = lead.led->journal_digest();
+  const auto df = follow.led->journal_digest();
+  CHECK(dl.seq == lead.led->last_seq());
+  CHECK(df.seq == dl.seq);
+  CHECK(df.digest == dl.digest);
+  CHECK(follow.led->find_alias("card-1") == std::optional<std::uint64_t>(1));
+  CHECK(follow.led->find_txn("e1") == lead.led->find_txn("e1"));
+  auto vl = lead.led->verify();
+  auto vf = follow.led->verify();
+  INFO(all_problems(vf));
+  CHECK(vl.ok);
+  CHECK(vf.ok);
+  CHECK(vf.journal_digest == df.digest);
+  // And after both reopen (the follower's state is its own data directory).
+  follow.reopen();
+  CHECK(follow.led->journal_digest().digest == dl.digest);
+}
+
+TEST_CASE("a command cut short or changed is refused whole and writes nothing", "[ledger][replication]") {
+  leader_fixture lead;
+  REQUIRE(lead.run(lead.enroll(1)).code == errc::ok);
+  REQUIRE(lead.run(lead.earn(1, 100, "e1")).code == errc::ok);
+  REQUIRE(lead.log.size() == 2);
+  const std::string good = lead.log[1];
+  fixture follow;
+  std::string err;
+  REQUIRE(follow.led->apply_command(lead.log[0], err));
+  const auto before = follow.led->last_seq();
+  for (std::size_t n = 0; n < good.size(); ++n) {
+    err.clear();
+    CHECK_FALSE(follow.led->apply_command(std::string_view(good).substr(0, n), err));
+    CHECK_FALSE(err.empty());
+  }
+  CHECK_FALSE(follow.led->apply_command(good + "x", err));
+  CHECK(err.find("after its last op") != std::string::npos);
+  std::string bad_kind = good;
+  bad_kind[16] = 7;  // the first op's kind
+  CHECK_FALSE(follow.led->apply_command(bad_kind, err));
+  CHECK(err.find("unknown op kind 7") != std::string::npos);
+  CHECK(follow.led->last_seq() == before);
+  REQUIRE(follow.led->apply_command(good, err));
+  CHECK(follow.led->journal_digest().digest == lead.led->journal_digest().digest);
+}
+
+TEST_CASE("a batch the log refuses is answered unavailable, tells its owners and writes nothing",
+          "[ledger][replication]") {
+  leader_fixture lead;
+  REQUIRE(lead.run(lead.enroll(1)).code == errc::ok);
+  const auto seq = lead.led->last_seq();
+  const auto digest = lead.led->journal_digest();
+  lead.accept = false;
+  auto owner = std::make_shared<recording_owner>();
+  auto out = lead.run(lead.earn(1, 100, "e1"), owner);
+  CHECK(out.code == errc::unavailable);
+  CHECK(owner->rejections == std::vector<errc>{errc::unavailable});
+  CHECK(lead.led->last_seq() == seq);
+  CHECK_FALSE(lead.led->find_txn("e1"));
+  CHECK(lead.led->journal_digest().digest == digest.digest);
+  // A retry once the log takes it again posts it.
+  lead.accept = true;
+  CHECK(lead.run(lead.earn(1, 100, "e1")).code == errc::ok);
+  CHECK(lead.led->verify().ok);
+}
+
+TEST_CASE("the journal digest is recorded with each commit, rebuilt for a directory without it, and verify checks it",
+          "[ledger][replication]") {
+  fixture f;
+  REQUIRE(f.run(f.enroll(1)).code == errc::ok);
+  REQUIRE(f.run(f.earn(1, 100, "e1")).code == errc::ok);
+  const auto d = f.led->journal_digest();
+  CHECK(d.seq == 2);
+  // Folded by hand over the journal values.
+  {
+    std::string err;
+    auto j = f.led->read_journal(1, 10, err);
+    REQUIRE(j);
+    std::uint64_t x = journal_digest_basis;
+    for (const auto& e : j->entries) {
+      std::string v(reinterpret_cast<const char*>(&e.header), sizeof e.header);
+      v.append(reinterpret_cast<const char*>(e.postings.data()), e.postings.size() * sizeof(posting));
+      v += e.txn_id;
+      v.append(reinterpret_cast<const char*>(e.details.data()), e.details.size() * sizeof(entry_detail));
+      x = journal_digest_step(x, v.data(), v.size());
+    }
+    CHECK(x == d.digest);
+  }
+  // A directory written before the digest existed: the key is gone.
+  f.tamper([](MDB_txn* txn) {
+    MDB_dbi meta;
+    REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
+    MDB_val k{14, const_cast<char*>("journal_digest")};
+    REQUIRE(mdb_del(txn, meta, &k, nullptr) == 0);
+  });
+  f.reopen();
+  CHECK(f.led->journal_digest().digest == d.digest);
+  CHECK(f.led->verify().ok);
+  // A recorded digest that is not the journal's.
+  f.tamper([](MDB_txn* txn) {
+    MDB_dbi meta;
+    REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
+    digest_record rec{2, 12345};
+    MDB_val k{14, const_cast<char*>("journal_digest")}, v{sizeof rec, &rec};
+    REQUIRE(mdb_put(txn, meta, &k, &v, 0) == 0);
+  });
+  auto all = f.failed_verify();
+  INFO(all);
+  CHECK(all.find("the recorded journal digest 12345 is not the journal's") != std::string::npos);
 }

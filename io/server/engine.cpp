@@ -43,6 +43,7 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   lo.checkpoint_interval_ms = s.checkpoint_interval_ms;
   lo.checkpoint_chunk_accounts = s.checkpoint_chunk_accounts;
   lo.clock = clk;
+  lo.replicate = e->opts_.replicate;
   // Version 0 of the policy until the ledger has recorded it.
   auto first = std::make_unique<actors::policy_state>();
   first->prog = e->opts_.prog;

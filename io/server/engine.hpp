@@ -20,10 +20,12 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <string>
+#include <string_view>
+#include <thread>
 
 namespace loyalty::io {
 
@@ -38,6 +40,9 @@ struct engine_options {
   // Serve metrics even when settings.metrics_port is 0 (which means off),
   // on a free port the system picks; metrics_port() tells which. Tests.
   bool metrics_on_free_port = false;
+  // The cluster's log (ledger::options::replicate): each group-commit batch
+  // is applied only once it returns true. Empty: the single node.
+  std::function<bool(std::string_view command)> replicate;
 };
 
 class engine {

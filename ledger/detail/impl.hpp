@@ -1,6 +1,7 @@
 // Private to ledger/: the state behind ledger::ledger.
 #pragma once
 
+#include "ledger/command.hpp"
 #include "ledger/commit_hook.hpp"
 #include "ledger/detail/account_cache.hpp"
 #include "ledger/detail/lmdb.hpp"
@@ -21,6 +22,8 @@ namespace detail {
 // The data file of an environment directory: LMDB's name for it, which a
 // backup gives its copy only once the copy is whole.
 inline constexpr char data_file_name[] = "data.mdb";
+// The meta key of the journal's digest_record (records.hpp).
+inline constexpr char journal_digest_key[] = "journal_digest";
 
 // Checks the LMDB data file at `path` before anything maps a page of it:
 // meta pages LMDB accepts, a page size LMDB could have written, and every
@@ -82,6 +85,14 @@ public:
   // -- writer thread ------------------------------------------------------------
   void run();
   void commit_batch(std::vector<op>& batch);
+  // Applies `batch` with commit time `now` in one write transaction and
+  // completes its ops: the deterministic part of a group commit, which every
+  // node of a cluster runs on the same command (command.hpp).
+  void commit_ops(std::vector<op>& batch, std::uint64_t now);
+  // Answers every op of the batch with `code` without writing (the cluster
+  // refused the command: this node is no longer the leader). Replays are
+  // not looked up: nothing this node answers may differ from the leader's.
+  void refuse_all(std::vector<op>& batch, errc code);
   // Storage full (space_stats::full): answers the batch without writing,
   // replays with their first outcome, barriers as usual, every other op
   // storage_full. Logs when an episode begins.
@@ -244,6 +255,24 @@ public:
   [[nodiscard]] bool maybe_indexed(const op& o) const noexcept {
     return !txn_seen.ready() || txn_seen.maybe({o.txn_id.data(), o.txn_id_bytes});
   }
+
+  // The journal's running digest (command.hpp) up to next_seq - 1: folded
+  // by the writer as it appends, written to meta with each commit.
+  std::uint64_t digest = journal_digest_basis;
+  // The digest as of the last commit, for readers (guarded by mtx).
+  digest_record committed_digest{0, journal_digest_basis};
+  // On open: folds the entries after meta's digest_record into it and
+  // writes it back (all of them for a directory without one).
+  [[nodiscard]] bool catch_up_digest(MDB_txn* txn, std::string& error);
+
+  // Commands from a cluster's log to apply (apply_command), each with
+  // the promise its caller waits on. Guarded by mtx; the writer takes them
+  // before any submitted op.
+  struct pending_command {
+    command cmd;
+    std::promise<void> applied;
+  };
+  std::vector<std::unique_ptr<pending_command>> commands;
 
   // Reused by the writer to group outcomes per completion target.
   std::unordered_map<completion_target*, std::vector<outcome>> by_target;
