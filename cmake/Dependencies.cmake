@@ -23,6 +23,15 @@ add_library(lmdb_dep INTERFACE)
 target_include_directories(lmdb_dep SYSTEM INTERFACE ${LMDB_INCLUDE_DIR})
 target_link_libraries(lmdb_dep INTERFACE ${LMDB_LIBRARY})
 
+# C Raft 0.15 (libraft-dev) on libuv (libuv1-dev): a cluster's consensus,
+# used only by ledger/cluster/. Its docs: /usr/share/doc/libraft-dev.
+find_path(RAFT_INCLUDE_DIR raft.h REQUIRED)
+find_library(RAFT_LIBRARY raft REQUIRED)
+find_library(UV_LIBRARY uv REQUIRED)
+add_library(raft_dep INTERFACE)
+target_include_directories(raft_dep SYSTEM INTERFACE ${RAFT_INCLUDE_DIR})
+target_link_libraries(raft_dep INTERFACE ${RAFT_LIBRARY} ${UV_LIBRARY})
+
 # Standalone Asio (libasio-dev), header only.
 find_path(ASIO_INCLUDE_DIR asio.hpp REQUIRED)
 add_library(asio_dep INTERFACE)
