@@ -390,13 +390,14 @@ struct options {
   bool checkpoint_on_close = true;
   // A cluster's log (docs/ARCHITECTURE.md, "Replication"): called on the
   // writer thread with each batch's command (command.hpp) before the batch
-  // is applied; returns true once the command is committed in the log (a
-  // majority holds it durable), and the writer then applies the batch and
-  // answers its ops. False: the command will not be committed by this node
-  // (no longer the leader): every op of the batch is answered `unavailable`
-  // and nothing is written. Empty (the single node): batches are applied
-  // directly, and LMDB's commit is what makes them durable.
-  std::function<bool(std::string_view command)> replicate;
+  // is applied; returns the command's log index once it is committed in the
+  // log (a majority holds it durable), and the writer then applies first
+  // every command queued before it (enqueue_command) and then the batch,
+  // recording the index with it. 0: the command will not be committed by
+  // this node (no longer the leader): every op of the batch is answered
+  // `unavailable` and nothing is written. Empty (the single node): batches
+  // are applied directly, and LMDB's commit is what makes them durable.
+  std::function<std::uint64_t(std::string_view command)> replicate;
   const loyalty::clock* clock = nullptr;              // required
   std::function<std::uint32_t(std::int64_t)> tier_of; // lifetime -> tier index; required
 };
@@ -422,10 +423,19 @@ public:
 
   // A follower's write path: applies a command another ledger's writer
   // encoded (options::replicate) in one write transaction, as that writer
-  // applied it, and returns once it is committed. False with `error` set
-  // for bytes that are not a command (nothing written). Any thread; ops
-  // submitted meanwhile are applied after it.
-  [[nodiscard]] bool apply_command(std::string_view bytes, std::string& error);
+  // applied it, and returns once it is committed. `log_index` is its index
+  // in the log (0: none): it is recorded with it, and a command whose index
+  // is not above the last one applied is skipped (the log replaying what
+  // this ledger already holds). False with `error` set for bytes that are
+  // not a command (nothing written). Any thread; ops submitted meanwhile are
+  // applied after it.
+  [[nodiscard]] bool apply_command(std::string_view bytes, std::uint64_t log_index, std::string& error);
+  // The same without waiting: the writer applies it after the commands
+  // queued before it, and before the batch it is replicating, if any (the
+  // log commits earlier entries before that batch's).
+  [[nodiscard]] bool enqueue_command(std::string_view bytes, std::uint64_t log_index, std::string& error);
+  // The highest log index applied (meta "log_applied"; 0: none).
+  [[nodiscard]] std::uint64_t applied_log_index() const noexcept;
 
   // The journal's digest (command.hpp) as of the last commit, and the seq
   // it covers: equal on two nodes at equal seqs means equal journals.

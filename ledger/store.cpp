@@ -208,6 +208,11 @@ bool ledger::impl::open(std::string& error) {
   }
   if (error.empty() && !catch_up_digest(txn, error) && error.empty())
     error = "cannot fold the journal digest";
+  if (error.empty()) {
+    std::uint64_t applied = 0;
+    detail::get_record(txn, db.meta, val(detail::log_applied_key, sizeof detail::log_applied_key - 1), applied);
+    log_applied.store(applied);
+  }
   if (!error.empty()) {
     mdb_txn_abort(txn);
     return false;
@@ -416,7 +421,8 @@ void ledger::impl::run() {
       }
     }
     if (cmd) {
-      commit_ops(cmd->cmd.ops, cmd->cmd.now_us);
+      if (cmd->log_index == 0 || cmd->log_index > log_applied.load(std::memory_order_relaxed))
+        commit_ops(cmd->cmd.ops, cmd->cmd.now_us, cmd->log_index);
       cmd->applied.set_value();
       continue;
     }
@@ -433,14 +439,36 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
   // Never before the last commit, even if the clock steps back (NTP, a VM
   // restore): period reports find a period by binary search on this time.
   const auto now = std::max(opts.clock->now_us(), last_committed_us);
+  std::uint64_t log_index = 0;
   if (opts.replicate) {
     const bool posts = std::any_of(batch.begin(), batch.end(), [](const op& o) { return o.kind != op_kind::barrier; });
-    if (posts && !opts.replicate(encode_command(batch, now))) {
-      refuse_all(batch, errc::unavailable);
-      return;
+    if (posts) {
+      log_index = opts.replicate(encode_command(batch, now));
+      // What the log committed before this batch comes first, then the batch.
+      drain_commands();
+      if (log_index == 0) {
+        refuse_all(batch, errc::unavailable);
+        return;
+      }
     }
   }
-  commit_ops(batch, now);
+  commit_ops(batch, now, log_index);
+}
+
+void ledger::impl::drain_commands() {
+  for (;;) {
+    std::unique_ptr<pending_command> cmd;
+    {
+      std::lock_guard<std::mutex> lk(mtx);
+      if (commands.empty())
+        return;
+      cmd = std::move(commands.front());
+      commands.erase(commands.begin());
+    }
+    if (cmd->log_index == 0 || cmd->log_index > log_applied.load(std::memory_order_relaxed))
+      commit_ops(cmd->cmd.ops, cmd->cmd.now_us, cmd->log_index);
+    cmd->applied.set_value();
+  }
 }
 
 void ledger::impl::refuse_all(std::vector<op>& batch, errc code) {
@@ -463,7 +491,7 @@ void ledger::impl::refuse_all(std::vector<op>& batch, errc code) {
   complete(batch, outcomes);
 }
 
-void ledger::impl::commit_ops(std::vector<op>& batch, std::uint64_t now) {
+void ledger::impl::commit_ops(std::vector<op>& batch, std::uint64_t now, std::uint64_t log_index) {
   MDB_txn* txn = nullptr;
   if (int rc = mdb_txn_begin(env, nullptr, 0, &txn); rc != MDB_SUCCESS)
     fail_stop("mdb_txn_begin", rc);
@@ -484,11 +512,16 @@ void ledger::impl::commit_ops(std::vector<op>& batch, std::uint64_t now) {
   if (wrote_entries)
     put_or_die(txn, db.meta, val(detail::journal_digest_key, sizeof detail::journal_digest_key - 1), val_of(digest_now),
                0, "recording the journal digest");
+  if (log_index != 0)
+    put_or_die(txn, db.meta, val(detail::log_applied_key, sizeof detail::log_applied_key - 1), val_of(log_index), 0,
+               "recording the log index applied");
   const commit_info info = chunk_info(next_seq - seq_before, chunk_from);
   at_commit_point(info, commit_point::before_commit);
   if (int rc = mdb_txn_commit(txn); rc != MDB_SUCCESS)
     fail_stop("mdb_txn_commit", rc);
   at_commit_point(info, commit_point::after_commit);
+  if (log_index != 0)
+    log_applied.store(log_index, std::memory_order_release);
   const auto t2 = std::chrono::steady_clock::now();
   // commit: mdb_txn_commit alone (its fsync); checkpoint: putting the
   // chunk of account records into the transaction.
@@ -1363,10 +1396,11 @@ void ledger::submit(op&& o) { impl_->submit(std::move(o)); }
 
 void ledger::barrier() { impl_->barrier(); }
 
-bool ledger::apply_command(std::string_view bytes, std::string& error) {
+bool ledger::apply_command(std::string_view bytes, std::uint64_t log_index, std::string& error) {
   auto p = std::make_unique<impl::pending_command>();
   if (!decode_command(bytes, p->cmd, error))
     return false;
+  p->log_index = log_index;
   auto applied = p->applied.get_future();
   {
     std::lock_guard<std::mutex> lk(impl_->mtx);
@@ -1376,6 +1410,24 @@ bool ledger::apply_command(std::string_view bytes, std::string& error) {
   impl_->wake.notify_one();
   applied.wait();
   return true;
+}
+
+bool ledger::enqueue_command(std::string_view bytes, std::uint64_t log_index, std::string& error) {
+  auto p = std::make_unique<impl::pending_command>();
+  if (!decode_command(bytes, p->cmd, error))
+    return false;
+  p->log_index = log_index;
+  {
+    std::lock_guard<std::mutex> lk(impl_->mtx);
+    LEDGER_ASSERT(!impl_->stopping);
+    impl_->commands.push_back(std::move(p));
+  }
+  impl_->wake.notify_one();
+  return true;
+}
+
+std::uint64_t ledger::applied_log_index() const noexcept {
+  return impl_->log_applied.load(std::memory_order_acquire);
 }
 
 digest_record ledger::journal_digest() const {

@@ -103,6 +103,7 @@ struct cluster_fixture {
     for (unsigned i = 0; i < nodes; ++i) {
       ns.push_back(std::make_unique<node>());
       REQUIRE(raft_fixture_grow(&f, ns.back()->sm->fsm()) == 0);
+      ns.back()->sm->attach(raft_fixture_get(&f, i));
       raft_set_snapshot_threshold(raft_fixture_get(&f, i), 1u << 30);
       raft_fixture_set_randomized_election_timeout(&f, i, 1000 + rng() % 1000);
     }
@@ -267,6 +268,10 @@ TEST_CASE("under partitions, leader crashes and lost messages, every node applie
   for (unsigned i = 0; i < nodes; ++i) {
     INFO("node " << i);
     CHECK(c.ns[i]->sm->refused() == 0);
+    // The log index of the last command applied, recorded by the ledger.
+    CHECK(c.ns[i]->led->applied_log_index() == c.ns[0]->led->applied_log_index());
+    CHECK(c.ns[i]->led->applied_log_index() > batches.size());
+    CHECK(c.ns[i]->led->applied_log_index() <= raft_last_applied(raft_fixture_get(&c.f, i)));
     auto v = c.ns[i]->led->verify();
     CHECK(v.ok);
   }

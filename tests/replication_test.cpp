@@ -52,7 +52,7 @@ TEST_CASE("a ledger applying the engine's commands holds its journal byte for by
     o.replicate = [log](std::string_view c) {
       std::lock_guard<std::mutex> lk(log->mtx);
       log->commands.emplace_back(c);
-      return true;
+      return static_cast<std::uint64_t>(log->commands.size());  // its log index
     };
   });
   auto& c = *g.c;
@@ -126,8 +126,10 @@ TEST_CASE("a ledger applying the engine's commands holds its journal byte for by
   INFO(err);
   REQUIRE(follower);
   REQUIRE(follower->record_policy(prog.sha256, t0, err) == 1);
-  for (const auto& cmd : commands)
-    REQUIRE(follower->apply_command(cmd, err));
+  for (std::size_t i = 0; i < commands.size(); ++i)
+    REQUIRE(follower->apply_command(commands[i], i + 1, err));
+  CHECK(follower->applied_log_index() == commands.size());
+  CHECK(g.eng->ledger().applied_log_index() == commands.size());
 
   auto& leader = g.eng->ledger();
   REQUIRE(follower->last_seq() == leader.last_seq());

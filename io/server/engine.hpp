@@ -41,8 +41,9 @@ struct engine_options {
   // on a free port the system picks; metrics_port() tells which. Tests.
   bool metrics_on_free_port = false;
   // The cluster's log (ledger::options::replicate): each group-commit batch
-  // is applied only once it returns true. Empty: the single node.
-  std::function<bool(std::string_view command)> replicate;
+  // is applied only once it returns the batch's log index (0: refused).
+  // Empty: the single node.
+  std::function<std::uint64_t(std::string_view command)> replicate;
 };
 
 class engine {

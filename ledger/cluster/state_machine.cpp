@@ -18,7 +18,8 @@ int state_machine::apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
   auto* self = static_cast<state_machine*>(fsm->data);
   *result = nullptr;
   std::string error;
-  if (self->led_.apply_command(std::string_view(static_cast<const char*>(buf->base), buf->len), error)) {
+  const std::uint64_t index = self->raft_ != nullptr ? self->raft_->last_applied + 1 : 0;
+  if (self->led_.apply_command(std::string_view(static_cast<const char*>(buf->base), buf->len), index, error)) {
     ++self->applied_;
   } else {
     ++self->refused_;

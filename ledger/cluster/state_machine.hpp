@@ -26,6 +26,12 @@ public:
 
   // For raft_init / raft_fixture_grow; lives as long as this object.
   [[nodiscard]] raft_fsm* fsm() noexcept { return &fsm_; }
+  // The Raft server this state machine belongs to, once initialized: an
+  // entry's log index is its last_applied + 1 when apply is called (libraft
+  // applies in order and moves last_applied after apply returns), and the
+  // ledger records it, so that entries it already holds are skipped when
+  // the log is replayed at start.
+  void attach(raft* r) noexcept { raft_ = r; }
 
   // Entries applied, and entries refused as not a command (the same bytes
   // are refused on every node, so the ledgers stay equal; each is logged).
@@ -40,6 +46,7 @@ private:
   static int restore(raft_fsm* fsm, raft_buffer* buf);
 
   ledger::ledger& led_;
+  raft* raft_ = nullptr;
   raft_fsm fsm_{};
   std::uint64_t applied_ = 0;
   std::uint64_t refused_ = 0;

@@ -24,6 +24,8 @@ namespace detail {
 inline constexpr char data_file_name[] = "data.mdb";
 // The meta key of the journal's digest_record (records.hpp).
 inline constexpr char journal_digest_key[] = "journal_digest";
+// The meta key of the highest log index applied (u64; a cluster node).
+inline constexpr char log_applied_key[] = "log_applied";
 
 // Checks the LMDB data file at `path` before anything maps a page of it:
 // meta pages LMDB accepts, a page size LMDB could have written, and every
@@ -88,7 +90,9 @@ public:
   // Applies `batch` with commit time `now` in one write transaction and
   // completes its ops: the deterministic part of a group commit, which every
   // node of a cluster runs on the same command (command.hpp).
-  void commit_ops(std::vector<op>& batch, std::uint64_t now);
+  void commit_ops(std::vector<op>& batch, std::uint64_t now, std::uint64_t log_index = 0);
+  // Applies the queued commands (those from the log), in order.
+  void drain_commands();
   // Answers every op of the batch with `code` without writing (the cluster
   // refused the command: this node is no longer the leader). Replays are
   // not looked up: nothing this node answers may differ from the leader's.
@@ -270,8 +274,12 @@ public:
   // before any submitted op.
   struct pending_command {
     command cmd;
+    std::uint64_t log_index = 0;
     std::promise<void> applied;
   };
+  // The highest log index applied (meta log_applied_key): writer thread
+  // writes, any thread reads.
+  std::atomic<std::uint64_t> log_applied{0};
   std::vector<std::unique_ptr<pending_command>> commands;
 
   // Reused by the writer to group outcomes per completion target.
