@@ -8,6 +8,7 @@
 // and in order on every node (equal journals, byte for byte, equal digests),
 // every acknowledged transaction is in the journal exactly once, and every
 // ledger verifies.
+#include "ledger_ops.hpp"
 #include "same_journal.hpp"
 #include "temp_dir.hpp"
 
@@ -54,33 +55,6 @@ struct node {
   }
 };
 
-op enroll_op(std::uint64_t m) {
-  op o;
-  o.kind = op_kind::enroll;
-  o.entry = entry_kind::enroll;
-  o.member_id = m;
-  o.brand_id = 1;
-  return o;
-}
-
-// An earn of `points` with a fresh lot, as a member actor builds it.
-op earn_op(std::uint64_t m, std::int64_t points, const std::string& txn, std::uint32_t lot) {
-  op o;
-  o.kind = op_kind::post;
-  o.entry = entry_kind::earn;
-  o.member_id = m;
-  o.brand_id = 1;
-  o.set_txn(txn);
-  o.request_hash = content_hash(txn);
-  o.points = points;
-  o.postings = {{account_id(account_kind::brand_issued, 1), static_cast<std::uint64_t>(points),
-                 static_cast<std::uint32_t>(posting_side::debit), 0},
-                {account_id(account_kind::member_points, m), static_cast<std::uint64_t>(points),
-                 static_cast<std::uint32_t>(posting_side::credit), 0}};
-  o.details = {entry_detail{static_cast<std::uint16_t>(detail_kind::lot_add), 0, lot, 1, 0, points, 0, 0}};
-  return o;
-}
-
 // A proposal in flight: the callback records whether Raft committed it.
 struct proposal {
   struct raft_apply req {};
@@ -118,7 +92,8 @@ struct cluster_fixture {
   cluster_fixture& operator=(const cluster_fixture&) = delete;
 
   // Proposes `bytes` on the current leader; false if there is none or it refused.
-  bool propose(const std::string& bytes, std::size_t batch, std::map<std::size_t, int>& outcome) {
+  bool propose(const std::string& command, std::size_t batch, std::map<std::size_t, int>& outcome) {
+    const std::string bytes = cluster::state_machine::entry_of(command);
     const unsigned l = raft_fixture_leader_index(&f);
     if (l == nodes)
       return false;
@@ -156,7 +131,7 @@ TEST_CASE("under partitions, leader crashes and lost messages, every node applie
   {
     std::vector<op> first;
     for (std::uint64_t m = 1; m <= members; ++m)
-      first.push_back(enroll_op(m));
+      first.push_back(test::enroll_op(m));
     batches.push_back(encode_command(first, t0));
     std::map<std::uint64_t, std::uint32_t> lot;
     int k = 0;
@@ -166,7 +141,7 @@ TEST_CASE("under partitions, leader crashes and lost messages, every node applie
       for (int i = 0; i < n; ++i, ++k) {
         const std::uint64_t m = 1 + rng() % members;
         const std::string txn = "t" + std::to_string(k);
-        ops.push_back(earn_op(m, 1 + static_cast<std::int64_t>(rng() % 100), txn, ++lot[m]));
+        ops.push_back(test::earn_op(m, 1 + static_cast<std::int64_t>(rng() % 100), txn, ++lot[m]));
         txn_batch[txn] = batches.size();
       }
       batches.push_back(encode_command(ops, t0 + 1000u * static_cast<std::uint64_t>(b + 1)));
@@ -287,4 +262,30 @@ TEST_CASE("under partitions, leader crashes and lost messages, every node applie
   }
   CHECK(txns == txn_batch.size());
   CHECK(first.last_seq() == members + txn_batch.size());
+}
+
+TEST_CASE("a log entry is its command's length, the command and zeros to 8 bytes; anything else is refused",
+          "[replication]") {
+  for (std::size_t n : {0u, 1u, 7u, 8u, 9u, 200u}) {
+    const std::string command(n, 'c');
+    const std::string entry = cluster::state_machine::entry_of(command);
+    CHECK(entry.size() % 8 == 0);
+    CHECK(entry.size() - 8 - n < 8);
+    raft_buffer buf{const_cast<char*>(entry.data()), entry.size()};
+    std::string_view back;
+    std::string err;
+    REQUIRE(cluster::state_machine::unwrap(buf, back, err));
+    CHECK(back == command);
+    // Cut, grown past its padding, or claiming more than it holds.
+    raft_buffer cut{const_cast<char*>(entry.data()), entry.size() - 1};
+    CHECK_FALSE(cluster::state_machine::unwrap(cut, back, err));
+    std::string longer = entry + std::string(8, '\0');
+    raft_buffer grown{longer.data(), longer.size()};
+    CHECK_FALSE(cluster::state_machine::unwrap(grown, back, err));
+    std::string lying = entry;
+    const std::uint64_t big = n + 8;
+    std::memcpy(lying.data(), &big, 8);
+    raft_buffer claims{lying.data(), lying.size()};
+    CHECK_FALSE(cluster::state_machine::unwrap(claims, back, err));
+  }
 }

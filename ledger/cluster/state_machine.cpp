@@ -2,11 +2,12 @@
 
 #include "config/log.hpp"
 
+#include <cstring>
 #include <string_view>
 
 namespace loyalty::cluster {
 
-state_machine::state_machine(ledger::ledger& led) : led_(led) {
+state_machine::state_machine(ledger::ledger& led, mode m) : led_(led), mode_(m) {
   fsm_.version = 1;
   fsm_.data = this;
   fsm_.apply = &state_machine::apply;
@@ -19,7 +20,20 @@ int state_machine::apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
   *result = nullptr;
   std::string error;
   const std::uint64_t index = self->raft_ != nullptr ? self->raft_->last_applied + 1 : 0;
-  if (self->led_.apply_command(std::string_view(static_cast<const char*>(buf->base), buf->len), index, error)) {
+  if (self->own_ && self->own_(index)) {
+    ++self->applied_;
+    return 0;
+  }
+  std::string_view bytes;
+  if (!unwrap(*buf, bytes, error)) {
+    ++self->refused_;
+    log(log_level::error, "cluster: log entry %llu is not a ledger entry, skipped on every node: %s",
+        static_cast<unsigned long long>(index), error.c_str());
+    return 0;
+  }
+  const bool ok = self->mode_ == mode::queue ? self->led_.enqueue_command(bytes, index, error)
+                                              : self->led_.apply_command(bytes, index, error);
+  if (ok) {
     ++self->applied_;
   } else {
     ++self->refused_;
@@ -27,6 +41,29 @@ int state_machine::apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
         buf->len, error.c_str());
   }
   return 0;
+}
+
+std::string state_machine::entry_of(std::string_view command) {
+  const std::uint64_t n = command.size();
+  std::string out(8 + (n + 7) / 8 * 8, '\0');
+  std::memcpy(out.data(), &n, 8);
+  std::memcpy(out.data() + 8, command.data(), n);
+  return out;
+}
+
+bool state_machine::unwrap(const raft_buffer& buf, std::string_view& command, std::string& error) {
+  std::uint64_t n = 0;
+  if (buf.len < 8 || buf.len % 8 != 0) {
+    error = "an entry of " + std::to_string(buf.len) + " bytes (a multiple of 8, at least 8, expected)";
+    return false;
+  }
+  std::memcpy(&n, buf.base, 8);
+  if (n > buf.len - 8 || buf.len - 8 - n >= 8) {
+    error = "an entry of " + std::to_string(buf.len) + " bytes says its command has " + std::to_string(n);
+    return false;
+  }
+  command = std::string_view(static_cast<const char*>(buf.base) + 8, n);
+  return true;
 }
 
 int state_machine::snapshot(raft_fsm*, raft_buffer*[], unsigned*) { return RAFT_NOTFOUND; }

@@ -14,13 +14,20 @@ extern "C" {
 }
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 
 namespace loyalty::cluster {
 
 class state_machine {
 public:
-  explicit state_machine(ledger::ledger& led);
+  // How an entry reaches the ledger: `wait` applies it before apply returns
+  // (a fixture, one thread); `queue` hands it to the writer's queue and
+  // returns (a node, whose writer may be waiting on this same log for its
+  // own batch: it applies the queue first, ledger::enqueue_command).
+  enum class mode { wait, queue };
+  explicit state_machine(ledger::ledger& led, mode m = mode::wait);
   state_machine(const state_machine&) = delete;
   state_machine& operator=(const state_machine&) = delete;
 
@@ -32,6 +39,19 @@ public:
   // ledger records it, so that entries it already holds are skipped when
   // the log is replayed at start.
   void attach(raft* r) noexcept { raft_ = r; }
+  // True for the index of this node's own batch in flight: its writer
+  // applies that one itself, with the ops it answers, once the log says it
+  // is committed. Called on the Raft loop thread.
+  void set_own(std::function<bool(std::uint64_t index)> own) { own_ = std::move(own); }
+
+  // A log entry's payload: the command's length (u64, little-endian), the
+  // command, zeros to a multiple of 8 bytes (libuv's raft log stores
+  // payloads in 8-byte words: an entry of another length reads back
+  // shifted after a restart).
+  [[nodiscard]] static std::string entry_of(std::string_view command);
+  // The command inside an entry; false with `error` set for a payload that
+  // is not one.
+  [[nodiscard]] static bool unwrap(const raft_buffer& buf, std::string_view& command, std::string& error);
 
   // Entries applied, and entries refused as not a command (the same bytes
   // are refused on every node, so the ledgers stay equal; each is logged).
@@ -47,6 +67,8 @@ private:
 
   ledger::ledger& led_;
   raft* raft_ = nullptr;
+  mode mode_;
+  std::function<bool(std::uint64_t)> own_;
   raft_fsm fsm_{};
   std::uint64_t applied_ = 0;
   std::uint64_t refused_ = 0;
