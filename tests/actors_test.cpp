@@ -1,5 +1,6 @@
 // Member, brand and program actors on a real CAF actor system over a real
 // LMDB ledger in a temporary directory.
+#include "eventually.hpp"
 #include "temp_dir.hpp"
 #include "actors/atoms.hpp"
 #include "actors/member.hpp"
@@ -163,15 +164,7 @@ struct rig {
   }
 };
 
-template <class Pred>
-bool eventually(Pred p) {
-  for (int i = 0; i < 2000; ++i) {
-    if (p())
-      return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return false;
-}
+using test::eventually;
 
 } // namespace
 

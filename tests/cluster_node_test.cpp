@@ -5,6 +5,7 @@
 // refuses to post; the leader stopped, another takes over, a retry of a txn
 // the old leader acknowledged is a replay; the old node restarted on its
 // directories catches up. Journals equal byte for byte on every node.
+#include "eventually.hpp"
 #include "ledger_ops.hpp"
 #include "same_journal.hpp"
 #include "temp_dir.hpp"
@@ -45,16 +46,7 @@ std::uint16_t free_port() {
   return ntohs(a.sin_port);
 }
 
-template <class Pred>
-bool eventually(Pred done) {
-  const auto until = std::chrono::steady_clock::now() + patience;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until)
-      return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
+using test::eventually;
 
 struct collector final : ledger::completion_target {
   std::mutex mtx;

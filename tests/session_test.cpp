@@ -6,6 +6,7 @@
 // engine in the test process (LMDB in a temp dir, CAF actors, TCP on
 // loopback), clients through the client library. No check depends on how
 // long anything takes: each waits for a condition, within a liveness bound.
+#include "eventually.hpp"
 #include "engine_rig.hpp"
 #include "one_brand_program.hpp"
 
@@ -57,17 +58,7 @@ response explain(client& c, const std::string& txn) {
   return c.call(r);
 }
 
-// Waits until `done` holds, at most `patience`.
-template <class Pred>
-bool eventually(Pred done) {
-  const auto until = std::chrono::steady_clock::now() + patience;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until)
-      return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
+using test::eventually;
 
 std::vector<char> frames(const std::vector<request>& rs) {
   std::vector<char> out;

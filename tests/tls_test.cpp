@@ -5,6 +5,7 @@
 // loyaltyctl and the load generator as integrators use them; misbehaving
 // peers (a handshake given up half-way, a client that stops reading) are
 // OpenSSL and Asio driven by hand.
+#include "eventually.hpp"
 #include "temp_dir.hpp"
 #include "io/client/client.hpp"
 #include "io/wire/codec.hpp"
@@ -143,15 +144,7 @@ std::uint64_t stat_of(client& c, const std::string& name) {
   return 0;
 }
 
-// Polls `pred` (the server works on its own threads); true once it holds.
-bool eventually(const std::function<bool()>& pred) {
-  for (int i = 0; i < 2000; ++i) {
-    if (pred())
-      return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
-}
+using test::eventually;
 
 // A raw TCP peer: sends `bytes` (maybe none), then reads until the server
 // closes the connection or `bound` passes (a bound on the test, not a
