@@ -1,6 +1,9 @@
 // Ledger group commit: earns for random members among 1M, submitted in
 // batches of N and committed (durably, or with nosync_unsafe for the
 // comparison), measured end to end through submit() and barrier().
+#include "earns.hpp"
+
+#include "ledger/command.hpp"
 #include "ledger/detail/account_cache.hpp"
 #include "ledger/detail/txn_filter.hpp"
 #include "ledger/ledger.hpp"
@@ -12,10 +15,6 @@
 #include <random>
 
 namespace {
-
-struct sink final : loyalty::ledger::completion_target {
-  void complete(std::vector<loyalty::ledger::outcome>&&) noexcept override {}
-};
 
 void bm_commit_earns(benchmark::State& state) {
   namespace L = loyalty::ledger;
@@ -36,32 +35,11 @@ void bm_commit_earns(benchmark::State& state) {
     state.SkipWithError(err.c_str());
     return;
   }
-  auto target = std::make_shared<sink>();
+  auto target = std::make_shared<loyalty::bench::sink>();
   std::mt19937_64 rng(42);
   std::uint64_t counter = 0;
-  for (auto _ : state) {
-    for (std::int64_t i = 0; i < state.range(0); ++i) {
-      L::op op;
-      op.kind = L::op_kind::post;
-      op.entry = L::entry_kind::earn;
-      op.member_id = 1 + rng() % 1'000'000;
-      op.brand_id = 1;
-      ++counter;
-      char txn[16];
-      for (int b = 0; b < 8; ++b)
-        txn[b] = static_cast<char>(counter >> (56 - 8 * b));
-      std::memset(txn + 8, 0, 8);
-      op.set_txn({txn, sizeof txn});
-      op.points = 10;
-      op.postings = {{L::account_id(L::account_kind::brand_issued, 1), 10,
-                      static_cast<std::uint32_t>(L::posting_side::debit), 0},
-                     {L::account_id(L::account_kind::member_points, op.member_id), 10,
-                      static_cast<std::uint32_t>(L::posting_side::credit), 0}};
-      op.target = target;
-      led->submit(std::move(op));
-    }
-    led->barrier();
-  }
+  for (auto _ : state)
+    loyalty::bench::submit_earns(*led, state.range(0), rng, counter, target);
   state.SetItemsProcessed(state.iterations() * state.range(0));
   led.reset();
   std::filesystem::remove_all(dir);
@@ -116,3 +94,68 @@ void bm_account_cache_insert(benchmark::State& state) {
   }
 }
 BENCHMARK(bm_account_cache_insert);
+
+namespace {
+
+// An earn as the member actor builds it: two postings, a lot and two rule lines.
+loyalty::ledger::op typical_earn(std::uint64_t n) {
+  namespace L = loyalty::ledger;
+  L::op o;
+  o.kind = L::op_kind::post;
+  o.entry = L::entry_kind::earn;
+  o.member_id = 1 + n % 1'000'000;
+  o.brand_id = 1;
+  o.set_txn("pos-0001-" + std::to_string(n));
+  o.points = 10;
+  o.postings = {{L::account_id(L::account_kind::brand_issued, 1), 10, static_cast<std::uint32_t>(L::posting_side::debit), 0},
+                {L::account_id(L::account_kind::member_points, o.member_id), 10,
+                 static_cast<std::uint32_t>(L::posting_side::credit), 0}};
+  o.details.resize(3);
+  return o;
+}
+
+// The journal digest's step over one such entry's value (header, postings,
+// txn id, details): what every append adds to the writer's work.
+void bm_journal_digest_step(benchmark::State& state) {
+  const auto o = typical_earn(7);
+  std::string value(sizeof(loyalty::ledger::journal_header) + o.postings.size() * sizeof(loyalty::ledger::posting) +
+                        o.txn_id_bytes + o.details.size() * sizeof(loyalty::ledger::entry_detail),
+                    'x');
+  std::uint64_t d = loyalty::ledger::journal_digest_basis;
+  for (auto _ : state) {
+    d = loyalty::ledger::journal_digest_step(d, value.data(), value.size());
+    benchmark::DoNotOptimize(d);
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(value.size()));
+}
+BENCHMARK(bm_journal_digest_step);
+
+// A leader's cost per batch: encoding it as a command (and a follower's:
+// decoding it), for batches of N typical earns.
+void bm_encode_command(benchmark::State& state) {
+  std::vector<loyalty::ledger::op> batch;
+  for (std::int64_t i = 0; i < state.range(0); ++i)
+    batch.push_back(typical_earn(static_cast<std::uint64_t>(i)));
+  for (auto _ : state) {
+    auto c = loyalty::ledger::encode_command(batch, 1);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(bm_encode_command)->ArgName("ops")->Arg(100);
+
+void bm_decode_command(benchmark::State& state) {
+  std::vector<loyalty::ledger::op> batch;
+  for (std::int64_t i = 0; i < state.range(0); ++i)
+    batch.push_back(typical_earn(static_cast<std::uint64_t>(i)));
+  const auto c = loyalty::ledger::encode_command(batch, 1);
+  for (auto _ : state) {
+    loyalty::ledger::command out;
+    std::string err;
+    benchmark::DoNotOptimize(loyalty::ledger::decode_command(c, out, err));
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(bm_decode_command)->ArgName("ops")->Arg(100);
+
+} // namespace
