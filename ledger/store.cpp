@@ -144,6 +144,13 @@ bool ledger::impl::open(std::string& error) {
   unsigned flags = MDB_NOTLS;
   if (opts.sync == durability::nosync_unsafe)
     flags |= MDB_NOSYNC;
+  else if (opts.replicate)
+    // A cluster node: what it commits is durable in the log first (fsynced
+    // on a majority), so one fsync per commit is enough here. A power cut
+    // may undo this ledger's last commits -- never tear one, LMDB keeps its
+    // integrity -- and log_applied goes back with them: the node re-applies
+    // those entries from its log (docs/ARCHITECTURE.md, "Replication").
+    flags |= MDB_NOMETASYNC;
   rc = mdb_env_open(env, opts.dir.c_str(), flags, 0644);
   if (rc != MDB_SUCCESS) {
     error = "cannot open ledger in " + opts.dir + ": " + mdb_strerror(rc);

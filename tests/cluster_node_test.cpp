@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -226,4 +227,50 @@ TEST_CASE("three nodes on loopback replicate the leader's batches, fail over, an
     auto v = m->led->verify();
     CHECK(v.ok);
   }
+}
+
+TEST_CASE("a node whose ledger lost its last commits (a power cut undoes them) re-applies them from its log",
+          "[replication][cluster]") {
+  cluster3 c;
+  const std::size_t l = c.leader();
+  for (std::uint64_t m = 1; m <= 3; ++m)
+    REQUIRE(c.run(l, test::enroll_op(m)).code == errc::ok);
+  for (int i = 0; i < 20; ++i)
+    REQUIRE(c.earn(l, 1 + static_cast<std::uint64_t>(i % 3), 3, "x" + std::to_string(i)).code == errc::ok);
+  const std::size_t f = (l + 1) % 3;
+  REQUIRE(c.all_at(c.ms[l]->led->last_seq()));
+  // The follower's ledger as it was here: a copy, to stand for what a power
+  // cut leaves of it once its later commits are undone.
+  const auto copy = c.ms[f]->dir.path / "copy";
+  std::string err;
+  auto b = c.ms[f]->led->backup(copy.string(), err);
+  INFO(err);
+  REQUIRE(b);
+  const auto applied_then = c.ms[f]->led->applied_log_index();
+  for (int i = 0; i < 30; ++i)
+    REQUIRE(c.earn(l, 2, 4, "y" + std::to_string(i)).code == errc::ok);
+  const std::uint64_t seq = c.ms[l]->led->last_seq();
+  REQUIRE(c.all_at(seq));
+  c.ms[f]->stop();
+  const auto data = c.ms[f]->dir.path / "data";
+  std::filesystem::remove(data / "data.mdb");
+  std::filesystem::copy_file(copy / "data.mdb", data / "data.mdb");
+  {
+    // Behind its log: the later commits are gone from it.
+    ledger::options o;
+    o.dir = data.string();
+    o.map_bytes = 1ull << 28;
+    o.clock = &c.ms[f]->clock;
+    o.tier_of = [](std::int64_t) { return 0u; };
+    auto alone = ledger::ledger::open(o, err);
+    REQUIRE(alone);
+    CHECK(alone->last_seq() == b->seq);
+    CHECK(alone->last_seq() < seq);
+    CHECK(alone->applied_log_index() == applied_then);
+  }
+  c.ms[f]->start(c.base, f + 1);
+  REQUIRE(c.all_at(seq));
+  test::same_journals(*c.ms[l]->led, *c.ms[f]->led);
+  CHECK(c.ms[f]->led->journal_digest().digest == c.ms[l]->led->journal_digest().digest);
+  CHECK(c.ms[f]->led->verify().ok);
 }
