@@ -56,6 +56,7 @@ enum class errc : std::uint16_t {
   rate_limited = 64,        // the key's requests-per-second limit is reached: retry later, nothing posted
   storage_full = 65,        // the ledger's storage is (nearly) full: nothing posted; reads still served
   timed_out = 66,           // a connection limit (idle, frame read) expired; connection closed
+  not_leader = 67,          // a cluster node that does not lead: send to the leader (`leader`); nothing posted
   internal_error = 70,      // a bug; nothing was posted
   // -- authorization (80..89) -------------------------------------------------
   not_authorized = 80,      // no valid key in hello, or the key's scope does not allow this operation
@@ -103,6 +104,7 @@ enum class errc : std::uint16_t {
     case errc::rate_limited: return "rate_limited";
     case errc::storage_full: return "storage_full";
     case errc::timed_out: return "timed_out";
+    case errc::not_leader: return "not_leader";
     case errc::internal_error: return "internal_error";
     case errc::not_authorized: return "not_authorized";
   }

@@ -1856,3 +1856,23 @@ TEST_CASE("subscribe takes a start seq known event types and one channel and nev
   REQUIRE(got.events[0].expiring.size() == 1);
   CHECK(got.events[0].expiring[0].expires_at_us == 1'800'000'000'000'000ull);
 }
+
+TEST_CASE("not_leader carries the leader's client address, empty when none is known", "[io][codec]") {
+  for (const std::string addr : {"10.0.0.2:7411", ""}) {
+    response r;
+    r.op = opcode::earn;
+    r.id = 9;
+    r.code = errc::not_leader;
+    r.message = std::string(default_message(errc::not_leader));
+    r.leader = addr;
+    std::vector<char> frame;
+    encode_response(frame, r);
+    response back;
+    std::string err;
+    REQUIRE(decode_response(frame.data() + 4, frame.size() - 4, back, err));
+    CHECK(back.code == errc::not_leader);
+    CHECK(static_cast<int>(back.code) == 67);
+    CHECK(back.leader == addr);
+    CHECK(back.id == 9);
+  }
+}

@@ -1388,6 +1388,8 @@ void pack_response(packer& pk, const response& r) {
       m.str("error", to_string(r.code));
       m.u64("code", static_cast<std::uint16_t>(r.code));
       m.str("message", r.message);
+      if (r.code == errc::not_leader)
+        m.str("leader", r.leader);
       return;
     }
     response_fields(m, r);
@@ -1956,6 +1958,7 @@ void unpack_response(const msgpack::object& o, response& r) {
     else if (key == "error") error_name = as_str(v);
     else if (key == "code") { r.code = static_cast<errc>(as_u64(v)); have_code = true; }
     else if (key == "message") r.message = as_str(v);
+    else if (key == "leader") r.leader = as_str(v);
     else if (key == "version") r.version = static_cast<std::uint32_t>(as_u64(v));
     else if (key == "server") r.server = as_str(v);
     else if (key == "limits" && v.type == msgpack::type::MAP) {

@@ -330,6 +330,7 @@ struct response {
   std::uint64_t id = 0;
   errc code = errc::ok;
   std::string message;             // error only
+  std::string leader;              // not_leader: the leader's client address, host:port ("" = none known)
   // hello
   std::uint32_t version = 0;
   std::string server;
