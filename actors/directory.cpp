@@ -216,6 +216,14 @@ directory_stats directory::stats() const noexcept {
   return {active_.load(), activations_.load(), passivations_.load(), crashes_.load(), passivating_.load()};
 }
 
+void directory::mark_all_stale() {
+  for (auto& sh : shards_) {
+    std::lock_guard<std::mutex> guard(sh.mtx);
+    for (auto& [id, slot] : sh.slots)
+      slot->stale.store(true);
+  }
+}
+
 void directory::shutdown() {
   stopping_.store(true);
   for (auto& sh : shards_) {

@@ -127,6 +127,10 @@ public:
 
   // Engine shutdown: stops every member actor; no more activations.
   void shutdown();
+  // Every active member's actor reloads its book from the ledger before its
+  // next message (a node that becomes a cluster's leader: its ledger moved
+  // on under actors it activated before). Any thread.
+  void mark_all_stale();
 
   // Tests: slots held (active actors, and slots with ops in flight).
   [[nodiscard]] std::size_t slot_count();

@@ -897,6 +897,73 @@ bool hex_digest(const std::string& text, std::array<unsigned char, 32>& out) {
 
 // [[keys]]: id, name, sha256 (64 lowercase hex digits), scope, rate_per_s.
 // Brand and partner codes are checked against the program at engine start.
+// host:port with a non-empty host and a port 1..65535.
+bool host_port(const std::string& a) {
+  const auto colon = a.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == a.size())
+    return false;
+  const auto port = a.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  const auto p = std::stoul(port);
+  return p >= 1 && p <= 65535;
+}
+
+void parse_cluster(checker& ck, const toml::value& root, const std::filesystem::path& base, engine_settings& s) {
+  if (!root.contains("cluster"))
+    return;
+  const toml::value* c = ck.get(root, "cluster", false, "the settings file");
+  if (c == nullptr || !c->is_table())
+    return;
+  const std::string w = "[cluster]";
+  ck.only_keys(*c, {"node_id", "dir", "election_timeout_ms", "heartbeat_ms", "peers"}, w);
+  auto& out = s.cluster;
+  if (auto v = ck.integer(*c, "node_id", true, w, 1, 1'000'000))
+    out.node_id = static_cast<std::uint64_t>(*v);
+  if (auto d = ck.str(*c, "dir", false, w)) {
+    std::filesystem::path dp(*d);
+    out.dir = (dp.is_absolute() ? dp : base / dp).lexically_normal().string();
+  }
+  if (auto v = ck.integer(*c, "election_timeout_ms", false, w, 100, 60'000))
+    out.election_timeout_ms = static_cast<std::uint32_t>(*v);
+  if (auto v = ck.integer(*c, "heartbeat_ms", false, w, 10, 10'000))
+    out.heartbeat_ms = static_cast<std::uint32_t>(*v);
+  if (out.heartbeat_ms * 2 > out.election_timeout_ms)
+    ck.fail(*c, "heartbeat_ms (" + std::to_string(out.heartbeat_ms) + ") must be at most half of election_timeout_ms (" +
+                    std::to_string(out.election_timeout_ms) + ")");
+  auto peers = ck.table_array(*c, "peers", true);
+  if (!peers)
+    return;
+  const std::string pw = "[[cluster.peers]]";
+  std::set<std::uint64_t> ids;
+  std::set<std::string> addresses;
+  for (const auto& p : *peers) {
+    if (!p.is_table())
+      continue;
+    ck.only_keys(p, {"id", "raft", "client"}, pw);
+    cluster_peer peer;
+    if (auto id = ck.integer(p, "id", true, pw, 1, 1'000'000)) {
+      peer.id = static_cast<std::uint64_t>(*id);
+      if (!ids.insert(peer.id).second)
+        ck.fail(*ck.get(p, "id", false, pw), "duplicate node id " + std::to_string(peer.id));
+    }
+    for (auto [key, field] : {std::pair<const char*, std::string*>{"raft", &peer.raft}, {"client", &peer.client}}) {
+      if (auto a = ck.str(p, key, true, pw)) {
+        *field = *a;
+        if (!host_port(*a))
+          ck.fail(*ck.get(p, key, false, pw), std::string(key) + " must be host:port, not \"" + *a + "\"");
+        else if (!addresses.insert(*a).second)
+          ck.fail(*ck.get(p, key, false, pw), "the address " + *a + " is given twice");
+      }
+    }
+    out.peers.push_back(std::move(peer));
+  }
+  if (out.peers.size() > 7)
+    ck.fail(*c, "a cluster has at most 7 nodes, not " + std::to_string(out.peers.size()));
+  if (out.node_id != 0 && ids.count(out.node_id) == 0)
+    ck.fail(*c, "node_id " + std::to_string(out.node_id) + " is not one of [[cluster.peers]]");
+}
+
 void parse_keys(checker& ck, const toml::value& root, engine_settings& s) {
   if (!root.contains("keys"))
     return;
@@ -1005,7 +1072,7 @@ std::optional<engine_settings> load_settings(const std::string& path,
   auto before = errors.size();
   checker ck(path, errors);
   engine_settings s;
-  ck.only_keys(*root, {"engine", "keys"}, "the settings file");
+  ck.only_keys(*root, {"engine", "keys", "cluster"}, "the settings file");
   const toml::value* e = ck.get(*root, "engine", true, "the settings file");
   if (!e)
     return std::nullopt;
@@ -1085,6 +1152,9 @@ std::optional<engine_settings> load_settings(const std::string& path,
   load_tls_paths(ck, *e, w, base, s);
   load_metrics(ck, *e, w, s);
   parse_keys(ck, *root, s);
+  parse_cluster(ck, *root, base, s);
+  if (s.cluster.enabled() && s.cluster.dir.empty())
+    s.cluster.dir = (std::filesystem::path(s.data_dir) / "raft").string();
   if (errors.size() != before)
     return std::nullopt;
   return s;

@@ -215,6 +215,23 @@ struct api_key {
 // SHA-256 of a key as presented in hello.
 [[nodiscard]] std::array<unsigned char, 32> key_sha256(std::string_view key) noexcept;
 
+// A node of a cluster, as the settings name it (docs/OPERATIONS.md, "Cluster").
+struct cluster_peer {
+  std::uint64_t id = 0;  // 1.., unique
+  std::string raft;      // host:port of its Raft transport (node to node)
+  std::string client;    // host:port its clients connect to (the wire protocol)
+};
+
+// [cluster]: absent, the engine is the single node it always was.
+struct cluster_settings {
+  std::uint64_t node_id = 0;  // this node, one of `peers`; 0 = not a cluster
+  std::string dir;            // the Raft log; default <data_dir>/raft
+  std::uint32_t election_timeout_ms = 1000;
+  std::uint32_t heartbeat_ms = 100;
+  std::vector<cluster_peer> peers;  // every voter, this node included
+  [[nodiscard]] bool enabled() const noexcept { return node_id != 0; }
+};
+
 struct engine_settings {
   std::string program_path;  // program TOML; relative paths are relative to the settings file
   std::string listen_host = "127.0.0.1";
@@ -254,6 +271,8 @@ struct engine_settings {
   // API keys ([[keys]] in the settings file). None: every connection may
   // post and read without a key, and admin operations are refused.
   std::vector<api_key> keys;
+  // [cluster] in the settings file; disabled without it.
+  cluster_settings cluster;
   // The expiry sweep visits every member this often (0 = never; `expire`
   // still works), at most expiry_sweep_members_per_s members per second.
   std::uint32_t expiry_sweep_interval_s = 3600;

@@ -6,6 +6,7 @@
 // the old leader acknowledged is a replay; the old node restarted on its
 // directories catches up. Journals equal byte for byte on every node.
 #include "eventually.hpp"
+#include "free_port.hpp"
 #include "ledger_ops.hpp"
 #include "same_journal.hpp"
 #include "temp_dir.hpp"
@@ -14,9 +15,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -35,17 +33,6 @@ constexpr std::uint64_t t0 = 1'772'452'800'000'000ull;
 constexpr auto patience = 20s;  // liveness bound of every wait
 
 // A loopback port nobody listens on now.
-std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t n = sizeof a;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n) == 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 using test::eventually;
 
@@ -127,7 +114,7 @@ struct cluster3 {
     base.election_timeout_ms = 300;
     base.heartbeat_ms = 50;
     for (std::uint64_t id = 1; id <= 3; ++id)
-      base.peers.push_back({id, "127.0.0.1:" + std::to_string(free_port())});
+      base.peers.push_back({id, "127.0.0.1:" + std::to_string(test::free_port())});
     for (std::uint64_t id = 1; id <= 3; ++id) {
       ms.push_back(std::make_unique<member>());
       ms.back()->start(base, id);
@@ -181,6 +168,8 @@ TEST_CASE("three nodes on loopback replicate the leader's batches, fail over, an
           "[replication][cluster]") {
   cluster3 c;
   const std::size_t l = c.leader();
+  // Its barrier of the term applied: every earlier entry is in its ledger.
+  CHECK(eventually([&] { return c.ms[l]->raft->status().leader_ready; }));
   for (std::uint64_t m = 1; m <= 3; ++m)
     REQUIRE(c.run(l, test::enroll_op(m)).code == errc::ok);
   for (int i = 0; i < 30; ++i)
@@ -209,6 +198,8 @@ TEST_CASE("three nodes on loopback replicate the leader's batches, fail over, an
   c.ms[l]->stop();
   const std::size_t l2 = c.leader();
   REQUIRE(l2 != l);
+  CHECK(eventually([&] { return c.ms[l2]->raft->status().leader_ready; }));
+  CHECK_FALSE(c.ms[f == l2 ? (l2 + 1) % 3 : f]->raft->status().leader_ready);
   auto replay = c.earn(l2, 1, 10, "a0");  // acknowledged by the old leader
   CHECK(replay.code == errc::ok);
   CHECK(replay.replayed);

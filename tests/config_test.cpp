@@ -1023,3 +1023,51 @@ TEST_CASE("the connection limits have their defaults and are range-checked with 
   CHECK(text.find(path + ":4: 'connection_output_bytes_max' in [engine] must be between 65536 and 1073741824, got 1024") !=
         std::string::npos);
 }
+
+TEST_CASE("[cluster] names this node among its peers; without it the engine is a single node; mistakes are "
+          "line-numbered errors",
+          "[config]") {
+  test::temp_dir dir("config-cluster");
+  auto settings_at = [&](const std::string& body) {
+    auto path = (dir.path / "loyaltyd.toml").string();
+    std::ofstream(path) << "[engine]\nprogram = \"p.toml\"\ndata_dir = \"d\"\n" << body;
+    return path;
+  };
+  const std::string peers = "[[cluster.peers]]\nid = 1\nraft = \"127.0.0.1:7511\"\nclient = \"127.0.0.1:7411\"\n"
+                            "[[cluster.peers]]\nid = 2\nraft = \"127.0.0.1:7512\"\nclient = \"127.0.0.1:7412\"\n"
+                            "[[cluster.peers]]\nid = 3\nraft = \"127.0.0.1:7513\"\nclient = \"127.0.0.1:7413\"\n";
+  std::vector<config_error> errors;
+  auto single = load_settings(settings_at(""), errors);
+  INFO(all(errors));
+  REQUIRE(single);
+  CHECK_FALSE(single->cluster.enabled());
+  auto three = load_settings(settings_at("[cluster]\nnode_id = 2\nelection_timeout_ms = 600\n" + peers), errors);
+  INFO(all(errors));
+  REQUIRE(three);
+  CHECK(three->cluster.enabled());
+  CHECK(three->cluster.node_id == 2);
+  CHECK(three->cluster.election_timeout_ms == 600);
+  CHECK(three->cluster.heartbeat_ms == 100);
+  CHECK(three->cluster.dir == (dir.path / "d" / "raft").string());
+  REQUIRE(three->cluster.peers.size() == 3);
+  CHECK(three->cluster.peers[2].raft == "127.0.0.1:7513");
+  CHECK(three->cluster.peers[2].client == "127.0.0.1:7413");
+
+  auto refused = [&](const std::string& body, const std::string& says) {
+    errors.clear();
+    INFO(body);
+    CHECK_FALSE(load_settings(settings_at(body), errors));
+    INFO(all(errors));
+    CHECK(all(errors).find(says) != std::string::npos);
+  };
+  refused("[cluster]\nnode_id = 4\n" + peers, "node_id 4 is not one of [[cluster.peers]]");
+  refused("[cluster]\nnode_id = 1\nheartbeat_ms = 600\n" + peers, "heartbeat_ms (600) must be at most half");
+  refused("[cluster]\nnode_id = 1\n" + peers + "[[cluster.peers]]\nid = 3\nraft = \"h:1\"\nclient = \"h:2\"\n",
+          "duplicate node id 3");
+  refused("[cluster]\nnode_id = 1\n" + peers + "[[cluster.peers]]\nid = 4\nraft = \"nohost\"\nclient = \"h:2\"\n",
+          "raft must be host:port, not \"nohost\"");
+  refused("[cluster]\nnode_id = 1\n" + peers + "[[cluster.peers]]\nid = 4\nraft = \"127.0.0.1:7512\"\nclient = \"h:2\"\n",
+          "the address 127.0.0.1:7512 is given twice");
+  refused("[cluster]\nnode_id = 1\nleader = true\n" + peers, "leader");
+  refused("[cluster]\nnode_id = 1\n", "peers");
+}

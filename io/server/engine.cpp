@@ -44,6 +44,17 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   lo.checkpoint_chunk_accounts = s.checkpoint_chunk_accounts;
   lo.clock = clk;
   lo.replicate = e->opts_.replicate;
+  if (s.cluster.enabled() && !lo.replicate) {
+    auto* raw = e.get();
+    lo.replicate = [raw](std::string_view command) -> std::uint64_t {
+      cluster::node* n = nullptr;
+      {
+        std::lock_guard<std::mutex> g(raw->node_mtx_);
+        n = raw->replicating_;
+      }
+      return n != nullptr ? n->replicate(command) : 0;
+    };
+  }
   // Version 0 of the policy until the ledger has recorded it.
   auto first = std::make_unique<actors::policy_state>();
   first->prog = e->opts_.prog;
@@ -61,6 +72,22 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
       return nullptr;
     p.counters.load(p.prog, e->ledger_->counters());
     log(log_level::info, "program '%s' is version %u", p.prog.name.c_str(), p.version);
+  }
+  if (s.cluster.enabled()) {
+    cluster::node_options no;
+    no.id = s.cluster.node_id;
+    no.dir = s.cluster.dir;
+    no.election_timeout_ms = s.cluster.election_timeout_ms;
+    no.heartbeat_ms = s.cluster.heartbeat_ms;
+    for (const auto& p : s.cluster.peers)
+      no.peers.push_back({p.id, p.raft});
+    e->node_ = cluster::node::start(no, *e->ledger_, error);
+    if (!e->node_)
+      return nullptr;
+    std::lock_guard<std::mutex> g(e->node_mtx_);
+    e->replicating_ = e->node_.get();
+    log(log_level::info, "cluster node %llu of %zu: Raft log in %s", static_cast<unsigned long long>(no.id),
+        no.peers.size(), no.dir.c_str());
   }
 
   e->cfg_ = std::make_unique<caf::actor_system_config>();
@@ -91,6 +118,8 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   deps.clock = clk;
   auto* raw = e.get();
   deps.reload = [raw](std::string& err) { return raw->reload_from_file(err); };
+  if (s.cluster.enabled())
+    deps.leads = [raw](std::string& leader) { return raw->serving(leader); };
   auto* sup = &e->sup_;
   auto* partners = e->partners_.get();
   deps.extra_stats = [sup, partners] {
@@ -132,6 +161,9 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
                                     rate = s.expiry_sweep_members_per_s] {
       std::unique_lock<std::mutex> lk(raw->sweep_mtx_);
       while (!raw->sweep_cv_.wait_for(lk, interval, [raw] { return raw->stopping_.load(); })) {
+        std::string leader;
+        if (!raw->serving(leader))
+          continue;  // a cluster's leader sweeps, for every node
         lk.unlock();
         auto res = raw->sweeper_->run(clk->now_us(), rate, raw->stopping_);
         if (res.code == errc::ok)
@@ -141,11 +173,76 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
       }
     });
   }
+  if (e->node_)
+    e->cluster_thread_ = std::thread([raw = e.get()] { raw->watch_cluster(); });
   return e;
+}
+
+bool engine::serving(std::string& leader) const {
+  if (!node_)
+    return true;
+  const auto st = node_->status();
+  if (st.leader_ready && open_term_.load(std::memory_order_acquire) == st.term)
+    return true;
+  leader.clear();
+  for (const auto& p : opts_.settings.cluster.peers)
+    if (p.id == st.leader_id && !(st.leader && p.id == opts_.settings.cluster.node_id))
+      leader = p.client;
+  return false;
+}
+
+void engine::watch_cluster() {
+  const auto tick = std::chrono::milliseconds(std::max<std::uint32_t>(10, opts_.settings.cluster.heartbeat_ms / 2));
+  std::unique_lock<std::mutex> lk(sweep_mtx_);
+  while (!sweep_cv_.wait_for(lk, tick, [this] { return stopping_.load(); })) {
+    const auto st = node_->status();
+    if (!st.leader_ready) {
+      if (open_term_.exchange(0) != 0)
+        log(log_level::info, "cluster: no longer the leader; requests are answered not_leader");
+      continue;
+    }
+    if (open_term_.load() == st.term)
+      continue;
+    lk.unlock();
+    become_leader(st.term);
+    lk.lock();
+  }
+}
+
+void engine::become_leader(std::uint64_t term) {
+  // The node's barrier went through the log: every entry of earlier terms
+  // is committed and queued to the writer. A barrier op is answered after
+  // the writer applied that queue.
+  ledger::op b;
+  b.kind = ledger::op_kind::barrier;
+  ledger_->submit(std::move(b));
+  ledger_->barrier();
+  // Actors activated while another node led hold books the ledger has moved
+  // past; the program-wide counters too.
+  dir_->mark_all_stale();
+  {
+    std::lock_guard<std::mutex> lk(reload_mtx_);
+    const auto& cur = ctx_.now();
+    auto st = std::make_unique<actors::policy_state>();
+    st->prog = cur.prog;
+    st->version = cur.version;
+    st->counters.load(st->prog, ledger_->counters());
+    ctx_.policy.store(st.get(), std::memory_order_release);
+    policies_.push_back(std::move(st));
+  }
+  open_term_.store(term, std::memory_order_release);
+  log(log_level::info, "cluster: leader of term %llu, journal at seq %llu; serving",
+      static_cast<unsigned long long>(term), static_cast<unsigned long long>(ledger_->last_seq()));
 }
 
 std::uint32_t engine::reload(program next, std::string& error) {
   std::lock_guard<std::mutex> lk(reload_mtx_);
+  if (node_) {
+    // Program versions are recorded by each node's ledger on its own: a
+    // reload must go through the log first (not built yet).
+    error = "a cluster node does not reload its program yet: restart every node with the new program";
+    return 0;
+  }
   for (const auto& k : opts_.settings.keys)
     if (k.scope == key_scope::brand && next.find_brand(k.scope_code) == nullptr) {
       error = "API key " + std::to_string(k.id) + " (" + k.name + ") is for brand " + k.scope_code +
@@ -205,6 +302,9 @@ void engine::stop() {
   sweep_cv_.notify_all();
   if (sweep_thread_.joinable())
     sweep_thread_.join();
+  if (cluster_thread_.joinable())
+    cluster_thread_.join();
+  open_term_.store(0);
   // A clean stop (docs/OPERATIONS.md, "Starting and stopping"): no new
   // connections or requests; what the member actors have not handed to the
   // writer is answered `unavailable`; what the writer has is committed and
@@ -224,6 +324,8 @@ void engine::stop() {
     ctx_.root = nullptr;
     system_->await_all_actors_done();
   }
+  if (node_)
+    node_->stop();  // the writer's batch in flight is answered unavailable; nothing more is replicated
   if (ledger_)
     ledger_->barrier();  // everything handed to the writer is committed, its outcomes on their way
   if (server_) {
@@ -242,6 +344,11 @@ engine::~engine() {
   partners_.reset();
   system_.reset();
   ledger_.reset();
+  {
+    std::lock_guard<std::mutex> g(node_mtx_);
+    replicating_ = nullptr;
+  }
+  node_.reset();
 }
 
 } // namespace loyalty::io

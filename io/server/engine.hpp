@@ -12,6 +12,7 @@
 #include "config/program.hpp"
 #include "io/server/metrics.hpp"
 #include "io/server/server.hpp"
+#include "ledger/cluster/node.hpp"
 #include "ledger/ledger.hpp"
 
 #include <caf/actor_system.hpp>
@@ -82,6 +83,12 @@ public:
   [[nodiscard]] caf::actor_system& system() noexcept { return *system_; }
   [[nodiscard]] const actors::supervision_stats& supervision() const noexcept { return sup_; }
   [[nodiscard]] actors::expiry_sweeper& sweeper() noexcept { return *sweeper_; }
+  // A cluster node ([cluster] in the settings): whether it serves now (the
+  // ready leader, opened for this term), else the leader's client address
+  // ("" if none is known). A single node always serves.
+  [[nodiscard]] bool serving(std::string& leader) const;
+  // The cluster node, or null for a single node.
+  [[nodiscard]] const cluster::node* node() const noexcept { return node_.get(); }
 
 private:
   explicit engine(engine_options opts);
@@ -106,6 +113,17 @@ private:
   std::condition_variable sweep_cv_;
   std::atomic<bool> stopping_{false};
   bool stopped_ = false;
+  // A cluster node: its Raft server, and what the ledger's writer calls
+  // (the node while it runs, then nothing). The watcher opens the engine
+  // for requests in a term once the node is its ready leader (the ledger
+  // applied every earlier entry; docs/ARCHITECTURE.md, "Replication").
+  std::unique_ptr<cluster::node> node_;
+  std::mutex node_mtx_;
+  cluster::node* replicating_ = nullptr;  // guarded by node_mtx_
+  std::atomic<std::uint64_t> open_term_{0};  // 0: not serving
+  std::thread cluster_thread_;
+  void watch_cluster();
+  void become_leader(std::uint64_t term);
   // The metrics endpoint (null: off). Last, so destroyed first: it reads
   // the server, the ledger, the directory and the partner registry.
   std::unique_ptr<metrics_server> metrics_;

@@ -40,6 +40,11 @@ struct server_deps {
   std::function<std::uint32_t(std::string& error)> reload;
   // Extra name/value pairs for the `stats` operation (engine-wide counters).
   std::function<std::vector<std::pair<std::string, std::uint64_t>>()> extra_stats;
+  // A cluster node: true if this node is a ready leader and may serve;
+  // false with `leader` set to the leader's client address ("" if none is
+  // known), and every operation but hello and stats is answered
+  // not_leader. Empty: the single node, which always serves.
+  std::function<bool(std::string& leader)> leads;
 };
 
 // Why the server closed a connection on its own (docs/OPERATIONS.md,

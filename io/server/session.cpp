@@ -373,6 +373,14 @@ void session::on_frame(const char* data, std::size_t size) {
       deny(req.op, req.id);
       return;
     }
+    // A cluster node serves only while it is the ready leader (docs/PROTOCOL.md, not_leader).
+    std::string leader;
+    if (req.op != opcode::stats && srv_.deps.leads && !srv_.deps.leads(leader)) {
+      auto r = error_response(req.op, req.id, errc::not_leader, {});
+      r.leader = std::move(leader);
+      send(r);
+      return;
+    }
   }
   // Every operation has its case (no default: the build stops at a new one).
   const handlers::caller who = caller();

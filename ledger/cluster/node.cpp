@@ -47,6 +47,12 @@ public:
   bool stopping = false;                        // guarded by mtx
   // Loop thread: the index of this node's batch in flight (0: none).
   std::uint64_t own_index = 0;
+  // Loop thread: the term whose barrier was applied (leader_ready), and the
+  // term a barrier is in flight for.
+  std::uint64_t ready_term = 0;
+  std::uint64_t barrier_term = 0;
+  bool closing = false;  // loop thread: raft_close was called
+  struct raft_barrier barrier_req {};
 
   mutable std::mutex status_mtx;
   node_status last;  // refreshed on the loop thread
@@ -120,8 +126,29 @@ bool node::impl::init(std::string& error) {
 }
 
 void node::impl::refresh() {
+  if (closing)
+    return;
   node_status s;
   s.leader = raft_state(&raft) == RAFT_LEADER;
+  if (s.leader && ready_term != raft.current_term && barrier_term == 0) {
+    // Newly elected: a barrier commits every entry of earlier terms.
+    barrier_term = raft.current_term;
+    barrier_req.data = this;
+    const int rv = raft_barrier(&raft, &barrier_req, [](struct raft_barrier* req, int status) {
+      auto* self = static_cast<impl*>(req->data);
+      const std::uint64_t issued = self->barrier_term;
+      self->barrier_term = 0;
+      if (self->closing)
+        return;
+      // Applied in the term it was issued in: every entry before it is too.
+      if (status == 0 && issued == self->raft.current_term)
+        self->ready_term = issued;
+      self->refresh();
+    });
+    if (rv != 0)
+      barrier_term = 0;  // tried again at the next tick
+  }
+  s.leader_ready = s.leader && ready_term == raft.current_term;
   raft_id id = 0;
   const char* address = nullptr;
   raft_leader(&raft, &id, &address);
@@ -181,6 +208,8 @@ void node::impl::applied(struct raft_apply* req, int status, void*) {
 }
 
 void node::impl::close_all() {
+  closing = true;
+  uv_timer_stop(&tick);
   raft_close(&raft, [](struct raft* r) {
     auto* self = static_cast<impl*>(r->data);
     raft_uv_close(&self->io);

@@ -35,6 +35,11 @@ struct node_options {
 // A node's view of the cluster, any thread.
 struct node_status {
   bool leader = false;
+  // Leads, and every entry of earlier terms is applied (a barrier of this
+  // term went through the log): what the ledger holds is all the log
+  // committed, so the engine may open for requests once its own writer
+  // applied its queue (docs/ARCHITECTURE.md, "the engine on a cluster").
+  bool leader_ready = false;
   std::uint64_t leader_id = 0;   // 0: none known
   std::string leader_address;    // its Raft address
   std::uint64_t term = 0;
