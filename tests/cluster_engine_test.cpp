@@ -3,6 +3,7 @@
 // protocol): only the ready leader serves, a follower answers not_leader
 // with the leader's client address, the leader stopped, another takes
 // over and a retry of an acknowledged earn is a replay there.
+#include "command.hpp"
 #include "eventually.hpp"
 #include "free_port.hpp"
 #include "one_brand_program.hpp"
@@ -128,6 +129,36 @@ TEST_CASE("a cluster of three engines serves on its leader only, and a new leade
   CHECK(refused.leader == c.peers[l].client);
   CHECK(fc->balance(1).code == errc::not_leader);
   CHECK_FALSE(c.engines[l]->ledger().find_txn("e-on-follower"));
+  // The client library follows it: the same request, sent to the follower,
+  // is answered by the leader.
+  {
+    follow_options fo;
+    fo.name = "cluster-test";
+    fo.key = admin_key;
+    request r;
+    r.op = opcode::earn;
+    r.txn = "e-followed";
+    r.member = 1;
+    r.has_member = true;
+    r.brand = "shop";
+    r.amount = 2'000;
+    r.currency = "EUR";
+    auto followed = c.connect(f);
+    auto a = call_following_leader(followed, r, fo);
+    CHECK(a.ok());
+    CHECK(a.points == 20);
+    CHECK(c.engines[l]->ledger().find_txn("e-followed"));
+  }
+  // And so does loyaltyctl, pointed at a follower.
+  {
+    int status = -1;
+    const auto out = test::run_command(std::string("LOYALTY_KEY=") + admin_key + " " + LOYALTYCTL_BIN + " --port " +
+                                           std::to_string(c.client_ports[f]) + " balance 1 2>&1",
+                                       status);
+    INFO(out);
+    CHECK(status == 0);
+    CHECK(out.find("120") != std::string::npos);  // 100 + 20 points
+  }
 
   // Every node holds what the leader acknowledged.
   const auto seq = c.engines[l]->ledger().last_seq();
@@ -152,7 +183,7 @@ TEST_CASE("a cluster of three engines serves on its leader only, and a new leade
   REQUIRE(nc->earn("e2", 1, "shop", 5'000, "EUR", 0).ok());
   auto bal = nc->balance(1);
   REQUIRE(bal.ok());
-  CHECK(bal.balance == e1.points + 50);
+  CHECK(bal.balance == e1.points + 20 + 50);
 
   const std::size_t other = 3 - l - l2;
   REQUIRE(test::eventually([&] { return c.engines[other]->ledger().last_seq() == c.engines[l2]->ledger().last_seq(); }));

@@ -12,9 +12,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
+#include <thread>
 
 namespace loyalty::io {
 
@@ -227,6 +229,30 @@ bool client::receive(response& out, std::string& error, std::chrono::millisecond
     return true;
   }
   return read_frame(out, error, timeout);
+}
+
+response call_following_leader(std::unique_ptr<client>& c, const request& r, const follow_options& f) {
+  const auto until = std::chrono::steady_clock::now() + f.patience;
+  for (;;) {
+    response a = c->call(r);
+    if (a.code != errc::not_leader || std::chrono::steady_clock::now() >= until)
+      return a;
+    if (a.leader.empty()) {
+      std::this_thread::sleep_for(f.pause);
+      continue;
+    }
+    const auto colon = a.leader.rfind(':');
+    const std::string host = a.leader.substr(0, colon);
+    const auto port = colon == std::string::npos ? 0ul : std::strtoul(a.leader.c_str() + colon + 1, nullptr, 10);
+    std::string error;
+    auto next = port > 0 && port < 65536 ? client::connect(host, static_cast<std::uint16_t>(port), f.tls, error)
+                                         : nullptr;
+    if (!next || !next->hello(f.name, f.key).ok()) {
+      std::this_thread::sleep_for(f.pause);  // it may be going away: ask again
+      continue;
+    }
+    c = std::move(next);
+  }
 }
 
 response client::call(request r) {

@@ -201,6 +201,27 @@ private:
   std::vector<char> out_;
 };
 
+// How call_following_leader reaches a cluster's leader.
+struct follow_options {
+  std::string name = "loyalty-client";  // hello's client name
+  std::string key;                      // hello's key
+  tls_options tls;                      // how to connect to another node
+  // How long to keep following: an election without a leader takes about
+  // a cluster's election timeout.
+  std::chrono::milliseconds patience{10'000};
+  // Between two asks while no leader is known.
+  std::chrono::milliseconds pause{100};
+};
+
+// Sends `r` on `c` and returns its answer, following a cluster
+// (docs/PROTOCOL.md, not_leader): while the answer is not_leader, connects
+// to the leader it names -- or, when it names none (an election), waits
+// `pause` and asks the same node again -- says hello, and sends `r` again
+// unchanged (the same txn id: a request the old leader did commit is a
+// replay). `c` becomes the connection that answered. Gives the last
+// not_leader answer after `patience`; throws as call() does.
+response call_following_leader(std::unique_ptr<client>& c, const request& r, const follow_options& f);
+
 // Asynchronous pipelined connection on a caller-owned asio::io_context, for
 // high request rates (the load generator). All calls and callbacks happen on
 // the io_context's thread.

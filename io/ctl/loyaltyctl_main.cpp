@@ -746,14 +746,19 @@ int main(int argc, char** argv) {
     }
     if (req.op == opcode::subscribe)
       return run_tail(*c, req, tail_opt, std::cout);
-    response r = req.op == opcode::hello ? h : c->call(req);
+    // On a cluster, the request goes to the leader (docs/OPERATIONS.md, "Cluster").
+    follow_options follow;
+    follow.name = "loyaltyctl";
+    follow.key = conn.key;
+    follow.tls = conn.tls;
+    response r = req.op == opcode::hello ? h : call_following_leader(c, req, follow);
     // settlement --all: fetch the following pages and append their lines;
     // the period's totals are the same on every page.
     while (all_pages && r.ok() && r.op == opcode::settlement && r.statement.next_after != 0) {
       request next = req;
       next.id = 0;
       next.after = r.statement.next_after;
-      response page = c->call(next);
+      response page = call_following_leader(c, next, follow);
       if (!page.ok()) {
         r = std::move(page);  // the error is the answer
         break;
