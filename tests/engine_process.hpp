@@ -31,6 +31,8 @@ struct engine_process_options {
   std::string program;                // program file
   std::uint32_t map_gib = 1;
   std::string extra_settings;         // more lines of [engine]
+  std::uint16_t listen_port = 0;      // 0: one the system picks
+  std::string more_tables;            // tables after [engine] (e.g. [cluster])
   std::vector<std::string> env;       // NAME=value added to the environment
   // RLIMIT_FSIZE for the process (0: none): a write past it fails with
   // EFBIG, which the engine meets as a full disk.
@@ -89,9 +91,10 @@ private:
     const auto settings = o_.dir / "loyaltyd.toml";
     {
       std::ofstream f(settings);
-      f << "[engine]\nprogram = \"" << o_.program << "\"\nlisten_port = 0\ndata_dir = \"" << data.string()
-        << "\"\nmap_gib = " << o_.map_gib << "\n"
-        << o_.extra_settings << "\n";
+      f << "[engine]\nprogram = \"" << o_.program << "\"\nlisten_port = " << o_.listen_port << "\ndata_dir = \""
+        << data.string() << "\"\nmap_gib = " << o_.map_gib << "\n"
+        << o_.extra_settings << "\n"
+        << o_.more_tables << "\n";
     }
     const auto out = (o_.dir / "stdout.txt").string();
     const auto err = stderr_file().string();
