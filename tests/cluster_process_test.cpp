@@ -66,10 +66,11 @@ struct cluster_processes {
     ps[static_cast<std::size_t>(i)] = std::make_unique<test::engine_process>(o);
   }
 
-  // The node that serves now: the one a balance request is not refused by.
-  std::optional<int> leader() {
+  // The node that serves now: the one a balance request is not refused by
+  // (`skip`: a node not to ask, a stopped process).
+  std::optional<int> leader(int skip = -1) {
     for (int i = 0; i < nodes; ++i) {
-      if (!ps[static_cast<std::size_t>(i)])
+      if (!ps[static_cast<std::size_t>(i)] || i == skip)
         continue;
       std::string err;
       auto c = io::client::connect("127.0.0.1", client_ports[static_cast<std::size_t>(i)], err);
@@ -243,4 +244,60 @@ TEST_CASE("kill -9 of the leader ten times under load: nothing acknowledged is l
     }
   }
   CHECK(equal >= 2);  // a majority holds every acknowledged entry
+}
+
+TEST_CASE("a leader frozen past the election timeout (SIGSTOP) acknowledges nothing when it wakes, and steps down",
+          "[replication][cluster][process]") {
+  cluster_processes c;
+  std::optional<int> lead;
+  REQUIRE(test::eventually([&] { return (lead = c.leader()).has_value(); }));
+  const int old = *lead;
+  std::string err;
+  auto a = io::client::connect("127.0.0.1", c.client_ports[static_cast<std::size_t>(old)], err);
+  REQUIRE(a);
+  REQUIRE(a->hello("frozen-test").ok());
+  REQUIRE(a->enroll(1, "shop").ok());
+  REQUIRE(a->earn("s1", 1, "shop", 1'000, "EUR", 0).ok());
+
+  c.ps[static_cast<std::size_t>(old)]->signal(SIGSTOP);
+  // Another node is elected meanwhile and serves.
+  std::optional<int> next;
+  REQUIRE(test::eventually([&] { return (next = c.leader(old)).has_value(); }));
+  REQUIRE(*next != old);
+  // A request to the frozen leader waits in its socket; it wakes up.
+  io::request r;
+  r.op = io::opcode::earn;
+  r.txn = "s2";
+  r.member = 1;
+  r.has_member = true;
+  r.brand = "shop";
+  r.amount = 2'000;
+  r.currency = "EUR";
+  const auto id = a->send(r);
+  c.ps[static_cast<std::size_t>(old)]->signal(SIGCONT);
+  io::response got;
+  REQUIRE(a->receive(got, err, 20s));
+  CHECK(got.id == id);
+  INFO(to_string(got.code) << ": " << got.message);
+  CHECK_FALSE(got.ok());  // not_leader, or unavailable if it had begun the batch
+  CHECK((got.code == errc::not_leader || got.code == errc::unavailable));
+  // It steps down and names the new leader.
+  REQUIRE(test::eventually([&] {
+    auto b = a->balance(1);
+    return b.code == errc::not_leader && b.leader == "127.0.0.1:" + std::to_string(c.client_ports[static_cast<std::size_t>(*next)]);
+  }));
+  for (auto& p : c.ps)
+    p->stop();
+  manual_clock clock(0);
+  for (int i = 0; i < nodes; ++i) {
+    ledger::options o;
+    o.dir = (c.dir.path / ("n" + std::to_string(i + 1)) / "data").string();
+    o.clock = &clock;
+    o.tier_of = [](std::int64_t) { return 0u; };
+    auto led = ledger::ledger::open(o, err);
+    REQUIRE(led);
+    CHECK(led->find_txn("s1"));
+    CHECK_FALSE(led->find_txn("s2"));  // nothing the frozen leader took after its term was posted
+    CHECK(led->verify().ok);
+  }
 }
