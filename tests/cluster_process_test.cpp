@@ -66,6 +66,20 @@ struct cluster_processes {
     ps[static_cast<std::size_t>(i)] = std::make_unique<test::engine_process>(o);
   }
 
+  // Node i's ledger, opened here once its process stopped.
+  std::unique_ptr<ledger::ledger> open_ledger(int i) {
+    ledger::options o;
+    o.dir = (dir.path / ("n" + std::to_string(i + 1)) / "data").string();
+    o.clock = &clock;
+    o.tier_of = [](std::int64_t) { return 0u; };
+    std::string err;
+    auto led = ledger::ledger::open(o, err);
+    INFO(err);
+    REQUIRE(led);
+    return led;
+  }
+  manual_clock clock{0};
+
   // The node that serves now: the one a balance request is not refused by
   // (`skip`: a node not to ask, a stopped process).
   std::optional<int> leader(int skip = -1) {
@@ -208,17 +222,8 @@ TEST_CASE("kill -9 of the leader ten times under load: nothing acknowledged is l
   for (auto& p : c.ps)
     p->stop();
   std::vector<std::unique_ptr<ledger::ledger>> leds;
-  manual_clock clock(0);
-  for (int i = 0; i < nodes; ++i) {
-    ledger::options o;
-    o.dir = (c.dir.path / ("n" + std::to_string(i + 1)) / "data").string();
-    o.clock = &clock;
-    o.tier_of = [](std::int64_t) { return 0u; };
-    std::string err;
-    leds.push_back(ledger::ledger::open(o, err));
-    INFO(err);
-    REQUIRE(leds.back());
-  }
+  for (int i = 0; i < nodes; ++i)
+    leds.push_back(c.open_ledger(i));
   // The most advanced node; a node restarted last may be behind it only if
   // it had not caught up before the stop: compare the common prefix then.
   std::size_t top = 0;
@@ -288,14 +293,8 @@ TEST_CASE("a leader frozen past the election timeout (SIGSTOP) acknowledges noth
   }));
   for (auto& p : c.ps)
     p->stop();
-  manual_clock clock(0);
   for (int i = 0; i < nodes; ++i) {
-    ledger::options o;
-    o.dir = (c.dir.path / ("n" + std::to_string(i + 1)) / "data").string();
-    o.clock = &clock;
-    o.tier_of = [](std::int64_t) { return 0u; };
-    auto led = ledger::ledger::open(o, err);
-    REQUIRE(led);
+    auto led = c.open_ledger(i);
     CHECK(led->find_txn("s1"));
     CHECK_FALSE(led->find_txn("s2"));  // nothing the frozen leader took after its term was posted
     CHECK(led->verify().ok);
