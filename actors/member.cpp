@@ -835,9 +835,21 @@ errc do_refund(member_data& m, const env& e, const member_request& r, std::vecto
   auto d = refund_clawback(e.prog, original, kept, refunded, before, r.amount_minor, r.items);
   if (d.code == errc::already_reversed)
     return fail(msg, d.code, "the purchase is already refunded in full");
-  if (d.code == errc::invalid_amount)
-    return fail(msg, d.code, "the refund is more than what is left of the purchase (" +
-                               std::to_string(whole - before) + " of " + std::to_string(whole) + ")");
+  if (d.code == errc::invalid_amount) {
+    std::int64_t asked = r.amount_minor;
+    for (const auto& it : r.items)
+      asked += it.amount;
+    const std::int64_t base = [&] {
+      for (const auto& l : original)
+        if (l.kind == line_kind::base)
+          return l.matched_amount;
+      return std::int64_t{0};
+    }();
+    if (!r.items.empty() && asked == 0)
+      return fail(msg, d.code, "the items refunded add up to 0: nothing to refund");
+    return fail(msg, d.code, "the refund (" + std::to_string(asked) + ") is more than what is left of the purchase (" +
+                               std::to_string(std::min(whole, base) - before) + " of " + std::to_string(whole) + ")");
+  }
   if (d.code != errc::ok)
     return d.code;
   std::int64_t refund_amount = r.amount_minor;

@@ -178,8 +178,11 @@ private:
         t.member = r.member = e.member;
         r.ref = e.txn;
         const auto how = rng_() % 3;
-        if (how == 0 && !e.items.empty())
-          r.items = {e.items.front()};
+        // By one item of the basket: one that cost something (a line of 0
+        // refunds nothing, which the engine refuses with invalid_amount).
+        const auto paid = std::find_if(e.items.begin(), e.items.end(), [](const item& i) { return i.amount > 0; });
+        if (how == 0 && paid != e.items.end())
+          r.items = {*paid};
         else if (how == 1)
           r.amount = upto(e.amount);
         return true;  // else whatever is left of the purchase

@@ -828,3 +828,23 @@ TEST_CASE("loyaltyctl earn run twice with one --txn is a replay, and its human o
   }
   g.check_verify();
 }
+
+TEST_CASE("a refund by items that add up to 0 is invalid_amount, says so, and posts nothing", "[io][journeys]") {
+  rig g;
+  g.enroll(1);
+  std::vector<item> basket = {{"FREE-1", "grocery", 1, 0}, {"", "grocery", 1, 612}};
+  REQUIRE(g.c->earn("e-free", 1, "shop", 612, "EUR", g.clock.now_us(), basket).ok());
+  const auto seq = g.eng->ledger().last_seq();
+  auto r = g.c->refund_items("rf-free", 1, "e-free", {basket.front()});
+  CHECK(r.code == errc::invalid_amount);
+  CHECK(r.message == "the items refunded add up to 0: nothing to refund");
+  CHECK(g.eng->ledger().last_seq() == seq);
+  // More than the purchase is refused too, naming what is left.
+  auto over = g.c->refund("rf-over", 1, "e-free", 700);
+  CHECK(over.code == errc::invalid_amount);
+  CHECK(over.message == "the refund (700) is more than what is left of the purchase (612 of 612)");
+  CHECK(g.c->refund("rf-part", 1, "e-free", 112).ok());
+  auto again = g.c->refund("rf-over-2", 1, "e-free", 501);
+  CHECK(again.message == "the refund (501) is more than what is left of the purchase (500 of 612)");
+  g.check_verify();
+}

@@ -223,9 +223,15 @@ TEST_CASE("a connection flooding the engine with history reads does not hold up 
   // The light client's request is read within a few turns of the flood's
   // connection, not after everything the flood's reads brought in: the
   // history requests read by the time it is answered show which.
+  // Before turns the flood's reads were served whole first (3,552 of
+  // 4,000 read, measured); with them a few turns (256 alone). The request
+  // leaves this thread only once it runs again, and on a busy machine (the
+  // suite runs two tests at once) the flood's turns go on meanwhile: 1,012
+  // was seen under the cluster tests' load. Half the flood tells the two
+  // apart with room for that.
   const auto seen = test::stat_of(*light, "requests_history") - before;
   INFO("history requests read before the light client's was answered: " << seen);
-  CHECK(seen < 1000);
+  CHECK(seen < flood_requests / 2);
   flood.reset();  // closes without reading the rest
   CHECK(g.c->balance(5).ok());
 }
