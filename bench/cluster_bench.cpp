@@ -19,7 +19,6 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <mutex>
 #include <random>
 #include <thread>
 
@@ -44,9 +43,7 @@ struct bench_node {
   std::filesystem::path dir;
   loyalty::system_clock clock;
   std::unique_ptr<L::ledger> led;
-  std::unique_ptr<C::node> raft;
-  std::mutex mtx;
-  C::node* current = nullptr;
+  std::unique_ptr<C::node> raft;  // set before any op is submitted, freed after the ledger
 };
 
 void bm_cluster_commit_earns(benchmark::State& state) {
@@ -68,14 +65,7 @@ void bm_cluster_commit_earns(benchmark::State& state) {
     o.clock = &n->clock;
     o.tier_of = [](std::int64_t) { return 0u; };
     auto* raw = n.get();
-    o.replicate = [raw](std::string_view c) -> std::uint64_t {
-      C::node* nd = nullptr;
-      {
-        std::lock_guard<std::mutex> g(raw->mtx);
-        nd = raw->current;
-      }
-      return nd != nullptr ? nd->replicate(c) : 0;
-    };
+    o.replicate = [raw](std::string_view c) { return raw->raft->replicate(c); };
     std::string err;
     n->led = L::ledger::open(o, err);
     C::node_options no = base;
@@ -87,8 +77,6 @@ void bm_cluster_commit_earns(benchmark::State& state) {
       state.SkipWithError(err.c_str());
       return;
     }
-    std::lock_guard<std::mutex> g(n->mtx);
-    n->current = n->raft.get();
     ns.push_back(std::move(n));
   }
   bench_node* leader = nullptr;
@@ -111,10 +99,6 @@ void bm_cluster_commit_earns(benchmark::State& state) {
   for (auto& n : ns) {
     n->raft->stop();
     n->led.reset();
-    {
-      std::lock_guard<std::mutex> g(n->mtx);
-      n->current = nullptr;
-    }
     n->raft.reset();
     std::filesystem::remove_all(n->dir);
   }

@@ -417,8 +417,10 @@ public:
   // Increments o.owner->inflight if owner is set.
   void submit(op&& o);
 
-  // Blocks until every op submitted before this call has been committed and
-  // completed. For rare paths (reactivation after a crash, shutdown, tests).
+  // Blocks until every op submitted, and every command queued
+  // (apply_command, enqueue_command), before this call has been committed
+  // and completed. For rare paths (reactivation after a crash, shutdown, a
+  // node becoming leader, tests).
   void barrier();
 
   // A follower's write path: applies a command another ledger's writer

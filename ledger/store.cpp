@@ -375,10 +375,27 @@ void ledger::impl::submit(op&& o) {
 
 void ledger::impl::barrier() {
   std::unique_lock<std::mutex> lk(mtx);
-  auto target = submitted;
-  if (target != completed)
+  const auto ops = submitted;
+  const auto cmds = commands_queued;
+  if (ops != completed || cmds != commands_applied)
     wake.notify_one();
-  done.wait(lk, [&] { return completed >= target; });
+  done.wait(lk, [&] { return completed >= ops && commands_applied >= cmds; });
+}
+
+bool ledger::impl::queue_command(std::string_view bytes, std::uint64_t log_index, std::string& error,
+                                 std::uint64_t& ticket) {
+  pending_command p;
+  if (!decode_command(bytes, p.cmd, error))
+    return false;
+  p.log_index = log_index;
+  {
+    std::lock_guard<std::mutex> lk(mtx);
+    LEDGER_ASSERT(!stopping);
+    commands.push_back(std::move(p));
+    ticket = ++commands_queued;
+  }
+  wake.notify_one();
+  return true;
 }
 
 // -- the writer -------------------------------------------------------------------------
@@ -388,7 +405,7 @@ void ledger::impl::run() {
   const auto window = std::chrono::microseconds(opts.commit_window_us);
   const std::size_t max = std::max<std::uint32_t>(1, opts.batch_entries_max);
   for (;;) {
-    std::unique_ptr<pending_command> cmd;
+    bool from_log = false;
     {
       std::unique_lock<std::mutex> lk(mtx);
       while (queue.empty() && commands.empty() && !stopping) {
@@ -409,8 +426,7 @@ void ledger::impl::run() {
         }
       }
       if (!commands.empty()) {
-        cmd = std::move(commands.front());
-        commands.erase(commands.begin());
+        from_log = true;  // the log's commands go first: the ops waiting are applied after them
       } else if (queue.empty()) {
         break;  // stopping, drained
       } else if (window.count() > 0 && queue.size() < max && !stopping) {
@@ -418,19 +434,16 @@ void ledger::impl::run() {
         wake.wait_until(lk, first_arrival + window, [&] { return queue.size() >= max || stopping; });
         writer_sleeping = false;
       }
-      // A command from the log goes first: the ops waiting are applied after it.
-      if (!cmd && queue.size() <= max) {
+      if (!from_log && queue.size() <= max) {
         batch.swap(queue);
-      } else if (!cmd) {
+      } else if (!from_log) {
         batch.assign(std::make_move_iterator(queue.begin()), std::make_move_iterator(queue.begin() + max));
         queue.erase(queue.begin(), queue.begin() + max);
         first_arrival = std::chrono::steady_clock::now();
       }
     }
-    if (cmd) {
-      if (cmd->log_index == 0 || cmd->log_index > log_applied.load(std::memory_order_relaxed))
-        commit_ops(cmd->cmd.ops, cmd->cmd.now_us, cmd->log_index);
-      cmd->applied.set_value();
+    if (from_log) {
+      drain_commands();
       continue;
     }
     commit_batch(batch);
@@ -464,17 +477,21 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
 
 void ledger::impl::drain_commands() {
   for (;;) {
-    std::unique_ptr<pending_command> cmd;
+    pending_command cmd;
     {
       std::lock_guard<std::mutex> lk(mtx);
       if (commands.empty())
         return;
       cmd = std::move(commands.front());
-      commands.erase(commands.begin());
+      commands.pop_front();
     }
-    if (cmd->log_index == 0 || cmd->log_index > log_applied.load(std::memory_order_relaxed))
-      commit_ops(cmd->cmd.ops, cmd->cmd.now_us, cmd->log_index);
-    cmd->applied.set_value();
+    if (cmd.log_index == 0 || cmd.log_index > log_applied.load(std::memory_order_relaxed))
+      commit_ops(cmd.cmd.ops, cmd.cmd.now_us, cmd.log_index);
+    {
+      std::lock_guard<std::mutex> lk(mtx);
+      ++commands_applied;
+    }
+    done.notify_all();
   }
 }
 
@@ -1404,33 +1421,17 @@ void ledger::submit(op&& o) { impl_->submit(std::move(o)); }
 void ledger::barrier() { impl_->barrier(); }
 
 bool ledger::apply_command(std::string_view bytes, std::uint64_t log_index, std::string& error) {
-  auto p = std::make_unique<impl::pending_command>();
-  if (!decode_command(bytes, p->cmd, error))
+  std::uint64_t ticket = 0;
+  if (!impl_->queue_command(bytes, log_index, error, ticket))
     return false;
-  p->log_index = log_index;
-  auto applied = p->applied.get_future();
-  {
-    std::lock_guard<std::mutex> lk(impl_->mtx);
-    LEDGER_ASSERT(!impl_->stopping);
-    impl_->commands.push_back(std::move(p));
-  }
-  impl_->wake.notify_one();
-  applied.wait();
+  std::unique_lock<std::mutex> lk(impl_->mtx);
+  impl_->done.wait(lk, [&] { return impl_->commands_applied >= ticket; });
   return true;
 }
 
 bool ledger::enqueue_command(std::string_view bytes, std::uint64_t log_index, std::string& error) {
-  auto p = std::make_unique<impl::pending_command>();
-  if (!decode_command(bytes, p->cmd, error))
-    return false;
-  p->log_index = log_index;
-  {
-    std::lock_guard<std::mutex> lk(impl_->mtx);
-    LEDGER_ASSERT(!impl_->stopping);
-    impl_->commands.push_back(std::move(p));
-  }
-  impl_->wake.notify_one();
-  return true;
+  std::uint64_t ticket = 0;
+  return impl_->queue_command(bytes, log_index, error, ticket);
 }
 
 std::uint64_t ledger::applied_log_index() const noexcept {

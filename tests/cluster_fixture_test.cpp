@@ -91,17 +91,13 @@ struct cluster_fixture {
   cluster_fixture(const cluster_fixture&) = delete;
   cluster_fixture& operator=(const cluster_fixture&) = delete;
 
-  // Proposes `bytes` on the current leader; false if there is none or it refused.
+  // Proposes `command` on the current leader; false if there is none or it refused.
   bool propose(const std::string& command, std::size_t batch, std::map<std::size_t, int>& outcome) {
-    const std::string bytes = cluster::state_machine::entry_of(command);
     const unsigned l = raft_fixture_leader_index(&f);
     if (l == nodes)
       return false;
-    raft_buffer buf;
-    buf.len = bytes.size();
-    buf.base = raft_malloc(buf.len);
+    raft_buffer buf = cluster::state_machine::entry_of(command);
     REQUIRE(buf.base != nullptr);
-    std::memcpy(buf.base, bytes.data(), buf.len);
     auto* p = new proposal;
     p->req.data = p;
     p->batch = batch;
@@ -268,8 +264,12 @@ TEST_CASE("a log entry is its command's length, the command and zeros to 8 bytes
           "[replication]") {
   for (std::size_t n : {0u, 1u, 7u, 8u, 9u, 200u}) {
     const std::string command(n, 'c');
-    const std::string entry = cluster::state_machine::entry_of(command);
+    const raft_buffer made = cluster::state_machine::entry_of(command);
+    REQUIRE(made.base != nullptr);
+    const std::string entry(static_cast<const char*>(made.base), made.len);
+    raft_free(made.base);
     CHECK(entry.size() % 8 == 0);
+    CHECK(entry.substr(8 + n) == std::string(entry.size() - 8 - n, '\0'));
     CHECK(entry.size() - 8 - n < 8);
     raft_buffer buf{const_cast<char*>(entry.data()), entry.size()};
     std::string_view back;

@@ -58,10 +58,7 @@ struct member {
   test::temp_dir dir{"cluster-node"};
   manual_clock clock{t0};
   std::unique_ptr<ledger::ledger> led;
-  std::unique_ptr<cluster::node> raft;
-  // What the writer calls: the node while it runs, 0 once it stopped.
-  std::mutex node_mtx;
-  cluster::node* current = nullptr;
+  std::unique_ptr<cluster::node> raft;  // set before any op is submitted, freed after the ledger
 
   void start(const cluster::node_options& base, std::uint64_t id) {
     ledger::options o;
@@ -69,14 +66,7 @@ struct member {
     o.map_bytes = 1ull << 28;
     o.clock = &clock;
     o.tier_of = [](std::int64_t l) { return l >= 1000 ? 1u : 0u; };
-    o.replicate = [this](std::string_view c) -> std::uint64_t {
-      cluster::node* n = nullptr;
-      {
-        std::lock_guard<std::mutex> g(node_mtx);
-        n = current;
-      }
-      return n != nullptr ? n->replicate(c) : 0;
-    };
+    o.replicate = [this](std::string_view c) { return raft->replicate(c); };
     std::string err;
     led = ledger::ledger::open(o, err);
     INFO(err);
@@ -87,18 +77,12 @@ struct member {
     raft = cluster::node::start(no, *led, err);
     INFO(err);
     REQUIRE(raft);
-    std::lock_guard<std::mutex> g(node_mtx);
-    current = raft.get();
   }
   // As a process that exits: the node first (the writer's waits end), then
   // the ledger, then the node's memory.
   void stop() {
     raft->stop();
     led.reset();
-    {
-      std::lock_guard<std::mutex> g(node_mtx);
-      current = nullptr;
-    }
     raft.reset();
   }
 };

@@ -45,15 +45,11 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   lo.clock = clk;
   lo.replicate = e->opts_.replicate;
   if (s.cluster.enabled() && !lo.replicate) {
+    // The node needs the ledger, so it starts after it; the writer calls
+    // this only for ops, which come once the server runs, and the node
+    // outlives the ledger (~engine): a stopped node answers 0.
     auto* raw = e.get();
-    lo.replicate = [raw](std::string_view command) -> std::uint64_t {
-      cluster::node* n = nullptr;
-      {
-        std::lock_guard<std::mutex> g(raw->node_mtx_);
-        n = raw->replicating_;
-      }
-      return n != nullptr ? n->replicate(command) : 0;
-    };
+    lo.replicate = [raw](std::string_view command) { return raw->node_->replicate(command); };
   }
   // Version 0 of the policy until the ledger has recorded it.
   auto first = std::make_unique<actors::policy_state>();
@@ -84,8 +80,6 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
     e->node_ = cluster::node::start(no, *e->ledger_, error);
     if (!e->node_)
       return nullptr;
-    std::lock_guard<std::mutex> g(e->node_mtx_);
-    e->replicating_ = e->node_.get();
     log(log_level::info, "cluster node %llu of %zu: Raft log in %s", static_cast<unsigned long long>(no.id),
         no.peers.size(), no.dir.c_str());
   }
@@ -184,9 +178,10 @@ bool engine::serving(std::string& leader) const {
   const auto st = node_->status();
   if (st.leader_ready && open_term_.load(std::memory_order_acquire) == st.term)
     return true;
+  // Not this node even when it leads: it is not serving yet.
   leader.clear();
   for (const auto& p : opts_.settings.cluster.peers)
-    if (p.id == st.leader_id && !(st.leader && p.id == opts_.settings.cluster.node_id))
+    if (p.id == st.leader_id && p.id != opts_.settings.cluster.node_id)
       leader = p.client;
   return false;
 }
@@ -211,11 +206,8 @@ void engine::watch_cluster() {
 
 void engine::become_leader(std::uint64_t term) {
   // The node's barrier went through the log: every entry of earlier terms
-  // is committed and queued to the writer. A barrier op is answered after
+  // is committed and queued to the writer; the ledger's barrier waits until
   // the writer applied that queue.
-  ledger::op b;
-  b.kind = ledger::op_kind::barrier;
-  ledger_->submit(std::move(b));
   ledger_->barrier();
   // Actors activated while another node led hold books the ledger has moved
   // past; the program-wide counters too.
@@ -343,11 +335,7 @@ engine::~engine() {
   dir_.reset();
   partners_.reset();
   system_.reset();
-  ledger_.reset();
-  {
-    std::lock_guard<std::mutex> g(node_mtx_);
-    replicating_ = nullptr;
-  }
+  ledger_.reset();  // before the node: its writer may call replicate() until it stops
   node_.reset();
 }
 

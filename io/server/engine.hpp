@@ -113,13 +113,11 @@ private:
   std::condition_variable sweep_cv_;
   std::atomic<bool> stopping_{false};
   bool stopped_ = false;
-  // A cluster node: its Raft server, and what the ledger's writer calls
-  // (the node while it runs, then nothing). The watcher opens the engine
-  // for requests in a term once the node is its ready leader (the ledger
-  // applied every earlier entry; docs/ARCHITECTURE.md, "Replication").
+  // A cluster node: its Raft server, whose replicate() the ledger's writer
+  // calls. The watcher opens the engine for requests in a term once the
+  // node is its ready leader (the ledger applied every earlier entry;
+  // docs/ARCHITECTURE.md, "Replication").
   std::unique_ptr<cluster::node> node_;
-  std::mutex node_mtx_;
-  cluster::node* replicating_ = nullptr;  // guarded by node_mtx_
   std::atomic<std::uint64_t> open_term_{0};  // 0: not serving
   std::thread cluster_thread_;
   void watch_cluster();

@@ -7,10 +7,7 @@ extern "C" {
 }
 #include <uv.h>
 
-#include <atomic>
 #include <csignal>
-#include <condition_variable>
-#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -19,15 +16,17 @@ extern "C" {
 
 namespace loyalty::cluster {
 
-
 class node::impl {
 public:
-  // A batch on its way into the log: the writer waits on `done`.
+  // A batch on its way into the log: the writer waits on `done`. `entry`
+  // (raft_malloc'd, state_machine::entry_of) goes to libraft with
+  // raft_apply, or is freed here if it never does.
   struct proposal {
     struct raft_apply req {};
     impl* owner = nullptr;
-    std::string bytes;
+    raft_buffer entry{};
     std::promise<std::uint64_t> done;
+    ~proposal() { raft_free(entry.base); }
   };
 
   impl(const node_options& o, ledger::ledger& led) : opts(o), sm(led, state_machine::mode::queue) {}
@@ -153,10 +152,7 @@ void node::impl::refresh() {
   const char* address = nullptr;
   raft_leader(&raft, &id, &address);
   s.leader_id = id;
-  s.leader_address = address != nullptr ? address : "";
   s.term = raft.current_term;
-  s.commit_index = raft.commit_index;
-  s.last_applied = raft.last_applied;
   std::lock_guard<std::mutex> lk(status_mtx);
   last = std::move(s);
 }
@@ -175,22 +171,14 @@ void node::impl::on_wake() {
       p->done.set_value(0);
       continue;
     }
-    raft_buffer buf;
-    buf.len = p->bytes.size();
-    buf.base = raft_malloc(buf.len);
-    if (buf.base == nullptr) {
-      p->done.set_value(0);
-      continue;
-    }
-    std::memcpy(buf.base, p->bytes.data(), buf.len);
     p->req.data = p.get();
     p->owner = this;
-    if (int rv = raft_apply(&raft, &p->req, &buf, 1, &impl::applied); rv != 0) {
-      raft_free(buf.base);
+    if (int rv = raft_apply(&raft, &p->req, &p->entry, 1, &impl::applied); rv != 0) {
       log(log_level::warn, "cluster: raft_apply: %s", raft_strerror(rv));
       p->done.set_value(0);
       continue;
     }
+    p->entry = {};  // libraft's now
     own_index = p->req.index;
     p.release();  // owned by the request until applied() runs
   }
@@ -252,7 +240,9 @@ void node::stop() {
 
 std::uint64_t node::replicate(std::string_view command) {
   auto p = std::make_unique<impl::proposal>();
-  p->bytes = state_machine::entry_of(command);
+  p->entry = state_machine::entry_of(command);
+  if (p->entry.base == nullptr)
+    return 0;  // out of memory: not appended
   auto done = p->done.get_future();
   {
     std::lock_guard<std::mutex> lk(impl_->mtx);
@@ -261,8 +251,7 @@ std::uint64_t node::replicate(std::string_view command) {
     impl_->queue.push_back(std::move(p));
   }
   uv_async_send(&impl_->wake);
-  const std::uint64_t index = done.get();
-  return index;
+  return done.get();
 }
 
 node_status node::status() const {

@@ -41,10 +41,7 @@ struct node_status {
   // applied its queue (docs/ARCHITECTURE.md, "the engine on a cluster").
   bool leader_ready = false;
   std::uint64_t leader_id = 0;   // 0: none known
-  std::string leader_address;    // its Raft address
   std::uint64_t term = 0;
-  std::uint64_t commit_index = 0;
-  std::uint64_t last_applied = 0;
 };
 
 class node {

@@ -43,11 +43,17 @@ int state_machine::apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
   return 0;
 }
 
-std::string state_machine::entry_of(std::string_view command) {
+raft_buffer state_machine::entry_of(std::string_view command) {
   const std::uint64_t n = command.size();
-  std::string out(8 + (n + 7) / 8 * 8, '\0');
-  std::memcpy(out.data(), &n, 8);
-  std::memcpy(out.data() + 8, command.data(), n);
+  raft_buffer out{};
+  out.len = 8 + (n + 7) / 8 * 8;
+  out.base = raft_malloc(out.len);
+  if (out.base == nullptr)
+    return raft_buffer{};
+  auto* p = static_cast<char*>(out.base);
+  std::memcpy(p, &n, 8);
+  std::memcpy(p + 8, command.data(), n);
+  std::memset(p + 8 + n, 0, out.len - 8 - n);
   return out;
 }
 

@@ -47,8 +47,9 @@ public:
   // A log entry's payload: the command's length (u64, little-endian), the
   // command, zeros to a multiple of 8 bytes (libuv's raft log stores
   // payloads in 8-byte words: an entry of another length reads back
-  // shifted after a restart).
-  [[nodiscard]] static std::string entry_of(std::string_view command);
+  // shifted after a restart). Allocated with raft_malloc, as raft_apply
+  // takes it; base null if that fails.
+  [[nodiscard]] static raft_buffer entry_of(std::string_view command);
   // The command inside an entry; false with `error` set for a payload that
   // is not one.
   [[nodiscard]] static bool unwrap(const raft_buffer& buf, std::string_view& command, std::string& error);

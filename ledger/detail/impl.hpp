@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -91,8 +92,12 @@ public:
   // completes its ops: the deterministic part of a group commit, which every
   // node of a cluster runs on the same command (command.hpp).
   void commit_ops(std::vector<op>& batch, std::uint64_t now, std::uint64_t log_index = 0);
-  // Applies the queued commands (those from the log), in order.
+  // Applies the queued commands (those from the log), in order, skipping
+  // those whose log index the ledger holds already.
   void drain_commands();
+  // Decodes a command and queues it for the writer; `ticket` is the count
+  // of commands queued with it (commands_applied reaches it once applied).
+  bool queue_command(std::string_view bytes, std::uint64_t log_index, std::string& error, std::uint64_t& ticket);
   // Answers every op of the batch with `code` without writing (the cluster
   // refused the command: this node is no longer the leader). Replays are
   // not looked up: nothing this node answers may differ from the leader's.
@@ -269,18 +274,19 @@ public:
   // writes it back (all of them for a directory without one).
   [[nodiscard]] bool catch_up_digest(MDB_txn* txn, std::string& error);
 
-  // Commands from a cluster's log to apply (apply_command), each with
-  // the promise its caller waits on. Guarded by mtx; the writer takes them
-  // before any submitted op.
+  // Commands from a cluster's log to apply (apply_command,
+  // enqueue_command): the writer takes them before any submitted op, and
+  // counts them applied (barrier and apply_command wait on `done` for it).
   struct pending_command {
     command cmd;
     std::uint64_t log_index = 0;
-    std::promise<void> applied;
   };
+  std::deque<pending_command> commands;  // guarded by mtx
+  std::uint64_t commands_queued = 0;     // guarded by mtx
+  std::uint64_t commands_applied = 0;    // guarded by mtx
   // The highest log index applied (meta log_applied_key): writer thread
   // writes, any thread reads.
   std::atomic<std::uint64_t> log_applied{0};
-  std::vector<std::unique_ptr<pending_command>> commands;
 
   // Reused by the writer to group outcomes per completion target.
   std::unordered_map<completion_target*, std::vector<outcome>> by_target;
