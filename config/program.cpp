@@ -916,7 +916,8 @@ void parse_cluster(checker& ck, const toml::value& root, const std::filesystem::
   if (c == nullptr || !c->is_table())
     return;
   const std::string w = "[cluster]";
-  ck.only_keys(*c, {"node_id", "dir", "election_timeout_ms", "heartbeat_ms", "peers"}, w);
+  ck.only_keys(*c, {"node_id", "dir", "election_timeout_ms", "heartbeat_ms", "snapshot_entries", "snapshot_trailing", "peers"},
+               w);
   auto& out = s.cluster;
   if (auto v = ck.integer(*c, "node_id", true, w, 1, 1'000'000))
     out.node_id = static_cast<std::uint64_t>(*v);
@@ -928,6 +929,10 @@ void parse_cluster(checker& ck, const toml::value& root, const std::filesystem::
     out.election_timeout_ms = static_cast<std::uint32_t>(*v);
   if (auto v = ck.integer(*c, "heartbeat_ms", false, w, 10, 10'000))
     out.heartbeat_ms = static_cast<std::uint32_t>(*v);
+  if (auto v = ck.integer(*c, "snapshot_entries", false, w, 16, 1'000'000'000))
+    out.snapshot_entries = static_cast<std::uint32_t>(*v);
+  if (auto v = ck.integer(*c, "snapshot_trailing", false, w, 0, 1'000'000'000))
+    out.snapshot_trailing = static_cast<std::uint32_t>(*v);
   if (out.heartbeat_ms * 2 > out.election_timeout_ms)
     ck.fail(*c, "heartbeat_ms (" + std::to_string(out.heartbeat_ms) + ") must be at most half of election_timeout_ms (" +
                     std::to_string(out.election_timeout_ms) + ")");

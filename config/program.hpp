@@ -228,6 +228,10 @@ struct cluster_settings {
   std::string dir;            // the Raft log; default <data_dir>/raft
   std::uint32_t election_timeout_ms = 1000;
   std::uint32_t heartbeat_ms = 100;
+  // Log compaction: a snapshot every snapshot_entries log entries (batches),
+  // keeping the newest snapshot_trailing entries in the log.
+  std::uint32_t snapshot_entries = 65536;
+  std::uint32_t snapshot_trailing = 8192;
   std::vector<cluster_peer> peers;  // every voter, this node included
   [[nodiscard]] bool enabled() const noexcept { return node_id != 0; }
 };

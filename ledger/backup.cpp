@@ -33,9 +33,10 @@ bool sync_path(const std::filesystem::path& p, std::string& error) {
   return true;
 }
 
-// The newest journal seq of the copy in `file`, opened read-only and without
-// a lock file (nothing else opens a copy being made).
-bool newest_seq(const std::filesystem::path& file, std::uint64_t& seq, std::string& error) {
+// The newest journal seq of the copy in `file`, and the log index it holds
+// (0 but on a cluster node), opened read-only and without a lock file
+// (nothing else opens a copy being made).
+bool newest_seq(const std::filesystem::path& file, std::uint64_t& seq, std::uint64_t& log_index, std::string& error) {
   MDB_env* env = nullptr;
   if (int rc = mdb_env_create(&env); rc != MDB_SUCCESS) {
     error = detail::mdb_error("mdb_env_create", rc);
@@ -45,13 +46,18 @@ bool newest_seq(const std::filesystem::path& file, std::uint64_t& seq, std::stri
   bool ok = false;
   MDB_txn* txn = nullptr;
   MDB_dbi journal = 0;
+  MDB_dbi meta = 0;
   if (int rc = mdb_env_open(env, file.c_str(), MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK, 0644); rc != MDB_SUCCESS) {
     error = "cannot open the copy " + file.string() + ": " + mdb_strerror(rc);
   } else if (int rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn); rc != MDB_SUCCESS) {
     error = detail::mdb_error("mdb_txn_begin on the copy", rc);
   } else if (int rc = mdb_dbi_open(txn, "journal", MDB_INTEGERKEY, &journal); rc != MDB_SUCCESS) {
     error = detail::mdb_error("opening the copy's journal", rc);
+  } else if (int rc = mdb_dbi_open(txn, "meta", 0, &meta); rc != MDB_SUCCESS) {
+    error = detail::mdb_error("opening the copy's meta table", rc);
   } else {
+    log_index = 0;
+    detail::get_record(txn, meta, detail::val(detail::log_applied_key, sizeof detail::log_applied_key - 1), log_index);
     detail::cursor cur(txn, journal);
     MDB_val k{}, v{};
     const int got = cur.rc() == MDB_SUCCESS ? mdb_cursor_get(cur.get(), &k, &v, MDB_LAST) : cur.rc();
@@ -131,7 +137,7 @@ std::optional<backup_info> ledger::backup(const std::string& dir, std::string& e
   if (synced != 0)
     return fail("cannot fsync " + partial.string() + ": " + std::strerror(sync_errno));
   std::string why;
-  if (!detail::check_data_file(partial.string(), why) || !newest_seq(partial, out.seq, why))
+  if (!detail::check_data_file(partial.string(), why) || !newest_seq(partial, out.seq, out.log_index, why))
     return fail(why);
   if (::rename(partial.c_str(), out.file.c_str()) != 0)
     return fail("cannot rename " + partial.string() + " to " + out.file + ": " + std::strerror(errno));

@@ -366,6 +366,7 @@ struct backup_info {
   std::uint64_t seq = 0;    // its newest journal entry: it holds every entry up to this one, none after
   std::uint64_t bytes = 0;  // the copy's size
   std::uint64_t micros = 0; // how long the copy took
+  std::uint64_t log_index = 0; // a cluster node's: the log index it holds every entry up to (meta log_applied)
 };
 
 struct options {
@@ -436,6 +437,17 @@ public:
   // queued before it, and before the batch it is replicating, if any (the
   // log commits earlier entries before that batch's).
   [[nodiscard]] bool enqueue_command(std::string_view bytes, std::uint64_t log_index, std::string& error);
+  // A follower's snapshot install (a cluster's log compaction): replaces
+  // this ledger's contents with the ledger in `dir` -- a data directory
+  // whose data.mdb is another node's backup(), holding every log entry up
+  // to its log index -- once the commands queued before it are applied;
+  // commands queued after it apply to the new contents (those whose index
+  // it holds are skipped). Removes `dir` once installed. `wait`: returns
+  // then, else at once. A snapshot that cannot be read stops the process
+  // (fail-stop, naming it): the log counts it installed, and a node going
+  // on without it would diverge; at its next start the node installs it
+  // again from its Raft directory.
+  void install_snapshot(const std::string& dir, bool wait);
   // The highest log index applied (meta "log_applied"; 0: none).
   [[nodiscard]] std::uint64_t applied_log_index() const noexcept;
 

@@ -16,7 +16,7 @@ namespace {
 
 std::atomic<commit_hook> installed_commit_hook{nullptr};
 
-constexpr char schema_key[] = "schema_version";
+using detail::schema_key;
 constexpr char accounts_seq_key[] = "accounts_seq";
 
 // Journal value: header, postings, txn id bytes, details.
@@ -167,15 +167,8 @@ bool ledger::impl::open(std::string& error) {
     if (r != MDB_SUCCESS && error.empty())
       error = std::string("cannot open database '") + name + "': " + mdb_strerror(r);
   };
-  open_db("journal", MDB_INTEGERKEY, db.journal);
-  open_db("accounts", MDB_INTEGERKEY, db.accounts);
-  open_db("members", MDB_INTEGERKEY, db.members);
-  open_db("txn_index", 0, db.txn_index);
-  open_db("meta", 0, db.meta);
-  open_db("aliases", 0, db.aliases);
-  open_db("counters", MDB_INTEGERKEY, db.counters);
-  open_db("policies", MDB_INTEGERKEY, db.policies);
-  open_db("consents", MDB_INTEGERKEY, db.consents);
+  for (const auto& t : tables)
+    open_db(t.name, t.flags, db.*t.dbi);
   if (error.empty()) {
     std::uint64_t version = 0;
     MDB_val key = val(schema_key, sizeof schema_key - 1);
@@ -191,7 +184,38 @@ bool ledger::impl::open(std::string& error) {
         error = detail::mdb_error("writing the schema version", r);
     }
   }
-  if (error.empty()) {
+  if (error.empty() && !load_state(txn, error) && error.empty())
+    error = "cannot load the ledger's state";
+  if (!error.empty()) {
+    mdb_txn_abort(txn);
+    return false;
+  }
+  rc = mdb_txn_commit(txn);
+  if (rc != MDB_SUCCESS) {
+    error = detail::mdb_error("mdb_txn_commit", rc);
+    return false;
+  }
+  last_committed_seq.store(next_seq - 1);
+  committed_digest = digest_record{next_seq - 1, digest};
+  MDB_stat st{};
+  mdb_env_stat(env, &st);
+  reserve_bytes = storage_reserve(opts, st.ms_psize);
+  if (const auto sp = space(); sp.full())
+    log(log_level::error,
+        "ledger: storage full at start: %llu of %llu map bytes in use, %llu needed free for a group commit; "
+        "postings are refused with storage_full until the map is grown (docs/OPERATIONS.md, \"Storage full\")",
+        static_cast<unsigned long long>(sp.used_bytes), static_cast<unsigned long long>(sp.map_bytes),
+        static_cast<unsigned long long>(sp.reserve_bytes));
+  return true;
+}
+
+bool ledger::impl::load_state(MDB_txn* txn, std::string& error) {
+  next_seq = 1;
+  last_committed_us = 0;
+  counter_values.clear();
+  accounts_seq = 0;
+  digest = journal_digest_basis;
+  {
     detail::cursor cur(txn, db.journal);
     MDB_val k{}, v{};
     if (cur.rc() == MDB_SUCCESS && mdb_cursor_get(cur.get(), &k, &v, MDB_LAST) == MDB_SUCCESS) {
@@ -220,27 +244,7 @@ bool ledger::impl::open(std::string& error) {
     detail::get_record(txn, db.meta, val(detail::log_applied_key, sizeof detail::log_applied_key - 1), applied);
     log_applied.store(applied);
   }
-  if (!error.empty()) {
-    mdb_txn_abort(txn);
-    return false;
-  }
-  rc = mdb_txn_commit(txn);
-  if (rc != MDB_SUCCESS) {
-    error = detail::mdb_error("mdb_txn_commit", rc);
-    return false;
-  }
-  last_committed_seq.store(next_seq - 1);
-  committed_digest = digest_record{next_seq - 1, digest};
-  MDB_stat st{};
-  mdb_env_stat(env, &st);
-  reserve_bytes = storage_reserve(opts, st.ms_psize);
-  if (const auto sp = space(); sp.full())
-    log(log_level::error,
-        "ledger: storage full at start: %llu of %llu map bytes in use, %llu needed free for a group commit; "
-        "postings are refused with storage_full until the map is grown (docs/OPERATIONS.md, \"Storage full\")",
-        static_cast<unsigned long long>(sp.used_bytes), static_cast<unsigned long long>(sp.map_bytes),
-        static_cast<unsigned long long>(sp.reserve_bytes));
-  return true;
+  return error.empty();
 }
 
 std::uint64_t ledger::impl::storage_reserve(const options& o, std::uint64_t page_bytes) {
@@ -298,6 +302,8 @@ ledger::impl::~impl() {
     wake.notify_all();
     writer.join();
   }
+  if (filter_loader.joinable())  // one a snapshot's install started meanwhile
+    filter_loader.join();
   if (sorting.valid())
     flush_order = sorting.get();
   if (env && (!cache.empty() || generation) && opts.checkpoint_on_close && !space().full()) {
@@ -388,6 +394,10 @@ bool ledger::impl::queue_command(std::string_view bytes, std::uint64_t log_index
   if (!decode_command(bytes, p.cmd, error))
     return false;
   p.log_index = log_index;
+  return queue_pending(std::move(p), ticket);
+}
+
+bool ledger::impl::queue_pending(pending_command&& p, std::uint64_t& ticket) {
   {
     std::lock_guard<std::mutex> lk(mtx);
     LEDGER_ASSERT(!stopping);
@@ -485,7 +495,9 @@ void ledger::impl::drain_commands() {
       cmd = std::move(commands.front());
       commands.pop_front();
     }
-    if (cmd.log_index == 0 || cmd.log_index > log_applied.load(std::memory_order_relaxed))
+    if (!cmd.snapshot_dir.empty())
+      install_snapshot(cmd.snapshot_dir);
+    else if (cmd.log_index == 0 || cmd.log_index > log_applied.load(std::memory_order_relaxed))
       commit_ops(cmd.cmd.ops, cmd.cmd.now_us, cmd.log_index);
     {
       std::lock_guard<std::mutex> lk(mtx);

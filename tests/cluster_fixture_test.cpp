@@ -51,7 +51,7 @@ struct node {
     led = ledger::ledger::open(o, err);
     INFO(err);
     REQUIRE(led);
-    sm = std::make_unique<cluster::state_machine>(*led);
+    sm = std::make_unique<cluster::state_machine>(*led, (dir.path / "scratch").string());
   }
 };
 
@@ -71,14 +71,17 @@ void applied_cb(struct raft_apply* req, int status, void*) {
 struct cluster_fixture {
   std::vector<std::unique_ptr<node>> ns;
   raft_fixture f{};
-  explicit cluster_fixture(std::uint32_t seed) {
+  // A snapshot every `snapshot_every` log entries, keeping `trailing` (the
+  // default: never).
+  explicit cluster_fixture(std::uint32_t seed, unsigned snapshot_every = 1u << 30, unsigned trailing = 0) {
     REQUIRE(raft_fixture_initialize(&f) == 0);
     std::mt19937 rng(seed);
     for (unsigned i = 0; i < nodes; ++i) {
       ns.push_back(std::make_unique<node>());
       REQUIRE(raft_fixture_grow(&f, ns.back()->sm->fsm()) == 0);
       ns.back()->sm->attach(raft_fixture_get(&f, i));
-      raft_set_snapshot_threshold(raft_fixture_get(&f, i), 1u << 30);
+      raft_set_snapshot_threshold(raft_fixture_get(&f, i), snapshot_every);
+      raft_set_snapshot_trailing(raft_fixture_get(&f, i), trailing);
       raft_fixture_set_randomized_election_timeout(&f, i, 1000 + rng() % 1000);
     }
     raft_configuration conf;
@@ -116,9 +119,13 @@ struct cluster_fixture {
 TEST_CASE("under partitions, leader crashes and lost messages, every node applies the same batches in the same order",
           "[replication][fixture]") {
   const std::uint32_t seed = GENERATE(1u, 2u, 3u, 4u);
-  INFO("seed " << seed);
+  // Without log compaction, and with a snapshot every 8 entries keeping 2:
+  // a server back from a crash or a partition then often catches up from a
+  // leader's snapshot (its ledger replaced by the leader's copy).
+  const bool compacting = GENERATE(false, true);
+  INFO("seed " << seed << (compacting ? ", snapshots every 8 entries" : ""));
   std::mt19937 rng(seed * 7919u);
-  cluster_fixture c(seed);
+  cluster_fixture c(seed, compacting ? 8 : 1u << 30, 2);
   REQUIRE(raft_fixture_step_until_has_leader(&c.f, 10'000));
 
   // The batches: the enrollments, then earns in batches of 1 to 8 ops.
@@ -211,7 +218,7 @@ TEST_CASE("under partitions, leader crashes and lost messages, every node applie
   REQUIRE(next == batches.size());
   CHECK(failed + unknown > 0);  // the seeds are chosen so that batches were retried
   CHECK(kills > 0);
-  WARN("seed " << seed << ": rounds " << rounds << " failed " << failed << " unknown " << unknown << " kills " << kills
+  WARN("seed " << seed << (compacting ? " compacting" : "") << ": rounds " << rounds << " failed " << failed << " unknown " << unknown << " kills " << kills
        << " term " << raft_fixture_get(&c.f, 0)->current_term << " last index " << raft_last_index(raft_fixture_get(&c.f, 0)));
 
   // Heal everything and let every server apply all that is committed.
@@ -236,6 +243,13 @@ TEST_CASE("under partitions, leader crashes and lost messages, every node applie
     CHECK(other.journal_digest().digest == first.journal_digest().digest);
     test::same_journals(first, other);
   }
+  std::uint64_t taken = 0, installed = 0;
+  for (unsigned i = 0; i < nodes; ++i) {
+    taken += c.ns[i]->sm->snapshots_taken();
+    installed += c.ns[i]->sm->snapshots_installed();
+  }
+  WARN("snapshots taken " << taken << ", installed " << installed);
+  CHECK((taken > 0) == compacting);
   for (unsigned i = 0; i < nodes; ++i) {
     INFO("node " << i);
     CHECK(c.ns[i]->sm->refused() == 0);
@@ -258,6 +272,56 @@ TEST_CASE("under partitions, leader crashes and lost messages, every node applie
   }
   CHECK(txns == txn_batch.size());
   CHECK(first.last_seq() == members + txn_batch.size());
+}
+
+TEST_CASE("a server cut off while the log is compacted catches up from the leader's snapshot", "[replication][fixture]") {
+  cluster_fixture c(11, 8, 2);
+  REQUIRE(raft_fixture_step_until_has_leader(&c.f, 10'000));
+  const unsigned l = raft_fixture_leader_index(&c.f);
+  const unsigned away = (l + 1) % nodes;
+  for (unsigned i = 0; i < nodes; ++i)
+    if (i != away) {
+      raft_fixture_disconnect(&c.f, i, away);
+      raft_fixture_disconnect(&c.f, away, i);
+    }
+  std::map<std::size_t, int> outcome;
+  std::vector<op> first;
+  for (std::uint64_t m = 1; m <= members; ++m)
+    first.push_back(test::enroll_op(m));
+  std::vector<std::string> batches{encode_command(first, t0)};
+  for (int b = 0; b < 40; ++b)
+    batches.push_back(encode_command({test::earn_op(1 + b % members, 10 + b, "s" + std::to_string(b), 1 + b / members)},
+                                     t0 + 1000u * static_cast<std::uint64_t>(b + 1)));
+  for (std::size_t b = 0; b < batches.size(); ++b) {
+    REQUIRE(c.propose(batches[b], b, outcome));
+    for (int s = 0; s < 200 && outcome.count(b) == 0; ++s)
+      raft_fixture_step(&c.f);
+    REQUIRE(outcome[b] == 0);
+  }
+  // The leader's log now starts past everything the cut-off server holds.
+  CHECK(c.ns[l]->sm->snapshots_taken() > 0);
+  CHECK(c.ns[away]->led->last_seq() == 0);
+  for (unsigned i = 0; i < nodes; ++i)
+    if (i != away) {
+      raft_fixture_reconnect(&c.f, i, away);
+      raft_fixture_reconnect(&c.f, away, i);
+    }
+  const raft_index last = raft_last_index(raft_fixture_get(&c.f, l));
+  REQUIRE(raft_fixture_step_until_applied(&c.f, nodes, last, 20'000));
+  CHECK(c.ns[away]->sm->snapshots_installed() == 1);
+  c.ns[away]->led->barrier();
+  REQUIRE(c.ns[away]->led->last_seq() == c.ns[l]->led->last_seq());
+  CHECK(c.ns[away]->led->journal_digest().digest == c.ns[l]->led->journal_digest().digest);
+  test::same_journals(*c.ns[l]->led, *c.ns[away]->led);
+  CHECK(c.ns[away]->led->verify().ok);
+  CHECK(c.ns[away]->led->find_txn("s39"));
+  // Balances came with it: the ledger state, not only the journal.
+  const auto a = c.ns[away]->led->load_member(1);
+  const auto b = c.ns[l]->led->load_member(1);
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(a->balance() == b->balance());
+  CHECK(a->balance() > 0);
 }
 
 TEST_CASE("a log entry is its command's length, the command and zeros to 8 bytes; anything else is refused",

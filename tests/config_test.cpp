@@ -1048,6 +1048,8 @@ TEST_CASE("[cluster] names this node among its peers; without it the engine is a
   CHECK(three->cluster.node_id == 2);
   CHECK(three->cluster.election_timeout_ms == 600);
   CHECK(three->cluster.heartbeat_ms == 100);
+  CHECK(three->cluster.snapshot_entries == 65536);
+  CHECK(three->cluster.snapshot_trailing == 8192);
   CHECK(three->cluster.dir == (dir.path / "d" / "raft").string());
   REQUIRE(three->cluster.peers.size() == 3);
   CHECK(three->cluster.peers[2].raft == "127.0.0.1:7513");
@@ -1069,5 +1071,12 @@ TEST_CASE("[cluster] names this node among its peers; without it the engine is a
   refused("[cluster]\nnode_id = 1\n" + peers + "[[cluster.peers]]\nid = 4\nraft = \"127.0.0.1:7512\"\nclient = \"h:2\"\n",
           "the address 127.0.0.1:7512 is given twice");
   refused("[cluster]\nnode_id = 1\nleader = true\n" + peers, "leader");
+  refused("[cluster]\nnode_id = 1\nsnapshot_entries = 4\n" + peers, "snapshot_entries");
+  auto compacting = load_settings(
+    settings_at("[cluster]\nnode_id = 1\nsnapshot_entries = 32\nsnapshot_trailing = 0\n" + peers), errors);
+  INFO(all(errors));
+  REQUIRE(compacting);
+  CHECK(compacting->cluster.snapshot_entries == 32);
+  CHECK(compacting->cluster.snapshot_trailing == 0);
   refused("[cluster]\nnode_id = 1\n", "peers");
 }

@@ -74,6 +74,8 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
     no.id = s.cluster.node_id;
     no.dir = s.cluster.dir;
     no.election_timeout_ms = s.cluster.election_timeout_ms;
+    no.snapshot_entries = s.cluster.snapshot_entries;
+    no.snapshot_trailing = s.cluster.snapshot_trailing;
     no.heartbeat_ms = s.cluster.heartbeat_ms;
     for (const auto& p : s.cluster.peers)
       no.peers.push_back({p.id, p.raft});

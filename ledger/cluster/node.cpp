@@ -16,6 +16,13 @@ extern "C" {
 
 namespace loyalty::cluster {
 
+std::string scratch_dir_of(const std::string& raft_dir) {
+  std::string d = raft_dir;
+  while (d.size() > 1 && d.back() == '/')
+    d.pop_back();
+  return d + "-scratch";
+}
+
 class node::impl {
 public:
   // A batch on its way into the log: the writer waits on `done`. `entry`
@@ -29,7 +36,8 @@ public:
     ~proposal() { raft_free(entry.base); }
   };
 
-  impl(const node_options& o, ledger::ledger& led) : opts(o), sm(led, state_machine::mode::queue) {}
+  impl(const node_options& o, ledger::ledger& led)
+      : opts(o), sm(led, scratch_dir_of(o.dir), state_machine::mode::queue) {}
 
   node_options opts;
   state_machine sm;
@@ -95,16 +103,23 @@ bool node::impl::init(std::string& error) {
     error = std::string("raft_uv_init in ") + opts.dir + ": " + raft_strerror(rv) + " (" + io.errmsg + ")";
     return false;
   }
-  if (int rv = raft_init(&raft, &io, sm.fsm(), opts.id, self->address.c_str()); rv != 0)
-    return fail("raft_init", rv);
+  // libraft 0.15's libuv io implements async_work (snapshots taken on
+  // libuv's thread pool) but says io version 1, and raft_init then refuses
+  // a state machine with async snapshots; upstream's fix (canonical/raft
+  // 269e541, in 0.16) is this version number.
+  if (io.version < 2 && io.async_work != nullptr)
+    io.version = 2;
+  if (int rv = raft_init(&raft, &io, sm.fsm(), opts.id, self->address.c_str()); rv != 0) {
+    error = std::string("raft_init: ") + raft_strerror(rv) + " (" + raft_errmsg(&raft) + ")";
+    return false;
+  }
   raft.data = this;
   sm.attach(&raft);
   sm.set_own([this](std::uint64_t index) { return index != 0 && index == own_index; });
   raft_set_election_timeout(&raft, opts.election_timeout_ms);
   raft_set_heartbeat_timeout(&raft, opts.heartbeat_ms);
-  // Snapshots are not taken yet: the log is kept whole (the next step
-  // installs LMDB snapshots and compacts it).
-  raft_set_snapshot_threshold(&raft, 1u << 31);
+  raft_set_snapshot_threshold(&raft, opts.snapshot_entries);
+  raft_set_snapshot_trailing(&raft, opts.snapshot_trailing);
   uv_timer_init(&loop, &tick);
   tick.data = this;
   raft_configuration conf;
@@ -233,6 +248,7 @@ void node::stop() {
       return;
     impl_->stopping = true;
   }
+  impl_->sm.stop();  // a snapshot waiting for the ledger gives up
   uv_async_send(&impl_->wake);
   if (impl_->thread.joinable())
     impl_->thread.join();

@@ -30,7 +30,16 @@ struct node_options {
   std::string dir;            // the Raft log and metadata (created if missing)
   unsigned election_timeout_ms = 1000;
   unsigned heartbeat_ms = 100;
+  // Log compaction: a snapshot of the ledger every `snapshot_entries` log
+  // entries, keeping the last `snapshot_trailing` entries (a follower that
+  // far behind catches up from the log, further from the snapshot).
+  unsigned snapshot_entries = 65536;
+  unsigned snapshot_trailing = 8192;
 };
+
+// Where a node copies snapshots out of and into its ledger: beside its Raft
+// directory, never in it (libraft owns every name there).
+[[nodiscard]] std::string scratch_dir_of(const std::string& raft_dir);
 
 // A node's view of the cluster, any thread.
 struct node_status {

@@ -13,6 +13,7 @@ extern "C" {
 #include <raft.h>
 }
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -27,7 +28,9 @@ public:
   // returns (a node, whose writer may be waiting on this same log for its
   // own batch: it applies the queue first, ledger::enqueue_command).
   enum class mode { wait, queue };
-  explicit state_machine(ledger::ledger& led, mode m = mode::wait);
+  // `scratch_dir`: where snapshots are copied out of and into the ledger
+  // (created when needed; what a killed process left there is removed).
+  state_machine(ledger::ledger& led, std::string scratch_dir, mode m = mode::wait);
   state_machine(const state_machine&) = delete;
   state_machine& operator=(const state_machine&) = delete;
 
@@ -58,16 +61,46 @@ public:
   // are refused on every node, so the ledgers stay equal; each is logged).
   [[nodiscard]] std::uint64_t applied() const noexcept { return applied_; }
   [[nodiscard]] std::uint64_t refused() const noexcept { return refused_; }
+  // Snapshots taken (and stored by libraft) and installed (received from a
+  // leader, or loaded at start with the ledger behind them).
+  [[nodiscard]] std::uint64_t snapshots_taken() const noexcept { return taken_.load(); }
+  [[nodiscard]] std::uint64_t snapshots_installed() const noexcept { return installed_.load(); }
+
+  // A snapshot's payload: magic, the log index the ledger copy holds every
+  // entry up to, the copy's length (u64 little-endian each), the copy (a
+  // data.mdb, ledger::backup), zeros to a multiple of 8 bytes.
+  static constexpr char snapshot_magic[8] = {'L', 'L', 'S', 'N', 'A', 'P', '0', '1'};
+  static constexpr std::size_t snapshot_header_bytes = 24;
+
+  // A snapshot being taken stops waiting for the ledger (the node stops).
+  void stop() noexcept { stopping_.store(true); }
 
 private:
   static int apply(raft_fsm* fsm, const raft_buffer* buf, void** result);
-  // Snapshots are not offered yet: a cluster runs with a snapshot threshold
-  // its log never reaches (the next step installs LMDB snapshots).
+  // Snapshots (raft_fsm version 3, docs/ARCHITECTURE.md "Snapshots and log
+  // compaction"): snapshot() notes the index on the loop thread;
+  // snapshot_async(), on libuv's thread pool, waits until the ledger holds
+  // it and copies the ledger (a copy at a later index is as good: the
+  // ledger skips entries it holds); finalize frees the copy once libraft
+  // has stored it.
   static int snapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n);
+  static int snapshot_async(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n);
+  static int snapshot_finalize(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n);
+  // The copy of the ledger for the snapshot at taking_, once the ledger
+  // holds it: one buffer in a raft_malloc'd array.
+  int copy_out(raft_buffer* bufs[], unsigned* n);
+  // Installs a snapshot into the ledger (through its command queue in
+  // `queue` mode), unless the ledger holds its index already. Takes `buf`.
   static int restore(raft_fsm* fsm, raft_buffer* buf);
 
   ledger::ledger& led_;
+  std::string scratch_;
   raft* raft_ = nullptr;
+  std::uint64_t taking_ = 0;  // the index of the snapshot being taken
+  std::uint64_t installs_ = 0;  // loop thread: names install directories
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::uint64_t> taken_{0};
+  std::atomic<std::uint64_t> installed_{0};
   mode mode_;
   std::function<bool(std::uint64_t)> own_;
   raft_fsm fsm_{};

@@ -23,6 +23,8 @@ namespace detail {
 // The data file of an environment directory: LMDB's name for it, which a
 // backup gives its copy only once the copy is whole.
 inline constexpr char data_file_name[] = "data.mdb";
+// The meta key of the ledger's schema version (u64, records.hpp).
+inline constexpr char schema_key[] = "schema_version";
 // The meta key of the journal's digest_record (records.hpp).
 inline constexpr char journal_digest_key[] = "journal_digest";
 // The meta key of the highest log index applied (u64; a cluster node).
@@ -56,6 +58,20 @@ struct dbs {
   MDB_dbi counters = 0;
   MDB_dbi policies = 0;
   MDB_dbi consents = 0;
+};
+
+// Every table of a ledger: its name, its flags, where its handle is kept.
+struct table_def {
+  const char* name;
+  unsigned flags;
+  MDB_dbi dbs::*dbi;
+};
+inline constexpr table_def tables[] = {
+  {"journal", MDB_INTEGERKEY, &dbs::journal},   {"accounts", MDB_INTEGERKEY, &dbs::accounts},
+  {"members", MDB_INTEGERKEY, &dbs::members},   {"txn_index", 0, &dbs::txn_index},
+  {"meta", 0, &dbs::meta},                      {"aliases", 0, &dbs::aliases},
+  {"counters", MDB_INTEGERKEY, &dbs::counters}, {"policies", MDB_INTEGERKEY, &dbs::policies},
+  {"consents", MDB_INTEGERKEY, &dbs::consents},
 };
 
 // The counter (records.hpp counter_kind) a detail moves by its `a`, or 0 for
@@ -280,7 +296,21 @@ public:
   struct pending_command {
     command cmd;
     std::uint64_t log_index = 0;
+    // Non-empty: not a command but a snapshot to install (a directory
+    // holding a ledger's data.mdb, ledger::enqueue_snapshot); cmd unused.
+    std::string snapshot_dir;
   };
+  bool queue_pending(pending_command&& p, std::uint64_t& ticket);
+  // Writer thread: replaces every table with the snapshot's in one write
+  // transaction, rebuilds what open() derives from them, and restarts the
+  // txn filter's scan. Fail-stop if it cannot (the log says this state was
+  // installed: going on without it would diverge). snapshot.cpp.
+  void install_snapshot(const std::string& dir);
+  // Open's derivations from the tables, in `txn`: next seq, commit time
+  // floor, counters, the account cache from the journal after the last
+  // checkpoint, the journal digest, the log index applied. Writer thread
+  // (or open()).
+  [[nodiscard]] bool load_state(MDB_txn* txn, std::string& error);
   std::deque<pending_command> commands;  // guarded by mtx
   std::uint64_t commands_queued = 0;     // guarded by mtx
   std::uint64_t commands_applied = 0;    // guarded by mtx

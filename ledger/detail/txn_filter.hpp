@@ -53,6 +53,10 @@ public:
   [[nodiscard]] bool enabled() const noexcept { return words_ != nullptr; }
   [[nodiscard]] bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
   void set_ready() noexcept { ready_.store(true, std::memory_order_release); }
+  // Not ready again (every check goes to LMDB) until a new scan sets it:
+  // the ledger was replaced by a snapshot holding ids this one never saw.
+  // Bits stay set: an id of the old contents is a false positive at worst.
+  void unset_ready() noexcept { ready_.store(false, std::memory_order_release); }
 
   void add(std::string_view id) noexcept {
     if (!enabled())
