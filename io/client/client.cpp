@@ -231,6 +231,25 @@ bool client::receive(response& out, std::string& error, std::chrono::millisecond
   return read_frame(out, error, timeout);
 }
 
+bool split_address(const std::string& address, std::string& host, std::uint16_t& port) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size() || colon + 6 < address.size())
+    return false;
+  host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  unsigned long n = 0;
+  for (std::size_t i = colon + 1; i < address.size(); ++i) {
+    if (address[i] < '0' || address[i] > '9')
+      return false;
+    n = n * 10 + static_cast<unsigned long>(address[i] - '0');
+  }
+  if (host.empty() || n == 0 || n > 65535)
+    return false;
+  port = static_cast<std::uint16_t>(n);
+  return true;
+}
+
 response call_following_leader(std::unique_ptr<client>& c, const request& r, const follow_options& f) {
   const auto until = std::chrono::steady_clock::now() + f.patience;
   for (;;) {
@@ -241,12 +260,9 @@ response call_following_leader(std::unique_ptr<client>& c, const request& r, con
       std::this_thread::sleep_for(f.pause);
       continue;
     }
-    const auto colon = a.leader.rfind(':');
-    const std::string host = a.leader.substr(0, colon);
-    const auto port = colon == std::string::npos ? 0ul : std::strtoul(a.leader.c_str() + colon + 1, nullptr, 10);
-    std::string error;
-    auto next = port > 0 && port < 65536 ? client::connect(host, static_cast<std::uint16_t>(port), f.tls, error)
-                                         : nullptr;
+    std::string host, error;
+    std::uint16_t port = 0;
+    auto next = split_address(a.leader, host, port) ? client::connect(host, port, f.tls, error) : nullptr;
     if (!next || !next->hello(f.name, f.key).ok()) {
       std::this_thread::sleep_for(f.pause);  // it may be going away: ask again
       continue;
@@ -642,7 +658,9 @@ void async_connection::opened(std::function<void(std::error_code)>& done) {
   done({});
 }
 
-std::uint64_t async_connection::submit(request r, handler h) {
+std::uint64_t async_connection::submit(request r, handler h) { return submit_kept(r, std::move(h)); }
+
+std::uint64_t async_connection::submit_kept(request& r, handler h) {
   r.id = next_id_++;
   encode_request(out_, r);
   handlers_.emplace(r.id, std::move(h));
@@ -673,6 +691,8 @@ void async_connection::read() {
     in_.resize(in_.size() * 2);
   stream_->async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
                         [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
+                          if (!self->open_)
+                            return;  // closed meanwhile: nothing more is delivered
                           if (ec) {
                             self->fail(detail::closed_by_peer(ec) ? "the server closed the connection" : ec.message());
                             return;
@@ -702,6 +722,8 @@ void async_connection::read() {
                               auto h = std::move(it->second);
                               self->handlers_.erase(it);
                               h(resp);
+                              if (!self->open_)
+                                return;  // closed by the handler: the rest is not delivered
                             } else if (resp.code != errc::ok) {
                               self->fail(std::string("connection-level error: ") + std::string(to_string(resp.code)) +
                                          ": " + resp.message);

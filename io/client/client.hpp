@@ -201,7 +201,12 @@ private:
   std::vector<char> out_;
 };
 
-// How call_following_leader reaches a cluster's leader.
+// Splits a node's address "host:port" (an IPv6 host in brackets,
+// "[::1]:7411"), as `not_leader` names the leader and as tools take it.
+// False when there is no host or no port in 1..65535.
+[[nodiscard]] bool split_address(const std::string& address, std::string& host, std::uint16_t& port);
+
+// How call_following_leader (and following_connection) reach a cluster's leader.
 struct follow_options {
   std::string name = "loyalty-client";  // hello's client name
   std::string key;                      // hello's key
@@ -244,12 +249,17 @@ public:
   // Assigns the id, queues the frame; writes are coalesced (one write for
   // everything queued while a write is in flight).
   std::uint64_t submit(request r, handler h);
+  // The same for a request its caller keeps (to send it again elsewhere):
+  // sets r.id and encodes `r` where it is, without a copy.
+  std::uint64_t submit_kept(request& r, handler h);
 
   [[nodiscard]] std::size_t inflight() const noexcept { return handlers_.size(); }
   [[nodiscard]] bool open() const noexcept { return open_; }
   void close();
 
-  // Called once when the connection fails or the server closes it.
+  // Called once when the connection fails or the server closes it (not
+  // after close()). No handler runs once the connection failed or was
+  // closed, not even for answers already read.
   std::function<void(const std::string&)> on_error;
 
 private:
