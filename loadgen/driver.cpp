@@ -17,6 +17,7 @@
 #include <ctime>
 #include <deque>
 #include <functional>
+#include <optional>
 
 #include <csignal>
 #include <unistd.h>
@@ -223,12 +224,14 @@ struct driver::impl {
   bool tty = isatty(fileno(stdout)) != 0;
 
   asio::io_context ctx{1};
-  std::vector<std::shared_ptr<io::async_connection>> conns;
+  std::vector<std::shared_ptr<io::following_connection>> conns;
   std::vector<std::uint32_t> conn_inflight;  // answers due on each connection (abandoned ones included)
   std::vector<std::uint32_t> counters;       // txn counter per connection
   std::vector<std::deque<due_request>> backlog;
   std::vector<std::deque<followup>> followups;
   std::vector<earned_record> earned;
+  std::vector<char> recovering;  // per connection: it failed (not_leader, dropped) and has no acknowledgement since
+  std::optional<steady::time_point> gap_since;  // the failover gap open: its first failure
   std::vector<slot> slots;
   std::vector<std::uint32_t> free_slots;
   std::uint64_t pending_answers = 0;  // in flight and not abandoned
@@ -282,33 +285,27 @@ struct driver::impl {
   bool connect_all() {
     int pending = static_cast<int>(w.connections);
     bool ok = true;
+    io::follow_options fo;
+    fo.name = "loyalty-loadgen";
+    fo.key = t.key;
+    fo.tls = t.tls;
+    fo.patience = t.follow_patience;
+    recovering.assign(w.connections, 0);
     for (std::uint32_t i = 0; i < w.connections; ++i) {
-      auto c = std::make_shared<io::async_connection>(ctx);
+      auto c = std::make_shared<io::following_connection>(ctx, t.addresses, i, fo);
       c->on_error = [this, i](const std::string& why) {
         ++failures;
         ++res.connection_failures;
-        std::fprintf(stderr, "loadgen: connection %u failed: %s (seed %llu)\n", i, why.c_str(),
+        std::fprintf(stderr, "loadgen: connection %u gave up: %s (seed %llu)\n", i, why.c_str(),
                      static_cast<unsigned long long>(w.seed));
       };
-      c->connect(t.host, static_cast<std::uint16_t>(t.port), t.tls, [this, c, &pending, &ok](std::error_code ec) {
-        if (ec) {
-          std::fprintf(stderr, "loadgen: %s\n", c->connect_error().c_str());
+      c->on_event = [this, i](io::follow_event e, const std::string& detail) { failover_event(i, e, detail); };
+      c->start([&pending, &ok](const std::string& error) {
+        if (!error.empty()) {
+          std::fprintf(stderr, "loadgen: %s\n", error.c_str());
           ok = false;
-          --pending;
-          return;
         }
-        io::request h;
-        h.op = opcode::hello;
-        h.version = 1;
-        h.client_name = "loyalty-loadgen";
-        h.key = t.key;
-        c->submit(h, [&pending, &ok](const io::response& r) {
-          if (!r.ok()) {
-            std::fprintf(stderr, "loadgen: hello refused: %s\n", r.message.c_str());
-            ok = false;
-          }
-          --pending;
-        });
+        --pending;
       });
       conns.push_back(c);
     }
@@ -320,6 +317,58 @@ struct driver::impl {
     followups.assign(conns.size(), {});
     slots.reserve(static_cast<std::size_t>(w.connections) * w.depth + 16);
     return ok && pending == 0;
+  }
+
+  // -- following the leader -------------------------------------------------------
+
+  // A not_leader followed or a connection dropped: the connection waits for
+  // an acknowledgement, and a failover gap begins unless one is open.
+  void failover_event(std::uint32_t ci, io::follow_event e, const std::string& detail) {
+    if (e == io::follow_event::reconnected)
+      return;
+    recovering[ci] = 1;
+    if (gap_since)
+      return;
+    gap_since = steady::now();
+    ++res.failover.failovers;
+    const auto& from = conns[ci]->address();
+    if (e == io::follow_event::not_leader)
+      std::printf("failover: connection %u: not_leader from %s, %s%s\n", ci, from.c_str(),
+                  detail.empty() ? "no leader known yet" : "following the leader ", detail.c_str());
+    else
+      std::printf("failover: connection %u: %s dropped (%s), reconnecting\n", ci, from.c_str(), detail.c_str());
+    std::fflush(stdout);
+  }
+
+  // An ok answer on connection ci: ends the failover gap if ci failed since it began.
+  void acknowledged(std::uint32_t ci) {
+    if (!recovering[ci])
+      return;
+    recovering[ci] = 0;
+    if (!gap_since)
+      return;
+    const double gap = std::chrono::duration<double, std::milli>(steady::now() - *gap_since).count();
+    gap_since.reset();
+    auto& f = res.failover;
+    ++f.recovered;
+    f.gap_max_ms = std::max(f.gap_max_ms, gap);
+    if (f.gaps_ms.size() < limits::failover_gaps_kept)
+      f.gaps_ms.push_back(gap);
+    std::printf("failover: acknowledged again %.0f ms after the first failure (connection %u, now on %s)\n", gap, ci,
+                conns[ci]->address().c_str());
+    std::fflush(stdout);
+  }
+
+  // The connections' counters, summed into the result.
+  void sum_follow_counters() {
+    auto& f = res.failover;
+    for (const auto& c : conns) {
+      const auto& k = c->counters();
+      f.not_leader += k.not_leader;
+      f.dropped += k.dropped;
+      f.reconnects += k.reconnects;
+      f.resent += k.resent;
+    }
   }
 
   // -- enrollment -----------------------------------------------------------------
@@ -367,6 +416,7 @@ struct driver::impl {
           if (first_error.empty())
             first_error = std::string(to_string(r.code)) + ": " + r.message;
         } else {
+          acknowledged(static_cast<std::uint32_t>(ci));
           for (auto& s : r.results) {
             if (s.ok() || s.code == errc::member_exists) {
               ++done;
@@ -609,6 +659,7 @@ struct driver::impl {
       const bool ok = a.ok();
       const bool refusal = !ok && is_refusal(a.code);
       if (ok) {
+        acknowledged(ci);
         ++cur.ok;
         ++res.ok;
         ++op.ok;
@@ -999,6 +1050,7 @@ struct driver::impl {
         best = res.steps[k].rate_per_s;
         res.highest_passing_step = static_cast<int>(k);
       }
+    sum_follow_counters();
     for (auto& c : conns)
       c->close();
     // Let the closes complete (handlers of the closed sockets).

@@ -6,11 +6,12 @@
 // connections; every callback runs on the thread that called execute().
 #pragma once
 
-#include "io/client/client.hpp"
+#include "io/client/following_connection.hpp"
 #include "loadgen/histogram.hpp"
 #include "loadgen/workload.hpp"
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -18,12 +19,40 @@
 
 namespace loyalty::loadgen {
 
+// Where the load goes: one engine, or the nodes of a cluster. Connection i
+// starts at addresses[i mod n]; each follows not_leader to the leader and
+// replaces a dropped connection (io::following_connection).
 struct target {
-  std::string host = "127.0.0.1";
-  int port = 7411;
+  std::vector<std::string> addresses{"127.0.0.1:7411"};  // host:port each
   std::string key;  // sent in hello ("" = none)
   io::tls_options tls;
-  [[nodiscard]] std::string address() const { return host + ":" + std::to_string(port); }
+  // How long a connection keeps looking for a node that serves, from its
+  // first failure (not_leader or a dropped connection) on.
+  std::chrono::milliseconds follow_patience{10'000};
+  // The addresses, comma-separated.
+  [[nodiscard]] std::string address() const {
+    std::string s;
+    for (const auto& a : addresses)
+      s += (s.empty() ? "" : ",") + a;
+    return s;
+  }
+};
+
+// Following a cluster's leader: what the connections did, and the failover
+// gaps. A gap begins at a failure (a not_leader answer, or a dropped
+// connection) while none is open, and ends at the next acknowledged (ok)
+// answer on a connection that failed since: the time the load was without
+// a serving leader as this client saw it.
+struct failover_result {
+  std::uint64_t not_leader = 0;  // not_leader answers followed (summed over the connections)
+  std::uint64_t dropped = 0;     // connections dropped (a node died or closed them)
+  std::uint64_t reconnects = 0;  // new connections after either
+  std::uint64_t resent = 0;      // requests sent again, unchanged (same txn ids)
+  std::uint64_t failovers = 0;   // gaps begun
+  std::uint64_t recovered = 0;   // gaps ended by an acknowledgement
+  std::vector<double> gaps_ms;   // of the gaps ended, in order (the first limits::failover_gaps_kept)
+  double gap_max_ms = 0;
+  [[nodiscard]] bool any() const noexcept { return not_leader + dropped + reconnects + failovers > 0; }
 };
 
 // One second of the load phase (the last window may be shorter: dur_s).
@@ -117,7 +146,8 @@ struct run_result {
   std::size_t steps_planned = 0;
   bool ramp_stopped = false;       // ramp mode stopped at failures_max failing steps
   int highest_passing_step = -1;   // index into steps; -1: none passed (or not judged)
-  int connection_failures = 0;
+  int connection_failures = 0;     // connections that gave up (no node served within the follow patience)
+  failover_result failover;
   bool interrupted = false;        // Ctrl-C ended the load early
   std::vector<soak_point> soak;    // --soak-interval: one per interval, in order (a shorter tail is none)
   bool soak_rss_refused = false;   // the engine refused `stats` (key without it): RSS unknown, not asked again
@@ -133,8 +163,9 @@ public:
 
   // Connects, enrolls (unless the workload says not to), drives the load.
   // Returns 0 when it ran to the end, 1 when it ended early (a connection
-  // failed, or Ctrl-C; the result holds what was measured), 2 when it could
-  // not connect or enrollment failed or was interrupted. Progress and
+  // gave up: no node served within the follow patience of a failure; or
+  // Ctrl-C; the result holds what was measured), 2 when it could not
+  // connect (to any address) or enrollment failed or was interrupted. Progress and
   // per-second lines go to stdout. Installs a SIGINT handler for the run.
   // (The soak verdict does not change this: main turns GROWING into exit 3.)
   [[nodiscard]] int execute();

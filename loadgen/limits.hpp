@@ -2,6 +2,7 @@
 // Workload files and flags outside them are refused (exit 2).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace loyalty::loadgen::limits {
@@ -33,6 +34,12 @@ inline constexpr std::uint32_t sku_count_max = 10'000'000;
 // Per-second points drawn in one chart; longer runs are averaged into wider
 // windows for drawing (the JSON keeps every second).
 inline constexpr std::uint32_t chart_points_max = 1800;
+// How long a connection looks for a serving node after a failure, at most:
+// an election takes about a cluster's election timeout (at most 60 s).
+inline constexpr double follow_patience_s_max = 3600;
+// Failover gaps kept one by one for the report (the count and the maximum
+// cover them all): a run that fails over more often is not a failover test.
+inline constexpr std::size_t failover_gaps_kept = 1000;
 // A progress line while enrolling: at most this often on a terminal, and
 // every progress_log_interval_s when stdout is a file.
 inline constexpr double progress_tty_interval_s = 0.5;

@@ -104,8 +104,15 @@ constexpr const char* description =
   "replace the file's schedule; given while the mode is closed (and no --mode), --rate/--steps switch to open\n"
   "and --ramp to ramp mode.\n"
   "Txn ids are 16 time-ordered bytes: send time in µs, connection index, counter (big-endian).\n"
+  "A cluster (--connect with one or more of its nodes): a connection answered not_leader reconnects to the\n"
+  "leader it names (none named, an election: after 100 ms to the next address), says hello and sends again,\n"
+  "unchanged (same txn ids: what the old leader committed is answered as a replay), every request not answered\n"
+  "yet; a dropped connection (a node killed) is replaced the same way, trying the addresses in turn. The\n"
+  "summary counts not_leader answers followed, dropped connections, reconnects, requests resent, and each\n"
+  "failover gap: from a failure to the next acknowledged (ok) answer on a connection that failed.\n"
   "Ctrl-C ends the load early: the answers are awaited (--drain), the summary and files are written.\n"
-  "Exit: 0 ran to the end; 1 ended early (a connection failed, or Ctrl-C; what was measured is reported);\n"
+  "Exit: 0 ran to the end; 1 ended early (a connection gave up: no node served within --follow-patience of a\n"
+  "failure; or Ctrl-C; what was measured is reported);\n"
   "2 a mistake in flags or workload file, cannot connect, enrollment failed, or a report cannot be written;\n"
   "3 ran to the end, but the soak verdict is GROWING (the engine's RSS grew beyond --soak-rss-growth-max).\n"
   "The seed (--seed, else from the clock) is printed first and with every failure: the same seed and\n"
@@ -129,6 +136,10 @@ int main(int argc, char** argv) {
   }
 
   target where;
+  std::string host = "127.0.0.1";
+  int port = 7411;
+  std::vector<std::string> connect;
+  double follow_patience_s = 10;
   loyalty::io::connection_options conn;
   std::string workload_flag, mode, mix, items, categories, skus, distribution, objective_text, ramp, steps;
   double rate = 0;
@@ -153,8 +164,20 @@ int main(int argc, char** argv) {
   app.add_option("--workload,-w", workload_flag, "workload file (TOML); flags given with it override its values");
   app.add_flag("--print-workload", print_workload,
                "print the effective workload (file and flags) as a workload file, and exit without connecting");
-  app.add_option("--host", where.host, "engine address")->capture_default_str();
-  app.add_option("--port", where.port, "engine port")->capture_default_str()->check(CLI::Range(1, 65535));
+  auto* o_host = app.add_option("--host", host, "engine address (one engine; see --connect)")->capture_default_str();
+  auto* o_port =
+    app.add_option("--port", port, "engine port (one engine; see --connect)")->capture_default_str()->check(CLI::Range(1, 65535));
+  app.add_option("--connect", connect,
+                 "HOST:PORT of an engine, or of each node of a cluster (repeat the flag or separate by commas; "
+                 "instead of --host/--port): connection i starts at the (i mod n)-th; each follows not_leader to "
+                 "the leader and replaces a dropped connection, sending again what had no answer")
+    ->delimiter(',')
+    ->excludes(o_host)
+    ->excludes(o_port);
+  app.add_option("--follow-patience", follow_patience_s,
+                 "seconds a connection keeps looking for a serving node after a failure (a not_leader answer, a "
+                 "dropped connection) before it gives up and the run ends early (exit 1)")
+    ->capture_default_str()->check(CLI::Range(0.1, limits::follow_patience_s_max));
   app.add_option("--mode", mode, "closed, open or ramp (see above)")
     ->capture_default_str()->check(CLI::IsMember({"closed", "open", "ramp"}));
   app.add_option("--seed", w.seed, "random seed (0: from the clock; printed)")->capture_default_str();
@@ -258,12 +281,24 @@ int main(int argc, char** argv) {
   conn.resolve();
   where.key = conn.key;
   where.tls = conn.tls;
+  where.follow_patience = std::chrono::milliseconds(static_cast<std::int64_t>(follow_patience_s * 1000));
 
   auto fail = [&](const std::string& why) {
     std::fprintf(stderr, "loadgen: %s\n", why.c_str());
     return 2;
   };
   std::string err;
+  if (connect.empty()) {
+    where.addresses = {(host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port)};
+  } else {
+    where.addresses = connect;
+    for (const auto& a : connect) {
+      std::string h;
+      std::uint16_t p = 0;
+      if (!loyalty::io::split_address(a, h, p))
+        return fail("--connect: \"" + a + "\" is not HOST:PORT (port 1..65535)");
+    }
+  }
   if (app.count("--mix") && !parse_mix(mix, w.mix, err))
     return fail("--mix: " + err);
   if (app.count("--items")) {

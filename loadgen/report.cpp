@@ -67,6 +67,28 @@ std::string objective_text(const objective& o) {
              o.error_rate_max * 100, o.count_refusals ? " + refused" : "", (1 - o.rate_tolerance) * 100);
 }
 
+// Following the leader, one line: the gaps, then what the connections did.
+std::string failover_text(const failover_result& f) {
+  std::string gaps;
+  if (f.failovers == 0) {
+    gaps = "no failover gap";
+  } else {
+    gaps = fmt("%llu failover gap(s), max %.0f ms", static_cast<unsigned long long>(f.failovers), f.gap_max_ms);
+    if (!f.gaps_ms.empty() && f.gaps_ms.size() <= 5) {
+      gaps += " (";
+      for (std::size_t i = 0; i < f.gaps_ms.size(); ++i)
+        gaps += fmt("%s%.0f", i ? ", " : "", f.gaps_ms[i]);
+      gaps += " ms)";
+    }
+    if (f.recovered < f.failovers)
+      gaps += "; the last had no acknowledgement before the end";
+  }
+  return gaps + fmt("; %llu not_leader answer(s) followed, %llu connection(s) dropped, %llu reconnect(s), %llu "
+                    "request(s) resent",
+                    static_cast<unsigned long long>(f.not_leader), static_cast<unsigned long long>(f.dropped),
+                    static_cast<unsigned long long>(f.reconnects), static_cast<unsigned long long>(f.resent));
+}
+
 bool judged_run(const run_result& r) {
   return std::any_of(r.steps.begin(), r.steps.end(), [](const step_result& s) { return s.judged; });
 }
@@ -140,6 +162,8 @@ void print_summary(const run_result& r, const run_context& c) {
   }
   std::printf("  latency ms     p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n", ms(h.percentile(0.5)),
               ms(h.percentile(0.9)), ms(h.percentile(0.99)), ms(h.percentile(0.999)), ms(h.max()));
+  if (r.failover.any())
+    std::printf("  failover       %s\n", failover_text(r.failover).c_str());
   print_steps(r, c);
   print_soak_verdict(r, c);
 }
@@ -303,6 +327,13 @@ std::string json_summary(const run_result& r, const run_context& c) {
       << ", \"last_t_s\": " << json_num(v.last_t_s) << ", \"last_rss_bytes\": " << v.last_bytes
       << ", \"max_rss_bytes\": " << v.max_bytes << ", \"growth_pct\": " << json_num(v.growth_pct) << "}";
   }
+  const auto& fo = r.failover;
+  f << ",\n  \"failover\": {\"not_leader_followed\": " << fo.not_leader << ", \"dropped\": " << fo.dropped
+    << ", \"reconnects\": " << fo.reconnects << ", \"resent\": " << fo.resent << ", \"failovers\": " << fo.failovers
+    << ", \"recovered\": " << fo.recovered << ", \"gap_ms_max\": " << json_num(fo.gap_max_ms) << ", \"gaps_ms\": [";
+  for (std::size_t i = 0; i < fo.gaps_ms.size(); ++i)
+    f << (i ? ", " : "") << json_num(fo.gaps_ms[i]);
+  f << "]}";
   f << ",\n  \"connection_failures\": " << r.connection_failures
     << ",\n  \"interrupted\": " << (r.interrupted ? "true" : "false") << "\n}\n";
   return f.str();
@@ -736,7 +767,11 @@ std::string html_report(const run_result& r, const run_context& c) {
          "highest passing rate");
   o << "</div>\n";
   if (r.connection_failures)
-    o << "<p><b>" << r.connection_failures << " connection(s) failed during the run</b>: the numbers stop there.</p>\n";
+    o << "<p><b>" << r.connection_failures
+      << " connection(s) gave up during the run</b> (no node served within the follow patience): the numbers stop "
+         "there.</p>\n";
+  if (r.failover.any())
+    o << "<p><b>Failover</b>: " << esc(failover_text(r.failover)) << ".</p>\n";
   if (r.interrupted)
     o << "<p><b>Interrupted (Ctrl-C)</b>: the load ended early; the numbers stop there.</p>\n";
 

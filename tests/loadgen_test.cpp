@@ -2,7 +2,9 @@
 // code, and the binary against a real engine on loopback (a ramp, its HTML and
 // JSON reports, flags over a workload file, a bad file). No test here asserts
 // a duration or a rate that depends on the machine's speed.
+#include "loadgen_run.hpp"
 #include "temp_dir.hpp"
+#include "io/client/client.hpp"
 #include "io/server/engine.hpp"
 #include "loadgen/histogram.hpp"
 #include "loadgen/random.hpp"
@@ -25,6 +27,11 @@
 #include <vector>
 
 using loyalty::loadgen::histogram;
+using loyalty::test::is_number;
+using loyalty::test::json;
+using loyalty::test::parse_json_file;
+using loyalty::test::run_loadgen;
+using loyalty::test::slurp;
 
 TEST_CASE("small values are recorded exactly", "[loadgen]") {
   histogram h;
@@ -612,178 +619,6 @@ std::unique_ptr<loyalty::io::engine> start_retail_engine(const std::filesystem::
   return e;
 }
 
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream f(p);
-  return std::string((std::istreambuf_iterator<char>(f)), {});
-}
-
-// Runs the load generator with `args`; its stdout and stderr land in `out`.
-int run_loadgen(const std::string& args, const std::filesystem::path& dir, std::string& out) {
-  const auto log = dir / "loadgen.out";
-  const std::string cmd = std::string(LOYALTY_LOADGEN_BIN) + " " + args + " > " + log.string() + " 2>&1";
-  const int status = std::system(cmd.c_str());
-  out = slurp(log);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// Just enough JSON to check that a summary parses and to read a few fields.
-struct json {
-  enum class kind { null, boolean, number, string, array, object } k = kind::null;
-  bool b = false;
-  double num = 0;
-  std::string str;
-  std::vector<json> items;
-  std::vector<std::pair<std::string, json>> fields;
-
-  const json* operator[](const std::string& key) const {
-    for (const auto& [k2, v] : fields)
-      if (k2 == key)
-        return &v;
-    return nullptr;
-  }
-};
-
-class json_reader {
-public:
-  explicit json_reader(std::string_view s) : s_(s) {}
-
-  bool document(json& out) {
-    if (!value(out))
-      return false;
-    space();
-    return pos_ == s_.size();
-  }
-
-private:
-  void space() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\t' || s_[pos_] == '\r'))
-      ++pos_;
-  }
-  bool literal(std::string_view w) {
-    if (s_.substr(pos_, w.size()) != w)
-      return false;
-    pos_ += w.size();
-    return true;
-  }
-  bool string(std::string& out) {
-    if (pos_ >= s_.size() || s_[pos_] != '"')
-      return false;
-    ++pos_;
-    while (pos_ < s_.size() && s_[pos_] != '"') {
-      char c = s_[pos_++];
-      if (static_cast<unsigned char>(c) < 0x20)
-        return false;
-      if (c == '\\') {
-        if (pos_ >= s_.size())
-          return false;
-        char e = s_[pos_++];
-        if (e == 'u') {
-          if (pos_ + 4 > s_.size())
-            return false;
-          pos_ += 4;
-          out += '?';
-          continue;
-        }
-        if (std::string_view("\"\\/bfnrt").find(e) == std::string_view::npos)
-          return false;
-        out += e;
-        continue;
-      }
-      out += c;
-    }
-    if (pos_ >= s_.size())
-      return false;
-    ++pos_;
-    return true;
-  }
-  bool value(json& v) {
-    space();
-    if (pos_ >= s_.size())
-      return false;
-    char c = s_[pos_];
-    if (c == '{') {
-      v.k = json::kind::object;
-      ++pos_;
-      space();
-      if (pos_ < s_.size() && s_[pos_] == '}')
-        return ++pos_, true;
-      for (;;) {
-        space();
-        std::string key;
-        if (!string(key))
-          return false;
-        space();
-        if (!literal(":"))
-          return false;
-        json item;
-        if (!value(item))
-          return false;
-        v.fields.emplace_back(std::move(key), std::move(item));
-        space();
-        if (literal(","))
-          continue;
-        return literal("}");
-      }
-    }
-    if (c == '[') {
-      v.k = json::kind::array;
-      ++pos_;
-      space();
-      if (pos_ < s_.size() && s_[pos_] == ']')
-        return ++pos_, true;
-      for (;;) {
-        json item;
-        if (!value(item))
-          return false;
-        v.items.push_back(std::move(item));
-        space();
-        if (literal(","))
-          continue;
-        return literal("]");
-      }
-    }
-    if (c == '"') {
-      v.k = json::kind::string;
-      return string(v.str);
-    }
-    if (literal("true")) {
-      v.k = json::kind::boolean;
-      v.b = true;
-      return true;
-    }
-    if (literal("false")) {
-      v.k = json::kind::boolean;
-      return true;
-    }
-    if (literal("null"))
-      return true;
-    const char* begin = s_.data() + pos_;
-    char* end = nullptr;
-    std::string tmp(s_.substr(pos_, 40));
-    v.num = std::strtod(tmp.c_str(), &end);
-    if (end == tmp.c_str())
-      return false;
-    v.k = json::kind::number;
-    pos_ += static_cast<std::size_t>(end - tmp.c_str());
-    (void)begin;
-    return true;
-  }
-
-  std::string_view s_;
-  std::size_t pos_ = 0;
-};
-
-json parse_json_file(const std::filesystem::path& p) {
-  const auto text = slurp(p);
-  json j;
-  INFO(text.substr(0, 2000));
-  REQUIRE(json_reader(text).document(j));
-  REQUIRE(j.k == json::kind::object);
-  return j;
-}
-
-bool is_number(const json* j) { return j && j->k == json::kind::number; }
-
 // An HTML page that needs nothing but itself: no address, no script, no
 // external style or image.
 void check_self_contained(const std::string& html) {
@@ -1037,4 +872,46 @@ TEST_CASE("a mistake in a workload file makes the tool exit 2 naming the file an
   CHECK(out.find("add up to 50, not 100") != std::string::npos);
   CHECK(run_loadgen("--port 1 --mode ramp", tmp.path, out) == 2);
   CHECK(out.find("needs a schedule") != std::string::npos);
+}
+
+TEST_CASE("an engine's address splits into host and port, an IPv6 host in brackets; anything else is refused",
+          "[loadgen][connect]") {
+  std::string host;
+  std::uint16_t port = 0;
+  REQUIRE(loyalty::io::split_address("127.0.0.1:7411", host, port));
+  CHECK(host == "127.0.0.1");
+  CHECK(port == 7411);
+  REQUIRE(loyalty::io::split_address("[::1]:65535", host, port));
+  CHECK(host == "::1");
+  CHECK(port == 65535);
+  REQUIRE(loyalty::io::split_address("db-2.example:1", host, port));
+  CHECK(host == "db-2.example");
+  CHECK(port == 1);
+  for (const char* bad : {"", "127.0.0.1", "127.0.0.1:", ":7411", "host:0", "host:65536", "host:123456", "host:74a1",
+                          "host:-1"})
+    CHECK_FALSE(loyalty::io::split_address(bad, host, port));
+}
+
+TEST_CASE("the load generator refuses an address without a port, and --connect with --host or --port",
+          "[loadgen][connect]") {
+  engine_dir tmp;
+  std::string out;
+  CHECK(run_loadgen("--connect 127.0.0.1:7411,127.0.0.1 --duration 1", tmp.path, out) == 2);
+  CHECK(out.find("--connect: \"127.0.0.1\" is not HOST:PORT") != std::string::npos);
+  CHECK(run_loadgen("--connect 127.0.0.1:7411 --port 7412 --duration 1", tmp.path, out) == 2);
+  CHECK(out.find("excludes") != std::string::npos);
+}
+
+TEST_CASE("a connection whose address does not answer starts on the next one given", "[loadgen][connect][engine]") {
+  engine_dir tmp;
+  auto e = start_retail_engine(tmp.path);
+  std::string out;
+  // Port 1 refuses at once: connection 0 starts there, finds it closed and
+  // goes on to the engine; connection 1 starts at the engine.
+  const int rc = run_loadgen("--connect 127.0.0.1:1,127.0.0.1:" + std::to_string(e->port()) +
+                               " --members 20 --connections 2 --depth 4 --duration 0.5 --seed 6",
+                             tmp.path, out);
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(out.find("127.0.0.1:1,127.0.0.1:" + std::to_string(e->port())) != std::string::npos);  // the summary names both
 }
