@@ -6,9 +6,13 @@
 // directories. Afterwards every node's ledger (opened here, after a clean
 // stop) holds the same journal, byte for byte, with every acknowledged earn
 // exactly once, balances equal to the acknowledged work, and verifies.
+// And the load generator (its binary) pointed at a follower, at every node,
+// and run while its leader is killed: it follows the leader, and what it
+// counts acknowledged is in the journal exactly once.
 #include "engine_process.hpp"
 #include "eventually.hpp"
 #include "free_port.hpp"
+#include "loadgen_run.hpp"
 #include "one_brand_program.hpp"
 #include "same_journal.hpp"
 #include "temp_dir.hpp"
@@ -351,4 +355,145 @@ TEST_CASE("a leader frozen past the election timeout (SIGSTOP) acknowledges noth
     CHECK_FALSE(led->find_txn("s2"));  // nothing the frozen leader took after its term was posted
     CHECK(led->verify().ok);
   }
+}
+
+// -- the load generator on a cluster ------------------------------------------------------
+
+namespace {
+
+constexpr int loadgen_members = 20;
+
+// A closed-loop run of the load generator's binary: earns at brand "shop"
+// for members 1..loadgen_members, to the nodes `to` (host:port,
+// comma-separated); its output and JSON summary in the cluster's directory.
+struct loadgen_run {
+  std::filesystem::path dir, json;
+  std::string args;
+  int rc = -1;
+  std::string out;
+  test::json summary;
+
+  loadgen_run(const cluster_processes& c, const std::string& to, const std::string& more, const std::string& name)
+    : dir(c.dir.path), json(c.dir.path / (name + ".json")),
+      args("--connect " + to + " --members " + std::to_string(loadgen_members) +
+           " --mix earn=100 --brand shop --depth 8 --json " + json.string() + " " + more) {}
+
+  // Asserts nothing: may run on a thread of its own.
+  void run() { rc = test::run_loadgen(args, dir, out); }
+  void read() { summary = test::parse_json_file(json); }
+  [[nodiscard]] const test::json& failover() const {
+    const auto* f = summary["failover"];
+    REQUIRE(f);
+    return *f;
+  }
+};
+
+// What a run must show whatever happened to the cluster: it ran to the end,
+// every request answered, and every error an `unavailable` (a leader that
+// lost its term mid-batch: nothing posted). Its earns acknowledged.
+std::uint64_t acknowledged_earns(const loadgen_run& r) {
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  const auto& j = r.summary;
+  CHECK(j["unanswered"]->num == 0);
+  CHECK(j["connection_failures"]->num == 0);
+  const auto* unavailable = (*j["errors_by_code"])["unavailable"];
+  CHECK(j["errors"]->num == (unavailable ? unavailable->num : 0));
+  const auto* earn = (*j["by_op"])["earn"];
+  REQUIRE(earn);
+  CHECK((*earn)["ok"]->num > 0);
+  return static_cast<std::uint64_t>((*earn)["ok"]->num);
+}
+
+// The most advanced of the ledgers of the nodes `live` (stopped cleanly
+// first): it holds the members, and each acknowledged earn once (an earn
+// acknowledged twice, or posted unacknowledged, would make it longer; one
+// lost, shorter); every other at its seq holds the same journal.
+void check_posted_once(cluster_processes& c, const std::vector<int>& live, std::uint64_t earns) {
+  for (auto i : live)
+    c.ps[static_cast<std::size_t>(i)]->stop();
+  std::vector<std::unique_ptr<ledger::ledger>> leds;
+  for (auto i : live)
+    leds.push_back(c.open_ledger(i));
+  std::size_t top = 0;
+  for (std::size_t i = 1; i < leds.size(); ++i)
+    if (leds[i]->last_seq() > leds[top]->last_seq())
+      top = i;
+  CHECK(leds[top]->last_seq() == loadgen_members + earns);
+  for (auto& led : leds) {
+    CHECK(led->verify().ok);
+    if (led->last_seq() == leds[top]->last_seq())
+      test::same_journals(*leds[top], *led);
+  }
+}
+
+std::string address_of(const cluster_processes& c, int i) {
+  return "127.0.0.1:" + std::to_string(c.client_ports[static_cast<std::size_t>(i)]);
+}
+
+std::string every_node(const cluster_processes& c) {
+  return address_of(c, 0) + "," + address_of(c, 1) + "," + address_of(c, 2);
+}
+
+// The node that leads, once one does.
+int leader_of(cluster_processes& c) {
+  std::optional<int> lead;
+  REQUIRE(test::eventually([&] { return (lead = c.leader()).has_value(); }));
+  return *lead;
+}
+
+} // namespace
+
+TEST_CASE("the load generator pointed at a follower, then at every node, follows the leader; each earn it counts "
+          "acknowledged is posted once",
+          "[replication][cluster][process][loadgen]") {
+  cluster_processes c;
+  const int follower = (leader_of(c) + 1) % nodes;
+
+  loadgen_run first(c, address_of(c, follower), "--connections 2 --duration 1.5 --seed 11", "follower");
+  first.run();
+  first.read();
+  const auto earns1 = acknowledged_earns(first);
+  CHECK(first.summary["enrolled"]->num == loadgen_members);
+  CHECK(first.failover()["not_leader_followed"]->num >= 1);  // each connection's first answer, from the follower
+  CHECK(first.failover()["reconnects"]->num >= 1);
+  CHECK(first.failover()["recovered"]->num >= 1);
+
+  loadgen_run every(c, every_node(c), "--skip-enroll --connections 3 --duration 1.5 --seed 12", "every");
+  every.run();
+  every.read();
+  const auto earns2 = acknowledged_earns(every);
+  CHECK(every.failover()["not_leader_followed"]->num >= 1);  // connections that began at a follower
+
+  check_posted_once(c, {0, 1, 2}, earns1 + earns2);
+}
+
+TEST_CASE("the leader killed with SIGKILL under the load generator: it reconnects, sends its unanswered earns "
+          "again, carries on against the new leader, and each earn it counts acknowledged is posted once",
+          "[replication][cluster][process][loadgen]") {
+  cluster_processes c;
+  const int lead = leader_of(c);
+  loadgen_run run(c, every_node(c), "--connections 3 --duration 5 --follow-patience 30 --seed 13", "kill");
+  std::thread loadgen([&] { run.run(); });
+  // Once it has run a second of load (its first per-second line), the leader dies.
+  const bool loaded = test::eventually(
+    [&] { return test::slurp(c.dir.path / "loadgen.out").find("    1.0s ") != std::string::npos; }, 30s);
+  c.ps[static_cast<std::size_t>(lead)]->kill9();
+  loadgen.join();
+  REQUIRE(loaded);
+  run.read();
+  const auto earns = acknowledged_earns(run);
+  const auto& f = run.failover();
+  INFO(run.out);
+  CHECK(f["dropped"]->num >= 1);     // the connections to the killed leader
+  CHECK(f["reconnects"]->num >= 1);
+  CHECK(f["resent"]->num >= 1);      // what was in flight on them, sent again
+  CHECK(f["recovered"]->num >= 1);   // acknowledged requests after the kill: the gap ended
+  CHECK(f["recovered"]->num == f["failovers"]->num);
+
+  std::vector<int> live;
+  for (int i = 0; i < nodes; ++i)
+    if (i != lead)
+      live.push_back(i);
+  check_posted_once(c, live, earns);
 }
