@@ -156,6 +156,17 @@ public:
     return v->as_string().str;
   }
 
+  std::optional<bool> boolean(const toml::value& t, const std::string& key, bool required, const std::string& what) {
+    auto v = get(t, key, required, what);
+    if (!v)
+      return std::nullopt;
+    if (!v->is_boolean()) {
+      fail(*v, "'" + key + "' in " + what + " must be true or false");
+      return std::nullopt;
+    }
+    return v->as_boolean();
+  }
+
   std::optional<std::int64_t> integer(const toml::value& t, const std::string& key, bool required,
                                       const std::string& what, std::int64_t lo, std::int64_t hi) {
     auto v = get(t, key, required, what);
@@ -916,7 +927,7 @@ void parse_cluster(checker& ck, const toml::value& root, const std::filesystem::
   if (c == nullptr || !c->is_table())
     return;
   const std::string w = "[cluster]";
-  ck.only_keys(*c, {"node_id", "dir", "election_timeout_ms", "heartbeat_ms", "snapshot_entries", "snapshot_trailing", "peers"},
+  ck.only_keys(*c, {"node_id", "dir", "election_timeout_ms", "heartbeat_ms", "snapshot_entries", "snapshot_trailing", "join", "peers"},
                w);
   auto& out = s.cluster;
   if (auto v = ck.integer(*c, "node_id", true, w, 1, 1'000'000))
@@ -929,6 +940,8 @@ void parse_cluster(checker& ck, const toml::value& root, const std::filesystem::
     out.election_timeout_ms = static_cast<std::uint32_t>(*v);
   if (auto v = ck.integer(*c, "heartbeat_ms", false, w, 10, 10'000))
     out.heartbeat_ms = static_cast<std::uint32_t>(*v);
+  if (auto v = ck.boolean(*c, "join", false, w))
+    out.join = *v;
   if (auto v = ck.integer(*c, "snapshot_entries", false, w, 16, 1'000'000'000))
     out.snapshot_entries = static_cast<std::uint32_t>(*v);
   if (auto v = ck.integer(*c, "snapshot_trailing", false, w, 0, 1'000'000'000))

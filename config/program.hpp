@@ -232,6 +232,10 @@ struct cluster_settings {
   // keeping the newest snapshot_trailing entries in the log.
   std::uint32_t snapshot_entries = 65536;
   std::uint32_t snapshot_trailing = 8192;
+  // A node new to a running cluster: no bootstrap; it waits for the leader
+  // to add it (loyaltyctl cluster add). Its own [[cluster.peers]] entry is
+  // required (its addresses); the others are only what not_leader may name.
+  bool join = false;
   std::vector<cluster_peer> peers;  // every voter, this node included
   [[nodiscard]] bool enabled() const noexcept { return node_id != 0; }
 };

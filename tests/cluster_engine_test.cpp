@@ -6,6 +6,7 @@
 #include "command.hpp"
 #include "eventually.hpp"
 #include "free_port.hpp"
+#include "http_scrape.hpp"
 #include "one_brand_program.hpp"
 #include "same_journal.hpp"
 #include "temp_dir.hpp"
@@ -49,6 +50,7 @@ struct cluster_of_engines {
 
   void start(std::size_t i) {
     engine_options o;
+    o.metrics_on_free_port = true;
     auto& s = o.settings;
     s.listen_host = "127.0.0.1";
     s.listen_port = client_ports[i];
@@ -96,6 +98,16 @@ struct cluster_of_engines {
       return false;
     }));
     return found;
+  }
+
+  // Until every running engine's ledger holds the journal up to `seq`.
+  void wait_for_seq(std::uint64_t seq) {
+    REQUIRE(test::eventually([&] {
+      for (auto& e : engines)
+        if (e && e->ledger().last_seq() != seq)
+          return false;
+      return true;
+    }));
   }
 
   std::unique_ptr<client> connect(std::size_t i) {
@@ -162,12 +174,7 @@ TEST_CASE("a cluster of three engines serves on its leader only, and a new leade
 
   // Every node holds what the leader acknowledged.
   const auto seq = c.engines[l]->ledger().last_seq();
-  REQUIRE(test::eventually([&] {
-    for (auto& e : c.engines)
-      if (e->ledger().last_seq() != seq)
-        return false;
-    return true;
-  }));
+  c.wait_for_seq(seq);
 
   // The leader stops; another is elected and serves; a retry of e1 there is
   // a replay with the original answer.
@@ -190,4 +197,107 @@ TEST_CASE("a cluster of three engines serves on its leader only, and a new leade
   test::same_journals(c.engines[l2]->ledger(), c.engines[other]->ledger());
   CHECK(c.engines[other]->ledger().verify().ok);
   CHECK(c.engines[l2]->ledger().verify().ok);
+}
+
+namespace {
+
+std::uint64_t stat_of(const response& r, std::string_view name) {
+  for (const auto& [k, v] : r.stats)
+    if (k == name)
+      return v;
+  FAIL("no " << name << " in the answer");
+  return 0;
+}
+
+response cluster_status_of(client& c) {
+  request r;
+  r.op = opcode::cluster_status;
+  return c.call(r);
+}
+
+} // namespace
+
+TEST_CASE("cluster_status on every node: roles, the configuration with each node's addresses, indexes, lag and equal "
+          "journal digests; loyaltyctl cluster status and the cluster metrics",
+          "[replication][cluster]") {
+  cluster_of_engines c;
+  const std::size_t l = c.leader();
+  auto lc = c.connect(l);
+  REQUIRE(lc->enroll(1, "shop").ok());
+  for (int i = 0; i < 20; ++i)
+    REQUIRE(lc->earn("s" + std::to_string(i), 1, "shop", 1'000, "EUR", 0).ok());
+  const auto seq = c.engines[l]->ledger().last_seq();
+  c.wait_for_seq(seq);
+  std::vector<response> st;
+  REQUIRE(test::eventually([&] {
+    st.clear();
+    for (std::size_t i = 0; i < 3; ++i)
+      st.push_back(cluster_status_of(*c.connect(i)));  // answered by followers too: no not_leader
+    // Every follower's log caught up in the leader's view.
+    for (const auto& n : st[l].nodes)
+      if (n.lag != 0)
+        return false;
+    return true;
+  }));
+  for (std::size_t i = 0; i < 3; ++i) {
+    INFO("node " << i);
+    REQUIRE(st[i].ok());
+    CHECK(st[i].role == (i == l ? "leader" : "follower"));
+    CHECK(st[i].leader == c.peers[l].client);
+    CHECK(stat_of(st[i], "id") == i + 1);
+    CHECK(stat_of(st[i], "leader_id") == l + 1);
+    CHECK(stat_of(st[i], "serving") == (i == l ? 1u : 0u));
+    CHECK(stat_of(st[i], "term") == stat_of(st[l], "term"));
+    CHECK(stat_of(st[i], "journal_seq") == seq);
+    CHECK(stat_of(st[i], "journal_digest") == stat_of(st[l], "journal_digest"));
+    CHECK(stat_of(st[i], "ledger_applied_index") >= 21);  // at least the 21 batches
+    CHECK(stat_of(st[i], "commit_index") >= stat_of(st[i], "applied_index"));  // one refresh's view
+    REQUIRE(st[i].nodes.size() == 3);
+    for (std::size_t k = 0; k < 3; ++k) {
+      CHECK(st[i].nodes[k].id == c.peers[k].id);
+      CHECK(st[i].nodes[k].client == c.peers[k].client);
+      CHECK(st[i].nodes[k].raft == c.peers[k].raft);
+      CHECK(st[i].nodes[k].role == "voter");
+    }
+  }
+  CHECK(st[l].nodes[(l + 1) % 3].match_index == stat_of(st[l], "last_index"));
+  CHECK(st[(l + 1) % 3].nodes[l].match_index == 0);  // only the leader knows
+
+  // loyaltyctl, pointed at a follower, shows every node.
+  const std::size_t f = (l + 1) % 3;
+  int status = -1;
+  const auto out = test::run_command(std::string("LOYALTY_KEY=") + admin_key + " " + LOYALTYCTL_BIN + " --port " +
+                                       std::to_string(c.client_ports[f]) + " cluster status 2>&1",
+                                     status);
+  INFO(out);
+  CHECK(status == 0);
+  for (std::size_t k = 0; k < 3; ++k)
+    CHECK(out.find(c.peers[k].client) != std::string::npos);
+  CHECK(out.find("leader") != std::string::npos);
+  CHECK(out.find("follower") != std::string::npos);
+  char digest[17];
+  std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(stat_of(st[l], "journal_digest")));
+  std::size_t digests = 0;
+  for (auto at = out.find(digest); at != std::string::npos; at = out.find(digest, at + 1))
+    ++digests;
+  CHECK(digests == 3);
+
+  // A node that is down: listed as unreachable, and exit 1.
+  c.engines[(l + 2) % 3].reset();
+  const auto down = test::run_command(std::string("LOYALTY_KEY=") + admin_key + " " + LOYALTYCTL_BIN + " --port " +
+                                        std::to_string(c.client_ports[l]) + " cluster status 2>&1",
+                                      status);
+  INFO(down);
+  CHECK(status == 1);
+  CHECK(down.find("unreachable") != std::string::npos);
+
+  // Metrics: the leader's role, term and each follower's lag.
+  const auto m = test::scrape(c.engines[l]->metrics_port());
+  INFO(m.body);
+  CHECK(m.body.find("loyaltyd_cluster_role{role=\"leader\"} 1") != std::string::npos);
+  CHECK(m.body.find("loyaltyd_cluster_term " + std::to_string(stat_of(st[l], "term"))) != std::string::npos);
+  CHECK(m.body.find("loyaltyd_cluster_replication_lag_entries{node=\"" + std::to_string(f + 1) + "\"}") !=
+        std::string::npos);
+  const auto fm = test::scrape(c.engines[f]->metrics_port());
+  CHECK(fm.body.find("loyaltyd_cluster_role{role=\"follower\"} 1") != std::string::npos);
 }

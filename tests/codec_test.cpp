@@ -1227,8 +1227,8 @@ TEST_CASE("the issue-4 operations have their wire names", "[io][codec]") {
 
 TEST_CASE("backup takes one absolute path and never rides in a batch", "[io][codec]") {
   CHECK(std::string(to_string(opcode::backup)) == "backup");
-  CHECK(std::string(to_string(opcode::journal)) == "journal");  // the last opcode
-  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::journal) + 1))) == "none");
+  CHECK(std::string(to_string(opcode::cluster_status)) == "cluster_status");  // the last opcode
+  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::cluster_status) + 1))) == "none");
   auto ok = decode_op("backup", {{"path", val(std::string("/var/backups/loyalty-1"))}});
   CHECK(ok.error == errc::ok);
   CHECK(ok.op == opcode::backup);
@@ -1875,4 +1875,32 @@ TEST_CASE("not_leader carries the leader's client address, empty when none is kn
     CHECK(back.leader == addr);
     CHECK(back.id == 9);
   }
+}
+
+TEST_CASE("a cluster_status answer survives encode_response and decode_response field for field", "[io][codec]") {
+  response r;
+  r.op = opcode::cluster_status;
+  r.id = 9;
+  r.role = "follower";
+  r.leader = "10.0.0.2:7411";
+  r.stats = {{"id", 3}, {"term", 7}, {"journal_digest", 0xfedcba9876543210ull}};
+  r.nodes = {{1, "10.0.0.1:7511", "10.0.0.1:7411", "voter", 0, 0},
+             {4, "10.0.0.4:7511", "", "spare", 120, 3}};
+  std::vector<char> buf;
+  encode_response(buf, r);
+  response got;
+  std::string error;
+  REQUIRE(decode_response(buf.data() + 4, buf.size() - 4, got, error));
+  CHECK(got.ok());
+  CHECK(got.role == "follower");
+  CHECK(got.leader == "10.0.0.2:7411");
+  CHECK(got.stats == r.stats);
+  REQUIRE(got.nodes.size() == 2);
+  CHECK(got.nodes[1].id == 4);
+  CHECK(got.nodes[1].raft == "10.0.0.4:7511");
+  CHECK(got.nodes[1].client.empty());
+  CHECK(got.nodes[1].role == "spare");
+  CHECK(got.nodes[1].match_index == 120);
+  CHECK(got.nodes[1].lag == 3);
+  CHECK(got.nodes[0].client == "10.0.0.1:7411");
 }

@@ -6,6 +6,7 @@
 // --metrics-port on its command line, is scraped the same way.
 #include "engine_process.hpp"
 #include "engine_rig.hpp"
+#include "http_scrape.hpp"
 
 #include "io/server/metrics_text.hpp"
 #include "io/server/metrics.hpp"
@@ -32,6 +33,7 @@
 
 using namespace loyalty;
 using namespace loyalty::io;
+using namespace loyalty::test;
 
 namespace {
 
@@ -82,105 +84,6 @@ struct metrics_rig : test::engine_rig {
   }
 };
 
-// -- a plain TCP client ------------------------------------------------------------------
-
-struct socket_fd {
-  int fd = -1;
-  socket_fd() = default;
-  explicit socket_fd(int f) : fd(f) {}
-  socket_fd(socket_fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-  ~socket_fd() { reset(); }
-  void reset() {
-    if (fd >= 0)
-      ::close(fd);
-    fd = -1;
-  }
-};
-
-socket_fd tcp_socket() {
-  socket_fd s(::socket(AF_INET, SOCK_STREAM, 0));
-  REQUIRE(s.fd >= 0);
-  return s;
-}
-
-sockaddr_in loopback(std::uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
-socket_fd connect_to(std::uint16_t port) {
-  auto s = tcp_socket();
-  const auto a = loopback(port);
-  REQUIRE(::connect(s.fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0);
-  // A guard so that a server that never answers fails the test instead of
-  // hanging it; nothing is measured.
-  timeval guard{60, 0};
-  ::setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof guard);
-  return s;
-}
-
-void send_all(const socket_fd& s, std::string_view bytes) {
-  while (!bytes.empty()) {
-    const auto n = ::send(s.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    REQUIRE(n > 0);
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
-
-struct http_answer {
-  bool closed = false;  // the server closed the connection (rather than the guard expiring)
-  std::string status;   // "200 OK"
-  std::map<std::string, std::string> headers;  // names in lower case
-  std::string body;
-};
-
-// Reads until the server closes the connection.
-http_answer read_answer(const socket_fd& s) {
-  std::string raw;
-  char buf[16384];
-  http_answer a;
-  for (;;) {
-    const auto n = ::recv(s.fd, buf, sizeof buf, 0);
-    if (n > 0) {
-      raw.append(buf, static_cast<std::size_t>(n));
-      continue;
-    }
-    a.closed = n == 0 || errno == ECONNRESET;
-    break;
-  }
-  const auto end = raw.find("\r\n\r\n");
-  if (end == std::string::npos)
-    return a;
-  std::istringstream head(raw.substr(0, end));
-  std::string line;
-  std::getline(head, line);
-  if (line.rfind("HTTP/1.1 ", 0) == 0)
-    a.status = line.substr(9, line.size() - 10);  // without the \r
-  while (std::getline(head, line)) {
-    if (!line.empty() && line.back() == '\r')
-      line.pop_back();
-    const auto colon = line.find(':');
-    if (colon == std::string::npos)
-      continue;
-    std::string name = line.substr(0, colon);
-    for (auto& c : name)
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    a.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
-  }
-  a.body = raw.substr(end + 4);
-  return a;
-}
-
-http_answer http_exchange(std::uint16_t port, std::string_view request) {
-  auto s = connect_to(port);
-  send_all(s, request);
-  return read_answer(s);
-}
-
-http_answer scrape(std::uint16_t port) { return http_exchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"); }
 
 // -- the exposition format, read as a scraper reads it ---------------------------------
 

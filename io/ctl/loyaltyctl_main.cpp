@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <fstream>
 #include <iostream>
 
@@ -383,6 +385,107 @@ int make_key(std::uint32_t id, const std::string& name, const std::string& scope
   return 0;
 }
 
+// The value of `name` among a cluster_status answer's numbers (0: absent).
+std::uint64_t stat_of(const response& r, std::string_view name) {
+  for (const auto& [k, v] : r.stats)
+    if (k == name)
+      return v;
+  return 0;
+}
+
+// `cluster status`: the node asked lists the configuration; each server
+// with a client address is asked for its own view (role, term, indexes,
+// journal digest). Exit 0 if every server answered, 1 if one did not.
+int run_cluster_status(client& c, const request& req, const connection_options& conn, bool json) {
+  const response first = c.call(req);
+  if (!first.ok()) {
+    std::cerr << "loyaltyctl: cluster status: " << to_string(first.code) << ": " << first.message << "\n";
+    return 1;
+  }
+  if (first.role == "single") {
+    if (json)
+      std::cout << response_json(first) << "\n";
+    else
+      std::cout << "a single node (no [cluster]): journal up to seq " << stat_of(first, "journal_seq") << ", digest "
+                << std::hex << stat_of(first, "journal_digest") << std::dec << "\n";
+    return 0;
+  }
+  // The leader's view of each server's lag, from whichever answer leads.
+  std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> lag;  // id -> match, lag
+  std::vector<std::pair<cluster_server, std::optional<response>>> rows;
+  std::vector<std::string> why(first.nodes.size());
+  for (std::size_t i = 0; i < first.nodes.size(); ++i) {
+    const auto& n = first.nodes[i];
+    std::optional<response> got;
+    std::string host;
+    std::uint16_t port = 0;
+    if (n.id == stat_of(first, "id")) {
+      got = first;
+    } else if (!split_address(n.client, host, port)) {
+      why[i] = n.client.empty() ? "no client address known" : "bad client address " + n.client;
+    } else {
+      std::string err;
+      auto other = client::connect(host, port, conn.tls, err);
+      try {
+        if (other && other->hello("loyaltyctl", conn.key).ok())
+          got = other->call(req);
+        else if (err.empty())
+          err = "hello refused";
+      } catch (const std::exception& e) {
+        err = e.what();
+      }
+      if (!got)
+        why[i] = "unreachable: " + err;
+    }
+    if (got && got->role == "leader")
+      for (const auto& s : got->nodes)
+        lag[s.id] = {s.match_index, s.lag};
+    rows.emplace_back(n, std::move(got));
+  }
+  bool all = true;
+  if (json) {
+    std::cout << "[";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      std::cout << (i != 0 ? ",\n " : "") << "{\"id\": " << rows[i].first.id << ", \"client\": \""
+                << json_escape(rows[i].first.client) << "\", \"raft\": \"" << json_escape(rows[i].first.raft)
+                << "\", \"voting\": \"" << rows[i].first.role << "\", ";
+      if (rows[i].second)
+        std::cout << "\"status\": " << response_json(*rows[i].second);
+      else
+        std::cout << "\"error\": \"" << json_escape(why[i]) << "\"";
+      all = all && rows[i].second.has_value();
+      std::cout << "}";
+    }
+    std::cout << "]\n";
+    return all ? 0 : 1;
+  }
+  std::printf("%-4s %-21s %-21s %-8s %-11s %6s %9s %9s %9s %7s %9s %-16s\n", "id", "client", "raft", "voting", "role",
+              "term", "commit", "applied", "ledger", "lag", "seq", "digest");
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& [n, st] = rows[i];
+    const auto l = lag.find(n.id);
+    const std::string lag_text = l == lag.end() ? "-" : std::to_string(l->second.second);
+    if (!st) {
+      all = false;
+      std::printf("%-4llu %-21s %-21s %-8s %s\n", static_cast<unsigned long long>(n.id), n.client.c_str(),
+                  n.raft.c_str(), n.role.c_str(), why[i].c_str());
+      continue;
+    }
+    std::printf("%-4llu %-21s %-21s %-8s %-11s %6llu %9llu %9llu %9llu %7s %9llu %016llx\n",
+                static_cast<unsigned long long>(n.id), n.client.c_str(), n.raft.c_str(), n.role.c_str(),
+                (st->role + (stat_of(*st, "serving") != 0 ? "" : st->role == "leader" ? "*" : "")).c_str(),
+                static_cast<unsigned long long>(stat_of(*st, "term")),
+                static_cast<unsigned long long>(stat_of(*st, "commit_index")),
+                static_cast<unsigned long long>(stat_of(*st, "applied_index")),
+                static_cast<unsigned long long>(stat_of(*st, "ledger_applied_index")), lag_text.c_str(),
+                static_cast<unsigned long long>(stat_of(*st, "journal_seq")),
+                static_cast<unsigned long long>(stat_of(*st, "journal_digest")));
+  }
+  std::cout << "lag: log entries behind the leader (the leader's view); ledger: the log index its ledger holds;\n"
+               "leader*: elected, not serving yet. Equal seq and digest: equal journals.\n";
+  return all ? 0 : 1;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -632,6 +735,11 @@ int main(int argc, char** argv) {
 
   auto* verify = app.add_subcommand("verify", "check every ledger invariant (exit 0 if valid, 1 if not)");
   auto* stats = app.add_subcommand("stats", "show the engine's counters");
+  auto* cluster = app.add_subcommand("cluster", "a replicated cluster's nodes (docs/OPERATIONS.md, \"Cluster\")");
+  cluster->require_subcommand(1);
+  auto* cluster_status_cmd = cluster->add_subcommand(
+    "status", "each node's id, addresses, role, term, commit and applied log index, lag and journal digest (asks "
+              "the node given, then every node it lists; exit 1 if one does not answer)");
   auto* backup = app.add_subcommand(
     "backup", "admin: write a consistent, compacted copy of the ledger as DIR/data.mdb while the engine serves; "
               "DIR is on the engine's host, must be absent or empty (restore: docs/OPERATIONS.md)");
@@ -678,6 +786,7 @@ int main(int argc, char** argv) {
     {reverse, opcode::reverse_redemption}, {adjust, opcode::adjust}, {transfer, opcode::transfer},
     {link_alias, opcode::link_alias}, {lookup, opcode::lookup}, {history, opcode::history},
     {expire, opcode::expire}, {explain, opcode::explain}, {reload, opcode::reload}, {verify, opcode::verify}, {stats, opcode::stats},
+    {cluster_status_cmd, opcode::cluster_status},
     {partner_earn, opcode::partner_earn}, {partner_burn, opcode::partner_burn}, {liability, opcode::liability},
     {activity, opcode::activity}, {settlement, opcode::settlement}, {backup, opcode::backup},
     {consent, opcode::consent}, {tail, opcode::subscribe}, {quote, opcode::quote}, {report, opcode::report}};
@@ -746,6 +855,8 @@ int main(int argc, char** argv) {
     }
     if (req.op == opcode::subscribe)
       return run_tail(*c, req, tail_opt, std::cout);
+    if (req.op == opcode::cluster_status)
+      return run_cluster_status(*c, req, conn, json);
     // On a cluster, the request goes to the leader (docs/OPERATIONS.md, "Cluster").
     follow_options follow;
     follow.name = "loyaltyctl";

@@ -77,8 +77,9 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
     no.snapshot_entries = s.cluster.snapshot_entries;
     no.snapshot_trailing = s.cluster.snapshot_trailing;
     no.heartbeat_ms = s.cluster.heartbeat_ms;
+    no.join = s.cluster.join;
     for (const auto& p : s.cluster.peers)
-      no.peers.push_back({p.id, p.raft});
+      no.peers.push_back({p.id, p.raft, p.client});
     e->node_ = cluster::node::start(no, *e->ledger_, error);
     if (!e->node_)
       return nullptr;
@@ -114,8 +115,10 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   deps.clock = clk;
   auto* raw = e.get();
   deps.reload = [raw](std::string& err) { return raw->reload_from_file(err); };
-  if (s.cluster.enabled())
+  if (s.cluster.enabled()) {
     deps.leads = [raw](std::string& leader) { return raw->serving(leader); };
+    deps.cluster_status = [raw](response& r) { raw->cluster_status(r); };
+  }
   auto* sup = &e->sup_;
   auto* partners = e->partners_.get();
   deps.extra_stats = [sup, partners] {
@@ -141,6 +144,7 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
     src.dir = e->dir_.get();
     src.partners = e->partners_.get();
     src.supervision = &e->sup_;
+    src.node = e->node_.get();
     e->metrics_ = std::make_unique<metrics_server>(std::move(mo), src);
     if (!e->metrics_->start(error)) {
       e->stop();
@@ -177,15 +181,44 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
 bool engine::serving(std::string& leader) const {
   if (!node_)
     return true;
-  const auto st = node_->status();
-  if (st.leader_ready && open_term_.load(std::memory_order_acquire) == st.term)
+  const auto lead = node_->lead();
+  if (lead.ready && open_term_.load(std::memory_order_acquire) == lead.term)
     return true;
   // Not this node even when it leads: it is not serving yet.
   leader.clear();
-  for (const auto& p : opts_.settings.cluster.peers)
-    if (p.id == st.leader_id && p.id != opts_.settings.cluster.node_id)
-      leader = p.client;
+  if (lead.leader_id == 0 || lead.leader_id == opts_.settings.cluster.node_id)
+    return false;
+  leader = node_->client_of(lead.leader_id);  // the configuration's (a node added at runtime too)
+  if (leader.empty())
+    for (const auto& p : opts_.settings.cluster.peers)
+      if (p.id == lead.leader_id)
+        leader = p.client;
   return false;
+}
+
+void engine::cluster_status(response& r) const {
+  const auto st = node_->status();
+  r.role = st.role;
+  r.leader = st.leader_client;
+  const auto d = ledger_->journal_digest();
+  r.stats = {
+    {"id", st.id},
+    {"term", st.term},
+    {"leader_id", st.leader_id},
+    {"serving", open_term_.load() != 0 && open_term_.load() == st.term && st.leader_ready ? 1u : 0u},
+    {"commit_index", st.commit_index},
+    {"applied_index", st.applied_index},
+    {"ledger_applied_index", ledger_->applied_log_index()},
+    {"last_index", st.last_index},
+    {"snapshot_index", st.snapshot_index},
+    {"elections", st.elections},
+    {"snapshots_taken", st.snapshots_taken},
+    {"snapshots_installed", st.snapshots_installed},
+    {"journal_seq", d.seq},
+    {"journal_digest", d.digest},
+  };
+  for (const auto& s : st.servers)
+    r.nodes.push_back({s.id, s.raft, s.client, s.role, s.match_index, s.lag});
 }
 
 void engine::watch_cluster() {

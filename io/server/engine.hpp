@@ -87,6 +87,8 @@ public:
   // ready leader, opened for this term), else the leader's client address
   // ("" if none is known). A single node always serves.
   [[nodiscard]] bool serving(std::string& leader) const;
+  // A cluster node's cluster_status answer (docs/PROTOCOL.md).
+  void cluster_status(response& r) const;
   // The cluster node, or null for a single node.
   [[nodiscard]] const cluster::node* node() const noexcept { return node_.get(); }
 

@@ -311,6 +311,38 @@ void render_members(exposition& x, const metrics_sources& src) {
     }
 }
 
+// A cluster node's view (docs/OPERATIONS.md, "Cluster"): its role, term,
+// log indexes, and on the leader each server's replication lag.
+void render_cluster(exposition& x, const cluster::node& n, const ledger::ledger& led) {
+  const auto st = n.status();
+  x.family("loyaltyd_cluster_role", "gauge", "1 for this node's Raft role now (leader, follower, candidate, unavailable).");
+  for (const char* role : {"leader", "follower", "candidate", "unavailable"})
+    x.sample("loyaltyd_cluster_role", exposition::label("role", role), st.role == role ? "1" : "0");
+  x.single("loyaltyd_cluster_term", "gauge", "The Raft term this node is in.", st.term);
+  x.single("loyaltyd_cluster_leader_id", "gauge", "The node this one knows as leader (0: none).", st.leader_id);
+  x.single("loyaltyd_cluster_commit_index", "gauge", "The highest log index this node knows committed.",
+           st.commit_index);
+  x.single("loyaltyd_cluster_applied_index", "gauge", "The highest log index handed to this node's ledger.",
+           st.applied_index);
+  x.single("loyaltyd_cluster_ledger_applied_index", "gauge",
+           "The highest log index this node's ledger has committed (meta log_applied).", led.applied_log_index());
+  x.single("loyaltyd_cluster_last_index", "gauge", "The last entry of this node's log.", st.last_index);
+  x.single("loyaltyd_cluster_snapshot_index", "gauge", "The log index of this node's last snapshot (0: none).",
+           st.snapshot_index);
+  x.single("loyaltyd_cluster_elections_total", "counter", "Terms begun (each with an election) since this node started.",
+           st.elections);
+  x.single("loyaltyd_cluster_snapshots_taken_total", "counter", "Snapshots of the ledger this node took.",
+           st.snapshots_taken);
+  x.single("loyaltyd_cluster_snapshots_installed_total", "counter", "Snapshots this node installed.",
+           st.snapshots_installed);
+  x.family("loyaltyd_cluster_replication_lag_entries", "gauge",
+           "On the leader: log entries each server of the configuration is behind the leader's log.");
+  if (st.leader)
+    for (const auto& s : st.servers)
+      x.sample("loyaltyd_cluster_replication_lag_entries", exposition::label("node", std::to_string(s.id)),
+               detail::format_value(s.lag));
+}
+
 } // namespace
 
 std::string render_metrics(const metrics_sources& src) {
@@ -318,6 +350,8 @@ std::string render_metrics(const metrics_sources& src) {
   render_server(x, src.srv->counters());
   render_ledger(x, *src.ledger);
   render_members(x, src);
+  if (src.node != nullptr)
+    render_cluster(x, *src.node, *src.ledger);
   if (const auto rss = resident_anon_bytes())
     x.single("loyaltyd_process_resident_anon_bytes", "gauge",
              "Anonymous resident memory of the process (RssAnon): heap and stacks, not the file-backed LMDB map.",

@@ -29,6 +29,7 @@
 #include "actors/program_root.hpp"
 #include "config/limits.hpp"
 #include "io/server/server.hpp"
+#include "ledger/cluster/node.hpp"
 #include "ledger/ledger.hpp"
 
 #include <cstdint>
@@ -45,6 +46,7 @@ struct metrics_sources {
   const actors::directory* dir = nullptr;                  // required
   const actors::partner_registry* partners = nullptr;      // null: no partner metrics
   const actors::supervision_stats* supervision = nullptr;  // null: member failures from the directory
+  const cluster::node* node = nullptr;                     // null: a single node (no cluster metrics)
 };
 
 // One scrape's text: every metric read from `src` now, in the exposition

@@ -45,6 +45,9 @@ struct server_deps {
   // known), and every operation but hello and stats is answered
   // not_leader. Empty: the single node, which always serves.
   std::function<bool(std::string& leader)> leads;
+  // A cluster node: fills a cluster_status answer with its view of the
+  // cluster (docs/PROTOCOL.md). Empty: the single node.
+  std::function<void(response& r)> cluster_status;
 };
 
 // Why the server closed a connection on its own (docs/OPERATIONS.md,

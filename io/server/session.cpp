@@ -375,7 +375,7 @@ void session::on_frame(const char* data, std::size_t size) {
     }
     // A cluster node serves only while it is the ready leader (docs/PROTOCOL.md, not_leader).
     std::string leader;
-    if (req.op != opcode::stats && srv_.deps.leads && !srv_.deps.leads(leader)) {
+    if (req.op != opcode::stats && req.op != opcode::cluster_status && srv_.deps.leads && !srv_.deps.leads(leader)) {
       auto r = error_response(req.op, req.id, errc::not_leader, {});
       r.leader = std::move(leader);
       send(r);
@@ -390,6 +390,7 @@ void session::on_frame(const char* data, std::size_t size) {
     case opcode::subscribe: return on_subscribe(req);
     case opcode::verify: return run(req.op, req.id, handlers::verify(srv_, who, req));
     case opcode::stats: return run(req.op, req.id, handlers::stats(srv_, who, req));
+    case opcode::cluster_status: return run(req.op, req.id, handlers::cluster_status(srv_, who, req));
     case opcode::reload: return run(req.op, req.id, handlers::reload(srv_, who, req));
     case opcode::backup: return run(req.op, req.id, handlers::backup(srv_, who, req));
     case opcode::liability: return run(req.op, req.id, handlers::liability(srv_, who, req));

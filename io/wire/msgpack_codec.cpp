@@ -652,6 +652,7 @@ void decode_fields(reader& rd, request& r) {
     }
     case opcode::verify:
     case opcode::stats:
+    case opcode::cluster_status:
       break;
     case opcode::backup:
       // A directory on the engine's host: absolute, so it never depends on
@@ -1162,6 +1163,12 @@ void pack_journal_entry(packer& pk, const journal_entry& j) {
 // original order; what issue 3 added to them is written only when it is not
 // zero / empty, so an answer without it is byte-identical to before.
 void response_fields(map_out& m, const response& r) {
+  // stats and cluster_status: name -> uint, in the server's order.
+  const auto pack_stats = [&](packer& p) {
+    p.pack_map(static_cast<std::uint32_t>(r.stats.size()));
+    for (auto& [name, value] : r.stats)
+      kv(p, name), p.pack_uint64(value);
+  };
   auto posting = [&](bool with_tier) {
     m.u64("seq", r.seq);
     m.u64("member", r.member);
@@ -1360,10 +1367,23 @@ void response_fields(map_out& m, const response& r) {
       m.u64("last_seq", r.last_seq);
       break;
     case opcode::stats:
-      m.value("stats", [&](packer& p) {
-        p.pack_map(static_cast<std::uint32_t>(r.stats.size()));
-        for (auto& [name, value] : r.stats)
-          kv(p, name), p.pack_uint64(value);
+      m.value("stats", pack_stats);
+      break;
+    case opcode::cluster_status:
+      m.str("role", r.role);
+      m.str("leader", r.leader);
+      m.value("stats", pack_stats);
+      m.value("nodes", [&](packer& p) {
+        p.pack_array(static_cast<std::uint32_t>(r.nodes.size()));
+        for (const auto& n : r.nodes)
+          pack_map(p, [&](map_out& nm) {
+            nm.u64("id", n.id);
+            nm.str("raft", n.raft);
+            nm.str("client", n.client);
+            nm.str("role", n.role);
+            nm.u64("match_index", n.match_index);
+            nm.u64("lag", n.lag);
+          });
       });
       break;
     case opcode::batch:
@@ -1599,6 +1619,7 @@ void request_fields(map_out& m, const request& r) {
       break;
     case opcode::verify:
     case opcode::stats:
+    case opcode::cluster_status:
     case opcode::none:
       break;
   }
@@ -2045,6 +2066,21 @@ void unpack_response(const msgpack::object& o, response& r) {
     else if (key == "stats" && v.type == msgpack::type::MAP) {
       for (std::uint32_t j = 0; j < v.via.map.size; ++j)
         r.stats.emplace_back(as_str(v.via.map.ptr[j].key), as_u64(v.via.map.ptr[j].val));
+    }
+    else if (key == "role") r.role = as_str(v);
+    else if (key == "nodes" && v.type == msgpack::type::ARRAY) {
+      for (std::uint32_t j = 0; j < v.via.array.size; ++j) {
+        cluster_server n;
+        each_field(v.via.array.ptr[j], [&](std::string_view k, const msgpack::object& x) {
+          if (k == "id") n.id = as_u64(x);
+          else if (k == "raft") n.raft = as_str(x);
+          else if (k == "client") n.client = as_str(x);
+          else if (k == "role") n.role = as_str(x);
+          else if (k == "match_index") n.match_index = as_u64(x);
+          else if (k == "lag") n.lag = as_u64(x);
+        });
+        r.nodes.push_back(std::move(n));
+      }
     }
     else if (key == "results" && v.type == msgpack::type::ARRAY) {
       r.results.resize(v.via.array.size);

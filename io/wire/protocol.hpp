@@ -325,6 +325,16 @@ struct journal_entry {
   std::vector<line> lines;         // its rule lines
 };
 
+// A server of a cluster's configuration (cluster_status).
+struct cluster_server {
+  std::uint64_t id = 0;
+  std::string raft;    // its Raft transport, host:port
+  std::string client;  // where its clients connect, host:port ("" unknown)
+  std::string role;    // voter, standby or spare
+  std::uint64_t match_index = 0;  // the leader's view: the highest log index it holds (0 elsewhere)
+  std::uint64_t lag = 0;          // the leader's view: entries behind the leader's log
+};
+
 struct response {
   opcode op = opcode::none;        // which operation this answers (selects fields)
   std::uint64_t id = 0;
@@ -387,8 +397,14 @@ struct response {
   std::uint64_t last_seq = 0;      // the newest committed entry when the page was read
   // verify
   verify_result verify;
-  // stats: name -> value, in the order the server lists them
+  // stats: name -> value, in the order the server lists them (also
+  // cluster_status's numbers)
   std::vector<std::pair<std::string, std::uint64_t>> stats;
+  // cluster_status (docs/PROTOCOL.md): this node's role, and the servers
+  // of the cluster's configuration as it sees them (the leader's address
+  // in `leader`)
+  std::string role;
+  std::vector<cluster_server> nodes;
   // batch
   std::vector<response> results;
 

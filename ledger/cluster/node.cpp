@@ -7,7 +7,10 @@ extern "C" {
 }
 #include <uv.h>
 
+#include <atomic>
 #include <csignal>
+#include <cstring>
+#include <functional>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -22,6 +25,123 @@ std::string scratch_dir_of(const std::string& raft_dir) {
     d.pop_back();
   return d + "-scratch";
 }
+
+namespace {
+
+// A server's address in the cluster's configuration: its Raft transport and
+// its clients' address, "raft|client" (the configuration, replicated by the
+// log, then says where every node serves clients: a node added at runtime
+// included). The transport below connects to the part before '|'.
+std::string config_address(const std::string& raft, const std::string& client) {
+  return client.empty() ? raft : raft + "|" + client;
+}
+std::string raft_part(const char* a) {
+  const char* bar = std::strchr(a, '|');
+  return bar == nullptr ? std::string(a) : std::string(a, static_cast<std::size_t>(bar - a));
+}
+std::string client_part(const char* a) {
+  const char* bar = a == nullptr ? nullptr : std::strchr(a, '|');
+  return bar == nullptr ? std::string() : std::string(bar + 1);
+}
+
+// libraft's TCP transport behind configuration addresses: hands it the Raft
+// part of each, and passes its callbacks through.
+struct address_transport {
+  raft_uv_transport outer{};  // given to raft_uv_init (which sets its data)
+  raft_uv_transport tcp{};
+  raft_uv_accept_cb accept = nullptr;
+  raft_uv_transport_close_cb closed = nullptr;
+  std::string own;  // this node's Raft address: the TCP transport keeps the pointer
+
+  static address_transport* of(raft_uv_transport* t) { return static_cast<address_transport*>(t->impl); }
+
+  int init(uv_loop_t* loop) {
+    if (int rv = raft_uv_tcp_init(&tcp, loop); rv != 0)
+      return rv;
+    tcp.data = this;
+    outer.impl = this;
+    outer.init = [](raft_uv_transport* t, raft_id id, const char* address) {
+      auto* self = of(t);
+      self->own = raft_part(address);
+      const int rv = self->tcp.init(&self->tcp, id, self->own.c_str());
+      if (rv != 0)
+        std::memcpy(t->errmsg, self->tcp.errmsg, sizeof t->errmsg);
+      return rv;
+    };
+    outer.listen = [](raft_uv_transport* t, raft_uv_accept_cb cb) {
+      auto* self = of(t);
+      self->accept = cb;
+      return self->tcp.listen(&self->tcp, [](raft_uv_transport* inner, raft_id id, const char* address,
+                                             uv_stream_t* stream) {
+        auto* me = static_cast<address_transport*>(inner->data);
+        me->accept(&me->outer, id, address, stream);
+      });
+    };
+    outer.connect = [](raft_uv_transport* t, raft_uv_connect* req, raft_id id, const char* address,
+                       raft_uv_connect_cb cb) {
+      auto* self = of(t);
+      return self->tcp.connect(&self->tcp, req, id, raft_part(address).c_str(), cb);
+    };
+    outer.close = [](raft_uv_transport* t, raft_uv_transport_close_cb cb) {
+      auto* self = of(t);
+      self->closed = cb;
+      self->tcp.close(&self->tcp, [](raft_uv_transport* inner) {
+        auto* me = static_cast<address_transport*>(inner->data);
+        if (me->closed != nullptr)
+          me->closed(&me->outer);
+      });
+    };
+    return 0;
+  }
+  void close() { raft_uv_tcp_close(&tcp); }
+};
+
+const char* role_name(int role) {
+  switch (role) {
+    case RAFT_VOTER: return "voter";
+    case RAFT_STANDBY: return "standby";
+    default: return "spare";
+  }
+}
+
+const char* state_name(int state) {
+  switch (state) {
+    case RAFT_LEADER: return "leader";
+    case RAFT_FOLLOWER: return "follower";
+    case RAFT_CANDIDATE: return "candidate";
+    default: return "unavailable";
+  }
+}
+
+// A membership change on its way (raft_add, then raft_assign; or
+// raft_remove): the caller waits on `done`.
+struct change {
+  struct raft_change req {};  // req.data: this change
+  void* owner = nullptr;      // the node::impl
+  std::uint64_t id = 0;
+  std::shared_ptr<std::promise<change_result>> done = std::make_shared<std::promise<change_result>>();
+};
+
+change_result change_error(int rv, std::uint64_t id) {
+  switch (rv) {
+    case RAFT_NOTLEADER:
+      return {errc::not_leader, "this node does not lead the cluster"};
+    case RAFT_LEADERSHIPLOST:
+      return {errc::unavailable, "leadership was lost during the change: ask the new leader"};
+    case RAFT_CANTCHANGE:
+      return {errc::busy, "another membership change is in progress: try again once it is done"};
+    case RAFT_DUPLICATEID:
+      return {errc::invalid_argument, "node " + std::to_string(id) + " is already in the cluster"};
+    case RAFT_DUPLICATEADDRESS:
+      return {errc::invalid_argument, "that address is already a node's"};
+    case RAFT_NOTFOUND:
+      return {errc::invalid_argument, "node " + std::to_string(id) + " is not in the cluster"};
+    default:
+      return {errc::unavailable, std::string("the membership change failed: ") + raft_strerror(rv)};
+  }
+}
+
+} // namespace
 
 class node::impl {
 public:
@@ -44,13 +164,14 @@ public:
   uv_loop_t loop{};
   uv_async_t wake{};
   uv_timer_t tick{};  // refreshes `last` every heartbeat
-  raft_uv_transport transport{};
+  address_transport transport;
   raft_io io{};
   struct raft raft {};
   std::thread thread;
 
   std::mutex mtx;
   std::deque<std::unique_ptr<proposal>> queue;  // guarded by mtx
+  std::deque<std::function<void()>> tasks;      // guarded by mtx: run on the loop thread
   bool stopping = false;                        // guarded by mtx
   // Loop thread: the index of this node's batch in flight (0: none).
   std::uint64_t own_index = 0;
@@ -63,6 +184,16 @@ public:
 
   mutable std::mutex status_mtx;
   node_status last;  // refreshed on the loop thread
+  std::atomic<bool> ready_now{false};
+  std::atomic<std::uint64_t> term_now{0};
+  std::atomic<std::uint64_t> leader_now{0};
+  std::uint64_t seen_term = 0;  // loop thread
+  std::uint64_t elections = 0;  // loop thread: terms begun since start
+
+  // Runs `f` on the loop thread (false: stopping, not run).
+  bool post(std::function<void()> f);
+  void start_add(std::unique_ptr<change> c, std::string address);
+  void start_remove(std::unique_ptr<change> c);
 
   bool init(std::string& error);
   void run() { uv_run(&loop, UV_RUN_DEFAULT); }
@@ -97,9 +228,9 @@ bool node::impl::init(std::string& error) {
     error = std::string(what) + ": " + raft_strerror(rv);
     return false;
   };
-  if (int rv = raft_uv_tcp_init(&transport, &loop); rv != 0)
+  if (int rv = transport.init(&loop); rv != 0)
     return fail("raft_uv_tcp_init", rv);
-  if (int rv = raft_uv_init(&io, &loop, opts.dir.c_str(), &transport); rv != 0) {
+  if (int rv = raft_uv_init(&io, &loop, opts.dir.c_str(), &transport.outer); rv != 0) {
     error = std::string("raft_uv_init in ") + opts.dir + ": " + raft_strerror(rv) + " (" + io.errmsg + ")";
     return false;
   }
@@ -109,7 +240,8 @@ bool node::impl::init(std::string& error) {
   // 269e541, in 0.16) is this version number.
   if (io.version < 2 && io.async_work != nullptr)
     io.version = 2;
-  if (int rv = raft_init(&raft, &io, sm.fsm(), opts.id, self->address.c_str()); rv != 0) {
+  const std::string own_address = config_address(self->address, self->client);
+  if (int rv = raft_init(&raft, &io, sm.fsm(), opts.id, own_address.c_str()); rv != 0) {
     error = std::string("raft_init: ") + raft_strerror(rv) + " (" + raft_errmsg(&raft) + ")";
     return false;
   }
@@ -122,17 +254,20 @@ bool node::impl::init(std::string& error) {
   raft_set_snapshot_trailing(&raft, opts.snapshot_trailing);
   uv_timer_init(&loop, &tick);
   tick.data = this;
-  raft_configuration conf;
-  raft_configuration_init(&conf);
-  for (const auto& p : opts.peers)
-    if (int rv = raft_configuration_add(&conf, p.id, p.address.c_str(), RAFT_VOTER); rv != 0) {
-      raft_configuration_close(&conf);
-      return fail("raft_configuration_add", rv);
-    }
-  const int boot = raft_bootstrap(&raft, &conf);
-  raft_configuration_close(&conf);
-  if (boot != 0 && boot != RAFT_CANTBOOTSTRAP)  // CANTBOOTSTRAP: the directory holds a log already
-    return fail("raft_bootstrap", boot);
+  if (!opts.join) {
+    raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (const auto& p : opts.peers)
+      if (int rv = raft_configuration_add(&conf, p.id, config_address(p.address, p.client).c_str(), RAFT_VOTER);
+          rv != 0) {
+        raft_configuration_close(&conf);
+        return fail("raft_configuration_add", rv);
+      }
+    const int boot = raft_bootstrap(&raft, &conf);
+    raft_configuration_close(&conf);
+    if (boot != 0 && boot != RAFT_CANTBOOTSTRAP)  // CANTBOOTSTRAP: the directory holds a log already
+      return fail("raft_bootstrap", boot);
+  }
   if (int rv = raft_start(&raft); rv != 0)
     return fail("raft_start", rv);
   uv_timer_start(&tick, [](uv_timer_t* t) { static_cast<impl*>(t->data)->refresh(); }, 0, opts.heartbeat_ms);
@@ -167,20 +302,57 @@ void node::impl::refresh() {
   const char* address = nullptr;
   raft_leader(&raft, &id, &address);
   s.leader_id = id;
+  s.leader_client = client_part(address);
   s.term = raft.current_term;
+  if (s.term > seen_term) {
+    if (seen_term != 0)
+      elections += s.term - seen_term;  // every term begins with an election
+    seen_term = s.term;
+  }
+  s.id = opts.id;
+  s.role = state_name(raft_state(&raft));
+  s.commit_index = raft.commit_index;
+  s.applied_index = raft.last_applied;
+  s.last_index = raft_last_index(&raft);
+  s.snapshot_index = raft.log.snapshot.last_index;
+  s.elections = elections;
+  s.snapshots_taken = sm.snapshots_taken();
+  s.snapshots_installed = sm.snapshots_installed();
+  for (unsigned i = 0; i < raft.configuration.n; ++i) {
+    const auto& srv = raft.configuration.servers[i];
+    server_status ss;
+    ss.id = srv.id;
+    ss.raft = raft_part(srv.address);
+    ss.client = client_part(srv.address);
+    ss.role = role_name(srv.role);
+    if (s.leader && raft.leader_state.progress != nullptr) {
+      ss.match_index = srv.id == opts.id ? s.last_index : raft.leader_state.progress[i].match_index;
+      ss.lag = s.last_index > ss.match_index ? s.last_index - ss.match_index : 0;
+    }
+    if (ss.id == s.leader_id && s.leader_client.empty())
+      s.leader_client = ss.client;  // a follower learns the leader's id, not always its address
+    s.servers.push_back(std::move(ss));
+  }
+  ready_now.store(s.leader_ready, std::memory_order_release);
+  term_now.store(s.term, std::memory_order_release);
+  leader_now.store(s.leader_id, std::memory_order_release);
   std::lock_guard<std::mutex> lk(status_mtx);
   last = std::move(s);
 }
 
 void node::impl::on_wake() {
   std::deque<std::unique_ptr<proposal>> take;
+  std::deque<std::function<void()>> run_now;
   bool stop = false;
   {
     std::lock_guard<std::mutex> lk(mtx);
     take.swap(queue);
+    run_now.swap(tasks);
     stop = stopping;
   }
   refresh();
+  for (auto& t : run_now)
+    t();  // each sees `closing` itself
   for (auto& p : take) {
     if (stop || raft_state(&raft) != RAFT_LEADER) {
       p->done.set_value(0);
@@ -216,10 +388,87 @@ void node::impl::close_all() {
   raft_close(&raft, [](struct raft* r) {
     auto* self = static_cast<impl*>(r->data);
     raft_uv_close(&self->io);
-    raft_uv_tcp_close(&self->transport);
+    self->transport.close();
     uv_close(reinterpret_cast<uv_handle_t*>(&self->wake), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&self->tick), nullptr);
   });
+}
+
+bool node::impl::post(std::function<void()> f) {
+  {
+    std::lock_guard<std::mutex> lk(mtx);
+    if (stopping)
+      return false;
+    tasks.push_back(std::move(f));
+  }
+  uv_async_send(&wake);
+  return true;
+}
+
+void node::impl::start_add(std::unique_ptr<change> c, std::string address) {
+  if (closing) {
+    c->done->set_value({errc::unavailable, "the node is stopping"});
+    return;
+  }
+  c->req.data = c.get();
+  c->owner = this;
+  auto* raw = c.get();
+  // Joins as a spare (it gets the log, it does not vote), then is made a
+  // voter: libraft sends it the log (or the snapshot) and promotes it once
+  // it has caught up.
+  const int rv = raft_add(&raft, &raw->req, raw->id, address.c_str(), [](struct raft_change* req, int status) {
+    std::unique_ptr<change> ch(static_cast<change*>(req->data));
+    auto* self = static_cast<impl*>(ch->owner);
+    if (status != 0 || self->closing) {
+      ch->done->set_value(status != 0 ? change_error(status, ch->id)
+                                      : change_result{errc::unavailable, "the node is stopping"});
+      return;
+    }
+    auto* again = ch.get();
+    again->req = {};
+    again->req.data = again;
+    const int r2 = raft_assign(&self->raft, &again->req, again->id, RAFT_VOTER, [](struct raft_change* r, int st) {
+      std::unique_ptr<change> done(static_cast<change*>(r->data));
+      done->done->set_value(st == 0 ? change_result{} : change_error(st, done->id));
+      static_cast<impl*>(done->owner)->refresh();
+    });
+    if (r2 != 0) {
+      ch->done->set_value(change_error(r2, ch->id));
+      return;
+    }
+    ch.release();
+    self->refresh();
+  });
+  if (rv != 0) {
+    c->done->set_value(change_error(rv, c->id));
+    return;
+  }
+  c.release();
+}
+
+void node::impl::start_remove(std::unique_ptr<change> c) {
+  if (closing) {
+    c->done->set_value({errc::unavailable, "the node is stopping"});
+    return;
+  }
+  if (c->id == opts.id) {
+    c->done->set_value({errc::invalid_argument, "the leader cannot remove itself: stop its process (another node is "
+                                                "elected), then remove it on the new leader"});
+    return;
+  }
+  c->req.data = c.get();
+  c->owner = this;
+  auto* raw = c.get();
+  const int rv = raft_remove(&raft, &raw->req, raw->id, [](struct raft_change* req, int status) {
+    std::unique_ptr<change> ch(static_cast<change*>(req->data));
+    ch->done->set_value(status == 0 ? change_result{} : change_error(status, ch->id));
+    static_cast<impl*>(ch->owner)->refresh();
+  });
+  if (rv != 0) {
+    c->done->set_value(change_error(rv, c->id));
+    return;
+  }
+  c.release();
 }
 
 std::unique_ptr<node> node::start(const node_options& opts, ledger::ledger& led, std::string& error) {
@@ -268,6 +517,56 @@ std::uint64_t node::replicate(std::string_view command) {
   }
   uv_async_send(&impl_->wake);
   return done.get();
+}
+
+namespace {
+
+change_result wait_for(std::future<change_result>& f, std::chrono::milliseconds patience) {
+  if (f.wait_for(patience) != std::future_status::ready)
+    return {errc::timed_out, "the change was not committed within " + std::to_string(patience.count()) +
+                               " ms (a node being added must be running with join = true, and catch up first); it "
+                               "may still complete: see the cluster's status"};
+  return f.get();
+}
+
+} // namespace
+
+change_result node::add(std::uint64_t id, const std::string& raft, const std::string& client,
+                        std::chrono::milliseconds patience) {
+  if (id == 0 || raft.empty() || raft.find('|') != std::string::npos || client.find('|') != std::string::npos)
+    return {errc::invalid_argument, "a node needs an id above 0 and host:port addresses"};
+  auto c = std::make_unique<change>();
+  c->id = id;
+  auto f = c->done->get_future();
+  auto* p = impl_.get();
+  auto shared = std::make_shared<std::unique_ptr<change>>(std::move(c));
+  if (!p->post([p, shared, address = config_address(raft, client)] { p->start_add(std::move(*shared), address); }))
+    return {errc::unavailable, "the node is stopping"};
+  return wait_for(f, patience);
+}
+
+change_result node::remove(std::uint64_t id, std::chrono::milliseconds patience) {
+  auto c = std::make_unique<change>();
+  c->id = id;
+  auto f = c->done->get_future();
+  auto* p = impl_.get();
+  auto shared = std::make_shared<std::unique_ptr<change>>(std::move(c));
+  if (!p->post([p, shared] { p->start_remove(std::move(*shared)); }))
+    return {errc::unavailable, "the node is stopping"};
+  return wait_for(f, patience);
+}
+
+node::leadership node::lead() const noexcept {
+  return {impl_->ready_now.load(std::memory_order_acquire), impl_->term_now.load(std::memory_order_acquire),
+          impl_->leader_now.load(std::memory_order_acquire)};
+}
+
+std::string node::client_of(std::uint64_t id) const {
+  std::lock_guard<std::mutex> lk(impl_->status_mtx);
+  for (const auto& s : impl_->last.servers)
+    if (s.id == id)
+      return s.client;
+  return {};
 }
 
 node_status node::status() const {

@@ -14,6 +14,18 @@ handled stats(server::impl& srv, const caller&, const request&) {
   return handled::answer(std::move(r));
 }
 
+handled cluster_status(server::impl& srv, const caller&, const request&) {
+  response r;
+  if (srv.deps.cluster_status) {
+    srv.deps.cluster_status(r);
+  } else {
+    r.role = "single";
+    const auto d = srv.deps.ledger->journal_digest();
+    r.stats = {{"journal_seq", d.seq}, {"journal_digest", d.digest}};
+  }
+  return handled::answer(std::move(r));
+}
+
 // Its own read transaction: the engine keeps serving.
 handled verify(server::impl&, const caller&, const request&) {
   return handled::job(job_slot::verify, "a verify is already running", [](server::impl& s) {

@@ -78,6 +78,9 @@ struct handled {
 
 // -- admin (admin.cpp): stats now; verify, backup, the sweep, reload as jobs
 [[nodiscard]] handled stats(server::impl& srv, const caller& who, const request& req);
+// This node's view of the cluster (any node, leader or not; a single node
+// answers role "single").
+handled cluster_status(server::impl& srv, const caller& who, const request& req);
 [[nodiscard]] handled verify(server::impl& srv, const caller& who, const request& req);
 [[nodiscard]] handled backup(server::impl& srv, const caller& who, const request& req);
 // `expire` without a member: a pass of the expiry sweeper over every member.
