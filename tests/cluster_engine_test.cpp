@@ -17,7 +17,9 @@
 #include <catch2/catch.hpp>
 
 
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 using namespace loyalty;
 using namespace loyalty::io;
@@ -35,20 +37,28 @@ struct cluster_of_engines {
   std::vector<std::unique_ptr<manual_clock>> clocks;
   std::vector<std::unique_ptr<engine>> engines;
 
-  cluster_of_engines() {
-    for (std::uint64_t id = 1; id <= 3; ++id) {
-      client_ports.push_back(test::free_port());
-      peers.push_back({id, "127.0.0.1:" + std::to_string(test::free_port()),
-                       "127.0.0.1:" + std::to_string(client_ports.back())});
-      dirs.push_back(std::make_unique<test::temp_dir>("cluster-engine"));
-      clocks.push_back(std::make_unique<manual_clock>(t0));
-      engines.emplace_back();
-    }
+  std::uint32_t snapshot_entries = 65536;  // [cluster] snapshot_entries of every node
+
+  explicit cluster_of_engines(std::uint32_t snapshot_every = 65536) : snapshot_entries(snapshot_every) {
+    for (int i = 0; i < 3; ++i)
+      add_slot();
     for (std::size_t i = 0; i < 3; ++i)
       start(i);
   }
 
-  void start(std::size_t i) {
+  // Ports, directories and a clock for one more node (not started).
+  std::size_t add_slot() {
+    client_ports.push_back(test::free_port());
+    peers.push_back({peers.size() + 1, "127.0.0.1:" + std::to_string(test::free_port()),
+                     "127.0.0.1:" + std::to_string(client_ports.back())});
+    dirs.push_back(std::make_unique<test::temp_dir>("cluster-engine"));
+    clocks.push_back(std::make_unique<manual_clock>(t0));
+    engines.emplace_back();
+    return peers.size() - 1;
+  }
+
+  // `join`: a node new to the running cluster (its own peer entry only).
+  void start(std::size_t i, bool join = false) {
     engine_options o;
     o.metrics_on_free_port = true;
     auto& s = o.settings;
@@ -77,7 +87,10 @@ struct cluster_of_engines {
     s.cluster.dir = (dirs[i]->path / "raft").string();
     s.cluster.election_timeout_ms = 300;
     s.cluster.heartbeat_ms = 50;
-    s.cluster.peers = peers;
+    s.cluster.peers = join ? std::vector<cluster_peer>{peers[i]} : std::vector<cluster_peer>(peers.begin(), peers.begin() + 3);
+    s.cluster.join = join;
+    s.cluster.snapshot_entries = snapshot_entries;
+    s.cluster.snapshot_trailing = 4;
     std::string err;
     engines[i] = engine::start(std::move(o), err);
     INFO(err);
@@ -86,9 +99,9 @@ struct cluster_of_engines {
 
   // The engine that serves, once one does.
   std::size_t leader() {
-    std::size_t found = 3;
+    std::size_t found = engines.size();
     REQUIRE(test::eventually([&] {
-      for (std::size_t i = 0; i < 3; ++i) {
+      for (std::size_t i = 0; i < engines.size(); ++i) {
         std::string l;
         if (engines[i] && engines[i]->serving(l)) {
           found = i;
@@ -300,4 +313,105 @@ TEST_CASE("cluster_status on every node: roles, the configuration with each node
         std::string::npos);
   const auto fm = test::scrape(c.engines[f]->metrics_port());
   CHECK(fm.body.find("loyaltyd_cluster_role{role=\"follower\"} 1") != std::string::npos);
+}
+
+TEST_CASE("a fourth node added under load catches up from a snapshot and votes; a node removed receives nothing more",
+          "[replication][cluster][membership]") {
+  cluster_of_engines c(16);  // a snapshot every 16 entries: the new node cannot get the log from its start
+  const std::size_t l = c.leader();
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> acked{0};
+  std::thread load([&] {
+    std::unique_ptr<client> conn = c.connect(l);
+    follow_options fo;
+    fo.name = "cluster-test";
+    fo.key = admin_key;
+    request e;
+    e.op = opcode::enroll;
+    e.member = 1;
+    e.has_member = true;
+    e.brand = "shop";
+    call_following_leader(conn, e, fo);
+    for (std::uint64_t i = 0; !stop; ++i) {
+      request r;
+      r.op = opcode::earn;
+      r.txn = "m" + std::to_string(i);
+      r.member = 1;
+      r.has_member = true;
+      r.brand = "shop";
+      r.amount = 100;
+      r.currency = "EUR";
+      if (call_following_leader(conn, r, fo).ok())
+        ++acked;
+    }
+  });
+  REQUIRE(test::eventually([&] { return acked.load() >= 60; }));
+
+  // Node 4 starts with join = true, then the leader adds it.
+  const std::size_t n4 = c.add_slot();
+  c.start(n4, true);
+  auto admin = c.connect(l);
+  request add;
+  add.op = opcode::cluster_add;
+  add.node_id = 4;
+  add.raft_address = c.peers[n4].raft;
+  add.client_address = c.peers[n4].client;
+  const auto added = admin->call(add);
+  INFO(added.message);
+  REQUIRE(added.ok());
+  REQUIRE(added.nodes.size() == 4);
+  CHECK(added.nodes[3].id == 4);
+  CHECK(added.nodes[3].role == "voter");
+  CHECK(added.nodes[3].client == c.peers[n4].client);
+  // Added again, or the leader removing itself: refused, nothing changes.
+  CHECK(admin->call(add).code == errc::invalid_argument);
+  request self_removal;
+  self_removal.op = opcode::cluster_remove;
+  self_removal.node_id = l + 1;
+  CHECK(admin->call(self_removal).code == errc::invalid_argument);
+  // The new node installed a snapshot (the log was compacted) and follows.
+  CHECK(c.engines[n4]->node()->status().snapshots_installed >= 1);
+  const auto before = acked.load();
+  REQUIRE(test::eventually([&] { return acked.load() >= before + 30; }));
+
+  // A follower removed: the others go on, it receives nothing more.
+  const std::size_t gone = (l + 1) % 3;
+  request rm;
+  rm.op = opcode::cluster_remove;
+  rm.node_id = gone + 1;
+  const auto removed = admin->call(rm);
+  INFO(removed.message);
+  REQUIRE(removed.ok());
+  CHECK(removed.nodes.size() == 3);
+  for (const auto& n : removed.nodes)
+    CHECK(n.id != gone + 1);
+  const auto gone_seq = c.engines[gone]->ledger().last_seq();
+  const auto mid = acked.load();
+  REQUIRE(test::eventually([&] { return acked.load() >= mid + 30; }));
+  stop = true;
+  load.join();
+  const auto seq = c.engines[l]->ledger().last_seq();
+  REQUIRE(test::eventually([&] { return c.engines[n4]->ledger().last_seq() == seq; }));
+  test::same_journals(c.engines[l]->ledger(), c.engines[n4]->ledger());
+  CHECK(c.engines[n4]->ledger().journal_digest().digest == c.engines[l]->ledger().journal_digest().digest);
+  CHECK(c.engines[n4]->ledger().verify().ok);
+  CHECK(c.engines[gone]->ledger().last_seq() <= gone_seq + 2);  // at most what was in flight when it left
+  CHECK(c.engines[gone]->ledger().last_seq() < seq);
+  CHECK(seq == 1 + acked.load());  // every acknowledged earn once
+
+  // loyaltyctl, sent to the new node (a follower or the leader), reaches the leader.
+  int status = -1;
+  const auto ctl = [&](const std::string& args) {
+    return test::run_command(std::string("LOYALTY_KEY=") + admin_key + " " + LOYALTYCTL_BIN + " --port " +
+                               std::to_string(c.client_ports[n4]) + " cluster " + args + " 2>&1",
+                             status);
+  };
+  const auto unknown = ctl("remove 9");
+  INFO(unknown);
+  CHECK(status == 1);
+  CHECK(unknown.find("node 9 is not in the cluster") != std::string::npos);
+  const auto again = ctl("add " + std::to_string(gone + 1) + " --raft " + c.peers[n4].raft + " --client h:1");
+  INFO(again);
+  CHECK(status == 1);
+  CHECK(again.find("invalid_argument") != std::string::npos);  // the address is node 4's
 }

@@ -1904,3 +1904,24 @@ TEST_CASE("a cluster_status answer survives encode_response and decode_response 
   CHECK(got.nodes[1].lag == 3);
   CHECK(got.nodes[0].client == "10.0.0.1:7411");
 }
+
+TEST_CASE("cluster_add takes a node id and two host:port addresses; cluster_remove a node id", "[io][codec]") {
+  const auto u = [](std::uint64_t x) { return val(x); };  // NOLINT
+  const auto str = [](const char* x) { return val(std::string(x)); };
+  auto ok = decode_op("cluster_add", {{"node", u(4)}, {"raft", str("10.0.0.4:7511")}, {"address", str("10.0.0.4:7411")}});
+  REQUIRE(ok.error == errc::ok);
+  CHECK(ok.op == opcode::cluster_add);
+  CHECK(ok.node_id == 4);
+  CHECK(ok.raft_address == "10.0.0.4:7511");
+  CHECK(ok.client_address == "10.0.0.4:7411");
+  CHECK(decode_op("cluster_add", {{"raft", str("h:1")}, {"address", str("h:2")}}).error == errc::missing_field);
+  CHECK(decode_op("cluster_add", {{"node", u(4)}, {"raft", str("h:1")}}).error == errc::missing_field);
+  for (const char* bad : {"nohost", "h:0", "h:65536", ":7511", "h:", "a|b:1", "h:12x"})
+    CHECK(decode_op("cluster_add", {{"node", u(4)}, {"raft", str(bad)}, {"address", str("h:2")}}).error ==
+          errc::invalid_argument);
+  CHECK(decode_op("cluster_remove", {{"node", u(0)}}).error == errc::invalid_argument);
+  CHECK(decode_op("cluster_remove", {{"node", str("2")}}).error == errc::wrong_type);
+  auto rm = decode_op("cluster_remove", {{"node", u(2)}});
+  CHECK(rm.error == errc::ok);
+  CHECK(rm.node_id == 2);
+}

@@ -1078,5 +1078,10 @@ TEST_CASE("[cluster] names this node among its peers; without it the engine is a
   REQUIRE(compacting);
   CHECK(compacting->cluster.snapshot_entries == 32);
   CHECK(compacting->cluster.snapshot_trailing == 0);
+  CHECK_FALSE(compacting->cluster.join);
+  auto joining = load_settings(settings_at("[cluster]\nnode_id = 1\njoin = true\n" + peers), errors);
+  REQUIRE(joining);
+  CHECK(joining->cluster.join);
+  refused("[cluster]\nnode_id = 1\njoin = 1\n" + peers, "'join' in [cluster] must be true or false");
   refused("[cluster]\nnode_id = 1\n", "peers");
 }

@@ -265,6 +265,16 @@ void print_text(const response& r, const request& q, bool all_pages) {
       for (auto& [k, v] : r.stats)
         std::cout << k << " " << v << "\n";
       break;
+    case opcode::cluster_add:
+    case opcode::cluster_remove:
+      std::cout << "node " << q.node_id << (q.op == opcode::cluster_add ? " added" : " removed")
+                << "; the cluster now:\n";
+      for (const auto& n : r.nodes)
+        std::cout << "  node " << n.id << " " << n.role << ", client " << (n.client.empty() ? "?" : n.client)
+                  << ", raft " << n.raft << "\n";
+      break;
+    case opcode::cluster_status:
+      break;  // run_cluster_status prints it
     case opcode::backup:
       std::cout << "backup " << r.file << ": journal up to seq " << r.seq << ", " << r.bytes << " bytes\n";
       break;
@@ -740,6 +750,16 @@ int main(int argc, char** argv) {
   auto* cluster_status_cmd = cluster->add_subcommand(
     "status", "each node's id, addresses, role, term, commit and applied log index, lag and journal digest (asks "
               "the node given, then every node it lists; exit 1 if one does not answer)");
+  auto* cluster_add_cmd = cluster->add_subcommand(
+    "add", "add a node to the cluster (admin key; sent to the leader): start its loyaltyd first with [cluster] "
+           "join = true; it receives the log or a snapshot and becomes a voter once caught up (waits up to 120 s)");
+  cluster_add_cmd->add_option("id", req.node_id, "the new node's id (1 ... 1000000, not in the cluster)")->required();
+  cluster_add_cmd->add_option("--raft", req.raft_address, "its Raft transport, host:port")->required();
+  cluster_add_cmd->add_option("--client", req.client_address, "where its clients connect, host:port")->required();
+  auto* cluster_remove_cmd = cluster->add_subcommand(
+    "remove", "remove a node from the cluster (admin key; sent to the leader; not the leader itself): it receives "
+              "nothing more, and may be stopped");
+  cluster_remove_cmd->add_option("id", req.node_id, "the node's id")->required();
   auto* backup = app.add_subcommand(
     "backup", "admin: write a consistent, compacted copy of the ledger as DIR/data.mdb while the engine serves; "
               "DIR is on the engine's host, must be absent or empty (restore: docs/OPERATIONS.md)");
@@ -786,7 +806,8 @@ int main(int argc, char** argv) {
     {reverse, opcode::reverse_redemption}, {adjust, opcode::adjust}, {transfer, opcode::transfer},
     {link_alias, opcode::link_alias}, {lookup, opcode::lookup}, {history, opcode::history},
     {expire, opcode::expire}, {explain, opcode::explain}, {reload, opcode::reload}, {verify, opcode::verify}, {stats, opcode::stats},
-    {cluster_status_cmd, opcode::cluster_status},
+    {cluster_status_cmd, opcode::cluster_status}, {cluster_add_cmd, opcode::cluster_add},
+    {cluster_remove_cmd, opcode::cluster_remove},
     {partner_earn, opcode::partner_earn}, {partner_burn, opcode::partner_burn}, {liability, opcode::liability},
     {activity, opcode::activity}, {settlement, opcode::settlement}, {backup, opcode::backup},
     {consent, opcode::consent}, {tail, opcode::subscribe}, {quote, opcode::quote}, {report, opcode::report}};

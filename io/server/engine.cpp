@@ -118,6 +118,7 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   if (s.cluster.enabled()) {
     deps.leads = [raw](std::string& leader) { return raw->serving(leader); };
     deps.cluster_status = [raw](response& r) { raw->cluster_status(r); };
+    deps.cluster_change = [raw](const request& q) { return raw->cluster_change(q); };
   }
   auto* sup = &e->sup_;
   auto* partners = e->partners_.get();
@@ -194,6 +195,30 @@ bool engine::serving(std::string& leader) const {
       if (p.id == lead.leader_id)
         leader = p.client;
   return false;
+}
+
+response engine::cluster_change(const request& q) {
+  // Long enough for a new node to receive a snapshot of a large ledger.
+  constexpr std::chrono::milliseconds patience{120'000};
+  const auto res = q.op == opcode::cluster_add ? node_->add(q.node_id, q.raft_address, q.client_address, patience)
+                                               : node_->remove(q.node_id, patience);
+  response r;
+  if (res.code != errc::ok) {
+    r.code = res.code;
+    r.message = res.message;
+    if (res.code == errc::not_leader) {
+      std::string leader;
+      serving(leader);
+      r.leader = leader;
+    }
+    log(log_level::warn, "cluster: %s of node %llu: %s", std::string(to_string(q.op)).c_str(),
+        static_cast<unsigned long long>(q.node_id), res.message.c_str());
+    return r;
+  }
+  log(log_level::info, "cluster: node %llu %s", static_cast<unsigned long long>(q.node_id),
+      q.op == opcode::cluster_add ? "added as a voter" : "removed");
+  cluster_status(r);
+  return r;
 }
 
 void engine::cluster_status(response& r) const {

@@ -89,6 +89,8 @@ public:
   [[nodiscard]] bool serving(std::string& leader) const;
   // A cluster node's cluster_status answer (docs/PROTOCOL.md).
   void cluster_status(response& r) const;
+  // A cluster node's cluster_add / cluster_remove (blocks: a job thread).
+  [[nodiscard]] response cluster_change(const request& q);
   // The cluster node, or null for a single node.
   [[nodiscard]] const cluster::node* node() const noexcept { return node_.get(); }
 

@@ -48,6 +48,10 @@ struct server_deps {
   // A cluster node: fills a cluster_status answer with its view of the
   // cluster (docs/PROTOCOL.md). Empty: the single node.
   std::function<void(response& r)> cluster_status;
+  // A cluster node: adds (cluster_add) or removes (cluster_remove) a node
+  // on the leader, blocking until the change commits or fails; the answer's
+  // code says which (docs/PROTOCOL.md). Empty: the single node.
+  std::function<response(const request& r)> cluster_change;
 };
 
 // Why the server closed a connection on its own (docs/OPERATIONS.md,

@@ -36,8 +36,9 @@ enum class job_slot : std::uint8_t {
   reload,  // reload
   report,  // activity, settlement, report: scans of the journal
   backup,  // backup
+  cluster, // cluster_add, cluster_remove
 };
-inline constexpr std::size_t job_slot_count = 5;
+inline constexpr std::size_t job_slot_count = 6;
 
 class server::impl {
 public:

@@ -391,6 +391,8 @@ void session::on_frame(const char* data, std::size_t size) {
     case opcode::verify: return run(req.op, req.id, handlers::verify(srv_, who, req));
     case opcode::stats: return run(req.op, req.id, handlers::stats(srv_, who, req));
     case opcode::cluster_status: return run(req.op, req.id, handlers::cluster_status(srv_, who, req));
+    case opcode::cluster_add:
+    case opcode::cluster_remove: return run(req.op, req.id, handlers::cluster_change(srv_, who, req));
     case opcode::reload: return run(req.op, req.id, handlers::reload(srv_, who, req));
     case opcode::backup: return run(req.op, req.id, handlers::backup(srv_, who, req));
     case opcode::liability: return run(req.op, req.id, handlers::liability(srv_, who, req));

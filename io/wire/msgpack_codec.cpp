@@ -68,13 +68,15 @@ public:
                              f_key, f_alias, f_items, f_channel, f_store, f_event, f_ttl_s, f_hold,
                              f_reward, f_ref, f_reason, f_to, f_before, f_limit, f_as_of,
                              f_partner, f_from_us, f_to_us, f_after, f_path,
-                             f_consents, f_source, f_from, f_types, f_consent, f_active_days, f_top, f_count };
+                             f_consents, f_source, f_from, f_types, f_consent, f_active_days, f_top,
+                             f_node, f_raft, f_address, f_count };
   static constexpr std::array<std::string_view, f_count> field_names{
     "op", "id", "version", "client", "member", "brand", "txn", "amount", "currency", "occurred_at", "points", "ops",
     "key", "alias", "items", "channel", "store", "event", "ttl_s", "hold",
     "reward", "ref", "reason", "to", "before", "limit", "as_of_us",
     "partner", "from_us", "to_us", "after", "path",
-    "consents", "source", "from", "types", "consent", "active_days", "top"};
+    "consents", "source", "from", "types", "consent", "active_days", "top",
+    "node", "raft", "address"};
 
   // Field ids by the length of their name (each list ends with f_count), so
   // a key is compared only with names of its own length.
@@ -653,6 +655,16 @@ void decode_fields(reader& rd, request& r) {
     case opcode::verify:
     case opcode::stats:
     case opcode::cluster_status:
+      break;
+    case opcode::cluster_add:
+    case opcode::cluster_remove:
+      rd.u64_in(f::f_node, r.node_id, 1, cluster_node_id_max, true, "between 1 and 1000000");
+      if (r.op == opcode::cluster_remove)
+        break;
+      for (auto [f, out] : {std::pair{f::f_raft, &r.raft_address}, std::pair{f::f_address, &r.client_address}})
+        if (rd.str(f, *out, address_bytes_max) && !is_host_port(*out))
+          rd.fail(errc::invalid_argument, "field '" + std::string(f == f::f_raft ? "raft" : "address") +
+                                            "' must be host:port with a port from 1 to 65535, not \"" + *out + "\"");
       break;
     case opcode::backup:
       // A directory on the engine's host: absolute, so it never depends on
@@ -1370,6 +1382,8 @@ void response_fields(map_out& m, const response& r) {
       m.value("stats", pack_stats);
       break;
     case opcode::cluster_status:
+    case opcode::cluster_add:
+    case opcode::cluster_remove:
       m.str("role", r.role);
       m.str("leader", r.leader);
       m.value("stats", pack_stats);
@@ -1616,6 +1630,14 @@ void request_fields(map_out& m, const request& r) {
     case opcode::journal:
       if (r.from_seq != 0) m.u64("from", r.from_seq);
       if (r.limit != 0) m.u64("limit", r.limit);
+      break;
+    case opcode::cluster_add:
+      m.u64("node", r.node_id);
+      m.str("raft", r.raft_address);
+      m.str("address", r.client_address);
+      break;
+    case opcode::cluster_remove:
+      m.u64("node", r.node_id);
       break;
     case opcode::verify:
     case opcode::stats:

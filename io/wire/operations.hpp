@@ -85,7 +85,9 @@ inline constexpr std::optional<request_kind> no_kind{};
   X(quote,              member,      by_read | by_brand | by_keyless,    false, true,  request_kind::quote)              \
   X(report,             report,      by_read | by_brand | by_keyless,    false, false, no_kind)                          \
   X(journal,            stream,      by_read | by_keyless,               false, false, no_kind)                          \
-  X(cluster_status,     admin,       by_read | by_keyless,               false, false, no_kind)
+  X(cluster_status,     admin,       by_read | by_keyless,               false, false, no_kind)                          \
+  X(cluster_add,        admin,       0,                                  false, false, no_kind)                          \
+  X(cluster_remove,     admin,       0,                                  false, false, no_kind)
 
 enum class opcode : std::uint8_t {
 #define LOYALTY_OP_ENUM(name, family, access, posts, batchable, kind) name,

@@ -43,6 +43,25 @@ inline constexpr std::uint32_t statement_limit_max = 1000;
 inline constexpr std::uint32_t statement_limit_default = 100;
 // backup's directory: a Linux PATH_MAX.
 inline constexpr std::size_t path_bytes_max = 4096;
+// cluster_add / cluster_remove: a node's id, and its addresses' length.
+inline constexpr std::uint64_t cluster_node_id_max = 1'000'000;
+inline constexpr std::size_t address_bytes_max = 255;
+// "host:port": a host without '|', whitespace or controls, a port 1 ... 65535.
+[[nodiscard]] inline bool is_host_port(std::string_view a) {
+  const auto colon = a.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == a.size() || a.size() - colon - 1 > 5)
+    return false;
+  for (char ch : a.substr(0, colon))
+    if (ch == '|' || static_cast<unsigned char>(ch) <= ' ')
+      return false;
+  unsigned port = 0;
+  for (char ch : a.substr(colon + 1)) {
+    if (ch < '0' || ch > '9')
+      return false;
+    port = port * 10 + static_cast<unsigned>(ch - '0');
+  }
+  return port >= 1 && port <= 65535;
+}
 // report: the activity window (days before the period's end) and the top
 // earners per brand. Ten years covers any reporting habit; 100 earners of
 // a brand are about 2 KiB on the wire, so every brand's list fits a frame.
@@ -135,6 +154,10 @@ struct request {
   std::uint64_t after = 0;         // settlement: page after this seq (0 = from the period's start)
   // issue 6
   std::string path;                // backup: absolute directory on the engine's host (absent or empty)
+  // issue 17: cluster_add / cluster_remove
+  std::uint64_t node_id = 0;       // the node added or removed (1 ...)
+  std::string raft_address;        // cluster_add: its Raft transport, host:port
+  std::string client_address;      // cluster_add: where its clients connect, host:port
   // issue 7
   std::uint32_t consent_mask = 0;  // consent: the channels it sets (bits of config/consent.hpp)
   std::uint32_t consent_values = 0;// consent: their new values (bits within consent_mask)

@@ -135,6 +135,7 @@ change_result change_error(int rv, std::uint64_t id) {
     case RAFT_DUPLICATEADDRESS:
       return {errc::invalid_argument, "that address is already a node's"};
     case RAFT_NOTFOUND:
+    case RAFT_BADID:
       return {errc::invalid_argument, "node " + std::to_string(id) + " is not in the cluster"};
     default:
       return {errc::unavailable, std::string("the membership change failed: ") + raft_strerror(rv)};
@@ -250,6 +251,10 @@ bool node::impl::init(std::string& error) {
   sm.set_own([this](std::uint64_t index) { return index != 0 && index == own_index; });
   raft_set_election_timeout(&raft, opts.election_timeout_ms);
   raft_set_heartbeat_timeout(&raft, opts.heartbeat_ms);
+  // A node that cannot reach a majority (partitioned, or removed and not
+  // told yet) asks before it starts an election, instead of raising the
+  // term and deposing a leader that is fine (Raft thesis 9.6).
+  raft_set_pre_vote(&raft, true);
   raft_set_snapshot_threshold(&raft, opts.snapshot_entries);
   raft_set_snapshot_trailing(&raft, opts.snapshot_trailing);
   uv_timer_init(&loop, &tick);
@@ -410,6 +415,22 @@ void node::impl::start_add(std::unique_ptr<change> c, std::string address) {
     c->done->set_value({errc::unavailable, "the node is stopping"});
     return;
   }
+  if (raft_state(&raft) != RAFT_LEADER) {
+    c->done->set_value(change_error(RAFT_NOTLEADER, c->id));
+    return;
+  }
+  // libraft compares whole addresses; either of the two being a node's
+  // already is a mistake (two nodes on one port).
+  for (unsigned i = 0; i < raft.configuration.n; ++i) {
+    const auto& srv = raft.configuration.servers[i];
+    for (const auto& [mine, theirs] : {std::pair{raft_part(address.c_str()), raft_part(srv.address)},
+                                       std::pair{client_part(address.c_str()), client_part(srv.address)}})
+      if (!mine.empty() && mine == theirs) {
+        c->done->set_value({errc::invalid_argument,
+                            "the address " + mine + " is node " + std::to_string(srv.id) + "'s already"});
+        return;
+      }
+  }
   c->req.data = c.get();
   c->owner = this;
   auto* raw = c.get();
@@ -429,8 +450,8 @@ void node::impl::start_add(std::unique_ptr<change> c, std::string address) {
     again->req.data = again;
     const int r2 = raft_assign(&self->raft, &again->req, again->id, RAFT_VOTER, [](struct raft_change* r, int st) {
       std::unique_ptr<change> done(static_cast<change*>(r->data));
+      static_cast<impl*>(done->owner)->refresh();  // the new configuration, before the caller reads it
       done->done->set_value(st == 0 ? change_result{} : change_error(st, done->id));
-      static_cast<impl*>(done->owner)->refresh();
     });
     if (r2 != 0) {
       ch->done->set_value(change_error(r2, ch->id));
@@ -461,8 +482,8 @@ void node::impl::start_remove(std::unique_ptr<change> c) {
   auto* raw = c.get();
   const int rv = raft_remove(&raft, &raw->req, raw->id, [](struct raft_change* req, int status) {
     std::unique_ptr<change> ch(static_cast<change*>(req->data));
-    ch->done->set_value(status == 0 ? change_result{} : change_error(status, ch->id));
     static_cast<impl*>(ch->owner)->refresh();
+    ch->done->set_value(status == 0 ? change_result{} : change_error(status, ch->id));
   });
   if (rv != 0) {
     c->done->set_value(change_error(rv, c->id));

@@ -26,6 +26,16 @@ handled cluster_status(server::impl& srv, const caller&, const request&) {
   return handled::answer(std::move(r));
 }
 
+handled cluster_change(server::impl& srv, const caller& who, const request& req) {
+  if (!srv.deps.cluster_change)
+    return handled::error(errc::invalid_argument, "this engine is a single node, not a cluster: it has no membership");
+  log(log_level::info, "key %u: %s of node %llu", who.key_id(), std::string(to_string(req.op)).c_str(),
+      static_cast<unsigned long long>(req.node_id));
+  return handled::job(job_slot::cluster, "another membership change is running", [req](server::impl& s) {
+    return s.deps.cluster_change(req);
+  });
+}
+
 // Its own read transaction: the engine keeps serving.
 handled verify(server::impl&, const caller&, const request&) {
   return handled::job(job_slot::verify, "a verify is already running", [](server::impl& s) {

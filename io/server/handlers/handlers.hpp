@@ -81,6 +81,9 @@ struct handled {
 // This node's view of the cluster (any node, leader or not; a single node
 // answers role "single").
 handled cluster_status(server::impl& srv, const caller& who, const request& req);
+// A membership change on the leader (admin keys): a job, since the node
+// added must catch up first.
+handled cluster_change(server::impl& srv, const caller& who, const request& req);
 [[nodiscard]] handled verify(server::impl& srv, const caller& who, const request& req);
 [[nodiscard]] handled backup(server::impl& srv, const caller& who, const request& req);
 // `expire` without a member: a pass of the expiry sweeper over every member.
