@@ -356,8 +356,10 @@ void node::impl::on_wake() {
     stop = stopping;
   }
   refresh();
+  if (stop)
+    closing = true;  // a membership change asked now is answered unavailable
   for (auto& t : run_now)
-    t();  // each sees `closing` itself
+    t();
   for (auto& p : take) {
     if (stop || raft_state(&raft) != RAFT_LEADER) {
       p->done.set_value(0);
@@ -388,7 +390,7 @@ void node::impl::applied(struct raft_apply* req, int status, void*) {
 }
 
 void node::impl::close_all() {
-  closing = true;
+  closing = true;  // (already, from on_wake)
   uv_timer_stop(&tick);
   raft_close(&raft, [](struct raft* r) {
     auto* self = static_cast<impl*>(r->data);
