@@ -30,6 +30,27 @@ constexpr std::uint64_t t0 = 1'772'452'800'000'000ull;
 constexpr const char* admin_key = "test-admin-key-0123456789";
 
 
+// An earn at the one brand of the program, in minor units of EUR.
+request earn_request(const std::string& txn, std::uint64_t member, std::int64_t amount) {
+  request r;
+  r.op = opcode::earn;
+  r.txn = txn;
+  r.member = member;
+  r.has_member = true;
+  r.brand = "shop";
+  r.amount = amount;
+  r.currency = "EUR";
+  return r;
+}
+
+// How this test's clients follow the leader.
+follow_options follow_admin() {
+  follow_options fo;
+  fo.name = "cluster-test";
+  fo.key = admin_key;
+  return fo;
+}
+
 struct cluster_of_engines {
   std::vector<cluster_peer> peers;
   std::vector<std::uint16_t> client_ports;
@@ -113,6 +134,14 @@ struct cluster_of_engines {
     return found;
   }
 
+  // loyaltyctl ARGS against node i with the admin key; its output, and its
+  // exit status in `status`.
+  std::string ctl(std::size_t i, const std::string& args, int& status) const {
+    return test::run_command(std::string("LOYALTY_KEY=") + admin_key + " " + LOYALTYCTL_BIN + " --port " +
+                               std::to_string(client_ports[i]) + " " + args + " 2>&1",
+                             status);
+  }
+
   // Until every running engine's ledger holds the journal up to `seq`.
   void wait_for_seq(std::uint64_t seq) {
     REQUIRE(test::eventually([&] {
@@ -157,19 +186,8 @@ TEST_CASE("a cluster of three engines serves on its leader only, and a new leade
   // The client library follows it: the same request, sent to the follower,
   // is answered by the leader.
   {
-    follow_options fo;
-    fo.name = "cluster-test";
-    fo.key = admin_key;
-    request r;
-    r.op = opcode::earn;
-    r.txn = "e-followed";
-    r.member = 1;
-    r.has_member = true;
-    r.brand = "shop";
-    r.amount = 2'000;
-    r.currency = "EUR";
     auto followed = c.connect(f);
-    auto a = call_following_leader(followed, r, fo);
+    auto a = call_following_leader(followed, earn_request("e-followed", 1, 2'000), follow_admin());
     CHECK(a.ok());
     CHECK(a.points == 20);
     CHECK(c.engines[l]->ledger().find_txn("e-followed"));
@@ -177,9 +195,7 @@ TEST_CASE("a cluster of three engines serves on its leader only, and a new leade
   // And so does loyaltyctl, pointed at a follower.
   {
     int status = -1;
-    const auto out = test::run_command(std::string("LOYALTY_KEY=") + admin_key + " " + LOYALTYCTL_BIN + " --port " +
-                                           std::to_string(c.client_ports[f]) + " balance 1 2>&1",
-                                       status);
+    const auto out = c.ctl(f, "balance 1", status);
     INFO(out);
     CHECK(status == 0);
     CHECK(out.find("120") != std::string::npos);  // 100 + 20 points
@@ -279,9 +295,7 @@ TEST_CASE("cluster_status on every node: roles, the configuration with each node
   // loyaltyctl, pointed at a follower, shows every node.
   const std::size_t f = (l + 1) % 3;
   int status = -1;
-  const auto out = test::run_command(std::string("LOYALTY_KEY=") + admin_key + " " + LOYALTYCTL_BIN + " --port " +
-                                       std::to_string(c.client_ports[f]) + " cluster status 2>&1",
-                                     status);
+  const auto out = c.ctl(f, "cluster status", status);
   INFO(out);
   CHECK(status == 0);
   for (std::size_t k = 0; k < 3; ++k)
@@ -297,9 +311,7 @@ TEST_CASE("cluster_status on every node: roles, the configuration with each node
 
   // A node that is down: listed as unreachable, and exit 1.
   c.engines[(l + 2) % 3].reset();
-  const auto down = test::run_command(std::string("LOYALTY_KEY=") + admin_key + " " + LOYALTYCTL_BIN + " --port " +
-                                        std::to_string(c.client_ports[l]) + " cluster status 2>&1",
-                                      status);
+  const auto down = c.ctl(l, "cluster status", status);
   INFO(down);
   CHECK(status == 1);
   CHECK(down.find("unreachable") != std::string::npos);
@@ -323,9 +335,7 @@ TEST_CASE("a fourth node added under load catches up from a snapshot and votes; 
   std::atomic<std::uint64_t> acked{0};
   std::thread load([&] {
     std::unique_ptr<client> conn = c.connect(l);
-    follow_options fo;
-    fo.name = "cluster-test";
-    fo.key = admin_key;
+    const follow_options fo = follow_admin();
     request e;
     e.op = opcode::enroll;
     e.member = 1;
@@ -333,15 +343,7 @@ TEST_CASE("a fourth node added under load catches up from a snapshot and votes; 
     e.brand = "shop";
     call_following_leader(conn, e, fo);
     for (std::uint64_t i = 0; !stop; ++i) {
-      request r;
-      r.op = opcode::earn;
-      r.txn = "m" + std::to_string(i);
-      r.member = 1;
-      r.has_member = true;
-      r.brand = "shop";
-      r.amount = 100;
-      r.currency = "EUR";
-      if (call_following_leader(conn, r, fo).ok())
+      if (call_following_leader(conn, earn_request("m" + std::to_string(i), 1, 100), fo).ok())
         ++acked;
     }
   });
@@ -401,11 +403,7 @@ TEST_CASE("a fourth node added under load catches up from a snapshot and votes; 
 
   // loyaltyctl, sent to the new node (a follower or the leader), reaches the leader.
   int status = -1;
-  const auto ctl = [&](const std::string& args) {
-    return test::run_command(std::string("LOYALTY_KEY=") + admin_key + " " + LOYALTYCTL_BIN + " --port " +
-                               std::to_string(c.client_ports[n4]) + " cluster " + args + " 2>&1",
-                             status);
-  };
+  const auto ctl = [&](const std::string& args) { return c.ctl(n4, "cluster " + args, status); };
   const auto unknown = ctl("remove 9");
   INFO(unknown);
   CHECK(status == 1);

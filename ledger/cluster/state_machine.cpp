@@ -101,21 +101,20 @@ int state_machine::snapshot_async(raft_fsm* fsm, raft_buffer* bufs[], unsigned* 
 
 int state_machine::copy_out(raft_buffer* bufs[], unsigned* n) {
   namespace fs = std::filesystem;
-  auto* self = this;
   // The writer applies what the log committed in order, soon after (its
   // own batch once the log says it is committed): a copy from then on
   // holds every entry up to the snapshot's index.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (self->led_.applied_log_index() < self->taking_) {
-    if (self->stopping_.load() || std::chrono::steady_clock::now() > deadline)
+  while (led_.applied_log_index() < taking_) {
+    if (stopping_.load() || std::chrono::steady_clock::now() > deadline)
       return RAFT_BUSY;  // not taken: libraft tries again later
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  const fs::path dir = fs::path(self->scratch_) / "take";
+  const fs::path dir = fs::path(scratch_) / "take";
   std::error_code ec;
   fs::remove_all(dir, ec);
   std::string error;
-  const auto copy = self->led_.backup(dir.string(), error);
+  const auto copy = led_.backup(dir.string(), error);
   if (!copy) {
     log(log_level::error, "cluster: cannot take a snapshot: %s", error.c_str());
     fs::remove_all(dir, ec);
@@ -149,9 +148,9 @@ int state_machine::copy_out(raft_buffer* bufs[], unsigned* n) {
   arr[0] = out;
   *bufs = arr;
   *n = 1;
-  self->taken_.fetch_add(1);
+  taken_.fetch_add(1);
   log(log_level::info, "cluster: snapshot at log index %llu taken: %llu bytes, the ledger at index %llu, seq %llu",
-      static_cast<unsigned long long>(self->taking_), static_cast<unsigned long long>(len),
+      static_cast<unsigned long long>(taking_), static_cast<unsigned long long>(len),
       static_cast<unsigned long long>(copy->log_index), static_cast<unsigned long long>(copy->seq));
   return 0;
 }
