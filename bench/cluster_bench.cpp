@@ -65,7 +65,7 @@ void bm_cluster_commit_earns(benchmark::State& state) {
     o.clock = &n->clock;
     o.tier_of = [](std::int64_t) { return 0u; };
     auto* raw = n.get();
-    o.replicate = [raw](std::string_view c) { return raw->raft->replicate(c); };
+    o.propose = [raw](std::string c, std::uint64_t id) { return raw->raft->propose(c, id); };
     std::string err;
     n->led = L::ledger::open(o, err);
     C::node_options no = base;

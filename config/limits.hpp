@@ -40,6 +40,19 @@ inline constexpr std::uint32_t batch_entries_max_default = 10000;
 // How long the writer waits for more entries after the first one arrived
 // before committing anyway. Adds at most this much latency at low load.
 inline constexpr std::uint32_t commit_window_us_default = 200;
+// A cluster leader's group-commit batches proposed to the log and not yet
+// committed there ([cluster] pipeline_batches). With 1 the next batch is
+// proposed as the last one commits, before it is applied to LMDB (the two
+// overlap) and gathers every op that came meanwhile. More splits the load
+// into smaller batches, each paying its fsyncs on every node: on a
+// CPU-bound machine that costs more than it hides (docs/PERFORMANCE.md,
+// "Issue 17"); on machines a real network apart it can hide round trips.
+inline constexpr std::uint32_t pipeline_batches_default = 1;
+inline constexpr std::uint32_t pipeline_batches_max = 64;
+// Commands from the log a follower's ledger holds unapplied: past it the
+// node's loop waits for its writer, so a slow disk slows the follower's
+// acknowledgements instead of growing its memory.
+inline constexpr std::size_t log_commands_queued_max = 64;
 // Member actors active at once; past it, idle ones are passivated.
 inline constexpr std::uint32_t active_members_max_default = 1000000;
 // A member actor idle this long is passivated.

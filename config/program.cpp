@@ -870,8 +870,10 @@ std::optional<program> parse_program(std::string_view text, const std::string& n
   if (!root)
     return std::nullopt;
   auto p = build_program(*root, name, errors);
-  if (p)
+  if (p) {
     p->sha256 = key_sha256(text);
+    p->text = std::string(text);
+  }
   return p;
 }
 
@@ -927,7 +929,7 @@ void parse_cluster(checker& ck, const toml::value& root, const std::filesystem::
   if (c == nullptr || !c->is_table())
     return;
   const std::string w = "[cluster]";
-  ck.only_keys(*c, {"node_id", "dir", "election_timeout_ms", "heartbeat_ms", "snapshot_entries", "snapshot_trailing", "join", "peers"},
+  ck.only_keys(*c, {"node_id", "dir", "election_timeout_ms", "heartbeat_ms", "snapshot_entries", "snapshot_trailing", "pipeline_batches", "join", "peers"},
                w);
   auto& out = s.cluster;
   if (auto v = ck.integer(*c, "node_id", true, w, 1, 1'000'000))
@@ -946,6 +948,8 @@ void parse_cluster(checker& ck, const toml::value& root, const std::filesystem::
     out.snapshot_entries = static_cast<std::uint32_t>(*v);
   if (auto v = ck.integer(*c, "snapshot_trailing", false, w, 0, 1'000'000'000))
     out.snapshot_trailing = static_cast<std::uint32_t>(*v);
+  if (auto v = ck.integer(*c, "pipeline_batches", false, w, 1, limits::pipeline_batches_max))
+    out.pipeline_batches = static_cast<std::uint32_t>(*v);
   if (out.heartbeat_ms * 2 > out.election_timeout_ms)
     ck.fail(*c, "heartbeat_ms (" + std::to_string(out.heartbeat_ms) + ") must be at most half of election_timeout_ms (" +
                     std::to_string(out.election_timeout_ms) + ")");

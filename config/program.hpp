@@ -174,6 +174,9 @@ struct program {
   std::vector<partner_def> partners;  // sorted by id
   // SHA-256 of the program file's text: identifies the version in the ledger.
   std::array<unsigned char, 32> sha256{};
+  // The text itself: the ledger keeps it with the version (a cluster
+  // replicates it, so every node can run the version a leader recorded).
+  std::string text;
 
   [[nodiscard]] const brand_def* find_brand(std::string_view code) const noexcept;
   [[nodiscard]] const brand_def* find_brand(std::uint32_t id) const noexcept;
@@ -232,6 +235,9 @@ struct cluster_settings {
   // keeping the newest snapshot_trailing entries in the log.
   std::uint32_t snapshot_entries = 65536;
   std::uint32_t snapshot_trailing = 8192;
+  // Group-commit batches the leader has in the log at once, not yet
+  // committed there (ledger::options::pipeline_batches).
+  std::uint32_t pipeline_batches = limits::pipeline_batches_default;
   // A node new to a running cluster: no bootstrap; it waits for the leader
   // to add it (loyaltyctl cluster add). Its own [[cluster.peers]] entry is
   // required (its addresses); the others are only what not_leader may name.

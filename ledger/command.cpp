@@ -11,6 +11,9 @@ namespace loyalty::ledger {
 namespace {
 
 constexpr char magic[4] = {'L', 'L', 'C', '1'};
+constexpr char policy_magic[4] = {'L', 'L', 'P', '1'};
+// A program file is a few kilobytes; this bounds what a decoder allocates.
+constexpr std::uint32_t policy_text_bytes_max = 16u << 20;
 
 // How an op's ref_seq travels.
 enum class ref_mode : std::uint8_t {
@@ -127,12 +130,54 @@ std::string encode_command(const std::vector<op>& batch, std::uint64_t now_us) {
   return out;
 }
 
+std::string encode_policy_command(const policy_change& p, std::uint64_t now_us) {
+  std::string out;
+  writer w(out);
+  w.bytes(policy_magic, sizeof policy_magic);
+  w.put(now_us);
+  w.bytes(p.sha256.data(), p.sha256.size());
+  w.put(static_cast<std::uint32_t>(p.text.size()));
+  w.bytes(p.text.data(), p.text.size());
+  return out;
+}
+
+namespace {
+
+bool decode_policy(std::string_view bytes, command& out, std::string& error) {
+  reader r(bytes);
+  char m[sizeof policy_magic] = {};
+  policy_change p;
+  std::uint32_t n = 0;
+  if (!r.bytes(m, sizeof m) || !r.get(out.now_us) || !r.bytes(p.sha256.data(), p.sha256.size()) || !r.get(n)) {
+    error = "a program version command cut short in its header";
+    return false;
+  }
+  if (n > policy_text_bytes_max || n > bytes.size()) {
+    error = "a program version command claims a text of " + std::to_string(n) + " bytes in " +
+            std::to_string(bytes.size());
+    return false;
+  }
+  p.text.resize(n);
+  if (!r.bytes(p.text.data(), n) || !r.done()) {
+    error = "a program version command whose text does not fill it";
+    return false;
+  }
+  out.ops.clear();
+  out.policy = std::move(p);
+  return true;
+}
+
+} // namespace
+
 bool decode_command(std::string_view bytes, command& out, std::string& error) {
+  if (bytes.size() >= sizeof policy_magic && std::memcmp(bytes.data(), policy_magic, sizeof policy_magic) == 0)
+    return decode_policy(bytes, out, error);
+  out.policy.reset();
   reader r(bytes);
   char m[sizeof magic] = {};
   std::uint32_t count = 0;
   if (!r.bytes(m, sizeof m) || std::memcmp(m, magic, sizeof magic) != 0) {
-    error = "not a ledger command (no LLC1 magic)";
+    error = "not a ledger command (no LLC1 or LLP1 magic)";
     return false;
   }
   if (!r.get(out.now_us) || !r.get(count)) {

@@ -19,7 +19,9 @@
 
 #include "ledger/ledger.hpp"
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,11 +31,17 @@ namespace loyalty::ledger {
 struct command {
   std::uint64_t now_us = 0;  // the batch's commit time (journal_header::committed_at_us)
   std::vector<op> ops;       // no targets, owners or notes: nobody waits on a decoded op
+  // Set: a program version (magic "LLP1", ledger.hpp policy_change) with the
+  // time the leader recorded it in now_us, and no ops.
+  std::optional<policy_change> policy;
 };
 
 // The command of a batch about to be applied with commit time `now_us`.
 // Call before the batch is applied: it reads the ref cells as they are.
 [[nodiscard]] std::string encode_command(const std::vector<op>& batch, std::uint64_t now_us);
+
+// The command recording a program version.
+[[nodiscard]] std::string encode_policy_command(const policy_change& p, std::uint64_t now_us);
 
 // False with `error` set for bytes that are not a command of this format
 // (truncated, a count past its limit, an unknown op kind, a reference to

@@ -369,6 +369,14 @@ struct backup_info {
   std::uint64_t log_index = 0; // a cluster node's: the log index it holds every entry up to (meta log_applied)
 };
 
+// A program version: the program's SHA-256 and text. Recorded, it becomes
+// the next version (policy_record.first_seq: the next seq), unless it is
+// the last version's text already.
+struct policy_change {
+  std::array<unsigned char, 32> sha256{};
+  std::string text;
+};
+
 struct options {
   std::string dir;                    // created if missing
   std::uint64_t map_bytes = limits::map_bytes_default;
@@ -389,15 +397,22 @@ struct options {
   // Tests only: false skips the checkpoint a clean close writes, leaving the
   // ledger as a crash would (the next open replays the journal tail).
   bool checkpoint_on_close = true;
-  // A cluster's log (docs/ARCHITECTURE.md, "Replication"): called on the
-  // writer thread with each batch's command (command.hpp) before the batch
-  // is applied; returns the command's log index once it is committed in the
-  // log (a majority holds it durable), and the writer then applies first
-  // every command queued before it (enqueue_command) and then the batch,
-  // recording the index with it. 0: the command will not be committed by
-  // this node (no longer the leader): every op of the batch is answered
-  // `unavailable` and nothing is written. Empty (the single node): batches
-  // are applied directly, and LMDB's commit is what makes them durable.
+  // A cluster's log (docs/ARCHITECTURE.md, "Replication"), asynchronous:
+  // called on the writer thread with each batch's command (command.hpp) and
+  // an id. True: the log took it, and answers it exactly once, later, with
+  // own_committed(id, index) -- called in log order, as the log applies its
+  // entries, with any enqueue_command -- or own_failed(id). The writer
+  // applies the batch when own_committed comes, recording the index with
+  // it; own_failed answers every op of it `unavailable`, nothing written.
+  // False: not taken (not the leader, stopping), the batch answered
+  // `unavailable`. Up to pipeline_batches are proposed and not yet
+  // answered at once.
+  std::function<bool(std::string command, std::uint64_t id)> propose;
+  std::uint32_t pipeline_batches = limits::pipeline_batches_default;
+  // The same, synchronous (a test's log): returns the command's log index
+  // once it is committed there, 0 if it never will be. Used when `propose`
+  // is empty. Both empty (the single node): batches are applied directly,
+  // and LMDB's commit is what makes them durable.
   std::function<std::uint64_t(std::string_view command)> replicate;
   const loyalty::clock* clock = nullptr;              // required
   std::function<std::uint32_t(std::int64_t)> tier_of; // lifetime -> tier index; required
@@ -434,9 +449,14 @@ public:
   // applied after it.
   [[nodiscard]] bool apply_command(std::string_view bytes, std::uint64_t log_index, std::string& error);
   // The same without waiting: the writer applies it after the commands
-  // queued before it, and before the batch it is replicating, if any (the
-  // log commits earlier entries before that batch's).
+  // queued before it. Waits only while limits::log_commands_queued_max
+  // commands from the log are queued unapplied (backpressure on the log).
   [[nodiscard]] bool enqueue_command(std::string_view bytes, std::uint64_t log_index, std::string& error);
+  // The log's answer to the proposal `id` (options::propose): committed
+  // at `log_index` (call it where the log applies that entry, in order
+  // with enqueue_command), or failed. Any thread; never blocks.
+  void own_committed(std::uint64_t id, std::uint64_t log_index);
+  void own_failed(std::uint64_t id);
   // A follower's snapshot install (a cluster's log compaction): replaces
   // this ledger's contents with the ledger in `dir` -- a data directory
   // whose data.mdb is another node's backup(), holding every log entry up
@@ -483,14 +503,18 @@ public:
   // an unknown member; `why` is set and the result empty if a record does not
   // fit (a corrupt journal). Reads every entry of the member: O(its entries).
   [[nodiscard]] std::optional<member_book> fold_book(std::uint64_t member_id, std::string& why) const;
-  // Program versions. record_policy makes `sha256` the current version: if
-  // the last recorded version has the same hash, that version is returned
-  // unchanged; otherwise version last + 1 is written (in its own durable
-  // write transaction) and returned. 0 with `error` set on failure. Any
-  // thread; rare (start-up and reloads).
-  [[nodiscard]] std::uint32_t record_policy(const std::array<unsigned char, 32>& sha256, std::uint64_t now_us,
-                                            std::string& error);
+  // Program versions. record_policy makes `p` the current version: if the
+  // last recorded version has the same hash, that version is returned
+  // unchanged; otherwise version last + 1 is written with its text (in its
+  // own durable write transaction) and returned. 0 with `error` set on
+  // failure. Any thread; rare (start-up and reloads). A single node's: a
+  // cluster node's versions come from its log (a policy_change command,
+  // command.hpp, which the writer applies the same way in log order).
+  [[nodiscard]] std::uint32_t record_policy(const policy_change& p, std::uint64_t now_us, std::string& error);
   [[nodiscard]] std::vector<std::pair<std::uint32_t, policy_record>> policies() const;
+  // The program text of a version (empty: unknown, or recorded before the
+  // ledger kept texts).
+  [[nodiscard]] std::optional<std::string> policy_text(std::uint32_t version) const;
 
   // Calls f(member_id) for each enrolled member with id > after, ascending,
   // at most `limit` members; returns the last id visited (0 if none).

@@ -144,7 +144,7 @@ bool ledger::impl::open(std::string& error) {
   unsigned flags = MDB_NOTLS;
   if (opts.sync == durability::nosync_unsafe)
     flags |= MDB_NOSYNC;
-  else if (opts.replicate)
+  else if (opts.propose || opts.replicate)
     // A cluster node: what it commits is durable in the log first (fsynced
     // on a majority), so one fsync per commit is enough here. A power cut
     // may undo this ledger's last commits -- never tear one, LMDB keeps its
@@ -399,13 +399,29 @@ bool ledger::impl::queue_command(std::string_view bytes, std::uint64_t log_index
 
 bool ledger::impl::queue_pending(pending_command&& p, std::uint64_t& ticket) {
   {
-    std::lock_guard<std::mutex> lk(mtx);
-    LEDGER_ASSERT(!stopping);
+    std::unique_lock<std::mutex> lk(mtx);
+    if (p.own == 0) {
+      LEDGER_ASSERT(!stopping);
+      // The answers to this writer's proposals never wait: the writer may
+      // be waiting for them. What the log sends does, while the writer is
+      // behind by log_commands_queued_max.
+      room.wait(lk, [&] { return log_commands < limits::log_commands_queued_max; });
+      ++log_commands;
+    }
     commands.push_back(std::move(p));
     ticket = ++commands_queued;
   }
   wake.notify_one();
   return true;
+}
+
+void ledger::impl::own_answer(std::uint64_t id, std::uint64_t log_index, bool failed) {
+  pending_command p;
+  p.own = id;
+  p.log_index = log_index;
+  p.failed = failed;
+  std::uint64_t ticket = 0;
+  queue_pending(std::move(p), ticket);
 }
 
 // -- the writer -------------------------------------------------------------------------
@@ -414,22 +430,27 @@ void ledger::impl::run() {
   std::vector<op> batch;
   const auto window = std::chrono::microseconds(opts.commit_window_us);
   const std::size_t max = std::max<std::uint32_t>(1, opts.batch_entries_max);
+  const std::size_t depth = std::max<std::uint32_t>(1, opts.pipeline_batches);
   for (;;) {
     bool from_log = false;
     {
       std::unique_lock<std::mutex> lk(mtx);
-      while (queue.empty() && commands.empty() && !stopping) {
+      // A batch can be taken when ops wait and the pipeline has room (a
+      // single node has no pipeline: in_flight stays empty).
+      auto can_take = [&] { return !queue.empty() && in_flight.size() < depth; };
+      auto idle = [&] { return !can_take() && commands.empty() && !(stopping && in_flight.empty()); };
+      while (idle()) {
         writer_sleeping = true;
         // A checkpoint in progress goes on while no ops come: a commit of
         // its next chunk every idle_flush, so it keeps to its deadline
         // instead of writing the rest at once when traffic returns.
-        const bool flushing = generation;
+        const bool flushing = generation && in_flight.empty();
         if (flushing)
           wake.wait_for(lk, idle_flush);
         else
           wake.wait(lk);
         writer_sleeping = false;
-        if (flushing && queue.empty() && commands.empty() && !stopping) {
+        if (flushing && idle() && in_flight.empty()) {
           lk.unlock();
           flush_idle();
           lk.lock();
@@ -438,7 +459,7 @@ void ledger::impl::run() {
       if (!commands.empty()) {
         from_log = true;  // the log's commands go first: the ops waiting are applied after them
       } else if (queue.empty()) {
-        break;  // stopping, drained
+        break;  // stopping, drained, nothing in flight
       } else if (window.count() > 0 && queue.size() < max && !stopping) {
         writer_sleeping = true;
         wake.wait_until(lk, first_arrival + window, [&] { return queue.size() >= max || stopping; });
@@ -463,26 +484,92 @@ void ledger::impl::run() {
 
 void ledger::impl::commit_batch(std::vector<op>& batch) {
   if (space().full()) {
+    // Answered now, so after what is in flight: a replay among them is
+    // answered from the committed index.
+    settle();
     refuse_full(batch);
     return;
   }
   // Never before the last commit, even if the clock steps back (NTP, a VM
   // restore): period reports find a period by binary search on this time.
-  const auto now = std::max(opts.clock->now_us(), last_committed_us);
-  std::uint64_t log_index = 0;
-  if (opts.replicate) {
-    const bool posts = std::any_of(batch.begin(), batch.end(), [](const op& o) { return o.kind != op_kind::barrier; });
-    if (posts) {
-      log_index = opts.replicate(encode_command(batch, now));
-      // What the log committed before this batch comes first, then the batch.
-      drain_commands();
-      if (log_index == 0) {
-        refuse_all(batch, errc::unavailable);
-        return;
-      }
-    }
+  const auto now = std::max({opts.clock->now_us(), last_committed_us, last_proposed_us});
+  const bool posts = std::any_of(batch.begin(), batch.end(), [](const op& o) { return o.kind != op_kind::barrier; });
+  if (opts.propose && posts) {
+    propose_batch(batch, now);
+    return;
   }
-  commit_ops(batch, now, log_index);
+  // A batch of barriers only (or the single node's batch): after what is
+  // in flight, which it must see committed.
+  settle();
+  commit_ops(batch, now, 0);
+}
+
+void ledger::impl::propose_batch(std::vector<op>& batch, std::uint64_t now) {
+  // An op referring to one of an earlier batch by its cell carries that
+  // op's seq, known once that batch is applied (command.hpp): the batches
+  // in flight are applied first.
+  if (refers_back(batch.begin(), batch.end()))
+    settle();
+  proposal p;
+  p.id = ++proposals;
+  p.now_us = now;
+  auto cmd = encode_command(batch, now);
+  p.ops = std::move(batch);
+  in_flight.push_back(std::move(p));
+  if (!opts.propose(std::move(cmd), in_flight.back().id)) {
+    auto refused = std::move(in_flight.back().ops);
+    in_flight.pop_back();
+    refuse_all(refused, errc::unavailable);
+    return;
+  }
+  last_proposed_us = now;
+}
+
+bool ledger::impl::refers_back(std::vector<op>::const_iterator first, std::vector<op>::const_iterator last) {
+  return std::any_of(first, last, [&](const op& o) {
+    return o.ref_seq == 0 && o.ref_seq_from && o.ref_seq_from->load(std::memory_order_relaxed) == 0 &&
+           std::none_of(first, last, [&](const op& e) { return e.seq_to == o.ref_seq_from; });
+  });
+}
+
+void ledger::impl::propose_next() {
+  const std::size_t max = std::max<std::uint32_t>(1, opts.batch_entries_max);
+  std::vector<op> next;
+  {
+    std::lock_guard<std::mutex> lk(mtx);
+    if (settling || queue.empty() || in_flight.size() >= std::max<std::uint32_t>(1, opts.pipeline_batches))
+      return;
+    const auto end = queue.begin() + static_cast<std::ptrdiff_t>(std::min(max, queue.size()));
+    // One that refers to a batch not applied yet waits for the writer's
+    // next turn (propose_batch then applies what is in flight first).
+    if (refers_back(queue.begin(), end) ||
+        std::none_of(queue.begin(), end, [](const op& o) { return o.kind != op_kind::barrier; }))
+      return;
+    next.assign(std::make_move_iterator(queue.begin()), std::make_move_iterator(end));
+    queue.erase(queue.begin(), end);
+    first_arrival = std::chrono::steady_clock::now();
+  }
+  if (space().full()) {
+    // Back to the front of the queue: the writer's turn refuses it.
+    std::lock_guard<std::mutex> lk(mtx);
+    queue.insert(queue.begin(), std::make_move_iterator(next.begin()), std::make_move_iterator(next.end()));
+    return;
+  }
+  propose_batch(next, std::max({opts.clock->now_us(), last_committed_us, last_proposed_us}));
+}
+
+void ledger::impl::settle() {
+  // Nothing new is proposed meanwhile: under a steady load the pipeline
+  // would never empty.
+  settling = true;
+  while (!in_flight.empty()) {
+    {
+      std::unique_lock<std::mutex> lk(mtx);
+      wake.wait(lk, [&] { return !commands.empty(); });
+    }
+    drain_commands();
+  }
+  settling = false;
 }
 
 void ledger::impl::drain_commands() {
@@ -494,11 +581,34 @@ void ledger::impl::drain_commands() {
         return;
       cmd = std::move(commands.front());
       commands.pop_front();
+      if (cmd.own == 0)
+        --log_commands;
     }
-    if (!cmd.snapshot_dir.empty())
+    if (cmd.own == 0)
+      room.notify_all();
+    if (cmd.own != 0) {
+      auto it = std::find_if(in_flight.begin(), in_flight.end(), [&](const proposal& p) { return p.id == cmd.own; });
+      LEDGER_ASSERT(it != in_flight.end());
+      auto ops = std::move(it->ops);
+      const auto now = it->now_us;
+      in_flight.erase(it);
+      if (cmd.failed || cmd.log_index <= log_applied.load(std::memory_order_relaxed)) {
+        refuse_all(ops, errc::unavailable);
+      } else {
+        // The next batch goes into the log before this one is applied:
+        // its replication overlaps this commit (the pipeline's room is
+        // what this one left).
+        propose_next();
+        commit_ops(ops, now, cmd.log_index);
+      }
+    } else if (!cmd.snapshot_dir.empty()) {
       install_snapshot(cmd.snapshot_dir);
-    else if (cmd.log_index == 0 || cmd.log_index > log_applied.load(std::memory_order_relaxed))
-      commit_ops(cmd.cmd.ops, cmd.cmd.now_us, cmd.log_index);
+    } else if (cmd.log_index == 0 || cmd.log_index > log_applied.load(std::memory_order_relaxed)) {
+      if (cmd.cmd.policy)
+        apply_policy(*cmd.cmd.policy, cmd.cmd.now_us, cmd.log_index);
+      else
+        commit_ops(cmd.cmd.ops, cmd.cmd.now_us, cmd.log_index);
+    }
     {
       std::lock_guard<std::mutex> lk(mtx);
       ++commands_applied;
@@ -1430,6 +1540,10 @@ std::unique_ptr<ledger> ledger::open(const options& opts, std::string& error) {
 
 void ledger::submit(op&& o) { impl_->submit(std::move(o)); }
 
+void ledger::own_committed(std::uint64_t id, std::uint64_t log_index) { impl_->own_answer(id, log_index, false); }
+
+void ledger::own_failed(std::uint64_t id) { impl_->own_answer(id, 0, true); }
+
 void ledger::barrier() { impl_->barrier(); }
 
 bool ledger::apply_command(std::string_view bytes, std::uint64_t log_index, std::string& error) {
@@ -1563,46 +1677,91 @@ std::optional<std::uint64_t> ledger::find_alias(std::string_view alias) const {
   return member;
 }
 
-std::uint32_t ledger::record_policy(const std::array<unsigned char, 32>& sha256, std::uint64_t now_us,
-                                   std::string& error) {
+std::uint32_t ledger::impl::put_policy(MDB_txn* txn, const policy_change& p, std::uint64_t now_us,
+                                      std::uint64_t first_seq, std::string& error) {
+  std::uint64_t last = 0;
+  {
+    detail::cursor cur(txn, db.policies);
+    MDB_val k{}, v{};
+    policy_record rec{};
+    if (cur.rc() == MDB_SUCCESS && mdb_cursor_get(cur.get(), &k, &v, MDB_LAST) == MDB_SUCCESS &&
+        k.mv_size == sizeof last && v.mv_size == sizeof rec) {
+      std::memcpy(&last, k.mv_data, sizeof last);
+      std::memcpy(&rec, v.mv_data, sizeof rec);
+      if (std::memcmp(rec.sha256, p.sha256.data(), p.sha256.size()) == 0)
+        return static_cast<std::uint32_t>(last);  // the same text: no new version
+    }
+  }
+  policy_record next{};
+  std::memcpy(next.sha256, p.sha256.data(), p.sha256.size());
+  next.recorded_at_us = now_us;
+  next.first_seq = first_seq;
+  const std::uint64_t version = last + 1;
+  MDB_val k = val_of(version), v = val_of(next);
+  if (int rc = mdb_put(txn, db.policies, &k, &v, MDB_APPEND); rc != MDB_SUCCESS) {
+    error = detail::mdb_error("recording a program version", rc);
+    return 0;
+  }
+  MDB_val tv{p.text.size(), const_cast<char*>(p.text.data())};
+  if (int rc = mdb_put(txn, db.policy_texts, &k, &tv, MDB_APPEND); rc != MDB_SUCCESS) {
+    error = detail::mdb_error("recording a program version's text", rc);
+    return 0;
+  }
+  return static_cast<std::uint32_t>(version);
+}
+
+void ledger::impl::apply_policy(const policy_change& p, std::uint64_t now_us, std::uint64_t log_index) {
+  MDB_txn* txn = nullptr;
+  if (int rc = mdb_txn_begin(env, nullptr, 0, &txn); rc != MDB_SUCCESS)
+    fail_stop("mdb_txn_begin", rc);
+  std::string error;
+  const auto version = put_policy(txn, p, now_us, next_seq, error);
+  if (version == 0) {
+    // Every node applies the same entry to the same state: one that cannot
+    // would diverge from the others if it went on.
+    log(log_level::error, "ledger: %s", error.c_str());
+    fail_stop("recording a program version from the log", MDB_PANIC);
+  }
+  if (log_index != 0)
+    put_or_die(txn, db.meta, val(detail::log_applied_key, sizeof detail::log_applied_key - 1), val_of(log_index), 0,
+               "recording the log index applied");
+  if (int rc = mdb_txn_commit(txn); rc != MDB_SUCCESS)
+    fail_stop("mdb_txn_commit", rc);
+  if (log_index != 0)
+    log_applied.store(log_index, std::memory_order_release);
+  log(log_level::info, "ledger: program version %u from the log (index %llu), from seq %llu", version,
+      static_cast<unsigned long long>(log_index), static_cast<unsigned long long>(next_seq));
+}
+
+std::uint32_t ledger::record_policy(const policy_change& p, std::uint64_t now_us, std::string& error) {
   // Its own write transaction: LMDB serializes it with the writer thread's,
-  // and it touches only the policies table.
+  // and it touches only the policies tables.
   MDB_txn* txn = nullptr;
   if (int rc = mdb_txn_begin(impl_->env, nullptr, 0, &txn); rc != MDB_SUCCESS) {
     error = detail::mdb_error("beginning a write transaction for a program version", rc);
     return 0;
   }
-  std::uint64_t last = 0;
-  policy_record rec{};
-  {
-    detail::cursor cur(txn, impl_->db.policies);
-    MDB_val k{}, v{};
-    if (cur.rc() == MDB_SUCCESS && mdb_cursor_get(cur.get(), &k, &v, MDB_LAST) == MDB_SUCCESS &&
-        k.mv_size == sizeof last && v.mv_size == sizeof rec) {
-      std::memcpy(&last, k.mv_data, sizeof last);
-      std::memcpy(&rec, v.mv_data, sizeof rec);
-      if (std::memcmp(rec.sha256, sha256.data(), sha256.size()) == 0) {
-        mdb_txn_abort(txn);
-        return static_cast<std::uint32_t>(last);
-      }
-    }
-  }
-  policy_record next{};
-  std::memcpy(next.sha256, sha256.data(), sha256.size());
-  next.recorded_at_us = now_us;
-  next.first_seq = last_seq() + 1;
-  const std::uint64_t version = last + 1;
-  MDB_val k = val_of(version), v = val_of(next);
-  if (int rc = mdb_put(txn, impl_->db.policies, &k, &v, MDB_APPEND); rc != MDB_SUCCESS) {
+  const auto version = impl_->put_policy(txn, p, now_us, last_seq() + 1, error);
+  if (version == 0) {
     mdb_txn_abort(txn);
-    error = detail::mdb_error("recording a program version", rc);
     return 0;
   }
   if (int rc = mdb_txn_commit(txn); rc != MDB_SUCCESS) {
     error = detail::mdb_error("committing a program version", rc);
     return 0;
   }
-  return static_cast<std::uint32_t>(version);
+  return version;
+}
+
+std::optional<std::string> ledger::policy_text(std::uint32_t version) const {
+  detail::read_txn txn(impl_->env);
+  if (!txn.get())
+    return std::nullopt;
+  const std::uint64_t key = version;
+  MDB_val k = val_of(key), v{};
+  if (mdb_get(txn.get(), impl_->db.policy_texts, &k, &v) != MDB_SUCCESS)
+    return std::nullopt;
+  return std::string(static_cast<const char*>(v.mv_data), v.mv_size);
 }
 
 std::vector<std::pair<std::uint32_t, policy_record>> ledger::policies() const {

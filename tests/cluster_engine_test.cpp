@@ -18,6 +18,7 @@
 
 
 #include <atomic>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -412,4 +413,85 @@ TEST_CASE("a fourth node added under load catches up from a snapshot and votes; 
   INFO(again);
   CHECK(status == 1);
   CHECK(again.find("invalid_argument") != std::string::npos);  // the address is node 4's
+}
+
+TEST_CASE("a program version reloaded on the leader goes through the log: every node records it with its text, "
+          "and the next leader runs it though its own program file is older",
+          "[replication][cluster]") {
+  cluster_of_engines c;
+  const std::size_t l = c.leader();
+  // The first leader recorded its program file as version 1 through the log.
+  REQUIRE(test::eventually([&] {
+    for (auto& e : c.engines)
+      if (e->ledger().policies().size() != 1)
+        return false;
+    return true;
+  }));
+  CHECK(c.engines[l]->policy_version() == 1);
+  auto lc = c.connect(l);
+  REQUIRE(lc->enroll(1, "shop").ok());
+  auto before = lc->earn("p1", 1, "shop", 10'000, "EUR", 0);
+  REQUIRE(before.ok());
+  CHECK(before.points == 100);  // 1 point per 100 minor units
+
+  // The leader's program file now earns 3 points per 100 minor units.
+  std::string next_text = test::one_brand_program;
+  const std::string rate = "earn_rate = { num = 1, den = 100 }";
+  next_text.replace(next_text.find(rate), rate.size(), "earn_rate = { num = 3, den = 100 }");
+  std::ofstream(c.dirs[l]->path / "program.toml") << next_text;
+
+  // A follower refuses a reload: program versions come from the leader.
+  const std::size_t f = (l + 1) % 3;
+  {
+    auto fc = c.connect(f);
+    request r;
+    r.op = opcode::reload;
+    auto refused = fc->call(r);
+    CHECK(refused.code == errc::not_leader);
+    CHECK(refused.leader == c.peers[l].client);
+  }
+  request r;
+  r.op = opcode::reload;
+  auto reloaded = lc->call(r);
+  INFO(reloaded.message);
+  REQUIRE(reloaded.ok());
+  CHECK(reloaded.policy_version == 2);
+  auto after = lc->earn("p2", 1, "shop", 10'000, "EUR", 0);
+  REQUIRE(after.ok());
+  CHECK(after.points == 300);
+  c.wait_for_seq(c.engines[l]->ledger().last_seq());
+
+  // Every node holds the same versions: hash, time, first seq, and text.
+  const auto versions = c.engines[l]->ledger().policies();
+  REQUIRE(versions.size() == 2);
+  for (auto& e : c.engines) {
+    const auto v = e->ledger().policies();
+    REQUIRE(v.size() == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+      CHECK(v[i].first == versions[i].first);
+      CHECK(std::memcmp(&v[i].second, &versions[i].second, sizeof(ledger::policy_record)) == 0);
+    }
+    CHECK(e->ledger().policy_text(2) == next_text);
+    CHECK(e->ledger().journal_digest().digest == c.engines[l]->ledger().journal_digest().digest);
+  }
+  CHECK(versions[1].second.first_seq == after.seq);
+
+  // The leader stops: the next one runs version 2 from its ledger, not the
+  // version-1 file it was started with.
+  lc.reset();
+  c.engines[l].reset();
+  const std::size_t l2 = c.leader();
+  REQUIRE(l2 != l);
+  CHECK(c.engines[l2]->policy_version() == 2);
+  auto nc = c.connect(l2);
+  auto on_new = nc->earn("p3", 1, "shop", 10'000, "EUR", 0);
+  REQUIRE(on_new.ok());
+  CHECK(on_new.points == 300);
+  CHECK(c.engines[l2]->ledger().policies().size() == 2);  // no version of its own file was added
+
+  // The old leader restarts with the version-1 file again (start writes
+  // it): it runs the cluster's version 2, from its ledger, and follows.
+  c.start(l);
+  CHECK(c.engines[l]->policy_version() == 2);
+  c.wait_for_seq(c.engines[l2]->ledger().last_seq());
 }

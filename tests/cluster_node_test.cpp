@@ -66,7 +66,7 @@ struct member {
     o.map_bytes = 1ull << 28;
     o.clock = &clock;
     o.tier_of = [](std::int64_t l) { return l >= 1000 ? 1u : 0u; };
-    o.replicate = [this](std::string_view c) { return raft->replicate(c); };
+    o.propose = [this](std::string c, std::uint64_t id) { return raft->propose(c, id); };
     std::string err;
     led = ledger::ledger::open(o, err);
     INFO(err);

@@ -125,7 +125,7 @@ TEST_CASE("a ledger applying the engine's commands holds its journal byte for by
   auto follower = ledger::ledger::open(lo, err);
   INFO(err);
   REQUIRE(follower);
-  REQUIRE(follower->record_policy(prog.sha256, t0, err) == 1);
+  REQUIRE(follower->record_policy({prog.sha256, prog.text}, t0, err) == 1);
   for (std::size_t i = 0; i < commands.size(); ++i)
     REQUIRE(follower->apply_command(commands[i], i + 1, err));
   CHECK(follower->applied_log_index() == commands.size());
@@ -154,4 +154,60 @@ TEST_CASE("a ledger applying the engine's commands holds its journal byte for by
   CHECK(v.ok);
   CHECK(v.journal_digest == leader.journal_digest().digest);
   g.check_verify();
+}
+
+TEST_CASE("a program version travels as a command: applied in log order it is the next version, with its text, "
+          "on every ledger; the same text again is no new version; malformed ones are refused",
+          "[replication]") {
+  ledger::policy_change v1{key_sha256("program one"), "program one"};
+  ledger::policy_change v2{key_sha256("program two"), "program two"};
+  const auto c1 = ledger::encode_policy_command(v1, t0);
+  const auto c2 = ledger::encode_policy_command(v2, t0 + 5);
+
+  ledger::command decoded;
+  std::string err;
+  REQUIRE(ledger::decode_command(c2, decoded, err));
+  REQUIRE(decoded.policy);
+  CHECK(decoded.policy->text == "program two");
+  CHECK(decoded.policy->sha256 == v2.sha256);
+  CHECK(decoded.now_us == t0 + 5);
+  CHECK(decoded.ops.empty());
+  CHECK_FALSE(ledger::decode_command(std::string_view(c2).substr(0, c2.size() - 1), decoded, err));
+  CHECK(err.find("text") != std::string::npos);
+  CHECK_FALSE(ledger::decode_command(c2 + "x", decoded, err));
+  CHECK_FALSE(ledger::decode_command(std::string_view(c2).substr(0, 20), decoded, err));
+
+  // Two ledgers given the same log hold the same versions.
+  std::vector<std::unique_ptr<test::temp_dir>> dirs;
+  std::vector<std::unique_ptr<manual_clock>> clocks;
+  std::vector<std::unique_ptr<ledger::ledger>> ledgers;
+  for (int n = 0; n < 2; ++n) {
+    dirs.push_back(std::make_unique<test::temp_dir>("replication-policy"));
+    clocks.push_back(std::make_unique<manual_clock>(t0 + 1000 * n));  // their clocks differ: the log's time counts
+    ledger::options lo;
+    lo.dir = (dirs.back()->path / "data").string();
+    lo.map_bytes = 1ull << 28;
+    lo.clock = clocks.back().get();
+    lo.tier_of = [](std::int64_t) { return 0u; };
+    err.clear();
+    ledgers.push_back(ledger::ledger::open(lo, err));
+    INFO(err);
+    REQUIRE(ledgers.back());
+    auto& led = *ledgers.back();
+    REQUIRE(led.apply_command(c1, 1, err));
+    REQUIRE(led.apply_command(c1, 2, err));  // the same text: still version 1
+    REQUIRE(led.apply_command(c2, 3, err));
+    CHECK(led.applied_log_index() == 3);
+    const auto versions = led.policies();
+    REQUIRE(versions.size() == 2);
+    CHECK(versions[0].first == 1);
+    CHECK(versions[1].first == 2);
+    CHECK(versions[1].second.recorded_at_us == t0 + 5);
+    CHECK(versions[1].second.first_seq == 1);
+    CHECK(led.policy_text(1) == "program one");
+    CHECK(led.policy_text(2) == "program two");
+    CHECK_FALSE(led.policy_text(3));
+    const auto rep = led.verify();
+    CHECK(rep.ok);
+  }
 }

@@ -5,6 +5,9 @@
 #include <caf/send.hpp>
 #include <caf/exit_reason.hpp>
 
+#include "ledger/command.hpp"
+
+#include <cstring>
 #include <thread>
 
 namespace loyalty::io {
@@ -47,9 +50,10 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   if (s.cluster.enabled() && !lo.replicate) {
     // The node needs the ledger, so it starts after it; the writer calls
     // this only for ops, which come once the server runs, and the node
-    // outlives the ledger (~engine): a stopped node answers 0.
+    // outlives the ledger (~engine): a stopped node takes nothing.
     auto* raw = e.get();
-    lo.replicate = [raw](std::string_view command) { return raw->node_->replicate(command); };
+    lo.propose = [raw](std::string command, std::uint64_t id) { return raw->node_->propose(command, id); };
+    lo.pipeline_batches = s.cluster.pipeline_batches;
   }
   // Version 0 of the policy until the ledger has recorded it.
   auto first = std::make_unique<actors::policy_state>();
@@ -61,13 +65,26 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   e->ledger_ = ledger::ledger::open(lo, error);
   if (!e->ledger_)
     return nullptr;
-  {
+  if (!s.cluster.enabled()) {
     auto& p = *e->policies_.back();
-    p.version = e->ledger_->record_policy(p.prog.sha256, clk->now_us(), error);
+    p.version = e->ledger_->record_policy({p.prog.sha256, p.prog.text}, clk->now_us(), error);
     if (p.version == 0)
       return nullptr;
     p.counters.load(p.prog, e->ledger_->counters());
     log(log_level::info, "program '%s' is version %u", p.prog.name.c_str(), p.version);
+  } else {
+    // A cluster's program versions are in its log: the last one the ledger
+    // applied is the program here until this node leads (become_leader).
+    auto& p = *e->policies_.back();
+    std::string why;
+    if (auto last = e->cluster_program(why)) {
+      p.prog = std::move(last->first);
+      p.version = last->second;
+    }
+    log(log_level::info, "program '%s' is version %u of the cluster%s", p.prog.name.c_str(), p.version,
+        p.version == 0 ? " (0: none recorded yet; the first leader records its program file)" : "");
+    if (!why.empty())
+      log(log_level::warn, "cluster: %s", why.c_str());
   }
   if (s.cluster.enabled()) {
     cluster::node_options no;
@@ -114,7 +131,7 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   deps.sweeper = e->sweeper_.get();
   deps.clock = clk;
   auto* raw = e.get();
-  deps.reload = [raw](std::string& err) { return raw->reload_from_file(err); };
+  deps.reload = [raw](std::string& err, errc& code) { return raw->reload_from_file(err, &code); };
   if (s.cluster.enabled()) {
     deps.leads = [raw](std::string& leader) { return raw->serving(leader); };
     deps.cluster_status = [raw](response& r) { raw->cluster_status(r); };
@@ -259,12 +276,75 @@ void engine::watch_cluster() {
     if (open_term_.load() == st.term)
       continue;
     lk.unlock();
-    become_leader(st.term);
+    const bool opened = become_leader(st.term);
     lk.lock();
+    if (!opened)
+      sweep_cv_.wait_for(lk, std::chrono::milliseconds(opts_.settings.cluster.heartbeat_ms));
   }
 }
 
-void engine::become_leader(std::uint64_t term) {
+std::optional<std::pair<program, std::uint32_t>> engine::cluster_program(std::string& why) const {
+  const auto versions = ledger_->policies();
+  if (versions.empty())
+    return std::nullopt;
+  const auto& [version, rec] = versions.back();
+  const auto& cur = ctx_.now();
+  if (std::memcmp(rec.sha256, cur.prog.sha256.data(), cur.prog.sha256.size()) == 0)
+    return std::make_pair(cur.prog, version);
+  const auto text = ledger_->policy_text(version);
+  if (!text || text->empty()) {
+    why = "program version " + std::to_string(version) +
+          " has no text in the ledger (recorded before versions kept theirs): this node runs its program file";
+    return std::nullopt;
+  }
+  std::vector<config_error> errors;
+  auto prog = parse_program(*text, "program version " + std::to_string(version), errors);
+  if (!prog) {
+    why = "program version " + std::to_string(version) + " does not load here (" +
+          (errors.empty() ? std::string("?") : errors.front().message) + "): this node runs its program file";
+    return std::nullopt;
+  }
+  if (opts_.prog.sha256 != prog->sha256)
+    why = "this node's program file differs from the cluster's program (version " + std::to_string(version) +
+          "), which it runs; `loyaltyctl reload` on the leader makes the leader's file the next version";
+  return std::make_pair(std::move(*prog), version);
+}
+
+void engine::install_policy(program prog, std::uint32_t version) {
+  const bool changed = prog.sha256 != ctx_.now().prog.sha256;
+  auto st = std::make_unique<actors::policy_state>();
+  st->prog = std::move(prog);
+  st->version = version;
+  st->counters.load(st->prog, ledger_->counters());
+  if (changed && partners_)
+    partners_->prepare(st->prog);  // an actor for every partner before anyone can name it
+  ctx_.policy.store(st.get(), std::memory_order_release);
+  policies_.push_back(std::move(st));
+  if (changed && partners_)
+    partners_->notify();  // every partner actor logs a change of its status
+}
+
+std::uint32_t engine::append_program(const program& prog, std::string& error) {
+  const loyalty::clock* clk = opts_.clock ? opts_.clock : &sys_clock_;
+  const auto index = node_->append(ledger::encode_policy_command({prog.sha256, prog.text}, clk->now_us()));
+  if (index == 0) {
+    error = "this node lost its leadership before the program version was committed: nothing changed; ask the "
+            "leader again";
+    return 0;
+  }
+  // The entry is queued to the writer by now (the node applies before it
+  // answers); the ledger's barrier waits until it is applied.
+  ledger_->barrier();
+  const auto versions = ledger_->policies();
+  if (versions.empty() ||
+      std::memcmp(versions.back().second.sha256, prog.sha256.data(), prog.sha256.size()) != 0) {
+    error = "the program version committed in the log is not the last one applied here";
+    return 0;
+  }
+  return versions.back().first;
+}
+
+bool engine::become_leader(std::uint64_t term) {
   // The node's barrier went through the log: every entry of earlier terms
   // is committed and queued to the writer; the ledger's barrier waits until
   // the writer applied that queue.
@@ -274,26 +354,45 @@ void engine::become_leader(std::uint64_t term) {
   dir_->mark_all_stale();
   {
     std::lock_guard<std::mutex> lk(reload_mtx_);
-    const auto& cur = ctx_.now();
-    auto st = std::make_unique<actors::policy_state>();
-    st->prog = cur.prog;
-    st->version = cur.version;
-    st->counters.load(st->prog, ledger_->counters());
-    ctx_.policy.store(st.get(), std::memory_order_release);
-    policies_.push_back(std::move(st));
+    // The program is the last version the log recorded; none yet (a new
+    // cluster), or one this node cannot run: its program file becomes the
+    // next version, through the log like any.
+    std::string why;
+    auto last = cluster_program(why);
+    if (!why.empty())
+      log(log_level::warn, "cluster: %s", why.c_str());
+    if (!last) {
+      std::string error;
+      const auto version = append_program(opts_.prog, error);
+      if (version == 0) {
+        log(log_level::warn, "cluster: the program file was not recorded as a version: %s", error.c_str());
+        return false;  // not serving: the next leader tries
+      }
+      last = std::make_pair(opts_.prog, version);
+    }
+    install_policy(std::move(last->first), last->second);
+    log(log_level::info, "cluster: program '%s' version %u", ctx_.now().prog.name.c_str(), ctx_.now().version);
   }
   open_term_.store(term, std::memory_order_release);
   log(log_level::info, "cluster: leader of term %llu, journal at seq %llu; serving",
       static_cast<unsigned long long>(term), static_cast<unsigned long long>(ledger_->last_seq()));
+  return true;
 }
 
-std::uint32_t engine::reload(program next, std::string& error) {
+std::uint32_t engine::reload(program next, std::string& error, errc* code) {
   std::lock_guard<std::mutex> lk(reload_mtx_);
+  if (code != nullptr)
+    *code = errc::invalid_program;
   if (node_) {
-    // Program versions are recorded by each node's ledger on its own: a
-    // reload must go through the log first (not built yet).
-    error = "a cluster node does not reload its program yet: restart every node with the new program";
-    return 0;
+    std::string leader;
+    if (!serving(leader)) {
+      // A cluster's program versions go through its log, from the leader.
+      error = "this node does not lead the cluster: reload on the leader" +
+              (leader.empty() ? std::string(" (none known now)") : " (" + leader + ")");
+      if (code != nullptr)
+        *code = errc::not_leader;
+      return 0;
+    }
   }
   for (const auto& k : opts_.settings.keys)
     if (k.scope == key_scope::brand && next.find_brand(k.scope_code) == nullptr) {
@@ -307,25 +406,23 @@ std::uint32_t engine::reload(program next, std::string& error) {
   // Let what was evaluated under the old version commit, so that the new
   // version's caps and stock start from the committed counters.
   ledger_->barrier();
-  auto st = std::make_unique<actors::policy_state>();
-  st->prog = std::move(next);
-  const loyalty::clock* clk = opts_.clock ? opts_.clock : &sys_clock_;
-  st->version = ledger_->record_policy(st->prog.sha256, clk->now_us(), error);
-  if (st->version == 0)
+  std::uint32_t version = 0;
+  if (node_) {
+    version = append_program(next, error);
+    if (version == 0 && code != nullptr)
+      *code = errc::unavailable;
+  } else {
+    const loyalty::clock* clk = opts_.clock ? opts_.clock : &sys_clock_;
+    version = ledger_->record_policy({next.sha256, next.text}, clk->now_us(), error);
+  }
+  if (version == 0)
     return 0;
-  st->counters.load(st->prog, ledger_->counters());
-  if (partners_)
-    partners_->prepare(st->prog);  // an actor for every partner before anyone can name it
-  ctx_.policy.store(st.get(), std::memory_order_release);
-  log(log_level::info, "program '%s' is now version %u", st->prog.name.c_str(), st->version);
-  const auto v = st->version;
-  policies_.push_back(std::move(st));
-  if (partners_)
-    partners_->notify();  // every partner actor logs a change of its status
-  return v;
+  log(log_level::info, "program '%s' is now version %u", next.name.c_str(), version);
+  install_policy(std::move(next), version);
+  return version;
 }
 
-std::uint32_t engine::reload_from_file(std::string& error) {
+std::uint32_t engine::reload_from_file(std::string& error, errc* code) {
   if (opts_.settings.program_path.empty()) {
     error = "this engine was started without a program file";
     return 0;
@@ -338,7 +435,7 @@ std::uint32_t engine::reload_from_file(std::string& error) {
     log(log_level::warn, "program reload refused: %zu errors; the running version stays", errors.size());
     return 0;
   }
-  return reload(std::move(*next), error);
+  return reload(std::move(*next), error, code);
 }
 
 void engine::stop() {
@@ -395,7 +492,7 @@ engine::~engine() {
   dir_.reset();
   partners_.reset();
   system_.reset();
-  ledger_.reset();  // before the node: its writer may call replicate() until it stops
+  ledger_.reset();  // before the node: its writer may call propose() until it stops
   node_.reset();
 }
 

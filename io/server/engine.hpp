@@ -74,10 +74,15 @@ public:
   // engine's settings (a key's brand; a partner key's partner may go: its
   // requests are then refused). Returns the version in effect, 0 on
   // refusal. Any thread.
-  std::uint32_t reload(program next, std::string& error);
+  // On a cluster the version goes through the log first (from the leader
+  // only: elsewhere refused, `code` not_leader); every node then holds it,
+  // with its text, and a later leader runs it. `code` (if given) says why
+  // a refusal: invalid_program, not_leader, unavailable (leadership lost
+  // before the log committed it).
+  std::uint32_t reload(program next, std::string& error, errc* code = nullptr);
   // The same with the program file named in the settings (SIGHUP, the
   // `reload` operation); its validation errors refuse it.
-  std::uint32_t reload_from_file(std::string& error);
+  std::uint32_t reload_from_file(std::string& error, errc* code = nullptr);
   [[nodiscard]] ledger::ledger& ledger() noexcept { return *ledger_; }
   [[nodiscard]] actors::directory& directory() noexcept { return *dir_; }
   [[nodiscard]] caf::actor_system& system() noexcept { return *system_; }
@@ -125,7 +130,18 @@ private:
   std::atomic<std::uint64_t> open_term_{0};  // 0: not serving
   std::thread cluster_thread_;
   void watch_cluster();
-  void become_leader(std::uint64_t term);
+  // Opens the engine for requests in `term` (false: it could not record
+  // its program as the cluster's first version; tried again).
+  bool become_leader(std::uint64_t term);
+  // The last program version the ledger applied, parsed from its text
+  // (empty if none, or if it cannot be run here: `why` says so; also set
+  // when this node's program file differs from it).
+  std::optional<std::pair<program, std::uint32_t>> cluster_program(std::string& why) const;
+  // Records `prog` as the next version through the log and waits until the
+  // ledger applied it: the version, 0 with `error` set. Leader; reload_mtx_.
+  std::uint32_t append_program(const program& prog, std::string& error);
+  // Makes `prog`, recorded as `version`, the program in effect. reload_mtx_.
+  void install_policy(program prog, std::uint32_t version);
   // The metrics endpoint (null: off). Last, so destroyed first: it reads
   // the server, the ledger, the directory and the partner registry.
   std::unique_ptr<metrics_server> metrics_;

@@ -37,7 +37,7 @@ struct server_deps {
   const loyalty::clock* clock = nullptr;      // required
   // The `reload` operation: reloads the program file; the version in
   // effect, or 0 with `error` set (the running version stays). May be empty.
-  std::function<std::uint32_t(std::string& error)> reload;
+  std::function<std::uint32_t(std::string& error, errc& code)> reload;
   // Extra name/value pairs for the `stats` operation (engine-wide counters).
   std::function<std::vector<std::pair<std::string, std::uint64_t>>()> extra_stats;
   // A cluster node: true if this node is a ready leader and may serve;

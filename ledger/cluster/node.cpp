@@ -16,6 +16,7 @@ extern "C" {
 #include <future>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 namespace loyalty::cluster {
 
@@ -146,21 +147,25 @@ change_result change_error(int rv, std::uint64_t id) {
 
 class node::impl {
 public:
-  // A batch on its way into the log: the writer waits on `done`. `entry`
-  // (raft_malloc'd, state_machine::entry_of) goes to libraft with
+  // An entry on its way into the log: a batch of the writer's (`id`, the
+  // ledger's proposal id: answered with own_committed / own_failed), or a
+  // command appended by append() (id 0: its caller waits on `done`).
+  // `entry` (raft_malloc'd, state_machine::entry_of) goes to libraft with
   // raft_apply, or is freed here if it never does.
   struct proposal {
     struct raft_apply req {};
     impl* owner = nullptr;
     raft_buffer entry{};
+    std::uint64_t id = 0;
     std::promise<std::uint64_t> done;
     ~proposal() { raft_free(entry.base); }
   };
 
-  impl(const node_options& o, ledger::ledger& led)
-      : opts(o), sm(led, scratch_dir_of(o.dir), state_machine::mode::queue) {}
+  impl(const node_options& o, ledger::ledger& l)
+      : opts(o), led(l), sm(l, scratch_dir_of(o.dir), state_machine::mode::queue) {}
 
   node_options opts;
+  ledger::ledger& led;
   state_machine sm;
   uv_loop_t loop{};
   uv_async_t wake{};
@@ -174,8 +179,10 @@ public:
   std::deque<std::unique_ptr<proposal>> queue;  // guarded by mtx
   std::deque<std::function<void()>> tasks;      // guarded by mtx: run on the loop thread
   bool stopping = false;                        // guarded by mtx
-  // Loop thread: the index of this node's batch in flight (0: none).
-  std::uint64_t own_index = 0;
+  // Loop thread: the writer's batches in the log and not applied yet, by
+  // log index (the ledger's proposal id of each). Applying one of them
+  // hands it back to the writer (own_committed), which holds its ops.
+  std::unordered_map<std::uint64_t, std::uint64_t> own;
   // Loop thread: the term whose barrier was applied (leader_ready), and the
   // term a barrier is in flight for.
   std::uint64_t ready_term = 0;
@@ -202,6 +209,8 @@ public:
   void refresh();
   void close_all();
   static void applied(struct raft_apply* req, int status, void* result);
+  // A proposal that will not be in the log: its waiter is told.
+  void refuse(proposal& p);
 };
 
 bool node::impl::init(std::string& error) {
@@ -248,7 +257,14 @@ bool node::impl::init(std::string& error) {
   }
   raft.data = this;
   sm.attach(&raft);
-  sm.set_own([this](std::uint64_t index) { return index != 0 && index == own_index; });
+  sm.set_own([this](std::uint64_t index) {
+    const auto it = own.find(index);
+    if (it == own.end())
+      return false;
+    led.own_committed(it->second, index);
+    own.erase(it);
+    return true;
+  });
   raft_set_election_timeout(&raft, opts.election_timeout_ms);
   raft_set_heartbeat_timeout(&raft, opts.heartbeat_ms);
   // A node that cannot reach a majority (partitioned, or removed and not
@@ -362,31 +378,47 @@ void node::impl::on_wake() {
     t();
   for (auto& p : take) {
     if (stop || raft_state(&raft) != RAFT_LEADER) {
-      p->done.set_value(0);
+      refuse(*p);
       continue;
     }
     p->req.data = p.get();
     p->owner = this;
     if (int rv = raft_apply(&raft, &p->req, &p->entry, 1, &impl::applied); rv != 0) {
       log(log_level::warn, "cluster: raft_apply: %s", raft_strerror(rv));
-      p->done.set_value(0);
+      refuse(*p);
       continue;
     }
     p->entry = {};  // libraft's now
-    own_index = p->req.index;
+    if (p->id != 0)
+      own[p->req.index] = p->id;
     p.release();  // owned by the request until applied() runs
   }
   if (stop)
     close_all();
 }
 
+void node::impl::refuse(proposal& p) {
+  if (p.id != 0)
+    led.own_failed(p.id);
+  else
+    p.done.set_value(0);
+}
+
 void node::impl::applied(struct raft_apply* req, int status, void*) {
   std::unique_ptr<proposal> p(static_cast<proposal*>(req->data));
-  // Committed, or not by this node: either way no longer its own in flight
-  // (an entry it proposed that a later leader commits is applied as any).
-  if (p->owner->own_index == req->index)
-    p->owner->own_index = 0;
-  p->done.set_value(status == 0 ? req->index : 0);
+  auto* self = p->owner;
+  if (p->id == 0) {
+    p->done.set_value(status == 0 ? req->index : 0);
+    return;
+  }
+  // Committed: handed to the writer as the state machine applied it.
+  // Failed (leadership lost, shut down): the writer answers it unavailable;
+  // if a later leader commits the entry after all, it is applied as any
+  // other (the state machine no longer finds it here).
+  if (const auto it = self->own.find(req->index); it != self->own.end() && it->second == p->id) {
+    self->own.erase(it);
+    self->led.own_failed(p->id);
+  }
 }
 
 void node::impl::close_all() {
@@ -524,9 +556,29 @@ void node::stop() {
   uv_async_send(&impl_->wake);
   if (impl_->thread.joinable())
     impl_->thread.join();
+  // Batches libraft did not answer as it closed: the writer is told.
+  for (const auto& [index, id] : impl_->own)
+    impl_->led.own_failed(id);
+  impl_->own.clear();
 }
 
-std::uint64_t node::replicate(std::string_view command) {
+bool node::propose(std::string_view command, std::uint64_t id) {
+  auto p = std::make_unique<impl::proposal>();
+  p->entry = state_machine::entry_of(command);
+  p->id = id;
+  if (p->entry.base == nullptr)
+    return false;  // out of memory: not appended
+  {
+    std::lock_guard<std::mutex> lk(impl_->mtx);
+    if (impl_->stopping)
+      return false;
+    impl_->queue.push_back(std::move(p));
+  }
+  uv_async_send(&impl_->wake);
+  return true;
+}
+
+std::uint64_t node::append(std::string_view command) {
   auto p = std::make_unique<impl::proposal>();
   p->entry = state_machine::entry_of(command);
   if (p->entry.base == nullptr)

@@ -1,10 +1,12 @@
 // One node of a replicated ledger: a Raft server (libraft, its log and
 // TCP transport on libuv) whose state machine is this node's ledger
 // (state_machine.hpp), on a thread of its own. The ledger's writer calls
-// replicate() with each batch's command (ledger::options::replicate): on
-// the leader it is appended to the log and the call returns the entry's
-// index once a majority holds it durable; anywhere else, 0. Followers
-// apply committed entries in log order through the ledger's command queue.
+// propose() with each batch's command (ledger::options::propose): on the
+// leader it is appended to the log, and once a majority holds it durable
+// the writer gets it back, in log order, to apply (ledger::own_committed);
+// anywhere else, or if leadership is lost first, ledger::own_failed.
+// Followers apply committed entries in log order through the ledger's
+// command queue.
 // docs/ARCHITECTURE.md, "Replication".
 #pragma once
 
@@ -98,22 +100,29 @@ public:
   // Starts the Raft server on its own thread, bootstrapping the log with
   // `peers` on its first start (a directory that holds a log keeps its own
   // configuration). Null with `error` set on failure. `led` must outlive
-  // the node; its writer calls replicate(). Ignores SIGPIPE in the process
+  // the node; its writer calls propose(). Ignores SIGPIPE in the process
   // (the transport's writes to a peer that went away).
   [[nodiscard]] static std::unique_ptr<node> start(const node_options& opts, ledger::ledger& led, std::string& error);
   ~node();  // stop(), then frees the Raft server
 
-  // Stops the Raft server and its thread: batches waiting in replicate()
-  // get 0, and every later call returns 0 at once. Stop the node before its
-  // ledger (whose writer may be waiting here), destroy it after. Idempotent.
+  // Stops the Raft server and its thread: batches proposed and not yet
+  // committed are answered own_failed, later proposals are refused, and
+  // append() returns 0. Stop the node before its ledger (whose writer may
+  // be waiting for its proposals), destroy it after. Idempotent.
   void stop();
   node(const node&) = delete;
   node& operator=(const node&) = delete;
 
-  // Writer thread: appends `command` to the log if this node leads, and
-  // waits until it is committed (its index) or cannot be (0: not the
-  // leader, leadership lost, shut down).
-  [[nodiscard]] std::uint64_t replicate(std::string_view command);
+  // The ledger's writer (ledger::options::propose): appends the batch's
+  // `command` to the log if this node leads, without waiting. True: the
+  // ledger will get exactly one of own_committed(id, index) and
+  // own_failed(id). False: not taken (stopping, out of memory).
+  [[nodiscard]] bool propose(std::string_view command, std::uint64_t id);
+  // Any other thread: appends `command` (a program version, command.hpp)
+  // and waits until it is committed (its index; the ledger has it queued
+  // by then, as any entry of the log) or cannot be (0: not the leader,
+  // leadership lost, shut down).
+  [[nodiscard]] std::uint64_t append(std::string_view command);
 
   [[nodiscard]] node_status status() const;
   // The part of status() a session asks about every request, without a

@@ -58,6 +58,7 @@ struct dbs {
   MDB_dbi counters = 0;
   MDB_dbi policies = 0;
   MDB_dbi consents = 0;
+  MDB_dbi policy_texts = 0;
 };
 
 // Every table of a ledger: its name, its flags, where its handle is kept.
@@ -71,7 +72,7 @@ inline constexpr table_def tables[] = {
   {"members", MDB_INTEGERKEY, &dbs::members},   {"txn_index", 0, &dbs::txn_index},
   {"meta", 0, &dbs::meta},                      {"aliases", 0, &dbs::aliases},
   {"counters", MDB_INTEGERKEY, &dbs::counters}, {"policies", MDB_INTEGERKEY, &dbs::policies},
-  {"consents", MDB_INTEGERKEY, &dbs::consents},
+  {"consents", MDB_INTEGERKEY, &dbs::consents}, {"policy_texts", MDB_INTEGERKEY, &dbs::policy_texts},
 };
 
 // The counter (records.hpp counter_kind) a detail moves by its `a`, or 0 for
@@ -93,7 +94,16 @@ struct chain_walk {
 
 class ledger::impl {
 public:
-  explicit impl(const options& o) : opts(o), txn_seen(o.txn_filter_bytes) {}
+  explicit impl(const options& o) : opts(o), txn_seen(o.txn_filter_bytes) {
+    if (!opts.propose && opts.replicate) {
+      // A synchronous log: its answer is queued before propose returns.
+      opts.propose = [this, rep = opts.replicate](std::string command, std::uint64_t id) {
+        const auto index = rep(command);
+        own_answer(id, index, index == 0);
+        return true;
+      };
+    }
+  }
   ~impl();
 
   [[nodiscard]] bool open(std::string& error);
@@ -104,6 +114,19 @@ public:
   // -- writer thread ------------------------------------------------------------
   void run();
   void commit_batch(std::vector<op>& batch);
+  // A cluster node's batch (options::propose): encoded and proposed, then
+  // kept in `in_flight` until the log answers it (own_committed, applied
+  // in log order by drain_commands; own_failed, answered unavailable).
+  void propose_batch(std::vector<op>& batch, std::uint64_t now);
+  // Whether an op of [first, last) refers by its cell to an op of an
+  // earlier batch not applied yet.
+  static bool refers_back(std::vector<op>::const_iterator first, std::vector<op>::const_iterator last);
+  // Proposes the ops waiting (up to a batch) if the pipeline has room and
+  // none refers back: called as a proposal commits, before it is applied.
+  void propose_next();
+  // Waits until every proposed batch is answered, applying the commands
+  // that come meanwhile.
+  void settle();
   // Applies `batch` with commit time `now` in one write transaction and
   // completes its ops: the deterministic part of a group commit, which every
   // node of a cluster runs on the same command (command.hpp).
@@ -230,6 +253,20 @@ public:
   // committed_at_us of the newest entry: the floor for the next batch's time,
   // so commit times never decrease along the journal. Writer thread only.
   std::uint64_t last_committed_us = 0;
+  // A cluster node's proposals the log has not answered yet, in the order
+  // proposed (writer thread). A proposal's ops are applied only once the
+  // log commits it, in log order: a later batch may be proposed before an
+  // earlier one is applied, since a command carries the decision's inputs,
+  // not its result (command.hpp).
+  struct proposal {
+    std::uint64_t id = 0;
+    std::uint64_t now_us = 0;
+    std::vector<op> ops;
+  };
+  std::deque<proposal> in_flight;
+  std::uint64_t proposals = 0;        // writer thread: the last proposal's id
+  std::uint64_t last_proposed_us = 0; // writer thread: its commit time
+  bool settling = false;              // writer thread: in settle()
 
   std::mutex mtx;
   std::condition_variable wake;        // writer waits for ops
@@ -296,11 +333,24 @@ public:
   struct pending_command {
     command cmd;
     std::uint64_t log_index = 0;
+    // Non-zero: not a command but the answer to this writer's proposal
+    // `own` (options::propose): committed at log_index, or `failed`.
+    std::uint64_t own = 0;
+    bool failed = false;
     // Non-empty: not a command but a snapshot to install (a directory
     // holding a ledger's data.mdb, ledger::enqueue_snapshot); cmd unused.
     std::string snapshot_dir;
   };
   bool queue_pending(pending_command&& p, std::uint64_t& ticket);
+  // A program version in `txn` (ledger::record_policy): the version, the
+  // last one if its text is `p`'s; 0 with `error` set if LMDB refused.
+  std::uint32_t put_policy(MDB_txn* txn, const policy_change& p, std::uint64_t now_us, std::uint64_t first_seq,
+                           std::string& error);
+  // Writer thread: a program version from the log, in its own transaction
+  // with the log index. Fail-stop if it cannot be written.
+  void apply_policy(const policy_change& p, std::uint64_t now_us, std::uint64_t log_index);
+  // own_committed / own_failed: queued in order with the log's commands.
+  void own_answer(std::uint64_t id, std::uint64_t log_index, bool failed);
   // Writer thread: replaces every table with the snapshot's in one write
   // transaction, rebuilds what open() derives from them, and restarts the
   // txn filter's scan. Fail-stop if it cannot (the log says this state was
@@ -312,6 +362,10 @@ public:
   // (or open()).
   [[nodiscard]] bool load_state(MDB_txn* txn, std::string& error);
   std::deque<pending_command> commands;  // guarded by mtx
+  // Commands from the log in `commands` (not the answers to proposals):
+  // enqueue_command waits while there are limits::log_commands_queued_max.
+  std::size_t log_commands = 0;  // guarded by mtx
+  std::condition_variable room;  // signalled as the writer takes commands
   std::uint64_t commands_queued = 0;     // guarded by mtx
   std::uint64_t commands_applied = 0;    // guarded by mtx
   // The highest log index applied (meta log_applied_key): writer thread

@@ -103,9 +103,10 @@ handled reload(server::impl& srv, const caller& who, const request&) {
   return handled::job(job_slot::reload, "a reload is already running", [](server::impl& s) {
     response r;
     std::string error;
-    r.policy_version = s.deps.reload(error);
+    errc code = errc::invalid_program;
+    r.policy_version = s.deps.reload(error, code);
     if (r.policy_version == 0)
-      return refusal(errc::invalid_program, std::move(error));
+      return refusal(code, std::move(error));
     return r;
   });
 }
