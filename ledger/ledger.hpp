@@ -416,6 +416,13 @@ struct options {
   std::function<std::uint64_t(std::string_view command)> replicate;
   const loyalty::clock* clock = nullptr;              // required
   std::function<std::uint32_t(std::int64_t)> tier_of; // lifetime -> tier index; required
+  // A cluster node's: called on the writer thread once a program version
+  // from the log (or a snapshot holding one) is applied, with the last
+  // version and its text, before anything after it is applied. tier_of
+  // must answer by that version from then on: the tier it gives ops that
+  // do not carry the actor's is in the journal, which every node must
+  // write alike.
+  std::function<void(std::uint32_t version, std::string_view text)> on_policy;
 };
 
 class ledger {

@@ -122,6 +122,7 @@ void ledger::impl::install_snapshot(const std::string& dir) {
     if (commit_listener)
       commit_listener(next_seq - 1);
   }
+  policy_applied();  // the snapshot's last program version is the one in effect from here
 }
 
 void ledger::install_snapshot(const std::string& dir, bool wait) {

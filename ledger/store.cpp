@@ -1731,6 +1731,27 @@ void ledger::impl::apply_policy(const policy_change& p, std::uint64_t now_us, st
     log_applied.store(log_index, std::memory_order_release);
   log(log_level::info, "ledger: program version %u from the log (index %llu), from seq %llu", version,
       static_cast<unsigned long long>(log_index), static_cast<unsigned long long>(next_seq));
+  policy_applied();
+}
+
+void ledger::impl::policy_applied() {
+  if (!opts.on_policy)
+    return;
+  detail::read_txn txn(env);
+  if (!txn.get())
+    fail_stop("mdb_txn_begin (read-only)", txn.rc());
+  detail::cursor cur(txn.get(), db.policies);
+  MDB_val k{}, v{};
+  if (cur.rc() != MDB_SUCCESS || mdb_cursor_get(cur.get(), &k, &v, MDB_LAST) != MDB_SUCCESS ||
+      k.mv_size != sizeof(std::uint64_t))
+    return;
+  std::uint64_t version = 0;
+  std::memcpy(&version, k.mv_data, sizeof version);
+  MDB_val tv{};
+  if (mdb_get(txn.get(), db.policy_texts, &k, &tv) != MDB_SUCCESS)
+    return;
+  opts.on_policy(static_cast<std::uint32_t>(version),
+                 std::string_view(static_cast<const char*>(tv.mv_data), tv.mv_size));
 }
 
 std::uint32_t ledger::record_policy(const policy_change& p, std::uint64_t now_us, std::string& error) {

@@ -61,7 +61,18 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   e->ctx_.policy.store(first.get());
   e->policies_.push_back(std::move(first));
   auto* ctx = &e->ctx_;
-  lo.tier_of = [ctx](std::int64_t lifetime) { return ctx->now().prog.tier_for(lifetime); };
+  if (s.cluster.enabled()) {
+    // Tiers by the program version the log has reached on this node, not
+    // by the one this node runs (a follower runs none until it leads).
+    auto* raw = e.get();
+    e->log_program_.store(&e->opts_.prog);
+    lo.tier_of = [raw](std::int64_t lifetime) {
+      return raw->log_program_.load(std::memory_order_acquire)->tier_for(lifetime);
+    };
+    lo.on_policy = [raw](std::uint32_t version, std::string_view text) { raw->log_policy(version, text); };
+  } else {
+    lo.tier_of = [ctx](std::int64_t lifetime) { return ctx->now().prog.tier_for(lifetime); };
+  }
   e->ledger_ = ledger::ledger::open(lo, error);
   if (!e->ledger_)
     return nullptr;
@@ -80,6 +91,7 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
     if (auto last = e->cluster_program(why)) {
       p.prog = std::move(last->first);
       p.version = last->second;
+      e->log_program_.store(&p.prog, std::memory_order_release);
     }
     log(log_level::info, "program '%s' is version %u of the cluster%s", p.prog.name.c_str(), p.version,
         p.version == 0 ? " (0: none recorded yet; the first leader records its program file)" : "");
@@ -308,6 +320,23 @@ std::optional<std::pair<program, std::uint32_t>> engine::cluster_program(std::st
     why = "this node's program file differs from the cluster's program (version " + std::to_string(version) +
           "), which it runs; `loyaltyctl reload` on the leader makes the leader's file the next version";
   return std::make_pair(std::move(*prog), version);
+}
+
+void engine::log_policy(std::uint32_t version, std::string_view text) {
+  const program* cur = log_program_.load(std::memory_order_acquire);
+  if (key_sha256(text) == cur->sha256)
+    return;
+  std::vector<config_error> errors;
+  auto prog = parse_program(text, "program version " + std::to_string(version), errors);
+  if (!prog) {
+    // The leader loaded this text; the same build loads it alike. Only a
+    // different build could get here: its tiers would differ.
+    log(log_level::error, "cluster: program version %u from the log does not load here (%s): tiers stay those of "
+                          "'%s'", version, errors.empty() ? "?" : errors.front().message.c_str(), cur->name.c_str());
+    return;
+  }
+  log_programs_.push_back(std::make_unique<program>(std::move(*prog)));
+  log_program_.store(log_programs_.back().get(), std::memory_order_release);
 }
 
 void engine::install_policy(program prog, std::uint32_t version) {

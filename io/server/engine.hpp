@@ -142,6 +142,12 @@ private:
   std::uint32_t append_program(const program& prog, std::string& error);
   // Makes `prog`, recorded as `version`, the program in effect. reload_mtx_.
   void install_policy(program prog, std::uint32_t version);
+  // A cluster node: the program version the log has reached here, whose
+  // tiers the ledger's tier_of answers by (ledger::options::on_policy, on
+  // the writer thread). Programs are kept for the engine's life.
+  std::atomic<const program*> log_program_{nullptr};
+  std::vector<std::unique_ptr<program>> log_programs_;  // writer thread
+  void log_policy(std::uint32_t version, std::string_view text);
   // The metrics endpoint (null: off). Last, so destroyed first: it reads
   // the server, the ledger, the directory and the partner registry.
   std::unique_ptr<metrics_server> metrics_;

@@ -349,6 +349,8 @@ public:
   // Writer thread: a program version from the log, in its own transaction
   // with the log index. Fail-stop if it cannot be written.
   void apply_policy(const policy_change& p, std::uint64_t now_us, std::uint64_t log_index);
+  // Writer thread: options::on_policy with the last version and its text.
+  void policy_applied();
   // own_committed / own_failed: queued in order with the log's commands.
   void own_answer(std::uint64_t id, std::uint64_t log_index, bool failed);
   // Writer thread: replaces every table with the snapshot's in one write
