@@ -2,6 +2,7 @@
 // another node's copy inside the running environment (docs/ARCHITECTURE.md,
 // "Snapshots and log compaction").
 #include "config/log.hpp"
+#include "config/thread_name.hpp"
 #include "ledger/detail/impl.hpp"
 
 #include <chrono>
@@ -109,7 +110,10 @@ void ledger::impl::install_snapshot(const std::string& dir) {
     if (filter_loader.joinable())
       filter_loader.join();
     filter_stop.store(false);
-    filter_loader = std::thread([this] { load_txn_filter(); });
+    filter_loader = std::thread([this] {
+      name_this_thread("txn-filter");
+      load_txn_filter();
+    });
   }
   std::error_code ec;
   fs::remove_all(dir, ec);

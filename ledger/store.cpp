@@ -1,5 +1,6 @@
 // The ledger's LMDB environment, reads, and the group-commit writer thread.
 #include "config/log.hpp"
+#include "config/thread_name.hpp"
 #include "ledger/detail/impl.hpp"
 #include "ledger/detail/settle.hpp"
 
@@ -326,12 +327,18 @@ ledger::impl::~impl() {
 }
 
 void ledger::impl::start_writer() {
-  writer = std::thread([this] { run(); });
+  writer = std::thread([this] {
+    name_this_thread("ledger-writer");
+    run();
+  });
   // The writer adds every id it indexes from its first batch on; the ids
   // committed before are added by a scan that begins after that, so
   // together they cover every id (docs/ARCHITECTURE.md, "Txn ids").
   if (txn_seen.enabled())
-    filter_loader = std::thread([this] { load_txn_filter(); });
+    filter_loader = std::thread([this] {
+      name_this_thread("txn-filter");
+      load_txn_filter();
+    });
 }
 
 void ledger::impl::load_txn_filter() {

@@ -1050,6 +1050,7 @@ TEST_CASE("[cluster] names this node among its peers; without it the engine is a
   CHECK(three->cluster.heartbeat_ms == 100);
   CHECK(three->cluster.snapshot_entries == 65536);
   CHECK(three->cluster.snapshot_trailing == 8192);
+  CHECK(three->cluster.pipeline_batches == 1);
   CHECK(three->cluster.dir == (dir.path / "d" / "raft").string());
   REQUIRE(three->cluster.peers.size() == 3);
   CHECK(three->cluster.peers[2].raft == "127.0.0.1:7513");
@@ -1072,10 +1073,15 @@ TEST_CASE("[cluster] names this node among its peers; without it the engine is a
           "the address 127.0.0.1:7512 is given twice");
   refused("[cluster]\nnode_id = 1\nleader = true\n" + peers, "leader");
   refused("[cluster]\nnode_id = 1\nsnapshot_entries = 4\n" + peers, "snapshot_entries");
+  refused("[cluster]\nnode_id = 1\npipeline_batches = 0\n" + peers, "pipeline_batches");
+  refused("[cluster]\nnode_id = 1\npipeline_batches = 65\n" + peers, "pipeline_batches");
   auto compacting = load_settings(
-    settings_at("[cluster]\nnode_id = 1\nsnapshot_entries = 32\nsnapshot_trailing = 0\n" + peers), errors);
+    settings_at("[cluster]\nnode_id = 1\nsnapshot_entries = 32\nsnapshot_trailing = 0\npipeline_batches = 4\n" +
+                peers),
+    errors);
   INFO(all(errors));
   REQUIRE(compacting);
+  CHECK(compacting->cluster.pipeline_batches == 4);
   CHECK(compacting->cluster.snapshot_entries == 32);
   CHECK(compacting->cluster.snapshot_trailing == 0);
   CHECK_FALSE(compacting->cluster.join);

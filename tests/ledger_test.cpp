@@ -74,8 +74,11 @@ struct fixture {
   // (verify checks it). Ids of ops that were not posted leave gaps, which
   // the fold allows.
   std::map<std::uint64_t, std::uint32_t> last_lot;
-  // options::replicate of the next reopen (empty: a single node).
+  // options::replicate / propose / pipeline_batches of the next reopen
+  // (both empty: a single node).
   std::function<std::uint64_t(std::string_view)> replicate;
+  std::function<bool(std::string, std::uint64_t)> propose;
+  std::uint32_t pipeline_batches = limits::pipeline_batches_default;
 
   fixture() { reopen(); }
 
@@ -92,6 +95,8 @@ struct fixture {
     o.clock = &clock;
     o.tier_of = [](std::int64_t l) { return l >= 1000 ? 1u : 0u; };
     o.replicate = replicate;
+    o.propose = propose;
+    o.pipeline_batches = pipeline_batches;
     std::string err;
     led = ledger::ledger::open(o, err);
     INFO(err);
@@ -1761,7 +1766,98 @@ struct leader_fixture : fixture {
   }
 };
 
+// A leader whose log is asynchronous: proposals are kept until the test
+// answers them (own_committed / own_failed), as a Raft log does.
+struct pipeline_fixture : fixture {
+  std::mutex prop_mtx;
+  std::condition_variable prop_cv;
+  std::vector<std::pair<std::string, std::uint64_t>> proposed;  // command, id
+  explicit pipeline_fixture(std::uint32_t depth) {
+    propose = [this](std::string c, std::uint64_t id) {
+      std::lock_guard<std::mutex> g(prop_mtx);
+      proposed.emplace_back(std::move(c), id);
+      prop_cv.notify_all();
+      return true;
+    };
+    pipeline_batches = depth;
+    reopen(0);
+  }
+  // Waits until `n` proposals were made; false if not within `patience`.
+  bool proposals(std::size_t n, std::chrono::milliseconds patience = 20s) {
+    std::unique_lock<std::mutex> g(prop_mtx);
+    return prop_cv.wait_for(g, patience, [&] { return proposed.size() >= n; });
+  }
+  std::size_t proposal_count() {
+    std::lock_guard<std::mutex> g(prop_mtx);
+    return proposed.size();
+  }
+  std::pair<std::string, std::uint64_t> proposal(std::size_t i) {
+    std::lock_guard<std::mutex> g(prop_mtx);
+    return proposed.at(i);
+  }
+  std::uint64_t send(op o) {
+    o.target = out;
+    o.tag = tag++;
+    const auto t = o.tag;
+    led->submit(std::move(o));
+    return t;
+  }
+};
+
 } // namespace
+
+TEST_CASE("a pipelined leader proposes the next batches before the first is committed, applies each in log order "
+          "when the log answers it, answers a failed one unavailable, and holds back a batch that refers to one "
+          "not applied yet",
+          "[ledger][replication]") {
+  pipeline_fixture lead(4);
+  const auto t_enroll = lead.send(lead.enroll(1));
+  REQUIRE(lead.proposals(1));
+  const auto t_a = lead.send(lead.earn(1, 100, "a"));
+  REQUIRE(lead.proposals(2));  // proposed while the first is not committed
+  CHECK(lead.led->last_seq() == 0);  // nothing applied before the log answers
+
+  lead.led->own_committed(lead.proposal(0).second, 1);
+  lead.led->own_committed(lead.proposal(1).second, 2);
+  CHECK(lead.out->by_tag(t_enroll).code == errc::ok);
+  const auto a = lead.out->by_tag(t_a);
+  CHECK(a.code == errc::ok);
+  CHECK(a.seq == 2);
+  CHECK(lead.led->applied_log_index() == 2);
+
+  // A proposal the log fails: answered unavailable, nothing written.
+  const auto t_b = lead.send(lead.earn(1, 50, "b"));
+  REQUIRE(lead.proposals(3));
+  lead.led->own_failed(lead.proposal(2).second);
+  CHECK(lead.out->by_tag(t_b).code == errc::unavailable);
+  CHECK_FALSE(lead.led->find_txn("b"));
+  CHECK(lead.led->last_seq() == 2);
+
+  // An op naming one of a batch still in flight by its cell waits for it:
+  // its command must carry that op's seq.
+  auto cell = std::make_shared<std::atomic<std::uint64_t>>(0);
+  op c = lead.earn(1, 10, "c");
+  c.seq_to = cell;
+  const auto t_c = lead.send(std::move(c));
+  REQUIRE(lead.proposals(4));
+  op d = lead.earn(1, 20, "d");
+  d.ref_seq_from = cell;
+  const auto t_d = lead.send(std::move(d));
+  CHECK_FALSE(lead.proposals(5, 300ms));  // held back
+  lead.led->own_committed(lead.proposal(3).second, 4);
+  CHECK(lead.out->by_tag(t_c).code == errc::ok);
+  REQUIRE(lead.proposals(5));
+  command cmd;
+  std::string err;
+  REQUIRE(decode_command(lead.proposal(4).first, cmd, err));
+  REQUIRE(cmd.ops.size() == 1);
+  CHECK(cmd.ops[0].ref_seq == cell->load());  // the seq itself, known by now
+  CHECK(cmd.ops[0].ref_seq != 0);
+  lead.led->own_committed(lead.proposal(4).second, 5);
+  CHECK(lead.out->by_tag(t_d).code == errc::ok);
+  CHECK(lead.led->applied_log_index() == 5);
+  CHECK(lead.led->verify().ok);
+}
 
 TEST_CASE("a follower applying the leader's commands holds the same journal, byte for byte, and the same digest",
           "[ledger][replication]") {

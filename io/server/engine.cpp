@@ -1,6 +1,7 @@
 #include "io/server/engine.hpp"
 
 #include "config/log.hpp"
+#include "config/thread_name.hpp"
 
 #include <caf/send.hpp>
 #include <caf/exit_reason.hpp>
@@ -204,7 +205,10 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
     });
   }
   if (e->node_)
-    e->cluster_thread_ = std::thread([raw = e.get()] { raw->watch_cluster(); });
+    e->cluster_thread_ = std::thread([raw = e.get()] {
+      name_this_thread("cluster-watch");
+      raw->watch_cluster();
+    });
   return e;
 }
 

@@ -4,9 +4,11 @@
 #include "io/server/engine.hpp"
 
 #include <CLI/CLI.hpp>
+#include <malloc.h>
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 namespace {
@@ -20,6 +22,21 @@ int load_failed(const std::vector<loyalty::config_error>& errors) {
 } // namespace
 
 int main(int argc, char** argv) {
+  // Buffers of a few hundred KB come and go with every batch (a group
+  // commit's ops, a Raft message, a decoded command). glibc's defaults hand
+  // such blocks back to the kernel as they are freed (heap trimming above
+  // 128 KB, mmap for large ones), and every next batch then page-faults
+  // its memory in again, zeroed: measured 8 % of a follower's Raft thread
+  // (docs/PERFORMANCE.md, "Issue 17"). Keep freed memory for reuse instead:
+  // the process's footprint stays at its peak, which the engine bounds.
+  // Set before any allocation of size; a MALLOC_*_ variable set in the
+  // environment is left to win.
+  if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr)
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr)
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  if (std::getenv("MALLOC_TOP_PAD_") == nullptr)
+    mallopt(M_TOP_PAD, 16 << 20);
   CLI::App app{"loyaltyd: actor-based loyalty transaction engine with a durable double-entry ledger.\n"
                "Serves the binary wire protocol (docs/PROTOCOL.md) until SIGINT or SIGTERM."};
   std::string config_path = "config/loyaltyd.toml";

@@ -1,6 +1,7 @@
 #include "io/server/metrics.hpp"
 
 #include "config/log.hpp"
+#include "config/thread_name.hpp"
 #include "io/server/metrics_text.hpp"
 #include "io/server/process.hpp"
 #include "io/wire/protocol.hpp"
@@ -561,7 +562,10 @@ bool metrics_server::impl::start(std::string& error) {
     return false;
   }
   accept();
-  thread = std::thread([this] { ctx.run(); });
+  thread = std::thread([this] {
+    name_this_thread("metrics");
+    ctx.run();
+  });
   log(log_level::info, "metrics on http://%s:%u/metrics", opts.host.c_str(), static_cast<unsigned>(bound_port));
   return true;
 }

@@ -4,6 +4,7 @@
 #include "io/server/server.hpp"
 
 #include "config/log.hpp"
+#include "config/thread_name.hpp"
 #include "io/server/process.hpp"
 #include "io/server/server_state.hpp"
 #include "io/server/session.hpp"
@@ -101,7 +102,10 @@ bool server::impl::start(std::string& error) {
   accept();
   for (auto& c : contexts) {
     guards.emplace_back(asio::make_work_guard(*c));
-    threads.emplace_back([ctx = c.get()] { ctx->run(); });
+    threads.emplace_back([ctx = c.get(), n = threads.size()] {
+      name_this_thread("io-" + std::to_string(n));
+      ctx->run();
+    });
   }
   return true;
 }

@@ -1,6 +1,7 @@
 #include "ledger/cluster/node.hpp"
 
 #include "config/log.hpp"
+#include "config/thread_name.hpp"
 
 extern "C" {
 #include <raft/uv.h>
@@ -534,7 +535,10 @@ std::unique_ptr<node> node::start(const node_options& opts, ledger::ledger& led,
   if (!p->init(error))
     return nullptr;
   p->refresh();
-  p->thread = std::thread([raw = p.get()] { raw->run(); });
+  p->thread = std::thread([raw = p.get()] {
+    name_this_thread("raft-node");
+    raw->run();
+  });
   return std::unique_ptr<node>(new node(std::move(p)));
 }
 
