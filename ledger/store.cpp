@@ -1534,6 +1534,7 @@ ledger::ledger(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 ledger::~ledger() = default;
 
 std::unique_ptr<ledger> ledger::open(const options& opts, std::string& error) {
+  error.clear();  // open's steps go on while it is empty: a caller's old message is not a failure
   if (opts.clock == nullptr || !opts.tier_of) {
     error = "ledger options need a clock and a tier function";
     return nullptr;

@@ -189,8 +189,7 @@ TEST_CASE("a program version travels as a command: applied in log order it is th
     lo.map_bytes = 1ull << 28;
     lo.clock = clocks.back().get();
     lo.tier_of = [](std::int64_t) { return 0u; };
-    err.clear();
-    ledgers.push_back(ledger::ledger::open(lo, err));
+    ledgers.push_back(ledger::ledger::open(lo, err));  // err holds a decoder's message: open starts afresh
     INFO(err);
     REQUIRE(ledgers.back());
     auto& led = *ledgers.back();
