@@ -31,12 +31,15 @@ int main(int argc, char** argv) {
   // the process's footprint stays at its peak, which the engine bounds.
   // Set before any allocation of size; a MALLOC_*_ variable set in the
   // environment is left to win.
-  if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr)
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr)
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  if (std::getenv("MALLOC_TOP_PAD_") == nullptr)
-    mallopt(M_TOP_PAD, 16 << 20);
+  // LOYALTYD_MALLOC_DEFAULTS=1 keeps glibc's defaults (for comparison).
+  if (std::getenv("LOYALTYD_MALLOC_DEFAULTS") == nullptr) {
+    if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr)
+      mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr)
+      mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    if (std::getenv("MALLOC_TOP_PAD_") == nullptr)
+      mallopt(M_TOP_PAD, 16 << 20);
+  }
   CLI::App app{"loyaltyd: actor-based loyalty transaction engine with a durable double-entry ledger.\n"
                "Serves the binary wire protocol (docs/PROTOCOL.md) until SIGINT or SIGTERM."};
   std::string config_path = "config/loyaltyd.toml";
