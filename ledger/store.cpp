@@ -311,15 +311,22 @@ ledger::impl::~impl() {
     // A clean stop leaves nothing to replay at the next start.
     MDB_txn* txn = nullptr;
     if (mdb_txn_begin(env, nullptr, 0, &txn) == MDB_SUCCESS) {
+      const auto t0 = std::chrono::steady_clock::now();
       commit_info info;
       info.checkpoint_records = (flush_order.size() - flush_pos) + cache.size();
       info.closing = true;
       write_checkpoint(txn);
       at_commit_point(info, commit_point::before_commit);
-      if (mdb_txn_commit(txn) != MDB_SUCCESS)
+      if (mdb_txn_commit(txn) != MDB_SUCCESS) {
         std::fprintf(stderr, "loyaltyd: final account checkpoint failed; the next start replays the journal tail\n");
-      else
+      } else {
         at_commit_point(info, commit_point::after_commit);
+        log(log_level::info, "ledger: closing checkpoint of %llu account records in %lld ms",
+            static_cast<unsigned long long>(info.checkpoint_records),
+            static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now() - t0)
+                                     .count()));
+      }
     }
   }
   if (env)

@@ -493,6 +493,8 @@ void engine::stop() {
   // answered; then the connections close (shutdown_drain_ms at most).
   if (server_)
     server_->begin_drain();
+  const auto t_actors = std::chrono::steady_clock::now();
+  const std::uint64_t members = dir_ ? static_cast<std::uint64_t>(dir_->active()) : 0;
   if (dir_)
     dir_->shutdown();  // member actors stop; queued requests answer `unavailable`
   if (system_) {
@@ -505,6 +507,10 @@ void engine::stop() {
     ctx_.brand_actors.clear();
     ctx_.root = nullptr;
     system_->await_all_actors_done();
+    log(log_level::info, "stop: %llu member actors and the program's actors stopped in %lld ms",
+        static_cast<unsigned long long>(members),
+        static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t_actors).count()));
   }
   if (node_)
     node_->stop();  // the writer's batch in flight is answered unavailable; nothing more is replicated
