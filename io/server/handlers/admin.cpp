@@ -105,8 +105,12 @@ handled reload(server::impl& srv, const caller& who, const request&) {
     std::string error;
     errc code = errc::invalid_program;
     r.policy_version = s.deps.reload(error, code);
-    if (r.policy_version == 0)
-      return refusal(code, std::move(error));
+    if (r.policy_version == 0) {
+      auto refused = refusal(code, std::move(error));
+      if (code == errc::not_leader && s.deps.leads)
+        (void)s.deps.leads(refused.leader);  // the node lost its leadership meanwhile: who leads now
+      return refused;
+    }
     return r;
   });
 }
