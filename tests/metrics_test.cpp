@@ -6,6 +6,7 @@
 // --metrics-port on its command line, is scraped the same way.
 #include "engine_process.hpp"
 #include "engine_rig.hpp"
+#include "free_port.hpp"
 #include "http_scrape.hpp"
 
 #include "io/server/metrics_text.hpp"
@@ -440,16 +441,6 @@ std::set<std::uint16_t> listening_ports() {
   return ports;
 }
 
-// A loopback port nothing listens on (the system's pick, released again).
-std::uint16_t free_port() {
-  auto s = tcp_socket();
-  auto a = loopback(0);
-  REQUIRE(::bind(s.fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(s.fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  return ntohs(a.sin_port);
-}
-
 // Whether a TCP connection to the loopback port is refused.
 bool connection_refused(std::uint16_t port) {
   auto s = tcp_socket();
@@ -499,7 +490,7 @@ TEST_CASE("without a metrics port the endpoint is off: the engine listens on its
 
 TEST_CASE("loyaltyd --metrics-port 0 turns off the endpoint its settings name", "[io][metrics]") {
   test::temp_dir dir("metrics-cli-off");
-  const auto port = free_port();
+  const auto port = test::free_port();
   test::engine_process eng(loyaltyd_with(dir, "--metrics-port 0", "metrics_port = " + std::to_string(port)));
   std::string err;
   auto c = client::connect("127.0.0.1", eng.port(), err);
@@ -513,7 +504,7 @@ TEST_CASE("loyaltyd --metrics-port 0 turns off the endpoint its settings name", 
 TEST_CASE("a real loyaltyd --metrics-port serves /metrics over HTTP, and a request moves its counter",
           "[io][metrics]") {
   test::temp_dir dir("metrics-cli");
-  const auto port = free_port();
+  const auto port = test::free_port();
   test::engine_process eng(loyaltyd_with(dir, "--metrics-port " + std::to_string(port), ""));
   CHECK(file_text(eng.stderr_file()).find("metrics on http://127.0.0.1:" + std::to_string(port) + "/metrics") !=
         std::string::npos);
