@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <limits>
+#include <unordered_set>
 
 namespace loyalty::ledger {
 
@@ -518,11 +519,11 @@ void ledger::impl::commit_batch(std::vector<op>& batch) {
   commit_ops(batch, now, 0);
 }
 
-void ledger::impl::propose_batch(std::vector<op>& batch, std::uint64_t now) {
+void ledger::impl::propose_batch(std::vector<op>& batch, std::uint64_t now, bool checked) {
   // An op referring to one of an earlier batch by its cell carries that
   // op's seq, known once that batch is applied (command.hpp): the batches
-  // in flight are applied first.
-  if (refers_back(batch.begin(), batch.end()))
+  // in flight are applied first. (`checked`: the caller found none.)
+  if (!checked && refers_back(batch.begin(), batch.end()))
     settle();
   proposal p;
   p.id = ++proposals;
@@ -540,10 +541,17 @@ void ledger::impl::propose_batch(std::vector<op>& batch, std::uint64_t now) {
 }
 
 bool ledger::impl::refers_back(std::vector<op>::const_iterator first, std::vector<op>::const_iterator last) {
-  return std::any_of(first, last, [&](const op& o) {
-    return o.ref_seq == 0 && o.ref_seq_from && o.ref_seq_from->load(std::memory_order_relaxed) == 0 &&
-           std::none_of(first, last, [&](const op& e) { return e.seq_to == o.ref_seq_from; });
-  });
+  auto unset = [](const op& o) {
+    return o.ref_seq == 0 && o.ref_seq_from && o.ref_seq_from->load(std::memory_order_relaxed) == 0;
+  };
+  if (std::none_of(first, last, unset))
+    return false;  // the common case: one pass
+  // The cells this batch's own ops set, once: linear, however many refer.
+  std::unordered_set<const std::atomic<std::uint64_t>*> own;
+  for (auto it = first; it != last; ++it)
+    if (it->seq_to)
+      own.insert(it->seq_to.get());
+  return std::any_of(first, last, [&](const op& o) { return unset(o) && own.count(o.ref_seq_from.get()) == 0; });
 }
 
 void ledger::impl::propose_next() {
@@ -569,7 +577,7 @@ void ledger::impl::propose_next() {
     queue.insert(queue.begin(), std::make_move_iterator(next.begin()), std::make_move_iterator(next.end()));
     return;
   }
-  propose_batch(next, std::max({opts.clock->now_us(), last_committed_us, last_proposed_us}));
+  propose_batch(next, std::max({opts.clock->now_us(), last_committed_us, last_proposed_us}), true);
 }
 
 void ledger::impl::settle() {

@@ -117,7 +117,7 @@ public:
   // A cluster node's batch (options::propose): encoded and proposed, then
   // kept in `in_flight` until the log answers it (own_committed, applied
   // in log order by drain_commands; own_failed, answered unavailable).
-  void propose_batch(std::vector<op>& batch, std::uint64_t now);
+  void propose_batch(std::vector<op>& batch, std::uint64_t now, bool checked = false);
   // Whether an op of [first, last) refers by its cell to an op of an
   // earlier batch not applied yet.
   static bool refers_back(std::vector<op>::const_iterator first, std::vector<op>::const_iterator last);
