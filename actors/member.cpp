@@ -448,6 +448,22 @@ std::int64_t add_lot(ledger::op& op, std::uint32_t id, std::uint32_t brand, std:
   return repaid;
 }
 
+// New points credited by an earn, event, partner earn or credit adjustment
+// that occurred at `at`: a lot, or a top-up of the member's newest lot when
+// they may join it (ledger::top_up_target), which keeps the book of a member
+// who earns often at a few lots. Debt is repaid first, as in add_lot.
+std::int64_t credit_lot(ledger::op& op, const ledger::member_book& book, std::uint32_t brand, std::int64_t points,
+                        std::uint64_t at, std::uint64_t available_at, std::uint64_t expires_at,
+                        std::int64_t& debt_left) {
+  const std::int64_t repaid = std::min(points, debt_left);
+  if (const auto* l = ledger::top_up_target(book, brand, points - repaid, available_at, expires_at, at)) {
+    debt_left -= repaid;
+    op.details.push_back(detail(detail_kind::lot_top_up, l->id, brand, 0, points - repaid, available_at, expires_at));
+    return repaid;
+  }
+  return add_lot(op, book.next_lot_id, brand, points, available_at, expires_at, debt_left);
+}
+
 void add_repayment(ledger::op& op, std::uint32_t brand, std::int64_t repaid, std::uint16_t flags = 0) {
   if (repaid > 0)
     op.details.push_back(detail(detail_kind::debt, 0, brand, 0, -repaid, 0, 0, flags));
@@ -473,8 +489,7 @@ errc credit(const member_data& m, const env& e, const member_request& r, earn_de
   op.occurred_at_us = at;
   op.points = d.points;
   std::int64_t debt = m.book.debt;
-  add_repayment(op, brand,
-                add_lot(op, m.book.next_lot_id, brand, d.points, available_at, lot_expiry(e.prog, at), debt));
+  add_repayment(op, brand, credit_lot(op, m.book, brand, d.points, at, available_at, lot_expiry(e.prog, at), debt));
   return errc::ok;
 }
 
@@ -863,8 +878,9 @@ errc do_refund(member_data& m, const env& e, const member_request& r, std::vecto
   const std::int64_t claw = -d.points;
   std::uint32_t earn_lot = 0;
   for (const auto& x : ref.entry.details)
-    if (x.kind == static_cast<std::uint16_t>(detail_kind::lot_add))
-      earn_lot = x.id;
+    if (x.kind == static_cast<std::uint16_t>(detail_kind::lot_add) ||
+        x.kind == static_cast<std::uint16_t>(detail_kind::lot_top_up))
+      earn_lot = x.id;  // the lot it made or joined
   auto cb = plan_clawback(m.book, e.now_us, claw, earn_lot);
   if (errc c = check_debt(m, e, cb, "the refund", msg); c != errc::ok)
     return c;
@@ -992,8 +1008,7 @@ errc do_partner_earn(member_data& m, const env& e, const member_request& r, std:
   op.amount_minor = r.amount_minor;
   op.points = r.points;
   std::int64_t debt = m.book.debt;
-  add_repayment(op, pd->brand_id,
-                add_lot(op, m.book.next_lot_id, pd->brand_id, r.points, 0, lot_expiry(e.prog, at), debt));
+  add_repayment(op, pd->brand_id, credit_lot(op, m.book, pd->brand_id, r.points, at, 0, lot_expiry(e.prog, at), debt));
   op.details.push_back(detail(detail_kind::rule_line, pd->id, pd->brand_id,
                               static_cast<std::uint32_t>(ledger::rule_line_kind::partner), r.points, u(r.amount_minor)));
   add_activity(op, at);
@@ -1034,7 +1049,8 @@ errc do_adjust(member_data& m, const env& e, const member_request& r, std::vecto
     if (errc c = check_balance(m, r.points); c != errc::ok)
       return c;
     std::int64_t debt = m.book.debt;
-    add_repayment(op, brand, add_lot(op, m.book.next_lot_id, brand, r.points, 0, lot_expiry(e.prog, e.now_us), debt));
+    add_repayment(op, brand,
+                  credit_lot(op, m.book, brand, r.points, e.now_us, 0, lot_expiry(e.prog, e.now_us), debt));
   } else {
     auto cb = plan_clawback(m.book, e.now_us, -r.points, 0);
     if (errc c = check_debt(m, e, cb, "the adjustment", msg); c != errc::ok)
@@ -1140,7 +1156,8 @@ void note_due(member_data& m, const program& prog, const std::vector<entry_detai
   for (const auto& d : details) {
     std::uint64_t at = UINT64_MAX;
     switch (static_cast<detail_kind>(d.kind)) {
-      case detail_kind::lot_add: at = d.c; break;
+      case detail_kind::lot_add:
+      case detail_kind::lot_top_up: at = d.c; break;
       case detail_kind::lot_restore: at = d.b; break;
       case detail_kind::hold_open: at = d.b; break;
       default: continue;
@@ -1507,7 +1524,8 @@ void load(self_ptr self) {
   m.id = st.slot->member_id;
   if (auto ms = st.ctx->ledger->load_member(m.id)) {
     std::string why;
-    auto book = st.ctx->ledger->fold_book(m.id, why);
+    ledger::ledger::fold_info folded;
+    auto book = st.ctx->ledger->fold_book(m.id, why, &folded);
     if (!book) {
       log(log_level::error, "member %llu: its journal entries do not fold into a book: %s", static_cast<unsigned long long>(m.id), why.c_str());
       throw std::runtime_error("member book does not fold");  // the brand logs it; the next message retries
@@ -1516,8 +1534,13 @@ void load(self_ptr self) {
     m.brand_id = ms->record.brand_id;
     m.balance = ms->balance();
     m.book = std::move(*book);
+    // A long way from the stored book (or none): store this one, so the next
+    // activation reads one book and the few entries after it.
+    if (folded.entries >= limits::book_checkpoint_entries)
+      st.ctx->ledger->store_book(m.id, folded.as_of, m.book);
   }
   m.loaded = true;
+  st.posted = 0;
   m.due_at_us = next_due(m, st.ctx->now().prog);
   const bool was_enrolled = st.data.enrolled;
   st.data = std::move(m);
@@ -1549,6 +1572,7 @@ void submit_one(self_ptr self, ledger::op&& op) {
     op.target = discard_target();
   if (op.txn_id_bytes > 0)
     self->state.inflight_txns.emplace_back(op.txn());
+  self->state.posted++;
   self->state.ctx->ledger->submit(std::move(op));
 }
 
@@ -1676,6 +1700,7 @@ void send_transfer(self_ptr self, member_request& r, std::vector<ledger::op>& op
   auto target = leg.op.target;
   auto tag = leg.op.tag;
   st.inflight_txns.emplace_back(leg.op.txn());
+  st.posted++;
   if (!st.ctx->dir->send(r.to, caf::make_message(std::move(leg)))) {
     ledger::outcome o;  // shutting down: the leg was dropped
     o.tag = tag;
@@ -1918,8 +1943,15 @@ caf::behavior member_actor(caf::stateful_actor<member_state>* self, std::shared_
     [self](housekeep_atom) { on_housekeeping(self); },
     [self, dequeued](passivate_atom) {
       dequeued();
-      if (self->state.ctx->dir->try_passivate(*self->state.slot, self->address()))
-        self->quit();
+      auto& st = self->state;
+      if (!st.ctx->dir->try_passivate(*st.slot, self->address()))
+        return;
+      // It posted enough since its book was loaded that the next activation
+      // would fold many entries: fold them now (idle, off any request's
+      // path) and store the book. A stop skips this (docs/ARCHITECTURE.md).
+      if (st.posted >= limits::book_checkpoint_entries && st.data.enrolled)
+        (void)st.ctx->ledger->checkpoint_book(st.slot->member_id, limits::book_checkpoint_entries);
+      self->quit();
     },
   };
 }

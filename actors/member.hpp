@@ -208,6 +208,9 @@ struct member_state {
   // in flight: a retry of one of them is answered by the writer (replay),
   // never applied twice to the book.
   std::vector<std::string> inflight_txns;
+  // Entries handed to the writer since the book was loaded (a passivation
+  // stores the book when they are many: limits::book_checkpoint_entries).
+  std::uint32_t posted = 0;
   static inline const char* name = "member";
 };
 

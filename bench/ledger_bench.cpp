@@ -16,33 +16,47 @@
 
 namespace {
 
-void bm_commit_earns(benchmark::State& state) {
-  namespace L = loyalty::ledger;
-  char tmpl[] = "/tmp/loyalty-bench-XXXXXX";
-  std::filesystem::path dir = mkdtemp(tmpl);
+// A ledger in a fresh temporary directory (removed by the destructor);
+// `led` is empty, and the benchmark skipped with the error, if it does not open.
+struct bench_ledger {
+  std::filesystem::path dir;
   loyalty::system_clock clock;
-  L::options o;
-  o.dir = dir.string();
-  o.map_bytes = 8ull << 30;
-  o.sync = state.range(1) ? loyalty::durability::fsync : loyalty::durability::nosync_unsafe;
-  o.batch_entries_max = static_cast<std::uint32_t>(state.range(0));
-  o.commit_window_us = 0;
-  o.clock = &clock;
-  o.tier_of = [](std::int64_t) { return 0u; };
-  std::string err;
-  auto led = L::ledger::open(o, err);
-  if (!led) {
-    state.SkipWithError(err.c_str());
-    return;
+  std::unique_ptr<loyalty::ledger::ledger> led;
+  bench_ledger(benchmark::State& state, loyalty::durability sync, std::uint32_t batch_entries_max = 0) {
+    char tmpl[] = "/tmp/loyalty-bench-XXXXXX";
+    dir = mkdtemp(tmpl);
+    loyalty::ledger::options o;
+    o.dir = dir.string();
+    o.map_bytes = 8ull << 30;
+    o.sync = sync;
+    if (batch_entries_max != 0)
+      o.batch_entries_max = batch_entries_max;
+    o.commit_window_us = 0;
+    o.clock = &clock;
+    o.tier_of = [](std::int64_t) { return 0u; };
+    std::string err;
+    led = loyalty::ledger::ledger::open(o, err);
+    if (!led)
+      state.SkipWithError(err.c_str());
   }
+  ~bench_ledger() {
+    led.reset();
+    std::filesystem::remove_all(dir);
+  }
+};
+
+void bm_commit_earns(benchmark::State& state) {
+  bench_ledger b(state, state.range(1) ? loyalty::durability::fsync : loyalty::durability::nosync_unsafe,
+                 static_cast<std::uint32_t>(state.range(0)));
+  if (!b.led)
+    return;
+  auto& led = b.led;
   auto target = std::make_shared<loyalty::bench::sink>();
   std::mt19937_64 rng(42);
   std::uint64_t counter = 0;
   for (auto _ : state)
     loyalty::bench::submit_earns(*led, state.range(0), rng, counter, target);
   state.SetItemsProcessed(state.iterations() * state.range(0));
-  led.reset();
-  std::filesystem::remove_all(dir);
 }
 BENCHMARK(bm_commit_earns)
   ->ArgNames({"batch", "fsync"})
@@ -157,5 +171,85 @@ void bm_decode_command(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 BENCHMARK(bm_decode_command)->ArgName("ops")->Arg(100);
+
+} // namespace
+
+namespace {
+
+// Activating a member: folding its book (ledger::fold_book) from the
+// ledger, for members with N entries each (earns interleaved across 64
+// members, as a journal of many members has them). stored=0: no stored
+// book, the fold reads every entry back to the enrollment (what activation
+// cost before issue 18); stored=1: the book stored as a passivation stores
+// it (ledger::checkpoint_book), then 4 more earns each, so the fold reads
+// one book and the entries since. own_lots=0: the earns top up one lot (a
+// program without a return window, expiry rounded or none); 1: each earn
+// keeps a lot of its own (the book grows with the history).
+void bm_activate(benchmark::State& state) {
+  namespace L = loyalty::ledger;
+  const auto entries = static_cast<std::uint32_t>(state.range(0));
+  const bool stored = state.range(1) != 0;
+  const bool own_lots = state.range(2) != 0;
+  constexpr std::uint64_t members = 64;
+  bench_ledger b(state, loyalty::durability::nosync_unsafe);  // the setup's commits; the folds only read
+  if (!b.led)
+    return;
+  auto& led = b.led;
+  std::string err;
+  auto target = std::make_shared<loyalty::bench::sink>();
+  auto earn = [&](std::uint64_t m, std::uint32_t lot) {
+    L::op op = typical_earn(m);
+    op.member_id = m;
+    op.set_txn("act-" + std::to_string(m) + "-" + std::to_string(lot));
+    op.postings[1].account = L::account_id(L::account_kind::member_points, m);
+    const auto kind = own_lots || lot == 1 ? L::detail_kind::lot_add : L::detail_kind::lot_top_up;
+    op.details = {L::entry_detail{static_cast<std::uint16_t>(kind), 0, own_lots ? lot : 1, 1, 0, 10, 0, 0}};
+    op.target = target;
+    led->submit(std::move(op));
+  };
+  for (std::uint64_t m = 1; m <= members; ++m) {
+    L::op en;
+    en.kind = L::op_kind::enroll;
+    en.entry = L::entry_kind::enroll;
+    en.member_id = m;
+    en.brand_id = 1;
+    en.target = target;
+    led->submit(std::move(en));
+  }
+  for (std::uint32_t i = 1; i <= entries; ++i)
+    for (std::uint64_t m = 1; m <= members; ++m)
+      earn(m, i);
+  led->barrier();
+  if (stored) {
+    for (std::uint64_t m = 1; m <= members; ++m)
+      (void)led->checkpoint_book(m, 1);
+    for (std::uint32_t i = entries + 1; i <= entries + 4; ++i)
+      for (std::uint64_t m = 1; m <= members; ++m)
+        earn(m, i);
+    led->barrier();
+  }
+  std::uint64_t m = 0, folded = 0;
+  for (auto _ : state) {
+    L::ledger::fold_info info;
+    auto book = led->fold_book(1 + m++ % members, err, &info);
+    if (!book) {
+      state.SkipWithError(err.c_str());
+      break;
+    }
+    folded += info.entries;
+    benchmark::DoNotOptimize(book->lots.data());
+  }
+  state.counters["entries_read"] = benchmark::Counter(static_cast<double>(folded), benchmark::Counter::kAvgIterations);
+}
+BENCHMARK(bm_activate)
+  ->ArgNames({"entries", "stored", "own_lots"})
+  ->Args({10, 0, 0})
+  ->Args({100, 0, 0})
+  ->Args({1000, 0, 0})
+  ->Args({10, 1, 0})
+  ->Args({100, 1, 0})
+  ->Args({1000, 1, 0})
+  ->Args({1000, 1, 1})
+  ->Unit(benchmark::kMicrosecond);
 
 } // namespace

@@ -70,6 +70,14 @@ inline constexpr std::uint32_t checkpoint_accounts_max_default = 262144;
 inline constexpr std::uint32_t checkpoint_interval_ms_default = 10000;
 // Account records a checkpoint writes with each group commit, at least.
 inline constexpr std::uint32_t checkpoint_chunk_accounts_default = 256;
+// A member's book is stored (ledger books table) when folding it read at
+// least this many entries past the stored one: at an activation, and at a
+// passivation after the actor posted as many. Activation then reads one
+// book and fewer entries than this, however long the member's history.
+inline constexpr std::size_t book_checkpoint_entries = 16;
+// Books waiting for the writer's next commit; more are dropped (a cache:
+// the next fold stores them again).
+inline constexpr std::size_t books_queued_max = 4096;
 // A TLS client has this long from accepting its connection to finishing the
 // handshake; a peer that never completes it cannot hold a connection slot
 // (connections_max) for ever. 10 s covers a slow client on a lossy link.

@@ -256,6 +256,42 @@ public:
     return it == table_last_.end() ? rep_.checkpoint_seq : it->second;
   }
 
+  // The member's stored book (books table), if any: the fold of its entries
+  // through the seq it names, byte for byte (`book` is the fold through
+  // `head`, the member's newest entry).
+  void check_stored_book(std::uint64_t id, std::uint64_t head, const member_book& book) {
+    MDB_val k{sizeof id, &id}, v{};
+    if (mdb_get(txn_, led_.db.books, &k, &v) != MDB_SUCCESS)
+      return;
+    rep_.stored_books++;
+    const std::string who = "member " + std::to_string(id) + ": its stored book";
+    std::uint64_t as_of = 0;
+    member_book stored;
+    if (v.mv_size < sizeof as_of) {
+      problem(who + " is too short");
+      return;
+    }
+    std::memcpy(&as_of, v.mv_data, sizeof as_of);
+    const char* bytes = static_cast<const char*>(v.mv_data) + sizeof as_of;
+    const std::size_t size = v.mv_size - sizeof as_of;
+    if (!decode_book(bytes, size, stored)) {
+      problem(who + " does not decode");
+      return;
+    }
+    if (as_of == 0 || as_of > head) {
+      problem(who + " is of entry " + std::to_string(as_of) + ", past the member's newest " + std::to_string(head));
+      return;
+    }
+    std::string why;
+    auto through = as_of == head ? std::optional<member_book>(book) : led_.fold_book(txn_, id, as_of, why, nullptr, false);
+    std::vector<char> want;
+    if (through)
+      encode_book(*through, want);
+    if (!through || want.size() != size || std::memcmp(want.data(), bytes, size) != 0)
+      problem(who + " of entry " + std::to_string(as_of) + " is not the fold of its entries through it" +
+              (why.empty() ? "" : ": " + why));
+  }
+
   // Checks the entry's details and adds the postings its settle records
   // imply to `implied`; false if a settle record is malformed (the money
   // postings then cannot be compared).
@@ -493,11 +529,13 @@ public:
     for (auto id : ids) {
       auto head = last_entry_.find(id);
       std::string why;
-      auto book = led_.fold_book(txn_, id, head == last_entry_.end() ? 0 : head->second, why);
+      const std::uint64_t head_seq = head == last_entry_.end() ? 0 : head->second;
+      auto book = led_.fold_book(txn_, id, head_seq, why, nullptr, false);
       if (!book) {
         problem(why.empty() ? "member " + std::to_string(id) + ": no book" : why);
         continue;
       }
+      check_stored_book(id, head_seq, *book);
       std::int64_t lots = 0, holds = 0;
       if (!sum_lots(*book, lots) || !sum_holds(*book, holds)) {
         problem("member " + std::to_string(id) + ": the points of its lots or holds leave int64");
@@ -521,6 +559,8 @@ public:
                   std::to_string(c->second.seq) + ", not one of its consent entries");
       }
     }
+    if (MDB_stat st{}; mdb_stat(txn_, led_.db.books, &st) == MDB_SUCCESS && st.ms_entries != rep_.stored_books)
+      problem("books: " + std::to_string(st.ms_entries - rep_.stored_books) + " stored books of members not enrolled");
   }
 
 private:

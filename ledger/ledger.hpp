@@ -308,6 +308,7 @@ struct verify_report {
   std::uint64_t txn_ids = 0;
   std::uint64_t checkpoint_seq = 0;  // the accounts table reflects entries up to this seq (a record may reflect later ones: its last_seq)
   std::uint64_t settlements = 0;     // settle records checked
+  std::uint64_t stored_books = 0;    // stored member books checked against the fold
   std::uint64_t journal_digest = 0;  // the journal's digest (command.hpp) over every entry checked
   std::vector<std::string> problems;  // first verify_problems_max problems
 };
@@ -508,8 +509,26 @@ public:
   // A member's committed book: the fold (apply_details) of all its entries,
   // oldest first, the ones where it is the counterparty included. Empty for
   // an unknown member; `why` is set and the result empty if a record does not
-  // fit (a corrupt journal). Reads every entry of the member: O(its entries).
-  [[nodiscard]] std::optional<member_book> fold_book(std::uint64_t member_id, std::string& why) const;
+  // fit (a corrupt journal). It starts from the member's stored book (the
+  // books table: the fold through an earlier entry, see store_book) and
+  // reads the entries since, so its cost is one book plus the entries since
+  // the book was stored; without one it reads every entry of the member.
+  struct fold_info {
+    std::uint64_t as_of = 0;        // the member's newest entry: the book is the fold through it
+    std::uint64_t stored_seq = 0;   // the stored book it started from (0: the enrollment)
+    std::size_t entries = 0;        // entries it read (and folded)
+  };
+  [[nodiscard]] std::optional<member_book> fold_book(std::uint64_t member_id, std::string& why,
+                                                     fold_info* info = nullptr) const;
+  // Stores `book`, the fold of the member's entries through seq `as_of`, in
+  // the books table with the writer's next commit, unless a book of the same
+  // or a later seq is there by then; later folds start from it. The table is
+  // a cache of the journal: verify checks every stored book against the
+  // fold, and a book queued past books_queued_max is dropped. Any thread.
+  void store_book(std::uint64_t member_id, std::uint64_t as_of, const member_book& book);
+  // Folds the member's book and stores it if the fold read at least
+  // `min_entries` entries; the entries it read (0 for an unknown member).
+  std::size_t checkpoint_book(std::uint64_t member_id, std::size_t min_entries);
   // Program versions. record_policy makes `p` the current version: if the
   // last recorded version has the same hash, that version is returned
   // unchanged; otherwise version last + 1 is written with its text (in its

@@ -40,6 +40,15 @@ bool apply_one(member_book& b, const entry_detail& d, std::uint64_t seq, std::ui
       b.next_lot_id = d.id + 1;
       return true;
     }
+    case detail_kind::lot_top_up: {
+      const lot* t = top_up_target(b, d.brand, d.a, d.b, d.c, occurred_at_us);
+      if (d.a <= 0 || t == nullptr || t->id != d.id)
+        return fail(why, "lot_top_up of a lot the points may not join:", d.id);
+      lot& l = b.lots.back();  // top_up_target is the newest lot
+      l.points += d.a;         // in int64: top_up_target checked
+      l.original += std::min(d.a, INT64_MAX - l.original);
+      return true;
+    }
     case detail_kind::lot_take: {
       lot* l = find_lot(b, d.id);
       if (l == nullptr || d.a <= 0 || d.a > l->points)
@@ -149,6 +158,21 @@ bool apply_details(member_book& book, std::span<const entry_detail> records, boo
       return false;
   }
   return true;
+}
+
+const lot* top_up_target(const member_book& book, std::uint32_t brand, std::int64_t points,
+                         std::uint64_t available_at_us, std::uint64_t expires_at_us,
+                         std::uint64_t occurred_at_us) noexcept {
+  if (book.lots.empty() || points <= 0)
+    return nullptr;
+  const lot& l = book.lots.back();
+  const bool available_alike = l.available_at_us == available_at_us ||
+                               (l.available_at_us <= occurred_at_us && available_at_us <= occurred_at_us);
+  std::int64_t sum = 0;
+  if (l.brand_id != brand || l.expires_at_us != expires_at_us || !available_alike ||
+      (expires_at_us != 0 && expires_at_us <= book.noticed_through_us) || __builtin_add_overflow(l.points, points, &sum))
+    return nullptr;
+  return &l;
 }
 
 void add_qualifying(tier_track& track, std::uint32_t day, std::int64_t delta) {

@@ -125,6 +125,18 @@ struct member_book {
 [[nodiscard]] bool apply_details(member_book& book, std::span<const entry_detail> records, bool counterparty,
                                  std::uint64_t seq, std::uint64_t occurred_at_us, std::string& why);
 
+// The lot that new points (of `brand`, available at `available_at_us`,
+// expiring at `expires_at_us`, credited by an entry that occurred at
+// `occurred_at_us`) join instead of making a lot of their own: the member's
+// newest lot, if it is of the same brand and expiry, both are available when
+// the entry occurs or both are pending until the same instant, the expiry
+// sweep has not told the member of that lot yet, and the sum stays in int64.
+// nullptr: a new lot. The member actor decides with it (lot_top_up) and the
+// fold checks the record against it.
+[[nodiscard]] const lot* top_up_target(const member_book& book, std::uint32_t brand, std::int64_t points,
+                                       std::uint64_t available_at_us, std::uint64_t expires_at_us,
+                                       std::uint64_t occurred_at_us) noexcept;
+
 // Adds `delta` to the bucket of `day` (creating it), keeping buckets ascending;
 // a bucket never goes below zero (a refund of a purchase whose qualifying
 // amount already dropped out of a pruned bucket removes what is left).

@@ -32,7 +32,13 @@ namespace loyalty::ledger {
 //    of these and opens as it is; opening it records version 6 (and creates
 //    the empty consents table). A schema-5 build refuses a version-6
 //    directory.
-inline constexpr std::uint64_t schema_version = 6;
+// 7: lot top-up (lot_top_up detail records, kind 17) and the books table
+//    of stored member books (a cache of the fold, ledger.hpp store_book).
+//    A schema-6 directory holds neither and opens as it is; opening it
+//    records version 7 (and creates the empty books table). A schema-6
+//    build refuses a version-7 directory (its verify would take the new
+//    records for unknown kinds).
+inline constexpr std::uint64_t schema_version = 7;
 inline constexpr std::uint64_t schema_version_readable_min = 3;
 
 // -- account ids ---------------------------------------------------------------
@@ -197,8 +203,12 @@ enum class detail_kind : std::uint16_t {
                     //   c: the member's previous consent entry (seq, 0 = none; filled by the writer)
   expiry_notice = 16,  // id: lot id, brand, a: the lot's points, b: its expires_at_us (the member's
                        //   book remembers the latest expiry noticed, so a lot is noticed once)
+  lot_top_up = 17,  // id: the member's newest lot, brand, a: points (> 0), b: available_at_us,
+                    //   c: expires_at_us; the points join that lot (member_book.hpp top_up_target:
+                    //   same brand and expiry, available alike), so a member who earns often
+                    //   keeps a bounded book
 };
-inline constexpr std::uint16_t detail_kind_max = 16;
+inline constexpr std::uint16_t detail_kind_max = 17;
 
 // settle: `brand` = the payer's id, `id` = the payee's id, aux = payer party
 // kind | payee party kind << 8, a = points (> 0), b = amount in minor units,

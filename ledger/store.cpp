@@ -83,10 +83,10 @@ bool load_counters(MDB_txn* txn, MDB_dbi dbi, std::unordered_map<std::uint64_t, 
 // wrote (its partner_id bytes were reserved zeroes), so nothing but the
 // version changes.
 void upgrade_schema(MDB_txn* txn, MDB_dbi meta, std::uint64_t from, const std::string& dir, std::string& error) {
-  // 3 -> 4, 4 -> 5 and 5 -> 6 change no bytes (records.hpp; the consents
-  // table of 6 is created empty when the environment opens): recording the
-  // version is the whole upgrade.
-  static_assert(schema_version == 6 && schema_version_readable_min == 3,
+  // 3 -> 4, 4 -> 5, 5 -> 6 and 6 -> 7 change no bytes (records.hpp; the
+  // consents table of 6 and the books table of 7 are created empty when the
+  // environment opens): recording the version is the whole upgrade.
+  static_assert(schema_version == 7 && schema_version_readable_min == 3,
                 "a new schema version needs its upgrade step here");
   MDB_val key = val(schema_key, sizeof schema_key - 1), v = val_of(schema_version);
   if (int r = mdb_put(txn, meta, &key, &v, 0); r != MDB_SUCCESS) {
@@ -308,7 +308,7 @@ ledger::impl::~impl() {
     filter_loader.join();
   if (sorting.valid())
     flush_order = sorting.get();
-  if (env && (!cache.empty() || generation) && opts.checkpoint_on_close && !space().full()) {
+  if (env && (!cache.empty() || generation || !books_queued.empty()) && opts.checkpoint_on_close && !space().full()) {
     // A clean stop leaves nothing to replay at the next start.
     MDB_txn* txn = nullptr;
     if (mdb_txn_begin(env, nullptr, 0, &txn) == MDB_SUCCESS) {
@@ -317,6 +317,7 @@ ledger::impl::~impl() {
       info.checkpoint_records = (flush_order.size() - flush_pos) + cache.size();
       info.closing = true;
       write_checkpoint(txn);
+      put_books(txn);
       at_commit_point(info, commit_point::before_commit);
       if (mdb_txn_commit(txn) != MDB_SUCCESS) {
         std::fprintf(stderr, "loyaltyd: final account checkpoint failed; the next start replays the journal tail\n");
@@ -683,6 +684,7 @@ void ledger::impl::commit_ops(std::vector<op>& batch, std::uint64_t now, std::ui
   if (log_index != 0)
     put_or_die(txn, db.meta, val(detail::log_applied_key, sizeof detail::log_applied_key - 1), val_of(log_index), 0,
                "recording the log index applied");
+  put_books(txn);
   const commit_info info = chunk_info(next_seq - seq_before, chunk_from);
   at_commit_point(info, commit_point::before_commit);
   if (int rc = mdb_txn_commit(txn); rc != MDB_SUCCESS)
@@ -1494,9 +1496,9 @@ std::optional<std::uint64_t> ledger::impl::head_for_read(std::uint64_t member) {
 }
 
 chain_walk ledger::impl::walk_chain(MDB_txn* txn, std::uint64_t member, std::uint64_t from, std::size_t limit,
-                                    std::vector<ledger::entry>& out) const {
+                                    std::vector<ledger::entry>& out, std::uint64_t after) const {
   chain_walk w{from, false};
-  for (std::size_t n = 0; w.next != 0 && n < limit; ++n) {
+  for (std::size_t n = 0; w.next > after && n < limit; ++n) {
     auto e = read_entry(txn, w.next);
     if (!e || (e->header.member_id != member && e->header.counterparty_id != member)) {
       w.broken = true;
@@ -1513,24 +1515,50 @@ chain_walk ledger::impl::walk_chain(MDB_txn* txn, std::uint64_t member, std::uin
   return w;
 }
 
+// A stored book (books table): the seq it is the fold through, then the
+// book's encoding (member_book.hpp encode_book).
+bool ledger::impl::stored_book(MDB_txn* txn, std::uint64_t member, std::uint64_t& as_of, member_book& out) const {
+  MDB_val k = val_of(member), v{};
+  if (mdb_get(txn, db.books, &k, &v) != MDB_SUCCESS || v.mv_size < sizeof as_of)
+    return false;
+  std::memcpy(&as_of, v.mv_data, sizeof as_of);
+  return decode_book(static_cast<const char*>(v.mv_data) + sizeof as_of, v.mv_size - sizeof as_of, out);
+}
+
 std::optional<member_book> ledger::impl::fold_book(MDB_txn* txn, std::uint64_t member, std::uint64_t head,
-                                                   std::string& why) const {
+                                                   std::string& why, ledger::fold_info* info, bool from_stored) const {
   member_record rec{};
   if (!detail::get_record(txn, db.members, val_of(member), rec))
     return std::nullopt;
-  std::vector<ledger::entry> entries;
-  const auto w = walk_chain(txn, member, head, std::numeric_limits<std::size_t>::max(), entries);
-  const std::string who = "member " + std::to_string(member);
-  if (w.broken) {
-    why = who + ": history chain breaks at entry " + std::to_string(w.next);
-    return std::nullopt;
-  }
-  if (entries.empty() || entries.back().header.seq != rec.enroll_seq) {
-    why = who + ": history chain does not end at its enroll entry " + std::to_string(rec.enroll_seq);
-    return std::nullopt;
-  }
   member_book book;
-  book.enrolled_at_us = rec.enrolled_at_us;
+  std::uint64_t stored = 0;
+  std::vector<ledger::entry> entries;
+  if (from_stored && stored_book(txn, member, stored, book) && stored != 0 && stored <= head) {
+    // The entries since the stored book; the chain must pass through its
+    // seq (an entry of this member), else the book is not this chain's and
+    // the fold starts over from the enrollment.
+    const auto w = walk_chain(txn, member, head, std::numeric_limits<std::size_t>::max(), entries, stored);
+    if (w.broken || w.next != stored) {
+      entries.clear();
+      stored = 0;
+    }
+  } else {
+    stored = 0;
+  }
+  const std::string who = "member " + std::to_string(member);
+  if (stored == 0) {
+    book = member_book{};
+    const auto w = walk_chain(txn, member, head, std::numeric_limits<std::size_t>::max(), entries);
+    if (w.broken) {
+      why = who + ": history chain breaks at entry " + std::to_string(w.next);
+      return std::nullopt;
+    }
+    if (entries.empty() || entries.back().header.seq != rec.enroll_seq) {
+      why = who + ": history chain does not end at its enroll entry " + std::to_string(rec.enroll_seq);
+      return std::nullopt;
+    }
+    book.enrolled_at_us = rec.enrolled_at_us;
+  }
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
     const auto& h = it->header;
     std::string bad;
@@ -1539,7 +1567,27 @@ std::optional<member_book> ledger::impl::fold_book(MDB_txn* txn, std::uint64_t m
       return std::nullopt;
     }
   }
+  if (info != nullptr)
+    *info = ledger::fold_info{head, stored, entries.size()};
   return book;
+}
+
+void ledger::impl::put_books(MDB_txn* txn) {
+  std::vector<queued_book> books;
+  {
+    std::lock_guard<std::mutex> lk(mtx);
+    books.swap(books_queued);
+  }
+  for (auto& b : books) {
+    MDB_val k = val_of(b.member), v{};
+    std::uint64_t there = 0;
+    if (mdb_get(txn, db.books, &k, &v) == MDB_SUCCESS && v.mv_size >= sizeof there) {
+      std::memcpy(&there, v.mv_data, sizeof there);
+      if (there >= b.as_of)
+        continue;  // a fold through a later entry got there first
+    }
+    put_or_die(txn, db.books, val_of(b.member), MDB_val{b.bytes.size(), b.bytes.data()}, 0, "storing a member's book");
+  }
 }
 
 // -- ledger (public) -------------------------------------------------------------------------
@@ -1852,7 +1900,7 @@ std::vector<std::pair<std::uint64_t, std::int64_t>> ledger::counters() const {
   return out;
 }
 
-std::optional<member_book> ledger::fold_book(std::uint64_t member_id, std::string& why) const {
+std::optional<member_book> ledger::fold_book(std::uint64_t member_id, std::string& why, fold_info* info) const {
   why.clear();
   auto head = impl_->head_for_read(member_id);
   if (!head)
@@ -1862,7 +1910,30 @@ std::optional<member_book> ledger::fold_book(std::uint64_t member_id, std::strin
     why = detail::mdb_error("cannot begin a read transaction", txn.rc());
     return std::nullopt;
   }
-  return impl_->fold_book(txn.get(), member_id, *head, why);
+  return impl_->fold_book(txn.get(), member_id, *head, why, info);
+}
+
+void ledger::store_book(std::uint64_t member_id, std::uint64_t as_of, const member_book& book) {
+  impl::queued_book q{member_id, as_of, {}};
+  q.bytes.resize(sizeof as_of);
+  std::memcpy(q.bytes.data(), &as_of, sizeof as_of);
+  std::vector<char> enc;
+  encode_book(book, enc);
+  q.bytes.insert(q.bytes.end(), enc.begin(), enc.end());
+  std::lock_guard<std::mutex> lk(impl_->mtx);
+  if (impl_->books_queued.size() < limits::books_queued_max)
+    impl_->books_queued.push_back(std::move(q));
+}
+
+std::size_t ledger::checkpoint_book(std::uint64_t member_id, std::size_t min_entries) {
+  std::string why;
+  fold_info info;
+  auto book = fold_book(member_id, why, &info);
+  if (!book)
+    return 0;
+  if (info.entries >= min_entries && info.entries > 0)
+    store_book(member_id, info.as_of, *book);
+  return info.entries;
 }
 
 std::uint64_t ledger::for_each_member(std::uint64_t after, std::size_t limit,

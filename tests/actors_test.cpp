@@ -191,6 +191,51 @@ TEST_CASE("an enrolled member earns and redeems, and its balance survives a rest
   CHECK(r.led->verify().ok);
 }
 
+TEST_CASE("earns of one brand and expiry join the member's newest lot, so the book stays small", "[actors]") {
+  temp_dir tmp;
+  std::int64_t balance = 0;
+  {
+    rig r(tmp.path);
+    REQUIRE(r.call(rig::enroll(7)).code == errc::ok);
+    std::int64_t acme = 0, globex = 0, last = 0;
+    for (int i = 0; i < 200; ++i) {  // no expiry, no return window: one lot
+      auto e = r.call(rig::earn(7, 1000, "a" + std::to_string(i)));
+      REQUIRE(e.code == errc::ok);
+      acme += e.points;
+    }
+    for (int i = 0; i < 3; ++i) {
+      auto e = r.call(rig::earn(7, 500, "g" + std::to_string(i), 2));
+      REQUIRE(e.code == errc::ok);
+      globex += e.points;
+    }
+    auto e = r.call(rig::earn(7, 1000, "a-last"));  // the newest lot is Globex's now: a lot of its own
+    REQUIRE(e.code == errc::ok);
+    last = e.points;
+    auto d = r.call(rig::redeem(7, 5, "r1"));
+    REQUIRE(d.code == errc::ok);
+    balance = d.balance;
+    CHECK(balance == acme + globex + last - 5);
+    r.led->barrier();
+    std::string why;
+    auto book = r.led->fold_book(7, why);
+    INFO(why);
+    REQUIRE(book);
+    REQUIRE(book->lots.size() == 3);
+    CHECK(book->lots[0].brand_id == 1);
+    CHECK(book->lots[0].points == acme - 5);  // never-expiring lots: the lowest id is spent first
+    CHECK(book->lots[1].brand_id == 2);
+    CHECK(book->lots[1].points == globex);
+    CHECK(book->lots[2].brand_id == 1);
+    CHECK(book->lots[2].points == last);
+    CHECK(book->next_lot_id == 4);
+  }
+  rig r(tmp.path);
+  auto b = r.call(rig::balance(7));
+  REQUIRE(b.code == errc::ok);
+  CHECK(b.balance == balance);
+  CHECK(r.led->verify().ok);
+}
+
 TEST_CASE("operations on a member that was never enrolled are unknown_member", "[actors]") {
   temp_dir tmp;
   rig r(tmp.path);
@@ -436,6 +481,39 @@ TEST_CASE("idle member actors are passivated and come back with their state", "[
   CHECK(r.dir->stats().passivations == 1);
   CHECK(r.call(rig::balance(1)).balance == 7);
   CHECK(r.dir->stats().activations == 2);
+}
+
+TEST_CASE("a member that posted many entries stores its book when passivated, and activates from it",
+          "[actors][book]") {
+  temp_dir tmp;
+  {
+    rig r(tmp.path, 1000, /*idle_ticks*/ 1);
+    r.call(rig::enroll(1));
+    r.call(rig::enroll(2));
+    for (std::size_t i = 0; i < limits::book_checkpoint_entries + 4; ++i)
+      REQUIRE(r.call(rig::earn(1, 700, "e" + std::to_string(i))).code == errc::ok);
+    REQUIRE(r.call(rig::earn(2, 700, "few")).code == errc::ok);  // too few entries: no book stored
+    REQUIRE(eventually([&] {
+      r.dir->sweep();
+      return r.dir->active() == 0;
+    }));
+    r.call(rig::earn(2, 100, "commit"));  // the queued book is written with the next commit
+    std::string why;
+    ledger::ledger::fold_info info;
+    REQUIRE(r.led->fold_book(1, why, &info));
+    CHECK(info.stored_seq == info.as_of);  // the book of its newest entry
+    CHECK(info.entries == 0);
+    REQUIRE(r.led->fold_book(2, why, &info));
+    CHECK(info.stored_seq == 0);
+    auto rep = r.led->verify();
+    CHECK(rep.ok);
+    CHECK(rep.stored_books == 1);
+  }
+  rig r(tmp.path);
+  CHECK(r.call(rig::balance(1)).balance == 7 * static_cast<std::int64_t>(limits::book_checkpoint_entries + 4));
+  auto e = r.call(rig::earn(1, 700, "after"));
+  CHECK(e.code == errc::ok);
+  CHECK(r.led->verify().ok);
 }
 
 TEST_CASE("past the active cap, idle members are passivated down to the cap", "[actors]") {

@@ -1048,6 +1048,60 @@ TEST_CASE("verify reports a member whose lots do not add up to its points and on
   CHECK(why.find("entry " + std::to_string(bad_seq)) != std::string::npos);
 }
 
+TEST_CASE("a stored book starts the fold: the entries since it are read, the book is the same, verify checks it",
+          "[ledger][book]") {
+  fixture f;
+  f.run(f.enroll(1));
+  f.run(f.enroll(2));
+  for (int i = 0; i < 40; ++i)
+    REQUIRE(f.run(f.earn(1, 10 + i, "a" + std::to_string(i))).code == errc::ok);
+  std::string why;
+  ledger::ledger::fold_info info;
+  auto full = f.led->fold_book(1, why, &info);
+  REQUIRE(full);
+  CHECK(info.stored_seq == 0);  // none stored yet: from the enrollment
+  CHECK(info.entries == 41);
+  const auto forty = info.as_of;
+  CHECK(f.led->checkpoint_book(1, 16) == 41);  // stored with the next commit
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(f.run(f.earn(1, 5, "b" + std::to_string(i))).code == errc::ok);
+  auto book = f.led->fold_book(1, why, &info);
+  REQUIRE(book);
+  CHECK(info.stored_seq == forty);
+  CHECK(info.entries == 3);
+  // The same book as the fold from the enrollment (verify folds from there
+  // and compares the stored book with the fold through its entry).
+  auto rep = f.led->verify();
+  INFO(all_problems(rep));
+  CHECK(rep.ok);
+  CHECK(rep.stored_books == 1);
+  std::int64_t lots = 0;
+  REQUIRE(ledger::sum_lots(*book, lots));
+  CHECK(lots == f.led->load_member(1)->balance());
+  // An older book never replaces a newer one; a short walk stores nothing.
+  f.led->store_book(1, forty - 1, member_book{});
+  CHECK(f.led->checkpoint_book(1, 16) == 3);
+  const auto c_seq = f.run(f.earn(2, 7, "c")).seq;  // a commit: the queued books are written with it
+  REQUIRE(f.led->fold_book(1, why, &info));
+  CHECK(info.stored_seq == forty);
+  rep = f.led->verify();
+  INFO(all_problems(rep));
+  CHECK(rep.ok);
+
+  // A stored book that is not the fold of its entries is a problem verify names.
+  auto wrong = f.led->fold_book(2, why, &info);
+  REQUIRE(wrong);
+  REQUIRE(info.as_of == c_seq);
+  wrong->lots.back().points += 1;
+  f.led->store_book(2, c_seq, *wrong);
+  f.run(f.earn(2, 7, "d"));
+  rep = f.led->verify();
+  CHECK_FALSE(rep.ok);
+  auto all = all_problems(rep);
+  INFO(all);
+  CHECK(all.find("member 2: its stored book of entry") != std::string::npos);
+}
+
 TEST_CASE("an outcome carries the details of its posted entry and the op's note, whatever became of the op",
           "[ledger]") {
   fixture f;

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <random>
 
 using namespace loyalty::ledger;
@@ -53,6 +54,47 @@ TEST_CASE("earned lots are created in id order and used-up lots disappear", "[le
   CHECK(b.lots[0].id == 1);
   CHECK(b.lots[0].points == 70);
   CHECK(lots_total(b) == 70);
+}
+
+TEST_CASE("points of the same brand, expiry and availability top up the newest lot", "[ledger][book]") {
+  member_book b;
+  fold(b, {rec(detail_kind::lot_add, 1, 100, 500, 9000)}, 10);  // available at 500, the entry occurs at 1000
+  REQUIRE(top_up_target(b, 1, 5, 900, 9000, 1000) == &b.lots.back());  // both available when the entry occurs
+  fold(b, {rec(detail_kind::lot_top_up, 1, 5, 900, 9000)}, 11);
+  REQUIRE(b.lots.size() == 1);
+  CHECK(b.lots[0].points == 105);
+  CHECK(b.lots[0].original == 105);
+  CHECK(b.lots[0].available_at_us == 500);
+  CHECK(b.lots[0].source_seq == 10);  // the entry that made it
+  CHECK(b.next_lot_id == 2);          // no id handed out
+
+  // Another brand, another expiry, points pending (or a lot pending) past the
+  // entry, a lot the expiry sweep told of, a sum beyond int64: a lot of their own.
+  CHECK(top_up_target(b, 2, 5, 900, 9000, 1000) == nullptr);
+  CHECK(top_up_target(b, 1, 5, 900, 9001, 1000) == nullptr);
+  CHECK(top_up_target(b, 1, 5, 1500, 9000, 1000) == nullptr);
+  CHECK(top_up_target(b, 1, 0, 900, 9000, 1000) == nullptr);
+  CHECK(top_up_target(b, 1, INT64_MAX - 104, 900, 9000, 1000) == nullptr);
+  member_book noticed = b;
+  noticed.noticed_through_us = 9000;
+  CHECK(top_up_target(noticed, 1, 5, 900, 9000, 1000) == nullptr);
+  member_book pending;
+  fold(pending, {rec(detail_kind::lot_add, 1, 10, 7000, 9000)}, 1);
+  CHECK(top_up_target(pending, 1, 5, 7000, 9000, 1000) == &pending.lots.back());  // pending until the same instant
+  CHECK(top_up_target(pending, 1, 5, 900, 9000, 1000) == nullptr);
+
+  // Only the newest lot takes a top-up; a record that does not fit is refused.
+  fold(b, {rec(detail_kind::lot_add, 2, 10, 0, 8000)}, 12);
+  std::string why;
+  for (const auto& bad : {rec(detail_kind::lot_top_up, 1, 5, 900, 9000), rec(detail_kind::lot_top_up, 2, 5, 900, 9000),
+                          rec(detail_kind::lot_top_up, 2, 0, 0, 8000), rec(detail_kind::lot_top_up, 3, 5, 0, 8000)}) {
+    member_book copy = b;
+    std::vector<entry_detail> v{bad};
+    CHECK_FALSE(apply_details(copy, v, false, 13, 1000, why));
+  }
+  fold(b, {rec(detail_kind::lot_top_up, 2, 5, 0, 8000)}, 13);
+  CHECK(b.lots.back().points == 15);
+  CHECK(round_trip(b).lots.back().points == 15);
 }
 
 TEST_CASE("a lot_add of zero points advances the lot id and creates no lot", "[ledger][book]") {

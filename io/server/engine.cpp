@@ -241,8 +241,8 @@ response engine::cluster_change(const request& q) {
     r.message = res.message;
     if (res.code == errc::not_leader) {
       std::string leader;
-      serving(leader);
-      r.leader = leader;
+      if (!serving(leader))  // it lost its leadership meanwhile: the leader it knows of, if any
+        r.leader = leader;
     }
     log(log_level::warn, "cluster: %s of node %llu: %s", std::string(to_string(q.op)).c_str(),
         static_cast<unsigned long long>(q.node_id), res.message.c_str());

@@ -59,6 +59,7 @@ struct dbs {
   MDB_dbi policies = 0;
   MDB_dbi consents = 0;
   MDB_dbi policy_texts = 0;
+  MDB_dbi books = 0;
 };
 
 // Every table of a ledger: its name, its flags, where its handle is kept.
@@ -73,6 +74,7 @@ inline constexpr table_def tables[] = {
   {"meta", 0, &dbs::meta},                      {"aliases", 0, &dbs::aliases},
   {"counters", MDB_INTEGERKEY, &dbs::counters}, {"policies", MDB_INTEGERKEY, &dbs::policies},
   {"consents", MDB_INTEGERKEY, &dbs::consents}, {"policy_texts", MDB_INTEGERKEY, &dbs::policy_texts},
+  {"books", MDB_INTEGERKEY, &dbs::books},
 };
 
 // The counter (records.hpp counter_kind) a detail moves by its `a`, or 0 for
@@ -220,20 +222,29 @@ public:
                   std::uint64_t& last_seq, std::string& error) const;
   [[nodiscard]] verify_report verify() const;
   // Follows the member's history chain from entry `from`, newest first,
-  // appending at most `limit` entries to `out`.
+  // appending at most `limit` entries with a seq above `after` to `out`.
   chain_walk walk_chain(MDB_txn* txn, std::uint64_t member, std::uint64_t from, std::size_t limit,
-                        std::vector<ledger::entry>& out) const;
+                        std::vector<ledger::entry>& out, std::uint64_t after = 0) const;
   // The member's head (newest entry) for a read that must see everything
   // committed so far: waits for the batch in progress if it holds the head.
   // Empty for a member without entries. Not on the writer thread.
   [[nodiscard]] std::optional<std::uint64_t> head_for_read(std::uint64_t member);
   // A committed (or being committed) account: the cache, then the table.
   [[nodiscard]] std::optional<account_record> load_account(std::uint64_t id) const;
-  // The fold of the member's entries from `head` back to its enrollment, in
-  // `txn`. Empty with `why` empty for a member without a record; empty with
-  // `why` set for a chain or record that does not fit.
+  // The fold of the member's entries through `head`, in `txn`: from its
+  // stored book (books table) when one of a seq up to `head` is there and
+  // `from_stored`, else from its enrollment. Empty with `why` empty for a
+  // member without a record; empty with `why` set for a chain or record
+  // that does not fit. `info` (optional) says where it started and how many
+  // entries it read.
   [[nodiscard]] std::optional<member_book> fold_book(MDB_txn* txn, std::uint64_t member, std::uint64_t head,
-                                                     std::string& why) const;
+                                                     std::string& why, ledger::fold_info* info = nullptr,
+                                                     bool from_stored = true) const;
+  // The member's stored book and the seq it is the fold through, if any.
+  [[nodiscard]] bool stored_book(MDB_txn* txn, std::uint64_t member, std::uint64_t& as_of, member_book& out) const;
+  // Writer thread: puts the books queued by store_book into `txn`, each
+  // unless the table holds one of the same or a later seq.
+  void put_books(MDB_txn* txn);
 
   options opts;
   std::uint64_t reserve_bytes = 0;  // set by open()
@@ -272,6 +283,12 @@ public:
   std::condition_variable wake;        // writer waits for ops
   std::condition_variable done;        // barrier waits for completions
   std::vector<op> queue;               // guarded by mtx
+  struct queued_book {
+    std::uint64_t member;
+    std::uint64_t as_of;
+    std::vector<char> bytes;  // stored form: as_of, then encode_book
+  };
+  std::vector<queued_book> books_queued;  // guarded by mtx; written with the next commit
   bool writer_sleeping = false;        // guarded by mtx
   bool stopping = false;               // guarded by mtx
   std::uint64_t submitted = 0;         // guarded by mtx
