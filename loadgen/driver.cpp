@@ -3,6 +3,8 @@
 // from a free list (no allocation, no lock: one thread), and on the answer
 // three histogram records (the second's window, the operation's, the step's;
 // a fourth, the soak interval's, with --soak-interval).
+// With --batch N > 1 a frame is a `batch` request of N such operations, each
+// with its slot; the frame's answer is accounted element by element.
 // What the client library itself allocates per request (the 16-byte txn
 // string, the handler's hash-map node, a basket's item vector) is its own.
 #include "loadgen/driver.hpp"
@@ -11,6 +13,7 @@
 #include "loadgen/random.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -95,11 +98,27 @@ struct slot {
   bool abandoned = false;  // given up on: its answer, if it comes, is not counted
 };
 
-// Due by the schedule, not yet sent (its connection was at --depth).
+// A frame due by the schedule, not yet sent (its connection was at --depth).
 struct due_request {
   steady::time_point intended;
   std::int32_t step;
+  std::uint32_t ops;  // operations in it: the workload's batch, fewer at a step's end
 };
+
+// A batch frame in flight: the slots of its operations, in the order of its
+// `ops` (so of the answer's `results`). Kept for reuse: no allocation per
+// frame once the run has as many as it keeps in flight.
+struct batch_frame {
+  std::vector<std::uint32_t> slots;
+};
+
+// Appends `e` to the batch frame `b` (element ids 1, 2, ...: unique within
+// the frame, as docs/PROTOCOL.md asks). Enrollment's frames and the load's.
+void add_to_batch(io::request& b, io::request e) {
+  b.op = opcode::batch;
+  e.id = b.ops.size() + 1;
+  b.ops.push_back(std::move(e));
+}
 
 // A capture or release of a hold this connection opened.
 struct followup {
@@ -113,6 +132,36 @@ struct earned_record {
   std::array<char, txn_bytes> txn;
   std::int64_t amount;
 };
+
+// An element of `pool` that is not in use: one from the free list, else a new
+// one at its end. Returns its index.
+template <class T>
+std::uint32_t take_from(std::vector<T>& pool, std::vector<std::uint32_t>& free) {
+  if (!free.empty()) {
+    const auto i = free.back();
+    free.pop_back();
+    return i;
+  }
+  pool.emplace_back();
+  return static_cast<std::uint32_t>(pool.size() - 1);
+}
+
+// Element i of a batch frame's answer `a`: its result, or, for a frame
+// refused whole, the refusal. An answer ok with fewer results than the frame
+// had operations breaks the protocol; the operations without a result count
+// as internal_error.
+const io::response& element_answer(const io::response& a, std::size_t i) {
+  static const io::response missing = [] {
+    io::response m;
+    m.op = opcode::batch;
+    m.code = errc::internal_error;
+    m.message = "the batch's answer has no result for this operation";
+    return m;
+  }();
+  if (!a.ok())
+    return a;
+  return i < a.results.size() ? a.results[i] : missing;
+}
 
 // Earns of the run that refunds pick from (reservoir of this size).
 constexpr std::size_t earned_keep = 4096;
@@ -225,7 +274,7 @@ struct driver::impl {
 
   asio::io_context ctx{1};
   std::vector<std::shared_ptr<io::following_connection>> conns;
-  std::vector<std::uint32_t> conn_inflight;  // answers due on each connection (abandoned ones included)
+  std::vector<std::uint32_t> conn_inflight;  // frames awaiting their answer, per connection (abandoned ones included)
   std::vector<std::uint32_t> counters;       // txn counter per connection
   std::vector<std::deque<due_request>> backlog;
   std::vector<std::deque<followup>> followups;
@@ -234,8 +283,11 @@ struct driver::impl {
   std::optional<steady::time_point> gap_since;  // the failover gap open: its first failure
   std::vector<slot> slots;
   std::vector<std::uint32_t> free_slots;
-  std::uint64_t pending_answers = 0;  // in flight and not abandoned
-  std::uint64_t backlog_total = 0;
+  std::vector<batch_frame> frames;  // batch > 1: the frames in flight, and spare ones
+  std::vector<std::uint32_t> free_frames;
+  bool results_mismatch_said = false;  // a batch answered with a wrong number of results was reported
+  std::uint64_t pending_answers = 0;  // operations in flight and not abandoned
+  std::uint64_t backlog_total = 0;    // operations due and not sent
   int failures = 0;
   bool closed_loop = false;
   bool stopping = false;  // closed loop: send no more
@@ -315,7 +367,9 @@ struct driver::impl {
     counters.assign(conns.size(), 0);
     backlog.assign(conns.size(), {});
     followups.assign(conns.size(), {});
-    slots.reserve(static_cast<std::size_t>(w.connections) * w.depth + 16);
+    // Slots for what the load keeps in flight, up to limits::slots_reserved_max (slots grow as needed).
+    const std::uint64_t in_flight_max = std::uint64_t{w.connections} * w.depth * w.batch;
+    slots.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(in_flight_max, limits::slots_reserved_max)) + 16);
     return ok && pending == 0;
   }
 
@@ -399,14 +453,12 @@ struct driver::impl {
       if (next > w.members || !conns[ci]->open())
         return false;
       io::request b;
-      b.op = opcode::batch;
       for (std::uint32_t i = 0; i < w.enroll_batch && next <= w.members; ++i, ++next) {
         io::request e;
         e.op = opcode::enroll;
-        e.id = i + 1;
         e.member = next;
         e.brand = w.brand;
-        b.ops.push_back(std::move(e));
+        add_to_batch(b, std::move(e));
       }
       ++inflight;
       conns[ci]->submit(std::move(b), [&, ci](const io::response& r) {
@@ -460,15 +512,7 @@ struct driver::impl {
 
   // -- requests ---------------------------------------------------------------------
 
-  std::uint32_t take_slot() {
-    if (!free_slots.empty()) {
-      auto i = free_slots.back();
-      free_slots.pop_back();
-      return i;
-    }
-    slots.emplace_back();
-    return static_cast<std::uint32_t>(slots.size() - 1);
-  }
+  std::uint32_t take_slot() { return take_from(slots, free_slots); }
 
   void release_slot(std::uint32_t i) {
     slots[i].in_use = false;
@@ -619,7 +663,14 @@ struct driver::impl {
     }
   }
 
-  void send(std::uint32_t ci, steady::time_point intended, std::int32_t step) {
+  std::uint32_t take_frame() {
+    const auto i = take_from(frames, free_frames);
+    frames[i].slots.reserve(w.batch);  // once: a frame taken again keeps its capacity
+    return i;
+  }
+
+  // The next operation of connection ci, drawn into `r`; returns its slot.
+  std::uint32_t next_operation(std::uint32_t ci, steady::time_point intended, std::int32_t step, io::request& r) {
     const auto si = take_slot();
     slot& s = slots[si];
     s.intended = intended;
@@ -628,22 +679,79 @@ struct driver::impl {
     s.in_use = true;
     s.abandoned = false;
     s.amount = 0;
-    io::request r;
     fill(ci, s, r);
     s.op = r.op;
-    ++conn_inflight[ci];
     ++pending_answers;
     ++cur.sent;
     ++res.sent;
-    // [this, si]: 16 bytes, kept inside std::function without an allocation.
-    conns[ci]->submit(std::move(r), [this, si](const io::response& a) { answered(si, a); });
+    return si;
   }
 
+  // One frame on connection ci of `ops` operations, all intended at
+  // `intended`: with batch 1 the operation alone (no batch wrapper), else a
+  // batch frame (a step's last frame may hold fewer than the batch).
+  void send(std::uint32_t ci, steady::time_point intended, std::int32_t step, std::uint32_t ops) {
+    assert(ops >= 1);
+    assert(ops <= w.batch);
+    ++conn_inflight[ci];
+    ++res.frames_sent;
+    if (w.batch == 1) {
+      io::request r;
+      const auto si = next_operation(ci, intended, step, r);
+      // [this, si]: 16 bytes, kept inside std::function without an allocation.
+      conns[ci]->submit(std::move(r), [this, si](const io::response& a) { answered(si, a); });
+      return;
+    }
+    const auto fi = take_frame();
+    io::request b;
+    b.ops.reserve(ops);
+    for (std::uint32_t i = 0; i < ops; ++i) {
+      io::request e;
+      const auto si = next_operation(ci, intended, step, e);
+      frames[fi].slots.push_back(si);
+      add_to_batch(b, std::move(e));
+    }
+    conns[ci]->submit(std::move(b), [this, fi](const io::response& a) { frame_answered(fi, a); });
+  }
+
+  // The answer of an operation sent alone.
   void answered(std::uint32_t si, const io::response& a) {
     const auto now = steady::now();
+    const auto ci = slots[si].conn;
+    account(si, a, now);
+    frame_done(ci, now);
+  }
+
+  // The answer of a batch frame: each element's result is its operation's
+  // answer. A frame refused whole (overloaded, batch_too_large, ...) is that
+  // error for each of its operations.
+  void frame_answered(std::uint32_t fi, const io::response& a) {
+    const auto now = steady::now();
+    auto& f = frames[fi];
+    assert(!f.slots.empty());
+    const auto ci = slots[f.slots.front()].conn;
+    if (a.ok() && a.results.size() != f.slots.size() && !results_mismatch_said) {
+      results_mismatch_said = true;  // once: the count of internal_error says how often
+      std::fprintf(stderr, "loadgen: a batch frame of %zu operations was answered with %zu results (seed %llu)\n",
+                   f.slots.size(), a.results.size(), static_cast<unsigned long long>(w.seed));
+    }
+    for (std::size_t i = 0; i < f.slots.size(); ++i)
+      account(f.slots[i], element_answer(a, i), now);
+    f.slots.clear();
+    free_frames.push_back(fi);
+    frame_done(ci, now);
+  }
+
+  void frame_done(std::uint32_t ci, steady::time_point now) {
+    ++res.frames_answered;
+    --conn_inflight[ci];
+    on_done(ci, now);
+  }
+
+  // One operation's answer: counted (unless it was given up on) and learned from.
+  void account(std::uint32_t si, const io::response& a, steady::time_point now) {
     slot& s = slots[si];
     const auto ci = s.conn;
-    --conn_inflight[ci];
     if (!s.abandoned) {
       --pending_answers;
       const auto lat = micros(now - s.intended);
@@ -680,21 +788,20 @@ struct driver::impl {
       learn(s, a);
     }
     release_slot(si);
-    on_done(ci, now);
   }
 
   void on_done(std::uint32_t ci, steady::time_point now) {
     if (closed_loop) {
       if (!stopping && conns[ci]->open())
-        send(ci, now, -1);
+        send(ci, now, -1, w.batch);
       return;
     }
     auto& q = backlog[ci];
     if (!q.empty() && conn_inflight[ci] < w.depth && conns[ci]->open()) {
       const auto d = q.front();
       q.pop_front();
-      --backlog_total;
-      send(ci, d.intended, d.step);
+      backlog_total -= d.ops;
+      send(ci, d.intended, d.step, d.ops);
     }
   }
 
@@ -718,8 +825,9 @@ struct driver::impl {
       }
     for (auto& q : backlog) {
       for (const auto& d : q) {
-        ++res.never_sent;
-        give_up(d.step, d.intended);
+        res.never_sent += d.ops;
+        for (std::uint32_t i = 0; i < d.ops; ++i)
+          give_up(d.step, d.intended);
       }
       q.clear();
     }
@@ -876,18 +984,33 @@ struct driver::impl {
     }
   }
 
+  // The engine counts a batch frame's elements against its in-flight limit
+  // per connection and refuses a frame that would pass it whole
+  // (overloaded). Its setting is not known here: say so when depth x batch
+  // passes its default.
+  void note_engine_inflight() const {
+    const auto per_connection = std::uint64_t{w.depth} * w.batch;
+    if (per_connection <= limits::engine_inflight_per_connection_default)
+      return;
+    std::printf("note: depth %u x batch %u = %s operations in flight per connection, above the engine's default "
+                "inflight_per_connection_max (%u): unless the engine allows more, frames past it are refused "
+                "(overloaded)\n",
+                w.depth, w.batch, grouped(per_connection).c_str(), limits::engine_inflight_per_connection_default);
+  }
+
   // -- closed loop ------------------------------------------------------------------
 
   void drive_closed() {
     closed_loop = true;
-    std::printf("run: closed loop, %u connections x depth %u, %.0f s, mix %s, members %s (%s), seed %llu\n",
-                w.connections, w.depth, w.duration_s, mix_text(w.mix).c_str(), grouped(w.members).c_str(),
-                distribution_text().c_str(), static_cast<unsigned long long>(w.seed));
+    std::printf("run: closed loop, %u connections x depth %u%s, %.0f s, mix %s, members %s (%s), seed %llu\n",
+                w.connections, w.depth, depth_unit_text(w).c_str(), w.duration_s, mix_text(w.mix).c_str(),
+                grouped(w.members).c_str(), distribution_text().c_str(), static_cast<unsigned long long>(w.seed));
+    note_engine_inflight();
     start_load();
     const auto end = load_start + from_secs(w.duration_s);
     for (std::uint32_t ci = 0; ci < conns.size(); ++ci)
       for (std::uint32_t d = 0; d < w.depth; ++d)
-        send(ci, steady::now(), -1);
+        send(ci, steady::now(), -1, w.batch);
     run_until(end);
     res.load_s = secs(steady::now() - load_start);
     stopping = true;
@@ -910,24 +1033,32 @@ struct driver::impl {
     cur.step = cur_step;
   }
 
-  // Every request of the step due by `now`, on its intended schedule.
+  // Every frame of the step due by `now`, on its intended schedule. Frame j
+  // holds the step's operations j x batch ... (j + 1) x batch - 1 (fewer at
+  // its end) and is due when its first one is, at j x batch / rate: frames
+  // go out rate / batch a second, operations rate a second. With batch 1,
+  // one operation a frame, each at its own time.
   void schedule_due(steady::time_point now) {
     const auto k = static_cast<std::int32_t>(res.steps.size() - 1);
     auto& st = res.steps.back();
-    const auto due = std::min(step_total, static_cast<std::uint64_t>(secs(now - step_start) * step_rate) + 1);
-    for (; step_scheduled < due; ++step_scheduled) {
+    const std::uint64_t n = w.batch;
+    const auto frames_due = static_cast<std::uint64_t>(secs(now - step_start) * step_rate / static_cast<double>(n)) + 1;
+    const auto due = std::min(step_total, frames_due * n);
+    while (step_scheduled < due) {
+      const auto ops = static_cast<std::uint32_t>(std::min(n, step_total - step_scheduled));
       const auto intended = step_start + from_secs(static_cast<double>(step_scheduled) / step_rate);
-      ++cur.offered;
-      ++res.offered;
-      ++st.offered;
-      ++step_outstanding[static_cast<std::size_t>(k)];
+      cur.offered += ops;
+      res.offered += ops;
+      st.offered += ops;
+      step_outstanding[static_cast<std::size_t>(k)] += ops;
       const auto ci = static_cast<std::uint32_t>(round_robin++ % conns.size());
       if (conn_inflight[ci] < w.depth && backlog[ci].empty()) {
-        send(ci, intended, k);
+        send(ci, intended, k, ops);
       } else {
-        backlog[ci].push_back({intended, k});
-        ++backlog_total;
+        backlog[ci].push_back({intended, k, ops});
+        backlog_total += ops;
       }
+      step_scheduled += ops;
     }
   }
 
@@ -975,10 +1106,11 @@ struct driver::impl {
     res.steps_planned = plan.size();
     res.steps.reserve(plan.size());
     const bool ramp = w.mode == run_mode::ramp;
-    std::printf("run: %s, %s, %u connections (at most %u in flight each), mix %s, members %s (%s), seed %llu\n",
+    std::printf("run: %s, %s, %u connections (at most %u%s in flight each), mix %s, members %s (%s), seed %llu\n",
                 ramp ? "ramp" : "open loop", schedule_text(w).c_str(), w.connections, w.depth,
-                mix_text(w.mix).c_str(), grouped(w.members).c_str(), distribution_text().c_str(),
-                static_cast<unsigned long long>(w.seed));
+                depth_unit_text(w).c_str(), mix_text(w.mix).c_str(), grouped(w.members).c_str(),
+                distribution_text().c_str(), static_cast<unsigned long long>(w.seed));
+    note_engine_inflight();
     if (ramp || w.has_objective)
       std::printf("objective: %s, error rate <= %g%% (failed + unanswered%s), achieved >= %g%% of offered%s\n",
                   w.obj.latency_text().c_str(), w.obj.error_rate_max * 100,

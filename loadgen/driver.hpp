@@ -131,7 +131,10 @@ struct run_result {
   std::uint64_t enrolled = 0, enroll_existed = 0, enroll_errors = 0;
   // Load
   double load_s = 0;            // the load phase, final wait for answers excluded
-  std::uint64_t offered = 0, sent = 0, ok = 0;
+  std::uint64_t offered = 0, sent = 0, ok = 0;  // operations (each element of a batch frame is one)
+  // Frames written and answered (with batch 1 one per operation; a batch
+  // frame refused whole is answered). Abandoned frames answered late count.
+  std::uint64_t frames_sent = 0, frames_answered = 0;
   std::uint64_t errors = 0;      // answers with an error code, refusals included
   std::uint64_t refused = 0;     // of those, expected refusals (is_refusal)
   std::uint64_t unanswered = 0; // in flight or never sent when the run gave up waiting

@@ -2,6 +2,8 @@
 // Workload files and flags outside them are refused (exit 2).
 #pragma once
 
+#include "config/limits.hpp"
+
 #include <cstddef>
 #include <cstdint>
 
@@ -9,13 +11,25 @@ namespace loyalty::loadgen::limits {
 
 // Member ids are 1 .. 2^56-1 on the wire (docs/PROTOCOL.md).
 inline constexpr std::uint64_t members_max = (1ull << 56) - 1;
-// One batch frame holds at most 1000 operations (batch_ops_max of the engine).
-inline constexpr std::uint32_t enroll_batch_max = 1000;
+// One batch frame holds at most the engine's batch_ops_max operations (1000):
+// enrollment's frames (enroll_batch) and the load's (--batch).
+inline constexpr std::uint32_t batch_ops_max = static_cast<std::uint32_t>(::loyalty::limits::batch_ops_max);
+// The engine's default in-flight limit per connection, in operations (a batch
+// frame counts as its elements): a load whose depth x batch passes it gets
+// frames refused whole with `overloaded` unless the engine was configured
+// higher (inflight_per_connection_max), so the run says so before it starts.
+inline constexpr std::uint32_t engine_inflight_per_connection_default =
+  ::loyalty::limits::inflight_per_connection_max_default;
 // Connections of one load generator: beyond this the engine's per-connection
 // overhead, not its capacity, is what gets measured.
 inline constexpr std::uint32_t connections_max = 1024;
-// Requests in flight per connection (closed mode: exactly; open: at most).
+// Requests in flight per connection (closed mode: exactly; open: at most);
+// frames, with batch > 1.
 inline constexpr std::uint32_t depth_max = 100000;
+// Operation slots reserved before the load: connections x depth x batch may
+// be far more than any engine admits (it refuses them: overloaded), and a
+// reservation that size would fail or waste memory; beyond it slots grow.
+inline constexpr std::uint64_t slots_reserved_max = 1u << 20;
 // Line items per earn: the protocol's items_max.
 inline constexpr std::uint32_t items_max = 256;
 // Far beyond what one process can send; catches a misplaced digit.

@@ -103,6 +103,15 @@ constexpr const char* description =
   "one is given). A mistake in the file is reported as FILE:LINE and exits 2. --rate, --steps or --ramp\n"
   "replace the file's schedule; given while the mode is closed (and no --mode), --rate/--steps switch to open\n"
   "and --ramp to ramp mode.\n"
+  "Batch frames (--batch N > 1): each frame is a `batch` request of N operations drawn from the mix (every mix\n"
+  "operation may be batched; a hold's capture or release rides in a later frame of its connection). --depth\n"
+  "then counts frames in flight per connection; --rate and the schedules stay operations per second (frames are\n"
+  "due rate/N a second; a step's last frame may hold fewer). The engine answers a frame with one result per\n"
+  "operation: counts, errors by code and latency are per operation, each operation's latency running from its\n"
+  "frame's send time (intended send time, open loop) to the frame's answer; a frame refused whole (overloaded,\n"
+  "...) counts its error once per operation. Rates are operations per second; the summary, JSON and HTML add\n"
+  "frames and frames per second. The engine counts each element against its in-flight limit per connection\n"
+  "(inflight_per_connection_max, 8192 by default): keep depth x batch below it.\n"
   "Txn ids are 16 time-ordered bytes: send time in µs, connection index, counter (big-endian).\n"
   "A cluster (--connect with one or more of its nodes): a connection answered not_leader reconnects to the\n"
   "leader it names (none named, an election: after 100 ms to the next address), says hello and sends again,\n"
@@ -200,7 +209,7 @@ int main(int argc, char** argv) {
   app.add_option("--brand", w.brand, "brand code of enrolls and earns")->capture_default_str();
   app.add_flag("--skip-enroll", skip_enroll, "do not enroll first (members already exist)");
   app.add_option("--enroll-batch", w.enroll_batch, "enrolls per batch frame")
-    ->capture_default_str()->check(CLI::Range(std::uint32_t{1}, limits::enroll_batch_max));
+    ->capture_default_str()->check(CLI::Range(std::uint32_t{1}, limits::batch_ops_max));
   // Requests
   app.add_option("--mix", mix,
                  "operation mix in percent, adding up to 100: earn, redeem, event, hold (each answered hold is then "
@@ -225,10 +234,16 @@ int main(int argc, char** argv) {
   // Connections
   app.add_option("--connections", w.connections, "TCP connections")
     ->capture_default_str()->check(CLI::Range(std::uint32_t{1}, limits::connections_max));
-  app.add_option("--depth", w.depth, "requests in flight per connection (closed: exactly; open, ramp: at most)")
+  app.add_option("--depth", w.depth,
+                 "requests in flight per connection (closed: exactly; open, ramp: at most): operations, or batch "
+                 "frames with --batch > 1")
     ->capture_default_str()->check(CLI::Range(std::uint32_t{1}, limits::depth_max));
+  app.add_option("--batch", w.batch,
+                 "operations per frame: 1 sends each alone; N > 1 sends batch frames of N operations drawn from the "
+                 "mix (see above)")
+    ->capture_default_str()->check(CLI::Range(std::uint32_t{1}, limits::batch_ops_max));
   // Schedule
-  auto* o_rate = app.add_option("--rate", rate, "open loop: requests per second for --duration seconds")
+  auto* o_rate = app.add_option("--rate", rate, "open loop: requests per second for --duration seconds (operations, with --batch too)")
                    ->check(CLI::Range(1e-3, limits::rate_per_s_max));
   auto* o_steps = app.add_option("--steps", steps, "open loop steps RATE:SECONDS,RATE:SECONDS,... e.g. 2000:30,5000:60");
   auto* o_ramp = app.add_option("--ramp", ramp,

@@ -149,6 +149,10 @@ void print_summary(const run_result& r, const run_context& c) {
               "unanswered)\n",
               per_s(r.ok + r.errors, r.load_s), per_s(r.ok, r.load_s), grouped(r.ok).c_str(),
               grouped(r.errors).c_str(), grouped(r.refused).c_str(), grouped(r.unanswered).c_str());
+  if (w.batch > 1)
+    std::printf("  batch frames   %u operations a frame: %s frames sent, %s answered, %.0f frames/s answered\n",
+                w.batch, grouped(r.frames_sent).c_str(), grouped(r.frames_answered).c_str(),
+                per_s(r.frames_answered, r.load_s));
   for (std::size_t i = 0; i < r.errors_by_code.size(); ++i)
     if (r.errors_by_code[i])
       std::printf("  error %-22s %llu%s\n", code_name(i).c_str(), static_cast<unsigned long long>(r.errors_by_code[i]),
@@ -237,13 +241,17 @@ std::string json_summary(const run_result& r, const run_context& c) {
     << ", \"scatter\": " << (w.scatter ? "true" : "false") << ", \"items\": " << json_str(range_text(w.items))
     << ", \"schedule\": " << json_str(schedule_text(w)) << "}"
     << ",\n  \"engine\": " << json_str(c.where.address()) << ",\n  \"started_at\": " << json_str(r.started_at)
-    << ",\n  \"connections\": " << w.connections << ",\n  \"depth\": " << w.depth << ",\n  \"members\": " << w.members
+    << ",\n  \"connections\": " << w.connections << ",\n  \"depth\": " << w.depth << ",\n  \"batch\": " << w.batch
+    << ",\n  \"members\": " << w.members
     << ",\n  \"mix\": " << json_str(mix_text(w.mix)) << ",\n  \"enroll_seconds\": " << json_num(r.enroll_s)
     << ",\n  \"enrolled\": " << r.enrolled << ",\n  \"duration_seconds\": " << json_num(r.load_s)
     << ",\n  \"offered_per_second\": " << json_num(per_s(r.offered, r.load_s))
     << ",\n  \"achieved_per_second\": " << json_num(per_s(r.ok + r.errors, r.load_s))
     << ",\n  \"achieved_ok_per_second\": " << json_num(thr) << ",\n  \"offered\": " << r.offered
-    << ",\n  \"sent\": " << r.sent << ",\n  \"ok\": " << r.ok << ",\n  \"errors\": " << r.errors
+    << ",\n  \"sent\": " << r.sent << ",\n  \"frames_sent\": " << r.frames_sent
+    << ",\n  \"frames_answered\": " << r.frames_answered
+    << ",\n  \"frames_per_second\": " << json_num(per_s(r.frames_answered, r.load_s))
+    << ",\n  \"ok\": " << r.ok << ",\n  \"errors\": " << r.errors
     << ",\n  \"refused\": " << r.refused << ",\n  \"unanswered\": " << r.unanswered << ",\n  \"unsent\": " << r.never_sent << ",\n  \"errors_by_code\": {";
   bool first = true;
   for (std::size_t i = 0; i < r.errors_by_code.size(); ++i)
@@ -755,6 +763,8 @@ std::string html_report(const run_result& r, const run_context& c) {
   tile(o, rate(per_s(r.offered, r.load_s)), w.mode == run_mode::closed ? "sent" : "offered");
   tile(o, rate(per_s(r.ok + r.errors, r.load_s)), "achieved (answers)");
   tile(o, rate(per_s(r.ok, r.load_s)), "ok");
+  if (w.batch > 1)
+    tile(o, rate(per_s(r.frames_answered, r.load_s)), fmt("frames of %u answered", w.batch));
   tile(o, grouped(r.errors + r.unanswered), "errors + unanswered");
   tile(o, latency_text(h.percentile(0.5)), "p50");
   tile(o, latency_text(h.percentile(0.99)), "p99");
@@ -794,7 +804,10 @@ std::string html_report(const run_result& r, const run_context& c) {
   param(o, "brand, currency, channel", w.brand + ", " + w.currency + ", " + (w.channel.empty() ? "none" : w.channel));
   if (w.weight(op_kind::partner_earn) + w.weight(op_kind::partner_burn) > 0)
     param(o, "partner", w.partner);
-  param(o, "connections", fmt("%u x depth %u", w.connections, w.depth));
+  param(o, "connections", fmt("%u x depth %u%s", w.connections, w.depth, depth_unit_text(w).c_str()));
+  param(o, "operations per frame",
+        w.batch > 1 ? fmt("%u (batch frames; rates, counts and latencies are per operation)", w.batch)
+                    : std::string("1 (each operation a frame of its own)"));
   if (w.mode == run_mode::closed)
     param(o, "duration", fmt("%g s", w.duration_s));
   else

@@ -275,6 +275,10 @@ std::string range_text(const int_range& r) {
   return r.min == r.max ? std::to_string(r.min) : std::to_string(r.min) + "-" + std::to_string(r.max);
 }
 
+std::string depth_unit_text(const workload& w) {
+  return w.batch > 1 ? " frames of " + std::to_string(w.batch) + " operations" : "";
+}
+
 std::string schedule_text(const workload& w) {
   const auto& s = w.sched;
   switch (s.k) {
@@ -519,7 +523,7 @@ void read_workload(const toml::value& root, reader& rd, workload& w) {
   rd.boolean(mt, "scatter", sm, w.scatter);
   rd.str(mt, "brand", sm, w.brand);
   rd.boolean(mt, "enroll", sm, w.enroll);
-  rd.integer(mt, "enroll_batch", sm, w.enroll_batch, 1, limits::enroll_batch_max);
+  rd.integer(mt, "enroll_batch", sm, w.enroll_batch, 1, limits::batch_ops_max);
 
   if (auto mix = root.as_table().find("mix"); mix != root.as_table().end()) {
     if (!mix->second.is_table()) {
@@ -578,9 +582,10 @@ void read_workload(const toml::value& root, reader& rd, workload& w) {
   rd.integer(ot, "history_limit", so, w.history_limit, 1, 100);
 
   const std::string sc = "[connections]";
-  auto ct = rd.section(root, "connections", {"count", "depth"});
+  auto ct = rd.section(root, "connections", {"count", "depth", "batch"});
   rd.integer(ct, "count", sc, w.connections, 1, limits::connections_max);
   rd.integer(ct, "depth", sc, w.depth, 1, limits::depth_max);
+  rd.integer(ct, "batch", sc, w.batch, 1, limits::batch_ops_max);
 
   const std::string ss = "[schedule]";
   auto st = rd.section(root, "schedule", {"rate_per_s", "steps", "ramp"});
@@ -755,8 +760,31 @@ std::optional<workload> load_workload(const std::string& path, std::vector<std::
   return parse_workload(text, path, errors);
 }
 
+bool batchable(op_kind k) noexcept {
+  switch (k) {
+    case op_kind::earn:
+    case op_kind::redeem:
+    case op_kind::event:
+    case op_kind::hold:
+    case op_kind::refund:
+    case op_kind::reward:
+    case op_kind::transfer:
+    case op_kind::balance:
+    case op_kind::history:
+    case op_kind::partner_earn:
+    case op_kind::partner_burn: return true;
+    case op_kind::count: return false;
+  }
+  return false;
+}
+
 std::vector<std::string> check_workload(const workload& w) {
   std::vector<std::string> out;
+  if (w.batch > 1)
+    for (std::size_t k = 0; k < op_kind_count; ++k)
+      if (w.mix[k] > 0 && !batchable(static_cast<op_kind>(k)))
+        out.push_back(std::string(op_kind_names[k]) + " may not be an element of a batch frame: take it out of the "
+                      "mix, or run with batch 1");
   if (w.mode != run_mode::closed && w.sched.k == schedule::kind::none)
     out.push_back("mode " + std::string(to_string(w.mode)) +
                   " needs a schedule: --rate, --steps, --ramp or a workload file's [schedule]");
@@ -854,7 +882,7 @@ std::string to_toml(const workload& w) {
      << "\npartner = " << quoted(w.partner) << "\npoints = " << range_toml(w.points)
      << "\ntransfer_points = " << range_toml(w.transfer_points) << "\npartner_points = " << range_toml(w.partner_points)
      << "\n\n";
-  os << "[connections]\ncount = " << w.connections << "\ndepth = " << w.depth << "\n";
+  os << "[connections]\ncount = " << w.connections << "\ndepth = " << w.depth << "\nbatch = " << w.batch << "\n";
   switch (w.sched.k) {
     case schedule::kind::none: break;
     case schedule::kind::rate: os << "\n[schedule]\nrate_per_s = " << number_text(w.sched.rate_per_s) << "\n"; break;

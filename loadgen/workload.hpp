@@ -27,6 +27,12 @@ inline constexpr std::array<std::string_view, op_kind_count> op_kind_names{
   "earn", "redeem", "event", "hold", "refund", "reward", "transfer", "balance", "history", "partner_earn",
   "partner_burn"};
 
+// Whether an operation of the mix may be an element of a batch frame
+// (docs/PROTOCOL.md, "batch": every operation a mix names, and the capture
+// or release that follows a hold, may be). A kind added that may not be
+// batched makes check_workload refuse a mix with it under batch > 1.
+[[nodiscard]] bool batchable(op_kind k) noexcept;
+
 // Percent of requests per operation; a valid mix adds up to 100.
 using mix_weights = std::array<int, op_kind_count>;
 
@@ -132,7 +138,11 @@ struct workload {
 
   // [connections]
   std::uint32_t connections = 4;
-  std::uint32_t depth = 256;
+  std::uint32_t depth = 256;  // in flight per connection: operations, or frames when batch > 1
+  // Operations per frame: 1 sends each alone (no batch wrapper); N > 1 sends
+  // batch frames of N operations drawn from the mix (loadgen/README.md,
+  // "Batch frames"). Rates stay operations per second.
+  std::uint32_t batch = 1;
 
   // [schedule], [objective]
   schedule sched;
@@ -182,6 +192,9 @@ struct workload {
 [[nodiscard]] std::string range_text(const int_range& r);
 // One line: "ramp 1000 -> 20000 /s by 1000, 10 s a step (20 steps)".
 [[nodiscard]] std::string schedule_text(const workload& w);
+// What --depth counts: "" with batch 1 (operations), " frames of 100
+// operations" with batch 100; appended to "depth 64".
+[[nodiscard]] std::string depth_unit_text(const workload& w);
 // The workload as a TOML file that parse_workload reads back to the same
 // workload (--print-workload).
 [[nodiscard]] std::string to_toml(const workload& w);

@@ -331,6 +331,7 @@ partner_points = [700, 800]
 [connections]
 count = 3
 depth = 17
+batch = 20
 
 [schedule]
 ramp = { from_per_s = 100, to_per_s = 450, step_per_s = 100, step_duration_s = 2.5 }
@@ -389,6 +390,7 @@ TEST_CASE("a workload file sets every key", "[loadgen][workload]") {
   CHECK(w->partner_points == int_range{700, 800});
   CHECK(w->connections == 3);
   CHECK(w->depth == 17);
+  CHECK(w->batch == 20);
   CHECK(w->sched.k == schedule::kind::ramp);
   auto steps = w->sched.expand(w->duration_s);
   REQUIRE(steps.size() == 4);  // 100, 200, 300, 400: 500 is past to_per_s
@@ -432,6 +434,7 @@ TEST_CASE("an empty workload file keeps every default", "[loadgen][workload]") {
   CHECK(w->partner == "skyair");
   CHECK(w->connections == 4);
   CHECK(w->depth == 256);
+  CHECK(w->batch == 1);  // each operation a frame of its own
   CHECK(w->sched.k == schedule::kind::none);
   CHECK_FALSE(w->has_objective);
   CHECK(w->obj.latency_text() == "p99<=10ms");
@@ -461,6 +464,8 @@ TEST_CASE("each mistake in a workload file is reported with its line", "[loadgen
   expect_error("\n[members]\ncount = \"many\"\n", 3, "'count' in [members] must be an integer");
   expect_error("[members]\ncount = 0\n", 2, "between 1 and");
   expect_error("[connections]\n\ncount = 5000\n", 3, "'count' in [connections] must be between 1 and 1024");
+  expect_error("[connections]\nbatch = 0\n", 2, "'batch' in [connections] must be between 1 and 1000");
+  expect_error("[connections]\nbatch = 1001\n", 2, "'batch' in [connections] must be between 1 and 1000");
   expect_error("[members]\ndistribution = \"normal\"\n", 2, "must be one of \"uniform\", \"zipf\"");
   expect_error("[members]\ndistribution = \"zipf\"\n", 2, "needs its exponent 's'");
   expect_error("[members]\ns = 1.1\n", 2, "needs distribution = \"zipf\"");
@@ -599,9 +604,13 @@ struct engine_dir : loyalty::test::temp_dir {
 };
 
 // A real engine (ledger in `dir`, actors, server on an ephemeral loopback
-// port) with the example retail program: brands acme and globex, partner skyair.
-std::unique_ptr<loyalty::io::engine> start_retail_engine(const std::filesystem::path& dir) {
+// port) with the example retail program: brands acme and globex, partner
+// skyair. `inflight_per_connection_max` 0 keeps the engine's default.
+std::unique_ptr<loyalty::io::engine> start_retail_engine(const std::filesystem::path& dir,
+                                                         std::uint32_t inflight_per_connection_max = 0) {
   loyalty::io::engine_options o;
+  if (inflight_per_connection_max > 0)
+    o.settings.inflight_per_connection_max = inflight_per_connection_max;
   o.settings.listen_host = "127.0.0.1";
   o.settings.listen_port = 0;
   o.settings.data_dir = (dir / "data").string();
@@ -756,6 +765,133 @@ TEST_CASE("a closed-loop run from flags alone writes a report without steps", "[
   CHECK(html.find("Ramp steps") == std::string::npos);
 }
 
+namespace {
+
+// Runs the load generator against `e` with `args` and a JSON summary; it
+// must exit 0. Its output lands in `out`; returns the summary.
+json batch_run(const loyalty::io::engine& e, const std::string& args, const engine_dir& tmp, std::string& out) {
+  const auto json_path = tmp.path / "batch.json";
+  const int rc = run_loadgen("--port " + std::to_string(e.port()) + " " + args + " --json " + json_path.string(),
+                             tmp.path, out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  return parse_json_file(json_path);
+}
+
+} // namespace
+
+TEST_CASE("a closed loop in batch frames of 50 counts each operation's answer, and each earn it counts ok is in the "
+          "ledger once",
+          "[loadgen][engine][batch]") {
+  engine_dir tmp;
+  auto e = start_retail_engine(tmp.path);
+  const auto html_path = tmp.path / "batch.html";
+  std::string out;
+  const auto j = batch_run(*e,
+                           "--members 200 --connections 2 --depth 3 --batch 50 --mix earn=100 --duration 2 --seed 11"
+                           " --report " + html_path.string(),
+                           tmp, out);
+  INFO(out);
+  CHECK(out.find("2 connections x depth 3 frames of 50 operations") != std::string::npos);
+  CHECK(out.find("batch frames   50 operations a frame") != std::string::npos);
+
+  REQUIRE(is_number(j["batch"]));
+  CHECK(j["batch"]->num == 50);
+  REQUIRE(is_number(j["frames_sent"]));
+  REQUIRE(is_number(j["frames_answered"]));
+  REQUIRE(is_number(j["frames_per_second"]));
+  const double frames = j["frames_sent"]->num, sent = j["sent"]->num, ok = j["ok"]->num;
+  CHECK(frames >= 2 * 3);  // every connection's first depth frames
+  CHECK(sent == frames * 50);  // closed loop: every frame full
+  CHECK(j["frames_answered"]->num == frames);
+  // Every operation answered on its own, and every one an earn that went through.
+  CHECK(ok == sent);
+  CHECK(j["errors"]->num == 0);
+  CHECK(j["unanswered"]->num == 0);
+  REQUIRE(j["by_op"]);
+  REQUIRE(j["by_op"]->operator[]("earn"));
+  CHECK(j["by_op"]->operator[]("earn")->operator[]("ok")->num == ok);
+  CHECK(j["by_op"]->fields.size() == 1);
+
+  // The engine agrees: one txn id for each earn counted ok (enrollments carry none).
+  auto v = e->ledger().verify();
+  CHECK(v.ok);
+  CHECK(static_cast<double>(v.txn_ids) == ok);
+
+  const auto html = slurp(html_path);
+  check_self_contained(html);
+  CHECK(html.find("frames of 50 answered") != std::string::npos);
+  CHECK(html.find("50 (batch frames; rates, counts and latencies are per operation)") != std::string::npos);
+}
+
+TEST_CASE("open loop in batch frames keeps its rate in operations: a step's last frame holds the rest",
+          "[loadgen][engine][batch]") {
+  engine_dir tmp;
+  auto e = start_retail_engine(tmp.path);
+  std::string out;
+  // 100 operations a second for 2 s in frames of 30: frames at 0, 0.3, ... 1.8 s,
+  // six of 30 and a last one of 20. Holds are followed by captures and
+  // releases in later frames; reads ride along.
+  const auto j = batch_run(*e,
+                           "--members 50 --connections 2 --depth 4 --batch 30 --rate 100 --duration 2"
+                           " --mix earn=50,hold=20,redeem=10,balance=10,history=10 --seed 12",
+                           tmp, out);
+  INFO(out);
+  CHECK(out.find("at most 4 frames of 30 operations in flight each") != std::string::npos);
+  CHECK(j["batch"]->num == 30);
+  CHECK(j["offered"]->num == 200);
+  CHECK(j["sent"]->num == 200);
+  CHECK(j["frames_sent"]->num == 7);
+  CHECK(j["frames_answered"]->num == 7);
+  CHECK(j["ok"]->num + j["errors"]->num == 200);
+  CHECK(j["unanswered"]->num == 0);
+  CHECK(j["errors"]->num == j["refused"]->num);  // only refusals (points a redeem lacks), no failure
+  REQUIRE(j["by_op"]);
+  double by_op = 0;
+  for (const auto& [name, op] : j["by_op"]->fields)
+    by_op += op["ok"]->num + op["errors"]->num;
+  CHECK(by_op == 200);
+  for (const char* op : {"earn", "hold", "balance", "history"})
+    CHECK(j["by_op"]->operator[](op) != nullptr);
+}
+
+TEST_CASE("a batch frame the engine refuses whole counts the refusal once for each of its operations",
+          "[loadgen][engine][batch]") {
+  engine_dir tmp;
+  // 100 in flight a connection at most: a frame of 150 always passes it.
+  auto e = start_retail_engine(tmp.path, 100);
+  std::string out;
+  const auto j = batch_run(
+    *e, "--skip-enroll --members 10 --connections 1 --depth 1 --batch 150 --duration 0.3 --seed 13", tmp, out);
+  INFO(out);
+  const double frames = j["frames_answered"]->num;
+  CHECK(frames >= 1);
+  CHECK(j["frames_sent"]->num == frames);
+  CHECK(j["sent"]->num == frames * 150);
+  CHECK(j["ok"]->num == 0);
+  CHECK(j["errors"]->num == frames * 150);
+  REQUIRE(j["errors_by_code"]);
+  REQUIRE(j["errors_by_code"]->operator[]("overloaded"));
+  CHECK(j["errors_by_code"]->operator[]("overloaded")->num == frames * 150);
+  CHECK(e->ledger().verify().txn_ids == 0);
+}
+
+TEST_CASE("the load generator refuses a batch of 0 or of more than 1000 operations, and prints the one it takes",
+          "[loadgen][batch]") {
+  engine_dir tmp;
+  std::string out;
+  // Port 1: it must not get as far as connecting.
+  CHECK(run_loadgen("--port 1 --batch 0", tmp.path, out) == 2);
+  CHECK(out.find("--batch: Value 0 not in range 1 to 1000") != std::string::npos);
+  CHECK(run_loadgen("--port 1 --batch 1001", tmp.path, out) == 2);
+  CHECK(out.find("--batch: Value 1001 not in range 1 to 1000") != std::string::npos);
+  REQUIRE(run_loadgen("--batch 1000 --print-workload", tmp.path, out) == 0);
+  std::vector<std::string> errors;
+  auto w = parse_workload(out, "printed", errors);
+  REQUIRE(w);
+  CHECK(w->batch == 1000);
+}
+
 TEST_CASE("a short soak run prints soak lines with the engine's RSS, keeps the points in the JSON and gives a verdict",
           "[loadgen][engine][soak]") {
   engine_dir tmp;
@@ -832,6 +968,7 @@ TEST_CASE("a flag given with a workload file overrides the file's value and the 
   CHECK(mix_text(w->mix) == "earn=100");
   CHECK(w->items == int_range{4, 4});
   CHECK(w->depth == 17);  // ... and the file
+  CHECK(w->batch == 20);
   CHECK(w->members == 5000);
   CHECK(w->zipf_s == 1.25);
   CHECK(w->mode == run_mode::ramp);
