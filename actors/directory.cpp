@@ -104,7 +104,12 @@ caf::actor directory::spawn_member(const std::shared_ptr<member_slot>& slot) {
   active_.fetch_add(1, std::memory_order_relaxed);
   activations_.fetch_add(1, std::memory_order_relaxed);
   slot->pending.store(0);
-  return sys_.spawn<caf::lazy_init>(member_actor, slot, &ctx_);
+  // Hidden: the actor system does not wait for members when it stops;
+  // shutdown waits for them itself (live_), and may keep idle ones.
+  live_.fetch_add(1, std::memory_order_acq_rel);
+  auto a = sys_.spawn<caf::lazy_init + caf::hidden>(member_actor, slot, &ctx_);
+  caf::actor_cast<caf::stateful_actor<member_state>*>(a)->state.live.count = &live_;
+  return a;
 }
 
 bool directory::send(std::uint64_t member_id, caf::message msg) {
@@ -224,19 +229,52 @@ void directory::mark_all_stale() {
   }
 }
 
-void directory::shutdown() {
-  stopping_.store(true);
+void directory::shutdown(bool keep_idle) {
+  stopping_.store(true, std::memory_order_release);
+  // The slots hold the only strong handles of the member actors (and the
+  // clock one of an actor whose housekeeping timer is pending): dropping
+  // them ends each actor where it is (CAF: unreachable), on this thread for
+  // an idle one, without an exit message, a wake-up and a turn on a worker
+  // for each of up to a million actors. Its queued requests are destroyed
+  // with its mailbox, which answers them `unavailable` (reply_guard). An
+  // actor running a message right now ends when that message is done.
+  // What still costs per actor is CAF's cleanup (its clock is told of every
+  // actor that ends, under a lock, with a wake-up): keep_idle skips it for
+  // the actors with nothing to do.
+  static std::vector<caf::actor>* kept = nullptr;  // never freed: the process exits (keep_idle)
+  std::vector<caf::actor> ending;
+  std::int64_t keeping = 0;
   for (auto& sh : shards_) {
-    std::lock_guard<std::mutex> guard(sh.mtx);
-    for (auto& [id, slot] : sh.slots) {
-      if (slot->actor)
-        caf::anon_send_exit(slot->actor, caf::exit_reason::user_shutdown);
-      slot->lru_prev = slot->lru_next = nullptr;  // slots outlive the shard's list in their actors
+    {
+      std::lock_guard<std::mutex> guard(sh.mtx);
+      ending.reserve(sh.slots.size());
+      for (auto& [id, slot] : sh.slots) {
+        if (slot->actor) {
+          const bool idle = slot->pending.load() == 0 && slot->inflight.load() == 0;
+          if (keep_idle && idle) {
+            if (kept == nullptr)
+              kept = new std::vector<caf::actor>();
+            kept->push_back(std::move(slot->actor));
+            ++keeping;
+          } else {
+            if (slot->timer.load(std::memory_order_acquire))
+              caf::anon_send_exit(slot->actor, caf::exit_reason::user_shutdown);
+            ending.push_back(std::move(slot->actor));
+          }
+        }
+        slot->actor = nullptr;
+        slot->lru_prev = slot->lru_next = nullptr;  // slots outlive the shard's list in their actors
+      }
+      sh.head = sh.tail = nullptr;
+      sh.slots.clear();
     }
-    sh.head = sh.tail = nullptr;
-    sh.slots.clear();
+    ending.clear();  // outside the shard's lock: an actor's end answers its requests
   }
   active_.store(0);
+  // The actors that were busy end on the workers once their message is
+  // done; passivated ones end as they quit.
+  for (auto n = live_.load(); n > keeping; n = live_.load())
+    live_.wait(n);
 }
 
 std::size_t directory::slot_count() {

@@ -60,6 +60,10 @@ public:
   // as soon as its ops are done instead of by the idle sweep.
   std::atomic<bool> enrolling{false};
   std::atomic<bool> direct{false};
+  // A housekeeping timer of the actor is pending (the clock holds a handle
+  // of the actor until it fires): a shutdown that drops the directory's
+  // handle must send this actor an exit too.
+  std::atomic<bool> timer{false};
   // Writer thread: an op this member's actor applied tentatively was not
   // posted. Undoes the op's program-wide reservations (caps, stock) and
   // marks the slot stale.
@@ -125,8 +129,18 @@ public:
   [[nodiscard]] directory_stats stats() const noexcept;
   [[nodiscard]] std::size_t active() const noexcept { return active_.load(); }
 
-  // Engine shutdown: stops every member actor; no more activations.
-  void shutdown();
+  // Engine shutdown: no more activations; every member actor stops, and
+  // shutdown returns once they have (their state destroyed). An actor's
+  // queued requests are answered `unavailable`. keep_idle (a process that
+  // exits right after the stop, loyaltyd): the actors with nothing queued
+  // and nothing in the writer are left as they are instead, inert (a member
+  // actor handles nothing once the directory stops) and never destroyed,
+  // which makes the stop of a million active members take milliseconds
+  // rather than seconds (docs/OPERATIONS.md, "Starting and stopping").
+  void shutdown(bool keep_idle = false);
+  [[nodiscard]] bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+  // Member actors alive (spawned, state not yet destroyed).
+  [[nodiscard]] std::int64_t live() const noexcept { return live_.load(); }
   // Every active member's actor reloads its book from the ledger before its
   // next message (a node that becomes a cluster's leader: its ledger moved
   // on under actors it activated before). Any thread.
@@ -167,6 +181,7 @@ private:
   const std::uint32_t passivating_max_;
   std::vector<shard> shards_;
   std::atomic<bool> stopping_{false};
+  std::atomic<std::int64_t> live_{0};  // member actors whose state exists (member_state::live)
   std::atomic<std::uint32_t> tick_{0};
   std::atomic<std::uint64_t> active_{0};
   std::atomic<std::uint64_t> passivating_{0};  // passivate requests not yet handled by their actor

@@ -1642,6 +1642,7 @@ void schedule_housekeeping(self_ptr self) {
   const auto now = self->state.ctx->clock->now_us();
   if (due == UINT64_MAX || due <= now || due - now > 3'600'000'000ull)
     return;  // the expiry sweep and the next request cover the rest
+  self->state.slot->timer.store(true, std::memory_order_release);
   self->delayed_send(self, std::chrono::microseconds(due - now), housekeep_atom::value);
 }
 
@@ -1931,18 +1932,30 @@ caf::behavior member_actor(caf::stateful_actor<member_state>* self, std::shared_
     auto& s = *self->state.slot;
     s.pending.fetch_sub(1, std::memory_order_acq_rel);
   };
+  // Once the directory stops, an actor handles nothing: a request is
+  // answered `unavailable` (its reply_guard, as the message is dropped) and
+  // nothing reaches the ledger, which closes after the stop.
+  auto stopped = [self] { return self->state.ctx->dir->stopping(); };
   return {
-    [self, dequeued](member_request& r) {
+    [self, dequeued, stopped](member_request& r) {
       dequeued();
-      handle(self, r);
+      if (!stopped())
+        handle(self, r);
     },
-    [self, dequeued](transfer_leg& leg) {
+    [self, dequeued, stopped](transfer_leg& leg) {
       dequeued();
-      receive_transfer(self, leg);
+      if (!stopped())
+        receive_transfer(self, leg);
     },
-    [self](housekeep_atom) { on_housekeeping(self); },
-    [self, dequeued](passivate_atom) {
+    [self, stopped](housekeep_atom) {
+      self->state.slot->timer.store(false, std::memory_order_release);
+      if (!stopped())
+        on_housekeeping(self);
+    },
+    [self, dequeued, stopped](passivate_atom) {
       dequeued();
+      if (stopped())
+        return;
       auto& st = self->state;
       if (!st.ctx->dir->try_passivate(*st.slot, self->address()))
         return;

@@ -211,6 +211,20 @@ struct member_state {
   // Entries handed to the writer since the book was loaded (a passivation
   // stores the book when they are many: limits::book_checkpoint_entries).
   std::uint32_t posted = 0;
+  // The directory's count of live member actors, counted down when the
+  // state is destroyed (the actor ended); set by directory::spawn_member.
+  struct live_token {
+    std::atomic<std::int64_t>* count = nullptr;
+    live_token() = default;
+    live_token(const live_token&) = delete;
+    live_token& operator=(const live_token&) = delete;
+    ~live_token() {
+      if (count != nullptr) {
+        count->fetch_sub(1, std::memory_order_acq_rel);
+        count->notify_all();
+      }
+    }
+  } live;
   static inline const char* name = "member";
 };
 

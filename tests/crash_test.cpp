@@ -13,8 +13,10 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 
 using namespace loyalty::test;
 
@@ -202,4 +204,44 @@ TEST_CASE("the loyaltyd an operator runs ignores LOYALTY_FAULT: a commit it was 
   const int status = faulty.wait_exit(std::chrono::seconds(20));
   CHECK(WIFSIGNALED(status));
   CHECK(WTERMSIG(status) == SIGKILL);
+}
+
+TEST_CASE("a clean stop of loyaltyd with many active members, some holding timers, exits 0 and loses nothing",
+          "[crash][stop]") {
+  // loyaltyd stops as a process that exits (engine::stop_for_exit): idle
+  // member actors are left inert instead of torn down one by one, the
+  // ledger is closed with its checkpoint, and the process ends at once.
+  temp_dir dir("stop");
+  auto o = retail_engine(dir, LOYALTYD_BIN, "");
+  constexpr std::uint64_t members = 2000;
+  std::vector<std::int64_t> expect(members + 1, 0);
+  {
+    engine_process eng(o);
+    auto c = connect(eng);
+    for (std::uint64_t m = 1; m <= members; ++m) {
+      REQUIRE(c->enroll(m, "acme").ok());
+      auto e = c->earn("stop-" + std::to_string(m), m, "acme", 1000 + static_cast<std::int64_t>(m), "EUR",
+                       1'772'452'800'000'000ull);
+      REQUIRE(e.ok());
+      expect[m] = e.points;
+    }
+    for (std::uint64_t m = 1; m <= members; m += 10)  // an open hold expiring within the hour: a timer each
+      REQUIRE(c->hold("stop-hold-" + std::to_string(m), m, 5, "", 600).ok());
+    c.reset();
+    CHECK(eng.stop() == 0);  // a clean stop, exit status 0
+    std::ifstream err(eng.stderr_file());
+    std::string all((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
+    CHECK(all.find("closing checkpoint") != std::string::npos);
+    CHECK(all.find("stopped") != std::string::npos);
+  }
+  engine_process eng(o);
+  auto c = connect(eng);
+  for (std::uint64_t m = 1; m <= members; m += 97) {
+    auto b = c->balance(m);
+    REQUIRE(b.ok());
+    CHECK(b.balance == expect[m]);
+  }
+  const auto v = c->verify();
+  CHECK(v.verify.valid);
+  CHECK(v.verify.members == members);
 }

@@ -471,7 +471,19 @@ std::uint32_t engine::reload_from_file(std::string& error, errc* code) {
   return reload(std::move(*next), error, code);
 }
 
-void engine::stop() {
+void engine::stop() { stop_impl(false); }
+
+void engine::stop_for_exit() {
+  stop_impl(true);
+  // The rest of ~engine but the actor system and the directory, whose
+  // idle member actors stay (inert) until the process exits.
+  metrics_.reset();
+  partners_.reset();
+  ledger_.reset();  // the closing checkpoint, fsynced
+  node_.reset();
+}
+
+void engine::stop_impl(bool keep_idle) {
   if (stopped_)
     return;
   stopped_ = true;
@@ -495,15 +507,20 @@ void engine::stop() {
     server_->begin_drain();
   const auto t_actors = std::chrono::steady_clock::now();
   const std::uint64_t members = dir_ ? static_cast<std::uint64_t>(dir_->active()) : 0;
-  if (dir_)
-    dir_->shutdown();  // member actors stop; queued requests answer `unavailable`
   if (system_) {
+    // The supervisors first: a member's end then sends its brand a down
+    // message that a closed mailbox drops, instead of one that the brand
+    // handles, a million times in one actor.
     for (auto& [id, b] : ctx_.brand_actors)
       caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
     if (partners_)
       partners_->stop();
     if (ctx_.root)
       caf::anon_send_exit(ctx_.root, caf::exit_reason::user_shutdown);
+  }
+  if (dir_)
+    dir_->shutdown(keep_idle);  // member actors stop; queued requests answer `unavailable`
+  if (system_) {
     ctx_.brand_actors.clear();
     ctx_.root = nullptr;
     system_->await_all_actors_done();

@@ -59,6 +59,12 @@ public:
   // Stops serving, lets the ledger writer commit what it was given, stops
   // every actor. Idempotent.
   void stop();
+  // The stop of a process that exits right after it (loyaltyd): as stop(),
+  // but member actors with nothing to do are left inert instead of torn
+  // down one by one (actors::directory::shutdown keep_idle), and the ledger
+  // is closed (its closing checkpoint written) here. The engine must then
+  // never be destroyed: the caller leaks it and exits (std::_Exit).
+  void stop_for_exit();
 
   [[nodiscard]] std::uint16_t port() const noexcept { return server_->port(); }
   // The metrics endpoint's bound port; 0 when it is off.
@@ -121,6 +127,7 @@ private:
   std::mutex sweep_mtx_;
   std::condition_variable sweep_cv_;
   std::atomic<bool> stopping_{false};
+  void stop_impl(bool keep_idle);
   bool stopped_ = false;
   // A cluster node: its Raft server, whose replicate() the ledger's writer
   // calls. The watcher opens the engine for requests in a term once the
