@@ -389,6 +389,10 @@ struct options {
   // Filter of committed txn ids in memory (0: none, every replay check reads
   // LMDB). Rounded down to a power of two.
   std::uint64_t txn_filter_bytes = limits::txn_filter_bytes_default;
+  // A clean close saves the filter (file txn_filter in dir) when the ledger
+  // holds at least this many txn ids, and the next start loads it instead
+  // of scanning them (ledger/txn_filter_file.cpp). 0: always.
+  std::uint64_t txn_filter_save_min_ids = limits::txn_filter_save_min_ids_default;
   // Account records an incremental checkpoint writes with each group commit
   // at least (more when the generation would not be done by its deadline).
   std::uint32_t checkpoint_chunk_accounts = limits::checkpoint_chunk_accounts_default;
@@ -502,6 +506,9 @@ public:
   [[nodiscard]] bool maybe_committed(std::string_view txn_id) const noexcept;
   // The filter has every txn id committed before this run (tests, stats).
   [[nodiscard]] bool txn_filter_ready() const noexcept;
+  // It was made ready from the filter saved at the last clean close (and
+  // the ids committed after it), not by a scan of every txn id.
+  [[nodiscard]] bool txn_filter_from_saved() const noexcept;
   // The member an alias names, or empty.
   [[nodiscard]] std::optional<std::uint64_t> find_alias(std::string_view alias) const;
   // Every committed counter (records.hpp counter_kind), as (counter_id, value).

@@ -331,6 +331,8 @@ ledger::impl::~impl() {
       }
     }
   }
+  if (env && opts.checkpoint_on_close)
+    save_txn_filter();
   if (env)
     mdb_env_close(env);
 }
@@ -352,6 +354,16 @@ void ledger::impl::start_writer() {
 
 void ledger::impl::load_txn_filter() {
   const auto t0 = std::chrono::steady_clock::now();
+  filter_from_saved.store(false);
+  if (std::uint64_t tail = 0; load_saved_txn_filter(tail)) {
+    filter_from_saved.store(true);
+    txn_seen.set_ready();
+    log(log_level::info, "ledger: txn filter loaded from the saved one and %llu txn ids committed after it in %lld ms",
+        static_cast<unsigned long long>(tail),
+        static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()));
+    return;
+  }
   detail::read_txn txn(env);
   if (!txn.get())
     return;  // stays not ready: every check goes to LMDB
@@ -1727,6 +1739,8 @@ bool ledger::maybe_committed(std::string_view txn_id) const noexcept {
 }
 
 bool ledger::txn_filter_ready() const noexcept { return impl_->txn_seen.ready(); }
+
+bool ledger::txn_filter_from_saved() const noexcept { return impl_->filter_from_saved.load(); }
 
 std::optional<std::uint64_t> ledger::find_txn(std::string_view txn_id) const {
   if (txn_id.empty() || txn_id.size() > limits::txn_id_bytes_max)

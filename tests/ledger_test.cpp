@@ -1,4 +1,5 @@
 // The ledger on a real LMDB environment in a temporary directory.
+#include "eventually.hpp"
 #include "same_journal.hpp"
 #include "temp_dir.hpp"
 #include "ledger/command.hpp"
@@ -13,6 +14,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -80,6 +82,7 @@ struct fixture {
   std::function<bool(std::string, std::uint64_t)> propose;
   std::uint32_t pipeline_batches = limits::pipeline_batches_default;
 
+  std::uint64_t save_min_ids = limits::txn_filter_save_min_ids_default;  // options of the next reopen
   fixture() { reopen(); }
 
   void reopen(std::uint32_t window_us = 0, std::uint32_t checkpoint_accounts = 1000000, bool checkpoint_on_close = true,
@@ -97,6 +100,7 @@ struct fixture {
     o.replicate = replicate;
     o.propose = propose;
     o.pipeline_batches = pipeline_batches;
+    o.txn_filter_save_min_ids = save_min_ids;
     std::string err;
     led = ledger::ledger::open(o, err);
     INFO(err);
@@ -1100,6 +1104,73 @@ TEST_CASE("a stored book starts the fold: the entries since it are read, the boo
   auto all = all_problems(rep);
   INFO(all);
   CHECK(all.find("member 2: its stored book of entry") != std::string::npos);
+}
+
+TEST_CASE("the txn filter saved at a clean close is loaded at the next start, with the ids committed after it",
+          "[ledger][txn_filter]") {
+  fixture f;
+  f.save_min_ids = 0;  // these few ids are saved too
+  f.reopen();
+  f.run(f.enroll(1));
+  for (int i = 0; i < 50; ++i)
+    REQUIRE(f.run(f.earn(1, 5, "a" + std::to_string(i))).code == errc::ok);
+  auto ready = [&] { return test::eventually([&] { return f.led->txn_filter_ready(); }); };
+  auto all_maybe = [&](const char* prefix, int n) {
+    for (int i = 0; i < n; ++i)
+      if (!f.led->maybe_committed(prefix + std::to_string(i)))
+        return false;
+    return true;
+  };
+  REQUIRE(ready());
+  CHECK_FALSE(f.led->txn_filter_from_saved());  // a new ledger: nothing saved
+  f.reopen();                                   // a clean close saves it
+  REQUIRE(ready());
+  CHECK(f.led->txn_filter_from_saved());
+  CHECK(all_maybe("a", 50));
+  CHECK_FALSE(f.led->maybe_committed("never-posted"));
+
+  // Commits after the saved filter, then a close that saves nothing (as a
+  // kill -9): the next start uses the old file and adds the journal's tail.
+  for (int i = 0; i < 30; ++i)
+    REQUIRE(f.run(f.earn(1, 5, "b" + std::to_string(i))).code == errc::ok);
+  f.reopen(0, 1000000, /*checkpoint_on_close*/ false);
+  REQUIRE(ready());
+  CHECK(f.led->txn_filter_from_saved());
+  CHECK(all_maybe("a", 50));
+  CHECK(all_maybe("b", 30));
+  // A replay of a tail id is still answered from the ledger (the filter said maybe).
+  CHECK(f.run(f.earn(1, 5, "b7")).code == errc::ok);
+  CHECK(f.led->load_member(1)->balance() == 5 * 80);
+
+  // A damaged file, and a file of another journal, are not used: the scan is.
+  const auto file = f.tmp.path / "data" / "txn_filter";
+  f.reopen();
+  f.led.reset();  // closed cleanly: saved
+  REQUIRE(std::filesystem::exists(file));
+  {
+    std::fstream io(file, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(100);
+    io.put('\x5a');
+  }
+  f.reopen(0, 1000000, false);
+  REQUIRE(ready());
+  CHECK_FALSE(f.led->txn_filter_from_saved());
+  CHECK(all_maybe("a", 50));
+  CHECK(all_maybe("b", 30));
+
+  fixture other;  // its own journal: one earn, then closed cleanly (its file saved)
+  other.save_min_ids = 0;
+  other.reopen();
+  other.run(other.enroll(1));
+  REQUIRE(other.run(other.earn(1, 5, "z")).code == errc::ok);
+  other.led.reset();
+  f.led.reset();
+  std::filesystem::copy_file(other.tmp.path / "data" / "txn_filter", file,
+                             std::filesystem::copy_options::overwrite_existing);
+  f.reopen(0, 1000000, false);
+  REQUIRE(ready());
+  CHECK_FALSE(f.led->txn_filter_from_saved());
+  CHECK(all_maybe("a", 50));
 }
 
 TEST_CASE("an outcome carries the details of its posted entry and the op's note, whatever became of the op",

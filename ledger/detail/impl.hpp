@@ -329,7 +329,16 @@ public:
   detail::txn_filter txn_seen;
   std::thread filter_loader;
   std::atomic<bool> filter_stop{false};
+  std::atomic<bool> filter_from_saved{false};  // the last load used the saved filter
   void load_txn_filter();
+  // The filter saved at the last clean close (txn_filter_file.cpp): merged
+  // into txn_seen with the ids of the journal entries committed after it,
+  // if it is the filter of this journal's prefix. False (nothing merged):
+  // none, damaged, of another size or another journal; the caller scans.
+  bool load_saved_txn_filter(std::uint64_t& tail_ids);
+  // At a clean close, after the writer stopped: saves txn_seen with the
+  // journal's seq and digest, for the next start.
+  void save_txn_filter() const;
   // True unless o's txn id is certainly not in the index (writer thread).
   [[nodiscard]] bool maybe_indexed(const op& o) const noexcept {
     return !txn_seen.ready() || txn_seen.maybe({o.txn_id.data(), o.txn_id_bytes});

@@ -51,6 +51,16 @@ public:
   }
 
   [[nodiscard]] bool enabled() const noexcept { return words_ != nullptr; }
+  // The filter's 64-bit words (saving it: no add() may run meanwhile).
+  [[nodiscard]] std::size_t word_count() const noexcept { return enabled() ? (mask_ + 1) * words_per_block : 0; }
+  [[nodiscard]] const std::uint64_t* words() const noexcept { return words_.get(); }
+  // Sets the bits of `src` (word_count() words of a saved filter) too: what
+  // add() set meanwhile stays.
+  void merge(const std::uint64_t* src) noexcept {
+    for (std::size_t i = 0, n = word_count(); i < n; ++i)
+      if (src[i] != 0)
+        std::atomic_ref<std::uint64_t>(words_.get()[i]).fetch_or(src[i], std::memory_order_relaxed);
+  }
   [[nodiscard]] bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
   void set_ready() noexcept { ready_.store(true, std::memory_order_release); }
   // Not ready again (every check goes to LMDB) until a new scan sets it:
@@ -88,7 +98,8 @@ public:
   }
 
   // 64-bit hash of the id bytes: 8 bytes at a time, multiply-xorshift mixing.
-  // Not stored anywhere: free to change.
+  // The saved filter (ledger/txn_filter_file.cpp) holds bits it chose: a
+  // change here (or to probes) must change that file's format tag.
   [[nodiscard]] static std::uint64_t hash(std::string_view id) noexcept {
     std::uint64_t h = 0x9e3779b97f4a7c15ull ^ (id.size() * 0xbf58476d1ce4e5b9ull);
     std::size_t i = 0;
