@@ -199,8 +199,8 @@ inline constexpr std::uint64_t write_cut_short_bytes_max = 1u << 20;
 // arrive, so a small ledger does not pay the whole size in resident memory.
 inline constexpr std::uint64_t txn_filter_bytes_default = 64ull << 20;
 // A clean close saves the txn filter when the ledger holds at least this
-// many txn ids: loading the saved filter (64 MiB by default) takes about
-// 0.3 s, scanning the ids about 0.8 us each (docs/PERFORMANCE.md, issue 18).
+// many txn ids: loading the saved filter (64 MiB by default) takes 0.3-1.1
+// s, scanning the ids 0.35-0.8 us each (docs/PERFORMANCE.md, issue 18).
 inline constexpr std::uint64_t txn_filter_save_min_ids_default = 500000;
 // LMDB map size: address space only (sparse file); 64 GiB holds ~200M entries.
 inline constexpr std::uint64_t map_bytes_default = 64ull << 30;
