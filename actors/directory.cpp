@@ -231,16 +231,14 @@ void directory::mark_all_stale() {
 
 void directory::shutdown(bool keep_idle) {
   stopping_.store(true, std::memory_order_release);
-  // The slots hold the only strong handles of the member actors (and the
-  // clock one of an actor whose housekeeping timer is pending): dropping
-  // them ends each actor where it is (CAF: unreachable), on this thread for
-  // an idle one, without an exit message, a wake-up and a turn on a worker
-  // for each of up to a million actors. Its queued requests are destroyed
-  // with its mailbox, which answers them `unavailable` (reply_guard). An
-  // actor running a message right now ends when that message is done.
-  // What still costs per actor is CAF's cleanup (its clock is told of every
-  // actor that ends, under a lock, with a wake-up): keep_idle skips it for
-  // the actors with nothing to do.
+  // Every actor that is not kept gets an exit, and the directory drops its
+  // handle: the actor ends at its next turn, and its queued requests are
+  // destroyed with its mailbox, which answers them `unavailable`
+  // (reply_guard). (Dropping the handle alone is not enough: CAF's clock
+  // holds one of an actor whose housekeeping timer is pending.) Each end
+  // costs a turn on a worker and CAF's cleanup, which tells its clock under
+  // a lock with a wake-up: seconds for a million actors. keep_idle skips
+  // all of it for the actors with nothing to do, which are nearly all.
   static std::vector<caf::actor>* kept = nullptr;  // never freed: the process exits (keep_idle)
   std::vector<caf::actor> ending;
   std::int64_t keeping = 0;
@@ -257,8 +255,7 @@ void directory::shutdown(bool keep_idle) {
             kept->push_back(std::move(slot->actor));
             ++keeping;
           } else {
-            if (slot->timer.load(std::memory_order_acquire))
-              caf::anon_send_exit(slot->actor, caf::exit_reason::user_shutdown);
+            caf::anon_send_exit(slot->actor, caf::exit_reason::user_shutdown);
             ending.push_back(std::move(slot->actor));
           }
         }
@@ -271,8 +268,7 @@ void directory::shutdown(bool keep_idle) {
     ending.clear();  // outside the shard's lock: an actor's end answers its requests
   }
   active_.store(0);
-  // The actors that were busy end on the workers once their message is
-  // done; passivated ones end as they quit.
+  // The actors end on the workers; passivated ones end as they quit.
   for (auto n = live_.load(); n > keeping; n = live_.load())
     live_.wait(n);
 }

@@ -60,10 +60,6 @@ public:
   // as soon as its ops are done instead of by the idle sweep.
   std::atomic<bool> enrolling{false};
   std::atomic<bool> direct{false};
-  // A housekeeping timer of the actor is pending (the clock holds a handle
-  // of the actor until it fires): a shutdown that drops the directory's
-  // handle must send this actor an exit too.
-  std::atomic<bool> timer{false};
   // Writer thread: an op this member's actor applied tentatively was not
   // posted. Undoes the op's program-wide reservations (caps, stock) and
   // marks the slot stale.

@@ -1642,7 +1642,6 @@ void schedule_housekeeping(self_ptr self) {
   const auto now = self->state.ctx->clock->now_us();
   if (due == UINT64_MAX || due <= now || due - now > 3'600'000'000ull)
     return;  // the expiry sweep and the next request cover the rest
-  self->state.slot->timer.store(true, std::memory_order_release);
   self->delayed_send(self, std::chrono::microseconds(due - now), housekeep_atom::value);
 }
 
@@ -1948,7 +1947,6 @@ caf::behavior member_actor(caf::stateful_actor<member_state>* self, std::shared_
         receive_transfer(self, leg);
     },
     [self, stopped](housekeep_atom) {
-      self->state.slot->timer.store(false, std::memory_order_release);
       if (!stopped())
         on_housekeeping(self);
     },

@@ -516,6 +516,28 @@ TEST_CASE("a member that posted many entries stores its book when passivated, an
   CHECK(r.led->verify().ok);
 }
 
+TEST_CASE("a shutdown ends a member actor whose housekeeping timer is pending", "[actors][stop]") {
+  // An open hold that expires within the hour: the actor's housekeeping is a
+  // delayed message, and CAF's clock holds a handle of the actor until it
+  // fires. The shutdown must end the actor anyway (and wait for it).
+  temp_dir tmp;
+  rig r(tmp.path);
+  REQUIRE(r.call(rig::enroll(1)).code == errc::ok);
+  REQUIRE(r.call(rig::earn(1, 5000, "e")).code == errc::ok);
+  auto h = rig::with_txn([] {
+    actors::member_request q;
+    q.kind = actors::request_kind::hold;
+    q.member = 1;
+    q.points = 10;
+    q.ttl_s = 600;
+    return q;
+  }(), "h");
+  REQUIRE(r.call(std::move(h)).code == errc::ok);
+  REQUIRE(r.dir->live() == 1);
+  r.dir->shutdown();  // returns once the actor ended (a hang here: held until the timer fires, 600 s)
+  CHECK(r.dir->live() == 0);
+}
+
 TEST_CASE("past the active cap, idle members are passivated down to the cap", "[actors]") {
   temp_dir tmp;
   rig r(tmp.path, /*active_max*/ 5);
