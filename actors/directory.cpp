@@ -239,9 +239,7 @@ void directory::shutdown(bool keep_idle) {
   // costs a turn on a worker and CAF's cleanup, which tells its clock under
   // a lock with a wake-up: seconds for a million actors. keep_idle skips
   // all of it for the actors with nothing to do, which are nearly all.
-  static std::vector<caf::actor>* kept = nullptr;  // never freed: the process exits (keep_idle)
   std::vector<caf::actor> ending;
-  std::int64_t keeping = 0;
   for (auto& sh : shards_) {
     {
       std::lock_guard<std::mutex> guard(sh.mtx);
@@ -250,10 +248,7 @@ void directory::shutdown(bool keep_idle) {
         if (slot->actor) {
           const bool idle = slot->pending.load() == 0 && slot->inflight.load() == 0;
           if (keep_idle && idle) {
-            if (kept == nullptr)
-              kept = new std::vector<caf::actor>();
-            kept->push_back(std::move(slot->actor));
-            ++keeping;
+            kept_.push_back(std::move(slot->actor));
           } else {
             caf::anon_send_exit(slot->actor, caf::exit_reason::user_shutdown);
             ending.push_back(std::move(slot->actor));
@@ -269,6 +264,7 @@ void directory::shutdown(bool keep_idle) {
   }
   active_.store(0);
   // The actors end on the workers; passivated ones end as they quit.
+  const auto keeping = static_cast<std::int64_t>(kept_.size());
   for (auto n = live_.load(); n > keeping; n = live_.load())
     live_.wait(n);
 }

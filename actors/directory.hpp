@@ -178,6 +178,9 @@ private:
   std::vector<shard> shards_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::int64_t> live_{0};  // member actors whose state exists (member_state::live)
+  // shutdown(keep_idle): the idle actors left as they are. The directory is
+  // then never destroyed (engine::stop_for_exit: the process exits).
+  std::vector<caf::actor> kept_;
   std::atomic<std::uint32_t> tick_{0};
   std::atomic<std::uint64_t> active_{0};
   std::atomic<std::uint64_t> passivating_{0};  // passivate requests not yet handled by their actor

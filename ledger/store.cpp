@@ -1380,17 +1380,14 @@ bool ledger::impl::catch_up_digest(MDB_txn* txn, std::string& error) {
     if (last - rec.seq > 1'000'000)
       log(log_level::info, "ledger: folding the journal digest over %llu entries (once)",
           static_cast<unsigned long long>(last - rec.seq));
-    detail::cursor cur(txn, db.journal);
-    if (cur.rc() != MDB_SUCCESS) {
-      error = detail::mdb_error("opening a journal cursor", cur.rc());
-      return false;
-    }
-    std::uint64_t from = rec.seq + 1;
-    MDB_val k = val_of(from), v{};
-    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS;
-         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+    const int rc = for_each_journal_value(txn, rec.seq, [&](std::uint64_t seq, const MDB_val& v) {
       rec.digest = journal_digest_step(rec.digest, v.mv_data, v.mv_size);
-      std::memcpy(&rec.seq, k.mv_data, sizeof rec.seq);
+      rec.seq = seq;
+      return true;
+    });
+    if (rc != MDB_SUCCESS) {
+      error = detail::mdb_error("opening a journal cursor", rc);
+      return false;
     }
     MDB_val kv = key, vv = val_of(rec);
     if (int rc = mdb_put(txn, db.meta, &kv, &vv, 0); rc != MDB_SUCCESS) {

@@ -26,7 +26,6 @@
 namespace loyalty::ledger {
 
 using detail::val;
-using detail::val_of;
 
 namespace {
 
@@ -144,28 +143,25 @@ bool ledger::impl::load_saved_txn_filter(std::uint64_t& tail_ids) {
   // The tail's ids go into the filter as they are read: if the check below
   // fails they are extra bits (the scan that follows adds them anyway).
   std::uint64_t d = h.digest, seq = h.seq;
-  if (now.seq > h.seq) {
-    detail::cursor cur(txn.get(), db.journal);
-    if (cur.rc() != MDB_SUCCESS)
-      return false;
-    std::uint64_t from = h.seq + 1;
-    MDB_val k = val_of(from), v{};
-    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS && seq < now.seq;
-         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
-      std::memcpy(&seq, k.mv_data, sizeof seq);
-      d = journal_digest_step(d, v.mv_data, v.mv_size);
-      journal_header jh{};
-      if (v.mv_size < sizeof jh)
-        return false;
-      std::memcpy(&jh, v.mv_data, sizeof jh);
-      const std::size_t at = sizeof jh + std::size_t{jh.posting_count} * sizeof(posting);
-      if (jh.txn_id_bytes > 0 && at + jh.txn_id_bytes <= v.mv_size) {
-        txn_seen.add({static_cast<const char*>(v.mv_data) + at, jh.txn_id_bytes});
-        if ((++tail_ids & 0xffff) == 0 && filter_stop.load(std::memory_order_relaxed))
-          return false;
-      }
-    }
-  }
+  bool whole = true;  // every entry after the saved seq read
+  if (now.seq > h.seq &&
+      for_each_journal_value(txn.get(), h.seq, [&](std::uint64_t s, const MDB_val& v) {
+        journal_header jh{};
+        if (v.mv_size < sizeof jh || (((tail_ids + 1) & 0xffff) == 0 && filter_stop.load(std::memory_order_relaxed)))
+          return whole = false;
+        seq = s;
+        d = journal_digest_step(d, v.mv_data, v.mv_size);
+        std::memcpy(&jh, v.mv_data, sizeof jh);
+        const std::size_t at = sizeof jh + std::size_t{jh.posting_count} * sizeof(posting);
+        if (jh.txn_id_bytes > 0 && at + jh.txn_id_bytes <= v.mv_size) {
+          txn_seen.add({static_cast<const char*>(v.mv_data) + at, jh.txn_id_bytes});
+          ++tail_ids;
+        }
+        return seq < now.seq;
+      }) != MDB_SUCCESS)
+    return false;
+  if (!whole)
+    return false;
   if (seq != now.seq || d != now.digest) {
     log(log_level::info, "ledger: the saved txn filter is of another journal (through seq %llu): not used",
         static_cast<unsigned long long>(h.seq));

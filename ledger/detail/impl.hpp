@@ -336,6 +336,24 @@ public:
   // if it is the filter of this journal's prefix. False (nothing merged):
   // none, damaged, of another size or another journal; the caller scans.
   bool load_saved_txn_filter(std::uint64_t& tail_ids);
+  // Calls f(seq, value) for each journal entry after seq `after`, in seq
+  // order, while f returns true. LMDB's code of a cursor that cannot open
+  // (MDB_SUCCESS otherwise).
+  template <class F>
+  int for_each_journal_value(MDB_txn* txn, std::uint64_t after, F&& f) const {
+    detail::cursor cur(txn, db.journal);
+    if (cur.rc() != MDB_SUCCESS)
+      return cur.rc();
+    std::uint64_t from = after + 1, seq = 0;
+    MDB_val k = detail::val_of(from), v{};
+    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+      std::memcpy(&seq, k.mv_data, sizeof seq);
+      if (!f(seq, v))
+        break;
+    }
+    return MDB_SUCCESS;
+  }
   // At a clean close, after the writer stopped: saves txn_seen with the
   // journal's seq and digest, for the next start.
   void save_txn_filter() const;
