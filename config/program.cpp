@@ -929,7 +929,8 @@ void parse_cluster(checker& ck, const toml::value& root, const std::filesystem::
   if (c == nullptr || !c->is_table())
     return;
   const std::string w = "[cluster]";
-  ck.only_keys(*c, {"node_id", "dir", "election_timeout_ms", "heartbeat_ms", "snapshot_entries", "snapshot_trailing", "pipeline_batches", "join", "peers"},
+  ck.only_keys(*c, {"node_id", "dir", "election_timeout_ms", "heartbeat_ms", "snapshot_entries", "snapshot_trailing",
+                   "install_snapshot_timeout_ms", "pipeline_batches", "join", "peers"},
                w);
   auto& out = s.cluster;
   if (auto v = ck.integer(*c, "node_id", true, w, 1, 1'000'000))
@@ -948,6 +949,12 @@ void parse_cluster(checker& ck, const toml::value& root, const std::filesystem::
     out.snapshot_entries = static_cast<std::uint32_t>(*v);
   if (auto v = ck.integer(*c, "snapshot_trailing", false, w, 0, 1'000'000'000))
     out.snapshot_trailing = static_cast<std::uint32_t>(*v);
+  if (auto v = ck.integer(*c, "install_snapshot_timeout_ms", false, w, 0, 86'400'000)) {
+    out.install_snapshot_timeout_ms = static_cast<std::uint32_t>(*v);
+    if (*v != 0 && *v < 100)
+      ck.fail(*ck.get(*c, "install_snapshot_timeout_ms", false, w),
+              "install_snapshot_timeout_ms must be 0 (automatic) or at least 100");
+  }
   if (auto v = ck.integer(*c, "pipeline_batches", false, w, 1, limits::pipeline_batches_max))
     out.pipeline_batches = static_cast<std::uint32_t>(*v);
   if (out.heartbeat_ms * 2 > out.election_timeout_ms)

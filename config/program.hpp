@@ -235,6 +235,8 @@ struct cluster_settings {
   // keeping the newest snapshot_trailing entries in the log.
   std::uint32_t snapshot_entries = 65536;
   std::uint32_t snapshot_trailing = 8192;
+  // cluster::node_options::install_snapshot_timeout_ms (0 = automatic)
+  std::uint32_t install_snapshot_timeout_ms = 0;
   // Group-commit batches the leader has in the log at once, not yet
   // committed there (ledger::options::pipeline_batches).
   std::uint32_t pipeline_batches = limits::pipeline_batches_default;

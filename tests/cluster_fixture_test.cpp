@@ -12,6 +12,7 @@
 #include "same_journal.hpp"
 #include "temp_dir.hpp"
 
+#include "ledger/cluster/node.hpp"
 #include "ledger/cluster/state_machine.hpp"
 #include "ledger/command.hpp"
 
@@ -352,4 +353,15 @@ TEST_CASE("a log entry is its command's length, the command and zeros to 8 bytes
     raft_buffer claims{lying.data(), lying.size()};
     CHECK_FALSE(cluster::state_machine::unwrap(claims, back, err));
   }
+}
+
+TEST_CASE("the leader waits for a snapshot's answer four election timeouts (2 s or more), plus 1 s per 32 MiB of "
+          "ledger, before it sends the snapshot again",
+          "[replication][snapshot]") {
+  CHECK(cluster::install_snapshot_timeout_auto(100, 0) == 2'000);
+  CHECK(cluster::install_snapshot_timeout_auto(1'000, 0) == 4'000);
+  CHECK(cluster::install_snapshot_timeout_auto(1'000, (32ull << 20) - 1) == 4'000);
+  CHECK(cluster::install_snapshot_timeout_auto(1'000, 32ull << 20) == 5'000);
+  CHECK(cluster::install_snapshot_timeout_auto(1'000, 10ull << 30) == 4'000 + 320'000);  // 10 GiB: 5 min 20 s more
+  CHECK(cluster::install_snapshot_timeout_auto(60'000, ~0ull) == 86'400'000);            // at most a day
 }

@@ -1051,6 +1051,7 @@ TEST_CASE("[cluster] names this node among its peers; without it the engine is a
   CHECK(three->cluster.snapshot_entries == 65536);
   CHECK(three->cluster.snapshot_trailing == 8192);
   CHECK(three->cluster.pipeline_batches == 1);
+  CHECK(three->cluster.install_snapshot_timeout_ms == 0);
   CHECK(three->cluster.dir == (dir.path / "d" / "raft").string());
   REQUIRE(three->cluster.peers.size() == 3);
   CHECK(three->cluster.peers[2].raft == "127.0.0.1:7513");
@@ -1075,8 +1076,12 @@ TEST_CASE("[cluster] names this node among its peers; without it the engine is a
   refused("[cluster]\nnode_id = 1\nsnapshot_entries = 4\n" + peers, "snapshot_entries");
   refused("[cluster]\nnode_id = 1\npipeline_batches = 0\n" + peers, "pipeline_batches");
   refused("[cluster]\nnode_id = 1\npipeline_batches = 65\n" + peers, "pipeline_batches");
+  refused("[cluster]\nnode_id = 1\ninstall_snapshot_timeout_ms = 50\n" + peers,
+          "install_snapshot_timeout_ms must be 0 (automatic) or at least 100");
+  refused("[cluster]\nnode_id = 1\ninstall_snapshot_timeout_ms = -1\n" + peers, "install_snapshot_timeout_ms");
   auto compacting = load_settings(
-    settings_at("[cluster]\nnode_id = 1\nsnapshot_entries = 32\nsnapshot_trailing = 0\npipeline_batches = 4\n" +
+    settings_at("[cluster]\nnode_id = 1\nsnapshot_entries = 32\nsnapshot_trailing = 0\npipeline_batches = 4\n"
+                "install_snapshot_timeout_ms = 5000\n" +
                 peers),
     errors);
   INFO(all(errors));
@@ -1084,6 +1089,7 @@ TEST_CASE("[cluster] names this node among its peers; without it the engine is a
   CHECK(compacting->cluster.pipeline_batches == 4);
   CHECK(compacting->cluster.snapshot_entries == 32);
   CHECK(compacting->cluster.snapshot_trailing == 0);
+  CHECK(compacting->cluster.install_snapshot_timeout_ms == 5000);
   CHECK_FALSE(compacting->cluster.join);
   auto joining = load_settings(settings_at("[cluster]\nnode_id = 1\njoin = true\n" + peers), errors);
   REQUIRE(joining);

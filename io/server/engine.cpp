@@ -106,6 +106,7 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
     no.election_timeout_ms = s.cluster.election_timeout_ms;
     no.snapshot_entries = s.cluster.snapshot_entries;
     no.snapshot_trailing = s.cluster.snapshot_trailing;
+    no.install_snapshot_timeout_ms = s.cluster.install_snapshot_timeout_ms;
     no.heartbeat_ms = s.cluster.heartbeat_ms;
     no.join = s.cluster.join;
     for (const auto& p : s.cluster.peers)

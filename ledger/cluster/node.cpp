@@ -17,6 +17,7 @@ extern "C" {
 #include <future>
 #include <mutex>
 #include <thread>
+#include <algorithm>
 #include <unordered_map>
 
 namespace loyalty::cluster {
@@ -26,6 +27,12 @@ std::string scratch_dir_of(const std::string& raft_dir) {
   while (d.size() > 1 && d.back() == '/')
     d.pop_back();
   return d + "-scratch";
+}
+
+unsigned install_snapshot_timeout_auto(unsigned election_timeout_ms, std::uint64_t ledger_bytes) {
+  const std::uint64_t base = std::max<std::uint64_t>(2'000, 4ull * election_timeout_ms);
+  const std::uint64_t ms = base + (ledger_bytes >> 25) * 1'000;  // 1 s per 32 MiB
+  return static_cast<unsigned>(std::min<std::uint64_t>(ms, 86'400'000));
 }
 
 namespace {
@@ -320,6 +327,11 @@ void node::impl::refresh() {
       barrier_term = 0;  // tried again at the next tick
   }
   s.leader_ready = s.leader && ready_term == raft.current_term;
+  if (s.leader)  // what it waits for a snapshot it sends to be answered
+    raft_set_install_snapshot_timeout(
+      &raft, opts.install_snapshot_timeout_ms != 0
+               ? opts.install_snapshot_timeout_ms
+               : install_snapshot_timeout_auto(opts.election_timeout_ms, led.space().used_bytes));
   raft_id id = 0;
   const char* address = nullptr;
   raft_leader(&raft, &id, &address);

@@ -47,7 +47,18 @@ struct node_options {
   // far behind catches up from the log, further from the snapshot).
   unsigned snapshot_entries = 65536;
   unsigned snapshot_trailing = 8192;
+  // How long the leader waits for a follower to answer a snapshot it sent
+  // before it sends it again. libraft's default is 30 s, and a follower that
+  // is taking a snapshot of its own when one arrives drops it unanswered (it
+  // often is, right after its start): 0 = worked out from the election
+  // timeout and the size of the ledger (install_snapshot_timeout_auto).
+  unsigned install_snapshot_timeout_ms = 0;
 };
+
+// The wait above when it is 0: four election timeouts, at least 2 s, plus
+// 1 s for every 32 MiB of a ledger of `ledger_bytes` (what a snapshot of it
+// holds at most: sent, written and installed at 32 MiB/s or more).
+[[nodiscard]] unsigned install_snapshot_timeout_auto(unsigned election_timeout_ms, std::uint64_t ledger_bytes);
 
 // Where a node copies snapshots out of and into its ledger: beside its Raft
 // directory, never in it (libraft owns every name there).
