@@ -283,6 +283,9 @@ TEST_CASE("a scrape reports requests by operation, errors by operation and code,
 
   CHECK(check_histogram(x, "loyaltyd_commit_batch_entries") > 0);
   CHECK(check_histogram(x, "loyaltyd_commit_seconds") == value_of(x, "loyaltyd_commit_batch_entries_count"));
+  // Every earn and the redeem went to a member actor and came back.
+  const auto answers = check_histogram(x, "loyaltyd_member_answer_seconds");
+  CHECK(answers >= earns + 1);
 
   // Every sample belongs to a family with HELP and TYPE; every counter ends in _total.
   for (const auto& s : x.samples) {
@@ -302,7 +305,7 @@ TEST_CASE("a scrape reports requests by operation, errors by operation and code,
                            "loyaltyd_connections", "loyaltyd_connections_total", "loyaltyd_members_active",
                            "loyaltyd_member_activations_total", "loyaltyd_member_passivations_total",
                            "loyaltyd_member_failures_total", "loyaltyd_commit_batch_entries", "loyaltyd_commit_seconds",
-                           "loyaltyd_checkpoints_total", "loyaltyd_checkpoint_seconds_total",
+                           "loyaltyd_member_answer_seconds", "loyaltyd_checkpoints_total", "loyaltyd_checkpoint_seconds_total",
                            "loyaltyd_checkpoint_pending_accounts",
                            "loyaltyd_lmdb_map_bytes", "loyaltyd_lmdb_used_bytes", "loyaltyd_ledger_last_seq",
                            "loyaltyd_partner_requests_total", "loyaltyd_process_resident_anon_bytes",

@@ -211,6 +211,15 @@ private:
   std::string out_;
 };
 
+// Bucket bounds in microseconds as Prometheus `le` labels in seconds.
+template <std::size_t N>
+std::vector<std::string> seconds_le(const std::array<std::uint32_t, N>& us) {
+  std::vector<std::string> le;
+  for (auto b : us)
+    le.push_back(detail::format_value(static_cast<double>(b) / 1e6));
+  return le;
+}
+
 void render_server(exposition& x, const server_counters& sc) {
   x.family("loyaltyd_requests_total", "counter",
            "Request frames received, by operation (op=\"none\": a frame whose operation could not be read).");
@@ -243,6 +252,10 @@ void render_server(exposition& x, const server_counters& sc) {
   for (std::size_t i = 0; i < sc.closed.size(); ++i)
     x.sample("loyaltyd_connections_closed_total", exposition::label("reason", to_string(static_cast<close_reason>(i))),
              detail::format_value(sc.closed[i]));
+  x.histogram("loyaltyd_member_answer_seconds",
+              "Member and partner requests: time from admission on the io thread to the outcome back there (the "
+              "actor, the writer, the commit and any replication), without the write of the answer to the socket.",
+              seconds_le(ledger::commit_us_bounds), sc.answer_us_hist, detail::format_value(static_cast<double>(sc.answer_us_total) / 1e6));
 }
 
 void render_ledger(exposition& x, const ledger::ledger& led) {
@@ -254,10 +267,8 @@ void render_ledger(exposition& x, const ledger::ledger& led) {
   x.histogram("loyaltyd_commit_batch_entries",
               "Operations per group commit (one LMDB write transaction); _count is the number of commits.", batch_le,
               ws.batch_hist, detail::format_value(ws.entries));
-  std::vector<std::string> commit_le;
-  for (auto us : ledger::commit_us_bounds)
-    commit_le.push_back(detail::format_value(static_cast<double>(us) / 1e6));
-  x.histogram("loyaltyd_commit_seconds", "Time in mdb_txn_commit (with its fsync) per group commit.", commit_le,
+  x.histogram("loyaltyd_commit_seconds", "Time in mdb_txn_commit (with its fsync) per group commit.",
+              seconds_le(ledger::commit_us_bounds),
               ws.commit_us_hist, detail::format_value(static_cast<double>(ws.commit_us_total) / 1e6));
   x.single("loyaltyd_checkpoints_total", "counter",
            "Account checkpoints completed (frozen generations written to the accounts table in full).",

@@ -365,6 +365,9 @@ server_counters server::counters() const {
     for (std::size_t code = 1; code < errc_slots; ++code)
       if (auto n = i.errors[op][code].load(std::memory_order_relaxed); n > 0)
         c.errors.push_back({static_cast<opcode>(op), static_cast<errc>(code), n});
+  for (std::size_t b = 0; b < c.answer_us_hist.size(); ++b)
+    c.answer_us_hist[b] = i.answer_us_hist[b].load(std::memory_order_relaxed);
+  c.answer_us_total = i.answer_us_total.load(std::memory_order_relaxed);
   return c;
 }
 

@@ -92,6 +92,11 @@ struct server_counters {
     std::uint64_t count = 0;
   };
   std::vector<error_count> errors;      // error answers, the non-zero ones, by op then code
+  // Member requests (those routed to a member or partner actor): time from
+  // admission on the io thread to the outcome back there, in the buckets of
+  // ledger::commit_us_bounds (the last: over the last bound).
+  std::array<std::uint64_t, ledger::commit_us_bounds.size() + 1> answer_us_hist{};
+  std::uint64_t answer_us_total = 0;
 };
 
 class server {

@@ -101,6 +101,17 @@ public:
   // errors[op][code]: one relaxed increment per error answered; the `stats`
   // operation sums them per code, the metrics endpoint reads each.
   std::array<std::array<std::atomic<std::uint64_t>, errc_slots>, opcode_count> errors{};
+  // server_counters::answer_us_hist: one relaxed increment per outcome.
+  std::array<std::atomic<std::uint64_t>, ledger::commit_us_bounds.size() + 1> answer_us_hist{};
+  std::atomic<std::uint64_t> answer_us_total{0};
+  void count_answer(std::chrono::steady_clock::duration took) noexcept {
+    const auto us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(took).count());
+    std::size_t b = 0;
+    while (b < ledger::commit_us_bounds.size() && us > ledger::commit_us_bounds[b])
+      ++b;
+    answer_us_hist[b].fetch_add(1, std::memory_order_relaxed);
+    answer_us_total.fetch_add(us, std::memory_order_relaxed);
+  }
 
   std::mutex sessions_mtx;
   std::vector<std::weak_ptr<session>> sessions;

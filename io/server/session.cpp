@@ -823,6 +823,7 @@ void session::route(const request& req, std::int32_t batch, std::uint32_t index)
   p.partner = partner != nullptr ? static_cast<std::uint16_t>(partner->id) : 0;
   p.answered = false;
   p.live = true;
+  p.since = steady::now();
   if (batch < 0)
     live_ids_.insert(req.id);
   mr.reply = std::make_shared<actors::reply_guard>(shared_from_this(), tag);
@@ -880,9 +881,11 @@ void session::deliver_now(const request& req, std::int32_t batch, std::uint32_t 
 
 // -- outcomes ----------------------------------------------------------------------
 void session::on_outcomes(std::vector<ledger::outcome>& outcomes) {
+  const auto now = steady::now();
   for (auto& o : outcomes) {
     release_one();
     auto p = pending_[o.tag];
+    srv_.count_answer(now - p.since);
     pending_[o.tag].live = false;
     free_pending(static_cast<std::uint32_t>(o.tag));
     if (p.batch < 0)

@@ -58,6 +58,7 @@ private:
     std::uint16_t partner = 0;  // partner_earn / partner_burn: the partner's id
     bool live = false;          // waiting for its outcome
     bool answered = false;      // answered `unavailable` by answer_unavailable: its outcome is dropped
+    std::chrono::steady_clock::time_point since{};  // admitted (server_counters::answer_us_hist)
   };
   struct batch_state {
     std::uint64_t id = 0;
