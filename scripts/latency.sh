@@ -22,6 +22,7 @@ Options:
   --warm S      closed-loop warm-up seconds (default 20)
   --duration S  open-loop seconds (default 20)
   --mix M       operation mix (default earn=90,redeem=10)
+  --set K=V     set the engine setting K (a key of [engine] in config/loyaltyd.toml) to V; repeatable
   -h, --help    this text
 EOF
 }
@@ -30,6 +31,7 @@ EOF
 case "$1" in -h|--help) usage; exit 0 ;; esac
 DIR=$1; shift
 MEMBERS=1000000 RATE=26500 WARM=20 DUR=20 MIX=earn=90,redeem=10
+SETS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --members) MEMBERS=$2; shift 2 ;;
@@ -37,6 +39,7 @@ while [ $# -gt 0 ]; do
     --warm) WARM=$2; shift 2 ;;
     --duration) DUR=$2; shift 2 ;;
     --mix) MIX=$2; shift 2 ;;
+    --set) SETS+=("$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "latency.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -52,6 +55,11 @@ NEW=0; [ -d "$DIR/data" ] || NEW=1
 sed -e "s#^data_dir *=.*#data_dir = \"$DIR/data\"#" -e "s#^listen_port *=.*#listen_port = 7700#" \
     -e "s#^program *=.*#program = \"$PWD/config/examples/retail.toml\"#" \
     -e "s@^# metrics_port = 9464@metrics_port = 9464@" config/loyaltyd.toml > "$DIR/loyaltyd.toml"
+for kv in "${SETS[@]}"; do
+  k=${kv%%=*}; v=${kv#*=}
+  grep -q "^$k *=" "$DIR/loyaltyd.toml" || { echo "latency.sh: no setting $k in config/loyaltyd.toml" >&2; exit 2; }
+  sed -i "s@^$k *=.*@$k = $v@" "$DIR/loyaltyd.toml"
+done
 ./build/io/loyaltyd --config "$DIR/loyaltyd.toml" > "$DIR/engine.log" 2>&1 &
 EPID=$!
 trap 'kill $EPID 2>/dev/null || true' EXIT
