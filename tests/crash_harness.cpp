@@ -294,11 +294,16 @@ struct harness {
     }
   }
 
-  // Returns when the kill may come: the aim reached, or 2 s passed.
+  // Returns when the kill may come: the aim reached, or 2 s passed (10 s
+  // for a backup: a small ledger's copy lasts about a millisecond, and on a
+  // machine busy with other tests the watcher can miss that window for a
+  // while; with 2 s it sometimes missed every one).
   void wait_for(kill_aim aim, client& watcher, const std::filesystem::path& backups, const backup_log& blog) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     if (aim == kill_aim::backup && cfg.backups) {
-      for (; std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(std::chrono::microseconds(100))) {
+      const auto backup_until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      for (; std::chrono::steady_clock::now() < backup_until;
+           std::this_thread::sleep_for(std::chrono::microseconds(100))) {
         const int k = blog.in_flight.load();
         std::error_code ec;
         if (k >= 0 && !std::filesystem::is_empty(backup_dir(backups, k), ec) && !ec)
