@@ -1261,6 +1261,7 @@ balance_note balance_of_member(const member_data& m, const program& prog, std::u
   n.tier = effective_tier(prog, *track, now);
   n.qualifying = metric_over_window(prog, *track, now);
   n.to_next_tier = to_next_tier(prog, n.tier, n.qualifying);
+  n.outlook = tier_outlook_of(prog, *track, now);
   n.lifetime = m.book.lifetime_earned;
   n.brand_id = m.brand_id;
   n.debt = m.book.debt;

@@ -149,6 +149,7 @@ struct balance_note {
   std::int64_t to_next_tier = 0;       // 0 at the top tier
   std::int64_t debt = 0;
   std::uint32_t consents = 0;          // consent channel bits now
+  tier_outlook outlook;                // how long `tier` holds without a change (policy.hpp)
 };
 
 // What `quote` answers (with the earn's rule_line records as the outcome's

@@ -586,6 +586,60 @@ std::uint32_t effective_tier(const program& prog, const ledger::tier_track& trac
   return std::max(granted, prog.tier_for(metric_over_window(prog, track, now_us)));
 }
 
+tier_outlook tier_outlook_of(const program& prog, const ledger::tier_track& track, std::uint64_t now_us) {
+  ledger::tier_track sim = track;
+  if (auto rv = review_tier(prog, sim, now_us); rv.changed)
+    apply_tier_review(sim, rv);
+  tier_outlook out;
+  out.tier = effective_tier(prog, sim, now_us);
+  if (out.tier == 0)
+    return out;
+  const std::uint32_t w = prog.tier_rules.window_days;
+  const calendar_period period = prog.tier_rules.review;
+  // The instants where the effective tier can change, after now: where each
+  // bucket leaves the window (its day + w), the pending downgrade, and the
+  // review period ends up to the last of those plus a period and the grace
+  // (after every bucket left, the next review decides the lowest tier). A
+  // window of 0 days keeps every bucket: only a downgrade already pending
+  // can lower the tier then.
+  std::vector<std::uint64_t> at;
+  if (sim.pending_at_us > now_us)
+    at.push_back(sim.pending_at_us);
+  std::uint64_t last = now_us;
+  if (w != 0)
+    for (const auto& b : sim.buckets) {
+      const std::uint64_t leaves = local_day_start(prog, b.day + w);
+      if (leaves > now_us) {
+        at.push_back(leaves);
+        last = std::max(last, leaves);
+      }
+    }
+  if (period != calendar_period::none && (w != 0 || sim.pending_at_us > now_us)) {
+    const std::uint64_t horizon =
+      sat_add(period_end(prog, std::max(last, sim.pending_at_us), period), days_us(prog.tier_rules.grace_days));
+    for (std::uint64_t e = period_end(prog, std::max(sim.reviewed_through_us, now_us), period);
+         e <= horizon && e > now_us; e = period_end(prog, e, period)) {
+      at.push_back(e);
+      if (prog.tier_rules.grace_days != 0)
+        at.push_back(sat_add(e, days_us(prog.tier_rules.grace_days)));
+    }
+  }
+  std::sort(at.begin(), at.end());
+  at.erase(std::unique(at.begin(), at.end()), at.end());
+  for (const std::uint64_t t : at) {
+    if (auto rv = review_tier(prog, sim, t); rv.changed)
+      apply_tier_review(sim, rv);
+    const std::uint32_t tier = effective_tier(prog, sim, t);
+    if (tier < out.tier) {
+      out.holds_until_us = t;
+      out.drops_to = tier;
+      out.missing = std::max<std::int64_t>(0, prog.tiers[out.tier].threshold - metric_over_window(prog, sim, t));
+      return out;
+    }
+  }
+  return out;
+}
+
 // -- refunds -------------------------------------------------------------------------
 
 earn_decision refund_lines(const program& prog, std::span<const rule_line> original,

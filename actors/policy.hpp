@@ -301,6 +301,26 @@ void apply_tier_review(ledger::tier_track& track, const tier_review& review);
 [[nodiscard]] std::uint32_t effective_tier(const program& prog, const ledger::tier_track& track,
                                            std::uint64_t now_us) noexcept;
 
+// How long the member's tier holds if nothing else happens: no purchase, no
+// refund. The effective tier (effective_tier) changes only at review period
+// ends (a review, or a downgrade it left pending taking effect) and at local
+// day starts where a qualifying bucket leaves a rolling window, so the
+// outlook steps through those instants in order, running reviews as they
+// fall due, and stops at the first one where the tier is lower than now.
+// holds_until_us == 0: it does not drop without a change (the lowest tier;
+// review "none" with a metric that stays; or a window of 0 days, "since
+// enrollment", whose metric never falls). `missing` is what the metric
+// lacks at that instant to keep the current tier (>= 0; points or minor
+// units of spend, tier_policy.metric).
+struct tier_outlook {
+  std::uint32_t tier = 0;            // the effective tier now
+  std::uint64_t holds_until_us = 0;  // the first instant it is lower; 0 = no end without a change
+  std::uint32_t drops_to = 0;        // the tier from then on
+  std::int64_t missing = 0;          // metric the current tier lacks at holds_until_us
+};
+[[nodiscard]] tier_outlook tier_outlook_of(const program& prog, const ledger::tier_track& track,
+                                           std::uint64_t now_us);
+
 // -- refunds -------------------------------------------------------------------------
 
 // Clawback of a partial or full refund, proportional to amount. A purchase of

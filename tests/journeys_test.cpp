@@ -232,6 +232,31 @@ TEST_CASE("a customer joins, buys online and in store, reaches a tier and redeem
   g.check_verify();
 }
 
+TEST_CASE("a silver member's balance says until when silver holds without another purchase, what comes after, and "
+          "what is missing",
+          "[journeys][tier]") {
+  rig g;
+  g.enroll(9, "web");
+  auto web = g.c->earn("j9-web", 9, "web", 10000, "EUR", t0, {}, "web");  // base 100, first-buy 100, web 100
+  INFO(web.message);
+  REQUIRE(web.ok());
+  REQUIRE(web.tier == "silver");
+  // The 365-day window, no reviews: silver lasts while the purchase is in
+  // the window, i.e. until the start of the local day 365 days after it.
+  constexpr std::uint64_t day = 86'400'000'000ull;
+  auto b = g.balance(9);
+  CHECK(b.tier == "silver");
+  CHECK(b.tier_holds_until_us == (t0 / day + 365) * day);
+  CHECK(b.tier_drops_to == "member");
+  CHECK(b.tier_keep_missing == 300);
+  // A member at the lowest tier has nothing to lose: the fields are absent.
+  g.enroll(10, "shop");
+  auto low = g.balance(10);
+  CHECK(low.tier == "member");
+  CHECK(low.tier_holds_until_us == 0);
+  CHECK(low.tier_drops_to.empty());
+}
+
 TEST_CASE("a return claws back points proportionally, undoes the tier, and a reversed reward restores its points",
           "[journeys]") {
   rig g;

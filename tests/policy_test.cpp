@@ -677,6 +677,60 @@ TEST_CASE("with no review a tier drops only as the metric drops", "[policy][tier
   CHECK(effective_tier(p, t, at(p, 2026, 1, 1)) == 1);
 }
 
+TEST_CASE("a tier earned by purchases holds until the review after they leave the window, plus the grace days",
+          "[policy][tier][outlook]") {
+  auto p = make_program();
+  p.tier_rules.window_days = 30;
+  p.tier_rules.review = calendar_period::month;
+  p.tier_rules.grace_days = 10;
+  ledger::tier_track t;
+  ledger::add_qualifying(t, local_day(p, at(p, 2024, 1, 5)), 1500);
+  // Silver at once; the February 1 review secures it; the purchase leaves
+  // the window on February 4; the March 1 review finds nothing and the
+  // downgrade takes effect 10 days later.
+  const auto o = tier_outlook_of(p, t, at(p, 2024, 1, 8));
+  CHECK(o.tier == 1);
+  CHECK(o.holds_until_us == at(p, 2024, 3, 11));
+  CHECK(o.drops_to == 0);
+  CHECK(o.missing == 1000);
+  CHECK(t.secured == 0);  // pure: the track is not changed
+  // Another purchase in February is inside the window at the March review:
+  // the tier holds a month longer.
+  ledger::add_qualifying(t, local_day(p, at(p, 2024, 2, 20)), 1200);
+  CHECK(tier_outlook_of(p, t, at(p, 2024, 2, 21)).holds_until_us == at(p, 2024, 4, 11));
+  // A gold member whose purchases are all in the window now drops to the
+  // tier its remaining purchases give, and says what is missing then.
+  ledger::tier_track g;
+  ledger::add_qualifying(g, local_day(p, at(p, 2024, 1, 5)), 4000);
+  ledger::add_qualifying(g, local_day(p, at(p, 2024, 1, 25)), 1500);
+  const auto og = tier_outlook_of(p, g, at(p, 2024, 1, 26));
+  CHECK(og.tier == 2);
+  CHECK(og.holds_until_us == at(p, 2024, 3, 11));  // Feb 1 secures gold; Mar 1 finds 0 (both left)
+  CHECK(og.drops_to == 0);
+  CHECK(og.missing == 5000);
+}
+
+TEST_CASE("without reviews a tier holds until its purchases leave the window; since enrollment, or at the lowest "
+          "tier, it has no end",
+          "[policy][tier][outlook]") {
+  auto p = make_program();
+  p.tier_rules.window_days = 30;
+  ledger::tier_track t;
+  ledger::add_qualifying(t, local_day(p, at(p, 2024, 1, 5)), 1500);
+  const auto o = tier_outlook_of(p, t, at(p, 2024, 1, 8));
+  CHECK(o.tier == 1);
+  CHECK(o.holds_until_us == at(p, 2024, 2, 4));  // January 5 + 30 days: the first day outside the window
+  CHECK(o.missing == 1000);
+  p.tier_rules.window_days = 0;  // since enrollment: the metric never falls
+  CHECK(tier_outlook_of(p, t, at(p, 2024, 1, 8)).holds_until_us == 0);
+  p.tier_rules.review = calendar_period::month;
+  CHECK(tier_outlook_of(p, t, at(p, 2024, 6, 8)).holds_until_us == 0);
+  ledger::tier_track none;
+  const auto o0 = tier_outlook_of(p, none, at(p, 2024, 1, 8));
+  CHECK(o0.tier == 0);
+  CHECK(o0.holds_until_us == 0);
+}
+
 TEST_CASE("buckets stay ascending by day and only window days are summed", "[policy][tier]") {
   auto p = make_program();
   p.tier_rules.window_days = 7;

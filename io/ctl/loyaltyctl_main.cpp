@@ -205,6 +205,9 @@ void print_text(const response& r, const request& q, bool all_pages) {
                   << ")\n";
       if (r.next_expiry_at_us != 0)
         std::cout << "  " << r.next_expiry_points << " points expire at " << iso_time(r.next_expiry_at_us) << "\n";
+      if (r.tier_holds_until_us != 0)
+        std::cout << "  tier " << r.tier << " holds until " << iso_time(r.tier_holds_until_us) << ", then "
+                  << r.tier_drops_to << " (" << r.tier_keep_missing << " of the tier metric missing)\n";
       std::cout << "  consents to: " << channels_text(r.consents) << "\n";
       break;
     case opcode::consent:

@@ -929,6 +929,11 @@ response session::to_response(const pending& p, const ledger::outcome& o) {
     r.next_tier = tier_name(b.tier + 1);
     r.qualifying = b.qualifying;
     r.to_next_tier = b.to_next_tier;
+    if (b.outlook.holds_until_us != 0) {
+      r.tier_holds_until_us = b.outlook.holds_until_us;
+      r.tier_drops_to = tier_name(b.outlook.drops_to);
+      r.tier_keep_missing = b.outlook.missing;
+    }
     r.next_expiry_points = b.view.next_expiry_points;
     r.next_expiry_at_us = b.view.next_expiry_at_us;
     r.consents = b.consents;

@@ -1292,6 +1292,11 @@ void response_fields(map_out& m, const response& r) {
       if (r.to_next_tier != 0) m.i64("to_next_tier", r.to_next_tier);
       if (r.next_expiry_points != 0) m.i64("next_expiry_points", r.next_expiry_points);
       if (r.next_expiry_at_us != 0) m.u64("next_expiry_at_us", r.next_expiry_at_us);
+      if (r.tier_holds_until_us != 0) {
+        m.u64("tier_holds_until_us", r.tier_holds_until_us);
+        m.str("tier_drops_to", r.tier_drops_to);
+        m.i64("tier_keep_missing", r.tier_keep_missing);
+      }
       if (r.consents != 0) m.value("consents", [&](packer& p) { pack_consents(p, r.consents); });
       break;
     case opcode::consent:
@@ -2036,6 +2041,9 @@ void unpack_response(const msgpack::object& o, response& r) {
     else if (key == "to_next_tier") r.to_next_tier = as_i64(v);
     else if (key == "next_expiry_points") r.next_expiry_points = as_i64(v);
     else if (key == "next_expiry_at_us") r.next_expiry_at_us = as_u64(v);
+    else if (key == "tier_holds_until_us") r.tier_holds_until_us = as_u64(v);
+    else if (key == "tier_drops_to") r.tier_drops_to = as_str(v);
+    else if (key == "tier_keep_missing") r.tier_keep_missing = as_i64(v);
     else if (key == "hold") r.hold = as_u64(v);
     else if (key == "expires_at_us") r.expires_at_us = as_u64(v);
     else if (key == "reward") r.reward = as_str(v);

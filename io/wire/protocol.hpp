@@ -383,6 +383,12 @@ struct response {
   std::int64_t to_next_tier = 0;   // balance: metric still missing for next_tier
   std::int64_t next_expiry_points = 0;
   std::uint64_t next_expiry_at_us = 0;
+  // balance: the first instant the tier drops if nothing else happens (0 =
+  // it does not drop without a change), the tier then, and the metric the
+  // current tier lacks at that instant (actors/policy.hpp tier_outlook)
+  std::uint64_t tier_holds_until_us = 0;
+  std::string tier_drops_to;
+  std::int64_t tier_keep_missing = 0;
   std::uint64_t hold = 0;          // hold: the new hold id
   std::uint64_t expires_at_us = 0; // hold
   std::string reward;              // redeem_reward
