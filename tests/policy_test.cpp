@@ -76,6 +76,15 @@ const rule_line* line_of(const earn_decision& d, line_kind kind, std::uint32_t r
   return nullptr;
 }
 
+// Tiers over a 30-day window, reviewed monthly, downgrades after grace_days.
+program monthly_reviews(std::uint32_t grace_days) {
+  auto p = make_program();
+  p.tier_rules.window_days = 30;
+  p.tier_rules.review = calendar_period::month;
+  p.tier_rules.grace_days = grace_days;
+  return p;
+}
+
 // Runs the due reviews and applies them, as the ledger fold would.
 void review(const program& p, ledger::tier_track& t, std::uint64_t now) {
   apply_tier_review(t, review_tier(p, t, now));
@@ -607,10 +616,7 @@ TEST_CASE("an upgrade counts at once and a refund undoes it before any review", 
 }
 
 TEST_CASE("a downgrade waits for the review and its grace days", "[policy][tier]") {
-  auto p = make_program();
-  p.tier_rules.window_days = 30;
-  p.tier_rules.review = calendar_period::month;
-  p.tier_rules.grace_days = 10;
+  auto p = monthly_reviews(10);
   ledger::tier_track t;
   ledger::add_qualifying(t, local_day(p, at(p, 2024, 1, 5)), 1500);
   auto r = review_tier(p, t, at(p, 2024, 2, 3));  // reviews January: secured silver
@@ -637,10 +643,7 @@ TEST_CASE("a downgrade waits for the review and its grace days", "[policy][tier]
 }
 
 TEST_CASE("a review catching up over months applies each period in turn", "[policy][tier]") {
-  auto p = make_program();
-  p.tier_rules.window_days = 30;
-  p.tier_rules.review = calendar_period::month;
-  p.tier_rules.grace_days = 10;
+  auto p = monthly_reviews(10);
   ledger::tier_track t;
   ledger::add_qualifying(t, local_day(p, at(p, 2024, 1, 5)), 6000);
   review(p, t, at(p, 2024, 6, 2));
@@ -650,10 +653,7 @@ TEST_CASE("a review catching up over months applies each period in turn", "[poli
 }
 
 TEST_CASE("requalifying before a pending downgrade is due cancels it at the next review", "[policy][tier]") {
-  auto p = make_program();
-  p.tier_rules.window_days = 30;
-  p.tier_rules.review = calendar_period::month;
-  p.tier_rules.grace_days = 45;
+  auto p = monthly_reviews(45);
   ledger::tier_track t;
   ledger::add_qualifying(t, local_day(p, at(p, 2024, 1, 5)), 1500);
   review(p, t, at(p, 2024, 3, 2));
@@ -679,10 +679,7 @@ TEST_CASE("with no review a tier drops only as the metric drops", "[policy][tier
 
 TEST_CASE("a tier earned by purchases holds until the review after they leave the window, plus the grace days",
           "[policy][tier][outlook]") {
-  auto p = make_program();
-  p.tier_rules.window_days = 30;
-  p.tier_rules.review = calendar_period::month;
-  p.tier_rules.grace_days = 10;
+  auto p = monthly_reviews(10);
   ledger::tier_track t;
   ledger::add_qualifying(t, local_day(p, at(p, 2024, 1, 5)), 1500);
   // Silver at once; the February 1 review secures it; the purchase leaves
