@@ -1150,6 +1150,29 @@ void expiry_notices(member_data& m, const env& e, std::uint64_t as_of, std::vect
   ops.push_back(std::move(op));
 }
 
+void tier_notices(member_data& m, const env& e, std::uint64_t as_of, std::vector<ledger::op>& ops) {
+  const auto days = e.prog.tier_rules.warning_days;
+  if (days == 0)
+    return;
+  const auto o = tier_outlook_of(e.prog, m.book.tier, as_of);
+  if (o.holds_until_us == 0 || o.holds_until_us > as_of + static_cast<std::uint64_t>(days) * us_per_day ||
+      ledger::tier_notice_day(o.holds_until_us) <= m.book.tier_warned_day)
+    return;
+  ledger::op op;
+  op.kind = ledger::op_kind::post;
+  op.entry = ledger::entry_kind::tier_notice;
+  op.member_id = m.id;
+  op.brand_id = m.brand_id;
+  op.occurred_at_us = as_of;
+  op.details.push_back(detail(detail_kind::tier_notice, o.tier, 0, o.drops_to, o.missing, o.holds_until_us));
+  const env at{e.prog, e.ledger, e.counters, as_of, e.policy_version};
+  if (!finish(m, at, op)) {
+    m.loaded = false;
+    return;
+  }
+  ops.push_back(std::move(op));
+}
+
 // Keeps m.due_at_us at or before the next instant housekeeping has work,
 // after records that add lots or holds (cheap: no scan of the book).
 void note_due(member_data& m, const program& prog, const std::vector<entry_detail>& details) {
@@ -1824,6 +1847,8 @@ void handle(self_ptr self, member_request& r) {
       }
       if (st.data.loaded)
         expiry_notices(st.data, e, as_of, ops);
+      if (st.data.loaded)
+        tier_notices(st.data, e, as_of, ops);
       submit_all(self, ops);
       answer_with_barrier(self, r, std::move(n));
       return;

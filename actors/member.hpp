@@ -292,6 +292,10 @@ void housekeeping(member_data& m, const env& e, std::uint64_t as_of_us, std::vec
 // soonest first; the rest at the next sweep). Appends it to `ops` and
 // applies it to `m`; nothing when notices are off or no lot is due one.
 void expiry_notices(member_data& m, const env& e, std::uint64_t as_of, std::vector<ledger::op>& ops);
+// Journals a tier_notice when the member's tier drops within the program's
+// tier_policy.warning_days if nothing else happens, once per drop (the
+// book's tier_warned_day); the expiry sweep calls it after expiry_notices.
+void tier_notices(member_data& m, const env& e, std::uint64_t as_of, std::vector<ledger::op>& ops);
 
 // When housekeeping next has work for a book (UINT64_MAX: never).
 [[nodiscard]] std::uint64_t next_due(const member_data& m, const program& prog) noexcept;

@@ -443,7 +443,7 @@ void parse_tier_policy(checker& ck, const toml::value& root, program& p) {
   if (!tp)
     return;
   const std::string w = "[tier_policy]";
-  ck.only_keys(*tp, {"metric", "window_days", "review", "grace_days"}, w);
+  ck.only_keys(*tp, {"metric", "window_days", "review", "grace_days", "warning_days"}, w);
   auto& r = p.tier_rules;
   if (auto m = ck.choice<tier_metric>(*tp, "metric", false, w,
                                       {{"qualifying_points", tier_metric::qualifying_points},
@@ -466,6 +466,8 @@ void parse_tier_policy(checker& ck, const toml::value& root, program& p) {
               "'grace_days' in [tier_policy] has no effect when review = \"none\" (tiers are never "
               "lowered); set review or remove grace_days");
   }
+  if (auto d = ck.integer(*tp, "warning_days", false, w, 0, 366))
+    r.warning_days = static_cast<std::uint32_t>(*d);
 }
 
 void parse_tiers(checker& ck, const toml::value& root, program& p) {

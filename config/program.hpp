@@ -82,6 +82,10 @@ struct tier_policy {
   // review period (none: never downgrade) and take effect grace_days later.
   calendar_period review = calendar_period::none;
   std::uint32_t grace_days = 0;
+  // The expiry sweep journals a tier_notice (event tier_downgrade_warning)
+  // for a member whose tier drops within this many days if nothing else
+  // happens (actors/policy.hpp tier_outlook); 0 = never.
+  std::uint32_t warning_days = 0;
 };
 
 // -- earn rules ------------------------------------------------------------------------

@@ -143,6 +143,11 @@ bool apply_one(member_book& b, const entry_detail& d, std::uint64_t seq, std::ui
     case detail_kind::expiry_notice:
       b.noticed_through_us = std::max(b.noticed_through_us, d.b);
       return true;
+    case detail_kind::tier_notice:
+      if (d.a < 0 || d.aux >= d.id)
+        return fail(why, "tier notice of a drop to a tier not below the member's, or a negative shortfall", d.id);
+      b.tier_warned_day = std::max(b.tier_warned_day, tier_notice_day(d.b));
+      return true;
   }
   return fail(why, "unknown detail kind", d.kind);
 }
@@ -234,7 +239,7 @@ struct book_header {
   std::uint64_t tier_pending_at_us;
   std::uint64_t tier_reviewed_through_us;
   std::uint32_t consents;
-  std::uint32_t reserved;  // zero
+  std::uint32_t tier_warned_day;  // zero in books stored before tier notices (none was told of)
   std::uint64_t noticed_through_us;
 };
 static_assert(sizeof(book_header) == 112);
@@ -324,7 +329,7 @@ void encode_book(const member_book& b, std::vector<char>& out) {
                 b.tier.pending_at_us,
                 b.tier.reviewed_through_us,
                 b.consents,
-                0,
+                b.tier_warned_day,
                 b.noticed_through_us};
   out.reserve(out.size() + sizeof h + b.lots.size() * sizeof(lot) + b.holds.size() * sizeof(hold_record) +
               takes * sizeof(lot_take) + b.tier.buckets.size() * sizeof(qualify_bucket) +
@@ -359,6 +364,7 @@ bool decode_book(const char* data, std::size_t size, member_book& out) {
   b.tier.reviewed_through_us = h.tier_reviewed_through_us;
   b.consents = h.consents;
   b.noticed_through_us = h.noticed_through_us;
+  b.tier_warned_day = h.tier_warned_day;
   if (!r.get_all(b.lots, h.lots))
     return false;
   std::uint64_t takes = 0;

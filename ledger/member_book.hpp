@@ -94,6 +94,12 @@ struct rule_counter {
 static_assert(sizeof(rule_counter) == 16);
 static_assert(std::is_trivially_copyable_v<rule_counter>);
 
+// The UTC day of a tier drop instant, plus 1 (0: no notice): what the book
+// remembers of the drops tier notices told of (one notice per drop).
+[[nodiscard]] constexpr std::uint32_t tier_notice_day(std::uint64_t drop_at_us) noexcept {
+  return static_cast<std::uint32_t>(drop_at_us / 86'400'000'000ull) + 1;
+}
+
 struct member_book {
   std::uint64_t enrolled_at_us = 0;
   std::uint64_t last_activity_us = 0;    // inactivity expiry counts from here
@@ -104,6 +110,7 @@ struct member_book {
   std::uint32_t next_hold_id = 1;
   std::uint32_t consents = 0;            // consent channel bits now (config/consent.hpp)
   std::uint64_t noticed_through_us = 0;  // the latest lot expiry an expiry notice told of
+  std::uint32_t tier_warned_day = 0;     // tier_notice_day of the latest tier drop a tier notice told of
   std::vector<lot> lots;                 // points > 0 only; ascending id
   std::vector<hold> holds;               // open holds; ascending id
   tier_track tier;

@@ -26,6 +26,7 @@ const char* to_string(entry_kind k) noexcept {
     case entry_kind::partner_burn: return "partner_burn";
     case entry_kind::consent: return "consent";
     case entry_kind::expiry_notice: return "expiry_notice";
+    case entry_kind::tier_notice: return "tier_notice";
   }
   return "unknown";
 }
@@ -87,6 +88,12 @@ std::optional<consent_view> as_consent(const entry_detail& d) noexcept {
   if (!is(d, detail_kind::consent))
     return std::nullopt;
   return consent_view{d.id, d.aux, static_cast<std::uint32_t>(d.a), static_cast<std::uint32_t>(d.b), d.c};
+}
+
+std::optional<tier_notice_view> as_tier_notice(const entry_detail& d) noexcept {
+  if (!is(d, detail_kind::tier_notice))
+    return std::nullopt;
+  return tier_notice_view{d.id, d.aux, d.a, d.b};
 }
 
 std::optional<expiry_notice_view> as_expiry_notice(const entry_detail& d) noexcept {

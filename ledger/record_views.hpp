@@ -62,6 +62,14 @@ struct consent_view {
   std::uint32_t before = 0;
   std::uint64_t previous_seq = 0;
 };
+// tier_notice: the member's tier drops at drops_at_us unless `missing`
+// more of the tier metric qualifies before then.
+struct tier_notice_view {
+  std::uint32_t tier = 0;
+  std::uint32_t drops_to = 0;
+  std::int64_t missing = 0;
+  std::uint64_t drops_at_us = 0;
+};
 // expiry_notice: one lot that expires soon.
 struct expiry_notice_view {
   std::uint32_t lot = 0;
@@ -89,6 +97,7 @@ struct settle_view {
 [[nodiscard]] std::optional<reward_view> as_reward(const entry_detail& d) noexcept;
 [[nodiscard]] std::optional<consent_view> as_consent(const entry_detail& d) noexcept;
 [[nodiscard]] std::optional<expiry_notice_view> as_expiry_notice(const entry_detail& d) noexcept;
+[[nodiscard]] std::optional<tier_notice_view> as_tier_notice(const entry_detail& d) noexcept;
 [[nodiscard]] std::optional<settle_view> as_settle(const entry_detail& d) noexcept;
 
 // The first record of a kind in an entry's details, as its view.

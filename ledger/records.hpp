@@ -38,7 +38,11 @@ namespace loyalty::ledger {
 //    records version 7 (and creates the empty books table). A schema-6
 //    build refuses a version-7 directory (its verify would take the new
 //    records for unknown kinds).
-inline constexpr std::uint64_t schema_version = 7;
+// 8: tier notices: tier_notice entries (kind 20) with tier_notice records
+//    (kind 18). A schema-7 directory holds none and opens as it is;
+//    opening it records version 8. A schema-7 build refuses a version-8
+//    directory.
+inline constexpr std::uint64_t schema_version = 8;
 inline constexpr std::uint64_t schema_version_readable_min = 3;
 
 // -- account ids ---------------------------------------------------------------
@@ -108,8 +112,10 @@ enum class entry_kind : std::uint16_t {
   // issue 7
   consent = 18,            // no postings: the member's consent changed (consent detail, note: its source)
   expiry_notice = 19,      // no postings: the expiry sweep told the member's lots expire soon (expiry_notice details)
+  // issue 19
+  tier_notice = 20,        // no postings: the expiry sweep told the member its tier drops soon (a tier_notice detail)
 };
-inline constexpr std::uint16_t entry_kind_max = 19;
+inline constexpr std::uint16_t entry_kind_max = 20;
 
 enum class posting_side : std::uint32_t { debit = 1, credit = 2 };
 
@@ -207,8 +213,11 @@ enum class detail_kind : std::uint16_t {
                     //   c: expires_at_us; the points join that lot (member_book.hpp top_up_target:
                     //   same brand and expiry, available alike), so a member who earns often
                     //   keeps a bounded book
+  tier_notice = 18,  // id: the tier now, aux: the tier it drops to, a: the tier metric missing to keep
+                     //   it, b: the instant it drops (actors/policy.hpp tier_outlook; the member's
+                     //   book remembers the day of the latest drop noticed, so each is noticed once)
 };
-inline constexpr std::uint16_t detail_kind_max = 17;
+inline constexpr std::uint16_t detail_kind_max = 18;
 
 // settle: `brand` = the payer's id, `id` = the payee's id, aux = payer party
 // kind | payee party kind << 8, a = points (> 0), b = amount in minor units,

@@ -873,3 +873,58 @@ TEST_CASE("a refund by items that add up to 0 is invalid_amount, says so, and po
   CHECK(again.message == "the refund (501) is more than what is left of the purchase (500 of 612)");
   g.check_verify();
 }
+
+TEST_CASE("thirty days before silver would lapse, the sweep warns the member once, on the stream, with what is "
+          "missing",
+          "[journeys][tier]") {
+  std::string toml = program_toml;
+  const std::string review = "review = \"none\"\n";
+  REQUIRE(toml.find(review) != std::string::npos);
+  toml.replace(toml.find(review), review.size(), review + "warning_days = 30\n");
+  test::engine_rig g("journeys-warning", toml, t0);
+  REQUIRE(g.c->enroll(9, "web").ok());
+  REQUIRE(g.c->enroll(10, "shop").ok());  // the lowest tier: nothing to warn of
+  auto web = g.c->earn("j9-web", 9, "web", 10000, "EUR", t0, {}, "web");
+  INFO(web.message);
+  REQUIRE(web.ok());
+  REQUIRE(web.tier == "silver");
+  const std::uint64_t drops_at = (t0 / day + 365) * day;
+  auto sub = g.connect(test::read_key);
+  REQUIRE(sub->subscribe().ok());
+  auto notices = [&] {  // member 9's
+    std::size_t n = 0;
+    for (const auto& e : g.c->history(9, 0, 100).entries)
+      n += e.kind == "tier_notice" ? 1 : 0;
+    return n;
+  };
+  // 300 days on, the drop is 65 days away: no warning yet.
+  g.clock.advance(300 * day);
+  REQUIRE(g.admin->expire_all().ok());
+  CHECK(notices() == 0);
+  // 340 days on, 25 days before it: one warning, and the next sweep adds none.
+  g.clock.advance(40 * day);
+  REQUIRE(g.admin->expire_all().ok());
+  CHECK(notices() == 1);
+  g.clock.advance(day);
+  REQUIRE(g.admin->expire_all().ok());
+  CHECK(notices() == 1);
+  const auto warning = history_entry_of(*g.c, 9, [](const history_entry& e) { return e.kind == "tier_notice"; });
+  CHECK(warning.points == 0);  // no postings: a notice moves no points
+  std::vector<stream_event> warned;
+  for (auto& e : events_through(*sub, warning.seq))
+    if (e.type == "tier_downgrade_warning")
+      warned.push_back(std::move(e));
+  REQUIRE(warned.size() == 1);
+  CHECK(warned[0].member == 9);
+  CHECK(warned[0].tier == "silver");
+  CHECK(warned[0].drops_to == "member");
+  CHECK(warned[0].drops_at_us == drops_at);
+  CHECK(warned[0].missing == 300);
+  for (const auto& e : g.c->history(10, 0, 100).entries)
+    CHECK(e.kind != "tier_notice");
+  // The notice survives a restart: the book remembers it, no second one.
+  g.restart();
+  REQUIRE(g.admin->expire_all().ok());
+  CHECK(notices() == 1);
+  g.check_verify();
+}

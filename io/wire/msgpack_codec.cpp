@@ -1085,6 +1085,11 @@ void pack_event(packer& pk, const stream_event& e) {
     if (e.hold != 0) m.u64("hold", e.hold);
     if (e.changed != 0) m.value("changed", [&](packer& p) { pack_consents(p, e.changed); });
     if (!e.source.empty()) m.str("source", e.source);
+    if (e.drops_at_us != 0) {
+      m.str("drops_to", e.drops_to);
+      m.u64("drops_at_us", e.drops_at_us);
+      m.i64("missing", e.missing);
+    }
     if (!e.expiring.empty())
       m.value("expiring", [&](packer& p) {
         p.pack_array(static_cast<std::uint32_t>(e.expiring.size()));
@@ -1909,6 +1914,9 @@ stream_event unpack_event(const msgpack::object& o) {
     else if (key == "hold") e.hold = as_u64(v);
     else if (key == "changed") e.changed = unpack_consents(v);
     else if (key == "source") e.source = as_str(v);
+    else if (key == "drops_to") e.drops_to = as_str(v);
+    else if (key == "drops_at_us") e.drops_at_us = as_u64(v);
+    else if (key == "missing") e.missing = as_i64(v);
     else if (key == "expiring") {
       const auto& a = as_array(v);
       for (std::uint32_t j = 0; j < a.size; ++j) {

@@ -73,7 +73,7 @@ inline constexpr std::uint32_t report_top_default = 10;
 // The event stream (docs/PROTOCOL.md, "subscribe"). Event types: a
 // subscriber's `types` filter is a set of these names; bit i of
 // request::event_types is event_type_names[i]. Appended only.
-inline constexpr std::array<std::string_view, 15> event_type_names = {
+inline constexpr std::array<std::string_view, 16> event_type_names = {
   "member_enrolled",      // enroll
   "points_earned",        // earn, event (a welcome bonus too), partner_earn
   "points_redeemed",      // redeem, redeem_reward, capture, partner_burn
@@ -89,6 +89,7 @@ inline constexpr std::array<std::string_view, 15> event_type_names = {
   "consent_changed",      // consent
   "points_expiring",      // expiry_notice: lots that expire within the program's expiry_notice_days
   "alias_linked",         // link_alias
+  "tier_downgrade_warning",  // tier_notice: the tier drops within the program's tier_policy.warning_days
 };
 inline constexpr std::uint32_t event_types_all = (1u << event_type_names.size()) - 1;
 // Entries read from the journal per events frame at most; a frame holds the
@@ -290,6 +291,12 @@ struct stream_event {
   std::uint32_t changed = 0;       // consent_changed: the channels the request set (bits)
   std::string source;              // consent_changed: where the member gave it
   std::vector<expiring_lot> expiring;  // points_expiring
+  // tier_downgrade_warning: the tier (`tier`, the member's now) drops to
+  // drops_to at drops_at_us unless `missing` more of the tier metric
+  // qualifies before then
+  std::string drops_to;
+  std::uint64_t drops_at_us = 0;
+  std::int64_t missing = 0;
 };
 
 // report: one brand over a period (docs/PROTOCOL.md, "report").

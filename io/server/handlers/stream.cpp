@@ -74,9 +74,9 @@ namespace {
 enum event_type : int {
   member_enrolled, points_earned, points_redeemed, points_refunded, redemption_reversed, points_adjusted,
   points_transferred, points_expired, points_held, hold_released, hold_expired, tier_changed, consent_changed,
-  points_expiring, alias_linked,
+  points_expiring, alias_linked, tier_downgrade_warning,
 };
-static_assert(alias_linked + 1 == event_type_names.size());
+static_assert(tier_downgrade_warning + 1 == event_type_names.size());
 
 // The event type of an entry of this kind (none: it gives no event of its
 // own; tier_review's only event is tier_changed), with the fields only
@@ -124,6 +124,13 @@ int event_of(const ledger::ledger::entry& e, const program& prog, stream_event& 
           ev.expiring.push_back({views::brand_code(prog, n->brand), n->points, n->expires_at_us});
       return points_expiring;
     case ek::link_alias: return alias_linked;
+    case ek::tier_notice:
+      if (auto n = ledger::first_of(std::span(e.details), ledger::as_tier_notice)) {
+        ev.drops_to = n->drops_to < prog.tiers.size() ? prog.tiers[n->drops_to].name : std::to_string(n->drops_to);
+        ev.drops_at_us = n->drops_at_us;
+        ev.missing = n->missing;
+      }
+      return tier_downgrade_warning;
   }
   return -1;
 }
