@@ -1114,6 +1114,21 @@ std::int64_t to_next_tier(const program& prog, std::uint32_t tier, std::int64_t 
 
 // -- housekeeping ----------------------------------------------------------------------
 
+namespace {
+
+// An entry the expiry sweep posts to tell the member something (no postings).
+ledger::op notice_op(const member_data& m, ledger::entry_kind kind, std::uint64_t as_of) {
+  ledger::op op;
+  op.kind = ledger::op_kind::post;
+  op.entry = kind;
+  op.member_id = m.id;
+  op.brand_id = m.brand_id;
+  op.occurred_at_us = as_of;
+  return op;
+}
+
+} // namespace
+
 void expiry_notices(member_data& m, const env& e, std::uint64_t as_of, std::vector<ledger::op>& ops) {
   constexpr std::size_t notice_lots_max = 100;
   static_assert(notice_lots_max < ledger::details_per_entry_max);
@@ -1132,12 +1147,7 @@ void expiry_notices(member_data& m, const env& e, std::uint64_t as_of, std::vect
                    [](const ledger::lot* a, const ledger::lot* b) { return a->expires_at_us < b->expires_at_us; });
   if (due.size() > notice_lots_max)
     due.resize(notice_lots_max);
-  ledger::op op;
-  op.kind = ledger::op_kind::post;
-  op.entry = ledger::entry_kind::expiry_notice;
-  op.member_id = m.id;
-  op.brand_id = m.brand_id;
-  op.occurred_at_us = as_of;
+  auto op = notice_op(m, ledger::entry_kind::expiry_notice, as_of);
   for (const auto* l : due) {
     op.points += l->points;  // lots of one member sum within int64 (the account holds them)
     op.details.push_back(detail(detail_kind::expiry_notice, l->id, l->brand_id, 0, l->points, l->expires_at_us));
@@ -1158,12 +1168,7 @@ void tier_notices(member_data& m, const env& e, std::uint64_t as_of, std::vector
   if (o.holds_until_us == 0 || o.holds_until_us > as_of + static_cast<std::uint64_t>(days) * us_per_day ||
       ledger::tier_notice_day(o.holds_until_us) <= m.book.tier_warned_day)
     return;
-  ledger::op op;
-  op.kind = ledger::op_kind::post;
-  op.entry = ledger::entry_kind::tier_notice;
-  op.member_id = m.id;
-  op.brand_id = m.brand_id;
-  op.occurred_at_us = as_of;
+  auto op = notice_op(m, ledger::entry_kind::tier_notice, as_of);
   op.details.push_back(detail(detail_kind::tier_notice, o.tier, 0, o.drops_to, o.missing, o.holds_until_us));
   const env at{e.prog, e.ledger, e.counters, as_of, e.policy_version};
   if (!finish(m, at, op)) {
