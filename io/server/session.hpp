@@ -158,6 +158,7 @@ private:
   std::unordered_set<std::uint64_t> live_ids_;
   int key_index_ = -1;             // the hello's key: index in settings.keys, -1 = none
   std::uint32_t scope_brand_ = 0;  // a brand key's brand id, else 0
+  bool dry_run_ = false;           // the hello's key is a sandbox key: posting operations are dry runs
   std::uint32_t inflight_ = 0;
   std::vector<pending> pending_;
   std::vector<std::uint32_t> free_pending_;
