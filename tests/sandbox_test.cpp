@@ -248,6 +248,78 @@ TEST_CASE("a batch under a sandbox key posts none of its operations and answers 
   CHECK(rig.admin->balance(2).code == errc::unknown_member);
 }
 
+TEST_CASE("every posting operation under a sandbox key answers what it would do and the journal stays as it was",
+          "[sandbox]") {
+  sandbox_rig rig;
+  rig.member_with(1, 50'000);  // 500 points, by the earn "seed-1"
+  REQUIRE(rig.admin->enroll(2, "shop").ok());
+  auto held = rig.admin->hold("hold-1", 1, 120, "shop");
+  REQUIRE(held.ok());
+  auto spent = rig.admin->redeem("spent-1", 1, 30);
+  REQUIRE(spent.ok());
+  const auto before = rig.last_seq();
+  const auto bal = rig.balance(1);
+  auto& s = *rig.sandbox;
+
+  auto capture = s.capture("d-capture", 1, held.hold, 100);
+  INFO(capture.message);
+  REQUIRE(capture.ok());
+  CHECK(capture.points == 100);
+  auto release = s.release("d-release", 1, held.hold);
+  INFO(release.message);
+  REQUIRE(release.ok());
+  CHECK(release.points == 120);
+  auto refund = s.refund("d-refund", 1, "seed-1", 10'000);
+  INFO(refund.message);
+  REQUIRE(refund.ok());
+  CHECK(refund.points == 100);
+  CHECK(refund.balance == bal - 100);
+  auto reverse = s.reverse_redemption("d-reverse", 1, "spent-1");
+  INFO(reverse.message);
+  REQUIRE(reverse.ok());
+  CHECK(reverse.points == 30);
+  CHECK(reverse.balance == bal + 30);
+  auto transfer = s.transfer("d-transfer", 1, 2, 40);
+  INFO(transfer.message);
+  REQUIRE(transfer.ok());
+  CHECK(transfer.balance == bal - 40);
+  auto alias = s.link_alias("d-alias", 1, "card-0001");
+  INFO(alias.message);
+  REQUIRE(alias.ok());
+  auto consent = s.consent("d-consent", 1, 1, 1, "test form");
+  INFO(consent.message);
+  REQUIRE(consent.ok());
+  CHECK(consent.consents == 1);
+  auto enroll = s.enroll(3, "shop");
+  INFO(enroll.message);
+  REQUIRE(enroll.ok());
+  CHECK(enroll.member == 3);
+  auto hold_over = s.hold("d-hold", 1, 1'000, "shop");
+  CHECK(hold_over.code == errc::insufficient_points);
+  auto partner = s.partner_earn("d-partner", 1, "nowhere", 10);  // a brand key may not
+  CHECK(partner.code == errc::not_authorized);
+  for (const auto* r : {&capture, &release, &refund, &reverse, &transfer, &alias, &consent, &enroll, &hold_over,
+                        &partner}) {
+    INFO(to_string(r->op));
+    CHECK(r->dry_run);
+    CHECK(r->seq == 0);
+  }
+
+  CHECK(rig.last_seq() == before);
+  CHECK(rig.balance(1) == bal);
+  CHECK(rig.balance(2) == 0);
+  CHECK(rig.admin->balance(3).code == errc::unknown_member);
+  CHECK(rig.admin->lookup("card-0001").code == errc::unknown_alias);
+  // The hold is still open: the real capture takes it.
+  auto real = rig.admin->capture("capture-1", 1, held.hold);
+  INFO(real.message);
+  REQUIRE(real.ok());
+  CHECK(real.points == 120);
+  auto v = rig.admin->verify();
+  REQUIRE(v.ok());
+  CHECK(v.verify.valid);
+}
+
 TEST_CASE("a sandbox admin key dry-runs adjust and is refused the operations that change the engine", "[sandbox]") {
   sandbox_rig rig;
   rig.member_with(1, 50'000);
