@@ -16,6 +16,7 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <map>
 
 using namespace loyalty;
 using namespace loyalty::io;
@@ -358,4 +359,45 @@ TEST_CASE("loyaltyctl says an answer under a sandbox key is a dry run", "[sandbo
   CHECK(status == 0);
   CHECK(out.find("\"dry_run\":true") != std::string::npos);
   CHECK(rig.balance(1) == 0);
+}
+
+TEST_CASE("a dry run still in flight when the connection switches to a real key is answered as the dry run it was",
+          "[sandbox]") {
+  sandbox_rig rig;
+  REQUIRE(rig.admin->enroll(1, "shop").ok());
+  const auto before = rig.last_seq();
+  auto c = rig.connect(sandbox_key);
+  request dry;
+  dry.op = opcode::earn;
+  dry.member = 1;
+  dry.brand = "shop";
+  dry.amount = 10'000;
+  dry.currency = "EUR";
+  dry.txn = "switch-1";
+  request hello;
+  hello.op = opcode::hello;
+  hello.version = 1;
+  hello.key = admin_key;
+  request real = dry;
+  real.txn = "switch-2";
+  // Pipelined: the hello is handled while the dry run is with the member's actor.
+  const auto dry_id = c->send(dry);
+  const auto hello_id = c->send(hello);
+  const auto real_id = c->send(real);
+  std::map<std::uint64_t, response> answers;
+  for (int i = 0; i < 3; ++i) {
+    response r;
+    std::string err;
+    REQUIRE(c->receive(r, err));
+    answers[r.id] = r;
+  }
+  REQUIRE(answers[hello_id].ok());
+  CHECK_FALSE(answers[hello_id].dry_run);
+  REQUIRE(answers[dry_id].ok());
+  CHECK(answers[dry_id].dry_run);
+  CHECK(answers[dry_id].seq == 0);
+  REQUIRE(answers[real_id].ok());
+  CHECK_FALSE(answers[real_id].dry_run);
+  CHECK(answers[real_id].seq == before + 1);
+  CHECK(rig.balance(1) == 100);
 }

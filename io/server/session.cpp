@@ -689,6 +689,7 @@ void session::on_batch(request& req) {
   b.id = req.id;
   b.results.assign(req.ops.size(), response{});
   b.remaining = static_cast<std::uint32_t>(req.ops.size());
+  b.dry_run = dry_run_;
   for (std::uint32_t i = 0; i < req.ops.size(); ++i) {
     auto& sub = req.ops[i];
     if (sub.error != errc::ok) {
@@ -825,6 +826,7 @@ void session::route(const request& req, std::int32_t batch, std::uint32_t index)
   p.index = index;
   p.partner = partner != nullptr ? static_cast<std::uint16_t>(partner->id) : 0;
   p.answered = false;
+  p.dry_run = mr.dry_run;
   p.live = true;
   p.since = steady::now();
   if (batch < 0)
@@ -906,8 +908,11 @@ void session::on_outcomes(std::vector<ledger::outcome>& outcomes) {
 
 response session::to_response(const pending& p, const ledger::outcome& o) {
   const auto* note = static_cast<const actors::answer_note*>(o.note.get());
-  if (o.code != errc::ok)
-    return error_response(p.op, p.id, o.code, note != nullptr ? note->message : std::string{});
+  if (o.code != errc::ok) {
+    auto r = error_response(p.op, p.id, o.code, note != nullptr ? note->message : std::string{});
+    r.dry_run = p.dry_run;
+    return r;
+  }
   const program& prog = srv_.prog();
   auto tier_name = [&](std::uint32_t t) { return t < prog.tiers.size() ? prog.tiers[t].name : std::string{}; };
   response r;
@@ -919,7 +924,7 @@ response session::to_response(const pending& p, const ledger::outcome& o) {
   r.balance = o.balance;
   r.lifetime = o.lifetime;
   r.replayed = o.replayed;
-  r.dry_run = dry_run_ && info(p.op).posts;
+  r.dry_run = p.dry_run;
   if (o.tier < prog.tiers.size())
     r.tier = prog.tiers[o.tier].name;
   if (note != nullptr && note->has_balance) {
@@ -990,7 +995,7 @@ void session::finish_in_batch(std::uint32_t bi, std::uint32_t index, response r)
   whole.op = opcode::batch;
   whole.id = b.id;
   whole.results = std::move(b.results);
-  whole.dry_run = dry_run_;
+  whole.dry_run = b.dry_run;
   b.results.clear();
   free_batches_.push_back(bi);
   live_ids_.erase(whole.id);
@@ -1138,6 +1143,7 @@ void session::answer_unavailable() {
       continue;
     p.answered = true;
     auto r = error_response(p.op, p.id, errc::unavailable, "the engine stopped before this request was answered");
+    r.dry_run = p.dry_run;
     if (p.batch >= 0) {
       finish_in_batch(static_cast<std::uint32_t>(p.batch), p.index, std::move(r));
     } else {
