@@ -87,6 +87,12 @@ struct sandbox_rig {
     return r.last_seq;
   }
 
+  // Enrolls `member` (no points), for real; answers the journal's last seq after it.
+  std::uint64_t enrolled(std::uint64_t member) {
+    REQUIRE(admin->enroll(member, "shop").ok());
+    return last_seq();
+  }
+
   // Enrolls `member` and gives it `amount` / 100 points, for real.
   void member_with(std::uint64_t member, std::int64_t amount) {
     REQUIRE(admin->enroll(member, "shop").ok());
@@ -107,8 +113,7 @@ struct sandbox_rig {
 TEST_CASE("a sandbox key's earn answers what a real earn gives, posts nothing, and leaves its txn id to a real earn",
           "[sandbox]") {
   sandbox_rig rig;
-  REQUIRE(rig.admin->enroll(1, "shop").ok());
-  const auto before = rig.last_seq();
+  const auto before = rig.enrolled(1);
   auto stream = rig.connect(admin_key);
   auto sub = stream->subscribe(before + 1);
   REQUIRE(sub.ok());
@@ -218,10 +223,7 @@ TEST_CASE("a batch under a sandbox key posts none of its operations and answers 
     r.txn = txn;
     return r;
   };
-  auto earn = op(opcode::earn, "b-earn");
-  earn.brand = "shop";
-  earn.amount = 10'000;
-  earn.currency = "EUR";
+  const auto earn = test::shop_earn(1, "b-earn", 10'000);
   auto redeem = op(opcode::redeem, "b-redeem");
   redeem.points = 150;
   auto hold = op(opcode::hold, "b-hold");
@@ -364,22 +366,14 @@ TEST_CASE("loyaltyctl says an answer under a sandbox key is a dry run", "[sandbo
 TEST_CASE("a dry run still in flight when the connection switches to a real key is answered as the dry run it was",
           "[sandbox]") {
   sandbox_rig rig;
-  REQUIRE(rig.admin->enroll(1, "shop").ok());
-  const auto before = rig.last_seq();
+  const auto before = rig.enrolled(1);
   auto c = rig.connect(sandbox_key);
-  request dry;
-  dry.op = opcode::earn;
-  dry.member = 1;
-  dry.brand = "shop";
-  dry.amount = 10'000;
-  dry.currency = "EUR";
-  dry.txn = "switch-1";
+  const request dry = test::shop_earn(1, "switch-1", 10'000);
   request hello;
   hello.op = opcode::hello;
   hello.version = 1;
   hello.key = admin_key;
-  request real = dry;
-  real.txn = "switch-2";
+  const request real = test::shop_earn(1, "switch-2", 10'000);
   // Pipelined: the hello is handled while the dry run is with the member's actor.
   const auto dry_id = c->send(dry);
   const auto hello_id = c->send(hello);
