@@ -64,6 +64,21 @@ void program_counters::undo(const program& prog, const std::vector<ledger::entry
   }
 }
 
+void program_counters::copy_of(const program& prog, const program_counters& live) {
+  rules_.reset();
+  rewards_.reset();
+  if (live.rules_) {
+    rules_ = std::make_unique<std::atomic<std::int64_t>[]>(prog.rules.size());
+    for (std::size_t i = 0; i < prog.rules.size(); ++i)
+      rules_[i].store(live.rules_[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+  if (live.rewards_) {
+    rewards_ = std::make_unique<std::atomic<std::int64_t>[]>(prog.rewards.size());
+    for (std::size_t i = 0; i < prog.rewards.size(); ++i)
+      rewards_[i].store(live.rewards_[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+}
+
 // -- reply_guard -------------------------------------------------------------
 
 reply_guard::~reply_guard() {
@@ -1712,6 +1727,99 @@ void answer_quote(self_ptr self, member_request& r, const env& e) {
   r.reply->answer(std::move(o));
 }
 
+// A sandbox key's posting request (docs/PROTOCOL.md, "Sandbox keys"). The
+// code that would post it runs on copies, of the member's tentative book and
+// of the program-wide counters, and the entries it builds are dropped: the
+// member, the caps and stock, the txn ids and the journal stay as they were.
+// The answer is what the writer would answer for the request's last entry,
+// with seq 0; a refusal is answered at once (not through the writer, which
+// would only look for a replay, and is_replay already did).
+void answer_dry_run(self_ptr self, member_request& r, env e) {
+  auto& st = self->state;
+  auto refuse = [&](errc code, std::string msg) {
+    if (code == errc::not_authorized)
+      log(log_level::warn, "key %u: a dry run for member %llu refused: %s", r.key_id,
+          static_cast<unsigned long long>(r.member), msg.c_str());
+    ledger::outcome o;
+    o.code = code;
+    o.note = message_note(std::move(msg));
+    r.reply->answer(std::move(o));
+  };
+  if (r.kind != request_kind::enroll && !st.data.enrolled)
+    return refuse(errc::unknown_member, {});
+  if (r.txn_bytes > 0 && is_replay(self, r)) {
+    // A real retry gets the original answer (or txn_id_conflict) from the
+    // writer; so does its dry run, and the writer posts nothing for it.
+    refuse_via_writer(self, r, errc::unavailable, {});
+    return;
+  }
+  if (r.kind == request_kind::refund || r.kind == request_kind::reverse_redemption) {
+    // As the real request: they read what committed entries did to the referenced one.
+    if (st.slot->inflight.load() > 0)
+      st.ctx->ledger->barrier();
+    ensure_loaded(self);
+  }
+  program_counters counters;
+  if (e.counters != nullptr) {
+    counters.copy_of(e.prog, *e.counters);
+    e.counters = &counters;
+  }
+  member_data m = st.data;
+  std::vector<ledger::op> ops;
+  std::string msg;
+  errc code = errc::ok;
+  std::shared_ptr<answer_note> note;
+  switch (r.kind) {
+    case request_kind::enroll: code = prepare(m, e, r, ops, msg); break;
+    case request_kind::expire: {
+      const std::uint64_t as_of = r.as_of_us != 0 ? r.as_of_us : e.now_us;
+      if (as_of > e.now_us)
+        return refuse(errc::invalid_argument, "as_of_us is in the future");
+      housekeeping(m, e, as_of, ops);
+      note = std::make_shared<answer_note>();
+      note->members = 1;
+      for (const auto& op : ops)
+        if (op.entry == ledger::entry_kind::expire)
+          note->expired += op.points;
+      ops.clear();  // its answer is the member's state after them, not an entry
+      break;
+    }
+    case request_kind::transfer: {
+      housekeeping(m, e, e.now_us, ops);
+      transfer_leg leg;
+      if (m.loaded && (code = prepare_transfer(m, e, r, leg, msg)) == errc::ok)
+        ops.push_back(std::move(leg.op));
+      break;
+    }
+    default:
+      housekeeping(m, e, e.now_us, ops);
+      if (m.loaded)
+        code = prepare(m, e, r, ops, msg);
+      break;
+  }
+  if (!m.loaded)  // a bug: the book refused its own records (the real request would say the same)
+    return refuse(errc::internal_error, {});
+  if (code != errc::ok)
+    return refuse(code, std::move(msg));
+  ledger::outcome o;
+  o.balance = m.balance;
+  o.lifetime = m.book.lifetime_earned;
+  o.tier = effective_tier(e.prog, m.book.tier, e.now_us);
+  o.brand_id = m.brand_id;
+  if (!ops.empty()) {
+    auto& last = ops.back();
+    o.points = last.points;
+    o.brand_id = last.brand_id;
+    if (last.has_member_state) {
+      o.lifetime = last.lifetime_after;
+      o.tier = last.tier_after;
+    }
+    o.details = std::move(last.details);
+  }
+  o.note = std::move(note);
+  r.reply->answer(std::move(o));
+}
+
 void send_transfer(self_ptr self, member_request& r, std::vector<ledger::op>& ops) {
   auto& st = self->state;
   auto e = env_of(self);
@@ -1765,6 +1873,10 @@ void handle(self_ptr self, member_request& r) {
   auto& st = self->state;
   ensure_loaded(self);
   auto e = env_of(self);
+  if (r.dry_run) {
+    answer_dry_run(self, r, e);
+    return;
+  }
   if (r.kind == request_kind::enroll) {
     std::vector<ledger::op> ops;
     std::string msg;

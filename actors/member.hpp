@@ -49,6 +49,10 @@ public:
   }
   // Undoes the reservations an entry's details made (writer refused it).
   void undo(const program& prog, const std::vector<ledger::entry_detail>& details) const noexcept;
+  // This becomes a private copy of `live`'s values now: a dry run checks
+  // caps and stock against it and reserves in it, so the live totals never
+  // move (docs/PROTOCOL.md, "Sandbox keys").
+  void copy_of(const program& prog, const program_counters& live);
 
 private:
   std::unique_ptr<std::atomic<std::int64_t>[]> rules_, rewards_;  // by position in the program
@@ -133,6 +137,7 @@ struct member_request {
   std::uint32_t consent_mask = 0;      // consent: the channels it sets (config/consent.hpp bits)
   std::uint32_t consent_values = 0;    // consent: their new values (bits within consent_mask)
   std::string source;                  // consent: where the member gave it (journaled as the entry's note)
+  bool dry_run = false;                // a sandbox key's posting request: evaluated and answered, never posted
   std::shared_ptr<reply_guard> reply;
 
   [[nodiscard]] std::string_view txn_id() const noexcept { return {txn.data(), txn_bytes}; }

@@ -1007,7 +1007,7 @@ void parse_keys(checker& ck, const toml::value& root, engine_settings& s) {
   for (const auto& k : *keys) {
     if (!k.is_table())
       continue;
-    ck.only_keys(k, {"id", "name", "sha256", "scope", "rate_per_s"}, what);
+    ck.only_keys(k, {"id", "name", "sha256", "scope", "rate_per_s", "dry_run"}, what);
     api_key key;
     if (auto id = ck.integer(k, "id", true, what, 1, 0x7FFFFFFF)) {
       key.id = static_cast<std::uint32_t>(*id);
@@ -1040,6 +1040,7 @@ void parse_keys(checker& ck, const toml::value& root, engine_settings& s) {
     }
     if (auto r = ck.integer(k, "rate_per_s", false, what, 0, 10'000'000))
       key.rate_per_s = static_cast<std::uint32_t>(*r);
+    key.dry_run = ck.boolean(k, "dry_run", false, what).value_or(false);
     s.keys.push_back(std::move(key));
   }
 }

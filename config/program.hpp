@@ -217,6 +217,10 @@ struct api_key {
   key_scope scope = key_scope::read;
   std::string scope_code;                // brand or partner code
   std::uint32_t rate_per_s = 0;          // requests per second over all its connections; 0 = unlimited
+  // A sandbox key: its posting operations are evaluated against the live
+  // program and state and answered, and post nothing (docs/PROTOCOL.md,
+  // "Sandbox keys"); its admin operations that change the engine are refused.
+  bool dry_run = false;
 };
 
 // SHA-256 of a key as presented in hello.

@@ -33,14 +33,8 @@ constexpr const char* admin_key = "test-admin-key-0123456789";
 
 // An earn at the one brand of the program, in minor units of EUR.
 request earn_request(const std::string& txn, std::uint64_t member, std::int64_t amount) {
-  request r;
-  r.op = opcode::earn;
-  r.txn = txn;
-  r.member = member;
+  request r = test::shop_earn(member, txn, amount);
   r.has_member = true;
-  r.brand = "shop";
-  r.amount = amount;
-  r.currency = "EUR";
   return r;
 }
 

@@ -1925,3 +1925,27 @@ TEST_CASE("cluster_add takes a node id and two host:port addresses; cluster_remo
   CHECK(rm.error == errc::ok);
   CHECK(rm.node_id == 2);
 }
+
+TEST_CASE("dry_run rides on answers, errors included, and is absent when false", "[io][codec]") {
+  response ok;
+  ok.op = opcode::earn;
+  ok.id = 4;
+  ok.points = 120;
+  response refused = ok;
+  refused.code = errc::insufficient_points;
+  refused.message = "no";
+  for (response* r : {&ok, &refused}) {
+    std::vector<char> plain, dry;
+    encode_response(plain, *r);
+    r->dry_run = true;
+    encode_response(dry, *r);
+    CHECK(dry.size() == plain.size() + 9);  // the key "dry_run" (8 bytes) and true (1 byte)
+    response back, back_plain;
+    std::string err;
+    REQUIRE(decode_response(dry.data() + 4, dry.size() - 4, back, err));
+    REQUIRE(decode_response(plain.data() + 4, plain.size() - 4, back_plain, err));
+    CHECK(back.dry_run);
+    CHECK_FALSE(back_plain.dry_run);
+    CHECK(back.code == r->code);
+  }
+}

@@ -943,6 +943,12 @@ TEST_CASE("API keys in the settings: hashed, scoped, and every mistake reported 
   REQUIRE(s->keys.size() == 1);
   CHECK(s->keys[0].scope == key_scope::admin);
   CHECK(s->keys[0].sha256 == key_sha256("example-admin-key-change-me"));
+  CHECK_FALSE(s->keys[0].dry_run);
+  auto sandbox = load("[[keys]]\nid = 1\nname = \"try\"\nsha256 = \"" + good_hash +
+                        "\"\nscope = \"brand:acme\"\ndry_run = true\n",
+                      errors);
+  REQUIRE(sandbox);
+  CHECK(sandbox->keys[0].dry_run);
   struct bad {
     std::string body, says;
   };
@@ -954,6 +960,8 @@ TEST_CASE("API keys in the settings: hashed, scoped, and every mistake reported 
      "name = \"b\"\nsha256 = \"" + std::string(64, 'a') + "\"\nscope = \"read\"\n", "duplicate key id"},
     {"[[keys]]\nid = 1\nname = \"a\"\nsha256 = \"" + good_hash + "\"\nscope = \"read\"\ncolour = 1\n", "colour"},
     {"[[keys]]\nid = 1\nname = \"a\"\nscope = \"read\"\n", "sha256"},
+    {"[[keys]]\nid = 1\nname = \"a\"\nsha256 = \"" + good_hash + "\"\nscope = \"read\"\ndry_run = \"yes\"\n",
+     "'dry_run' in [[keys]] must be true or false"},
   };
   for (const auto& c : cases) {
     std::vector<config_error> errs;

@@ -1,7 +1,12 @@
 // The smallest program the io tests run on: one brand ("shop", 1 point per
 // 100 minor units, a point costs half a minor unit) and one tier. Tests
-// about the wire, not about policy, share it.
+// about the wire, not about policy, share it, and its earn request.
 #pragma once
+
+#include "io/wire/protocol.hpp"
+
+#include <cstdint>
+#include <string>
 
 namespace loyalty::test {
 
@@ -21,5 +26,17 @@ name = "member"
 threshold = 0
 multiplier = { num = 1, den = 1 }
 )";
+
+// An earn of `amount` minor units (EUR) at the program's brand.
+inline io::request shop_earn(std::uint64_t member, std::string txn, std::int64_t amount) {
+  io::request r;
+  r.op = io::opcode::earn;
+  r.member = member;
+  r.txn = std::move(txn);
+  r.brand = "shop";
+  r.amount = amount;
+  r.currency = "EUR";
+  return r;
+}
 
 } // namespace loyalty::test

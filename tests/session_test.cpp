@@ -31,14 +31,8 @@ constexpr auto patience = 20s;  // liveness bound of every wait
 constexpr const char* program_toml = test::one_brand_program;
 
 request earn_request(std::uint64_t id, std::uint64_t member, const std::string& txn) {
-  request r;
-  r.op = opcode::earn;
+  request r = test::shop_earn(member, txn, 1000);
   r.id = id;
-  r.member = member;
-  r.brand = "shop";
-  r.txn = txn;
-  r.amount = 1000;
-  r.currency = "EUR";
   return r;
 }
 

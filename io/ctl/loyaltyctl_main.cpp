@@ -95,12 +95,19 @@ void print_after(const response& r, bool with_tier) {
 }
 
 void print_text(const response& r, const request& q, bool all_pages) {
+  // A sandbox key's answer says what the request would have done: said
+  // first, so it cannot be read as a posting.
+  const char* dry = r.dry_run && r.op != opcode::hello ? "dry run (nothing posted): " : "";
   if (!r.ok()) {
-    std::cerr << "loyaltyctl: " << to_string(r.code) << ": " << r.message << "\n";
+    std::cerr << "loyaltyctl: " << dry << to_string(r.code) << ": " << r.message << "\n";
     return;
   }
+  std::cout << dry;
   switch (r.op) {
-    case opcode::hello: std::cout << r.server << " (protocol " << r.version << ")\n"; break;
+    case opcode::hello:
+      std::cout << r.server << " (protocol " << r.version << ")"
+                << (r.dry_run ? "; a sandbox key: posting operations are dry runs" : "") << "\n";
+      break;
     case opcode::enroll:
       std::cout << "enrolled member " << r.member << " (seq " << r.seq << ")";
       if (r.points != 0)
@@ -376,7 +383,7 @@ std::string parse_instant(const std::string& text, std::uint64_t& out) {
 }
 
 // Prints a new key (32 random bytes as 64 hex digits) and its settings lines.
-int make_key(std::uint32_t id, const std::string& name, const std::string& scope, std::uint32_t rate) {
+int make_key(std::uint32_t id, const std::string& name, const std::string& scope, std::uint32_t rate, bool dry_run) {
   std::ifstream rnd("/dev/urandom", std::ios::binary);
   unsigned char bytes[32];
   if (!rnd.read(reinterpret_cast<char*>(bytes), sizeof bytes)) {
@@ -395,6 +402,8 @@ int make_key(std::uint32_t id, const std::string& name, const std::string& scope
             << "\"\nscope = \"" << json_escape(scope) << "\"\n";
   if (rate != 0)
     std::cout << "rate_per_s = " << rate << "\n";
+  if (dry_run)
+    std::cout << "dry_run = true\n";
   return 0;
 }
 
@@ -742,6 +751,9 @@ int main(int argc, char** argv) {
   keygen->add_option("--name", key_name, "a name for logs and explain")->required();
   keygen->add_option("--scope", key_scope_text, "admin, read, brand:CODE or partner:CODE")->capture_default_str();
   keygen->add_option("--rate", key_rate, "requests per second over all its connections (0 = unlimited)");
+  bool key_dry_run = false;
+  keygen->add_flag("--dry-run", key_dry_run,
+                   "a sandbox key: its posting operations are evaluated and answered, and post nothing");
 
   auto* reload = app.add_subcommand(
     "reload", "admin: re-read the program file; if valid it becomes the next version (else its errors are shown)");
@@ -815,7 +827,7 @@ int main(int argc, char** argv) {
     {activity, opcode::activity}, {settlement, opcode::settlement}, {backup, opcode::backup},
     {consent, opcode::consent}, {tail, opcode::subscribe}, {quote, opcode::quote}, {report, opcode::report}};
   if (*keygen)
-    return make_key(key_id, key_name, key_scope_text, key_rate);
+    return make_key(key_id, key_name, key_scope_text, key_rate, key_dry_run);
   for (auto& [sub, op] : subs)
     if (*sub)
       req.op = op;

@@ -463,6 +463,7 @@ void session::on_hello(const request& req) {
       return;
     }
     key_index_ = found;
+    dry_run_ = keys[static_cast<std::size_t>(found)].dry_run;
     scope_brand_ = 0;
     if (keys[static_cast<std::size_t>(found)].scope == key_scope::brand)
       if (const brand_def* b = srv_.prog().find_brand(keys[static_cast<std::size_t>(found)].scope_code))
@@ -477,6 +478,7 @@ void session::on_hello(const request& req) {
   r.frame_bytes_max = limits::frame_bytes_max;
   r.inflight_max = srv_.settings.inflight_per_connection_max;
   r.batch_ops_max = static_cast<std::uint32_t>(limits::batch_ops_max);
+  r.dry_run = dry_run_;
   send(r);
 }
 
@@ -687,6 +689,7 @@ void session::on_batch(request& req) {
   b.id = req.id;
   b.results.assign(req.ops.size(), response{});
   b.remaining = static_cast<std::uint32_t>(req.ops.size());
+  b.dry_run = dry_run_;
   for (std::uint32_t i = 0; i < req.ops.size(); ++i) {
     auto& sub = req.ops[i];
     if (sub.error != errc::ok) {
@@ -812,6 +815,7 @@ void session::route(const request& req, std::int32_t batch, std::uint32_t index)
   mr.consent_mask = req.consent_mask;
   mr.consent_values = req.consent_values;
   mr.source = req.source;
+  mr.dry_run = dry_run_ && op.posts;  // balance and quote post nothing: as for any key
   mr.hash = content_hash_of(req, mr);
   auto tag = alloc_pending();
   auto& p = pending_[tag];
@@ -822,6 +826,7 @@ void session::route(const request& req, std::int32_t batch, std::uint32_t index)
   p.index = index;
   p.partner = partner != nullptr ? static_cast<std::uint16_t>(partner->id) : 0;
   p.answered = false;
+  p.dry_run = mr.dry_run;
   p.live = true;
   p.since = steady::now();
   if (batch < 0)
@@ -835,7 +840,7 @@ void session::route(const request& req, std::int32_t batch, std::uint32_t index)
       log(log_level::error, "partner %u has no actor; its request was answered unavailable", id);
     return;
   }
-  if (req.op == opcode::enroll) {
+  if (req.op == opcode::enroll && !mr.dry_run) {
     srv_.deps.dir->enroll(member, std::move(mr));  // false: shutting down, answered `unavailable`
     return;
   }
@@ -903,8 +908,11 @@ void session::on_outcomes(std::vector<ledger::outcome>& outcomes) {
 
 response session::to_response(const pending& p, const ledger::outcome& o) {
   const auto* note = static_cast<const actors::answer_note*>(o.note.get());
-  if (o.code != errc::ok)
-    return error_response(p.op, p.id, o.code, note != nullptr ? note->message : std::string{});
+  if (o.code != errc::ok) {
+    auto r = error_response(p.op, p.id, o.code, note != nullptr ? note->message : std::string{});
+    r.dry_run = p.dry_run;
+    return r;
+  }
   const program& prog = srv_.prog();
   auto tier_name = [&](std::uint32_t t) { return t < prog.tiers.size() ? prog.tiers[t].name : std::string{}; };
   response r;
@@ -916,6 +924,7 @@ response session::to_response(const pending& p, const ledger::outcome& o) {
   r.balance = o.balance;
   r.lifetime = o.lifetime;
   r.replayed = o.replayed;
+  r.dry_run = p.dry_run;
   if (o.tier < prog.tiers.size())
     r.tier = prog.tiers[o.tier].name;
   if (note != nullptr && note->has_balance) {
@@ -991,6 +1000,7 @@ void session::finish_in_batch(std::uint32_t bi, std::uint32_t index, response r)
   whole.op = opcode::batch;
   whole.id = b.id;
   whole.results = std::move(b.results);
+  whole.dry_run = b.dry_run;
   b.results.clear();
   free_batches_.push_back(bi);
   live_ids_.erase(whole.id);
@@ -1005,6 +1015,7 @@ response session::error_response(opcode op, std::uint64_t id, errc code, std::st
   r.id = id;
   r.code = code;
   r.message = message.empty() ? std::string(default_message(code)) : std::move(message);
+  r.dry_run = dry_run_ && info(op).posts;
   return r;
 }
 
@@ -1137,6 +1148,7 @@ void session::answer_unavailable() {
       continue;
     p.answered = true;
     auto r = error_response(p.op, p.id, errc::unavailable, "the engine stopped before this request was answered");
+    r.dry_run = p.dry_run;
     if (p.batch >= 0) {
       finish_in_batch(static_cast<std::uint32_t>(p.batch), p.index, std::move(r));
     } else {

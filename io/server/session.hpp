@@ -58,12 +58,16 @@ private:
     std::uint16_t partner = 0;  // partner_earn / partner_burn: the partner's id
     bool live = false;          // waiting for its outcome
     bool answered = false;      // answered `unavailable` by answer_unavailable: its outcome is dropped
+    // A dry run (docs/PROTOCOL.md section 2.4), as the key was when it was
+    // sent: a later hello may switch the connection's key meanwhile.
+    bool dry_run = false;
     std::chrono::steady_clock::time_point since{};  // admitted (server_counters::answer_us_hist)
   };
   struct batch_state {
     std::uint64_t id = 0;
     std::vector<response> results;
     std::uint32_t remaining = 0;
+    bool dry_run = false;  // sent under a sandbox key (as pending::dry_run)
   };
 
   // transport
@@ -158,6 +162,7 @@ private:
   std::unordered_set<std::uint64_t> live_ids_;
   int key_index_ = -1;             // the hello's key: index in settings.keys, -1 = none
   std::uint32_t scope_brand_ = 0;  // a brand key's brand id, else 0
+  bool dry_run_ = false;           // the hello's key is a sandbox key: posting operations are dry runs
   std::uint32_t inflight_ = 0;
   std::vector<pending> pending_;
   std::vector<std::uint32_t> free_pending_;

@@ -1428,6 +1428,8 @@ void pack_response(packer& pk, const response& r) {
     m.u64("id", r.id);
     m.str("op", to_string(r.op));
     m.boolean("ok", ok);
+    if (r.dry_run)  // only when set: every other answer stays byte-identical to before
+      m.boolean("dry_run", true);
     if (!ok) {
       m.str("error", to_string(r.code));
       m.u64("code", static_cast<std::uint16_t>(r.code));
@@ -2035,6 +2037,7 @@ void unpack_response(const msgpack::object& o, response& r) {
     else if (key == "balance_after") r.balance_after = as_i64(v);
     else if (key == "tier_after") r.tier_after = as_str(v);
     else if (key == "quoted") r.quoted = as_bool(v);
+    else if (key == "dry_run") r.dry_run = as_bool(v);
     else if (key == "lines") {
       const auto& a = as_array(v);
       for (std::uint32_t j = 0; j < a.size; ++j)

@@ -428,6 +428,10 @@ struct response {
   std::int64_t balance_after = 0;  // balance the earn would leave
   std::string tier_after;          // tier the earn would leave
   bool quoted = false;             // true: a quote, nothing was posted
+  // A sandbox key's answer (docs/PROTOCOL.md, "Sandbox keys"): every answer
+  // to a posting operation or a batch, ok or error, and hello; nothing was
+  // posted.
+  bool dry_run = false;
   // journal
   std::vector<journal_entry> journal;  // this page, seq ascending
   std::uint64_t last_seq = 0;      // the newest committed entry when the page was read

@@ -8,6 +8,15 @@
 
 namespace loyalty::io::handlers {
 
+namespace {
+// The admin operations that change the engine or write on its host have
+// nothing to evaluate against a member's state: a sandbox key, which must
+// change nothing, is refused them (docs/PROTOCOL.md, "Sandbox keys").
+handled refused_to_sandbox(const caller& who, opcode op) {
+  return handled::answer(deny(who, op, "a dry_run (sandbox) key cannot call " + std::string(to_string(op))));
+}
+} // namespace
+
 handled stats(server::impl& srv, const caller&, const request&) {
   response r;
   r.stats = srv.stats();
@@ -27,6 +36,8 @@ handled cluster_status(server::impl& srv, const caller&, const request&) {
 }
 
 handled cluster_change(server::impl& srv, const caller& who, const request& req) {
+  if (who.sandbox())
+    return refused_to_sandbox(who, req.op);
   if (!srv.deps.cluster_change)
     return handled::error(errc::invalid_argument, "this engine is a single node, not a cluster: it has no membership");
   log(log_level::info, "key %u: %s of node %llu", who.key_id(), std::string(to_string(req.op)).c_str(),
@@ -56,6 +67,8 @@ handled verify(server::impl&, const caller&, const request&) {
 // LMDB's compacting copy in one read transaction; the writer keeps
 // committing meanwhile.
 handled backup(server::impl&, const caller& who, const request& req) {
+  if (who.sandbox())
+    return refused_to_sandbox(who, req.op);
   log(log_level::info, "key %u: backup into %s", who.key_id(), req.path.c_str());
   return handled::job(job_slot::backup, "a backup is already running", [path = req.path](server::impl& s) {
     response r;
@@ -76,7 +89,9 @@ handled backup(server::impl&, const caller& who, const request& req) {
 }
 
 // A pass of the expiry sweeper over every member, answered when done.
-handled sweep(server::impl& srv, const caller&, const request& req) {
+handled sweep(server::impl& srv, const caller& who, const request& req) {
+  if (who.sandbox())
+    return refused_to_sandbox(who, req.op);
   if (srv.deps.sweeper == nullptr)
     return handled::error(errc::unavailable, "this engine has no expiry sweeper");
   const std::uint64_t now = srv.deps.clock->now_us();
@@ -96,7 +111,9 @@ handled sweep(server::impl& srv, const caller&, const request& req) {
 
 // The program file is validated and, if it holds, becomes the next
 // version. A job: it waits for the ledger writer.
-handled reload(server::impl& srv, const caller& who, const request&) {
+handled reload(server::impl& srv, const caller& who, const request& req) {
+  if (who.sandbox())
+    return refused_to_sandbox(who, req.op);
   if (!srv.deps.reload)
     return handled::error(errc::unavailable, "this engine cannot reload its program");
   log(log_level::info, "key %u: program reload requested", who.key_id());

@@ -34,6 +34,8 @@ struct caller {
   static constexpr std::uint32_t partner_none = 0, partner_gone = UINT32_MAX;
 
   [[nodiscard]] std::uint32_t key_id() const noexcept { return key != nullptr ? key->id : 0; }
+  // A sandbox key (api_key::dry_run): it changes nothing in the engine.
+  [[nodiscard]] bool sandbox() const noexcept { return key != nullptr && key->dry_run; }
 };
 
 // A handler's answer: `now`, or `work` run in `slot` off the io thread
