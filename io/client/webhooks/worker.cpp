@@ -62,14 +62,16 @@ endpoint_worker::step endpoint_worker::deliver(std::uint64_t seq, const std::vec
   };
   for (std::uint32_t failures = 0;;) {
     const post_result r = poster_->post(body, headers);
-    if (stop_.load())
-      return step::stopped;
+    // An acknowledgement counts even when a stop came meanwhile: its
+    // position is stored, and the entry is not sent again after a restart.
     if (r.acknowledged()) {
       if (failures != 0)
         log(log_level::info, "endpoint %s recovered: seq %llu acknowledged (HTTP %ld) after %u failed attempts",
             ep_.name.c_str(), static_cast<unsigned long long>(seq), r.status, failures);
       return step::again;
     }
+    if (stop_.load())
+      return step::stopped;
     ++failures;
     const std::string why = r.status != 0 ? "HTTP " + std::to_string(r.status) : r.error;
     if (ep_.attempts_max != 0 && failures >= ep_.attempts_max) {
@@ -178,7 +180,7 @@ worker_outcome endpoint_worker::run() {
     return worker_outcome::gave_up;
   }
   next_ = stored.value_or(0);
-  log(log_level::info, "endpoint %s: %s %s", ep_.name.c_str(),
+  log(log_level::info, "endpoint %s: %s (%s)", ep_.name.c_str(),
       stored ? ("resuming from seq " + std::to_string(next_)).c_str()
              : (s_.start == start_point::beginning ? "no state yet: starting at seq 1"
                                                    : "no state yet: starting at the next committed entry"),
