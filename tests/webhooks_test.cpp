@@ -7,6 +7,8 @@
 #include "command.hpp"
 #include "engine_process.hpp"
 #include "eventually.hpp"
+#include "key_lines.hpp"
+#include "one_brand_program.hpp"
 #include "temp_dir.hpp"
 
 #include "config/consent.hpp"
@@ -37,29 +39,9 @@ using loyalty::test::eventually;
 
 namespace {
 
-constexpr const char* program_toml = R"(
-[program]
-name = "webhooks"
-currency = "EUR"
-minor_units = 2
-utc_offset_minutes = 0
-
-[[brands]]
-id = 1
-code = "shop"
-name = "Shop"
-earn_rate = { num = 1, den = 100 }
-
-[tier_policy]
-metric = "qualifying_points"
-window_days = 365
-review = "none"
-
-[[tiers]]
-name = "member"
-threshold = 0
-multiplier = { num = 1, den = 1 }
-
+// The shared one-brand program with a second tier, so that an earn can
+// also change the member's tier (two events of one entry).
+const std::string program_toml = std::string(test::one_brand_program) + R"(
 [[tiers]]
 name = "silver"
 threshold = 300
@@ -68,17 +50,6 @@ multiplier = { num = 1, den = 1 }
 
 constexpr const char* admin_secret = "webhooks-admin-key-0123456789";
 constexpr const char* read_secret = "webhooks-read-key-0123456789";
-
-std::string key_lines(int id, const char* secret, const char* scope) {
-  std::string hex;
-  static const char* digits = "0123456789abcdef";
-  for (unsigned char b : key_sha256(secret)) {
-    hex += digits[b >> 4];
-    hex += digits[b & 15];
-  }
-  return "\n[[keys]]\nid = " + std::to_string(id) + "\nname = \"" + scope + "\"\nsha256 = \"" + hex +
-         "\"\nscope = \"" + scope + "\"\n";
-}
 
 void write_file(const std::filesystem::path& p, const std::string& text) {
   std::ofstream f(p);
@@ -97,7 +68,7 @@ engine_process_options engine_options(const std::filesystem::path& dir) {
   o.binary = LOYALTYD_BIN;
   o.dir = dir;
   o.program = (dir / "program.toml").string();
-  o.extra_settings = key_lines(1, admin_secret, "admin") + key_lines(2, read_secret, "read");
+  o.extra_settings = test::key_lines(1, admin_secret, "admin") + test::key_lines(2, read_secret, "read");
   return o;
 }
 
