@@ -9,6 +9,11 @@ find_package(CLI11 CONFIG REQUIRED)  # command lines of loyaltyd, loyaltyctl, lo
 # protocol (io/detail/stream.hpp).
 find_package(OpenSSL REQUIRED)
 
+# libcurl (libcurl4-openssl-dev): loyalty-webhooks' HTTP(S) client, used
+# only by io/client/webhooks/http_post.cpp.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
+
 # CAF 0.17.6 (libcaf-dev) ships no CMake package: find headers and libraries.
 find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)
 find_library(CAF_CORE_LIBRARY caf_core REQUIRED)

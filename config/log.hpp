@@ -16,6 +16,13 @@ inline log_level& log_threshold() noexcept {
   return lvl;
 }
 
+// The program named in every line; a tool other than loyaltyd sets it
+// once in main, before its threads start.
+inline const char*& log_program() noexcept {
+  static const char* name = "loyaltyd";
+  return name;
+}
+
 [[gnu::format(printf, 2, 3)]] inline void log(log_level lvl, const char* fmt, ...) noexcept {
   if (lvl < log_threshold())
     return;
@@ -32,7 +39,8 @@ inline log_level& log_threshold() noexcept {
   gmtime_r(&t, &tm);
   char ts[32];
   std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::fprintf(stderr, "%s.%03dZ loyaltyd %s: %s\n", ts, static_cast<int>(ms), names[static_cast<int>(lvl)], msg);
+  std::fprintf(stderr, "%s.%03dZ %s %s: %s\n", ts, static_cast<int>(ms), log_program(),
+               names[static_cast<int>(lvl)], msg);
 }
 
 } // namespace loyalty

@@ -15,7 +15,8 @@ jobs="${LOYALTY_JOBS:-2}"
 
 packages=(build-essential cmake pkg-config libcaf-dev libasio-dev liblmdb-dev lmdb-utils
           libmsgpack-cxx-dev catch2 libbenchmark-dev libtoml11-dev libcli11-dev
-          libssl-dev openssl libraft-dev libuv1-dev clang libclang-rt-14-dev)
+          libssl-dev openssl libraft-dev libuv1-dev clang libclang-rt-14-dev
+          libcurl4-openssl-dev)
 
 install_missing() {
   local missing=()

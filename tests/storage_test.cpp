@@ -10,6 +10,7 @@
 //     docs/OPERATIONS.md says: verify passes and the restored ledger holds
 //     exactly the entries up to the backup's seq.
 #include "engine_process.hpp"
+#include "key_lines.hpp"
 #include "engine_rig.hpp"
 
 #include <sys/mount.h>
@@ -98,17 +99,7 @@ std::string read_file(const std::filesystem::path& p) {
 // The [[keys]] of a settings file: an admin key and a read key.
 constexpr const char* admin_secret = "storage-admin-key-0123456789";
 constexpr const char* read_secret = "storage-read-key-0123456789";
-std::string key_lines(int id, const char* secret, const char* scope) {
-  std::string hex;
-  static const char* digits = "0123456789abcdef";
-  for (unsigned char b : key_sha256(secret)) {
-    hex += digits[b >> 4];
-    hex += digits[b & 15];
-  }
-  return "\n[[keys]]\nid = " + std::to_string(id) + "\nname = \"" + scope + "\"\nsha256 = \"" + hex +
-         "\"\nscope = \"" + scope + "\"\n";
-}
-std::string admin_keys() { return key_lines(1, admin_secret, "admin") + key_lines(2, read_secret, "read"); }
+std::string admin_keys() { return test::key_lines(1, admin_secret, "admin") + test::key_lines(2, read_secret, "read"); }
 
 // Runs the real binary `argv[0]` to its end, stdout and stderr into `out`;
 // its wait status, or -1 (the process killed) if it is still running after

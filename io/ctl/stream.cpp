@@ -46,15 +46,7 @@ std::string parse_channels(const std::string& text, std::uint32_t& bits) {
 }
 
 std::string parse_event_types(const std::string& text, std::uint32_t& bits) {
-  return parse_names(
-    text, bits,
-    [](const std::string& n) -> std::uint32_t {
-      for (std::size_t i = 0; i < event_type_names.size(); ++i)
-        if (event_type_names[i] == n)
-          return 1u << i;
-      return 0;
-    },
-    "event type");
+  return parse_names(text, bits, [](const std::string& n) { return event_type_bit(n); }, "event type");
 }
 
 std::string channels_text(std::uint32_t bits) {

@@ -92,6 +92,13 @@ inline constexpr std::array<std::string_view, 16> event_type_names = {
   "tier_downgrade_warning",  // tier_notice: the tier drops within the program's tier_policy.warning_days
 };
 inline constexpr std::uint32_t event_types_all = (1u << event_type_names.size()) - 1;
+// The bit of an event type name, or 0 for a name that is not one.
+[[nodiscard]] constexpr std::uint32_t event_type_bit(std::string_view name) noexcept {
+  for (std::size_t i = 0; i < event_type_names.size(); ++i)
+    if (event_type_names[i] == name)
+      return 1u << i;
+  return 0;
+}
 // Entries read from the journal per events frame at most; a frame holds the
 // events of whole entries only.
 inline constexpr std::size_t stream_entries_per_frame_max = 256;
