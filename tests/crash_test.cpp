@@ -108,9 +108,15 @@ TEST_CASE("a crash inside the group commit before mdb_txn_commit loses nothing a
 
 TEST_CASE("a crash right after mdb_txn_commit before the answers go out keeps the unanswered postings once",
           "[crash]") {
-  const auto r = run_passing(crash_mode::after_commit, 2);
   // The commit that crashed was durable: its entries were unanswered, and
-  // their retries found them committed (replays, not new postings).
+  // their retries found them committed (replays, not new postings). The
+  // crash lands on the N-th commit with journal entries, and on a busy
+  // machine that can be one of the engine's own entries only (hold expiries,
+  // the sweep's), which no client retries: up to three more runs, each
+  // passing every other check, until a crash hits a client's commit.
+  auto r = run_passing(crash_mode::after_commit, 2);
+  for (int more = 0; r.retried_replayed == 0 && more < 3; ++more)
+    r = run_passing(crash_mode::after_commit, 2);
   CHECK(r.retried_replayed > 0);
 }
 
