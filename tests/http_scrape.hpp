@@ -66,6 +66,29 @@ inline void send_all(const socket_fd& s, std::string_view bytes) {
   }
 }
 
+// The header lines of an HTTP head from `lines` (past its start line) up to
+// the empty line or the end: names in lower case, values without the
+// leading blanks and the \r.
+inline std::map<std::string, std::string> header_lines(std::istream& lines) {
+  std::map<std::string, std::string> out;
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+    if (line.empty())
+      break;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos)
+      continue;
+    std::string name = line.substr(0, colon);
+    for (auto& c : name)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const auto value = line.find_first_not_of(' ', colon + 1);
+    out[name] = value == std::string::npos ? std::string() : line.substr(value);
+  }
+  return out;
+}
+
 struct http_answer {
   bool closed = false;  // the server closed the connection (rather than the guard expiring)
   std::string status;   // "200 OK"
@@ -95,17 +118,7 @@ inline http_answer read_answer(const socket_fd& s) {
   std::getline(head, line);
   if (line.rfind("HTTP/1.1 ", 0) == 0)
     a.status = line.substr(9, line.size() - 10);  // without the \r
-  while (std::getline(head, line)) {
-    if (!line.empty() && line.back() == '\r')
-      line.pop_back();
-    const auto colon = line.find(':');
-    if (colon == std::string::npos)
-      continue;
-    std::string name = line.substr(0, colon);
-    for (auto& c : name)
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    a.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
-  }
+  a.headers = header_lines(head);
   a.body = raw.substr(end + 4);
   return a;
 }

@@ -6,6 +6,7 @@
 // the stored position without loss.
 #include "command.hpp"
 #include "engine_process.hpp"
+#include "http_scrape.hpp"
 #include "eventually.hpp"
 #include "key_lines.hpp"
 #include "one_brand_program.hpp"
@@ -164,19 +165,7 @@ private:
       std::istringstream lines(head);
       std::string line;
       std::getline(lines, line);  // the request line
-      while (std::getline(lines, line) && line != "\r") {
-        const auto colon = line.find(':');
-        if (colon == std::string::npos)
-          continue;
-        std::string name = line.substr(0, colon);
-        for (auto& ch : name)
-          ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        std::string value = line.substr(colon + 1);
-        value.erase(0, value.find_first_not_of(' '));
-        if (!value.empty() && value.back() == '\r')
-          value.pop_back();
-        current.headers[name] = value;
-      }
+      current.headers = test::header_lines(lines);
       const std::size_t length = std::stoull(current.headers.count("content-length") ? current.headers["content-length"] : "0");
       const std::size_t have = buf.size();
       if (have >= length) {

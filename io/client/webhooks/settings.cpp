@@ -3,6 +3,7 @@
 #include "io/client/webhooks/settings.hpp"
 
 #include "config/consent.hpp"
+#include "config/toml_checker.hpp"
 #include "io/wire/protocol.hpp"
 
 #include <toml.hpp>
@@ -15,81 +16,19 @@ namespace loyalty::webhooks {
 
 namespace {
 
-class checker {
-public:
-  checker(std::string file, std::vector<std::string>& errors) : file_(std::move(file)), errors_(errors) {}
+using checker = toml_checker;
 
-  void fail(const toml::value& where, const std::string& msg) {
-    errors_.push_back(file_ + ":" + std::to_string(where.location().line()) + ": " + msg);
-  }
+// Fields that keep their default when the key is absent.
+void read_uint32(checker& ck, const toml::value& t, const std::string& key, const std::string& what,
+                 std::uint32_t& out, std::int64_t lo, std::int64_t hi) {
+  if (auto v = ck.integer(t, key, false, what, lo, hi))
+    out = static_cast<std::uint32_t>(*v);
+}
 
-  void only_keys(const toml::value& t, std::initializer_list<std::string_view> allowed, const std::string& what) {
-    for (const auto& [k, v] : t.as_table())
-      if (std::find(allowed.begin(), allowed.end(), k) == allowed.end())
-        fail(v, "unknown key '" + k + "' in " + what);
-  }
-
-  const toml::value* get(const toml::value& t, const std::string& key, bool required, const std::string& what) {
-    auto& tab = t.as_table();
-    auto it = tab.find(key);
-    if (it != tab.end())
-      return &it->second;
-    if (required)
-      fail(t, "missing key '" + key + "' in " + what);
-    return nullptr;
-  }
-
-  std::optional<std::string> str(const toml::value& t, const std::string& key, bool required,
-                                 const std::string& what) {
-    auto v = get(t, key, required, what);
-    if (v == nullptr)
-      return std::nullopt;
-    if (!v->is_string()) {
-      fail(*v, "'" + key + "' in " + what + " must be a string");
-      return std::nullopt;
-    }
-    return v->as_string().str;
-  }
-
-  // An integer in [lo, hi] into `out`; `out` is left as it is when absent.
-  void uint32(const toml::value& t, const std::string& key, const std::string& what, std::uint32_t& out,
-              std::int64_t lo, std::int64_t hi) {
-    auto v = get(t, key, false, what);
-    if (v == nullptr)
-      return;
-    if (!v->is_integer() || v->as_integer() < lo || v->as_integer() > hi) {
-      fail(*v, "'" + key + "' in " + what + " must be an integer from " + std::to_string(lo) + " to " +
-                 std::to_string(hi));
-      return;
-    }
-    out = static_cast<std::uint32_t>(v->as_integer());
-  }
-
-  void boolean(const toml::value& t, const std::string& key, const std::string& what, bool& out) {
-    auto v = get(t, key, false, what);
-    if (v == nullptr)
-      return;
-    if (!v->is_boolean()) {
-      fail(*v, "'" + key + "' in " + what + " must be true or false");
-      return;
-    }
-    out = v->as_boolean();
-  }
-
-  // A table [key] of the root, or nullptr (an error when required or not a table).
-  const toml::value* table(const toml::value& root, const std::string& key, bool required) {
-    auto v = get(root, key, required, "the settings file");
-    if (v != nullptr && !v->is_table()) {
-      fail(*v, "'" + key + "' must be a table ([" + key + "])");
-      return nullptr;
-    }
-    return v;
-  }
-
-private:
-  std::string file_;
-  std::vector<std::string>& errors_;
-};
+void read_bool(checker& ck, const toml::value& t, const std::string& key, const std::string& what, bool& out) {
+  if (auto v = ck.boolean(t, key, false, what))
+    out = *v;
+}
 
 // Relative paths are relative to the settings file, as in loyaltyd.toml.
 std::string beside(const std::string& settings_file, const std::string& path) {
@@ -107,7 +46,7 @@ bool valid_name(const std::string& n) {
 }
 
 void parse_engine(checker& ck, const toml::value& root, const std::string& file, settings& s) {
-  const auto* e = ck.table(root, "engine", true);
+  const auto* e = ck.section(root, "engine", true);
   if (e == nullptr)
     return;
   const std::string what = "[engine]";
@@ -118,19 +57,14 @@ void parse_engine(checker& ck, const toml::value& root, const std::string& file,
   }
   if (auto k = ck.str(*e, "key", false, what))
     s.key = *k;
-  if (const auto* t = ck.get(*e, "tls", false, what)) {
-    if (t->is_boolean())
-      s.tls.enabled = t->as_boolean();
-    else
-      ck.fail(*t, "'tls' in [engine] must be true or false");
-  }
+  read_bool(ck, *e, "tls", what, s.tls.enabled);
   if (auto ca = ck.str(*e, "ca_file", false, what))
     s.tls.ca_file = beside(file, *ca);
-  ck.boolean(*e, "tls_verify", what, s.tls.verify);
+  read_bool(ck, *e, "tls_verify", what, s.tls.verify);
 }
 
 void parse_state(checker& ck, const toml::value& root, const std::string& file, settings& s) {
-  const auto* st = ck.table(root, "state", true);
+  const auto* st = ck.section(root, "state", true);
   if (st == nullptr)
     return;
   const std::string what = "[state]";
@@ -199,16 +133,16 @@ void parse_endpoint(checker& ck, const toml::value& t, const std::string& file, 
   }
   parse_filters(ck, t, what, ep);
   constexpr std::int64_t hour_ms = 3'600'000;
-  ck.uint32(t, "timeout_ms", what, ep.timeout_ms, 1, hour_ms);
-  ck.uint32(t, "connect_timeout_ms", what, ep.connect_timeout_ms, 1, hour_ms);
-  ck.uint32(t, "backoff_initial_ms", what, ep.backoff_initial_ms, 1, hour_ms);
-  ck.uint32(t, "backoff_max_ms", what, ep.backoff_max_ms, 1, 24 * hour_ms);
-  ck.uint32(t, "attempts_max", what, ep.attempts_max, 0, 1'000'000);
+  read_uint32(ck, t, "timeout_ms", what, ep.timeout_ms, 1, hour_ms);
+  read_uint32(ck, t, "connect_timeout_ms", what, ep.connect_timeout_ms, 1, hour_ms);
+  read_uint32(ck, t, "backoff_initial_ms", what, ep.backoff_initial_ms, 1, hour_ms);
+  read_uint32(ck, t, "backoff_max_ms", what, ep.backoff_max_ms, 1, 24 * hour_ms);
+  read_uint32(ck, t, "attempts_max", what, ep.attempts_max, 0, 1'000'000);
   if (ep.backoff_max_ms < ep.backoff_initial_ms)
     ck.fail(t, "'backoff_max_ms' in " + what + " must be at least 'backoff_initial_ms'");
   if (auto ca = ck.str(t, "ca_file", false, what))
     ep.ca_file = beside(file, *ca);
-  ck.boolean(t, "tls_verify", what, ep.tls_verify);
+  read_bool(ck, t, "tls_verify", what, ep.tls_verify);
   s.endpoints.push_back(std::move(ep));
 }
 
@@ -224,7 +158,8 @@ std::optional<settings> load_settings(const std::string& path, std::vector<std::
     errors.push_back(path + ": " + e.what());
     return std::nullopt;
   }
-  checker ck(path, errors);
+  std::vector<config_error> found;
+  checker ck(path, found, "the settings file");
   settings s;
   ck.only_keys(root, {"engine", "state", "endpoints"}, "the settings file");
   parse_engine(ck, root, path, s);
@@ -243,6 +178,8 @@ std::optional<settings> load_settings(const std::string& path, std::vector<std::
       }
     }
   }
+  for (auto& e : found)
+    errors.push_back(std::move(e.message));
   if (errors.size() != before)
     return std::nullopt;
   return s;
