@@ -896,6 +896,11 @@ errc do_refund(member_data& m, const env& e, const member_request& r, std::vecto
     if (x.kind == static_cast<std::uint16_t>(detail_kind::lot_add) ||
         x.kind == static_cast<std::uint16_t>(detail_kind::lot_top_up))
       earn_lot = x.id;  // the lot it made or joined
+  for (const auto& f : ref.followers)
+    if (f.header.kind == static_cast<std::uint16_t>(ledger::entry_kind::release_pending))
+      for (const auto& x : f.details)
+        if (x.kind == static_cast<std::uint16_t>(detail_kind::lot_release) && x.c != 0)
+          earn_lot = static_cast<std::uint32_t>(x.c);  // its released points left that lot for this one
   auto cb = plan_clawback(m.book, e.now_us, claw, earn_lot);
   if (errc c = check_debt(m, e, cb, "the refund", msg); c != errc::ok)
     return c;
@@ -918,6 +923,48 @@ errc do_refund(member_data& m, const env& e, const member_request& r, std::vecto
       detail(detail_kind::qualify, local_day(e.prog, ref.entry.header.occurred_at_us), 0, 0, d.qualifying));
   if (errc c = post_spend(op, e.prog, r.member, cb.takes, cb.debt, spend_purpose::clawback, brand, msg); c != errc::ok)
     return c;
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
+// A purchase's points that are still pending become spendable now
+// (docs/PROTOCOL.md, release_pending): the lot the purchase made or joined,
+// at most the points the purchase put into it (points of another purchase
+// that joined the same lot stay pending: the released part then becomes a
+// lot of its own). No postings: pending points are already the member's.
+errc do_release_pending(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops,
+                        std::string& msg) {
+  referenced ref;
+  if (errc c = find_referenced(e, r, {ledger::entry_kind::earn}, ref, msg); c != errc::ok)
+    return c;
+  if (errc c = check_scope(r, ref.entry.header.brand_id, 0, msg); c != errc::ok)
+    return c;
+  for (const auto& f : ref.followers)
+    if (f.header.kind == static_cast<std::uint16_t>(ledger::entry_kind::release_pending))
+      return fail(msg, errc::nothing_pending, "the purchase's pending points were already released");
+  std::uint32_t lot_id = 0;
+  std::int64_t credited = 0;
+  for (const auto& x : ref.entry.details)
+    if (x.kind == static_cast<std::uint16_t>(detail_kind::lot_add) ||
+        x.kind == static_cast<std::uint16_t>(detail_kind::lot_top_up)) {
+      lot_id = x.id;
+      credited = x.a;
+    }
+  const ledger::lot* l = nullptr;
+  for (const auto& x : m.book.lots)
+    if (x.id == lot_id)
+      l = &x;
+  if (l == nullptr || credited <= 0 || l->available_at_us <= e.now_us || lot_expired(*l, e.now_us))
+    return fail(msg, errc::nothing_pending,
+                "none of the purchase's points are pending now (available already, clawed back, spent or expired)");
+  const std::int64_t points = std::min(l->points, credited);
+  ledger::op op;
+  start(op, r, ledger::entry_kind::release_pending, l->brand_id);
+  op.occurred_at_us = e.now_us;
+  op.points = points;
+  op.ref_seq = ref.entry.header.seq;
+  op.details.push_back(detail(detail_kind::lot_release, l->id, l->brand_id, 0, points, e.now_us,
+                              points == l->points ? 0 : m.book.next_lot_id));
   ops.push_back(std::move(op));
   return errc::ok;
 }
@@ -1472,6 +1519,7 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
     case request_kind::release: code = do_release(m, e, r, ops, message); break;
     case request_kind::refund: code = do_refund(m, e, r, ops, message); break;
     case request_kind::reverse_redemption: code = do_reverse(m, e, r, ops, message); break;
+    case request_kind::release_pending: code = do_release_pending(m, e, r, ops, message); break;
     case request_kind::adjust: code = do_adjust(m, e, r, ops, message); break;
     case request_kind::link_alias: code = do_link_alias(m, e, r, ops, message); break;
     case request_kind::partner_earn: code = do_partner_earn(m, e, r, ops, message); break;
@@ -1534,6 +1582,7 @@ ledger::entry_kind entry_of(request_kind k) {
     case request_kind::redeem_reward: return ek::redeem_reward;
     case request_kind::refund: return ek::refund;
     case request_kind::reverse_redemption: return ek::reverse_redemption;
+    case request_kind::release_pending: return ek::release_pending;
     case request_kind::adjust: return ek::adjust;
     case request_kind::transfer: return ek::transfer;
     case request_kind::link_alias: return ek::link_alias;
@@ -1753,7 +1802,8 @@ void answer_dry_run(self_ptr self, member_request& r, env e) {
     refuse_via_writer(self, r, errc::unavailable, {});
     return;
   }
-  if (r.kind == request_kind::refund || r.kind == request_kind::reverse_redemption) {
+  if (r.kind == request_kind::refund || r.kind == request_kind::reverse_redemption ||
+      r.kind == request_kind::release_pending) {
     // As the real request: they read what committed entries did to the referenced one.
     if (st.slot->inflight.load() > 0)
       st.ctx->ledger->barrier();
@@ -1975,6 +2025,7 @@ void handle(self_ptr self, member_request& r) {
       return;
     case request_kind::refund:
     case request_kind::reverse_redemption:
+    case request_kind::release_pending:
       // They read what earlier entries did to the referenced one: settle
       // everything in flight first.
       submit_all(self, ops);

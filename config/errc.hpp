@@ -60,6 +60,8 @@ enum class errc : std::uint16_t {
   internal_error = 70,      // a bug; nothing was posted
   // -- authorization (80..89) -------------------------------------------------
   not_authorized = 80,      // no valid key in hello, or the key's scope does not allow this operation
+  // -- households, erasure and pending points (90..99) -----------------------
+  nothing_pending = 95,     // release_pending of a purchase none of whose points are still pending
 };
 
 // Stable snake_case name, as it appears in the `error` field of a response.
@@ -107,6 +109,7 @@ enum class errc : std::uint16_t {
     case errc::not_leader: return "not_leader";
     case errc::internal_error: return "internal_error";
     case errc::not_authorized: return "not_authorized";
+    case errc::nothing_pending: return "nothing_pending";
   }
   return "internal_error";
 }

@@ -143,6 +143,25 @@ bool apply_one(member_book& b, const entry_detail& d, std::uint64_t seq, std::ui
     case detail_kind::expiry_notice:
       b.noticed_through_us = std::max(b.noticed_through_us, d.b);
       return true;
+    case detail_kind::lot_release: {
+      lot* l = find_lot(b, d.id);
+      if (l == nullptr || l->brand_id != d.brand || d.a <= 0 || d.a > l->points || l->available_at_us <= d.b)
+        return fail(why, "lot_release of a lot that is not pending then, of another brand, or of more points than it holds:",
+                    d.id);
+      if (d.c == 0) {
+        if (d.a != l->points)
+          return fail(why, "lot_release in place of part of lot", d.id);
+        l->available_at_us = d.b;
+        return true;
+      }
+      if (d.c != b.next_lot_id || d.a == l->points)
+        return fail(why, "lot_release into a lot that is not the member's next, or of a whole lot:", d.id);
+      l->points -= d.a;
+      const lot moved{b.next_lot_id, l->brand_id, d.a, d.a, l->earned_at_us, d.b, l->expires_at_us, seq};
+      insert_lot(b, moved);
+      b.next_lot_id = moved.id + 1;
+      return true;
+    }
     case detail_kind::tier_notice:
       if (d.a < 0 || d.aux >= d.id)
         return fail(why, "tier notice of a drop to a tier not below the member's, or a negative shortfall", d.id);

@@ -27,6 +27,7 @@ const char* to_string(entry_kind k) noexcept {
     case entry_kind::consent: return "consent";
     case entry_kind::expiry_notice: return "expiry_notice";
     case entry_kind::tier_notice: return "tier_notice";
+    case entry_kind::release_pending: return "release_pending";
   }
   return "unknown";
 }

@@ -42,7 +42,11 @@ namespace loyalty::ledger {
 //    (kind 18). A schema-7 directory holds none and opens as it is;
 //    opening it records version 8. A schema-7 build refuses a version-8
 //    directory.
-inline constexpr std::uint64_t schema_version = 8;
+// 9: pending points released on an action: release_pending entries (kind 21)
+//    with lot_release records (kind 19). A schema-8 directory holds none and
+//    opens as it is; opening it records version 9. A schema-8 build refuses
+//    a version-9 directory.
+inline constexpr std::uint64_t schema_version = 9;
 inline constexpr std::uint64_t schema_version_readable_min = 3;
 
 // -- account ids ---------------------------------------------------------------
@@ -114,8 +118,9 @@ enum class entry_kind : std::uint16_t {
   expiry_notice = 19,      // no postings: the expiry sweep told the member's lots expire soon (expiry_notice details)
   // issue 19
   tier_notice = 20,        // no postings: the expiry sweep told the member its tier drops soon (a tier_notice detail)
+  release_pending = 21,    // no postings: a purchase's pending points made spendable now (lot_release details)
 };
-inline constexpr std::uint16_t entry_kind_max = 20;
+inline constexpr std::uint16_t entry_kind_max = 21;
 
 enum class posting_side : std::uint32_t { debit = 1, credit = 2 };
 
@@ -216,8 +221,11 @@ enum class detail_kind : std::uint16_t {
   tier_notice = 18,  // id: the tier now, aux: the tier it drops to, a: the tier metric missing to keep
                      //   it, b: the instant it drops (actors/policy.hpp tier_outlook; the member's
                      //   book remembers the day of the latest drop noticed, so each is noticed once)
+  lot_release = 19,  // id: a pending lot, brand: its brand, a: points (> 0) made available at b (the entry's
+                     //   instant); c = 0: the whole lot, in place; c != 0: the points leave the lot for a new
+                     //   lot c (the member's next lot id) with the same brand, expiry and earned-at
 };
-inline constexpr std::uint16_t detail_kind_max = 18;
+inline constexpr std::uint16_t detail_kind_max = 19;
 
 // settle: `brand` = the payer's id, `id` = the payee's id, aux = payer party
 // kind | payee party kind << 8, a = points (> 0), b = amount in minor units,

@@ -928,3 +928,93 @@ TEST_CASE("thirty days before silver would lapse, the sweep warns the member onc
   CHECK(notices() == 1);
   g.check_verify();
 }
+
+TEST_CASE("an order that ships has its points released before the return window ends, once, and a later return still "
+          "claws them back",
+          "[journeys][release_pending]") {
+  rig g;
+  g.enroll(20);  // welcome: 50 available
+  auto buy = g.c->earn("rp-buy", 20, "shop", 10000, "EUR", t0);  // base 100 + first purchase 100, pending 14 days
+  INFO(buy.message);
+  REQUIRE(buy.ok());
+  REQUIRE(buy.points == 200);
+  CHECK(g.c->redeem("rp-too-soon", 20, 120).code == errc::insufficient_points);
+  auto sub = g.connect(test::read_key);
+  REQUIRE(sub->subscribe().ok());
+
+  g.clock.advance(2 * day);  // the order ships
+  auto ship = g.c->release_pending("rp-ship", 20, "rp-buy");
+  INFO(ship.message);
+  REQUIRE(ship.ok());
+  CHECK(ship.points == 200);
+  auto b = g.balance(20);
+  CHECK(b.available == 250);
+  CHECK(b.pending == 0);
+  CHECK(b.balance == 250);  // no postings: the points were the member's already
+  // A retry is a replay; a second release, or one of something else, is refused and posts nothing.
+  auto again = g.c->release_pending("rp-ship", 20, "rp-buy");
+  CHECK(again.ok());
+  CHECK(again.seq == ship.seq);
+  CHECK(g.c->release_pending("rp-ship-2", 20, "rp-buy").code == errc::nothing_pending);
+  CHECK(g.c->release_pending("rp-nothing", 20, "no-such-txn").code == errc::unknown_txn);
+  REQUIRE(g.c->redeem("rp-spend", 20, 120).ok());  // the welcome lot first (it expires first), then 70 released
+  CHECK(g.c->release_pending("rp-of-redeem", 20, "rp-spend").code == errc::unknown_txn);
+  std::size_t releases = 0;
+  for (const auto& e : g.c->history(20, 0, 100).entries)
+    releases += e.kind == "release_pending" ? 1 : 0;
+  CHECK(releases == 1);
+  std::vector<stream_event> released;
+  for (auto& e : events_through(*sub, ship.seq))
+    if (e.type == "points_released")
+      released.push_back(std::move(e));
+  REQUIRE(released.size() == 1);
+  CHECK(released[0].member == 20);
+  CHECK(released[0].points == 200);
+  CHECK(released[0].txn == "rp-ship");
+
+  // The customer returns the order: its 200 points come back out of what is
+  // left of the released lot (130), the rest (70) is a debt.
+  auto ret = g.c->refund("rp-return", 20, "rp-buy");
+  INFO(ret.message);
+  REQUIRE(ret.ok());
+  CHECK(ret.points == 200);
+  b = g.balance(20);
+  CHECK(b.available == -70);
+  CHECK(b.debt == 70);
+  CHECK(b.balance == -70);
+  CHECK(g.c->release_pending("rp-ship-3", 20, "rp-buy").code == errc::nothing_pending);
+  g.check_verify();
+}
+
+TEST_CASE("releasing one of two purchases that share a pending lot releases that purchase's points only, and its "
+          "return takes them from where they went",
+          "[journeys][release_pending]") {
+  rig g;
+  g.enroll(21);
+  // Both at the same instant: the second's points join the first's lot (same
+  // brand, expiry and pending end).
+  REQUIRE(g.c->earn("rp2-a", 21, "shop", 10000, "EUR", t0).points == 200);
+  REQUIRE(g.c->earn("rp2-b", 21, "shop", 5000, "EUR", t0).points == 50);
+  REQUIRE(g.balance(21).pending == 250);
+  auto ship = g.c->release_pending("rp2-ship-a", 21, "rp2-a");
+  INFO(ship.message);
+  REQUIRE(ship.ok());
+  CHECK(ship.points == 200);
+  auto b = g.balance(21);
+  CHECK(b.available == 250);  // welcome 50 + the released 200
+  CHECK(b.pending == 50);     // b's points wait out the window
+  // The return of a takes its 200 from the released lot, not from b's
+  // pending points nor the welcome lot.
+  REQUIRE(g.c->refund("rp2-return-a", 21, "rp2-a").ok());
+  b = g.balance(21);
+  CHECK(b.available == 50);
+  CHECK(b.pending == 50);
+  CHECK(b.debt == 0);
+  g.restart();  // the fold of the journal reaches the same book
+  b = g.balance(21);
+  CHECK(b.available == 50);
+  CHECK(b.pending == 50);
+  g.clock.advance(14 * day);
+  CHECK(g.balance(21).available == 100);
+  g.check_verify();
+}

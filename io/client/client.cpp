@@ -415,6 +415,12 @@ response client::reverse_redemption(const std::string& txn, const member_ref& me
   return call(std::move(r));
 }
 
+response client::release_pending(const std::string& txn, const member_ref& member, const std::string& ref) {
+  auto r = make(opcode::release_pending, txn, member);
+  r.ref = ref;
+  return call(std::move(r));
+}
+
 response client::adjust(const std::string& txn, const member_ref& member, std::int64_t points,
                         const std::string& reason, const std::string& brand) {
   auto r = make(opcode::adjust, txn, member);

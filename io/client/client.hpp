@@ -128,6 +128,8 @@ public:
   response refund_items(const std::string& txn, const member_ref& member, const std::string& ref,
                         std::vector<item> items, std::uint64_t occurred_at_us = 0);
   response reverse_redemption(const std::string& txn, const member_ref& member, const std::string& ref);
+  // The pending points of the purchase `ref` (an earn's txn id) spendable now.
+  response release_pending(const std::string& txn, const member_ref& member, const std::string& ref);
   // Admin: needs the key in hello.
   response adjust(const std::string& txn, const member_ref& member, std::int64_t points, const std::string& reason,
                   const std::string& brand);

@@ -189,6 +189,10 @@ void print_text(const response& r, const request& q, bool all_pages) {
       std::cout << "reversed redemption: " << r.points << " points back";
       print_after(r, false);
       break;
+    case opcode::release_pending:
+      std::cout << "released " << r.points << " pending points of " << q.ref;
+      print_after(r, false);
+      break;
     case opcode::adjust:
       std::cout << "adjusted by " << (q.points < 0 ? -r.points : r.points) << " points";
       print_after(r, false);
@@ -645,6 +649,12 @@ int main(int argc, char** argv) {
   add_member(reverse, true);
   reverse->add_option("--ref", req.ref, "txn id of the redemption")->required();
 
+  auto* release_pending =
+    app.add_subcommand("release-pending", "make a purchase's pending points spendable now (e.g. the order shipped)");
+  add_txn(release_pending);
+  add_member(release_pending, true);
+  release_pending->add_option("--ref", req.ref, "txn id of the purchase (an earn)")->required();
+
   auto* adjust = app.add_subcommand("adjust", "admin: credit (+) or debit (-) points by hand; needs --key");
   add_txn(adjust);
   add_member(adjust, true);
@@ -818,7 +828,7 @@ int main(int argc, char** argv) {
     {hello, opcode::hello}, {enroll, opcode::enroll}, {earn, opcode::earn}, {redeem, opcode::redeem},
     {balance, opcode::balance}, {event, opcode::event}, {hold, opcode::hold}, {capture, opcode::capture},
     {release, opcode::release}, {redeem_reward, opcode::redeem_reward}, {refund, opcode::refund},
-    {reverse, opcode::reverse_redemption}, {adjust, opcode::adjust}, {transfer, opcode::transfer},
+    {reverse, opcode::reverse_redemption}, {release_pending, opcode::release_pending}, {adjust, opcode::adjust}, {transfer, opcode::transfer},
     {link_alias, opcode::link_alias}, {lookup, opcode::lookup}, {history, opcode::history},
     {expire, opcode::expire}, {explain, opcode::explain}, {reload, opcode::reload}, {verify, opcode::verify}, {stats, opcode::stats},
     {cluster_status_cmd, opcode::cluster_status}, {cluster_add_cmd, opcode::cluster_add},

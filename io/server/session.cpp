@@ -415,6 +415,7 @@ void session::on_frame(const char* data, std::size_t size) {
     case opcode::redeem_reward:
     case opcode::refund:
     case opcode::reverse_redemption:
+    case opcode::release_pending:
     case opcode::adjust:
     case opcode::transfer:
     case opcode::link_alias:

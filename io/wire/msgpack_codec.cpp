@@ -545,6 +545,7 @@ void decode_fields(reader& rd, request& r) {
       rd.u64(f::f_occurred_at, r.occurred_at_us, false);
       break;
     case opcode::reverse_redemption:
+    case opcode::release_pending:
       rd.txn();
       rd.member_or_alias();
       rd.str(f::f_ref, r.ref, limits::txn_id_bytes_max, true, true);
@@ -1254,6 +1255,7 @@ void response_fields(map_out& m, const response& r) {
     case opcode::capture:
     case opcode::release:
     case opcode::reverse_redemption:
+    case opcode::release_pending:
     case opcode::adjust:
     case opcode::transfer:
       posting(false);
@@ -1531,6 +1533,7 @@ void request_fields(map_out& m, const request& r) {
       if (r.occurred_at_us != 0) m.u64("occurred_at", r.occurred_at_us);
       break;
     case opcode::reverse_redemption:
+    case opcode::release_pending:
       txn();
       who(false);
       m.bin("ref", r.ref);
