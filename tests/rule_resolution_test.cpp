@@ -6,6 +6,7 @@
 #include "actors/member.hpp"
 #include "actors/policy.hpp"
 #include "config/program.hpp"
+#include "fuelmart_program.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -271,57 +272,40 @@ TEST_CASE("committed period counters load as the latest day and month of each ru
 }
 
 TEST_CASE("rule_resolution, priority and the period budgets are read from the program file", "[rules][config]") {
-  const std::string head = R"(
-[program]
-name = "t"
-currency = "EUR"
-)";
-  const std::string rest = R"(
-[[brands]]
-id = 1
-code = "fuelmart"
-name = "FuelMart"
-earn_rate = { num = 1, den = 100 }
-
-[[tiers]]
-name = "member"
-threshold = 0
-multiplier = { num = 1, den = 1 }
-
-[[rules]]
-id = 1
-code = "double-weekend"
-trigger = "purchase"
-multiplier = { num = 2, den = 1 }
-priority = 3
-budget_per_day = 10000
-budget_per_month = 200000
-)";
   std::vector<config_error> errors;
-  auto p = parse_program(head + "rule_resolution = \"best\"\n" + rest, "t.toml", errors);
+  // The text ends inside the fuel bonus rule: a key appended lands there.
+  auto p = parse_program(test::fuelmart("best") + "budget_per_month = 200000\n", "t.toml", errors);
   for (const auto& e : errors)
     UNSCOPED_INFO(e.message);
   REQUIRE(p);
   CHECK(p->resolution == rule_resolution::best);
-  CHECK(p->rules[0].priority == 3);
+  CHECK(p->rules[0].priority == 0);
   CHECK(p->rules[0].budget_per_day == 10'000);
-  CHECK(p->rules[0].budget_per_month == 200'000);
-  CHECK(p->rules[0].has_period_budget());
+  CHECK(p->rules[0].budget_per_month == 0);
+  CHECK(p->rules[1].priority == 5);
+  CHECK(p->rules[1].budget_per_day == 0);
+  CHECK(p->rules[1].budget_per_month == 200'000);
+  CHECK(p->rules[1].has_period_budget());
 
   errors.clear();
-  auto plain = parse_program(head + rest, "t.toml", errors);
+  auto plain = parse_program(test::fuelmart(""), "t.toml", errors);
   REQUIRE(plain);
   CHECK(plain->resolution == rule_resolution::sum);
 
-  for (const std::string bad : {std::string("rule_resolution = \"first\"\n")}) {
+  errors.clear();
+  CHECK_FALSE(parse_program(test::fuelmart("first"), "t.toml", errors));
+  REQUIRE_FALSE(errors.empty());
+  CHECK(errors.front().message.find("rule_resolution") != std::string::npos);
+  for (const std::string bad : {"budget_per_day = -1", "budget_per_month = \"lots\""}) {
     errors.clear();
-    CHECK_FALSE(parse_program(head + bad + rest, "t.toml", errors));
+    CHECK_FALSE(parse_program(test::fuelmart("best") + bad + "\n", "t.toml", errors));
     REQUIRE_FALSE(errors.empty());
-    CHECK(errors.front().message.find("rule_resolution") != std::string::npos);
+    CHECK(errors.front().message.find(bad.substr(0, bad.find(' '))) != std::string::npos);
   }
-  for (const std::string bad : {"budget_per_day = -1", "budget_per_month = \"lots\"", "priority = 2000000"}) {
-    errors.clear();
-    CHECK_FALSE(parse_program(head + rest + bad + "\n", "t.toml", errors));
-    CHECK_FALSE(errors.empty());
-  }
+  std::string too_high = test::fuelmart("best");
+  too_high.replace(too_high.find("priority = 5"), 12, "priority = 2000000");
+  errors.clear();
+  CHECK_FALSE(parse_program(too_high, "t.toml", errors));
+  REQUIRE_FALSE(errors.empty());
+  CHECK(errors.front().message.find("priority") != std::string::npos);
 }

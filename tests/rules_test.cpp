@@ -6,12 +6,17 @@
 // LMDB, CAF actors, Asio) with a manual clock the tests move.
 #include "command.hpp"
 #include "engine_rig.hpp"
+#include "fuelmart_program.hpp"
+#include "one_brand_program.hpp"
 
 #include <atomic>
 #include <thread>
 
 using namespace loyalty;
 using namespace loyalty::io;
+using test::fuelmart;
+using test::fuelmart_head;
+using test::fuelmart_rules;
 
 namespace {
 
@@ -20,70 +25,11 @@ constexpr std::uint64_t day = 24 * hour;
 // 2026-11-28T09:00:00Z: a Saturday, 10:00 at the stations (UTC+01:00).
 constexpr std::uint64_t saturday_10 = 1'795'856'400'000'000ull;
 
-constexpr const char* fuelmart_head = R"(
-[program]
-name = "fuelmart"
-currency = "EUR"
-minor_units = 2
-utc_offset_minutes = 60
-)";
-
-// 1 point per 1.00; weekends double the whole basket (a daily budget of
-// 10,000 points over all members); fuel gives 50 points. Under "best" only
-// the bigger of the two counts.
-constexpr const char* fuelmart_rules = R"(
-[[brands]]
-id = 1
-code = "fuelmart"
-name = "FuelMart"
-earn_rate = { num = 1, den = 100 }
-
-[[tiers]]
-name = "member"
-threshold = 0
-multiplier = { num = 1, den = 1 }
-
-[[rules]]
-id = 1
-code = "double-weekend"
-trigger = "purchase"
-weekdays = ["sat", "sun"]
-multiplier = { num = 2, den = 1 }
-budget_per_day = 10000
-
-[[rules]]
-id = 2
-code = "fuel-bonus"
-trigger = "purchase"
-categories = ["fuel"]
-bonus_points = 50
-priority = 5
-)";
-
-std::string fuelmart(const std::string& resolution) {
-  return std::string(fuelmart_head) + (resolution.empty() ? "" : "rule_resolution = \"" + resolution + "\"\n") +
-         fuelmart_rules;
-}
-
-// One brand; every purchase gets a flash bonus of `bonus` points, at most
-// `budget` points a day over all members (sum: the program's default).
+// The one-brand program ("shop"); every purchase gets a flash bonus of
+// `bonus` points, at most `budget` points a day over all members (sum: the
+// program's default).
 std::string flash_program(std::int64_t bonus, std::int64_t budget) {
-  return R"(
-[program]
-name = "flash"
-currency = "EUR"
-
-[[brands]]
-id = 1
-code = "shop"
-name = "Shop"
-earn_rate = { num = 1, den = 100 }
-
-[[tiers]]
-name = "member"
-threshold = 0
-multiplier = { num = 1, den = 1 }
-
+  return std::string(test::one_brand_program) + R"(
 [[rules]]
 id = 7
 code = "flash"

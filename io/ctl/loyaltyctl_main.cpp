@@ -597,7 +597,8 @@ int main(int argc, char** argv) {
   add_purchase(earn);
   auto* quote = app.add_subcommand(
     "quote", "show what `earn` of a purchase would give the member now (points, rule lines, balance and tier "
-             "after) without posting anything; the same options as earn, no --txn");
+             "after, and for each promotion whether it won and why not) without posting anything; the same "
+             "options as earn, no --txn");
   add_purchase(quote);
 
   auto* redeem = app.add_subcommand("redeem", "spend points");
