@@ -26,16 +26,102 @@ void program_counters::load(const program& prog,
     rules_[i].store(0);
   for (std::size_t i = 0; i < prog.rewards.size(); ++i)
     rewards_[i].store(0);
+  periods_ = std::make_unique<period_use[]>(prog.rules.size());
   for (const auto& [id, value] : committed) {
     const auto kind = static_cast<ledger::counter_kind>(id >> 56);
     const auto entity = static_cast<std::uint32_t>(id & 0xffffffffu);
-    if (kind == ledger::counter_kind::rule_points) {
-      if (const earn_rule* r = prog.find_rule(entity))
-        rules_[static_cast<std::size_t>(r - prog.rules.data())].store(value);
-    } else if (kind == ledger::counter_kind::reward_units) {
-      if (const reward_def* w = prog.find_reward(entity))
-        rewards_[static_cast<std::size_t>(w - prog.rewards.data())].store(value);
+    const earn_rule* r = prog.find_rule(entity);
+    const std::size_t i = r != nullptr ? static_cast<std::size_t>(r - prog.rules.data()) : 0;
+    switch (kind) {
+      case ledger::counter_kind::rule_points:
+        if (r != nullptr)
+          rules_[i].store(value);
+        break;
+      case ledger::counter_kind::reward_units:
+        if (const reward_def* w = prog.find_reward(entity))
+          rewards_[static_cast<std::size_t>(w - prog.rewards.data())].store(value);
+        break;
+      // The latest period of each rule is the one still counting.
+      case ledger::counter_kind::rule_day_points:
+        if (r != nullptr && ledger::counter_period(id) >= periods_[i].day) {
+          periods_[i].day = ledger::counter_period(id);
+          periods_[i].day_points = value;
+        }
+        break;
+      case ledger::counter_kind::rule_month_points:
+        if (r != nullptr && ledger::counter_period(id) >= periods_[i].month) {
+          periods_[i].month = ledger::counter_period(id);
+          periods_[i].month_points = value;
+        }
+        break;
     }
+  }
+}
+
+namespace {
+// What a period counter shows for `asked`: its points in its own period, 0
+// in a later one, everything in an earlier one (closed for good).
+std::int64_t used_in(std::uint32_t counted, std::int64_t points, std::uint32_t asked) noexcept {
+  return asked == counted ? points : asked > counted ? 0 : INT64_MAX;
+}
+} // namespace
+
+void program_counters::read_periods(const program& prog, std::size_t i, std::uint32_t day, std::uint32_t month,
+                                    rule_total& out) const {
+  if (!periods_ || !prog.rules[i].has_period_budget())
+    return;
+  const auto& p = periods_[i];
+  std::lock_guard lock(p.m);
+  out.day_points = used_in(p.day, p.day_points, day);
+  out.month_points = used_in(p.month, p.month_points, month);
+}
+
+std::int64_t program_counters::reserve_periods(const program& prog, std::size_t i, std::uint32_t day,
+                                               std::uint32_t month, std::int64_t want, rule_why& why) const {
+  const earn_rule& r = prog.rules[i];
+  if (!periods_ || !r.has_period_budget())
+    return want;
+  auto& p = periods_[i];
+  std::lock_guard lock(p.m);
+  if (day < p.day || month < p.month) {
+    why = day < p.day ? rule_why::budget_day : rule_why::budget_month;
+    return 0;
+  }
+  if (day > p.day) {
+    p.day = day;
+    p.day_points = 0;
+  }
+  if (month > p.month) {
+    p.month = month;
+    p.month_points = 0;
+  }
+  std::int64_t take = want;
+  if (r.budget_per_day > 0 && (take = std::min(take, std::max<std::int64_t>(0, r.budget_per_day - p.day_points))) == 0)
+    why = rule_why::budget_day;
+  if (take > 0 && r.budget_per_month > 0 &&
+      (take = std::min(take, std::max<std::int64_t>(0, r.budget_per_month - p.month_points))) == 0)
+    why = rule_why::budget_month;
+  p.day_points += take;  // within the budget, so within int64
+  p.month_points += take;
+  return take;
+}
+
+void program_counters::give_back(const program& prog, std::uint32_t rule_id, ledger::rule_budget_period period,
+                                 std::uint32_t number, std::int64_t points) const {
+  const earn_rule* r = prog.find_rule(rule_id);
+  if (!periods_ || r == nullptr)
+    return;
+  auto& p = periods_[static_cast<std::size_t>(r - prog.rules.data())];
+  std::lock_guard lock(p.m);
+  switch (period) {
+    case ledger::rule_budget_period::day:
+      if (p.day == number)
+        p.day_points -= points;
+      break;
+    case ledger::rule_budget_period::month:
+      if (p.month == number)
+        p.month_points -= points;
+      break;
   }
 }
 
@@ -60,6 +146,8 @@ void program_counters::undo(const program& prog, const std::vector<ledger::entry
     } else if (d.kind == static_cast<std::uint16_t>(ledger::detail_kind::reward)) {
       if (auto* c = reward(prog, d.id))
         c->fetch_sub(d.a);
+    } else if (d.kind == static_cast<std::uint16_t>(ledger::detail_kind::rule_budget)) {
+      give_back(prog, d.id, static_cast<ledger::rule_budget_period>(d.aux), static_cast<std::uint32_t>(d.b), d.a);
     }
   }
 }
@@ -76,6 +164,19 @@ void program_counters::copy_of(const program& prog, const program_counters& live
     rewards_ = std::make_unique<std::atomic<std::int64_t>[]>(prog.rewards.size());
     for (std::size_t i = 0; i < prog.rewards.size(); ++i)
       rewards_[i].store(live.rewards_[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+  periods_.reset();
+  if (live.periods_) {
+    periods_ = std::make_unique<period_use[]>(prog.rules.size());
+    for (std::size_t i = 0; i < prog.rules.size(); ++i) {
+      if (!prog.rules[i].has_period_budget())
+        continue;
+      std::lock_guard lock(live.periods_[i].m);
+      periods_[i].day = live.periods_[i].day;
+      periods_[i].month = live.periods_[i].month;
+      periods_[i].day_points = live.periods_[i].day_points;
+      periods_[i].month_points = live.periods_[i].month_points;
+    }
   }
 }
 
@@ -290,35 +391,110 @@ void add_review(const member_data& m, const env& e, ledger::op& op, ledger::tier
   track = &reviewed;
 }
 
+// The program-local day and month (ledger::rule_budget_period numbering) of
+// the engine's clock: the periods whose budgets an earn handled now counts
+// against.
+struct budget_periods {
+  std::uint32_t day = 0;
+  std::uint32_t month = 0;
+};
+budget_periods periods_at(const program& prog, std::uint64_t now_us) noexcept {
+  const std::uint32_t day = std::min(local_day(prog, now_us), ledger::counter_period_max);
+  const civil_date c = civil_from_days(day);
+  const std::int64_t month = c.year * 12 + static_cast<std::int64_t>(c.month) - 1;
+  return {day, static_cast<std::uint32_t>(std::min<std::int64_t>(month, ledger::counter_period_max))};
+}
+
 std::vector<rule_total> totals_of(const env& e) {
   std::vector<rule_total> t;
   if (e.counters == nullptr)
     return t;
-  for (std::size_t i = 0; i < e.prog.rules.size(); ++i)
-    if (auto* c = e.counters->rule_at(e.prog, i))
-      t.push_back({e.prog.rules[i].id, c->load(std::memory_order_relaxed)});
+  budget_periods now{};
+  bool now_known = false;
+  for (std::size_t i = 0; i < e.prog.rules.size(); ++i) {
+    const earn_rule& r = e.prog.rules[i];
+    auto* c = e.counters->rule_at(e.prog, i);
+    if (c == nullptr && !r.has_period_budget())
+      continue;
+    rule_total x{r.id, c != nullptr ? c->load(std::memory_order_relaxed) : 0, 0, 0};
+    if (r.has_period_budget()) {
+      if (!now_known)
+        now = periods_at(e.prog, e.now_us);
+      now_known = true;
+      e.counters->read_periods(e.prog, i, now.day, now.month, x);
+    }
+    t.push_back(x);
+  }
   return t;
 }
 
-// Reserves the points of capped rule lines against the program-wide totals
-// (lines that got less are trimmed, lines left with 0 dropped) and recomputes
-// the sums.
+// Takes up to `want` points of rule_id's period budgets and cap_total now;
+// returns what it got (0: why names the limit used up).
+std::int64_t reserve_rule(const env& e, std::uint32_t rule_id, std::int64_t want, rule_why& why) {
+  const earn_rule* r = e.prog.find_rule(rule_id);
+  if (r == nullptr || want <= 0)
+    return want;
+  const auto i = static_cast<std::size_t>(r - e.prog.rules.data());
+  const budget_periods now = r->has_period_budget() ? periods_at(e.prog, e.now_us) : budget_periods{};
+  const std::int64_t periods = e.counters->reserve_periods(e.prog, i, now.day, now.month, want, why);
+  auto* c = e.counters->rule_at(e.prog, i);
+  if (c == nullptr || periods == 0)
+    return periods;
+  std::int64_t cur = c->load();
+  std::int64_t take = 0;
+  do {
+    take = std::min(periods, std::max<std::int64_t>(0, r->cap_total - cur));
+  } while (!c->compare_exchange_weak(cur, cur + take));
+  if (take < periods && r->has_period_budget()) {  // the periods give back what cap_total did not allow
+    e.counters->give_back(e.prog, rule_id, ledger::rule_budget_period::day, now.day, periods - take);
+    e.counters->give_back(e.prog, rule_id, ledger::rule_budget_period::month, now.month, periods - take);
+  }
+  if (take == 0)
+    why = rule_why::budget_total;
+  return take;
+}
+
+rule_verdict* verdict_of(earn_decision& d, std::uint32_t rule_id) noexcept {
+  for (auto& v : d.verdicts)
+    if (v.rule_id == rule_id)
+      return &v;
+  return nullptr;
+}
+
+// Reserves the points of capped and budgeted rule lines against the
+// program-wide totals (lines that got less are trimmed, lines left with 0
+// dropped; under best the runner-up then takes the place of a winner left
+// with 0) and recomputes the sums.
 void reserve_caps(const env& e, earn_decision& d) {
   if (e.counters == nullptr)
     return;
   for (auto& l : d.lines) {
     if (l.kind != line_kind::rule)
       continue;
-    auto* c = e.counters->rule(e.prog, l.rule_id);
-    if (c == nullptr || l.points <= 0)
+    rule_why why = rule_why::counted;
+    l.points = reserve_rule(e, l.rule_id, l.points, why);
+    if (rule_verdict* v = verdict_of(d, l.rule_id)) {
+      v->points = l.points;
+      if (l.points == 0)
+        v->why = why;
+    }
+    if (e.prog.resolution != rule_resolution::best || l.points > 0)
       continue;
-    const std::int64_t cap = e.prog.find_rule(l.rule_id)->cap_total;
-    std::int64_t cur = c->load();
-    std::int64_t take = 0;
-    do {
-      take = std::min(l.points, std::max<std::int64_t>(0, cap - cur));
-    } while (!c->compare_exchange_weak(cur, cur + take));
-    l.points = take;
+    // The winner's budget ran out since it was evaluated: the next best.
+    while (rule_verdict* next = runner_up(d.verdicts)) {
+      for (auto& v : d.verdicts)
+        if (v.why == rule_why::outscored)
+          v.by = next->rule_id;
+      why = rule_why::counted;
+      const std::int64_t got = reserve_rule(e, next->rule_id, next->points, why);
+      next->points = got;
+      next->by = 0;
+      next->why = got > 0 ? rule_why::best : why;
+      if (got > 0) {
+        l = {line_kind::rule, next->rule_id, got, next->matched_amount};
+        break;
+      }
+    }
   }
   std::erase_if(d.lines, [](const rule_line& l) { return l.kind == line_kind::rule && l.points == 0; });
   std::int64_t sum = 0;
@@ -333,6 +509,28 @@ void add_lines(ledger::op& op, const earn_decision& d, std::uint32_t brand) {
   for (const auto& l : d.lines)
     op.details.push_back(detail(detail_kind::rule_line, l.rule_id, brand, static_cast<std::uint32_t>(l.kind), l.points,
                                 u(l.matched_amount)));
+}
+
+// The rule_budget records of an earn's lines of rules with period budgets:
+// what they count against today's and this month's budgets (the writer's
+// counters, which a restart loads).
+void add_budget_records(ledger::op& op, const env& e, const earn_decision& d) {
+  budget_periods now{};
+  bool now_known = false;
+  for (const auto& l : d.lines) {
+    const earn_rule* r = l.kind == line_kind::rule ? e.prog.find_rule(l.rule_id) : nullptr;
+    if (r == nullptr || !r->has_period_budget() || l.points == 0)
+      continue;
+    if (!now_known)
+      now = periods_at(e.prog, e.now_us);
+    now_known = true;
+    if (r->budget_per_day > 0)
+      op.details.push_back(detail(detail_kind::rule_budget, r->id, 0,
+                                  static_cast<std::uint32_t>(ledger::rule_budget_period::day), l.points, now.day));
+    if (r->budget_per_month > 0)
+      op.details.push_back(detail(detail_kind::rule_budget, r->id, 0,
+                                  static_cast<std::uint32_t>(ledger::rule_budget_period::month), l.points, now.month));
+  }
 }
 
 // Takes `points` out of lots: soonest-expiring unexpired lots first
@@ -509,8 +707,9 @@ errc credit(const member_data& m, const env& e, const member_request& r, earn_de
 }
 
 // ... and its end: the rule lines, the activity, the postings.
-void credit_tail(ledger::op& op, const earn_decision& d, const member_request& r, std::uint64_t at) {
+void credit_tail(ledger::op& op, const env& e, const earn_decision& d, const member_request& r, std::uint64_t at) {
   add_lines(op, d, op.brand_id);
+  add_budget_records(op, e, d);
   add_activity(op, at);
   move_points(op, r.member, d.points, brand_acct(ledger::account_kind::brand_issued, op.brand_id));
 }
@@ -519,8 +718,9 @@ void credit_tail(ledger::op& op, const earn_decision& d, const member_request& r
 // decision, the lot, the qualifying delta, the rule lines, the postings.
 // Changes nothing of m; `use` says whether capped lines reserve their points
 // (an earn) or not (a quote, which builds the same entry and posts nothing).
+// verdicts: what became of each purchase rule, when not null.
 errc earn_entry(const member_data& m, const env& e, const member_request& r, caps use, ledger::op& op,
-                std::string& msg) {
+                std::string& msg, std::vector<rule_verdict>* verdicts = nullptr) {
   if (errc c = check_scope(r, r.brand_id, 0, msg); c != errc::ok)
     return c;
   if (e.prog.find_brand(r.brand_id) == nullptr)
@@ -530,7 +730,8 @@ errc earn_entry(const member_data& m, const env& e, const member_request& r, cap
   const ledger::tier_track* track = nullptr;
   add_review(m, e, op, reviewed, track);
   const auto totals = totals_of(e);
-  auto d = evaluate_earn(e.prog, m.book, effective_tier(e.prog, *track, e.now_us), basket_of(r, occurred), totals);
+  auto d = evaluate_earn(e.prog, m.book, effective_tier(e.prog, *track, e.now_us), basket_of(r, occurred), totals,
+                         verdicts != nullptr);
   if (d.code == errc::invalid_argument)
     return fail(msg, d.code, "line item amounts do not add up to the amount");
   if (d.code != errc::ok)
@@ -542,14 +743,24 @@ errc earn_entry(const member_data& m, const env& e, const member_request& r, cap
   op.amount_minor = r.amount_minor;
   if (d.qualifying != 0)
     op.details.push_back(detail(detail_kind::qualify, local_day(e.prog, occurred), 0, 0, d.qualifying));
-  credit_tail(op, d, r, occurred);
+  credit_tail(op, e, d, r, occurred);
+  if (verdicts != nullptr)
+    *verdicts = std::move(d.verdicts);
   return errc::ok;
 }
 
 errc do_earn(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
   ledger::op op;
-  if (errc c = earn_entry(m, e, r, caps::reserve, op, msg); c != errc::ok)
-    return c;
+  if (!explains_earns(e.prog)) {
+    if (errc c = earn_entry(m, e, r, caps::reserve, op, msg); c != errc::ok)
+      return c;
+  } else {
+    auto n = std::make_shared<answer_note>();
+    if (errc c = earn_entry(m, e, r, caps::reserve, op, msg, &n->rules); c != errc::ok)
+      return c;
+    n->has_rules = true;
+    op.note = std::move(n);
+  }
   ops.push_back(std::move(op));
   return errc::ok;
 }
@@ -571,7 +782,7 @@ errc do_event(member_data& m, const env& e, const member_request& r, std::vector
     return d.code;
   if (errc c = credit(m, e, r, d, ledger::entry_kind::event, brand, at, 0, caps::reserve, op); c != errc::ok)
     return c;
-  credit_tail(op, d, r, at);
+  credit_tail(op, e, d, r, at);
   ops.push_back(std::move(op));
   return errc::ok;
 }
@@ -840,6 +1051,29 @@ std::vector<rule_line> lines_of(const std::vector<entry_detail>& details) {
   return v;
 }
 
+// A refund's clawback gives back to the program-wide limits what it takes
+// from rule lines, as the writer's counters (net of clawbacks) count it: to
+// cap_total, and to the budgets of the periods the earn counted against
+// (its rule_budget records, repeated with the clawed-back points). The live
+// counters follow at once (a period's only while it is still counting).
+void give_budgets_back(ledger::op& op, const env& e, const earn_decision& claw,
+                       const std::vector<entry_detail>& earned) {
+  for (const auto& l : claw.lines) {
+    if (l.kind != line_kind::rule || l.points == 0)
+      continue;
+    if (auto* c = e.counters != nullptr ? e.counters->rule(e.prog, l.rule_id) : nullptr)
+      c->fetch_add(l.points);
+    for (const auto& x : earned) {
+      if (x.kind != static_cast<std::uint16_t>(detail_kind::rule_budget) || x.id != l.rule_id)
+        continue;
+      op.details.push_back(detail(detail_kind::rule_budget, x.id, 0, x.aux, l.points, x.b));
+      if (e.counters != nullptr)
+        e.counters->give_back(e.prog, x.id, static_cast<ledger::rule_budget_period>(x.aux),
+                              static_cast<std::uint32_t>(x.b), -l.points);
+    }
+  }
+}
+
 errc do_refund(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
   referenced ref;
   if (errc c = find_referenced(e, r, {ledger::entry_kind::earn}, ref, msg); c != errc::ok)
@@ -923,6 +1157,7 @@ errc do_refund(member_data& m, const env& e, const member_request& r, std::vecto
       detail(detail_kind::qualify, local_day(e.prog, ref.entry.header.occurred_at_us), 0, 0, d.qualifying));
   if (errc c = post_spend(op, e.prog, r.member, cb.takes, cb.debt, spend_purpose::clawback, brand, msg); c != errc::ok)
     return c;
+  give_budgets_back(op, e, d, ref.entry.details);
   ops.push_back(std::move(op));
   return errc::ok;
 }
@@ -1359,8 +1594,13 @@ balance_note balance_of_member(const member_data& m, const program& prog, std::u
   return n;
 }
 
+bool explains_earns(const program& prog) noexcept {
+  return prog.resolution == rule_resolution::best ||
+         std::any_of(prog.rules.begin(), prog.rules.end(), [](const earn_rule& r) { return r.has_period_budget(); });
+}
+
 errc quote_earn(const member_data& m, const env& e, const member_request& r, quote_note& out,
-                std::vector<entry_detail>& lines, std::string& msg) {
+                std::vector<entry_detail>& lines, std::vector<rule_verdict>& rules, std::string& msg) {
   if (!m.enrolled)
     return errc::unknown_member;
   // An earn now would come after the housekeeping due now (expired lots,
@@ -1376,7 +1616,7 @@ errc quote_earn(const member_data& m, const env& e, const member_request& r, quo
     at = &swept;
   }
   ledger::op op;
-  if (errc c = earn_entry(*at, e, r, caps::read, op, msg); c != errc::ok)
+  if (errc c = earn_entry(*at, e, r, caps::read, op, msg, &rules); c != errc::ok)
     return c;
   // The tier as the earn's entry would leave it: its records folded into a
   // copy of the track by the ledger's own fold, the review first (the tier
@@ -1496,6 +1736,7 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
       op.details.push_back(
         detail(detail_kind::lot_add, m.book.next_lot_id, r.brand_id, 0, d.points, 0, lot_expiry(e.prog, e.now_us)));
       add_lines(op, d, r.brand_id);
+      add_budget_records(op, e, d);
       add_activity(op, e.now_us);
       move_points(op, r.member, d.points, brand_acct(ledger::account_kind::brand_issued, r.brand_id));
       if (!finish(m, e, op))
@@ -1759,7 +2000,7 @@ void answer_quote(self_ptr self, member_request& r, const env& e) {
   auto n = std::make_shared<answer_note>();
   ledger::outcome o;
   std::string msg;
-  const errc code = quote_earn(self->state.data, e, r, n->quote, o.details, msg);
+  const errc code = quote_earn(self->state.data, e, r, n->quote, o.details, n->rules, msg);
   if (code != errc::ok) {
     if (code == errc::not_authorized)
       log(log_level::warn, "key %u: a quote for member %llu refused: %s", r.key_id,
@@ -1768,6 +2009,7 @@ void answer_quote(self_ptr self, member_request& r, const env& e) {
     return;
   }
   n->has_quote = true;
+  n->has_rules = true;
   o.points = n->quote.points;
   o.balance = n->quote.balance;
   o.tier = n->quote.tier;
@@ -1865,8 +2107,11 @@ void answer_dry_run(self_ptr self, member_request& r, env e) {
       o.tier = last.tier_after;
     }
     o.details = std::move(last.details);
+    if (note == nullptr)  // an earn's note: what became of each rule
+      o.note = std::move(last.note);
   }
-  o.note = std::move(note);
+  if (note != nullptr)
+    o.note = std::move(note);
   r.reply->answer(std::move(o));
 }
 

@@ -24,6 +24,7 @@
 #include <array>
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,21 @@ public:
   }
   // Undoes the reservations an entry's details made (writer refused it).
   void undo(const program& prog, const std::vector<ledger::entry_detail>& details) const noexcept;
+
+  // Issue 19 item 6: what rule i (a period budget's) gave in `day` and
+  // `month` (program-local, ledger::rule_budget_period numbering): 0 for a
+  // period after the one it last counted, INT64_MAX for one before it (the
+  // clock went back: a closed period's budget is not reopened).
+  void read_periods(const program& prog, std::size_t i, std::uint32_t day, std::uint32_t month,
+                    rule_total& out) const;
+  // Takes up to `want` points of rule i's day and month budgets now; returns
+  // what it took (0: why says which budget is used up).
+  [[nodiscard]] std::int64_t reserve_periods(const program& prog, std::size_t i, std::uint32_t day,
+                                             std::uint32_t month, std::int64_t want, rule_why& why) const;
+  // Gives `points` of rule_id's budget of that period back (a reservation
+  // not posted, a refund's clawback), if it is still the period counted.
+  void give_back(const program& prog, std::uint32_t rule_id, ledger::rule_budget_period period,
+                 std::uint32_t number, std::int64_t points) const;
   // This becomes a private copy of `live`'s values now: a dry run checks
   // caps and stock against it and reserves in it, so the live totals never
   // move (docs/PROTOCOL.md, "Sandbox keys").
@@ -56,6 +72,16 @@ public:
 
 private:
   std::unique_ptr<std::atomic<std::int64_t>[]> rules_, rewards_;  // by position in the program
+  // A rule's use of its period budgets: only the latest day and month, the
+  // only ones an earn can count against (the engine's clock moves forward).
+  // A mutex, not atomics: the day and its points move together. Only rules
+  // with a period budget ever take it.
+  struct period_use {
+    mutable std::mutex m;
+    std::uint32_t day = 0, month = 0;
+    std::int64_t day_points = 0, month_points = 0;
+  };
+  std::unique_ptr<period_use[]> periods_;  // by position in the program
 };
 
 // One version of the program, with the program-wide counters of its caps
@@ -179,7 +205,16 @@ struct answer_note {
   quote_note quote;
   std::int64_t expired = 0;   // expire: points expired
   std::uint64_t members = 0;  // expire: members looked at
+  // earn (when the program explains earns: explains_earns) and quote: what
+  // became of each purchase rule (the answer's `rules`)
+  bool has_rules = false;
+  std::vector<rule_verdict> rules;
 };
+
+// Whether an earn's answer says what became of each purchase rule: under
+// rule_resolution best or with a period budget; otherwise only a quote does,
+// so that a plain earn allocates nothing for it.
+[[nodiscard]] bool explains_earns(const program& prog) noexcept;
 
 // A transfer's entry on its way from the sender's actor to the receiver's,
 // which adds its own records and hands it to the writer.
@@ -282,7 +317,8 @@ void housekeeping(member_data& m, const env& e, std::uint64_t as_of_us, std::vec
 // earn's own code, changing neither m nor the program counters. On ok:
 // `out`, and the earn's rule_line records in `lines`.
 [[nodiscard]] errc quote_earn(const member_data& m, const env& e, const member_request& r, quote_note& out,
-                              std::vector<ledger::entry_detail>& lines, std::string& message);
+                              std::vector<ledger::entry_detail>& lines, std::vector<rule_verdict>& rules,
+                              std::string& message);
 
 // A transfer in two steps: the sender takes the points out of its lots and
 // fills the leg; the receiver adds one lot per take (same brand and expiry)

@@ -141,11 +141,11 @@ const ledger::rule_counter* find_counter(const ledger::member_book& book, std::u
   return it != book.counters.end() && it->rule_id == rule_id ? &*it : nullptr;
 }
 
-std::int64_t total_of(rule_totals totals, std::uint32_t rule_id) noexcept {
+const rule_total* total_of(rule_totals totals, std::uint32_t rule_id) noexcept {
   for (const auto& t : totals)
     if (t.rule_id == rule_id)
-      return t.points;
-  return 0;
+      return &t;
+  return nullptr;
 }
 
 // cap - used, within [0, INT64_MAX].
@@ -154,16 +154,42 @@ std::int64_t room(std::int64_t cap, std::int64_t used) noexcept {
   return r < 0 ? 0 : r > i64_max ? i64_max : static_cast<std::int64_t>(r);
 }
 
-// Points of rule r after its caps, for a member with counter c (or none).
-std::int64_t capped(const earn_rule& r, const ledger::rule_counter* c, std::int64_t given_total,
-                    std::int64_t pts) noexcept {
+// Points of rule r after its caps and budgets, for a member with counter c
+// (or none) and what the rule gave all members (t, or none); why names the
+// limit that left it nothing.
+struct capped_points {
+  std::int64_t points = 0;
+  rule_why why = rule_why::counted;
+};
+capped_points capped(const earn_rule& r, const ledger::rule_counter* c, const rule_total* t,
+                     std::int64_t pts) noexcept {
+  if (pts <= 0)
+    return {0, rule_why::no_points};
   if (r.uses_per_member_max != 0 && c != nullptr && c->uses >= r.uses_per_member_max)
-    return 0;
-  if (r.cap_per_member > 0)
-    pts = std::min(pts, room(r.cap_per_member, c != nullptr ? c->points : 0));
-  if (r.cap_total > 0)
-    pts = std::min(pts, room(r.cap_total, given_total));
-  return pts;
+    return {0, rule_why::uses_max};
+  const std::pair<std::int64_t, std::int64_t> limits[] = {
+    {r.cap_per_member, c != nullptr ? c->points : 0},
+    {r.cap_total, t != nullptr ? t->points : 0},
+    {r.budget_per_day, t != nullptr ? t->day_points : 0},
+    {r.budget_per_month, t != nullptr ? t->month_points : 0},
+  };
+  static constexpr rule_why whys[] = {rule_why::member_cap, rule_why::budget_total, rule_why::budget_day,
+                                      rule_why::budget_month};
+  for (std::size_t i = 0; i < std::size(limits); ++i) {
+    if (limits[i].first <= 0)
+      continue;
+    pts = std::min(pts, room(limits[i].first, limits[i].second));
+    if (pts == 0)
+      return {0, whys[i]};
+  }
+  return {pts, rule_why::counted};
+}
+
+// Ranks verdicts under best: more points first, then higher priority; the
+// earlier rule (lower index in program order) wins what is left, which the
+// caller gets by scanning in order and replacing only on a strict win.
+bool outranks(const rule_verdict& a, const rule_verdict& b) noexcept {
+  return a.points != b.points ? a.points > b.points : a.priority > b.priority;
 }
 
 errc push_line(earn_decision& d, const rule_line& line) {
@@ -246,9 +272,12 @@ errc add_tier_line(earn_decision& d, const program& prog, const brand_def& brand
   return push_line(d, {line_kind::tier, 0, p.points, amount});
 }
 
+// Rule r on basket b: its line goes into d at once (sum), or only its
+// verdict v (best, which picks the line afterwards). v may be null (sum
+// without explain).
 errc add_purchase_rule(earn_decision& d, const program& prog, const earn_rule& r,
                        const ledger::member_book& book, const brand_def& brand, const basket& b,
-                       rule_totals totals) {
+                       rule_totals totals, rule_verdict* v) {
   if (!purchase_rule_applies(prog, r, book, b))
     return errc::ok;
   std::int64_t matched = matched_amount(r, b);
@@ -257,8 +286,33 @@ errc add_purchase_rule(earn_decision& d, const program& prog, const earn_rule& r
   auto p = rule_points(r, brand, matched);
   if (p.code != errc::ok)
     return p.code;
-  std::int64_t pts = capped(r, find_counter(book, r.id), total_of(totals, r.id), p.points);
-  return pts > 0 ? push_line(d, {line_kind::rule, r.id, pts, matched}) : errc::ok;
+  const auto c = capped(r, find_counter(book, r.id), total_of(totals, r.id), p.points);
+  if (v != nullptr) {
+    v->why = c.why;
+    v->points = c.points;
+    v->matched_amount = matched;
+  }
+  if (prog.resolution == rule_resolution::best)
+    return errc::ok;
+  return c.points > 0 ? push_line(d, {line_kind::rule, r.id, c.points, matched}) : errc::ok;
+}
+
+// Under best: keeps the best ranked verdict that gives points as the one
+// rule line, the others that give points are outscored by it.
+errc pick_best(earn_decision& d) {
+  rule_verdict* win = nullptr;
+  for (auto& v : d.verdicts)
+    if (v.why == rule_why::counted && (win == nullptr || outranks(v, *win)))
+      win = &v;
+  if (win == nullptr)
+    return errc::ok;
+  for (auto& v : d.verdicts)
+    if (&v != win && v.why == rule_why::counted) {
+      v.why = rule_why::outscored;
+      v.by = win->rule_id;
+    }
+  win->why = rule_why::best;
+  return push_line(d, {line_kind::rule, win->rule_id, win->points, win->matched_amount});
 }
 
 // Applies a downgrade that is due at `at`.
@@ -426,8 +480,32 @@ bool lot_available(const ledger::lot& l, std::uint64_t now_us) noexcept {
 
 // -- earn evaluation -----------------------------------------------------------
 
+std::string_view why_name(rule_why why) noexcept {
+  switch (why) {
+    case rule_why::counted: return "counted";
+    case rule_why::best: return "best";
+    case rule_why::outscored: return "outscored";
+    case rule_why::not_matched: return "not_matched";
+    case rule_why::no_points: return "no_points";
+    case rule_why::uses_max: return "uses_max";
+    case rule_why::member_cap: return "member_cap";
+    case rule_why::budget_total: return "budget_total";
+    case rule_why::budget_day: return "budget_day";
+    case rule_why::budget_month: return "budget_month";
+  }
+  return "?";
+}
+
+rule_verdict* runner_up(std::span<rule_verdict> verdicts) noexcept {
+  rule_verdict* next = nullptr;
+  for (auto& v : verdicts)
+    if (v.why == rule_why::outscored && (next == nullptr || outranks(v, *next)))
+      next = &v;
+  return next;
+}
+
 earn_decision evaluate_earn(const program& prog, const ledger::member_book& book, std::uint32_t tier,
-                            const basket& b, rule_totals totals) {
+                            const basket& b, rule_totals totals, bool explain) {
   const brand_def* brand = prog.find_brand(b.brand_id);
   if (brand == nullptr)
     return failed(errc::unknown_brand);
@@ -442,8 +520,20 @@ earn_decision evaluate_earn(const program& prog, const ledger::member_book& book
   d.points = base.points;
   if (errc c = add_tier_line(d, prog, *brand, tier, b.amount); c != errc::ok)
     return failed(c);
-  for (const auto& r : prog.rules)
-    if (errc c = add_purchase_rule(d, prog, r, book, *brand, b, totals); c != errc::ok)
+  const bool best = prog.resolution == rule_resolution::best;
+  if (explain || best)
+    d.verdicts.reserve(prog.rules.size());
+  for (const auto& r : prog.rules) {
+    if (r.trigger != rule_trigger::purchase && r.trigger != rule_trigger::first_purchase)
+      continue;
+    rule_verdict* v = nullptr;
+    if (explain || best)
+      v = &d.verdicts.emplace_back(rule_verdict{r.id, rule_why::not_matched, 0, r.priority, 0, 0});
+    if (errc c = add_purchase_rule(d, prog, r, book, *brand, b, totals, v); c != errc::ok)
+      return failed(c);
+  }
+  if (best)
+    if (errc c = pick_best(d); c != errc::ok)
       return failed(c);
   d.qualifying = prog.tier_rules.metric == tier_metric::spend ? b.amount : d.points;
   return d;
@@ -460,7 +550,7 @@ earn_decision evaluate_event(const program& prog, const ledger::member_book& boo
     if (!occasion_matches(prog, r, when))
       continue;
     std::int64_t pts = capped(r, find_counter(book, r.id), total_of(totals, r.id),
-                              std::max<std::int64_t>(r.bonus_points, 0));
+                              std::max<std::int64_t>(r.bonus_points, 0)).points;
     if (pts > 0)
       if (errc c = push_line(d, {line_kind::rule, r.id, pts, 0}); c != errc::ok)
         return failed(c);
@@ -473,7 +563,7 @@ earn_decision evaluate_enroll(const program& prog, const occasion& when, rule_to
   for (const auto& r : prog.rules) {
     if (r.trigger != rule_trigger::enroll || !occasion_matches(prog, r, when))
       continue;
-    std::int64_t pts = capped(r, nullptr, total_of(totals, r.id), std::max<std::int64_t>(r.bonus_points, 0));
+    std::int64_t pts = capped(r, nullptr, total_of(totals, r.id), std::max<std::int64_t>(r.bonus_points, 0)).points;
     if (pts > 0)
       if (errc c = push_line(d, {line_kind::rule, r.id, pts, 0}); c != errc::ok)
         return failed(c);

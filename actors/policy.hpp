@@ -151,6 +151,31 @@ struct rule_line {
   std::int64_t matched_amount = 0;   // amount the line was computed from (0 for events)
 };
 
+// Issue 19 item 6: what became of one purchase rule in an earn, for the
+// answer's `rules` (docs/PROTOCOL.md, earn). Names on the wire: why_name.
+enum class rule_why : std::uint8_t {
+  counted,       // rule_resolution sum: it gave points
+  best,          // rule_resolution best: it gave the most points, the earn's one rule line
+  outscored,     // best: it would have given points, but `by` gave more (or as many, ranking first)
+  not_matched,   // brands, channels, window, items, min_amount, or the first purchase was made
+  no_points,     // it matched, but its points on this amount floor to 0
+  uses_max,      // uses_per_member_max reached for this member
+  member_cap,    // cap_per_member reached for this member
+  budget_total,  // cap_total used up (all members)
+  budget_day,    // budget_per_day used up today (program-local day of the engine's clock)
+  budget_month,  // budget_per_month used up this calendar month
+};
+[[nodiscard]] std::string_view why_name(rule_why why) noexcept;
+
+struct rule_verdict {
+  std::uint32_t rule_id = 0;
+  rule_why why = rule_why::not_matched;
+  std::uint32_t by = 0;             // outscored: the winning rule's id
+  std::int32_t priority = 0;        // the rule's, for ranking
+  std::int64_t points = 0;          // after caps and budgets: given (counted, best) or offered (outscored)
+  std::int64_t matched_amount = 0;  // as its rule_line would carry
+};
+
 // The result of an evaluation. On any code but ok, lines is empty and the
 // sums are 0.
 struct earn_decision {
@@ -158,13 +183,21 @@ struct earn_decision {
   std::vector<rule_line> lines;
   std::int64_t points = 0;      // sum of lines
   std::int64_t qualifying = 0;  // tier metric delta: points (qualifying_points) or amount (spend)
+  // One per purchase and first_purchase rule, in program order, when the
+  // caller asked for them (`explain`) or the program resolves `best` (which
+  // ranks them); else empty, so an earn allocates nothing for them.
+  std::vector<rule_verdict> verdicts;
 };
 
-// Points a rule has given all members so far, for cap_total. A read-only
-// view the caller assembles (any order); a rule missing from it has given 0.
+// Points a rule has given all members: in all (for cap_total), and in the
+// current program-local day and month of the engine's clock (for the
+// period budgets; the caller knows which day that is). A read-only view the
+// caller assembles (any order); a rule missing from it has given 0.
 struct rule_total {
   std::uint32_t rule_id = 0;
   std::int64_t points = 0;
+  std::int64_t day_points = 0;
+  std::int64_t month_points = 0;
 };
 using rule_totals = std::span<const rule_total>;
 
@@ -181,11 +214,23 @@ using rule_totals = std::span<const rule_total>;
 //    Caps (cap_per_member against the member's counter, cap_total against
 //    `totals`, uses_per_member_max) limit the points; a rule line left with
 //    0 points is not emitted (and so uses nothing).
+//    Budgets (budget_per_day / _month against `totals`) limit them alike.
+//  - prog.resolution == best: of those rule lines only the one with the
+//    most points (after caps and budgets) is kept; a tie goes to the higher
+//    priority, then to the earlier rule. A rule whose caps or budgets leave
+//    it nothing does not compete, so the next best wins.
 // qualifying = total points, or basket.amount for the spend metric.
+// explain: fill d.verdicts (always filled under best).
 // Errors: unknown_brand; invalid_amount (amount <= 0 or a negative line);
 // invalid_argument (lines do not sum to amount); amount_overflow.
 [[nodiscard]] earn_decision evaluate_earn(const program& prog, const ledger::member_book& book,
-                                          std::uint32_t tier, const basket& b, rule_totals totals);
+                                          std::uint32_t tier, const basket& b, rule_totals totals,
+                                          bool explain = false);
+
+// Under best: the verdict that should win now that the current winner got
+// nothing (its budget ran out between evaluation and reservation): the best
+// ranked `outscored` one, or null. Ranking as in evaluate_earn.
+[[nodiscard]] rule_verdict* runner_up(std::span<rule_verdict> verdicts) noexcept;
 
 // Where and when a non-purchase transaction (event, enrollment) happened:
 // rules' brands, channels and time window apply to them too.

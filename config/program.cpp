@@ -173,7 +173,8 @@ void parse_head(checker& ck, const toml::value& root, program& p) {
     ck.fail(*head, "'program' must be a table ([program])");
     return;
   }
-  ck.only_keys(*head, {"name", "currency", "minor_units", "utc_offset_minutes", "point_rounding"}, w);
+  ck.only_keys(*head, {"name", "currency", "minor_units", "utc_offset_minutes", "point_rounding", "rule_resolution"},
+                w);
   if (auto name = ck.str(*head, "name", true, w)) {
     p.name = *name;
     if (p.name.empty())
@@ -190,6 +191,9 @@ void parse_head(checker& ck, const toml::value& root, program& p) {
     static_cast<std::int32_t>(ck.integer(*head, "utc_offset_minutes", false, w, -720, 840).value_or(0));
   // Only one rounding exists; the key lets a program state it explicitly.
   ck.choice<int>(*head, "point_rounding", false, w, {{"floor", 0}});
+  p.resolution = ck.choice<rule_resolution>(*head, "rule_resolution", false, w,
+                                            {{"sum", rule_resolution::sum}, {"best", rule_resolution::best}})
+                   .value_or(rule_resolution::sum);
 }
 
 // Brand code -> id (0 when the id itself was invalid: the program fails anyway).
@@ -344,7 +348,8 @@ void parse_rules(checker& ck, const toml::value& root, program& p, const brand_i
     const std::string what = "[[rules]]";
     ck.only_keys(r, {"id", "code", "trigger", "event", "brands", "skus", "categories", "channels",
                      "from", "to", "weekdays", "hours", "min_amount", "multiplier", "bonus_points",
-                     "cap_per_member", "cap_total", "uses_per_member_max"},
+                     "cap_per_member", "cap_total", "uses_per_member_max", "budget_per_day", "budget_per_month",
+                     "priority"},
                  what);
     earn_rule d;
     if (auto id = ck.integer(r, "id", true, what, 1, 0x7FFFFFFF)) {
@@ -490,6 +495,12 @@ void parse_rules(checker& ck, const toml::value& root, program& p, const brand_i
       d.cap_total = *c;
     if (auto c = ck.integer(r, "uses_per_member_max", false, what, 0, 0xFFFFFFFF))
       d.uses_per_member_max = static_cast<std::uint32_t>(*c);
+    if (auto c = ck.integer(r, "budget_per_day", false, what, 0, INT64_MAX))
+      d.budget_per_day = *c;
+    if (auto c = ck.integer(r, "budget_per_month", false, what, 0, INT64_MAX))
+      d.budget_per_month = *c;
+    if (auto c = ck.integer(r, "priority", false, what, -1'000'000, 1'000'000))
+      d.priority = static_cast<std::int32_t>(*c);
     p.rules.push_back(std::move(d));
   }
 }

@@ -130,7 +130,21 @@ struct earn_rule {
   std::int64_t cap_per_member = 0;
   std::int64_t cap_total = 0;
   std::uint32_t uses_per_member_max = 0;
+  // Issue 19 item 6. Program-wide budgets, in points this rule gives all
+  // members per program-local day / calendar month of the engine's clock
+  // (0 = none), beside cap_total. priority: in rule_resolution best, ties
+  // of points go to the higher priority, then to the earlier rule.
+  std::int64_t budget_per_day = 0;
+  std::int64_t budget_per_month = 0;
+  std::int32_t priority = 0;
+
+  [[nodiscard]] bool has_period_budget() const noexcept { return budget_per_day > 0 || budget_per_month > 0; }
 };
+
+// How the purchase rules that match one earn combine (docs/PROGRAM.md
+// section 7, "Resolution"): every one counts, or only the one that gives
+// the most points.
+enum class rule_resolution : std::uint8_t { sum, best };
 
 // -- lifecycle --------------------------------------------------------------------------
 struct lifecycle_policy {
@@ -173,6 +187,7 @@ struct program {
   tier_policy tier_rules;
   std::vector<tier_def> tiers;    // sorted by threshold; tiers[0].threshold == 0
   std::vector<earn_rule> rules;   // in file order; ids unique
+  rule_resolution resolution = rule_resolution::sum;
   lifecycle_policy lifecycle;
   std::vector<reward_def> rewards;
   std::vector<partner_def> partners;  // sorted by id

@@ -595,9 +595,12 @@ private:
   }
 
   static std::string describe_counter(std::uint64_t id) {
-    static const char* names[] = {"?", "rule_points", "reward_units"};
+    static const char* names[] = {"?", "rule_points", "reward_units", "rule_day_points", "rule_month_points"};
     auto k = static_cast<unsigned>(id >> 56);
-    return std::string(k < 3 ? names[k] : "?") + "(" + std::to_string(id & 0xffffffffu) + ")";
+    std::string s = std::string(k < std::size(names) ? names[k] : "?") + "(" + std::to_string(id & 0xffffffffu);
+    if (const auto period = counter_period(id); period != 0)
+      s += ", period " + std::to_string(period);
+    return s + ")";
   }
 
   static const sums* find(const std::unordered_map<std::uint64_t, sums>& m, std::uint64_t account) {

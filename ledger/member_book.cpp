@@ -113,7 +113,8 @@ bool apply_one(member_book& b, const entry_detail& d, std::uint64_t seq, std::ui
       return true;
     }
     case detail_kind::reward:
-      return true;  // stock is program-wide, not the member's
+    case detail_kind::rule_budget:
+      return true;  // stock and budgets are program-wide, not the member's
     case detail_kind::alias:
     case detail_kind::note:
     case detail_kind::settle:  // money between coalition parties, not the member's

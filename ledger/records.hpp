@@ -42,10 +42,13 @@ namespace loyalty::ledger {
 //    (kind 18). A schema-7 directory holds none and opens as it is;
 //    opening it records version 8. A schema-7 build refuses a version-8
 //    directory.
-// 9: pending points released on an action: release_pending entries (kind 21)
-//    with lot_release records (kind 19). A schema-8 directory holds none and
-//    opens as it is; opening it records version 9. A schema-8 build refuses
-//    a version-9 directory.
+// 9: issue 19. Pending points released on an action: release_pending
+//    entries (kind 21) with lot_release records (kind 19). Rule budgets per
+//    period: rule_budget records (kind 27) and the counters they move
+//    (counter kinds rule_day_points and rule_month_points). A schema-8
+//    directory holds none and opens as it is; opening it records version 9.
+//    A schema-8 build refuses a version-9 directory (its verify would take
+//    the new records for unknown kinds).
 inline constexpr std::uint64_t schema_version = 9;
 inline constexpr std::uint64_t schema_version_readable_min = 3;
 
@@ -224,8 +227,16 @@ enum class detail_kind : std::uint16_t {
   lot_release = 19,  // id: a pending lot, brand: its brand, a: points (> 0) made available at b (the entry's
                      //   instant); c = 0: the whole lot, in place; c != 0: the points leave the lot for a new
                      //   lot c (the member's next lot id) with the same brand, expiry and earned-at
+  rule_budget = 27,  // id: rule id, aux: rule_budget_period, a: points the rule_line of the same rule
+                     //   in this entry counts against the rule's budget of that period (negative:
+                     //   a refund's clawback gives them back), b: the period (rule_budget_period)
 };
-inline constexpr std::uint16_t detail_kind_max = 19;
+inline constexpr std::uint16_t detail_kind_max = 27;
+
+// rule_budget: which budget a record counts against; b is the program-local
+// day (days since 1970-01-01) or month (year x 12 + month - 1) of the
+// engine's clock when the earn was handled, below 2^24 (counter_id).
+enum class rule_budget_period : std::uint32_t { day = 1, month = 2 };
 
 // settle: `brand` = the payer's id, `id` = the payee's id, aux = payer party
 // kind | payee party kind << 8, a = points (> 0), b = amount in minor units,
@@ -374,9 +385,21 @@ static_assert(std::is_trivially_copyable_v<consent_record>);
 enum class counter_kind : std::uint8_t {
   rule_points = 1,   // id = earn rule id: sum of its rule_line details (net of clawbacks)
   reward_units = 2,  // id = reward id: sum of its reward details (redeemed - reversed)
+  // id = earn rule id, period = day / month: sum of its rule_budget details of
+  // that period (net of clawbacks). One counter per rule and period used.
+  rule_day_points = 3,
+  rule_month_points = 4,
 };
 [[nodiscard]] constexpr std::uint64_t counter_id(counter_kind kind, std::uint32_t id) noexcept {
   return (static_cast<std::uint64_t>(kind) << 56) | id;
+}
+// A per-period counter: the period (< 2^24) in bits 32..55.
+inline constexpr std::uint32_t counter_period_max = (1u << 24) - 1;
+[[nodiscard]] constexpr std::uint64_t counter_id(counter_kind kind, std::uint32_t id, std::uint32_t period) noexcept {
+  return counter_id(kind, id) | (static_cast<std::uint64_t>(period & counter_period_max) << 32);
+}
+[[nodiscard]] constexpr std::uint32_t counter_period(std::uint64_t counter) noexcept {
+  return static_cast<std::uint32_t>(counter >> 32) & counter_period_max;
 }
 
 } // namespace loyalty::ledger

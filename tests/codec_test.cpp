@@ -1727,10 +1727,11 @@ TEST_CASE("quote takes the fields of earn but no txn and may ride in a batch", "
   r.qualifying = 1002;
   r.to_next_tier = 3998;
   r.lines = {{"base", "", 10, 1000}, {"rule", "double-coffee", 2, 400}};
+  r.rules = {{"double-coffee", false, 2, "outscored", "coffee-bonus"}, {"coffee-bonus", true, 10, "best", ""}};
   r.quoted = true;
   CHECK(response_keys(r) == std::vector<std::string>{"id", "op", "ok", "member", "points", "balance",
                                                       "balance_after", "tier", "tier_after", "next_tier",
-                                                      "qualifying", "to_next_tier", "lines", "quoted"});
+                                                      "qualifying", "to_next_tier", "lines", "rules", "quoted"});
   buf.clear();
   encode_response(buf, r);
   response got;
@@ -1747,7 +1748,40 @@ TEST_CASE("quote takes the fields of earn but no txn and may ride in a batch", "
   CHECK(got.qualifying == 1002);
   REQUIRE(got.lines.size() == 2);
   CHECK(got.lines[1].rule == "double-coffee");
+  REQUIRE(got.rules.size() == 2);
+  CHECK(got.rules[0].rule == "double-coffee");
+  CHECK_FALSE(got.rules[0].won);
+  CHECK(got.rules[0].points == 2);
+  CHECK(got.rules[0].why == "outscored");
+  CHECK(got.rules[0].by == "coffee-bonus");
+  CHECK(got.rules[1].won);
+  CHECK(got.rules[1].why == "best");
+  CHECK(got.rules[1].by.empty());
   CHECK(got.quoted);
+}
+
+TEST_CASE("an earn answer carries rules only when the engine filled them", "[codec]") {
+  response r;
+  r.op = opcode::earn;
+  r.id = 3;
+  r.seq = 7;
+  r.member = 5;
+  r.points = 10;
+  r.lines = {{"base", "", 10, 1000}};
+  std::vector<char> buf;
+  encode_response(buf, r);
+  response plain;
+  std::string error;
+  REQUIRE(decode_response(buf.data() + 4, buf.size() - 4, plain, error));
+  CHECK(plain.rules.empty());
+  CHECK(std::string(buf.data(), buf.size()).find("rules") == std::string::npos);
+  r.rules = {{"flash", false, 0, "budget_day", ""}};
+  buf.clear();
+  encode_response(buf, r);
+  response explained;
+  REQUIRE(decode_response(buf.data() + 4, buf.size() - 4, explained, error));
+  REQUIRE(explained.rules.size() == 1);
+  CHECK(explained.rules[0].why == "budget_day");
 }
 
 namespace {

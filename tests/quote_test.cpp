@@ -192,6 +192,14 @@ TEST_CASE("the quote example of PROTOCOL.md gives what the document shows", "[qu
   CHECK(q.member == 1001);
   CHECK(summary(q) == summary_tuple{16, 990, 1006, "member", "silver", "gold", 1006, 3994});
   CHECK(lines_of(q) == std::vector<line_tuple>{{"base", "", 12, 1200}, {"rule", "double-coffee", 4, 400}});
+  using outcome_tuple = std::tuple<std::string, bool, std::int64_t, std::string>;
+  std::vector<outcome_tuple> outcomes;
+  for (const auto& x : q.rules)
+    outcomes.emplace_back(x.rule, x.won, x.points, x.why);
+  CHECK(outcomes == std::vector<outcome_tuple>{{"double-coffee", true, 4, "counted"},
+                                               {"black-friday-electronics", false, 0, "not_matched"},
+                                               {"reusable-bag", false, 0, "not_matched"},
+                                               {"first-app-order", false, 0, "not_matched"}});
   CHECK(q.quoted);
 }
 

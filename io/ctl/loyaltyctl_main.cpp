@@ -30,6 +30,19 @@ void print_lines_text(const std::vector<line>& lines) {
               << l.amount << ")\n";
 }
 
+// What became of each purchase rule (quote; earn where the program says).
+void print_rules_text(const std::vector<rule_outcome>& rules) {
+  for (const auto& x : rules) {
+    std::cout << "  rule " << x.rule << ": ";
+    if (x.won)
+      std::cout << "won, " << x.points << " points (" << x.why << ")\n";
+    else if (x.why == "outscored")
+      std::cout << "not counted, outscored by " << x.by << " (it offered " << x.points << " points)\n";
+    else
+      std::cout << "not counted (" << x.why << ")\n";
+  }
+}
+
 // One line per settle record: who owes whom how much, and why.
 void print_settlements_text(const std::vector<settlement_move>& moves) {
   for (const auto& m : moves) {
@@ -122,6 +135,7 @@ void print_text(const response& r, const request& q, bool all_pages) {
         std::cout << " at brand " << q.brand;
       print_after(r, true);
       print_lines_text(r.lines);
+      print_rules_text(r.rules);
       break;
     case opcode::partner_earn:
     case opcode::partner_burn:
@@ -300,6 +314,7 @@ void print_text(const response& r, const request& q, bool all_pages) {
         std::cout << "  next tier " << r.next_tier << ": " << r.to_next_tier << " to go (after it " << r.qualifying
                   << ")\n";
       print_lines_text(r.lines);
+      print_rules_text(r.rules);
       break;
     default: break;
   }
@@ -586,7 +601,8 @@ int main(int argc, char** argv) {
   add_purchase(earn);
   auto* quote = app.add_subcommand(
     "quote", "show what `earn` of a purchase would give the member now (points, rule lines, balance and tier "
-             "after) without posting anything; the same options as earn, no --txn");
+             "after, and for each promotion whether it won and why not) without posting anything; the same "
+             "options as earn, no --txn");
   add_purchase(quote);
 
   auto* redeem = app.add_subcommand("redeem", "spend points");

@@ -42,6 +42,22 @@ std::uint8_t access_of(key_scope s) {
   return 0;
 }
 
+// The answer's `rules`: the verdicts with rule codes for ids.
+std::vector<rule_outcome> rule_outcomes(const program& prog, const std::vector<actors::rule_verdict>& verdicts) {
+  auto code = [&](std::uint32_t id) {
+    const earn_rule* r = prog.find_rule(id);
+    return r != nullptr ? r->code : std::to_string(id);
+  };
+  std::vector<rule_outcome> out;
+  out.reserve(verdicts.size());
+  for (const auto& v : verdicts) {
+    const bool won = v.why == actors::rule_why::counted || v.why == actors::rule_why::best;
+    out.push_back({code(v.rule_id), won, v.points, std::string(actors::why_name(v.why)),
+                   v.why == actors::rule_why::outscored ? code(v.by) : std::string{}});
+  }
+  return out;
+}
+
 } // namespace
 
 session::session(server::impl& srv, asio::io_context& ctx, asio::ip::tcp::socket sock)
@@ -957,6 +973,8 @@ response session::to_response(const pending& p, const ledger::outcome& o) {
     r.to_next_tier = q.to_next_tier;
     r.quoted = true;
   }
+  if (note != nullptr && note->has_rules && !o.replayed)
+    r.rules = rule_outcomes(prog, note->rules);
   if (p.op == opcode::balance)
     if (const brand_def* b = prog.find_brand(o.brand_id))
       r.brand = b->code;

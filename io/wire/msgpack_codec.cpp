@@ -943,6 +943,19 @@ void pack_lines(packer& pk, const std::vector<line>& lines) {
     });
 }
 
+void pack_rules(packer& pk, const std::vector<rule_outcome>& rules) {
+  pk.pack_array(static_cast<std::uint32_t>(rules.size()));
+  for (const auto& x : rules)
+    pack_map(pk, [&](map_out& m) {
+      m.str("rule", x.rule);
+      m.boolean("won", x.won);
+      m.i64("points", x.points);
+      m.str("why", x.why);
+      if (!x.by.empty())
+        m.str("by", x.by);
+    });
+}
+
 // The fields of one entry as history shows it (journal entries add theirs).
 void pack_entry_fields(map_out& m, const history_entry& e) {
   m.u64("seq", e.seq);
@@ -1230,6 +1243,9 @@ void response_fields(map_out& m, const response& r) {
     case opcode::earn:
       posting(true);
       if (!r.lines.empty()) lines();
+      // Issue 19 item 6: only where the program explains earns, so other
+      // programs' answers stay byte-identical to before.
+      if (!r.rules.empty()) m.value("rules", [&](packer& p) { pack_rules(p, r.rules); });
       settlements();
       break;
     case opcode::redeem:
@@ -1379,6 +1395,7 @@ void response_fields(map_out& m, const response& r) {
       m.i64("qualifying", r.qualifying);
       m.i64("to_next_tier", r.to_next_tier);
       lines();
+      m.value("rules", [&](packer& p) { pack_rules(p, r.rules); });
       m.boolean("quoted", r.quoted);
       break;
     case opcode::journal:
@@ -1739,6 +1756,18 @@ line unpack_line(const msgpack::object& o) {
   return l;
 }
 
+rule_outcome unpack_rule_outcome(const msgpack::object& o) {
+  rule_outcome x;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "rule") x.rule = as_str(v);
+    else if (key == "won") x.won = as_bool(v);
+    else if (key == "points") x.points = as_i64(v);
+    else if (key == "why") x.why = as_str(v);
+    else if (key == "by") x.by = as_str(v);
+  });
+  return x;
+}
+
 // One field of an entry as history shows it; false if `key` is not one.
 bool unpack_entry_field(history_entry& e, std::string_view key, const msgpack::object& v) {
   if (key == "seq") e.seq = as_u64(v);
@@ -2046,6 +2075,7 @@ void unpack_response(const msgpack::object& o, response& r) {
       for (std::uint32_t j = 0; j < a.size; ++j)
         r.lines.push_back(unpack_line(a.ptr[j]));
     }
+    else if (key == "rules") r.rules = unpack_list(v, unpack_rule_outcome);
     else if (key == "available") r.available = as_i64(v);
     else if (key == "pending") r.pending = as_i64(v);
     else if (key == "held") r.held = as_i64(v);

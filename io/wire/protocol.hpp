@@ -197,6 +197,17 @@ struct line {
   std::int64_t amount = 0;         // matched amount (minor units); negative in a refund
 };
 
+// What became of one purchase rule in an earn or a quote (issue 19 item 6;
+// docs/PROTOCOL.md, earn: `rules`).
+struct rule_outcome {
+  std::string rule;                // rule code
+  bool won = false;                // it gave the earn's points of its line
+  std::int64_t points = 0;         // given (won) or offered (outscored); 0 otherwise
+  std::string why;                 // counted, best, outscored, not_matched, no_points, uses_max,
+                                   // member_cap, budget_total, budget_day, budget_month
+  std::string by;                  // outscored: the winning rule's code; "" otherwise
+};
+
 // One journal entry as `history` shows it.
 struct history_entry {
   std::uint64_t seq = 0;
@@ -392,6 +403,7 @@ struct response {
   bool replayed = false;
   // issue 3
   std::vector<line> lines;         // earn / event / refund / enroll
+  std::vector<rule_outcome> rules; // earn (when the program explains earns) / quote
   std::int64_t available = 0, pending = 0, held = 0, debt = 0;   // balance
   std::string next_tier;           // balance: "" at the top tier
   std::int64_t qualifying = 0;     // balance: tier metric over the window now

@@ -85,6 +85,10 @@ inline constexpr table_def tables[] = {
     return counter_id(counter_kind::rule_points, d.id);
   if (d.kind == static_cast<std::uint16_t>(detail_kind::reward))
     return counter_id(counter_kind::reward_units, d.id);
+  if (d.kind == static_cast<std::uint16_t>(detail_kind::rule_budget))
+    return counter_id(d.aux == static_cast<std::uint32_t>(rule_budget_period::day) ? counter_kind::rule_day_points
+                                                                                   : counter_kind::rule_month_points,
+                      d.id, static_cast<std::uint32_t>(d.b));
   return 0;
 }
 
