@@ -301,8 +301,10 @@ TEST_CASE("every posting operation under a sandbox key answers what it would do 
   CHECK(hold_over.code == errc::insufficient_points);
   auto partner = s.partner_earn("d-partner", 1, "nowhere", 10);  // a brand key may not
   CHECK(partner.code == errc::not_authorized);
+  auto released = s.release_pending("d-release-pending", 1, "seed-1");  // no return window: nothing pends
+  CHECK(released.code == errc::nothing_pending);
   for (const auto* r : {&capture, &release, &refund, &reverse, &transfer, &alias, &consent, &enroll, &hold_over,
-                        &partner}) {
+                        &partner, &released}) {
     INFO(to_string(r->op));
     CHECK(r->dry_run);
     CHECK(r->seq == 0);
