@@ -21,6 +21,9 @@ enum class request_kind : std::uint8_t {
   consent = 18,
   // a dry-run earn: evaluated, never posted (actors/member.hpp, quote_earn)
   quote = 19,
+  // issue 19 item 1: households (actors/household.hpp carries them out; a
+  // member actor posts the entries of its member)
+  household_join = 24, household_leave = 25, household_dissolve = 26, household = 27,
 };
 
 } // namespace loyalty

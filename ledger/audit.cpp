@@ -595,9 +595,9 @@ private:
   }
 
   static std::string describe_counter(std::uint64_t id) {
-    static const char* names[] = {"?", "rule_points", "reward_units"};
+    static const char* names[] = {"?", "rule_points", "reward_units", "household_member"};
     auto k = static_cast<unsigned>(id >> 56);
-    return std::string(k < 3 ? names[k] : "?") + "(" + std::to_string(id & 0xffffffffu) + ")";
+    return std::string(k < 4 ? names[k] : "?") + "(" + std::to_string(id & entity_id_max) + ")";
   }
 
   static const sums* find(const std::unordered_map<std::uint64_t, sums>& m, std::uint64_t account) {

@@ -42,7 +42,14 @@ namespace loyalty::ledger {
 //    (kind 18). A schema-7 directory holds none and opens as it is;
 //    opening it records version 8. A schema-7 build refuses a version-8
 //    directory.
-inline constexpr std::uint64_t schema_version = 8;
+// 9: households (issue 19 item 1): household_join / household_leave /
+//    household_dissolve entries (kinds 26-28) with household detail records
+//    (kind 24), household_move entries (kind 29), and household counters
+//    (counter_kind::household_member) in the counters table. A schema-8
+//    directory holds none of these and opens as it is; opening it records
+//    version 9. A schema-8 build refuses a version-9 directory (its verify
+//    would take the new records for unknown kinds).
+inline constexpr std::uint64_t schema_version = 9;
 inline constexpr std::uint64_t schema_version_readable_min = 3;
 
 // -- account ids ---------------------------------------------------------------
@@ -114,8 +121,14 @@ enum class entry_kind : std::uint16_t {
   expiry_notice = 19,      // no postings: the expiry sweep told the member's lots expire soon (expiry_notice details)
   // issue 19
   tier_notice = 20,        // no postings: the expiry sweep told the member its tier drops soon (a tier_notice detail)
+  // issue 19 item 1: households (a household detail each, no postings)
+  household_join = 26,      // the member joined a household
+  household_leave = 27,     // the member left its household (on its own, or one by one as it was dissolved)
+  household_dissolve = 28,  // the last member's leave of a dissolved household (it carries the txn id)
+  household_move = 29,      // as transfer, between members of one household: a pooled spend or a leave moved points
 };
-inline constexpr std::uint16_t entry_kind_max = 20;
+inline constexpr std::uint16_t entry_kind_max = 29;
+
 
 enum class posting_side : std::uint32_t { debit = 1, credit = 2 };
 
@@ -216,8 +229,13 @@ enum class detail_kind : std::uint16_t {
   tier_notice = 18,  // id: the tier now, aux: the tier it drops to, a: the tier metric missing to keep
                      //   it, b: the instant it drops (actors/policy.hpp tier_outlook; the member's
                      //   book remembers the day of the latest drop noticed, so each is noticed once)
+  // issue 19 item 1
+  household = 24,  // a: the member's household counter change (+household id on a join, -household id on a
+                   //   leave), b: the household id, c: the member, aux: household_reason; the
+                   //   counter (counter_kind::household_member) holds the member's household (0 = none)
 };
-inline constexpr std::uint16_t detail_kind_max = 18;
+inline constexpr std::uint16_t detail_kind_max = 24;
+enum class household_reason : std::uint32_t { join = 1, leave = 2, dissolve = 3 };
 
 // settle: `brand` = the payer's id, `id` = the payee's id, aux = payer party
 // kind | payee party kind << 8, a = points (> 0), b = amount in minor units,
@@ -366,7 +384,11 @@ static_assert(std::is_trivially_copyable_v<consent_record>);
 enum class counter_kind : std::uint8_t {
   rule_points = 1,   // id = earn rule id: sum of its rule_line details (net of clawbacks)
   reward_units = 2,  // id = reward id: sum of its reward details (redeemed - reversed)
+  household_member = 3,  // id = member id (56 bits): sum of its household details = its household (0 = none)
 };
+[[nodiscard]] constexpr std::uint64_t household_counter(std::uint64_t member) noexcept {
+  return (static_cast<std::uint64_t>(counter_kind::household_member) << 56) | (member & entity_id_max);
+}
 [[nodiscard]] constexpr std::uint64_t counter_id(counter_kind kind, std::uint32_t id) noexcept {
   return (static_cast<std::uint64_t>(kind) << 56) | id;
 }

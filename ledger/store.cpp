@@ -83,10 +83,10 @@ bool load_counters(MDB_txn* txn, MDB_dbi dbi, std::unordered_map<std::uint64_t, 
 // wrote (its partner_id bytes were reserved zeroes), so nothing but the
 // version changes.
 void upgrade_schema(MDB_txn* txn, MDB_dbi meta, std::uint64_t from, const std::string& dir, std::string& error) {
-  // 3 -> 4, 4 -> 5, 5 -> 6, 6 -> 7 and 7 -> 8 change no bytes (records.hpp;
+  // 3 -> 4, 4 -> 5, 5 -> 6, 6 -> 7, 7 -> 8 and 8 -> 9 change no bytes (records.hpp;
   // the consents table of 6 and the books table of 7 are created empty when
   // the environment opens): recording the version is the whole upgrade.
-  static_assert(schema_version == 8 && schema_version_readable_min == 3,
+  static_assert(schema_version == 9 && schema_version_readable_min == 3,
                 "a new schema version needs its upgrade step here");
   MDB_val key = val(schema_key, sizeof schema_key - 1), v = val_of(schema_version);
   if (int r = mdb_put(txn, meta, &key, &v, 0); r != MDB_SUCCESS) {

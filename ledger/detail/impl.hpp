@@ -85,6 +85,8 @@ inline constexpr table_def tables[] = {
     return counter_id(counter_kind::rule_points, d.id);
   if (d.kind == static_cast<std::uint16_t>(detail_kind::reward))
     return counter_id(counter_kind::reward_units, d.id);
+  if (d.kind == static_cast<std::uint16_t>(detail_kind::household))
+    return household_counter(d.c);
   return 0;
 }
 
