@@ -273,6 +273,16 @@ void begin(self_ptr self) {
       return refuse(self, errc::unavailable);
     }
   }
+  if (r.scope_brand != 0 &&
+      (r.kind == request_kind::household_join || r.kind == request_kind::household_leave)) {
+    // Before anything moves: a brand key acts for members of its own brand only.
+    auto m = st.ctx->ledger->load_member(r.member);
+    if (m && m->record.brand_id != r.scope_brand) {
+      log(log_level::warn, "key %u: a household request for member %llu of another brand refused", r.key_id,
+          static_cast<unsigned long long>(r.member));
+      return refuse(self, errc::not_authorized, "the key may act for members of its brand only");
+    }
+  }
   auto& reg = *st.ctx->households;
   switch (r.kind) {
     case request_kind::household_join:

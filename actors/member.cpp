@@ -1935,7 +1935,9 @@ void handle(self_ptr self, member_request& r) {
   // A household member's redeem and balance are the household's: the
   // coordinator serializes them (only when the program has households, so
   // the members of a program without them pay nothing for it).
+  // (A balance a brand key may not read is refused below, as any.)
   if (!r.pooled && (r.kind == request_kind::redeem || r.kind == request_kind::balance) &&
+      (r.kind == request_kind::redeem || r.scope_brand == 0 || r.scope_brand == st.data.brand_id) &&
       e.prog.households.enabled && st.ctx->households != nullptr &&
       st.ctx->households->household_of(r.member) != 0) {
     caf::anon_send(st.ctx->household_coordinator, std::move(r));

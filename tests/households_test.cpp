@@ -57,8 +57,9 @@ expiry_days = 30
 }
 
 struct rig : test::engine_rig {
-  explicit rig(const std::string& spend = "own_first", const std::string& on_leave = "nothing", bool households = true)
-    : engine_rig("households", program_toml(spend, on_leave, households), t0) {}
+  explicit rig(const std::string& spend = "own_first", const std::string& on_leave = "nothing", bool households = true,
+               std::function<void(io::engine_options&)> tweak = {})
+    : engine_rig("households", program_toml(spend, on_leave, households), t0, std::move(tweak)) {}
 
   void enroll(std::uint64_t m) { REQUIRE(c->enroll(m, "shop").ok()); }
   // `points` points for member m (a purchase of as many euros).
@@ -392,6 +393,33 @@ TEST_CASE("a program without households refuses the household operations and spe
   CHECK(g.c->household(2).code == errc::invalid_argument);
   CHECK(g.c->redeem("r", 1, 10).ok());
   CHECK(g.c->balance(1).household == 0);
+  g.check_verify();
+}
+
+TEST_CASE("a sandbox key may not change households, and its redeem of a household member sees its own points only",
+          "[households][journeys]") {
+  constexpr const char* sandbox_key = "test-sandbox-key-0123456789";
+  rig g("pooled", "nothing", true, [](io::engine_options& o) {
+    auto k = test::make_key(9, "sandbox", sandbox_key, key_scope::admin);
+    k.dry_run = true;
+    o.settings.keys.push_back(k);
+  });
+  g.enroll(1);
+  g.enroll(2);
+  g.earn(2, 40);
+  g.join(1, 3);
+  g.join(2, 3);
+  auto sb = g.connect(sandbox_key);
+  auto j = sb->household_leave("sb-leave", 1);
+  CHECK(j.code == errc::not_authorized);
+  CHECK(j.dry_run);
+  CHECK(sb->household_dissolve("sb-d", 3).code == errc::not_authorized);
+  auto r = sb->redeem("sb-r", 1, 10);
+  CHECK(r.code == errc::insufficient_points);
+  CHECK(r.dry_run);
+  CHECK(sb->household(3).household_available == 40);  // a read, as for any key
+  CHECK(g.c->household(3).household_members.size() == 2);
+  CHECK(g.balance(2) == 40);
   g.check_verify();
 }
 
