@@ -89,6 +89,15 @@ struct rig : test::engine_rig {
     REQUIRE(l.liabilities.size() == 1);
     CHECK(l.liabilities[0].outstanding == sum);
   }
+  // Members 1 (40 points) and 2 (70 points) in household 5.
+  void two_in_household_5() {
+    for (std::uint64_t m : {1, 2})
+      enroll(m);
+    earn(1, 40);
+    earn(2, 70);
+    join(1, 5);
+    join(2, 5);
+  }
   int earns = 0, joins = 0;
 };
 
@@ -166,12 +175,7 @@ TEST_CASE("a family of three pools points and two tills try to spend the last 10
 
 TEST_CASE("a member who leaves under on_leave nothing leaves its points with the household", "[households][journeys]") {
   rig g("pooled", "nothing");
-  for (std::uint64_t m : {1, 2})
-    g.enroll(m);
-  g.earn(1, 40);
-  g.earn(2, 70);
-  g.join(1, 5);
-  g.join(2, 5);
+  g.two_in_household_5();
   auto r = g.c->household_leave("leave-2", 2);
   INFO(r.message);
   REQUIRE(r.ok());
@@ -196,12 +200,7 @@ TEST_CASE("a member who leaves under on_leave nothing leaves its points with the
 
 TEST_CASE("a member who leaves under on_leave own_points keeps what is in its own account", "[households][journeys]") {
   rig g("pooled", "own_points");
-  for (std::uint64_t m : {1, 2})
-    g.enroll(m);
-  g.earn(1, 40);
-  g.earn(2, 70);
-  g.join(1, 5);
-  g.join(2, 5);
+  g.two_in_household_5();
   REQUIRE(g.c->household_leave("leave-2", 2).ok());
   CHECK(g.balance(2) == 70);
   CHECK(g.balance(1) == 40);

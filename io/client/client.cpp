@@ -441,20 +441,21 @@ response client::household_leave(const std::string& txn, const member_ref& membe
   return call(make(opcode::household_leave, txn, member));
 }
 
-response client::household_dissolve(const std::string& txn, std::uint64_t household) {
+namespace {
+request household_request(opcode op, const std::string& txn, std::uint64_t household) {
   request r;
-  r.op = opcode::household_dissolve;
+  r.op = op;
   r.txn = txn;
   r.household = household;
-  return call(std::move(r));
+  return r;
+}
+} // namespace
+
+response client::household_dissolve(const std::string& txn, std::uint64_t household) {
+  return call(household_request(opcode::household_dissolve, txn, household));
 }
 
-response client::household(std::uint64_t household) {
-  request r;
-  r.op = opcode::household;
-  r.household = household;
-  return call(std::move(r));
-}
+response client::household(std::uint64_t household) { return call(household_request(opcode::household, "", household)); }
 
 response client::link_alias(const std::string& txn, std::uint64_t member, const std::string& alias) {
   request r;
