@@ -10,6 +10,7 @@ using housekeep_atom = caf::atom_constant<caf::atom("housekeep")>;    // a hold 
 using passivate_atom = caf::atom_constant<caf::atom("passivate")>;  // idle: leave memory
 using supervise_atom = caf::atom_constant<caf::atom("supervise")>;  // brand: monitor this member
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;          // root: periodic passivation sweep
+using household_reply_atom = caf::atom_constant<caf::atom("hhreply")>;  // a member's answer to the household coordinator
 using reload_atom = caf::atom_constant<caf::atom("reload")>;        // partner: a new program version is in effect
 
 } // namespace loyalty::actors

@@ -2,6 +2,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/coalition.hpp"
+#include "actors/household.hpp"
 #include "config/log.hpp"
 #include "ledger/record_views.hpp"
 
@@ -54,6 +55,8 @@ void program_counters::load(const program& prog,
           periods_[i].month_points = value;
         }
         break;
+      case ledger::counter_kind::household_member:
+        break;  // the household registry's (actors/household.hpp), not a program counter
     }
   }
 }
@@ -1400,6 +1403,32 @@ errc do_consent(member_data& m, const env& e, const member_request& r, std::vect
   return errc::ok;
 }
 
+// A household entry of the member (no postings): the household coordinator
+// checked the household's rules; this records the change, and the writer
+// moves the member's household counter by the detail's `a`.
+errc do_household(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops,
+                  std::string& msg) {
+  if (errc c = check_scope(r, m.brand_id, 0, msg); c != errc::ok)
+    return c;
+  if (r.household == 0 || r.household > ledger::entity_id_max)
+    return errc::internal_error;  // the coordinator names the household
+  const bool join = r.kind == request_kind::household_join;
+  const auto kind = join ? ledger::entry_kind::household_join
+                    : r.kind == request_kind::household_leave ? ledger::entry_kind::household_leave
+                                                              : ledger::entry_kind::household_dissolve;
+  const auto reason = join ? ledger::household_reason::join
+                      : kind == ledger::entry_kind::household_leave ? ledger::household_reason::leave
+                                                                     : ledger::household_reason::dissolve;
+  const auto h = static_cast<std::int64_t>(r.household);
+  ledger::op op;
+  start(op, r, kind, m.brand_id);
+  op.occurred_at_us = e.now_us;
+  op.details.push_back(detail(detail_kind::household, 0, 0, static_cast<std::uint32_t>(reason), join ? h : -h,
+                              r.household, r.member));
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
 // The tier metric still missing for the tier above `tier` (0 at the top).
 std::int64_t to_next_tier(const program& prog, std::uint32_t tier, std::int64_t qualifying) {
   if (tier + 1 >= prog.tiers.size())
@@ -1663,7 +1692,7 @@ errc prepare_transfer(member_data& m, const env& e, const member_request& r, tra
   if (errc c = plan(m, e, r.points, p, msg); c != errc::ok)
     return c;
   auto& op = leg.op;
-  start(op, r, ledger::entry_kind::transfer, m.brand_id);
+  start(op, r, r.household_move ? ledger::entry_kind::household_move : ledger::entry_kind::transfer, m.brand_id);
   op.key_id = r.key_id;
   op.occurred_at_us = e.now_us;
   op.points = r.points;
@@ -1766,6 +1795,9 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
     case request_kind::partner_earn: code = do_partner_earn(m, e, r, ops, message); break;
     case request_kind::partner_burn: code = do_partner_burn(m, e, r, ops, message); break;
     case request_kind::consent: code = do_consent(m, e, r, ops, message); break;
+    case request_kind::household_join:
+    case request_kind::household_leave:
+    case request_kind::household_dissolve: code = do_household(m, e, r, ops, message); break;
     default: return errc::internal_error;  // balance, expire, transfer: the actor handles them
   }
   if (code != errc::ok)
@@ -1830,6 +1862,10 @@ ledger::entry_kind entry_of(request_kind k) {
     case request_kind::partner_earn: return ek::partner_earn;
     case request_kind::partner_burn: return ek::partner_burn;
     case request_kind::consent: return ek::consent;
+    case request_kind::household_join: return ek::household_join;
+    case request_kind::household_leave: return ek::household_leave;
+    case request_kind::household_dissolve: return ek::household_dissolve;
+    case request_kind::household:
     case request_kind::balance:
     case request_kind::expire:
     case request_kind::quote: break;
@@ -2191,6 +2227,17 @@ void handle(self_ptr self, member_request& r) {
   }
   if (r.kind == request_kind::quote) {
     answer_quote(self, r, e);
+    return;
+  }
+  // A household member's redeem and balance are the household's: the
+  // coordinator serializes them (only when the program has households, so
+  // the members of a program without them pay nothing for it).
+  // (A balance a brand key may not read is refused below, as any.)
+  if (!r.pooled && (r.kind == request_kind::redeem || r.kind == request_kind::balance) &&
+      (r.kind == request_kind::redeem || r.scope_brand == 0 || r.scope_brand == st.data.brand_id) &&
+      e.prog.households.enabled && st.ctx->households != nullptr &&
+      st.ctx->households->household_of(r.member) != 0) {
+    caf::anon_send(st.ctx->household_coordinator, std::move(r));
     return;
   }
   if (r.txn_bytes > 0 && is_replay(self, r)) {

@@ -31,6 +31,7 @@
 namespace loyalty::actors {
 
 class partner_registry;
+class household_registry;
 
 // Program-wide totals that caps and stock are checked against: points given
 // by each rule with a cap_total, units taken of each reward with a limited
@@ -103,6 +104,8 @@ struct engine_context {
   std::vector<std::pair<std::uint32_t, caf::actor>> brand_actors;  // (brand id, its actor)
   partner_registry* partners = nullptr;  // partner actors (actors/partner.hpp)
   caf::actor root;                        // supervises members that are not enrolled
+  household_registry* households = nullptr;  // member -> household (actors/household.hpp)
+  caf::actor household_coordinator;          // carries out household operations and pooled spends
 
   // The current program version (a snapshot: take it once per message).
   [[nodiscard]] const policy_state& now() const noexcept { return *policy.load(std::memory_order_acquire); }
@@ -164,6 +167,10 @@ struct member_request {
   std::uint32_t consent_values = 0;    // consent: their new values (bits within consent_mask)
   std::string source;                  // consent: where the member gave it (journaled as the entry's note)
   bool dry_run = false;                // a sandbox key's posting request: evaluated and answered, never posted
+  std::uint64_t household = 0;         // household_join / household_dissolve / household; the household
+                                       //   coordinator fills it for the entries it has members post
+  bool pooled = false;                 // redeem / balance sent by the household coordinator: not forwarded to it
+  bool household_move = false;         // a transfer the household coordinator asked for (entry household_move)
   std::shared_ptr<reply_guard> reply;
 
   [[nodiscard]] std::string_view txn_id() const noexcept { return {txn.data(), txn_bytes}; }
@@ -195,6 +202,13 @@ struct quote_note {
   std::int64_t to_next_tier = 0;       // metric still missing above tier_after; 0 at the top tier
 };
 
+// What `household` (and `balance` of a household member) answers.
+struct household_note {
+  std::uint64_t household = 0;
+  std::int64_t available = 0;  // the members' available points together (saturates at INT64_MAX)
+  std::vector<std::pair<std::uint64_t, std::int64_t>> members;  // (member, its available points)
+};
+
 // The note of an outcome (ledger::outcome::note) a member actor produces:
 // an error's message, or what balance / expire / quote answer.
 struct answer_note {
@@ -209,6 +223,8 @@ struct answer_note {
   // became of each purchase rule (the answer's `rules`)
   bool has_rules = false;
   std::vector<rule_verdict> rules;
+  bool has_household = false;
+  household_note household;
 };
 
 // Whether an earn's answer says what became of each purchase rule: under

@@ -52,6 +52,10 @@ std::string_view default_message(errc e) noexcept {
     case errc::not_authorized: return "the key given in hello does not allow this operation";
     case errc::nothing_pending:
       return "none of the purchase's points are still pending (already available, released, clawed back or expired)";
+    case errc::household_full: return "the household has the program's largest number of members";
+    case errc::already_in_household: return "the member is already in a household";
+    case errc::not_in_household: return "the member is in no household";
+    case errc::unknown_household: return "no household with this id has members";
   }
   return "internal error";
 }
@@ -68,7 +72,9 @@ errc errc_from_string(std::string_view name) noexcept {
     errc::already_reversed, errc::negative_balance_limit, errc::alias_taken, errc::unknown_alias,
     errc::unknown_event, errc::same_member, errc::not_authorized, errc::rate_limited, errc::invalid_program,
     errc::unknown_partner, errc::partner_suspended, errc::storage_full, errc::timed_out, errc::not_leader,
-    errc::nothing_pending};
+    errc::nothing_pending,
+    
+errc::household_full, errc::already_in_household, errc::not_in_household, errc::unknown_household};
   for (auto e : all)
     if (to_string(e) == name)
       return e;

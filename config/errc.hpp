@@ -61,6 +61,10 @@ enum class errc : std::uint16_t {
   // -- authorization (80..89) -------------------------------------------------
   not_authorized = 80,      // no valid key in hello, or the key's scope does not allow this operation
   // -- households, erasure and pending points (90..99) -----------------------
+  household_full = 90,        // household_join of a household that has the program's max_members
+  already_in_household = 91,  // household_join of a member that is in a household
+  not_in_household = 92,      // household_leave of a member that is in none
+  unknown_household = 93,     // a household with no members (never joined, or dissolved)
   nothing_pending = 95,     // release_pending of a purchase none of whose points are still pending
 };
 
@@ -110,6 +114,10 @@ enum class errc : std::uint16_t {
     case errc::internal_error: return "internal_error";
     case errc::not_authorized: return "not_authorized";
     case errc::nothing_pending: return "nothing_pending";
+    case errc::household_full: return "household_full";
+    case errc::already_in_household: return "already_in_household";
+    case errc::not_in_household: return "not_in_household";
+    case errc::unknown_household: return "unknown_household";
   }
   return "internal_error";
 }

@@ -202,6 +202,14 @@ inline constexpr std::uint64_t txn_filter_bytes_default = 64ull << 20;
 // many txn ids: loading the saved filter (64 MiB by default) takes 0.3-1.1
 // s, scanning the ids 0.35-0.8 us each (docs/PERFORMANCE.md, issue 18).
 inline constexpr std::uint64_t txn_filter_save_min_ids_default = 500000;
+// Members of one household (the program's max_members may not exceed it): a
+// pooled spend asks each member for its points, one message each, and
+// moves points from as many with one entry each.
+inline constexpr std::uint32_t household_members_max = 16;
+// Household operations and pooled spends waiting for the household
+// coordinator (actors/household.hpp); past it a request is refused
+// `overloaded`, nothing posted.
+inline constexpr std::size_t household_jobs_max = 10'000;
 // LMDB map size: address space only (sparse file); 64 GiB holds ~200M entries.
 inline constexpr std::uint64_t map_bytes_default = 64ull << 30;
 

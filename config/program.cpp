@@ -557,6 +557,26 @@ void parse_lifecycle(checker& ck, const toml::value& root, program& p) {
   }
 }
 
+void parse_households(checker& ck, const toml::value& root, program& p) {
+  auto hh = ck.section(root, "households");
+  if (!hh)
+    return;
+  const std::string w = "[households]";
+  ck.only_keys(*hh, {"max_members", "spend", "on_leave"}, w);
+  auto& h = p.households;
+  h.enabled = true;
+  if (auto v = ck.integer(*hh, "max_members", true, w, 2, limits::household_members_max))
+    h.max_members = static_cast<std::uint32_t>(*v);
+  if (auto v = ck.choice<household_spend>(*hh, "spend", true, w,
+                                          {{"pooled", household_spend::pooled},
+                                           {"own_first", household_spend::own_first}}))
+    h.spend = *v;
+  if (auto v = ck.choice<household_leave>(*hh, "on_leave", true, w,
+                                          {{"nothing", household_leave::nothing},
+                                           {"own_points", household_leave::own_points}}))
+    h.on_leave = *v;
+}
+
 void parse_rewards(checker& ck, const toml::value& root, program& p, const brand_index& brands) {
   auto rewards = ck.table_array(root, "rewards", false);
   if (!rewards)
@@ -646,7 +666,8 @@ std::optional<program> build_program(const toml::value& root, const std::string&
   auto before = errors.size();
   checker ck(file, errors);
   program p;
-  ck.only_keys(root, {"program", "brands", "tier_policy", "tiers", "rules", "lifecycle", "rewards", "partners"},
+  ck.only_keys(root, {"program", "brands", "tier_policy", "tiers", "rules", "lifecycle", "rewards", "partners",
+                      "households"},
                "the program file");
   brand_index brands;
   parse_head(ck, root, p);
@@ -657,6 +678,7 @@ std::optional<program> build_program(const toml::value& root, const std::string&
   parse_lifecycle(ck, root, p);
   parse_rewards(ck, root, p, brands);
   parse_partners(ck, root, p, brands);
+  parse_households(ck, root, p);
   std::sort(p.brands.begin(), p.brands.end(), [](auto& a, auto& b) { return a.id < b.id; });
   std::sort(p.partners.begin(), p.partners.end(), [](auto& a, auto& b) { return a.id < b.id; });
   if (errors.size() != before)

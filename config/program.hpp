@@ -168,6 +168,25 @@ struct lifecycle_policy {
   std::uint32_t hold_ttl_max_s = 86'400;
 };
 
+// -- households (issue 19) --------------------------------------------------------------------
+// Members who pool their points (docs/PROGRAM.md, "[households]"). Absent
+// from the file: no households (the household operations answer
+// households_disabled). Tier progress stays each member's own.
+enum class household_spend : std::uint8_t {
+  pooled,     // the household's members in the order of their soonest-expiring points, the spender among them
+  own_first,  // the spender's own points, then the others' by their soonest-expiring points
+};
+enum class household_leave : std::uint8_t {
+  nothing,     // the leaver's available points stay: they move to a remaining member
+  own_points,  // the leaver keeps what is in its own account
+};
+struct household_policy {
+  bool enabled = false;
+  std::uint32_t max_members = 0;  // 2 .. households_members_max when enabled
+  household_spend spend = household_spend::pooled;
+  household_leave on_leave = household_leave::nothing;
+};
+
 // -- rewards ----------------------------------------------------------------------------------
 struct reward_def {
   std::uint32_t id = 0;        // stable numeric id, recorded in the ledger
@@ -191,6 +210,7 @@ struct program {
   lifecycle_policy lifecycle;
   std::vector<reward_def> rewards;
   std::vector<partner_def> partners;  // sorted by id
+  household_policy households;
   // SHA-256 of the program file's text: identifies the version in the ledger.
   std::array<unsigned char, 32> sha256{};
   // The text itself: the ledger keeps it with the version (a cluster

@@ -595,7 +595,7 @@ private:
   }
 
   static std::string describe_counter(std::uint64_t id) {
-    static const char* names[] = {"?", "rule_points", "reward_units", "rule_day_points", "rule_month_points"};
+    static const char* names[] = {"?", "rule_points", "reward_units", "rule_day_points", "rule_month_points", "household_member"};
     auto k = static_cast<unsigned>(id >> 56);
     std::string s = std::string(k < std::size(names) ? names[k] : "?") + "(" + std::to_string(id & 0xffffffffu);
     if (const auto period = counter_period(id); period != 0)

@@ -28,6 +28,10 @@ const char* to_string(entry_kind k) noexcept {
     case entry_kind::expiry_notice: return "expiry_notice";
     case entry_kind::tier_notice: return "tier_notice";
     case entry_kind::release_pending: return "release_pending";
+    case entry_kind::household_join: return "household_join";
+    case entry_kind::household_leave: return "household_leave";
+    case entry_kind::household_dissolve: return "household_dissolve";
+    case entry_kind::household_move: return "household_move";
   }
   return "unknown";
 }

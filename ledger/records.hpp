@@ -45,10 +45,13 @@ namespace loyalty::ledger {
 // 9: issue 19. Pending points released on an action: release_pending
 //    entries (kind 21) with lot_release records (kind 19). Rule budgets per
 //    period: rule_budget records (kind 27) and the counters they move
-//    (counter kinds rule_day_points and rule_month_points). A schema-8
-//    directory holds none and opens as it is; opening it records version 9.
-//    A schema-8 build refuses a version-9 directory (its verify would take
-//    the new records for unknown kinds).
+//    (counter kinds rule_day_points and rule_month_points). Households:
+//    household_join / household_leave / household_dissolve entries (kinds
+//    26-28) with household records (kind 24), household_move entries (kind
+//    29), and household counters (counter kind household_member). A schema-8
+//    directory holds none of these and opens as it is; opening it records
+//    version 9. A schema-8 build refuses a version-9 directory (its verify
+//    would take the new records for unknown kinds).
 inline constexpr std::uint64_t schema_version = 9;
 inline constexpr std::uint64_t schema_version_readable_min = 3;
 
@@ -122,8 +125,14 @@ enum class entry_kind : std::uint16_t {
   // issue 19
   tier_notice = 20,        // no postings: the expiry sweep told the member its tier drops soon (a tier_notice detail)
   release_pending = 21,    // no postings: a purchase's pending points made spendable now (lot_release details)
+  // issue 19 item 1: households (a household detail each, no postings)
+  household_join = 26,      // the member joined a household
+  household_leave = 27,     // the member left its household (on its own, or one by one as it was dissolved)
+  household_dissolve = 28,  // the last member's leave of a dissolved household (it carries the txn id)
+  household_move = 29,      // as transfer, between members of one household: a pooled spend or a leave moved points
 };
-inline constexpr std::uint16_t entry_kind_max = 21;
+inline constexpr std::uint16_t entry_kind_max = 29;
+
 
 enum class posting_side : std::uint32_t { debit = 1, credit = 2 };
 
@@ -227,11 +236,17 @@ enum class detail_kind : std::uint16_t {
   lot_release = 19,  // id: a pending lot, brand: its brand, a: points (> 0) made available at b (the entry's
                      //   instant); c = 0: the whole lot, in place; c != 0: the points leave the lot for a new
                      //   lot c (the member's next lot id) with the same brand, expiry and earned-at
+  // issue 19 item 1
+  household = 24,  // a: the member's household counter change (+household id on a join, -household id on a
+                   //   leave), b: the household id, c: the member, aux: household_reason; the
+                   //   counter (counter_kind::household_member) holds the member's household (0 = none)
   rule_budget = 27,  // id: rule id, aux: rule_budget_period, a: points the rule_line of the same rule
                      //   in this entry counts against the rule's budget of that period (negative:
                      //   a refund's clawback gives them back), b: the period (rule_budget_period)
 };
 inline constexpr std::uint16_t detail_kind_max = 27;
+
+enum class household_reason : std::uint32_t { join = 1, leave = 2, dissolve = 3 };
 
 // rule_budget: which budget a record counts against; b is the program-local
 // day (days since 1970-01-01) or month (year x 12 + month - 1) of the
@@ -389,7 +404,11 @@ enum class counter_kind : std::uint8_t {
   // that period (net of clawbacks). One counter per rule and period used.
   rule_day_points = 3,
   rule_month_points = 4,
+  household_member = 5,  // id = member id (56 bits): sum of its household details = its household (0 = none)
 };
+[[nodiscard]] constexpr std::uint64_t household_counter(std::uint64_t member) noexcept {
+  return (static_cast<std::uint64_t>(counter_kind::household_member) << 56) | (member & entity_id_max);
+}
 [[nodiscard]] constexpr std::uint64_t counter_id(counter_kind kind, std::uint32_t id) noexcept {
   return (static_cast<std::uint64_t>(kind) << 56) | id;
 }

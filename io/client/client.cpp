@@ -437,6 +437,32 @@ response client::transfer(const std::string& txn, const member_ref& from, std::u
   return call(std::move(r));
 }
 
+response client::household_join(const std::string& txn, const member_ref& member, std::uint64_t household) {
+  auto r = make(opcode::household_join, txn, member);
+  r.household = household;
+  return call(std::move(r));
+}
+
+response client::household_leave(const std::string& txn, const member_ref& member) {
+  return call(make(opcode::household_leave, txn, member));
+}
+
+namespace {
+request household_request(opcode op, const std::string& txn, std::uint64_t household) {
+  request r;
+  r.op = op;
+  r.txn = txn;
+  r.household = household;
+  return r;
+}
+} // namespace
+
+response client::household_dissolve(const std::string& txn, std::uint64_t household) {
+  return call(household_request(opcode::household_dissolve, txn, household));
+}
+
+response client::household(std::uint64_t household) { return call(household_request(opcode::household, "", household)); }
+
 response client::link_alias(const std::string& txn, std::uint64_t member, const std::string& alias) {
   request r;
   r.op = opcode::link_alias;

@@ -220,6 +220,21 @@ void print_text(const response& r, const request& q, bool all_pages) {
                 << (r.replayed ? " (it did already: nothing posted now)" : "") << " (seq " << r.seq << ")\n";
       break;
     case opcode::lookup: std::cout << "alias '" << q.alias << "' names member " << r.member << "\n"; break;
+    case opcode::household_join:
+    case opcode::household_leave:
+    case opcode::household_dissolve:
+      std::cout << (r.op == opcode::household_join ? "member " + std::to_string(r.member) + " joined"
+                    : r.op == opcode::household_leave ? "member " + std::to_string(r.member) + " left"
+                                                      : std::string("dissolved"))
+                << " household " << r.household
+                << (r.replayed ? " (replay of an earlier request: nothing posted now)" : "") << " (seq " << r.seq
+                << ")\n";
+      break;
+    case opcode::household:
+      std::cout << "household " << r.household << ": " << r.household_available << " points available to spend\n";
+      for (const auto& m : r.household_members)
+        std::cout << "  member " << m.member << ": " << m.available << " available\n";
+      break;
     case opcode::balance:
       std::cout << "member " << r.member << " (" << r.brand << "): balance " << r.balance << ", lifetime "
                 << r.lifetime << ", tier " << r.tier << "\n";
@@ -234,6 +249,8 @@ void print_text(const response& r, const request& q, bool all_pages) {
         std::cout << "  tier " << r.tier << " holds until " << iso_time(r.tier_holds_until_us) << ", then "
                   << r.tier_drops_to << " (" << r.tier_keep_missing << " of the tier metric missing)\n";
       std::cout << "  consents to: " << channels_text(r.consents) << "\n";
+      if (r.household != 0)
+        std::cout << "  household " << r.household << ": " << r.household_available << " points available to spend\n";
       break;
     case opcode::consent:
       std::cout << "member " << r.member << " consents to: " << channels_text(r.consents)
@@ -689,6 +706,24 @@ int main(int argc, char** argv) {
   link_alias->add_option("--member", req.member, "member id")->required();
   link_alias->add_option("--alias", req.alias, "the alias, 1..64 bytes")->required();
 
+  auto* household_join = app.add_subcommand(
+    "household-join", "put a member into a household (the household begins with its first member)");
+  add_txn(household_join);
+  add_member(household_join, true);
+  household_join->add_option("--household", req.household, "household id, 1..2^56-1")->required();
+
+  auto* household_leave =
+    app.add_subcommand("household-leave", "take a member out of its household (what it keeps: the program's on_leave)");
+  add_txn(household_leave);
+  add_member(household_leave, true);
+
+  auto* household_dissolve = app.add_subcommand("household-dissolve", "every member leaves the household; needs --key");
+  add_txn(household_dissolve);
+  household_dissolve->add_option("--household", req.household, "household id")->required();
+
+  auto* household_show = app.add_subcommand("household", "list a household's members and the points they can spend");
+  household_show->add_option("household", req.household, "household id")->required();
+
   auto* lookup = app.add_subcommand("lookup", "show the member id an alias names");
   lookup->add_option("alias", req.alias, "the alias")->required();
 
@@ -851,7 +886,9 @@ int main(int argc, char** argv) {
     {cluster_remove_cmd, opcode::cluster_remove},
     {partner_earn, opcode::partner_earn}, {partner_burn, opcode::partner_burn}, {liability, opcode::liability},
     {activity, opcode::activity}, {settlement, opcode::settlement}, {backup, opcode::backup},
-    {consent, opcode::consent}, {tail, opcode::subscribe}, {quote, opcode::quote}, {report, opcode::report}};
+    {consent, opcode::consent}, {tail, opcode::subscribe}, {quote, opcode::quote}, {report, opcode::report},
+    {household_join, opcode::household_join}, {household_leave, opcode::household_leave},
+    {household_dissolve, opcode::household_dissolve}, {household_show, opcode::household}};
   if (*keygen)
     return make_key(key_id, key_name, key_scope_text, key_rate, key_dry_run);
   for (auto& [sub, op] : subs)

@@ -136,6 +136,10 @@ std::unique_ptr<engine> engine::start(engine_options opts, std::string& error) {
   e->partners_ = std::make_unique<actors::partner_registry>(*e->system_, e->ctx_);
   e->ctx_.partners = e->partners_.get();
   e->partners_->prepare(e->ctx_.now().prog);
+  e->households_ = std::make_unique<actors::household_registry>();
+  e->households_->load(e->ledger_->counters());
+  e->ctx_.households = e->households_.get();
+  e->ctx_.household_coordinator = e->system_->spawn(actors::household_actor, &e->ctx_);
   e->sweeper_ = std::make_unique<actors::expiry_sweeper>(*e->dir_, *e->ledger_);
 
   server_deps deps;
@@ -384,8 +388,10 @@ bool engine::become_leader(std::uint64_t term) {
   // the writer applied that queue.
   ledger_->barrier();
   // Actors activated while another node led hold books the ledger has moved
-  // past; the program-wide counters too.
+  // past; the program-wide counters and the households too.
   dir_->mark_all_stale();
+  if (households_)
+    households_->load(ledger_->counters());
   {
     std::lock_guard<std::mutex> lk(reload_mtx_);
     // The program is the last version the log recorded; none yet (a new
@@ -516,6 +522,8 @@ void engine::stop_impl(bool keep_idle) {
       caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
     if (partners_)
       partners_->stop();
+    if (ctx_.household_coordinator)
+      caf::anon_send_exit(ctx_.household_coordinator, caf::exit_reason::user_shutdown);
     if (ctx_.root)
       caf::anon_send_exit(ctx_.root, caf::exit_reason::user_shutdown);
   }
@@ -524,6 +532,7 @@ void engine::stop_impl(bool keep_idle) {
   if (system_) {
     ctx_.brand_actors.clear();
     ctx_.root = nullptr;
+    ctx_.household_coordinator = nullptr;
     system_->await_all_actors_done();
     log(log_level::info, "stop: %llu member actors and the program's actors stopped in %lld ms",
         static_cast<unsigned long long>(members),

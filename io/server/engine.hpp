@@ -4,6 +4,7 @@
 #pragma once
 
 #include "actors/directory.hpp"
+#include "actors/household.hpp"
 #include "actors/member.hpp"
 #include "actors/partner.hpp"
 #include "actors/program_root.hpp"
@@ -121,6 +122,7 @@ private:
   std::unique_ptr<caf::actor_system> system_;
   std::unique_ptr<actors::directory> dir_;
   std::unique_ptr<actors::partner_registry> partners_;
+  std::unique_ptr<actors::household_registry> households_;
   std::unique_ptr<actors::expiry_sweeper> sweeper_;
   // The periodic expiry sweep (settings.expiry_sweep_interval_s).
   std::thread sweep_thread_;

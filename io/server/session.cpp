@@ -8,6 +8,7 @@
 #include "ledger/record_views.hpp"
 
 #include <caf/message.hpp>
+#include <caf/send.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -442,6 +443,10 @@ void session::on_frame(const char* data, std::size_t size) {
     case opcode::partner_burn:
     case opcode::consent:
     case opcode::quote:
+    case opcode::household_join:
+    case opcode::household_leave:
+    case opcode::household_dissolve:
+    case opcode::household:
       if (!admit(1)) {
         reply_error(req.op, req.id, errc::overloaded, {});
         return;
@@ -833,6 +838,7 @@ void session::route(const request& req, std::int32_t batch, std::uint32_t index)
   mr.consent_values = req.consent_values;
   mr.source = req.source;
   mr.dry_run = dry_run_ && op.posts;  // balance and quote post nothing: as for any key
+  mr.household = req.household;
   mr.hash = content_hash_of(req, mr);
   auto tag = alloc_pending();
   auto& p = pending_[tag];
@@ -855,6 +861,12 @@ void session::route(const request& req, std::int32_t batch, std::uint32_t index)
     const auto id = partner->id;
     if (!srv_.deps.ctx->partners->send(id, std::move(mr)))
       log(log_level::error, "partner %u has no actor; its request was answered unavailable", id);
+    return;
+  }
+  if (*op.kind == actors::request_kind::household_join || *op.kind == actors::request_kind::household_leave ||
+      *op.kind == actors::request_kind::household_dissolve || *op.kind == actors::request_kind::household) {
+    // The household coordinator (actors/household.hpp) carries them out.
+    caf::anon_send(srv_.deps.ctx->household_coordinator, std::move(mr));
     return;
   }
   if (req.op == opcode::enroll && !mr.dry_run) {
@@ -883,6 +895,8 @@ std::uint64_t session::content_hash_of(const request& req, const actors::member_
     h.add(std::string_view(req.partner));  // appended for the kinds that have it: older hashes stay as they were
   if (mr.kind == actors::request_kind::consent)
     h.add(std::uint64_t{req.consent_mask}).add(std::uint64_t{req.consent_values}).add(std::string_view(req.source));
+  if (mr.kind == actors::request_kind::household_join || mr.kind == actors::request_kind::household_dissolve)
+    h.add(req.household);
   return h.value();
 }
 
@@ -978,6 +992,13 @@ response session::to_response(const pending& p, const ledger::outcome& o) {
   if (p.op == opcode::balance)
     if (const brand_def* b = prog.find_brand(o.brand_id))
       r.brand = b->code;
+  if (note != nullptr && note->has_household) {
+    r.household = note->household.household;
+    r.household_available = note->household.available;
+    if (p.op == opcode::household)
+      for (const auto& [m, a] : note->household.members)
+        r.household_members.push_back({m, a});
+  }
   if (p.op == opcode::expire && note != nullptr) {
     r.expired = note->expired;
     r.members = note->members;
@@ -1003,6 +1024,8 @@ response session::to_response(const pending& p, const ledger::outcome& o) {
       r.settlements.push_back(views::settlement_of(prog, *s));
     } else if (auto c = ledger::as_consent(d)) {
       r.consents = c->after;
+    } else if (d.kind == static_cast<std::uint16_t>(ledger::detail_kind::household)) {
+      r.household = d.b;
     }
   }
   if (p.partner != 0)

@@ -69,14 +69,14 @@ public:
                              f_reward, f_ref, f_reason, f_to, f_before, f_limit, f_as_of,
                              f_partner, f_from_us, f_to_us, f_after, f_path,
                              f_consents, f_source, f_from, f_types, f_consent, f_active_days, f_top,
-                             f_node, f_raft, f_address, f_count };
+                             f_node, f_raft, f_address, f_household, f_count };
   static constexpr std::array<std::string_view, f_count> field_names{
     "op", "id", "version", "client", "member", "brand", "txn", "amount", "currency", "occurred_at", "points", "ops",
     "key", "alias", "items", "channel", "store", "event", "ttl_s", "hold",
     "reward", "ref", "reason", "to", "before", "limit", "as_of_us",
     "partner", "from_us", "to_us", "after", "path",
     "consents", "source", "from", "types", "consent", "active_days", "top",
-    "node", "raft", "address"};
+    "node", "raft", "address", "household"};
 
   // Field ids by the length of their name (each list ends with f_count), so
   // a key is compared only with names of its own length.
@@ -567,6 +567,22 @@ void decode_fields(reader& rd, request& r) {
       rd.txn();
       rd.member();
       rd.str(f::f_alias, r.alias, code_bytes_max);
+      break;
+    case opcode::household_join:
+      rd.txn();
+      rd.member_or_alias();
+      rd.u64_in(f::f_household, r.household, 1, member_id_max, true, "between 1 and 2^56-1");
+      break;
+    case opcode::household_leave:
+      rd.txn();
+      rd.member_or_alias();
+      break;
+    case opcode::household_dissolve:
+      rd.txn();
+      rd.u64_in(f::f_household, r.household, 1, member_id_max, true, "between 1 and 2^56-1");
+      break;
+    case opcode::household:
+      rd.u64_in(f::f_household, r.household, 1, member_id_max, true, "between 1 and 2^56-1");
       break;
     case opcode::lookup:
       rd.str(f::f_alias, r.alias, code_bytes_max);
@@ -1099,6 +1115,7 @@ void pack_event(packer& pk, const stream_event& e) {
     if (e.hold != 0) m.u64("hold", e.hold);
     if (e.changed != 0) m.value("changed", [&](packer& p) { pack_consents(p, e.changed); });
     if (!e.source.empty()) m.str("source", e.source);
+    if (e.household != 0) m.u64("household", e.household);
     if (e.drops_at_us != 0) {
       m.str("drops_to", e.drops_to);
       m.u64("drops_at_us", e.drops_at_us);
@@ -1321,6 +1338,30 @@ void response_fields(map_out& m, const response& r) {
         m.i64("tier_keep_missing", r.tier_keep_missing);
       }
       if (r.consents != 0) m.value("consents", [&](packer& p) { pack_consents(p, r.consents); });
+      if (r.household != 0) {  // issue 19: only for a household member, so other answers stay as they were
+        m.u64("household", r.household);
+        m.i64("household_available", r.household_available);
+      }
+      break;
+    case opcode::household_join:
+    case opcode::household_leave:
+    case opcode::household_dissolve:
+      m.u64("seq", r.seq);
+      m.u64("member", r.member);
+      m.u64("household", r.household);
+      m.boolean("replayed", r.replayed);
+      break;
+    case opcode::household:
+      m.u64("household", r.household);
+      m.i64("household_available", r.household_available);
+      m.value("household_members", [&](packer& p) {
+        p.pack_array(static_cast<std::uint32_t>(r.household_members.size()));
+        for (const auto& hm : r.household_members)
+          pack_map(p, [&](map_out& mm) {
+            mm.u64("member", hm.member);
+            mm.i64("available", hm.available);
+          });
+      });
       break;
     case opcode::consent:
       m.u64("seq", r.seq);
@@ -1573,6 +1614,22 @@ void request_fields(map_out& m, const request& r) {
       m.u64("member", r.member);
       m.str("alias", r.alias);
       break;
+    case opcode::household_join:
+      txn();
+      who(false);
+      m.u64("household", r.household);
+      break;
+    case opcode::household_leave:
+      txn();
+      who(false);
+      break;
+    case opcode::household_dissolve:
+      txn();
+      m.u64("household", r.household);
+      break;
+    case opcode::household:
+      m.u64("household", r.household);
+      break;
     case opcode::lookup:
       m.str("alias", r.alias);
       break;
@@ -1743,6 +1800,15 @@ void each_field(const msgpack::object& o, F f) {
     if (k.type == msgpack::type::STR)
       f(std::string_view(k.via.str.ptr, k.via.str.size), o.via.map.ptr[i].val);
   }
+}
+
+household_member unpack_household_member(const msgpack::object& o) {
+  household_member hm;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "member") hm.member = as_u64(v);
+    else if (key == "available") hm.available = as_i64(v);
+  });
+  return hm;
 }
 
 line unpack_line(const msgpack::object& o) {
@@ -1950,6 +2016,7 @@ stream_event unpack_event(const msgpack::object& o) {
     else if (key == "source") e.source = as_str(v);
     else if (key == "drops_to") e.drops_to = as_str(v);
     else if (key == "drops_at_us") e.drops_at_us = as_u64(v);
+    else if (key == "household") e.household = as_u64(v);
     else if (key == "missing") e.missing = as_i64(v);
     else if (key == "expiring") {
       const auto& a = as_array(v);
@@ -2077,6 +2144,9 @@ void unpack_response(const msgpack::object& o, response& r) {
     }
     else if (key == "rules") r.rules = unpack_list(v, unpack_rule_outcome);
     else if (key == "available") r.available = as_i64(v);
+    else if (key == "household") r.household = as_u64(v);
+    else if (key == "household_available") r.household_available = as_i64(v);
+    else if (key == "household_members") r.household_members = unpack_list(v, unpack_household_member);
     else if (key == "pending") r.pending = as_i64(v);
     else if (key == "held") r.held = as_i64(v);
     else if (key == "debt") r.debt = as_i64(v);

@@ -88,7 +88,11 @@ inline constexpr std::optional<request_kind> no_kind{};
   X(cluster_status,     admin,       by_read | by_keyless,               false, false, no_kind)                          \
   X(cluster_add,        admin,       0,                                  false, false, no_kind)                          \
   X(cluster_remove,     admin,       0,                                  false, false, no_kind)                          \
-  X(release_pending,    member,      by_brand | by_keyless,              true,  true,  request_kind::release_pending)
+  X(release_pending,    member,      by_brand | by_keyless,              true,  true,  request_kind::release_pending) \
+  X(household_join,     member,      by_brand | by_keyless,              true,  true,  request_kind::household_join)     \
+  X(household_leave,    member,      by_brand | by_keyless,              true,  true,  request_kind::household_leave)    \
+  X(household_dissolve, member,      by_keyless,                         true,  true,  request_kind::household_dissolve) \
+  X(household,          member,      by_read | by_brand | by_keyless,    false, true,  request_kind::household)
 
 enum class opcode : std::uint8_t {
 #define LOYALTY_OP_ENUM(name, family, access, posts, batchable, kind) name,

@@ -73,7 +73,7 @@ inline constexpr std::uint32_t report_top_default = 10;
 // The event stream (docs/PROTOCOL.md, "subscribe"). Event types: a
 // subscriber's `types` filter is a set of these names; bit i of
 // request::event_types is event_type_names[i]. Appended only.
-inline constexpr std::array<std::string_view, 17> event_type_names = {
+inline constexpr std::array<std::string_view, 21> event_type_names = {
   "member_enrolled",      // enroll
   "points_earned",        // earn, event (a welcome bonus too), partner_earn
   "points_redeemed",      // redeem, redeem_reward, capture, partner_burn
@@ -91,6 +91,11 @@ inline constexpr std::array<std::string_view, 17> event_type_names = {
   "alias_linked",         // link_alias
   "tier_downgrade_warning",  // tier_notice: the tier drops within the program's tier_policy.warning_days
   "points_released",      // release_pending: a purchase's pending points became spendable
+  // issue 19 item 1
+  "household_joined",        // household_join
+  "household_left",          // household_leave
+  "household_dissolved",     // household_dissolve: one per member of the dissolved household
+  "household_points_moved",  // household_move (member: the giver; counterparty: the receiver)
 };
 inline constexpr std::uint32_t event_types_all = (1u << event_type_names.size()) - 1;
 // The bit of an event type name, or 0 for a name that is not one.
@@ -160,6 +165,8 @@ struct request {
   std::string partner;             // partner_earn / partner_burn / settlement: partner code
   std::uint64_t from_us = 0;       // activity / settlement: period start (commit time, inclusive; 0 = the beginning)
   std::uint64_t to_us = 0;         // activity / settlement: period end (exclusive; 0 = now)
+  // issue 19 item 1
+  std::uint64_t household = 0;     // household_join / household_dissolve / household: the household (1 .. 2^56-1)
   std::uint64_t after = 0;         // settlement: page after this seq (0 = from the period's start)
   // issue 6
   std::string path;                // backup: absolute directory on the engine's host (absent or empty)
@@ -316,6 +323,7 @@ struct stream_event {
   std::string drops_to;
   std::uint64_t drops_at_us = 0;
   std::int64_t missing = 0;
+  std::uint64_t household = 0;     // household_joined / household_left / household_dissolved
 };
 
 // report: one brand over a period (docs/PROTOCOL.md, "report").
@@ -382,6 +390,12 @@ struct cluster_server {
   std::string role;    // voter, standby or spare
   std::uint64_t match_index = 0;  // the leader's view: the highest log index it holds (0 elsewhere)
   std::uint64_t lag = 0;          // the leader's view: entries behind the leader's log
+};
+
+// One member of a household as `household` shows it.
+struct household_member {
+  std::uint64_t member = 0;
+  std::int64_t available = 0;  // its available points
 };
 
 struct response {
@@ -465,6 +479,10 @@ struct response {
   // in `leader`)
   std::string role;
   std::vector<cluster_server> nodes;
+  // issue 19 item 1: household operations; balance of a household member
+  std::uint64_t household = 0;
+  std::int64_t household_available = 0;   // the members' available points together
+  std::vector<household_member> household_members;  // household: in the order they joined
   // batch
   std::vector<response> results;
 

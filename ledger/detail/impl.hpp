@@ -89,6 +89,8 @@ inline constexpr table_def tables[] = {
     return counter_id(d.aux == static_cast<std::uint32_t>(rule_budget_period::day) ? counter_kind::rule_day_points
                                                                                    : counter_kind::rule_month_points,
                       d.id, static_cast<std::uint32_t>(d.b));
+  if (d.kind == static_cast<std::uint16_t>(detail_kind::household))
+    return household_counter(d.c);
   return 0;
 }
 

@@ -74,9 +74,10 @@ namespace {
 enum event_type : int {
   member_enrolled, points_earned, points_redeemed, points_refunded, redemption_reversed, points_adjusted,
   points_transferred, points_expired, points_held, hold_released, hold_expired, tier_changed, consent_changed,
-  points_expiring, alias_linked, tier_downgrade_warning, points_released,
+  points_expiring, alias_linked, tier_downgrade_warning, points_released, household_joined, household_left,
+  household_dissolved, household_points_moved,
 };
-static_assert(points_released + 1 == event_type_names.size());
+static_assert(household_points_moved + 1 == event_type_names.size());
 
 // The event type of an entry of this kind (none: it gives no event of its
 // own; tier_review's only event is tier_changed), with the fields only
@@ -134,6 +135,16 @@ int event_of(const ledger::ledger::entry& e, const program& prog, stream_event& 
     case ek::release_pending:
       ev.points = h.points;  // no postings: the points that became spendable
       return points_released;
+    case ek::household_join:
+    case ek::household_leave:
+    case ek::household_dissolve:
+      for (const auto& d : e.details)
+        if (d.kind == static_cast<std::uint16_t>(ledger::detail_kind::household))
+          ev.household = d.b;
+      return static_cast<ek>(h.kind) == ek::household_join    ? household_joined
+             : static_cast<ek>(h.kind) == ek::household_leave ? household_left
+                                                               : household_dissolved;
+    case ek::household_move: return household_points_moved;
   }
   return -1;
 }
