@@ -939,6 +939,53 @@ TEST_CASE("verify reports a counter that differs from its details and an alias o
   CHECK(all.find("alias 'ghost-card': names member 42, who is not enrolled") != std::string::npos);
 }
 
+TEST_CASE("rule_budget records move one counter per rule and period, clawbacks included, and verify checks them",
+          "[ledger]") {
+  using F = fixture;
+  fixture f;
+  f.run(f.enroll(1));
+  const auto day = static_cast<std::uint32_t>(rule_budget_period::day);
+  const auto month = static_cast<std::uint32_t>(rule_budget_period::month);
+  const std::pair<const char*, std::uint64_t> earns[] = {{"b1", 20'000}, {"b2", 20'000}, {"b3", 20'001}};
+  for (const auto& [txn, d] : earns) {
+    auto e = f.earn(1, 30, txn);
+    e.details.push_back(F::detail(detail_kind::rule_line, 7, 30, static_cast<std::uint32_t>(rule_line_kind::rule)));
+    e.details.push_back(F::detail(detail_kind::rule_budget, 7, 30, day, d));
+    e.details.push_back(F::detail(detail_kind::rule_budget, 7, 30, month, 657));
+    REQUIRE(f.run(std::move(e)).code == errc::ok);
+  }
+  auto claw = F::moving(entry_kind::refund, 1, account_id(account_kind::member_points, 1),
+                        account_id(account_kind::brand_issued, 1), 10, "b1-back", 1);
+  claw.details = {F::detail(detail_kind::lot_take, 1, 10),
+                  F::detail(detail_kind::rule_line, 7, -10, static_cast<std::uint32_t>(rule_line_kind::rule)),
+                  F::detail(detail_kind::rule_budget, 7, -10, day, 20'000),
+                  F::detail(detail_kind::rule_budget, 7, -10, month, 657)};
+  REQUIRE(f.run(std::move(claw)).code == errc::ok);
+  const auto day_of = [](std::uint32_t d) { return counter_id(counter_kind::rule_day_points, 7, d); };
+  const auto month_of = counter_id(counter_kind::rule_month_points, 7, 657);
+  using counters_t = std::vector<std::pair<std::uint64_t, std::int64_t>>;
+  counters_t expected{{rule_points(7), 80}, {day_of(20'000), 50}, {day_of(20'001), 30}, {month_of, 80}};
+  std::sort(expected.begin(), expected.end());
+  CHECK(f.led->counters() == expected);
+  CHECK(counter_period(day_of(20'001)) == 20'001);
+  CHECK(f.led->verify().ok);
+  f.reopen();
+  CHECK(f.led->counters() == expected);
+
+  f.tamper([&](MDB_txn* txn) {
+    MDB_dbi counters;
+    REQUIRE(mdb_dbi_open(txn, "counters", MDB_INTEGERKEY, &counters) == 0);
+    std::uint64_t id = day_of(20'001);
+    std::int64_t wrong = 31;
+    MDB_val k{sizeof id, &id}, v{sizeof wrong, &wrong};
+    REQUIRE(mdb_put(txn, counters, &k, &v, 0) == 0);
+  });
+  auto all = f.failed_verify();
+  INFO(all);
+  CHECK(all.find("counter rule_day_points(7, period 20001): stored 31 but its details sum to 30") !=
+        std::string::npos);
+}
+
 TEST_CASE("a member's book folded from the journal equals the book built by applying the same details, "
           "the transfer it received included",
           "[ledger]") {
