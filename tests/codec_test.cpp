@@ -1227,8 +1227,8 @@ TEST_CASE("the issue-4 operations have their wire names", "[io][codec]") {
 
 TEST_CASE("backup takes one absolute path and never rides in a batch", "[io][codec]") {
   CHECK(std::string(to_string(opcode::backup)) == "backup");
-  CHECK(std::string(to_string(opcode::cluster_remove)) == "cluster_remove");  // the last opcode
-  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::cluster_remove) + 1))) == "none");
+  CHECK(std::string(to_string(opcode::household)) == "household");  // the last opcode
+  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::household) + 1))) == "none");
   auto ok = decode_op("backup", {{"path", val(std::string("/var/backups/loyalty-1"))}});
   CHECK(ok.error == errc::ok);
   CHECK(ok.op == opcode::backup);
@@ -1948,4 +1948,18 @@ TEST_CASE("dry_run rides on answers, errors included, and is absent when false",
     CHECK_FALSE(back_plain.dry_run);
     CHECK(back.code == r->code);
   }
+}
+
+TEST_CASE("household operations decode their household and refuse one out of range", "[io][codec]") {
+  auto join = decode_op("household_join", {{"txn", val(std::string("j-1"))}, {"member", val(std::uint64_t{5})},
+                                           {"household", val(std::uint64_t{7})}});
+  CHECK(join.error == errc::ok);
+  CHECK(join.household == 7);
+  CHECK(decode_op("household_join", {{"txn", val(std::string("j-1"))}, {"member", val(std::uint64_t{5})}}).error ==
+        errc::missing_field);
+  CHECK(decode_op("household", {{"household", val(std::uint64_t{0})}}).error == errc::invalid_argument);
+  CHECK(decode_op("household", {{"household", val(std::uint64_t{1} << 56)}}).error == errc::invalid_argument);
+  CHECK(decode_op("household_dissolve", {{"household", val(std::uint64_t{3})}}).error == errc::missing_field);  // txn
+  CHECK(decode_op("household_leave", {{"txn", val(std::string("l-1"))}, {"member", val(std::uint64_t{5})}}).error ==
+        errc::ok);
 }
