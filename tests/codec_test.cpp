@@ -1992,3 +1992,17 @@ TEST_CASE("dry_run rides on answers, errors included, and is absent when false",
     CHECK(back.code == r->code);
   }
 }
+
+TEST_CASE("household operations decode their household and refuse one out of range", "[io][codec]") {
+  auto join = decode_op("household_join", {{"txn", val(std::string("j-1"))}, {"member", val(std::uint64_t{5})},
+                                           {"household", val(std::uint64_t{7})}});
+  CHECK(join.error == errc::ok);
+  CHECK(join.household == 7);
+  CHECK(decode_op("household_join", {{"txn", val(std::string("j-1"))}, {"member", val(std::uint64_t{5})}}).error ==
+        errc::missing_field);
+  CHECK(decode_op("household", {{"household", val(std::uint64_t{0})}}).error == errc::invalid_argument);
+  CHECK(decode_op("household", {{"household", val(std::uint64_t{1} << 56)}}).error == errc::invalid_argument);
+  CHECK(decode_op("household_dissolve", {{"household", val(std::uint64_t{3})}}).error == errc::missing_field);  // txn
+  CHECK(decode_op("household_leave", {{"txn", val(std::string("l-1"))}, {"member", val(std::uint64_t{5})}}).error ==
+        errc::ok);
+}
