@@ -21,6 +21,8 @@ enum class request_kind : std::uint8_t {
   consent = 18,
   // a dry-run earn: evaluated, never posted (actors/member.hpp, quote_earn)
   quote = 19,
+  // issue 19 item 3 (20..22 and 24.. belong to other items of issue 19)
+  erase = 23,
 };
 
 } // namespace loyalty

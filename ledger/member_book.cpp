@@ -116,6 +116,8 @@ bool apply_one(member_book& b, const entry_detail& d, std::uint64_t seq, std::ui
       return true;  // stock is program-wide, not the member's
     case detail_kind::alias:
     case detail_kind::note:
+    case detail_kind::sealed_alias:
+    case detail_kind::sealed_note:
     case detail_kind::settle:  // money between coalition parties, not the member's
       return true;  // not part of the book
     case detail_kind::debt:

@@ -42,7 +42,20 @@ namespace loyalty::ledger {
 //    (kind 18). A schema-7 directory holds none and opens as it is;
 //    opening it records version 8. A schema-7 build refuses a version-8
 //    directory.
-inline constexpr std::uint64_t schema_version = 8;
+// 9: erasure (issue 19 item 3, ledger/sealing.hpp): the aliases table is
+//    keyed by alias_key_of(alias) (SHA-256) instead of the alias's text;
+//    new tables member_keys (member -> its 32-byte key), member_aliases
+//    (member -> the aliases-table keys of its aliases, duplicates sorted)
+//    and erasures (member -> the seq of its erase entry); erase entries
+//    (kind 25) and sealed_alias / sealed_note records (kinds 22, 23). A
+//    schema-8 directory holds none of the new records and opens as it is;
+//    opening it records version 9, creates the empty tables and rewrites
+//    each aliases row under its hashed key (filling member_aliases), so its
+//    alias texts leave the live tables (the freed pages keep them until
+//    LMDB reuses them: docs/OPERATIONS.md "Erasure"). Its entries keep what
+//    they hold (plain consent sources, plain alias hashes). A schema-8
+//    build refuses a version-9 directory.
+inline constexpr std::uint64_t schema_version = 9;
 inline constexpr std::uint64_t schema_version_readable_min = 3;
 
 // -- account ids ---------------------------------------------------------------
@@ -114,8 +127,10 @@ enum class entry_kind : std::uint16_t {
   expiry_notice = 19,      // no postings: the expiry sweep told the member's lots expire soon (expiry_notice details)
   // issue 19
   tier_notice = 20,        // no postings: the expiry sweep told the member its tier drops soon (a tier_notice detail)
+  // issue 19 item 3 (21..24 belong to other items of issue 19)
+  erase = 25,              // no postings: the member's personal values were destroyed (key, aliases; note: the reason)
 };
-inline constexpr std::uint16_t entry_kind_max = 20;
+inline constexpr std::uint16_t entry_kind_max = 25;
 
 enum class posting_side : std::uint32_t { debit = 1, credit = 2 };
 
@@ -216,8 +231,13 @@ enum class detail_kind : std::uint16_t {
   tier_notice = 18,  // id: the tier now, aux: the tier it drops to, a: the tier metric missing to keep
                      //   it, b: the instant it drops (actors/policy.hpp tier_outlook; the member's
                      //   book remembers the day of the latest drop noticed, so each is noticed once)
+  // issue 19 item 3 (19..21 belong to other items of issue 19): sealed with
+  // the member's key (ledger/sealing.hpp); unreadable once it is erased
+  sealed_alias = 22,  // a: keyed_hash(member key, "alias", alias) of a link_alias entry's alias
+  sealed_note = 23,   // a note (a consent's source) as AES-256-GCM ciphertext and its 16-byte tag,
+                      //   in the note's layout (id: byte offset, aux: total length, bytes in brand, a, b, c)
 };
-inline constexpr std::uint16_t detail_kind_max = 18;
+inline constexpr std::uint16_t detail_kind_max = 23;
 
 // settle: `brand` = the payer's id, `id` = the payee's id, aux = payer party
 // kind | payee party kind << 8, a = points (> 0), b = amount in minor units,
@@ -331,8 +351,23 @@ static_assert(std::is_trivially_copyable_v<member_record>);
 
 // Txn index: key = client txn id bytes (1..64), value = journal seq (uint64).
 
-// Aliases: key = alias bytes (1..64), value = member id (uint64). Written by
-// the link_alias entry in the same transaction; never overwritten.
+// Aliases: key = alias_key_of(alias) (32 bytes, sealing.hpp; schema 8 and
+// before: the alias bytes), value = member id (uint64). Written by the
+// link_alias entry in the same transaction; never overwritten; deleted by
+// the member's erase entry, after which the alias may name a new member.
+//
+// Member aliases (schema 9): key = member id (uint64, MDB_INTEGERKEY,
+// MDB_DUPSORT), one value per alias of the member: its 32-byte aliases-table
+// key. Written with the aliases row, deleted with it.
+//
+// Member keys (schema 9): key = member id (uint64, MDB_INTEGERKEY), value =
+// the member's 32-byte key (sealing.hpp). Written by the member's first
+// entry that carries a personal value; deleted by its erase entry, never
+// written again for that member.
+//
+// Erasures (schema 9): key = member id (uint64, MDB_INTEGERKEY), value = the
+// seq of its erase entry (uint64). The writer refuses every later entry of
+// the member (member_erased).
 
 // Policies: key = program version (uint64, MDB_INTEGERKEY, 1, 2, ...), one
 // record per program version the engine has run: the SHA-256 of the program

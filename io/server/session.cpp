@@ -425,6 +425,7 @@ void session::on_frame(const char* data, std::size_t size) {
     case opcode::partner_burn:
     case opcode::consent:
     case opcode::quote:
+    case opcode::erase:
       if (!admit(1)) {
         reply_error(req.op, req.id, errc::overloaded, {});
         return;

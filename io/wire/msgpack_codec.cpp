@@ -567,6 +567,11 @@ void decode_fields(reader& rd, request& r) {
       rd.member();
       rd.str(f::f_alias, r.alias, code_bytes_max);
       break;
+    case opcode::erase:
+      rd.txn();
+      rd.member();
+      rd.str(f::f_reason, r.reason, reason_bytes_max);
+      break;
     case opcode::lookup:
       rd.str(f::f_alias, r.alias, code_bytes_max);
       break;
@@ -1316,6 +1321,7 @@ void response_fields(map_out& m, const response& r) {
       m.value("events", [&](packer& p) { pack_events(p, r.events); });
       break;
     case opcode::link_alias:
+    case opcode::erase:
       m.u64("seq", r.seq);
       m.u64("member", r.member);
       m.boolean("replayed", r.replayed);
@@ -1552,6 +1558,11 @@ void request_fields(map_out& m, const request& r) {
       txn();
       m.u64("member", r.member);
       m.str("alias", r.alias);
+      break;
+    case opcode::erase:
+      txn();
+      m.u64("member", r.member);
+      m.str("reason", r.reason);
       break;
     case opcode::lookup:
       m.str("alias", r.alias);

@@ -73,7 +73,7 @@ inline constexpr std::uint32_t report_top_default = 10;
 // The event stream (docs/PROTOCOL.md, "subscribe"). Event types: a
 // subscriber's `types` filter is a set of these names; bit i of
 // request::event_types is event_type_names[i]. Appended only.
-inline constexpr std::array<std::string_view, 16> event_type_names = {
+inline constexpr std::array<std::string_view, 17> event_type_names = {
   "member_enrolled",      // enroll
   "points_earned",        // earn, event (a welcome bonus too), partner_earn
   "points_redeemed",      // redeem, redeem_reward, capture, partner_burn
@@ -90,6 +90,7 @@ inline constexpr std::array<std::string_view, 16> event_type_names = {
   "points_expiring",      // expiry_notice: lots that expire within the program's expiry_notice_days
   "alias_linked",         // link_alias
   "tier_downgrade_warning",  // tier_notice: the tier drops within the program's tier_policy.warning_days
+  "member_erased",        // erase: the member's personal values were destroyed (the event carries none)
 };
 inline constexpr std::uint32_t event_types_all = (1u << event_type_names.size()) - 1;
 // The bit of an event type name, or 0 for a name that is not one.
