@@ -4,7 +4,6 @@
 #include "actors/coalition.hpp"
 #include "config/log.hpp"
 #include "ledger/record_views.hpp"
-#include "ledger/sealing.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
@@ -1098,7 +1097,6 @@ errc do_link_alias(member_data& m, const env& e, const member_request& r, std::v
   // `a` is filled by the writer: a hash keyed with the member's key
   // (ledger/sealing.hpp), never the alias's plain hash.
   op.details.push_back(detail(detail_kind::alias, 0, 0, 0, 0));
-  op.fresh_key = ledger::new_member_key();
   ops.push_back(std::move(op));
   return errc::ok;
 }
@@ -1134,7 +1132,6 @@ errc do_consent(member_data& m, const env& e, const member_request& r, std::vect
   op.occurred_at_us = r.occurred_at_us != 0 ? r.occurred_at_us : e.now_us;
   op.details.push_back(detail(detail_kind::consent, r.consent_mask, 0, values, after, m.book.consents));
   add_text(op, r.source);
-  op.fresh_key = ledger::new_member_key();
   ops.push_back(std::move(op));
   return errc::ok;
 }

@@ -445,6 +445,10 @@ void ledger::impl::load_txn_filter() {
 // -- submission -----------------------------------------------------------------------
 
 void ledger::impl::submit(op&& o) {
+  // Drawn here, on the submitting thread, so that a cluster's command
+  // carries it (command.hpp) and every node stores the same key.
+  if (carries_personal(o.entry) && !o.fresh_key)
+    o.fresh_key = new_member_key();
   if (o.owner)
     o.owner->inflight.fetch_add(1, std::memory_order_acq_rel);
   if (o.counterparty_owner)
