@@ -214,8 +214,8 @@ enum class detail_kind : std::uint16_t {
   tier_state = 10,  // id: secured tier, aux: pending tier, a: prune buckets before this day,
                     //   b: pending_at_us, c: reviewed_through_us
   activity = 11,    // b: the member's last activity instant (inactivity expiry counts from it)
-  alias = 12,       // a: content_hash of the alias linked by a link_alias entry (the alias
-                    //   itself is the key of the aliases table)
+  alias = 12,       // a: content_hash of the alias linked by a link_alias entry (schema 8 and
+                    //   before; the writer of schema 9 turns it into sealed_alias)
   note = 13,        // free text of the entry (an adjustment's reason), 28 bytes per record:
                     //   id: byte offset, aux: total length, bytes in brand, a, b, c
   settle = 14,      // money between two parties for points of this entry (see below)

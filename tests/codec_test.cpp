@@ -1227,8 +1227,8 @@ TEST_CASE("the issue-4 operations have their wire names", "[io][codec]") {
 
 TEST_CASE("backup takes one absolute path and never rides in a batch", "[io][codec]") {
   CHECK(std::string(to_string(opcode::backup)) == "backup");
-  CHECK(std::string(to_string(opcode::cluster_remove)) == "cluster_remove");  // the last opcode
-  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::cluster_remove) + 1))) == "none");
+  CHECK(std::string(to_string(opcode::erase)) == "erase");  // the last opcode
+  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::erase) + 1))) == "none");
   auto ok = decode_op("backup", {{"path", val(std::string("/var/backups/loyalty-1"))}});
   CHECK(ok.error == errc::ok);
   CHECK(ok.op == opcode::backup);
@@ -1948,4 +1948,18 @@ TEST_CASE("dry_run rides on answers, errors included, and is absent when false",
     CHECK_FALSE(back_plain.dry_run);
     CHECK(back.code == r->code);
   }
+}
+
+TEST_CASE("erase takes a txn, a member id and a reason, and never rides in a batch", "[io][codec]") {
+  std::vector<field> req{{"txn", val(std::string("gdpr-1"))}, {"member", val(5)}, {"reason", val(std::string("ticket 1"))}};
+  auto ok = decode_op("erase", req);
+  CHECK(ok.error == errc::ok);
+  CHECK(ok.op == opcode::erase);
+  CHECK(ok.member == 5);
+  CHECK(ok.reason == "ticket 1");
+  CHECK(decode_op("erase", without(req, "reason")).error == errc::missing_field);
+  CHECK(decode_op("erase", without(req, "txn")).error == errc::missing_field);
+  CHECK(decode_op("erase", with(req, "reason", val(std::string(201, 'r')))).error == errc::invalid_argument);
+  CHECK_FALSE(info(opcode::erase).batchable);
+  CHECK(info(opcode::erase).access == 0);  // admin keys only
 }

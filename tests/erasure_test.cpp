@@ -25,18 +25,19 @@ namespace {
 
 constexpr const char* admin_key = "erasure-test-admin-key-0123456789";
 constexpr const char* shop_key = "erasure-test-shop-key-01234567890";  // brand:shop
+constexpr const char* sandbox_admin_key = "erasure-test-sandbox-admin-key-012";  // admin, dry_run
 
 constexpr const char* email = "ana.example@mail.test";
 constexpr const char* source = "web signup form, Ana Example, +44 7700 900123";
 constexpr std::uint32_t email_channel = 1;  // config/consent.hpp: bit 0
 
-std::string key_table(int id, const char* name, const char* key, const char* scope) {
+std::string key_table(int id, const char* name, const char* key, const char* scope, bool dry_run = false) {
   static constexpr char hex[] = "0123456789abcdef";
   std::string h;
   for (unsigned char b : key_sha256(key))
     h += hex[b >> 4], h += hex[b & 15];
   return "[[keys]]\nid = " + std::to_string(id) + "\nname = \"" + name + "\"\nsha256 = \"" + h + "\"\nscope = \"" +
-         scope + "\"\n\n";
+         scope + "\"\n" + (dry_run ? "dry_run = true\n" : "") + "\n";
 }
 
 struct erasure_rig {
@@ -50,7 +51,8 @@ struct erasure_rig {
     opts.binary = LOYALTYD_BIN;
     opts.dir = dir.path;
     opts.program = (dir.path / "program.toml").string();
-    opts.more_tables = key_table(1, "admin", admin_key, "admin") + key_table(2, "shop", shop_key, "brand:shop");
+    opts.more_tables = key_table(1, "admin", admin_key, "admin") + key_table(2, "shop", shop_key, "brand:shop") +
+                       key_table(3, "admin-sandbox", sandbox_admin_key, "admin", true);
     start();
   }
 
@@ -255,4 +257,21 @@ TEST_CASE("loyaltyctl erases a member with an admin key and explains itself with
   CHECK(status == 0);
   CHECK(out.find("member 3 erased") != std::string::npos);
   CHECK(rig.admin->lookup("card-0003").code == errc::unknown_alias);
+}
+
+TEST_CASE("an erase under a sandbox admin key is a dry run and forgets nothing", "[erasure]") {
+  erasure_rig rig;
+  REQUIRE(rig.admin->enroll(5, "shop").ok());
+  REQUIRE(rig.admin->link_alias("signup-5", 5, "card-0005").ok());
+  auto dry = rig.connect(sandbox_admin_key)->erase("dry-1", 5, "ticket 5");
+  INFO(dry.message);
+  REQUIRE(dry.ok());
+  CHECK(dry.dry_run);
+  CHECK(dry.seq == 0);
+  CHECK(rig.admin->lookup("card-0005").member == 5);
+  // Its txn id is free for the real erase.
+  auto real = rig.admin->erase("dry-1", 5, "ticket 5");
+  REQUIRE(real.ok());
+  CHECK_FALSE(real.replayed);
+  CHECK(rig.admin->lookup("card-0005").code == errc::unknown_alias);
 }
