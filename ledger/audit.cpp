@@ -459,71 +459,43 @@ public:
   // its hashed key (schema 9), and its member lists it (member_aliases) and
   // the reverse. An erased member has no key and no alias.
   void aliases() {
+    auto u64 = [](const MDB_val& x) {
+      std::uint64_t n = 0;
+      std::memcpy(&n, x.mv_data, sizeof n);
+      return n;
+    };
     std::unordered_set<std::uint64_t> erased;
-    {
-      detail::cursor cur(txn_, db_.erasures);
-      MDB_val k{}, v{};
-      for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
-           rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
-        std::uint64_t member = 0, seq = 0;
-        if (k.mv_size != sizeof member || v.mv_size != sizeof seq) {
-          problem("erasures: a record of the wrong size");
-          continue;
-        }
-        std::memcpy(&member, k.mv_data, sizeof member);
-        std::memcpy(&seq, v.mv_data, sizeof seq);
-        erased.insert(member);
-        auto e = led_.read_entry(txn_, seq);
-        if (!e || e->header.kind != static_cast<std::uint16_t>(entry_kind::erase) || e->header.member_id != member)
-          problem("member " + std::to_string(member) + ": erased by entry " + std::to_string(seq) +
-                  ", which is not its erase entry");
-      }
-    }
-    {
-      detail::cursor cur(txn_, db_.member_keys);
-      MDB_val k{}, v{};
-      for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
-           rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
-        std::uint64_t member = 0;
-        if (k.mv_size != sizeof member || v.mv_size != member_key_bytes) {
-          problem("member_keys: a record of the wrong size");
-          continue;
-        }
-        std::memcpy(&member, k.mv_data, sizeof member);
-        if (erased.count(member) != 0)
-          problem("member " + std::to_string(member) + ": erased, but its key is still stored");
-      }
-    }
+    detail::for_each_record(txn_, db_.erasures, [&](const MDB_val& k, const MDB_val& v) {
+      if (k.mv_size != sizeof(std::uint64_t) || v.mv_size != sizeof(std::uint64_t))
+        return problem("erasures: a record of the wrong size");
+      const auto member = u64(k), seq = u64(v);
+      erased.insert(member);
+      auto e = led_.read_entry(txn_, seq);
+      if (!e || e->header.kind != static_cast<std::uint16_t>(entry_kind::erase) || e->header.member_id != member)
+        problem("member " + std::to_string(member) + ": erased by entry " + std::to_string(seq) +
+                ", which is not its erase entry");
+    });
+    detail::for_each_record(txn_, db_.member_keys, [&](const MDB_val& k, const MDB_val& v) {
+      if (k.mv_size != sizeof(std::uint64_t) || v.mv_size != member_key_bytes)
+        return problem("member_keys: a record of the wrong size");
+      if (erased.count(u64(k)) != 0)
+        problem("member " + std::to_string(u64(k)) + ": erased, but its key is still stored");
+    });
     std::set<std::pair<std::uint64_t, std::string>> listed;  // (member, alias key) of member_aliases
-    {
-      detail::cursor cur(txn_, db_.member_aliases);
-      MDB_val k{}, v{};
-      for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
-           rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
-        std::uint64_t member = 0;
-        if (k.mv_size != sizeof member) {
-          problem("member_aliases: a key of the wrong size");
-          continue;
-        }
-        std::memcpy(&member, k.mv_data, sizeof member);
-        listed.emplace(member, std::string(static_cast<const char*>(v.mv_data), v.mv_size));
-      }
-    }
+    detail::for_each_record(txn_, db_.member_aliases, [&](const MDB_val& k, const MDB_val& v) {
+      if (k.mv_size != sizeof(std::uint64_t))
+        return problem("member_aliases: a key of the wrong size");
+      listed.emplace(u64(k), std::string(static_cast<const char*>(v.mv_data), v.mv_size));
+    });
     std::size_t matched = 0;
-    detail::cursor cur(txn_, db_.aliases);
-    MDB_val k{}, v{};
-    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
-         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+    detail::for_each_record(txn_, db_.aliases, [&](const MDB_val& k, const MDB_val& v) {
       const std::string key(static_cast<const char*>(k.mv_data), k.mv_size);
       const auto where = "alias " + printable(key);
-      std::uint64_t member = 0;
       if (k.mv_size != alias_key_bytes)
         problem(where + ": not a hashed alias key of " + std::to_string(alias_key_bytes) + " bytes");
-      if (v.mv_size != sizeof member) {
-        problem(where + ": record has the wrong size");
-        continue;
-      }
-      std::memcpy(&member, v.mv_data, sizeof member);
+      if (v.mv_size != sizeof(std::uint64_t))
+        return problem(where + ": record has the wrong size");
+      const auto member = u64(v);
       if (members_.count(member) == 0)
         problem(where + ": names member " + std::to_string(member) + ", who is not enrolled");
       if (erased.count(member) != 0)
@@ -532,7 +504,7 @@ public:
         problem(where + ": names member " + std::to_string(member) + ", whose member_aliases lacks it");
       else
         ++matched;
-    }
+    });
     if (matched != listed.size())
       problem(std::to_string(listed.size() - matched) + " member_aliases values name no aliases row of their member");
   }

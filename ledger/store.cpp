@@ -88,19 +88,17 @@ bool load_counters(MDB_txn* txn, MDB_dbi dbi, std::unordered_map<std::uint64_t, 
 // bytes is re-hashed like any other: a schema-8 table holds texts only).
 bool hash_alias_rows(MDB_txn* txn, const dbs& db, std::string& error) {
   std::vector<std::pair<std::string, std::uint64_t>> rows;
-  {
-    detail::cursor cur(txn, db.aliases);
-    MDB_val k{}, v{};
-    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
-         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
-      std::uint64_t member = 0;
-      if (v.mv_size != sizeof member) {
-        error = "the aliases table holds a record of the wrong size; run verify with a schema-8 build";
-        return false;
-      }
+  bool sized = true;
+  detail::for_each_record(txn, db.aliases, [&](const MDB_val& k, const MDB_val& v) {
+    std::uint64_t member = 0;
+    sized = sized && v.mv_size == sizeof member;
+    if (v.mv_size == sizeof member)
       std::memcpy(&member, v.mv_data, sizeof member);
-      rows.emplace_back(std::string(static_cast<const char*>(k.mv_data), k.mv_size), member);
-    }
+    rows.emplace_back(std::string(static_cast<const char*>(k.mv_data), k.mv_size), member);
+  });
+  if (!sized) {
+    error = "the aliases table holds a record of the wrong size; run verify with a schema-8 build";
+    return false;
   }
   if (int r = mdb_drop(txn, db.aliases, 0); r != MDB_SUCCESS) {
     error = detail::mdb_error("emptying the aliases table to hash its keys", r);
@@ -277,20 +275,14 @@ bool ledger::impl::load_state(MDB_txn* txn, std::string& error) {
   if (error.empty())
     load_counters(txn, db.counters, counter_values, error);
   erased.clear();
-  if (error.empty()) {
-    detail::cursor cur(txn, db.erasures);
-    MDB_val k{}, v{};
-    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
-         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+  if (error.empty())
+    detail::for_each_record(txn, db.erasures, [&](const MDB_val& k, const MDB_val&) {
       std::uint64_t member = 0;
-      if (k.mv_size != sizeof member) {
+      if (k.mv_size != sizeof member)
         error = "the erasures table holds a key of the wrong size";
-        break;
-      }
-      std::memcpy(&member, k.mv_data, sizeof member);
-      erased.insert(member);
-    }
-  }
+      else
+        erased.insert((std::memcpy(&member, k.mv_data, sizeof member), member));
+    });
   if (error.empty()) {
     MDB_val key = val(accounts_seq_key, sizeof accounts_seq_key - 1);
     detail::get_record(txn, db.meta, key, accounts_seq);
