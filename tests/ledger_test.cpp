@@ -2308,3 +2308,34 @@ TEST_CASE("a schema-8 directory's aliases, stored as text, are found by their ha
   CHECK_FALSE(f.led->find_alias("legacy-card"));
   CHECK(f.led->verify().ok);
 }
+
+TEST_CASE("a command carries a personal op's member key, and a command written before keys (LLC1) still decodes",
+          "[ledger][erasure]") {
+  fixture f;
+  op linking = link(1, "card-1", "l1");
+  linking.fresh_key = new_member_key();
+  std::vector<op> batch;
+  batch.push_back(f.earn(1, 10, "e1"));
+  batch.push_back(std::move(linking));
+  const auto bytes = encode_command(batch, 77);
+  command cmd;
+  std::string err;
+  REQUIRE(decode_command(bytes, cmd, err));
+  REQUIRE(cmd.ops.size() == 2);
+  CHECK_FALSE(cmd.ops[0].fresh_key);
+  REQUIRE(cmd.ops[1].fresh_key);
+  CHECK(*cmd.ops[1].fresh_key == *batch[1].fresh_key);
+
+  // The same earn alone as an LLC1 command: no key byte after the op.
+  batch.resize(1);
+  auto old = encode_command(batch, 77);
+  REQUIRE(old.back() == '\0');
+  old.pop_back();
+  old[3] = '1';
+  REQUIRE(decode_command(old, cmd, err));
+  REQUIRE(cmd.ops.size() == 1);
+  CHECK(cmd.ops[0].points == 10);
+  CHECK_FALSE(cmd.ops[0].fresh_key);
+  old[3] = '2';  // read as LLC2 it is cut short
+  CHECK_FALSE(decode_command(old, cmd, err));
+}
