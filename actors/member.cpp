@@ -1379,7 +1379,25 @@ errc do_link_alias(member_data& m, const env& e, const member_request& r, std::v
   start(op, r, ledger::entry_kind::link_alias, m.brand_id);
   op.occurred_at_us = e.now_us;
   op.alias = r.alias;
-  op.details.push_back(detail(detail_kind::alias, 0, 0, 0, static_cast<std::int64_t>(ledger::content_hash(r.alias))));
+  // `a` is filled by the writer: a hash keyed with the member's key
+  // (ledger/sealing.hpp), never the alias's plain hash.
+  op.details.push_back(detail(detail_kind::alias, 0, 0, 0, 0));
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
+// The member asked to be forgotten (docs/OPERATIONS.md "Erasure"): an entry
+// without postings, which the writer turns into the destruction of the
+// member's key and aliases. The points stay where they are (liability does
+// not move); an operator who wants them gone adjusts them first. The
+// reason is the operator's (a ticket number), journaled as the note.
+errc do_erase(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
+  if (errc c = check_scope(r, m.brand_id, 0, msg); c != errc::ok)
+    return c;
+  ledger::op op;
+  start(op, r, ledger::entry_kind::erase, m.brand_id);
+  op.occurred_at_us = e.now_us;
+  add_text(op, r.reason);
   ops.push_back(std::move(op));
   return errc::ok;
 }
@@ -1798,6 +1816,7 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
     case request_kind::household_join:
     case request_kind::household_leave:
     case request_kind::household_dissolve: code = do_household(m, e, r, ops, message); break;
+    case request_kind::erase: code = do_erase(m, e, r, ops, message); break;
     default: return errc::internal_error;  // balance, expire, transfer: the actor handles them
   }
   if (code != errc::ok)
@@ -1865,6 +1884,7 @@ ledger::entry_kind entry_of(request_kind k) {
     case request_kind::household_join: return ek::household_join;
     case request_kind::household_leave: return ek::household_leave;
     case request_kind::household_dissolve: return ek::household_dissolve;
+    case request_kind::erase: return ek::erase;
     case request_kind::household:
     case request_kind::balance:
     case request_kind::expire:

@@ -37,6 +37,7 @@ std::string_view default_message(errc e) noexcept {
     case errc::invalid_program: return "the program file has errors; the running version stays";
     case errc::unknown_partner: return "no partner with this code in the program";
     case errc::partner_suspended: return "the partner is suspended: no new partner operations";
+    case errc::member_erased: return "the member was erased: nothing more is posted for it";
     case errc::txn_id_conflict: return "this txn id was already used for a different request";
     case errc::overloaded: return "too many requests in flight; nothing was posted, retry later";
     case errc::too_many_connections: return "connection limit reached; closing the connection";
@@ -71,10 +72,9 @@ errc errc_from_string(std::string_view name) noexcept {
     errc::unknown_reward, errc::out_of_stock, errc::unknown_hold, errc::unknown_txn,
     errc::already_reversed, errc::negative_balance_limit, errc::alias_taken, errc::unknown_alias,
     errc::unknown_event, errc::same_member, errc::not_authorized, errc::rate_limited, errc::invalid_program,
-    errc::unknown_partner, errc::partner_suspended, errc::storage_full, errc::timed_out, errc::not_leader,
-    errc::nothing_pending,
-    
-errc::household_full, errc::already_in_household, errc::not_in_household, errc::unknown_household};
+    errc::unknown_partner, errc::partner_suspended, errc::member_erased, errc::storage_full, errc::timed_out,
+    errc::not_leader, errc::nothing_pending, errc::household_full, errc::already_in_household,
+    errc::not_in_household, errc::unknown_household};
   for (auto e : all)
     if (to_string(e) == name)
       return e;

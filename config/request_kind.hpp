@@ -23,6 +23,8 @@ enum class request_kind : std::uint8_t {
   quote = 19,
   // issue 19
   release_pending = 20,
+  // item 3: erasure
+  erase = 23,
   // item 1: households (actors/household.hpp carries them out; a
   // member actor posts the entries of its member)
   household_join = 24, household_leave = 25, household_dissolve = 26, household = 27,

@@ -1,6 +1,7 @@
 // verify(): recomputes everything the ledger stores from the journal, in one
 // read transaction, and reports every disagreement.
 #include "ledger/detail/impl.hpp"
+#include "ledger/sealing.hpp"
 #include "ledger/detail/settle.hpp"
 #include "ledger/record_views.hpp"
 
@@ -8,6 +9,7 @@
 #include <array>
 #include <iterator>
 #include <unordered_map>
+#include <set>
 #include <unordered_set>
 
 namespace loyalty::ledger {
@@ -453,24 +455,58 @@ public:
       problem(std::to_string(txn_of_entry_.size() - matched) + " entries carry a txn id missing from the index");
   }
 
-  // Invariant: an alias names an enrolled member.
+  // Invariant: an alias names an enrolled member who was not erased, under
+  // its hashed key (schema 9), and its member lists it (member_aliases) and
+  // the reverse. An erased member has no key and no alias.
   void aliases() {
-    detail::cursor cur(txn_, db_.aliases);
-    MDB_val k{}, v{};
-    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
-         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
-      const auto where = "alias " + printable({static_cast<const char*>(k.mv_data), k.mv_size});
-      std::uint64_t member = 0;
-      if (k.mv_size > limits::txn_id_bytes_max)
-        problem(where + ": longer than " + std::to_string(limits::txn_id_bytes_max) + " bytes");
-      if (v.mv_size != sizeof member) {
-        problem(where + ": record has the wrong size");
-        continue;
-      }
-      std::memcpy(&member, v.mv_data, sizeof member);
+    auto u64 = [](const MDB_val& x) {
+      std::uint64_t n = 0;
+      std::memcpy(&n, x.mv_data, sizeof n);
+      return n;
+    };
+    std::unordered_set<std::uint64_t> erased;
+    detail::for_each_record(txn_, db_.erasures, [&](const MDB_val& k, const MDB_val& v) {
+      if (k.mv_size != sizeof(std::uint64_t) || v.mv_size != sizeof(std::uint64_t))
+        return problem("erasures: a record of the wrong size");
+      const auto member = u64(k), seq = u64(v);
+      erased.insert(member);
+      auto e = led_.read_entry(txn_, seq);
+      if (!e || e->header.kind != static_cast<std::uint16_t>(entry_kind::erase) || e->header.member_id != member)
+        problem("member " + std::to_string(member) + ": erased by entry " + std::to_string(seq) +
+                ", which is not its erase entry");
+    });
+    detail::for_each_record(txn_, db_.member_keys, [&](const MDB_val& k, const MDB_val& v) {
+      if (k.mv_size != sizeof(std::uint64_t) || v.mv_size != member_key_bytes)
+        return problem("member_keys: a record of the wrong size");
+      if (erased.count(u64(k)) != 0)
+        problem("member " + std::to_string(u64(k)) + ": erased, but its key is still stored");
+    });
+    std::set<std::pair<std::uint64_t, std::string>> listed;  // (member, alias key) of member_aliases
+    detail::for_each_record(txn_, db_.member_aliases, [&](const MDB_val& k, const MDB_val& v) {
+      if (k.mv_size != sizeof(std::uint64_t))
+        return problem("member_aliases: a key of the wrong size");
+      listed.emplace(u64(k), std::string(static_cast<const char*>(v.mv_data), v.mv_size));
+    });
+    std::size_t matched = 0;
+    detail::for_each_record(txn_, db_.aliases, [&](const MDB_val& k, const MDB_val& v) {
+      const std::string key(static_cast<const char*>(k.mv_data), k.mv_size);
+      const auto where = "alias " + printable(key);
+      if (k.mv_size != alias_key_bytes)
+        problem(where + ": not a hashed alias key of " + std::to_string(alias_key_bytes) + " bytes");
+      if (v.mv_size != sizeof(std::uint64_t))
+        return problem(where + ": record has the wrong size");
+      const auto member = u64(v);
       if (members_.count(member) == 0)
         problem(where + ": names member " + std::to_string(member) + ", who is not enrolled");
-    }
+      if (erased.count(member) != 0)
+        problem(where + ": names member " + std::to_string(member) + ", who was erased");
+      if (listed.count({member, key}) == 0)
+        problem(where + ": names member " + std::to_string(member) + ", whose member_aliases lacks it");
+      else
+        ++matched;
+    });
+    if (matched != listed.size())
+      problem(std::to_string(listed.size() - matched) + " member_aliases values name no aliases row of their member");
   }
 
   // Invariant: a counter is the sum of its details over the journal.

@@ -10,7 +10,10 @@ namespace loyalty::ledger {
 
 namespace {
 
-constexpr char magic[4] = {'L', 'L', 'C', '1'};
+// LLC2 (schema 9) adds each op's fresh member key; LLC1 commands, which a
+// node's log may still hold from before the upgrade, decode without it.
+constexpr char magic[4] = {'L', 'L', 'C', '2'};
+constexpr char magic_v1[4] = {'L', 'L', 'C', '1'};
 constexpr char policy_magic[4] = {'L', 'L', 'P', '1'};
 // A program file is a few kilobytes; this bounds what a decoder allocates.
 constexpr std::uint32_t policy_text_bytes_max = 16u << 20;
@@ -123,6 +126,9 @@ std::string encode_command(const std::vector<op>& batch, std::uint64_t now_us) {
     w.put(o.key_id);
     w.put(o.policy_version);
     w.put(o.partner_id);
+    w.put(static_cast<std::uint8_t>(o.fresh_key ? o.fresh_key->size() : 0));
+    if (o.fresh_key)
+      w.bytes(o.fresh_key->data(), o.fresh_key->size());
     if (o.seq_to)
       cells[o.seq_to.get()] = pos;
     ++pos;
@@ -176,10 +182,11 @@ bool decode_command(std::string_view bytes, command& out, std::string& error) {
   reader r(bytes);
   char m[sizeof magic] = {};
   std::uint32_t count = 0;
-  if (!r.bytes(m, sizeof m) || std::memcmp(m, magic, sizeof magic) != 0) {
-    error = "not a ledger command (no LLC1 or LLP1 magic)";
+  if (!r.bytes(m, sizeof m) || (std::memcmp(m, magic, sizeof magic) != 0 && std::memcmp(m, magic_v1, sizeof magic_v1) != 0)) {
+    error = "not a ledger command (no LLC2, LLC1 or LLP1 magic)";
     return false;
   }
+  const bool with_keys = std::memcmp(m, magic, sizeof magic) == 0;
   if (!r.get(out.now_us) || !r.get(count)) {
     error = "a ledger command cut short in its header";
     return false;
@@ -245,6 +252,18 @@ bool decode_command(std::string_view bytes, command& out, std::string& error) {
         !r.get(o.tier_after) || !r.get(o.key_id) || !r.get(o.policy_version) || !r.get(o.partner_id))
       return fail("cut short");
     o.has_member_state = has_state != 0;
+    if (with_keys) {
+      std::uint8_t key_bytes = 0;
+      if (!r.get(key_bytes))
+        return fail("cut short");
+      if (key_bytes != 0) {
+        if (key_bytes != 32)
+          return fail("a member key of " + std::to_string(key_bytes) + " bytes");
+        o.fresh_key.emplace();
+        if (!r.bytes(o.fresh_key->data(), key_bytes))
+          return fail("cut short");
+      }
+    }
   }
   if (!r.done()) {
     error = "a ledger command with bytes after its last op";

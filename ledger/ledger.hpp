@@ -133,6 +133,12 @@ struct op {
   // with alias_taken, one that already names this member completes ok with
   // replayed = true and posts nothing.
   std::string alias;
+  // An op that carries a personal value (sealing.hpp carries_personal): a
+  // key for the member, which the writer stores if the member has none yet.
+  // submit() draws it (callers leave it unset), before the op reaches the
+  // writer, and the replicated command carries it, so every node stores the
+  // same key.
+  std::optional<std::array<unsigned char, 32>> fresh_key;
   // If set, the journal header's lifetime_after / tier_after come from these
   // (the member actor's book) instead of the member_points account.
   bool has_member_state = false;

@@ -118,6 +118,8 @@ bool apply_one(member_book& b, const entry_detail& d, std::uint64_t seq, std::ui
     case detail_kind::alias:
     case detail_kind::note:
     case detail_kind::household:  // the household is the counters table's (the writer keeps it), not the book's
+    case detail_kind::sealed_alias:
+    case detail_kind::sealed_note:
     case detail_kind::settle:  // money between coalition parties, not the member's
       return true;  // not part of the book
     case detail_kind::debt:

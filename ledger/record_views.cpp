@@ -32,6 +32,7 @@ const char* to_string(entry_kind k) noexcept {
     case entry_kind::household_leave: return "household_leave";
     case entry_kind::household_dissolve: return "household_dissolve";
     case entry_kind::household_move: return "household_move";
+    case entry_kind::erase: return "erase";
   }
   return "unknown";
 }
@@ -125,11 +126,11 @@ std::optional<settle_view> as_settle(const entry_detail& d) noexcept {
 
 // A note record carries 28 bytes of the text: in brand (4), a, b, c (8
 // each); id is the offset of its first byte, aux the text's length.
-void append_note(std::vector<entry_detail>& details, std::string_view text) {
-  text = text.substr(0, std::min(text.size(), note_bytes_max));
+void append_chunks(std::vector<entry_detail>& details, detail_kind kind, std::string_view text, std::size_t bytes_max) {
+  text = text.substr(0, std::min(text.size(), bytes_max));
   for (std::size_t off = 0; off < text.size(); off += 28) {
     entry_detail d{};
-    d.kind = static_cast<std::uint16_t>(detail_kind::note);
+    d.kind = static_cast<std::uint16_t>(kind);
     d.id = static_cast<std::uint32_t>(off);
     d.aux = static_cast<std::uint32_t>(text.size());
     char buf[28]{};
@@ -142,12 +143,12 @@ void append_note(std::vector<entry_detail>& details, std::string_view text) {
   }
 }
 
-std::string note_text(std::span<const entry_detail> details) {
+std::string chunks_text(std::span<const entry_detail> details, detail_kind kind, std::size_t bytes_max) {
   std::string text;
   for (const auto& d : details) {
     // Records in order, each continuing where the text stands; anything
     // else (a record out of place, a length past the bound) is not text.
-    if (!is(d, detail_kind::note) || d.id != text.size() || d.aux > note_bytes_max || d.aux <= d.id)
+    if (!is(d, kind) || d.id != text.size() || d.aux > bytes_max || d.aux <= d.id)
       continue;
     char buf[28];
     std::memcpy(buf, &d.brand, 4);
@@ -157,6 +158,14 @@ std::string note_text(std::span<const entry_detail> details) {
     text.append(buf, std::min<std::size_t>(28, d.aux - d.id));
   }
   return text;
+}
+
+void append_note(std::vector<entry_detail>& details, std::string_view text) {
+  append_chunks(details, detail_kind::note, text, note_bytes_max);
+}
+
+std::string note_text(std::span<const entry_detail> details) {
+  return chunks_text(details, detail_kind::note, note_bytes_max);
 }
 
 } // namespace loyalty::ledger

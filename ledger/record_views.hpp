@@ -117,5 +117,9 @@ inline constexpr std::size_t note_bytes_max = 4096;
 void append_note(std::vector<entry_detail>& details, std::string_view text);
 // The text the note records of an entry hold ("" without any).
 [[nodiscard]] std::string note_text(std::span<const entry_detail> details);
+// The same layout for another kind of record (sealing.hpp: sealed_note holds
+// a note's ciphertext and tag, at most `bytes_max`).
+void append_chunks(std::vector<entry_detail>& details, detail_kind kind, std::string_view bytes, std::size_t bytes_max);
+[[nodiscard]] std::string chunks_text(std::span<const entry_detail> details, detail_kind kind, std::size_t bytes_max);
 
 } // namespace loyalty::ledger

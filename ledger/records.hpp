@@ -48,10 +48,20 @@ namespace loyalty::ledger {
 //    (counter kinds rule_day_points and rule_month_points). Households:
 //    household_join / household_leave / household_dissolve entries (kinds
 //    26-28) with household records (kind 24), household_move entries (kind
-//    29), and household counters (counter kind household_member). A schema-8
-//    directory holds none of these and opens as it is; opening it records
-//    version 9. A schema-8 build refuses a version-9 directory (its verify
-//    would take the new records for unknown kinds).
+//    29), and household counters (counter kind household_member). Erasure
+//    (ledger/sealing.hpp): the aliases table is keyed by alias_key_of(alias)
+//    (SHA-256) instead of the alias's text; new tables member_keys (member
+//    -> its 32-byte key), member_aliases (member -> the aliases-table keys
+//    of its aliases, duplicates sorted) and erasures (member -> the seq of
+//    its erase entry); erase entries (kind 25) and sealed_alias /
+//    sealed_note records (kinds 22, 23). A schema-8 directory holds none of
+//    the new records and opens as it is; opening it records version 9,
+//    creates the empty tables and rewrites each aliases row under its hashed
+//    key (filling member_aliases), so its alias texts leave the live tables
+//    (the freed pages keep them until LMDB reuses them: docs/OPERATIONS.md
+//    "Erasure"). Its entries keep what they hold (plain consent sources,
+//    plain alias hashes). A schema-8 build refuses a version-9 directory
+//    (its verify would take the new records for unknown kinds).
 inline constexpr std::uint64_t schema_version = 9;
 inline constexpr std::uint64_t schema_version_readable_min = 3;
 
@@ -125,6 +135,7 @@ enum class entry_kind : std::uint16_t {
   // issue 19
   tier_notice = 20,        // no postings: the expiry sweep told the member its tier drops soon (a tier_notice detail)
   release_pending = 21,    // no postings: a purchase's pending points made spendable now (lot_release details)
+  erase = 25,              // no postings: the member's personal values were destroyed (key, aliases; note: the reason)
   // issue 19 item 1: households (a household detail each, no postings)
   household_join = 26,      // the member joined a household
   household_leave = 27,     // the member left its household (on its own, or one by one as it was dissolved)
@@ -216,8 +227,8 @@ enum class detail_kind : std::uint16_t {
   tier_state = 10,  // id: secured tier, aux: pending tier, a: prune buckets before this day,
                     //   b: pending_at_us, c: reviewed_through_us
   activity = 11,    // b: the member's last activity instant (inactivity expiry counts from it)
-  alias = 12,       // a: content_hash of the alias linked by a link_alias entry (the alias
-                    //   itself is the key of the aliases table)
+  alias = 12,       // a: content_hash of the alias linked by a link_alias entry (schema 8 and
+                    //   before; the writer of schema 9 turns it into sealed_alias)
   note = 13,        // free text of the entry (an adjustment's reason), 28 bytes per record:
                     //   id: byte offset, aux: total length, bytes in brand, a, b, c
   settle = 14,      // money between two parties for points of this entry (see below)
@@ -236,6 +247,10 @@ enum class detail_kind : std::uint16_t {
   lot_release = 19,  // id: a pending lot, brand: its brand, a: points (> 0) made available at b (the entry's
                      //   instant); c = 0: the whole lot, in place; c != 0: the points leave the lot for a new
                      //   lot c (the member's next lot id) with the same brand, expiry and earned-at
+  // issue 19 item 3: sealed with the member's key (ledger/sealing.hpp); unreadable once it is erased
+  sealed_alias = 22,  // a: keyed_hash(member key, "alias", alias) of a link_alias entry's alias
+  sealed_note = 23,   // a note (a consent's source) as AES-256-GCM ciphertext and its 16-byte tag,
+                      //   in the note's layout (id: byte offset, aux: total length, bytes in brand, a, b, c)
   // issue 19 item 1
   household = 24,  // a: the member's household counter change (+household id on a join, -household id on a
                    //   leave), b: the household id, c: the member, aux: household_reason; the
@@ -365,8 +380,23 @@ static_assert(std::is_trivially_copyable_v<member_record>);
 
 // Txn index: key = client txn id bytes (1..64), value = journal seq (uint64).
 
-// Aliases: key = alias bytes (1..64), value = member id (uint64). Written by
-// the link_alias entry in the same transaction; never overwritten.
+// Aliases: key = alias_key_of(alias) (32 bytes, sealing.hpp; schema 8 and
+// before: the alias bytes), value = member id (uint64). Written by the
+// link_alias entry in the same transaction; never overwritten; deleted by
+// the member's erase entry, after which the alias may name a new member.
+//
+// Member aliases (schema 9): key = member id (uint64, MDB_INTEGERKEY,
+// MDB_DUPSORT), one value per alias of the member: its 32-byte aliases-table
+// key. Written with the aliases row, deleted with it.
+//
+// Member keys (schema 9): key = member id (uint64, MDB_INTEGERKEY), value =
+// the member's 32-byte key (sealing.hpp). Written by the member's first
+// entry that carries a personal value; deleted by its erase entry, never
+// written again for that member.
+//
+// Erasures (schema 9): key = member id (uint64, MDB_INTEGERKEY), value = the
+// seq of its erase entry (uint64). The writer refuses every later entry of
+// the member (member_erased).
 
 // Policies: key = program version (uint64, MDB_INTEGERKEY, 1, 2, ...), one
 // record per program version the engine has run: the SHA-256 of the program

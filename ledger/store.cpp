@@ -82,15 +82,55 @@ bool load_counters(MDB_txn* txn, MDB_dbi dbi, std::unordered_map<std::uint64_t, 
 // adds accounts, records and a header field that a schema-3 ledger never
 // wrote (its partner_id bytes were reserved zeroes), so nothing but the
 // version changes.
-void upgrade_schema(MDB_txn* txn, MDB_dbi meta, std::uint64_t from, const std::string& dir, std::string& error) {
-  // 3 -> 4, 4 -> 5, 5 -> 6, 6 -> 7, 7 -> 8 and 8 -> 9 change no bytes
-  // (records.hpp; the consents table of 6 and the books table of 7 are
-  // created empty when the environment opens): recording the version is the
-  // whole upgrade.
+// 8 -> 9: every aliases row moves from the alias's text to its hashed key
+// (sealing.hpp alias_key_of), and member_aliases learns it. Rows already
+// hashed (32 bytes that no text of that length produced... an alias of 32
+// bytes is re-hashed like any other: a schema-8 table holds texts only).
+bool hash_alias_rows(MDB_txn* txn, const dbs& db, std::string& error) {
+  std::vector<std::pair<std::string, std::uint64_t>> rows;
+  bool sized = true;
+  detail::for_each_record(txn, db.aliases, [&](const MDB_val& k, const MDB_val& v) {
+    std::uint64_t member = 0;
+    sized = sized && v.mv_size == sizeof member;
+    if (v.mv_size == sizeof member)
+      std::memcpy(&member, v.mv_data, sizeof member);
+    rows.emplace_back(std::string(static_cast<const char*>(k.mv_data), k.mv_size), member);
+  });
+  if (!sized) {
+    error = "the aliases table holds a record of the wrong size; run verify with a schema-8 build";
+    return false;
+  }
+  if (int r = mdb_drop(txn, db.aliases, 0); r != MDB_SUCCESS) {
+    error = detail::mdb_error("emptying the aliases table to hash its keys", r);
+    return false;
+  }
+  for (const auto& [text, member] : rows) {
+    const auto key = alias_key_of(text);
+    MDB_val k = val(key.data(), key.size()), v = val_of(member), mk = val_of(member), mv = val(key.data(), key.size());
+    if (int r = mdb_put(txn, db.aliases, &k, &v, MDB_NOOVERWRITE); r != MDB_SUCCESS) {
+      error = detail::mdb_error("rewriting an aliases row under its hashed key", r);
+      return false;
+    }
+    if (int r = mdb_put(txn, db.member_aliases, &mk, &mv, MDB_NODUPDATA); r != MDB_SUCCESS && r != MDB_KEYEXIST) {
+      error = detail::mdb_error("recording a member's alias", r);
+      return false;
+    }
+  }
+  log(log_level::info, "ledger: %zu aliases rows now keyed by their SHA-256 (schema 9)", rows.size());
+  return true;
+}
+
+void upgrade_schema(MDB_txn* txn, const dbs& db, std::uint64_t from, const std::string& dir, std::string& error) {
+  // 3 -> 4, 4 -> 5, 5 -> 6, 6 -> 7 and 7 -> 8 change no bytes (records.hpp;
+  // the consents table of 6, the books table of 7 and the erasure tables of
+  // 9 are created empty when the environment opens): recording the version
+  // is the whole upgrade but for 8 -> 9's aliases rows.
   static_assert(schema_version == 9 && schema_version_readable_min == 3,
                 "a new schema version needs its upgrade step here");
+  if (from < 9 && !hash_alias_rows(txn, db, error))
+    return;
   MDB_val key = val(schema_key, sizeof schema_key - 1), v = val_of(schema_version);
-  if (int r = mdb_put(txn, meta, &key, &v, 0); r != MDB_SUCCESS) {
+  if (int r = mdb_put(txn, db.meta, &key, &v, 0); r != MDB_SUCCESS) {
     error = detail::mdb_error("recording the schema upgrade", r);
     return;
   }
@@ -137,7 +177,7 @@ bool ledger::impl::open(std::string& error) {
     error = detail::mdb_error("mdb_env_create", rc);
     return false;
   }
-  mdb_env_set_maxdbs(env, 16);
+  mdb_env_set_maxdbs(env, 24);
   mdb_env_set_maxreaders(env, 256);
   rc = mdb_env_set_mapsize(env, opts.map_bytes);
   if (rc != MDB_SUCCESS) {
@@ -180,7 +220,7 @@ bool ledger::impl::open(std::string& error) {
         error = "data directory " + opts.dir + " has ledger schema version " + std::to_string(version) +
                 ", this build reads version " + std::to_string(schema_version);
       else if (version < schema_version)
-        upgrade_schema(txn, db.meta, version, opts.dir, error);
+        upgrade_schema(txn, db, version, opts.dir, error);
     } else {
       MDB_val v = val_of(schema_version);
       if (int r = mdb_put(txn, db.meta, &key, &v, 0); r != MDB_SUCCESS)
@@ -234,6 +274,15 @@ bool ledger::impl::load_state(MDB_txn* txn, std::string& error) {
   }
   if (error.empty())
     load_counters(txn, db.counters, counter_values, error);
+  erased.clear();
+  if (error.empty())
+    detail::for_each_record(txn, db.erasures, [&](const MDB_val& k, const MDB_val&) {
+      std::uint64_t member = 0;
+      if (k.mv_size != sizeof member)
+        error = "the erasures table holds a key of the wrong size";
+      else
+        erased.insert((std::memcpy(&member, k.mv_data, sizeof member), member));
+    });
   if (error.empty()) {
     MDB_val key = val(accounts_seq_key, sizeof accounts_seq_key - 1);
     detail::get_record(txn, db.meta, key, accounts_seq);
@@ -388,6 +437,10 @@ void ledger::impl::load_txn_filter() {
 // -- submission -----------------------------------------------------------------------
 
 void ledger::impl::submit(op&& o) {
+  // Drawn here, on the submitting thread, so that a cluster's command
+  // carries it (command.hpp) and every node stores the same key.
+  if (carries_personal(o.entry) && !o.fresh_key)
+    o.fresh_key = new_member_key();
   if (o.owner)
     o.owner->inflight.fetch_add(1, std::memory_order_acq_rel);
   if (o.counterparty_owner)
@@ -997,8 +1050,17 @@ bool ledger::impl::lookup_txn(MDB_txn* txn, const op& o, outcome& out) {
   journal_header h{};
   std::memcpy(&h, jv.mv_data, sizeof h);
   LEDGER_ASSERT(h.seq == seq);
-  if (h.request_hash != o.request_hash || h.kind != static_cast<std::uint16_t>(o.entry) ||
-      h.member_id != o.member_id) {
+  // An entry that carries a personal value stores its request hash keyed
+  // with the member's key (seal_personal); one written before schema 9, plain.
+  auto same_request = [&] {
+    if (h.request_hash == o.request_hash)
+      return true;
+    if (!carries_personal(o.entry))
+      return false;
+    const auto key = stored_key(txn, o.member_id);
+    return key && h.request_hash == keyed_request_hash(*key, o.request_hash);
+  };
+  if (h.kind != static_cast<std::uint16_t>(o.entry) || h.member_id != o.member_id || !same_request()) {
     out.code = errc::txn_id_conflict;
     return true;
   }
@@ -1023,12 +1085,21 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
       reject(o, code);
     return out;
   };
-  if (o.txn_id_bytes > 0 && maybe_indexed(o) && lookup_txn(txn, o, out))
+  if (o.txn_id_bytes > 0 && maybe_indexed(o) && lookup_txn(txn, o, out)) {
+    // A retried link_alias or consent of a member erased since cannot be
+    // matched any more (its request hash was keyed with the erased key).
+    if (out.code == errc::txn_id_conflict && !erased.empty() && erased.contains(o.member_id))
+      out.code = errc::member_erased;
     return refuse(out.code);
+  }
   if (o.precheck != errc::ok) {
     out.code = o.precheck;
     return out;
   }
+  // After the replay lookup: a retried erase (or any retried request of a
+  // member erased since) answers what it answered.
+  if (!erased.empty() && (erased.contains(o.member_id) || (o.counterparty_id != 0 && erased.contains(o.counterparty_id))))
+    return refuse(errc::member_erased);
   if (o.entry == entry_kind::link_alias && settle_alias(txn, o, out))
     return out;
   LEDGER_ASSERT(o.postings.size() <= postings_per_entry_max);
@@ -1098,6 +1169,8 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   const std::uint64_t seq = next_seq++;
   if (o.entry == entry_kind::consent)
     record_consent(txn, o, seq, now_us);  // before the details are written: it fills one in
+  if (carries_personal(o.entry))
+    seal_personal(txn, o, seq);  // before the header takes the request hash and the detail count
   journal_header h{};
   {
     // Balances go to the write-back cache; the journal entry below is what
@@ -1158,9 +1231,14 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
                "indexing a txn id");
     txn_seen.add(o.txn());  // before the commit that makes it visible: the filter never lags the index
   }
-  if (o.entry == entry_kind::link_alias)
-    put_or_die(txn, db.aliases, val(o.alias.data(), o.alias.size()), val_of(o.member_id), MDB_NOOVERWRITE,
-               "linking an alias");
+  if (o.entry == entry_kind::link_alias) {
+    const auto key = alias_key_of(o.alias);
+    put_or_die(txn, db.aliases, val(key.data(), key.size()), val_of(o.member_id), MDB_NOOVERWRITE, "linking an alias");
+    put_or_die(txn, db.member_aliases, val_of(o.member_id), val(key.data(), key.size()), MDB_NODUPDATA,
+               "recording a member's alias");
+  }
+  if (o.entry == entry_kind::erase)
+    erase_member(txn, o.member_id, seq);
   for (const auto& [id, value] : counted) {
     put_or_die(txn, db.counters, val_of(id), val_of(value), 0, "updating a counter");
     counter_values[id] = value;  // a failed commit stops the process: memory never runs ahead
@@ -1193,7 +1271,8 @@ void ledger::impl::record_consent(MDB_txn* txn, op& o, std::uint64_t seq, std::u
 bool ledger::impl::settle_alias(MDB_txn* txn, op& o, outcome& out) {
   LEDGER_ASSERT(!o.alias.empty());
   LEDGER_ASSERT(o.alias.size() <= limits::txn_id_bytes_max);
-  MDB_val k = val(o.alias.data(), o.alias.size()), v{};
+  const auto key = alias_key_of(o.alias);
+  MDB_val k = val(key.data(), key.size()), v{};
   int rc = mdb_get(txn, db.aliases, &k, &v);
   if (rc == MDB_NOTFOUND)
     return false;
@@ -1219,6 +1298,73 @@ bool ledger::impl::settle_alias(MDB_txn* txn, op& o, outcome& out) {
   }
   reject(o, out.code);
   return true;
+}
+
+member_key ledger::impl::key_for_write(MDB_txn* txn, const op& o) {
+  if (auto key = stored_key(txn, o.member_id))
+    return *key;
+  const member_key key = o.fresh_key ? *o.fresh_key : new_member_key();
+  put_or_die(txn, db.member_keys, val_of(o.member_id), val(key.data(), key.size()), MDB_NOOVERWRITE,
+             "storing a member's key");
+  return key;
+}
+
+void ledger::impl::seal_personal(MDB_txn* txn, op& o, std::uint64_t seq) {
+  const member_key key = key_for_write(txn, o);
+  seal_details(key, seq, o.alias, o.details);
+  LEDGER_ASSERT(o.details.size() <= details_per_entry_max);
+  o.request_hash = keyed_request_hash(key, o.request_hash);
+}
+
+void ledger::impl::erase_member(MDB_txn* txn, std::uint64_t member, std::uint64_t seq) {
+  MDB_val mk = val_of(member);
+  if (int rc = mdb_del(txn, db.member_keys, &mk, nullptr); rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+    fail_stop("deleting a member's key", rc);
+  std::vector<alias_key> keys;
+  {
+    detail::cursor cur(txn, db.member_aliases);
+    MDB_val k = val_of(member), v{};
+    for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_SET_KEY); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT_DUP)) {
+      LEDGER_ASSERT(v.mv_size == alias_key_bytes);
+      auto& a = keys.emplace_back();
+      std::memcpy(a.data(), v.mv_data, a.size());
+    }
+  }
+  for (const auto& a : keys) {
+    MDB_val k = val(a.data(), a.size());
+    if (int rc = mdb_del(txn, db.aliases, &k, nullptr); rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+      fail_stop("deleting an erased member's alias", rc);
+  }
+  if (int rc = mdb_del(txn, db.member_aliases, &mk, nullptr); rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+    fail_stop("deleting an erased member's alias list", rc);
+  put_or_die(txn, db.erasures, val_of(member), val_of(seq), MDB_NOOVERWRITE, "recording an erasure");
+  erased.insert(member);  // a failed commit stops the process: memory never runs ahead
+}
+
+std::optional<member_key> ledger::impl::stored_key(MDB_txn* txn, std::uint64_t member) const {
+  MDB_val k = val_of(member), v{};
+  const int rc = mdb_get(txn, db.member_keys, &k, &v);
+  if (rc != MDB_SUCCESS || v.mv_size != member_key_bytes)
+    return std::nullopt;  // none (a wrong size: verify reports it)
+  member_key key{};
+  std::memcpy(key.data(), v.mv_data, key.size());
+  return key;
+}
+
+bool ledger::impl::is_erased(MDB_txn* txn, std::uint64_t member) const {
+  MDB_val k = val_of(member), v{};
+  return mdb_get(txn, db.erasures, &k, &v) == MDB_SUCCESS;
+}
+
+void ledger::impl::unseal_for_read(MDB_txn* txn, ledger::entry& e) const {
+  const auto kind = static_cast<entry_kind>(e.header.kind);
+  if (!carries_personal(kind))
+    return;
+  if (is_erased(txn, e.header.member_id))
+    redact_erased(kind, e.details);
+  else if (has_sealed(e.details))
+    unseal_details(stored_key(txn, e.header.member_id), e.header.seq, e.details);
 }
 
 bool ledger::impl::count_details(const op& o, std::vector<std::pair<std::uint64_t, std::int64_t>>& next) const {
@@ -1479,6 +1625,7 @@ std::optional<ledger::entry> ledger::impl::read_entry(MDB_txn* txn, std::uint64_
   e.details.resize(e.header.detail_count);
   if (!e.details.empty())
     std::memcpy(e.details.data(), p, e.details.size() * sizeof(entry_detail));
+  unseal_for_read(txn, e);
   return e;
 }
 
@@ -1755,7 +1902,8 @@ std::optional<std::uint64_t> ledger::find_alias(std::string_view alias) const {
     return std::nullopt;
   detail::read_txn txn(impl_->env);
   std::uint64_t member = 0;
-  if (!txn.get() || !detail::get_record(txn.get(), impl_->db.aliases, val(alias.data(), alias.size()), member))
+  const auto key = alias_key_of(alias);
+  if (!txn.get() || !detail::get_record(txn.get(), impl_->db.aliases, val(key.data(), key.size()), member))
     return std::nullopt;
   return member;
 }

@@ -2006,3 +2006,17 @@ TEST_CASE("household operations decode their household and refuse one out of ran
   CHECK(decode_op("household_leave", {{"txn", val(std::string("l-1"))}, {"member", val(std::uint64_t{5})}}).error ==
         errc::ok);
 }
+
+TEST_CASE("erase takes a txn, a member id and a reason, and never rides in a batch", "[io][codec]") {
+  std::vector<field> req{{"txn", val(std::string("gdpr-1"))}, {"member", val(5)}, {"reason", val(std::string("ticket 1"))}};
+  auto ok = decode_op("erase", req);
+  CHECK(ok.error == errc::ok);
+  CHECK(ok.op == opcode::erase);
+  CHECK(ok.member == 5);
+  CHECK(ok.reason == "ticket 1");
+  CHECK(decode_op("erase", without(req, "reason")).error == errc::missing_field);
+  CHECK(decode_op("erase", without(req, "txn")).error == errc::missing_field);
+  CHECK(decode_op("erase", with(req, "reason", val(std::string(201, 'r')))).error == errc::invalid_argument);
+  CHECK_FALSE(info(opcode::erase).batchable);
+  CHECK(info(opcode::erase).access == 0);  // admin keys only
+}

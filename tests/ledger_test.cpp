@@ -5,6 +5,8 @@
 #include "ledger/command.hpp"
 #include "ledger/detail/txn_filter.hpp"
 #include "ledger/ledger.hpp"
+#include "ledger/record_views.hpp"
+#include "ledger/sealing.hpp"
 
 #include <lmdb.h>  // only to corrupt data behind the ledger's back
 
@@ -778,7 +780,11 @@ TEST_CASE("a link_alias entry makes the alias name the member, and linking it to
   CHECK(e->header.kind == static_cast<std::uint16_t>(entry_kind::link_alias));
   CHECK(e->postings.empty());
   REQUIRE(e->details.size() == 1);
-  CHECK(e->details[0].kind == static_cast<std::uint16_t>(detail_kind::alias));
+  // Schema 9: the alias's hash is keyed with the member's key (sealing.hpp),
+  // and so is the request hash, which a dictionary could otherwise invert.
+  CHECK(e->details[0].kind == static_cast<std::uint16_t>(detail_kind::sealed_alias));
+  CHECK(e->details[0].a != static_cast<std::int64_t>(content_hash("card-1")));
+  CHECK(e->header.request_hash != content_hash("card-1"));
 
   auto again = f.run(link(1, "card-1", "l2"), owner);
   CHECK(again.code == errc::ok);
@@ -2240,4 +2246,143 @@ TEST_CASE("commands the log committed while a batch was being replicated are app
   CHECK(first->header.member_id == 7);
   CHECK(second->header.member_id == 1);
   CHECK(lead.led->verify().ok);
+}
+
+// -- erasure (issue 19 item 3, ledger/sealing.hpp) ---------------------------------
+
+namespace {
+
+op consent_with_source(std::uint64_t m, std::string_view txn, std::string_view source) {
+  op o = bookkeeping(entry_kind::consent, m, txn, {fixture::detail(detail_kind::consent, 1, 1, 1)});
+  append_note(o.details, source);
+  return o;
+}
+
+op erase_of(std::uint64_t m, std::string_view txn) { return bookkeeping(entry_kind::erase, m, txn, {}); }
+
+} // namespace
+
+TEST_CASE("an erase deletes the member's key and aliases, hides its consent source from readers, refuses its later "
+          "entries, and verify still passes, across a reopen",
+          "[ledger][erasure]") {
+  fixture f;
+  f.run(f.enroll(1));
+  REQUIRE(f.run(link(1, "card-1", "l1")).code == errc::ok);
+  auto c = f.run(consent_with_source(1, "c1", "kiosk at store 12"));
+  REQUIRE(c.code == errc::ok);
+  REQUIRE(f.run(f.earn(1, 40, "e1")).code == errc::ok);
+  // Sealed on disk, readable while the key exists.
+  auto sealed = f.led->read_entry(c.seq);
+  REQUIRE(sealed);
+  CHECK(note_text(sealed->details) == "kiosk at store 12");
+
+  auto x = f.run(erase_of(1, "x1"));
+  REQUIRE(x.code == errc::ok);
+  auto check = [&] {
+    CHECK_FALSE(f.led->find_alias("card-1"));
+    auto gone = f.led->read_entry(c.seq);
+    REQUIRE(gone);
+    CHECK(note_text(gone->details).empty());
+    CHECK(std::none_of(gone->details.begin(), gone->details.end(), [](const entry_detail& d) {
+      return d.kind == static_cast<std::uint16_t>(detail_kind::note) ||
+             d.kind == static_cast<std::uint16_t>(detail_kind::sealed_note);
+    }));
+    CHECK(f.run(f.earn(1, 5, "e2")).code == errc::member_erased);
+    CHECK(f.run(erase_of(1, "x2")).code == errc::member_erased);
+    auto again = f.run(erase_of(1, "x1"));
+    CHECK(again.code == errc::ok);
+    CHECK(again.replayed);
+    CHECK(f.led->load_member(1)->balance() == 40);
+    auto rep = f.led->verify();
+    INFO(all_problems(rep));
+    CHECK(rep.ok);
+  };
+  check();
+  f.reopen();
+  check();
+  // The alias is free for a new member.
+  f.run(f.enroll(2));
+  REQUIRE(f.run(link(2, "card-1", "l2")).code == errc::ok);
+  CHECK(f.led->find_alias("card-1") == std::optional<std::uint64_t>(2));
+  CHECK(f.led->verify().ok);
+}
+
+TEST_CASE("verify reports an alias or a key left behind for an erased member", "[ledger][erasure]") {
+  fixture f;
+  f.run(f.enroll(1));
+  REQUIRE(f.run(link(1, "card-1", "l1")).code == errc::ok);
+  REQUIRE(f.run(erase_of(1, "x1")).code == errc::ok);
+  REQUIRE(f.led->verify().ok);
+  f.tamper([&](MDB_txn* txn) {
+    MDB_dbi aliases = 0, keys = 0;
+    REQUIRE(mdb_dbi_open(txn, "aliases", 0, &aliases) == 0);
+    REQUIRE(mdb_dbi_open(txn, "member_keys", MDB_INTEGERKEY, &keys) == 0);
+    const auto key = alias_key_of("card-1");
+    std::uint64_t member = 1;
+    MDB_val k{key.size(), const_cast<unsigned char*>(key.data())}, v{sizeof member, &member};
+    REQUIRE(mdb_put(txn, aliases, &k, &v, 0) == 0);
+    member_key secret{};
+    MDB_val mk{sizeof member, &member}, mv{secret.size(), secret.data()};
+    REQUIRE(mdb_put(txn, keys, &mk, &mv, 0) == 0);
+  });
+  const auto all = f.failed_verify();
+  CHECK(all.find("who was erased") != std::string::npos);
+  CHECK(all.find("its key is still stored") != std::string::npos);
+}
+
+TEST_CASE("a schema-8 directory's aliases, stored as text, are found by their hash after the upgrade", "[ledger][erasure]") {
+  fixture f;
+  f.run(f.enroll(1));
+  f.tamper([&](MDB_txn* txn) {
+    MDB_dbi aliases = 0, meta = 0;
+    REQUIRE(mdb_dbi_open(txn, "aliases", 0, &aliases) == 0);
+    REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
+    std::string text = "legacy-card";
+    std::uint64_t member = 1, version = 8;
+    MDB_val k{text.size(), text.data()}, v{sizeof member, &member};
+    REQUIRE(mdb_put(txn, aliases, &k, &v, 0) == 0);
+    std::string vk = "schema_version";
+    MDB_val sk{vk.size(), vk.data()}, sv{sizeof version, &version};
+    REQUIRE(mdb_put(txn, meta, &sk, &sv, 0) == 0);
+  });
+  f.reopen();
+  CHECK(f.led->find_alias("legacy-card") == std::optional<std::uint64_t>(1));
+  auto rep = f.led->verify();
+  INFO(all_problems(rep));
+  CHECK(rep.ok);
+  // The member's erase removes the migrated row too.
+  REQUIRE(f.run(erase_of(1, "x1")).code == errc::ok);
+  CHECK_FALSE(f.led->find_alias("legacy-card"));
+  CHECK(f.led->verify().ok);
+}
+
+TEST_CASE("a command carries a personal op's member key, and a command written before keys (LLC1) still decodes",
+          "[ledger][erasure]") {
+  fixture f;
+  op linking = link(1, "card-1", "l1");
+  linking.fresh_key = new_member_key();
+  std::vector<op> batch;
+  batch.push_back(f.earn(1, 10, "e1"));
+  batch.push_back(std::move(linking));
+  const auto bytes = encode_command(batch, 77);
+  command cmd;
+  std::string err;
+  REQUIRE(decode_command(bytes, cmd, err));
+  REQUIRE(cmd.ops.size() == 2);
+  CHECK_FALSE(cmd.ops[0].fresh_key);
+  REQUIRE(cmd.ops[1].fresh_key);
+  CHECK(*cmd.ops[1].fresh_key == *batch[1].fresh_key);
+
+  // The same earn alone as an LLC1 command: no key byte after the op.
+  batch.resize(1);
+  auto old = encode_command(batch, 77);
+  REQUIRE(old.back() == '\0');
+  old.pop_back();
+  old[3] = '1';
+  REQUIRE(decode_command(old, cmd, err));
+  REQUIRE(cmd.ops.size() == 1);
+  CHECK(cmd.ops[0].points == 10);
+  CHECK_FALSE(cmd.ops[0].fresh_key);
+  old[3] = '2';  // read as LLC2 it is cut short
+  CHECK_FALSE(decode_command(old, cmd, err));
 }

@@ -430,6 +430,12 @@ response client::adjust(const std::string& txn, const member_ref& member, std::i
   return call(std::move(r));
 }
 
+response client::erase(const std::string& txn, std::uint64_t member, const std::string& reason) {
+  auto r = make(opcode::erase, txn, member);
+  r.reason = reason;
+  return call(std::move(r));
+}
+
 response client::transfer(const std::string& txn, const member_ref& from, std::uint64_t to, std::int64_t points) {
   auto r = make(opcode::transfer, txn, from);
   r.to = to;

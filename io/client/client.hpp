@@ -140,6 +140,8 @@ public:
   response household_leave(const std::string& txn, const member_ref& member);
   response household_dissolve(const std::string& txn, std::uint64_t household);
   response household(std::uint64_t household);
+  // Admin: forgets the member's personal values for good (docs/PROTOCOL.md "erase").
+  response erase(const std::string& txn, std::uint64_t member, const std::string& reason);
   response lookup(const std::string& alias);
   // before 0 = from the newest entry; limit 0 = the server's default (20).
   response history(const member_ref& member, std::uint64_t before = 0, std::uint32_t limit = 0);

@@ -252,6 +252,11 @@ void print_text(const response& r, const request& q, bool all_pages) {
       if (r.household != 0)
         std::cout << "  household " << r.household << ": " << r.household_available << " points available to spend\n";
       break;
+    case opcode::erase:
+      std::cout << "member " << r.member << " erased: its aliases and consent sources are unreadable for good"
+                << (r.replayed ? " (replay of an earlier request: nothing posted now)" : "") << " (seq " << r.seq
+                << ")\n";
+      break;
     case opcode::consent:
       std::cout << "member " << r.member << " consents to: " << channels_text(r.consents)
                 << (r.replayed ? " (replay of an earlier request: nothing posted now)" : "") << " (seq " << r.seq
@@ -695,6 +700,13 @@ int main(int argc, char** argv) {
   adjust->add_option("--reason", req.reason, "why, 1..200 bytes (kept in the journal)")->required();
   adjust->add_option("--brand", req.brand, "brand whose points these are")->required();
 
+  auto* erase = app.add_subcommand(
+    "erase", "admin: forget a member for good (its aliases and consent sources; amounts stay); needs --key");
+  add_txn(erase);
+  erase->add_option("--member", req.member, "member id")->required();
+  erase->add_option("--reason", req.reason, "why, 1..200 bytes (kept in the journal: a ticket number, not personal data)")
+    ->required();
+
   auto* transfer = app.add_subcommand("transfer", "move points from one member to another");
   add_txn(transfer);
   add_member(transfer, true, "sending member id");
@@ -888,7 +900,8 @@ int main(int argc, char** argv) {
     {activity, opcode::activity}, {settlement, opcode::settlement}, {backup, opcode::backup},
     {consent, opcode::consent}, {tail, opcode::subscribe}, {quote, opcode::quote}, {report, opcode::report},
     {household_join, opcode::household_join}, {household_leave, opcode::household_leave},
-    {household_dissolve, opcode::household_dissolve}, {household_show, opcode::household}};
+    {household_dissolve, opcode::household_dissolve}, {household_show, opcode::household},
+    {erase, opcode::erase}};
   if (*keygen)
     return make_key(key_id, key_name, key_scope_text, key_rate, key_dry_run);
   for (auto& [sub, op] : subs)

@@ -447,6 +447,7 @@ void session::on_frame(const char* data, std::size_t size) {
     case opcode::household_leave:
     case opcode::household_dissolve:
     case opcode::household:
+    case opcode::erase:
       if (!admit(1)) {
         reply_error(req.op, req.id, errc::overloaded, {});
         return;

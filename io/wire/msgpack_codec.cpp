@@ -584,6 +584,11 @@ void decode_fields(reader& rd, request& r) {
     case opcode::household:
       rd.u64_in(f::f_household, r.household, 1, member_id_max, true, "between 1 and 2^56-1");
       break;
+    case opcode::erase:
+      rd.txn();
+      rd.member();
+      rd.str(f::f_reason, r.reason, reason_bytes_max);
+      break;
     case opcode::lookup:
       rd.str(f::f_alias, r.alias, code_bytes_max);
       break;
@@ -1375,6 +1380,7 @@ void response_fields(map_out& m, const response& r) {
       m.value("events", [&](packer& p) { pack_events(p, r.events); });
       break;
     case opcode::link_alias:
+    case opcode::erase:
       m.u64("seq", r.seq);
       m.u64("member", r.member);
       m.boolean("replayed", r.replayed);
@@ -1629,6 +1635,11 @@ void request_fields(map_out& m, const request& r) {
       break;
     case opcode::household:
       m.u64("household", r.household);
+      break;
+    case opcode::erase:
+      txn();
+      m.u64("member", r.member);
+      m.str("reason", r.reason);
       break;
     case opcode::lookup:
       m.str("alias", r.alias);

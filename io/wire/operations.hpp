@@ -92,7 +92,8 @@ inline constexpr std::optional<request_kind> no_kind{};
   X(household_join,     member,      by_brand | by_keyless,              true,  true,  request_kind::household_join)     \
   X(household_leave,    member,      by_brand | by_keyless,              true,  true,  request_kind::household_leave)    \
   X(household_dissolve, member,      by_keyless,                         true,  true,  request_kind::household_dissolve) \
-  X(household,          member,      by_read | by_brand | by_keyless,    false, true,  request_kind::household)
+  X(household,          member,      by_read | by_brand | by_keyless,    false, true,  request_kind::household) \
+  X(erase,              member,      0,                                  true,  false, request_kind::erase)
 
 enum class opcode : std::uint8_t {
 #define LOYALTY_OP_ENUM(name, family, access, posts, batchable, kind) name,

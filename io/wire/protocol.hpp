@@ -73,7 +73,7 @@ inline constexpr std::uint32_t report_top_default = 10;
 // The event stream (docs/PROTOCOL.md, "subscribe"). Event types: a
 // subscriber's `types` filter is a set of these names; bit i of
 // request::event_types is event_type_names[i]. Appended only.
-inline constexpr std::array<std::string_view, 21> event_type_names = {
+inline constexpr std::array<std::string_view, 22> event_type_names = {
   "member_enrolled",      // enroll
   "points_earned",        // earn, event (a welcome bonus too), partner_earn
   "points_redeemed",      // redeem, redeem_reward, capture, partner_burn
@@ -96,6 +96,7 @@ inline constexpr std::array<std::string_view, 21> event_type_names = {
   "household_left",          // household_leave
   "household_dissolved",     // household_dissolve: one per member of the dissolved household
   "household_points_moved",  // household_move (member: the giver; counterparty: the receiver)
+  "member_erased",        // erase: the member's personal values were destroyed (the event carries none)
 };
 inline constexpr std::uint32_t event_types_all = (1u << event_type_names.size()) - 1;
 // The bit of an event type name, or 0 for a name that is not one.

@@ -7,6 +7,7 @@
 #include "ledger/detail/lmdb.hpp"
 #include "ledger/detail/txn_filter.hpp"
 #include "ledger/ledger.hpp"
+#include "ledger/sealing.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -15,6 +16,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace loyalty::ledger {
 
@@ -60,6 +62,10 @@ struct dbs {
   MDB_dbi consents = 0;
   MDB_dbi policy_texts = 0;
   MDB_dbi books = 0;
+  // schema 9, erasure (records.hpp)
+  MDB_dbi member_keys = 0;
+  MDB_dbi member_aliases = 0;
+  MDB_dbi erasures = 0;
 };
 
 // Every table of a ledger: its name, its flags, where its handle is kept.
@@ -75,6 +81,9 @@ inline constexpr table_def tables[] = {
   {"counters", MDB_INTEGERKEY, &dbs::counters}, {"policies", MDB_INTEGERKEY, &dbs::policies},
   {"consents", MDB_INTEGERKEY, &dbs::consents}, {"policy_texts", MDB_INTEGERKEY, &dbs::policy_texts},
   {"books", MDB_INTEGERKEY, &dbs::books},
+  {"member_keys", MDB_INTEGERKEY, &dbs::member_keys},
+  {"member_aliases", MDB_INTEGERKEY | MDB_DUPSORT | MDB_DUPFIXED, &dbs::member_aliases},
+  {"erasures", MDB_INTEGERKEY, &dbs::erasures},
 };
 
 // The counter (records.hpp counter_kind) a detail moves by its `a`, or 0 for
@@ -167,6 +176,20 @@ public:
   // to the member's previous consent entry (detail `c`) and makes it the
   // member's consent in the consents table.
   void record_consent(MDB_txn* txn, op& o, std::uint64_t seq, std::uint64_t now_us);
+  // Erasure (sealing.hpp, docs/ARCHITECTURE.md "Erasure"). The member's key
+  // for an entry that carries a personal value: the stored one, else the
+  // op's fresh_key (or one drawn here), stored now. Writer thread.
+  [[nodiscard]] member_key key_for_write(MDB_txn* txn, const op& o);
+  // Seals the personal values of entry `seq` (o's details, request_hash).
+  void seal_personal(MDB_txn* txn, op& o, std::uint64_t seq);
+  // An erase entry `seq` of the member: deletes its key, its aliases rows
+  // (so each alias may name a new member) and records the erasure.
+  void erase_member(MDB_txn* txn, std::uint64_t member, std::uint64_t seq);
+  // Reads: the member's key, if it has one; whether it was erased.
+  [[nodiscard]] std::optional<member_key> stored_key(MDB_txn* txn, std::uint64_t member) const;
+  [[nodiscard]] bool is_erased(MDB_txn* txn, std::uint64_t member) const;
+  // What a reader may see of an entry's personal values (read_entry).
+  void unseal_for_read(MDB_txn* txn, ledger::entry& e) const;
   // The counters after o's details, into `next` (changed ones only); false
   // if one would leave int64. Writer thread.
   [[nodiscard]] bool count_details(const op& o, std::vector<std::pair<std::uint64_t, std::int64_t>>& next) const;
@@ -329,6 +352,10 @@ public:
 
   // Committed counters (the counters table), loaded at open. Writer thread.
   std::unordered_map<std::uint64_t, std::int64_t> counter_values;
+  // Members erased (the erasures table), for the writer's refusal of their
+  // entries; empty unless some member was erased, so an earn pays one
+  // branch for it. Writer thread (and load_state).
+  std::unordered_set<std::uint64_t> erased;
 
   // Committed txn ids (a Bloom filter): the writer adds each one it
   // indexes; `filter_loader` adds those of earlier runs, then marks it ready.

@@ -101,4 +101,19 @@ private:
   int rc_ = 0;
 };
 
+// Calls f(key, value) for every record of the table in key order (every
+// duplicate of an MDB_DUPSORT table too). The cursor's error if it cannot
+// open, else MDB_SUCCESS. f must not write to the table.
+template <class F>
+int for_each_record(MDB_txn* txn, MDB_dbi dbi, F&& f) {
+  cursor cur(txn, dbi);
+  if (cur.rc() != MDB_SUCCESS)
+    return cur.rc();
+  MDB_val k{}, v{};
+  for (int rc = mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT))
+    f(k, v);
+  return MDB_SUCCESS;
+}
+
 } // namespace loyalty::ledger::detail

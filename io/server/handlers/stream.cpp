@@ -75,9 +75,9 @@ enum event_type : int {
   member_enrolled, points_earned, points_redeemed, points_refunded, redemption_reversed, points_adjusted,
   points_transferred, points_expired, points_held, hold_released, hold_expired, tier_changed, consent_changed,
   points_expiring, alias_linked, tier_downgrade_warning, points_released, household_joined, household_left,
-  household_dissolved, household_points_moved,
+  household_dissolved, household_points_moved, member_erased,
 };
-static_assert(household_points_moved + 1 == event_type_names.size());
+static_assert(member_erased + 1 == event_type_names.size());
 
 // The event type of an entry of this kind (none: it gives no event of its
 // own; tier_review's only event is tier_changed), with the fields only
@@ -145,6 +145,7 @@ int event_of(const ledger::ledger::entry& e, const program& prog, stream_event& 
              : static_cast<ek>(h.kind) == ek::household_leave ? household_left
                                                                : household_dissolved;
     case ek::household_move: return household_points_moved;
+    case ek::erase: return member_erased;
   }
   return -1;
 }
