@@ -21,6 +21,8 @@ enum class request_kind : std::uint8_t {
   consent = 18,
   // a dry-run earn: evaluated, never posted (actors/member.hpp, quote_earn)
   quote = 19,
+  // issue 19 item 2 (20 is item 5's): an admin blocks / unblocks the member
+  block = 21, unblock = 22,
 };
 
 } // namespace loyalty

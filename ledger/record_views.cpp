@@ -27,6 +27,9 @@ const char* to_string(entry_kind k) noexcept {
     case entry_kind::consent: return "consent";
     case entry_kind::expiry_notice: return "expiry_notice";
     case entry_kind::tier_notice: return "tier_notice";
+    case entry_kind::limit_breach: return "limit_breach";
+    case entry_kind::block: return "block";
+    case entry_kind::unblock: return "unblock";
   }
   return "unknown";
 }
@@ -94,6 +97,13 @@ std::optional<tier_notice_view> as_tier_notice(const entry_detail& d) noexcept {
   if (!is(d, detail_kind::tier_notice))
     return std::nullopt;
   return tier_notice_view{d.id, d.aux, d.a, d.b};
+}
+
+std::optional<risk_view> as_risk(const entry_detail& d) noexcept {
+  if (!is(d, detail_kind::risk))
+    return std::nullopt;
+  return risk_view{static_cast<risk_change>(d.aux & 0xff), static_cast<velocity_metric>((d.aux >> 8) & 0xff),
+                   static_cast<velocity_window>(d.aux >> 16), d.a, static_cast<std::int64_t>(d.b), d.c != 0};
 }
 
 std::optional<expiry_notice_view> as_expiry_notice(const entry_detail& d) noexcept {

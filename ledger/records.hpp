@@ -42,7 +42,13 @@ namespace loyalty::ledger {
 //    (kind 18). A schema-7 directory holds none and opens as it is;
 //    opening it records version 8. A schema-7 build refuses a version-8
 //    directory.
-inline constexpr std::uint64_t schema_version = 8;
+// 9: fraud and velocity limits (issue 19 item 2): limit_breach, block and
+//    unblock entries (kinds 22-24) with velocity and risk records (kinds
+//    20, 21), and the risk table of members with breaches or a block. A
+//    schema-8 directory holds none of these and opens as it is; opening it
+//    records version 9 (and creates the empty risk table). A schema-8 build
+//    refuses a version-9 directory.
+inline constexpr std::uint64_t schema_version = 9;
 inline constexpr std::uint64_t schema_version_readable_min = 3;
 
 // -- account ids ---------------------------------------------------------------
@@ -114,8 +120,12 @@ enum class entry_kind : std::uint16_t {
   expiry_notice = 19,      // no postings: the expiry sweep told the member's lots expire soon (expiry_notice details)
   // issue 19
   tier_notice = 20,        // no postings: the expiry sweep told the member its tier drops soon (a tier_notice detail)
+  // issue 19 item 2: fraud and velocity limits (21 is item 5's)
+  limit_breach = 22,       // no postings: a request was refused for crossing a limit (a risk detail)
+  block = 23,              // no postings: an admin blocked the member (a risk detail; note: the reason)
+  unblock = 24,            // no postings: an admin unblocked the member (a risk detail; note: the reason)
 };
-inline constexpr std::uint16_t entry_kind_max = 20;
+inline constexpr std::uint16_t entry_kind_max = 24;
 
 enum class posting_side : std::uint32_t { debit = 1, credit = 2 };
 
@@ -216,8 +226,25 @@ enum class detail_kind : std::uint16_t {
   tier_notice = 18,  // id: the tier now, aux: the tier it drops to, a: the tier metric missing to keep
                      //   it, b: the instant it drops (actors/policy.hpp tier_outlook; the member's
                      //   book remembers the day of the latest drop noticed, so each is noticed once)
+  // issue 19 item 2 (19 is item 5's)
+  velocity = 20,  // id: local hour (hours since the local epoch) the entry counts in, aux: velocity_metric,
+                  //   a: points (>= 0); carried by the entries a [limits] table counts, only while one is
+                  //   configured (member_book.hpp velocity_windows)
+  risk = 21,      // aux: risk_change | velocity_metric << 8 | velocity_window << 16 (the last two of a
+                  //   breach only), id: a breach's local hour; a: the value the refused request would have
+                  //   reached, b: the limit, c: 1 if this breach flags the member (member_book.hpp apply_risk)
 };
-inline constexpr std::uint16_t detail_kind_max = 18;
+inline constexpr std::uint16_t detail_kind_max = 21;
+
+// What a velocity record counts: the six metrics of a [limits] table
+// (docs/PROGRAM.md). One entry counts once in one of the four counts; earns
+// and redemptions also add their points.
+enum class velocity_metric : std::uint32_t {
+  earns = 0, points_earned = 1, redemptions = 2, points_redeemed = 3, transfers_out = 4, aliases_linked = 5,
+};
+inline constexpr std::size_t velocity_metrics = 6;
+enum class velocity_window : std::uint32_t { hour = 0, day = 1 };
+enum class risk_change : std::uint32_t { breach = 1, block = 2, unblock = 3 };
 
 // settle: `brand` = the payer's id, `id` = the payee's id, aux = payer party
 // kind | payee party kind << 8, a = points (> 0), b = amount in minor units,
@@ -359,6 +386,23 @@ struct consent_record {
 };
 static_assert(sizeof(consent_record) == 24);
 static_assert(std::is_trivially_copyable_v<consent_record>);
+
+// Risk: key = member id (uint64, MDB_INTEGERKEY), one record per member
+// with a limit breach, a block or an unblock ever journaled: its state after
+// its newest such entry (the same as its book's, member_book.hpp risk_fold).
+// Written by those entries in the same transaction; the flagged-and-blocked
+// report reads this table, never the journal of every member.
+inline constexpr std::uint32_t risk_flagged = 1;
+inline constexpr std::uint32_t risk_blocked = 2;
+struct risk_record {
+  std::uint32_t breaches;       // limit breaches since the member was last unblocked
+  std::uint32_t flags;          // risk_flagged | risk_blocked
+  std::uint64_t blocked_at_us;  // when the block entry occurred; 0 = not blocked
+  std::uint64_t block_seq;      // the block entry (its note is the reason); 0 = not blocked
+  std::uint64_t seq;            // the member's newest limit_breach / block / unblock entry
+};
+static_assert(sizeof(risk_record) == 32);
+static_assert(std::is_trivially_copyable_v<risk_record>);
 
 // Counters: program-wide totals that caps and stock are checked against,
 // updated in the same write transaction as the entries that move them.

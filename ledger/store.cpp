@@ -83,10 +83,11 @@ bool load_counters(MDB_txn* txn, MDB_dbi dbi, std::unordered_map<std::uint64_t, 
 // wrote (its partner_id bytes were reserved zeroes), so nothing but the
 // version changes.
 void upgrade_schema(MDB_txn* txn, MDB_dbi meta, std::uint64_t from, const std::string& dir, std::string& error) {
-  // 3 -> 4, 4 -> 5, 5 -> 6, 6 -> 7 and 7 -> 8 change no bytes (records.hpp;
-  // the consents table of 6 and the books table of 7 are created empty when
-  // the environment opens): recording the version is the whole upgrade.
-  static_assert(schema_version == 8 && schema_version_readable_min == 3,
+  // 3 -> 4, 4 -> 5, 5 -> 6, 6 -> 7, 7 -> 8 and 8 -> 9 change no bytes
+  // (records.hpp; the consents table of 6, the books table of 7 and the risk
+  // table of 9 are created empty when the environment opens): recording the
+  // version is the whole upgrade.
+  static_assert(schema_version == 9 && schema_version_readable_min == 3,
                 "a new schema version needs its upgrade step here");
   MDB_val key = val(schema_key, sizeof schema_key - 1), v = val_of(schema_version);
   if (int r = mdb_put(txn, meta, &key, &v, 0); r != MDB_SUCCESS) {
@@ -1097,6 +1098,8 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   const std::uint64_t seq = next_seq++;
   if (o.entry == entry_kind::consent)
     record_consent(txn, o, seq, now_us);  // before the details are written: it fills one in
+  if (o.entry == entry_kind::limit_breach || o.entry == entry_kind::block || o.entry == entry_kind::unblock)
+    record_risk(txn, o, seq);
   journal_header h{};
   {
     // Balances go to the write-back cache; the journal entry below is what
@@ -1187,6 +1190,21 @@ void ledger::impl::record_consent(MDB_txn* txn, op& o, std::uint64_t seq, std::u
   d->c = rec.seq;
   rec = consent_record{static_cast<std::uint32_t>(d->a), 0, seq, now_us};
   put_or_die(txn, db.consents, val_of(o.member_id), val_of(rec), 0, "recording a consent");
+}
+
+void ledger::impl::record_risk(MDB_txn* txn, const op& o, std::uint64_t seq) {
+  auto d = std::find_if(o.details.begin(), o.details.end(), [](const entry_detail& x) {
+    return x.kind == static_cast<std::uint16_t>(detail_kind::risk);
+  });
+  LEDGER_ASSERT(d != o.details.end());
+  risk_record rec{};
+  MDB_val k = val_of(o.member_id), v{};
+  if (int rc = mdb_get(txn, db.risk, &k, &v); rc == MDB_SUCCESS && v.mv_size == sizeof rec)
+    std::memcpy(&rec, v.mv_data, sizeof rec);
+  else if (rc != MDB_NOTFOUND)
+    fail_stop("reading the risk table", rc == MDB_SUCCESS ? MDB_CORRUPTED : rc);
+  apply_risk(rec, *d, seq, o.occurred_at_us);
+  put_or_die(txn, db.risk, val_of(o.member_id), val_of(rec), 0, "recording a member's risk state");
 }
 
 bool ledger::impl::settle_alias(MDB_txn* txn, op& o, outcome& out) {

@@ -424,6 +424,26 @@ response client::adjust(const std::string& txn, const member_ref& member, std::i
   return call(std::move(r));
 }
 
+response client::block(const std::string& txn, const member_ref& member, const std::string& reason) {
+  auto r = make(opcode::block, txn, member);
+  r.reason = reason;
+  return call(std::move(r));
+}
+
+response client::unblock(const std::string& txn, const member_ref& member, const std::string& reason) {
+  auto r = make(opcode::unblock, txn, member);
+  r.reason = reason;
+  return call(std::move(r));
+}
+
+response client::risk_report(std::uint64_t after, std::uint32_t limit) {
+  request r;
+  r.op = opcode::risk_report;
+  r.after = after;
+  r.limit = limit;
+  return call(std::move(r));
+}
+
 response client::transfer(const std::string& txn, const member_ref& from, std::uint64_t to, std::int64_t points) {
   auto r = make(opcode::transfer, txn, from);
   r.to = to;

@@ -87,7 +87,10 @@ inline constexpr std::optional<request_kind> no_kind{};
   X(journal,            stream,      by_read | by_keyless,               false, false, no_kind)                          \
   X(cluster_status,     admin,       by_read | by_keyless,               false, false, no_kind)                          \
   X(cluster_add,        admin,       0,                                  false, false, no_kind)                          \
-  X(cluster_remove,     admin,       0,                                  false, false, no_kind)
+  X(cluster_remove,     admin,       0,                                  false, false, no_kind)                          \
+  X(block,              member,      0,                                  true,  true,  request_kind::block)              \
+  X(unblock,            member,      0,                                  true,  true,  request_kind::unblock)            \
+  X(risk_report,        report,      by_read | by_keyless,               false, false, no_kind)
 
 enum class opcode : std::uint8_t {
 #define LOYALTY_OP_ENUM(name, family, access, posts, batchable, kind) name,

@@ -60,6 +60,7 @@ struct dbs {
   MDB_dbi consents = 0;
   MDB_dbi policy_texts = 0;
   MDB_dbi books = 0;
+  MDB_dbi risk = 0;
 };
 
 // Every table of a ledger: its name, its flags, where its handle is kept.
@@ -74,7 +75,7 @@ inline constexpr table_def tables[] = {
   {"meta", 0, &dbs::meta},                      {"aliases", 0, &dbs::aliases},
   {"counters", MDB_INTEGERKEY, &dbs::counters}, {"policies", MDB_INTEGERKEY, &dbs::policies},
   {"consents", MDB_INTEGERKEY, &dbs::consents}, {"policy_texts", MDB_INTEGERKEY, &dbs::policy_texts},
-  {"books", MDB_INTEGERKEY, &dbs::books},
+  {"books", MDB_INTEGERKEY, &dbs::books},         {"risk", MDB_INTEGERKEY, &dbs::risk},
 };
 
 // The counter (records.hpp counter_kind) a detail moves by its `a`, or 0 for
@@ -161,6 +162,9 @@ public:
   // to the member's previous consent entry (detail `c`) and makes it the
   // member's consent in the consents table.
   void record_consent(MDB_txn* txn, op& o, std::uint64_t seq, std::uint64_t now_us);
+  // A limit_breach, block or unblock entry about to be appended as `seq`:
+  // the member's risk table record after it (records.hpp risk_record).
+  void record_risk(MDB_txn* txn, const op& o, std::uint64_t seq);
   // The counters after o's details, into `next` (changed ones only); false
   // if one would leave int64. Writer thread.
   [[nodiscard]] bool count_details(const op& o, std::vector<std::pair<std::uint64_t, std::int64_t>>& next) const;
