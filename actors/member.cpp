@@ -1121,6 +1121,18 @@ errc do_consent(member_data& m, const env& e, const member_request& r, std::vect
 
 // -- limits and blocks (issue 19 item 2) ---------------------------------------------------
 
+// An entry the engine posts to tell of the member (no postings, no txn id):
+// the expiry sweep's notices, a limit breach.
+ledger::op notice_op(const member_data& m, ledger::entry_kind kind, std::uint64_t as_of) {
+  ledger::op op;
+  op.kind = ledger::op_kind::post;
+  op.entry = kind;
+  op.member_id = m.id;
+  op.brand_id = m.brand_id;
+  op.occurred_at_us = as_of;
+  return op;
+}
+
 bool is_blocked(const member_data& m) noexcept { return (m.book.risk.flags & ledger::risk_blocked) != 0; }
 
 // What a blocked member may not do: earn or spend (a refund, a reversal, a
@@ -1200,6 +1212,9 @@ errc check_velocity(member_data& m, const env& e, ledger::op& op, std::uint32_t 
   const auto metric = counted_as(op.entry);
   if (!metric)
     return errc::ok;
+  if (op.entry == ledger::entry_kind::link_alias && e.ledger != nullptr)
+    if (auto owner = e.ledger->find_alias(op.alias); owner && *owner == m.id)
+      return errc::ok;  // the member has it already: the writer posts nothing, so nothing counts
   const std::uint32_t hour = local_hour_index(e.prog, e.now_us);
   const bool has_points =
     *metric == ledger::velocity_metric::earns || *metric == ledger::velocity_metric::redemptions;
@@ -1213,13 +1228,8 @@ errc check_velocity(member_data& m, const env& e, ledger::op& op, std::uint32_t 
     const auto& risk = m.book.risk;
     const std::uint32_t after = e.prog.limits.flag_after_breaches;
     const bool flags = after != 0 && (risk.flags & ledger::risk_flagged) == 0 && risk.breaches + 1ull >= after;
-    ledger::op bo;
-    bo.kind = ledger::op_kind::post;
-    bo.entry = ledger::entry_kind::limit_breach;
-    bo.member_id = m.id;
-    bo.brand_id = m.brand_id;
-    bo.occurred_at_us = e.now_us;
-    bo.key_id = key_id;
+    auto bo = notice_op(m, ledger::entry_kind::limit_breach, e.now_us);
+    bo.key_id = key_id;  // whose request crossed the limit
     bo.details.push_back(detail(detail_kind::risk, hour, 0,
                                 static_cast<std::uint32_t>(ledger::risk_change::breach) |
                                   static_cast<std::uint32_t>(b.metric) << 8 | static_cast<std::uint32_t>(b.window) << 16,
@@ -1262,21 +1272,6 @@ std::int64_t to_next_tier(const program& prog, std::uint32_t tier, std::int64_t 
 } // namespace
 
 // -- housekeeping ----------------------------------------------------------------------
-
-namespace {
-
-// An entry the expiry sweep posts to tell the member something (no postings).
-ledger::op notice_op(const member_data& m, ledger::entry_kind kind, std::uint64_t as_of) {
-  ledger::op op;
-  op.kind = ledger::op_kind::post;
-  op.entry = kind;
-  op.member_id = m.id;
-  op.brand_id = m.brand_id;
-  op.occurred_at_us = as_of;
-  return op;
-}
-
-} // namespace
 
 void expiry_notices(member_data& m, const env& e, std::uint64_t as_of, std::vector<ledger::op>& ops) {
   constexpr std::size_t notice_lots_max = 100;

@@ -1099,7 +1099,7 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
   if (o.entry == entry_kind::consent)
     record_consent(txn, o, seq, now_us);  // before the details are written: it fills one in
   if (o.entry == entry_kind::limit_breach || o.entry == entry_kind::block || o.entry == entry_kind::unblock)
-    record_risk(txn, o, seq);
+    record_risk(txn, o, seq, now_us);
   journal_header h{};
   {
     // Balances go to the write-back cache; the journal entry below is what
@@ -1181,29 +1181,19 @@ void ledger::impl::record_consent(MDB_txn* txn, op& o, std::uint64_t seq, std::u
     return x.kind == static_cast<std::uint16_t>(detail_kind::consent);
   });
   LEDGER_ASSERT(d != o.details.end());
-  consent_record rec{};
-  MDB_val k = val_of(o.member_id), v{};
-  if (int rc = mdb_get(txn, db.consents, &k, &v); rc == MDB_SUCCESS && v.mv_size == sizeof rec)
-    std::memcpy(&rec, v.mv_data, sizeof rec);
-  else if (rc != MDB_NOTFOUND)
-    fail_stop("reading the consents table", rc == MDB_SUCCESS ? MDB_CORRUPTED : rc);
+  auto rec = member_record_of<consent_record>(txn, db.consents, o.member_id, "reading the consents table");
   d->c = rec.seq;
   rec = consent_record{static_cast<std::uint32_t>(d->a), 0, seq, now_us};
   put_or_die(txn, db.consents, val_of(o.member_id), val_of(rec), 0, "recording a consent");
 }
 
-void ledger::impl::record_risk(MDB_txn* txn, const op& o, std::uint64_t seq) {
+void ledger::impl::record_risk(MDB_txn* txn, const op& o, std::uint64_t seq, std::uint64_t now_us) {
   auto d = std::find_if(o.details.begin(), o.details.end(), [](const entry_detail& x) {
     return x.kind == static_cast<std::uint16_t>(detail_kind::risk);
   });
   LEDGER_ASSERT(d != o.details.end());
-  risk_record rec{};
-  MDB_val k = val_of(o.member_id), v{};
-  if (int rc = mdb_get(txn, db.risk, &k, &v); rc == MDB_SUCCESS && v.mv_size == sizeof rec)
-    std::memcpy(&rec, v.mv_data, sizeof rec);
-  else if (rc != MDB_NOTFOUND)
-    fail_stop("reading the risk table", rc == MDB_SUCCESS ? MDB_CORRUPTED : rc);
-  apply_risk(rec, *d, seq, o.occurred_at_us);
+  auto rec = member_record_of<risk_record>(txn, db.risk, o.member_id, "reading the risk table");
+  apply_risk(rec, *d, seq, o.occurred_at_us != 0 ? o.occurred_at_us : now_us);  // the header's occurred-at
   put_or_die(txn, db.risk, val_of(o.member_id), val_of(rec), 0, "recording a member's risk state");
 }
 

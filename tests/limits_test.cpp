@@ -2,6 +2,7 @@
 // real engine (LMDB in a temporary directory, CAF member actors, the Asio
 // server) with an injected clock the tests move instead of sleeping; and the
 // window arithmetic as plain functions.
+#include "command.hpp"
 #include "engine_rig.hpp"
 #include "one_brand_program.hpp"
 
@@ -258,6 +259,8 @@ TEST_CASE("breaches, the flag and a block survive an engine restart, and verify 
   REQUIRE_OK(g.c->link_alias("a2", 1, "card:2"));
   REQUIRE_REFUSED(g.c->link_alias("a3", 1, "card:3"), limit_exceeded);
   CHECK(g.balance(1).flagged);
+  // Linking an alias the member already has posts nothing, so no limit refuses it.
+  REQUIRE_OK(g.c->link_alias("a1-again", 1, "card:1"));
   REQUIRE_OK(g.admin->block("b1", 1, "under review"));
 
   g.restart();
@@ -286,6 +289,68 @@ TEST_CASE("an engine without limits never refuses for velocity, and block still 
   REQUIRE_REFUSED(g.c->earn("e21", 1, "shop", 10'000, "EUR", 0), member_blocked);
   REQUIRE_OK(g.admin->unblock("u1", 1, "resolved"));
   REQUIRE_OK(g.c->earn("e21", 1, "shop", 10'000, "EUR", 0));
+  g.check_verify();
+}
+
+TEST_CASE("an operator blocks, lists and unblocks a member with loyaltyctl", "[limits][tools]") {
+  rig g("limits-ctl");
+  g.enroll(9);
+  auto ctl = [&](const std::string& args, int& status) {
+    return test::run_command(std::string(LOYALTYCTL_BIN) + " --port " + std::to_string(g.eng->port()) + " --key " +
+                               test::admin_key + " " + args + " 2>&1",
+                             status);
+  };
+  int status = -1;
+  auto out = ctl("block --help", status);
+  CHECK(status == 0);
+  CHECK(out.find("--reason") != std::string::npos);
+  out = ctl("block --txn ops-1 --member 9 --reason 'card reported stolen'", status);
+  INFO(out);
+  CHECK(status == 0);
+  CHECK(out.find("member 9 blocked") != std::string::npos);
+  out = ctl("earn --txn till-1 --member 9 --brand shop --amount 1500", status);
+  CHECK(status == 1);
+  CHECK(out.find("member_blocked") != std::string::npos);
+  out = ctl("risk-report", status);
+  CHECK(status == 0);
+  CHECK(out.find("member 9 blocked") != std::string::npos);
+  CHECK(out.find("card reported stolen") != std::string::npos);
+  out = ctl("balance 9", status);
+  CHECK(status == 0);
+  CHECK(out.find("BLOCKED") != std::string::npos);
+  out = ctl("unblock --txn ops-2 --member 9 --reason 'new card issued'", status);
+  CHECK(status == 0);
+  out = ctl("risk-report", status);
+  CHECK(out.find("0 members flagged or blocked") != std::string::npos);
+}
+
+TEST_CASE("under a sandbox key a request past a limit journals no breach, and block and unblock are dry runs",
+          "[limits][sandbox]") {
+  constexpr const char* sandbox_admin = "limits-sandbox-admin-key-0123456789";
+  test::engine_rig g("limits-sandbox", limits_program, t0, [&](io::engine_options& o) {
+    auto k = test::make_key(4, "sandbox-admin", sandbox_admin, key_scope::admin);
+    k.dry_run = true;
+    o.settings.keys.push_back(k);
+  });
+  REQUIRE(g.c->enroll(1, "shop").ok());
+  for (int i = 1; i <= 5; ++i)
+    REQUIRE_OK(g.c->earn("e" + std::to_string(i), 1, "shop", 10'000, "EUR", 0));
+  auto sandbox = g.connect(sandbox_admin);
+  auto r = sandbox->earn("e6", 1, "shop", 10'000, "EUR", 0);
+  CHECK(r.code == errc::limit_exceeded);
+  CHECK(r.dry_run);
+  auto blocked = sandbox->block("b1", 1, "just trying");
+  INFO(blocked.message);
+  REQUIRE(blocked.ok());
+  CHECK(blocked.dry_run);
+  CHECK(sandbox->unblock("u1", 1, "just trying").dry_run);
+  auto b = g.c->balance(1);
+  REQUIRE(b.ok());
+  CHECK(b.breaches == 0);
+  CHECK_FALSE(b.blocked);
+  // The real request past the limit does journal its breach.
+  REQUIRE_REFUSED(g.c->earn("e6", 1, "shop", 10'000, "EUR", 0), limit_exceeded);
+  CHECK(g.c->balance(1).breaches == 1);
   g.check_verify();
 }
 

@@ -424,16 +424,20 @@ response client::adjust(const std::string& txn, const member_ref& member, std::i
   return call(std::move(r));
 }
 
-response client::block(const std::string& txn, const member_ref& member, const std::string& reason) {
-  auto r = make(opcode::block, txn, member);
+namespace {
+request with_reason(opcode op, const std::string& txn, const member_ref& member, const std::string& reason) {
+  auto r = make(op, txn, member);
   r.reason = reason;
-  return call(std::move(r));
+  return r;
+}
+} // namespace
+
+response client::block(const std::string& txn, const member_ref& member, const std::string& reason) {
+  return call(with_reason(opcode::block, txn, member, reason));
 }
 
 response client::unblock(const std::string& txn, const member_ref& member, const std::string& reason) {
-  auto r = make(opcode::unblock, txn, member);
-  r.reason = reason;
-  return call(std::move(r));
+  return call(with_reason(opcode::unblock, txn, member, reason));
 }
 
 response client::risk_report(std::uint64_t after, std::uint32_t limit) {

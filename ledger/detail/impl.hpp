@@ -162,9 +162,21 @@ public:
   // to the member's previous consent entry (detail `c`) and makes it the
   // member's consent in the consents table.
   void record_consent(MDB_txn* txn, op& o, std::uint64_t seq, std::uint64_t now_us);
+  // A member's record in a table keyed by member id (consents, risk); all
+  // zero when it has none. A failed read stops the writer (fail_stop).
+  template <class Rec>
+  Rec member_record_of(MDB_txn* txn, MDB_dbi dbi, std::uint64_t member, const char* what) {
+    Rec rec{};
+    MDB_val k = detail::val_of(member), v{};
+    if (int rc = mdb_get(txn, dbi, &k, &v); rc == MDB_SUCCESS && v.mv_size == sizeof rec)
+      std::memcpy(&rec, v.mv_data, sizeof rec);
+    else if (rc != MDB_NOTFOUND)
+      fail_stop(what, rc == MDB_SUCCESS ? MDB_CORRUPTED : rc);
+    return rec;
+  }
   // A limit_breach, block or unblock entry about to be appended as `seq`:
   // the member's risk table record after it (records.hpp risk_record).
-  void record_risk(MDB_txn* txn, const op& o, std::uint64_t seq);
+  void record_risk(MDB_txn* txn, const op& o, std::uint64_t seq, std::uint64_t now_us);
   // The counters after o's details, into `next` (changed ones only); false
   // if one would leave int64. Writer thread.
   [[nodiscard]] bool count_details(const op& o, std::vector<std::pair<std::uint64_t, std::int64_t>>& next) const;
