@@ -1219,12 +1219,12 @@ errc check_velocity(member_data& m, const env& e, ledger::op& op, std::uint32_t 
   const bool has_points =
     *metric == ledger::velocity_metric::earns || *metric == ledger::velocity_metric::redemptions;
   const std::int64_t points = has_points ? op.points : 0;
-  const limit_breach b = check_limits(e.prog.limits, m.book.velocity, hour, *metric, points);
+  const limit_breach b = check_limits(e.prog.limits, ledger::velocity_of(m.book), hour, *metric, points);
   if (!b.breached) {
     op.details.push_back(detail(detail_kind::velocity, hour, 0, static_cast<std::uint32_t>(*metric), points));
     return errc::ok;
   }
-  if (!ledger::window_breached(m.book.velocity, b.metric, b.window, hour)) {
+  if (!ledger::window_breached(ledger::velocity_of(m.book), b.metric, b.window, hour)) {
     const auto& risk = m.book.risk;
     const std::uint32_t after = e.prog.limits.flag_after_breaches;
     const bool flags = after != 0 && (risk.flags & ledger::risk_flagged) == 0 && risk.breaches + 1ull >= after;

@@ -155,7 +155,7 @@ bool apply_one(member_book& b, const entry_detail& d, std::uint64_t seq, std::ui
       if (d.a < 0 || metric >= velocity_metrics || metric == static_cast<std::uint32_t>(velocity_metric::points_earned) ||
           metric == static_cast<std::uint32_t>(velocity_metric::points_redeemed))
         return fail(why, "velocity record of an invalid metric or negative points:", metric);
-      if (!roll_windows(b.velocity, d.id))
+      if (!roll_windows(velocity_for(b), d.id))
         return true;  // an hour before the current one: not counted (the clock went back)
       auto count = [&](std::int64_t* v) {
         v[metric] = v[metric] == INT64_MAX ? INT64_MAX : v[metric] + 1;
@@ -166,8 +166,8 @@ bool apply_one(member_book& b, const entry_detail& d, std::uint64_t seq, std::ui
             p = INT64_MAX;
         }
       };
-      count(b.velocity.in_hour);
-      count(b.velocity.in_day);
+      count(b.velocity.front().in_hour);
+      count(b.velocity.front().in_day);
       return true;
     }
     case detail_kind::risk: {
@@ -178,8 +178,8 @@ bool apply_one(member_book& b, const entry_detail& d, std::uint64_t seq, std::ui
         const auto metric = (d.aux >> 8) & 0xff, window = d.aux >> 16;
         if (metric >= velocity_metrics || window > static_cast<std::uint32_t>(velocity_window::day))
           return fail(why, "breach of an unknown limit", d.aux);
-        if (roll_windows(b.velocity, d.id)) {
-          auto& mask = window == 0 ? b.velocity.hour_breached : b.velocity.day_breached;
+        if (auto& w = velocity_for(b); roll_windows(w, d.id)) {
+          auto& mask = window == 0 ? w.hour_breached : w.day_breached;
           mask |= 1u << metric;
         }
       }
@@ -216,6 +216,17 @@ const lot* top_up_target(const member_book& book, std::uint32_t brand, std::int6
       (expires_at_us != 0 && expires_at_us <= book.noticed_through_us) || __builtin_add_overflow(l.points, points, &sum))
     return nullptr;
   return &l;
+}
+
+const velocity_windows& velocity_of(const member_book& book) noexcept {
+  static const velocity_windows none{};
+  return book.velocity.empty() ? none : book.velocity.front();
+}
+
+velocity_windows& velocity_for(member_book& book) {
+  if (book.velocity.empty())
+    book.velocity.emplace_back();
+  return book.velocity.front();
 }
 
 bool roll_windows(velocity_windows& w, std::uint32_t hour) noexcept {
@@ -436,7 +447,7 @@ void encode_book(const member_book& b, std::vector<char>& out) {
                 b.consents,
                 b.tier_warned_day,
                 b.noticed_through_us,
-                b.velocity,
+                velocity_of(b),
                 b.risk};
   out.reserve(out.size() + sizeof h + b.lots.size() * sizeof(lot) + b.holds.size() * sizeof(hold_record) +
               takes * sizeof(lot_take) + b.tier.buckets.size() * sizeof(qualify_bucket) +
@@ -481,7 +492,8 @@ bool decode_book(const char* data, std::size_t size, member_book& out) {
   b.consents = h.consents;
   b.noticed_through_us = h.noticed_through_us;
   b.tier_warned_day = h.tier_warned_day;
-  b.velocity = h.velocity;
+  if (h.velocity.hour != 0)  // a member's windows are at the hour of its first record, never hour 0
+    b.velocity.push_back(h.velocity);
   b.risk = h.risk;
   if (!r.get_all(b.lots, h.lots))
     return false;

@@ -1227,8 +1227,9 @@ TEST_CASE("the issue-4 operations have their wire names", "[io][codec]") {
 
 TEST_CASE("backup takes one absolute path and never rides in a batch", "[io][codec]") {
   CHECK(std::string(to_string(opcode::backup)) == "backup");
-  CHECK(std::string(to_string(opcode::cluster_remove)) == "cluster_remove");  // the last opcode
-  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::cluster_remove) + 1))) == "none");
+  CHECK(std::string(to_string(opcode::cluster_remove)) == "cluster_remove");
+  CHECK(std::string(to_string(opcode::risk_report)) == "risk_report");  // the last opcode
+  CHECK(std::string(to_string(static_cast<opcode>(static_cast<int>(opcode::risk_report) + 1))) == "none");
   auto ok = decode_op("backup", {{"path", val(std::string("/var/backups/loyalty-1"))}});
   CHECK(ok.error == errc::ok);
   CHECK(ok.op == opcode::backup);

@@ -433,18 +433,24 @@ TEST_CASE("a limit is crossed by the request that would go past it, counts first
 TEST_CASE("a stored book keeps its velocity windows and risk state, and a format-2 book reads with them zero",
           "[limits][unit]") {
   ledger::member_book b;
+  std::vector<char> none;
+  ledger::encode_book(b, none);
+  ledger::member_book plain;
+  REQUIRE(ledger::decode_book(none.data(), none.size(), plain));
+  CHECK(plain.velocity.empty());  // a book never counted under limits gets no windows back
   b.enrolled_at_us = 42;
-  REQUIRE(ledger::roll_windows(b.velocity, 5000));
-  b.velocity.in_day[3] = 77;
-  b.velocity.day_breached = 8;
+  REQUIRE(ledger::roll_windows(ledger::velocity_for(b), 5000));
+  b.velocity.front().in_day[3] = 77;
+  b.velocity.front().day_breached = 8;
   b.risk = ledger::risk_record{3, ledger::risk_flagged | ledger::risk_blocked, 99, 12, 13};
   std::vector<char> bytes;
   ledger::encode_book(b, bytes);
   ledger::member_book back;
   REQUIRE(ledger::decode_book(bytes.data(), bytes.size(), back));
-  CHECK(back.velocity.hour == 5000);
-  CHECK(back.velocity.in_day[3] == 77);
-  CHECK(back.velocity.day_breached == 8);
+  REQUIRE(back.velocity.size() == 1);
+  CHECK(back.velocity.front().hour == 5000);
+  CHECK(back.velocity.front().in_day[3] == 77);
+  CHECK(back.velocity.front().day_breached == 8);
   CHECK(back.risk.breaches == 3);
   CHECK(back.risk.block_seq == 12);
   // Format 2: the same bytes without the 144 bytes format 3 added.
@@ -455,6 +461,6 @@ TEST_CASE("a stored book keeps its velocity windows and risk state, and a format
   ledger::member_book old;
   REQUIRE(ledger::decode_book(v2.data(), v2.size(), old));
   CHECK(old.enrolled_at_us == 42);
-  CHECK(old.velocity.hour == 0);
+  CHECK(old.velocity.empty());
   CHECK(old.risk.flags == 0);
 }
