@@ -152,8 +152,9 @@ struct member_book {
   std::vector<rule_counter> counters;    // ascending rule_id
   // Issue 19 item 2: this hour's and day's counts, 0 or 1 of them: made by
   // the member's first velocity record or breach (only while [limits] is
-  // configured), so a book without limits stays 112 bytes smaller (a million
-  // active members). Read through velocity_of, written through velocity_for.
+  // configured), so a book without limits carries an empty vector (24 bytes)
+  // instead of 112 bytes of counts (a million active members). Read through
+  // velocity_of, written through velocity_for.
   std::vector<velocity_windows> velocity;
   risk_record risk{};                    // breaches, flagged, blocked (records.hpp)
 };
