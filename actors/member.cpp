@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <optional>
 #include <chrono>
 #include <thread>
 
@@ -1447,20 +1448,10 @@ errc do_household(member_data& m, const env& e, const member_request& r, std::ve
   return errc::ok;
 }
 
-// The tier metric still missing for the tier above `tier` (0 at the top).
-std::int64_t to_next_tier(const program& prog, std::uint32_t tier, std::int64_t qualifying) {
-  if (tier + 1 >= prog.tiers.size())
-    return 0;
-  return std::max<std::int64_t>(0, prog.tiers[tier + 1].threshold - qualifying);
-}
+// -- limits and blocks (issue 19 item 2) ---------------------------------------------------
 
-} // namespace
-
-// -- housekeeping ----------------------------------------------------------------------
-
-namespace {
-
-// An entry the expiry sweep posts to tell the member something (no postings).
+// An entry the engine posts to tell of the member (no postings, no txn id):
+// the expiry sweep's notices, a limit breach.
 ledger::op notice_op(const member_data& m, ledger::entry_kind kind, std::uint64_t as_of) {
   ledger::op op;
   op.kind = ledger::op_kind::post;
@@ -1471,7 +1462,157 @@ ledger::op notice_op(const member_data& m, ledger::entry_kind kind, std::uint64_
   return op;
 }
 
+bool is_blocked(const member_data& m) noexcept { return (m.book.risk.flags & ledger::risk_blocked) != 0; }
+
+// What a blocked member may not do: earn or spend (a refund, a reversal, a
+// release, an adjustment and consent still work: they undo or correct, or
+// are the member's own right).
+bool refused_when_blocked(request_kind k) noexcept {
+  switch (k) {
+    case request_kind::earn:
+    case request_kind::event:
+    case request_kind::partner_earn:
+    case request_kind::redeem:
+    case request_kind::redeem_reward:
+    case request_kind::hold:
+    case request_kind::capture:
+    case request_kind::transfer:
+    case request_kind::partner_burn:
+    case request_kind::link_alias:
+    case request_kind::household_join: return true;  // no access to a household's points either
+    case request_kind::enroll:
+    case request_kind::balance:
+    case request_kind::release:
+    case request_kind::refund:
+    case request_kind::reverse_redemption:
+    case request_kind::adjust:
+    case request_kind::expire:
+    case request_kind::consent:
+    case request_kind::quote:
+    case request_kind::block:
+    case request_kind::unblock:
+    case request_kind::release_pending:
+    case request_kind::erase:  // the member's right, blocked or not
+    case request_kind::household_leave:
+    case request_kind::household_dissolve:
+    case request_kind::household: return false;
+  }
+  return false;
+}
+
+errc refuse_blocked(const member_data& m, std::string& msg) {
+  return fail(msg, errc::member_blocked,
+              "member " + std::to_string(m.id) + " is blocked: it cannot earn or spend until an admin unblocks it");
+}
+
+// The count an entry of this kind adds to under [limits], if any.
+std::optional<ledger::velocity_metric> counted_as(ledger::entry_kind k) noexcept {
+  using ek = ledger::entry_kind;
+  using vm = ledger::velocity_metric;
+  switch (k) {
+    case ek::earn:
+    case ek::event:
+    case ek::partner_earn: return vm::earns;
+    case ek::redeem:
+    case ek::redeem_reward:
+    case ek::hold:
+    case ek::partner_burn: return vm::redemptions;
+    case ek::transfer: return vm::transfers_out;
+    case ek::link_alias: return vm::aliases_linked;
+    case ek::enroll:
+    case ek::capture:  // its hold counted
+    case ek::release:
+    case ek::refund:
+    case ek::reverse_redemption:
+    case ek::adjust:
+    case ek::expire:
+    case ek::tier_review:
+    case ek::consent:
+    case ek::expiry_notice:
+    case ek::tier_notice:
+    case ek::limit_breach:
+    case ek::block:
+    case ek::unblock:
+    case ek::release_pending:
+    case ek::erase:
+    case ek::household_join:
+    case ek::household_leave:
+    case ek::household_dissolve:
+    case ek::household_move: return std::nullopt;  // the household's own moves, not the member's transfers
+  }
+  return std::nullopt;
+}
+
+// Checks a built op against the program's [limits] (only called when some
+// are set) and, within them, adds its velocity record. Past one: limit_exceeded,
+// and `breach` is the limit_breach entry to journal (applied to `m`), unless
+// that limit was breached in this window before (one entry per limit and
+// window, however often a client retries).
+errc check_velocity(member_data& m, const env& e, ledger::op& op, std::uint32_t key_id,
+                    std::optional<ledger::op>& breach, std::string& msg) {
+  const auto metric = counted_as(op.entry);
+  if (!metric)
+    return errc::ok;
+  if (op.entry == ledger::entry_kind::link_alias && e.ledger != nullptr)
+    if (auto owner = e.ledger->find_alias(op.alias); owner && *owner == m.id)
+      return errc::ok;  // the member has it already: the writer posts nothing, so nothing counts
+  const std::uint32_t hour = local_hour_index(e.prog, e.now_us);
+  const bool has_points =
+    *metric == ledger::velocity_metric::earns || *metric == ledger::velocity_metric::redemptions;
+  const std::int64_t points = has_points ? op.points : 0;
+  const limit_breach b = check_limits(e.prog.limits, ledger::velocity_of(m.book), hour, *metric, points);
+  if (!b.breached) {
+    op.details.push_back(detail(detail_kind::velocity, hour, 0, static_cast<std::uint32_t>(*metric), points));
+    return errc::ok;
+  }
+  if (!ledger::window_breached(ledger::velocity_of(m.book), b.metric, b.window, hour)) {
+    const auto& risk = m.book.risk;
+    const std::uint32_t after = e.prog.limits.flag_after_breaches;
+    const bool flags = after != 0 && (risk.flags & ledger::risk_flagged) == 0 && risk.breaches + 1ull >= after;
+    auto bo = notice_op(m, ledger::entry_kind::limit_breach, e.now_us);
+    bo.key_id = key_id;  // whose request crossed the limit
+    bo.details.push_back(detail(detail_kind::risk, hour, 0,
+                                static_cast<std::uint32_t>(ledger::risk_change::breach) |
+                                  static_cast<std::uint32_t>(b.metric) << 8 | static_cast<std::uint32_t>(b.window) << 16,
+                                b.reached, u(b.limit), flags ? 1 : 0));
+    if (finish(m, e, bo))
+      breach = std::move(bo);
+    else
+      m.loaded = false;
+  }
+  return fail(msg, errc::limit_exceeded,
+              std::string("the member's ") + metric_name(b.metric) + " this " + window_name(b.window) +
+                " would reach " + std::to_string(b.reached) + ", over the program's limit of " +
+                std::to_string(b.limit) + " ([limits.per_" + window_name(b.window) + "] " + metric_name(b.metric) + ")");
+}
+
+// block / unblock: an admin's decision, journaled with its reason (the
+// entry's note). Blocking a blocked member is refused (invalid_argument);
+// unblocking always journals: it also clears the flag and the breach count.
+errc do_block(member_data& m, const env& e, const member_request& r, std::vector<ledger::op>& ops, std::string& msg) {
+  const bool block = r.kind == request_kind::block;
+  if (block && is_blocked(m))
+    return fail(msg, errc::invalid_argument, "member " + std::to_string(m.id) + " is already blocked");
+  ledger::op op;
+  start(op, r, block ? ledger::entry_kind::block : ledger::entry_kind::unblock, m.brand_id);
+  op.occurred_at_us = e.now_us;
+  const auto change = block ? ledger::risk_change::block : ledger::risk_change::unblock;
+  op.details.push_back(detail(detail_kind::risk, 0, 0, static_cast<std::uint32_t>(change), 0));
+  add_text(op, r.reason);
+  ops.push_back(std::move(op));
+  return errc::ok;
+}
+
+// The tier metric still missing for the tier above `tier` (0 at the top).
+std::int64_t to_next_tier(const program& prog, std::uint32_t tier, std::int64_t qualifying) {
+  if (tier + 1 >= prog.tiers.size())
+    return 0;
+  return std::max<std::int64_t>(0, prog.tiers[tier + 1].threshold - qualifying);
+}
+
 } // namespace
+
+// -- housekeeping ----------------------------------------------------------------------
 
 void expiry_notices(member_data& m, const env& e, std::uint64_t as_of, std::vector<ledger::op>& ops) {
   constexpr std::size_t notice_lots_max = 100;
@@ -1638,6 +1779,7 @@ balance_note balance_of_member(const member_data& m, const program& prog, std::u
   n.brand_id = m.brand_id;
   n.debt = m.book.debt;
   n.consents = m.book.consents;
+  n.risk = m.book.risk;
   return n;
 }
 
@@ -1697,9 +1839,12 @@ errc quote_earn(const member_data& m, const env& e, const member_request& r, quo
   return errc::ok;
 }
 
-errc prepare_transfer(member_data& m, const env& e, const member_request& r, transfer_leg& leg, std::string& msg) {
+errc prepare_transfer(member_data& m, const env& e, const member_request& r, transfer_leg& leg,
+                      std::vector<ledger::op>& ops, std::string& msg) {
   if (!m.enrolled)
     return errc::unknown_member;
+  if (is_blocked(m))
+    return refuse_blocked(m, msg);
   if (r.to == r.member)
     return errc::same_member;
   if (r.points <= 0)
@@ -1720,6 +1865,14 @@ errc prepare_transfer(member_data& m, const env& e, const member_request& r, tra
   add_activity(op, e.now_us);
   add_posting(op, member_acct(r.member), r.points, posting_side::debit);
   add_posting(op, member_acct(r.to), r.points, posting_side::credit);
+  if (e.prog.limits.enabled) {
+    std::optional<ledger::op> breach;
+    if (errc c = check_velocity(m, e, op, r.key_id, breach, msg); c != errc::ok) {
+      if (breach)
+        ops.push_back(std::move(*breach));
+      return c;
+    }
+  }
   if (!finish(m, e, op)) {
     m.loaded = false;
     return errc::internal_error;
@@ -1733,6 +1886,8 @@ errc prepare_transfer(member_data& m, const env& e, const member_request& r, tra
 errc accept_transfer(member_data& m, const env& e, transfer_leg& leg) {
   if (!m.enrolled)
     return errc::unknown_member;
+  if (is_blocked(m))
+    return errc::member_blocked;
   if (errc c = check_balance(m, leg.points); c != errc::ok)
     return c;
   std::uint32_t id = m.book.next_lot_id;
@@ -1795,6 +1950,8 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
   }
   if (!m.enrolled)
     return errc::unknown_member;
+  if (is_blocked(m) && refused_when_blocked(r.kind))
+    return refuse_blocked(m, message);
   const std::size_t first = ops.size();
   errc code = errc::ok;
   switch (r.kind) {
@@ -1817,6 +1974,8 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
     case request_kind::household_leave:
     case request_kind::household_dissolve: code = do_household(m, e, r, ops, message); break;
     case request_kind::erase: code = do_erase(m, e, r, ops, message); break;
+    case request_kind::block:
+    case request_kind::unblock: code = do_block(m, e, r, ops, message); break;
     default: return errc::internal_error;  // balance, expire, transfer: the actor handles them
   }
   if (code != errc::ok)
@@ -1833,6 +1992,19 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
     }
     ops[i].key_id = r.key_id;
   }
+  if (e.prog.limits.enabled)
+    for (std::size_t i = first; i < ops.size(); ++i) {
+      std::optional<ledger::op> breach;
+      if (errc c = check_velocity(m, e, ops[i], r.key_id, breach, message); c != errc::ok) {
+        for (std::size_t j = first; j < ops.size(); ++j)
+          if (e.counters != nullptr)
+            e.counters->undo(e.prog, ops[j].details);
+        ops.resize(first);
+        if (breach)
+          ops.push_back(std::move(*breach));
+        return c;
+      }
+    }
   for (std::size_t i = first; i < ops.size(); ++i)
     if (!finish(m, e, ops[i])) {
       m.loaded = false;
@@ -1885,6 +2057,8 @@ ledger::entry_kind entry_of(request_kind k) {
     case request_kind::household_leave: return ek::household_leave;
     case request_kind::household_dissolve: return ek::household_dissolve;
     case request_kind::erase: return ek::erase;
+    case request_kind::block: return ek::block;
+    case request_kind::unblock: return ek::unblock;
     case request_kind::household:
     case request_kind::balance:
     case request_kind::expire:
@@ -2135,7 +2309,7 @@ void answer_dry_run(self_ptr self, member_request& r, env e) {
     case request_kind::transfer: {
       housekeeping(m, e, e.now_us, ops);
       transfer_leg leg;
-      if (m.loaded && (code = prepare_transfer(m, e, r, leg, msg)) == errc::ok)
+      if (m.loaded && (code = prepare_transfer(m, e, r, leg, ops, msg)) == errc::ok)
         ops.push_back(std::move(leg.op));
       break;
     }
@@ -2176,7 +2350,7 @@ void send_transfer(self_ptr self, member_request& r, std::vector<ledger::op>& op
   auto e = env_of(self);
   transfer_leg leg;
   std::string msg;
-  errc code = prepare_transfer(st.data, e, r, leg, msg);
+  errc code = prepare_transfer(st.data, e, r, leg, ops, msg);
   submit_all(self, ops);
   if (code != errc::ok) {
     answer_error(self, r, code, std::move(msg));
@@ -2214,6 +2388,8 @@ void receive_transfer(self_ptr self, transfer_leg& leg) {
     o.code = code;
     if (code == errc::unknown_member)
       o.note = message_note("the receiving member " + std::to_string(leg.op.counterparty_id) + " is not enrolled");
+    if (code == errc::member_blocked)
+      o.note = message_note("the receiving member " + std::to_string(leg.op.counterparty_id) + " is blocked");
     if (leg.op.target)
       leg.op.target->complete({std::move(o)});
   }

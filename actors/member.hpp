@@ -155,7 +155,7 @@ struct member_request {
   std::uint32_t hold_id = 0;           // capture / release
   std::uint32_t reward_id = 0;         // redeem_reward
   std::string ref;                     // refund / reverse_redemption: the referenced txn id
-  std::string reason;                  // adjust
+  std::string reason;                  // adjust, block, unblock
   std::uint64_t to = 0;                // transfer
   std::string alias;                   // link_alias
   std::uint64_t as_of_us = 0;          // expire; 0 = now
@@ -187,6 +187,7 @@ struct balance_note {
   std::int64_t to_next_tier = 0;       // 0 at the top tier
   std::int64_t debt = 0;
   std::uint32_t consents = 0;          // consent channel bits now
+  ledger::risk_record risk{};          // breaches, flagged, blocked (issue 19 item 2)
   tier_outlook outlook;                // how long `tier` holds without a change (policy.hpp)
 };
 
@@ -339,8 +340,10 @@ void housekeeping(member_data& m, const env& e, std::uint64_t as_of_us, std::vec
 // A transfer in two steps: the sender takes the points out of its lots and
 // fills the leg; the receiver adds one lot per take (same brand and expiry)
 // and hands the entry to the writer.
+// A transfer past a [limits] bound is refused limit_exceeded, with the
+// limit_breach entry to journal (if one is due) appended to `ops`.
 [[nodiscard]] errc prepare_transfer(member_data& m, const env& e, const member_request& r, transfer_leg& leg,
-                                    std::string& message);
+                                    std::vector<ledger::op>& ops, std::string& message);
 [[nodiscard]] errc accept_transfer(member_data& m, const env& e, transfer_leg& leg);
 
 // The expiry sweep's notice: lots with points that expire after as_of and

@@ -856,4 +856,57 @@ earn_decision refund_clawback(const program& prog, std::span<const rule_line> or
   return d;
 }
 
+// -- velocity limits ----------------------------------------------------------------------
+
+std::uint32_t local_hour_index(const program& prog, std::uint64_t utc_us) noexcept {
+  const std::int64_t t = local_us(prog, utc_us);
+  return t < 0 ? 0 : static_cast<std::uint32_t>(std::min<std::int64_t>(t / hour_us, UINT32_MAX));
+}
+
+limit_breach check_limits(const velocity_limits& limits, const ledger::velocity_windows& w, std::uint32_t hour,
+                          ledger::velocity_metric count, std::int64_t points) noexcept {
+  using ledger::velocity_metric;
+  using ledger::velocity_window;
+  const bool has_points = count == velocity_metric::earns || count == velocity_metric::redemptions;
+  const auto points_metric = static_cast<velocity_metric>(static_cast<std::uint32_t>(count) + 1);
+  for (auto window : {velocity_window::hour, velocity_window::day}) {
+    const velocity_bounds& b = window == velocity_window::hour ? limits.per_hour : limits.per_day;
+    auto over = [&](velocity_metric m, std::int64_t plus) -> limit_breach {
+      const std::int64_t bound = b.at(static_cast<std::size_t>(m));
+      std::int64_t reached = 0;
+      if (__builtin_add_overflow(ledger::window_value(w, m, window, hour), plus, &reached))
+        reached = INT64_MAX;
+      if (bound > 0 && reached > bound)
+        return limit_breach{true, m, window, reached, bound};
+      return {};
+    };
+    if (auto r = over(count, 1); r.breached)
+      return r;
+    if (has_points)
+      if (auto r = over(points_metric, points); r.breached)
+        return r;
+  }
+  return {};
+}
+
+const char* metric_name(ledger::velocity_metric m) noexcept {
+  switch (m) {
+    case ledger::velocity_metric::earns: return "earns";
+    case ledger::velocity_metric::points_earned: return "points_earned";
+    case ledger::velocity_metric::redemptions: return "redemptions";
+    case ledger::velocity_metric::points_redeemed: return "points_redeemed";
+    case ledger::velocity_metric::transfers_out: return "transfers_out";
+    case ledger::velocity_metric::aliases_linked: return "aliases_linked";
+  }
+  return "unknown";
+}
+
+const char* window_name(ledger::velocity_window w) noexcept {
+  switch (w) {
+    case ledger::velocity_window::hour: return "hour";
+    case ledger::velocity_window::day: return "day";
+  }
+  return "unknown";
+}
+
 } // namespace loyalty::actors

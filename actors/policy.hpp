@@ -420,4 +420,36 @@ struct tier_outlook {
                                             std::int64_t refunded_before, std::int64_t refund_amount,
                                             std::span<const line_item> items);
 
+// -- velocity limits (issue 19 item 2) ----------------------------------------------------
+// Fixed windows: the program-local clock hour and local day of the engine's
+// clock when the request is checked (not the request's occurred_at, which a
+// client could backdate past a limit). A book keeps the counts of its
+// current hour and day only (ledger/member_book.hpp velocity_windows).
+
+// Hours since the local epoch of an instant (0 before it): the window id of
+// velocity records; its local day is hour / 24.
+[[nodiscard]] std::uint32_t local_hour_index(const program& prog, std::uint64_t utc_us) noexcept;
+
+// The first limit a request would go past, if any.
+struct limit_breach {
+  bool breached = false;
+  ledger::velocity_metric metric = ledger::velocity_metric::earns;
+  ledger::velocity_window window = ledger::velocity_window::hour;
+  std::int64_t reached = 0;  // the value the request would have taken the metric to
+  std::int64_t limit = 0;
+};
+
+// Whether one more `count` (earns, redemptions, transfers_out or
+// aliases_linked) in local hour `hour`, with `points` (earns: points earned,
+// redemptions: points redeemed; else 0), stays within `limits`: each count
+// must stay <= its bound, and the points <= theirs, per hour then per day.
+[[nodiscard]] limit_breach check_limits(const velocity_limits& limits, const ledger::velocity_windows& w,
+                                        std::uint32_t hour, ledger::velocity_metric count,
+                                        std::int64_t points) noexcept;
+
+// "earns", "points_earned", ... and "hour" / "day": the names of
+// docs/PROGRAM.md [limits] and of the limit_exceeded event.
+[[nodiscard]] const char* metric_name(ledger::velocity_metric m) noexcept;
+[[nodiscard]] const char* window_name(ledger::velocity_window w) noexcept;
+
 } // namespace loyalty::actors

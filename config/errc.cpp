@@ -38,6 +38,8 @@ std::string_view default_message(errc e) noexcept {
     case errc::unknown_partner: return "no partner with this code in the program";
     case errc::partner_suspended: return "the partner is suspended: no new partner operations";
     case errc::member_erased: return "the member was erased: nothing more is posted for it";
+    case errc::limit_exceeded: return "the request would go past one of the program's limits; nothing was posted";
+    case errc::member_blocked: return "the member is blocked: it cannot earn or spend until an admin unblocks it";
     case errc::txn_id_conflict: return "this txn id was already used for a different request";
     case errc::overloaded: return "too many requests in flight; nothing was posted, retry later";
     case errc::too_many_connections: return "connection limit reached; closing the connection";
@@ -74,7 +76,7 @@ errc errc_from_string(std::string_view name) noexcept {
     errc::unknown_event, errc::same_member, errc::not_authorized, errc::rate_limited, errc::invalid_program,
     errc::unknown_partner, errc::partner_suspended, errc::member_erased, errc::storage_full, errc::timed_out,
     errc::not_leader, errc::nothing_pending, errc::household_full, errc::already_in_household,
-    errc::not_in_household, errc::unknown_household};
+    errc::not_in_household, errc::unknown_household, errc::limit_exceeded, errc::member_blocked};
   for (auto e : all)
     if (to_string(e) == name)
       return e;

@@ -46,6 +46,9 @@ enum class errc : std::uint16_t {
   invalid_program = 44,     // reload: the program file has errors; the running version stays
   unknown_partner = 45,     // partner code not in the program (never configured, or removed)
   partner_suspended = 46,   // the partner is suspended: no new partner operations; its history stays
+  // issue 19 item 2
+  limit_exceeded = 47,      // the request would go past one of the program's [limits]: nothing posted
+  member_blocked = 48,      // an admin blocked the member: it cannot earn or spend; reads still work
   // issue 19 item 3
   member_erased = 49,       // the member was erased (erase): nothing more is posted for it; reads show no personal value
   // -- idempotency (50..59) -----------------------------------------------------
@@ -105,6 +108,8 @@ enum class errc : std::uint16_t {
     case errc::unknown_partner: return "unknown_partner";
     case errc::partner_suspended: return "partner_suspended";
     case errc::member_erased: return "member_erased";
+    case errc::limit_exceeded: return "limit_exceeded";
+    case errc::member_blocked: return "member_blocked";
     case errc::txn_id_conflict: return "txn_id_conflict";
     case errc::overloaded: return "overloaded";
     case errc::too_many_connections: return "too_many_connections";

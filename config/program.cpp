@@ -661,13 +661,48 @@ void parse_partners(checker& ck, const toml::value& root, program& p, const bran
   }
 }
 
+void parse_limits(checker& ck, const toml::value& root, program& p) {
+  auto lt = ck.section(root, "limits");
+  if (!lt)
+    return;
+  const std::string w = "[limits]";
+  ck.only_keys(*lt, {"per_hour", "per_day", "flag_after_breaches"}, w);
+  auto bounds = [&](const char* key, velocity_bounds& b) {
+    const toml::value* t = ck.get(*lt, key, false, w);
+    if (t == nullptr)
+      return;
+    const std::string what = std::string("[limits.") + key + "]";
+    if (!t->is_table()) {
+      ck.fail(*t, "'" + std::string(key) + "' in [limits] must be a table (" + what + ")");
+      return;
+    }
+    ck.only_keys(*t, {"earns", "points_earned", "redemptions", "points_redeemed", "transfers_out", "aliases_linked"},
+                 what);
+    auto one = [&](const char* name, std::int64_t& out) {
+      if (auto v = ck.integer(*t, name, false, what, 0, INT64_MAX))
+        out = *v;
+    };
+    one("earns", b.earns);
+    one("points_earned", b.points_earned);
+    one("redemptions", b.redemptions);
+    one("points_redeemed", b.points_redeemed);
+    one("transfers_out", b.transfers_out);
+    one("aliases_linked", b.aliases_linked);
+  };
+  bounds("per_hour", p.limits.per_hour);
+  bounds("per_day", p.limits.per_day);
+  if (auto v = ck.integer(*lt, "flag_after_breaches", false, w, 0, 1'000'000))
+    p.limits.flag_after_breaches = static_cast<std::uint32_t>(*v);
+  p.limits.enabled = p.limits.per_hour.any() || p.limits.per_day.any();
+}
+
 std::optional<program> build_program(const toml::value& root, const std::string& file,
                                      std::vector<config_error>& errors) {
   auto before = errors.size();
   checker ck(file, errors);
   program p;
   ck.only_keys(root, {"program", "brands", "tier_policy", "tiers", "rules", "lifecycle", "rewards", "partners",
-                      "households"},
+                      "households", "limits"},
                "the program file");
   brand_index brands;
   parse_head(ck, root, p);
@@ -679,6 +714,7 @@ std::optional<program> build_program(const toml::value& root, const std::string&
   parse_rewards(ck, root, p, brands);
   parse_partners(ck, root, p, brands);
   parse_households(ck, root, p);
+  parse_limits(ck, root, p);
   std::sort(p.brands.begin(), p.brands.end(), [](auto& a, auto& b) { return a.id < b.id; });
   std::sort(p.partners.begin(), p.partners.end(), [](auto& a, auto& b) { return a.id < b.id; });
   if (errors.size() != before)

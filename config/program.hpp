@@ -197,6 +197,38 @@ struct reward_def {
   std::uint32_t brand_id = 0;  // brand that fulfils it (its redeemed account)
 };
 
+// -- fraud and velocity limits (issue 19 item 2) ------------------------------------
+// [limits]: per member, per fixed program-local clock hour and local day.
+// Each bound is the most the member may reach in the window; 0 = no limit.
+// A request that would go past one is refused limit_exceeded (docs/PROGRAM.md).
+struct velocity_bounds {
+  std::int64_t earns = 0;            // earn, event, partner_earn entries
+  std::int64_t points_earned = 0;    // their points
+  std::int64_t redemptions = 0;      // redeem, redeem_reward, hold, partner_burn entries
+  std::int64_t points_redeemed = 0;  // their points
+  std::int64_t transfers_out = 0;    // transfers the member sends
+  std::int64_t aliases_linked = 0;   // link_alias entries
+  // By velocity_metric (ledger/records.hpp): earns, points_earned, redemptions,
+  // points_redeemed, transfers_out, aliases_linked.
+  [[nodiscard]] std::int64_t at(std::size_t metric) const noexcept {
+    const std::int64_t v[] = {earns, points_earned, redemptions, points_redeemed, transfers_out, aliases_linked};
+    return metric < 6 ? v[metric] : 0;
+  }
+  [[nodiscard]] bool any() const noexcept {
+    return (earns | points_earned | redemptions | points_redeemed | transfers_out | aliases_linked) != 0;
+  }
+};
+
+struct velocity_limits {
+  velocity_bounds per_hour, per_day;
+  // The breach that flags the member: its flag_after_breaches-th since it was
+  // last unblocked (0 = never flagged).
+  std::uint32_t flag_after_breaches = 0;
+  // Any bound set: entries carry velocity records and are checked. Without,
+  // an earn checks the member's block and nothing else.
+  bool enabled = false;
+};
+
 struct program {
   std::string name;
   std::string currency = "EUR";   // ISO 4217 code earns must carry
@@ -211,6 +243,7 @@ struct program {
   std::vector<reward_def> rewards;
   std::vector<partner_def> partners;  // sorted by id
   household_policy households;
+  velocity_limits limits;             // [limits]
   // SHA-256 of the program file's text: identifies the version in the ledger.
   std::array<unsigned char, 32> sha256{};
   // The text itself: the ledger keeps it with the version (a cluster

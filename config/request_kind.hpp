@@ -23,6 +23,8 @@ enum class request_kind : std::uint8_t {
   quote = 19,
   // issue 19
   release_pending = 20,
+  // item 2: an admin blocks / unblocks the member
+  block = 21, unblock = 22,
   // item 3: erasure
   erase = 23,
   // item 1: households (actors/household.hpp carries them out; a

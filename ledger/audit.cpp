@@ -539,27 +539,12 @@ public:
   // Invariant: each member's book is the fold of its entries, its points
   // (lots + holds - debt) are its member_points balance, and its consent is
   // the consents table's record (none: no channel), set by its newest
-  // consent entry.
+  // consent entry; its risk state (breaches, flagged, blocked) is the risk
+  // table's record (none: all zero), set by its newest limit_breach, block
+  // or unblock entry.
   void books() {
-    std::unordered_map<std::uint64_t, consent_record> consents;
-    {
-      detail::cursor cur(txn_, db_.consents);
-      MDB_val k{}, v{};
-      for (int rc = cur.rc() == MDB_SUCCESS ? mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST) : cur.rc();
-           rc == MDB_SUCCESS; rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
-        std::uint64_t id = 0;
-        consent_record rec{};
-        if (k.mv_size != sizeof id || v.mv_size != sizeof rec) {
-          problem("consents: a record of the wrong size");
-          continue;
-        }
-        std::memcpy(&id, k.mv_data, sizeof id);
-        std::memcpy(&rec, v.mv_data, sizeof rec);
-        if (members_.count(id) == 0)
-          problem("consents: member " + std::to_string(id) + " is not enrolled");
-        consents[id] = rec;
-      }
-    }
+    const auto consents = by_member<consent_record>(db_.consents, "consents");
+    const auto risks = by_member<risk_record>(db_.risk, "risk");
     std::vector<std::uint64_t> ids(members_.begin(), members_.end());
     std::sort(ids.begin(), ids.end());  // problems in a stable order
     for (auto id : ids) {
@@ -594,12 +579,43 @@ public:
           problem("member " + std::to_string(id) + ": its consent record names entry " +
                   std::to_string(c->second.seq) + ", not one of its consent entries");
       }
+      const auto r = risks.find(id);
+      const risk_record risk = r == risks.end() ? risk_record{} : r->second;
+      if (std::memcmp(&risk, &book->risk, sizeof risk) != 0)
+        problem("member " + std::to_string(id) + ": risk table says " + std::to_string(risk.breaches) +
+                " breaches, flags " + std::to_string(risk.flags) + " (entry " + std::to_string(risk.seq) +
+                "), its limit_breach / block / unblock entries " + std::to_string(book->risk.breaches) + ", " +
+                std::to_string(book->risk.flags) + " (entry " + std::to_string(book->risk.seq) + ")");
     }
     if (MDB_stat st{}; mdb_stat(txn_, led_.db.books, &st) == MDB_SUCCESS && st.ms_entries != rep_.stored_books)
       problem("books: " + std::to_string(st.ms_entries - rep_.stored_books) + " stored books of members not enrolled");
   }
 
 private:
+  // A table keyed by member id with fixed-size records (consents, risk),
+  // each of an enrolled member.
+  template <class Rec>
+  std::unordered_map<std::uint64_t, Rec> by_member(MDB_dbi dbi, const char* name) {
+    std::unordered_map<std::uint64_t, Rec> out;
+    detail::cursor cur(txn_, dbi);
+    MDB_val k{}, v{};
+    for (int rc = cur.rc() == MDB_SUCCESS ? mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST) : cur.rc();
+         rc == MDB_SUCCESS; rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+      std::uint64_t id = 0;
+      Rec rec{};
+      if (k.mv_size != sizeof id || v.mv_size != sizeof rec) {
+        problem(std::string(name) + ": a record of the wrong size");
+        continue;
+      }
+      std::memcpy(&id, k.mv_data, sizeof id);
+      std::memcpy(&rec, v.mv_data, sizeof rec);
+      if (members_.count(id) == 0)
+        problem(std::string(name) + ": member " + std::to_string(id) + " is not enrolled");
+      out[id] = rec;
+    }
+    return out;
+  }
+
   static bool known_kind(std::uint64_t account) {
     const auto k = static_cast<unsigned>(kind_of(account));
     return k >= 1 && k <= account_kind_max;

@@ -637,6 +637,21 @@ public:
   // period.
   [[nodiscard]] std::optional<kpi_report> report(const report_request& req, errc& code, std::string& error) const;
 
+  // -- fraud and velocity limits (issue 19 item 2) -----------------------------------
+  // A member flagged or blocked, as the risk table has it (records.hpp
+  // risk_record), with the reason of its block (the block entry's note).
+  struct risk_row {
+    std::uint64_t member = 0;
+    risk_record risk{};
+    std::string reason;
+  };
+  // The flagged or blocked members with ids above `after`, ascending, at
+  // most `limit` (any thread, one read transaction). Cost: the risk table
+  // from `after` (members with a breach, block or unblock ever journaled)
+  // plus one journal read per blocked member listed; never a member's
+  // history.
+  [[nodiscard]] std::vector<risk_row> risk_members(std::uint64_t after, std::size_t limit) const;
+
   // -- the event stream (issue 7) -------------------------------------------------
   // A committed entry as the event stream reads it: with the entry's member's
   // consent as of the entry (its consent entries up to and including it) and

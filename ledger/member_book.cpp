@@ -2,7 +2,9 @@
 #include "ledger/member_book.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
+#include <iterator>
 
 namespace loyalty::ledger {
 
@@ -171,6 +173,42 @@ bool apply_one(member_book& b, const entry_detail& d, std::uint64_t seq, std::ui
         return fail(why, "tier notice of a drop to a tier not below the member's, or a negative shortfall", d.id);
       b.tier_warned_day = std::max(b.tier_warned_day, tier_notice_day(d.b));
       return true;
+    case detail_kind::velocity: {
+      const auto metric = d.aux;
+      if (d.a < 0 || metric >= velocity_metrics || metric == static_cast<std::uint32_t>(velocity_metric::points_earned) ||
+          metric == static_cast<std::uint32_t>(velocity_metric::points_redeemed))
+        return fail(why, "velocity record of an invalid metric or negative points:", metric);
+      if (!roll_windows(velocity_for(b), d.id))
+        return true;  // an hour before the current one: not counted (the clock went back)
+      auto count = [&](std::int64_t* v) {
+        v[metric] = v[metric] == INT64_MAX ? INT64_MAX : v[metric] + 1;
+        if (metric == static_cast<std::uint32_t>(velocity_metric::earns) ||
+            metric == static_cast<std::uint32_t>(velocity_metric::redemptions)) {
+          auto& p = v[metric + 1];  // points_earned / points_redeemed follow their counts
+          if (__builtin_add_overflow(p, d.a, &p))
+            p = INT64_MAX;
+        }
+      };
+      count(b.velocity.front().in_hour);
+      count(b.velocity.front().in_day);
+      return true;
+    }
+    case detail_kind::risk: {
+      const auto change = d.aux & 0xff;
+      if (change < static_cast<std::uint32_t>(risk_change::breach) || change > static_cast<std::uint32_t>(risk_change::unblock))
+        return fail(why, "risk record of an unknown change", change);
+      if (change == static_cast<std::uint32_t>(risk_change::breach)) {
+        const auto metric = (d.aux >> 8) & 0xff, window = d.aux >> 16;
+        if (metric >= velocity_metrics || window > static_cast<std::uint32_t>(velocity_window::day))
+          return fail(why, "breach of an unknown limit", d.aux);
+        if (auto& w = velocity_for(b); roll_windows(w, d.id)) {
+          auto& mask = window == 0 ? w.hour_breached : w.day_breached;
+          mask |= 1u << metric;
+        }
+      }
+      apply_risk(b.risk, d, seq, occurred_at_us);
+      return true;
+    }
   }
   return fail(why, "unknown detail kind", d.kind);
 }
@@ -201,6 +239,76 @@ const lot* top_up_target(const member_book& book, std::uint32_t brand, std::int6
       (expires_at_us != 0 && expires_at_us <= book.noticed_through_us) || __builtin_add_overflow(l.points, points, &sum))
     return nullptr;
   return &l;
+}
+
+const velocity_windows& velocity_of(const member_book& book) noexcept {
+  static const velocity_windows none{};
+  return book.velocity.empty() ? none : book.velocity.front();
+}
+
+velocity_windows& velocity_for(member_book& book) {
+  if (book.velocity.empty())
+    book.velocity.emplace_back();
+  return book.velocity.front();
+}
+
+bool roll_windows(velocity_windows& w, std::uint32_t hour) noexcept {
+  if (hour < w.hour)
+    return false;
+  if (hour / 24 != w.day) {
+    w.day = hour / 24;
+    std::fill(std::begin(w.in_day), std::end(w.in_day), 0);
+    w.day_breached = 0;
+  }
+  if (hour != w.hour) {
+    w.hour = hour;
+    std::fill(std::begin(w.in_hour), std::end(w.in_hour), 0);
+    w.hour_breached = 0;
+  }
+  return true;
+}
+
+namespace {
+bool window_current(const velocity_windows& w, velocity_window window, std::uint32_t hour) noexcept {
+  return window == velocity_window::hour ? w.hour == hour : w.day == hour / 24;
+}
+} // namespace
+
+std::int64_t window_value(const velocity_windows& w, velocity_metric metric, velocity_window window,
+                          std::uint32_t hour) noexcept {
+  if (!window_current(w, window, hour))
+    return 0;
+  const auto i = static_cast<std::size_t>(metric);
+  return window == velocity_window::hour ? w.in_hour[i] : w.in_day[i];
+}
+
+bool window_breached(const velocity_windows& w, velocity_metric metric, velocity_window window,
+                     std::uint32_t hour) noexcept {
+  if (!window_current(w, window, hour))
+    return false;
+  const auto bit = 1u << static_cast<std::uint32_t>(metric);
+  return ((window == velocity_window::hour ? w.hour_breached : w.day_breached) & bit) != 0;
+}
+
+void apply_risk(risk_record& r, const entry_detail& d, std::uint64_t seq, std::uint64_t occurred_at_us) noexcept {
+  switch (static_cast<risk_change>(d.aux & 0xff)) {
+    case risk_change::breach:
+      if (r.breaches < UINT32_MAX)
+        r.breaches++;
+      if (d.c != 0)
+        r.flags |= risk_flagged;
+      break;
+    case risk_change::block:
+      r.flags |= risk_blocked;
+      r.blocked_at_us = occurred_at_us;
+      r.block_seq = seq;
+      break;
+    case risk_change::unblock:
+      // An admin looked at the member: the breaches and the flag are over too.
+      r = risk_record{};
+      break;
+  }
+  r.seq = seq;
 }
 
 void add_qualifying(tier_track& track, std::uint32_t day, std::int64_t delta) {
@@ -242,7 +350,8 @@ namespace {
 
 // Stored book: book_header, then `lots` lot records, then for each hold a
 // hold_record followed by its `takes` lot_take records, then the buckets,
-// then the counters. Format 2 (format 1 had no consents / noticed_through_us).
+// then the counters. Format 3 (format 2 had no velocity windows or risk
+// state and decodes with them zero; format 1 had no consents / noticed_through_us).
 struct book_header {
   std::uint32_t format;
   std::uint32_t next_lot_id;
@@ -264,8 +373,15 @@ struct book_header {
   std::uint32_t consents;
   std::uint32_t tier_warned_day;  // zero in books stored before tier notices (none was told of)
   std::uint64_t noticed_through_us;
+  // format 3, issue 19 item 2 (fraud limits): zero in a format-2 book (no
+  // velocity record or risk entry was journaled before them)
+  velocity_windows velocity;
+  risk_record risk;
 };
-static_assert(sizeof(book_header) == 112);
+static_assert(sizeof(book_header) == 256);
+// The header of a format-2 book: the fields before `velocity`.
+constexpr std::size_t book_header_v2_bytes = 112;
+static_assert(offsetof(book_header, velocity) == book_header_v2_bytes);
 static_assert(std::is_trivially_copyable_v<book_header>);
 
 struct hold_record {
@@ -281,7 +397,7 @@ struct hold_record {
 static_assert(sizeof(hold_record) == 48);
 static_assert(std::is_trivially_copyable_v<hold_record>);
 
-constexpr std::uint32_t book_format = 2;
+constexpr std::uint32_t book_format = 3;
 
 template <class T>
 void put(std::vector<char>& out, const T& v) {
@@ -353,7 +469,9 @@ void encode_book(const member_book& b, std::vector<char>& out) {
                 b.tier.reviewed_through_us,
                 b.consents,
                 b.tier_warned_day,
-                b.noticed_through_us};
+                b.noticed_through_us,
+                velocity_of(b),
+                b.risk};
   out.reserve(out.size() + sizeof h + b.lots.size() * sizeof(lot) + b.holds.size() * sizeof(hold_record) +
               takes * sizeof(lot_take) + b.tier.buckets.size() * sizeof(qualify_bucket) +
               b.counters.size() * sizeof(rule_counter));
@@ -371,8 +489,17 @@ void encode_book(const member_book& b, std::vector<char>& out) {
 bool decode_book(const char* data, std::size_t size, member_book& out) {
   reader r(data, size);
   book_header h{};
-  if (!r.get(h) || h.format != book_format)
+  std::uint32_t format = 0;
+  if (size >= sizeof format)
+    std::memcpy(&format, data, sizeof format);
+  if (format == 2) {  // the older, shorter header; the rest stays zero
+    if (size < book_header_v2_bytes)
+      return false;
+    std::memcpy(static_cast<void*>(&h), data, book_header_v2_bytes);
+    r = reader(data + book_header_v2_bytes, size - book_header_v2_bytes);
+  } else if (!r.get(h) || h.format != book_format) {
     return false;
+  }
   member_book b;
   b.enrolled_at_us = h.enrolled_at_us;
   b.last_activity_us = h.last_activity_us;
@@ -388,6 +515,9 @@ bool decode_book(const char* data, std::size_t size, member_book& out) {
   b.consents = h.consents;
   b.noticed_through_us = h.noticed_through_us;
   b.tier_warned_day = h.tier_warned_day;
+  if (h.velocity.hour != 0)  // a member's windows are at the hour of its first record, never hour 0
+    b.velocity.push_back(h.velocity);
+  b.risk = h.risk;
   if (!r.get_all(b.lots, h.lots))
     return false;
   std::uint64_t takes = 0;

@@ -100,6 +100,41 @@ static_assert(std::is_trivially_copyable_v<rule_counter>);
   return static_cast<std::uint32_t>(drop_at_us / 86'400'000'000ull) + 1;
 }
 
+// Velocity windows (issue 19 item 2): what the member did in the current
+// program-local clock hour and local day, counted by its velocity records,
+// and which limits it breached in each (one limit_breach entry per limit and
+// window at most). Fixed windows: a record of a later hour starts a new hour
+// (and, of a later day, a new day); a record of an earlier hour than the
+// current one is not counted (the clock went back).
+struct velocity_windows {
+  std::uint32_t hour = 0;          // local hour (hours since the local epoch) of in_hour
+  std::uint32_t day = 0;           // local day (hour / 24) of in_day
+  std::int64_t in_hour[velocity_metrics] = {};  // by velocity_metric
+  std::int64_t in_day[velocity_metrics] = {};
+  std::uint32_t hour_breached = 0;  // bit (1 << metric): a breach of its hour limit journaled this hour
+  std::uint32_t day_breached = 0;   // ... of its day limit this day
+};
+static_assert(sizeof(velocity_windows) == 112);
+static_assert(std::is_trivially_copyable_v<velocity_windows>);
+
+// Moves the windows to local hour `hour` (a later hour resets the hour's
+// counts, a later day the day's too). False: `hour` is before the current
+// hour, nothing moved.
+[[nodiscard]] bool roll_windows(velocity_windows& w, std::uint32_t hour) noexcept;
+// The value of `metric` in `window` as of local hour `hour` (0 if the
+// window is over).
+[[nodiscard]] std::int64_t window_value(const velocity_windows& w, velocity_metric metric, velocity_window window,
+                                        std::uint32_t hour) noexcept;
+// Whether a breach of `metric`'s limit in `window` was journaled in the
+// window containing `hour`.
+[[nodiscard]] bool window_breached(const velocity_windows& w, velocity_metric metric, velocity_window window,
+                                   std::uint32_t hour) noexcept;
+
+// The member's risk state after a risk record (breach, block, unblock) of an
+// entry with this seq and occurred-at time. The fold and the ledger writer
+// (its risk table) both call it, so they agree.
+void apply_risk(risk_record& r, const entry_detail& d, std::uint64_t seq, std::uint64_t occurred_at_us) noexcept;
+
 struct member_book {
   std::uint64_t enrolled_at_us = 0;
   std::uint64_t last_activity_us = 0;    // inactivity expiry counts from here
@@ -115,7 +150,19 @@ struct member_book {
   std::vector<hold> holds;               // open holds; ascending id
   tier_track tier;
   std::vector<rule_counter> counters;    // ascending rule_id
+  // Issue 19 item 2: this hour's and day's counts, 0 or 1 of them: made by
+  // the member's first velocity record or breach (only while [limits] is
+  // configured), so a book without limits carries an empty vector (24 bytes)
+  // instead of 112 bytes of counts (a million active members). Read through
+  // velocity_of, written through velocity_for.
+  std::vector<velocity_windows> velocity;
+  risk_record risk{};                    // breaches, flagged, blocked (records.hpp)
 };
+
+// The member's velocity windows (all zero if it has none).
+[[nodiscard]] const velocity_windows& velocity_of(const member_book& book) noexcept;
+// ... made if it has none.
+[[nodiscard]] velocity_windows& velocity_for(member_book& book);
 
 // -- the fold ----------------------------------------------------------------------
 // Applies the detail records of one journal entry that belong to this member

@@ -33,6 +33,9 @@ const char* to_string(entry_kind k) noexcept {
     case entry_kind::household_dissolve: return "household_dissolve";
     case entry_kind::household_move: return "household_move";
     case entry_kind::erase: return "erase";
+    case entry_kind::limit_breach: return "limit_breach";
+    case entry_kind::block: return "block";
+    case entry_kind::unblock: return "unblock";
   }
   return "unknown";
 }
@@ -100,6 +103,13 @@ std::optional<tier_notice_view> as_tier_notice(const entry_detail& d) noexcept {
   if (!is(d, detail_kind::tier_notice))
     return std::nullopt;
   return tier_notice_view{d.id, d.aux, d.a, d.b};
+}
+
+std::optional<risk_view> as_risk(const entry_detail& d) noexcept {
+  if (!is(d, detail_kind::risk))
+    return std::nullopt;
+  return risk_view{static_cast<risk_change>(d.aux & 0xff), static_cast<velocity_metric>((d.aux >> 8) & 0xff),
+                   static_cast<velocity_window>(d.aux >> 16), d.a, static_cast<std::int64_t>(d.b), d.c != 0};
 }
 
 std::optional<expiry_notice_view> as_expiry_notice(const entry_detail& d) noexcept {

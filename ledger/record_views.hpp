@@ -70,6 +70,17 @@ struct tier_notice_view {
   std::int64_t missing = 0;
   std::uint64_t drops_at_us = 0;
 };
+// risk: a limit breach (the metric and window of the limit, the value the
+// refused request would have reached, the limit, whether it flagged the
+// member), a block or an unblock.
+struct risk_view {
+  risk_change change = risk_change::breach;
+  velocity_metric metric = velocity_metric::earns;
+  velocity_window window = velocity_window::hour;
+  std::int64_t reached = 0;
+  std::int64_t limit = 0;
+  bool flags = false;
+};
 // expiry_notice: one lot that expires soon.
 struct expiry_notice_view {
   std::uint32_t lot = 0;
@@ -99,6 +110,7 @@ struct settle_view {
 [[nodiscard]] std::optional<expiry_notice_view> as_expiry_notice(const entry_detail& d) noexcept;
 [[nodiscard]] std::optional<tier_notice_view> as_tier_notice(const entry_detail& d) noexcept;
 [[nodiscard]] std::optional<settle_view> as_settle(const entry_detail& d) noexcept;
+[[nodiscard]] std::optional<risk_view> as_risk(const entry_detail& d) noexcept;
 
 // The first record of a kind in an entry's details, as its view.
 template <class View>

@@ -60,7 +60,10 @@ namespace loyalty::ledger {
 //    key (filling member_aliases), so its alias texts leave the live tables
 //    (the freed pages keep them until LMDB reuses them: docs/OPERATIONS.md
 //    "Erasure"). Its entries keep what they hold (plain consent sources,
-//    plain alias hashes). A schema-8 build refuses a version-9 directory
+//    plain alias hashes). Fraud and velocity limits: limit_breach, block
+//    and unblock entries (kinds 22-24) with velocity and risk records
+//    (kinds 20, 21), and the risk table of members with breaches or a
+//    block (created empty). A schema-8 build refuses a version-9 directory
 //    (its verify would take the new records for unknown kinds).
 inline constexpr std::uint64_t schema_version = 9;
 inline constexpr std::uint64_t schema_version_readable_min = 3;
@@ -135,6 +138,10 @@ enum class entry_kind : std::uint16_t {
   // issue 19
   tier_notice = 20,        // no postings: the expiry sweep told the member its tier drops soon (a tier_notice detail)
   release_pending = 21,    // no postings: a purchase's pending points made spendable now (lot_release details)
+  // issue 19 item 2: fraud and velocity limits
+  limit_breach = 22,       // no postings: a request was refused for crossing a limit (a risk detail)
+  block = 23,              // no postings: an admin blocked the member (a risk detail; note: the reason)
+  unblock = 24,            // no postings: an admin unblocked the member (a risk detail; note: the reason)
   erase = 25,              // no postings: the member's personal values were destroyed (key, aliases; note: the reason)
   // issue 19 item 1: households (a household detail each, no postings)
   household_join = 26,      // the member joined a household
@@ -143,7 +150,6 @@ enum class entry_kind : std::uint16_t {
   household_move = 29,      // as transfer, between members of one household: a pooled spend or a leave moved points
 };
 inline constexpr std::uint16_t entry_kind_max = 29;
-
 
 enum class posting_side : std::uint32_t { debit = 1, credit = 2 };
 
@@ -247,6 +253,13 @@ enum class detail_kind : std::uint16_t {
   lot_release = 19,  // id: a pending lot, brand: its brand, a: points (> 0) made available at b (the entry's
                      //   instant); c = 0: the whole lot, in place; c != 0: the points leave the lot for a new
                      //   lot c (the member's next lot id) with the same brand, expiry and earned-at
+  // issue 19 item 2
+  velocity = 20,  // id: local hour (hours since the local epoch) the entry counts in, aux: velocity_metric,
+                  //   a: points (>= 0); carried by the entries a [limits] table counts, only while one is
+                  //   configured (member_book.hpp velocity_windows)
+  risk = 21,      // aux: risk_change | velocity_metric << 8 | velocity_window << 16 (the last two of a
+                  //   breach only), id: a breach's local hour; a: the value the refused request would have
+                  //   reached, b: the limit, c: 1 if this breach flags the member (member_book.hpp apply_risk)
   // issue 19 item 3: sealed with the member's key (ledger/sealing.hpp); unreadable once it is erased
   sealed_alias = 22,  // a: keyed_hash(member key, "alias", alias) of a link_alias entry's alias
   sealed_note = 23,   // a note (a consent's source) as AES-256-GCM ciphertext and its 16-byte tag,
@@ -260,6 +273,16 @@ enum class detail_kind : std::uint16_t {
                      //   a refund's clawback gives them back), b: the period (rule_budget_period)
 };
 inline constexpr std::uint16_t detail_kind_max = 27;
+
+// What a velocity record counts: the six metrics of a [limits] table
+// (docs/PROGRAM.md). One entry counts once in one of the four counts; earns
+// and redemptions also add their points.
+enum class velocity_metric : std::uint32_t {
+  earns = 0, points_earned = 1, redemptions = 2, points_redeemed = 3, transfers_out = 4, aliases_linked = 5,
+};
+inline constexpr std::size_t velocity_metrics = 6;
+enum class velocity_window : std::uint32_t { hour = 0, day = 1 };
+enum class risk_change : std::uint32_t { breach = 1, block = 2, unblock = 3 };
 
 enum class household_reason : std::uint32_t { join = 1, leave = 2, dissolve = 3 };
 
@@ -423,6 +446,23 @@ struct consent_record {
 };
 static_assert(sizeof(consent_record) == 24);
 static_assert(std::is_trivially_copyable_v<consent_record>);
+
+// Risk: key = member id (uint64, MDB_INTEGERKEY), one record per member
+// with a limit breach, a block or an unblock ever journaled: its state after
+// its newest such entry (the same as its book's, member_book.hpp risk_fold).
+// Written by those entries in the same transaction; the flagged-and-blocked
+// report reads this table, never the journal of every member.
+inline constexpr std::uint32_t risk_flagged = 1;
+inline constexpr std::uint32_t risk_blocked = 2;
+struct risk_record {
+  std::uint32_t breaches;       // limit breaches since the member was last unblocked
+  std::uint32_t flags;          // risk_flagged | risk_blocked
+  std::uint64_t blocked_at_us;  // when the block entry occurred; 0 = not blocked
+  std::uint64_t block_seq;      // the block entry (its note is the reason); 0 = not blocked
+  std::uint64_t seq;            // the member's newest limit_breach / block / unblock entry
+};
+static_assert(sizeof(risk_record) == 32);
+static_assert(std::is_trivially_copyable_v<risk_record>);
 
 // Counters: program-wide totals that caps and stock are checked against,
 // updated in the same write transaction as the entries that move them.

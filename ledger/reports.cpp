@@ -17,8 +17,10 @@
 // window's start), ledger.hpp `report` has the terms.
 #include "ledger/detail/impl.hpp"
 #include "ledger/detail/periods.hpp"
+#include "ledger/record_views.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <unordered_map>
 
@@ -298,6 +300,30 @@ std::optional<kpi_report> ledger::report(const report_request& q, errc& code, st
   if (!members.read_tail() || !members.count(out.brands))
     return std::nullopt;
   code = errc::ok;
+  return out;
+}
+
+std::vector<ledger::risk_row> ledger::risk_members(std::uint64_t after, std::size_t limit) const {
+  std::vector<risk_row> out;
+  detail::read_txn txn(impl_->env);
+  if (!txn.get())
+    return out;
+  detail::cursor cur(txn.get(), impl_->db.risk);
+  MDB_val k = val_of(after), v{};
+  for (int rc = cur.rc() == MDB_SUCCESS ? mdb_cursor_get(cur.get(), &k, &v, MDB_SET_RANGE) : cur.rc();
+       rc == MDB_SUCCESS && out.size() < limit; rc = mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT)) {
+    risk_row row;
+    if (k.mv_size != sizeof row.member || v.mv_size != sizeof row.risk)
+      continue;  // verify reports it
+    std::memcpy(&row.member, k.mv_data, sizeof row.member);
+    std::memcpy(&row.risk, v.mv_data, sizeof row.risk);
+    if (row.member <= after || row.risk.flags == 0)
+      continue;
+    if (row.risk.block_seq != 0)
+      if (auto e = impl_->read_entry(txn.get(), row.risk.block_seq))
+        row.reason = note_text(e->details);
+    out.push_back(std::move(row));
+  }
   return out;
 }
 

@@ -122,8 +122,8 @@ bool hash_alias_rows(MDB_txn* txn, const dbs& db, std::string& error) {
 
 void upgrade_schema(MDB_txn* txn, const dbs& db, std::uint64_t from, const std::string& dir, std::string& error) {
   // 3 -> 4, 4 -> 5, 5 -> 6, 6 -> 7 and 7 -> 8 change no bytes (records.hpp;
-  // the consents table of 6, the books table of 7 and the erasure tables of
-  // 9 are created empty when the environment opens): recording the version
+  // the consents table of 6, the books table of 7 and the erasure and risk
+  // tables of 9 are created empty when the environment opens): recording the version
   // is the whole upgrade but for 8 -> 9's aliases rows.
   static_assert(schema_version == 9 && schema_version_readable_min == 3,
                 "a new schema version needs its upgrade step here");
@@ -1171,6 +1171,8 @@ outcome ledger::impl::apply_post(MDB_txn* txn, op& o, std::uint64_t now_us) {
     record_consent(txn, o, seq, now_us);  // before the details are written: it fills one in
   if (carries_personal(o.entry))
     seal_personal(txn, o, seq);  // before the header takes the request hash and the detail count
+  if (o.entry == entry_kind::limit_breach || o.entry == entry_kind::block || o.entry == entry_kind::unblock)
+    record_risk(txn, o, seq, now_us);
   journal_header h{};
   {
     // Balances go to the write-back cache; the journal entry below is what
@@ -1257,15 +1259,20 @@ void ledger::impl::record_consent(MDB_txn* txn, op& o, std::uint64_t seq, std::u
     return x.kind == static_cast<std::uint16_t>(detail_kind::consent);
   });
   LEDGER_ASSERT(d != o.details.end());
-  consent_record rec{};
-  MDB_val k = val_of(o.member_id), v{};
-  if (int rc = mdb_get(txn, db.consents, &k, &v); rc == MDB_SUCCESS && v.mv_size == sizeof rec)
-    std::memcpy(&rec, v.mv_data, sizeof rec);
-  else if (rc != MDB_NOTFOUND)
-    fail_stop("reading the consents table", rc == MDB_SUCCESS ? MDB_CORRUPTED : rc);
+  auto rec = member_record_of<consent_record>(txn, db.consents, o.member_id, "reading the consents table");
   d->c = rec.seq;
   rec = consent_record{static_cast<std::uint32_t>(d->a), 0, seq, now_us};
   put_or_die(txn, db.consents, val_of(o.member_id), val_of(rec), 0, "recording a consent");
+}
+
+void ledger::impl::record_risk(MDB_txn* txn, const op& o, std::uint64_t seq, std::uint64_t now_us) {
+  auto d = std::find_if(o.details.begin(), o.details.end(), [](const entry_detail& x) {
+    return x.kind == static_cast<std::uint16_t>(detail_kind::risk);
+  });
+  LEDGER_ASSERT(d != o.details.end());
+  auto rec = member_record_of<risk_record>(txn, db.risk, o.member_id, "reading the risk table");
+  apply_risk(rec, *d, seq, o.occurred_at_us != 0 ? o.occurred_at_us : now_us);  // the header's occurred-at
+  put_or_die(txn, db.risk, val_of(o.member_id), val_of(rec), 0, "recording a member's risk state");
 }
 
 bool ledger::impl::settle_alias(MDB_txn* txn, op& o, outcome& out) {

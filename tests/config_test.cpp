@@ -1105,3 +1105,36 @@ TEST_CASE("[cluster] names this node among its peers; without it the engine is a
   refused("[cluster]\nnode_id = 1\njoin = 1\n" + peers, "'join' in [cluster] must be true or false");
   refused("[cluster]\nnode_id = 1\n", "peers");
 }
+
+TEST_CASE("[limits] bounds per hour and per day are read, and bad ones are line-numbered errors", "[config][limits]") {
+  std::vector<config_error> errors;
+  auto p = parse_program(std::string(valid_program) +
+                           "\n[limits]\nflag_after_breaches = 3\n[limits.per_hour]\nearns = 5\n"
+                           "[limits.per_day]\npoints_redeemed = 900\naliases_linked = 2\n",
+                         "t.toml", errors);
+  INFO(all(errors));
+  REQUIRE(p);
+  CHECK(p->limits.enabled);
+  CHECK(p->limits.flag_after_breaches == 3);
+  CHECK(p->limits.per_hour.earns == 5);
+  CHECK(p->limits.per_hour.points_earned == 0);
+  CHECK(p->limits.per_day.points_redeemed == 900);
+  CHECK(p->limits.per_day.at(5) == 2);
+
+  errors.clear();
+  p = parse_program(std::string(valid_program) + "\n[limits]\nflag_after_breaches = 3\n", "t.toml", errors);
+  REQUIRE(p);
+  CHECK_FALSE(p->limits.enabled);  // no bound: nothing is counted or checked
+
+  errors.clear();
+  p = parse_program(std::string(valid_program) +
+                      "\n[limits]\nper_week = { earns = 1 }\n[limits.per_hour]\nearns = -1\nrefunds = 2\n",
+                    "t.toml", errors);
+  REQUIRE_FALSE(p);
+  const auto text = all(errors);
+  INFO(text);
+  CHECK(text.find("unknown key 'per_week' in [limits]") != std::string::npos);
+  CHECK(text.find("unknown key 'refunds' in [limits.per_hour]") != std::string::npos);
+  CHECK(text.find("earns") != std::string::npos);
+  CHECK(errors.size() == 3);
+}

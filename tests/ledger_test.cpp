@@ -2385,4 +2385,40 @@ TEST_CASE("a command carries a personal op's member key, and a command written b
   CHECK_FALSE(cmd.ops[0].fresh_key);
   old[3] = '2';  // read as LLC2 it is cut short
   CHECK_FALSE(decode_command(old, cmd, err));
+
+TEST_CASE("verify reports a risk table that disagrees with the member's block and breach entries", "[ledger][limits]") {
+  fixture f;
+  REQUIRE(f.run(f.enroll(1)).code == errc::ok);
+  op block;
+  block.kind = op_kind::post;
+  block.entry = entry_kind::block;
+  block.member_id = 1;
+  block.brand_id = 1;
+  block.set_txn("block-1");
+  block.details = {fixture::detail(detail_kind::risk, 0, 0, static_cast<std::uint32_t>(risk_change::block))};
+  REQUIRE(f.run(block).code == errc::ok);
+  {
+    auto rep = f.led->verify();
+    CHECK(rep.ok);
+  }
+  f.tamper([&](MDB_txn* txn) {
+    MDB_dbi risk;
+    REQUIRE(mdb_dbi_open(txn, "risk", MDB_INTEGERKEY, &risk) == 0);
+    std::uint64_t id = 1;
+    risk_record rec{};
+    MDB_val k{sizeof id, &id}, v{};
+    REQUIRE(mdb_get(txn, risk, &k, &v) == 0);
+    std::memcpy(&rec, v.mv_data, sizeof rec);
+    CHECK(rec.flags == risk_blocked);
+    rec.flags = 0;  // the table forgets the block
+    MDB_val nv{sizeof rec, &rec};
+    REQUIRE(mdb_put(txn, risk, &k, &nv, 0) == 0);
+    std::uint64_t ghost = 99;
+    MDB_val gk{sizeof ghost, &ghost};
+    REQUIRE(mdb_put(txn, risk, &gk, &nv, 0) == 0);
+  });
+  auto all = f.failed_verify();
+  INFO(all);
+  CHECK(all.find("member 1: risk table says") != std::string::npos);
+  CHECK(all.find("risk: member 99 is not enrolled") != std::string::npos);
 }

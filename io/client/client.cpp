@@ -436,6 +436,30 @@ response client::erase(const std::string& txn, std::uint64_t member, const std::
   return call(std::move(r));
 }
 
+namespace {
+request with_reason(opcode op, const std::string& txn, const member_ref& member, const std::string& reason) {
+  auto r = make(op, txn, member);
+  r.reason = reason;
+  return r;
+}
+} // namespace
+
+response client::block(const std::string& txn, const member_ref& member, const std::string& reason) {
+  return call(with_reason(opcode::block, txn, member, reason));
+}
+
+response client::unblock(const std::string& txn, const member_ref& member, const std::string& reason) {
+  return call(with_reason(opcode::unblock, txn, member, reason));
+}
+
+response client::risk_report(std::uint64_t after, std::uint32_t limit) {
+  request r;
+  r.op = opcode::risk_report;
+  r.after = after;
+  r.limit = limit;
+  return call(std::move(r));
+}
+
 response client::transfer(const std::string& txn, const member_ref& from, std::uint64_t to, std::int64_t points) {
   auto r = make(opcode::transfer, txn, from);
   r.to = to;

@@ -133,6 +133,12 @@ public:
   // Admin: needs the key in hello.
   response adjust(const std::string& txn, const member_ref& member, std::int64_t points, const std::string& reason,
                   const std::string& brand);
+  // Admin (issue 19 item 2): block or unblock a member, with the reason
+  // the journal keeps.
+  response block(const std::string& txn, const member_ref& member, const std::string& reason);
+  response unblock(const std::string& txn, const member_ref& member, const std::string& reason);
+  // Flagged and blocked members with ids above `after` (limit 0 = 100).
+  response risk_report(std::uint64_t after = 0, std::uint32_t limit = 0);
   response transfer(const std::string& txn, const member_ref& from, std::uint64_t to, std::int64_t points);
   response link_alias(const std::string& txn, std::uint64_t member, const std::string& alias);
   // issue 19: households

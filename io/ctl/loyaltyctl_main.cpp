@@ -215,6 +215,24 @@ void print_text(const response& r, const request& q, bool all_pages) {
       std::cout << "transferred " << r.points << " points to member " << q.to;
       print_after(r, false);
       break;
+    case opcode::block:
+    case opcode::unblock:
+      std::cout << "member " << r.member << (q.op == opcode::block ? " blocked" : " unblocked")
+                << (r.replayed ? " (replay of an earlier request: nothing posted now)" : "") << " (seq " << r.seq
+                << ")\n";
+      break;
+    case opcode::risk_report:
+      std::cout << r.risk.size() << " members flagged or blocked\n";
+      for (const auto& x : r.risk) {
+        std::cout << "  member " << x.member << (x.flagged ? " flagged" : "") << (x.blocked ? " blocked" : "") << ", "
+                  << x.breaches << " breaches";
+        if (x.blocked)
+          std::cout << ", blocked at " << iso_time(x.blocked_at_us) << ": " << json_escape(x.reason);
+        std::cout << "\n";
+      }
+      if (r.next != 0)
+        std::cout << "more: --after " << r.next << "\n";
+      break;
     case opcode::link_alias:
       std::cout << "alias '" << q.alias << "' names member " << r.member
                 << (r.replayed ? " (it did already: nothing posted now)" : "") << " (seq " << r.seq << ")\n";
@@ -249,6 +267,9 @@ void print_text(const response& r, const request& q, bool all_pages) {
         std::cout << "  tier " << r.tier << " holds until " << iso_time(r.tier_holds_until_us) << ", then "
                   << r.tier_drops_to << " (" << r.tier_keep_missing << " of the tier metric missing)\n";
       std::cout << "  consents to: " << channels_text(r.consents) << "\n";
+      if (r.blocked || r.flagged || r.breaches != 0)
+        std::cout << "  " << (r.blocked ? "BLOCKED, " : "") << (r.flagged ? "flagged, " : "") << r.breaches
+                  << " limit breaches since last unblocked\n";
       if (r.household != 0)
         std::cout << "  household " << r.household << ": " << r.household_available << " points available to spend\n";
       break;
@@ -706,6 +727,22 @@ int main(int argc, char** argv) {
   erase->add_option("--member", req.member, "member id")->required();
   erase->add_option("--reason", req.reason, "why, 1..200 bytes (kept in the journal: a ticket number, not personal data)")
     ->required();
+  // Issue 19 item 2: fraud limits.
+  auto* block = app.add_subcommand(
+    "block", "admin: block a member (it cannot earn or spend; reads still work); journaled with the reason; needs --key");
+  add_txn(block);
+  add_member(block, true);
+  block->add_option("--reason", req.reason, "why, 1..200 bytes (kept in the journal)")->required();
+  auto* unblock = app.add_subcommand(
+    "unblock", "admin: unblock a member and clear its flag and breach count; journaled with the reason; needs --key");
+  add_txn(unblock);
+  add_member(unblock, true);
+  unblock->add_option("--reason", req.reason, "why, 1..200 bytes (kept in the journal)")->required();
+  auto* risk_report = app.add_subcommand(
+    "risk-report", "list the members flagged for limit breaches or blocked, by member id (docs/OPERATIONS.md, "
+                   "\"Fraud limits\")");
+  risk_report->add_option("--after", req.after, "only members with ids above this (the 'more' hint of the last page)");
+  risk_report->add_option("--limit", req.limit, "members per page, 1..1000 (default 100)");
 
   auto* transfer = app.add_subcommand("transfer", "move points from one member to another");
   add_txn(transfer);
@@ -901,7 +938,8 @@ int main(int argc, char** argv) {
     {consent, opcode::consent}, {tail, opcode::subscribe}, {quote, opcode::quote}, {report, opcode::report},
     {household_join, opcode::household_join}, {household_leave, opcode::household_leave},
     {household_dissolve, opcode::household_dissolve}, {household_show, opcode::household},
-    {erase, opcode::erase}};
+    {erase, opcode::erase}, {block, opcode::block}, {unblock, opcode::unblock},
+    {risk_report, opcode::risk_report}};
   if (*keygen)
     return make_key(key_id, key_name, key_scope_text, key_rate, key_dry_run);
   for (auto& [sub, op] : subs)

@@ -416,6 +416,7 @@ void session::on_frame(const char* data, std::size_t size) {
     case opcode::activity: return run(req.op, req.id, handlers::activity(srv_, who, req));
     case opcode::settlement: return run(req.op, req.id, handlers::settlement(srv_, who, req));
     case opcode::report: return run(req.op, req.id, handlers::report(srv_, who, req));
+    case opcode::risk_report: return run(req.op, req.id, handlers::risk_report(srv_, who, req));
     case opcode::journal: return run(req.op, req.id, handlers::journal(srv_, who, req));
     case opcode::expire:
       if (!req.has_member && req.alias.empty())
@@ -448,6 +449,8 @@ void session::on_frame(const char* data, std::size_t size) {
     case opcode::household_dissolve:
     case opcode::household:
     case opcode::erase:
+    case opcode::block:
+    case opcode::unblock:
       if (!admit(1)) {
         reply_error(req.op, req.id, errc::overloaded, {});
         return;
@@ -978,6 +981,9 @@ response session::to_response(const pending& p, const ledger::outcome& o) {
     r.next_expiry_points = b.view.next_expiry_points;
     r.next_expiry_at_us = b.view.next_expiry_at_us;
     r.consents = b.consents;
+    r.blocked = (b.risk.flags & ledger::risk_blocked) != 0;
+    r.flagged = (b.risk.flags & ledger::risk_flagged) != 0;
+    r.breaches = b.risk.breaches;
   }
   if (note != nullptr && note->has_quote) {
     const auto& q = note->quote;

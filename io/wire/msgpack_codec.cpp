@@ -649,6 +649,19 @@ void decode_fields(reader& rd, request& r) {
       r.limit = static_cast<std::uint32_t>(limit);
       break;
     }
+    case opcode::block:
+    case opcode::unblock:
+      rd.txn();
+      rd.member_or_alias();
+      rd.str(f::f_reason, r.reason, reason_bytes_max);
+      break;
+    case opcode::risk_report: {
+      rd.u64(f::f_after, r.after, false);
+      std::uint64_t limit = 0;  // absent = risk_report_limit_default
+      rd.u64_in(f::f_limit, limit, 1, risk_report_limit_max, false, "between 1 and 1000");
+      r.limit = static_cast<std::uint32_t>(limit);
+      break;
+    }
     case opcode::consent:
       rd.txn();
       rd.member_or_alias();
@@ -1126,6 +1139,14 @@ void pack_event(packer& pk, const stream_event& e) {
       m.u64("drops_at_us", e.drops_at_us);
       m.i64("missing", e.missing);
     }
+    if (!e.limit.empty()) {
+      m.str("limit", e.limit);
+      m.str("window", e.window);
+      m.i64("reached", e.reached);
+      m.i64("bound", e.bound);
+      m.boolean("flagged", e.flagged);
+    }
+    if (!e.reason.empty()) m.str("reason", e.reason);
     if (!e.expiring.empty())
       m.value("expiring", [&](packer& p) {
         p.pack_array(static_cast<std::uint32_t>(e.expiring.size()));
@@ -1299,6 +1320,25 @@ void response_fields(map_out& m, const response& r) {
       posting(false);
       settlements();
       break;
+    case opcode::block:
+    case opcode::unblock:
+      posting(false);
+      break;
+    case opcode::risk_report:
+      m.value("members", [&](packer& p) {
+        p.pack_array(static_cast<std::uint32_t>(r.risk.size()));
+        for (const auto& x : r.risk)
+          pack_map(p, [&](map_out& y) {
+            y.u64("member", x.member);
+            y.boolean("flagged", x.flagged);
+            y.boolean("blocked", x.blocked);
+            y.u64("breaches", x.breaches);
+            y.u64("blocked_at_us", x.blocked_at_us);
+            y.str("reason", x.reason);
+          });
+      });
+      m.u64("next", r.next);
+      break;
     case opcode::partner_earn:
       posting(true);
       m.str("partner", r.partner);
@@ -1343,6 +1383,9 @@ void response_fields(map_out& m, const response& r) {
         m.i64("tier_keep_missing", r.tier_keep_missing);
       }
       if (r.consents != 0) m.value("consents", [&](packer& p) { pack_consents(p, r.consents); });
+      if (r.blocked) m.boolean("blocked", true);
+      if (r.flagged) m.boolean("flagged", true);
+      if (r.breaches != 0) m.u64("breaches", r.breaches);
       if (r.household != 0) {  // issue 19: only for a household member, so other answers stay as they were
         m.u64("household", r.household);
         m.i64("household_available", r.household_available);
@@ -1608,6 +1651,16 @@ void request_fields(map_out& m, const request& r) {
       m.i64("points", r.points);
       m.str("reason", r.reason);
       m.str("brand", r.brand);
+      break;
+    case opcode::block:
+    case opcode::unblock:
+      txn();
+      who(false);
+      m.str("reason", r.reason);
+      break;
+    case opcode::risk_report:
+      if (r.after != 0) m.u64("after", r.after);
+      if (r.limit != 0) m.u64("limit", r.limit);
       break;
     case opcode::transfer:
       txn();
@@ -2029,6 +2082,12 @@ stream_event unpack_event(const msgpack::object& o) {
     else if (key == "drops_at_us") e.drops_at_us = as_u64(v);
     else if (key == "household") e.household = as_u64(v);
     else if (key == "missing") e.missing = as_i64(v);
+    else if (key == "limit") e.limit = as_str(v);
+    else if (key == "window") e.window = as_str(v);
+    else if (key == "reached") e.reached = as_i64(v);
+    else if (key == "bound") e.bound = as_i64(v);
+    else if (key == "flagged") e.flagged = as_bool(v);
+    else if (key == "reason") e.reason = as_str(v);
     else if (key == "expiring") {
       const auto& a = as_array(v);
       for (std::uint32_t j = 0; j < a.size; ++j) {
@@ -2088,6 +2147,19 @@ report_row unpack_report_row(const msgpack::object& o) {
     }
   });
   return b;
+}
+
+risk_member unpack_risk_member(const msgpack::object& o) {
+  risk_member x;
+  each_field(o, [&](std::string_view key, const msgpack::object& v) {
+    if (key == "member") x.member = as_u64(v);
+    else if (key == "flagged") x.flagged = as_bool(v);
+    else if (key == "blocked") x.blocked = as_bool(v);
+    else if (key == "breaches") x.breaches = static_cast<std::uint32_t>(as_u64(v));
+    else if (key == "blocked_at_us") x.blocked_at_us = as_u64(v);
+    else if (key == "reason") x.reason = as_str(v);
+  });
+  return x;
 }
 
 report_result unpack_report(const msgpack::object& o) {
@@ -2209,7 +2281,11 @@ void unpack_response(const msgpack::object& o, response& r) {
     }
     else if (key == "statement") r.statement = unpack_statement(v);
     else if (key == "report") r.report = unpack_report(v);
+    else if (key == "members" && v.type == msgpack::type::ARRAY) r.risk = unpack_list(v, unpack_risk_member);
     else if (key == "members") (is_verify ? r.verify.members : r.members) = as_u64(v);
+    else if (key == "blocked") r.blocked = as_bool(v);
+    else if (key == "flagged") r.flagged = as_bool(v);
+    else if (key == "breaches") r.breaches = static_cast<std::uint32_t>(as_u64(v));
     else if (key == "valid") r.verify.valid = as_bool(v);
     else if (key == "postings") r.verify.postings = as_u64(v);
     else if (key == "accounts") r.verify.accounts = as_u64(v);

@@ -93,7 +93,10 @@ inline constexpr std::optional<request_kind> no_kind{};
   X(household_leave,    member,      by_brand | by_keyless,              true,  true,  request_kind::household_leave)    \
   X(household_dissolve, member,      by_keyless,                         true,  true,  request_kind::household_dissolve) \
   X(household,          member,      by_read | by_brand | by_keyless,    false, true,  request_kind::household) \
-  X(erase,              member,      0,                                  true,  false, request_kind::erase)
+  X(erase,              member,      0,                                  true,  false, request_kind::erase) \
+  X(block,              member,      0,                                  true,  true,  request_kind::block)              \
+  X(unblock,            member,      0,                                  true,  true,  request_kind::unblock)            \
+  X(risk_report,        report,      by_read | by_keyless,               false, false, no_kind)
 
 enum class opcode : std::uint8_t {
 #define LOYALTY_OP_ENUM(name, family, access, posts, batchable, kind) name,

@@ -41,6 +41,9 @@ inline constexpr std::uint32_t history_limit_default = 20;
 // 1,000 stays near 150 KiB, far below frame_bytes_max.
 inline constexpr std::uint32_t statement_limit_max = 1000;
 inline constexpr std::uint32_t statement_limit_default = 100;
+// risk_report: members per page (the same bounds as a statement's lines).
+inline constexpr std::uint32_t risk_report_limit_max = 1000;
+inline constexpr std::uint32_t risk_report_limit_default = 100;
 // backup's directory: a Linux PATH_MAX.
 inline constexpr std::size_t path_bytes_max = 4096;
 // cluster_add / cluster_remove: a node's id, and its addresses' length.
@@ -73,7 +76,7 @@ inline constexpr std::uint32_t report_top_default = 10;
 // The event stream (docs/PROTOCOL.md, "subscribe"). Event types: a
 // subscriber's `types` filter is a set of these names; bit i of
 // request::event_types is event_type_names[i]. Appended only.
-inline constexpr std::array<std::string_view, 22> event_type_names = {
+inline constexpr std::array<std::string_view, 25> event_type_names = {
   "member_enrolled",      // enroll
   "points_earned",        // earn, event (a welcome bonus too), partner_earn
   "points_redeemed",      // redeem, redeem_reward, capture, partner_burn
@@ -97,6 +100,9 @@ inline constexpr std::array<std::string_view, 22> event_type_names = {
   "household_dissolved",     // household_dissolve: one per member of the dissolved household
   "household_points_moved",  // household_move (member: the giver; counterparty: the receiver)
   "member_erased",        // erase: the member's personal values were destroyed (the event carries none)
+  "limit_exceeded",       // limit_breach: a request was refused for going past a [limits] bound
+  "member_blocked",       // block
+  "member_unblocked",     // unblock
 };
 inline constexpr std::uint32_t event_types_all = (1u << event_type_names.size()) - 1;
 // The bit of an event type name, or 0 for a name that is not one.
@@ -156,7 +162,7 @@ struct request {
   std::uint64_t hold = 0;          // capture / release: the hold id
   std::string reward;              // redeem_reward: reward code
   std::string ref;                 // refund: txn id of the earn; reverse_redemption: of the redemption
-  std::string reason;              // adjust: why (required, 1..200 bytes)
+  std::string reason;              // adjust, block, unblock: why (required, 1..200 bytes)
   std::uint64_t to = 0;            // transfer: receiving member
   std::uint64_t before = 0;        // history: page below this seq (0 = newest)
   std::uint32_t limit = 0;         // history: entries per page (0 = 20, max 100)
@@ -325,6 +331,22 @@ struct stream_event {
   std::uint64_t drops_at_us = 0;
   std::int64_t missing = 0;
   std::uint64_t household = 0;     // household_joined / household_left / household_dissolved
+  // limit_exceeded: the limit (`limit`: earns, points_earned, ...; `window`:
+  // hour or day, its bound) the refused request would have taken to
+  // `reached`; `flagged`: this breach flagged the member
+  std::string limit, window;
+  std::int64_t reached = 0, bound = 0;
+  bool flagged = false;
+  std::string reason;              // member_blocked / member_unblocked: the admin's reason
+};
+
+// risk_report: one flagged or blocked member (docs/PROTOCOL.md, "risk_report").
+struct risk_member {
+  std::uint64_t member = 0;
+  bool flagged = false, blocked = false;
+  std::uint32_t breaches = 0;      // limit breaches since the member was last unblocked
+  std::uint64_t blocked_at_us = 0; // 0: not blocked
+  std::string reason;              // the block's reason ("" when not blocked)
 };
 
 // report: one brand over a period (docs/PROTOCOL.md, "report").
@@ -450,6 +472,10 @@ struct response {
   activity_result activity;                  // activity
   statement_result statement;                // settlement
   report_result report;                      // report
+  // issue 19 item 2
+  bool blocked = false, flagged = false;     // balance: the member's risk state
+  std::uint32_t breaches = 0;                // balance: limit breaches since last unblocked
+  std::vector<risk_member> risk;             // risk_report (next: pass as `after` for the next page; 0 = no more)
   // backup (also seq: the newest entry in the copy)
   std::string file;                // the copy's data file, on the engine's host
   std::uint64_t bytes = 0;         // its size

@@ -66,6 +66,7 @@ struct dbs {
   MDB_dbi member_keys = 0;
   MDB_dbi member_aliases = 0;
   MDB_dbi erasures = 0;
+  MDB_dbi risk = 0;
 };
 
 // Every table of a ledger: its name, its flags, where its handle is kept.
@@ -84,6 +85,7 @@ inline constexpr table_def tables[] = {
   {"member_keys", MDB_INTEGERKEY, &dbs::member_keys},
   {"member_aliases", MDB_INTEGERKEY | MDB_DUPSORT | MDB_DUPFIXED, &dbs::member_aliases},
   {"erasures", MDB_INTEGERKEY, &dbs::erasures},
+  {"risk", MDB_INTEGERKEY, &dbs::risk},
 };
 
 // The counter (records.hpp counter_kind) a detail moves by its `a`, or 0 for
@@ -190,6 +192,21 @@ public:
   [[nodiscard]] bool is_erased(MDB_txn* txn, std::uint64_t member) const;
   // What a reader may see of an entry's personal values (read_entry).
   void unseal_for_read(MDB_txn* txn, ledger::entry& e) const;
+  // A member's record in a table keyed by member id (consents, risk); all
+  // zero when it has none. A failed read stops the writer (fail_stop).
+  template <class Rec>
+  Rec member_record_of(MDB_txn* txn, MDB_dbi dbi, std::uint64_t member, const char* what) {
+    Rec rec{};
+    MDB_val k = detail::val_of(member), v{};
+    if (int rc = mdb_get(txn, dbi, &k, &v); rc == MDB_SUCCESS && v.mv_size == sizeof rec)
+      std::memcpy(&rec, v.mv_data, sizeof rec);
+    else if (rc != MDB_NOTFOUND)
+      fail_stop(what, rc == MDB_SUCCESS ? MDB_CORRUPTED : rc);
+    return rec;
+  }
+  // A limit_breach, block or unblock entry about to be appended as `seq`:
+  // the member's risk table record after it (records.hpp risk_record).
+  void record_risk(MDB_txn* txn, const op& o, std::uint64_t seq, std::uint64_t now_us);
   // The counters after o's details, into `next` (changed ones only); false
   // if one would leave int64. Writer thread.
   [[nodiscard]] bool count_details(const op& o, std::vector<std::pair<std::uint64_t, std::int64_t>>& next) const;

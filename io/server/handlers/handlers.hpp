@@ -77,6 +77,9 @@ struct handled {
 [[nodiscard]] handled activity(server::impl& srv, const caller& who, const request& req);
 [[nodiscard]] handled settlement(server::impl& srv, const caller& who, const request& req);
 [[nodiscard]] handled report(server::impl& srv, const caller& who, const request& req);
+// Flagged and blocked members (issue 19 item 2), answered at once: one page
+// of the ledger's risk table, never a member's journal.
+[[nodiscard]] handled risk_report(server::impl& srv, const caller& who, const request& req);
 
 // -- admin (admin.cpp): stats now; verify, backup, the sweep, reload as jobs
 [[nodiscard]] handled stats(server::impl& srv, const caller& who, const request& req);

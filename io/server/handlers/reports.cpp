@@ -276,4 +276,20 @@ handled settlement(server::impl& srv, const caller& who, const request& req) {
                       });
 }
 
+handled risk_report(server::impl& srv, const caller&, const request& req) {
+  const std::size_t limit = req.limit != 0 ? req.limit : risk_report_limit_default;
+  // One more than the page: whether there is a next one.
+  auto rows = srv.deps.ledger->risk_members(req.after, limit + 1);
+  response r;
+  if (rows.size() > limit) {
+    rows.resize(limit);
+    r.next = rows.back().member;
+  }
+  for (const auto& x : rows)
+    r.risk.push_back(risk_member{x.member, (x.risk.flags & ledger::risk_flagged) != 0,
+                                 (x.risk.flags & ledger::risk_blocked) != 0, x.risk.breaches, x.risk.blocked_at_us,
+                                 x.reason});
+  return handled::answer(std::move(r));
+}
+
 } // namespace loyalty::io::handlers

@@ -4,6 +4,8 @@
 // says what a subscription is and what events an entry gives.
 #include "io/server/handlers/handlers.hpp"
 
+#include "actors/policy.hpp"
+
 #include "config/log.hpp"
 #include "io/wire/codec.hpp"
 #include "io/server/views.hpp"
@@ -75,9 +77,9 @@ enum event_type : int {
   member_enrolled, points_earned, points_redeemed, points_refunded, redemption_reversed, points_adjusted,
   points_transferred, points_expired, points_held, hold_released, hold_expired, tier_changed, consent_changed,
   points_expiring, alias_linked, tier_downgrade_warning, points_released, household_joined, household_left,
-  household_dissolved, household_points_moved, member_erased,
+  household_dissolved, household_points_moved, member_erased, limit_exceeded, member_blocked, member_unblocked,
 };
-static_assert(member_erased + 1 == event_type_names.size());
+static_assert(member_unblocked + 1 == event_type_names.size());
 
 // The event type of an entry of this kind (none: it gives no event of its
 // own; tier_review's only event is tier_changed), with the fields only
@@ -146,6 +148,21 @@ int event_of(const ledger::ledger::entry& e, const program& prog, stream_event& 
                                                                : household_dissolved;
     case ek::household_move: return household_points_moved;
     case ek::erase: return member_erased;
+    case ek::limit_breach:
+      if (auto b = ledger::first_of(std::span(e.details), ledger::as_risk)) {
+        ev.limit = actors::metric_name(b->metric);
+        ev.window = actors::window_name(b->window);
+        ev.reached = b->reached;
+        ev.bound = b->limit;
+        ev.flagged = b->flags;
+      }
+      return limit_exceeded;
+    case ek::block:
+      ev.reason = ledger::note_text(e.details);
+      return member_blocked;
+    case ek::unblock:
+      ev.reason = ledger::note_text(e.details);
+      return member_unblocked;
   }
   return -1;
 }
