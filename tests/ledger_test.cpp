@@ -2385,6 +2385,7 @@ TEST_CASE("a command carries a personal op's member key, and a command written b
   CHECK_FALSE(cmd.ops[0].fresh_key);
   old[3] = '2';  // read as LLC2 it is cut short
   CHECK_FALSE(decode_command(old, cmd, err));
+}
 
 TEST_CASE("verify reports a risk table that disagrees with the member's block and breach entries", "[ledger][limits]") {
   fixture f;
