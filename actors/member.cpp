@@ -1500,6 +1500,15 @@ bool refused_when_blocked(request_kind k) noexcept {
   return false;
 }
 
+// Drops the entries a request built from ops[first] on, giving back what
+// they reserved of the program's caps and budgets.
+void drop_built(const env& e, std::vector<ledger::op>& ops, std::size_t first) {
+  if (e.counters != nullptr)
+    for (std::size_t j = first; j < ops.size(); ++j)
+      e.counters->undo(e.prog, ops[j].details);
+  ops.resize(first);
+}
+
 errc refuse_blocked(const member_data& m, std::string& msg) {
   return fail(msg, errc::member_blocked,
               "member " + std::to_string(m.id) + " is blocked: it cannot earn or spend until an admin unblocks it");
@@ -1984,10 +1993,7 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
     // Each operation checked the scope before its business checks; this
     // holds every entry to it, whatever an operation forgot.
     if (const char* why = out_of_scope(r, ops[i].brand_id, ops[i].partner_id)) {
-      for (std::size_t j = first; j < ops.size(); ++j)
-        if (e.counters != nullptr)
-          e.counters->undo(e.prog, ops[j].details);
-      ops.resize(first);
+      drop_built(e, ops, first);
       return fail(message, errc::not_authorized, why);
     }
     ops[i].key_id = r.key_id;
@@ -1996,10 +2002,7 @@ errc prepare(member_data& m, const env& e, const member_request& r, std::vector<
     for (std::size_t i = first; i < ops.size(); ++i) {
       std::optional<ledger::op> breach;
       if (errc c = check_velocity(m, e, ops[i], r.key_id, breach, message); c != errc::ok) {
-        for (std::size_t j = first; j < ops.size(); ++j)
-          if (e.counters != nullptr)
-            e.counters->undo(e.prog, ops[j].details);
-        ops.resize(first);
+        drop_built(e, ops, first);
         if (breach)
           ops.push_back(std::move(*breach));
         return c;
